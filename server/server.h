@@ -1,0 +1,278 @@
+/* server/server.h: the node process. Config, the event loop, clients, the command
+ * table, replies, INFO and the global state every command family sees.
+ *
+ * Command handlers (server/cmd_*.c) get a client with argc/argv, read and write keys
+ * only through the coordinator seam (server/coord.h), and write exactly one reply
+ * with the reply_* functions below. They never touch sockets, the engine, or the
+ * keyspace's internals.
+ *
+ * Threading: everything here runs on the loop thread unless a comment says otherwise.
+ */
+#ifndef KVD_SERVER_H
+#define KVD_SERVER_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto/resp.h"
+
+#define KVD_VERSION "0.1.0"
+/* The Redis version whose commands and replies kvd provides (what HELLO and INFO
+ * report as redis_version, so clients enable the right features). */
+#define KVD_REDIS_COMPAT_VERSION "7.0.15"
+
+struct client;
+struct kv_db;
+struct event_base;
+
+/* ------------------------------------------------------------------------------
+ * Allocation: one wrapper over malloc (jemalloc in the normal build) that aborts on
+ * out-of-memory with a log line. Never returns NULL.
+ * ------------------------------------------------------------------------------ */
+void *kv_malloc(size_t n);
+void *kv_calloc(size_t n, size_t size);
+void *kv_realloc(void *p, size_t n);
+char *kv_strndup(const char *s, size_t n);
+void kv_free(void *p);
+size_t kv_malloc_size(const void *p);   /* usable size of an allocation */
+size_t kv_used_memory(void);            /* allocator's allocated bytes (INFO used_memory) */
+
+/* ------------------------------------------------------------------------------
+ * Commands
+ * ------------------------------------------------------------------------------ */
+enum {
+    CMD_WRITE = 1u << 0,
+    CMD_READONLY = 1u << 1,
+    CMD_DENYOOM = 1u << 2,      /* may grow memory: refused with -OOM when over maxmemory */
+    CMD_ADMIN = 1u << 3,
+    CMD_NOSCRIPT = 1u << 4,
+    CMD_LOADING = 1u << 5,      /* allowed while loading */
+    CMD_STALE = 1u << 6,
+    CMD_SKIP_MONITOR = 1u << 7,
+    CMD_SKIP_SLOWLOG = 1u << 8,
+    CMD_FAST = 1u << 9,
+    CMD_NO_AUTH = 1u << 10,     /* allowed before AUTH */
+    CMD_MAY_REPLICATE = 1u << 11,
+    CMD_NO_MULTI = 1u << 12,    /* refused inside MULTI */
+    CMD_ALLOW_BUSY = 1u << 13,
+    CMD_PROTECTED = 1u << 14,
+    CMD_MULTI_CTL = 1u << 15,   /* MULTI/EXEC/DISCARD/WATCH/QUIT/RESET: not queued */
+};
+
+typedef void kv_cmd_proc(struct client *c);
+
+struct kv_command {
+    const char *name;       /* lower case, as COMMAND reports it */
+    kv_cmd_proc *proc;
+    int arity;              /* Redis convention: -N means at least N */
+    uint32_t flags;         /* CMD_* */
+    int first_key, last_key, key_step; /* key positions; 0,0,0 when none */
+    const char *group;      /* "string", "keyspace", "hash", "connection", ... */
+    const char *summary;    /* one line for COMMAND DOCS */
+    /* statistics (INFO commandstats) */
+    long long calls, usec, rejected_calls, failed_calls;
+};
+
+/* Declares every handler cmd_<name> of server/commands.def. */
+#define CMD(id, name, arity, flags, first, last, step, group, summary)           \
+    void cmd_##id(struct client *c);
+#include "server/commands.def"
+#undef CMD
+
+/* Looks a command up by name, case-insensitively; NULL when unknown. */
+struct kv_command *command_lookup(const char *name, size_t len);
+/* The whole table (for COMMAND, INFO commandstats). */
+struct kv_command *command_table(size_t *count);
+
+/* ------------------------------------------------------------------------------
+ * Clients
+ * ------------------------------------------------------------------------------ */
+enum {
+    CLIENT_MULTI = 1u << 0,          /* inside MULTI */
+    CLIENT_DIRTY_CAS = 1u << 1,      /* a watched key changed: EXEC fails */
+    CLIENT_DIRTY_EXEC = 1u << 2,     /* a queued command was rejected: EXECABORT */
+    CLIENT_CLOSE_AFTER_REPLY = 1u << 3,
+    CLIENT_CLOSE_ASAP = 1u << 4,     /* freed in the before-sleep step */
+    CLIENT_MONITOR = 1u << 5,
+    CLIENT_NO_EVICT = 1u << 6,
+    CLIENT_NO_TOUCH = 1u << 7,       /* reads do not update LRU/LFU */
+    CLIENT_REPLY_OFF = 1u << 8,
+    CLIENT_REPLY_SKIP_NEXT = 1u << 9,
+    CLIENT_REPLY_SKIP = 1u << 10,
+    CLIENT_PENDING_WRITE = 1u << 11, /* queued in the before-sleep write list */
+    CLIENT_INTERNAL = 1u << 12,      /* a fake client (tests, replay) with no socket */
+};
+
+struct multi_cmd;   /* server/multi.c */
+struct watched_key; /* server/multi.c */
+
+struct client {
+    uint64_t id;
+    int fd;                     /* -1 for an internal client */
+    uint32_t flags;             /* CLIENT_* */
+    int resp;                   /* 2 or 3 */
+    int db_id;
+    struct kv_db *db;           /* selected database */
+    int authenticated;
+    char *name;                 /* CLIENT SETNAME, or NULL */
+    char *lib_name, *lib_ver;   /* CLIENT SETINFO, or NULL */
+    char addr[64], laddr[64];   /* "ip:port" of the peer and of our end */
+    long long ctime_ms;         /* when connected */
+    long long last_interaction_ms;
+
+    /* input */
+    char *qbuf;                 /* query buffer */
+    size_t qlen, qcap, qpos;    /* bytes held, capacity, first unparsed byte */
+    struct resp_parser parser;
+    int argc;                   /* the command being executed */
+    struct kv_slice *argv;
+    const struct kv_command *cmd, *lastcmd;
+
+    /* output */
+    struct resp_out out;
+    struct event *read_ev, *write_ev;
+    struct client *next_pending; /* before-sleep write list */
+
+    /* transactions */
+    struct multi_cmd *mstate;   /* queued commands, or NULL */
+    int mcount, mcap;
+    struct watched_key *watched;/* list of WATCHed keys */
+
+    struct client *prev, *next; /* all clients */
+};
+
+/* ------------------------------------------------------------------------------
+ * Replies. Each handler writes exactly one reply (one aggregate counts as one).
+ * Errors carry Redis's code prefix: reply_error(c, "ERR syntax error").
+ * ------------------------------------------------------------------------------ */
+void reply_ok(struct client *c);
+void reply_simple(struct client *c, const char *s);
+void reply_error(struct client *c, const char *msg);
+void reply_errorf(struct client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void reply_int(struct client *c, long long v);
+void reply_bulk(struct client *c, const void *p, size_t len);
+void reply_bulk_cstr(struct client *c, const char *s);
+void reply_bulk_ll(struct client *c, long long v);      /* integer as a bulk string */
+void reply_null(struct client *c);                      /* $-1 / _ */
+void reply_null_array(struct client *c);                /* *-1 / _ */
+void reply_array(struct client *c, long long n);
+void reply_map(struct client *c, long long npairs);
+void reply_set(struct client *c, long long n);
+void reply_double(struct client *c, double d);
+void reply_bool(struct client *c, int b);
+void reply_verbatim(struct client *c, const char *p, size_t len);  /* "txt" */
+resp_defer_t reply_defer(struct client *c);
+void reply_defer_set(struct client *c, resp_defer_t h, enum resp_agg type, long long n);
+/* The standard errors, in Redis's exact words. */
+void reply_syntax_error(struct client *c);      /* ERR syntax error */
+void reply_wrongtype(struct client *c);         /* WRONGTYPE Operation against ... */
+void reply_not_integer(struct client *c);       /* ERR value is not an integer or out of range */
+void reply_not_float(struct client *c);         /* ERR value is not a valid float */
+void reply_arity_error(struct client *c);       /* ERR wrong number of arguments for '%s' command */
+void reply_help(struct client *c, const char *const *lines); /* SUBCOMMAND HELP */
+void reply_subcommand_error(struct client *c);  /* ERR unknown subcommand ... Try X HELP. */
+
+/* Argument helpers that reply with the standard error and return -1 on failure. */
+int arg_ll_or_reply(struct client *c, int i, long long *out);
+int arg_ld_or_reply(struct client *c, int i, long double *out);
+int arg_is(const struct client *c, int i, const char *lower); /* case-insensitive */
+
+/* ------------------------------------------------------------------------------
+ * Global state
+ * ------------------------------------------------------------------------------ */
+enum maxmemory_policy {
+    MM_NOEVICTION, MM_ALLKEYS_LRU, MM_ALLKEYS_LFU, MM_ALLKEYS_RANDOM,
+    MM_VOLATILE_LRU, MM_VOLATILE_LFU, MM_VOLATILE_RANDOM, MM_VOLATILE_TTL,
+};
+
+enum kv_mode { MODE_CACHE, MODE_PERSISTENT };
+
+struct kv_server {
+    /* config (server/config.c owns the table that fills these) */
+    int port;
+    char *bind;                 /* space-separated addresses */
+    char *dir;
+    char *logfile;              /* "" = stdout */
+    char *loglevel_name;
+    int loglevel;
+    char *pidfile;
+    char *requirepass;          /* "" = none */
+    int protected_mode;
+    int databases;
+    int maxclients;
+    int timeout;                /* idle seconds, 0 = never */
+    int tcp_keepalive;
+    int tcp_backlog;
+    int hz;
+    long long proto_max_bulk_len;
+    long long client_query_buffer_limit;
+    long long client_output_buffer_limit_hard; /* normal class: hard, soft, seconds */
+    long long client_output_buffer_limit_soft;
+    int client_output_buffer_limit_secs;
+    long long maxmemory;
+    int maxmemory_policy;       /* enum maxmemory_policy */
+    int maxmemory_samples;
+    int lfu_log_factor;
+    int lfu_decay_time;
+    int active_expire_effort;
+    int active_expire_enabled;  /* DEBUG SET-ACTIVE-EXPIRE */
+    long long slowlog_log_slower_than;
+    int slowlog_max_len;
+    int mode;                   /* enum kv_mode */
+    char *config_file;          /* absolute path, or NULL */
+
+    /* runtime */
+    struct event_base *base;
+    pid_t pid;
+    long long start_ms;
+    long long mstime;           /* cached per command: now in Unix ms */
+    long long ustime;           /* cached per command: now in Unix us */
+    int shutdown_asap;
+    int loading;
+    struct client *clients;     /* all connected clients */
+    int nclients;
+    uint64_t next_client_id;
+    struct kv_db **db;          /* server.databases of them */
+    long long dirty;            /* changes since the last save */
+    long long lastsave;         /* Unix seconds */
+
+    /* stats (INFO stats) */
+    long long stat_numcommands;
+    long long stat_numconnections;
+    long long stat_rejected_conn;
+    long long stat_keyspace_hits;
+    long long stat_keyspace_misses;
+    long long stat_expiredkeys;
+    long long stat_evictedkeys;
+    long long stat_net_input_bytes;
+    long long stat_net_output_bytes;
+    long long stat_total_error_replies;
+    long long stat_unexpected_error_replies;
+    size_t stat_peak_memory;
+};
+
+extern struct kv_server server;
+
+/* Cheap clock reads (not the cached ones). */
+long long kv_mstime(void);
+long long kv_ustime(void);
+
+/* ------------------------------------------------------------------------------
+ * Logging: "pid:M dd Mon yyyy hh:mm:ss.mmm * message", levels as Redis.
+ * ------------------------------------------------------------------------------ */
+enum { LL_DEBUG, LL_VERBOSE, LL_NOTICE, LL_WARNING };
+void server_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------------------
+ * Hooks between families
+ * ------------------------------------------------------------------------------ */
+/* WATCH support (server/multi.c): called by the coordinator whenever a key is
+ * written, deleted or expired, and when a database is flushed. Cheap when no client
+ * watches anything. */
+void watch_touch_key(int db_id, const struct kv_slice *key);
+void watch_touch_db(int db_id); /* -1: every database */
+
+#endif
