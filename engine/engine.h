@@ -1,0 +1,280 @@
+/* engine/engine.h: the public API of kvd's LSM storage engine.
+ *
+ * The engine is a generic ordered byte store (like LevelDB): keys and values are
+ * byte strings, keys are ordered by memcmp (shorter first on a common prefix). It
+ * knows nothing of RESP, Redis types or the cluster, except that every entry may
+ * carry two numbers that compaction understands:
+ *   - expire_at: Unix time in milliseconds after which the entry is gone (0 = never);
+ *   - timestamp: the write timestamp, a 64-bit hybrid logical clock (48 bits of
+ *     physical milliseconds, 16 logical bits), used for tombstone GC age and handed
+ *     back to the caller for last-write-wins.
+ * Everything else (types, envelopes, LWW decisions, internal key layout) belongs to
+ * the keyspace layer above.
+ *
+ * THREADING
+ *   - All functions on one lsm_db may be called from any number of threads at once.
+ *   - Writes (lsm_put/lsm_delete/lsm_write) are serialised through one writer queue
+ *     (LevelDB's model): the writer at the head of the queue becomes the leader,
+ *     merges the batches queued behind it, appends them to the WAL with one write(2)
+ *     and at most one fdatasync, applies them to the memtable and wakes the others.
+ *   - Reads (lsm_get, iterators) never wait for a flush, a compaction or a WAL
+ *     sync: they take references to the current memtables and version under a
+ *     short mutex and then read lock-free.
+ *   - Background threads: one for flushes and compactions, one for WAL syncs
+ *     requested through lsm_sync_wal_async().
+ *
+ * DURABILITY AND THE GROUP-COMMIT SEAM
+ *   Every write gets a sequence number. The WAL append happens before lsm_write
+ *   returns; whether it is also fsynced depends on the flags:
+ *     LSM_WRITE_SYNC    returns after an fdatasync covering the write (blocking);
+ *     LSM_WRITE_NOSYNC  returns after write(2) only (survives a process crash, not
+ *                       a power failure), with the write's sequence in *seq_out;
+ *     LSM_WRITE_DEFAULT follows options.sync_mode.
+ *   An event loop that must not block (Redis's `appendfsync always`) writes with
+ *   LSM_WRITE_NOSYNC, parks each client's reply with the returned sequence, and
+ *   calls lsm_sync_wal_async(db, seq) once per loop turn. The engine's sync thread
+ *   fdatasyncs the WAL (one fsync covers everything written so far) and then makes
+ *   lsm_sync_fd() readable (an eventfd). The loop watches that fd; when readable it
+ *   calls lsm_durable_seq() and releases every reply whose sequence is <= it.
+ *   lsm_sync_wal(db, seq) is the blocking form of the same thing.
+ *
+ * ERRORS
+ *   Functions return enum lsm_status (engine/status.h): LSM_OK = 0, negative on
+ *   error. lsm_errmsg() describes the last background or open error. A failed WAL
+ *   write or fsync, or a failed flush/compaction write, is sticky: every later write
+ *   returns LSM_IOERR with that message until the database is closed and reopened.
+ */
+#ifndef KVD_ENGINE_H
+#define KVD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/status.h" /* enum lsm_status, struct lsm_err */
+
+struct lsm_db;
+struct lsm_batch;
+struct lsm_iter;
+struct lsm_snapshot;
+
+/* ---- options ------------------------------------------------------------------ */
+
+enum lsm_compaction_style {
+    LSM_COMPACTION_LEVELED = 0, /* LevelDB/RocksDB: L0 overlapping, L1+ 10x apart */
+    LSM_COMPACTION_SIZE_TIERED = 1, /* Cassandra STCS: merge runs of similar size */
+};
+
+enum lsm_sync_mode {
+    LSM_SYNC_NONE = 0,   /* write(2) only; lsm_sync_wal()/lsm_flush() make durable */
+    LSM_SYNC_ALWAYS = 1, /* every write returns after an fdatasync (group commit) */
+};
+
+struct lsm_options {
+    size_t memtable_size;        /* bytes per memtable before it is flushed */
+    size_t block_cache_size;     /* bytes of uncompressed blocks cached */
+    int bloom_bits_per_key;      /* 0 disables bloom filters */
+    size_t block_size;           /* target uncompressed data block size */
+    enum lsm_compaction_style compaction_style;
+    int l0_compaction_trigger;   /* L0 files that start a compaction (4) */
+    int l0_slowdown_trigger;     /* L0 files at which writes are delayed (20) */
+    int l0_stop_trigger;         /* L0 files at which writes stop (36) */
+    int level_size_multiplier;   /* target size of L(n+1) / L(n) (10) */
+    uint64_t l1_target_bytes;    /* target size of L1 (256 MiB) */
+    uint64_t target_file_size;   /* compaction output file size (64 MiB) */
+    int stcs_min_threshold;      /* size-tiered: runs per bucket to compact (4) */
+    int stcs_max_threshold;      /* size-tiered: most runs merged at once (32) */
+    enum lsm_sync_mode sync_mode;
+    uint64_t gc_grace_ms;        /* tombstones younger than this survive compaction */
+    int create_if_missing;       /* 1 (default): create an empty database */
+    int error_if_exists;         /* 1: fail if the database exists */
+    int paranoid_checks;         /* 1 (default): a corrupt WAL record fails open */
+    uint64_t (*clock_ms)(void);  /* wall clock in Unix ms; NULL = CLOCK_REALTIME */
+};
+
+/* Fills *o with the defaults (RocksDB's db_bench defaults where they apply). */
+void lsm_options_init(struct lsm_options *o);
+
+/* ---- open / close --------------------------------------------------------------- */
+
+/* Opens (creating if allowed) the database in directory dir: reads CURRENT and
+ * the MANIFEST, deletes orphan files, replays the WALs into a memtable and flushes
+ * it. On success *db owns the database (close with lsm_close). On failure *db is
+ * NULL and, if err is not NULL, it says what failed. */
+int lsm_open(const char *dir, const struct lsm_options *opt, struct lsm_db **db,
+             struct lsm_err *err);
+
+/* Waits for background work to stop (it is not finished: a pending compaction is
+ * abandoned, an immutable memtable stays in its WAL), syncs the WAL, frees
+ * everything and sets *db to NULL. Snapshots and iterators must be released first. */
+void lsm_close(struct lsm_db **db);
+
+/* The message of the sticky background error, or of the last failed call on this
+ * thread's behalf; "" when there is none. Valid until the next call on db. */
+const char *lsm_errmsg(struct lsm_db *db);
+
+/* Deletes every file of the database in dir (which must not be open). */
+int lsm_destroy(const char *dir);
+
+/* ---- writes ---------------------------------------------------------------------- */
+
+enum lsm_write_flags {
+    LSM_WRITE_DEFAULT = 0, /* follow options.sync_mode */
+    LSM_WRITE_SYNC = 1,    /* fdatasync before returning */
+    LSM_WRITE_NOSYNC = 2,  /* never fsync here; see lsm_sync_wal_async */
+};
+
+/* Per-entry metadata: expire-at (Unix ms, 0 = never) and write timestamp (HLC). */
+struct lsm_meta {
+    uint64_t expire_at;
+    uint64_t timestamp;
+};
+
+/* Physical milliseconds of an HLC timestamp. */
+#define LSM_HLC_MS(ts) ((ts) >> 16)
+
+/* Stores key -> value. meta may be NULL (no expiry, timestamp 0). When seq_out is
+ * not NULL it receives the write's sequence number (see lsm_sync_wal). */
+int lsm_put(struct lsm_db *db, const void *key, size_t klen, const void *val,
+            size_t vlen, const struct lsm_meta *meta, int flags, uint64_t *seq_out);
+
+/* Writes a tombstone for key. meta->timestamp (may be NULL: 0) dates it for GC:
+ * compaction drops a tombstone only once LSM_HLC_MS(timestamp) + gc_grace_ms is in
+ * the past and no older data for the key can remain below it. */
+int lsm_delete(struct lsm_db *db, const void *key, size_t klen,
+               const struct lsm_meta *meta, int flags, uint64_t *seq_out);
+
+/* A write batch: puts and deletes applied atomically (all or nothing, also across
+ * a crash) and in order. Create/destroy; reuse with lsm_batch_clear. The batch
+ * copies keys and values. Not thread-safe by itself. */
+struct lsm_batch *lsm_batch_create(void);
+void lsm_batch_destroy(struct lsm_batch **b);
+void lsm_batch_clear(struct lsm_batch *b);
+void lsm_batch_put(struct lsm_batch *b, const void *key, size_t klen,
+                   const void *val, size_t vlen, const struct lsm_meta *meta);
+void lsm_batch_delete(struct lsm_batch *b, const void *key, size_t klen,
+                      const struct lsm_meta *meta);
+uint32_t lsm_batch_count(const struct lsm_batch *b);
+size_t lsm_batch_size(const struct lsm_batch *b); /* encoded bytes */
+
+/* Applies b atomically. *seq_out (if not NULL) receives the sequence of the batch's
+ * last entry. May block while flushes or compactions are far behind (write stall),
+ * never for other reasons except the fsync requested by flags. */
+int lsm_write(struct lsm_db *db, struct lsm_batch *b, int flags, uint64_t *seq_out);
+
+/* ---- durability seam (group commit without blocking an event loop) ----------------- */
+
+/* Highest sequence known to be on stable storage. Lock-free; any thread. */
+uint64_t lsm_durable_seq(struct lsm_db *db);
+
+/* Blocks until every write with sequence <= upto is durable (fsyncing if needed).
+ * upto = UINT64_MAX means "everything written so far". */
+int lsm_sync_wal(struct lsm_db *db, uint64_t upto);
+
+/* Asks the sync thread to make writes up to upto durable and returns at once.
+ * When the durable sequence advances the engine writes to lsm_sync_fd(). */
+void lsm_sync_wal_async(struct lsm_db *db, uint64_t upto);
+
+/* An eventfd (nonblocking) that becomes readable whenever lsm_durable_seq()
+ * advances because of the sync thread; the caller reads 8 bytes to reset it.
+ * Owned by db: valid until lsm_close. */
+int lsm_sync_fd(struct lsm_db *db);
+
+/* ---- reads ------------------------------------------------------------------------ */
+
+/* A value returned by lsm_get: a caller-owned growable buffer. Initialise with
+ * {0} (or LSM_VALUE_INIT), reuse across calls (no allocation once large enough),
+ * free with lsm_value_free. */
+struct lsm_value {
+    char *data;          /* value bytes, malloc'd, owned by this struct */
+    size_t len;          /* value length */
+    size_t cap;          /* allocated size of data */
+    uint64_t expire_at;  /* Unix ms, 0 = never */
+    uint64_t timestamp;  /* write timestamp (HLC), 0 if none was given */
+};
+#define LSM_VALUE_INIT {0}
+void lsm_value_free(struct lsm_value *v);
+
+struct lsm_read_options {
+    const struct lsm_snapshot *snapshot; /* NULL = latest */
+    uint64_t now_ms;       /* entries with expire_at <= now_ms are hidden; 0 = clock */
+    int fill_cache;        /* 1 (default): blocks read are added to the cache */
+};
+#define LSM_READ_OPTIONS_INIT {NULL, 0, 1}
+
+/* Looks key up. Returns LSM_OK and fills *out, LSM_NOTFOUND when the key is
+ * absent, deleted or expired, or an error (LSM_CORRUPT, LSM_IOERR). ro may be NULL. */
+int lsm_get(struct lsm_db *db, const struct lsm_read_options *ro, const void *key,
+            size_t klen, struct lsm_value *out);
+
+/* ---- snapshots and iterators ---------------------------------------------------------- */
+
+/* A consistent read view: reads through it see exactly the writes with sequence
+ * <= its sequence. Compaction keeps the versions it needs. Release it before
+ * lsm_close. */
+const struct lsm_snapshot *lsm_snapshot_create(struct lsm_db *db);
+void lsm_snapshot_release(struct lsm_db *db, const struct lsm_snapshot **s);
+uint64_t lsm_snapshot_seq(const struct lsm_snapshot *s);
+
+/* A forward iterator over live (not deleted, not expired) entries, as of ro's
+ * snapshot (or of its creation). It pins memtables and files, so do not keep one
+ * open forever. Destroy before lsm_close. Not thread-safe by itself. */
+struct lsm_iter *lsm_iter_create(struct lsm_db *db, const struct lsm_read_options *ro);
+void lsm_iter_destroy(struct lsm_iter **it);
+void lsm_iter_seek_first(struct lsm_iter *it);
+void lsm_iter_seek(struct lsm_iter *it, const void *key, size_t klen); /* first >= key */
+void lsm_iter_next(struct lsm_iter *it);
+int lsm_iter_valid(const struct lsm_iter *it);
+/* Borrowed slices valid until the iterator moves or is destroyed. */
+const char *lsm_iter_key(const struct lsm_iter *it, size_t *klen);
+const char *lsm_iter_value(const struct lsm_iter *it, size_t *vlen);
+struct lsm_meta lsm_iter_meta(const struct lsm_iter *it);
+/* LSM_OK, or the error that stopped the iteration (it is then not valid). */
+int lsm_iter_status(const struct lsm_iter *it);
+
+/* ---- maintenance ----------------------------------------------------------------------- */
+
+/* Flushes the memtable to an L0 table and waits until it is on disk. */
+int lsm_flush(struct lsm_db *db);
+
+/* Compacts every file overlapping [begin, end] (NULL = open end) down to the
+ * last level (leveled) or into one run (size-tiered), dropping what compaction may
+ * drop. Waits until done. */
+int lsm_compact_range(struct lsm_db *db, const void *begin, size_t blen,
+                      const void *end, size_t elen);
+
+#define LSM_MAX_LEVELS 7
+
+struct lsm_stats {
+    uint64_t memtable_bytes;         /* active + immutable memtable arena bytes */
+    int immutable_memtables;         /* 0 or 1 */
+    int files_per_level[LSM_MAX_LEVELS];
+    uint64_t bytes_per_level[LSM_MAX_LEVELS];
+    uint64_t live_sst_bytes;         /* sum over live tables */
+    uint64_t pending_compaction_bytes; /* estimated bytes above level targets */
+    uint64_t block_cache_hits;
+    uint64_t block_cache_misses;
+    double block_cache_hit_rate;     /* hits / (hits + misses), 0 if none */
+    uint64_t bloom_useful;           /* lookups a bloom filter answered "absent" */
+    uint64_t write_slowdowns;        /* writes delayed 1 ms by L0 pressure */
+    uint64_t write_stalls;           /* times a writer had to wait for background */
+    uint64_t write_stall_micros;     /* total time writers spent stalled */
+    uint64_t wal_syncs;              /* fdatasync calls on WAL files */
+    uint64_t wal_bytes;              /* bytes appended to WALs */
+    uint64_t user_bytes_written;     /* key + value bytes given to put/delete */
+    uint64_t flush_bytes;            /* bytes written by flushes */
+    uint64_t compaction_bytes_read;
+    uint64_t compaction_bytes_written;
+    uint64_t flushes;
+    uint64_t compactions;
+    double write_amplification;      /* (wal + flush + compaction bytes) / user bytes */
+    double space_amplification;      /* live_sst_bytes / sst bytes of the newest
+                                        version of each key (estimated after full
+                                        compactions; 1.0 when unknown) */
+    uint64_t last_sequence;
+    uint64_t durable_sequence;
+};
+
+/* Fills *st with a consistent-enough snapshot of the counters. */
+void lsm_stats(struct lsm_db *db, struct lsm_stats *st);
+
+#endif
