@@ -31,6 +31,7 @@ struct env_file {
     int fd;
     char *path;    /* as given to the open call (memory files: their name) */
     uint64_t size; /* where env_append writes next: file size at open, plus appends */
+    bool memory;   /* an env_create_memory file (never tracked by fault mode) */
 };
 
 /* --- opening and closing. *out is set only on LSM_OK. --- */
