@@ -43,7 +43,10 @@ struct resp_parser {
     /* results */
     int argc;              /* after RESP_OK: number of arguments */
     struct kv_slice *argv; /* after RESP_OK: arguments, pointing into the buffer
-                              given to resp_parse; valid until that buffer changes */
+                              given to resp_parse; valid until that buffer changes.
+                              Exception: an inline command with quotes has its
+                              unescaped arguments in the parser's own scratch
+                              memory, valid until the next resp_parse/reset. */
     char err[128];         /* after RESP_ERR_PROTO: "Protocol error: ..." (no "ERR ") */
     /* private progress state, kept between RESP_AGAIN calls */
     int argv_cap;
@@ -51,7 +54,13 @@ struct resp_parser {
     long long mb_len;      /* declared multibulk length, -1 before the header */
     long long bulk_len;    /* declared length of the current bulk, -1 before it */
     size_t pos;            /* offset from the command start parsed so far */
-    int kind;              /* 0 unknown, 1 multibulk, 2 inline */
+    int kind;              /* 0 unknown, 1 multibulk, 2 inline, 3 failed (sticky) */
+    /* Added by the implementation (proto/resp_parse.c), private as well: */
+    size_t scan;           /* offset already searched for a line end, so a header or
+                              inline line arriving byte by byte is scanned once */
+    size_t want;           /* after RESP_AGAIN: bytes still missing from a bulk */
+    char *scratch;         /* unescaped inline arguments written with quotes */
+    size_t scratch_cap;
 };
 
 /* Initialises a parser with the given limits. */
@@ -153,9 +162,12 @@ resp_defer_t resp_defer(struct resp_out *o);
 void resp_defer_set(struct resp_out *o, resp_defer_t h, enum resp_agg type, long long n);
 
 /* Number formatting helpers shared by the reply writer and the server. Each writes
- * a NUL-terminated string into dst (which has room for at least 32 bytes for ll,
- * and 5+LDBL_DIG*2+... see resp.c: 128 bytes is always enough for the float ones)
- * and returns its length. */
+ * a NUL-terminated string into dst and returns its length. resp_ll2str needs 32
+ * bytes of room; resp_d2str never needs more than 32 (128 is a comfortable size);
+ * resp_ld2str writes fixed notation, so a large value such as 1e300 has hundreds
+ * of digits: it needs up to RESP_LDSTR_MAX bytes and returns 0 (dst holds "")
+ * when cap is too small, as Redis's ld2string does. */
+#define RESP_LDSTR_MAX 5120
 int resp_ll2str(char *dst, long long v);
 /* Redis's %.17g rendering for RESP doubles ("inf", "-inf", "nan" spelled as Redis). */
 int resp_d2str(char *dst, size_t cap, double d);
@@ -163,8 +175,16 @@ int resp_d2str(char *dst, size_t cap, double d);
  * no exponent, trailing zeros removed ("3.0e3" -> "3000", "1.5" -> "1.5"). */
 int resp_ld2str(char *dst, size_t cap, long double v);
 
-/* Strict number parsing as Redis does it (no spaces, no leading '+', no leading
- * zeros except "0", within range). Return 0 on success, -1 on any error. */
+/* Strict number parsing as Redis does it. Return 0 on success, -1 on any error
+ * (*out untouched).
+ * resp_str2ll (Redis string2ll): optional '-', then digits with no leading zero
+ * except the whole string "0"; no '+', no spaces, no "-0", within range
+ * (LLONG_MIN and LLONG_MAX are accepted).
+ * resp_str2ld / resp_str2d (Redis string2ld / string2d): strtold / strtod over the
+ * whole string, so "+1", "1e3", "0x10", "inf", "-inf" are accepted; rejected are
+ * the empty string, a leading space, trailing bytes, nan, overflow to +-inf and
+ * underflow to zero (a denormal result is kept), and strings of RESP_LDSTR_MAX
+ * bytes or more. */
 int resp_str2ll(const char *s, size_t len, long long *out);
 int resp_str2ld(const char *s, size_t len, long double *out); /* rejects nan */
 int resp_str2d(const char *s, size_t len, double *out);       /* rejects nan */
