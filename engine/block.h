@@ -70,7 +70,7 @@ struct block_iter {
     block_cmp_fn cmp;
     uint32_t cur;         /* offset of the current entry; restarts_off when invalid */
     uint32_t next;        /* offset of the entry after it */
-    uint32_t restart_idx; /* restart block containing cur */
+    uint32_t restart_idx; /* restart point the last seek started from */
     const char *value;    /* current value (points into the block) */
     uint32_t value_len;
     char *key;            /* current key: key_inline or heap */
