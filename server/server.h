@@ -103,6 +103,8 @@ enum {
     CLIENT_REPLY_SKIP = 1u << 10,
     CLIENT_PENDING_WRITE = 1u << 11, /* queued in the before-sleep write list */
     CLIENT_INTERNAL = 1u << 12,      /* a fake client (tests, replay) with no socket */
+    CLIENT_WRITE_INSTALLED = 1u << 13, /* write event armed: the socket was full */
+    CLIENT_READ_PAUSED = 1u << 14,   /* output backlog too large: not reading */
 };
 
 struct multi_cmd;   /* server/multi.c */
@@ -138,7 +140,10 @@ struct client {
     /* transactions */
     struct multi_cmd *mstate;   /* queued commands, or NULL */
     int mcount, mcap;
+    uint32_t multi_flags;       /* CMD_* flags of the queued commands, OR-ed */
+    long long multi_mem;        /* bytes held by queued commands */
     struct watched_key *watched;/* list of WATCHed keys */
+    long long obuf_soft_since;  /* Unix s the soft output limit was first exceeded */
 
     struct client *prev, *next; /* all clients */
 };
@@ -222,6 +227,7 @@ struct kv_server {
     long long slowlog_log_slower_than;
     int slowlog_max_len;
     int mode;                   /* enum kv_mode */
+    int enable_debug_command;   /* 0 no, 1 yes, 2 local (loopback clients only) */
     char *config_file;          /* absolute path, or NULL */
 
     /* runtime */
@@ -251,6 +257,8 @@ struct kv_server {
     long long stat_net_output_bytes;
     long long stat_total_error_replies;
     long long stat_unexpected_error_replies;
+    long long stat_total_reads;         /* read(2) calls that returned data */
+    long long stat_total_writes;        /* writev(2) calls that wrote */
     size_t stat_peak_memory;
 };
 

@@ -1,0 +1,1161 @@
+/* server/cmd_server.c: server commands: INFO CONFIG COMMAND TIME SHUTDOWN LASTSAVE
+ * SLOWLOG DEBUG MONITOR WAIT, and the INFO text with its statistics sampling.
+ * Field names and reply shapes are Redis 7.0's, so tools that parse INFO or
+ * COMMAND work unchanged.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/ks.h"
+#include "server/server.h"
+#include "server/server_int.h"
+#include "server/util.h"
+
+static char run_id_buf[41];
+static char replid_buf[41];
+const char *const kvd_run_id = run_id_buf;
+static size_t used_memory_startup;
+
+static void random_hex(char *dst, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[64];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, raw, n) : -1;
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (got != (ssize_t)n) {
+        srand((unsigned)(time(NULL) ^ getpid()));
+        for (size_t i = 0; i < n; i++) {
+            raw[i] = (unsigned char)rand();
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        dst[i] = hex[raw[i] & 15];
+    }
+    dst[n] = '\0';
+}
+
+void info_init(void) {
+    random_hex(run_id_buf, 40);
+    random_hex(replid_buf, 40);
+    used_memory_startup = kv_used_memory();
+}
+
+/* ------------------------------------------------------------------------------
+ * Instantaneous metrics: sampled every 100 ms from the cron, averaged over the
+ * last 16 samples, as Redis's trackInstantaneousMetric.
+ * ------------------------------------------------------------------------------ */
+#define METRIC_SAMPLES 16
+enum { METRIC_OPS, METRIC_IN, METRIC_OUT, METRIC_COUNT };
+static struct {
+    long long last_ms, last_value;
+    long long samples[METRIC_SAMPLES];
+    int idx;
+} metrics[METRIC_COUNT];
+
+static void track_metric(int m, long long value, long long now) {
+    long long dt = now - metrics[m].last_ms;
+    long long dv = value - metrics[m].last_value;
+    metrics[m].samples[metrics[m].idx] = dt > 0 ? dv * 1000 / dt : 0;
+    metrics[m].idx = (metrics[m].idx + 1) % METRIC_SAMPLES;
+    metrics[m].last_ms = now;
+    metrics[m].last_value = value;
+}
+
+static long long metric(int m) {
+    long long sum = 0;
+    for (int i = 0; i < METRIC_SAMPLES; i++) {
+        sum += metrics[m].samples[i];
+    }
+    return sum / METRIC_SAMPLES;
+}
+
+void stats_cron(void) {
+    long long now = server.mstime;
+    if (now - metrics[METRIC_OPS].last_ms < 100) {
+        return;
+    }
+    track_metric(METRIC_OPS, server.stat_numcommands, now);
+    track_metric(METRIC_IN, server.stat_net_input_bytes, now);
+    track_metric(METRIC_OUT, server.stat_net_output_bytes, now);
+}
+
+static void reset_stats(void) {
+    server.stat_numcommands = 0;
+    server.stat_numconnections = 0;
+    server.stat_rejected_conn = 0;
+    server.stat_keyspace_hits = 0;
+    server.stat_keyspace_misses = 0;
+    server.stat_expiredkeys = 0;
+    server.stat_evictedkeys = 0;
+    server.stat_net_input_bytes = 0;
+    server.stat_net_output_bytes = 0;
+    server.stat_total_error_replies = 0;
+    server.stat_unexpected_error_replies = 0;
+    server.stat_total_reads = 0;
+    server.stat_total_writes = 0;
+    server.stat_peak_memory = kv_used_memory();
+    memset(metrics, 0, sizeof(metrics));
+    commands_reset_stats();
+}
+
+/* ------------------------------------------------------------------------------
+ * INFO
+ * ------------------------------------------------------------------------------ */
+struct sb {
+    char *p;
+    size_t len, cap;
+};
+
+static void sb_printf(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sb *b, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = b->cap * 2 + (size_t)n;
+        b->p = kv_realloc(b->p, b->cap);
+    }
+}
+
+static size_t rss_bytes(void) {
+    FILE *fp = fopen("/proc/self/statm", "r");
+    if (fp == NULL) {
+        return 0;
+    }
+    unsigned long size = 0, resident = 0;
+    int ok = fscanf(fp, "%lu %lu", &size, &resident) == 2;
+    fclose(fp);
+    return ok ? (size_t)resident * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+static void info_server(struct sb *b) {
+    struct utsname un;
+    uname(&un);
+    long long uptime = (server.mstime - server.start_ms) / 1000;
+    char exe[PATH_MAX];
+    ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[el > 0 ? el : 0] = '\0';
+    sb_printf(b,
+              "# Server\r\n"
+              "redis_version:%s\r\n"
+              "redis_git_sha1:00000000\r\n"
+              "redis_git_dirty:0\r\n"
+              "redis_build_id:0\r\n"
+              "redis_mode:standalone\r\n"
+              "os:%s %s %s\r\n"
+              "arch_bits:%d\r\n"
+              "monotonic_clock:POSIX clock_gettime\r\n"
+              "multiplexing_api:%s\r\n"
+              "atomicvar_api:c11-builtin\r\n"
+              "gcc_version:%d.%d.%d\r\n"
+              "process_id:%d\r\n"
+              "process_supervised:no\r\n"
+              "run_id:%s\r\n"
+              "tcp_port:%d\r\n"
+              "server_time_usec:%lld\r\n"
+              "uptime_in_seconds:%lld\r\n"
+              "uptime_in_days:%lld\r\n"
+              "hz:%d\r\n"
+              "configured_hz:%d\r\n"
+              "lru_clock:%lld\r\n"
+              "executable:%s\r\n"
+              "config_file:%s\r\n"
+              "io_threads_active:0\r\n"
+              "kvd_version:%s\r\n"
+              "kvd_mode:%s\r\n",
+              KVD_REDIS_COMPAT_VERSION, un.sysname, un.release, un.machine,
+              (int)(sizeof(long) * 8), server.base ? event_base_get_method(server.base) : "",
+#ifdef __GNUC__
+              __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__,
+#else
+              0, 0, 0,
+#endif
+              (int)getpid(), run_id_buf, net_bound_port, server.ustime, uptime, uptime / 86400,
+              server.hz, server.hz, (server.mstime / 1000) & ((1 << 24) - 1), exe,
+              server.config_file ? server.config_file : "", KVD_VERSION,
+              server.mode == MODE_CACHE ? "cache" : "persistent");
+}
+
+static void info_clients(struct sb *b) {
+    size_t max_in = 0, max_out = 0;
+    for (struct client *c = server.clients; c; c = c->next) {
+        if (c->qcap > max_in) max_in = c->qcap;
+        size_t o = resp_out_pending(&c->out);
+        if (o > max_out) max_out = o;
+    }
+    sb_printf(b,
+              "# Clients\r\n"
+              "connected_clients:%d\r\n"
+              "cluster_connections:0\r\n"
+              "maxclients:%d\r\n"
+              "client_recent_max_input_buffer:%zu\r\n"
+              "client_recent_max_output_buffer:%zu\r\n"
+              "blocked_clients:0\r\n"
+              "tracking_clients:0\r\n"
+              "clients_in_timeout_table:0\r\n",
+              server.nclients, server.maxclients, max_in, max_out);
+}
+
+static const char *policy_name(int p) {
+    char buf[64];
+    static char out[64];
+    if (config_get_value("maxmemory-policy", buf, sizeof(buf)) != 0) {
+        return "noeviction";
+    }
+    (void)p;
+    snprintf(out, sizeof(out), "%s", buf);
+    return out;
+}
+
+static void info_memory(struct sb *b) {
+    size_t used = kv_used_memory();
+    if (used > server.stat_peak_memory) {
+        server.stat_peak_memory = used;
+    }
+    size_t rss = rss_bytes();
+    size_t resident = kv_allocator_resident();
+    size_t clients_mem = 0;
+    for (struct client *c = server.clients; c; c = c->next) {
+        clients_mem += sizeof(*c) + c->qcap + resp_out_pending(&c->out);
+    }
+    size_t overhead = used_memory_startup + clients_mem;
+    size_t dataset = used > overhead ? used - overhead : 0;
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    unsigned long long total = pages > 0 && psize > 0 ? (unsigned long long)pages * (unsigned long long)psize : 0;
+    char h_used[32], h_rss[32], h_peak[32], h_total[32], h_max[32], h_startup[32];
+    kv_bytes_human(h_used, sizeof(h_used), used);
+    kv_bytes_human(h_rss, sizeof(h_rss), rss);
+    kv_bytes_human(h_peak, sizeof(h_peak), server.stat_peak_memory);
+    kv_bytes_human(h_total, sizeof(h_total), total);
+    kv_bytes_human(h_max, sizeof(h_max), (unsigned long long)server.maxmemory);
+    (void)h_startup;
+    double frag = used ? (double)rss / (double)used : 0;
+    sb_printf(b,
+              "# Memory\r\n"
+              "used_memory:%zu\r\n"
+              "used_memory_human:%s\r\n"
+              "used_memory_rss:%zu\r\n"
+              "used_memory_rss_human:%s\r\n"
+              "used_memory_peak:%zu\r\n"
+              "used_memory_peak_human:%s\r\n"
+              "used_memory_peak_perc:%.2f%%\r\n"
+              "used_memory_overhead:%zu\r\n"
+              "used_memory_startup:%zu\r\n"
+              "used_memory_dataset:%zu\r\n"
+              "used_memory_dataset_perc:%.2f%%\r\n"
+              "allocator_allocated:%zu\r\n"
+              "allocator_active:%zu\r\n"
+              "allocator_resident:%zu\r\n"
+              "total_system_memory:%llu\r\n"
+              "total_system_memory_human:%s\r\n"
+              "used_memory_lua:0\r\n"
+              "used_memory_vm_eval:0\r\n"
+              "used_memory_lua_human:0B\r\n"
+              "used_memory_scripts_eval:0\r\n"
+              "number_of_cached_scripts:0\r\n"
+              "number_of_functions:0\r\n"
+              "number_of_libraries:0\r\n"
+              "used_memory_vm_functions:0\r\n"
+              "used_memory_vm_total:0\r\n"
+              "used_memory_vm_total_human:0B\r\n"
+              "used_memory_functions:0\r\n"
+              "used_memory_scripts:0\r\n"
+              "used_memory_scripts_human:0B\r\n"
+              "maxmemory:%lld\r\n"
+              "maxmemory_human:%s\r\n"
+              "maxmemory_policy:%s\r\n"
+              "allocator_frag_ratio:%.2f\r\n"
+              "allocator_frag_bytes:0\r\n"
+              "allocator_rss_ratio:%.2f\r\n"
+              "allocator_rss_bytes:%lld\r\n"
+              "rss_overhead_ratio:1.00\r\n"
+              "rss_overhead_bytes:0\r\n"
+              "mem_fragmentation_ratio:%.2f\r\n"
+              "mem_fragmentation_bytes:%lld\r\n"
+              "mem_not_counted_for_evict:0\r\n"
+              "mem_replication_backlog:0\r\n"
+              "mem_total_replication_buffers:0\r\n"
+              "mem_clients_slaves:0\r\n"
+              "mem_clients_normal:%zu\r\n"
+              "mem_cluster_links:0\r\n"
+              "mem_aof_buffer:0\r\n"
+              "mem_allocator:%s\r\n"
+              "active_defrag_running:0\r\n"
+              "lazyfree_pending_objects:0\r\n"
+              "lazyfreed_objects:0\r\n",
+              used, h_used, rss, h_rss, server.stat_peak_memory, h_peak,
+              server.stat_peak_memory ? 100.0 * (double)used / (double)server.stat_peak_memory : 0,
+              overhead, used_memory_startup, dataset,
+              used ? 100.0 * (double)dataset / (double)used : 0, used, resident ? resident : used,
+              resident ? resident : rss, total, h_total, server.maxmemory, h_max,
+              policy_name(server.maxmemory_policy), 1.0,
+              used && resident ? (double)resident / (double)used : 1.0,
+              (long long)resident - (long long)used, frag, (long long)rss - (long long)used,
+              clients_mem, kv_allocator_name());
+}
+
+static void info_persistence(struct sb *b) {
+    sb_printf(b,
+              "# Persistence\r\n"
+              "loading:0\r\n"
+              "async_loading:0\r\n"
+              "current_cow_peak:0\r\n"
+              "current_cow_size:0\r\n"
+              "current_cow_size_age:0\r\n"
+              "current_fork_perc:0.00\r\n"
+              "current_save_keys_processed:0\r\n"
+              "current_save_keys_total:0\r\n"
+              "rdb_changes_since_last_save:%lld\r\n"
+              "rdb_bgsave_in_progress:0\r\n"
+              "rdb_last_save_time:%lld\r\n"
+              "rdb_last_bgsave_status:ok\r\n"
+              "rdb_last_bgsave_time_sec:-1\r\n"
+              "rdb_current_bgsave_time_sec:-1\r\n"
+              "rdb_saves:0\r\n"
+              "rdb_last_cow_size:0\r\n"
+              "rdb_last_load_keys_expired:0\r\n"
+              "rdb_last_load_keys_loaded:0\r\n"
+              "aof_enabled:0\r\n"
+              "aof_rewrite_in_progress:0\r\n"
+              "aof_rewrite_scheduled:0\r\n"
+              "aof_last_rewrite_time_sec:-1\r\n"
+              "aof_current_rewrite_time_sec:-1\r\n"
+              "aof_last_bgrewrite_status:ok\r\n"
+              "aof_rewrites:0\r\n"
+              "aof_rewrites_consecutive_failures:0\r\n"
+              "aof_last_write_status:ok\r\n"
+              "aof_last_cow_size:0\r\n"
+              "module_fork_in_progress:0\r\n"
+              "module_fork_last_cow_size:0\r\n",
+              server.dirty, server.lastsave);
+}
+
+static void info_stats(struct sb *b) {
+    sb_printf(b,
+              "# Stats\r\n"
+              "total_connections_received:%lld\r\n"
+              "total_commands_processed:%lld\r\n"
+              "instantaneous_ops_per_sec:%lld\r\n"
+              "total_net_input_bytes:%lld\r\n"
+              "total_net_output_bytes:%lld\r\n"
+              "total_net_repl_input_bytes:0\r\n"
+              "total_net_repl_output_bytes:0\r\n"
+              "instantaneous_input_kbps:%.2f\r\n"
+              "instantaneous_output_kbps:%.2f\r\n"
+              "instantaneous_input_repl_kbps:0.00\r\n"
+              "instantaneous_output_repl_kbps:0.00\r\n"
+              "rejected_connections:%lld\r\n"
+              "sync_full:0\r\n"
+              "sync_partial_ok:0\r\n"
+              "sync_partial_err:0\r\n"
+              "expired_keys:%lld\r\n"
+              "expired_stale_perc:0.00\r\n"
+              "expired_time_cap_reached_count:0\r\n"
+              "expire_cycle_cpu_milliseconds:0\r\n"
+              "evicted_keys:%lld\r\n"
+              "evicted_clients:0\r\n"
+              "total_eviction_exceeded_time:0\r\n"
+              "current_eviction_exceeded_time:0\r\n"
+              "keyspace_hits:%lld\r\n"
+              "keyspace_misses:%lld\r\n"
+              "pubsub_channels:0\r\n"
+              "pubsub_patterns:0\r\n"
+              "pubsubshard_channels:0\r\n"
+              "latest_fork_usec:0\r\n"
+              "total_forks:0\r\n"
+              "migrate_cached_sockets:0\r\n"
+              "slave_expires_tracked_keys:0\r\n"
+              "active_defrag_hits:0\r\n"
+              "active_defrag_misses:0\r\n"
+              "active_defrag_key_hits:0\r\n"
+              "active_defrag_key_misses:0\r\n"
+              "total_active_defrag_time:0\r\n"
+              "current_active_defrag_time:0\r\n"
+              "tracking_total_keys:0\r\n"
+              "tracking_total_items:0\r\n"
+              "tracking_total_prefixes:0\r\n"
+              "unexpected_error_replies:%lld\r\n"
+              "total_error_replies:%lld\r\n"
+              "dump_payload_sanitizations:0\r\n"
+              "total_reads_processed:%lld\r\n"
+              "total_writes_processed:%lld\r\n"
+              "io_threaded_reads_processed:0\r\n"
+              "io_threaded_writes_processed:0\r\n"
+              "reply_buffer_shrinks:0\r\n"
+              "reply_buffer_expands:0\r\n",
+              server.stat_numconnections, server.stat_numcommands, metric(METRIC_OPS),
+              server.stat_net_input_bytes, server.stat_net_output_bytes,
+              (double)metric(METRIC_IN) / 1024, (double)metric(METRIC_OUT) / 1024,
+              server.stat_rejected_conn, server.stat_expiredkeys, server.stat_evictedkeys,
+              server.stat_keyspace_hits, server.stat_keyspace_misses,
+              server.stat_unexpected_error_replies, server.stat_total_error_replies,
+              server.stat_total_reads, server.stat_total_writes);
+}
+
+static void info_replication(struct sb *b) {
+    sb_printf(b,
+              "# Replication\r\n"
+              "role:master\r\n"
+              "connected_slaves:0\r\n"
+              "master_failover_state:no-failover\r\n"
+              "master_replid:%s\r\n"
+              "master_replid2:0000000000000000000000000000000000000000\r\n"
+              "master_repl_offset:0\r\n"
+              "second_repl_offset:-1\r\n"
+              "repl_backlog_active:0\r\n"
+              "repl_backlog_size:1048576\r\n"
+              "repl_backlog_first_byte_offset:0\r\n"
+              "repl_backlog_histlen:0\r\n",
+              replid_buf);
+}
+
+static void info_cpu(struct sb *b) {
+    struct rusage self, children;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    struct rusage thread = self;
+#ifdef RUSAGE_THREAD
+    getrusage(RUSAGE_THREAD, &thread);
+#endif
+#define TV(t) (long)(t).tv_sec, (long)(t).tv_usec
+    sb_printf(b,
+              "# CPU\r\n"
+              "used_cpu_sys:%ld.%06ld\r\n"
+              "used_cpu_user:%ld.%06ld\r\n"
+              "used_cpu_sys_children:%ld.%06ld\r\n"
+              "used_cpu_user_children:%ld.%06ld\r\n"
+              "used_cpu_sys_main_thread:%ld.%06ld\r\n"
+              "used_cpu_user_main_thread:%ld.%06ld\r\n",
+              TV(self.ru_stime), TV(self.ru_utime), TV(children.ru_stime),
+              TV(children.ru_utime), TV(thread.ru_stime), TV(thread.ru_utime));
+#undef TV
+}
+
+static void info_cmdstat_one(struct sb *b, const struct kv_command *cmd) {
+    if (cmd->calls == 0 && cmd->failed_calls == 0 && cmd->rejected_calls == 0) {
+        return;
+    }
+    sb_printf(b, "cmdstat_%s:calls=%lld,usec=%lld,usec_per_call=%.2f,rejected_calls=%lld,"
+                 "failed_calls=%lld\r\n",
+              cmd->name, cmd->calls, cmd->usec,
+              cmd->calls ? (double)cmd->usec / (double)cmd->calls : 0.0, cmd->rejected_calls,
+              cmd->failed_calls);
+}
+
+static void info_commandstats(struct sb *b) {
+    sb_printf(b, "# Commandstats\r\n");
+    size_t n;
+    struct kv_command *tab = command_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        size_t ns;
+        const struct kv_command *subs = command_subcommands(&tab[i], &ns);
+        if (subs) {
+            for (size_t k = 0; k < ns; k++) {
+                info_cmdstat_one(b, &subs[k]);
+            }
+        } else {
+            info_cmdstat_one(b, &tab[i]);
+        }
+    }
+}
+
+static void info_errorstats(struct sb *b) {
+    sb_printf(b, "# Errorstats\r\n");
+    const char *code;
+    long long count;
+    for (int i = 0; errorstat_iter(i, &code, &count); i++) {
+        sb_printf(b, "errorstat_%s:count=%lld\r\n", code, count);
+    }
+}
+
+static void info_keyspace(struct sb *b) {
+    sb_printf(b, "# Keyspace\r\n");
+    if (server.db == NULL) {
+        return;
+    }
+    for (int i = 0; i < server.databases; i++) {
+        size_t keys = ks_db_size(server.db[i]);
+        if (keys == 0) {
+            continue;
+        }
+        sb_printf(b, "db%d:keys=%zu,expires=%zu,avg_ttl=%lld\r\n", i, keys,
+                  ks_db_expires(server.db[i]), ks_db_avg_ttl(server.db[i]));
+    }
+}
+
+enum {
+    SEC_SERVER = 1 << 0, SEC_CLIENTS = 1 << 1, SEC_MEMORY = 1 << 2, SEC_PERSISTENCE = 1 << 3,
+    SEC_STATS = 1 << 4, SEC_REPLICATION = 1 << 5, SEC_CPU = 1 << 6, SEC_MODULES = 1 << 7,
+    SEC_ERRORSTATS = 1 << 8, SEC_CLUSTER = 1 << 9, SEC_KEYSPACE = 1 << 10,
+    SEC_COMMANDSTATS = 1 << 11, SEC_LATENCYSTATS = 1 << 12,
+};
+#define SEC_DEFAULT (SEC_SERVER | SEC_CLIENTS | SEC_MEMORY | SEC_PERSISTENCE | SEC_STATS | \
+                     SEC_REPLICATION | SEC_CPU | SEC_MODULES | SEC_ERRORSTATS | SEC_CLUSTER | \
+                     SEC_KEYSPACE)
+#define SEC_ALL (SEC_DEFAULT | SEC_COMMANDSTATS | SEC_LATENCYSTATS)
+
+static const struct {
+    const char *name;
+    int bits;
+} section_names[] = {
+    {"server", SEC_SERVER}, {"clients", SEC_CLIENTS}, {"memory", SEC_MEMORY},
+    {"persistence", SEC_PERSISTENCE}, {"stats", SEC_STATS}, {"replication", SEC_REPLICATION},
+    {"cpu", SEC_CPU}, {"modules", SEC_MODULES}, {"errorstats", SEC_ERRORSTATS},
+    {"cluster", SEC_CLUSTER}, {"keyspace", SEC_KEYSPACE}, {"commandstats", SEC_COMMANDSTATS},
+    {"latencystats", SEC_LATENCYSTATS}, {"default", SEC_DEFAULT}, {"all", SEC_ALL},
+    {"everything", SEC_ALL},
+};
+
+char *info_generate(int nsec, const struct kv_slice *secs, size_t *len) {
+    int want = nsec == 0 ? SEC_DEFAULT : 0;
+    for (int i = 0; i < nsec; i++) {
+        for (size_t k = 0; k < sizeof(section_names) / sizeof(section_names[0]); k++) {
+            if (strlen(section_names[k].name) == secs[i].len &&
+                strncasecmp(section_names[k].name, secs[i].p, secs[i].len) == 0) {
+                want |= section_names[k].bits;
+            }
+        }
+    }
+    struct sb b = {kv_malloc(4096), 0, 4096};
+    b.p[0] = '\0';
+    int n = 0;
+#define SECTION(bit, fn)                                                         \
+    if (want & (bit)) {                                                          \
+        if (n++) sb_printf(&b, "\r\n");                                          \
+        fn(&b);                                                                  \
+    }
+    SECTION(SEC_SERVER, info_server);
+    SECTION(SEC_CLIENTS, info_clients);
+    SECTION(SEC_MEMORY, info_memory);
+    SECTION(SEC_PERSISTENCE, info_persistence);
+    SECTION(SEC_STATS, info_stats);
+    SECTION(SEC_REPLICATION, info_replication);
+    SECTION(SEC_CPU, info_cpu);
+    if (want & SEC_MODULES) {
+        if (n++) sb_printf(&b, "\r\n");
+        sb_printf(&b, "# Modules\r\n");
+    }
+    SECTION(SEC_COMMANDSTATS, info_commandstats);
+    SECTION(SEC_ERRORSTATS, info_errorstats);
+    if (want & SEC_LATENCYSTATS) {
+        if (n++) sb_printf(&b, "\r\n");
+        sb_printf(&b, "# Latencystats\r\n");
+    }
+    if (want & SEC_CLUSTER) {
+        if (n++) sb_printf(&b, "\r\n");
+        sb_printf(&b, "# Cluster\r\ncluster_enabled:0\r\n");
+    }
+    SECTION(SEC_KEYSPACE, info_keyspace);
+#undef SECTION
+    *len = b.len;
+    return b.p;
+}
+
+void cmd_info(struct client *c) {
+    size_t len;
+    char *text = info_generate(c->argc - 1, c->argv + 1, &len);
+    reply_verbatim(c, text, len);
+    kv_free(text);
+}
+
+/* ------------------------------------------------------------------------------
+ * CONFIG
+ * ------------------------------------------------------------------------------ */
+static const char *const config_help[] = {
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+    NULL,
+};
+
+struct config_pairs {
+    int n, cap;
+    const char **names;
+    char **values;
+};
+
+static void collect_pair(void *ctx, const char *name, const char *value) {
+    struct config_pairs *p = ctx;
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 16;
+        p->names = kv_realloc(p->names, sizeof(*p->names) * (size_t)p->cap);
+        p->values = kv_realloc(p->values, sizeof(*p->values) * (size_t)p->cap);
+    }
+    p->names[p->n] = name;
+    p->values[p->n] = kv_strndup(value, strlen(value));
+    p->n++;
+}
+
+void cmd_config(struct client *c) {
+    if (arg_is(c, 1, "get")) {
+        struct config_pairs p = {0, 0, NULL, NULL};
+        config_get(c->argc - 2, c->argv + 2, collect_pair, &p);
+        reply_map(c, p.n);
+        for (int i = 0; i < p.n; i++) {
+            reply_bulk_cstr(c, p.names[i]);
+            reply_bulk_cstr(c, p.values[i]);
+            kv_free(p.values[i]);
+        }
+        kv_free(p.names);
+        kv_free(p.values);
+    } else if (arg_is(c, 1, "set")) {
+        if (c->argc % 2) {
+            reply_arity_error(c);
+            return;
+        }
+        char err[512];
+        if (config_set_pairs((c->argc - 2) / 2, c->argv + 2, err, sizeof(err)) != 0) {
+            reply_error(c, err);
+            return;
+        }
+        reply_ok(c);
+    } else if (arg_is(c, 1, "resetstat")) {
+        reset_stats();
+        reply_ok(c);
+    } else if (arg_is(c, 1, "rewrite")) {
+        char err[512];
+        if (config_rewrite(err, sizeof(err)) != 0) {
+            server_log(LL_WARNING, "CONFIG REWRITE failed: %s", err);
+            reply_error(c, err);
+            return;
+        }
+        server_log(LL_NOTICE, "CONFIG REWRITE executed with success.");
+        reply_ok(c);
+    } else if (arg_is(c, 1, "help")) {
+        reply_help(c, config_help);
+    } else {
+        reply_subcommand_error(c);
+    }
+}
+
+/* ------------------------------------------------------------------------------
+ * COMMAND
+ * ------------------------------------------------------------------------------ */
+static const struct {
+    const char *name, *since;
+} since_table[] = {
+    {"get", "1.0.0"}, {"set", "1.0.0"}, {"setnx", "1.0.0"}, {"setex", "2.0.0"},
+    {"psetex", "2.6.0"}, {"getset", "1.0.0"}, {"getdel", "6.2.0"}, {"getex", "6.2.0"},
+    {"mget", "1.0.0"}, {"mset", "1.0.1"}, {"msetnx", "1.0.1"}, {"append", "2.0.0"},
+    {"strlen", "2.2.0"}, {"getrange", "2.4.0"}, {"substr", "1.0.0"}, {"setrange", "2.2.0"},
+    {"incr", "1.0.0"}, {"incrby", "1.0.0"}, {"decr", "1.0.0"}, {"decrby", "1.0.0"},
+    {"incrbyfloat", "2.6.0"}, {"dbsize", "1.0.0"}, {"flushdb", "1.0.0"},
+    {"flushall", "1.0.0"}, {"memory", "4.0.0"}, {"del", "1.0.0"}, {"unlink", "4.0.0"},
+    {"exists", "1.0.0"}, {"type", "1.0.0"}, {"rename", "1.0.0"}, {"renamenx", "1.0.0"},
+    {"keys", "1.0.0"}, {"scan", "2.8.0"}, {"randomkey", "1.0.0"}, {"touch", "3.2.1"},
+    {"copy", "6.2.0"}, {"object", "2.2.3"}, {"expire", "1.0.0"}, {"pexpire", "2.6.0"},
+    {"expireat", "1.2.0"}, {"pexpireat", "2.6.0"}, {"ttl", "1.0.0"}, {"pttl", "2.6.0"},
+    {"persist", "2.2.0"}, {"expiretime", "7.0.0"}, {"pexpiretime", "7.0.0"},
+    {"hset", "2.0.0"}, {"hsetnx", "2.0.0"}, {"hget", "2.0.0"}, {"hmset", "2.0.0"},
+    {"hmget", "2.0.0"}, {"hgetall", "2.0.0"}, {"hdel", "2.0.0"}, {"hexists", "2.0.0"},
+    {"hlen", "2.0.0"}, {"hstrlen", "3.2.0"}, {"hincrby", "2.0.0"}, {"hincrbyfloat", "2.6.0"},
+    {"hkeys", "2.0.0"}, {"hvals", "2.0.0"}, {"hscan", "2.8.0"}, {"hrandfield", "6.2.0"},
+    {"ping", "1.0.0"}, {"echo", "1.0.0"}, {"quit", "1.0.0"}, {"reset", "6.2.0"},
+    {"hello", "6.0.0"}, {"auth", "1.0.0"}, {"select", "1.0.0"}, {"client", "2.4.0"},
+    {"info", "1.0.0"}, {"config", "2.0.0"}, {"command", "2.8.13"}, {"time", "2.6.0"},
+    {"shutdown", "1.0.0"}, {"lastsave", "1.0.0"}, {"slowlog", "2.2.12"}, {"debug", "1.0.0"},
+    {"monitor", "1.0.0"}, {"wait", "3.0.0"}, {"multi", "1.2.0"}, {"exec", "1.2.0"},
+    {"discard", "2.0.0"}, {"watch", "2.2.0"}, {"unwatch", "2.2.0"},
+    {"config|get", "2.0.0"}, {"config|set", "2.0.0"}, {"config|resetstat", "2.0.0"},
+    {"config|rewrite", "2.8.0"}, {"config|help", "5.0.0"}, {"client|id", "5.0.0"},
+    {"client|setname", "2.6.9"}, {"client|getname", "2.6.9"}, {"client|setinfo", "7.2.0"},
+    {"client|list", "2.4.0"}, {"client|info", "6.2.0"}, {"client|kill", "2.4.0"},
+    {"client|no-evict", "7.0.0"}, {"client|no-touch", "7.2.0"}, {"client|reply", "3.2.0"},
+    {"client|help", "5.0.0"}, {"command|count", "2.8.13"}, {"command|docs", "7.0.0"},
+    {"command|getkeys", "2.8.13"}, {"command|info", "2.8.13"}, {"command|list", "7.0.0"},
+    {"command|help", "5.0.0"}, {"slowlog|get", "2.2.12"}, {"slowlog|len", "2.2.12"},
+    {"slowlog|reset", "2.2.12"}, {"slowlog|help", "6.2.0"},
+};
+
+static const char *command_since(const char *name) {
+    for (size_t i = 0; i < sizeof(since_table) / sizeof(since_table[0]); i++) {
+        if (strcmp(since_table[i].name, name) == 0) {
+            return since_table[i].since;
+        }
+    }
+    return NULL;
+}
+
+static void reply_flags(struct client *c, uint32_t flags) {
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {
+        {CMD_WRITE, "write"}, {CMD_READONLY, "readonly"}, {CMD_DENYOOM, "denyoom"},
+        {CMD_ADMIN, "admin"}, {CMD_NOSCRIPT, "noscript"}, {CMD_LOADING, "loading"},
+        {CMD_STALE, "stale"}, {CMD_SKIP_MONITOR, "skip_monitor"},
+        {CMD_SKIP_SLOWLOG, "skip_slowlog"}, {CMD_FAST, "fast"}, {CMD_NO_AUTH, "no_auth"},
+        {CMD_MAY_REPLICATE, "may_replicate"}, {CMD_NO_MULTI, "no_multi"},
+        {CMD_ALLOW_BUSY, "allow_busy"},
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        n += (flags & names[i].bit) != 0;
+    }
+    reply_set(c, n);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (flags & names[i].bit) {
+            reply_simple(c, names[i].name);
+        }
+    }
+}
+
+static void reply_key_specs(struct client *c, const struct kv_command *cmd) {
+    if (cmd->first_key <= 0) {
+        reply_array(c, 0);
+        return;
+    }
+    reply_array(c, 1);
+    reply_map(c, 3);
+    reply_bulk_cstr(c, "flags");
+    if (cmd->flags & CMD_WRITE) {
+        reply_set(c, 2);
+        reply_simple(c, "RW");
+        reply_simple(c, "UPDATE");
+    } else {
+        reply_set(c, 2);
+        reply_simple(c, "RO");
+        reply_simple(c, "ACCESS");
+    }
+    reply_bulk_cstr(c, "begin_search");
+    reply_map(c, 2);
+    reply_bulk_cstr(c, "type");
+    reply_bulk_cstr(c, "index");
+    reply_bulk_cstr(c, "spec");
+    reply_map(c, 1);
+    reply_bulk_cstr(c, "index");
+    reply_int(c, cmd->first_key);
+    reply_bulk_cstr(c, "find_keys");
+    reply_map(c, 2);
+    reply_bulk_cstr(c, "type");
+    reply_bulk_cstr(c, "range");
+    reply_bulk_cstr(c, "spec");
+    reply_map(c, 3);
+    reply_bulk_cstr(c, "lastkey");
+    reply_int(c, cmd->last_key < 0 ? cmd->last_key : cmd->last_key - cmd->first_key);
+    reply_bulk_cstr(c, "keystep");
+    reply_int(c, cmd->key_step);
+    reply_bulk_cstr(c, "limit");
+    reply_int(c, 0);
+}
+
+static void reply_command_info(struct client *c, const struct kv_command *cmd) {
+    reply_array(c, 10);
+    reply_bulk_cstr(c, cmd->name);
+    reply_int(c, cmd->arity);
+    reply_flags(c, cmd->flags);
+    reply_int(c, cmd->first_key);
+    reply_int(c, cmd->last_key);
+    reply_int(c, cmd->key_step);
+    const char *cats[8];
+    int ncats;
+    command_acl_categories(cmd, cats, 8, &ncats);
+    reply_set(c, ncats);
+    for (int i = 0; i < ncats; i++) {
+        reply_simple(c, cats[i]);
+    }
+    reply_array(c, 0); /* tips */
+    reply_key_specs(c, cmd);
+    size_t ns;
+    const struct kv_command *subs = command_subcommands(cmd, &ns);
+    reply_array(c, (long long)ns);
+    for (size_t i = 0; i < ns; i++) {
+        reply_command_info(c, &subs[i]);
+    }
+}
+
+static void reply_command_docs(struct client *c, const struct kv_command *cmd) {
+    const char *since = command_since(cmd->name);
+    size_t ns;
+    const struct kv_command *subs = command_subcommands(cmd, &ns);
+    reply_map(c, 2 + (since != NULL) + (subs != NULL));
+    reply_bulk_cstr(c, "summary");
+    reply_bulk_cstr(c, cmd->summary ? cmd->summary : "");
+    if (since) {
+        reply_bulk_cstr(c, "since");
+        reply_bulk_cstr(c, since);
+    }
+    reply_bulk_cstr(c, "group");
+    reply_bulk_cstr(c, cmd->group ? cmd->group : "server");
+    if (subs) {
+        reply_bulk_cstr(c, "subcommands");
+        reply_map(c, (long long)ns);
+        for (size_t i = 0; i < ns; i++) {
+            reply_bulk_cstr(c, subs[i].name);
+            reply_command_docs(c, &subs[i]);
+        }
+    }
+}
+
+/* "config|get" or "config" (then a subcommand in the next arg is not used). */
+static const struct kv_command *lookup_full_name(const struct kv_slice *name) {
+    const char *bar = memchr(name->p, '|', name->len);
+    if (bar == NULL) {
+        return command_lookup(name->p, name->len);
+    }
+    const struct kv_command *parent = command_lookup(name->p, (size_t)(bar - name->p));
+    if (parent == NULL) {
+        return NULL;
+    }
+    return command_lookup_sub(parent, bar + 1, name->len - (size_t)(bar - name->p) - 1);
+}
+
+static int list_filter_match(struct client *c, const struct kv_command *cmd) {
+    if (c->argc == 2) {
+        return 1;
+    }
+    if (arg_is(c, 3, "module")) {
+        return 0;
+    }
+    if (arg_is(c, 3, "pattern")) {
+        return kv_glob_match(c->argv[4].p, c->argv[4].len, cmd->name, strlen(cmd->name), 1);
+    }
+    /* aclcat */
+    const char *cats[8];
+    int ncats;
+    command_acl_categories(cmd, cats, 8, &ncats);
+    for (int i = 0; i < ncats; i++) {
+        if (strlen(cats[i] + 1) == c->argv[4].len &&
+            strncasecmp(cats[i] + 1, c->argv[4].p, c->argv[4].len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void command_list(struct client *c) {
+    if (c->argc != 2 &&
+        !(c->argc == 5 && arg_is(c, 2, "filterby") &&
+          (arg_is(c, 3, "module") || arg_is(c, 3, "aclcat") || arg_is(c, 3, "pattern")))) {
+        reply_syntax_error(c);
+        return;
+    }
+    size_t n;
+    struct kv_command *tab = command_table(&n);
+    long long count = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            reply_array(c, count);
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (list_filter_match(c, &tab[i])) {
+                if (pass == 0) count++;
+                else reply_bulk_cstr(c, tab[i].name);
+            }
+            size_t ns;
+            const struct kv_command *subs = command_subcommands(&tab[i], &ns);
+            for (size_t k = 0; k < ns; k++) {
+                if (list_filter_match(c, &subs[k])) {
+                    if (pass == 0) count++;
+                    else reply_bulk_cstr(c, subs[k].name);
+                }
+            }
+        }
+    }
+}
+
+static void command_getkeys(struct client *c) {
+    const struct kv_command *cmd = command_lookup(c->argv[2].p, c->argv[2].len);
+    int argc = c->argc - 2;
+    if (cmd == NULL) {
+        reply_error(c, "ERR Invalid command specified");
+        return;
+    }
+    if (cmd->first_key <= 0) {
+        reply_error(c, "ERR The command has no key arguments");
+        return;
+    }
+    if ((cmd->arity > 0 && cmd->arity != argc) || argc < -cmd->arity) {
+        reply_error(c, "ERR Invalid number of arguments specified for command");
+        return;
+    }
+    int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
+    int step = cmd->key_step > 0 ? cmd->key_step : 1;
+    if (last >= argc || cmd->first_key >= argc) {
+        reply_error(c, "ERR Invalid arguments specified for command");
+        return;
+    }
+    long long nkeys = 0;
+    for (int i = cmd->first_key; i <= last; i += step) {
+        nkeys++;
+    }
+    reply_array(c, nkeys);
+    for (int i = cmd->first_key; i <= last; i += step) {
+        reply_bulk(c, c->argv[2 + i].p, c->argv[2 + i].len);
+    }
+}
+
+static const char *const command_help[] = {
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
+    NULL,
+};
+
+void cmd_command(struct client *c) {
+    size_t n;
+    struct kv_command *tab = command_table(&n);
+    if (c->argc == 1 || (arg_is(c, 1, "info") && c->argc == 2)) {
+        reply_array(c, (long long)n);
+        for (size_t i = 0; i < n; i++) {
+            reply_command_info(c, &tab[i]);
+        }
+    } else if (arg_is(c, 1, "count")) {
+        reply_int(c, (long long)n);
+    } else if (arg_is(c, 1, "info")) {
+        reply_array(c, c->argc - 2);
+        for (int i = 2; i < c->argc; i++) {
+            const struct kv_command *cmd = lookup_full_name(&c->argv[i]);
+            if (cmd) {
+                reply_command_info(c, cmd);
+            } else {
+                reply_null(c);
+            }
+        }
+    } else if (arg_is(c, 1, "docs")) {
+        if (c->argc == 2) {
+            reply_map(c, (long long)n);
+            for (size_t i = 0; i < n; i++) {
+                reply_bulk_cstr(c, tab[i].name);
+                reply_command_docs(c, &tab[i]);
+            }
+            return;
+        }
+        long long found = 0;
+        for (int i = 2; i < c->argc; i++) {
+            found += lookup_full_name(&c->argv[i]) != NULL;
+        }
+        reply_map(c, found);
+        for (int i = 2; i < c->argc; i++) {
+            const struct kv_command *cmd = lookup_full_name(&c->argv[i]);
+            if (cmd) {
+                reply_bulk_cstr(c, cmd->name);
+                reply_command_docs(c, cmd);
+            }
+        }
+    } else if (arg_is(c, 1, "list")) {
+        command_list(c);
+    } else if (arg_is(c, 1, "getkeys")) {
+        command_getkeys(c);
+    } else if (arg_is(c, 1, "help")) {
+        reply_help(c, command_help);
+    } else {
+        reply_subcommand_error(c);
+    }
+}
+
+/* ------------------------------------------------------------------------------
+ * TIME SHUTDOWN LASTSAVE WAIT MONITOR
+ * ------------------------------------------------------------------------------ */
+void cmd_time(struct client *c) {
+    long long us = kv_ustime();
+    reply_array(c, 2);
+    reply_bulk_ll(c, us / 1000000);
+    reply_bulk_ll(c, us % 1000000);
+}
+
+void cmd_shutdown(struct client *c) {
+    int nosave = 0, save = 0, abort_ = 0;
+    for (int i = 1; i < c->argc; i++) {
+        if (arg_is(c, i, "nosave")) nosave = 1;
+        else if (arg_is(c, i, "save")) save = 1;
+        else if (arg_is(c, i, "now") || arg_is(c, i, "force")) continue;
+        else if (arg_is(c, i, "abort")) abort_ = 1;
+        else {
+            reply_syntax_error(c);
+            return;
+        }
+    }
+    if ((nosave && save) || (abort_ && c->argc > 2)) {
+        reply_syntax_error(c);
+        return;
+    }
+    if (abort_) {
+        reply_error(c, "ERR No shutdown in progress.");
+        return;
+    }
+    /* mode cache keeps nothing on disk: SAVE and NOSAVE both just stop */
+    server_request_shutdown(0);
+}
+
+void cmd_lastsave(struct client *c) {
+    reply_int(c, server.lastsave);
+}
+
+void cmd_wait(struct client *c) {
+    long long nrep, timeout;
+    if (resp_str2ll(c->argv[1].p, c->argv[1].len, &nrep) != 0) {
+        reply_not_integer(c);
+        return;
+    }
+    if (resp_str2ll(c->argv[2].p, c->argv[2].len, &timeout) != 0) {
+        reply_error(c, "ERR timeout is not an integer or out of range");
+        return;
+    }
+    if (timeout < 0) {
+        reply_error(c, "ERR timeout is negative");
+        return;
+    }
+    reply_int(c, 0);
+}
+
+void cmd_monitor(struct client *c) {
+    if (c->flags & CLIENT_MULTI) {
+        reply_error(c, "ERR MONITOR isn't allowed for DENY BLOCKING client");
+        return;
+    }
+    if (c->flags & CLIENT_MONITOR) {
+        return;  /* already monitoring: ignored, as Redis */
+    }
+    monitor_add(c);
+    reply_ok(c);
+}
+
+/* ------------------------------------------------------------------------------
+ * SLOWLOG
+ * ------------------------------------------------------------------------------ */
+static const char *const slowlog_help[] = {
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    NULL,
+};
+
+void cmd_slowlog(struct client *c) {
+    if (arg_is(c, 1, "get")) {
+        long long count = 10;
+        if (c->argc == 3) {
+            if (resp_str2ll(c->argv[2].p, c->argv[2].len, &count) != 0 || count < -1) {
+                reply_error(c, "ERR count should be greater than or equal to -1");
+                return;
+            }
+            if (count == -1) {
+                count = LLONG_MAX;
+            }
+        } else if (c->argc > 3) {
+            reply_arity_error(c);
+            return;
+        }
+        long long len = slowlog_len();
+        if (count > len) {
+            count = len;
+        }
+        reply_array(c, count);
+        for (long long i = 0; i < count; i++) {
+            const struct slowlog_entry *e = slowlog_at((int)i);
+            reply_array(c, 6);
+            reply_int(c, e->id);
+            reply_int(c, e->time);
+            reply_int(c, e->duration);
+            reply_array(c, e->argc);
+            for (int k = 0; k < e->argc; k++) {
+                reply_bulk(c, e->argv[k].p, e->argv[k].len);
+            }
+            reply_bulk_cstr(c, e->addr);
+            reply_bulk_cstr(c, e->name);
+        }
+    } else if (arg_is(c, 1, "len")) {
+        reply_int(c, slowlog_len());
+    } else if (arg_is(c, 1, "reset")) {
+        slowlog_reset();
+        reply_ok(c);
+    } else if (arg_is(c, 1, "help")) {
+        reply_help(c, slowlog_help);
+    } else {
+        reply_subcommand_error(c);
+    }
+}
+
+/* ------------------------------------------------------------------------------
+ * DEBUG
+ * ------------------------------------------------------------------------------ */
+static const char *const debug_help[] = {
+    "LOG <message>",
+    "    Write <message> to the server log.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys in background when they are not",
+    "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    "    default.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+    NULL,
+};
+
+void cmd_debug(struct client *c) {
+    if (arg_is(c, 1, "help")) {
+        reply_help(c, debug_help);
+    } else if (arg_is(c, 1, "sleep") && c->argc == 3) {
+        double secs;
+        if (resp_str2d(c->argv[2].p, c->argv[2].len, &secs) != 0 || secs < 0) {
+            reply_not_float(c);
+            return;
+        }
+        long long us = (long long)(secs * 1000000);
+        struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+        reply_ok(c);
+    } else if (arg_is(c, 1, "log") && c->argc == 3) {
+        server_log(LL_WARNING, "DEBUG LOG: %.*s", (int)c->argv[2].len, c->argv[2].p);
+        reply_ok(c);
+    } else if (arg_is(c, 1, "set-active-expire") && c->argc == 3) {
+        long long v;
+        if (arg_ll_or_reply(c, 2, &v) != 0) {
+            return;
+        }
+        server.active_expire_enabled = v != 0;
+        reply_ok(c);
+    } else {
+        char up[16] = "DEBUG";
+        int l = c->argv[1].len > 128 ? 128 : (int)c->argv[1].len;
+        reply_errorf(c, "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try %s HELP.",
+                     l, c->argv[1].p, up);
+    }
+}

@@ -1,0 +1,615 @@
+/* server/commands.c: the command table built from server/commands.def, lookup by
+ * name, and the one path every command takes: process_command() (unknown command,
+ * arity, auth, OOM, MULTI queueing) then call() (execute, time, stats, slow log,
+ * MONITOR feed). Also the subcommand tables of the core's container commands
+ * (CONFIG, CLIENT, COMMAND, SLOWLOG), error statistics, the slow log and MONITOR.
+ *
+ * HOW LOOKUP WORKS
+ *   An open-addressing table of 512 slots over the lower-cased name's FNV-1a hash,
+ *   built once at start. Lookup hashes the argument folding case on the fly, probes
+ *   linearly, and compares lengths then bytes case-insensitively: no allocation, no
+ *   copy. With ~100 commands the table is under 20% full: probes are ~1.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server/server.h"
+#include "server/server_int.h"
+
+/* The keyspace engineer provides the real one in server/ks*.c. */
+__attribute__((weak)) int ks_evict_if_needed(void) {
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------
+ * The table
+ * ------------------------------------------------------------------------------ */
+static struct kv_command command_rows[] = {
+#define CMD(id, name_, arity_, flags_, first, last, step, group_, summary_)       \
+    {.name = name_, .proc = cmd_##id, .arity = arity_, .flags = (flags_),          \
+     .first_key = first, .last_key = last, .key_step = step, .group = group_,     \
+     .summary = summary_},
+#include "server/commands.def"
+#undef CMD
+};
+#define NCOMMANDS (sizeof(command_rows) / sizeof(command_rows[0]))
+
+/* Subcommands of the core's containers: arity and flags checked before the
+ * parent's handler runs, stats kept per subcommand ("config|get"). */
+#define SUB(parent, sub, arity_, flags_, summary_)                               \
+    {.name = parent "|" sub, .proc = NULL, .arity = arity_, .flags = (flags_),   \
+     .group = NULL, .summary = summary_}
+#define ADM (CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
+#define CONN (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
+static struct kv_command sub_config[] = {
+    SUB("config", "get", -3, ADM, "Returns the effective values of configuration parameters."),
+    SUB("config", "set", -4, ADM, "Sets configuration parameters in-flight."),
+    SUB("config", "resetstat", 2, ADM, "Resets the server's statistics."),
+    SUB("config", "rewrite", 2, ADM, "Persists the effective configuration to file."),
+    SUB("config", "help", 2, CMD_LOADING | CMD_STALE, "Returns helpful text about the different subcommands."),
+};
+static struct kv_command sub_client[] = {
+    SUB("client", "id", 2, CONN, "Returns the unique client ID of the connection."),
+    SUB("client", "setname", 3, CONN, "Sets the connection name."),
+    SUB("client", "getname", 2, CONN, "Returns the name of the connection."),
+    SUB("client", "setinfo", 4, CONN, "Sets information specific to the client or connection."),
+    SUB("client", "list", -2, ADM, "Lists open connections."),
+    SUB("client", "info", 2, CONN, "Returns information about the connection."),
+    SUB("client", "kill", -3, ADM, "Terminates open connections."),
+    SUB("client", "no-evict", 3, ADM, "Sets the client eviction mode of the connection."),
+    SUB("client", "no-touch", 3, CONN, "Controls whether commands sent by the client affect the LRU/LFU of accessed keys."),
+    SUB("client", "reply", 3, CONN, "Instructs the server whether to reply to commands."),
+    SUB("client", "help", 2, CMD_LOADING | CMD_STALE, "Returns helpful text about the different subcommands."),
+};
+static struct kv_command sub_command[] = {
+    SUB("command", "count", 2, CMD_LOADING | CMD_STALE, "Returns a count of commands."),
+    SUB("command", "docs", -2, CMD_LOADING | CMD_STALE, "Returns documentary information about one, multiple or all commands."),
+    SUB("command", "getkeys", -3, CMD_LOADING | CMD_STALE, "Extracts the key names from an arbitrary command."),
+    SUB("command", "info", -2, CMD_LOADING | CMD_STALE, "Returns information about one, multiple or all commands."),
+    SUB("command", "list", -2, CMD_LOADING | CMD_STALE, "Returns a list of command names."),
+    SUB("command", "help", 2, CMD_LOADING | CMD_STALE, "Returns helpful text about the different subcommands."),
+};
+static struct kv_command sub_slowlog[] = {
+    SUB("slowlog", "get", -2, ADM, "Returns the slow log's entries."),
+    SUB("slowlog", "len", 2, ADM, "Returns the number of entries in the slow log."),
+    SUB("slowlog", "reset", 2, ADM, "Clears all entries from the slow log."),
+    SUB("slowlog", "help", 2, CMD_LOADING | CMD_STALE, "Show helpful text about the different subcommands"),
+};
+#undef SUB
+
+struct subtable {
+    const char *parent;
+    struct kv_command *rows;
+    size_t n;
+    const struct kv_command *parent_cmd;
+};
+static struct subtable subtables[] = {
+    {"config", sub_config, sizeof(sub_config) / sizeof(sub_config[0]), NULL},
+    {"client", sub_client, sizeof(sub_client) / sizeof(sub_client[0]), NULL},
+    {"command", sub_command, sizeof(sub_command) / sizeof(sub_command[0]), NULL},
+    {"slowlog", sub_slowlog, sizeof(sub_slowlog) / sizeof(sub_slowlog[0]), NULL},
+};
+#define NSUBTABLES (sizeof(subtables) / sizeof(subtables[0]))
+
+#define LOOKUP_SLOTS 512
+static struct kv_command *lookup_slots[LOOKUP_SLOTS];
+static uint8_t lookup_lens[LOOKUP_SLOTS];
+static struct subtable *sub_of[NCOMMANDS];
+
+static inline uint32_t name_hash(const char *s, size_t len) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)(s[i] | 0x20); /* ASCII letters fold; others only need consistency */
+        h *= 16777619u;
+    }
+    return h;
+}
+
+void commands_init(void) {
+    memset(lookup_slots, 0, sizeof(lookup_slots));
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        struct kv_command *cmd = &command_rows[i];
+        size_t len = strlen(cmd->name);
+        uint32_t slot = name_hash(cmd->name, len) & (LOOKUP_SLOTS - 1);
+        while (lookup_slots[slot] != NULL) {
+            slot = (slot + 1) & (LOOKUP_SLOTS - 1);
+        }
+        lookup_slots[slot] = cmd;
+        lookup_lens[slot] = (uint8_t)len;
+        sub_of[i] = NULL;
+        for (size_t t = 0; t < NSUBTABLES; t++) {
+            if (strcmp(subtables[t].parent, cmd->name) == 0) {
+                sub_of[i] = &subtables[t];
+                subtables[t].parent_cmd = cmd;
+                for (size_t k = 0; k < subtables[t].n; k++) {
+                    subtables[t].rows[k].proc = cmd->proc;
+                    subtables[t].rows[k].group = cmd->group;
+                }
+            }
+        }
+    }
+}
+
+struct kv_command *command_lookup(const char *name, size_t len) {
+    if (len == 0 || len > 255) {
+        return NULL;
+    }
+    uint32_t slot = name_hash(name, len) & (LOOKUP_SLOTS - 1);
+    for (;;) {
+        struct kv_command *cmd = lookup_slots[slot];
+        if (cmd == NULL) {
+            return NULL;
+        }
+        if (lookup_lens[slot] == len && strncasecmp(cmd->name, name, len) == 0) {
+            return cmd;
+        }
+        slot = (slot + 1) & (LOOKUP_SLOTS - 1);
+    }
+}
+
+struct kv_command *command_table(size_t *count) {
+    *count = NCOMMANDS;
+    return command_rows;
+}
+
+const struct kv_command *command_subcommands(const struct kv_command *cmd, size_t *count) {
+    size_t i = (size_t)(cmd - command_rows);
+    if (i >= NCOMMANDS || sub_of[i] == NULL) {
+        *count = 0;
+        return NULL;
+    }
+    *count = sub_of[i]->n;
+    return sub_of[i]->rows;
+}
+
+const struct kv_command *command_lookup_sub(const struct kv_command *parent, const char *name,
+                                            size_t len) {
+    size_t n;
+    const struct kv_command *rows = command_subcommands(parent, &n);
+    size_t plen = strlen(parent->name) + 1;
+    for (size_t i = 0; i < n; i++) {
+        const char *sub = rows[i].name + plen;
+        if (strlen(sub) == len && strncasecmp(sub, name, len) == 0) {
+            return &rows[i];
+        }
+    }
+    return NULL;
+}
+
+void commands_reset_stats(void) {
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        struct kv_command *cmd = &command_rows[i];
+        cmd->calls = cmd->usec = cmd->rejected_calls = cmd->failed_calls = 0;
+    }
+    for (size_t t = 0; t < NSUBTABLES; t++) {
+        for (size_t k = 0; k < subtables[t].n; k++) {
+            struct kv_command *cmd = &subtables[t].rows[k];
+            cmd->calls = cmd->usec = cmd->rejected_calls = cmd->failed_calls = 0;
+        }
+    }
+    errorstat_reset();
+}
+
+/* ACL categories as Redis reports them, derived from flags and group. */
+const char *command_acl_categories(const struct kv_command *cmd, const char **out, int max,
+                                   int *n) {
+    int k = 0;
+#define ADD(s)                                                                   \
+    do {                                                                         \
+        if (k < max) out[k++] = (s);                                             \
+    } while (0)
+    const char *g = cmd->group ? cmd->group : "";
+    if (strcmp(g, "string") == 0) ADD("@string");
+    else if (strcmp(g, "hash") == 0) ADD("@hash");
+    else if (strcmp(g, "generic") == 0 && (cmd->first_key > 0)) ADD("@keyspace");
+    else if (strcmp(g, "connection") == 0) ADD("@connection");
+    else if (strcmp(g, "transactions") == 0) ADD("@transaction");
+    if (cmd->flags & CMD_WRITE) ADD("@write");
+    if (cmd->flags & CMD_READONLY) ADD("@read");
+    if (cmd->flags & CMD_ADMIN) {
+        ADD("@admin");
+        ADD("@dangerous");
+    }
+    ADD((cmd->flags & CMD_FAST) ? "@fast" : "@slow");
+#undef ADD
+    *n = k;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------
+ * Error statistics: counts by code (the text up to the first space), as Redis's
+ * errorstats; at most 128 distinct codes, later ones are folded away.
+ * ------------------------------------------------------------------------------ */
+#define ERRSTAT_MAX 128
+static struct {
+    char code[32];
+    long long count;
+} errstats[ERRSTAT_MAX];
+static int nerrstats;
+
+void errorstat_count(const char *msg, size_t len) {
+    size_t n = 0;
+    while (n < len && msg[n] != ' ' && n < sizeof(errstats[0].code) - 1) {
+        n++;
+    }
+    for (int i = 0; i < nerrstats; i++) {
+        if (strlen(errstats[i].code) == n && memcmp(errstats[i].code, msg, n) == 0) {
+            errstats[i].count++;
+            return;
+        }
+    }
+    if (nerrstats == ERRSTAT_MAX) {
+        return;
+    }
+    memcpy(errstats[nerrstats].code, msg, n);
+    errstats[nerrstats].code[n] = '\0';
+    errstats[nerrstats].count = 1;
+    nerrstats++;
+}
+
+int errorstat_iter(int i, const char **code, long long *count) {
+    if (i < 0 || i >= nerrstats) {
+        return 0;
+    }
+    *code = errstats[i].code;
+    *count = errstats[i].count;
+    return 1;
+}
+
+void errorstat_reset(void) {
+    nerrstats = 0;
+}
+
+/* ------------------------------------------------------------------------------
+ * Redaction: AUTH's arguments and HELLO's AUTH pair never reach the slow log or
+ * MONITOR.
+ * ------------------------------------------------------------------------------ */
+static int arg_redacted(const struct kv_command *cmd, int argc, const struct kv_slice *argv,
+                        int i) {
+    if (i == 0) {
+        return 0;
+    }
+    if (cmd->proc == cmd_auth) {
+        return 1;
+    }
+    if (cmd->proc == cmd_hello) {
+        for (int j = 2; j < argc && j < i; j++) {
+            if (argv[j].len == 4 && strncasecmp(argv[j].p, "auth", 4) == 0 &&
+                (i == j + 1 || i == j + 2)) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------
+ * Slow log: a ring of server.slowlog_max_len entries, newest first.
+ * ------------------------------------------------------------------------------ */
+#define SLOWLOG_MAX_ARGC 32
+#define SLOWLOG_MAX_STRING 128
+static struct slowlog_entry *slow_ring;
+static int slow_cap, slow_len, slow_head; /* head: index of the newest */
+static long long slow_next_id;
+
+static void slowlog_entry_clear(struct slowlog_entry *e) {
+    for (int i = 0; i < e->argc; i++) {
+        kv_free((void *)e->argv[i].p);
+    }
+    kv_free(e->argv);
+    kv_free(e->name);
+    memset(e, 0, sizeof(*e));
+}
+
+static void slowlog_trim(void) {
+    int max = server.slowlog_max_len;
+    while (slow_len > max) {
+        int oldest = (slow_head - (slow_len - 1) + slow_cap) % slow_cap;
+        slowlog_entry_clear(&slow_ring[oldest]);
+        slow_len--;
+    }
+}
+
+static struct kv_slice slow_copy(const char *p, size_t len) {
+    struct kv_slice s;
+    char *d = kv_malloc(len + 1);
+    memcpy(d, p, len);
+    d[len] = '\0';
+    s.p = d;
+    s.len = len;
+    return s;
+}
+
+void slowlog_push(struct client *c, long long duration) {
+    int max = server.slowlog_max_len;
+    if (max <= 0) {
+        return;
+    }
+    if (slow_cap != max) {
+        /* re-layout into a ring of the new size, newest first */
+        struct slowlog_entry *ring = kv_calloc((size_t)max, sizeof(*ring));
+        int keep = slow_len < max ? slow_len : max;
+        for (int i = 0; i < slow_len; i++) {
+            int idx = (slow_head - i + slow_cap) % slow_cap;
+            if (i < keep) {
+                ring[(keep - 1 - i)] = slow_ring[idx];
+            } else {
+                slowlog_entry_clear(&slow_ring[idx]);
+            }
+        }
+        kv_free(slow_ring);
+        slow_ring = ring;
+        slow_cap = max;
+        slow_len = keep;
+        slow_head = keep > 0 ? keep - 1 : max - 1;
+    }
+    slow_head = (slow_head + 1) % slow_cap;
+    if (slow_len == slow_cap) {
+        slowlog_entry_clear(&slow_ring[slow_head]);
+    } else {
+        slow_len++;
+    }
+    struct slowlog_entry *e = &slow_ring[slow_head];
+    int argc = c->argc > SLOWLOG_MAX_ARGC ? SLOWLOG_MAX_ARGC : c->argc;
+    e->id = slow_next_id++;
+    e->time = server.ustime / 1000000;
+    e->duration = duration;
+    e->argc = argc;
+    e->argv = kv_malloc(sizeof(*e->argv) * (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        char buf[SLOWLOG_MAX_STRING + 64];
+        if (argc != c->argc && i == argc - 1) {
+            int n = snprintf(buf, sizeof(buf), "... (%d more arguments)", c->argc - argc + 1);
+            e->argv[i] = slow_copy(buf, (size_t)n);
+        } else if (arg_redacted(c->cmd, c->argc, c->argv, i)) {
+            e->argv[i] = slow_copy("(redacted)", 10);
+        } else if (c->argv[i].len > SLOWLOG_MAX_STRING) {
+            memcpy(buf, c->argv[i].p, SLOWLOG_MAX_STRING);
+            int n = snprintf(buf + SLOWLOG_MAX_STRING, sizeof(buf) - SLOWLOG_MAX_STRING,
+                             "... (%zu more bytes)", c->argv[i].len - SLOWLOG_MAX_STRING);
+            e->argv[i] = slow_copy(buf, SLOWLOG_MAX_STRING + (size_t)n);
+        } else {
+            e->argv[i] = slow_copy(c->argv[i].p, c->argv[i].len);
+        }
+    }
+    snprintf(e->addr, sizeof(e->addr), "%s", c->addr);
+    e->name = kv_strndup(c->name ? c->name : "", c->name ? strlen(c->name) : 0);
+}
+
+int slowlog_len(void) {
+    if (slow_len > server.slowlog_max_len && slow_cap > 0) {
+        slowlog_trim();
+    }
+    return slow_len;
+}
+
+const struct slowlog_entry *slowlog_at(int i) {
+    if (i < 0 || i >= slow_len) {
+        return NULL;
+    }
+    return &slow_ring[(slow_head - i + slow_cap) % slow_cap];
+}
+
+void slowlog_reset(void) {
+    for (int i = 0; i < slow_len; i++) {
+        slowlog_entry_clear(&slow_ring[(slow_head - i + slow_cap) % slow_cap]);
+    }
+    slow_len = 0;
+}
+
+/* ------------------------------------------------------------------------------
+ * MONITOR
+ * ------------------------------------------------------------------------------ */
+static struct client **monitors;
+static int nmonitors, monitors_cap;
+int clients_monitors;
+
+void monitor_add(struct client *c) {
+    if (nmonitors == monitors_cap) {
+        monitors_cap = monitors_cap ? monitors_cap * 2 : 4;
+        monitors = kv_realloc(monitors, sizeof(*monitors) * (size_t)monitors_cap);
+    }
+    monitors[nmonitors++] = c;
+    c->flags |= CLIENT_MONITOR;
+    clients_monitors = nmonitors;
+}
+
+void monitor_remove(struct client *c) {
+    for (int i = 0; i < nmonitors; i++) {
+        if (monitors[i] == c) {
+            monitors[i] = monitors[--nmonitors];
+            break;
+        }
+    }
+    c->flags &= ~CLIENT_MONITOR;
+    clients_monitors = nmonitors;
+    if (nmonitors == 0) {
+        kv_free(monitors);
+        monitors = NULL;
+        monitors_cap = 0;
+    }
+}
+
+/* "+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"" to every monitor. */
+void monitor_feed(struct client *c, int argc, const struct kv_slice *argv) {
+    size_t cap = 128;
+    for (int i = 0; i < argc; i++) {
+        cap += argv[i].len * 4 + 3;
+    }
+    char *line = kv_malloc(cap);
+    long long us = server.ustime;
+    size_t n = (size_t)snprintf(line, cap, "%lld.%06lld [%d %s]", us / 1000000, us % 1000000,
+                                c->db_id, c->fd < 0 ? "lua" : c->addr);
+    for (int i = 0; i < argc; i++) {
+        line[n++] = ' ';
+        if (arg_redacted(c->cmd, argc, argv, i)) {
+            n += kv_repr(line + n, cap - n, "(redacted)", 10);
+        } else {
+            n += kv_repr(line + n, cap - n, argv[i].p, argv[i].len);
+        }
+    }
+    for (int i = 0; i < nmonitors; i++) {
+        struct client *m = monitors[i];
+        if (m->flags & CLIENT_CLOSE_ASAP) {
+            continue;
+        }
+        client_queue_write(m);
+        resp_write_simple(&m->out, line, n);
+        client_check_output_limits(m);
+    }
+    kv_free(line);
+}
+
+/* ------------------------------------------------------------------------------
+ * The command path
+ * ------------------------------------------------------------------------------ */
+static int call_depth;
+
+void call(struct client *c, const struct kv_command *cmd) {
+    struct kv_command *mcmd = (struct kv_command *)cmd;
+    long long start;
+    if (call_depth == 0) {
+        start = kv_time_sync();
+    } else {
+        start = kv_ustime();
+    }
+    long long errs = server.stat_total_error_replies;
+    c->cmd = cmd;
+    c->lastcmd = cmd;
+    call_depth++;
+    cmd->proc(c);
+    call_depth--;
+    long long duration = kv_ustime() - start;
+    if (duration < 0) {
+        duration = 0;
+    }
+    mcmd->calls++;
+    mcmd->usec += duration;
+    if (server.stat_total_error_replies != errs) {
+        mcmd->failed_calls++;
+    }
+    server.stat_numcommands++;
+    if (server.slowlog_log_slower_than >= 0 && duration >= server.slowlog_log_slower_than &&
+        !(cmd->flags & CMD_SKIP_SLOWLOG)) {
+        slowlog_push(c, duration);
+    }
+    if (clients_monitors && !(cmd->flags & (CMD_SKIP_MONITOR | CMD_ADMIN))) {
+        monitor_feed(c, c->argc, c->argv);
+    }
+}
+
+static void reject(struct client *c, struct kv_command *cmd, const char *msg) {
+    if (cmd != NULL) {
+        cmd->rejected_calls++;
+    }
+    if (c->flags & CLIENT_MULTI) {
+        c->flags |= CLIENT_DIRTY_EXEC;
+    }
+    reply_error(c, msg);
+}
+
+static void reject_unknown(struct client *c) {
+    /* Redis 7.0: "unknown command 'foo', with args beginning with: 'a' 'b' " (the
+     * args list truncated near 128 bytes, each arg cut to what is left). */
+    char args[300];
+    size_t n = 0;
+    args[0] = '\0';
+    for (int i = 1; i < c->argc && n < 128; i++) {
+        int room = 128 - (int)n;
+        int len = (int)c->argv[i].len < room ? (int)c->argv[i].len : room;
+        n += (size_t)snprintf(args + n, sizeof(args) - n, "'%.*s' ", len, c->argv[i].p);
+    }
+    int nl = c->argv[0].len > 128 ? 128 : (int)c->argv[0].len;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "ERR unknown command '%.*s', with args beginning with: %s", nl,
+             c->argv[0].p, args);
+    reject(c, NULL, msg);
+}
+
+static int auth_required(const struct client *c) {
+    return !c->authenticated && server.requirepass != NULL && server.requirepass[0] != '\0';
+}
+
+static int is_local_client(const struct client *c) {
+    return strncmp(c->addr, "127.", 4) == 0 || strncmp(c->addr, "[::1]", 5) == 0 ||
+           strncmp(c->addr, "[::ffff:127.", 12) == 0 || c->fd < 0;
+}
+
+void process_command(struct client *c) {
+    struct kv_command *cmd = command_lookup(c->argv[0].p, c->argv[0].len);
+    if (cmd == NULL) {
+        reject_unknown(c);
+        return;
+    }
+    c->cmd = cmd;
+    if ((cmd->arity > 0 && cmd->arity != c->argc) || c->argc < -cmd->arity) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command", cmd->name);
+        reject(c, cmd, msg);
+        return;
+    }
+    const struct kv_command *run = cmd;
+    size_t nsub;
+    if (c->argc >= 2 && command_subcommands(cmd, &nsub) != NULL) {
+        const struct kv_command *sub = command_lookup_sub(cmd, c->argv[1].p, c->argv[1].len);
+        if (sub == NULL) {
+            char up[64];
+            size_t k;
+            for (k = 0; cmd->name[k] && k < sizeof(up) - 1; k++) {
+                up[k] = (char)toupper((unsigned char)cmd->name[k]);
+            }
+            up[k] = '\0';
+            char msg[256];
+            int sl = c->argv[1].len > 128 ? 128 : (int)c->argv[1].len;
+            snprintf(msg, sizeof(msg), "ERR unknown subcommand '%.*s'. Try %s HELP.", sl,
+                     c->argv[1].p, up);
+            reject(c, NULL, msg);
+            return;
+        }
+        c->cmd = sub;
+        if ((sub->arity > 0 && sub->arity != c->argc) || c->argc < -sub->arity) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command",
+                     sub->name);
+            reject(c, (struct kv_command *)sub, msg);
+            return;
+        }
+        run = sub;
+    }
+    if ((run->flags & CMD_PROTECTED) && server.enable_debug_command != 1 &&
+        !(server.enable_debug_command == 2 && is_local_client(c))) {
+        reject(c, (struct kv_command *)run,
+               "ERR DEBUG command not allowed. If the enable-debug-command option is set to "
+               "\"local\", you can run it from a local connection, otherwise you need to set "
+               "this option in the configuration file, and then restart the server.");
+        return;
+    }
+    if (auth_required(c) && !(run->flags & CMD_NO_AUTH)) {
+        reject(c, (struct kv_command *)run, "NOAUTH Authentication required.");
+        return;
+    }
+    if (server.maxmemory > 0) {
+        int oom = ks_evict_if_needed() == -1;
+        int denyoom = (run->flags & CMD_DENYOOM) ||
+                      (run->proc == cmd_exec && (c->flags & CLIENT_MULTI) &&
+                       c->multi_flags & CMD_DENYOOM);
+        if (oom && denyoom) {
+            reject(c, (struct kv_command *)run,
+                   "OOM command not allowed when used memory > 'maxmemory'.");
+            return;
+        }
+    }
+    if (c->flags & CLIENT_MULTI) {
+        if (run->flags & CMD_NO_MULTI) {
+            reject(c, (struct kv_command *)run, "ERR Command not allowed inside a transaction");
+            return;
+        }
+        if (!(run->flags & CMD_MULTI_CTL)) {
+            multi_queue(c);
+            return;
+        }
+    }
+    call(c, run);
+}

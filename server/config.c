@@ -1,0 +1,1009 @@
+/* server/config.c: the one configuration table. Each row (name, type, bounds,
+ * default, runtime-modifiable, apply hook, help) drives kv.conf parsing, the
+ * "--name value" command line, CONFIG GET/SET/REWRITE and `kvd --help-config`.
+ * Values live in `server` (or, for directives kept only for tools, in this file).
+ *
+ * Syntax and errors follow Redis 7: redis.conf lines ("name arg ..." with quoting),
+ * memory units (1k = 1000, 1kb = 1024, ... gb), yes/no booleans, enum names, and
+ * CONFIG SET of several pairs all or nothing.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "server/server.h"
+#include "server/server_int.h"
+#include "server/util.h"
+
+enum cfg_type { CFG_BOOL, CFG_INT, CFG_LL, CFG_MEMORY, CFG_ENUM, CFG_STRING, CFG_SPECIAL };
+
+enum {
+    CFG_IMMUTABLE = 1u << 0,  /* only in kv.conf / on the command line */
+    CFG_MULTI_ARG = 1u << 1,  /* a file line's arguments are joined by spaces */
+    CFG_MULTI_LINE = 1u << 2, /* several file lines accumulate (save, c-o-b-l) */
+};
+
+struct cfg_enum {
+    const char *name;
+    int value;
+};
+
+struct config {
+    const char *name;
+    int type;
+    unsigned flags;
+    void *ptr;                      /* int*, long long*, char** (by type) */
+    long long min, max;             /* numeric bounds */
+    const char *def;                /* default, as text */
+    const struct cfg_enum *enums;   /* CFG_ENUM */
+    /* CFG_SPECIAL: parse into state (reset: start from nothing) / render */
+    int (*set)(const char *val, int reset, const char **err);
+    void (*get)(char *buf, size_t cap);
+    int (*apply)(char *err, size_t errlen); /* after a change; may fail */
+    const char *help;               /* one paragraph for kv.conf / --help-config */
+};
+
+/* ------------------------------------------------------------------------------
+ * Storage for directives kept only for tools, and the special ones
+ * ------------------------------------------------------------------------------ */
+static int cfg_daemonize;
+static int cfg_appendonly;
+static int cfg_appendfsync;
+static char *cfg_appendfilename;
+static char *cfg_dbfilename;
+static int cfg_latency_tracking;
+static char *cfg_dir;               /* as given; CONFIG GET shows the cwd */
+static char cfg_save[256];          /* "3600 1 300 100 60 10000" or "" */
+static long long cob_replica[3], cob_pubsub[3];
+
+static const struct cfg_enum enum_loglevel[] = {
+    {"debug", LL_DEBUG}, {"verbose", LL_VERBOSE}, {"notice", LL_NOTICE},
+    {"warning", LL_WARNING}, {NULL, 0}};
+static const struct cfg_enum enum_policy[] = {
+    {"volatile-lru", MM_VOLATILE_LRU}, {"volatile-lfu", MM_VOLATILE_LFU},
+    {"volatile-random", MM_VOLATILE_RANDOM}, {"volatile-ttl", MM_VOLATILE_TTL},
+    {"allkeys-lru", MM_ALLKEYS_LRU}, {"allkeys-lfu", MM_ALLKEYS_LFU},
+    {"allkeys-random", MM_ALLKEYS_RANDOM}, {"noeviction", MM_NOEVICTION}, {NULL, 0}};
+static const struct cfg_enum enum_mode[] = {
+    {"cache", MODE_CACHE}, {"persistent", MODE_PERSISTENT}, {NULL, 0}};
+static const struct cfg_enum enum_fsync[] = {
+    {"always", 0}, {"everysec", 1}, {"no", 2}, {NULL, 0}};
+static const struct cfg_enum enum_debug[] = {
+    {"no", 0}, {"yes", 1}, {"local", 2}, {NULL, 0}};
+
+/* ---- apply hooks ---- */
+static int apply_listen(char *err, size_t errlen) {
+    return net_rebind(err, errlen);
+}
+
+static int apply_dir(char *err, size_t errlen) {
+    if (cfg_dir && cfg_dir[0] && chdir(cfg_dir) != 0) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int apply_hz(char *err, size_t errlen) {
+    (void)err;
+    (void)errlen;
+    if (server.hz < 1) server.hz = 1;
+    if (server.hz > 500) server.hz = 500;
+    net_reset_cron();
+    return 0;
+}
+
+static int apply_bulk_len(char *err, size_t errlen) {
+    (void)err;
+    (void)errlen;
+    for (struct client *c = server.clients; c; c = c->next) {
+        c->parser.lim.max_bulk_len = server.proto_max_bulk_len;
+    }
+    return 0;
+}
+
+static int apply_mode(char *err, size_t errlen) {
+    if (server.mode == MODE_PERSISTENT) {
+        snprintf(err, errlen, "mode persistent is not available yet: this kvd build serves "
+                              "mode cache only");
+        return -1;
+    }
+    return 0;
+}
+
+static int apply_daemonize(char *err, size_t errlen) {
+    if (cfg_daemonize) {
+        snprintf(err, errlen, "kvd does not daemonize: run it under a supervisor "
+                              "(daemonize must be 'no')");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- special directives ---- */
+static int set_save(const char *val, int reset, const char **err) {
+    char **argv;
+    int argc = kv_split_args(val, &argv);
+    if (argc < 0 || argc % 2 != 0) {
+        kv_free(argv);
+        *err = "Invalid save parameters";
+        return -1;
+    }
+    for (int i = 0; i < argc; i++) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(argv[i], &end, 10);
+        if (errno || *end || end == argv[i] || v < 0) {
+            kv_free(argv);
+            *err = "Invalid save parameters";
+            return -1;
+        }
+    }
+    char buf[sizeof(cfg_save)];
+    buf[0] = '\0';
+    if (!reset) {
+        snprintf(buf, sizeof(buf), "%s", cfg_save);
+    }
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? " " : "", argv[i]);
+    }
+    kv_free(argv);
+    memcpy(cfg_save, buf, sizeof(cfg_save));
+    return 0;
+}
+
+static void get_save(char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", cfg_save);
+}
+
+static int set_cobl(const char *val, int reset, const char **err) {
+    (void)reset; /* each class named is set; the others are kept, as Redis */
+    char **argv;
+    int argc = kv_split_args(val, &argv);
+    if (argc <= 0 || argc % 4 != 0) {
+        kv_free(argv);
+        *err = "Wrong number of arguments in buffer limit configuration.";
+        return -1;
+    }
+    long long vals[16][3];
+    int cls[16];
+    int n = 0;
+    for (int i = 0; i < argc && n < 16; i += 4, n++) {
+        if (strcasecmp(argv[i], "normal") == 0) cls[n] = 0;
+        else if (strcasecmp(argv[i], "replica") == 0 || strcasecmp(argv[i], "slave") == 0) cls[n] = 1;
+        else if (strcasecmp(argv[i], "pubsub") == 0) cls[n] = 2;
+        else {
+            kv_free(argv);
+            *err = "Invalid client class specified in buffer limit configuration.";
+            return -1;
+        }
+        char *end;
+        errno = 0;
+        long long secs = strtoll(argv[i + 3], &end, 10);
+        if (kv_parse_memory(argv[i + 1], &vals[n][0]) != 0 ||
+            kv_parse_memory(argv[i + 2], &vals[n][1]) != 0 || errno || *end || secs < 0 ||
+            secs > INT_MAX) {
+            kv_free(argv);
+            *err = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+            return -1;
+        }
+        vals[n][2] = secs;
+    }
+    kv_free(argv);
+    for (int i = 0; i < n; i++) {
+        if (cls[i] == 0) {
+            server.client_output_buffer_limit_hard = vals[i][0];
+            server.client_output_buffer_limit_soft = vals[i][1];
+            server.client_output_buffer_limit_secs = (int)vals[i][2];
+        } else {
+            long long *dst = cls[i] == 1 ? cob_replica : cob_pubsub;
+            memcpy(dst, vals[i], sizeof(vals[i]));
+        }
+    }
+    return 0;
+}
+
+static void get_cobl(char *buf, size_t cap) {
+    snprintf(buf, cap, "normal %lld %lld %d replica %lld %lld %lld pubsub %lld %lld %lld",
+             server.client_output_buffer_limit_hard, server.client_output_buffer_limit_soft,
+             server.client_output_buffer_limit_secs, cob_replica[0], cob_replica[1],
+             cob_replica[2], cob_pubsub[0], cob_pubsub[1], cob_pubsub[2]);
+}
+
+/* ------------------------------------------------------------------------------
+ * The table (kv.conf lists the directives in this order)
+ * ------------------------------------------------------------------------------ */
+#define B(n, f, p, d, a, h) {n, CFG_BOOL, f, p, 0, 1, d, NULL, NULL, NULL, a, h}
+#define I(n, f, p, lo, hi, d, a, h) {n, CFG_INT, f, p, lo, hi, d, NULL, NULL, NULL, a, h}
+#define L(n, f, p, lo, hi, d, a, h) {n, CFG_LL, f, p, lo, hi, d, NULL, NULL, NULL, a, h}
+#define M(n, f, p, lo, hi, d, a, h) {n, CFG_MEMORY, f, p, lo, hi, d, NULL, NULL, NULL, a, h}
+#define E(n, f, p, e, d, a, h) {n, CFG_ENUM, f, p, 0, 0, d, e, NULL, NULL, a, h}
+#define S(n, f, p, d, a, h) {n, CFG_STRING, f, p, 0, 0, d, NULL, NULL, NULL, a, h}
+#define X(n, f, set, get, d, a, h) {n, CFG_SPECIAL, f, NULL, 0, 0, d, NULL, set, get, a, h}
+
+static struct config configs[] = {
+    E("mode", CFG_IMMUTABLE, &server.mode, enum_mode, "cache", apply_mode,
+      "How the node keeps data. 'cache': everything in memory with TTL expiry and "
+      "maxmemory eviction, nothing written to disk. 'persistent' (the LSM engine) is not "
+      "available in this build yet and is refused."),
+    I("port", 0, &server.port, 0, 65535, "6379", apply_listen,
+      "TCP port for clients. 0 picks a free port and logs it."),
+    S("bind", CFG_MULTI_ARG, &server.bind, "* -::*", apply_listen,
+      "Addresses to listen on, separated by spaces. '*' is every IPv4 address, '::*' every "
+      "IPv6 one; a leading '-' makes an address optional (skipped if unavailable)."),
+    B("protected-mode", 0, &server.protected_mode, "yes", NULL,
+      "With no requirepass, refuse clients that are not on the loopback interface."),
+    I("tcp-backlog", CFG_IMMUTABLE, &server.tcp_backlog, 0, INT_MAX, "511", NULL,
+      "listen(2) backlog of pending connections."),
+    I("timeout", 0, &server.timeout, 0, INT_MAX, "0", NULL,
+      "Close a client after this many idle seconds (0 = never)."),
+    I("tcp-keepalive", 0, &server.tcp_keepalive, 0, INT_MAX, "300", NULL,
+      "TCP keepalive period in seconds for client sockets (0 = off)."),
+    B("daemonize", CFG_IMMUTABLE, &cfg_daemonize, "no", apply_daemonize,
+      "Only 'no' is accepted: run kvd under a supervisor (systemd, a container)."),
+    S("pidfile", 0, &server.pidfile, "", NULL,
+      "Write the process id to this file at start, remove it at shutdown (empty = none)."),
+    E("loglevel", 0, &server.loglevel, enum_loglevel, "notice", NULL,
+      "Log verbosity: debug, verbose, notice or warning."),
+    S("logfile", CFG_IMMUTABLE, &server.logfile, "", NULL,
+      "Log file path; empty logs to standard output."),
+    I("databases", CFG_IMMUTABLE, &server.databases, 1, INT_MAX, "16", NULL,
+      "Number of databases (SELECT 0 .. databases-1)."),
+    S("dir", 0, &cfg_dir, "", apply_dir,
+      "Working directory: data files (later), the node id. Empty = where kvd started."),
+    S("requirepass", 0, &server.requirepass, "", NULL,
+      "Password for the default user: clients must AUTH first (empty = no password)."),
+    I("maxclients", 0, &server.maxclients, 1, INT_MAX, "10000", NULL,
+      "Most connected clients; more are refused with '-ERR max number of clients reached'."),
+    M("maxmemory", 0, &server.maxmemory, 0, LLONG_MAX, "0", NULL,
+      "Memory limit for data (bytes; units k kb m mb g gb). 0 = no limit. Over the limit, "
+      "maxmemory-policy decides: evict keys, or refuse writes with -OOM."),
+    E("maxmemory-policy", 0, &server.maxmemory_policy, enum_policy, "noeviction", NULL,
+      "What to evict at maxmemory: noeviction, allkeys-lru, allkeys-lfu, allkeys-random, "
+      "volatile-lru, volatile-lfu, volatile-random, volatile-ttl."),
+    I("maxmemory-samples", 0, &server.maxmemory_samples, 1, 64, "5", NULL,
+      "Keys sampled per eviction (more = closer to true LRU/LFU, slower)."),
+    I("lfu-log-factor", 0, &server.lfu_log_factor, 0, INT_MAX, "10", NULL,
+      "LFU counter logarithm factor (higher = slower counter growth)."),
+    I("lfu-decay-time", 0, &server.lfu_decay_time, 0, INT_MAX, "1", NULL,
+      "Minutes of idleness after which a key's LFU counter is decremented (0 = on every "
+      "access check)."),
+    I("active-expire-effort", 0, &server.active_expire_effort, 1, 10, "1", NULL,
+      "Effort of the active expiry cycle, 1-10 (more CPU, fewer stale expired keys)."),
+    I("hz", 0, &server.hz, 0, INT_MAX, "10", apply_hz,
+      "Background task frequency per second (expiry, timeouts, stats), clamped to 1-500."),
+    M("proto-max-bulk-len", 0, &server.proto_max_bulk_len, 1024 * 1024, LLONG_MAX, "512mb",
+      apply_bulk_len, "Largest bulk string (key or value) a client may send."),
+    M("client-query-buffer-limit", 0, &server.client_query_buffer_limit, 1024 * 1024,
+      LLONG_MAX, "1gb", NULL,
+      "Largest unprocessed input per client; a client over it is closed with a log line."),
+    X("client-output-buffer-limit", CFG_MULTI_ARG | CFG_MULTI_LINE, set_cobl, get_cobl,
+      "normal 0 0 0 replica 256mb 64mb 60 pubsub 32mb 8mb 60", NULL,
+      "Per class: <class> <hard> <soft> <soft seconds>. A client whose pending output "
+      "exceeds hard, or soft for longer than soft seconds, is closed. 0 = no limit. Only "
+      "the normal class applies (no replicas or pub/sub yet)."),
+    L("slowlog-log-slower-than", 0, &server.slowlog_log_slower_than, -1, LLONG_MAX, "10000",
+      NULL, "Log commands slower than this many microseconds (-1 = off, 0 = every command)."),
+    I("slowlog-max-len", 0, &server.slowlog_max_len, 0, INT_MAX, "128", NULL,
+      "Entries kept in the slow log."),
+    B("latency-tracking", 0, &cfg_latency_tracking, "yes", NULL,
+      "Accepted for compatibility; per-command latency percentiles are not tracked yet."),
+    E("enable-debug-command", CFG_IMMUTABLE, &server.enable_debug_command, enum_debug,
+      "local", NULL,
+      "Who may run DEBUG: no, yes, or local (loopback clients only; Redis's default is no)."),
+    B("appendonly", 0, &cfg_appendonly, "no", NULL,
+      "Accepted and stored for tools; no effect in mode cache (nothing is written)."),
+    E("appendfsync", 0, &cfg_appendfsync, enum_fsync, "everysec", NULL,
+      "always, everysec or no. Stored; no effect in mode cache."),
+    S("appendfilename", CFG_IMMUTABLE, &cfg_appendfilename, "appendonly.aof", NULL,
+      "Stored for tools; no effect in mode cache."),
+    X("save", CFG_MULTI_ARG | CFG_MULTI_LINE, set_save, get_save, "3600 1 300 100 60 10000",
+      NULL, "Snapshot points '<seconds> <changes> ...'; \"\" for none. Stored for tools; no "
+      "effect in mode cache."),
+    S("dbfilename", 0, &cfg_dbfilename, "dump.rdb", NULL,
+      "Stored for tools; no effect in mode cache."),
+};
+#define NCONFIGS (sizeof(configs) / sizeof(configs[0]))
+
+#undef B
+#undef I
+#undef L
+#undef M
+#undef E
+#undef S
+#undef X
+
+static struct config *config_find(const char *name, size_t len) {
+    for (size_t i = 0; i < NCONFIGS; i++) {
+        if (strlen(configs[i].name) == len && strncasecmp(configs[i].name, name, len) == 0) {
+            return &configs[i];
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------
+ * Parsing and rendering one value
+ * ------------------------------------------------------------------------------ */
+static char errbuf[CONFIG_ERR_LEN];
+
+/* Parses val into the directive's storage. Returns 0, or -1 with *err (no
+ * "ERR " prefix, Redis's words). */
+static int config_parse_set(struct config *cf, const char *val, int reset, const char **err) {
+    switch (cf->type) {
+    case CFG_BOOL:
+        if (strcasecmp(val, "yes") == 0) {
+            *(int *)cf->ptr = 1;
+        } else if (strcasecmp(val, "no") == 0) {
+            *(int *)cf->ptr = 0;
+        } else {
+            *err = "argument must be 'yes' or 'no'";
+            return -1;
+        }
+        return 0;
+    case CFG_INT:
+    case CFG_LL:
+    case CFG_MEMORY: {
+        long long v;
+        if (cf->type == CFG_MEMORY) {
+            if (kv_parse_memory(val, &v) != 0) {
+                /* Redis also accepts a plain (possibly negative) integer here */
+                if (resp_str2ll(val, strlen(val), &v) != 0) {
+                    *err = "argument must be a memory value";
+                    return -1;
+                }
+            }
+        } else if (resp_str2ll(val, strlen(val), &v) != 0) {
+            *err = "argument couldn't be parsed into an integer";
+            return -1;
+        }
+        if (v < cf->min || v > cf->max) {
+            snprintf(errbuf, sizeof(errbuf), "argument must be between %lld and %lld inclusive",
+                     cf->min, cf->max);
+            *err = errbuf;
+            return -1;
+        }
+        if (cf->type == CFG_INT) {
+            *(int *)cf->ptr = (int)v;
+        } else {
+            *(long long *)cf->ptr = v;
+        }
+        return 0;
+    }
+    case CFG_ENUM:
+        for (const struct cfg_enum *e = cf->enums; e->name; e++) {
+            if (strcasecmp(e->name, val) == 0) {
+                *(int *)cf->ptr = e->value;
+                return 0;
+            }
+        }
+        {
+            size_t n = (size_t)snprintf(errbuf, sizeof(errbuf),
+                                        "argument(s) must be one of the following: ");
+            for (const struct cfg_enum *e = cf->enums; e->name && n < sizeof(errbuf); e++) {
+                n += (size_t)snprintf(errbuf + n, sizeof(errbuf) - n, "%s%s", e->name,
+                                      e[1].name ? ", " : "");
+            }
+            *err = errbuf;
+        }
+        return -1;
+    case CFG_STRING: {
+        char **dst = cf->ptr;
+        kv_free(*dst);
+        *dst = kv_strndup(val, strlen(val));
+        return 0;
+    }
+    case CFG_SPECIAL:
+        return cf->set(val, reset, err);
+    }
+    return -1;
+}
+
+static void config_render(const struct config *cf, char *buf, size_t cap) {
+    switch (cf->type) {
+    case CFG_BOOL:
+        snprintf(buf, cap, "%s", *(int *)cf->ptr ? "yes" : "no");
+        break;
+    case CFG_INT:
+        snprintf(buf, cap, "%d", *(int *)cf->ptr);
+        break;
+    case CFG_LL:
+    case CFG_MEMORY:
+        snprintf(buf, cap, "%lld", *(long long *)cf->ptr);
+        break;
+    case CFG_ENUM: {
+        int v = *(int *)cf->ptr;
+        buf[0] = '\0';
+        for (const struct cfg_enum *e = cf->enums; e->name; e++) {
+            if (e->value == v) {
+                snprintf(buf, cap, "%s", e->name);
+                break;
+            }
+        }
+        break;
+    }
+    case CFG_STRING: {
+        const char *s = *(char **)cf->ptr;
+        if (cf->ptr == &cfg_dir) {
+            if (getcwd(buf, cap) == NULL) {
+                snprintf(buf, cap, "%s", s ? s : "");
+            }
+            break;
+        }
+        snprintf(buf, cap, "%s", s ? s : "");
+        break;
+    }
+    case CFG_SPECIAL:
+        cf->get(buf, cap);
+        break;
+    }
+}
+
+int config_get_value(const char *name, char *buf, size_t cap) {
+    struct config *cf = config_find(name, strlen(name));
+    if (cf == NULL) {
+        return -1;
+    }
+    config_render(cf, buf, cap);
+    return 0;
+}
+
+void config_init(void) {
+    for (size_t i = 0; i < NCONFIGS; i++) {
+        const char *err = NULL;
+        if (configs[i].type == CFG_STRING) {
+            *(char **)configs[i].ptr = NULL;
+        }
+        if (config_parse_set(&configs[i], configs[i].def, 1, &err) != 0) {
+            fprintf(stderr, "kvd: bad default for %s: %s\n", configs[i].name, err);
+            abort();
+        }
+    }
+    server.active_expire_enabled = 1;
+}
+
+void config_deinit(void) {
+    for (size_t i = 0; i < NCONFIGS; i++) {
+        if (configs[i].type == CFG_STRING) {
+            char **p = configs[i].ptr;
+            kv_free(*p);
+            *p = NULL;
+        }
+    }
+    kv_free(server.config_file);
+    server.config_file = NULL;
+}
+
+/* ------------------------------------------------------------------------------
+ * Loading (kv.conf text and the command line)
+ * ------------------------------------------------------------------------------ */
+int config_load_text(const char *text, char *err, size_t errlen) {
+    unsigned char seen[NCONFIGS];
+    memset(seen, 0, sizeof(seen));
+    int lineno = 0;
+    const char *p = text;
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        lineno++;
+        char *line = kv_strndup(p, len);
+        p += len + (eol ? 1 : 0);
+        char *s = line;
+        while (isspace((unsigned char)*s)) s++;
+        size_t sl = strlen(s);
+        while (sl > 0 && isspace((unsigned char)s[sl - 1])) s[--sl] = '\0';
+        if (*s == '#' || *s == '\0') {
+            kv_free(line);
+            continue;
+        }
+        char **argv;
+        int argc = kv_split_args(s, &argv);
+        const char *why = NULL;
+        if (argc < 0) {
+            why = "Unbalanced quotes in configuration line";
+        } else if (argc == 0) {
+            kv_free(argv);
+            kv_free(line);
+            continue;
+        }
+        struct config *cf = why ? NULL : config_find(argv[0], strlen(argv[0]));
+        if (!why && cf == NULL) {
+            why = "Bad directive or wrong number of arguments";
+        }
+        if (!why) {
+            char joined[4096];
+            joined[0] = '\0';
+            if (!(cf->flags & CFG_MULTI_ARG) && argc != 2) {
+                why = "wrong number of arguments";
+            } else {
+                size_t n = 0;
+                for (int i = 1; i < argc && n < sizeof(joined); i++) {
+                    n += (size_t)snprintf(joined + n, sizeof(joined) - n, "%s%s",
+                                          i > 1 ? " " : "", argv[i]);
+                }
+                size_t idx = (size_t)(cf - configs);
+                int reset = !seen[idx];
+                seen[idx] = 1;
+                if (config_parse_set(cf, joined, reset, &why) == 0) {
+                    why = NULL;
+                }
+            }
+        }
+        if (why) {
+            snprintf(err, errlen, "\n*** FATAL CONFIG FILE ERROR (Redis %s) ***\n"
+                                  "Reading the configuration file, at line %d\n>>> '%s'\n%s",
+                     KVD_REDIS_COMPAT_VERSION, lineno, s, why);
+            kv_free(argv);
+            kv_free(line);
+            return -1;
+        }
+        kv_free(argv);
+        kv_free(line);
+    }
+    /* apply hooks that can run before the loop exists (listeners are opened later) */
+    for (size_t i = 0; i < NCONFIGS; i++) {
+        if (configs[i].apply && configs[i].apply != apply_listen &&
+            configs[i].apply != apply_bulk_len) {
+            char aerr[CONFIG_ERR_LEN];
+            if (configs[i].apply(aerr, sizeof(aerr)) != 0) {
+                snprintf(err, errlen, "\n*** FATAL CONFIG FILE ERROR (Redis %s) ***\n%s: %s",
+                         KVD_REDIS_COMPAT_VERSION, configs[i].name, aerr);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static char *read_file(const char *path) {
+    FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (fp == NULL) {
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = kv_malloc(cap);
+    for (;;) {
+        if (cap - len < 4096) {
+            cap *= 2;
+            buf = kv_realloc(buf, cap);
+        }
+        size_t n = fread(buf + len, 1, cap - len - 1, fp);
+        len += n;
+        if (n == 0) {
+            break;
+        }
+    }
+    buf[len] = '\0';
+    if (fp != stdin) {
+        fclose(fp);
+    }
+    return buf;
+}
+
+/* Appends s to *buf (growing it). */
+static void cat(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
+    if (*len + n + 1 > *cap) {
+        while (*len + n + 1 > *cap) {
+            *cap = *cap ? *cap * 2 : 256;
+        }
+        *buf = kv_realloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+int config_load_argv(int argc, char **argv) {
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    cat(&text, &len, &cap, "", 0);
+    int i = 1;
+    if (i < argc && (argv[i][0] != '-' || argv[i][1] != '-')) {
+        const char *path = argv[i];
+        char *file = read_file(path);
+        if (file == NULL) {
+            fprintf(stderr, "Fatal error, can't open config file '%s': %s\n", path,
+                    strerror(errno));
+            kv_free(text);
+            return -1;
+        }
+        cat(&text, &len, &cap, file, strlen(file));
+        cat(&text, &len, &cap, "\n", 1);
+        kv_free(file);
+        if (strcmp(path, "-") != 0) {
+            char abs[PATH_MAX];
+            if (realpath(path, abs) != NULL) {
+                server.config_file = kv_strndup(abs, strlen(abs));
+            }
+        }
+        i++;
+    }
+    /* "--name v1 v2 --other v" -> "name v1 v2\nother v\n", arguments quoted */
+    int first = 1;
+    for (; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1] == '-' && argv[i][2] != '\0') {
+            if (!first) {
+                cat(&text, &len, &cap, "\n", 1);
+            }
+            first = 0;
+            cat(&text, &len, &cap, argv[i] + 2, strlen(argv[i] + 2));
+        } else if (!first) {
+            size_t n = strlen(argv[i]);
+            char *q = kv_malloc(n * 4 + 8);
+            size_t ql = kv_repr(q, n * 4 + 8, argv[i], n);
+            cat(&text, &len, &cap, " ", 1);
+            cat(&text, &len, &cap, q, ql);
+            kv_free(q);
+        } else {
+            fprintf(stderr, "Invalid option '%s': expected a config file first or "
+                            "--name value pairs\n", argv[i]);
+            kv_free(text);
+            return -1;
+        }
+    }
+    char err[1024];
+    int rc = config_load_text(text, err, sizeof(err));
+    kv_free(text);
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------
+ * CONFIG SET / GET
+ * ------------------------------------------------------------------------------ */
+int config_set_pairs(int npairs, const struct kv_slice *args, char *err, size_t errlen) {
+    struct config **cfs = kv_calloc((size_t)npairs, sizeof(*cfs));
+    char **old = kv_calloc((size_t)npairs, sizeof(*old));
+    char **vals = kv_calloc((size_t)npairs, sizeof(*vals));
+    int rc = -1;
+    int nset = 0;
+    const char *why = NULL;
+    const char *bad = NULL;
+    int badlen = 0;
+    /* 1. every name known, mutable, not repeated */
+    for (int i = 0; i < npairs; i++) {
+        const struct kv_slice *name = &args[2 * i];
+        cfs[i] = config_find(name->p, name->len);
+        if (cfs[i] == NULL) {
+            snprintf(err, errlen, "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
+                     (int)(name->len > 128 ? 128 : name->len), name->p);
+            goto out;
+        }
+        for (int k = 0; k < i; k++) {
+            if (cfs[k] == cfs[i]) {
+                why = "duplicate parameter";
+                bad = name->p;
+                badlen = (int)name->len;
+                goto fail;
+            }
+        }
+        if (cfs[i]->flags & CFG_IMMUTABLE) {
+            why = "can't set immutable config";
+            bad = name->p;
+            badlen = (int)name->len;
+            goto fail;
+        }
+        vals[i] = kv_strndup(args[2 * i + 1].p, args[2 * i + 1].len);
+    }
+    /* 2. set each, remembering the old value */
+    for (int i = 0; i < npairs; i++) {
+        char buf[4096];
+        config_render(cfs[i], buf, sizeof(buf));
+        if (cfs[i]->ptr == &cfg_dir) {
+            snprintf(buf, sizeof(buf), "%s", cfg_dir ? cfg_dir : "");
+        }
+        old[i] = kv_strndup(buf, strlen(buf));
+        nset = i + 1;
+        if (config_parse_set(cfs[i], vals[i], 1, &why) != 0) {
+            bad = args[2 * i].p;
+            badlen = (int)args[2 * i].len;
+            goto restore;
+        }
+    }
+    /* 3. apply, each hook once */
+    for (int i = 0; i < npairs; i++) {
+        if (cfs[i]->apply == NULL) {
+            continue;
+        }
+        int dup = 0;
+        for (int k = 0; k < i; k++) {
+            dup |= cfs[k]->apply == cfs[i]->apply;
+        }
+        if (dup) {
+            continue;
+        }
+        char aerr[CONFIG_ERR_LEN];
+        if (cfs[i]->apply(aerr, sizeof(aerr)) != 0) {
+            snprintf(errbuf, sizeof(errbuf), "%s", aerr);
+            why = errbuf;
+            bad = args[2 * i].p;
+            badlen = (int)args[2 * i].len;
+            goto restore;
+        }
+    }
+    rc = 0;
+    goto out;
+restore:
+    for (int i = 0; i < nset; i++) {
+        const char *ignored;
+        config_parse_set(cfs[i], old[i], 1, &ignored);
+    }
+    for (int i = 0; i < nset; i++) {
+        if (cfs[i]->apply) {
+            char aerr[CONFIG_ERR_LEN];
+            cfs[i]->apply(aerr, sizeof(aerr));
+        }
+    }
+fail:
+    {
+        char whybuf[CONFIG_ERR_LEN];
+        snprintf(whybuf, sizeof(whybuf), "%s", why);
+        snprintf(err, errlen, "ERR CONFIG SET failed (possibly related to argument '%.*s') - %s",
+                 badlen > 128 ? 128 : badlen, bad, whybuf);
+    }
+out:
+    for (int i = 0; i < npairs; i++) {
+        kv_free(old[i]);
+        kv_free(vals[i]);
+    }
+    kv_free(old);
+    kv_free(vals);
+    kv_free(cfs);
+    return rc;
+}
+
+void config_get(int npats, const struct kv_slice *pats, config_visit_fn *fn, void *ctx) {
+    char buf[4096];
+    for (size_t i = 0; i < NCONFIGS; i++) {
+        const char *name = configs[i].name;
+        for (int k = 0; k < npats; k++) {
+            if (kv_glob_match(pats[k].p, pats[k].len, name, strlen(name), 1)) {
+                config_render(&configs[i], buf, sizeof(buf));
+                fn(ctx, name, buf);
+                break;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------
+ * CONFIG REWRITE
+ *
+ * HOW IT WORKS
+ *   The loaded file is read again line by line. Comments, blank lines and lines
+ *   kvd does not know are kept as they are. The first line of a known directive is
+ *   replaced by its current value (a multi-line directive writes all its lines
+ *   there); later lines of the same directive are dropped. Directives not in the
+ *   file are appended after "# Generated by CONFIG REWRITE" when they differ from
+ *   their default. The result goes to a temporary file in the same directory,
+ *   fsynced, then renamed over the original (its mode kept).
+ * ------------------------------------------------------------------------------ */
+static void render_memory_human(long long v, char *buf, size_t cap) {
+    const long long gb = 1024LL * 1024 * 1024, mb = 1024LL * 1024, kb = 1024;
+    if (v != 0 && v % gb == 0) snprintf(buf, cap, "%lldgb", v / gb);
+    else if (v != 0 && v % mb == 0) snprintf(buf, cap, "%lldmb", v / mb);
+    else if (v != 0 && v % kb == 0) snprintf(buf, cap, "%lldkb", v / kb);
+    else snprintf(buf, cap, "%lld", v);
+}
+
+/* The directive's current lines for the file ("name value\n" ...). */
+static void config_lines(const struct config *cf, char **out, size_t *len, size_t *cap) {
+    char val[4096];
+    if (cf->type == CFG_MEMORY) {
+        render_memory_human(*(long long *)cf->ptr, val, sizeof(val));
+    } else if (cf->ptr == &cfg_dir) {
+        snprintf(val, sizeof(val), "%s", cfg_dir ? cfg_dir : "");
+        if (val[0] == '\0' && getcwd(val, sizeof(val)) == NULL) {
+            val[0] = '\0';
+        }
+    } else {
+        config_render(cf, val, sizeof(val));
+    }
+    char line[8192];
+    if (cf->set == set_save) {
+        char **argv;
+        int argc = kv_split_args(val, &argv);
+        if (argc <= 0) {
+            int n = snprintf(line, sizeof(line), "save \"\"\n");
+            cat(out, len, cap, line, (size_t)n);
+        }
+        for (int i = 0; i + 1 < argc; i += 2) {
+            int n = snprintf(line, sizeof(line), "save %s %s\n", argv[i], argv[i + 1]);
+            cat(out, len, cap, line, (size_t)n);
+        }
+        kv_free(argv);
+        return;
+    }
+    if (cf->set == set_cobl) {
+        char **argv;
+        int argc = kv_split_args(val, &argv);
+        for (int i = 0; i + 3 < argc; i += 4) {
+            char h[32], s[32];
+            render_memory_human(atoll(argv[i + 1]), h, sizeof(h));
+            render_memory_human(atoll(argv[i + 2]), s, sizeof(s));
+            int n = snprintf(line, sizeof(line), "client-output-buffer-limit %s %s %s %s\n",
+                             argv[i], h, s, argv[i + 3]);
+            cat(out, len, cap, line, (size_t)n);
+        }
+        kv_free(argv);
+        return;
+    }
+    int n;
+    if (cf->type == CFG_STRING && !(cf->flags & CFG_MULTI_ARG)) {
+        char q[8192];
+        kv_repr(q, sizeof(q), val, strlen(val));
+        n = snprintf(line, sizeof(line), "%s %s\n", cf->name, q);
+    } else {
+        n = snprintf(line, sizeof(line), "%s %s\n", cf->name, val);
+    }
+    cat(out, len, cap, line, (size_t)(n < (int)sizeof(line) ? n : (int)sizeof(line) - 1));
+}
+
+static int config_is_default(struct config *cf) {
+    char cur[4096], def[4096];
+    config_render(cf, cur, sizeof(cur));
+    if (cf->ptr == &cfg_dir) {
+        return cfg_dir == NULL || cfg_dir[0] == '\0';
+    }
+    /* render the default through a scratch parse of the same type */
+    switch (cf->type) {
+    case CFG_STRING:
+        return strcmp(cur, cf->def) == 0;
+    case CFG_SPECIAL: {
+        /* compare by re-rendering: set default into a copy is invasive; compare text */
+        if (cf->set == set_save) {
+            return strcmp(cfg_save, cf->def) == 0;
+        }
+        return strcmp(cur, "normal 0 0 0 replica 268435456 67108864 60 pubsub 33554432 8388608 60") == 0;
+    }
+    case CFG_MEMORY: {
+        long long v;
+        kv_parse_memory(cf->def, &v);
+        return *(long long *)cf->ptr == v;
+    }
+    case CFG_BOOL:
+    case CFG_ENUM:
+        snprintf(def, sizeof(def), "%s", cf->def);
+        return strcasecmp(cur, def) == 0;
+    default:
+        return strcmp(cur, cf->def) == 0;
+    }
+}
+
+int config_rewrite(char *err, size_t errlen) {
+    if (server.config_file == NULL) {
+        snprintf(err, errlen, "ERR The server is running without a config file");
+        return -1;
+    }
+    char *old = read_file(server.config_file);
+    if (old == NULL && errno != ENOENT) {
+        snprintf(err, errlen, "ERR Rewriting config file: %s", strerror(errno));
+        return -1;
+    }
+    unsigned char done[NCONFIGS];
+    memset(done, 0, sizeof(done));
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    cat(&out, &len, &cap, "", 0);
+    int has_generated = 0;
+    const char *p = old ? old : "";
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t ll = eol ? (size_t)(eol - p) : strlen(p);
+        char *line = kv_strndup(p, ll);
+        p += ll + (eol ? 1 : 0);
+        const char *s = line;
+        while (isspace((unsigned char)*s)) s++;
+        if (strcmp(s, "# Generated by CONFIG REWRITE") == 0) {
+            has_generated = 1;
+        }
+        struct config *cf = NULL;
+        if (*s != '#' && *s != '\0') {
+            size_t nl = strcspn(s, " \t");
+            cf = config_find(s, nl);
+        }
+        if (cf == NULL) {
+            cat(&out, &len, &cap, line, ll);
+            cat(&out, &len, &cap, "\n", 1);
+        } else {
+            size_t idx = (size_t)(cf - configs);
+            if (!done[idx]) {
+                done[idx] = 1;
+                config_lines(cf, &out, &len, &cap);
+            }
+        }
+        kv_free(line);
+    }
+    kv_free(old);
+    for (size_t i = 0; i < NCONFIGS; i++) {
+        if (done[i] || config_is_default(&configs[i])) {
+            continue;
+        }
+        if (!has_generated) {
+            if (len > 0 && out[len - 1] != '\n') {
+                cat(&out, &len, &cap, "\n", 1);
+            }
+            cat(&out, &len, &cap, "# Generated by CONFIG REWRITE\n", 30);
+            has_generated = 1;
+        }
+        config_lines(&configs[i], &out, &len, &cap);
+    }
+    char tmp[PATH_MAX + 64];
+    snprintf(tmp, sizeof(tmp), "%s.tmp-%d", server.config_file, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = -1;
+    if (fd < 0) {
+        snprintf(err, errlen, "ERR Rewriting config file: %s", strerror(errno));
+        goto out;
+    }
+    struct stat st;
+    if (stat(server.config_file, &st) == 0) {
+        if (fchmod(fd, st.st_mode & 07777) != 0) {
+            /* keep going: the content matters more than the mode */
+        }
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, out + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        off += (size_t)w;
+    }
+    if (off != len || fsync(fd) != 0) {
+        snprintf(err, errlen, "ERR Rewriting config file: %s", strerror(errno));
+        close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    close(fd);
+    if (rename(tmp, server.config_file) != 0) {
+        snprintf(err, errlen, "ERR Rewriting config file: %s", strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    rc = 0;
+out:
+    kv_free(out);
+    return rc;
+}
+
+void config_print_help(FILE *fp) {
+    fprintf(fp, "kvd configuration directives (kv.conf, --name value, CONFIG GET/SET):\n\n");
+    for (size_t i = 0; i < NCONFIGS; i++) {
+        const struct config *cf = &configs[i];
+        const char *type = "string";
+        switch (cf->type) {
+        case CFG_BOOL: type = "yes|no"; break;
+        case CFG_INT: case CFG_LL: type = "integer"; break;
+        case CFG_MEMORY: type = "memory"; break;
+        case CFG_ENUM: type = "enum"; break;
+        case CFG_SPECIAL: type = "list"; break;
+        default: break;
+        }
+        fprintf(fp, "%-28s %-8s default \"%s\"%s\n", cf->name, type, cf->def,
+                (cf->flags & CFG_IMMUTABLE) ? "  (startup only)" : "");
+        if (cf->type == CFG_ENUM) {
+            fprintf(fp, "%-28s values:", "");
+            for (const struct cfg_enum *e = cf->enums; e->name; e++) {
+                fprintf(fp, " %s", e->name);
+            }
+            fprintf(fp, "\n");
+        } else if (cf->type == CFG_INT || cf->type == CFG_LL || cf->type == CFG_MEMORY) {
+            fprintf(fp, "%-28s range: %lld .. %lld\n", "", cf->min, cf->max);
+        }
+        fprintf(fp, "%-28s %s\n\n", "", cf->help);
+    }
+}

@@ -1,0 +1,155 @@
+/* server/server.c: the process's global state, the cached clock, and starting and
+ * stopping the node (after config, before and after the loop). main.c only parses
+ * the command line and calls these.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/ks.h"
+#include "server/server.h"
+#include "server/server_int.h"
+
+struct kv_server server;
+
+long long kv_ustime(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+long long kv_mstime(void) {
+    return kv_ustime() / 1000;
+}
+
+long long kv_time_sync(void) {
+    long long us = kv_ustime();
+    server.ustime = us;
+    server.mstime = us / 1000;
+    return us;
+}
+
+void server_request_shutdown(int from_signal) {
+    (void)from_signal;
+    server.shutdown_asap = 1;
+    if (server.base) {
+        event_base_loopbreak(server.base);
+    }
+}
+
+/* Raises RLIMIT_NOFILE to fit maxclients (+32 for listeners, logs, the engine);
+ * lowers maxclients when the system refuses, as Redis does. */
+static void adjust_open_files_limit(void) {
+    rlim_t need = (rlim_t)server.maxclients + 32;
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= need) {
+        return;
+    }
+    rlim_t want = need;
+    while (want > lim.rlim_cur) {
+        struct rlimit nl = {.rlim_cur = want, .rlim_max = lim.rlim_max > want ? lim.rlim_max : want};
+        if (setrlimit(RLIMIT_NOFILE, &nl) == 0) {
+            break;
+        }
+        nl.rlim_max = lim.rlim_max;
+        if (want <= lim.rlim_max) {
+            nl.rlim_cur = want;
+            if (setrlimit(RLIMIT_NOFILE, &nl) == 0) {
+                break;
+            }
+        }
+        want = want > 16 ? want - 16 : lim.rlim_cur;
+    }
+    if (want < need) {
+        int old = server.maxclients;
+        server.maxclients = want > 32 ? (int)(want - 32) : 1;
+        server_log(LL_WARNING,
+                   "You requested maxclients of %d requiring at least %llu max file "
+                   "descriptors. Server can't set maximum open files to %llu because of OS "
+                   "error: %s. Current maximum open files is %llu. maxclients has been reduced "
+                   "to %d to compensate for low ulimit.",
+                   old, (unsigned long long)need, (unsigned long long)need, strerror(errno),
+                   (unsigned long long)want, server.maxclients);
+    }
+}
+
+static void write_pidfile(void) {
+    if (server.pidfile == NULL || server.pidfile[0] == '\0') {
+        return;
+    }
+    FILE *fp = fopen(server.pidfile, "w");
+    if (fp == NULL) {
+        server_log(LL_WARNING, "Failed to write PID file: %s", strerror(errno));
+        return;
+    }
+    fprintf(fp, "%d\n", (int)getpid());
+    fclose(fp);
+}
+
+int server_start(void) {
+    signal(SIGPIPE, SIG_IGN);
+    server.pid = getpid();
+    kv_time_sync();
+    server.start_ms = server.mstime;
+    server.lastsave = server.mstime / 1000;
+    server.active_expire_enabled = 1;
+    server_log(LL_NOTICE, "oO0OoO0OoO0Oo kvd is starting oO0OoO0OoO0Oo");
+    server_log(LL_NOTICE, "kvd version=%s, redis compat=%s, bits=%d, pid=%d, just started",
+               KVD_VERSION, KVD_REDIS_COMPAT_VERSION, (int)(sizeof(long) * 8), (int)server.pid);
+    if (server.config_file) {
+        server_log(LL_NOTICE, "Configuration loaded");
+    } else {
+        server_log(LL_WARNING, "Warning: no config file specified, using the default config. "
+                               "In order to specify a config file use build/kvd /path/to/kv.conf");
+    }
+    adjust_open_files_limit();
+    struct event_config *cfg = event_config_new();
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    server.base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (server.base == NULL) {
+        server_log(LL_WARNING, "Failed creating the event loop");
+        return -1;
+    }
+    commands_init();
+    info_init();
+    ks_init();
+    kv_used_memory_refresh();
+    char err[CONFIG_ERR_LEN];
+    if (net_listen(err, sizeof(err)) != 0) {
+        server_log(LL_WARNING, "%s", err);
+        return -1;
+    }
+    write_pidfile();
+    server_log(LL_NOTICE, "Server initialized");
+    server_log(LL_NOTICE, "Ready to accept connections tcp on port %d (mode %s)", net_bound_port,
+               server.mode == MODE_CACHE ? "cache" : "persistent");
+    return 0;
+}
+
+void server_stop(void) {
+    server_log(LL_WARNING, "User requested shutdown...");
+    net_close_listeners();
+    while (server.clients) {
+        client_free(server.clients);
+    }
+    client_free_pending_closes();
+    slowlog_reset();
+    if (server.pidfile && server.pidfile[0]) {
+        server_log(LL_NOTICE, "Removing the pid file.");
+        unlink(server.pidfile);
+    }
+    server_log(LL_WARNING, "kvd is now ready to exit, bye bye...");
+    ks_deinit();
+    if (server.base) {
+        event_base_free(server.base);
+        server.base = NULL;
+    }
+    config_deinit();
+}

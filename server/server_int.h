@@ -1,0 +1,154 @@
+/* server/server_int.h: private to the node's core (server/main.c, net.c, client.c,
+ * commands.c, config.c, reply.c, multi.c, cmd_conn.c, cmd_server.c). Command
+ * families outside the core use server.h only.
+ */
+#ifndef KVD_SERVER_INT_H
+#define KVD_SERVER_INT_H
+
+#include <stdio.h>
+
+#include "server/server.h"
+
+/* ---- alloc.c ---- */
+void kv_used_memory_refresh(void);  /* re-anchors kv_used_memory(); cron */
+size_t kv_allocator_resident(void); /* jemalloc stats.resident, 0 if unknown */
+const char *kv_allocator_name(void);
+
+/* ---- config.c ---- */
+#define CONFIG_ERR_LEN 256
+
+/* Sets every directive to its default. Call once before anything else. */
+void config_init(void);
+/* Frees the strings the table owns (shutdown, tests). */
+void config_deinit(void);
+/* Parses configuration text (kv.conf syntax: "name value ...", '#' comments,
+ * quoting as redis.conf). origin names the source in errors. Returns 0, or -1 with
+ * a message in err ("line N: 'text': reason"). */
+int config_load_text(const char *text, char *err, size_t errlen);
+/* Builds the configuration from argv as redis-server does: an optional file, then
+ * "--name value ..." pairs, then applies it. Prints Redis's fatal error block and
+ * returns -1 on error. */
+int config_load_argv(int argc, char **argv);
+/* Runs every apply hook once the server is up (listeners are created by main). */
+/* CONFIG SET of npairs name/value pairs, all or nothing. Returns 0, or -1 with the
+ * whole Redis error ("ERR Unknown option ...") in err. */
+int config_set_pairs(int npairs, const struct kv_slice *args, char *err, size_t errlen);
+/* Calls fn(name, value) for each directive matching any of the glob patterns,
+ * once per directive, in table order. */
+typedef void config_visit_fn(void *ctx, const char *name, const char *value);
+void config_get(int npats, const struct kv_slice *pats, config_visit_fn *fn, void *ctx);
+/* Writes the current value of a directive into buf; returns -1 if unknown. */
+int config_get_value(const char *name, char *buf, size_t cap);
+/* CONFIG REWRITE: rewrites server.config_file in place. 0 or -1 with err. */
+int config_rewrite(char *err, size_t errlen);
+/* kvd --help-config */
+void config_print_help(FILE *fp);
+
+/* ---- server/fmt.c ---- */
+/* Redis's memory units: "1gb" = 1<<30, "1g" = 10^9, "100" bytes. 0 ok, -1 bad. */
+int kv_parse_memory(const char *s, long long *out);
+/* "1.50M" style, as INFO *_human. */
+void kv_bytes_human(char *buf, size_t cap, unsigned long long n);
+/* Appends s quoted as Redis's sdscatrepr ("a\nb" -> "\"a\\nb\""); returns bytes
+ * written (not counting NUL), truncating at cap-1. */
+size_t kv_repr(char *dst, size_t cap, const char *s, size_t len);
+/* Splits a line into arguments as redis.conf does (quotes, \x escapes). Returns
+ * argc, or -1 on unbalanced quotes. Arguments are NUL-terminated copies in one
+ * allocation *out (free with kv_free(*out)). */
+int kv_split_args(const char *line, char ***out);
+
+/* ---- net.c ---- */
+int net_listen(char *err, size_t errlen);   /* opens every bind/port listener */
+void net_close_listeners(void);
+int net_rebind(char *err, size_t errlen);   /* CONFIG SET port/bind */
+void net_main_loop(void);                   /* until shutdown */
+void net_reset_cron(void);                  /* hz changed */
+void net_client_install(struct client *c);  /* read event for a new client */
+void net_client_uninstall(struct client *c);
+void net_stop_reading(struct client *c);
+int net_write_now(struct client *c);        /* try writing; 0 ok, -1 closed */
+extern int net_bound_port;                  /* the port actually bound */
+
+/* ---- client.c ---- */
+struct client *client_create(int fd);
+void client_free(struct client *c);
+/* Marks a client to be closed and freed in the before-sleep step. */
+void client_close_async(struct client *c);
+/* Queues c for the before-sleep write step (no-op if already queued). */
+void client_queue_write(struct client *c);
+void client_free_pending_closes(void);
+void client_handle_pending_writes(void);
+/* Reads from the socket and processes every complete command. */
+void client_read(struct client *c);
+/* Parses and runs every complete command in the query buffer. */
+void client_process_input(struct client *c);
+/* Closes c if its output is over client-output-buffer-limit; returns 1 if so. */
+int client_check_output_limits(struct client *c);
+/* One CLIENT LIST line (with trailing '\n') into buf; returns its length. */
+size_t client_info_line(const struct client *c, char *buf, size_t cap);
+struct client *client_by_id(uint64_t id);
+void client_set_db(struct client *c, int id);
+void client_cron(void);
+extern struct client *clients_pending_write;
+extern int clients_monitors;                 /* clients in MONITOR mode */
+
+/* ---- commands.c ---- */
+void commands_init(void);
+/* Runs the command in c->argc/argv through the checks (auth, arity, OOM, MULTI
+ * queueing) and executes it. */
+void process_command(struct client *c);
+/* Executes c->cmd with timing, stats, slowlog and MONITOR feed. */
+void call(struct client *c, const struct kv_command *cmd);
+/* Subcommand resolution: "config|get" entry for CONFIG GET, or NULL. */
+const struct kv_command *command_lookup_sub(const struct kv_command *parent,
+                                            const char *name, size_t len);
+/* Parent entries with subcommand tables expose them here. */
+const struct kv_command *command_subcommands(const struct kv_command *cmd, size_t *count);
+const char *command_acl_categories(const struct kv_command *cmd, const char **out, int max,
+                                   int *n);
+void commands_reset_stats(void);
+/* Error statistics (INFO errorstats). */
+void errorstat_count(const char *msg, size_t len);
+int errorstat_iter(int i, const char **code, long long *count);
+void errorstat_reset(void);
+
+/* Slow log */
+struct slowlog_entry {
+    long long id;
+    long long time;         /* Unix seconds */
+    long long duration;     /* microseconds */
+    int argc;
+    struct kv_slice *argv;  /* owned copies */
+    char addr[64];
+    char *name;             /* owned */
+};
+void slowlog_push(struct client *c, long long duration);
+int slowlog_len(void);
+const struct slowlog_entry *slowlog_at(int i);  /* 0 = newest */
+void slowlog_reset(void);
+
+/* MONITOR */
+void monitor_feed(struct client *c, int argc, const struct kv_slice *argv);
+void monitor_add(struct client *c);
+void monitor_remove(struct client *c);
+
+/* ---- multi.c ---- */
+void multi_queue(struct client *c);          /* queue c->argv for EXEC */
+void multi_discard_state(struct client *c);  /* leaves MULTI */
+void unwatch_all(struct client *c);
+int watch_any(void);                         /* anyone watching? */
+
+/* ---- cmd_server.c ---- */
+extern const char *const kvd_run_id;
+void info_init(void);
+void stats_cron(void);
+/* Builds the INFO text for the given sections (argc 0 = default). Caller frees. */
+char *info_generate(int nsec, const struct kv_slice *secs, size_t *len);
+
+/* ---- server.c ---- */
+int server_start(void);   /* after config: loop, keyspace, listeners, pidfile */
+void server_stop(void);   /* after the loop: clients, listeners, pidfile, memory */
+void server_request_shutdown(int from_signal);
+long long kv_time_sync(void); /* updates server.mstime/ustime; returns ustime */
+
+#endif
