@@ -107,14 +107,18 @@ bool sst_reader_may_contain(const struct sst_reader *r, uint64_t hash);
 /* A point-lookup result: the entry's internal key and entry value, pinned (in the
  * block cache or a private copy) until sst_found_release. */
 struct sst_found {
-    const char *ikey;
+    const char *ikey;  /* the entry's internal key (a copy held by this struct) */
     size_t ikey_len;
-    const char *value;
+    const char *value; /* its entry value, in the pinned block */
     size_t value_len;
+    uint64_t seqno;    /* decoded from ikey's trailer */
+    unsigned kind;     /* LSM_KIND_VALUE or LSM_KIND_DELETE */
     /* private */
     struct block_cache *cache;
     struct cache_handle *pin;
     void *owned;
+    char *key_heap;
+    char key_inline[48];
 };
 void sst_found_release(struct sst_found *f);
 
