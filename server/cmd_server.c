@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/ks.h"
 #include "server/server.h"
 #include "server/server_int.h"
 #include "server/util.h"

@@ -3,7 +3,8 @@
  * keyspace's strong definitions replace these at link time; this file is deleted
  * once they exist.
  */
-#include "server/ks.h"
+#include "server/server.h"
+#include "server/server_int.h"
 
 __attribute__((weak)) void ks_init(void) {
 }

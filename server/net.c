@@ -21,7 +21,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "server/ks.h"
 #include "server/server.h"
 #include "server/server_int.h"
 

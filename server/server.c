@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/ks.h"
 #include "server/server.h"
 #include "server/server_int.h"
 
