@@ -1,0 +1,599 @@
+#!/usr/bin/python3
+"""redis-compat-tests/differential.py: kvd against a real redis-server, reply by reply.
+
+Starts the server under test (--kvd BIN) and redis-server (--redis BIN), each on a
+free loopback port with its own dir, stopped by PID at the end. For each seed it
+generates a reproducible random command sequence over a small key space (so commands
+interact and collide on types) covering every deterministic command of
+server/commands.def, with wrong arity, wrong types, bad numbers, out-of-range values,
+syntax errors and unknown options mixed in. Each command goes to both servers and the
+replies are compared by wire type and bytes, except:
+  - TTL/PTTL/EXPIRETIME/PEXPIRETIME within a tolerance (1 s), when positive;
+  - unordered replies (KEYS, HKEYS, HVALS, HGETALL) compared sorted; SCAN and HSCAN
+    run to the end of a full iteration and compared as sets;
+  - HRANDFIELD and RANDOMKEY checked for shape and membership on each server;
+  - nondeterministic replies (TIME, INFO, CLIENT ID/LIST/INFO, OBJECT IDLETIME,
+    MEMORY USAGE, LASTSAVE, SLOWLOG, HELLO's id) checked for shape only.
+A part of each sequence runs in RESP3 (HELLO 3). A mismatch prints the seed, the
+step, the command and both replies. Every compared step is one test case; ends with
+"N passed, M failed".
+
+Usage: differential.py --kvd BIN [--redis redis-server] [--seeds N] [--first-seed S]
+                       [--steps N] [--maxmemory] [--verbose]
+--maxmemory starts both with --maxmemory 1gb --maxmemory-policy allkeys-lru (nothing
+is evicted at that size; it catches regressions of the eviction bookkeeping).
+"""
+import argparse
+import os
+import random
+import sys
+import time
+import traceback
+
+from respclient import Conn, encode  # noqa: F401 - encode kept for debugging helpers
+from serverctl import Server
+
+KEYS = ['a', 'b', 'c', 'k1', 'k2', 'h1', 'h2', 'n', 'x:1', 'x:2']
+FIELDS = ['f0', 'f1', 'f2', 'f3', 'fx']
+VALUES = ['', 'v', 'hello', 'world', '0', '1', '-1', '42', '10.5', '3.0e2', '007', '+5', ' 1',
+          '9223372036854775807', '-9223372036854775808', '9223372036854775808', 'abc', '1e308',
+          'inf', '-0', '0.1', '5e-3', 'x' * 50, 'y' * 300, '\x00\r\n\x00', '12345678901234567890',
+          '1.7976931348623157e308', '-1.5']
+INTS = ['0', '1', '-1', '2', '5', '10', '100', '-100', '9223372036854775807',
+        '-9223372036854775808', '9223372036854775808', 'abc', '1.5', '', ' 3', '0x10', '+7']
+FLOATS = ['0', '1', '-1', '0.5', '1.5', '-2.25', '1e3', '3.0e-2', 'abc', 'inf', '-inf', 'nan', '',
+          '1e308', '10.1', '.5', '5.', '1e', '0x10']
+TTLS = ['100', '200', '500', '1000', '5000', '100000', '0', '-1', '-100', 'abc', '1.5',
+        '9223372036854775807', '4611686018427387', '']
+PATTERNS = ['*', 'a*', 'k?', 'x:*', '[ab]', '[^a]*', 'h\\1', '*1', '?', 'nomatch*', 'x:[1-2]']
+EXPIRE_OPTS = [[], [], ['NX'], ['XX'], ['GT'], ['LT'], ['NX', 'XX'], ['GT', 'LT'], ['FOO'], ['nx'],
+               ['XX', 'GT']]
+CONFIG_PARAMS = ['maxmemory-policy', 'databases', 'maxmemory-samples', 'timeout',
+                 'proto-max-bulk-len', 'lfu-log-factor', 'lfu-decay-time', 'nosuch-param']
+
+
+class Gen:
+    """One command at a time: returns (args, kind). kind says how replies compare."""
+
+    def __init__(self, rng, now_ms):
+        self.r = rng
+        self.now_ms = now_ms
+
+    def key(self):
+        return self.r.choice(KEYS)
+
+    def val(self):
+        return self.r.choice(VALUES)
+
+    def int_(self):
+        return self.r.choice(INTS)
+
+    def ttl(self):
+        return self.r.choice(TTLS)
+
+    def field(self):
+        return self.r.choice(FIELDS)
+
+    def pick(self, *xs):
+        return self.r.choice(xs)
+
+    def maybe(self, p=0.5):
+        return self.r.random() < p
+
+    def abs_time(self, unit_ms):
+        """An absolute time: mostly far future, sometimes past or junk."""
+        r = self.r.random()
+        if r < 0.7:
+            t = self.now_ms + self.r.choice([100, 600, 3600, 86400]) * 1000
+        elif r < 0.85:
+            t = self.r.choice([1000, self.now_ms - 10000])
+        else:
+            return self.pick('abc', '-1', '9223372036854775807', '1.5')
+        return str(t // unit_ms)
+
+    # ---- families ----
+    def strings(self):
+        g = self
+        k, v = g.key(), g.val()
+        c = g.r.randrange(24)
+        if c == 0:
+            opts = []
+            for _ in range(g.r.randrange(4)):
+                o = g.pick('NX', 'XX', 'GET', 'KEEPTTL', 'EX', 'PX', 'EXAT', 'PXAT', 'FOO', 'ex')
+                if o in ('EX', 'PX', 'ex'):
+                    opts += [o, g.ttl()] if g.maybe(0.9) else [o]
+                elif o == 'EXAT':
+                    opts += [o, g.abs_time(1000)]
+                elif o == 'PXAT':
+                    opts += [o, g.abs_time(1)]
+                else:
+                    opts.append(o)
+            return ['SET', k, v] + opts, 'exact'
+        table = [
+            (['GET', k], 'exact'),
+            (['SETNX', k, v], 'exact'),
+            (['SETEX', k, g.ttl(), v], 'exact'),
+            (['PSETEX', k, g.pick('100000', '5000000', '0', '-5', 'x'), v], 'exact'),
+            (['GETSET', k, v], 'exact'),
+            (['GETDEL', k], 'exact'),
+            (['GETEX', k] + g.pick([], ['PERSIST'], ['EX', g.ttl()], ['PX', g.ttl()],
+                                   ['EXAT', g.abs_time(1000)], ['PXAT', g.abs_time(1)],
+                                   ['EX'], ['FOO'], ['EX', '100', 'PERSIST']), 'exact'),
+            (['MGET'] + [g.key() for _ in range(g.r.randrange(1, 5))], 'exact'),
+            (['MSET'] + sum([[g.key(), g.val()] for _ in range(g.r.randrange(1, 4))], []), 'exact'),
+            (['MSETNX'] + sum([[g.key(), g.val()] for _ in range(g.r.randrange(1, 3))], []), 'exact'),
+            (['APPEND', k, v], 'exact'),
+            (['STRLEN', k], 'exact'),
+            (['GETRANGE', k, g.int_(), g.int_()], 'exact'),
+            (['SUBSTR', k, g.pick('0', '1', '-1', '-3'), g.pick('0', '2', '-1', '100')], 'exact'),
+            (['SETRANGE', k, g.pick('0', '1', '3', '10', '-1', 'abc', '536870912', '536870911'),
+              g.pick('', 'xy', 'zzz')], 'exact'),
+            (['INCR', k], 'exact'),
+            (['DECR', k], 'exact'),
+            (['INCRBY', k, g.int_()], 'exact'),
+            (['DECRBY', k, g.int_()], 'exact'),
+            (['INCRBYFLOAT', k, g.r.choice(FLOATS)], 'exact'),
+            (['MSET', k], 'exact'),                   # arity
+            (['GET', k, k], 'exact'),                 # arity
+            (['SET', k], 'exact'),                    # arity
+        ]
+        return table[c - 1] if c - 1 < len(table) else table[0]
+
+    def keyspace(self):
+        g = self
+        k = g.key()
+        c = g.r.randrange(20)
+        table = [
+            (['DEL'] + [g.key() for _ in range(g.r.randrange(1, 4))], 'exact'),
+            (['UNLINK'] + [g.key() for _ in range(g.r.randrange(1, 3))], 'exact'),
+            (['EXISTS'] + [g.key() for _ in range(g.r.randrange(1, 4))], 'exact'),
+            (['TYPE', k], 'exact'),
+            (['RENAME', k, g.key()], 'exact'),
+            (['RENAMENX', k, g.key()], 'exact'),
+            (['KEYS', g.r.choice(PATTERNS)], 'sorted'),
+            (['SCAN', '0'] + g.scan_opts(), 'scan'),
+            (['RANDOMKEY'], 'randomkey'),
+            (['TOUCH'] + [g.key() for _ in range(g.r.randrange(1, 3))], 'exact'),
+            (['COPY', k, g.key()] + g.pick([], [], ['REPLACE'], ['DB', g.pick('0', '1', '2', '99', 'x')],
+                                            ['DB', '1', 'REPLACE'], ['FOO']), 'exact'),
+            (['OBJECT', 'ENCODING', k], 'exact'),
+            (['OBJECT', g.pick('FREQ', 'REFCOUNT', 'NOSUCH')] + [k], 'errors-exact'),
+            (['OBJECT', 'IDLETIME', k], 'shape'),
+            (['DBSIZE'], 'exact'),
+            (['MEMORY', 'USAGE', k], 'shape'),
+            (['SCAN', g.pick('abc', '1.5', '18446744073709551616')], 'exact'),
+            (['KEYS'], 'exact'),
+            (['TYPE'], 'exact'),
+            (g.pick(['FLUSHDB'], ['FLUSHALL'], ['FLUSHDB', 'ASYNC'], ['FLUSHALL', 'FOO'])
+             if g.maybe(0.1) else ['DBSIZE'], 'exact'),
+        ]
+        return table[c]
+
+    def scan_opts(self):
+        g = self
+        opts = []
+        if g.maybe(0.4):
+            opts += ['MATCH', g.r.choice(PATTERNS)]
+        if g.maybe(0.4):
+            opts += ['COUNT', g.pick('1', '3', '10', '1000', '0', 'x')]
+        if g.maybe(0.3):
+            opts += ['TYPE', g.pick('string', 'hash', 'list', 'nosuchtype')]
+        if g.maybe(0.05):
+            opts += ['FOO']
+        return opts
+
+    def expiry(self):
+        g = self
+        k = g.key()
+        c = g.r.randrange(11)
+        table = [
+            (['EXPIRE', k, g.ttl()] + g.r.choice(EXPIRE_OPTS), 'exact'),
+            (['PEXPIRE', k, g.pick('100000', '500000', '2000000', '0', '-1', 'x')] + g.r.choice(EXPIRE_OPTS),
+             'exact'),
+            (['EXPIREAT', k, g.abs_time(1000)] + g.r.choice(EXPIRE_OPTS), 'exact'),
+            (['PEXPIREAT', k, g.abs_time(1)] + g.r.choice(EXPIRE_OPTS), 'exact'),
+            (['TTL', k], 'ttl'),
+            (['PTTL', k], 'pttl'),
+            (['PERSIST', k], 'exact'),
+            (['EXPIRETIME', k], 'ttl'),
+            (['PEXPIRETIME', k], 'pttl'),
+            (['EXPIRE', k], 'exact'),
+            (['TTL', k, k], 'exact'),
+        ]
+        return table[c]
+
+    def hashes(self):
+        g = self
+        k, f = g.key(), g.field()
+        c = g.r.randrange(22)
+        pairs = sum([[g.field(), g.val()] for _ in range(g.r.randrange(1, 4))], [])
+        table = [
+            (['HSET', k] + pairs, 'exact'),
+            (['HSETNX', k, f, g.val()], 'exact'),
+            (['HGET', k, f], 'exact'),
+            (['HMSET', k] + pairs, 'exact'),
+            (['HMGET', k] + [g.field() for _ in range(g.r.randrange(1, 4))], 'exact'),
+            (['HGETALL', k], 'pairs'),
+            (['HDEL', k] + [g.field() for _ in range(g.r.randrange(1, 3))], 'exact'),
+            (['HEXISTS', k, f], 'exact'),
+            (['HLEN', k], 'exact'),
+            (['HSTRLEN', k, f], 'exact'),
+            (['HINCRBY', k, f, g.int_()], 'exact'),
+            (['HINCRBYFLOAT', k, f, g.r.choice(FLOATS)], 'exact'),
+            (['HKEYS', k], 'sorted'),
+            (['HVALS', k], 'sorted'),
+            (['HSCAN', k, '0'] + g.hscan_opts(), 'hscan'),
+            (['HRANDFIELD', k] + g.pick([], [g.pick('1', '3', '10', '-3', '0', 'x')],
+                                        [g.pick('2', '-4', '10'), 'WITHVALUES'], ['1', 'FOO']),
+             'hrandfield'),
+            (['HSET', k, f], 'exact'),                    # arity
+            (['HSET', k] + pairs + [f], 'exact'),         # odd
+            (['HMGET', k], 'exact'),
+            (['HSCAN', k, g.pick('x', '18446744073709551616')], 'exact'),
+            (['HGET', k], 'exact'),
+            (['HINCRBY', k, f, '1', '2'], 'exact'),
+        ]
+        return table[c]
+
+    def hscan_opts(self):
+        g = self
+        opts = []
+        if g.maybe(0.4):
+            opts += ['MATCH', g.pick('f*', 'f?', 'fx', '*', '[f]0', 'z*')]
+        if g.maybe(0.3):
+            opts += ['COUNT', g.pick('1', '2', '100', '0', 'y')]
+        if g.maybe(0.05):
+            opts += [g.pick('NOVALUES', 'TYPE', 'FOO')]
+        return opts
+
+    def connection(self):
+        g = self
+        c = g.r.randrange(19)
+        table = [
+            (['PING'] + g.pick([], ['msg'], ['a', 'b']), 'exact'),
+            (['ECHO'] + g.pick(['x'], ['\x00y'], [], ['a', 'b']), 'exact'),
+            (['SELECT', g.pick('0', '0', '1', '2', '16', '-1', 'x', '1.0')], 'exact'),
+            (['CLIENT', 'SETNAME', g.pick('n1', 'n2', 'bad name', '')], 'exact'),
+            (['CLIENT', 'GETNAME'], 'exact'),
+            (['CLIENT', g.pick('ID', 'INFO', 'LIST')], 'shape'),
+            (['CLIENT', 'NOSUCHSUB'], 'exact'),
+            (['AUTH', 'pw'], 'exact'),
+            (['WAIT', g.pick('0', 'x'), g.pick('0', '-1')], 'exact'),
+            (['TIME'], 'shape'),
+            (['INFO'] + g.pick([], ['server'], ['keyspace'], ['nosuch']), 'shape'),
+            (['CONFIG', 'GET', g.r.choice(CONFIG_PARAMS)], 'exact'),
+            (['COMMAND', 'GETKEYS'] + g.pick(['GET', 'a'], ['MSET', 'a', '1', 'b', '2'], ['PING', 'x'],
+                                              ['NOSUCH', 'a'], ['SET', 'a'], ['COPY', 'a', 'b']), 'exact'),
+            (['NOSUCHCOMMAND', g.key()], 'exact'),
+            (['CONFIG', 'SET', g.pick('maxmemory-samples', 'slowlog-max-len', 'lfu-log-factor',
+                                      'nosuch-param'), g.pick('5', '10', '0', '-1', 'abc', '100000')],
+             'exact'),
+            (['CONFIG', g.pick('SET', 'GET', 'NOSUCH')], 'exact'),
+            (['LASTSAVE'], 'shape'),
+            (['SLOWLOG', g.pick('LEN', 'GET', 'RESET')], 'shape'),
+            (['SLOWLOG', g.pick('NOSUCH', 'GET x')], 'exact'),
+        ]
+        return table[c]
+
+    def multi_block(self):
+        """A MULTI ... EXEC/DISCARD block, sometimes with WATCH of a key it then
+        touches itself (EXEC returns nil), sometimes with a queued error."""
+        g = self
+        cmds = []
+        if g.maybe(0.3):
+            k = g.key()
+            cmds.append((['WATCH', k], 'exact'))
+            if g.maybe(0.5):
+                cmds.append((['SET', k, g.val()], 'exact'))
+        cmds.append((['MULTI'], 'exact'))
+        for _ in range(g.r.randrange(0, 5)):
+            args, kind = g.pick(g.strings, g.hashes, g.expiry)()
+            if kind in ('hscan', 'hrandfield'):  # not comparable inside EXEC's reply
+                args = ['HLEN', args[1]]
+            cmds.append((args, 'exact'))  # each replies +QUEUED (or an error)
+        if g.maybe(0.2):
+            cmds.append((['GET'], 'exact'))
+        if g.maybe(0.1):
+            cmds.append((['MULTI'], 'exact'))
+        cmds.append((g.pick(['EXEC'], ['EXEC'], ['EXEC'], ['DISCARD']), 'exec'))
+        return cmds
+
+    def next(self):
+        r = self.r.random()
+        if r < 0.30:
+            return [self.strings()]
+        if r < 0.50:
+            return [self.hashes()]
+        if r < 0.65:
+            return [self.keyspace()]
+        if r < 0.78:
+            return [self.expiry()]
+        if r < 0.91:
+            return [self.connection()]
+        if r < 0.96:
+            return self.multi_block()
+        return [(self.pick(['UNWATCH'], ['EXEC'], ['DISCARD'], ['WATCH'], ['RESET']), 'reset')]
+
+
+# ---- comparison ---------------------------------------------------------------------
+def sort_key(x):
+    return repr(x)
+
+
+def norm(kind, reply):
+    """Reduces a reply to what must be equal for this kind of command."""
+    t = reply[0]
+    if t == 'error':
+        return reply
+    if kind == 'sorted' and t in ('array', 'set'):
+        return ('array', sorted(reply[1], key=sort_key))
+    if kind == 'pairs':
+        if t == 'array':
+            items = reply[1]
+            return ('pairs', sorted(zip(items[0::2], items[1::2]), key=sort_key))
+        if t == 'map':
+            return ('map', sorted(reply[1], key=sort_key))
+    if kind == 'shape':
+        return (t,)
+    if kind == 'errors-exact':
+        return (t,)
+    return reply
+
+
+def ttl_equal(a, b, tol):
+    if a[0] == 'int' and b[0] == 'int':
+        if a[1] < 0 or b[1] < 0:
+            return a[1] == b[1]
+        return abs(a[1] - b[1]) <= tol
+    return a == b
+
+
+class Pair:
+    """The two servers' connections, kept in the same state (db, RESP version)."""
+
+    def __init__(self, kvd_port, redis_port):
+        self.a = Conn(kvd_port, timeout=30)
+        self.b = Conn(redis_port, timeout=30)
+
+    def call(self, args):
+        return self.a.call(*args), self.b.call(*args)
+
+    def close(self):
+        self.a.close()
+        self.b.close()
+
+
+def full_scan(conn, first_args, is_hash):
+    """Runs SCAN/HSCAN from cursor 0 until it returns 0. Returns (reply of the first
+    call if it was an error or malformed, else the set of keys / dict of fields)."""
+    cursor = b'0'
+    out = {} if is_hash else set()
+    for _ in range(100000):
+        args = list(first_args)
+        args[2 if is_hash else 1] = cursor
+        r = conn.call(*args)
+        if r[0] != 'array' or len(r[1]) != 2 or r[1][0][0] != 'bulk' or r[1][1][0] != 'array':
+            return ('reply', r)
+        items = [x[1] for x in r[1][1][1]]
+        if is_hash:
+            if 'NOVALUES' in [str(x).upper() for x in args]:
+                out.update((k, None) for k in items)
+            else:
+                out.update(zip(items[0::2], items[1::2]))
+        else:
+            out.update(items)
+        cursor = r[1][0][1]
+        if cursor == b'0':
+            return ('items', sorted(out.items()) if is_hash else sorted(out))
+    return ('reply', ('error', b'scan did not finish'))
+
+
+def hrandfield_ok(conn, args, reply):
+    """Checks a HRANDFIELD reply against the hash it came from on the same server."""
+    if reply[0] == 'error':
+        return True
+    h = conn.call('HGETALL', args[1])
+    if h[0] == 'error':
+        return False
+    if h[0] == 'map':
+        fields = dict((k[1], v[1]) for k, v in h[1])
+    else:
+        items = [x[1] for x in h[1]]
+        fields = dict(zip(items[0::2], items[1::2]))
+    if len(args) == 2:
+        if reply[0] in ('nullbulk', 'null'):
+            return not fields
+        return reply[0] == 'bulk' and reply[1] in fields
+    n = int(args[2])
+    withvalues = len(args) > 3
+    if reply[0] != 'array':
+        return False
+    items = reply[1]
+    if withvalues:
+        if items and items[0][0] == 'array':  # RESP3: pairs
+            pairs = [(p[1][0][1], p[1][1][1]) for p in items]
+        else:
+            pairs = [(items[i][1], items[i + 1][1]) for i in range(0, len(items), 2)]
+    else:
+        pairs = [(x[1], fields.get(x[1])) for x in items]
+    if any(f not in fields or fields[f] != v for f, v in pairs):
+        return False
+    want = min(n, len(fields)) if n >= 0 else (abs(n) if fields else 0)
+    if len(pairs) != want:
+        return False
+    return n < 0 or len(set(f for f, _ in pairs)) == len(pairs)
+
+
+def run_seed(seed, steps, kvd_port, redis_port, verbose, max_fail=15):
+    rng = random.Random(seed)
+    gen = Gen(rng, int(time.time() * 1000))
+    p = Pair(kvd_port, redis_port)
+    passed = failed = 0
+    p.call(['FLUSHALL'])
+    p.call(['HELLO', '2'])
+    resp3_from, resp3_to = int(steps * 0.6), int(steps * 0.8)
+    in_resp3 = False
+    step = 0
+    while step < steps and failed < max_fail:
+        if not in_resp3 and resp3_from <= step < resp3_to:
+            ra, rb = p.call(['HELLO', '3'])
+            in_resp3 = True
+            ok = ra[0] == rb[0] == 'map' and mask_hello(ra) == mask_hello(rb)
+            passed, failed = tally(ok, passed, failed, seed, step, ['HELLO', '3'], ra, rb)
+        elif in_resp3 and step >= resp3_to:
+            ra, rb = p.call(['HELLO', '2'])
+            in_resp3 = False
+            ok = ra[0] == rb[0] == 'array' and mask_hello(ra) == mask_hello(rb)
+            passed, failed = tally(ok, passed, failed, seed, step, ['HELLO', '2'], ra, rb)
+        for args, kind in gen.next():
+            step += 1
+            if verbose:
+                print('seed %d step %d: %r' % (seed, step, args))
+            if kind in ('scan', 'hscan'):
+                ra = full_scan(p.a, args, kind == 'hscan')
+                rb = full_scan(p.b, args, kind == 'hscan')
+                ok = ra == rb
+            else:
+                ra, rb = p.call(args)
+                if kind == 'ttl':
+                    ok = ttl_equal(ra, rb, 1)
+                elif kind == 'pttl':
+                    ok = ttl_equal(ra, rb, 1500)
+                elif kind == 'hrandfield':
+                    ok = (ra[0] == rb[0] and (ra[0] != 'error' or ra == rb) and
+                          hrandfield_ok(p.a, args, ra) and hrandfield_ok(p.b, args, rb))
+                elif kind == 'randomkey':
+                    ok = ra[0] == rb[0] and (ra[0] not in ('bulk',) or
+                                             (p.a.call('EXISTS', ra[1]) == ('int', 1) and
+                                              p.b.call('EXISTS', rb[1]) == ('int', 1)))
+                elif kind == 'errors-exact':
+                    ok = ra == rb if ra[0] == 'error' or rb[0] == 'error' else ra[0] == rb[0]
+                elif kind == 'exec':
+                    ok = exec_equal(ra, rb)
+                elif kind == 'reset':
+                    ok = norm('exact', ra) == norm('exact', rb)
+                    if args[0] == 'RESET':
+                        in_resp3 = False
+                else:
+                    ok = norm(kind, ra) == norm(kind, rb)
+            passed, failed = tally(ok, passed, failed, seed, step, args, ra, rb)
+    if failed >= max_fail:
+        print('seed %d: stopped after %d mismatches' % (seed, failed))
+    p.close()
+    return passed, failed
+
+
+def exec_equal(ra, rb):
+    """EXEC replies: element by element; TTL-like values cannot appear with a fixed
+    tolerance here, so unordered and TTL results are compared leniently."""
+    if ra[0] != rb[0]:
+        return False
+    if ra[0] != 'array':
+        return ra == rb
+    if len(ra[1]) != len(rb[1]):
+        return False
+    for x, y in zip(ra[1], rb[1]):
+        if x == y:
+            continue
+        if x[0] == 'int' and y[0] == 'int' and x[1] > 1000 and abs(x[1] - y[1]) <= 1500:
+            continue  # TTL/PTTL/EXPIRETIME inside the transaction
+        if x[0] == y[0] and x[0] in ('array', 'map') and \
+                sorted(map(repr, flatten(x))) == sorted(map(repr, flatten(y))):
+            continue  # HKEYS/HVALS/HGETALL order
+        return False
+    return True
+
+
+def flatten(r):
+    if r[0] in ('array', 'set'):
+        return r[1]
+    if r[0] == 'map':
+        return [x for kv in r[1] for x in kv]
+    return [r]
+
+
+def mask_hello(r):
+    items = r[1] if r[0] == 'array' else [x for kv in r[1] for x in kv]
+    out = []
+    skip = False
+    for x in items:
+        if skip:
+            out.append('*')
+            skip = False
+            continue
+        out.append(x)
+        if x in (('bulk', b'id'), ('simple', b'id')):
+            skip = True
+    return out
+
+
+def show(r, limit=600):
+    s = repr(r)
+    return s if len(s) <= limit else s[:limit] + '...(%d chars)' % len(s)
+
+
+def tally(ok, passed, failed, seed, step, args, ra, rb):
+    if ok:
+        return passed + 1, failed
+    print('MISMATCH seed %d step %d: %s\n  kvd:   %s\n  redis: %s' %
+          (seed, step, ' '.join(repr(a) if ' ' in str(a) or not str(a) else str(a) for a in args),
+           show(ra), show(rb)), flush=True)
+    return passed, failed + 1
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--kvd', required=True)
+    ap.add_argument('--redis', default='redis-server')
+    ap.add_argument('--seeds', type=int, default=4)
+    ap.add_argument('--first-seed', type=int, default=1)
+    ap.add_argument('--steps', type=int, default=3000)
+    ap.add_argument('--maxmemory', action='store_true')
+    ap.add_argument('--verbose', action='store_true')
+    o = ap.parse_args()
+    redis_bin = o.redis if '/' in o.redis else next(
+        (os.path.join(d, o.redis) for d in os.environ.get('PATH', '').split(':')
+         if os.access(os.path.join(d, o.redis), os.X_OK)), o.redis)
+    extra = ['--maxmemory', '1gb', '--maxmemory-policy', 'allkeys-lru'] if o.maxmemory else []
+    a = b = None
+    passed = failed = 0
+    try:
+        a = Server(o.kvd, extra, name='kvd')
+        b = Server(redis_bin, extra, name='redis')
+        label = ' (maxmemory 1gb allkeys-lru)' if o.maxmemory else ''
+        for seed in range(o.first_seed, o.first_seed + o.seeds):
+            t0 = time.time()
+            p, f = run_seed(seed, o.steps, a.port, b.port, o.verbose)
+            print('seed %d%s: %d passed, %d failed (%.1fs)' % (seed, label, p, f, time.time() - t0),
+                  flush=True)
+            passed += p
+            failed += f
+        for s in (a, b):
+            c = Conn(s.port)
+            ok = c.call('PING') == ('simple', b'PONG')
+            c.close()
+            passed, failed = (passed + 1, failed) if ok else (passed, failed + 1)
+            if not ok:
+                print('FAIL differential: %s stopped answering' % s.name)
+    except Exception as e:  # noqa: BLE001 - a crash (e.g. a connection reset) is a failure
+        failed += 1
+        print('FAIL differential: %s: %s' % (type(e).__name__, e))
+        traceback.print_exc(file=sys.stdout)
+        if a is not None and a.proc.poll() is not None:
+            print('FAIL differential: kvd exited with status %s; log tail:\n%s' % (a.proc.returncode,
+                                                                                 a._tail()))
+    finally:
+        for s in (a, b):
+            if s is not None:
+                rc = s.stop()
+                if s is a and rc not in (0, None):
+                    print('FAIL differential: kvd exit status %s after SIGTERM' % rc)
+                    failed += 1
+                s.cleanup()
+    print('differential: %d passed, %d failed' % (passed, failed))
+    print('%d passed, %d failed' % (passed, failed))
+    return 0 if failed == 0 else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# redis-compat-tests/run.sh KVD_BINARY [--asan]
+#
+# Starts the server under test on a free loopback port (own temp dir), plus a second
+# one with --requirepass, waits until each answers PING, runs every client suite
+# against them, stops both by PID and checks they exited cleanly (with --asan: that
+# their stderr holds no sanitizer report). Prints one line per suite and ends with
+# the total "N passed, M failed" (test cases).
+#
+# KVD_BINARY may be a redis-server: the suites are checked against Redis itself that
+# way (redis-compat-tests/run.sh /usr/bin/redis-server). --asan runs the same suites
+# with fewer differential steps (the sanitizer build is ~3x slower).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+bin=${1:?usage: run.sh KVD_BINARY [--asan]}
+asan=0
+[[ "${2:-}" == --asan ]] && asan=1
+[[ "$bin" == */* ]] || bin=$(command -v "$bin")
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+PY=/usr/bin/python3
+target=kvd
+[[ "$(basename "$bin")" == *redis-server* ]] && target=redis
+export COMPAT_TARGET=$target
+
+work=$(mktemp -d /tmp/kvd-compat.XXXXXX)
+pids=()
+total_p=0
+total_f=0
+
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do
+        kill -KILL "$p" 2>/dev/null
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_server NAME extra-args...: sets SRV_PORT and SRV_PID; the server's stdout and
+# stderr go to $work/NAME.out / NAME.err.
+start_server() {
+    local name=$1; shift
+    local try port dir pid
+    for try in 1 2 3; do
+        port=$(free_port)
+        dir=$work/$name-dir
+        mkdir -p "$dir"
+        local args=(--port "$port" --bind 127.0.0.1 --dir "$dir")
+        [[ $target == redis ]] && args+=(--save '' --appendonly no --daemonize no)
+        (cd "$dir" && exec "$bin" "${args[@]}" "$@") >"$work/$name.out" 2>"$work/$name.err" &
+        pid=$!
+        local deadline=$((SECONDS + 30))
+        while ((SECONDS < deadline)); do
+            if ! kill -0 "$pid" 2>/dev/null; then break; fi
+            if timeout 2 redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null | grep -qE '^(PONG|NOAUTH)'; then
+                SRV_PORT=$port SRV_PID=$pid
+                pids+=("$pid")
+                return 0
+            fi
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    echo "run.sh: $name ($bin) did not answer PING; stderr tail:" >&2
+    tail -n 20 "$work/$name.err" "$work/$name.out" >&2
+    return 1
+}
+
+# stop_server NAME PID: SIGTERM, bounded wait, SIGKILL. Counts "exited cleanly"
+# (status 0) and, under --asan, "no sanitizer report" as test cases.
+stop_server() {
+    local name=$1 pid=$2 rc i
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        echo "FAIL $name: did not exit within 30 s of SIGTERM"
+        total_f=$((total_f + 1))
+    else
+        wait "$pid"
+        rc=$?
+        if [[ $rc -eq 0 ]]; then
+            total_p=$((total_p + 1))
+        else
+            echo "FAIL $name: exit status $rc after SIGTERM"
+            tail -n 20 "$work/$name.err" | sed 's/^/    /'
+            total_f=$((total_f + 1))
+        fi
+    fi
+    if ((asan)); then
+        if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Undefined|Leak)' \
+            "$work/$name.err" "$work/$name.out"; then
+            echo "FAIL $name: sanitizer report:"
+            grep -hE -A30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+                "$work/$name.err" "$work/$name.out" | head -n 60 | sed 's/^/    /'
+            total_f=$((total_f + 1))
+        else
+            total_p=$((total_p + 1))
+        fi
+    fi
+}
+
+# run_suite NAME TIMEOUT cmd...: runs one suite, shows its failures, adds its count.
+run_suite() {
+    local name=$1 limit=$2; shift 2
+    local log=$work/suite-$name.log start=$SECONDS
+    (cd "$here" && timeout -k 5 "$limit" "$@") >"$log" 2>&1
+    local rc=$?
+    local line p=0 f=0
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    if [[ -n "$line" ]]; then
+        p=${line%% passed*}
+        f=${line#*passed, }; f=${f%% failed*}
+    fi
+    if [[ $rc -ne 0 && $f -eq 0 ]]; then
+        f=1
+        [[ $rc -eq 124 ]] && echo "FAIL $name: timed out after ${limit}s"
+    fi
+    grep -E '^(FAIL|MISMATCH|not ok|#.*fail)' "$log" | head -n 80
+    if [[ $f -ne 0 && -z "$line" ]]; then tail -n 30 "$log" | sed 's/^/    /'; fi
+    printf '%s: %d passed, %d failed (%ds)\n' "$name" "$p" "$f" $((SECONDS - start))
+    total_p=$((total_p + p))
+    total_f=$((total_f + f))
+}
+
+authpw="compat-$RANDOM-pw"
+if ! start_server main; then
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+port=$SRV_PORT main_pid=$SRV_PID
+if ! start_server auth --requirepass "$authpw"; then
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+auth_port=$SRV_PORT auth_pid=$SRV_PID
+echo "run.sh: $target $bin on 127.0.0.1:$port (auth server on $auth_port)"
+
+# hiredis test binary: built by `make` into build/compat/; compiled here when absent.
+hiredis_bin=$root/build/compat/hiredis_test
+if [[ ! -x $hiredis_bin || $hiredis_bin -ot $here/hiredis_test.c ]]; then
+    hiredis_bin=$work/hiredis_test
+    gcc -std=c11 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Werror "$here/hiredis_test.c" -lhiredis \
+        -o "$hiredis_bin"
+fi
+
+if ((asan)); then diff_steps=3000 diff_seeds=3; else diff_steps=5000 diff_seeds=8; fi
+
+run_suite raw 120 $PY raw_test.py "$port" "$auth_port" "$authpw"
+run_suite redis-cli 120 bash cli_test.sh "$port" "$auth_port" "$authpw"
+run_suite hiredis 60 "$hiredis_bin" "$port"
+run_suite redis-py 120 $PY redispy_test.py "$port" "$auth_port" "$authpw"
+run_suite ioredis 90 node ioredis_test.js "$port" "$auth_port" "$authpw"
+run_suite node-redis 90 node noderedis_test.js redis "$port" "$auth_port" "$authpw"
+run_suite node-redis4 90 node noderedis_test.js redis4 "$port" "$auth_port" "$authpw"
+# the differential test starts its own pair (the server under test and redis-server)
+run_suite differential 150 $PY differential.py --kvd "$bin" --seeds "$diff_seeds" \
+    --steps "$diff_steps"
+run_suite differential-maxmemory 120 $PY differential.py --kvd "$bin" --seeds 1 \
+    --steps "$diff_steps" --first-seed 100 --maxmemory
+
+# The server must still be answering after every suite, then exit cleanly.
+if timeout 3 redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null | grep -q PONG; then
+    total_p=$((total_p + 1))
+else
+    echo "FAIL main: not answering PING after the suites"
+    total_f=$((total_f + 1))
+fi
+stop_server main "$main_pid"
+stop_server auth "$auth_pid"
+pids=()
+
+echo "$total_p passed, $total_f failed"
+[[ $total_f -eq 0 ]]
