@@ -52,10 +52,12 @@ ALL_LIBS   := $(LIBSERVER) $(LIBCLUSTER) $(LIBENGINE) $(LIBPROTO)
 LINK_LIBS  := -Wl,--whole-archive $(LIBSERVER) -Wl,--no-whole-archive $(LIBCLUSTER) $(LIBENGINE) $(LIBPROTO)
 TEST_BINS  := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(TEST_SRC)))
 BENCH_BINS := $(patsubst %_bench.c,$(BUILD)/kvd-%-bench,$(notdir $(BENCH_SRC)))
+# redis-compat-tests/*.c: client programs (hiredis) that redis-compat-tests/run.sh runs
+COMPAT_BINS := $(patsubst redis-compat-tests/%.c,$(BUILD)/compat/%,$(wildcard redis-compat-tests/*.c))
 DEPS_STAMP := build/.deps-ok
 
 .PHONY: all run test test-unit test-asan test-long deps fuzz bench bench-engine clean
-all: $(BUILD)/kvd $(TEST_BINS) $(BENCH_BINS)
+all: $(BUILD)/kvd $(TEST_BINS) $(BENCH_BINS) $(COMPAT_BINS)
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): tests/install-deps.sh
@@ -98,6 +100,10 @@ $(BUILD)/kvd-$(patsubst %_bench.c,%,$(notdir $(1)))-bench: $(call obj,$(1)) $(fi
 endef
 $(foreach b,$(BENCH_SRC),$(eval $(call link_bench,$(b))))
 
+$(BUILD)/compat/%: redis-compat-tests/%.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< -lhiredis -o $@
+
 run: $(BUILD)/kvd
 	./$(BUILD)/kvd kv.conf
 
@@ -128,6 +134,6 @@ bench-engine: all
 	@bash tests/bench/engine.sh
 
 clean:
-	rm -rf build/obj build/tests build/lib*.a build/kvd build/kvd-*-bench build-asan build-fuzz
+	rm -rf build/obj build/tests build/lib*.a build/kvd build/kvd-*-bench build/compat build-asan build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
