@@ -7,6 +7,7 @@
 #ifndef KVD_RESP_INT_H
 #define KVD_RESP_INT_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,52 @@ static inline int resp_i2digits(char *dst, long long v) {
         return 1 + resp_u2digits(dst + 1, (uint64_t)0 - (uint64_t)v);
     }
     return resp_u2digits(dst, (uint64_t)v);
+}
+
+/* resp_str2ll, inline so the parser's header loop pays no call.
+ * How it works: the digits accumulate as an unsigned magnitude; before each step
+ * we check that magnitude*10 + digit stays within ULLONG_MAX, and at the end that
+ * it fits the sign's range (LLONG_MAX, or LLONG_MAX+1 for a negative number). */
+static inline int resp_parse_ll(const char *s, size_t len, long long *out) {
+    if (len == 0 || len > 20) {
+        return -1; /* "-9223372036854775808" is the longest valid input */
+    }
+    if (len == 1 && s[0] == '0') {
+        *out = 0;
+        return 0;
+    }
+    size_t i = 0;
+    int neg = 0;
+    if (s[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    if (i == len || s[i] < '1' || s[i] > '9') {
+        return -1; /* a lone '-', a leading zero, '+', a space, anything else */
+    }
+    unsigned long long v = 0;
+    for (; i < len; i++) {
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+        if (d > 9) {
+            return -1;
+        }
+        if (v > (ULLONG_MAX - d) / 10) {
+            return -1;
+        }
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (unsigned long long)LLONG_MAX + 1) {
+            return -1;
+        }
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
+    } else {
+        if (v > (unsigned long long)LLONG_MAX) {
+            return -1;
+        }
+        *out = (long long)v;
+    }
+    return 0;
 }
 
 #endif

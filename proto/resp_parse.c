@@ -151,13 +151,13 @@ static int parse_multibulk(struct resp_parser *p, const char *buf, size_t len,
     long long ll;
     if (p->mb_len < 0) {
         size_t cr = find_header_end(p, buf, len, 0);
+        if (cr == (size_t)-1 ? p->scan > RESP_HDR_LINE_MAX : cr > RESP_HDR_LINE_MAX) {
+            return fail(p, "too big mbulk count string");
+        }
         if (cr == (size_t)-1) {
-            if (len > RESP_HDR_LINE_MAX) {
-                return fail(p, "too big mbulk count string");
-            }
             return RESP_AGAIN;
         }
-        if (buf[cr + 1] != '\n' || resp_str2ll(buf + 1, cr - 1, &ll) != 0 ||
+        if (buf[cr + 1] != '\n' || resp_parse_ll(buf + 1, cr - 1, &ll) != 0 ||
             ll > p->lim.max_multibulk_len || ll > INT_MAX) {
             return fail(p, "invalid multibulk length");
         }
@@ -170,10 +170,10 @@ static int parse_multibulk(struct resp_parser *p, const char *buf, size_t len,
     while (p->argc < p->mb_len) {
         if (p->bulk_len < 0) {
             size_t cr = find_header_end(p, buf, len, p->pos);
+            if ((cr == (size_t)-1 ? p->scan : cr) - p->pos > RESP_HDR_LINE_MAX) {
+                return fail(p, "too big bulk count string");
+            }
             if (cr == (size_t)-1) {
-                if (len - p->pos > RESP_HDR_LINE_MAX) {
-                    return fail(p, "too big bulk count string");
-                }
                 p->want = 0;
                 return RESP_AGAIN;
             }
@@ -185,7 +185,7 @@ static int parse_multibulk(struct resp_parser *p, const char *buf, size_t len,
                 return fail(p, msg);
             }
             if (buf[cr + 1] != '\n' ||
-                resp_str2ll(h + 1, cr - p->pos - 1, &ll) != 0 || ll < 0 ||
+                resp_parse_ll(h + 1, cr - p->pos - 1, &ll) != 0 || ll < 0 ||
                 ll > p->lim.max_bulk_len) {
                 return fail(p, "invalid bulk length");
             }
@@ -360,11 +360,15 @@ static int parse_inline(struct resp_parser *p, const char *buf, size_t len,
                         size_t *consumed) {
     size_t from = p->scan;
     const char *nl = from < len ? memchr(buf + from, '\n', len - from) : NULL;
+    /* The line is too long when more than max_inline_len bytes precede its '\n',
+     * whether or not the '\n' has arrived yet: the verdict never depends on how
+     * the bytes were split into reads (Redis checks only while waiting). */
+    size_t before_nl = nl == NULL ? len : (size_t)(nl - buf);
+    if (before_nl > p->lim.max_inline_len) {
+        return fail(p, "too big inline request");
+    }
     if (nl == NULL) {
         p->scan = len;
-        if (len > p->lim.max_inline_len) {
-            return fail(p, "too big inline request");
-        }
         return RESP_AGAIN;
     }
     size_t total = (size_t)(nl - buf) + 1;
@@ -411,6 +415,11 @@ int resp_parse(struct resp_parser *p, const char *buf, size_t len, size_t *consu
         p->scan = 0;
         p->want = 0;
         p->kind = buf[0] == '*' ? KIND_MULTIBULK : KIND_INLINE;
+    }
+    if (len < p->pos || len < p->scan) {
+        /* Fewer bytes than last time: the caller broke the contract. Never read
+         * out of bounds; wait for the bytes it gave before. */
+        return RESP_AGAIN;
     }
     if (p->kind == KIND_MULTIBULK) {
         return parse_multibulk(p, buf, len, consumed);

@@ -432,6 +432,17 @@ static void test_parse_header_without_crlf_over_64k_is_error(void) {
     CHECK_EQ_INT(resp_parse(&p, s, strlen(s), &used), RESP_ERR_PROTO);
     CHECK_EQ_STR(p.err, "Protocol error: too big bulk count string");
     free(s);
+    /* the same verdict when the CRLF arrives in the same read */
+    resp_parser_reset(&p);
+    s = repeat('1', 65536, "*", "\r\n");
+    CHECK_EQ_INT(resp_parse(&p, s, strlen(s), &used), RESP_ERR_PROTO);
+    CHECK_EQ_STR(p.err, "Protocol error: too big mbulk count string");
+    free(s);
+    resp_parser_reset(&p);
+    s = repeat('1', 65535, "*1\r\n$", "\r\n"); /* 65536 bytes before CR: ok */
+    CHECK_EQ_INT(resp_parse(&p, s, strlen(s), &used), RESP_ERR_PROTO);
+    CHECK_EQ_STR(p.err, "Protocol error: invalid bulk length");
+    free(s);
     resp_parser_deinit(&p);
 }
 
@@ -448,11 +459,17 @@ static void test_parse_inline_longer_than_limit_is_error(void) {
     CHECK_EQ_INT(resp_parse(&p, s, 101, &used), RESP_ERR_PROTO);
     CHECK_EQ_STR(p.err, "Protocol error: too big inline request");
     free(s);
-    /* As in Redis, a longer line whose newline arrived with it is accepted. */
+    /* Also when the newline arrived with it (Redis would accept that): the
+     * verdict must not depend on how the bytes were split. */
     resp_parser_reset(&p);
-    s = repeat('a', 150, "", "\n");
-    CHECK_EQ_INT(resp_parse(&p, s, 151, &used), RESP_OK);
-    CHECK_EQ_INT(p.argv[0].len, 150);
+    s = repeat('a', 101, "", "\n");
+    CHECK_EQ_INT(resp_parse(&p, s, 102, &used), RESP_ERR_PROTO);
+    CHECK_EQ_STR(p.err, "Protocol error: too big inline request");
+    free(s);
+    resp_parser_reset(&p);
+    s = repeat('a', 99, "", "\r\n"); /* 100 bytes before the \n: the limit */
+    CHECK_EQ_INT(resp_parse(&p, s, 101, &used), RESP_OK);
+    CHECK_EQ_INT(p.argv[0].len, 99);
     free(s);
     resp_parser_deinit(&p);
 }
