@@ -1,0 +1,264 @@
+/* server/coord.c: the coordinator seam in single-node cache mode: thin wrappers
+ * over the keyspace (server/ks.h) that add what every write owes the rest of the
+ * server (WATCH, dirty) and what every read owes the statistics (hits, misses,
+ * LRU/LFU). See coord.h for the contract; the cluster and persistent modes plug in
+ * here and nowhere else.
+ */
+#include "server/coord.h"
+
+static inline void wrote(struct client *c, int db_id, const struct kv_slice *key) {
+    watch_touch_key(db_id, key);
+    server.dirty++;
+    (void)c;
+}
+
+/* Finds key in db; an expired key is deleted and reported absent. */
+static inline struct kv_entry *lookup(struct kv_db *db, const struct kv_slice *key,
+                                      uint64_t *token) {
+    *token = ks_token(key->p, key->len);
+    struct kv_entry *e = ks_find(db, key->p, key->len, *token);
+    if (e && ks_entry_expired(e)) {
+        ks_expire_now(db, e, *token);
+        return NULL;
+    }
+    return e;
+}
+
+struct kv_entry *coord_lookup(struct client *c, const struct kv_slice *key, unsigned flags) {
+    uint64_t token;
+    struct kv_entry *e = lookup(c->db, key, &token);
+    if (!(flags & COORD_NOSTATS)) {
+        if (e) {
+            server.stat_keyspace_hits++;
+        } else {
+            server.stat_keyspace_misses++;
+        }
+    }
+    if (e && !(flags & COORD_NOTOUCH) && !(c->flags & CLIENT_NO_TOUCH)) {
+        ks_entry_touch(e);
+    }
+    return e;
+}
+
+struct kv_entry *coord_lookup_read(struct client *c, const struct kv_slice *key) {
+    uint64_t token;
+    struct kv_entry *e = lookup(c->db, key, &token);
+    if (e == NULL) {
+        server.stat_keyspace_misses++;
+        return NULL;
+    }
+    server.stat_keyspace_hits++;
+    if (!(c->flags & CLIENT_NO_TOUCH)) {
+        ks_entry_touch(e);
+    }
+    return e;
+}
+
+struct kv_entry *coord_lookup_write(struct client *c, const struct kv_slice *key) {
+    uint64_t token;
+    struct kv_entry *e = lookup(c->db, key, &token);
+    if (e && !(c->flags & CLIENT_NO_TOUCH)) {
+        ks_entry_touch(e);
+    }
+    return e;
+}
+
+struct kv_entry *coord_lookup_write_db(struct client *c, int db_id, const struct kv_slice *key) {
+    uint64_t token;
+    (void)c;
+    return lookup(server.db[db_id], key, &token);
+}
+
+int coord_exists(struct client *c, const struct kv_slice *key) {
+    uint64_t token;
+    return lookup(c->db, key, &token) != NULL;
+}
+
+struct kv_entry *coord_touch(struct client *c, const struct kv_slice *key) {
+    uint64_t token;
+    struct kv_entry *e = lookup(c->db, key, &token);
+    if (e) {
+        ks_entry_touch(e);
+    }
+    return e;
+}
+
+/* Stores a string or int value for key: in place over an old string, otherwise
+ * as a new entry. */
+static struct kv_entry *set_value(struct client *c, const struct kv_slice *key, int enc,
+                                  long long iv, const char *p, size_t len,
+                                  long long expire_at, unsigned flags) {
+    struct kv_db *db = c->db;
+    uint64_t token;
+    struct kv_entry *old = lookup(db, key, &token), *e;
+
+    if (old && (flags & COORD_KEEPTTL) && expire_at == 0) {
+        expire_at = ks_entry_expire(old);
+    }
+    if (old && old->type == KS_TYPE_STRING) {
+        e = old;
+        if (expire_at == 0 && ks_entry_has_expire(e)) {
+            e = ks_persist(db, e);
+        }
+        e = ks_entry_reshape(db, e, enc, len, 0);
+        e->flags &= (uint8_t)~KE_RAW;
+        if (expire_at) {
+            e = ks_set_expire(db, e, expire_at);
+        }
+        ks_entry_init_lru(e);
+    } else {
+        e = ks_entry_new(KS_TYPE_STRING, enc, key->p, key->len, len, expire_at, 0);
+        if (old) {
+            ks_replace(db, old, e, token);
+        } else {
+            ks_insert(db, e, token);
+        }
+    }
+    if (enc == KS_ENC_INT) {
+        ks_val_set_int(e, iv);
+    } else {
+        size_t n;
+        memcpy(ks_val_bytes(e, &n), p, len);
+    }
+    wrote(c, c->db_id, key);
+    return e;
+}
+
+struct kv_entry *coord_set_str(struct client *c, const struct kv_slice *key, const char *p,
+                               size_t len, long long expire_at, unsigned flags) {
+    long long iv = 0;
+    int enc = obj_str_pick_enc(p, len, &iv);
+    return set_value(c, key, enc, iv, p, len, expire_at, flags);
+}
+
+struct kv_entry *coord_set_int(struct client *c, const struct kv_slice *key, long long v,
+                               long long expire_at, unsigned flags) {
+    return set_value(c, key, KS_ENC_INT, v, NULL, 0, expire_at, flags);
+}
+
+struct kv_entry *coord_put(struct client *c, int db_id, struct kv_entry *e, unsigned flags) {
+    if (db_id < 0) {
+        db_id = c->db_id;
+    }
+    struct kv_db *db = server.db[db_id];
+    size_t klen;
+    const char *k = ks_entry_key(e, &klen);
+    struct kv_slice key = {k, klen};
+    uint64_t token;
+    struct kv_entry *old = lookup(db, &key, &token);
+    if (old && (flags & COORD_KEEPTTL) && ks_entry_has_expire(old)) {
+        e = ks_set_expire(NULL, e, ks_entry_expire(old));
+    }
+    if (old) {
+        ks_replace(db, old, e, token);
+    } else {
+        ks_insert(db, e, token);
+    }
+    k = ks_entry_key(e, &klen); /* e may have moved */
+    key.p = k;
+    wrote(c, db_id, &key);
+    return e;
+}
+
+int coord_delete(struct client *c, const struct kv_slice *key, int lazy) {
+    uint64_t token;
+    struct kv_entry *e = lookup(c->db, key, &token);
+    if (e == NULL) {
+        return 0;
+    }
+    wrote(c, c->db_id, key);
+    return ks_delete(c->db, key->p, key->len, token, lazy);
+}
+
+struct kv_entry *coord_set_expire(struct client *c, const struct kv_slice *key,
+                                  struct kv_entry *e, long long when) {
+    if (when <= server.mstime) {
+        wrote(c, c->db_id, key);
+        ks_delete(c->db, key->p, key->len, ks_token(key->p, key->len), 0);
+        return NULL;
+    }
+    e = ks_set_expire(c->db, e, when);
+    wrote(c, c->db_id, key);
+    return e;
+}
+
+struct kv_entry *coord_persist(struct client *c, const struct kv_slice *key,
+                               struct kv_entry *e) {
+    e = ks_persist(c->db, e);
+    wrote(c, c->db_id, key);
+    return e;
+}
+
+void coord_modified(struct client *c, const struct kv_slice *key, struct kv_entry *e) {
+    (void)e;
+    wrote(c, c->db_id, key);
+}
+
+void coord_rename(struct client *c, const struct kv_slice *src, const struct kv_slice *dst) {
+    struct kv_db *db = c->db;
+    uint64_t token;
+    struct kv_entry *e = lookup(db, src, &token);
+    if (e == NULL) {
+        return;
+    }
+    wrote(c, c->db_id, src);
+    struct kv_entry *ne = ks_take_rekeyed(db, e, dst->p, dst->len, ks_entry_expire(e));
+    coord_put(c, c->db_id, ne, 0);
+}
+
+size_t coord_flush(struct client *c, int db_id, int async) {
+    size_t n = 0;
+    (void)c;
+    if (db_id >= 0) {
+        n = ks_flush_db(server.db[db_id], async);
+    } else {
+        for (int i = 0; i < server.databases; i++) {
+            n += ks_flush_db(server.db[i], async);
+        }
+    }
+    watch_touch_db(db_id);
+    server.dirty += (long long)n + 1;
+    return n;
+}
+
+uint64_t coord_scan(struct client *c, uint64_t cursor, long count,
+                    void (*fn)(struct kv_entry *e, void *arg), void *arg) {
+    return kv_dict_scan(&c->db->keys, cursor, count, fn, arg);
+}
+
+void coord_foreach(struct client *c, void (*fn)(struct kv_entry *e, void *arg), void *arg) {
+    kv_dict_foreach(&c->db->keys, fn, arg);
+}
+
+struct kv_entry *coord_random(struct client *c) {
+    struct kv_db *db = c->db;
+    /* Expired keys are deleted as found; if every key tried is volatile and
+     * expired, give up after a while rather than looping (Redis does the same). */
+    for (int tries = 0; tries < 100; tries++) {
+        struct kv_entry *e = kv_dict_random(&db->keys);
+        if (e == NULL) {
+            return NULL;
+        }
+        if (!ks_entry_expired(e)) {
+            return e;
+        }
+        if (tries >= 99 && db->keys.count == db->vol_len) {
+            return e; /* as Redis: an expired key rather than a stall */
+        }
+        ks_expire_now(db, e, ks_entry_token(e));
+    }
+    return kv_dict_random(&db->keys);
+}
+
+size_t coord_db_size(struct client *c) {
+    return ks_db_size(c->db);
+}
+
+struct kv_db *coord_db(int db_id) {
+    return server.db[db_id];
+}
+
+void coord_expire_entry(struct client *c, struct kv_entry *e) {
+    (void)c;
+    ks_expire_now(c->db, e, ks_entry_token(e));
+}
