@@ -162,11 +162,12 @@ resp_defer_t resp_defer(struct resp_out *o);
 void resp_defer_set(struct resp_out *o, resp_defer_t h, enum resp_agg type, long long n);
 
 /* Number formatting helpers shared by the reply writer and the server. Each writes
- * a NUL-terminated string into dst and returns its length. resp_ll2str needs 32
- * bytes of room; resp_d2str never needs more than 32 (128 is a comfortable size);
- * resp_ld2str writes fixed notation, so a large value such as 1e300 has hundreds
- * of digits: it needs up to RESP_LDSTR_MAX bytes and returns 0 (dst holds "")
- * when cap is too small, as Redis's ld2string does. */
+ * a NUL-terminated string into dst and returns its length (0 and "" only when cap
+ * is below 32). resp_ll2str needs 32 bytes; resp_d2str never needs more than 32
+ * (128 is a comfortable size). resp_ld2str writes fixed notation as Redis does,
+ * so a large value such as 1e300 has hundreds of digits: with RESP_LDSTR_MAX bytes
+ * it always matches Redis; with less (128 is enough for everything else) a value
+ * whose fixed notation does not fit comes out as %.17Lg ("1e+300"). */
 #define RESP_LDSTR_MAX 5120
 int resp_ll2str(char *dst, long long v);
 /* Redis's %.17g rendering for RESP doubles ("inf", "-inf", "nan" spelled as Redis). */

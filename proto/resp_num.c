@@ -57,7 +57,9 @@ int resp_d2str(char *dst, size_t cap, double d) {
 /* INCRBYFLOAT's rendering (Redis ld2string in its "human" mode): %.17Lf, so never
  * an exponent, then the trailing zeros of the fraction and a bare trailing dot are
  * cut: 3000.00000000000000000 -> "3000", 1.50000000000000000 -> "1.5". A result
- * of "-0" becomes "0". */
+ * of "-0" becomes "0". When the fixed notation does not fit in cap (|v| of about
+ * 1e110 and more with 128 bytes), %.17Lg is written instead: still a number that
+ * reads back the same, where Redis (with its 5 KiB buffer) prints every digit. */
 int resp_ld2str(char *dst, size_t cap, long double v) {
     if (cap == 0) {
         return 0;
@@ -74,8 +76,12 @@ int resp_ld2str(char *dst, size_t cap, long double v) {
     }
     int n = snprintf(dst, cap, "%.17Lf", v);
     if (n < 0 || (size_t)n >= cap) {
-        dst[0] = '\0';
-        return 0;
+        n = snprintf(dst, cap, "%.17Lg", v);
+        if (n < 0 || (size_t)n >= cap) {
+            dst[0] = '\0';
+            return 0;
+        }
+        return n;
     }
     if (memchr(dst, '.', (size_t)n) != NULL) {
         while (dst[n - 1] == '0') {
