@@ -99,10 +99,10 @@ stop_server() {
         fi
     fi
     if ((asan)); then
-        if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Undefined|Leak)' \
+        if grep -aqE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Undefined|Leak)' \
             "$work/$name.err" "$work/$name.out"; then
             echo "FAIL $name: sanitizer report:"
-            grep -hE -A30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
+            grep -ahE -A30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' \
                 "$work/$name.err" "$work/$name.out" | head -n 60 | sed 's/^/    /'
             total_f=$((total_f + 1))
         else
@@ -118,7 +118,7 @@ run_suite() {
     (cd "$here" && timeout -k 5 "$limit" "$@") >"$log" 2>&1
     local rc=$?
     local line p=0 f=0
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     if [[ -n "$line" ]]; then
         p=${line%% passed*}
         f=${line#*passed, }; f=${f%% failed*}
@@ -127,7 +127,9 @@ run_suite() {
         f=1
         [[ $rc -eq 124 ]] && echo "FAIL $name: timed out after ${limit}s"
     fi
-    grep -E '^(FAIL|MISMATCH|not ok|#.*fail)' "$log" | head -n 80
+    # failures, each with its detail lines (a mismatch prints both replies below it)
+    grep -aE -A2 '^(FAIL|MISMATCH)' "$log" | grep -avE '^(--|([A-Za-z0-9-]+: )?[0-9]+ passed, [0-9]+ failed.*)$' |
+        head -n 100
     if [[ $f -ne 0 && -z "$line" ]]; then tail -n 30 "$log" | sed 's/^/    /'; fi
     printf '%s: %d passed, %d failed (%ds)\n' "$name" "$p" "$f" $((SECONDS - start))
     total_p=$((total_p + p))
