@@ -221,6 +221,7 @@ void client_process_input(struct client *c) {
         }
         c->qpos += consumed;
     }
+    call_batch_end();
     if (c->qpos == c->qlen) {
         c->qpos = c->qlen = 0;
     } else if (c->qpos > 0) {

@@ -441,6 +441,7 @@ int net_rebind(char *err, size_t errlen) {
  * The loop
  * ------------------------------------------------------------------------------ */
 static void before_sleep(void) {
+    call_batch_end();
     kv_time_sync();
     ks_active_expire_cycle(1);
     client_handle_pending_writes();

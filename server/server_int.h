@@ -110,6 +110,8 @@ void commands_init(void);
 void process_command(struct client *c);
 /* Executes c->cmd with timing, stats, slowlog and MONITOR feed. */
 void call(struct client *c, const struct kv_command *cmd);
+/* Ends a batch of commands (one read's worth): the next call() reads the clock. */
+void call_batch_end(void);
 /* Subcommand resolution: "config|get" entry for CONFIG GET, or NULL. */
 const struct kv_command *command_lookup_sub(const struct kv_command *parent,
                                             const char *name, size_t len);
