@@ -46,6 +46,7 @@ FLOATS = ['0', '1', '-1', '0.5', '1.5', '-2.25', '1e3', '3.0e-2', 'abc', 'inf', 
           '1e308', '10.1', '.5', '5.', '1e', '0x10']
 TTLS = ['100', '200', '500', '1000', '5000', '100000', '0', '-1', '-100', 'abc', '1.5',
         '9223372036854775807', '4611686018427387', '']
+PTTLS = ['100000', '200000', '5000000', '0', '-1', 'abc', '1.5', '9223372036854775807', '']
 PATTERNS = ['*', 'a*', 'k?', 'x:*', '[ab]', '[^a]*', 'h\\1', '*1', '?', 'nomatch*', 'x:[1-2]']
 EXPIRE_OPTS = [[], [], ['NX'], ['XX'], ['GT'], ['LT'], ['NX', 'XX'], ['GT', 'LT'], ['FOO'], ['nx'],
                ['XX', 'GT']]
@@ -84,6 +85,12 @@ class Gen:
     def ttl(self):
         return self.r.choice(TTLS)
 
+    def pttl(self):
+        """Milliseconds: long enough that nothing expires while the sequence runs
+        (expiry at a moment between the two servers' replies would be a race), or
+        invalid, or at once."""
+        return self.r.choice(PTTLS)
+
     def field(self):
         return self.r.choice(FIELDS)
 
@@ -113,8 +120,10 @@ class Gen:
             opts = []
             for _ in range(g.r.randrange(4)):
                 o = g.pick('NX', 'XX', 'GET', 'KEEPTTL', 'EX', 'PX', 'EXAT', 'PXAT', 'FOO', 'ex')
-                if o in ('EX', 'PX', 'ex'):
+                if o in ('EX', 'ex'):
                     opts += [o, g.ttl()] if g.maybe(0.9) else [o]
+                elif o == 'PX':
+                    opts += [o, g.pttl()] if g.maybe(0.9) else [o]
                 elif o == 'EXAT':
                     opts += [o, g.abs_time(1000)]
                 elif o == 'PXAT':
@@ -129,7 +138,7 @@ class Gen:
             (['PSETEX', k, g.pick('100000', '5000000', '0', '-5', 'x'), v], 'exact'),
             (['GETSET', k, v], 'exact'),
             (['GETDEL', k], 'exact'),
-            (['GETEX', k] + g.pick([], ['PERSIST'], ['EX', g.ttl()], ['PX', g.ttl()],
+            (['GETEX', k] + g.pick([], ['PERSIST'], ['EX', g.ttl()], ['PX', g.pttl()],
                                    ['EXAT', g.abs_time(1000)], ['PXAT', g.abs_time(1)],
                                    ['EX'], ['FOO'], ['EX', '100', 'PERSIST']), 'exact'),
             (['MGET'] + [g.key() for _ in range(g.r.randrange(1, 5))], 'exact'),
