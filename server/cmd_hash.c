@@ -308,7 +308,7 @@ void cmd_hincrbyfloat(struct client *c) {
         reply_error(c, "ERR increment would produce NaN or Infinity");
         return;
     }
-    char buf[128];
+    char buf[5 * 1024]; /* Redis's MAX_LONG_DOUBLE_CHARS */
     int n = resp_ld2str(buf, sizeof(buf), value);
     hash_set(created ? NULL : c->db, &e, c->argv[2].p, c->argv[2].len, buf, (size_t)n);
     hash_written(c, e, created);

@@ -483,7 +483,7 @@ void cmd_incrbyfloat(struct client *c) {
         reply_error(c, "ERR increment would produce NaN or Infinity");
         return;
     }
-    char out[128];
+    char out[5 * 1024]; /* Redis's MAX_LONG_DOUBLE_CHARS: 1e308 in fixed notation */
     int n = resp_ld2str(out, sizeof(out), value);
     coord_set_str(c, key, out, (size_t)n, 0, COORD_KEEPTTL);
     reply_bulk(c, out, (size_t)n);

@@ -460,6 +460,8 @@ static void test_cmd_strings(void) {
     RUN_EQ("INCRBYFLOAT f 0.1", "$4 10.6");
     RUN_EQ("INCRBYFLOAT f -5.6", "$1 5");
     RUN_EQ("INCRBYFLOAT f abc", "-ERR value is not a valid float");
+    RUN_EQ("SET g 1e308", "+OK");
+    CHECK(strlen(run("INCRBYFLOAT g 1e308")) > 300); /* fixed notation, as Redis */
     RUN_EQ("HSET h a 1", ":1");
     RUN_EQ("GET h", "-WRONGTYPE Operation against a key holding the wrong kind of value");
     RUN_EQ("SET h x GET", "-WRONGTYPE Operation against a key holding the wrong kind of value");
@@ -514,6 +516,10 @@ static void test_cmd_keys(void) {
     RUN_EQ("RANDOMKEY", "$4 only");
     RUN_EQ("MEMORY USAGE nokey", "$-1");
     RUN_EQ("MEMORY USAGE only SAMPLES -1", "-ERR syntax error");
+    RUN_EQ("SET soon v PX 10", "+OK");
+    server.mstime += 10;
+    RUN_EQ("SCAN 0 MATCH soon", "*2 $1 0 *0");
+    CHECK_EQ_INT(ks_db_size(tc.db), 1); /* SCAN deleted the expired key */
     RUN_EQ("FLUSHALL", "+OK");
 }
 
