@@ -6,6 +6,7 @@
 #include "engine/wal.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "engine/crc32c.h"
@@ -218,6 +219,7 @@ struct wal_reader {
     uint64_t last_off;    /* offset of the record last returned */
     uint64_t valid_end;   /* end of the last whole record */
     bool torn;
+    char tail_reason[96]; /* why the log ended torn */
     bool at_end;
     int status;           /* sticky error */
     struct lsm_err err;
@@ -260,6 +262,7 @@ int wal_reader_open_file(struct env_file *f, struct wal_reader **out, struct lsm
         /* created but the header never reached the disk: an empty log */
         r->at_end = true;
         r->torn = r->block_len > 0;
+        snprintf(r->tail_reason, sizeof(r->tail_reason), "segment header incomplete");
         *out = r;
         return LSM_OK;
     }
@@ -349,6 +352,8 @@ static int damage(struct wal_reader *r, uint64_t x, bool in_record, const char *
     r->at_end = true;
     r->torn = true;
     r->valid_end = in_record ? r->rec_off : x;
+    snprintf(r->tail_reason, sizeof(r->tail_reason), "%s at offset %llu", what,
+             (unsigned long long)x);
     return LSM_NOTFOUND;
 }
 
@@ -383,6 +388,11 @@ static int reader_step(struct wal_reader *r, const char **payload, size_t *len)
             r->at_end = true; /* end of file */
             r->torn = in_record;
             r->valid_end = in_record ? r->rec_off : x;
+            if (in_record) {
+                snprintf(r->tail_reason, sizeof(r->tail_reason),
+                         "record at offset %llu cut short at end of file",
+                         (unsigned long long)r->rec_off);
+            }
             return LSM_NOTFOUND;
         }
         const char *h = r->block + r->pos;
@@ -399,6 +409,12 @@ static int reader_step(struct wal_reader *r, const char **payload, size_t *len)
             r->at_end = true; /* preallocated space never written */
             r->torn = in_record || !all_zero(h, avail);
             r->valid_end = in_record ? r->rec_off : x;
+            if (r->torn) {
+                snprintf(r->tail_reason, sizeof(r->tail_reason),
+                         "record at offset %llu cut short by zeros at %llu",
+                         (unsigned long long)(in_record ? r->rec_off : x),
+                         (unsigned long long)x);
+            }
             return LSM_NOTFOUND;
         }
         if (type < WAL_FULL || type > WAL_LAST) {
@@ -461,6 +477,11 @@ void wal_reader_end(const struct wal_reader *r, uint64_t *valid_end, bool *torn)
 {
     *valid_end = r->valid_end;
     *torn = r->torn;
+}
+
+const char *wal_reader_tail_reason(const struct wal_reader *r)
+{
+    return r->torn ? r->tail_reason : "";
 }
 
 uint64_t wal_reader_record_offset(const struct wal_reader *r)

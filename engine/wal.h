@@ -79,6 +79,12 @@ int wal_reader_next(struct wal_reader *r, const char **payload, size_t *len,
  * *torn is true when damaged bytes follow it (a torn tail to truncate) rather than
  * end of file or zeros. */
 void wal_reader_end(const struct wal_reader *r, uint64_t *valid_end, bool *torn);
+/* After LSM_NOTFOUND with *torn: what was found there, for the recovery log line
+ * ("bad checksum at offset 29", "record cut short at end of file"); "" otherwise.
+ * Added after the first version of this header (compatible addition). A caller that
+ * cannot accept a torn tail (say, one whose last record was synced before anything
+ * depended on it) may treat it as corruption using this text. */
+const char *wal_reader_tail_reason(const struct wal_reader *r);
 /* Offset of the start of the record last returned (its first fragment). */
 uint64_t wal_reader_record_offset(const struct wal_reader *r);
 uint64_t wal_reader_log_number(const struct wal_reader *r);

@@ -227,6 +227,16 @@ static void test_wal_torn_tail_with_garbage(void)
     CHECK_EQ_INT(count, 3);
     CHECK(torn);
     CHECK_EQ_INT(end, offs[3]);
+    struct wal_reader *r;
+    CHECK_EQ_INT(wal_reader_open(path, &r, NULL), LSM_OK);
+    const char *payload;
+    size_t len;
+    while (wal_reader_next(r, &payload, &len, NULL) == LSM_OK) {
+    }
+    char want[64];
+    snprintf(want, sizeof(want), "bad checksum at offset %llu", (unsigned long long)offs[3]);
+    CHECK_EQ_STR(wal_reader_tail_reason(r), want);
+    wal_reader_close(&r);
     unlink(path);
 }
 
