@@ -15,6 +15,7 @@
 
 #define QBUF_CHUNK 16384               /* bytes read at a time, at least */
 #define QBUF_SHRINK_ABOVE (64 * 1024)  /* idle buffers above this are released */
+#define QBUF_FREE_ABOVE (1024 * 1024)  /* emptied buffers above this: at once */
 
 struct client *clients_pending_write;
 static struct client **to_close;
@@ -224,6 +225,12 @@ void client_process_input(struct client *c) {
     call_batch_end();
     if (c->qpos == c->qlen) {
         c->qpos = c->qlen = 0;
+        if (c->qcap > QBUF_FREE_ABOVE) {
+            /* grown for a big argument: give it back now, not after 2 s idle */
+            kv_free(c->qbuf);
+            c->qbuf = NULL;
+            c->qcap = 0;
+        }
     } else if (c->qpos > 0) {
         memmove(c->qbuf, c->qbuf + c->qpos, c->qlen - c->qpos);
         c->qlen -= c->qpos;
