@@ -100,10 +100,13 @@ class Gen:
     def maybe(self, p=0.5):
         return self.r.random() < p
 
-    def abs_time(self, unit_ms):
-        """An absolute time: mostly far future, sometimes past or junk."""
+    def abs_time(self, unit_ms, past=True):
+        """An absolute time: mostly far future, sometimes past (unless past=False) or
+        junk. SET with a past EXAT/PXAT leaves a logically expired key that DBSIZE
+        counts until the active expiry cycle reclaims it, at a moment of each
+        server's own: so SET gets no past times."""
         r = self.r.random()
-        if r < 0.7:
+        if r < 0.7 or (not past and r < 0.85):
             t = self.now_ms + self.r.choice([100, 600, 3600, 86400]) * 1000
         elif r < 0.85:
             t = self.r.choice([1000, self.now_ms - 10000])
@@ -125,9 +128,9 @@ class Gen:
                 elif o == 'PX':
                     opts += [o, g.pttl()] if g.maybe(0.9) else [o]
                 elif o == 'EXAT':
-                    opts += [o, g.abs_time(1000)]
+                    opts += [o, g.abs_time(1000, past=False)]
                 elif o == 'PXAT':
-                    opts += [o, g.abs_time(1)]
+                    opts += [o, g.abs_time(1, past=False)]
                 else:
                     opts.append(o)
             return ['SET', k, v] + opts, 'exact'
