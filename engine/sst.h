@@ -105,7 +105,8 @@ uint64_t sst_reader_file_number(const struct sst_reader *r);
 bool sst_reader_may_contain(const struct sst_reader *r, uint64_t hash);
 
 /* A point-lookup result: the entry's internal key and entry value, pinned (in the
- * block cache or a private copy) until sst_found_release. */
+ * block cache or a private copy) until sst_found_release. ikey may point inside the
+ * struct itself: use it where sst_reader_get filled it, never a copy of the struct. */
 struct sst_found {
     const char *ikey;  /* the entry's internal key (a copy held by this struct) */
     size_t ikey_len;
@@ -123,7 +124,8 @@ struct sst_found {
 void sst_found_release(struct sst_found *f);
 
 /* Point lookup. lkey is a lookup key (lookup_key_init) or any internal key; hash is
- * bloom_hash of its user key. Finds the first entry >= lkey; when that entry has the
+ * bloom_hash of its user key (the filter is checked here too, so calling
+ * sst_reader_may_contain first only saves a call). Finds the first entry >= lkey; when that entry has the
  * same user key, returns LSM_OK and fills *out (it may be a tombstone: check the
  * kind of out->ikey), else LSM_NOTFOUND (*out untouched). LSM_CORRUPT / LSM_IOERR
  * with a message on damage. Checks the bloom filter first, then reads at most one
