@@ -14,7 +14,7 @@ static struct client *tc;
 
 static const char *run(int argc, const char **args) {
     static char out[65536];
-    struct kv_slice argv[32];
+    struct kv_slice argv[64];
     for (int i = 0; i < argc; i++) {
         argv[i].p = args[i];
         argv[i].len = strlen(args[i]);
@@ -211,6 +211,64 @@ static void test_command_getkeys(void) {
                  "-ERR Invalid number of arguments specified for command\r\n");
 }
 
+static void test_slowlog_truncates_as_redis(void) {
+    slowlog_reset();
+    server.slowlog_log_slower_than = 0;
+    const char *args[40];
+    char big[200];
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    args[0] = "ping";
+    args[1] = big;
+    run(2, args);
+    CHECK_EQ_INT(slowlog_len(), 1);
+    const struct slowlog_entry *e = slowlog_at(0);
+    CHECK_EQ_INT(e->argc, 2);
+    CHECK_EQ_INT(e->argv[1].len, 128 + strlen("... (71 more bytes)"));
+    CHECK(memcmp(e->argv[1].p + 128, "... (71 more bytes)", 19) == 0);
+    for (int i = 0; i < 40; i++) {
+        args[i] = "x";
+    }
+    args[0] = "command";
+    args[1] = "getkeys";
+    args[2] = "mset";
+    run(39, args);
+    e = slowlog_at(0);
+    CHECK_EQ_INT(e->argc, 32);
+    CHECK_EQ_STR(e->argv[31].p, "... (8 more arguments)");
+    CHECK_EQ_STR(RUN("auth", "secret-pw"), "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n");
+    e = slowlog_at(0);
+    CHECK_EQ_STR(e->argv[1].p, "(redacted)");
+    server.slowlog_max_len = 2;
+    CHECK_EQ_INT(slowlog_len(), 2);
+    CHECK_EQ_STR(slowlog_at(0)->argv[0].p, "auth");
+    server.slowlog_max_len = 128;
+    server.slowlog_log_slower_than = -1;
+    RUN("ping");
+    CHECK_EQ_INT(slowlog_len(), 2);
+    server.slowlog_log_slower_than = 10000;
+    slowlog_reset();
+    CHECK_EQ_INT(slowlog_len(), 0);
+}
+
+static void test_monitor_sees_commands_quoted(void) {
+    struct client *m = client_create(-1);
+    monitor_add(m);
+    RUN("echo", "a\"b\n\x01");
+    struct iovec iov[4];
+    int k = resp_out_iov(&m->out, iov, 4);
+    CHECK(k >= 1);
+    char line[256];
+    size_t n = iov[0].iov_len < sizeof(line) - 1 ? iov[0].iov_len : sizeof(line) - 1;
+    memcpy(line, iov[0].iov_base, n);
+    line[n] = '\0';
+    CHECK(line[0] == '+');
+    CHECK(strstr(line, "] \"echo\" \"a\\\"b\\n\\x01\"\r\n") != NULL);
+    CHECK(strstr(line, " [0 ") != NULL);
+    client_free(m);
+    CHECK_EQ_INT(clients_monitors, 0);
+}
+
 int main(void) {
     config_init();
     server.loglevel = LL_WARNING;
@@ -229,6 +287,8 @@ int main(void) {
     TEST_RUN(test_client_reply_off_and_skip);
     TEST_RUN(test_error_replies_are_counted);
     TEST_RUN(test_command_getkeys);
+    TEST_RUN(test_slowlog_truncates_as_redis);
+    TEST_RUN(test_monitor_sees_commands_quoted);
     client_free(tc);
     slowlog_reset();
     config_deinit();
