@@ -422,10 +422,9 @@ int net_rebind(char *err, size_t errlen) {
     }
     struct listener fresh[MAX_LISTENERS];
     int nfresh = 0, port = 0;
-    /* Same port and addresses may already be bound by us: close first, reopen, and
-     * on failure reopen the old set (Redis does the same). */
-    char **old_bind_addrs = NULL;
-    (void)old_bind_addrs;
+    /* The new set may overlap the old one (same port, one more address): close
+     * first, then open. On failure the caller (config_set_pairs) restores the old
+     * values and calls us again, which reopens the old set. */
     net_close_listeners();
     if (open_listeners(fresh, &nfresh, &port, err, errlen) != 0) {
         return -1;

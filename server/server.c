@@ -135,10 +135,10 @@ int server_start(void) {
 void server_stop(void) {
     server_log(LL_WARNING, "User requested shutdown...");
     net_close_listeners();
+    client_free_pending_closes();  /* first: these are also in server.clients */
     while (server.clients) {
         client_free(server.clients);
     }
-    client_free_pending_closes();
     slowlog_reset();
     if (server.pidfile && server.pidfile[0]) {
         server_log(LL_NOTICE, "Removing the pid file.");
