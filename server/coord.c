@@ -232,22 +232,15 @@ void coord_foreach(struct client *c, void (*fn)(struct kv_entry *e, void *arg), 
 
 struct kv_entry *coord_random(struct client *c) {
     struct kv_db *db = c->db;
-    /* Expired keys are deleted as found; if every key tried is volatile and
-     * expired, give up after a while rather than looping (Redis does the same). */
-    for (int tries = 0; tries < 100; tries++) {
+    /* Expired keys are deleted as they are drawn, so this ends: every turn either
+     * returns or removes a key (Redis's RANDOMKEY on a primary does the same). */
+    for (;;) {
         struct kv_entry *e = kv_dict_random(&db->keys);
-        if (e == NULL) {
-            return NULL;
-        }
-        if (!ks_entry_expired(e)) {
+        if (e == NULL || !ks_entry_expired(e)) {
             return e;
-        }
-        if (tries >= 99 && db->keys.count == db->vol_len) {
-            return e; /* as Redis: an expired key rather than a stall */
         }
         ks_expire_now(db, e, ks_entry_token(e));
     }
-    return kv_dict_random(&db->keys);
 }
 
 size_t coord_db_size(struct client *c) {

@@ -103,7 +103,7 @@ struct kv_entry *ks_entry_reshape(struct kv_db *db, struct kv_entry *e, int enc,
     size_t new_len = prefixed ? vlen : 8;
     size_t need = voff + new_pfx + new_len;
     size_t keep = (old_pfx && prefixed) ? (old_len < new_len ? old_len : new_len) : 0;
-    size_t avail = kv_malloc_size(e);
+    size_t avail = need <= cur ? cur : kv_malloc_size(e); /* the usual overwrite: no call */
 
     if (need > avail) {
         e = ks_entry_realloc(db, e, need + extra);

@@ -631,6 +631,94 @@ static void test_cmd_hscan_large_hash(void) {
     RUN_EQ("DEL big", ":1");
 }
 
+/* Random SET/APPEND/SETRANGE/EXPIRE/PERSIST/DEL against a plain model: entries
+ * move when they grow or gain a TTL; the dict link and the volatile array must
+ * follow them. */
+static void test_model_random_string_ops(void) {
+    setup();
+    enum { NKEYS = 300, OPS = 20000 };
+    static char model[NKEYS][1200];
+    static int exists[NKEYS], ttl[NKEYS];
+    memset(exists, 0, sizeof(exists));
+    memset(ttl, 0, sizeof(ttl));
+    char line[1400], val[700], want[1300];
+    srand(7);
+    for (int op = 0; op < OPS; op++) {
+        int k = rand() % NKEYS, r = rand() % 7;
+        int vl = (rand() % 3 == 0) ? rand() % 600 + 1 : rand() % 20 + 1;
+        for (int i = 0; i < vl; i++) {
+            val[i] = (char)('a' + (op + i) % 26);
+        }
+        if (rand() % 4 == 0) {
+            vl = snprintf(val, sizeof(val), "%d", rand() - RAND_MAX / 2);
+        }
+        val[vl] = '\0';
+        if (r == 0 || (r == 1 && strlen(model[k]) + (size_t)vl >= 1100)) {
+            snprintf(line, sizeof(line), "SET k%d %s", k, val);
+            run(line);
+            snprintf(model[k], sizeof(model[k]), "%s", val);
+            exists[k] = 1;
+            ttl[k] = 0;
+        } else if (r == 1) {
+            snprintf(line, sizeof(line), "APPEND k%d %s", k, val);
+            run(line);
+            strcat(model[k], val);
+            exists[k] = 1;
+        } else if (r == 2 && exists[k]) {
+            size_t off = strlen(model[k]) / 2;
+            snprintf(line, sizeof(line), "SETRANGE k%d %zu %s", k, off, val);
+            run(line);
+            if (off + (size_t)vl < 1100) {
+                size_t oldlen = strlen(model[k]);
+                memcpy(model[k] + off, val, (size_t)vl);
+                if (off + (size_t)vl > oldlen) {
+                    model[k][off + (size_t)vl] = '\0';
+                }
+            } else {
+                snprintf(line, sizeof(line), "DEL k%d", k);
+                run(line);
+                exists[k] = 0;
+                model[k][0] = '\0';
+            }
+        } else if (r == 3) {
+            snprintf(line, sizeof(line), "EXPIRE k%d 1000", k);
+            run(line);
+            ttl[k] = exists[k];
+        } else if (r == 4) {
+            snprintf(line, sizeof(line), "PERSIST k%d", k);
+            run(line);
+            ttl[k] = 0;
+        } else if (r == 5) {
+            snprintf(line, sizeof(line), "DEL k%d", k);
+            run(line);
+            exists[k] = ttl[k] = 0;
+            model[k][0] = '\0';
+        } else {
+            snprintf(line, sizeof(line), "GET k%d", k);
+            const char *got = run(line);
+            if (exists[k]) {
+                int n = snprintf(want, 32, "$%zu ", strlen(model[k]));
+                memcpy(want + n, model[k], strlen(model[k]) + 1);
+            } else {
+                snprintf(want, sizeof(want), "$-1");
+            }
+            CHECK_EQ_STR(got, want);
+        }
+    }
+    size_t nexists = 0, nttl = 0;
+    for (int k = 0; k < NKEYS; k++) {
+        nexists += (size_t)exists[k];
+        nttl += (size_t)ttl[k];
+        snprintf(line, sizeof(line), "TTL k%d", k);
+        CHECK_EQ_STR(run(line), !exists[k] ? ":-2" : ttl[k] ? ":1000" : ":-1");
+    }
+    CHECK_EQ_INT(ks_db_size(tc.db), nexists);
+    CHECK_EQ_INT(ks_db_expires(tc.db), nttl);
+    for (size_t i = 0; i < tc.db->vol_len; i++) {
+        CHECK(ks_entry_has_expire(tc.db->vol[i]));
+    }
+}
+
 static void test_memory_per_key(void) {
 #ifdef KVD_NO_JEMALLOC
     printf("memory per key: skipped (no jemalloc)\n");
@@ -673,6 +761,7 @@ int main(void) {
     TEST_RUN(test_cmd_expire);
     TEST_RUN(test_cmd_hashes);
     TEST_RUN(test_cmd_hscan_large_hash);
+    TEST_RUN(test_model_random_string_ops);
     TEST_RUN(test_memory_per_key);
     ks_deinit();
     resp_out_deinit(&tc.out);
