@@ -462,6 +462,9 @@ def hrandfield_ok(conn, args, reply):
     return n < 0 or len(set(f for f, _ in pairs)) == len(pairs)
 
 
+LAST = {}  # the command in flight, for the report when a server drops the connection
+
+
 def run_seed(seed, steps, kvd_port, redis_port, verbose, max_fail=50):
     rng = random.Random(seed)
     gen = Gen(rng, int(time.time() * 1000))
@@ -486,6 +489,7 @@ def run_seed(seed, steps, kvd_port, redis_port, verbose, max_fail=50):
             passed, failed = tally(ok, passed, failed, seed, step, ['HELLO', '2'], ra, rb)
         for args, kind in gen.next():
             step += 1
+            LAST.update(seed=seed, step=step, args=args)
             if verbose:
                 print('seed %d step %d: %r' % (seed, step, args))
             if kind in ('scan', 'hscan'):
@@ -658,8 +662,10 @@ def main():
                 print('FAIL differential: %s stopped answering' % s.name)
     except Exception as e:  # noqa: BLE001 - a crash (e.g. a connection reset) is a failure
         failed += 1
-        print('FAIL differential: %s: %s' % (type(e).__name__, e))
-        traceback.print_exc(file=sys.stdout)
+        print('FAIL differential: %s: %s, at seed %s step %s: %s' % (
+            type(e).__name__, e, LAST.get('seed'), LAST.get('step'),
+            ' '.join(show_arg(x) for x in LAST.get('args', []))))
+        traceback.print_exc(limit=2, file=sys.stdout)
         if a is not None and a.proc.poll() is not None:
             print('FAIL differential: kvd exited with status %s; log tail:\n%s' % (a.proc.returncode,
                                                                                  a._tail()))

@@ -963,9 +963,23 @@ def t_protocol():
     d.close()
 
 
+def t_huge_ttls():
+    """Last, as it may bring a server down: the active expiry cycle samples keys
+    whose TTLs sum past 2^63 ms."""
+    c = conn()
+    c.call('FLUSHALL')
+    for i in range(4):
+        c.call('SET', 'huge%d' % i, 'v', 'EX', '4611686018427387')
+    time.sleep(0.5)
+    H.eq('huge TTLs survive the active expiry cycle', c.call('TTL', 'huge0'), I(4611686018427387))
+    H.eq('server alive after sampling huge TTLs', c.call('PING'), ('simple', b'PONG'))
+    c.call('FLUSHALL')
+    c.close()
+
+
 def main():
     for t in (t_handshake, t_strings, t_keys, t_expire, t_hashes, t_connection, t_server,
-              t_pipeline, t_multi, t_binary, t_resp3, t_auth, t_protocol):
+              t_pipeline, t_multi, t_binary, t_resp3, t_auth, t_protocol, t_huge_ttls):
         H.case(t)
     return H.summary()
 

@@ -136,7 +136,48 @@ run_suite() {
     total_f=$((total_f + f))
 }
 
+# revive NAME-VAR PID-VAR PORT-VAR SUITE [server args]: when the server died during
+# SUITE, counts one failure with its exit status and stderr (a sanitizer report shows
+# there), and starts a fresh one so the later suites still run.
+revive() {
+    local namevar=$1 pidvar=$2 portvar=$3 suite=$4; shift 4
+    local name=${!namevar} pid=${!pidvar} rc
+    kill -0 "$pid" 2>/dev/null && return 0
+    wait "$pid" 2>/dev/null
+    rc=$?
+    echo "FAIL $name: the server died during suite $suite (exit status $rc); stderr tail:"
+    if grep -aqE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$work/$name.err"; then
+        grep -ahE -A30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$work/$name.err" |
+            head -n 40 | sed 's/^/    /'
+    else
+        tail -n 10 "$work/$name.err" "$work/$name.out" | sed 's/^/    /'
+    fi
+    total_f=$((total_f + 1))
+    local p keep=()
+    for p in "${pids[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    pids=("${keep[@]}")
+    restarts=$((restarts + 1))
+    name=${name%%-r*}-r$restarts
+    if ! start_server "$name" "$@"; then
+        echo "$total_p passed, $((total_f + 1)) failed"
+        exit 1
+    fi
+    printf -v "$namevar" '%s' "$name"
+    printf -v "$pidvar" '%s' "$SRV_PID"
+    printf -v "$portvar" '%s' "$SRV_PORT"
+}
+restarts=0
+
+# suite NAME TIMEOUT cmd...: run_suite, then make sure both servers are still up.
+suite() {
+    local name=$1
+    run_suite "$@"
+    revive main_name main_pid port "$name"
+    revive auth_name auth_pid auth_port "$name" --requirepass "$authpw"
+}
+
 authpw="compat-$RANDOM-pw"
+main_name=main auth_name=auth
 if ! start_server main; then
     echo "0 passed, 1 failed"
     exit 1
@@ -159,13 +200,13 @@ fi
 
 if ((asan)); then diff_steps=3000 diff_seeds=3; else diff_steps=5000 diff_seeds=8; fi
 
-run_suite raw 120 $PY raw_test.py "$port" "$auth_port" "$authpw"
-run_suite redis-cli 120 bash cli_test.sh "$port" "$auth_port" "$authpw"
-run_suite hiredis 60 "$hiredis_bin" "$port"
-run_suite redis-py 120 $PY redispy_test.py "$port" "$auth_port" "$authpw"
-run_suite ioredis 90 node ioredis_test.js "$port" "$auth_port" "$authpw"
-run_suite node-redis 90 node noderedis_test.js redis "$port" "$auth_port" "$authpw"
-run_suite node-redis4 90 node noderedis_test.js redis4 "$port" "$auth_port" "$authpw"
+suite raw 120 $PY raw_test.py "$port" "$auth_port" "$authpw"
+suite redis-cli 120 bash cli_test.sh "$port" "$auth_port" "$authpw"
+suite hiredis 60 "$hiredis_bin" "$port"
+suite redis-py 120 $PY redispy_test.py "$port" "$auth_port" "$authpw"
+suite ioredis 90 node ioredis_test.js "$port" "$auth_port" "$authpw"
+suite node-redis 90 node noderedis_test.js redis "$port" "$auth_port" "$authpw"
+suite node-redis4 90 node noderedis_test.js redis4 "$port" "$auth_port" "$authpw"
 # the differential test starts its own pair (the server under test and redis-server)
 run_suite differential 150 $PY differential.py --kvd "$bin" --seeds "$diff_seeds" \
     --steps "$diff_steps"
@@ -179,8 +220,8 @@ else
     echo "FAIL main: not answering PING after the suites"
     total_f=$((total_f + 1))
 fi
-stop_server main "$main_pid"
-stop_server auth "$auth_pid"
+stop_server "$main_name" "$main_pid"
+stop_server "$auth_name" "$auth_pid"
 pids=()
 
 echo "$total_p passed, $total_f failed"
