@@ -971,7 +971,9 @@ def t_huge_ttls():
     for i in range(4):
         c.call('SET', 'huge%d' % i, 'v', 'EX', '4611686018427387')
     time.sleep(0.5)
-    H.eq('huge TTLs survive the active expiry cycle', c.call('TTL', 'huge0'), I(4611686018427387))
+    ttl = plain(c.call('TTL', 'huge0'))
+    H.check('huge TTLs survive the active expiry cycle',
+            ttl in (4611686018427386, 4611686018427387), ttl)
     H.eq('server alive after sampling huge TTLs', c.call('PING'), ('simple', b'PONG'))
     c.call('FLUSHALL')
     c.close()
