@@ -363,7 +363,8 @@ static int run_benchmark(const char *name)
         snprintf(rate, sizeof(rate), " %6.1f MB/s", (double)bytes / 1048576.0 / el);
     }
     char extra[64] = "";
-    if (table[i].op >= OP_READRANDOM && table[i].op != OP_READSEQ) {
+    if (table[i].op >= OP_READRANDOM && table[i].op != OP_READSEQ &&
+        table[i].op != OP_DELETERANDOM) {
         snprintf(extra, sizeof(extra), " (%" PRId64 " of %" PRId64 " found)", found, done);
     }
     printf("%-12s : %11.3f micros/op %ld ops/sec %.3f seconds %" PRId64 " operations;%s%s\n",

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# tests/bench/engine.sh: kvd's engine (build/kvd-engine-bench) against RocksDB's
+# db_bench (Debian rocksdb-tools) on the same workloads and flags, alternating the
+# two tools in one run, and prints ops/sec side by side with ratios (medians when
+# REPEAT > 1), write amplification, space on disk after fillrandom + full
+# compaction against the live data, and peak RSS.
+#
+# Environment: NUM (1000000), SYNC_NUM (20000), REPEAT (1), BENCH_DIR (/tmp),
+#              KVD_BENCH (build/kvd-engine-bench), DB_BENCH (db_bench).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+NUM=${NUM:-1000000}
+SYNC_NUM=${SYNC_NUM:-20000}
+REPEAT=${REPEAT:-1}
+BENCH_DIR=${BENCH_DIR:-/tmp}
+KVD=${KVD_BENCH:-build/kvd-engine-bench}
+DBB=${DB_BENCH:-db_bench}
+WORKLOADS=fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,seekrandom,deleterandom
+COMMON="--key_size=16 --value_size=100 --compression_type=none --bloom_bits=10 --seed=1 --threads=1"
+
+command -v "$DBB" >/dev/null || { echo "db_bench not found (apt-get install rocksdb-tools)"; exit 1; }
+[[ -x $KVD ]] || { echo "$KVD not built (make build/kvd-engine-bench)"; exit 1; }
+
+work=$(mktemp -d "$BENCH_DIR/kvd-engine-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+out=$work/results   # lines: tool workload ops/sec
+: >"$out"
+
+run_tool() { # tool label extra-flags...
+    local tool=$1 label=$2; shift 2
+    local bin=$KVD db=$work/kvd
+    [[ $tool == rocksdb ]] && bin=$DBB db=$work/rocksdb
+    rm -rf "$db"
+    local log=$work/$tool.$label.log
+    /usr/bin/time -f "peak_rss_kb=%M" "$bin" $COMMON --db="$db" "$@" >"$log" 2>&1
+    sed 's/\.\.\. finished[^A-Za-z]*ops *//g' "$log" |
+        awk -v t="$tool" -v l="$label" '
+            /^[a-z]+ +: +[0-9.]+ micros\/op/ { n=$1; if (l=="sync") n=n"(sync)";
+                                               print t, n, $5 }
+            /peak_rss_kb=/ { split($0, a, "="); print t, "rss:" l, a[2] }' >>"$out"
+    if [[ $label == space ]]; then
+        local live sst
+        live=$(sed 's/\.\.\. finished[^A-Za-z]*ops *//g' "$log" | awk '/^readseq +:/ { print $(NF-3) }')
+        sst=$(find "$db" -name '*.sst' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+        echo "$tool space_bytes $sst" >>"$out"
+        echo "$tool live_bytes $((live * 116))" >>"$out"
+        if [[ $tool == kvd ]]; then
+            awk '/write_amplification=/ { for (i = 1; i <= NF; i++) if ($i ~ /^write_amplification=/) { split($i, a, "="); print "kvd wamp", a[2] } }' "$log" >>"$out"
+        else
+            awk -v user=$((NUM * 116)) '
+                /rocksdb.wal.bytes COUNT/ { w = $4 } /rocksdb.flush.write.bytes COUNT/ { f = $4 }
+                /rocksdb.compact.write.bytes COUNT/ { c = $4 }
+                END { printf "rocksdb wamp %.2f\n", (w + f + c) / user }' "$log" >>"$out"
+        fi
+    fi
+}
+
+for ((r = 1; r <= REPEAT; r++)); do
+    order="kvd rocksdb"
+    (( r % 2 == 0 )) && order="rocksdb kvd"
+    for tool in $order; do
+        echo "round $r: $tool main workloads (--num=$NUM)" >&2
+        run_tool "$tool" main --benchmarks=$WORKLOADS --num="$NUM"
+        echo "round $r: $tool fillrandom --sync=1 (--num=$SYNC_NUM)" >&2
+        run_tool "$tool" sync --benchmarks=fillrandom --sync=1 --num="$SYNC_NUM"
+    done
+done
+for tool in kvd rocksdb; do
+    echo "$tool: fillrandom + full compaction for space and write amplification" >&2
+    extra=""
+    [[ $tool == rocksdb ]] && extra="--statistics"
+    run_tool "$tool" space --benchmarks=fillrandom,compact,readseq,stats --num="$NUM" $extra
+done
+
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) printf "%.0f\n", a[(NR + 1) / 2]; else printf "%.0f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+val() { awk -v t="$1" -v w="$2" '$1 == t && $2 == w { print $3 }' "$out" | median; }
+
+echo
+echo "kvd engine vs RocksDB db_bench $($DBB --version 2>/dev/null | head -1 | awk '{ print $3 }') (num=$NUM, sync num=$SYNC_NUM, repeat=$REPEAT, median ops/sec)"
+printf '%-18s %14s %14s %8s\n' workload kvd rocksdb ratio
+for w in ${WORKLOADS//,/ } "fillrandom(sync)"; do
+    k=$(val kvd "$w") d=$(val rocksdb "$w")
+    ratio=$(awk -v k="$k" -v d="$d" 'BEGIN { if (d + 0 > 0 && k + 0 > 0) printf "%.2fx", k / d; else print "-" }')
+    printf '%-18s %14s %14s %8s\n' "$w" "$k" "$d" "$ratio"
+done
+for tool in kvd rocksdb; do
+    s=$(val $tool space_bytes) l=$(val $tool live_bytes) wa=$(val $tool wamp)
+    rss=$(awk -v t=$tool '$1 == t && $2 ~ /^rss:main/ { print $3 }' "$out" | sort -n | tail -1)
+    awk -v t=$tool -v s="$s" -v l="$l" -v wa="$wa" -v rss="$rss" 'BEGIN {
+        printf "%-8s space after fillrandom+compact: %d bytes for %d live bytes = %.3fx; write amp (fillrandom+compact) %s; peak RSS (main run) %.1f MiB\n",
+               t, s, l, (l > 0 ? s / l : 0), wa, rss / 1024 }'
+done
