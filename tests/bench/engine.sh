@@ -73,7 +73,8 @@ for tool in kvd rocksdb; do
     run_tool "$tool" space --benchmarks=fillrandom,compact,readseq,stats --num="$NUM" $extra
 done
 
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) printf "%.0f\n", a[(NR + 1) / 2]; else printf "%.0f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+median() { sort -g | awk 'function out(x) { if (x == int(x)) printf "%d\n", x; else printf "%.2f\n", x }
+    { a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) out(a[(NR + 1) / 2]); else out((a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 val() { awk -v t="$1" -v w="$2" '$1 == t && $2 == w { print $3 }' "$out" | median; }
 
 echo
