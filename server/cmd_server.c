@@ -207,7 +207,7 @@ static void info_clients(struct sb *b) {
               "# Clients\r\n"
               "connected_clients:%d\r\n"
               "cluster_connections:0\r\n"
-              "maxclients:%d\r\n"
+              "maxclients:%lld\r\n"
               "client_recent_max_input_buffer:%zu\r\n"
               "client_recent_max_output_buffer:%zu\r\n"
               "blocked_clients:0\r\n"
@@ -736,11 +736,11 @@ static void reply_key_specs(struct client *c, const struct kv_command *cmd) {
     if (cmd->flags & CMD_WRITE) {
         reply_set(c, 2);
         reply_simple(c, "RW");
-        reply_simple(c, "UPDATE");
+        reply_simple(c, "update");
     } else {
         reply_set(c, 2);
         reply_simple(c, "RO");
-        reply_simple(c, "ACCESS");
+        reply_simple(c, "access");
     }
     reply_bulk_cstr(c, "begin_search");
     reply_map(c, 2);
@@ -765,13 +765,17 @@ static void reply_key_specs(struct client *c, const struct kv_command *cmd) {
 }
 
 static void reply_command_info(struct client *c, const struct kv_command *cmd) {
+    size_t ns;
+    const struct kv_command *subs = command_subcommands(cmd, &ns);
+    /* a container (CONFIG, CLIENT, ...) has neither flags nor keys of its own:
+     * its subcommands do, as Redis reports them */
     reply_array(c, 10);
     reply_bulk_cstr(c, cmd->name);
     reply_int(c, cmd->arity);
-    reply_flags(c, cmd->flags);
-    reply_int(c, cmd->first_key);
-    reply_int(c, cmd->last_key);
-    reply_int(c, cmd->key_step);
+    reply_flags(c, subs ? 0 : cmd->flags);
+    reply_int(c, subs ? 0 : cmd->first_key);
+    reply_int(c, subs ? 0 : cmd->last_key);
+    reply_int(c, subs ? 0 : cmd->key_step);
     const char *cats[8];
     int ncats;
     command_acl_categories(cmd, cats, 8, &ncats);
@@ -780,9 +784,11 @@ static void reply_command_info(struct client *c, const struct kv_command *cmd) {
         reply_simple(c, cats[i]);
     }
     reply_array(c, 0); /* tips */
-    reply_key_specs(c, cmd);
-    size_t ns;
-    const struct kv_command *subs = command_subcommands(cmd, &ns);
+    if (subs) {
+        reply_array(c, 0);
+    } else {
+        reply_key_specs(c, cmd);
+    }
     reply_array(c, (long long)ns);
     for (size_t i = 0; i < ns; i++) {
         reply_command_info(c, &subs[i]);
@@ -882,6 +888,10 @@ static void command_list(struct client *c) {
 static void command_getkeys(struct client *c) {
     const struct kv_command *cmd = command_lookup(c->argv[2].p, c->argv[2].len);
     int argc = c->argc - 2;
+    size_t ns;
+    if (cmd != NULL && argc >= 2 && command_subcommands(cmd, &ns) != NULL) {
+        cmd = command_lookup_sub(cmd, c->argv[3].p, c->argv[3].len);
+    }
     if (cmd == NULL) {
         reply_error(c, "ERR Invalid command specified");
         return;
@@ -1087,8 +1097,9 @@ void cmd_slowlog(struct client *c) {
             count = len;
         }
         reply_array(c, count);
+        const struct slowlog_entry *e = NULL;
         for (long long i = 0; i < count; i++) {
-            const struct slowlog_entry *e = slowlog_at((int)i);
+            e = slowlog_next(e);
             reply_array(c, 6);
             reply_int(c, e->id);
             reply_int(c, e->time);

@@ -11,6 +11,7 @@
  *   copy. With ~100 commands the table is under 20% full: probes are ~1.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -36,19 +37,25 @@ static struct kv_command command_rows[] = {
 };
 #define NCOMMANDS (sizeof(command_rows) / sizeof(command_rows[0]))
 
-/* Subcommands of the core's containers: arity and flags checked before the
- * parent's handler runs, stats kept per subcommand ("config|get"). */
-#define SUB(parent, sub, arity_, flags_, summary_)                               \
+/* Subcommands of container commands: arity, flags and key positions checked
+ * before the parent's handler runs (the handler dispatches on argv[1] itself),
+ * stats kept per subcommand ("config|get"). Flags are Redis 7.0's. OBJECT and
+ * MEMORY are the keyspace family's handlers; their tables live here with the
+ * others so COMMAND and the arity errors treat every container alike. */
+#define SUBK(parent, sub, arity_, flags_, first, last, step, summary_)          \
     {.name = parent "|" sub, .proc = NULL, .arity = arity_, .flags = (flags_),   \
-     .group = NULL, .summary = summary_}
+     .first_key = first, .last_key = last, .key_step = step, .group = NULL,     \
+     .summary = summary_}
+#define SUB(parent, sub, arity_, flags_, summary_) SUBK(parent, sub, arity_, flags_, 0, 0, 0, summary_)
 #define ADM (CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
 #define CONN (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
+#define LS (CMD_LOADING | CMD_STALE)
 static struct kv_command sub_config[] = {
     SUB("config", "get", -3, ADM, "Returns the effective values of configuration parameters."),
     SUB("config", "set", -4, ADM, "Sets configuration parameters in-flight."),
     SUB("config", "resetstat", 2, ADM, "Resets the server's statistics."),
     SUB("config", "rewrite", 2, ADM, "Persists the effective configuration to file."),
-    SUB("config", "help", 2, CMD_LOADING | CMD_STALE, "Returns helpful text about the different subcommands."),
+    SUB("config", "help", 2, LS, "Returns helpful text about the different subcommands."),
 };
 static struct kv_command sub_client[] = {
     SUB("client", "id", 2, CONN, "Returns the unique client ID of the connection."),
@@ -61,23 +68,40 @@ static struct kv_command sub_client[] = {
     SUB("client", "no-evict", 3, ADM, "Sets the client eviction mode of the connection."),
     SUB("client", "no-touch", 3, CONN, "Controls whether commands sent by the client affect the LRU/LFU of accessed keys."),
     SUB("client", "reply", 3, CONN, "Instructs the server whether to reply to commands."),
-    SUB("client", "help", 2, CMD_LOADING | CMD_STALE, "Returns helpful text about the different subcommands."),
+    SUB("client", "help", 2, LS, "Returns helpful text about the different subcommands."),
 };
 static struct kv_command sub_command[] = {
-    SUB("command", "count", 2, CMD_LOADING | CMD_STALE, "Returns a count of commands."),
-    SUB("command", "docs", -2, CMD_LOADING | CMD_STALE, "Returns documentary information about one, multiple or all commands."),
-    SUB("command", "getkeys", -3, CMD_LOADING | CMD_STALE, "Extracts the key names from an arbitrary command."),
-    SUB("command", "info", -2, CMD_LOADING | CMD_STALE, "Returns information about one, multiple or all commands."),
-    SUB("command", "list", -2, CMD_LOADING | CMD_STALE, "Returns a list of command names."),
-    SUB("command", "help", 2, CMD_LOADING | CMD_STALE, "Returns helpful text about the different subcommands."),
+    SUB("command", "count", 2, LS, "Returns a count of commands."),
+    SUB("command", "docs", -2, LS, "Returns documentary information about one, multiple or all commands."),
+    SUB("command", "getkeys", -3, LS, "Extracts the key names from an arbitrary command."),
+    SUB("command", "info", -2, LS, "Returns information about one, multiple or all commands."),
+    SUB("command", "list", -2, LS, "Returns a list of command names."),
+    SUB("command", "help", 2, LS, "Returns helpful text about the different subcommands."),
 };
 static struct kv_command sub_slowlog[] = {
-    SUB("slowlog", "get", -2, ADM, "Returns the slow log's entries."),
-    SUB("slowlog", "len", 2, ADM, "Returns the number of entries in the slow log."),
-    SUB("slowlog", "reset", 2, ADM, "Clears all entries from the slow log."),
-    SUB("slowlog", "help", 2, CMD_LOADING | CMD_STALE, "Show helpful text about the different subcommands"),
+    SUB("slowlog", "get", -2, CMD_ADMIN | LS, "Returns the slow log's entries."),
+    SUB("slowlog", "len", 2, CMD_ADMIN | LS, "Returns the number of entries in the slow log."),
+    SUB("slowlog", "reset", 2, CMD_ADMIN | LS, "Clears all entries from the slow log."),
+    SUB("slowlog", "help", 2, LS, "Show helpful text about the different subcommands"),
+};
+static struct kv_command sub_object[] = {
+    SUBK("object", "encoding", 3, CMD_READONLY, 2, 2, 1, "Returns the internal encoding of a Redis object."),
+    SUBK("object", "freq", 3, CMD_READONLY, 2, 2, 1, "Returns the logarithmic access frequency counter of a Redis object."),
+    SUBK("object", "idletime", 3, CMD_READONLY, 2, 2, 1, "Returns the time since the last access to a Redis object."),
+    SUBK("object", "refcount", 3, CMD_READONLY, 2, 2, 1, "Returns the reference count of a value of a key."),
+    SUB("object", "help", 2, LS, "Returns helpful text about the different subcommands."),
+};
+static struct kv_command sub_memory[] = {
+    SUB("memory", "doctor", 2, 0, "Outputs a memory problems report."),
+    SUB("memory", "malloc-stats", 2, 0, "Returns the allocator statistics."),
+    SUB("memory", "purge", 2, 0, "Asks the allocator to release memory."),
+    SUB("memory", "stats", 2, 0, "Returns details about memory usage."),
+    SUBK("memory", "usage", -3, CMD_READONLY, 2, 2, 1, "Estimates the memory usage of a key."),
+    SUB("memory", "help", 2, LS, "Returns helpful text about the different subcommands."),
 };
 #undef SUB
+#undef SUBK
+#undef LS
 
 struct subtable {
     const char *parent;
@@ -90,6 +114,8 @@ static struct subtable subtables[] = {
     {"client", sub_client, sizeof(sub_client) / sizeof(sub_client[0]), NULL},
     {"command", sub_command, sizeof(sub_command) / sizeof(sub_command[0]), NULL},
     {"slowlog", sub_slowlog, sizeof(sub_slowlog) / sizeof(sub_slowlog[0]), NULL},
+    {"object", sub_object, sizeof(sub_object) / sizeof(sub_object[0]), NULL},
+    {"memory", sub_memory, sizeof(sub_memory) / sizeof(sub_memory[0]), NULL},
 };
 #define NSUBTABLES (sizeof(subtables) / sizeof(subtables[0]))
 
@@ -207,7 +233,9 @@ void commands_reset_stats(void) {
     errorstat_reset();
 }
 
-/* ACL categories as Redis reports them, derived from flags and group. */
+/* ACL categories as Redis reports them (in Redis's category bit order: keyspace,
+ * read, write, hash, string, admin, fast, slow, dangerous, connection,
+ * transaction), derived from flags and group. A container reports @slow only. */
 const char *command_acl_categories(const struct kv_command *cmd, const char **out, int max,
                                    int *n) {
     int k = 0;
@@ -215,19 +243,23 @@ const char *command_acl_categories(const struct kv_command *cmd, const char **ou
     do {                                                                         \
         if (k < max) out[k++] = (s);                                             \
     } while (0)
-    const char *g = cmd->group ? cmd->group : "";
-    if (strcmp(g, "string") == 0) ADD("@string");
-    else if (strcmp(g, "hash") == 0) ADD("@hash");
-    else if (strcmp(g, "generic") == 0 && (cmd->first_key > 0)) ADD("@keyspace");
-    else if (strcmp(g, "connection") == 0) ADD("@connection");
-    else if (strcmp(g, "transactions") == 0) ADD("@transaction");
-    if (cmd->flags & CMD_WRITE) ADD("@write");
-    if (cmd->flags & CMD_READONLY) ADD("@read");
-    if (cmd->flags & CMD_ADMIN) {
-        ADD("@admin");
-        ADD("@dangerous");
+    size_t nsub;
+    if (command_subcommands(cmd, &nsub) != NULL) {
+        ADD("@slow");
+        *n = k;
+        return NULL;
     }
+    const char *g = cmd->group ? cmd->group : "";
+    if (strcmp(g, "generic") == 0 && cmd->first_key > 0) ADD("@keyspace");
+    if (cmd->flags & CMD_READONLY) ADD("@read");
+    if (cmd->flags & CMD_WRITE) ADD("@write");
+    if (strcmp(g, "hash") == 0) ADD("@hash");
+    if (strcmp(g, "string") == 0) ADD("@string");
+    if (cmd->flags & CMD_ADMIN) ADD("@admin");
     ADD((cmd->flags & CMD_FAST) ? "@fast" : "@slow");
+    if (cmd->flags & CMD_ADMIN) ADD("@dangerous");
+    if (strcmp(g, "connection") == 0) ADD("@connection");
+    if (strcmp(g, "transactions") == 0) ADD("@transaction");
 #undef ADD
     *n = k;
     return NULL;
@@ -301,72 +333,53 @@ static int arg_redacted(const struct kv_command *cmd, int argc, const struct kv_
 }
 
 /* ------------------------------------------------------------------------------
- * Slow log: a ring of server.slowlog_max_len entries, newest first.
+ * Slow log: a list of at most server.slowlog_max_len entries, newest first.
  * ------------------------------------------------------------------------------ */
 #define SLOWLOG_MAX_ARGC 32
 #define SLOWLOG_MAX_STRING 128
-static struct slowlog_entry *slow_ring;
-static int slow_cap, slow_len, slow_head; /* head: index of the newest */
-static long long slow_next_id;
+struct slow_node {
+    struct slow_node *next, *prev;
+    struct slowlog_entry e;
+};
+static struct slow_node *slow_head, *slow_tail; /* newest, oldest */
+static long long slow_len, slow_next_id;
 
-static void slowlog_entry_clear(struct slowlog_entry *e) {
-    for (int i = 0; i < e->argc; i++) {
-        kv_free((void *)e->argv[i].p);
+static void slow_node_free(struct slow_node *n) {
+    for (int i = 0; i < n->e.argc; i++) {
+        kv_free((void *)n->e.argv[i].p);
     }
-    kv_free(e->argv);
-    kv_free(e->name);
-    memset(e, 0, sizeof(*e));
+    kv_free(n->e.argv);
+    kv_free(n->e.name);
+    kv_free(n);
 }
 
 static void slowlog_trim(void) {
-    int max = server.slowlog_max_len;
-    while (slow_len > max) {
-        int oldest = (slow_head - (slow_len - 1) + slow_cap) % slow_cap;
-        slowlog_entry_clear(&slow_ring[oldest]);
+    while (slow_len > server.slowlog_max_len && slow_tail) {
+        struct slow_node *old = slow_tail;
+        slow_tail = old->prev;
+        if (slow_tail) {
+            slow_tail->next = NULL;
+        } else {
+            slow_head = NULL;
+        }
+        slow_node_free(old);
         slow_len--;
     }
 }
 
 static struct kv_slice slow_copy(const char *p, size_t len) {
     struct kv_slice s;
-    char *d = kv_malloc(len + 1);
-    memcpy(d, p, len);
-    d[len] = '\0';
-    s.p = d;
+    s.p = kv_strndup(p, len);
     s.len = len;
     return s;
 }
 
 void slowlog_push(struct client *c, long long duration) {
-    int max = server.slowlog_max_len;
-    if (max <= 0) {
+    if (server.slowlog_max_len <= 0) {
         return;
     }
-    if (slow_cap != max) {
-        /* re-layout into a ring of the new size, newest first */
-        struct slowlog_entry *ring = kv_calloc((size_t)max, sizeof(*ring));
-        int keep = slow_len < max ? slow_len : max;
-        for (int i = 0; i < slow_len; i++) {
-            int idx = (slow_head - i + slow_cap) % slow_cap;
-            if (i < keep) {
-                ring[(keep - 1 - i)] = slow_ring[idx];
-            } else {
-                slowlog_entry_clear(&slow_ring[idx]);
-            }
-        }
-        kv_free(slow_ring);
-        slow_ring = ring;
-        slow_cap = max;
-        slow_len = keep;
-        slow_head = keep > 0 ? keep - 1 : max - 1;
-    }
-    slow_head = (slow_head + 1) % slow_cap;
-    if (slow_len == slow_cap) {
-        slowlog_entry_clear(&slow_ring[slow_head]);
-    } else {
-        slow_len++;
-    }
-    struct slowlog_entry *e = &slow_ring[slow_head];
+    struct slow_node *n = kv_calloc(1, sizeof(*n));
+    struct slowlog_entry *e = &n->e;
     int argc = c->argc > SLOWLOG_MAX_ARGC ? SLOWLOG_MAX_ARGC : c->argc;
     e->id = slow_next_id++;
     e->time = server.ustime / 1000000;
@@ -376,41 +389,61 @@ void slowlog_push(struct client *c, long long duration) {
     for (int i = 0; i < argc; i++) {
         char buf[SLOWLOG_MAX_STRING + 64];
         if (argc != c->argc && i == argc - 1) {
-            int n = snprintf(buf, sizeof(buf), "... (%d more arguments)", c->argc - argc + 1);
-            e->argv[i] = slow_copy(buf, (size_t)n);
+            int len = snprintf(buf, sizeof(buf), "... (%d more arguments)", c->argc - argc + 1);
+            e->argv[i] = slow_copy(buf, (size_t)len);
         } else if (arg_redacted(c->cmd, c->argc, c->argv, i)) {
             e->argv[i] = slow_copy("(redacted)", 10);
         } else if (c->argv[i].len > SLOWLOG_MAX_STRING) {
             memcpy(buf, c->argv[i].p, SLOWLOG_MAX_STRING);
-            int n = snprintf(buf + SLOWLOG_MAX_STRING, sizeof(buf) - SLOWLOG_MAX_STRING,
-                             "... (%zu more bytes)", c->argv[i].len - SLOWLOG_MAX_STRING);
-            e->argv[i] = slow_copy(buf, SLOWLOG_MAX_STRING + (size_t)n);
+            int len = snprintf(buf + SLOWLOG_MAX_STRING, sizeof(buf) - SLOWLOG_MAX_STRING,
+                               "... (%zu more bytes)", c->argv[i].len - SLOWLOG_MAX_STRING);
+            e->argv[i] = slow_copy(buf, SLOWLOG_MAX_STRING + (size_t)len);
         } else {
             e->argv[i] = slow_copy(c->argv[i].p, c->argv[i].len);
         }
     }
     snprintf(e->addr, sizeof(e->addr), "%s", c->addr);
     e->name = kv_strndup(c->name ? c->name : "", c->name ? strlen(c->name) : 0);
+    n->next = slow_head;
+    if (slow_head) {
+        slow_head->prev = n;
+    } else {
+        slow_tail = n;
+    }
+    slow_head = n;
+    slow_len++;
+    slowlog_trim();
 }
 
 int slowlog_len(void) {
-    if (slow_len > server.slowlog_max_len && slow_cap > 0) {
-        slowlog_trim();
-    }
-    return slow_len;
+    slowlog_trim(); /* slowlog-max-len may have been lowered */
+    return (int)slow_len;
 }
 
 const struct slowlog_entry *slowlog_at(int i) {
-    if (i < 0 || i >= slow_len) {
-        return NULL;
+    struct slow_node *n = slow_head;
+    while (n && i-- > 0) {
+        n = n->next;
     }
-    return &slow_ring[(slow_head - i + slow_cap) % slow_cap];
+    return n ? &n->e : NULL;
+}
+
+const struct slowlog_entry *slowlog_next(const struct slowlog_entry *e) {
+    if (e == NULL) {
+        return slow_head ? &slow_head->e : NULL;
+    }
+    const struct slow_node *n =
+        (const struct slow_node *)((const char *)e - offsetof(struct slow_node, e));
+    return n->next ? &n->next->e : NULL;
 }
 
 void slowlog_reset(void) {
-    for (int i = 0; i < slow_len; i++) {
-        slowlog_entry_clear(&slow_ring[(slow_head - i + slow_cap) % slow_cap]);
+    while (slow_head) {
+        struct slow_node *next = slow_head->next;
+        slow_node_free(slow_head);
+        slow_head = next;
     }
+    slow_tail = NULL;
     slow_len = 0;
 }
 

@@ -261,7 +261,7 @@ static struct config configs[] = {
       "Working directory: data files (later), the node id. Empty = where kvd started."),
     S("requirepass", 0, &server.requirepass, "", NULL,
       "Password for the default user: clients must AUTH first (empty = no password)."),
-    I("maxclients", 0, &server.maxclients, 1, INT_MAX, "10000", NULL,
+    L("maxclients", 0, &server.maxclients, 1, 4294967295LL, "10000", NULL,
       "Most connected clients; more are refused with '-ERR max number of clients reached'."),
     M("maxmemory", 0, &server.maxmemory, 0, LLONG_MAX, "0", NULL,
       "Memory limit for data (bytes; units k kb m mb g gb). 0 = no limit. Over the limit, "
@@ -269,7 +269,7 @@ static struct config configs[] = {
     E("maxmemory-policy", 0, &server.maxmemory_policy, enum_policy, "noeviction", NULL,
       "What to evict at maxmemory: noeviction, allkeys-lru, allkeys-lfu, allkeys-random, "
       "volatile-lru, volatile-lfu, volatile-random, volatile-ttl."),
-    I("maxmemory-samples", 0, &server.maxmemory_samples, 1, 64, "5", NULL,
+    I("maxmemory-samples", 0, &server.maxmemory_samples, 1, INT_MAX, "5", NULL,
       "Keys sampled per eviction (more = closer to true LRU/LFU, slower)."),
     I("lfu-log-factor", 0, &server.lfu_log_factor, 0, INT_MAX, "10", NULL,
       "LFU counter logarithm factor (higher = slower counter growth)."),
@@ -292,7 +292,7 @@ static struct config configs[] = {
       "the normal class applies (no replicas or pub/sub yet)."),
     L("slowlog-log-slower-than", 0, &server.slowlog_log_slower_than, -1, LLONG_MAX, "10000",
       NULL, "Log commands slower than this many microseconds (-1 = off, 0 = every command)."),
-    I("slowlog-max-len", 0, &server.slowlog_max_len, 0, INT_MAX, "128", NULL,
+    L("slowlog-max-len", 0, &server.slowlog_max_len, 0, LONG_MAX, "128", NULL,
       "Entries kept in the slow log."),
     B("latency-tracking", 0, &cfg_latency_tracking, "yes", NULL,
       "Accepted for compatibility; per-command latency percentiles are not tracked yet."),

@@ -66,13 +66,13 @@ static void adjust_open_files_limit(void) {
         want = want > 16 ? want - 16 : lim.rlim_cur;
     }
     if (want < need) {
-        int old = server.maxclients;
-        server.maxclients = want > 32 ? (int)(want - 32) : 1;
+        long long old = server.maxclients;
+        server.maxclients = want > 32 ? (long long)(want - 32) : 1;
         server_log(LL_WARNING,
-                   "You requested maxclients of %d requiring at least %llu max file "
+                   "You requested maxclients of %lld requiring at least %llu max file "
                    "descriptors. Server can't set maximum open files to %llu because of OS "
                    "error: %s. Current maximum open files is %llu. maxclients has been reduced "
-                   "to %d to compensate for low ulimit.",
+                   "to %lld to compensate for low ulimit.",
                    old, (unsigned long long)need, (unsigned long long)need, strerror(errno),
                    (unsigned long long)want, server.maxclients);
     }

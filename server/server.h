@@ -207,7 +207,7 @@ struct kv_server {
     char *requirepass;          /* "" = none */
     int protected_mode;
     int databases;
-    int maxclients;
+    long long maxclients;
     int timeout;                /* idle seconds, 0 = never */
     int tcp_keepalive;
     int tcp_backlog;
@@ -225,7 +225,7 @@ struct kv_server {
     int active_expire_effort;
     int active_expire_enabled;  /* DEBUG SET-ACTIVE-EXPIRE */
     long long slowlog_log_slower_than;
-    int slowlog_max_len;
+    long long slowlog_max_len;
     int mode;                   /* enum kv_mode */
     int enable_debug_command;   /* 0 no, 1 yes, 2 local (loopback clients only) */
     char *config_file;          /* absolute path, or NULL */

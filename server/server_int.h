@@ -137,7 +137,9 @@ struct slowlog_entry {
 };
 void slowlog_push(struct client *c, long long duration);
 int slowlog_len(void);
-const struct slowlog_entry *slowlog_at(int i);  /* 0 = newest */
+const struct slowlog_entry *slowlog_at(int i);  /* 0 = newest; O(i) */
+/* Iteration newest to oldest: slowlog_next(NULL) is the newest. */
+const struct slowlog_entry *slowlog_next(const struct slowlog_entry *e);
 void slowlog_reset(void);
 
 /* MONITOR */
