@@ -301,7 +301,7 @@ static void info_memory(struct sb *b) {
               "mem_aof_buffer:0\r\n"
               "mem_allocator:%s\r\n"
               "active_defrag_running:0\r\n"
-              "lazyfree_pending_objects:0\r\n"
+              "lazyfree_pending_objects:%zu\r\n"
               "lazyfreed_objects:0\r\n",
               used, h_used, rss, h_rss, server.stat_peak_memory, h_peak,
               server.stat_peak_memory ? 100.0 * (double)used / (double)server.stat_peak_memory : 0,
@@ -311,7 +311,7 @@ static void info_memory(struct sb *b) {
               policy_name(server.maxmemory_policy), 1.0,
               used && resident ? (double)resident / (double)used : 1.0,
               (long long)resident - (long long)used, frag, (long long)rss - (long long)used,
-              clients_mem, kv_allocator_name());
+              clients_mem, kv_allocator_name(), ks_lazyfree_pending());
 }
 
 static void info_persistence(struct sb *b) {

@@ -19,11 +19,6 @@
 #include "server/server.h"
 #include "server/server_int.h"
 
-/* The keyspace engineer provides the real one in server/ks*.c. */
-__attribute__((weak)) int ks_evict_if_needed(void) {
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------
  * The table
  * ------------------------------------------------------------------------------ */

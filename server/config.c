@@ -22,7 +22,8 @@
 #include "server/server_int.h"
 #include "server/util.h"
 
-enum cfg_type { CFG_BOOL, CFG_INT, CFG_LL, CFG_MEMORY, CFG_ENUM, CFG_STRING, CFG_SPECIAL };
+enum cfg_type { CFG_BOOL, CFG_INT, CFG_LL, CFG_SIZE, CFG_MEMORY, CFG_ENUM, CFG_STRING,
+                CFG_SPECIAL };
 
 enum {
     CFG_IMMUTABLE = 1u << 0,  /* only in kv.conf / on the command line */
@@ -37,6 +38,7 @@ struct cfg_enum {
 
 struct config {
     const char *name;
+    const char *alias;              /* Redis's older name, or NULL */
     int type;
     unsigned flags;
     void *ptr;                      /* int*, long long*, char** (by type) */
@@ -221,13 +223,14 @@ static void get_cobl(char *buf, size_t cap) {
 /* ------------------------------------------------------------------------------
  * The table (kv.conf lists the directives in this order)
  * ------------------------------------------------------------------------------ */
-#define B(n, f, p, d, a, h) {n, CFG_BOOL, f, p, 0, 1, d, NULL, NULL, NULL, a, h}
-#define I(n, f, p, lo, hi, d, a, h) {n, CFG_INT, f, p, lo, hi, d, NULL, NULL, NULL, a, h}
-#define L(n, f, p, lo, hi, d, a, h) {n, CFG_LL, f, p, lo, hi, d, NULL, NULL, NULL, a, h}
-#define M(n, f, p, lo, hi, d, a, h) {n, CFG_MEMORY, f, p, lo, hi, d, NULL, NULL, NULL, a, h}
-#define E(n, f, p, e, d, a, h) {n, CFG_ENUM, f, p, 0, 0, d, e, NULL, NULL, a, h}
-#define S(n, f, p, d, a, h) {n, CFG_STRING, f, p, 0, 0, d, NULL, NULL, NULL, a, h}
-#define X(n, f, set, get, d, a, h) {n, CFG_SPECIAL, f, NULL, 0, 0, d, NULL, set, get, a, h}
+#define B(n, f, p, d, a, h) {n, NULL, CFG_BOOL, f, p, 0, 1, d, NULL, NULL, NULL, a, h}
+#define I(n, f, p, lo, hi, d, a, h) {n, NULL, CFG_INT, f, p, lo, hi, d, NULL, NULL, NULL, a, h}
+#define L(n, f, p, lo, hi, d, a, h) {n, NULL, CFG_LL, f, p, lo, hi, d, NULL, NULL, NULL, a, h}
+#define Z(n, al, f, p, lo, hi, d, a, h) {n, al, CFG_SIZE, f, p, lo, hi, d, NULL, NULL, NULL, a, h}
+#define M(n, f, p, lo, hi, d, a, h) {n, NULL, CFG_MEMORY, f, p, lo, hi, d, NULL, NULL, NULL, a, h}
+#define E(n, f, p, e, d, a, h) {n, NULL, CFG_ENUM, f, p, 0, 0, d, e, NULL, NULL, a, h}
+#define S(n, f, p, d, a, h) {n, NULL, CFG_STRING, f, p, 0, 0, d, NULL, NULL, NULL, a, h}
+#define X(n, f, set, get, d, a, h) {n, NULL, CFG_SPECIAL, f, NULL, 0, 0, d, NULL, set, get, a, h}
 
 static struct config configs[] = {
     E("mode", CFG_IMMUTABLE, &server.mode, enum_mode, "cache", apply_mode,
@@ -278,6 +281,12 @@ static struct config configs[] = {
       "access check)."),
     I("active-expire-effort", 0, &server.active_expire_effort, 1, 10, "1", NULL,
       "Effort of the active expiry cycle, 1-10 (more CPU, fewer stale expired keys)."),
+    Z("hash-max-listpack-entries", "hash-max-ziplist-entries", 0, &ks_hash_max_listpack_entries,
+      0, LONG_MAX, "128", NULL,
+      "A hash with at most this many fields, each field and value no longer than "
+      "hash-max-listpack-value, is kept compact (OBJECT ENCODING listpack)."),
+    Z("hash-max-listpack-value", "hash-max-ziplist-value", 0, &ks_hash_max_listpack_value, 0,
+      LONG_MAX, "64", NULL, "See hash-max-listpack-entries."),
     I("hz", 0, &server.hz, 0, INT_MAX, "10", apply_hz,
       "Background task frequency per second (expiry, timeouts, stats), clamped to 1-500."),
     M("proto-max-bulk-len", 0, &server.proto_max_bulk_len, 1024 * 1024, LLONG_MAX, "512mb",
@@ -316,14 +325,19 @@ static struct config configs[] = {
 #undef B
 #undef I
 #undef L
+#undef Z
 #undef M
 #undef E
 #undef S
 #undef X
 
+static int name_is(const char *name, const char *s, size_t len) {
+    return name != NULL && strlen(name) == len && strncasecmp(name, s, len) == 0;
+}
+
 static struct config *config_find(const char *name, size_t len) {
     for (size_t i = 0; i < NCONFIGS; i++) {
-        if (strlen(configs[i].name) == len && strncasecmp(configs[i].name, name, len) == 0) {
+        if (name_is(configs[i].name, name, len) || name_is(configs[i].alias, name, len)) {
             return &configs[i];
         }
     }
@@ -351,6 +365,7 @@ static int config_parse_set(struct config *cf, const char *val, int reset, const
         return 0;
     case CFG_INT:
     case CFG_LL:
+    case CFG_SIZE:
     case CFG_MEMORY: {
         long long v;
         if (cf->type == CFG_MEMORY) {
@@ -373,6 +388,8 @@ static int config_parse_set(struct config *cf, const char *val, int reset, const
         }
         if (cf->type == CFG_INT) {
             *(int *)cf->ptr = (int)v;
+        } else if (cf->type == CFG_SIZE) {
+            *(size_t *)cf->ptr = (size_t)v;
         } else {
             *(long long *)cf->ptr = v;
         }
@@ -418,6 +435,9 @@ static void config_render(const struct config *cf, char *buf, size_t cap) {
     case CFG_LL:
     case CFG_MEMORY:
         snprintf(buf, cap, "%lld", *(long long *)cf->ptr);
+        break;
+    case CFG_SIZE:
+        snprintf(buf, cap, "%zu", *(size_t *)cf->ptr);
         break;
     case CFG_ENUM: {
         int v = *(int *)cf->ptr;
@@ -763,15 +783,18 @@ out:
     return rc;
 }
 
+/* Names and aliases are matched separately, as Redis 7.0 lists both. */
 void config_get(int npats, const struct kv_slice *pats, config_visit_fn *fn, void *ctx) {
     char buf[4096];
     for (size_t i = 0; i < NCONFIGS; i++) {
-        const char *name = configs[i].name;
-        for (int k = 0; k < npats; k++) {
-            if (kv_glob_match(pats[k].p, pats[k].len, name, strlen(name), 1)) {
-                config_render(&configs[i], buf, sizeof(buf));
-                fn(ctx, name, buf);
-                break;
+        const char *names[2] = {configs[i].name, configs[i].alias};
+        for (int n = 0; n < 2 && names[n]; n++) {
+            for (int k = 0; k < npats; k++) {
+                if (kv_glob_match(pats[k].p, pats[k].len, names[n], strlen(names[n]), 1)) {
+                    config_render(&configs[i], buf, sizeof(buf));
+                    fn(ctx, names[n], buf);
+                    break;
+                }
             }
         }
     }
@@ -987,7 +1010,7 @@ void config_print_help(FILE *fp) {
         const char *type = "string";
         switch (cf->type) {
         case CFG_BOOL: type = "yes|no"; break;
-        case CFG_INT: case CFG_LL: type = "integer"; break;
+        case CFG_INT: case CFG_LL: case CFG_SIZE: type = "integer"; break;
         case CFG_MEMORY: type = "memory"; break;
         case CFG_ENUM: type = "enum"; break;
         case CFG_SPECIAL: type = "list"; break;
@@ -1001,7 +1024,8 @@ void config_print_help(FILE *fp) {
                 fprintf(fp, " %s", e->name);
             }
             fprintf(fp, "\n");
-        } else if (cf->type == CFG_INT || cf->type == CFG_LL || cf->type == CFG_MEMORY) {
+        } else if (cf->type == CFG_INT || cf->type == CFG_LL || cf->type == CFG_SIZE ||
+                   cf->type == CFG_MEMORY) {
             fprintf(fp, "%-28s range: %lld .. %lld\n", "", cf->min, cf->max);
         }
         fprintf(fp, "%-28s %s\n\n", "", cf->help);

@@ -208,6 +208,26 @@ static void test_config_get_patterns(void) {
     CHECK(c.n > 30);
 }
 
+static void test_config_aliases(void) {
+    fresh();
+    char err[256];
+    CHECK(set2("hash-max-ziplist-entries", "7", err, sizeof(err)) == 0);
+    CHECK_EQ_INT(ks_hash_max_listpack_entries, 7);
+    struct collected c = {0};
+    struct kv_slice p[1] = {sl("hash-max-*")};
+    config_get(1, p, collect, &c);
+    CHECK_EQ_INT(c.n, 4);
+    CHECK_EQ_STR(c.names[0], "hash-max-listpack-entries");
+    CHECK_EQ_STR(c.names[1], "hash-max-ziplist-entries");
+    char buf[64];
+    CHECK(config_get_value("hash-max-ziplist-entries", buf, sizeof(buf)) == 0);
+    CHECK_EQ_STR(buf, "7");
+    CHECK(set2("hash-max-listpack-value", "-1", err, sizeof(err)) == -1);
+    CHECK_EQ_STR(err, "ERR CONFIG SET failed (possibly related to argument 'hash-max-listpack-value') - "
+                      "argument must be between 0 and 9223372036854775807 inclusive");
+    CHECK(set2("hash-max-ziplist-entries", "128", err, sizeof(err)) == 0);
+}
+
 static char *slurp(const char *path) {
     FILE *fp = fopen(path, "r");
     if (!fp) return NULL;
@@ -281,6 +301,7 @@ int main(void) {
     TEST_RUN(test_config_file_parsing);
     TEST_RUN(test_config_file_errors_name_the_line);
     TEST_RUN(test_config_get_patterns);
+    TEST_RUN(test_config_aliases);
     TEST_RUN(test_config_rewrite_keeps_comments);
     TEST_RUN(test_split_args_quoting);
     TEST_RUN(test_repr_quotes_as_redis);

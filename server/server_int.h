@@ -7,18 +7,8 @@
 
 #include <stdio.h>
 
+#include "server/ks.h"
 #include "server/server.h"
-
-/* ---- the keyspace's lifecycle hooks (server/ks.h; repeated here, identical, so the
- * core builds before and after ks.h lands) ---- */
-void ks_init(void);
-void ks_deinit(void);
-size_t ks_db_size(const struct kv_db *db);
-size_t ks_db_expires(const struct kv_db *db);
-long long ks_db_avg_ttl(const struct kv_db *db);
-void ks_active_expire_cycle(int fast);
-void ks_cron(void);
-int ks_evict_if_needed(void);
 
 /* ---- alloc.c ---- */
 void kv_used_memory_refresh(void);  /* re-anchors kv_used_memory(); cron */
