@@ -963,6 +963,48 @@ def t_protocol():
     d.close()
 
 
+def t_maxmemory():
+    """maxmemory set at run time: noeviction refuses writes with -OOM (reads and
+    deletes go on); allkeys-lru evicts and holds used_memory near the limit."""
+    c = conn()
+    c.call('FLUSHALL')
+    time.sleep(0.2)
+    base = int(info_field(c, 'memory', 'used_memory'))
+    limit = base + 4 * 1024 * 1024
+    val = b'x' * 1000
+    try:
+        c.call('SET', 'keep', 'v')
+        H.eq('CONFIG SET maxmemory-policy noeviction', c.call('CONFIG', 'SET', 'maxmemory-policy', 'noeviction'), OK)
+        H.eq('CONFIG SET maxmemory', c.call('CONFIG', 'SET', 'maxmemory', str(limit)), OK)
+        oom = None
+        for i in range(0, 20000, 500):
+            rs = c.pipeline([('SET', 'mm:%d' % j, val) for j in range(i, i + 500)])
+            errs = [r for r in rs if r != OK]
+            if errs:
+                oom = errs[0]
+                break
+        H.eq('noeviction: writes over maxmemory get OOM', oom,
+             ('error', b"OOM command not allowed when used memory > 'maxmemory'."))
+        H.eq('noeviction: reads still served', c.call('GET', 'keep'), B('v'))
+        H.eq('noeviction: DEL still served', c.call('DEL', 'mm:0'), I(1))
+        H.eq('noeviction: nothing evicted', int(info_field(c, 'stats', 'evicted_keys')), 0)
+        H.eq('CONFIG SET allkeys-lru', c.call('CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru'), OK)
+        refused = 0
+        for i in range(20000, 40000, 500):
+            rs = c.pipeline([('SET', 'mm:%d' % j, val) for j in range(i, i + 500)])
+            refused += sum(1 for r in rs if r != OK)
+        H.eq('allkeys-lru: no write refused', refused, 0)
+        H.check('allkeys-lru: keys evicted', int(info_field(c, 'stats', 'evicted_keys')) > 0)
+        used = int(info_field(c, 'memory', 'used_memory'))
+        H.check('allkeys-lru: used_memory held near maxmemory', used < limit + 2 * 1024 * 1024, (limit, used))
+        H.check('allkeys-lru: the newest key is there', c.call('GET', 'mm:39999') == B(val))
+    finally:
+        c.call('CONFIG', 'SET', 'maxmemory', '0')
+        c.call('CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
+        c.call('FLUSHALL')
+        c.close()
+
+
 def t_huge_ttls():
     """Last, as it may bring a server down: the active expiry cycle samples keys
     whose TTLs sum past 2^63 ms."""
@@ -981,7 +1023,7 @@ def t_huge_ttls():
 
 def main():
     for t in (t_handshake, t_strings, t_keys, t_expire, t_hashes, t_connection, t_server,
-              t_pipeline, t_multi, t_binary, t_resp3, t_auth, t_protocol, t_huge_ttls):
+              t_pipeline, t_multi, t_binary, t_resp3, t_auth, t_protocol, t_maxmemory, t_huge_ttls):
         H.case(t)
     return H.summary()
 
