@@ -6,20 +6,25 @@
  * KVD_NO_JEMALLOC: there a byte counter over kv_* allocations stands in for
  * jemalloc's statistics.
  *
- * HOW kv_used_memory() STAYS CHEAP (jemalloc build)
- *   jemalloc's exact figure, "stats.allocated", needs an "epoch" refresh that
+ * HOW kv_used_memory() STAYS CHEAP AND EXACT (jemalloc build)
+ *   jemalloc's merged figure, "stats.allocated", needs an "epoch" refresh that
  *   merges every arena's counters: microseconds, too slow to ask before each write
- *   when maxmemory is set. jemalloc also keeps, per thread, monotonic counters of
- *   bytes allocated and deallocated ("thread.allocatedp"/"thread.deallocatedp",
- *   pointers we read for free). The loop thread does nearly all allocation, so
- *     used = base + (loop_alloc - loop_dealloc)
- *   where base is re-anchored by kv_used_memory_refresh() (called from the cron):
- *   base = stats.allocated - (loop_alloc - loop_dealloc) at the same instant.
- *   Between refreshes, only other threads' allocations are missed. Example: at a
- *   refresh stats.allocated = 10 MB and the loop thread's net is 8 MB: base = 2 MB;
- *   the loop thread then allocates 1 MB: used = 2 + 9 = 11 MB, no mallctl call.
+ *   when maxmemory is set (and it counts objects parked in thread caches as in
+ *   use). jemalloc also keeps, per thread, monotonic counters of bytes allocated and
+ *   deallocated ("thread.allocatedp"/"thread.deallocatedp": pointers to them, read
+ *   for free). Every thread that allocates registers its pair once
+ *   (kv_alloc_thread_register: the loop thread at start, the lazy-free thread, any
+ *   later worker), and
+ *     used = retired + sum over registered threads of (allocated - deallocated)
+ *   A block allocated on one thread and freed on another is +n on the first, -n on
+ *   the second: the sum is exact, and costs a few loads per registered thread.
+ *   A thread that exits first folds its net into `retired`
+ *   (kv_alloc_thread_unregister). Example: the loop thread allocated 12 MB and
+ *   freed 3 MB; the lazy-free thread freed 1 MB of it: used = 9 - 1 = 8 MB.
+ *   Before any thread registered, stats.allocated (with an epoch) stands in.
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +116,12 @@ size_t kv_used_memory(void) {
 void kv_used_memory_refresh(void) {
 }
 
+void kv_alloc_thread_register(void) {
+}
+
+void kv_alloc_thread_unregister(void) {
+}
+
 size_t kv_allocator_resident(void) {
     return 0;
 }
@@ -121,8 +132,16 @@ const char *kv_allocator_name(void) {
 
 #else
 
-static uint64_t *loop_allocp, *loop_deallocp; /* the loop thread's counters */
-static long long used_base;                   /* see "HOW" above */
+#define ALLOC_MAX_THREADS 64
+
+struct thread_counters {
+    const uint64_t *allocp, *deallocp; /* jemalloc's per-thread cumulative bytes */
+};
+static struct thread_counters threads[ALLOC_MAX_THREADS];
+static _Atomic int nthreads;              /* slots published in threads[] */
+static _Atomic int64_t retired;           /* net bytes of threads that left */
+static pthread_mutex_t reg_mutex = PTHREAD_MUTEX_INITIALIZER;
+static __thread int my_slot = -1;         /* this thread's slot, -1 when none */
 
 static size_t exact_allocated(void) {
     uint64_t epoch = 1;
@@ -136,24 +155,65 @@ static size_t exact_allocated(void) {
     return allocated;
 }
 
-void kv_used_memory_refresh(void) {
-    if (loop_allocp == NULL) {
-        size_t sz = sizeof(loop_allocp);
-        if (mallctl("thread.allocatedp", &loop_allocp, &sz, NULL, 0) != 0 ||
-            mallctl("thread.deallocatedp", &loop_deallocp, &sz, NULL, 0) != 0) {
-            loop_allocp = loop_deallocp = NULL;
-            return;
+void kv_alloc_thread_register(void) {
+    if (my_slot >= 0) {
+        return;
+    }
+    uint64_t *a = NULL, *d = NULL;
+    size_t sz = sizeof(a);
+    if (mallctl("thread.allocatedp", &a, &sz, NULL, 0) != 0 ||
+        mallctl("thread.deallocatedp", &d, &sz, NULL, 0) != 0) {
+        return;
+    }
+    pthread_mutex_lock(&reg_mutex);
+    int n = atomic_load(&nthreads);
+    for (int i = 0; i < n; i++) {
+        if (threads[i].allocp == NULL) { /* a slot left by an exited thread */
+            n = i;
+            break;
         }
     }
-    size_t exact = exact_allocated();
-    used_base = (long long)exact - (long long)(*loop_allocp - *loop_deallocp);
+    if (n < ALLOC_MAX_THREADS) {
+        threads[n].allocp = a;
+        threads[n].deallocp = d;
+        my_slot = n;
+        if (n == atomic_load(&nthreads)) {
+            atomic_store_explicit(&nthreads, n + 1, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&reg_mutex);
+}
+
+void kv_alloc_thread_unregister(void) {
+    if (my_slot < 0) {
+        return;
+    }
+    pthread_mutex_lock(&reg_mutex);
+    struct thread_counters *t = &threads[my_slot];
+    atomic_fetch_add(&retired, (int64_t)(*t->allocp - *t->deallocp));
+    t->allocp = t->deallocp = NULL;
+    my_slot = -1;
+    pthread_mutex_unlock(&reg_mutex);
+}
+
+void kv_used_memory_refresh(void) {
+    kv_alloc_thread_register(); /* the loop thread, on the first call */
 }
 
 size_t kv_used_memory(void) {
-    if (loop_allocp == NULL) {
+    int n = atomic_load_explicit(&nthreads, memory_order_acquire);
+    if (n == 0) {
         return exact_allocated();
     }
-    long long used = used_base + (long long)(*loop_allocp - *loop_deallocp);
+    uint64_t a = 0, d = 0;
+    for (int i = 0; i < n; i++) {
+        const uint64_t *ap = threads[i].allocp, *dp = threads[i].deallocp;
+        if (ap != NULL) {
+            a += __atomic_load_n(ap, __ATOMIC_RELAXED);
+            d += __atomic_load_n(dp, __ATOMIC_RELAXED);
+        }
+    }
+    int64_t used = (int64_t)(a - d) + atomic_load_explicit(&retired, memory_order_relaxed);
     return used > 0 ? (size_t)used : 0;
 }
 

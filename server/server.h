@@ -38,6 +38,10 @@ char *kv_strndup(const char *s, size_t n);
 void kv_free(void *p);
 size_t kv_malloc_size(const void *p);   /* usable size of an allocation */
 size_t kv_used_memory(void);            /* allocator's allocated bytes (INFO used_memory) */
+/* Every thread that allocates, besides the loop thread, calls this once when it
+ * starts so kv_used_memory() counts it (and _unregister before it exits). */
+void kv_alloc_thread_register(void);
+void kv_alloc_thread_unregister(void);
 
 /* ------------------------------------------------------------------------------
  * Commands
