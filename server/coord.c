@@ -83,6 +83,20 @@ struct kv_entry *coord_touch(struct client *c, const struct kv_slice *key) {
     return e;
 }
 
+/* The LRU/LFU of a value that replaces `old` under the same key, as Redis's
+ * overwrite: under LFU the write counts as an access of the key and the counter
+ * carries over (a hot key stays hot when rewritten); under LRU it is new. */
+static inline void overwrite_lru(struct client *c, struct kv_entry *old, struct kv_entry *e) {
+    if (ks_policy_is_lfu()) {
+        if (!(c->flags & CLIENT_NO_TOUCH)) {
+            ks_entry_touch(old);
+        }
+        e->lru = old->lru;
+    } else {
+        ks_entry_init_lru(e);
+    }
+}
+
 /* Stores a string or int value for key: in place over an old string, otherwise
  * as a new entry. */
 static struct kv_entry *set_value(struct client *c, const struct kv_slice *key, int enc,
@@ -105,10 +119,11 @@ static struct kv_entry *set_value(struct client *c, const struct kv_slice *key, 
         if (expire_at) {
             e = ks_set_expire(db, e, expire_at);
         }
-        ks_entry_init_lru(e);
+        overwrite_lru(c, e, e);
     } else {
         e = ks_entry_new(KS_TYPE_STRING, enc, key->p, key->len, len, expire_at, 0);
         if (old) {
+            overwrite_lru(c, old, e);
             ks_replace(db, old, e, token);
         } else {
             ks_insert(db, e, token);

@@ -206,6 +206,7 @@ void ks_deinit(void) {
     kv_free(server.db);
     server.db = NULL;
     ks_lazyfree_drain();
+    ks_evict_deinit();
 }
 
 size_t ks_db_size(const struct kv_db *db) {
@@ -347,6 +348,7 @@ static int lf_started;
 
 static void *lazyfree_main(void *arg) {
     (void)arg;
+    kv_alloc_thread_register(); /* its frees count in kv_used_memory() */
     pthread_mutex_lock(&lf_mutex);
     for (;;) {
         while (lf_head == NULL) {
@@ -613,8 +615,6 @@ void ks_cron(void) {
             rehashed = 1;
         }
     }
+    ks_evict_cron();
 }
 
-int ks_evict_if_needed(void) {
-    return 0;
-}

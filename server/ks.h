@@ -89,6 +89,9 @@ struct kv_entry **kv_dict_link_of(struct kv_dict *d, const struct kv_entry *e, u
 /* A random entry (NULL when empty): a random non-empty bucket, then a random
  * chain member. */
 struct kv_entry *kv_dict_random(struct kv_dict *d);
+/* Up to count entries from a random stretch of buckets (Redis's dictGetSomeKeys:
+ * cheap, not uniform, may return fewer than asked). For eviction sampling. */
+size_t kv_dict_sample(struct kv_dict *d, struct kv_entry **out, size_t count);
 /* Calls fn for the entries with token >= cursor in token order, at least `count`
  * (a hint, as Redis's) unless the end comes first, and always every entry sharing
  * the last emitted token. Returns the next cursor, 0 when the iteration is over.
@@ -309,8 +312,50 @@ int ks_policy_is_lfu(void);
 void ks_active_expire_cycle(int fast);
 /* From the cron at hz: incremental rehash (1 ms per db at most) and shrinking. */
 void ks_cron(void);
-/* Eviction for maxmemory (next issue): returns 0 (ok) for now, -1 would mean OOM. */
+/* Eviction for maxmemory (server/ks_evict.c). Called before every command when
+ * maxmemory is set: evicts for at most KS_EVICT_TIME_LIMIT_US, then leaves the rest
+ * to a timer. Returns -1 when used memory is over maxmemory and nothing can be
+ * evicted (the caller refuses commands that may grow memory with -OOM), else 0. */
 int ks_evict_if_needed(void);
+/* From ks_cron: starts evicting when over the limit with no command arriving
+ * (CONFIG SET maxmemory lower). */
+void ks_evict_cron(void);
+void ks_evict_deinit(void); /* frees the pool and the timer (ks_deinit) */
+
+/* ---- eviction internals, exposed for server/evict_test.c ---- */
+enum ks_evict_result { KS_EVICT_OK = 0, KS_EVICT_RUNNING = 1, KS_EVICT_FAIL = -1 };
+/* Redis's performEvictions: one bounded slice. RUNNING: still over the limit,
+ * the timer continues; FAIL: over the limit and nothing to evict. */
+int ks_perform_evictions(void);
+/* Is used memory over maxmemory? *tofree (may be NULL) gets the excess. */
+int ks_evict_over_limit(size_t *tofree);
+#define KS_EVICT_TIME_LIMIT_US 500      /* per slice (Redis's tenacity 10) */
+extern long long ks_evict_time_limit_us; /* tests may raise it */
+/* A key's eviction score under a pool policy: higher = evicted sooner. */
+unsigned long long ks_evict_score(const struct kv_entry *e, int policy);
+
+#define KS_EVPOOL_SIZE 16
+struct ks_evpool_slot {
+    unsigned long long score;  /* higher = evict sooner */
+    uint64_t token;            /* ks_token(key) */
+    char *key;                 /* owned buffer of cap bytes, klen used */
+    uint32_t klen, cap;
+    int db;                    /* database id, -1 = empty slot */
+};
+/* The best candidates seen so far, ascending by score, filled slots first. */
+struct ks_evpool {
+    struct ks_evpool_slot slot[KS_EVPOOL_SIZE];
+    int policy;                /* the policy the scores were computed for */
+};
+void ks_evpool_init(struct ks_evpool *p);
+void ks_evpool_deinit(struct ks_evpool *p);
+void ks_evpool_clear(struct ks_evpool *p);
+/* Offers a candidate (the key is copied); 1 when the pool kept it. */
+int ks_evpool_offer(struct ks_evpool *p, int db, const char *key, size_t klen,
+                    uint64_t token, unsigned long long score);
+/* Index of the best candidate, -1 when empty; ks_evpool_remove takes it out. */
+int ks_evpool_best(const struct ks_evpool *p);
+void ks_evpool_remove(struct ks_evpool *p, int k);
 
 /* Tunables owned by the keyspace (Redis defaults). */
 extern size_t ks_hash_max_listpack_entries; /* 128 */

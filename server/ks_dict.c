@@ -343,6 +343,57 @@ struct kv_entry *kv_dict_random(struct kv_dict *d) {
     return head;
 }
 
+/* A random bucket to start sampling from: its table *t and index; when rehashing,
+ * only buckets that can hold entries (table 0 from rehashidx, all of table 1). */
+static size_t sample_start(const struct kv_dict *d, int *t) {
+    size_t s0 = (size_t)1 << d->bits[0];
+    if (d->rehashidx == -1) {
+        *t = 0;
+        return (size_t)ks_rand64() & (s0 - 1);
+    }
+    size_t s1 = (size_t)1 << d->bits[1], lo = (size_t)d->rehashidx;
+    size_t r = lo + (size_t)(ks_rand64() % (s0 + s1 - lo));
+    *t = r >= s0;
+    return r < s0 ? r : r - s0;
+}
+
+size_t kv_dict_sample(struct kv_dict *d, struct kv_entry **out, size_t count) {
+    if (count > d->count) {
+        count = d->count;
+    }
+    if (count == 0) {
+        return 0;
+    }
+    if (d->rehashidx != -1) {
+        kv_dict_rehash(d, (int)count);
+    }
+    int t;
+    size_t i = sample_start(d, &t), stored = 0, empty_run = 0, steps = count * 10;
+    while (stored < count && steps-- > 0) {
+        struct kv_entry *e = d->tab[t][i];
+        if (e == NULL) {
+            /* a long empty stretch: jump elsewhere (as Redis's dictGetSomeKeys) */
+            if (++empty_run >= 5 && empty_run > count) {
+                i = sample_start(d, &t);
+                empty_run = 0;
+                continue;
+            }
+        } else {
+            empty_run = 0;
+            for (; e != NULL && stored < count; e = e->next) {
+                out[stored++] = e;
+            }
+        }
+        if (++i == (size_t)1 << d->bits[t]) {
+            i = (t == 0 && d->rehashidx != -1) ? (size_t)d->rehashidx : 0;
+        }
+    }
+    if (stored == 0) {
+        out[stored++] = kv_dict_random(d); /* never report a non-empty table empty */
+    }
+    return stored;
+}
+
 /* ---- SCAN ---- */
 
 struct scan_item {
