@@ -212,6 +212,8 @@ run_suite differential 150 $PY differential.py --kvd "$bin" --seeds "$diff_seeds
     --steps "$diff_steps"
 run_suite differential-maxmemory 120 $PY differential.py --kvd "$bin" --seeds 1 \
     --steps "$diff_steps" --first-seed 100 --maxmemory
+# cache mode (eviction, LRU/LFU, expiry): starts its own servers; see cache_test.py
+run_suite cache 240 $PY cache_test.py --server "$bin" $( ((asan)) && echo --asan )
 
 # The server must still be answering after every suite, then exit cleanly.
 if timeout 3 redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null | grep -q PONG; then
