@@ -6,13 +6,20 @@
  * array.
  *
  * HOW WATCH STAYS CHEAP
- *   Watched keys live in one hash table of (db, key) -> watching clients; each
- *   client keeps its own list of the entries it watches. watch_touch_key is called
- *   on every write: when nobody watches (nwatched == 0) it is a single branch.
+ *   Watched keys live in one hash table of (db, key) -> watchers; each client
+ *   keeps its own list of what it watches. watch_touch_key is called on every
+ *   write: when nobody watches (nwatched == 0) it is a single branch.
+ *
+ * EXPIRY, as Redis 7.0
+ *   A key that is already logically expired when WATCHed ("stale") is absent for
+ *   the client: its deletion by expiry or by a flush is no change and does not
+ *   fail EXEC; a write that makes it exist again does. A key that was live at
+ *   WATCH time and has expired by EXEC fails EXEC even if nothing touched it.
  */
 #include <string.h>
 #include <xxhash.h>
 
+#include "server/ks.h"
 #include "server/server.h"
 #include "server/server_int.h"
 
@@ -27,15 +34,31 @@ struct wkey {
     struct wkey *next;        /* bucket chain */
     int db;
     size_t len;
-    struct client **clients;  /* watching clients */
-    int nclients, cap;
+    struct watched_key **watchers;
+    int nwatchers, cap;
     char key[];
 };
 
 struct watched_key {
     struct watched_key *next; /* the client's list */
     struct wkey *wk;
+    struct client *c;
+    int stale;                /* logically expired when WATCHed */
 };
+
+enum { KEY_ABSENT, KEY_LIVE, KEY_EXPIRED };
+
+/* What the keyspace holds for a key right now (no lazy expiry, no stats). */
+static int key_state(int db_id, const char *key, size_t len) {
+    if (server.db == NULL || db_id < 0 || db_id >= server.databases) {
+        return KEY_ABSENT;
+    }
+    struct kv_entry *e = ks_find(server.db[db_id], key, len, ks_token(key, len));
+    if (e == NULL) {
+        return KEY_ABSENT;
+    }
+    return ks_entry_expired(e) ? KEY_EXPIRED : KEY_LIVE;
+}
 
 static struct wkey **wtab;
 static size_t wtab_size;     /* buckets, a power of two */
@@ -117,6 +140,14 @@ void cmd_exec(struct client *c) {
         reply_error(c, "EXECABORT Transaction discarded because of previous errors.");
         discard_transaction(c);
         return;
+    }
+    if (!(c->flags & CLIENT_DIRTY_CAS)) {
+        for (struct watched_key *k = c->watched; k; k = k->next) {
+            if (!k->stale && key_state(k->wk->db, k->wk->key, k->wk->len) == KEY_EXPIRED) {
+                c->flags |= CLIENT_DIRTY_CAS; /* expired since WATCH */
+                break;
+            }
+        }
     }
     if (c->flags & CLIENT_DIRTY_CAS) {
         reply_null_array(c);
@@ -211,15 +242,17 @@ static void watch_key(struct client *c, const struct kv_slice *key) {
         wtab[b] = w;
         nwatched++;
     }
-    if (w->nclients == w->cap) {
-        w->cap = w->cap ? w->cap * 2 : 2;
-        w->clients = kv_realloc(w->clients, sizeof(*w->clients) * (size_t)w->cap);
-    }
-    w->clients[w->nclients++] = c;
     struct watched_key *k = kv_malloc(sizeof(*k));
     k->wk = w;
+    k->c = c;
+    k->stale = key_state(c->db_id, key->p, key->len) == KEY_EXPIRED;
     k->next = c->watched;
     c->watched = k;
+    if (w->nwatchers == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 2;
+        w->watchers = kv_realloc(w->watchers, sizeof(*w->watchers) * (size_t)w->cap);
+    }
+    w->watchers[w->nwatchers++] = k;
 }
 
 static void wkey_remove(struct wkey *w) {
@@ -229,7 +262,7 @@ static void wkey_remove(struct wkey *w) {
         link = &(*link)->next;
     }
     *link = w->next;
-    kv_free(w->clients);
+    kv_free(w->watchers);
     kv_free(w);
     nwatched--;
     if (nwatched == 0) {
@@ -244,13 +277,13 @@ void unwatch_all(struct client *c) {
     while (k) {
         struct watched_key *next = k->next;
         struct wkey *w = k->wk;
-        for (int i = 0; i < w->nclients; i++) {
-            if (w->clients[i] == c) {
-                w->clients[i] = w->clients[--w->nclients];
+        for (int i = 0; i < w->nwatchers; i++) {
+            if (w->watchers[i] == k) {
+                w->watchers[i] = w->watchers[--w->nwatchers];
                 break;
             }
         }
-        if (w->nclients == 0) {
+        if (w->nwatchers == 0) {
             wkey_remove(w);
         }
         kv_free(k);
@@ -271,8 +304,21 @@ void watch_touch_key(int db_id, const struct kv_slice *key) {
     if (w == NULL) {
         return;
     }
-    for (int i = 0; i < w->nclients; i++) {
-        w->clients[i]->flags |= CLIENT_DIRTY_CAS;
+    int state = -1;
+    for (int i = 0; i < w->nwatchers; i++) {
+        struct watched_key *k = w->watchers[i];
+        if (k->stale) {
+            /* absent for this client: its expiry deletion (the keyspace tells us
+             * just before unlinking) or a touch after it is no change */
+            if (state < 0) {
+                state = key_state(db_id, key->p, key->len);
+            }
+            if (state != KEY_LIVE) {
+                k->stale = 0;
+                continue;
+            }
+        }
+        k->c->flags |= CLIENT_DIRTY_CAS;
     }
 }
 
@@ -283,8 +329,13 @@ void watch_touch_db(int db_id) {
     for (size_t b = 0; b < wtab_size; b++) {
         for (struct wkey *w = wtab[b]; w; w = w->next) {
             if (db_id == -1 || w->db == db_id) {
-                for (int i = 0; i < w->nclients; i++) {
-                    w->clients[i]->flags |= CLIENT_DIRTY_CAS;
+                for (int i = 0; i < w->nwatchers; i++) {
+                    struct watched_key *k = w->watchers[i];
+                    if (k->stale) {
+                        k->stale = 0;  /* a stale key flushed away: no change */
+                        continue;
+                    }
+                    k->c->flags |= CLIENT_DIRTY_CAS;
                 }
             }
         }
