@@ -325,9 +325,12 @@ int ks_perform_evictions(void) {
     if (policy == MM_NOEVICTION) {
         return KS_EVICT_FAIL;
     }
-    if (!pool_ready) {
+    if (!pool_ready) { /* before measuring: the pool's own bytes count */
         ks_evpool_init(&pool);
         pool_ready = 1;
+        if (!ks_evict_over_limit(&tofree)) {
+            return KS_EVICT_OK;
+        }
     }
     long long start = kv_ustime();
     size_t freed = 0;

@@ -359,6 +359,34 @@ static void test_active_expiry_removes_expired_keys(void) {
     }
 }
 
+static void test_dict_sample_finds_entries_mid_rehash(void) {
+    setup();
+    struct kv_dict d;
+    kv_dict_init(&d);
+    char key[32];
+    /* 2^14 + 1 keys: the table has just started growing to 2^15 buckets, so the
+     * new table's upper half is empty and table 0's low buckets are moved */
+    for (int i = 0; i <= 1 << 14; i++) {
+        int n = snprintf(key, sizeof(key), "s%d", i);
+        kv_dict_insert(&d, obj_str_new(key, (size_t)n, "v", 1, 0), ks_token(key, (size_t)n));
+    }
+    CHECK(kv_dict_is_rehashing(&d));
+    struct kv_entry *out[8];
+    size_t total = 0;
+    for (int r = 0; r < 2000; r++) {
+        size_t n = kv_dict_sample(&d, out, 5);
+        CHECK(n >= 1 && n <= 5);
+        for (size_t k = 0; k < n; k++) {
+            CHECK(out[k] != NULL && out[k]->type == KS_TYPE_STRING);
+        }
+        total += n;
+    }
+    CHECK(total > 2000 * 4); /* nearly always full samples */
+    CHECK_EQ_INT(kv_dict_sample(&d, out, 0), 0);
+    kv_dict_clear(&d, ks_entry_free);
+    CHECK_EQ_INT(kv_dict_sample(&d, out, 5), 0);
+}
+
 /* ---- hashes ---- */
 
 static void test_hash_listpack_converts_to_hashtable(void) {
@@ -753,6 +781,7 @@ int main(void) {
     TEST_RUN(test_dict_insert_find_delete_100k);
     TEST_RUN(test_scan_returns_every_stable_key_once_under_churn);
     TEST_RUN(test_scan_cursor_resumes_after_last_token);
+    TEST_RUN(test_dict_sample_finds_entries_mid_rehash);
     TEST_RUN(test_lazy_expiry_never_returns_expired_value);
     TEST_RUN(test_active_expiry_removes_expired_keys);
     TEST_RUN(test_hash_listpack_converts_to_hashtable);
