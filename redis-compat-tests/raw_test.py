@@ -11,6 +11,7 @@ Also covers: RESP3 types, pipelines, MULTI/EXEC/WATCH, binary-safe values, a 1 M
 value, SELECT isolation, AUTH, error texts, protocol errors and inline commands.
 """
 import os
+import re
 import socket
 import sys
 import time
@@ -536,6 +537,31 @@ def t_connection():
     H.eq('CLIENT KILL ID', c.call('CLIENT', 'KILL', 'ID', plain(d.call('CLIENT', 'ID'))), I(1))
     H.check('CLIENT KILL closed the other', d.closed_by_peer())
     d.close()
+    # CLIENT REPLY: OFF drops replies until ON, SKIP drops the next one
+    e = Conn(PORT)
+    e.send('CLIENT', 'REPLY', 'OFF')
+    e.send('SET', 'rk', '1')
+    e.send('INCR', 'rk')
+    e.send('CLIENT', 'REPLY', 'SKIP')
+    e.send('INCR', 'rk')
+    H.eq('CLIENT REPLY OFF: nothing until ON', e.call('CLIENT', 'REPLY', 'ON'), OK)
+    H.eq('CLIENT REPLY OFF/SKIP: commands ran', e.call('GET', 'rk'), B('3'))
+    e.send('CLIENT', 'REPLY', 'SKIP')
+    e.send('INCR', 'rk')
+    H.eq('CLIENT REPLY SKIP skips one', e.call('GET', 'rk'), B('4'))
+    H.eq('CLIENT REPLY bad', e.call('CLIENT', 'REPLY', 'MAYBE'), E_SYNTAX)
+    H.eq('CLIENT NO-EVICT', e.call('CLIENT', 'NO-EVICT', 'ON'), OK)
+    H.check('CLIENT INFO flags has e', b'flags=e' in plain(e.call('CLIENT', 'INFO')))
+    H.eq('CLIENT NO-EVICT bad', e.call('CLIENT', 'NO-EVICT', 'x'), E_SYNTAX)
+    e.close()
+    # MONITOR streams every other client's command
+    m = Conn(PORT)
+    H.eq('MONITOR', m.call('MONITOR'), OK)
+    c.call('SET', 'mon key', 'a"b')
+    r = m.read()
+    H.check('MONITOR line', r[0] == 'simple' and
+            re.match(rb'^\d+\.\d{6} \[0 127\.0\.0\.1:\d+\] "SET" "mon key" "a\\"b"$', r[1]) is not None, r)
+    m.close()
     if TARGET == 'kvd':  # Redis 7.2 additions that kvd provides
         H.eq('CLIENT NO-TOUCH ON', c.call('CLIENT', 'NO-TOUCH', 'ON'), OK)
         H.check('CLIENT INFO flags has T', b'flags=T' in plain(c.call('CLIENT', 'INFO')))

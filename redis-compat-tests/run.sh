@@ -73,11 +73,18 @@ start_server() {
     return 1
 }
 
-# stop_server NAME PID: SIGTERM, bounded wait, SIGKILL. Counts "exited cleanly"
-# (status 0) and, under --asan, "no sanitizer report" as test cases.
+# stop_server NAME PID [--shutdown PORT PASSWORD]: SIGTERM (or the SHUTDOWN NOSAVE
+# command), bounded wait, SIGKILL. Counts "exited cleanly" (status 0) and, under
+# --asan, "no sanitizer report" as test cases.
 stop_server() {
     local name=$1 pid=$2 rc i
-    kill -TERM "$pid" 2>/dev/null
+    if [[ ${3:-} == --shutdown ]]; then
+        # the SHUTDOWN command: the reply is the connection closing, then the exit
+        timeout 10 redis-cli -h 127.0.0.1 -p "$4" --no-auth-warning -a "$5" SHUTDOWN NOSAVE \
+            >/dev/null 2>&1
+    else
+        kill -TERM "$pid" 2>/dev/null
+    fi
     for ((i = 0; i < 300; i++)); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
@@ -85,7 +92,7 @@ stop_server() {
     if kill -0 "$pid" 2>/dev/null; then
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
-        echo "FAIL $name: did not exit within 30 s of SIGTERM"
+        echo "FAIL $name: did not exit within 30 s of ${3:-SIGTERM}"
         total_f=$((total_f + 1))
     else
         wait "$pid"
@@ -93,7 +100,7 @@ stop_server() {
         if [[ $rc -eq 0 ]]; then
             total_p=$((total_p + 1))
         else
-            echo "FAIL $name: exit status $rc after SIGTERM"
+            echo "FAIL $name: exit status $rc after ${3:-SIGTERM}"
             tail -n 20 "$work/$name.err" | sed 's/^/    /'
             total_f=$((total_f + 1))
         fi
@@ -223,7 +230,7 @@ else
     total_f=$((total_f + 1))
 fi
 stop_server "$main_name" "$main_pid"
-stop_server "$auth_name" "$auth_pid"
+stop_server "$auth_name" "$auth_pid" --shutdown "$auth_port" "$authpw"
 pids=()
 
 echo "$total_p passed, $total_f failed"
