@@ -969,6 +969,25 @@ def t_protocol():
             r[1].startswith(b'ERR Protocol error'), r)
     H.check('over-long header: connection closed', d.closed_by_peer())
     d.close()
+    # an inline request with no line end, past 64 KB
+    d = Conn(PORT)
+    d.send_raw(b'SET k ' + b'a' * 70000)
+    try:
+        r = d.read()
+    except (EOFError, OSError) as e:
+        r = ('no reply', str(e))
+    H.eq('too big inline request', r, ('error', b'ERR Protocol error: too big inline request'))
+    H.check('too big inline request: connection closed', d.closed_by_peer())
+    d.close()
+    # proto-max-bulk-len lowered at run time
+    old = plain(c.call('CONFIG', 'GET', 'proto-max-bulk-len'))[1]
+    H.eq('CONFIG SET proto-max-bulk-len 1mb', c.call('CONFIG', 'SET', 'proto-max-bulk-len', '1mb'), OK)
+    raw_expect_close(b'*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n',
+                     b'ERR Protocol error: invalid bulk length', 'bulk over a lowered proto-max-bulk-len')
+    d = Conn(PORT)
+    H.eq('bulk at the lowered limit', d.call('SET', 'k', b'b' * (1024 * 1024)), OK)
+    d.close()
+    c.call('CONFIG', 'SET', 'proto-max-bulk-len', old)
     H.eq('server still serves after protocol errors', c.call('PING'), ('simple', b'PONG'))
     # inline commands
     d = Conn(PORT)
