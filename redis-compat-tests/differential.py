@@ -31,7 +31,7 @@ import sys
 import time
 import traceback
 
-from respclient import Conn, encode  # noqa: F401 - encode kept for debugging helpers
+from respclient import Conn, encode
 from serverctl import Server
 
 KEYS = ['a', 'b', 'c', 'k1', 'k2', 'h1', 'h2', 'n', 'x:1', 'x:2']
@@ -465,17 +465,62 @@ def hrandfield_ok(conn, args, reply):
 LAST = {}  # the command in flight, for the report when a server drops the connection
 
 
+PIPELINABLE = {'exact', 'sorted', 'pairs', 'ttl', 'pttl', 'shape', 'errors-exact', 'exec',
+               'command-info'}
+
+
+def compare(p, kind, args, ra, rb):
+    """True when the two replies to args agree for this kind of command."""
+    if kind == 'ttl':
+        return ttl_equal(ra, rb, 1)
+    if kind == 'pttl':
+        return ttl_equal(ra, rb, 1500)
+    if kind == 'hrandfield':
+        return (ra[0] == rb[0] and (ra[0] != 'error' or ra == rb) and
+                hrandfield_ok(p.a, args, ra) and hrandfield_ok(p.b, args, rb))
+    if kind == 'randomkey':
+        return ra[0] == rb[0] and (ra[0] != 'bulk' or
+                                   (p.a.call('EXISTS', ra[1]) == ('int', 1) and
+                                    p.b.call('EXISTS', rb[1]) == ('int', 1)))
+    if kind == 'errors-exact':
+        return ra == rb if ra[0] == 'error' or rb[0] == 'error' else ra[0] == rb[0]
+    if kind == 'exec':
+        return exec_equal(ra, rb)
+    return norm(kind, ra) == norm(kind, rb)
+
+
+def send_pipelined(conn, cmds, rng, split):
+    """Sends cmds in one go (split: in random pieces of 1..300 bytes, so frames
+    arrive cut anywhere) and reads every reply."""
+    data = b''.join(encode(c) for c in cmds)
+    if split:
+        i = 0
+        while i < len(data):
+            n = rng.randrange(1, 300)
+            conn.send_raw(data[i:i + n])
+            i += n
+    else:
+        conn.send_raw(data)
+    return [conn.read() for _ in cmds]
+
+
 def run_seed(seed, steps, kvd_port, redis_port, verbose, max_fail=50):
+    """Runs one seed's sequence: steps 20-40% go pipelined (up to 40 commands per
+    write, split at random byte boundaries on the way to kvd), steps 60-80% in
+    RESP3, the rest one command at a time in RESP2."""
     rng = random.Random(seed)
     gen = Gen(rng, int(time.time() * 1000))
+    split_rng = random.Random(seed + 7777)
     p = Pair(kvd_port, redis_port)
     passed = failed = 0
     p.call(['FLUSHALL'])
     p.call(['HELLO', '2'])
     resp3_from, resp3_to = int(steps * 0.6), int(steps * 0.8)
+    pipe_from, pipe_to = int(steps * 0.2), int(steps * 0.4)
     in_resp3 = False
     resync = False
     step = 0
+    pending = []  # pipelined (step, args, kind) not yet sent
     while step < steps and failed < max_fail:
         if not in_resp3 and resp3_from <= step < resp3_to:
             ra, rb = p.call(['HELLO', '3'])
@@ -487,7 +532,26 @@ def run_seed(seed, steps, kvd_port, redis_port, verbose, max_fail=50):
             in_resp3 = False
             ok = ra[0] == rb[0] == 'array' and mask_hello(ra) == mask_hello(rb)
             passed, failed = tally(ok, passed, failed, seed, step, ['HELLO', '2'], ra, rb)
-        for args, kind in gen.next():
+        group = gen.next()
+        pipelined = pipe_from <= step < pipe_to and all(k in PIPELINABLE for _, k in group)
+        if pipelined:
+            for args, kind in group:
+                step += 1
+                pending.append((step, args, kind))
+            if len(pending) < 40 and pipe_from <= step < pipe_to:
+                continue
+            group = []
+        if pending:
+            LAST.update(seed=seed, step=pending[0][0], args=['(pipeline of %d)' % len(pending)])
+            cmds = [a for _, a, _ in pending]
+            ras = send_pipelined(p.a, cmds, split_rng, True)
+            rbs = send_pipelined(p.b, cmds, split_rng, False)
+            for (st, args, kind), ra, rb in zip(pending, ras, rbs):
+                ok = compare(p, kind, args, ra, rb)
+                passed, failed = tally(ok, passed, failed, seed, st, args, ra, rb)
+                resync = resync or not ok
+            pending = []
+        for args, kind in group:
             step += 1
             LAST.update(seed=seed, step=step, args=args)
             if verbose:
@@ -498,30 +562,11 @@ def run_seed(seed, steps, kvd_port, redis_port, verbose, max_fail=50):
                 ok = ra == rb
             else:
                 ra, rb = p.call(args)
-                if kind == 'ttl':
-                    ok = ttl_equal(ra, rb, 1)
-                elif kind == 'pttl':
-                    ok = ttl_equal(ra, rb, 1500)
-                elif kind == 'hrandfield':
-                    ok = (ra[0] == rb[0] and (ra[0] != 'error' or ra == rb) and
-                          hrandfield_ok(p.a, args, ra) and hrandfield_ok(p.b, args, rb))
-                elif kind == 'randomkey':
-                    ok = ra[0] == rb[0] and (ra[0] not in ('bulk',) or
-                                             (p.a.call('EXISTS', ra[1]) == ('int', 1) and
-                                              p.b.call('EXISTS', rb[1]) == ('int', 1)))
-                elif kind == 'errors-exact':
-                    ok = ra == rb if ra[0] == 'error' or rb[0] == 'error' else ra[0] == rb[0]
-                elif kind == 'exec':
-                    ok = exec_equal(ra, rb)
-                elif kind == 'reset':
-                    ok = norm('exact', ra) == norm('exact', rb)
-                    if args[0] == 'RESET':
-                        in_resp3 = False
-                else:
-                    ok = norm(kind, ra) == norm(kind, rb)
+                ok = compare(p, kind, args, ra, rb)
+                if kind == 'reset' and args[0] == 'RESET':
+                    in_resp3 = False
             passed, failed = tally(ok, passed, failed, seed, step, args, ra, rb)
-            if not ok:
-                resync = True
+            resync = resync or not ok
         if resync:
             # After a mismatch the two states differ; start both over from the same
             # empty state so one difference is reported once, not as a cascade.
