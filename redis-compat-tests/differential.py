@@ -307,11 +307,19 @@ class Gen:
         touches itself (EXEC returns nil), sometimes with a queued error."""
         g = self
         cmds = []
-        if g.maybe(0.3):
+        if g.maybe(0.35):
             k = g.key()
             cmds.append((['WATCH', k], 'exact'))
-            if g.maybe(0.5):
+            r = g.r.random()
+            if r < 0.3:
                 cmds.append((['SET', k, g.val()], 'exact'))
+            elif r < 0.8:
+                # a second connection (db 0, RESP2) writes between WATCH and EXEC:
+                # the watched key, or another one (no conflict), or reads it
+                w = g.pick(['SET', k, g.val()], ['DEL', k], ['EXPIRE', k, '1000'],
+                           ['HSET', k, 'f0', 'v'], ['INCR', k], ['SET', g.key(), 'x'],
+                           ['GET', k], ['PERSIST', k], ['EXPIRE', k, '-1'])
+                cmds.append((w, 'other'))
         cmds.append((['MULTI'], 'exact'))
         for _ in range(g.r.randrange(0, 5)):
             args, kind = g.pick(g.strings, g.hashes, g.expiry)()
@@ -392,13 +400,15 @@ class Pair:
     def __init__(self, kvd_port, redis_port):
         self.a = Conn(kvd_port, timeout=30)
         self.b = Conn(redis_port, timeout=30)
+        self.a2 = Conn(kvd_port, timeout=30)  # the other client, for WATCH conflicts
+        self.b2 = Conn(redis_port, timeout=30)
 
     def call(self, args):
         return self.a.call(*args), self.b.call(*args)
 
     def close(self):
-        self.a.close()
-        self.b.close()
+        for c in (self.a, self.b, self.a2, self.b2):
+            c.close()
 
 
 def full_scan(conn, first_args, is_hash):
@@ -559,6 +569,9 @@ def run_seed(seed, steps, kvd_port, redis_port, verbose, max_fail=50):
             if kind in ('scan', 'hscan'):
                 ra = full_scan(p.a, args, kind == 'hscan')
                 rb = full_scan(p.b, args, kind == 'hscan')
+                ok = ra == rb
+            elif kind == 'other':
+                ra, rb = p.a2.call(*args), p.b2.call(*args)
                 ok = ra == rb
             else:
                 ra, rb = p.call(args)
