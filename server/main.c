@@ -47,6 +47,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     net_main_loop();
+    server_log(LL_WARNING, "User requested shutdown...");
     server_stop();
     return 0;
 }

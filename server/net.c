@@ -303,12 +303,13 @@ static int listen_one(const char *addr, int port, int optional, struct listener 
                  port, gai_strerror(rc));
         return -1;
     }
-    int ok = 0;
+    int ok = 0, lasterrno = 0;
     char lasterr[128] = "no address";
     for (struct addrinfo *ai = res; ai != NULL && !ok; ai = ai->ai_next) {
         int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                         ai->ai_protocol);
         if (fd < 0) {
+            lasterrno = errno;
             snprintf(lasterr, sizeof(lasterr), "%s", strerror(errno));
             continue;
         }
@@ -319,6 +320,7 @@ static int listen_one(const char *addr, int port, int optional, struct listener 
         }
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
             listen(fd, server.tcp_backlog) != 0) {
+            lasterrno = errno;
             snprintf(lasterr, sizeof(lasterr), "%s", strerror(errno));
             close(fd);
             continue;
@@ -330,8 +332,10 @@ static int listen_one(const char *addr, int port, int optional, struct listener 
     }
     freeaddrinfo(res);
     if (!ok) {
-        if (optional && (strstr(lasterr, "not available") || strstr(lasterr, "not supported") ||
-                         strstr(lasterr, "family"))) {
+        /* "-addr": skipped when the system does not have it, as Redis */
+        if (optional && (lasterrno == EADDRNOTAVAIL || lasterrno == EAFNOSUPPORT ||
+                         lasterrno == EPROTONOSUPPORT || lasterrno == ESOCKTNOSUPPORT ||
+                         lasterrno == EPFNOSUPPORT)) {
             return 0;
         }
         snprintf(err, errlen, "Could not create server TCP listening socket %s:%d: %s", addr,

@@ -133,7 +133,6 @@ int server_start(void) {
 }
 
 void server_stop(void) {
-    server_log(LL_WARNING, "User requested shutdown...");
     net_close_listeners();
     client_free_pending_closes();  /* first: these are also in server.clients */
     while (server.clients) {
