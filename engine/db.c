@@ -308,6 +308,7 @@ static int make_room(struct lsm_db *db, bool force)
             }
             struct wal_writer *old = db->wal;
             uint64_t upto = atomic_load(&db->last_seq);
+            db->imm_wal_number = db->wal_number;
             db->wal = w;
             db->wal_number = number;
             db->imm = db->mem;
@@ -992,7 +993,7 @@ int db_flush_imm(struct lsm_db *db)
     }
     uint64_t number = db_new_file_number(db);
     uint64_t wal_number = db->wal_number; /* the segment of db->mem: still needed */
-    uint64_t old_log = db->vs.log_number;
+    uint64_t old_log = db->imm_wal_number;
     uint64_t smallest = db_smallest_snapshot(db);
     pthread_mutex_unlock(&db->mu);
 
@@ -1026,11 +1027,9 @@ int db_flush_imm(struct lsm_db *db)
     pthread_mutex_unlock(&db->mu);
     if (rc == LSM_OK) {
         memtable_unref(imm);
-        for (uint64_t n = old_log; n < wal_number; n++) { /* obsolete segments */
-            char path[PATH_MAX];
-            db_file_name(path, sizeof(path), db->dir, n, "log");
-            env_unlink(path, NULL);
-        }
+        char path[PATH_MAX]; /* imm's segment is obsolete now */
+        db_file_name(path, sizeof(path), db->dir, old_log, "log");
+        env_unlink(path, NULL);
     }
     return rc;
 }

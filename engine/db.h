@@ -69,6 +69,7 @@ struct lsm_db {
     struct version_set vs;           /* current version swapped under mu */
     struct memtable *mem;            /* (mu) active memtable */
     struct memtable *imm;            /* (mu) being flushed, or NULL */
+    uint64_t imm_wal_number;         /* (mu) the WAL segment holding imm's writes */
     atomic_bool has_imm;             /* imm != NULL, read without mu */
     struct wal_writer *wal;          /* (mu) current WAL segment */
     uint64_t wal_number;             /* (mu) its file number */

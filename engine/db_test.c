@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -32,7 +33,7 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
-static uint64_t fake_now = 1700000000000ull;
+static _Atomic uint64_t fake_now = 1700000000000ull; /* read by background threads */
 static uint64_t fake_clock(void)
 {
     return fake_now;

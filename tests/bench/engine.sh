@@ -33,6 +33,7 @@ run_tool() { # tool label extra-flags...
     [[ $tool == rocksdb ]] && bin=$DBB db=$work/rocksdb
     rm -rf "$db"
     local log=$work/$tool.$label.log
+    sync # start each run without the previous run's dirty pages
     /usr/bin/time -f "peak_rss_kb=%M" "$bin" $COMMON --db="$db" "$@" >"$log" 2>&1
     sed 's/\.\.\. finished[^A-Za-z]*ops *//g' "$log" |
         awk -v t="$tool" -v l="$label" '
