@@ -39,6 +39,7 @@ FIELDS = ['f0', 'f1', 'f2', 'f3', 'fx']
 VALUES = ['', 'v', 'hello', 'world', '0', '1', '-1', '42', '10.5', '3.0e2', '007', '+5', ' 1',
           '9223372036854775807', '-9223372036854775808', '9223372036854775808', 'abc', '1e308',
           'inf', '-0', '0.1', '5e-3', 'x' * 50, 'y' * 300, '\x00\r\n\x00', '12345678901234567890',
+          'e' * 44, 'r' * 45, 'm' * 64, 'n' * 65, '-9223372036854775809', '0.0', '1.0', '-', '1e-400',
           '1.7976931348623157e308', '-1.5']
 INTS = ['0', '1', '-1', '2', '5', '10', '100', '-100', '9223372036854775807',
         '-9223372036854775808', '9223372036854775808', 'abc', '1.5', '', ' 3', '0x10', '+7']
@@ -230,7 +231,7 @@ class Gen:
     def hashes(self):
         g = self
         k, f = g.key(), g.field()
-        c = g.r.randrange(22)
+        c = g.r.randrange(23)
         pairs = sum([[g.field(), g.val()] for _ in range(g.r.randrange(1, 4))], [])
         table = [
             (['HSET', k] + pairs, 'exact'),
@@ -257,6 +258,9 @@ class Gen:
             (['HSCAN', k, g.pick('x', '18446744073709551616')], 'exact'),
             (['HGET', k], 'exact'),
             (['HINCRBY', k, f, '1', '2'], 'exact'),
+            # past hash-max-listpack-entries (128): the encoding changes
+            (['HSET', k] + sum([['g%d' % i, str(i)] for i in range(g.r.choice([127, 128, 129, 200]))], []),
+             'exact'),
         ]
         return table[c]
 
