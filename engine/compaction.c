@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define STCS_SMALL_RUN (50ull << 20) /* runs below this all count as one size class */
@@ -148,6 +149,31 @@ static bool overlaps(const struct file_meta *f, const char *lo, size_t lol, bool
     return true;
 }
 
+static int cmp_smallest(const void *a, const void *b)
+{
+    const struct file_meta *x = *(struct file_meta *const *)a;
+    const struct file_meta *y = *(struct file_meta *const *)b;
+    return ikey_compare(x->smallest.p, x->smallest.len, y->smallest.p, y->smallest.len);
+}
+
+/* True when c's L0 inputs do not overlap each other (a sequential load): they can
+ * all move to L1 as they are. Sorts them by key (their L0 order no longer matters). */
+static bool l0_disjoint(struct compaction *c)
+{
+    struct file_meta **fs = c->inputs[0];
+    int n = c->ninputs[0];
+    qsort(fs, (size_t)n, sizeof(*fs), cmp_smallest);
+    for (int i = 1; i < n; i++) {
+        size_t pl, sl;
+        const char *p = file_largest_user(fs[i - 1], &pl);
+        const char *s = file_smallest_user(fs[i], &sl);
+        if (user_key_compare(p, pl, s, sl) >= 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static struct compaction *pick_leveled(struct lsm_db *db, struct version *v)
 {
     const struct lsm_options *o = &db->opt;
@@ -206,7 +232,8 @@ static struct compaction *pick_leveled(struct lsm_db *db, struct version *v)
     }
     lsm_buf_free(&lo);
     lsm_buf_free(&hi);
-    c->trivial_move = c->ninputs[level] == 1 && c->ninputs[out] == 0;
+    c->trivial_move = c->ninputs[out] == 0 &&
+                      (c->ninputs[level] == 1 || (level == 0 && l0_disjoint(c)));
     return c;
 }
 
