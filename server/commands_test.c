@@ -177,6 +177,21 @@ static void test_watch_touch_fails_exec(void) {
     CHECK(!watch_any());
 }
 
+static void test_watch_before_flush_marks_existing_keys_only(void) {
+    CHECK(server.db != NULL);
+    CHECK_EQ_STR(RUN("set", "present", "1"), "+OK\r\n");
+    CHECK_EQ_STR(RUN("watch", "absent"), "+OK\r\n");
+    watch_before_flush(-1);
+    CHECK_EQ_INT(tc->flags & CLIENT_DIRTY_CAS, 0);
+    CHECK_EQ_STR(RUN("watch", "present"), "+OK\r\n");
+    watch_before_flush(1); /* another db */
+    CHECK_EQ_INT(tc->flags & CLIENT_DIRTY_CAS, 0);
+    watch_before_flush(0);
+    CHECK(tc->flags & CLIENT_DIRTY_CAS);
+    CHECK_EQ_STR(RUN("unwatch"), "+OK\r\n");
+    CHECK_EQ_STR(RUN("del", "present"), ":1\r\n");
+}
+
 static void test_client_reply_off_and_skip(void) {
     CHECK_EQ_STR(RUN("client", "reply", "off"), "");
     CHECK_EQ_STR(RUN("ping"), "");
@@ -273,6 +288,7 @@ int main(void) {
     config_init();
     server.loglevel = LL_WARNING;
     commands_init();
+    ks_init();
     tc = client_create(-1);
     TEST_RUN(test_lookup_is_case_insensitive);
     TEST_RUN(test_every_row_is_found);
@@ -284,12 +300,14 @@ int main(void) {
     TEST_RUN(test_auth_gates_commands);
     TEST_RUN(test_multi_queues_and_aborts);
     TEST_RUN(test_watch_touch_fails_exec);
+    TEST_RUN(test_watch_before_flush_marks_existing_keys_only);
     TEST_RUN(test_client_reply_off_and_skip);
     TEST_RUN(test_error_replies_are_counted);
     TEST_RUN(test_command_getkeys);
     TEST_RUN(test_slowlog_truncates_as_redis);
     TEST_RUN(test_monitor_sees_commands_quoted);
     client_free(tc);
+    ks_deinit();
     slowlog_reset();
     config_deinit();
     TEST_MAIN_END();

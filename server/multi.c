@@ -342,6 +342,31 @@ void watch_touch_db(int db_id) {
     }
 }
 
+void watch_before_flush(int db_id) {
+    if (nwatched == 0) {
+        return;
+    }
+    for (size_t b = 0; b < wtab_size; b++) {
+        for (struct wkey *w = wtab[b]; w; w = w->next) {
+            if (db_id != -1 && w->db != db_id) {
+                continue;
+            }
+            int state = key_state(w->db, w->key, w->len);
+            for (int i = 0; i < w->nwatchers; i++) {
+                struct watched_key *k = w->watchers[i];
+                if (state == KEY_ABSENT) {
+                    continue;
+                }
+                if (k->stale) {
+                    k->stale = 0;  /* a stale key flushed away: no change */
+                    continue;
+                }
+                k->c->flags |= CLIENT_DIRTY_CAS;
+            }
+        }
+    }
+}
+
 void cmd_watch(struct client *c) {
     if (c->flags & CLIENT_MULTI) {
         reply_error(c, "ERR WATCH inside MULTI is not allowed");

@@ -286,5 +286,10 @@ void server_log(int level, const char *fmt, ...) __attribute__((format(printf, 2
  * watches anything. */
 void watch_touch_key(int db_id, const struct kv_slice *key);
 void watch_touch_db(int db_id); /* -1: every database */
+/* The precise form for flushes, as Redis's touchAllWatchedKeysInDb: call it
+ * BEFORE emptying database db_id (-1: all); only watchers of keys that exist
+ * there are marked, so FLUSHALL leaves a WATCH on an absent key intact. Use it
+ * instead of watch_touch_db for FLUSHDB/FLUSHALL. */
+void watch_before_flush(int db_id);
 
 #endif
