@@ -14,7 +14,7 @@
 #include "server/server_int.h"
 
 #define QBUF_CHUNK 16384               /* bytes read at a time, at least */
-#define QBUF_SHRINK_ABOVE (64 * 1024)  /* idle buffers above this are released */
+#define QBUF_IDLE_MS 2000              /* empty buffers of clients idle this long are freed */
 #define QBUF_FREE_ABOVE (1024 * 1024)  /* emptied buffers above this: at once */
 
 struct client *clients_pending_write;
@@ -314,7 +314,7 @@ void client_cron(void) {
             client_close_async(c);
             continue;
         }
-        if (c->qlen == 0 && c->qcap > QBUF_SHRINK_ABOVE && idle > 2000) {
+        if (c->qlen == 0 && c->qcap > 0 && idle > QBUF_IDLE_MS) {
             kv_free(c->qbuf);
             c->qbuf = NULL;
             c->qcap = 0;
