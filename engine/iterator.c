@@ -357,7 +357,9 @@ struct iiter *iiter_merge(struct iiter **children, int n)
     struct merge_iiter *m = lsm_calloc(1, sizeof(*m));
     m->base.ops = &merge_ops;
     m->children = lsm_malloc((size_t)(n ? n : 1) * sizeof(*children));
-    memcpy(m->children, children, (size_t)n * sizeof(*children));
+    if (n > 0) {
+        memcpy(m->children, children, (size_t)n * sizeof(*children));
+    }
     m->heap = lsm_malloc((size_t)(n ? n : 1) * sizeof(*children));
     m->n = n;
     return &m->base;
