@@ -224,6 +224,9 @@ void coord_rename(struct client *c, const struct kv_slice *src, const struct kv_
 size_t coord_flush(struct client *c, int db_id, int async) {
     size_t n = 0;
     (void)c;
+    /* before the flush, while the keys are still there: only WATCHed keys that
+     * exist are touched, as in Redis 7.0 */
+    watch_before_flush(db_id);
     if (db_id >= 0) {
         n = ks_flush_db(server.db[db_id], async);
     } else {
@@ -231,7 +234,6 @@ size_t coord_flush(struct client *c, int db_id, int async) {
             n += ks_flush_db(server.db[i], async);
         }
     }
-    watch_touch_db(db_id);
     server.dirty += (long long)n + 1;
     return n;
 }

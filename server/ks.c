@@ -7,6 +7,7 @@
  * on the loop thread except the lazy-free worker, which only frees memory handed
  * to it.
  */
+#include <limits.h>
 #include <pthread.h>
 
 #include "server/ks.h"
@@ -518,7 +519,9 @@ static long expire_sample(struct kv_db *db, long num, long long now, long *expir
             ks_expire_now(db, e, ks_entry_token(e));
             (*expired)++;
         } else {
-            *ttl_sum += t - now;
+            /* saturate: TTLs near the 64-bit limit would overflow the sum */
+            long long d = t - now;
+            *ttl_sum = d > LLONG_MAX - *ttl_sum ? LLONG_MAX : *ttl_sum + d;
             (*ttl_n)++;
             db->expire_cursor++;
         }
