@@ -400,6 +400,7 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *b, bool sync, uin
     int rc = make_room(db, b == NULL);
     struct writer *last = &w;
     uint64_t seq = atomic_load(&db->last_seq);
+    uint64_t first_seq_of_group = seq + 1;
     if (rc == LSM_OK && b != NULL && b->count > 0) {
         const char *rep;
         size_t len;
@@ -441,16 +442,19 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *b, bool sync, uin
     } else if (rc == LSM_OK && b != NULL) {
         last = &w; /* an empty batch */
     }
-    /* finish every writer of the group, wake the next leader */
+    /* finish every writer of the group (each learns its own last sequence), wake
+     * the next leader */
+    uint64_t own = first_seq_of_group - 1;
     for (;;) {
         struct writer *x = db->wq_head;
         db->wq_head = x->next;
         if (db->wq_head == NULL) {
             db->wq_tail = NULL;
         }
+        own += x->batch != NULL && rc == LSM_OK ? x->batch->count : 0;
+        x->seq = rc == LSM_OK ? own : seq;
         if (x != &w) {
             x->status = rc;
-            x->seq = seq;
             x->done = true;
             pthread_cond_signal(&x->cv);
         }
@@ -464,7 +468,7 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *b, bool sync, uin
     pthread_mutex_unlock(&db->mu);
     pthread_cond_destroy(&w.cv);
     if (seq_out != NULL) {
-        *seq_out = seq;
+        *seq_out = w.seq;
     }
     return rc;
 }

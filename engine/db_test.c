@@ -487,6 +487,7 @@ struct gc_arg {
     struct lsm_db *db;
     int id;
     int errors;
+    uint64_t seqs[200]; /* each write's own sequence */
 };
 
 static void *gc_writer(void *p)
@@ -495,7 +496,8 @@ static void *gc_writer(void *p)
     for (int i = 0; i < 200; i++) {
         char k[32];
         int kl = snprintf(k, sizeof(k), "t%d-%04d", a->id, i);
-        if (lsm_put(a->db, k, (size_t)kl, k, (size_t)kl, NULL, LSM_WRITE_SYNC, NULL) != LSM_OK) {
+        if (lsm_put(a->db, k, (size_t)kl, k, (size_t)kl, NULL, LSM_WRITE_SYNC,
+                    &a->seqs[i]) != LSM_OK) {
             a->errors++;
         }
     }
@@ -509,9 +511,9 @@ static void test_db_group_commit_shares_fsyncs(void)
     CHECK_EQ_INT(lsm_open(dir, NULL, &db, NULL), LSM_OK);
     enum { T = 4 };
     pthread_t th[T];
-    struct gc_arg args[T];
+    static struct gc_arg args[T];
     for (int i = 0; i < T; i++) {
-        args[i] = (struct gc_arg){db, i, 0};
+        args[i] = (struct gc_arg){db, i, 0, {0}};
         pthread_create(&th[i], NULL, gc_writer, &args[i]);
     }
     for (int i = 0; i < T; i++) {
@@ -523,6 +525,15 @@ static void test_db_group_commit_shares_fsyncs(void)
     CHECK_EQ_INT(st.last_sequence, T * 200);
     CHECK_EQ_INT(st.durable_sequence, T * 200);
     CHECK(st.wal_syncs <= T * 200);
+    static char seen[T * 200 + 1];
+    memset(seen, 0, sizeof(seen));
+    for (int i = 0; i < T; i++) { /* grouped or not, every write got its own sequence */
+        for (int j = 0; j < 200; j++) {
+            uint64_t s = args[i].seqs[j];
+            CHECK(s >= 1 && s <= T * 200 && !seen[s]);
+            seen[s] = 1;
+        }
+    }
     lsm_close(&db);
     remove_dir(dir);
 }
