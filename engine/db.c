@@ -1294,14 +1294,12 @@ static int recover(struct lsm_db *db, struct lsm_err *err)
 {
     struct version_set *vs = &db->vs;
     int rc = version_set_recover(vs, err);
-    bool fresh = false;
-    if (rc == LSM_NOTFOUND) {
+    if (rc == LSM_NOTFOUND) { /* a new database: nothing to recover */
         if (!db->opt.create_if_missing) {
             return lsm_err_set(err, LSM_INVALID, "%s: no database (CURRENT missing)",
                                db->dir);
         }
         lsm_err_clear(err);
-        fresh = true;
         rc = LSM_OK;
     } else if (rc == LSM_OK && db->opt.error_if_exists) {
         return lsm_err_set(err, LSM_INVALID, "%s: database exists", db->dir);
@@ -1400,7 +1398,6 @@ static int recover(struct lsm_db *db, struct lsm_err *err)
         }
     }
     env_free_names(names, count);
-    (void)fresh;
     return rc;
 }
 

@@ -3,7 +3,12 @@
  * HOW IT WORKS
  * Each entry is one node, allocated from the arena and never moved or freed:
  *
- *   | height:4 klen:28 | vlen u32 | trailer u64 | next[height] | user key | trailer u64le | value |
+ *   | prefix u64 | height:4 klen:28 | vlen u32 | trailer u64 | next[height] | user key |
+ *   trailer u64le | value |
+ *
+ * prefix is the key's first 8 bytes read big-endian (zero padded): comparing it
+ * orders most pairs of keys without touching the key bytes, which sit on another
+ * cache line; only equal prefixes fall back to memcmp.
  *
  * The trailer is kept twice: native in the header for fast comparison, and
  * little-endian after the key so that key || trailer is the internal key the table
@@ -107,6 +112,7 @@ static void chunk_put(struct arena_pool *p, struct arena_chunk *c)
 /* ---- skiplist ------------------------------------------------------------------------ */
 
 struct mt_node {
+    uint64_t prefix;   /* first 8 key bytes, big-endian, zero padded */
     uint32_t klen;     /* user key length */
     uint32_t vlen;     /* value length */
     uint64_t trailer;  /* seq << 8 | kind */
@@ -172,12 +178,26 @@ static inline const char *node_value(const struct mt_node *n)
     return node_ukey(n) + node_klen(n) + 8;
 }
 
+static inline uint64_t key_prefix(const char *key, size_t klen)
+{
+    uint64_t p = 0;
+    if (klen >= 8) {
+        memcpy(&p, key, 8);
+        return __builtin_bswap64(p);
+    }
+    for (size_t i = 0; i < klen; i++) {
+        p |= (uint64_t)(unsigned char)key[i] << (56 - 8 * i);
+    }
+    return p;
+}
+
 static struct mt_node *node_make(struct memtable *mt, int height, const void *key,
                                  size_t klen, uint64_t trailer, const void *val,
                                  size_t vlen)
 {
     size_t sz = sizeof(struct mt_node) + (size_t)height * sizeof(void *) + klen + 8 + vlen;
     struct mt_node *n = arena_alloc(mt, sz);
+    n->prefix = key_prefix(key, klen);
     n->klen = (uint32_t)klen | ((uint32_t)height << NODE_HEIGHT_SHIFT);
     n->vlen = (uint32_t)vlen;
     n->trailer = trailer;
@@ -197,10 +217,14 @@ static struct mt_node *node_make(struct memtable *mt, int height, const void *ke
     return n;
 }
 
-/* <0 when node n sorts before (key, trailer), 0 equal, >0 after. */
-static inline int node_cmp(const struct mt_node *n, const char *key, size_t klen,
-                           uint64_t trailer)
+/* <0 when node n sorts before (key, trailer), 0 equal, >0 after; prefix is
+ * key_prefix(key, klen). */
+static inline int node_cmp(const struct mt_node *n, uint64_t prefix, const char *key,
+                           size_t klen, uint64_t trailer)
 {
+    if (n->prefix != prefix) {
+        return n->prefix < prefix ? -1 : 1;
+    }
     uint32_t nk = node_klen(n);
     size_t m = nk < klen ? nk : klen;
     int c = m ? memcmp(node_ukey(n), key, m) : 0;
@@ -228,9 +252,10 @@ static struct mt_node *find_ge(const struct memtable *mt, const char *key, size_
 {
     struct mt_node *x = mt->head;
     int level = atomic_load_explicit(&mt->max_height, memory_order_relaxed) - 1;
+    uint64_t prefix = key_prefix(key, klen);
     for (;;) {
         struct mt_node *next = node_next(x, level);
-        if (next != NULL && node_cmp(next, key, klen, trailer) < 0) {
+        if (next != NULL && node_cmp(next, prefix, key, klen, trailer) < 0) {
             x = next;
             continue;
         }
