@@ -614,6 +614,28 @@ def t_server():
     both = plain(c.call('INFO', 'server', 'clients'))
     H.check('INFO two sections', b'# Server' in both and b'# Clients' in both and b'# Memory' not in both)
     H.check('INFO commandstats', b'cmdstat_get:calls=' in plain(c.call('INFO', 'commandstats')))
+    # fields clients and tools read (ioredis's ready check reads loading; sentinels
+    # and libraries read role; redis-cli --stat reads the clients/stats counters)
+    for section, field, pattern in (
+            ('server', 'redis_mode', r'^standalone$'), ('server', 'run_id', r'^[0-9a-f]{40}$'),
+            ('server', 'arch_bits', r'^(32|64)$'), ('server', 'uptime_in_days', r'^\d+$'),
+            ('server', 'hz', r'^\d+$'), ('server', 'executable', r'.'),
+            ('clients', 'blocked_clients', r'^\d+$'), ('clients', 'maxclients', r'^\d+$'),
+            ('memory', 'used_memory_human', r'^[\d.]+[BKMG]$'), ('memory', 'used_memory_peak', r'^\d+$'),
+            ('memory', 'maxmemory', r'^\d+$'), ('memory', 'maxmemory_human', r'^[\d.]+[BKMG]$'),
+            ('memory', 'used_memory_rss', r'^\d+$'), ('memory', 'mem_fragmentation_ratio', r'^[\d.]+$'),
+            ('persistence', 'loading', r'^0$'), ('replication', 'role', r'^master$'),
+            ('replication', 'connected_slaves', r'^0$'),
+            ('stats', 'total_connections_received', r'^\d+$'), ('stats', 'instantaneous_ops_per_sec', r'^\d+$'),
+            ('stats', 'expired_keys', r'^\d+$'), ('stats', 'evicted_keys', r'^\d+$'),
+            ('stats', 'total_net_input_bytes', r'^\d+$'), ('stats', 'rejected_connections', r'^\d+$')):
+        v = info_field(c, section, field)
+        H.check('INFO %s %s' % (section, field), v is not None and re.search(pattern, v) is not None, v)
+    everything = plain(c.call('INFO', 'everything'))
+    H.check('INFO everything has commandstats and keyspace',
+            b'# Commandstats' in everything and b'# Keyspace' in everything)
+    H.check('INFO default has no commandstats', b'# Commandstats' not in plain(c.call('INFO')))
+    H.eq('INFO unknown section is empty', c.call('INFO', 'nosuchsection'), B(''))
     # CONFIG
     r = c.call('CONFIG', 'GET', 'maxmemory')
     H.check('CONFIG GET maxmemory', r[0] == 'array' and len(r[1]) == 2 and r[1][0] == B('maxmemory')
