@@ -350,11 +350,18 @@ void cmd_hscan(struct client *c) {
     if (err) {
         return;
     }
+    if (e == NULL) {
+        /* as Redis: a missing key answers the empty scan before options are read */
+        reply_array(c, 2);
+        reply_bulk(c, "0", 1);
+        reply_array(c, 0);
+        return;
+    }
     if (keys_scan_opts_or_reply(c, 3, &pat, &count, NULL) != 0) {
         return;
     }
     struct pairs p = {NULL, 0, 0, pat};
-    uint64_t next = e ? hash_scan(e, cursor, count, pairs_add, &p) : 0;
+    uint64_t next = hash_scan(e, cursor, count, pairs_add, &p);
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)next);
     reply_array(c, 2);

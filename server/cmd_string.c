@@ -485,6 +485,6 @@ void cmd_incrbyfloat(struct client *c) {
     }
     char out[5 * 1024]; /* Redis's MAX_LONG_DOUBLE_CHARS: 1e308 in fixed notation */
     int n = resp_ld2str(out, sizeof(out), value);
-    coord_set_str(c, key, out, (size_t)n, 0, COORD_KEEPTTL);
+    coord_set_str(c, key, out, (size_t)n, 0, COORD_KEEPTTL | COORD_NOINT);
     reply_bulk(c, out, (size_t)n);
 }

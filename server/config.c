@@ -282,7 +282,7 @@ static struct config configs[] = {
     I("active-expire-effort", 0, &server.active_expire_effort, 1, 10, "1", NULL,
       "Effort of the active expiry cycle, 1-10 (more CPU, fewer stale expired keys)."),
     Z("hash-max-listpack-entries", "hash-max-ziplist-entries", 0, &ks_hash_max_listpack_entries,
-      0, LONG_MAX, "128", NULL,
+      0, LONG_MAX, "512", NULL,
       "A hash with at most this many fields, each field and value no longer than "
       "hash-max-listpack-value, is kept compact (OBJECT ENCODING listpack)."),
     Z("hash-max-listpack-value", "hash-max-ziplist-value", 0, &ks_hash_max_listpack_value, 0,

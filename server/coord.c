@@ -143,6 +143,9 @@ struct kv_entry *coord_set_str(struct client *c, const struct kv_slice *key, con
                                size_t len, long long expire_at, unsigned flags) {
     long long iv = 0;
     int enc = obj_str_pick_enc(p, len, &iv);
+    if (enc == KS_ENC_INT && (flags & COORD_NOINT)) {
+        enc = len <= KS_EMBSTR_MAX ? KS_ENC_EMBSTR : KS_ENC_RAW;
+    }
     return set_value(c, key, enc, iv, p, len, expire_at, flags);
 }
 

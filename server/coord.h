@@ -43,6 +43,7 @@
 
 enum {
     COORD_KEEPTTL = 1u << 0, /* keep an existing key's TTL (SET KEEPTTL, INCR...) */
+    COORD_NOINT = 1u << 3,   /* keep a numeric string a string (INCRBYFLOAT: "embstr") */
 };
 
 /* ---- reads ---- */

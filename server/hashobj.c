@@ -4,7 +4,7 @@
  *                payload := count:u16  (field value)*
  *                item    := len:u8 bytes           when len < 255
  *                         | 255 len:u32 bytes      otherwise
- *              used while the hash has at most hash-max-listpack-entries (128)
+ *              used while the hash has at most hash-max-listpack-entries (512)
  *              fields and every field and value is at most
  *              hash-max-listpack-value (64) bytes. Lookups are linear: at 128
  *              short fields a scan is as fast as hashing.

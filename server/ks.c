@@ -12,7 +12,7 @@
 
 #include "server/ks.h"
 
-size_t ks_hash_max_listpack_entries = 128;
+size_t ks_hash_max_listpack_entries = 512;
 size_t ks_hash_max_listpack_value = 64;
 
 /* ---- entries ---- */

@@ -358,7 +358,7 @@ int ks_evpool_best(const struct ks_evpool *p);
 void ks_evpool_remove(struct ks_evpool *p, int k);
 
 /* Tunables owned by the keyspace (Redis defaults). */
-extern size_t ks_hash_max_listpack_entries; /* 128 */
+extern size_t ks_hash_max_listpack_entries; /* 512 */
 extern size_t ks_hash_max_listpack_value;   /* 64 */
 
 #endif
