@@ -108,14 +108,16 @@ int lsm_open(const char *dir, const struct lsm_options *opt, struct lsm_db **db,
  * everything and sets *db to NULL. Snapshots and iterators must be released first. */
 void lsm_close(struct lsm_db **db);
 
-/* The message of the sticky background error, or of the last failed call on this
- * thread's behalf; "" when there is none. Valid until the next call on db. */
+/* The message of the sticky background error if there is one, else of the last
+ * read or manual compaction that failed; "" when there is none. Valid until the
+ * next call on db. */
 const char *lsm_errmsg(struct lsm_db *db);
 
 /* Deletes every file of the database in dir (which must not be open). */
 int lsm_destroy(const char *dir);
 
-/* ---- writes ---------------------------------------------------------------------- */
+/* ---- writes ----------------------------------------------------------------------
+ * Limits: keys shorter than 256 MiB, values shorter than 4 GiB. */
 
 enum lsm_write_flags {
     LSM_WRITE_DEFAULT = 0, /* follow options.sync_mode */
@@ -157,8 +159,9 @@ uint32_t lsm_batch_count(const struct lsm_batch *b);
 size_t lsm_batch_size(const struct lsm_batch *b); /* encoded bytes */
 
 /* Applies b atomically. *seq_out (if not NULL) receives the sequence of the batch's
- * last entry. May block while flushes or compactions are far behind (write stall),
- * never for other reasons except the fsync requested by flags. */
+ * last entry. Blocks only to wait its turn in the write queue (behind the group
+ * being written, possibly an fsync), for its own fsync when flags ask for one, and
+ * while flushes or compactions are far behind (write stall, counted in stats). */
 int lsm_write(struct lsm_db *db, struct lsm_batch *b, int flags, uint64_t *seq_out);
 
 /* ---- durability seam (group commit without blocking an event loop) ----------------- */
