@@ -33,6 +33,8 @@
 
 #define WAL_PREALLOC (4ull << 20)
 #define GROUP_MAX_BYTES (1u << 20)
+#define MAX_KEY_LEN (1ull << 28)          /* memtable nodes keep 28 bits of length */
+#define MAX_VALUE_LEN (UINT32_MAX - 64ull) /* and 32 bits of value length */
 
 struct writer {
     struct lsm_batch *batch; /* NULL: only make room (lsm_flush) */
@@ -132,6 +134,7 @@ static void batch_init_rep(struct lsm_batch *b)
     b->rep.len = BATCH_HEADER;
     b->count = 0;
     b->user_bytes = 0;
+    b->too_big = false;
 }
 
 struct lsm_batch *lsm_batch_create(void)
@@ -160,6 +163,10 @@ static void batch_add(struct lsm_batch *b, unsigned kind, const void *key, size_
 {
     uint64_t exp = meta ? meta->expire_at : 0, ts = meta ? meta->timestamp : 0;
     size_t evlen = entry_encoded_len(exp, ts, vlen);
+    if (klen >= MAX_KEY_LEN || evlen >= MAX_VALUE_LEN) {
+        b->too_big = true; /* the memtable's node header could not hold it */
+        return;
+    }
     lsm_buf_reserve(&b->rep, 1 + 2 * VARINT32_MAX_LEN + klen + evlen);
     char *p = b->rep.p + b->rep.len;
     *p++ = (char)kind;
@@ -486,6 +493,9 @@ static bool want_sync(const struct lsm_db *db, int flags)
 
 int lsm_write(struct lsm_db *db, struct lsm_batch *b, int flags, uint64_t *seq_out)
 {
+    if (b->too_big) {
+        return LSM_INVALID;
+    }
     return write_internal(db, b, want_sync(db, flags), seq_out);
 }
 
@@ -504,7 +514,7 @@ static int write_one(struct lsm_db *db, unsigned kind, const void *key, size_t k
     }
     batch_init_rep(&b);
     batch_add(&b, kind, key, klen, val, vlen, meta);
-    int rc = write_internal(db, &b, want_sync(db, flags), seq_out);
+    int rc = b.too_big ? LSM_INVALID : write_internal(db, &b, want_sync(db, flags), seq_out);
     if (!b.borrowed) {
         lsm_buf_free(&b.rep);
     }

@@ -31,6 +31,7 @@ struct lsm_batch {
     uint32_t count;           /* records */
     uint64_t user_bytes;      /* key + value bytes, for write amplification */
     bool borrowed;            /* rep.p is not ours to free (lsm_put's stack) */
+    bool too_big;             /* a key or value past the limits: lsm_write refuses */
 };
 
 struct lsm_snapshot {
