@@ -25,6 +25,9 @@ Cases (each checks something that fails when the feature is missing):
   info     INFO memory and stats fields exist and are sane
 The eviction cases use maxmemory 32mb; --asan (the sanitizer build, ~3x slower)
 uses 16mb, shrinks 16mb -> 1mb and expires 100,000 keys, with looser time limits.
+Long cases, run only when named (tests/long/cache_long.sh): decay (LFU counter
+decay over two minutes) and churn (20x maxmemory of mixed strings, APPENDs and
+growing hashes per policy: the limit holds, RSS stays bounded, FLUSHALL frees).
 --only NAME[,NAME..] runs some of them. Ends with "N passed, M failed".
 """
 import argparse
@@ -215,6 +218,7 @@ def t_limit(policy):
             H.check('noeviction: SET refused with the OOM error', ooms > 0 and oks > 0,
                     'oks %d ooms %d first other %r' % (oks, ooms, other[:1]))
             H.eq('noeviction: evicted_keys', ev, 0)
+            H.eq('noeviction: DBSIZE counts the accepted SETs', c.call('DBSIZE'), ('int', oks))
             H.check('noeviction: GET still works', c.call('GET', 'k:0000000')[0] == 'bulk')
             n = c.call('DEL', *['k:%07d' % j for j in range(2000)])
             H.eq('noeviction: DEL still works', n, ('int', 2000))
@@ -223,7 +227,9 @@ def t_limit(policy):
         else:
             H.eq('%s: no OOM while keys can be evicted' % policy, ooms, 0)
             H.check('%s: evicted_keys > 0' % policy, ev > 0, ev)
-            H.check('%s: keys remain' % policy, c.call('DBSIZE')[1] > 1000)
+            size = c.call('DBSIZE')[1]
+            H.check('%s: keys remain' % policy, size > 1000, size)
+            H.eq('%s: DBSIZE + evicted_keys = keys written' % policy, size + ev, i)
         if volatile:
             ex = exists_many(c, plain_keys)
             H.check('%s: every key without TTL kept (%d)' % (policy, len(plain_keys)), all(ex),
@@ -589,6 +595,108 @@ def t_info():
         c.close()
 
 
+# ---------------------------------------------------------------------------------
+# long cases (tests/long/cache_long.sh): LFU decay over minutes, mixed-type churn
+# ---------------------------------------------------------------------------------
+def t_lfu_decay():
+    """lfu-log-factor 0 makes every access count; lfu-decay-time 1 takes one off per
+    whole minute since the last access (Redis's LFUDecrAndReturn)."""
+    with Srv(O.server, '--maxmemory', '32mb', '--maxmemory-policy', 'allkeys-lfu') as s:
+        c = conn(s.port)
+        c.call('CONFIG', 'SET', 'lfu-log-factor', '0')
+        c.call('CONFIG', 'SET', 'lfu-decay-time', '1')
+        if time.time() % 60 > 55:
+            time.sleep(6)  # keep the accesses within one minute
+        c.call('SET', 'd', 'value')
+        c.call('SET', 'e', 'value')
+        c.pipeline([('GET', 'd')] * 100 + [('GET', 'e')] * 100)
+        minute = int(time.time() // 60)
+        H.eq('decay: OBJECT FREQ after 100 reads', c.call('OBJECT', 'FREQ', 'd'), ('int', 105))
+        time.sleep(max(0.0, (minute + 2) * 60 + 2 - time.time()))
+        H.eq('decay: two minutes later the counter is 2 lower', c.call('OBJECT', 'FREQ', 'd'),
+             ('int', 103))
+        c.call('GET', 'e')
+        H.eq('decay: a read decays, then counts', c.call('OBJECT', 'FREQ', 'e'), ('int', 104))
+        c.call('CONFIG', 'SET', 'lfu-decay-time', '0')
+        # OBJECT FREQ computes the decay without storing it: with no decay, the stored
+        # counter shows again (as Redis)
+        H.eq('decay: OBJECT FREQ does not store the decay', c.call('OBJECT', 'FREQ', 'd'),
+             ('int', 105))
+        c.close()
+
+
+def t_churn(policy):
+    """20x maxmemory of mixed writes (strings of 16 B..16 KB, APPEND growth, hashes
+    growing field by field, overwrites; for volatile-* each followed by EXPIRE) with
+    reads in between: the limit holds at every sample, then FLUSHALL gives the
+    memory back."""
+    maxmem = O.mb * MB
+    rnd = random.Random(77)
+    volatile = policy.startswith('volatile-')
+    with Srv(O.server, '--maxmemory', '%dmb' % O.mb, '--maxmemory-policy', policy) as s:
+        c, mon = conn(s.port), conn(s.port)
+        base = used_memory(mon)
+        written = max_used = 0
+        bad = []
+        while written < 20 * maxmem:
+            cmds = []
+            for _ in range(64):
+                x = rnd.random()
+                key = None
+                if x < 0.5:
+                    size = int(16 * 2 ** (rnd.random() * 10))
+                    key = 's:%d' % rnd.randrange(200000)
+                    cmds.append(set_cmd(key, b's' * size))
+                elif x < 0.65:
+                    size = rnd.randrange(1, 2000)
+                    key = 'a:%d' % rnd.randrange(5000)
+                    cmds.append(encode(('APPEND', key, b'a' * size)))
+                elif x < 0.85:
+                    size = rnd.randrange(8, 300)
+                    fields = []
+                    for _ in range(rnd.randrange(1, 10)):
+                        fields += ['f%d' % rnd.randrange(300), b'h' * size]
+                    key = 'h:%d' % rnd.randrange(20000)
+                    cmds.append(encode(['HSET', key] + fields))
+                    size *= len(fields) // 2
+                elif x < 0.95:
+                    cmds.append(encode(('GET', 's:%d' % rnd.randrange(200000))))
+                    size = 0
+                else:
+                    cmds.append(encode(('HGETALL', 'h:%d' % rnd.randrange(20000))))
+                    size = 0
+                if key and volatile:  # every key has a TTL: nothing is refused
+                    cmds.append(encode(('EXPIRE', key, 3600 + rnd.randrange(3600))))
+                written += size
+            c.sock.sendall(b''.join(cmds))
+            max_used = max(max_used, used_memory(mon))
+            for _ in cmds:
+                r = c.read()
+                if r[0] == 'error':
+                    bad.append(r)
+        m = info(mon, 'memory')
+        print('churn %s: %d MB written; peak used_memory sample %.2f MB; rss %.1f MB; '
+              'fragmentation %s; evicted %d'
+              % (policy, written // MB, max_used / MB, int(m['used_memory_rss']) / MB,
+                 m['mem_fragmentation_ratio'], evicted(mon)))
+        H.eq('churn %s: no error replies' % policy, bad[:3], [])
+        H.check('churn %s: used_memory <= maxmemory + 5%% at every sample' % policy,
+                max_used <= 1.05 * maxmem, max_used)
+        H.check('churn %s: used_memory_rss < 3x maxmemory' % policy,
+                int(m['used_memory_rss']) < 3 * maxmem, m['used_memory_rss'])
+        c.call('FLUSHALL')
+        left = used_memory(mon)
+        for _ in range(50):
+            if left - base < 1 * MB:
+                break
+            time.sleep(0.1)
+            left = used_memory(mon)
+        H.check('churn %s: FLUSHALL gives the memory back' % policy, left - base < 1 * MB,
+                'base %d, after FLUSHALL %d' % (base, left))
+        c.close()
+        mon.close()
+
+
 CASES = {
     'limit': lambda: [H.case(t_limit, p) for p in POLICIES],
     'lru': lambda: H.case(t_lru),
@@ -599,6 +707,12 @@ CASES = {
     'expire': lambda: (H.case(t_active_expire), H.case(t_lazy_expire)),
     'info': lambda: H.case(t_info),
 }
+LONG_CASES = {
+    'decay': lambda: H.case(t_lfu_decay),
+    'churn': lambda: [H.case(t_churn, p) for p in ('allkeys-lru', 'allkeys-lfu',
+                                                    'allkeys-random', 'volatile-lru',
+                                                    'volatile-ttl')],
+}
 
 
 def main():
@@ -608,7 +722,8 @@ def main():
     ap.add_argument('--reference', default='/usr/bin/redis-server',
                     help="redis-server measured beside it for LRU quality ('' for none)")
     ap.add_argument('--asan', action='store_true', help='sanitizer build: smaller, slower')
-    ap.add_argument('--only', default='', help='comma-separated case names: ' + ','.join(CASES))
+    ap.add_argument('--only', default='', help='comma-separated case names: ' +
+                    ','.join(list(CASES) + list(LONG_CASES)) + ' (the last two: only named)')
     O = ap.parse_args()
     O.mb = 16 if O.asan else 32  # maxmemory of the eviction cases
     O.server = os.path.abspath(O.server) if '/' in O.server else O.server
@@ -618,7 +733,7 @@ def main():
     names = [n for n in O.only.split(',') if n] or list(CASES)
     for name in names:
         t = time.time()
-        CASES[name]()
+        (CASES.get(name) or LONG_CASES[name])()
         print('-- %s done in %.1f s (%d passed, %d failed so far)'
               % (name, time.time() - t, H.passed, H.failed), flush=True)
     sys.exit(H.summary())
