@@ -317,6 +317,9 @@ void ks_cron(void);
  * to a timer. Returns -1 when used memory is over maxmemory and nothing can be
  * evicted (the caller refuses commands that may grow memory with -OOM), else 0. */
 int ks_evict_if_needed(void);
+/* maxmemory changed (CONFIG SET): when over the new limit, eviction starts at
+ * once from the loop, in bounded slices. */
+void ks_evict_start(void);
 /* From ks_cron: starts evicting when over the limit with no command arriving
  * (CONFIG SET maxmemory lower). */
 void ks_evict_cron(void);

@@ -369,6 +369,23 @@ int ks_evict_if_needed(void) {
     return ks_perform_evictions() == KS_EVICT_FAIL ? -1 : 0;
 }
 
+void ks_evict_start(void) {
+    if (server.db == NULL || server.maxmemory <= 0) {
+        return;
+    }
+    size_t used = kv_used_memory();
+    if (used > (size_t)server.maxmemory) {
+        server_log(LL_WARNING,
+                   "WARNING: the new maxmemory value set via CONFIG SET (%lld) is smaller "
+                   "than the current memory usage (%zu). This will result in key eviction "
+                   "and/or the inability to accept new write commands depending on the "
+                   "maxmemory-policy.", server.maxmemory, used);
+        if (server.maxmemory_policy != MM_NOEVICTION) {
+            arm_timer();
+        }
+    }
+}
+
 void ks_evict_cron(void) {
     /* CONFIG SET maxmemory lower with no command after it: start from here */
     if (!evict_timer_armed && server.maxmemory_policy != MM_NOEVICTION &&
