@@ -93,6 +93,13 @@ static int apply_dir(char *err, size_t errlen) {
     return 0;
 }
 
+static int apply_maxmemory(char *err, size_t errlen) {
+    (void)err;
+    (void)errlen;
+    ks_evict_start(); /* over a lower limit: evict now, in bounded slices */
+    return 0;
+}
+
 static int apply_hz(char *err, size_t errlen) {
     (void)err;
     (void)errlen;
@@ -266,7 +273,7 @@ static struct config configs[] = {
       "Password for the default user: clients must AUTH first (empty = no password)."),
     L("maxclients", 0, &server.maxclients, 1, 4294967295LL, "10000", NULL,
       "Most connected clients; more are refused with '-ERR max number of clients reached'."),
-    M("maxmemory", 0, &server.maxmemory, 0, LLONG_MAX, "0", NULL,
+    M("maxmemory", 0, &server.maxmemory, 0, LLONG_MAX, "0", apply_maxmemory,
       "Memory limit for data (bytes; units k kb m mb g gb). 0 = no limit. Over the limit, "
       "maxmemory-policy decides: evict keys, or refuse writes with -OOM."),
     E("maxmemory-policy", 0, &server.maxmemory_policy, enum_policy, "noeviction", NULL,
