@@ -1034,6 +1034,9 @@ int db_flush_imm(struct lsm_db *db)
     if (rc == LSM_OK) {
         db->imm = NULL;
         atomic_store(&db->has_imm, false);
+        if (db->vs.roll_rc != LSM_OK) {
+            db_set_bg_error(db, db->vs.roll_rc, &db->vs.roll_err);
+        }
     } else {
         db_set_bg_error(db, rc, &err);
     }
@@ -1077,6 +1080,9 @@ static void *bg_main(void *arg)
     struct lsm_db *db = arg;
     pthread_mutex_lock(&db->mu);
     while (!atomic_load(&db->shutting_down)) {
+        if (db->vs.roll_rc != LSM_OK) { /* a MANIFEST roll failed after its edit */
+            db_set_bg_error(db, db->vs.roll_rc, &db->vs.roll_err);
+        }
         if (db->bg_error != LSM_OK) {
             if (db->manual != NULL) {
                 db->manual->status = db->bg_error;
@@ -1468,6 +1474,10 @@ int lsm_open(const char *dir, const struct lsm_options *opt, struct lsm_db **out
     chunk = chunk < 64 * 1024 ? 64 * 1024 : chunk > (4u << 20) ? (4u << 20) : chunk;
     db->pool = arena_pool_create(chunk, db->opt.memtable_size / chunk + 2);
     version_set_init(&db->vs, dir, db->cache);
+    /* MANIFEST size bound: small databases (tests) roll it often */
+    uint64_t roll = (uint64_t)db->opt.memtable_size * 4;
+    db->vs.manifest_roll_bytes = roll < (64u << 10) ? (64u << 10)
+                                 : roll > (4u << 20) ? (4u << 20) : roll;
 
     int rc = env_mkdir(dir, err);
     char path[PATH_MAX];

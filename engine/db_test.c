@@ -425,6 +425,48 @@ static void test_db_flush_compaction_and_manifest_replay(void)
     remove_dir(dir);
 }
 
+static void manifest_name(const char *dir, char *out, size_t n, long *size)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    out[0] = '\0';
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "MANIFEST-", 9) == 0) {
+            snprintf(out, n, "%.60s", e->d_name);
+            char path[512];
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            struct stat st;
+            *size = stat(path, &st) == 0 ? (long)st.st_size : -1;
+        }
+    }
+    closedir(d);
+}
+
+static void test_db_manifest_rolls_and_stays_bounded(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    o.memtable_size = 4096; /* MANIFEST rolls past 64 KiB */
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    char first[64], now[64];
+    long size;
+    manifest_name(dir, first, sizeof(first), &size);
+    fill_keys(db, 0, 20000, "m");
+    wait_idle(db);
+    manifest_name(dir, now, sizeof(now), &size);
+    CHECK(strcmp(first, now) != 0);   /* it rolled */
+    CHECK(size < 2 * 64 * 1024);
+    CHECK_EQ_INT(count_files(dir, "") - count_files(dir, ".sst") - count_files(dir, ".log"),
+                 3 + 2); /* ".", "..", CURRENT, LOCK, one MANIFEST */
+    lsm_close(&db);
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    CHECK_EQ_INT(check_keys(db, 0, 20000, "m"), 0);
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
 static void test_db_size_tiered_compaction_keeps_newest(void)
 {
     const char *dir = fresh_dir();
@@ -883,6 +925,7 @@ int main(void)
     TEST_RUN(test_db_iterator_merges_all_sources_in_order);
     TEST_RUN(test_db_snapshot_isolation_while_writes_continue);
     TEST_RUN(test_db_flush_compaction_and_manifest_replay);
+    TEST_RUN(test_db_manifest_rolls_and_stays_bounded);
     TEST_RUN(test_db_size_tiered_compaction_keeps_newest);
     TEST_RUN(test_db_expired_entries_hidden_then_dropped);
     TEST_RUN(test_db_tombstones_kept_for_grace_period);

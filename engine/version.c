@@ -536,8 +536,11 @@ int version_set_recover(struct version_set *vs, struct lsm_err *err)
     return rc;
 }
 
-static int set_current(const char *dir, uint64_t mnum, struct lsm_err *err)
+/* *renamed tells whether CURRENT may already name the new MANIFEST (the rename
+ * happened, only the directory sync failed). */
+static int set_current(const char *dir, uint64_t mnum, bool *renamed, struct lsm_err *err)
 {
+    *renamed = false;
     char tmp[PATH_MAX], cur[PATH_MAX], line[64];
     snprintf(tmp, sizeof(tmp), "%s/CURRENT.tmp", dir);
     snprintf(cur, sizeof(cur), "%s/CURRENT", dir);
@@ -556,6 +559,7 @@ static int set_current(const char *dir, uint64_t mnum, struct lsm_err *err)
         rc = env_rename(tmp, cur, err);
     }
     if (rc == LSM_OK) {
+        *renamed = true;
         rc = env_sync_dir(dir, err);
     } else {
         env_unlink(tmp, NULL);
@@ -593,6 +597,7 @@ int version_set_write_snapshot(struct version_set *vs, pthread_mutex_t *mu,
     snprintf(path, sizeof(path), "%s/MANIFEST-%06llu", vs->dir, (unsigned long long)mnum);
     struct wal_writer_options wo = {.log_number = mnum, .prealloc_bytes = 0};
     struct wal_writer *w;
+    bool renamed = false;
     int rc = wal_writer_create(path, &wo, &w, err);
     if (rc == LSM_OK) {
         rc = wal_writer_append(w, rec.p, rec.len, err);
@@ -600,15 +605,25 @@ int version_set_write_snapshot(struct version_set *vs, pthread_mutex_t *mu,
             rc = wal_writer_sync(w, err);
         }
         if (rc == LSM_OK) {
-            rc = set_current(vs->dir, mnum, err);
+            rc = set_current(vs->dir, mnum, &renamed, err);
         }
-        if (rc != LSM_OK) {
+        if (rc != LSM_OK && !renamed) {
             wal_writer_close(&w, false, NULL);
             env_unlink(path, NULL);
         }
     }
     lsm_buf_free(&rec);
+    if (rc != LSM_OK && !renamed) {
+        return rc; /* the old MANIFEST stays current and complete */
+    }
     if (rc != LSM_OK) {
+        /* CURRENT may name either MANIFEST after a crash: both describe the same
+         * state and the caller stops all further edits (sticky error), so keep both */
+        if (vs->manifest != NULL) {
+            wal_writer_close(&vs->manifest, false, NULL);
+        }
+        vs->manifest = w;
+        vs->manifest_number = mnum;
         return rc;
     }
     uint64_t old = vs->manifest_number;
@@ -683,5 +698,16 @@ int version_set_log_and_apply(struct version_set *vs, struct version_edit *e,
     pthread_mutex_unlock(mu);
     version_unref(base); /* the set's reference */
     version_unref(base); /* ours */
+    if (vs->manifest_roll_bytes > 0 &&
+        wal_writer_flushed_offset(vs->manifest) > vs->manifest_roll_bytes) {
+        /* the edit is installed either way: a failure to roll is not the edit's
+         * failure, it is kept for the DB to make sticky (version_set_roll_error) */
+        struct lsm_err rerr;
+        int rrc = version_set_write_snapshot(vs, mu, &rerr);
+        if (rrc != LSM_OK && vs->roll_rc == LSM_OK) {
+            vs->roll_rc = rrc;
+            vs->roll_err = rerr;
+        }
+    }
     return LSM_OK;
 }

@@ -120,6 +120,9 @@ struct version_set {
     uint64_t last_seq;              /* as of the last logged edit */
     uint64_t manifest_number;
     struct wal_writer *manifest;    /* open MANIFEST, NULL before recovery */
+    uint64_t manifest_roll_bytes;   /* past this size, start a new snapshot MANIFEST */
+    int roll_rc;                    /* a failed roll (after its edit was installed) */
+    struct lsm_err roll_err;        /* its message */
     struct lsm_buf compact_ptr[LSM_MAX_LEVELS]; /* leveled round robin: last key */
 };
 
@@ -137,7 +140,9 @@ int version_set_write_snapshot(struct version_set *vs, pthread_mutex_t *mu,
 
 /* Logs e to the MANIFEST (synced), then installs current + e as the new current
  * version under *mu. Called without *mu held, from one thread at a time. On error
- * nothing is installed. */
+ * nothing is installed. A MANIFEST grown past manifest_roll_bytes is then replaced
+ * by a fresh snapshot one; if that fails the edit still stands (LSM_OK) and the
+ * failure is left in vs->roll_rc/roll_err for the caller to make sticky. */
 int version_set_log_and_apply(struct version_set *vs, struct version_edit *e,
                               pthread_mutex_t *mu, struct lsm_err *err);
 
