@@ -212,6 +212,69 @@ static void test_crash_power_cut_drops_only_unsynced_writes(void)
     remove_dir(dir);
 }
 
+/* A crash at the nth write or fsync from open on: the I/O fails (a torn write
+ * keeps a prefix), the engine stops, unsynced bytes are dropped, and every write
+ * acknowledged before must be there after reopening. */
+static void test_crash_at_each_io_point_loses_nothing_acknowledged(void)
+{
+    struct lsm_options o;
+    small_options(&o);
+    o.memtable_size = 4096; /* flushes and compactions among the first I/Os */
+    o.l1_target_bytes = 16 * 1024;
+    int bad = 0, cut_short = 0;
+    for (int point = 1; point <= 60 && bad == 0; point++) {
+        const char *dir = fresh_dir();
+        env_fault_enable(true);
+        if (point % 2) {
+            env_fault_fail_sync((uint64_t)(point + 1) / 2 * 3);
+        } else {
+            env_fault_fail_write((uint64_t)point * 2, (size_t)point % 7 * 5);
+        }
+        struct lsm_db *db;
+        uint32_t acked = 0;
+        if (lsm_open(dir, &o, &db, NULL) == LSM_OK) {
+            for (uint32_t i = 0; i < 400; i++) {
+                char k[32], v[64];
+                int vl = make_kv(i, k, v);
+                if (lsm_put(db, k, strlen(k), v, (size_t)vl, NULL, LSM_WRITE_SYNC, NULL) != LSM_OK) {
+                    break;
+                }
+                acked = i + 1;
+            }
+            cut_short += acked > 0 && acked < 400;
+            env_fault_fail_sync(0);
+            env_fault_fail_write(0, 0);
+            env_fault_fail_sync(1); /* close makes nothing more durable */
+            lsm_close(&db);
+        }
+        env_fault_fail_sync(0);
+        env_fault_drop_unsynced();
+        env_fault_enable(false);
+        struct lsm_err err;
+        if (lsm_open(dir, &o, &db, &err) != LSM_OK) {
+            fprintf(stderr, "  point %d: reopen: %s\n", point, err.msg);
+            bad++;
+        } else {
+            struct lsm_value v = LSM_VALUE_INIT;
+            for (uint32_t j = 0; j < acked; j++) {
+                char k[32], e[64];
+                int el = make_kv(j, k, e);
+                if (lsm_get(db, NULL, k, strlen(k), &v) != LSM_OK || v.len != (size_t)el ||
+                    memcmp(v.data, e, v.len) != 0) {
+                    if (bad++ == 0) {
+                        fprintf(stderr, "  point %d: acknowledged %s lost\n", point, k);
+                    }
+                }
+            }
+            lsm_value_free(&v);
+            lsm_close(&db);
+        }
+        remove_dir(dir);
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(cut_short > 30); /* the faults did land in the middle of the workload */
+}
+
 static void test_crash_failed_wal_write_is_sticky(void)
 {
     const char *dir = fresh_dir();
@@ -437,6 +500,7 @@ int main(void)
 {
     TEST_RUN(test_crash_sigkill_keeps_acknowledged_writes);
     TEST_RUN(test_crash_power_cut_drops_only_unsynced_writes);
+    TEST_RUN(test_crash_at_each_io_point_loses_nothing_acknowledged);
     TEST_RUN(test_crash_failed_wal_write_is_sticky);
     TEST_RUN(test_crash_failed_fsync_is_sticky);
     TEST_RUN(test_crash_failed_flush_and_full_disk_are_sticky);
