@@ -17,7 +17,8 @@
 #             they expire): p99 of each, without maxmemory.
 # Memory per key is measured by tests/bench/run.sh (redis_compare.py), not here.
 # Prints one table and writes it to build/bench/cache.txt. Servers are stopped by
-# PID on exit. About 4 minutes on the 2-core VM; --quick: 1 round, small counts.
+# PID on exit. About 4 minutes on the 2-core VM; --quick: 1 round, small counts,
+# written to build/bench/cache-quick.txt instead.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 kvd=$root/build/kvd
@@ -47,6 +48,7 @@ if [[ ! -x $zipf || $zipf -ot $root/tests/bench/zipf_load.c ]]; then
 fi
 
 if ((quick)); then
+    out=$root/build/bench/cache-quick.txt # a trial never replaces the real table
     rounds=1 n_p1=50000 n_p16=200000 zipf_n=300000 exp_keys=200000 exp_n=50000
 else
     rounds=3 n_p1=200000 n_p16=1000000 zipf_n=2000000 exp_keys=1000000 exp_n=300000
@@ -160,12 +162,13 @@ for ((r = 1; r <= rounds; r++)); do
         while read -r t rps p99; do
             record "expiry_${t}_p99_ms_alone" "$s" "$p99"
         done < <(rb "$p" -t get,set -r 100000 -d 16 -n "$exp_n" -P 1)
+        e0=$(field "$p" expired_keys)
         "$zipf" -p "$p" -m fill -n "$exp_keys" -t 1000 -d 16 >/dev/null
         while read -r t rps p99; do
             record "expiry_${t}_p99_ms_expiring" "$s" "$p99"
         done < <(rb "$p" -t get,set -r 100000 -d 16 -n "$exp_n" -P 1)
-        record expiry_expired_keys "$s" "$(field "$p" expired_keys)"
         wait_drained "$p"
+        record expiry_expired_per_round "$s" $(($(field "$p" expired_keys) - e0))
         echo "  expiry round $r $s done"
     done
 done
