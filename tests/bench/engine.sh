@@ -80,11 +80,12 @@ val() { awk -v t="$1" -v w="$2" '$1 == t && $2 == w { print $3 }' "$out" | media
 
 echo
 echo "kvd engine vs RocksDB db_bench $($DBB --version 2>/dev/null | head -1 | awk '{ print $3 }') (num=$NUM, sync num=$SYNC_NUM, repeat=$REPEAT, median ops/sec)"
-printf '%-18s %14s %14s %8s\n' workload kvd rocksdb ratio
+all() { awk -v t="$1" -v w="$2" '$1 == t && $2 == w { printf "%s%d", (n++ ? "," : ""), $3 }' "$out"; }
+printf '%-18s %10s %10s %7s   %s\n' workload kvd rocksdb ratio "every round: kvd / rocksdb"
 for w in ${WORKLOADS//,/ } "fillrandom(sync)"; do
     k=$(val kvd "$w") d=$(val rocksdb "$w")
     ratio=$(awk -v k="$k" -v d="$d" 'BEGIN { if (d + 0 > 0 && k + 0 > 0) printf "%.2fx", k / d; else print "-" }')
-    printf '%-18s %14s %14s %8s\n' "$w" "$k" "$d" "$ratio"
+    printf '%-18s %10s %10s %7s   %s / %s\n' "$w" "$k" "$d" "$ratio" "$(all kvd "$w")" "$(all rocksdb "$w")"
 done
 for tool in kvd rocksdb; do
     s=$(val $tool space_bytes) l=$(val $tool live_bytes) wa=$(val $tool wamp)
