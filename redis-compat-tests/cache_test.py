@@ -149,7 +149,8 @@ def pipe_lines(c, cmds, batch=1000):
 
 
 def exists_many(c, keys):
-    """{key: bool} through pipelined EXISTS (which does not touch LRU/LFU)."""
+    """Whether each key exists, in order, through pipelined EXISTS (which does not
+    touch LRU/LFU)."""
     lines = pipe_lines(c, [encode(('EXISTS', k)) for k in keys], 2000)
     return [ln == b':1' for ln in lines]
 
