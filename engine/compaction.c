@@ -36,11 +36,23 @@ enum filter_verdict entry_filter_apply(struct entry_filter *f, const char **ikey
         struct entry_value ev;
         if (entry_decode(*val, *val_len, &ev) == LSM_OK) {
             bool tomb = kind == LSM_KIND_DELETE;
-            if (kind == LSM_KIND_VALUE && ev.expire_at != 0 && ev.expire_at <= f->now_ms) {
-                /* expired: the same as a tombstone to every reader */
+            bool filtered = false;
+            if (kind == LSM_KIND_VALUE && f->user_filter != NULL &&
+                !(ev.expire_at != 0 && ev.expire_at <= f->now_ms)) {
+                struct lsm_meta m = {ev.expire_at, ev.write_ts};
+                filtered = f->user_filter(f->user_arg, uk, ulen, &m) != 0;
+            }
+            if (kind == LSM_KIND_VALUE &&
+                (filtered || (ev.expire_at != 0 && ev.expire_at <= f->now_ms))) {
+                /* expired, or dropped by the caller's filter: the same as a tombstone
+                 * to every reader (a filtered one loses its timestamp: no grace) */
                 lsm_buf_clear(&f->scratch);
                 ikey_append(&f->scratch, uk, ulen, seq, LSM_KIND_DELETE);
                 size_t klen = f->scratch.len;
+                if (filtered) {
+                    ev.expire_at = 0;
+                    ev.write_ts = 0;
+                }
                 entry_append(&f->scratch, ev.expire_at, ev.write_ts, NULL, 0);
                 *ikey = f->scratch.p;
                 *ikey_len = klen;
@@ -509,6 +521,8 @@ int compaction_run(struct lsm_db *db, struct compaction *c, struct lsm_err *err)
     f.now_ms = db_now_ms(db);
     f.grace_ms = db->opt.gc_grace_ms;
     f.gc = true;
+    f.user_filter = db->opt.compaction_filter;
+    f.user_arg = db->opt.compaction_filter_arg;
     struct outputs out = {0};
     struct lsm_buf last_key = {0};
     int rc = LSM_OK;

@@ -74,6 +74,8 @@ struct entry_filter {
     bool has_prev_version;        /* an entry of cur_key came before */
     uint64_t last_seq_for_key;    /* seq of that previous version */
     struct lsm_buf scratch;       /* rewritten entries (expired -> tombstone) */
+    int (*user_filter)(void *arg, const char *key, size_t klen, const struct lsm_meta *meta);
+    void *user_arg;               /* options.compaction_filter and its argument */
 };
 
 enum filter_verdict { FILTER_KEEP, FILTER_DROP, FILTER_REWRITE };

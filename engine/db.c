@@ -1226,6 +1226,14 @@ void lsm_stats(struct lsm_db *db, struct lsm_stats *st)
     st->durable_sequence = atomic_load(&db->durable_seq);
 }
 
+int lsm_bg_error(struct lsm_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    int rc = db->bg_error;
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
 const char *lsm_errmsg(struct lsm_db *db)
 {
     if (db->bg_error != LSM_OK) {

@@ -530,6 +530,41 @@ static void test_db_expired_entries_hidden_then_dropped(void)
     remove_dir(dir);
 }
 
+/* The caller's compaction filter: values whose key starts with "x" and whose
+ * timestamp is below 100 go, the rest stay. */
+static int drop_old_x(void *arg, const char *key, size_t klen, const struct lsm_meta *m)
+{
+    (*(int *)arg)++;
+    return klen > 0 && key[0] == 'x' && m->timestamp < 100;
+}
+
+static void test_db_compaction_filter_drops_what_the_caller_says(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    int calls = 0;
+    o.compaction_filter = drop_old_x;
+    o.compaction_filter_arg = &calls;
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    struct lsm_meta old = {0, 50}, fresh = {0, 150};
+    CHECK_EQ_INT(lsm_put(db, "xa", 2, "1", 1, &old, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_put(db, "xb", 2, "2", 1, &fresh, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_put(db, "ya", 2, "3", 1, &old, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_flush(db), LSM_OK);
+    GET_EQ(db, "xa", "1"); /* flushes never filter */
+    CHECK_EQ_INT(calls, 0);
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    CHECK(calls >= 3);
+    GET_EQ(db, "xa", NULL);
+    GET_EQ(db, "xb", "2");
+    GET_EQ(db, "ya", "3");
+    CHECK_EQ_INT(lsm_bg_error(db), LSM_OK);
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
 static void test_db_tombstones_kept_for_grace_period(void)
 {
     const char *dir = fresh_dir();
@@ -928,6 +963,7 @@ int main(void)
     TEST_RUN(test_db_manifest_rolls_and_stays_bounded);
     TEST_RUN(test_db_size_tiered_compaction_keeps_newest);
     TEST_RUN(test_db_expired_entries_hidden_then_dropped);
+    TEST_RUN(test_db_compaction_filter_drops_what_the_caller_says);
     TEST_RUN(test_db_tombstones_kept_for_grace_period);
     TEST_RUN(test_db_group_commit_shares_fsyncs);
     TEST_RUN(test_db_nosync_writes_made_durable_by_sync_thread);

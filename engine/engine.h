@@ -59,6 +59,12 @@ struct lsm_snapshot;
 
 /* ---- options ------------------------------------------------------------------ */
 
+/* Per-entry metadata: expire-at (Unix ms, 0 = never) and write timestamp (HLC). */
+struct lsm_meta {
+    uint64_t expire_at;
+    uint64_t timestamp;
+};
+
 enum lsm_compaction_style {
     LSM_COMPACTION_LEVELED = 0, /* LevelDB/RocksDB: L0 overlapping, L1+ 10x apart */
     LSM_COMPACTION_SIZE_TIERED = 1, /* Cassandra STCS: merge runs of similar size */
@@ -89,6 +95,14 @@ struct lsm_options {
     int error_if_exists;         /* 1: fail if the database exists */
     int paranoid_checks;         /* 1 (default): a corrupt WAL record fails open */
     uint64_t (*clock_ms)(void);  /* wall clock in Unix ms; NULL = CLOCK_REALTIME */
+    /* Optional compaction filter, called on the background thread for each value
+     * a compaction (not a flush) reads: nonzero drops it as if it had expired (it
+     * becomes a tombstone without timestamp, itself dropped at the base level).
+     * Must be thread-safe and fast; NULL = none. For callers' own invalidation
+     * rules, e.g. "everything in this key range older than timestamp T". */
+    int (*compaction_filter)(void *arg, const char *key, size_t klen,
+                             const struct lsm_meta *meta);
+    void *compaction_filter_arg;
 };
 
 /* Fills *o with the defaults (RocksDB's db_bench defaults where they apply). */
@@ -113,6 +127,10 @@ void lsm_close(struct lsm_db **db);
  * next call on db. */
 const char *lsm_errmsg(struct lsm_db *db);
 
+/* The sticky background error (LSM_IOERR, LSM_NOSPACE, ...) or LSM_OK when writes
+ * are still accepted. Any thread. */
+int lsm_bg_error(struct lsm_db *db);
+
 /* Deletes every file of the database in dir (which must not be open). */
 int lsm_destroy(const char *dir);
 
@@ -125,11 +143,6 @@ enum lsm_write_flags {
     LSM_WRITE_NOSYNC = 2,  /* never fsync here; see lsm_sync_wal_async */
 };
 
-/* Per-entry metadata: expire-at (Unix ms, 0 = never) and write timestamp (HLC). */
-struct lsm_meta {
-    uint64_t expire_at;
-    uint64_t timestamp;
-};
 
 /* Physical milliseconds of an HLC timestamp. */
 #define LSM_HLC_MS(ts) ((ts) >> 16)
