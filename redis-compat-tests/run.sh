@@ -219,6 +219,9 @@ run_suite differential 150 $PY differential.py --kvd "$bin" --seeds "$diff_seeds
     --steps "$diff_steps"
 run_suite differential-maxmemory 120 $PY differential.py --kvd "$bin" --seeds 1 \
     --steps "$diff_steps" --first-seed 100 --maxmemory
+# mutated request bytes, kvd beside redis-server (DIFF lines: damage judged differently)
+if ((asan)); then fuzz_args=(--cases 200 --wait 3); else fuzz_args=(--cases 400); fi
+run_suite proto-fuzz 120 $PY proto_fuzz.py --kvd "$bin" "${fuzz_args[@]}"
 # cache mode (eviction, LRU/LFU, expiry): starts its own servers; see cache_test.py
 run_suite cache 240 $PY cache_test.py --server "$bin" $( ((asan)) && echo --asan )
 
