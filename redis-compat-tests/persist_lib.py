@@ -67,7 +67,8 @@ class PServer:
 
     def __init__(self, binary, datadir, fsync='always', maxmemory=None, extra=(),
                  name='server'):
-        self.binary = binary
+        self.binary = os.path.abspath(binary) if os.sep in binary else \
+            (shutil.which(binary) or binary)
         self.redis = is_redis(binary)
         self.dir = datadir
         self.fsync = fsync
