@@ -224,6 +224,9 @@ if ((asan)); then fuzz_args=(--cases 200 --wait 3); else fuzz_args=(--cases 400)
 run_suite proto-fuzz 120 $PY proto_fuzz.py --kvd "$bin" "${fuzz_args[@]}"
 # cache mode (eviction, LRU/LFU, expiry): starts its own servers; see cache_test.py
 run_suite cache 240 $PY cache_test.py --server "$bin" $( ((asan)) && echo --asan )
+# persistent mode (crash, restart, larger than memory, full disk, LOADING, expiry):
+# starts its own servers; see persist_run.sh
+run_suite persist 480 bash persist_run.sh "$bin" $( ((asan)) && echo --asan )
 
 # The server must still be answering after every suite, then exit cleanly.
 if timeout 3 redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null | grep -q PONG; then
