@@ -14,10 +14,11 @@ For each:
   - a write that is not stored gets an error (MISCONF, or an OOM-like error), never
     +OK; INFO persistence shows aof_last_write_status:err;
   - GET of acknowledged keys, DBSIZE and PING keep working meanwhile;
-  - after space returns (nospace: without a restart) a write succeeds again and
-    aof_last_write_status is ok; after fail-write/fail-sync a restart is allowed
-    to be what clears the error (the engine's errors are sticky), and which one
-    happened is printed;
+  - the server replies to a failed write; it never just closes the connection;
+  - after space returns (nospace: by itself, no restart, no DEBUG ENGINE-REOPEN) a
+    write succeeds again and aof_last_write_status is ok; after fail-write and
+    fail-sync DEBUG ENGINE-REOPEN or a restart may be what clears the error (the
+    engine's errors are sticky); which one did is printed;
   - after SIGKILL and a restart every acknowledged value is there, byte for byte;
     a key whose write failed is absent or holds exactly what was sent.
 kvd runs with appendfsync always. redis-server (checking this test) runs with
@@ -45,18 +46,30 @@ def is_write_error(rep):
 
 
 class Tracker:
-    """Every value sent: acknowledged ones, and ones whose write failed."""
+    """Every value sent: acknowledged ones, and ones whose write failed. Holds the
+    connection (self.c); a connection the server closes instead of replying is
+    counted (self.closed), its unanswered writes count as failed, and a new one is
+    opened."""
 
-    def __init__(self, prefix, rng):
+    def __init__(self, prefix, rng, srv):
         self.prefix = prefix
         self.r = rng
+        self.srv = srv
+        self.c = None
         self.acked = {}
         self.failed = {}
         self.n = 0
         self.ok_after_error = 0
         self.errors = []
+        self.closed = 0
 
-    def write(self, c, count, batch=4):
+    def connect(self):
+        if self.c:
+            self.c.close()
+        self.c = self.srv.conn()
+        return self.c
+
+    def write(self, count, batch=4):
         """Writes `count` keys in pipelined batches; returns (ok, err) counts."""
         ok = err = 0
         done = 0
@@ -67,8 +80,14 @@ class Tracker:
                 self.n += 1
                 v = os.urandom(VLEN)
                 cmds.append(['SET', k, v])
-            reps = c.pipeline(cmds)
-            for cmd, rep in zip(cmds, reps):
+            try:
+                reps = self.c.pipeline(cmds)
+            except (OSError, EOFError):
+                self.closed += 1
+                reps = None
+                self.connect()
+            for i, cmd in enumerate(cmds):
+                rep = reps[i] if reps else ('closed',)
                 if rep == ('simple', b'OK'):
                     self.acked[cmd[1]] = cmd[2]
                     ok += 1
@@ -79,17 +98,18 @@ class Tracker:
             done += len(cmds)
         return ok, err
 
-    def fill_until_errors(self, c, max_keys, need_errors=20):
+    def fill_until_errors(self, max_keys, need_errors=20):
         """Writes until need_errors writes in a row failed (or max_keys)."""
         in_row = 0
         while self.n < max_keys and in_row < need_errors:
-            ok, err = self.write(c, 4)
+            ok, err = self.write(4)
             in_row = 0 if ok else in_row + err
             if ok and self.failed:
                 self.ok_after_error += ok
         return in_row >= need_errors
 
-    def check_reads(self, h, c, label, sample=200):
+    def check_reads(self, h, label, sample=200):
+        c = self.c
         keys = self.r.sample(sorted(self.acked), min(sample, len(self.acked)))
         reps = c.pipeline([['GET', k] for k in keys]) if keys else []
         wrong = [k for k, r in zip(keys, reps) if r != ('bulk', self.acked[k])]
@@ -97,7 +117,8 @@ class Tracker:
                 '%d wrong, first %r -> %r' % (len(wrong), wrong[:1],
                                               reps[keys.index(wrong[0])][:1] if wrong else ''))
 
-    def verify_all(self, h, c, label):
+    def verify_all(self, h, label):
+        c = self.c
         keys = sorted(self.acked)
         bad = []
         for i in range(0, len(keys), 200):
@@ -139,6 +160,47 @@ def write_status(c):
     return info(c, 'persistence').get('aof_last_write_status')
 
 
+def write_error_checks(h, t, label, first_err_index):
+    """The replies of the writes that failed since first_err_index."""
+    errs = t.errors[first_err_index:]
+    h.check('%s: the server replies to a failed write (never closes the connection)' % label,
+            t.closed == 0, '%d connections closed instead of a reply' % t.closed)
+    wrong = [e for e in errs if e != ('closed',) and not is_write_error(e)]
+    h.check('%s: every failed write answers MISCONF or an OOM-like error' % label, not wrong,
+            wrong[:3])
+    replied = [e for e in errs if e != ('closed',)]
+    if replied:
+        print('%s: %r' % (label, replied[0]), flush=True)
+
+
+def recover(h, t, label, kvd, must_without_restart):
+    """After space returns: waits for writes to succeed; on kvd then tries DEBUG
+    ENGINE-REOPEN, then a restart. Returns how it recovered, or None."""
+    took = wait_write_ok(t.c, 10 if must_without_restart else 3)
+    if must_without_restart:
+        h.check('%s: writes succeed again without a restart or reopen once space returns'
+                % label, took is not None,
+                'still %r after 10 s' % (t.c.call('SET', 'probe', 'p'),) if took is None else '')
+    if took is not None:
+        print('%s: writes recovered by themselves %.1f s after space returned' % (label, took),
+              flush=True)
+        return 'by itself'
+    if kvd:
+        r = t.c.call('DEBUG', 'ENGINE-REOPEN')
+        took = wait_write_ok(t.c, 5)
+        print('%s: DEBUG ENGINE-REOPEN -> %r; writes %s' %
+              (label, r, 'recovered' if took is not None else 'still fail'), flush=True)
+        if took is not None:
+            return 'DEBUG ENGINE-REOPEN'
+    t.srv.kill9()
+    t.srv.start()
+    t.connect()
+    took = wait_write_ok(t.c, 10)
+    h.check('%s: writes succeed after a restart' % label, took is not None)
+    print('%s: writes recovered after a restart' % label, flush=True)
+    return 'restart' if took is not None else None
+
+
 def case_tmpfs(h, a, wd, skipped):
     mnt = wd.sub('disk')
     r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', mnt],
@@ -152,48 +214,41 @@ def case_tmpfs(h, a, wd, skipped):
     redis = 'redis-server' in a.server
     srv = PServer(a.server, datadir, fsync='everysec' if redis else 'always', name='tmpfs')
     srv.logpath = os.path.join(wd.path, 'tmpfs.log')  # the log must not fill the disk
-    t = Tracker(b'full', random.Random(2))
+    t = Tracker(b'full', random.Random(2), srv)
     try:
         srv.start()
-        c = srv.conn()
-        full = t.fill_until_errors(c, max_keys=16000)
+        c = t.connect()
+        full = t.fill_until_errors(max_keys=16000)
         h.check('tmpfs: writes fail once the 32 MB disk is full', full,
                 '%d keys written, no run of errors' % t.n)
         if not full:
             return
-        print('tmpfs: %d acknowledged, %d failed, first error %r, %d OK after the first error'
-              % (len(t.acked), len(t.failed), t.errors[0], t.ok_after_error), flush=True)
-        wrong = [e for e in t.errors if not is_write_error(e)]
-        h.check('tmpfs: every failed write answers MISCONF or an OOM-like error', not wrong,
-                wrong[:3])
+        print('tmpfs: %d acknowledged, %d failed, %d OK after the first error'
+              % (len(t.acked), len(t.failed), t.ok_after_error), flush=True)
+        write_error_checks(h, t, 'tmpfs', 0)
+        c = t.c
         h.eq('tmpfs: aof_last_write_status while full', write_status(c), 'err')
         # Redis answers PING with MISCONF too (it counts as a write on a master)
         r = c.call('PING')
         h.check('tmpfs: PING while full answers PONG or MISCONF',
                 r == ('simple', b'PONG') or is_write_error(r), r)
-        t.check_reads(h, c, 'tmpfs: while full')
+        t.check_reads(h, 'tmpfs: while full')
         h.check('tmpfs: DBSIZE while full', c.call('DBSIZE')[0] == 'int')
         # space comes back
         r = subprocess.run(['mount', '-o', 'remount,size=256m', mnt],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         h.check('tmpfs: remount to 256 MB', r.returncode == 0, r.stdout)
-        took = wait_write_ok(c, 15)
-        h.check('tmpfs: writes succeed again without a restart once space returns',
-                took is not None,
-                'still failing after 15 s: %r' % (c.call('SET', 'probe', 'p'),) if took is None
-                else '')
-        if took is not None:
-            print('tmpfs: writes recovered %.1f s after the remount' % took, flush=True)
-            h.eq('tmpfs: aof_last_write_status after recovery', write_status(c), 'ok')
-            ok, err = t.write(c, 300)
+        how = recover(h, t, 'tmpfs', not redis, must_without_restart=True)
+        if how is not None:
+            h.eq('tmpfs: aof_last_write_status after recovery', write_status(t.c), 'ok')
+            ok, err = t.write(300)
             h.check('tmpfs: 300 more writes after recovery', err == 0, '%d failed' % err)
-        c.close()
         srv.kill9()
         srv.start()
-        c = srv.conn()
-        present = t.verify_all(h, c, 'tmpfs: after SIGKILL and restart')
+        c = t.connect()
+        present = t.verify_all(h, 'tmpfs: after SIGKILL and restart')
         h.eq('tmpfs: DBSIZE after restart', c.call('DBSIZE'),
-             ('int', len(t.acked) + present + (1 if took is not None else 0)))
+             ('int', len(t.acked) + present + (1 if how is not None else 0)))
         c.close()
         rc = srv.stop()
         h.check('tmpfs: SIGTERM exits with status 0', rc == 0, 'status %r' % rc)
@@ -208,55 +263,42 @@ def case_fault(h, a, wd, skipped):
         skipped.append('fault: DEBUG ENGINE-FAULT is kvd\'s (no such fault layer in Redis)')
         return
     srv = PServer(a.server, wd.sub('fault'), fsync='always', name='fault')
-    t = Tracker(b'flt', random.Random(3))
+    t = Tracker(b'flt', random.Random(3), srv)
     try:
         srv.start()
-        c = srv.conn()
-        ok, err = t.write(c, 500)
+        t.connect()
+        ok, err = t.write(500)
         h.check('fault: 500 writes before any fault', err == 0, '%d failed' % err)
         for fault in ('nospace', 'fail-write', 'fail-sync'):
-            r = c.call('DEBUG', 'ENGINE-FAULT', fault)
+            r = t.c.call('DEBUG', 'ENGINE-FAULT', fault)
             if not h.eq('fault: DEBUG ENGINE-FAULT %s' % fault, r, ('simple', b'OK')):
                 continue
-            ok, err = t.write(c, 20, batch=1)
-            wrong = [e for e in t.errors[-err:] if not is_write_error(e)] if err else []
+            t.closed = 0
+            first = len(t.errors)
+            ok, err = t.write(20, batch=1)
             h.check('fault %s: writes are refused, never +OK' % fault, ok == 0 and err == 20,
                     '%d +OK, %d errors' % (ok, err))
-            h.check('fault %s: the error is MISCONF or OOM-like' % fault, not wrong, wrong[:2])
-            if err:
-                print('fault %s: %r' % (fault, t.errors[-1]), flush=True)
-            h.eq('fault %s: aof_last_write_status' % fault, write_status(c), 'err')
-            t.check_reads(h, c, 'fault %s' % fault)
-            r = c.call('PING')
+            write_error_checks(h, t, 'fault %s' % fault, first)
+            h.eq('fault %s: aof_last_write_status' % fault, write_status(t.c), 'err')
+            t.check_reads(h, 'fault %s' % fault)
+            r = t.c.call('PING')
             h.check('fault %s: PING answers PONG or MISCONF' % fault,
                     r == ('simple', b'PONG') or is_write_error(r), r)
             h.eq('fault %s: DEBUG ENGINE-FAULT off' % fault,
-                 c.call('DEBUG', 'ENGINE-FAULT', 'off'), ('simple', b'OK'))
-            took = wait_write_ok(c, 10)
-            if fault == 'nospace':
-                h.check('fault nospace: writes succeed again without a restart', took is not None,
-                        'still %r after 10 s' % (c.call('SET', 'probe', 'p'),) if took is None
-                        else '')
-            if took is None:
-                print('fault %s: the error stays until a restart' % fault, flush=True)
-                c.close()
-                srv.kill9()
-                srv.start()
-                c = srv.conn()
-                took = wait_write_ok(c, 10)
-                h.check('fault %s: writes succeed after a restart' % fault, took is not None)
-            else:
-                print('fault %s: writes recovered %.1f s after fault off' % (fault, took),
-                      flush=True)
-            h.eq('fault %s: aof_last_write_status after recovery' % fault, write_status(c), 'ok')
-            ok, err = t.write(c, 100)
+                 t.c.call('DEBUG', 'ENGINE-FAULT', 'off'), ('simple', b'OK'))
+            how = recover(h, t, 'fault %s' % fault, True,
+                          must_without_restart=fault == 'nospace')
+            if how is None:
+                continue
+            h.eq('fault %s: aof_last_write_status after recovery' % fault,
+                 write_status(t.c), 'ok')
+            ok, err = t.write(100)
             h.check('fault %s: 100 writes after recovery' % fault, err == 0, '%d failed' % err)
-        c.close()
         srv.kill9()
         srv.start()
-        c = srv.conn()
-        t.verify_all(h, c, 'fault: after SIGKILL and restart')
-        c.close()
+        t.connect()
+        t.verify_all(h, 'fault: after SIGKILL and restart')
+        t.c.close()
         rc = srv.stop()
         h.check('fault: SIGTERM exits with status 0', rc == 0, 'status %r' % rc)
         rep = srv.sanitizer_report()
