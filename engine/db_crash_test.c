@@ -449,6 +449,74 @@ static void test_corruption_in_table_is_reported_never_wrong(void)
     remove_dir(dir);
 }
 
+/* A damaged newer table must not let an iterator fall back to older versions. */
+static void test_corruption_never_surfaces_an_older_version(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    lsm_options_init(&o);
+    o.block_cache_size = 0;
+    o.l0_compaction_trigger = 100; /* keep the newer table in L0 */
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    for (int round = 0; round < 2; round++) {
+        for (uint32_t i = 0; i < 3000; i++) {
+            char k[32], v[64];
+            make_kv(i, k, v);
+            int vl = snprintf(v, sizeof(v), "round%d-%08u", round, i);
+            CHECK_EQ_INT(lsm_put(db, k, strlen(k), v, (size_t)vl, NULL, 0, NULL), LSM_OK);
+        }
+        if (round == 0) {
+            CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK); /* to L1 */
+        } else {
+            CHECK_EQ_INT(lsm_flush(db), LSM_OK); /* to L0 */
+        }
+    }
+    struct lsm_stats st;
+    lsm_stats(db, &st);
+    CHECK_EQ_INT(st.files_per_level[0], 1);
+    lsm_close(&db);
+    /* damage the L0 table: the newest .sst */
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char newest[512] = "";
+    unsigned long best = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l > 4 && strcmp(e->d_name + l - 4, ".sst") == 0 && strtoul(e->d_name, NULL, 10) >= best) {
+            best = strtoul(e->d_name, NULL, 10);
+            snprintf(newest, sizeof(newest), "%s/%s", dir, e->d_name);
+        }
+    }
+    closedir(d);
+    flip_byte(newest, file_size(newest) / 3);
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    struct lsm_iter *it = lsm_iter_create(db, NULL);
+    int old = 0, n = 0;
+    for (lsm_iter_seek_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
+        size_t vl;
+        const char *v = lsm_iter_value(it, &vl);
+        old += vl >= 6 && memcmp(v, "round0", 6) == 0;
+        n++;
+    }
+    CHECK_EQ_INT(lsm_iter_status(it), LSM_CORRUPT);
+    CHECK_EQ_INT(old, 0);
+    CHECK(n < 3000);
+    lsm_iter_destroy(&it);
+    struct lsm_value v = LSM_VALUE_INIT;
+    for (uint32_t i = 0; i < 3000; i++) {
+        char k[32], val[64];
+        make_kv(i, k, val);
+        int rc = lsm_get(db, NULL, k, strlen(k), &v);
+        old += rc == LSM_OK && memcmp(v.data, "round0", 6) == 0;
+        CHECK(rc == LSM_OK || rc == LSM_CORRUPT);
+    }
+    lsm_value_free(&v);
+    CHECK_EQ_INT(old, 0);
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
 static void test_corruption_in_wal_fails_open_with_message(void)
 {
     const char *dir = fresh_dir();
@@ -505,6 +573,7 @@ int main(void)
     TEST_RUN(test_crash_failed_fsync_is_sticky);
     TEST_RUN(test_crash_failed_flush_and_full_disk_are_sticky);
     TEST_RUN(test_corruption_in_table_is_reported_never_wrong);
+    TEST_RUN(test_corruption_never_surfaces_an_older_version);
     TEST_RUN(test_corruption_in_wal_fails_open_with_message);
     TEST_RUN(test_corruption_in_manifest_fails_open);
     TEST_MAIN_END();

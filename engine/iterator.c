@@ -238,6 +238,8 @@ struct merge_iiter {
     int n;
     struct iiter **heap;     /* valid children, heap[0] smallest */
     int nheap;
+    int status;              /* a child's error: the merge stops there */
+    struct lsm_err err;
 };
 
 static inline bool child_less(const struct iiter *a, const struct iiter *b)
@@ -280,12 +282,29 @@ static void merge_set_current(struct merge_iiter *m)
     m->base.val_len = top->val_len;
 }
 
+/* A child that stopped on an error stops the merge: going on without it could
+ * surface an older version of a key whose newer version sat in the damaged part. */
+static bool child_failed(struct merge_iiter *m, struct iiter *c)
+{
+    int rc = iiter_status(c, &m->err);
+    if (rc != LSM_OK) {
+        m->status = rc;
+        m->nheap = 0;
+        m->base.key = NULL;
+        return true;
+    }
+    return false;
+}
+
 static void merge_rebuild(struct merge_iiter *m)
 {
     m->nheap = 0;
+    m->status = LSM_OK;
     for (int i = 0; i < m->n; i++) {
         if (iiter_valid(m->children[i])) {
             m->heap[m->nheap++] = m->children[i];
+        } else if (child_failed(m, m->children[i])) {
+            return;
         }
     }
     for (int i = m->nheap / 2 - 1; i >= 0; i--) {
@@ -318,6 +337,9 @@ static void merge_next(struct iiter *it)
     struct iiter *top = m->heap[0];
     iiter_next(top);
     if (!iiter_valid(top)) {
+        if (child_failed(m, top)) {
+            return;
+        }
         m->heap[0] = m->heap[--m->nheap];
     }
     if (m->nheap > 0) {
@@ -340,6 +362,12 @@ static void merge_destroy(struct iiter *it)
 static int merge_status(const struct iiter *it, struct lsm_err *err)
 {
     const struct merge_iiter *m = (const struct merge_iiter *)it;
+    if (m->status != LSM_OK) {
+        if (err != NULL) {
+            *err = m->err;
+        }
+        return m->status;
+    }
     for (int i = 0; i < m->n; i++) {
         int rc = iiter_status(m->children[i], err);
         if (rc != LSM_OK) {
