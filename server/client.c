@@ -51,6 +51,9 @@ struct client *client_create(int fd) {
 }
 
 void client_free(struct client *c) {
+    if (c->flags & (CLIENT_PERSIST_WROTE | CLIENT_PERSIST_HELD)) {
+        persist_client_gone(c);
+    }
     if (c->flags & CLIENT_MONITOR) {
         monitor_remove(c);
     }

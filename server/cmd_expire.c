@@ -102,7 +102,7 @@ static void ttl_generic(struct client *c, int ms, int absolute) {
         return;
     }
     if (absolute) {
-        reply_int(c, ms ? when : (when + 500) / 1000);
+        reply_int(c, ms ? when : when / 1000 + (when % 1000 >= 500)); /* no overflow */
         return;
     }
     long long ttl = when - server.mstime;

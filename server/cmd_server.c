@@ -4,6 +4,7 @@
  * COMMAND work unchanged.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/env.h" /* DEBUG ENGINE-FAULT: the engine's fault layer */
 #include "server/server.h"
 #include "server/server_int.h"
 #include "server/util.h"
@@ -315,6 +317,65 @@ static void info_memory(struct sb *b) {
 }
 
 static void info_persistence(struct sb *b) {
+    if (persist_on()) {
+        struct persist_info pi;
+        persist_info(&pi);
+        long long now = kv_mstime();
+        sb_printf(b,
+                  "# Persistence\r\n"
+                  "loading:%d\r\n"
+                  "async_loading:0\r\n"
+                  "current_cow_peak:0\r\n"
+                  "current_cow_size:0\r\n"
+                  "current_cow_size_age:0\r\n"
+                  "current_fork_perc:0.00\r\n"
+                  "current_save_keys_processed:0\r\n"
+                  "current_save_keys_total:0\r\n",
+                  pi.loading);
+        if (pi.loading) {
+            sb_printf(b,
+                      "loading_start_time:%lld\r\n"
+                      "loading_total_bytes:0\r\n"
+                      "loading_rdb_used_mem:0\r\n"
+                      "loading_loaded_bytes:0\r\n"
+                      "loading_loaded_perc:0.00\r\n"
+                      "loading_eta_seconds:1\r\n",
+                      pi.loading_start_ms / 1000);
+            (void)now;
+        }
+        sb_printf(b,
+                  "rdb_changes_since_last_save:%lld\r\n"
+                  "rdb_bgsave_in_progress:%d\r\n"
+                  "rdb_last_save_time:%lld\r\n"
+                  "rdb_last_bgsave_status:ok\r\n"
+                  "rdb_last_bgsave_time_sec:-1\r\n"
+                  "rdb_current_bgsave_time_sec:-1\r\n"
+                  "rdb_saves:0\r\n"
+                  "rdb_last_cow_size:0\r\n"
+                  "rdb_last_load_keys_expired:0\r\n"
+                  "rdb_last_load_keys_loaded:0\r\n"
+                  "aof_enabled:1\r\n"
+                  "aof_rewrite_in_progress:%d\r\n"
+                  "aof_rewrite_scheduled:0\r\n"
+                  "aof_last_rewrite_time_sec:-1\r\n"
+                  "aof_current_rewrite_time_sec:-1\r\n"
+                  "aof_last_bgrewrite_status:%s\r\n"
+                  "aof_rewrites:0\r\n"
+                  "aof_rewrites_consecutive_failures:0\r\n"
+                  "aof_last_write_status:%s\r\n"
+                  "aof_last_cow_size:0\r\n"
+                  "module_fork_in_progress:0\r\n"
+                  "module_fork_last_cow_size:0\r\n"
+                  "aof_fsync:%s\r\n"
+                  "aof_wal_syncs:%lld\r\n"
+                  "aof_delayed_replies:%lld\r\n",
+                  pi.changes_since_save, pi.bgsave_in_progress, pi.last_save_time,
+                  pi.bgrewrite_in_progress, pi.last_bgrewrite_ok ? "ok" : "err",
+                  pi.last_write_ok ? "ok" : "err",
+                  server.appendfsync == 0 ? "always" : server.appendfsync == 1 ? "everysec" : "no",
+                  pi.wal_syncs, pi.held_clients);
+        return;
+    }
     sb_printf(b,
               "# Persistence\r\n"
               "loading:0\r\n"
@@ -494,8 +555,13 @@ static void info_keyspace(struct sb *b) {
         return;
     }
     for (int i = 0; i < server.databases; i++) {
-        size_t keys = ks_db_size(server.db[i]);
+        size_t keys = persist_on() ? persist_db_size(i) : ks_db_size(server.db[i]);
         if (keys == 0) {
+            continue;
+        }
+        if (persist_on()) {
+            sb_printf(b, "db%d:keys=%zu,expires=%zu,avg_ttl=%lld\r\n", i, keys,
+                      persist_db_expires(i), ks_db_avg_ttl(server.db[i]));
             continue;
         }
         sb_printf(b, "db%d:keys=%zu,expires=%zu,avg_ttl=%lld\r\n", i, keys,
@@ -507,12 +573,12 @@ enum {
     SEC_SERVER = 1 << 0, SEC_CLIENTS = 1 << 1, SEC_MEMORY = 1 << 2, SEC_PERSISTENCE = 1 << 3,
     SEC_STATS = 1 << 4, SEC_REPLICATION = 1 << 5, SEC_CPU = 1 << 6, SEC_MODULES = 1 << 7,
     SEC_ERRORSTATS = 1 << 8, SEC_CLUSTER = 1 << 9, SEC_KEYSPACE = 1 << 10,
-    SEC_COMMANDSTATS = 1 << 11, SEC_LATENCYSTATS = 1 << 12,
+    SEC_COMMANDSTATS = 1 << 11, SEC_LATENCYSTATS = 1 << 12, SEC_ENGINE = 1 << 13,
 };
 #define SEC_DEFAULT (SEC_SERVER | SEC_CLIENTS | SEC_MEMORY | SEC_PERSISTENCE | SEC_STATS | \
                      SEC_REPLICATION | SEC_CPU | SEC_MODULES | SEC_ERRORSTATS | SEC_CLUSTER | \
                      SEC_KEYSPACE)
-#define SEC_ALL (SEC_DEFAULT | SEC_COMMANDSTATS | SEC_LATENCYSTATS)
+#define SEC_ALL (SEC_DEFAULT | SEC_COMMANDSTATS | SEC_LATENCYSTATS | SEC_ENGINE)
 
 static const struct {
     const char *name;
@@ -522,7 +588,8 @@ static const struct {
     {"persistence", SEC_PERSISTENCE}, {"stats", SEC_STATS}, {"replication", SEC_REPLICATION},
     {"cpu", SEC_CPU}, {"modules", SEC_MODULES}, {"errorstats", SEC_ERRORSTATS},
     {"cluster", SEC_CLUSTER}, {"keyspace", SEC_KEYSPACE}, {"commandstats", SEC_COMMANDSTATS},
-    {"latencystats", SEC_LATENCYSTATS}, {"default", SEC_DEFAULT}, {"all", SEC_ALL},
+    {"latencystats", SEC_LATENCYSTATS}, {"engine", SEC_ENGINE}, {"default", SEC_DEFAULT},
+    {"all", SEC_ALL},
     {"everything", SEC_ALL},
 };
 
@@ -566,6 +633,12 @@ char *info_generate(int nsec, const struct kv_slice *secs, size_t *len) {
         sb_printf(&b, "# Cluster\r\ncluster_enabled:0\r\n");
     }
     SECTION(SEC_KEYSPACE, info_keyspace);
+    if ((want & SEC_ENGINE) && persist_on()) {
+        if (n++) sb_printf(&b, "\r\n");
+        char eb[4096];
+        persist_info_engine(eb, sizeof(eb));
+        sb_printf(&b, "# Engine\r\n%s", eb);
+    }
 #undef SECTION
     *len = b.len;
     return b.p;
@@ -1024,12 +1097,55 @@ void cmd_shutdown(struct client *c) {
         reply_error(c, "ERR No shutdown in progress.");
         return;
     }
-    /* mode cache keeps nothing on disk: SAVE and NOSAVE both just stop */
+    /* mode cache keeps nothing on disk: SAVE and NOSAVE both just stop; mode
+     * persistent always closes the engine cleanly (persist_close) */
     server_request_shutdown(0);
 }
 
 void cmd_lastsave(struct client *c) {
     reply_int(c, server.lastsave);
+}
+
+/* SAVE / BGSAVE / BGREWRITEAOF. In mode persistent every write is already in the
+ * engine's WAL; SAVE writes the memtable into a table (blocking), BGSAVE starts the
+ * same in the background, BGREWRITEAOF a full compaction (the engine's rewrite of
+ * its files). Mode cache has nothing to save: the replies are Redis's. */
+void cmd_save(struct client *c) {
+    if (persist_on()) {
+        const char *err;
+        if (persist_save(&err) != 0) {
+            reply_error(c, err);
+            return;
+        }
+    } else {
+        server.lastsave = kv_mstime() / 1000;
+    }
+    server.dirty = 0;
+    reply_ok(c);
+}
+
+void cmd_bgsave(struct client *c) {
+    if (c->argc > 2 || (c->argc == 2 && !arg_is(c, 1, "schedule"))) {
+        reply_syntax_error(c);
+        return;
+    }
+    if (persist_on() && persist_bgsave() != 0) {
+        reply_error(c, "ERR Background save already in progress");
+        return;
+    }
+    if (!persist_on()) {
+        server.lastsave = kv_mstime() / 1000;
+    }
+    server.dirty = 0;
+    reply_simple(c, "Background saving started");
+}
+
+void cmd_bgrewriteaof(struct client *c) {
+    if (persist_on() && persist_bgrewrite() != 0) {
+        reply_error(c, "ERR Background append only file rewriting already in progress");
+        return;
+    }
+    reply_simple(c, "Background append only file rewriting started");
 }
 
 void cmd_wait(struct client *c) {
@@ -1135,6 +1251,11 @@ static const char *const debug_help[] = {
     "    default.",
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed.",
+    "ENGINE-FAULT nospace|fail-write|fail-sync|off",
+    "    Mode persistent: make the engine's next disk writes fail (a full disk, an",
+    "    I/O error on write or on fsync) through its fault layer; off clears it.",
+    "ENGINE-REOPEN",
+    "    Mode persistent: close and reopen the engine (recovers after a fault).",
     NULL,
 };
 
@@ -1154,6 +1275,34 @@ void cmd_debug(struct client *c) {
         reply_ok(c);
     } else if (arg_is(c, 1, "log") && c->argc == 3) {
         server_log(LL_WARNING, "DEBUG LOG: %.*s", (int)c->argv[2].len, c->argv[2].p);
+        reply_ok(c);
+    } else if (arg_is(c, 1, "engine-fault") && c->argc == 3) {
+        if (!persist_on()) {
+            reply_error(c, "ERR DEBUG ENGINE-FAULT needs mode persistent");
+            return;
+        }
+        if (arg_is(c, 2, "off")) {
+            env_fault_enable(false);
+        } else if (arg_is(c, 2, "nospace")) {
+            env_fault_enable(true);
+            env_fault_space_limit(0);
+        } else if (arg_is(c, 2, "fail-write")) {
+            env_fault_enable(true);
+            env_fault_fail_write(1, 0);
+        } else if (arg_is(c, 2, "fail-sync")) {
+            env_fault_enable(true);
+            env_fault_fail_sync(1);
+        } else {
+            reply_syntax_error(c);
+            return;
+        }
+        reply_ok(c);
+    } else if (arg_is(c, 1, "engine-reopen") && c->argc == 2) {
+        char err[256];
+        if (!persist_on() || persist_reopen(err, sizeof(err)) != 0) {
+            reply_errorf(c, "ERR %s", persist_on() ? err : "DEBUG ENGINE-REOPEN needs mode persistent");
+            return;
+        }
         reply_ok(c);
     } else if (arg_is(c, 1, "set-active-expire") && c->argc == 3) {
         long long v;

@@ -648,7 +648,23 @@ void process_command(struct client *c) {
         reject(c, (struct kv_command *)run, "NOAUTH Authentication required.");
         return;
     }
-    if (server.maxmemory > 0) {
+    if (server.loading && !(run->flags & CMD_LOADING)) {
+        reject(c, (struct kv_command *)run, "LOADING Redis is loading the dataset in memory");
+        return;
+    }
+    if (persist_on()) {
+        const char *werr = persist_write_error();
+        int writes = (run->flags & CMD_WRITE) ||
+                     (run->proc == cmd_exec && (c->flags & CLIENT_MULTI) &&
+                      (c->multi_flags & CMD_WRITE));
+        if (werr && writes) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "MISCONF Errors writing to the AOF file: %s", werr);
+            reject(c, (struct kv_command *)run, msg);
+            return;
+        }
+    }
+    if (server.maxmemory > 0 || persist_on()) {
         int oom = ks_evict_if_needed() == -1;
         int denyoom = (run->flags & CMD_DENYOOM) ||
                       (run->proc == cmd_exec && (c->flags & CLIENT_MULTI) &&

@@ -56,8 +56,6 @@ struct config {
  * Storage for directives kept only for tools, and the special ones
  * ------------------------------------------------------------------------------ */
 static int cfg_daemonize;
-static int cfg_appendonly;
-static int cfg_appendfsync;
 static char *cfg_appendfilename;
 static char *cfg_dbfilename;
 static int cfg_latency_tracking;
@@ -119,9 +117,8 @@ static int apply_bulk_len(char *err, size_t errlen) {
 }
 
 static int apply_mode(char *err, size_t errlen) {
-    if (server.mode == MODE_PERSISTENT) {
-        snprintf(err, errlen, "mode persistent is not available yet: this kvd build serves "
-                              "mode cache only");
+    if (server.mode == MODE_PERSISTENT && server.databases > 65534) {
+        snprintf(err, errlen, "mode persistent supports at most 65534 databases");
         return -1;
     }
     return 0;
@@ -240,10 +237,12 @@ static void get_cobl(char *buf, size_t cap) {
 #define X(n, f, set, get, d, a, h) {n, NULL, CFG_SPECIAL, f, NULL, 0, 0, d, NULL, set, get, a, h}
 
 static struct config configs[] = {
-    E("mode", CFG_IMMUTABLE, &server.mode, enum_mode, "cache", apply_mode,
-      "How the node keeps data. 'cache': everything in memory with TTL expiry and "
-      "maxmemory eviction, nothing written to disk. 'persistent' (the LSM engine) is not "
-      "available in this build yet and is refused."),
+    E("mode", CFG_IMMUTABLE, &server.mode, enum_mode, "persistent", apply_mode,
+      "How the node keeps data. 'persistent': every write goes to the LSM engine in "
+      "<dir>/data (WAL, memtables, SSTables); memory holds a cache of the working set "
+      "bounded by maxmemory, data beyond it lives on disk; durability per appendfsync. "
+      "'cache': everything in memory with TTL expiry and maxmemory eviction, nothing "
+      "written to disk."),
     I("port", 0, &server.port, 0, 65535, "6379", apply_listen,
       "TCP port for clients. 0 picks a free port and logs it."),
     S("bind", CFG_MULTI_ARG, &server.bind, "* -::*", apply_listen,
@@ -315,10 +314,15 @@ static struct config configs[] = {
     E("enable-debug-command", CFG_IMMUTABLE, &server.enable_debug_command, enum_debug,
       "local", NULL,
       "Who may run DEBUG: no, yes, or local (loopback clients only; Redis's default is no)."),
-    B("appendonly", 0, &cfg_appendonly, "no", NULL,
-      "Accepted and stored for tools; no effect in mode cache (nothing is written)."),
-    E("appendfsync", 0, &cfg_appendfsync, enum_fsync, "everysec", NULL,
-      "always, everysec or no. Stored; no effect in mode cache."),
+    B("appendonly", 0, &server.appendonly, "no", NULL,
+      "Accepted and stored for tools. In mode persistent the engine's WAL (kvd's AOF) is "
+      "always written; in mode cache nothing is."),
+    E("appendfsync", 0, &server.appendfsync, enum_fsync, "everysec", NULL,
+      "Mode persistent: when the WAL is fsynced. always: a write's reply is sent only "
+      "after the fsync covering it (group commit: one fsync serves every client of a loop "
+      "turn; the loop keeps serving meanwhile); everysec: once a second (a crash of the "
+      "machine loses at most about a second; a crash of kvd alone loses nothing); no: "
+      "never explicitly. No effect in mode cache."),
     S("appendfilename", CFG_IMMUTABLE, &cfg_appendfilename, "appendonly.aof", NULL,
       "Stored for tools; no effect in mode cache."),
     X("save", CFG_MULTI_ARG | CFG_MULTI_LINE, set_save, get_save, "3600 1 300 100 60 10000",

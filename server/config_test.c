@@ -38,7 +38,8 @@ static void test_config_defaults_match_redis(void) {
     CHECK_EQ_INT(server.client_query_buffer_limit, 1024LL * 1024 * 1024);
     CHECK_EQ_INT(server.slowlog_log_slower_than, 10000);
     CHECK_EQ_INT(server.slowlog_max_len, 128);
-    CHECK_EQ_INT(server.mode, MODE_CACHE);
+    CHECK_EQ_INT(server.mode, MODE_PERSISTENT); /* kvd's default (DESIGN.md) */
+    CHECK_EQ_INT(server.appendfsync, 1);        /* everysec */
     CHECK_EQ_INT(server.protected_mode, 1);
     char buf[256];
     CHECK(config_get_value("bind", buf, sizeof(buf)) == 0);
@@ -110,11 +111,15 @@ static void test_config_set_is_all_or_nothing(void) {
     CHECK_EQ_INT(server.hz, 10);
 }
 
-static void test_config_set_mode_persistent_is_refused(void) {
+static void test_config_modes_and_daemonize(void) {
     fresh();
     char err[1024];
-    CHECK(config_load_text("mode persistent\n", err, sizeof(err)) == -1);
-    CHECK(strstr(err, "mode persistent is not available") != NULL);
+    CHECK(config_load_text("mode persistent\nappendfsync always\n", err, sizeof(err)) == 0);
+    CHECK_EQ_INT(server.mode, MODE_PERSISTENT);
+    CHECK_EQ_INT(server.appendfsync, 0);
+    fresh();
+    CHECK(config_load_text("databases 70000\nmode persistent\n", err, sizeof(err)) == -1);
+    CHECK(strstr(err, "at most 65534 databases") != NULL);
     fresh();
     CHECK(config_load_text("daemonize yes\n", err, sizeof(err)) == -1);
     fresh();
@@ -297,7 +302,7 @@ int main(void) {
     TEST_RUN(test_memory_units_follow_redis);
     TEST_RUN(test_config_set_reports_errors_in_redis_words);
     TEST_RUN(test_config_set_is_all_or_nothing);
-    TEST_RUN(test_config_set_mode_persistent_is_refused);
+    TEST_RUN(test_config_modes_and_daemonize);
     TEST_RUN(test_config_file_parsing);
     TEST_RUN(test_config_file_errors_name_the_line);
     TEST_RUN(test_config_get_patterns);

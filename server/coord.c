@@ -5,18 +5,25 @@
  * here and nowhere else.
  */
 #include "server/coord.h"
+#include "server/persist.h"
 
 static inline void wrote(struct client *c, int db_id, const struct kv_slice *key) {
     watch_touch_key(db_id, key);
     server.dirty++;
-    (void)c;
+    if (persist_on()) {
+        persist_client_wrote(c);
+    }
 }
 
-/* Finds key in db; an expired key is deleted and reported absent. */
+/* Finds key in db (persistent mode: in the engine on a dict miss, then cached);
+ * an expired key is deleted and reported absent. */
 static inline struct kv_entry *lookup(struct kv_db *db, const struct kv_slice *key,
                                       uint64_t *token) {
     *token = ks_token(key->p, key->len);
     struct kv_entry *e = ks_find(db, key->p, key->len, *token);
+    if (e == NULL && persist_on()) {
+        e = persist_load(db, key->p, key->len, *token);
+    }
     if (e && ks_entry_expired(e)) {
         ks_expire_now(db, e, *token);
         return NULL;
@@ -105,6 +112,8 @@ static struct kv_entry *set_value(struct client *c, const struct kv_slice *key, 
     struct kv_db *db = c->db;
     uint64_t token;
     struct kv_entry *old = lookup(db, key, &token), *e;
+    int existed = old != NULL;
+    long long old_exp = old ? ks_entry_expire(old) : 0;
 
     if (old && (flags & COORD_KEEPTTL) && expire_at == 0) {
         expire_at = ks_entry_expire(old);
@@ -135,6 +144,9 @@ static struct kv_entry *set_value(struct client *c, const struct kv_slice *key, 
         size_t n;
         memcpy(ks_val_bytes(e, &n), p, len);
     }
+    if (persist_on()) {
+        persist_put(c->db_id, e, existed, old_exp);
+    }
     wrote(c, c->db_id, key);
     return e;
 }
@@ -164,6 +176,8 @@ struct kv_entry *coord_put(struct client *c, int db_id, struct kv_entry *e, unsi
     struct kv_slice key = {k, klen};
     uint64_t token;
     struct kv_entry *old = lookup(db, &key, &token);
+    int existed = old != NULL;
+    long long old_exp = old ? ks_entry_expire(old) : 0;
     if (old && (flags & COORD_KEEPTTL) && ks_entry_has_expire(old)) {
         e = ks_set_expire(NULL, e, ks_entry_expire(old));
     }
@@ -174,6 +188,9 @@ struct kv_entry *coord_put(struct client *c, int db_id, struct kv_entry *e, unsi
     }
     k = ks_entry_key(e, &klen); /* e may have moved */
     key.p = k;
+    if (persist_on()) {
+        persist_put(db_id, e, existed, old_exp);
+    }
     wrote(c, db_id, &key);
     return e;
 }
@@ -184,31 +201,48 @@ int coord_delete(struct client *c, const struct kv_slice *key, int lazy) {
     if (e == NULL) {
         return 0;
     }
+    if (persist_on()) {
+        persist_del(c->db_id, key->p, key->len, ks_entry_expire(e));
+    }
     wrote(c, c->db_id, key);
     return ks_delete(c->db, key->p, key->len, token, lazy);
 }
 
 struct kv_entry *coord_set_expire(struct client *c, const struct kv_slice *key,
                                   struct kv_entry *e, long long when) {
+    long long old_exp = ks_entry_expire(e);
     if (when <= server.mstime) {
+        if (persist_on()) {
+            persist_del(c->db_id, key->p, key->len, old_exp);
+        }
         wrote(c, c->db_id, key);
         ks_delete(c->db, key->p, key->len, ks_token(key->p, key->len), 0);
         return NULL;
     }
     e = ks_set_expire(c->db, e, when);
+    if (persist_on()) {
+        persist_put(c->db_id, e, 1, old_exp);
+    }
     wrote(c, c->db_id, key);
     return e;
 }
 
 struct kv_entry *coord_persist(struct client *c, const struct kv_slice *key,
                                struct kv_entry *e) {
+    long long old_exp = ks_entry_expire(e);
     e = ks_persist(c->db, e);
+    if (persist_on()) {
+        persist_put(c->db_id, e, 1, old_exp);
+    }
     wrote(c, c->db_id, key);
     return e;
 }
 
 void coord_modified(struct client *c, const struct kv_slice *key, struct kv_entry *e) {
-    (void)e;
+    if (persist_on()) {
+        long long exp = ks_entry_expire(e);
+        persist_put(c->db_id, e, 1, exp);
+    }
     wrote(c, c->db_id, key);
 }
 
@@ -218,6 +252,9 @@ void coord_rename(struct client *c, const struct kv_slice *src, const struct kv_
     struct kv_entry *e = lookup(db, src, &token);
     if (e == NULL) {
         return;
+    }
+    if (persist_on()) {
+        persist_del(c->db_id, src->p, src->len, ks_entry_expire(e));
     }
     wrote(c, c->db_id, src);
     struct kv_entry *ne = ks_take_rekeyed(db, e, dst->p, dst->len, ks_entry_expire(e));
@@ -230,6 +267,19 @@ size_t coord_flush(struct client *c, int db_id, int async) {
     /* before the flush, while the keys are still there: only WATCHed keys that
      * exist are touched, as in Redis 7.0 */
     watch_before_flush(db_id);
+    if (persist_on()) {
+        n = 0;
+        for (int i = db_id < 0 ? 0 : db_id; i <= (db_id < 0 ? server.databases - 1 : db_id); i++) {
+            n += persist_db_size(i);
+        }
+        persist_flush(db_id);
+        persist_client_wrote(c);
+        for (int i = db_id < 0 ? 0 : db_id; i <= (db_id < 0 ? server.databases - 1 : db_id); i++) {
+            ks_flush_db(server.db[i], async);
+        }
+        server.dirty += (long long)n + 1;
+        return n;
+    }
     if (db_id >= 0) {
         n = ks_flush_db(server.db[db_id], async);
     } else {
@@ -243,15 +293,25 @@ size_t coord_flush(struct client *c, int db_id, int async) {
 
 uint64_t coord_scan(struct client *c, uint64_t cursor, long count,
                     void (*fn)(struct kv_entry *e, void *arg), void *arg) {
+    if (persist_on()) {
+        return persist_scan(c->db_id, cursor, count, fn, arg);
+    }
     return kv_dict_scan(&c->db->keys, cursor, count, fn, arg);
 }
 
 void coord_foreach(struct client *c, void (*fn)(struct kv_entry *e, void *arg), void *arg) {
+    if (persist_on()) {
+        persist_foreach(c->db_id, fn, arg);
+        return;
+    }
     kv_dict_foreach(&c->db->keys, fn, arg);
 }
 
 struct kv_entry *coord_random(struct client *c) {
     struct kv_db *db = c->db;
+    if (persist_on()) {
+        return persist_random(c->db_id);
+    }
     /* Expired keys are deleted as they are drawn, so this ends: every turn either
      * returns or removes a key (Redis's RANDOMKEY on a primary does the same). */
     for (;;) {
@@ -264,6 +324,10 @@ struct kv_entry *coord_random(struct client *c) {
 }
 
 size_t coord_db_size(struct client *c) {
+    if (persist_on()) {
+        persist_expire_due();
+        return persist_db_size(c->db_id);
+    }
     return ks_db_size(c->db);
 }
 
@@ -272,6 +336,8 @@ struct kv_db *coord_db(int db_id) {
 }
 
 void coord_expire_entry(struct client *c, struct kv_entry *e) {
-    (void)c;
+    if (persist_on()) {
+        return; /* iteration never hands out expired keys here */
+    }
     ks_expire_now(c->db, e, ks_entry_token(e));
 }

@@ -91,6 +91,14 @@ struct kv_entry *hash_new(const char *key, size_t klen, long long expire_at) {
     return e;
 }
 
+struct kv_entry *hash_new_table(const char *key, size_t klen, long long expire_at) {
+    struct kv_entry *e = ks_entry_new(KS_TYPE_HASH, KS_ENC_HASHTABLE, key, klen, 0, expire_at, 0);
+    struct kv_dict *d = kv_malloc(sizeof(*d));
+    kv_dict_init(d);
+    memcpy(ks_val_area(e), &d, sizeof(d));
+    return e;
+}
+
 size_t hash_len(const struct kv_entry *e) {
     if (e->enc == KS_ENC_HASHTABLE) {
         return ks_val_dict(e)->count;

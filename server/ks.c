@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 #include "server/ks.h"
+#include "server/persist.h"
 
 size_t ks_hash_max_listpack_entries = 512;
 size_t ks_hash_max_listpack_value = 64;
@@ -293,6 +294,9 @@ void ks_expire_now(struct kv_db *db, struct kv_entry *e, uint64_t token) {
     const char *k = ks_entry_key(e, &klen);
     struct kv_slice key = {k, klen};
     watch_touch_key(db->id, &key); /* before the key bytes are freed */
+    if (persist_on()) {
+        persist_expired(db->id, k, klen, ks_entry_expire(e));
+    }
     kv_dict_unlink(&db->keys, k, klen, token);
     if (e->flags & KE_EXPIRE) {
         vol_del(db, e);

@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "server/ks.h"
+#include "server/persist.h"
 
 long long ks_evict_time_limit_us = KS_EVICT_TIME_LIMIT_US;
 
@@ -263,6 +264,11 @@ static struct kv_entry *pick_victim(struct ks_evpool *p, int policy, struct kv_d
 static void evict_entry(struct kv_db *db, struct kv_entry *e, uint64_t token) {
     size_t klen;
     const char *k = ks_entry_key(e, &klen);
+    if (persist_on()) {
+        /* a clean cached entry: the engine has it; dropping it changes nothing */
+        ks_delete(db, k, klen, token, 0);
+        return;
+    }
     struct kv_slice key = {k, klen};
     watch_touch_key(db->id, &key);
     ks_delete(db, k, klen, token, 0);
@@ -302,11 +308,18 @@ static void evict_timer_cb(evutil_socket_t fd, short what, void *arg) {
     }
 }
 
+/* Persistent mode's memory budget without maxmemory (PERSIST.md "Memory"). */
+#define KS_PERSIST_DEFAULT_BUDGET (1ull << 30)
+
 int ks_evict_over_limit(size_t *tofree) {
+    size_t max = (size_t)server.maxmemory;
     if (server.maxmemory <= 0) {
-        return 0;
+        if (!persist_on()) {
+            return 0;
+        }
+        max = KS_PERSIST_DEFAULT_BUDGET;
     }
-    size_t used = kv_used_memory(), max = (size_t)server.maxmemory;
+    size_t used = kv_used_memory();
     if (used <= max) {
         return 0;
     }
@@ -322,7 +335,12 @@ int ks_perform_evictions(void) {
         return KS_EVICT_OK;
     }
     int policy = server.maxmemory_policy;
-    if (policy == MM_NOEVICTION) {
+    if (persist_on()) {
+        /* only clean cached entries go, by recency (or frequency under LFU);
+         * a write in the pending batch must reach the engine first */
+        policy = ks_policy_is_lfu() ? MM_ALLKEYS_LFU : MM_ALLKEYS_LRU;
+        persist_evict_prepare();
+    } else if (policy == MM_NOEVICTION) {
         return KS_EVICT_FAIL;
     }
     if (!pool_ready) { /* before measuring: the pool's own bytes count */
@@ -366,7 +384,9 @@ cant_free:
 }
 
 int ks_evict_if_needed(void) {
-    return ks_perform_evictions() == KS_EVICT_FAIL ? -1 : 0;
+    int rc = ks_perform_evictions();
+    /* persistent mode never refuses: data beyond memory lives on disk */
+    return rc == KS_EVICT_FAIL && !persist_on() ? -1 : 0;
 }
 
 void ks_evict_start(void) {

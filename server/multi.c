@@ -53,7 +53,11 @@ static int key_state(int db_id, const char *key, size_t len) {
     if (server.db == NULL || db_id < 0 || db_id >= server.databases) {
         return KEY_ABSENT;
     }
-    struct kv_entry *e = ks_find(server.db[db_id], key, len, ks_token(key, len));
+    uint64_t token = ks_token(key, len);
+    struct kv_entry *e = ks_find(server.db[db_id], key, len, token);
+    if (e == NULL && persist_on()) {
+        e = persist_load(server.db[db_id], key, len, token);
+    }
     if (e == NULL) {
         return KEY_ABSENT;
     }

@@ -172,6 +172,10 @@ int net_write_now(struct client *c) {
     if (c->fd < 0 || (c->flags & CLIENT_CLOSE_ASAP)) {
         return -1;
     }
+    if (persist_on() && persist_client_held(c)) {
+        disarm_write(c); /* written when persist.c releases it (client_queue_write) */
+        return 0;
+    }
     long long written = 0;
     while (resp_out_pending(&c->out) > 0) {
         int n = resp_out_iov(&c->out, iov, WRITE_IOV);
@@ -447,6 +451,9 @@ static void before_sleep(void) {
     call_batch_end();
     kv_time_sync();
     ks_active_expire_cycle(1);
+    if (persist_on()) {
+        persist_before_sleep(); /* before any reply goes out: see persist.h */
+    }
     client_handle_pending_writes();
     client_free_pending_closes();
 }
@@ -462,6 +469,9 @@ static void server_cron(evutil_socket_t fd, short what, void *arg) {
         server.stat_peak_memory = used;
     }
     ks_active_expire_cycle(0);
+    if (persist_on()) {
+        persist_cron();
+    }
     client_cron();
     ks_cron();
     stats_cron();
@@ -510,7 +520,11 @@ void net_main_loop(void) {
         before_sleep();
         event_base_loop(server.base, EVLOOP_ONCE);
     }
-    /* the last replies (e.g. to pipelined commands before SHUTDOWN) go out */
+    /* the last replies (e.g. to pipelined commands before SHUTDOWN) go out, once
+     * stored (a held reply waits for the close's WAL sync: persist_close) */
+    if (persist_on()) {
+        persist_before_sleep();
+    }
     client_handle_pending_writes();
     client_free_pending_closes();
     for (int i = 0; i < 2; i++) {

@@ -53,6 +53,9 @@ size_t obj_memory_usage(const struct kv_entry *e, long samples);
 
 /* A detached, empty hash (listpack). */
 struct kv_entry *hash_new(const char *key, size_t klen, long long expire_at);
+/* A detached, empty hash already in the hashtable encoding (a hash read back from
+ * disk that was a hashtable stays one, as OBJECT ENCODING reports). */
+struct kv_entry *hash_new_table(const char *key, size_t klen, long long expire_at);
 size_t hash_len(const struct kv_entry *e);
 /* Finds a field: 1 and its value (valid until the hash changes), or 0. */
 int hash_get(const struct kv_entry *e, const char *f, size_t flen, const char **v,

@@ -125,6 +125,10 @@ int server_start(void) {
         server_log(LL_WARNING, "%s", err);
         return -1;
     }
+    /* the loop accepts connections while the engine replays its WAL (-LOADING) */
+    if (server.mode == MODE_PERSISTENT && persist_start() != 0) {
+        return -1;
+    }
     write_pidfile();
     server_log(LL_NOTICE, "Server initialized");
     server_log(LL_NOTICE, "Ready to accept connections tcp on port %d (mode %s)", net_bound_port,
@@ -142,6 +146,9 @@ void server_stop(void) {
     if (server.pidfile && server.pidfile[0]) {
         server_log(LL_NOTICE, "Removing the pid file.");
         unlink(server.pidfile);
+    }
+    if (server.mode == MODE_PERSISTENT) {
+        persist_close(); /* writes the last batch, syncs, records clean counts */
     }
     server_log(LL_WARNING, "kvd is now ready to exit, bye bye...");
     ks_deinit();

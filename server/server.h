@@ -109,6 +109,8 @@ enum {
     CLIENT_INTERNAL = 1u << 12,      /* a fake client (tests, replay) with no socket */
     CLIENT_WRITE_INSTALLED = 1u << 13, /* write event armed: the socket was full */
     CLIENT_READ_PAUSED = 1u << 14,   /* output backlog too large: not reading */
+    CLIENT_PERSIST_WROTE = 1u << 15, /* wrote in this loop turn: output waits for the batch */
+    CLIENT_PERSIST_HELD = 1u << 16,  /* output waits for a WAL sync (appendfsync always) */
 };
 
 struct multi_cmd;   /* server/multi.c */
@@ -148,6 +150,7 @@ struct client {
     long long multi_mem;        /* bytes held by queued commands */
     struct watched_key *watched;/* list of WATCHed keys */
     long long obuf_soft_since;  /* Unix s the soft output limit was first exceeded */
+    uint64_t durable_wait;      /* engine sequence its output waits for (persist.c) */
 
     struct client *prev, *next; /* all clients */
 };
@@ -231,6 +234,8 @@ struct kv_server {
     long long slowlog_log_slower_than;
     long long slowlog_max_len;
     int mode;                   /* enum kv_mode */
+    int appendfsync;            /* enum persist_fsync: 0 always, 1 everysec, 2 no */
+    int appendonly;             /* stored; the engine's WAL is always written */
     int enable_debug_command;   /* 0 no, 1 yes, 2 local (loopback clients only) */
     char *config_file;          /* absolute path, or NULL */
 

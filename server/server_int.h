@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "server/ks.h"
+#include "server/persist.h"
 #include "server/server.h"
 
 /* ---- alloc.c ---- */

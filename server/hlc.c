@@ -1,0 +1,38 @@
+/* server/hlc.c: the hybrid logical clock. See hlc.h. */
+#include "server/hlc.h"
+
+#include <time.h>
+
+static uint64_t hlc_state; /* the last timestamp handed out or observed */
+
+uint64_t hlc_tick(uint64_t wall_ms) {
+    uint64_t phys = HLC_MS(hlc_state);
+    if (wall_ms > phys) {
+        hlc_state = HLC_MAKE(wall_ms, 0);
+    } else {
+        /* the clock stood still or went back: count logically; a logical part
+         * that overflows carries into the physical part, still monotonic */
+        hlc_state++;
+    }
+    return hlc_state;
+}
+
+uint64_t hlc_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return hlc_tick((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+void hlc_observe(uint64_t ts) {
+    if (ts > hlc_state) {
+        hlc_state = ts;
+    }
+}
+
+uint64_t hlc_last(void) {
+    return hlc_state;
+}
+
+void hlc_reset(void) {
+    hlc_state = 0;
+}

@@ -1,0 +1,1448 @@
+/* server/persist.c: persistent mode: the keyspace written through to the LSM engine,
+ * read through on a miss, counted, expired through an on-disk expiry index, and
+ * made durable per appendfsync. See persist.h for the layout and PERSIST.md for the
+ * design and its measurements. What it leaves to others: Redis semantics of every
+ * command (the handlers, on the in-memory entries), the engine's own recovery,
+ * compaction and caching (engine/), when replies are written (net.c asks
+ * persist_client_held).
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "server/hlc.h"
+#include "server/obj.h"
+#include "server/persist.h"
+#include "server/server_int.h"
+
+#define META_LEN 10              /* 0xff x 10: the meta namespace */
+#define DKEY 10                  /* token:u64be db:u16be before a data key's key */
+#define ENVELOPE_VERSION 1       /* on disk: never renumber */
+#define MAX_DBS 65535            /* db 0xffff is the meta namespace */
+#define BATCH_COMMIT_BYTES (4u << 20)
+
+/* ------------------------------------------------------------------------------
+ * State
+ * ------------------------------------------------------------------------------ */
+struct pbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static struct {
+    struct lsm_db *db;
+    char dir[1024];                /* the engine's directory */
+    struct lsm_batch *batch;       /* this turn's writes */
+    uint64_t *deleted;             /* keys deleted in the batch: token ^ db mix, 0 empty */
+    size_t del_cap, del_n;
+    _Atomic uint64_t *flush_ts;    /* per db: flush marker (read by compaction) */
+    long long *count, *vcount;     /* per db: live keys, keys with a TTL */
+    struct client **wrote;         /* clients with writes in the batch */
+    size_t nwrote, capwrote;
+    struct client **held;          /* clients waiting for a WAL sync */
+    size_t nheld, capheld;
+    uint64_t last_seq, sync_asked;
+    struct event *sync_ev;
+    long long last_everysec_ms;
+    int write_failed;              /* a batch could not be written: cache dropped */
+    char errmsg[256];
+    _Atomic uint64_t watermark;    /* expiry index processed up to (compaction clock) */
+    int expire_more;               /* the last cycle stopped early */
+    struct pbuf kbuf, vbuf;
+    struct lsm_value val;
+    struct kv_entry **temps;       /* SCAN/RANDOMKEY temporary entries */
+    size_t ntemps, captemps;
+    long long changes;             /* writes since the last SAVE / flush */
+    long long last_save;
+    /* loading */
+    pthread_t loader;
+    int loader_started;
+    int load_pipe[2];
+    struct event *load_ev;
+    _Atomic int load_done;
+    int load_rc;
+    char load_err[256];
+    struct lsm_db *loaded;
+    long long load_start_ms, load_ms;
+    /* background SAVE / BGREWRITEAOF */
+    pthread_t bg;
+    _Atomic int bg_running;        /* 0 none, 1 flush, 2 compaction */
+    int bg_started;
+    _Atomic int bg_last_ok;
+    _Atomic int bgrewrite_last_ok;
+} P;
+
+static void temps_free(void) {
+    for (size_t i = 0; i < P.ntemps; i++) {
+        ks_entry_free(P.temps[i]);
+    }
+    P.ntemps = 0;
+}
+
+static void pbuf_reserve(struct pbuf *b, size_t n) {
+    if (b->cap < n) {
+        b->cap = n < 256 ? 256 : n * 2;
+        b->p = kv_realloc(b->p, b->cap);
+    }
+}
+
+static void put_be64(unsigned char *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)v;
+        v >>= 8;
+    }
+}
+
+static inline int get_db(const unsigned char *p) {
+    return p[0] << 8 | p[1];
+}
+
+static uint64_t get_be64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+/* token:u64be db:u16be key into P.kbuf */
+static void data_key(int db, const char *key, size_t klen, uint64_t token) {
+    pbuf_reserve(&P.kbuf, DKEY + klen);
+    unsigned char *p = (unsigned char *)P.kbuf.p;
+    put_be64(p, token);
+    p[8] = (unsigned char)(db >> 8);
+    p[9] = (unsigned char)db;
+    memcpy(p + DKEY, key, klen);
+    P.kbuf.len = DKEY + klen;
+}
+
+/* meta || tag [|| u64be] [|| db] [|| key] into b */
+static size_t meta_key(unsigned char *out, char tag) {
+    memset(out, 0xff, META_LEN);
+    out[META_LEN] = (unsigned char)tag;
+    return META_LEN + 1;
+}
+
+static void index_key(struct pbuf *b, long long expire_at, int db, const char *key, size_t klen) {
+    pbuf_reserve(b, META_LEN + 11 + klen);
+    unsigned char *p = (unsigned char *)b->p;
+    size_t n = meta_key(p, 'x');
+    put_be64(p + n, (uint64_t)expire_at);
+    p[n + 8] = (unsigned char)(db >> 8);
+    p[n + 9] = (unsigned char)db;
+    memcpy(p + n + 10, key, klen);
+    b->len = n + 10 + klen;
+}
+
+/* ------------------------------------------------------------------------------
+ * The envelope
+ *
+ *   envelope := version:u8(1) type:u8 enc:u8 flags:u8 payload
+ *   payload  := bytes                            string raw / embstr
+ *             | i64le                            string int
+ *             | count:u16le item*                hash listpack (the in-memory blob)
+ *             | count:u32le (field value)*       hash hashtable, items as listpack's:
+ *   item     := len:u8 bytes (len < 255) | 255 len:u32le bytes
+ * expire-at and the write timestamp live in the engine's entry metadata.
+ * ------------------------------------------------------------------------------ */
+struct enc_ctx {
+    struct pbuf *b;
+};
+
+static void put_item(struct pbuf *b, const char *s, size_t len) {
+    pbuf_reserve(b, b->len + 5 + len);
+    unsigned char *p = (unsigned char *)b->p + b->len;
+    if (len < 255) {
+        *p++ = (unsigned char)len;
+        b->len += 1;
+    } else {
+        uint32_t n = (uint32_t)len;
+        *p++ = 255;
+        memcpy(p, &n, 4);
+        p += 4;
+        b->len += 5;
+    }
+    memcpy(p, s, len);
+    b->len += len;
+}
+
+static void enc_field(const char *f, size_t flen, const char *v, size_t vlen, void *arg) {
+    struct pbuf *b = arg;
+    put_item(b, f, flen);
+    put_item(b, v, vlen);
+}
+
+static void encode_into(const struct kv_entry *e, struct pbuf *b) {
+    b->len = 0;
+    pbuf_reserve(b, 16);
+    unsigned char *h = (unsigned char *)b->p;
+    h[0] = ENVELOPE_VERSION;
+    h[1] = (unsigned char)e->type;
+    h[2] = (unsigned char)e->enc;
+    h[3] = (unsigned char)(e->flags & KE_RAW);
+    b->len = 4;
+    if (e->enc == KS_ENC_INT) {
+        long long v = ks_val_int(e);
+        memcpy(b->p + 4, &v, 8);
+        b->len = 12;
+    } else if (e->enc == KS_ENC_HASHTABLE) {
+        uint32_t n = (uint32_t)hash_len(e);
+        memcpy(b->p + 4, &n, 4);
+        b->len = 8;
+        hash_foreach(e, enc_field, b);
+    } else {
+        size_t n;
+        const unsigned char *v = ks_val_bytes(e, &n);
+        pbuf_reserve(b, 4 + n);
+        memcpy(b->p + 4, v, n);
+        b->len = 4 + n;
+    }
+}
+
+void persist_encode(const struct kv_entry *e, char **out, size_t *len) {
+    struct pbuf b = {0};
+    encode_into(e, &b);
+    *out = b.p;
+    *len = b.len;
+}
+
+static const unsigned char *get_item(const unsigned char *p, const unsigned char *end,
+                                     const char **s, size_t *len) {
+    if (p >= end) {
+        return NULL;
+    }
+    size_t n;
+    if (p[0] != 255) {
+        n = p[0];
+        p += 1;
+    } else {
+        if (end - p < 5) {
+            return NULL;
+        }
+        uint32_t v;
+        memcpy(&v, p + 1, 4);
+        n = v;
+        p += 5;
+    }
+    if ((size_t)(end - p) < n) {
+        return NULL;
+    }
+    *s = (const char *)p;
+    *len = n;
+    return p + n;
+}
+
+struct kv_entry *persist_decode(const char *key, size_t klen, const char *v, size_t vlen,
+                                long long expire_at) {
+    const unsigned char *p = (const unsigned char *)v, *end = p + vlen;
+    if (vlen < 4 || p[0] != ENVELOPE_VERSION) {
+        return NULL;
+    }
+    int type = p[1], enc = p[2], flags = p[3];
+    p += 4;
+    size_t n = (size_t)(end - p);
+    struct kv_entry *e;
+    if (type == KS_TYPE_STRING && enc == KS_ENC_INT) {
+        if (n != 8) {
+            return NULL;
+        }
+        long long iv;
+        memcpy(&iv, p, 8);
+        e = ks_entry_new(KS_TYPE_STRING, KS_ENC_INT, key, klen, 0, expire_at, 0);
+        ks_val_set_int(e, iv);
+    } else if ((type == KS_TYPE_STRING && (enc == KS_ENC_RAW || enc == KS_ENC_EMBSTR)) ||
+               (type == KS_TYPE_HASH && enc == KS_ENC_LISTPACK)) {
+        if (type == KS_TYPE_HASH && n < 2) {
+            return NULL;
+        }
+        e = ks_entry_new(type, enc, key, klen, n, expire_at, 0);
+        size_t m;
+        memcpy(ks_val_bytes(e, &m), p, n);
+        e->flags |= (uint8_t)(flags & KE_RAW);
+    } else if (type == KS_TYPE_HASH && enc == KS_ENC_HASHTABLE) {
+        if (n < 4) {
+            return NULL;
+        }
+        uint32_t count;
+        memcpy(&count, p, 4);
+        p += 4;
+        e = hash_new_table(key, klen, expire_at);
+        for (uint32_t i = 0; i < count; i++) {
+            const char *f, *fv;
+            size_t flen, fvlen;
+            p = get_item(p, end, &f, &flen);
+            if (p) {
+                p = get_item(p, end, &fv, &fvlen);
+            }
+            if (p == NULL) {
+                ks_entry_free(e);
+                return NULL;
+            }
+            hash_set(NULL, &e, f, flen, fv, fvlen);
+        }
+    } else {
+        return NULL;
+    }
+    return e;
+}
+
+/* ------------------------------------------------------------------------------
+ * Keys deleted in the pending batch (so a dict miss does not read the old version)
+ * ------------------------------------------------------------------------------ */
+static uint64_t del_hash(uint64_t token, int db) {
+    uint64_t h = token ^ ((uint64_t)(db + 1) * 0x9e3779b97f4a7c15ull);
+    return h ? h : 1;
+}
+
+static void deleted_add(uint64_t token, int db) {
+    if ((P.del_n + 1) * 2 > P.del_cap) {
+        size_t ncap = P.del_cap ? P.del_cap * 2 : 64;
+        uint64_t *nt = kv_calloc(ncap, sizeof(*nt));
+        for (size_t i = 0; i < P.del_cap; i++) {
+            if (P.deleted[i]) {
+                size_t j = P.deleted[i] & (ncap - 1);
+                while (nt[j]) {
+                    j = (j + 1) & (ncap - 1);
+                }
+                nt[j] = P.deleted[i];
+            }
+        }
+        kv_free(P.deleted);
+        P.deleted = nt;
+        P.del_cap = ncap;
+    }
+    uint64_t h = del_hash(token, db);
+    size_t j = h & (P.del_cap - 1);
+    while (P.deleted[j] && P.deleted[j] != h) {
+        j = (j + 1) & (P.del_cap - 1);
+    }
+    if (!P.deleted[j]) {
+        P.deleted[j] = h;
+        P.del_n++;
+    }
+}
+
+static int deleted_has(uint64_t token, int db) {
+    if (P.del_n == 0) {
+        return 0;
+    }
+    uint64_t h = del_hash(token, db);
+    size_t j = h & (P.del_cap - 1);
+    while (P.deleted[j]) {
+        if (P.deleted[j] == h) {
+            return 1;
+        }
+        j = (j + 1) & (P.del_cap - 1);
+    }
+    return 0;
+}
+
+static void deleted_clear(void) {
+    if (P.del_n) {
+        if (P.del_cap > 4096) {
+            kv_free(P.deleted);
+            P.deleted = NULL;
+            P.del_cap = 0;
+        } else {
+            memset(P.deleted, 0, P.del_cap * sizeof(*P.deleted));
+        }
+        P.del_n = 0;
+    }
+}
+
+/* ------------------------------------------------------------------------------
+ * Writing
+ * ------------------------------------------------------------------------------ */
+static void held_add(struct client *c) {
+    if (c->flags & CLIENT_PERSIST_HELD) {
+        return;
+    }
+    if (P.nheld == P.capheld) {
+        P.capheld = P.capheld ? P.capheld * 2 : 16;
+        P.held = kv_realloc(P.held, P.capheld * sizeof(*P.held));
+    }
+    P.held[P.nheld++] = c;
+    c->flags |= CLIENT_PERSIST_HELD;
+}
+
+void persist_client_wrote(struct client *c) {
+    if (c == NULL || (c->flags & CLIENT_PERSIST_WROTE) || P.db == NULL) {
+        return;
+    }
+    if (P.nwrote == P.capwrote) {
+        P.capwrote = P.capwrote ? P.capwrote * 2 : 16;
+        P.wrote = kv_realloc(P.wrote, P.capwrote * sizeof(*P.wrote));
+    }
+    P.wrote[P.nwrote++] = c;
+    c->flags |= CLIENT_PERSIST_WROTE;
+}
+
+void persist_client_gone(struct client *c) {
+    for (size_t i = 0; i < P.nwrote; i++) {
+        if (P.wrote[i] == c) {
+            P.wrote[i] = P.wrote[--P.nwrote];
+            break;
+        }
+    }
+    for (size_t i = 0; i < P.nheld; i++) {
+        if (P.held[i] == c) {
+            P.held[i] = P.held[--P.nheld];
+            break;
+        }
+    }
+}
+
+static void drop_cache(void) {
+    for (int i = 0; i < server.databases && server.db; i++) {
+        ks_flush_db(server.db[i], 0);
+    }
+}
+
+/* Writes the pending batch. On failure the clients whose writes were in it are
+ * disconnected before any reply reaches them (nothing unstored is acknowledged),
+ * and the cache, which may hold those values, is dropped in before-sleep. */
+static int commit(void) {
+    if (P.db == NULL || lsm_batch_count(P.batch) == 0) {
+        deleted_clear();
+        return 0;
+    }
+    uint64_t seq = 0;
+    int rc = lsm_write(P.db, P.batch, LSM_WRITE_NOSYNC, &seq);
+    lsm_batch_clear(P.batch);
+    deleted_clear();
+    if (rc != LSM_OK) {
+        if (!P.write_failed) {
+            snprintf(P.errmsg, sizeof(P.errmsg), "%s", lsm_errmsg(P.db));
+            server_log(LL_WARNING, "Error writing to the engine: %s", P.errmsg);
+        }
+        P.write_failed = 1;
+        for (size_t i = 0; i < P.nwrote; i++) {
+            P.wrote[i]->flags &= ~CLIENT_PERSIST_WROTE;
+            client_close_async(P.wrote[i]);
+        }
+        P.nwrote = 0;
+        return -1;
+    }
+    P.last_seq = seq;
+    for (size_t i = 0; i < P.nwrote; i++) {
+        struct client *c = P.wrote[i];
+        c->flags &= ~CLIENT_PERSIST_WROTE;
+        if (server.appendfsync == PERSIST_FSYNC_ALWAYS) {
+            c->durable_wait = seq;
+            held_add(c);
+        } else {
+            client_queue_write(c);
+        }
+    }
+    P.nwrote = 0;
+    return 0;
+}
+
+static void batch_put(const void *k, size_t klen, const void *v, size_t vlen,
+                      long long expire_at, uint64_t ts) {
+    struct lsm_meta m = {(uint64_t)expire_at, ts};
+    lsm_batch_put(P.batch, k, klen, v, vlen, &m);
+}
+
+static void batch_del(const void *k, size_t klen, uint64_t ts) {
+    struct lsm_meta m = {0, ts};
+    lsm_batch_delete(P.batch, k, klen, &m);
+}
+
+static void maybe_commit(void) {
+    if (lsm_batch_size(P.batch) > BATCH_COMMIT_BYTES) {
+        commit();
+    }
+}
+
+/* Keeps the expiry index in step: one entry per live key with a TTL. */
+static void index_update(int db, const char *key, size_t klen, long long old_exp,
+                         long long new_exp, uint64_t ts) {
+    if (old_exp == new_exp) {
+        return;
+    }
+    struct pbuf b = {0};
+    if (old_exp) {
+        index_key(&b, old_exp, db, key, klen);
+        batch_del(b.p, b.len, 0);
+        P.vcount[db]--;
+    }
+    if (new_exp) {
+        index_key(&b, new_exp, db, key, klen);
+        unsigned char tsb[8];
+        memcpy(tsb, &ts, 8);
+        batch_put(b.p, b.len, tsb, 8, 0, 0);
+        P.vcount[db]++;
+    }
+    kv_free(b.p);
+}
+
+void persist_put(int db_id, const struct kv_entry *e, int existed, long long old_expire) {
+    if (P.db == NULL) {
+        return;
+    }
+    size_t klen;
+    const char *key = ks_entry_key(e, &klen);
+    uint64_t token = ks_token(key, klen);
+    uint64_t ts = hlc_now();
+    long long exp = ks_entry_expire(e);
+    data_key(db_id, key, klen, token);
+    encode_into(e, &P.vbuf);
+    batch_put(P.kbuf.p, P.kbuf.len, P.vbuf.p, P.vbuf.len, exp, ts);
+    if (!existed) {
+        P.count[db_id]++;
+        old_expire = 0;
+    }
+    index_update(db_id, key, klen, old_expire, exp, ts);
+    P.changes++;
+    maybe_commit();
+}
+
+static void del_generic(int db_id, const char *key, size_t klen, long long old_expire,
+                        uint64_t ts) {
+    if (P.db == NULL) {
+        return;
+    }
+    uint64_t token = ks_token(key, klen);
+    data_key(db_id, key, klen, token);
+    batch_del(P.kbuf.p, P.kbuf.len, ts);
+    deleted_add(token, db_id);
+    index_update(db_id, key, klen, old_expire, 0, ts);
+    P.count[db_id]--;
+    P.changes++;
+    maybe_commit();
+}
+
+void persist_del(int db_id, const char *key, size_t klen, long long old_expire) {
+    del_generic(db_id, key, klen, old_expire, hlc_now());
+}
+
+void persist_expired(int db_id, const char *key, size_t klen, long long old_expire) {
+    /* no timestamp: every replica expires it at the same instant, no grace */
+    del_generic(db_id, key, klen, old_expire, 0);
+}
+
+void persist_flush(int db_id) {
+    if (P.db == NULL) {
+        return;
+    }
+    uint64_t ts = hlc_now();
+    int lo = db_id < 0 ? 0 : db_id, hi = db_id < 0 ? server.databases - 1 : db_id;
+    for (int d = lo; d <= hi; d++) {
+        unsigned char k[META_LEN + 3];
+        size_t n = meta_key(k, 'f');
+        k[n++] = (unsigned char)(d >> 8);
+        k[n++] = (unsigned char)d;
+        batch_put(k, n, &ts, 8, 0, 0);
+        atomic_store(&P.flush_ts[d], ts);
+        P.count[d] = 0;
+        P.vcount[d] = 0;
+    }
+    P.changes++;
+}
+
+/* ------------------------------------------------------------------------------
+ * Reading
+ * ------------------------------------------------------------------------------ */
+static struct lsm_read_options raw_read(void) {
+    struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
+    ro.now_ms = 1; /* the server decides about expiry (and counts it) */
+    return ro;
+}
+
+struct kv_entry *persist_load(struct kv_db *db, const char *key, size_t klen, uint64_t token) {
+    if (P.db == NULL || deleted_has(token, db->id)) {
+        return NULL;
+    }
+    data_key(db->id, key, klen, token);
+    struct lsm_read_options ro = raw_read();
+    int rc = lsm_get(P.db, &ro, P.kbuf.p, P.kbuf.len, &P.val);
+    if (rc != LSM_OK) {
+        if (rc != LSM_NOTFOUND) {
+            server_log(LL_WARNING, "Engine read error: %s", lsm_errmsg(P.db));
+        }
+        return NULL;
+    }
+    if (P.val.timestamp < atomic_load_explicit(&P.flush_ts[db->id], memory_order_relaxed)) {
+        return NULL;
+    }
+    struct kv_entry *e = persist_decode(key, klen, P.val.data, P.val.len,
+                                        (long long)P.val.expire_at);
+    if (e == NULL) {
+        server_log(LL_WARNING, "Engine value of a key in db %d is malformed", db->id);
+        return NULL;
+    }
+    ks_insert(db, e, token);
+    return e;
+}
+
+size_t persist_db_size(int db_id) {
+    return P.count[db_id] > 0 ? (size_t)P.count[db_id] : 0;
+}
+
+size_t persist_db_expires(int db_id) {
+    return P.vcount[db_id] > 0 ? (size_t)P.vcount[db_id] : 0;
+}
+
+/* A temporary entry holding only a key and a type (SCAN TYPE, KEYS). */
+static struct kv_entry *temp_entry(const char *key, size_t klen, const char *v, size_t vlen) {
+    struct kv_entry *e = ks_entry_new(KS_TYPE_STRING, KS_ENC_RAW, key, klen, 0, 0, 0);
+    if (vlen >= 4) {
+        e->type = (unsigned char)v[1] & 15;
+        e->enc = (unsigned char)v[2] & 15;
+        if (e->enc == KS_ENC_HASHTABLE || e->enc == KS_ENC_INT) {
+            e->enc = KS_ENC_RAW; /* the value area is a length prefix, nothing else */
+        }
+    }
+    return e;
+}
+
+static void temp_keep(struct kv_entry *e) {
+    if (P.ntemps == P.captemps) {
+        P.captemps = P.captemps ? P.captemps * 2 : 32;
+        P.temps = kv_realloc(P.temps, P.captemps * sizeof(*P.temps));
+    }
+    P.temps[P.ntemps++] = e;
+}
+
+/* Is the engine entry at it a live key of db_id? Fills key. */
+static int iter_live(struct lsm_iter *it, int db_id, const char **key, size_t *klen,
+                     uint64_t *token) {
+    size_t ilen;
+    const unsigned char *ik = (const unsigned char *)lsm_iter_key(it, &ilen);
+    if (ilen < DKEY) {
+        return 0;
+    }
+    *token = get_be64(ik);
+    if (get_db(ik + 8) != db_id) {
+        return 0;
+    }
+    struct lsm_meta m = lsm_iter_meta(it);
+    if (m.timestamp < atomic_load_explicit(&P.flush_ts[db_id], memory_order_relaxed)) {
+        return 0;
+    }
+    if (m.expire_at != 0 && (long long)m.expire_at <= server.mstime) {
+        return 0;
+    }
+    *key = (const char *)ik + DKEY;
+    *klen = ilen - DKEY;
+    return 1;
+}
+
+static int is_meta(struct lsm_iter *it) {
+    size_t ilen;
+    const unsigned char *ik = (const unsigned char *)lsm_iter_key(it, &ilen);
+    return ilen > META_LEN && get_be64(ik) == UINT64_MAX && get_db(ik + 8) == 0xffff;
+}
+
+/* SCAN. HOW IT WORKS: data keys are sorted by token, so "the keys with token >=
+ * cursor" is one engine seek. A page ends after `count` keys of the database (or
+ * after visiting SCAN_VISIT_MAX entries of other databases or flushed ones: an
+ * empty page, as Redis's SCAN may return), always at a boundary of a block of
+ * 2^11 tokens, and the cursor is the first token of the next block. Cursors are
+ * thus multiples of 2048, exact as a double (clients such as node-redis 4 parse
+ * them with Number()), and a key is never returned twice: the next page starts
+ * past every block already returned. Example: last key returned 0x...a7ff3,
+ * next entry 0x...a8012: the cursor is 0x...a8000. */
+#define SCAN_BLOCK_BITS 11
+#define SCAN_VISIT_MAX 100000
+uint64_t persist_scan(int db_id, uint64_t cursor, long count,
+                      void (*fn)(struct kv_entry *e, void *arg), void *arg) {
+    temps_free();
+    if (P.db == NULL) {
+        return 0;
+    }
+    commit();
+    struct lsm_read_options ro = raw_read();
+    struct lsm_iter *it = lsm_iter_create(P.db, &ro);
+    unsigned char seek[8];
+    put_be64(seek, cursor);
+    lsm_iter_seek(it, seek, 8);
+    long emitted = 0, visited = 0, limit = SCAN_VISIT_MAX + count;
+    uint64_t next = 0, last = 0;
+    int have_last = 0;
+    for (; lsm_iter_valid(it) && !is_meta(it); lsm_iter_next(it)) {
+        const char *key;
+        size_t klen;
+        uint64_t token;
+        size_t ilen;
+        const unsigned char *ik = (const unsigned char *)lsm_iter_key(it, &ilen);
+        token = ilen >= 8 ? get_be64(ik) : 0;
+        if (have_last && (token >> SCAN_BLOCK_BITS) != (last >> SCAN_BLOCK_BITS) &&
+            (emitted >= count || visited >= limit)) {
+            next = token >> SCAN_BLOCK_BITS << SCAN_BLOCK_BITS;
+            break;
+        }
+        visited++;
+        if (!iter_live(it, db_id, &key, &klen, &token)) {
+            if (!have_last || token != last) {
+                last = token;
+                have_last = 1;
+            }
+            continue;
+        }
+        size_t vlen;
+        const char *v = lsm_iter_value(it, &vlen);
+        struct kv_entry *e = temp_entry(key, klen, v, vlen);
+        temp_keep(e);
+        fn(e, arg);
+        emitted++;
+        last = token;
+        have_last = 1;
+    }
+    lsm_iter_destroy(&it);
+    return next;
+}
+
+void persist_foreach(int db_id, void (*fn)(struct kv_entry *e, void *arg), void *arg) {
+    temps_free();
+    if (P.db == NULL) {
+        return;
+    }
+    commit();
+    struct lsm_read_options ro = raw_read();
+    struct lsm_iter *it = lsm_iter_create(P.db, &ro);
+    for (lsm_iter_seek_first(it); lsm_iter_valid(it) && !is_meta(it); lsm_iter_next(it)) {
+        const char *key;
+        size_t klen, vlen;
+        uint64_t token;
+        if (!iter_live(it, db_id, &key, &klen, &token)) {
+            continue;
+        }
+        const char *v = lsm_iter_value(it, &vlen);
+        struct kv_entry *e = temp_entry(key, klen, v, vlen);
+        fn(e, arg);
+        ks_entry_free(e);
+    }
+    lsm_iter_destroy(&it);
+}
+
+struct kv_entry *persist_random(int db_id) {
+    temps_free();
+    if (P.db == NULL || persist_db_size(db_id) == 0) {
+        return NULL;
+    }
+    commit();
+    struct lsm_read_options ro = raw_read();
+    struct lsm_iter *it = lsm_iter_create(P.db, &ro);
+    unsigned char seek[8];
+    put_be64(seek, ks_rand64());
+    lsm_iter_seek(it, seek, 8);
+    struct kv_entry *e = NULL;
+    for (int pass = 0; pass < 2 && e == NULL; pass++) {
+        if (pass == 1) {
+            lsm_iter_seek_first(it);
+        }
+        for (; lsm_iter_valid(it) && !is_meta(it); lsm_iter_next(it)) {
+            const char *key;
+            size_t klen, vlen;
+            uint64_t token;
+            if (iter_live(it, db_id, &key, &klen, &token)) {
+                const char *v = lsm_iter_value(it, &vlen);
+                e = temp_entry(key, klen, v, vlen);
+                temp_keep(e);
+                break;
+            }
+        }
+    }
+    lsm_iter_destroy(&it);
+    return e;
+}
+
+/* ------------------------------------------------------------------------------
+ * Active expiry over the expiry index
+ *
+ * HOW IT WORKS: every live key with a TTL has one index entry
+ * meta||'x'||expire_at:u64be||db||key (kept in step by persist_put/del), so the
+ * keys due by now are one prefix of the index, in expiry order. A cycle walks it
+ * from the start up to now: each entry is a key that expired (its index entry is
+ * deleted, its data gets a tombstone, the count drops), or a stale entry of a
+ * flushed database (dropped). Whatever the walk reached, the engine's compaction
+ * may drop by itself: its clock (compaction_clock) is this watermark, not the
+ * wall clock, so an expired entry is never dropped before it was counted.
+ * ------------------------------------------------------------------------------ */
+static uint64_t compaction_clock(void) {
+    return atomic_load(&P.watermark);
+}
+
+static void expire_cycle(long long budget_us) {
+    if (P.db == NULL || !server.active_expire_enabled) {
+        return;
+    }
+    commit();
+    long long start = kv_ustime(), now = server.mstime;
+    struct lsm_read_options ro = raw_read();
+    struct lsm_iter *it = lsm_iter_create(P.db, &ro);
+    unsigned char seek[META_LEN + 1];
+    size_t sn = meta_key(seek, 'x');
+    lsm_iter_seek(it, seek, sn);
+    long n = 0;
+    int done = 0;
+    struct pbuf kb = {0};
+    for (;; lsm_iter_next(it)) {
+        if (!lsm_iter_valid(it)) {
+            done = 1;
+            break;
+        }
+        size_t ilen, vlen;
+        const unsigned char *ik = (const unsigned char *)lsm_iter_key(it, &ilen);
+        if (ilen < sn + 10 || memcmp(ik, seek, sn) != 0) {
+            done = 1;
+            break;
+        }
+        long long exp = (long long)get_be64(ik + sn);
+        if (exp > now) {
+            done = 1;
+            break;
+        }
+        if ((++n & 31) == 0 && kv_ustime() - start > budget_us) {
+            break;
+        }
+        int db = get_db(ik + sn + 8);
+        const char *key = (const char *)ik + sn + 10;
+        size_t klen = ilen - sn - 10;
+        const char *v = lsm_iter_value(it, &vlen);
+        uint64_t ts = 0;
+        if (vlen == 8) {
+            memcpy(&ts, v, 8);
+        }
+        if (db >= server.databases ||
+            ts < atomic_load_explicit(&P.flush_ts[db], memory_order_relaxed)) {
+            batch_del(ik, ilen, 0); /* stale: the database was flushed since */
+            continue;
+        }
+        struct kv_db *kdb = server.db[db];
+        uint64_t token = ks_token(key, klen);
+        struct kv_entry *e = ks_find(kdb, key, klen, token);
+        if (e && ks_entry_expire(e) == exp) {
+            ks_expire_now(kdb, e, token); /* deletes through persist_expired */
+            continue;
+        }
+        if (e) {
+            /* the cache disagrees with the index: the index is stale */
+            batch_del(ik, ilen, 0);
+            P.vcount[db]--;
+            continue;
+        }
+        pbuf_reserve(&kb, klen);
+        memcpy(kb.p, key, klen);
+        struct kv_slice ks = {kb.p, klen};
+        watch_touch_key(db, &ks);
+        persist_expired(db, kb.p, klen, exp);
+        server.stat_expiredkeys++;
+    }
+    kv_free(kb.p);
+    lsm_iter_destroy(&it);
+    P.expire_more = !done;
+    if (done) {
+        atomic_store(&P.watermark, (uint64_t)now);
+    }
+    commit();
+}
+
+/* ------------------------------------------------------------------------------
+ * Counts and markers: meta||'c' := version:u8(1) clean:u8 hlc:u64le watermark:u64le
+ *                                   ndbs:u8 (count:i64le vcount:i64le)*ndbs
+ * (ndbs: the low byte of the number of databases; the length says the rest)
+ * ------------------------------------------------------------------------------ */
+static void write_counts(struct lsm_db *db, int clean) {
+    size_t n = 1 + 1 + 8 + 8 + 1 + (size_t)server.databases * 16;
+    unsigned char *v = kv_malloc(n);
+    v[0] = 1;
+    v[1] = (unsigned char)clean;
+    uint64_t h = hlc_last(), wm = atomic_load(&P.watermark);
+    memcpy(v + 2, &h, 8);
+    memcpy(v + 10, &wm, 8);
+    v[18] = (unsigned char)server.databases;
+    for (int i = 0; i < server.databases; i++) {
+        memcpy(v + 19 + i * 16, &P.count[i], 8);
+        memcpy(v + 27 + i * 16, &P.vcount[i], 8);
+    }
+    unsigned char k[META_LEN + 1];
+    size_t kn = meta_key(k, 'c');
+    lsm_put(db, k, kn, v, n, NULL, LSM_WRITE_SYNC, NULL);
+    kv_free(v);
+}
+
+/* Reads markers and counts (recounting by a scan when the last run did not end
+ * cleanly). Runs on the loader thread: touches only P's counters, which nobody
+ * reads before the loader is done. */
+static int load_meta(struct lsm_db *db) {
+    struct lsm_read_options ro = raw_read();
+    struct lsm_value v = LSM_VALUE_INIT;
+    unsigned char k[META_LEN + 3];
+    for (int d = 0; d < server.databases; d++) {
+        size_t n = meta_key(k, 'f');
+        k[n++] = (unsigned char)(d >> 8);
+        k[n++] = (unsigned char)d;
+        uint64_t ts = 0;
+        if (lsm_get(db, &ro, k, n, &v) == LSM_OK && v.len == 8) {
+            memcpy(&ts, v.data, 8);
+        }
+        atomic_store(&P.flush_ts[d], ts);
+        P.count[d] = P.vcount[d] = 0;
+    }
+    size_t kn = meta_key(k, 'c');
+    int clean = 0;
+    uint64_t hmax = 0;
+    if (lsm_get(db, &ro, k, kn, &v) == LSM_OK && v.len >= 19 && v.data[0] == 1 &&
+        v.data[1] == 1 && (unsigned char)v.data[18] == (unsigned char)server.databases &&
+        v.len == 19 + (size_t)server.databases * 16) {
+        clean = 1;
+        memcpy(&hmax, v.data + 2, 8);
+        uint64_t wm;
+        memcpy(&wm, v.data + 10, 8);
+        atomic_store(&P.watermark, wm);
+        for (int i = 0; i < server.databases; i++) {
+            memcpy(&P.count[i], v.data + 19 + i * 16, 8);
+            memcpy(&P.vcount[i], v.data + 27 + i * 16, 8);
+        }
+    }
+    lsm_value_free(&v);
+    if (!clean) {
+        /* the last run did not close cleanly: count by a scan (PERSIST.md) */
+        struct lsm_iter *it = lsm_iter_create(db, &ro);
+        for (lsm_iter_seek_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
+            size_t ilen;
+            const unsigned char *ik = (const unsigned char *)lsm_iter_key(it, &ilen);
+            if (ilen < DKEY) {
+                continue;
+            }
+            struct lsm_meta m = lsm_iter_meta(it);
+            if (m.timestamp > hmax) {
+                hmax = m.timestamp;
+            }
+            if (is_meta(it)) {
+                break;
+            }
+            int d = get_db(ik + 8);
+            if (d >= server.databases ||
+                m.timestamp < atomic_load_explicit(&P.flush_ts[d], memory_order_relaxed)) {
+                continue;
+            }
+            P.count[d]++;
+            if (m.expire_at) {
+                P.vcount[d]++;
+            }
+        }
+        int rc = lsm_iter_status(it);
+        lsm_iter_destroy(&it);
+        if (rc != LSM_OK) {
+            return rc;
+        }
+    }
+    for (int d = 0; d < server.databases; d++) {
+        uint64_t f = atomic_load(&P.flush_ts[d]);
+        if (f > hmax) {
+            hmax = f;
+        }
+    }
+    hlc_observe(hmax);
+    write_counts(db, 0); /* from now on a crash means "recount" */
+    return LSM_OK;
+}
+
+/* ------------------------------------------------------------------------------
+ * Open, load, close
+ * ------------------------------------------------------------------------------ */
+static void engine_options(struct lsm_options *o) {
+    lsm_options_init(o);
+    long long budget = server.maxmemory > 0 ? server.maxmemory : (1ll << 30);
+    size_t mt = (size_t)(budget / 8), bc = (size_t)(budget / 4);
+    if (mt < (1u << 20)) mt = 1u << 20;
+    if (bc < (1u << 20)) bc = 1u << 20;
+    if (mt > (64u << 20)) mt = 64u << 20;
+    o->memtable_size = mt;
+    o->block_cache_size = bc;
+    o->sync_mode = LSM_SYNC_NONE;
+    o->clock_ms = compaction_clock;
+    o->compaction_filter = NULL; /* set after open: see flushed_filter */
+}
+
+/* Compaction filter: data of a flushed database older than its marker. */
+static int flushed_filter(void *arg, const char *key, size_t klen, const struct lsm_meta *m) {
+    (void)arg;
+    if (klen < DKEY) {
+        return 0;
+    }
+    int d = get_db((const unsigned char *)key + 8);
+    if (d >= server.databases) {
+        return 0; /* the meta namespace, or a database no longer configured */
+    }
+    return m->timestamp < atomic_load_explicit(&P.flush_ts[d], memory_order_relaxed);
+}
+
+static int open_engine(const char *dir, struct lsm_db **out, char *err, size_t errlen) {
+    struct lsm_options o;
+    engine_options(&o);
+    o.compaction_filter = flushed_filter;
+    struct lsm_err e = {0};
+    int rc = lsm_open(dir, &o, out, &e);
+    if (rc != LSM_OK) {
+        snprintf(err, errlen, "%s", e.msg[0] ? e.msg : "cannot open the engine");
+        return -1;
+    }
+    rc = load_meta(*out);
+    if (rc != LSM_OK) {
+        snprintf(err, errlen, "reading the keyspace's metadata: %s", lsm_errmsg(*out));
+        lsm_close(out);
+        return -1;
+    }
+    return 0;
+}
+
+static void sync_cb(evutil_socket_t fd, short what, void *arg);
+
+static void engine_ready(struct lsm_db *db) {
+    P.db = db;
+    if (P.batch == NULL) {
+        P.batch = lsm_batch_create();
+    }
+    P.write_failed = 0;
+    P.errmsg[0] = '\0';
+    P.last_seq = P.sync_asked = lsm_durable_seq(db);
+    if (server.base) {
+        P.sync_ev = event_new(server.base, lsm_sync_fd(db), EV_READ | EV_PERSIST, sync_cb, NULL);
+        event_add(P.sync_ev, NULL);
+    }
+}
+
+static void alloc_dbs(void) {
+    if (P.count == NULL) {
+        P.flush_ts = kv_calloc((size_t)server.databases, sizeof(*P.flush_ts));
+        P.count = kv_calloc((size_t)server.databases, sizeof(*P.count));
+        P.vcount = kv_calloc((size_t)server.databases, sizeof(*P.vcount));
+    }
+}
+
+int persist_open_sync(const char *dir, char *err, size_t errlen) {
+    if (server.databases > MAX_DBS - 1) {
+        snprintf(err, errlen, "mode persistent supports at most %d databases", MAX_DBS - 1);
+        return -1;
+    }
+    alloc_dbs();
+    snprintf(P.dir, sizeof(P.dir), "%s", dir);
+    struct lsm_db *db;
+    if (open_engine(P.dir, &db, err, errlen) != 0) {
+        return -1;
+    }
+    engine_ready(db);
+    P.last_save = kv_mstime() / 1000;
+    return 0;
+}
+
+static void *loader_main(void *arg) {
+    (void)arg;
+    kv_alloc_thread_register();
+    struct lsm_db *db = NULL;
+    P.load_rc = open_engine(P.dir, &db, P.load_err, sizeof(P.load_err));
+    P.loaded = db;
+    kv_alloc_thread_unregister();
+    atomic_store(&P.load_done, 1);
+    char b = 1;
+    ssize_t w = write(P.load_pipe[1], &b, 1);
+    (void)w;
+    return NULL;
+}
+
+static void load_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    (void)arg;
+    char b;
+    ssize_t r = read(fd, &b, 1);
+    (void)r;
+    if (!atomic_load(&P.load_done)) {
+        return;
+    }
+    pthread_join(P.loader, NULL);
+    P.loader_started = 0;
+    event_free(P.load_ev);
+    P.load_ev = NULL;
+    close(P.load_pipe[0]);
+    close(P.load_pipe[1]);
+    if (P.load_rc != 0) {
+        server_log(LL_WARNING, "Fatal error loading the dataset: %s", P.load_err);
+        exit(1);
+    }
+    engine_ready(P.loaded);
+    P.load_ms = kv_mstime() - P.load_start_ms;
+    long long keys = 0;
+    for (int i = 0; i < server.databases; i++) {
+        keys += P.count[i];
+    }
+    server.loading = 0;
+    server_log(LL_NOTICE, "DB loaded from disk: %.3f seconds (%lld keys)", P.load_ms / 1000.0,
+               keys);
+}
+
+int persist_start(void) {
+    if (server.databases > MAX_DBS - 1) {
+        server_log(LL_WARNING, "mode persistent supports at most %d databases", MAX_DBS - 1);
+        return -1;
+    }
+    char cwd[900];
+    if (getcwd(cwd, sizeof(cwd)) == NULL) {
+        server_log(LL_WARNING, "getcwd: %s", strerror(errno));
+        return -1;
+    }
+    snprintf(P.dir, sizeof(P.dir), "%s/data", cwd);
+    alloc_dbs();
+    if (pipe(P.load_pipe) != 0) {
+        server_log(LL_WARNING, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    P.load_ev = event_new(server.base, P.load_pipe[0], EV_READ | EV_PERSIST, load_cb, NULL);
+    event_add(P.load_ev, NULL);
+    server.loading = 1;
+    P.load_start_ms = kv_mstime();
+    P.last_save = P.load_start_ms / 1000;
+    atomic_store(&P.load_done, 0);
+    if (pthread_create(&P.loader, NULL, loader_main, NULL) != 0) {
+        server_log(LL_WARNING, "cannot start the loader thread");
+        return -1;
+    }
+    P.loader_started = 1;
+    server_log(LL_NOTICE, "Loading the dataset from %s in the background", P.dir);
+    return 0;
+}
+
+static void bg_join(void) {
+    if (P.bg_started) {
+        pthread_join(P.bg, NULL);
+        P.bg_started = 0;
+    }
+}
+
+void persist_close(void) {
+    if (P.loader_started) {
+        pthread_join(P.loader, NULL);
+        P.loader_started = 0;
+        if (P.load_ev) {
+            event_free(P.load_ev);
+            P.load_ev = NULL;
+            close(P.load_pipe[0]);
+            close(P.load_pipe[1]);
+        }
+        if (P.loaded) {
+            engine_ready(P.loaded);
+        }
+    }
+    bg_join();
+    temps_free();
+    if (P.db) {
+        commit();
+        if (!P.write_failed && lsm_bg_error(P.db) == LSM_OK) {
+            write_counts(P.db, 1);
+        }
+        if (P.sync_ev) {
+            event_free(P.sync_ev);
+            P.sync_ev = NULL;
+        }
+        lsm_close(&P.db);
+        server_log(LL_NOTICE, "The engine was closed cleanly.");
+    }
+    P.loaded = NULL;
+    if (P.batch) {
+        lsm_batch_destroy(&P.batch);
+    }
+    kv_free(P.deleted);
+    kv_free(P.wrote);
+    kv_free(P.held);
+    kv_free(P.temps);
+    kv_free(P.kbuf.p);
+    kv_free(P.vbuf.p);
+    lsm_value_free(&P.val);
+    struct lsm_value z = LSM_VALUE_INIT;
+    P.val = z;
+    P.deleted = NULL;
+    P.del_cap = P.del_n = 0;
+    P.wrote = NULL;
+    P.nwrote = P.capwrote = 0;
+    P.held = NULL;
+    P.nheld = P.capheld = 0;
+    P.temps = NULL;
+    P.ntemps = P.captemps = 0;
+    P.kbuf = (struct pbuf){0};
+    P.vbuf = (struct pbuf){0};
+    kv_free((void *)P.flush_ts);
+    kv_free(P.count);
+    kv_free(P.vcount);
+    P.flush_ts = NULL;
+    P.count = P.vcount = NULL;
+}
+
+struct lsm_db *persist_engine(void) {
+    return P.db;
+}
+
+int persist_reopen(char *err, size_t errlen) {
+    if (P.db == NULL) {
+        snprintf(err, errlen, "the engine is not open");
+        return -1;
+    }
+    lsm_batch_clear(P.batch);
+    deleted_clear();
+    bg_join();
+    if (P.sync_ev) {
+        event_free(P.sync_ev);
+        P.sync_ev = NULL;
+    }
+    lsm_close(&P.db);
+    drop_cache();
+    /* held clients: what they wrote is in the WAL if the write reached it */
+    for (size_t i = 0; i < P.nheld; i++) {
+        P.held[i]->flags &= ~CLIENT_PERSIST_HELD;
+        client_close_async(P.held[i]);
+    }
+    P.nheld = 0;
+    struct lsm_db *db;
+    if (open_engine(P.dir, &db, err, errlen) != 0) {
+        return -1;
+    }
+    engine_ready(db);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------
+ * Durability and the loop
+ * ------------------------------------------------------------------------------ */
+static void release_held(void) {
+    uint64_t durable = lsm_durable_seq(P.db);
+    for (size_t i = 0; i < P.nheld;) {
+        struct client *c = P.held[i];
+        if (c->durable_wait <= durable) {
+            c->durable_wait = 0;
+            c->flags &= ~CLIENT_PERSIST_HELD;
+            P.held[i] = P.held[--P.nheld];
+            client_queue_write(c);
+        } else {
+            i++;
+        }
+    }
+}
+
+static void sync_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    (void)arg;
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof(v));
+    (void)r;
+    if (P.db) {
+        release_held();
+    }
+}
+
+int persist_client_held(const struct client *c) {
+    return (c->flags & (CLIENT_PERSIST_WROTE | CLIENT_PERSIST_HELD)) != 0;
+}
+
+void persist_before_sleep(void) {
+    if (P.db == NULL) {
+        return;
+    }
+    int failed = P.write_failed;
+    commit();
+    if (P.write_failed && !failed) {
+        drop_cache(); /* it may hold values that were never stored */
+    }
+    if (P.nheld && P.last_seq > P.sync_asked) {
+        lsm_sync_wal_async(P.db, P.last_seq);
+        P.sync_asked = P.last_seq;
+    }
+    if (P.nheld) {
+        release_held(); /* an earlier sync may already cover them */
+    }
+    if (P.expire_more) {
+        expire_cycle(1000);
+    }
+}
+
+void persist_cron(void) {
+    if (P.db == NULL) {
+        return;
+    }
+    if (server.appendfsync == PERSIST_FSYNC_EVERYSEC && server.mstime - P.last_everysec_ms >= 1000) {
+        P.last_everysec_ms = server.mstime;
+        if (P.last_seq > lsm_durable_seq(P.db)) {
+            lsm_sync_wal_async(P.db, UINT64_MAX);
+        }
+    }
+    int hz = server.hz > 0 ? server.hz : 10;
+    expire_cycle(250000 / hz); /* a quarter of a tick, as Redis's slow cycle */
+    if (!P.write_failed && lsm_bg_error(P.db) != LSM_OK) {
+        P.write_failed = 1;
+        snprintf(P.errmsg, sizeof(P.errmsg), "%s", lsm_errmsg(P.db));
+        server_log(LL_WARNING, "The engine refuses writes: %s", P.errmsg);
+        /* replies waiting for a sync that failed are never sent */
+        for (size_t i = 0; i < P.nheld; i++) {
+            P.held[i]->flags &= ~CLIENT_PERSIST_HELD;
+            client_close_async(P.held[i]);
+        }
+        P.nheld = 0;
+        drop_cache();
+    }
+}
+
+void persist_expire_due(void) {
+    expire_cycle(5000);
+}
+
+void persist_evict_prepare(void) {
+    commit();
+}
+
+/* ------------------------------------------------------------------------------
+ * Errors, INFO, SAVE
+ * ------------------------------------------------------------------------------ */
+const char *persist_write_error(void) {
+    if (P.db == NULL) {
+        return NULL;
+    }
+    if (P.write_failed) {
+        return P.errmsg;
+    }
+    return NULL;
+}
+
+void persist_info(struct persist_info *out) {
+    memset(out, 0, sizeof(*out));
+    out->loading = server.loading;
+    out->loading_start_ms = P.load_start_ms;
+    out->changes_since_save = P.changes;
+    out->last_save_time = P.last_save;
+    out->last_write_ok = !P.write_failed;
+    out->last_bgrewrite_ok = atomic_load(&P.bgrewrite_last_ok) == 0;
+    int bg = atomic_load(&P.bg_running);
+    out->bgsave_in_progress = bg == 1;
+    out->bgrewrite_in_progress = bg == 2;
+    out->held_clients = (long long)P.nheld;
+    if (P.db) {
+        struct lsm_stats st;
+        lsm_stats(P.db, &st);
+        out->wal_syncs = (long long)st.wal_syncs;
+    }
+}
+
+size_t persist_info_engine(char *buf, size_t cap) {
+    if (P.db == NULL) {
+        return (size_t)snprintf(buf, cap, "engine_open:0\r\n");
+    }
+    struct lsm_stats st;
+    lsm_stats(P.db, &st);
+    char files[128] = "", bytes[256] = "";
+    size_t fn = 0, bn = 0;
+    for (int l = 0; l < LSM_MAX_LEVELS; l++) {
+        fn += (size_t)snprintf(files + fn, sizeof(files) - fn, "%s%d", l ? "," : "",
+                               st.files_per_level[l]);
+        bn += (size_t)snprintf(bytes + bn, sizeof(bytes) - bn, "%s%llu", l ? "," : "",
+                               (unsigned long long)st.bytes_per_level[l]);
+    }
+    long long cached = 0;
+    for (int i = 0; i < server.databases; i++) {
+        cached += (long long)ks_db_size(server.db[i]);
+    }
+    int n = snprintf(
+        buf, cap,
+        "engine_open:1\r\n"
+        "engine_dir:%s\r\n"
+        "memtable_bytes:%llu\r\n"
+        "immutable_memtables:%d\r\n"
+        "files_per_level:%s\r\n"
+        "bytes_per_level:%s\r\n"
+        "live_sst_bytes:%llu\r\n"
+        "pending_compaction_bytes:%llu\r\n"
+        "block_cache_hits:%llu\r\n"
+        "block_cache_misses:%llu\r\n"
+        "block_cache_hit_rate:%.4f\r\n"
+        "bloom_useful:%llu\r\n"
+        "write_slowdowns:%llu\r\n"
+        "write_stalls:%llu\r\n"
+        "write_stall_micros:%llu\r\n"
+        "wal_syncs:%llu\r\n"
+        "wal_bytes:%llu\r\n"
+        "flushes:%llu\r\n"
+        "compactions:%llu\r\n"
+        "write_amplification:%.2f\r\n"
+        "space_amplification:%.2f\r\n"
+        "last_sequence:%llu\r\n"
+        "durable_sequence:%llu\r\n"
+        "cached_keys:%lld\r\n"
+        "held_clients:%zu\r\n"
+        "expiry_watermark_ms:%llu\r\n"
+        "last_load_ms:%lld\r\n",
+        P.dir, (unsigned long long)st.memtable_bytes, st.immutable_memtables, files, bytes,
+        (unsigned long long)st.live_sst_bytes, (unsigned long long)st.pending_compaction_bytes,
+        (unsigned long long)st.block_cache_hits, (unsigned long long)st.block_cache_misses,
+        st.block_cache_hit_rate, (unsigned long long)st.bloom_useful,
+        (unsigned long long)st.write_slowdowns, (unsigned long long)st.write_stalls,
+        (unsigned long long)st.write_stall_micros, (unsigned long long)st.wal_syncs,
+        (unsigned long long)st.wal_bytes, (unsigned long long)st.flushes,
+        (unsigned long long)st.compactions, st.write_amplification, st.space_amplification,
+        (unsigned long long)st.last_sequence, (unsigned long long)st.durable_sequence, cached,
+        P.nheld, (unsigned long long)atomic_load(&P.watermark), P.load_ms);
+    return n < 0 ? 0 : ((size_t)n >= cap ? cap - 1 : (size_t)n);
+}
+
+int persist_save(const char **err) {
+    if (P.db == NULL) {
+        *err = "ERR the engine is not open";
+        return -1;
+    }
+    if (commit() != 0 || lsm_flush(P.db) != LSM_OK) {
+        *err = "ERR Background save failed: the engine refuses writes";
+        return -1;
+    }
+    P.changes = 0;
+    P.last_save = kv_mstime() / 1000;
+    server.lastsave = P.last_save;
+    return 0;
+}
+
+static void *bg_main(void *arg) {
+    (void)arg;
+    kv_alloc_thread_register();
+    int what = atomic_load(&P.bg_running);
+    int rc = what == 1 ? lsm_flush(P.db) : lsm_compact_range(P.db, NULL, 0, NULL, 0);
+    if (what == 1) {
+        atomic_store(&P.bg_last_ok, rc);
+    } else {
+        atomic_store(&P.bgrewrite_last_ok, rc);
+    }
+    kv_alloc_thread_unregister();
+    atomic_store(&P.bg_running, 0);
+    return NULL;
+}
+
+static int bg_start(int what) {
+    if (P.db == NULL || atomic_load(&P.bg_running)) {
+        return -1;
+    }
+    bg_join();
+    commit();
+    atomic_store(&P.bg_running, what);
+    if (pthread_create(&P.bg, NULL, bg_main, NULL) != 0) {
+        atomic_store(&P.bg_running, 0);
+        return -1;
+    }
+    P.bg_started = 1;
+    if (what == 1) {
+        P.changes = 0;
+        P.last_save = kv_mstime() / 1000;
+        server.lastsave = P.last_save;
+    }
+    return 0;
+}
+
+int persist_bgsave(void) {
+    return bg_start(1);
+}
+
+int persist_bgrewrite(void) {
+    return bg_start(2);
+}

@@ -1,0 +1,144 @@
+/* server/persist.h: persistent mode, the keyspace on the LSM engine (engine.h).
+ * See server/PERSIST.md for the design; in short:
+ *
+ *   - The in-memory keyspace (ks.h) stays the working set: a cache of decoded
+ *     entries in front of the engine, which is the source of truth. Every entry in
+ *     the dict is clean (equal to what the engine holds once the pending batch is
+ *     written), so dropping one from the dict never loses data.
+ *   - Write-through: every coordinator write call (coord.c) adds the key's new
+ *     envelope, or a tombstone, to a pending batch that is written to the engine
+ *     once per loop turn (persist_before_sleep) and before any engine iteration.
+ *   - Read-through: a dict miss asks the engine (persist_load) and caches the
+ *     decoded entry. Keys deleted in the pending batch are remembered, so a miss
+ *     never reads a stale version from the engine.
+ *   - Durability: appendfsync always holds a client's replies until the WAL sync
+ *     covering its writes (group commit through lsm_sync_wal_async); everysec
+ *     syncs once a second; no never asks.
+ *
+ * Engine layout (on disk: never renumber):
+ *   data key  := token:u64be db:u16be key        value := envelope (persist.c)
+ *   meta key  := 0xff{10} tag:u8 ...            (db 0xffff is never a database)
+ *     tag 'c'                   counts, clock, expiry watermark (see persist.c)
+ *     tag 'f' db:u16be          flush marker: HLC timestamp (u64le)
+ *     tag 'x' expire_at:u64be db:u16be key   expiry index entry: write ts (u64le)
+ *
+ * Threading: loop thread only, except the loader thread started by
+ * persist_start() (it only opens the engine and counts).
+ */
+#ifndef KVD_PERSIST_H
+#define KVD_PERSIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/ks.h"
+
+struct lsm_db;
+
+enum persist_fsync { PERSIST_FSYNC_ALWAYS = 0, PERSIST_FSYNC_EVERYSEC = 1, PERSIST_FSYNC_NO = 2 };
+
+/* Is the node in persistent mode? (Cheap: one compare.) */
+static inline int persist_on(void) {
+    return server.mode == MODE_PERSISTENT;
+}
+
+/* ---- lifecycle ---- */
+
+/* Starts opening the engine in dir/data on a loader thread; server.loading is 1
+ * until it is done (the loop finishes it). 0, or -1 with a log line. */
+int persist_start(void);
+/* Opens the engine synchronously (tests, DEBUG ENGINE-REOPEN). 0 or -1 with err. */
+int persist_open_sync(const char *dir, char *err, size_t errlen);
+/* Writes the pending batch, records the counts as clean, syncs and closes the
+ * engine. Safe when nothing is open. */
+void persist_close(void);
+/* The engine, or NULL while loading / in cache mode. */
+struct lsm_db *persist_engine(void);
+
+/* ---- write-through (coord.c) ---- */
+
+/* Stores e (in database db_id) as the key's new value. existed: the key was live
+ * before; old_expire: its expire-at then (0 none). */
+void persist_put(int db_id, const struct kv_entry *e, int existed, long long old_expire);
+/* Deletes a live key whose expire-at was old_expire. */
+void persist_del(int db_id, const char *key, size_t klen, long long old_expire);
+/* A key found expired (lazily or by the active cycle): deletes it, counts it. */
+void persist_expired(int db_id, const char *key, size_t klen, long long old_expire);
+/* FLUSHDB (db_id) / FLUSHALL (-1): a flush marker, no tombstone per key. */
+void persist_flush(int db_id);
+/* Notes that c issued a write in this loop turn (its reply waits for the batch,
+ * and under appendfsync always for the sync that covers it). */
+void persist_client_wrote(struct client *c);
+
+/* ---- read-through ---- */
+
+/* On a dict miss: the key's entry from the engine, inserted into db's dict as a
+ * clean cached entry (possibly expired: the caller checks), or NULL. */
+struct kv_entry *persist_load(struct kv_db *db, const char *key, size_t klen, uint64_t token);
+
+/* ---- whole-keyspace views ---- */
+
+size_t persist_db_size(int db_id);     /* exact live keys (see PERSIST.md) */
+/* Runs the expiry index for keys due by now (bounded: a few ms), so a count read
+ * after it includes no expired key (DBSIZE). */
+void persist_expire_due(void);
+size_t persist_db_expires(int db_id);  /* keys with a TTL */
+/* SCAN over the engine by token cursor: fn gets temporary entries (key and type
+ * only), valid until the next persist_* call. Returns the next cursor. */
+uint64_t persist_scan(int db_id, uint64_t cursor, long count,
+                      void (*fn)(struct kv_entry *e, void *arg), void *arg);
+/* Every live key of db_id (KEYS): temporary entries valid during fn only. */
+void persist_foreach(int db_id, void (*fn)(struct kv_entry *e, void *arg), void *arg);
+/* A random live key of db_id as a temporary entry, or NULL. */
+struct kv_entry *persist_random(int db_id);
+
+/* ---- the loop ---- */
+
+/* Before-sleep: writes the pending batch, asks for the WAL sync (always). */
+void persist_before_sleep(void);
+/* Cron: everysec syncs, active expiry over the expiry index, stats. */
+void persist_cron(void);
+/* 1 while c's output must not be written (its writes are not yet stored, or not
+ * yet durable under appendfsync always). */
+int persist_client_held(const struct client *c);
+/* c is being freed. */
+void persist_client_gone(struct client *c);
+/* Drops clean cached entries until the dict is under its share of memory
+ * (persistent mode's eviction: never data). */
+void persist_evict_prepare(void);
+
+/* ---- errors, INFO, admin ---- */
+
+/* The reason writes are refused (sticky engine error), or NULL when they are not. */
+const char *persist_write_error(void);
+/* Appends INFO persistence / engine fields. */
+struct persist_info {
+    int loading;
+    long long loading_start_ms, loading_eta_ms;
+    long long changes_since_save;
+    long long last_save_time;
+    int last_write_ok, last_bgrewrite_ok, bgsave_in_progress, bgrewrite_in_progress;
+    long long wal_syncs, held_clients;
+};
+void persist_info(struct persist_info *out);
+/* Appends "# Engine" lines to buf (INFO engine). Returns bytes written. */
+size_t persist_info_engine(char *buf, size_t cap);
+/* SAVE: flush the memtable now (blocking). 0 or -1 with *err. */
+int persist_save(const char **err);
+/* BGSAVE / BGREWRITEAOF: start a memtable flush / a full compaction in the
+ * background. 0 started, -1 already running. */
+int persist_bgsave(void);
+int persist_bgrewrite(void);
+/* DEBUG ENGINE-REOPEN: close and reopen (recovery after a fault). */
+int persist_reopen(char *err, size_t errlen);
+
+/* ---- the envelope, for tests ---- */
+
+/* Encodes e's value (type, encoding, payload) into a new buffer *out of *len
+ * bytes (free with kv_free). */
+void persist_encode(const struct kv_entry *e, char **out, size_t *len);
+/* Decodes an envelope into a detached entry for key, or NULL when malformed. */
+struct kv_entry *persist_decode(const char *key, size_t klen, const char *v, size_t vlen,
+                                long long expire_at);
+
+#endif
