@@ -1077,6 +1077,58 @@ def t_maxmemory():
         c.close()
 
 
+def t_limits():
+    """timeout and maxclients set at run time; CLIENT KILL ADDR; CONFIG REWRITE
+    without a config file."""
+    c = conn()
+    try:
+        H.eq('CONFIG SET timeout 1', c.call('CONFIG', 'SET', 'timeout', '1'), OK)
+        idle = Conn(PORT)
+        idle.call('PING')
+        t0 = time.time()
+        closed = busy_ok = False
+        while not closed and time.time() - t0 < 8:
+            busy_ok = c.call('PING') == ('simple', b'PONG')  # c keeps busy meanwhile
+            closed = idle.closed_by_peer(wait=0.3)
+        H.check('an idle client is closed after timeout', closed and time.time() - t0 >= 0.9,
+                (closed, time.time() - t0))
+        idle.close()
+        H.check('a busy client stays', busy_ok and c.call('CONFIG', 'SET', 'timeout', '0') == OK)
+        n = int(info_field(c, 'clients', 'connected_clients'))
+        H.eq('CONFIG SET maxclients', c.call('CONFIG', 'SET', 'maxclients', str(n + 2)), OK)
+        extra = [Conn(PORT), Conn(PORT)]
+        H.eq('up to maxclients: served', [x.call('PING') for x in extra], [('simple', b'PONG')] * 2)
+        over = Conn(PORT)
+        try:
+            r = over.read()
+        except (EOFError, OSError) as e:
+            r = ('no reply', str(e))
+        H.eq('over maxclients: refused', r, ('error', b'ERR max number of clients reached'))
+        H.check('over maxclients: closed', over.closed_by_peer())
+        over.close()
+        for x in extra:
+            x.close()
+        time.sleep(0.2)
+        victim = Conn(PORT)
+        victim.call('CLIENT', 'SETNAME', 'victim')
+        addr = [l for l in plain(c.call('CLIENT', 'LIST')).split(b'\n') if b' name=victim ' in l]
+        addr = addr[0].split(b' addr=')[1].split(b' ')[0] if addr else b'?'
+        H.eq('CLIENT KILL ADDR (old form)', c.call('CLIENT', 'KILL', addr), OK)
+        H.check('CLIENT KILL ADDR closed it', victim.closed_by_peer())
+        victim.close()
+        H.eq('CLIENT KILL unknown ADDR', c.call('CLIENT', 'KILL', '127.0.0.1:1'),
+             ('error', b'ERR No such client'))
+        H.eq('CLIENT KILL ADDR filter, none', c.call('CLIENT', 'KILL', 'ADDR', '127.0.0.1:1'), I(0))
+        H.eq('CLIENT KILL ID SKIPME', c.call('CLIENT', 'KILL', 'ID', plain(c.call('CLIENT', 'ID')),
+                                              'SKIPME', 'yes'), I(0))
+        H.eq('CONFIG REWRITE without a config file', c.call('CONFIG', 'REWRITE'),
+             ('error', b'ERR The server is running without a config file'))
+    finally:
+        c.call('CONFIG', 'SET', 'timeout', '0')
+        c.call('CONFIG', 'SET', 'maxclients', '10000')
+        c.close()
+
+
 def t_huge_ttls():
     """Last, as it may bring a server down: the active expiry cycle samples keys
     whose TTLs sum past 2^63 ms."""
@@ -1095,7 +1147,7 @@ def t_huge_ttls():
 
 def main():
     for t in (t_handshake, t_strings, t_keys, t_expire, t_hashes, t_connection, t_server,
-              t_pipeline, t_multi, t_binary, t_resp3, t_auth, t_protocol, t_maxmemory, t_huge_ttls):
+              t_pipeline, t_multi, t_binary, t_resp3, t_auth, t_protocol, t_maxmemory, t_limits, t_huge_ttls):
         H.case(t)
     return H.summary()
 
