@@ -1281,6 +1281,7 @@ void cmd_debug(struct client *c) {
             reply_error(c, "ERR DEBUG ENGINE-FAULT needs mode persistent");
             return;
         }
+        persist_set_fault_armed(!arg_is(c, 2, "off"));
         if (arg_is(c, 2, "off")) {
             env_fault_enable(false);
         } else if (arg_is(c, 2, "nospace")) {

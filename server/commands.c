@@ -534,9 +534,13 @@ void call(struct client *c, const struct kv_command *cmd) {
     long long errs = server.stat_total_error_replies;
     c->cmd = cmd;
     c->lastcmd = cmd;
+    size_t out0 = resp_out_pending(&c->out);
     call_depth++;
     cmd->proc(c);
     call_depth--;
+    if (call_depth == 0 && (c->flags & CLIENT_PERSIST_WROTE)) {
+        persist_reply_span(c, out0, resp_out_pending(&c->out));
+    }
     clock_last = kv_ustime();
     clock_fresh = 1;
     long long duration = clock_last - start;

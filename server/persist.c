@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -35,6 +37,13 @@ struct pbuf {
     size_t len, cap;
 };
 
+/* The reply of one write command of a client whose output is held: bytes
+ * [start, end) of its pending output (nothing is consumed while it is held). */
+struct reply_span {
+    struct client *c;
+    size_t start, end;
+};
+
 static struct {
     struct lsm_db *db;
     char dir[1024];                /* the engine's directory */
@@ -47,6 +56,10 @@ static struct {
     size_t nwrote, capwrote;
     struct client **held;          /* clients waiting for a WAL sync */
     size_t nheld, capheld;
+    struct reply_span *spans;      /* replies of writes not yet stored/durable */
+    size_t nspans, capspans;
+    int fault_armed;               /* DEBUG ENGINE-FAULT: no automatic recovery */
+    long long last_recover_ms;
     uint64_t last_seq, sync_asked;
     struct event *sync_ev;
     long long last_everysec_ms;
@@ -371,6 +384,81 @@ static void held_add(struct client *c) {
     c->flags |= CLIENT_PERSIST_HELD;
 }
 
+void persist_reply_span(struct client *c, size_t start, size_t end) {
+    if (end <= start || !(c->flags & CLIENT_PERSIST_WROTE)) {
+        return;
+    }
+    if (P.nspans == P.capspans) {
+        P.capspans = P.capspans ? P.capspans * 2 : 16;
+        P.spans = kv_realloc(P.spans, P.capspans * sizeof(*P.spans));
+    }
+    P.spans[P.nspans++] = (struct reply_span){c, start, end};
+}
+
+static void spans_forget(struct client *c) {
+    for (size_t i = 0; i < P.nspans;) {
+        if (P.spans[i].c == c) {
+            memmove(&P.spans[i], &P.spans[i + 1], (P.nspans - i - 1) * sizeof(*P.spans));
+            P.nspans--;
+        } else {
+            i++;
+        }
+    }
+}
+
+/* The writes of c were not stored (or their sync failed): each write's reply in
+ * its held output becomes -MISCONF, the rest of the output stays as it was. */
+static void fail_client(struct client *c) {
+    size_t total = resp_out_pending(&c->out);
+    char *all = kv_malloc(total ? total : 1);
+    size_t got = 0;
+    while (got < total) {
+        struct iovec iov[64];
+        int n = resp_out_iov(&c->out, iov, 64);
+        if (n <= 0) {
+            break;
+        }
+        size_t chunk = 0;
+        for (int i = 0; i < n; i++) {
+            memcpy(all + got + chunk, iov[i].iov_base, iov[i].iov_len);
+            chunk += iov[i].iov_len;
+        }
+        resp_out_consume(&c->out, chunk);
+        got += chunk;
+    }
+    char msg[512];
+    snprintf(msg, sizeof(msg), "MISCONF Errors writing to the AOF file: %s",
+             P.errmsg[0] ? P.errmsg : "write failed");
+    size_t pos = 0;
+    for (size_t i = 0; i < P.nspans; i++) {
+        struct reply_span *sp = &P.spans[i];
+        if (sp->c != c || sp->start < pos || sp->end > got) {
+            continue;
+        }
+        resp_write_raw(&c->out, all + pos, sp->start - pos);
+        reply_error(c, msg);
+        pos = sp->end;
+    }
+    resp_write_raw(&c->out, all + pos, got - pos);
+    kv_free(all);
+    spans_forget(c);
+    c->flags &= ~(CLIENT_PERSIST_WROTE | CLIENT_PERSIST_HELD);
+    c->durable_wait = 0;
+    client_queue_write(c);
+}
+
+/* Every client waiting for a write or a sync: their writes fail. */
+static void fail_pending_clients(void) {
+    for (size_t i = 0; i < P.nwrote; i++) {
+        fail_client(P.wrote[i]);
+    }
+    P.nwrote = 0;
+    for (size_t i = 0; i < P.nheld; i++) {
+        fail_client(P.held[i]);
+    }
+    P.nheld = 0;
+}
+
 void persist_client_wrote(struct client *c) {
     if (c == NULL || (c->flags & CLIENT_PERSIST_WROTE) || P.db == NULL) {
         return;
@@ -384,6 +472,7 @@ void persist_client_wrote(struct client *c) {
 }
 
 void persist_client_gone(struct client *c) {
+    spans_forget(c);
     for (size_t i = 0; i < P.nwrote; i++) {
         if (P.wrote[i] == c) {
             P.wrote[i] = P.wrote[--P.nwrote];
@@ -422,11 +511,7 @@ static int commit(void) {
             server_log(LL_WARNING, "Error writing to the engine: %s", P.errmsg);
         }
         P.write_failed = 1;
-        for (size_t i = 0; i < P.nwrote; i++) {
-            P.wrote[i]->flags &= ~CLIENT_PERSIST_WROTE;
-            client_close_async(P.wrote[i]);
-        }
-        P.nwrote = 0;
+        fail_pending_clients();
         return -1;
     }
     P.last_seq = seq;
@@ -437,6 +522,7 @@ static int commit(void) {
             c->durable_wait = seq;
             held_add(c);
         } else {
+            spans_forget(c);
             client_queue_write(c);
         }
     }
@@ -998,6 +1084,7 @@ static int open_engine(const char *dir, struct lsm_db **out, char *err, size_t e
 }
 
 static void sync_cb(evutil_socket_t fd, short what, void *arg);
+static void release_held(void);
 
 static void engine_ready(struct lsm_db *db) {
     P.db = db;
@@ -1155,6 +1242,9 @@ void persist_close(void) {
     kv_free(P.wrote);
     kv_free(P.held);
     kv_free(P.temps);
+    kv_free(P.spans);
+    P.spans = NULL;
+    P.nspans = P.capspans = 0;
     kv_free(P.kbuf.p);
     kv_free(P.vbuf.p);
     lsm_value_free(&P.val);
@@ -1181,13 +1271,44 @@ struct lsm_db *persist_engine(void) {
     return P.db;
 }
 
+/* Opens the engine again after persist_reopen closed it; while it cannot (the
+ * disk is still full), the node answers -LOADING and the cron retries. */
+static int reopen_finish(char *err, size_t errlen) {
+    struct lsm_db *db;
+    if (open_engine(P.dir, &db, err, errlen) != 0) {
+        server.loading = 1;
+        return -1;
+    }
+    engine_ready(db);
+    server.loading = 0;
+    return 0;
+}
+
 int persist_reopen(char *err, size_t errlen) {
     if (P.db == NULL) {
+        if (P.dir[0] && server.loading && !P.loader_started) {
+            return reopen_finish(err, errlen);
+        }
         snprintf(err, errlen, "the engine is not open");
         return -1;
     }
+    if (!P.write_failed && lsm_bg_error(P.db) != LSM_OK) {
+        P.write_failed = 1;
+        snprintf(P.errmsg, sizeof(P.errmsg), "%s", lsm_errmsg(P.db));
+    }
+    if (!P.write_failed) {
+        commit(); /* a healthy engine: nothing is lost by reopening */
+    }
     lsm_batch_clear(P.batch);
     deleted_clear();
+    /* whatever waits for the old engine is answered now: stored and synced if
+     * healthy, -MISCONF (maybe stored: ambiguous, never a false +OK) if not */
+    if (P.write_failed) {
+        fail_pending_clients();
+    } else if (P.nheld) {
+        lsm_sync_wal(P.db, UINT64_MAX);
+        release_held();
+    }
     bg_join();
     if (P.sync_ev) {
         event_free(P.sync_ev);
@@ -1195,18 +1316,7 @@ int persist_reopen(char *err, size_t errlen) {
     }
     lsm_close(&P.db);
     drop_cache();
-    /* held clients: what they wrote is in the WAL if the write reached it */
-    for (size_t i = 0; i < P.nheld; i++) {
-        P.held[i]->flags &= ~CLIENT_PERSIST_HELD;
-        client_close_async(P.held[i]);
-    }
-    P.nheld = 0;
-    struct lsm_db *db;
-    if (open_engine(P.dir, &db, err, errlen) != 0) {
-        return -1;
-    }
-    engine_ready(db);
-    return 0;
+    return reopen_finish(err, errlen);
 }
 
 /* ------------------------------------------------------------------------------
@@ -1220,6 +1330,9 @@ static void release_held(void) {
             c->durable_wait = 0;
             c->flags &= ~CLIENT_PERSIST_HELD;
             P.held[i] = P.held[--P.nheld];
+            if (P.nspans) {
+                spans_forget(c);
+            }
             client_queue_write(c);
         } else {
             i++;
@@ -1263,8 +1376,62 @@ void persist_before_sleep(void) {
     }
 }
 
+/* The engine's sticky error (a failed fsync on its sync thread, a failed flush or
+ * compaction): writes are refused from now on, waiting replies become -MISCONF. */
+static void check_engine_error(void) {
+    if (P.db == NULL || P.write_failed || lsm_bg_error(P.db) == LSM_OK) {
+        return;
+    }
+    P.write_failed = 1;
+    snprintf(P.errmsg, sizeof(P.errmsg), "%s", lsm_errmsg(P.db));
+    server_log(LL_WARNING, "The engine refuses writes: %s", P.errmsg);
+    commit(); /* fails: the pending writes are answered -MISCONF */
+    fail_pending_clients();
+    drop_cache();
+}
+
+/* Free bytes on the engine's file system, or UINT64_MAX when unknown. */
+static uint64_t free_bytes(void) {
+    struct statvfs st;
+    if (statvfs(P.dir, &st) != 0) {
+        return UINT64_MAX;
+    }
+    return (uint64_t)st.f_bavail * st.f_frsize;
+}
+
+/* Automatic recovery after a write error: once a second, when no fault is armed
+ * and the disk has room for a memtable's worth of replay and a WAL segment, the
+ * engine is reopened (the sticky error is cleared only by a reopen). */
+static void maybe_recover(void) {
+    if (P.fault_armed || !(P.write_failed || (P.db == NULL && server.loading &&
+                                              !P.loader_started && P.dir[0]))) {
+        return;
+    }
+    long long now = kv_mstime();
+    if (now - P.last_recover_ms < 1000) {
+        return;
+    }
+    P.last_recover_ms = now;
+    struct lsm_options o;
+    engine_options(&o);
+    if (free_bytes() < o.memtable_size + (16u << 20)) {
+        return;
+    }
+    char err[256];
+    if (persist_reopen(err, sizeof(err)) == 0) {
+        server_log(LL_NOTICE, "The engine was reopened: writes are accepted again");
+    } else {
+        server_log(LL_WARNING, "Reopening the engine failed: %s", err);
+    }
+}
+
+void persist_set_fault_armed(int on) {
+    P.fault_armed = on;
+}
+
 void persist_cron(void) {
     if (P.db == NULL) {
+        maybe_recover();
         return;
     }
     if (server.appendfsync == PERSIST_FSYNC_EVERYSEC && server.mstime - P.last_everysec_ms >= 1000) {
@@ -1275,18 +1442,8 @@ void persist_cron(void) {
     }
     int hz = server.hz > 0 ? server.hz : 10;
     expire_cycle(250000 / hz); /* a quarter of a tick, as Redis's slow cycle */
-    if (!P.write_failed && lsm_bg_error(P.db) != LSM_OK) {
-        P.write_failed = 1;
-        snprintf(P.errmsg, sizeof(P.errmsg), "%s", lsm_errmsg(P.db));
-        server_log(LL_WARNING, "The engine refuses writes: %s", P.errmsg);
-        /* replies waiting for a sync that failed are never sent */
-        for (size_t i = 0; i < P.nheld; i++) {
-            P.held[i]->flags &= ~CLIENT_PERSIST_HELD;
-            client_close_async(P.held[i]);
-        }
-        P.nheld = 0;
-        drop_cache();
-    }
+    check_engine_error();
+    maybe_recover();
 }
 
 void persist_expire_due(void) {
@@ -1307,7 +1464,8 @@ const char *persist_write_error(void) {
     if (P.write_failed) {
         return P.errmsg;
     }
-    return NULL;
+    check_engine_error();
+    return P.write_failed ? P.errmsg : NULL;
 }
 
 void persist_info(struct persist_info *out) {

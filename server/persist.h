@@ -101,6 +101,12 @@ void persist_cron(void);
 /* 1 while c's output must not be written (its writes are not yet stored, or not
  * yet durable under appendfsync always). */
 int persist_client_held(const struct client *c);
+/* Records the reply of a write command (output bytes [start, end) as
+ * resp_out_pending counted them before and after it), so it can be turned into
+ * -MISCONF if the write is not stored. Called by call() at top level. */
+void persist_reply_span(struct client *c, size_t start, size_t end);
+/* DEBUG ENGINE-FAULT: while a fault is armed, no automatic reopen. */
+void persist_set_fault_armed(int on);
 /* c is being freed. */
 void persist_client_gone(struct client *c);
 /* Drops clean cached entries until the dict is under its share of memory
