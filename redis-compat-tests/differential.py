@@ -698,6 +698,7 @@ def main():
     ap.add_argument('--first-seed', type=int, default=1)
     ap.add_argument('--steps', type=int, default=3000)
     ap.add_argument('--maxmemory', action='store_true')
+    ap.add_argument('--kvd-arg', action='append', default=[], help='an extra option for kvd')
     ap.add_argument('--verbose', action='store_true')
     o = ap.parse_args()
     redis_bin = o.redis if '/' in o.redis else next(
@@ -707,7 +708,7 @@ def main():
     a = b = None
     passed = failed = 0
     try:
-        a = Server(o.kvd, extra, name='kvd')
+        a = Server(o.kvd, extra + o.kvd_arg, name='kvd')
         b = Server(redis_bin, extra, name='redis')
         missing = coverage()
         if missing:

@@ -216,13 +216,14 @@ def main():
     ap.add_argument('--cases', type=int, default=400)
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--wait', type=float, default=1.5)
+    ap.add_argument('--kvd-arg', action='append', default=[], help='an extra option for kvd')
     ap.add_argument('--show-diffs', type=int, default=10, help='DIFF cases to print')
     o = ap.parse_args()
     r = random.Random(o.seed)
     passed = failed = same = diffs = 0
     a = b = None
     try:
-        a = Server(o.kvd, ['--databases', str(DATABASES)], name='kvd')
+        a = Server(o.kvd, ['--databases', str(DATABASES)] + o.kvd_arg, name='kvd')
         b = Server(o.redis, ['--databases', str(DATABASES)], name='redis')
         batch = 100
         for start in range(0, o.cases, batch):

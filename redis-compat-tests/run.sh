@@ -7,6 +7,8 @@
 # their stderr holds no sanitizer report). Prints one line per suite and ends with
 # the total "N passed, M failed" (test cases).
 #
+# KVD_ARGS="--mode persistent" (say) adds options to every kvd it and the
+# differential/fuzz suites start.
 # KVD_BINARY may be a redis-server: the suites are checked against Redis itself that
 # way (redis-compat-tests/run.sh /usr/bin/redis-server). --asan runs the same suites
 # with fewer differential steps (the sanitizer build is ~3x slower).
@@ -17,6 +19,10 @@ root=$(cd "$here/.." && pwd)
 bin=${1:?usage: run.sh KVD_BINARY [--asan]}
 asan=0
 [[ "${2:-}" == --asan ]] && asan=1
+# KVD_ARGS: extra options for every kvd started (e.g. KVD_ARGS="--mode persistent")
+read -r -a kvd_args <<<"${KVD_ARGS:-}"
+diff_kvd_args=()
+for a in "${kvd_args[@]}"; do diff_kvd_args+=("--kvd-arg=$a"); done
 [[ "$bin" == */* ]] || bin=$(command -v "$bin")
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 PY=/usr/bin/python3
@@ -53,6 +59,7 @@ start_server() {
         mkdir -p "$dir"
         local args=(--port "$port" --bind 127.0.0.1 --dir "$dir")
         [[ $target == redis ]] && args+=(--save '' --appendonly no --daemonize no)
+        [[ $target == kvd ]] && args+=("${kvd_args[@]}")
         (cd "$dir" && exec "$bin" "${args[@]}" "$@") >"$work/$name.out" 2>"$work/$name.err" &
         pid=$!
         local deadline=$((SECONDS + 30))
@@ -216,12 +223,12 @@ suite node-redis 90 node noderedis_test.js redis "$port" "$auth_port" "$authpw"
 suite node-redis4 90 node noderedis_test.js redis4 "$port" "$auth_port" "$authpw"
 # the differential test starts its own pair (the server under test and redis-server)
 run_suite differential 150 $PY differential.py --kvd "$bin" --seeds "$diff_seeds" \
-    --steps "$diff_steps"
+    --steps "$diff_steps" "${diff_kvd_args[@]}"
 run_suite differential-maxmemory 120 $PY differential.py --kvd "$bin" --seeds 1 \
-    --steps "$diff_steps" --first-seed 100 --maxmemory
+    --steps "$diff_steps" --first-seed 100 --maxmemory "${diff_kvd_args[@]}"
 # mutated request bytes, kvd beside redis-server (DIFF lines: damage judged differently)
 if ((asan)); then fuzz_args=(--cases 200 --wait 3); else fuzz_args=(--cases 400); fi
-run_suite proto-fuzz 120 $PY proto_fuzz.py --kvd "$bin" "${fuzz_args[@]}"
+run_suite proto-fuzz 120 $PY proto_fuzz.py --kvd "$bin" "${fuzz_args[@]}" "${diff_kvd_args[@]}"
 # cache mode (eviction, LRU/LFU, expiry): starts its own servers; see cache_test.py
 run_suite cache 240 $PY cache_test.py --server "$bin" $( ((asan)) && echo --asan )
 # persistent mode (crash, restart, larger than memory, full disk, LOADING, expiry):
