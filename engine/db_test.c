@@ -689,6 +689,109 @@ static void test_db_writes_stall_rather_than_grow(void)
     remove_dir(dir);
 }
 
+/* ---- readers concurrent with writers, flushes and compactions ----------------------------- */
+
+#define CONC_KEYS 200
+
+struct conc {
+    struct lsm_db *db;
+    atomic_int stop;
+    atomic_int errors;
+    int id;
+};
+
+static void *conc_writer(void *p)
+{
+    struct conc *c = p;
+    for (uint32_t round = 1; !atomic_load(&c->stop) && round < 100000; round++) {
+        for (int i = c->id; i < CONC_KEYS; i += 2) { /* writers own alternate keys */
+            char k[16], v[16];
+            int kl = snprintf(k, sizeof(k), "c%04d", i);
+            memcpy(v, &round, 4);
+            memset(v + 4, 'p', 12);
+            if (lsm_put(c->db, k, (size_t)kl, v, 16, NULL, 0, NULL) != LSM_OK) {
+                atomic_fetch_add(&c->errors, 1);
+            }
+        }
+    }
+    return NULL;
+}
+
+static void *conc_reader(void *p)
+{
+    struct conc *c = p;
+    uint32_t seen[CONC_KEYS] = {0};
+    struct lsm_value v = LSM_VALUE_INIT;
+    while (!atomic_load(&c->stop)) {
+        for (int i = 0; i < CONC_KEYS; i++) { /* a key's version never goes back */
+            char k[16];
+            int kl = snprintf(k, sizeof(k), "c%04d", i);
+            int rc = lsm_get(c->db, NULL, k, (size_t)kl, &v);
+            if (rc == LSM_OK) {
+                uint32_t r;
+                memcpy(&r, v.data, 4);
+                if (v.len != 16 || r < seen[i]) {
+                    atomic_fetch_add(&c->errors, 1);
+                }
+                seen[i] = r;
+            } else if (rc != LSM_NOTFOUND || seen[i] != 0) {
+                atomic_fetch_add(&c->errors, 1);
+            }
+        }
+        struct lsm_iter *it = lsm_iter_create(c->db, NULL); /* a consistent, sorted view */
+        char prev[16] = "";
+        for (lsm_iter_seek_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
+            size_t kl;
+            const char *k = lsm_iter_key(it, &kl);
+            if (kl != 5 || (prev[0] && memcmp(prev, k, 5) >= 0)) {
+                atomic_fetch_add(&c->errors, 1);
+            }
+            memcpy(prev, k, 5);
+            prev[5] = 0;
+        }
+        if (lsm_iter_status(it) != LSM_OK) {
+            atomic_fetch_add(&c->errors, 1);
+        }
+        lsm_iter_destroy(&it);
+    }
+    lsm_value_free(&v);
+    return NULL;
+}
+
+static void test_db_readers_concurrent_with_writers_and_compaction(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    o.memtable_size = 8 * 1024;
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    static struct conc c[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        c[i].db = db;
+        atomic_init(&c[i].stop, 0);
+        atomic_init(&c[i].errors, 0);
+        c[i].id = i % 2;
+        pthread_create(&th[i], NULL, i < 2 ? conc_writer : conc_reader, &c[i]);
+    }
+    usleep(800 * 1000);
+    for (int i = 0; i < 4; i++) {
+        atomic_store(&c[i].stop, 1);
+    }
+    int errors = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        errors += atomic_load(&c[i].errors);
+    }
+    CHECK_EQ_INT(errors, 0);
+    struct lsm_stats st;
+    lsm_stats(db, &st);
+    CHECK(st.flushes > 0);
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
 /* ---- model test ----------------------------------------------------------------------------- */
 
 #define MODEL_KEYS 400
@@ -968,6 +1071,7 @@ int main(void)
     TEST_RUN(test_db_group_commit_shares_fsyncs);
     TEST_RUN(test_db_nosync_writes_made_durable_by_sync_thread);
     TEST_RUN(test_db_writes_stall_rather_than_grow);
+    TEST_RUN(test_db_readers_concurrent_with_writers_and_compaction);
     TEST_RUN(test_db_model_leveled);
     TEST_RUN(test_db_model_size_tiered);
     TEST_MAIN_END();
