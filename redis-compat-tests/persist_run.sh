@@ -36,7 +36,7 @@ case $size in
         asan_flag=(--asan) ;;
     long)
         crash=(--rounds 50 --writers 6 --keys 2000 --max-traffic 6) restart=(--steps 20000)
-        big=(--mb 1536) loading=(--keys 3000000) expire=(--keys 3000000) ;;
+        big=(--mb 1536) loading=(--keys 3000000) expire=(--keys 3000000 --flush-limit 2.0) ;;
     *) echo "persist_run.sh: unknown size $size" >&2; exit 2 ;;
 esac
 
