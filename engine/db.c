@@ -548,6 +548,10 @@ int lsm_sync_fd(struct lsm_db *db)
 void lsm_sync_wal_async(struct lsm_db *db, uint64_t upto)
 {
     pthread_mutex_lock(&db->mu);
+    uint64_t last = atomic_load(&db->last_seq);
+    if (upto > last) {
+        upto = last; /* a request covers what is written now, not later writes */
+    }
     if (upto > db->sync_requested) {
         db->sync_requested = upto;
         pthread_cond_signal(&db->sync_cv);

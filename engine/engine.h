@@ -186,8 +186,10 @@ uint64_t lsm_durable_seq(struct lsm_db *db);
  * upto = UINT64_MAX means "everything written so far". */
 int lsm_sync_wal(struct lsm_db *db, uint64_t upto);
 
-/* Asks the sync thread to make writes up to upto durable and returns at once.
- * When the durable sequence advances the engine writes to lsm_sync_fd(). */
+/* Asks the sync thread to make writes up to upto durable and returns at once
+ * (upto is capped at the last sequence written, so UINT64_MAX means "everything
+ * written so far": what `appendfsync everysec` asks once a second). When the
+ * durable sequence advances the engine writes to lsm_sync_fd(). */
 void lsm_sync_wal_async(struct lsm_db *db, uint64_t upto);
 
 /* An eventfd (nonblocking) that becomes readable whenever lsm_durable_seq()
