@@ -96,6 +96,23 @@ void db_set_bg_error(struct lsm_db *db, int rc, const struct lsm_err *err)
     pthread_cond_broadcast(&db->bg_work_cv);
 }
 
+/* Raises the durable sequence (mu held) and, when it moved, makes lsm_sync_fd()
+ * readable, whoever made the fsync: the sync thread, a synced write, a WAL switch. */
+static void signal_sync_fd(struct lsm_db *db)
+{
+    uint64_t one = 1;
+    ssize_t wr = write(db->sync_efd, &one, sizeof(one));
+    (void)wr; /* EAGAIN: the counter is already non-zero, which is all we want */
+}
+
+static void advance_durable(struct lsm_db *db, uint64_t seq)
+{
+    if (seq > atomic_load(&db->durable_seq)) {
+        atomic_store(&db->durable_seq, seq);
+        signal_sync_fd(db);
+    }
+}
+
 static int refuse_write(struct lsm_db *db)
 {
     /* a sticky error reads the same every time: the first failure */
@@ -331,9 +348,7 @@ static int make_room(struct lsm_db *db, bool force)
                 db_set_bg_error(db, rc, &err);
                 return refuse_write(db);
             }
-            if (upto > atomic_load(&db->durable_seq)) {
-                atomic_store(&db->durable_seq, upto);
-            }
+            advance_durable(db, upto);
             force = false;
         }
     }
@@ -442,8 +457,8 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *b, bool sync, uin
             rc = refuse_write(db);
         } else {
             atomic_store(&db->last_seq, seq);
-            if (sync && seq > atomic_load(&db->durable_seq)) {
-                atomic_store(&db->durable_seq, seq);
+            if (sync) {
+                advance_durable(db, seq);
             }
         }
     } else if (rc == LSM_OK && b != NULL) {
@@ -552,7 +567,9 @@ void lsm_sync_wal_async(struct lsm_db *db, uint64_t upto)
     if (upto > last) {
         upto = last; /* a request covers what is written now, not later writes */
     }
-    if (upto > db->sync_requested) {
+    if (upto <= atomic_load(&db->durable_seq) || db->bg_error != LSM_OK) {
+        signal_sync_fd(db); /* already durable, or never will be: answer at once */
+    } else if (upto > db->sync_requested) {
         db->sync_requested = upto;
         pthread_cond_signal(&db->sync_cv);
     }
@@ -580,11 +597,10 @@ static int sync_once(struct lsm_db *db)
     pthread_cond_broadcast(&db->sync_idle_cv);
     if (rc != LSM_OK) {
         db_set_bg_error(db, rc, &err);
+        signal_sync_fd(db); /* the waiting loop must learn it (lsm_sync_wal) */
         return refuse_write(db);
     }
-    if (target > atomic_load(&db->durable_seq)) {
-        atomic_store(&db->durable_seq, target);
-    }
+    advance_durable(db, target);
     return LSM_OK;
 }
 
@@ -619,9 +635,6 @@ static void *sync_main(void *arg)
             break;
         }
         sync_once(db);
-        uint64_t one = 1;
-        ssize_t wr = write(db->sync_efd, &one, sizeof(one));
-        (void)wr; /* EAGAIN: the counter is already non-zero, which is all we want */
     }
     pthread_mutex_unlock(&db->mu);
     return NULL;

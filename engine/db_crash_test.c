@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -315,6 +316,26 @@ static void test_crash_failed_fsync_is_sticky(void)
     remove_dir(dir);
 }
 
+static void test_crash_failed_async_sync_wakes_the_loop(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, NULL, &db, NULL), LSM_OK);
+    uint64_t seq;
+    CHECK_EQ_INT(lsm_put(db, "k", 1, "v", 1, NULL, LSM_WRITE_NOSYNC, &seq), LSM_OK);
+    env_fault_enable(true);
+    env_fault_fail_sync(1);
+    lsm_sync_wal_async(db, seq);
+    struct pollfd pfd = {lsm_sync_fd(db), POLLIN, 0};
+    CHECK_EQ_INT(poll(&pfd, 1, 5000), 1); /* woken although nothing became durable */
+    CHECK(lsm_durable_seq(db) < seq);
+    CHECK_EQ_INT(lsm_sync_wal(db, seq), LSM_IOERR);
+    CHECK(strlen(lsm_errmsg(db)) > 0);
+    lsm_close(&db);
+    env_fault_enable(false);
+    remove_dir(dir);
+}
+
 static void test_crash_failed_flush_and_full_disk_are_sticky(void)
 {
     const char *dir = fresh_dir();
@@ -571,6 +592,7 @@ int main(void)
     TEST_RUN(test_crash_at_each_io_point_loses_nothing_acknowledged);
     TEST_RUN(test_crash_failed_wal_write_is_sticky);
     TEST_RUN(test_crash_failed_fsync_is_sticky);
+    TEST_RUN(test_crash_failed_async_sync_wakes_the_loop);
     TEST_RUN(test_crash_failed_flush_and_full_disk_are_sticky);
     TEST_RUN(test_corruption_in_table_is_reported_never_wrong);
     TEST_RUN(test_corruption_never_surfaces_an_older_version);

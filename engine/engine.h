@@ -193,7 +193,9 @@ int lsm_sync_wal(struct lsm_db *db, uint64_t upto);
 void lsm_sync_wal_async(struct lsm_db *db, uint64_t upto);
 
 /* An eventfd (nonblocking) that becomes readable whenever lsm_durable_seq()
- * advances because of the sync thread; the caller reads 8 bytes to reset it.
+ * advances (whoever fsynced: the sync thread, a synced write, a WAL switch), when
+ * an async request is already covered, and when a sync failed (then
+ * lsm_sync_wal() returns the sticky error). The caller reads 8 bytes to reset it.
  * Owned by db: valid until lsm_close. */
 int lsm_sync_fd(struct lsm_db *db);
 
