@@ -196,14 +196,45 @@ void kv_alloc_thread_unregister(void) {
     pthread_mutex_unlock(&reg_mutex);
 }
 
+/* Mode persistent: the engine's threads allocate and free too (a memtable is
+ * filled on the loop thread and freed by the flush thread) and are not registered,
+ * so the per-thread sum drifts. There the cron anchors on jemalloc's merged
+ * figure and between two crons only the registered threads' change is added:
+ *     used = allocated at the last refresh + (registered net now - at refresh) */
+static int anchor_mode;
+static size_t anchor_allocated;
+static int64_t anchor_net;
+
+static int64_t registered_net(void) {
+    int n = atomic_load_explicit(&nthreads, memory_order_acquire);
+    uint64_t a = 0, d = 0;
+    for (int i = 0; i < n; i++) {
+        const uint64_t *ap = threads[i].allocp, *dp = threads[i].deallocp;
+        if (ap != NULL) {
+            a += __atomic_load_n(ap, __ATOMIC_RELAXED);
+            d += __atomic_load_n(dp, __ATOMIC_RELAXED);
+        }
+    }
+    return (int64_t)(a - d) + atomic_load_explicit(&retired, memory_order_relaxed);
+}
+
 void kv_used_memory_refresh(void) {
     kv_alloc_thread_register(); /* the loop thread, on the first call */
+    if (server.mode == MODE_PERSISTENT) {
+        anchor_net = registered_net();
+        anchor_allocated = exact_allocated();
+        anchor_mode = 1;
+    }
 }
 
 size_t kv_used_memory(void) {
     int n = atomic_load_explicit(&nthreads, memory_order_acquire);
     if (n == 0) {
         return exact_allocated();
+    }
+    if (anchor_mode) {
+        int64_t u = (int64_t)anchor_allocated + (registered_net() - anchor_net);
+        return u > 0 ? (size_t)u : 0;
     }
     uint64_t a = 0, d = 0;
     for (int i = 0; i < n; i++) {

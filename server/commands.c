@@ -535,11 +535,15 @@ void call(struct client *c, const struct kv_command *cmd) {
     c->cmd = cmd;
     c->lastcmd = cmd;
     size_t out0 = resp_out_pending(&c->out);
+    int persist_top = call_depth == 0 && server.mode == MODE_PERSISTENT;
+    if (persist_top) {
+        persist_call_begin(c);
+    }
     call_depth++;
     cmd->proc(c);
     call_depth--;
-    if (call_depth == 0 && (c->flags & CLIENT_PERSIST_WROTE)) {
-        persist_reply_span(c, out0, resp_out_pending(&c->out));
+    if (persist_top) {
+        persist_call_end(c, out0);
     }
     clock_last = kv_ustime();
     clock_fresh = 1;

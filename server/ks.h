@@ -45,7 +45,8 @@ enum ks_enc { KS_ENC_RAW = 0, KS_ENC_INT = 1, KS_ENC_EMBSTR = 2, KS_ENC_LISTPACK
               KS_ENC_HASHTABLE = 4 };
 
 enum { KE_EXPIRE = 1u << 0, /* expire_at and vidx are present */
-       KE_RAW = 1u << 1 };  /* a string modified in place: OBJECT ENCODING says raw */
+       KE_RAW = 1u << 1,    /* a string modified in place: OBJECT ENCODING says raw */
+       KE_DIRTY = 1u << 2 };/* persistent mode: its envelope is written at the turn's end */
 
 /* Strings up to this length report "embstr" (Redis's OBJ_ENCODING_EMBSTR_SIZE_LIMIT). */
 #define KS_EMBSTR_MAX 44

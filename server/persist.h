@@ -103,8 +103,11 @@ void persist_cron(void);
 int persist_client_held(const struct client *c);
 /* Records the reply of a write command (output bytes [start, end) as
  * resp_out_pending counted them before and after it), so it can be turned into
- * -MISCONF if the write is not stored. Called by call() at top level. */
+ * -MISCONF if the write is not stored. */
 void persist_reply_span(struct client *c, size_t start, size_t end);
+/* call() at top level, around a command: out0 is resp_out_pending before it. */
+void persist_call_begin(struct client *c);
+void persist_call_end(struct client *c, size_t out0);
 /* DEBUG ENGINE-FAULT: while a fault is armed, no automatic reopen. */
 void persist_set_fault_armed(int on);
 /* c is being freed. */

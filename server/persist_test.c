@@ -340,6 +340,7 @@ static void test_persist_flush_marker_hides_and_compaction_drops(void) {
     RUN_EQ("SELECT 1", "+OK");
     RUN_EQ("SET keep me", "+OK");
     RUN_EQ("SELECT 0", "+OK");
+    persist_before_sleep(); /* on disk before the flush */
     RUN_EQ("FLUSHDB", "+OK");
     RUN_EQ("DBSIZE", ":0");
     RUN_EQ("GET a5", "$-1");
