@@ -323,6 +323,11 @@ static struct config configs[] = {
       "turn; the loop keeps serving meanwhile); everysec: once a second (a crash of the "
       "machine loses at most about a second; a crash of kvd alone loses nothing); no: "
       "never explicitly. No effect in mode cache."),
+    B("appendfsync-in-loop", 0, &server.appendfsync_in_loop, "no", NULL,
+      "With appendfsync always: 'no' (default) asks the engine's sync thread for one "
+      "fsync per loop turn and keeps serving other clients meanwhile (group commit); "
+      "'yes' fsyncs on the loop thread, as Redis does, blocking everyone for it but "
+      "saving two thread wake-ups per sync (faster on an overloaded machine)."),
     S("appendfilename", CFG_IMMUTABLE, &cfg_appendfilename, "appendonly.aof", NULL,
       "Stored for tools; no effect in mode cache."),
     X("save", CFG_MULTI_ARG | CFG_MULTI_LINE, set_save, get_save, "3600 1 300 100 60 10000",

@@ -236,6 +236,7 @@ struct kv_server {
     int mode;                   /* enum kv_mode */
     int appendfsync;            /* enum persist_fsync: 0 always, 1 everysec, 2 no */
     int appendonly;             /* stored; the engine's WAL is always written */
+    int appendfsync_in_loop;    /* always: fsync on the loop thread, not the sync thread */
     int enable_debug_command;   /* 0 no, 1 yes, 2 local (loopback clients only) */
     char *config_file;          /* absolute path, or NULL */
 
