@@ -11,6 +11,7 @@ Also covers: RESP3 types, pipelines, MULTI/EXEC/WATCH, binary-safe values, a 1 M
 value, SELECT isolation, AUTH, error texts, protocol errors and inline commands.
 """
 import os
+import random
 import re
 import socket
 import sys
@@ -1035,10 +1036,22 @@ def t_protocol():
     d.close()
 
 
+def server_mode(c):
+    """'persistent' or 'cache' for kvd (CONFIG GET mode); 'cache' for Redis, whose
+    maxmemory semantics are cache mode's."""
+    r = plain(c.call('CONFIG', 'GET', 'mode'))
+    return r[1].decode() if isinstance(r, list) and len(r) == 2 else 'cache'
+
+
 def t_maxmemory():
-    """maxmemory set at run time: noeviction refuses writes with -OOM (reads and
-    deletes go on); allkeys-lru evicts and holds used_memory near the limit."""
+    """maxmemory set at run time. Cache mode (and Redis): noeviction refuses writes
+    with -OOM (reads and deletes go on); allkeys-lru evicts and holds used_memory
+    near the limit. Persistent mode: data past maxmemory lives on disk, so nothing
+    is refused or evicted and every key reads back."""
     c = conn()
+    if server_mode(c) == 'persistent':
+        c.close()
+        return t_maxmemory_persistent()
     c.call('FLUSHALL')
     time.sleep(0.2)
     base = int(info_field(c, 'memory', 'used_memory'))
@@ -1070,6 +1083,37 @@ def t_maxmemory():
         used = int(info_field(c, 'memory', 'used_memory'))
         H.check('allkeys-lru: used_memory held near maxmemory', used < limit + 2 * 1024 * 1024, (limit, used))
         H.check('allkeys-lru: the newest key is there', c.call('GET', 'mm:39999') == B(val))
+    finally:
+        c.call('CONFIG', 'SET', 'maxmemory', '0')
+        c.call('CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
+        c.call('FLUSHALL')
+        c.close()
+
+
+def t_maxmemory_persistent():
+    c = conn()
+    c.call('FLUSHALL')
+    time.sleep(0.2)
+    base = int(info_field(c, 'memory', 'used_memory'))
+    val = b'p' * 1000
+    try:
+        for policy in ('noeviction', 'allkeys-lru'):
+            H.eq('persistent: CONFIG SET maxmemory-policy ' + policy,
+                 c.call('CONFIG', 'SET', 'maxmemory-policy', policy), OK)
+        H.eq('persistent: CONFIG SET maxmemory', c.call('CONFIG', 'SET', 'maxmemory', str(base + (4 << 20))), OK)
+        refused = []
+        for i in range(0, 40000, 500):
+            rs = c.pipeline([('SET', 'pm:%d' % j, val + b'%d' % j) for j in range(i, i + 500)])
+            refused += [r for r in rs if r != OK]
+        H.eq('persistent: 40 MB over a 4 MB maxmemory, no write refused', refused[:1], [])
+        H.eq('persistent: every key kept', c.call('DBSIZE'), I(40000))
+        H.eq('persistent: nothing evicted', int(info_field(c, 'stats', 'evicted_keys')), 0)
+        rng = random.Random(5)
+        sample = [rng.randrange(40000) for _ in range(300)]
+        got = c.pipeline([('GET', 'pm:%d' % j) for j in sample])
+        H.check('persistent: keys written long ago read back',
+                all(g == B(val + b'%d' % j) for g, j in zip(got, sample)),
+                [(j, g[:1]) for g, j in zip(got, sample) if g != B(val + b'%d' % j)][:3])
     finally:
         c.call('CONFIG', 'SET', 'maxmemory', '0')
         c.call('CONFIG', 'SET', 'maxmemory-policy', 'noeviction')

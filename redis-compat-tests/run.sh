@@ -215,6 +215,21 @@ fi
 if ((asan)); then diff_steps=3000 diff_seeds=3; else diff_steps=5000 diff_seeds=8; fi
 
 suite raw 120 $PY raw_test.py "$port" "$auth_port" "$authpw"
+if [[ $target == kvd && -z ${KVD_ARGS:-} ]]; then
+    # kvd has two modes; the main server runs the default one, raw_test runs once
+    # more against each other mode (maxmemory means eviction in cache mode and
+    # memory for caches in persistent mode)
+    for mode in cache persistent; do
+        timeout 5 "$bin" --help-config 2>&1 | grep -qE "^mode +enum +default \"$mode\"" && continue
+        if start_server "mode-$mode" --mode "$mode"; then
+            run_suite "raw-$mode" 120 $PY raw_test.py "$SRV_PORT" "$auth_port" "$authpw"
+            stop_server "mode-$mode" "$SRV_PID"
+        else
+            echo "FAIL mode-$mode: kvd --mode $mode did not start"
+            total_f=$((total_f + 1))
+        fi
+    done
+fi
 suite redis-cli 120 bash cli_test.sh "$port" "$auth_port" "$authpw"
 suite hiredis 60 "$hiredis_bin" "$port"
 suite redis-py 120 $PY redispy_test.py "$port" "$auth_port" "$authpw"
