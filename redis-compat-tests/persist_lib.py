@@ -16,11 +16,22 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
 from respclient import Conn, encode
+
+
+
+def _on_sigterm(signum, frame):
+    # a time limit (timeout(1) sends SIGTERM first) unwinds through the tests'
+    # finally blocks, which stop every server by PID and remove the temp dirs
+    sys.exit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _on_sigterm)
 
 SAN_RE = re.compile(rb'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|'
                     rb'SUMMARY: (Address|Undefined|Leak)')
