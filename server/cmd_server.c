@@ -1129,8 +1129,13 @@ void cmd_bgsave(struct client *c) {
         reply_syntax_error(c);
         return;
     }
-    if (persist_on() && persist_bgsave() != 0) {
+    int rc = persist_on() ? persist_bgsave() : 0;
+    if (rc < 0) {
         reply_error(c, "ERR Background save already in progress");
+        return;
+    }
+    if (rc > 0) {
+        reply_simple(c, "Background saving scheduled");
         return;
     }
     if (!persist_on()) {
@@ -1141,8 +1146,13 @@ void cmd_bgsave(struct client *c) {
 }
 
 void cmd_bgrewriteaof(struct client *c) {
-    if (persist_on() && persist_bgrewrite() != 0) {
+    int rc = persist_on() ? persist_bgrewrite() : 0;
+    if (rc < 0) {
         reply_error(c, "ERR Background append only file rewriting already in progress");
+        return;
+    }
+    if (rc > 0) {
+        reply_simple(c, "Background append only file rewriting scheduled");
         return;
     }
     reply_simple(c, "Background append only file rewriting started");

@@ -105,6 +105,7 @@ static struct {
     int bg_started;
     _Atomic int bg_last_ok;
     _Atomic int bgrewrite_last_ok;
+    int bg_scheduled;              /* 1 flush, 2 compaction: waits for the running one */
 } P;
 
 static void temps_free(void) {
@@ -1182,6 +1183,7 @@ static int open_engine(const char *dir, struct lsm_db **out, char *err, size_t e
 
 static void sync_cb(evutil_socket_t fd, short what, void *arg);
 static void release_held(void);
+static int bg_start(int what);
 
 static void engine_ready(struct lsm_db *db) {
     P.db = db;
@@ -1575,6 +1577,11 @@ void persist_cron(void) {
             lsm_sync_wal_async(P.db, UINT64_MAX);
         }
     }
+    if (P.bg_scheduled && !atomic_load(&P.bg_running)) {
+        int what = P.bg_scheduled;
+        P.bg_scheduled = 0;
+        bg_start(what);
+    }
     int hz = server.hz > 0 ? server.hz : 10;
     expire_cycle(250000 / hz); /* a quarter of a tick, as Redis's slow cycle */
     check_engine_error();
@@ -1714,8 +1721,16 @@ static void *bg_main(void *arg) {
 }
 
 static int bg_start(int what) {
-    if (P.db == NULL || atomic_load(&P.bg_running)) {
+    if (P.db == NULL) {
         return -1;
+    }
+    int running = atomic_load(&P.bg_running);
+    if (running == what) {
+        return -1;
+    }
+    if (running) {
+        P.bg_scheduled = what; /* started by the cron when the other one ends */
+        return 1;
     }
     bg_join();
     commit();

@@ -135,7 +135,7 @@ size_t persist_info_engine(char *buf, size_t cap);
 /* SAVE: flush the memtable now (blocking). 0 or -1 with *err. */
 int persist_save(const char **err);
 /* BGSAVE / BGREWRITEAOF: start a memtable flush / a full compaction in the
- * background. 0 started, -1 already running. */
+ * background. 0 started, 1 scheduled after the other one, -1 already running. */
 int persist_bgsave(void);
 int persist_bgrewrite(void);
 /* DEBUG ENGINE-REOPEN: close and reopen (recovery after a fault). */
