@@ -1009,9 +1009,22 @@ static void expire_cycle(long long budget_us) {
             continue;
         }
         if (e) {
-            /* the cache disagrees with the index: the index is stale */
+            /* the cache disagrees with the index (never expected): drop the entry */
             batch_del(ik, ilen, 0);
-            P.vcount[db]--;
+            continue;
+        }
+        /* Not cached: the data must be there, not yet expired by compaction (its
+         * clock is the watermark, set only after a pass's deletions are written).
+         * It can be missing only after a machine crash lost the WAL tail holding
+         * this entry's deletion while a compaction had dropped the data: then it
+         * was not counted at the recount either. */
+        data_key(db, key, klen, token);
+        int rc = lsm_get(P.db, &ro, P.kbuf.p, P.kbuf.len, &P.val);
+        if (rc != LSM_OK || (long long)P.val.expire_at != exp ||
+            P.val.timestamp < atomic_load_explicit(&P.flush_ts[db], memory_order_relaxed)) {
+            if (rc == LSM_OK || rc == LSM_NOTFOUND) {
+                batch_del(ik, ilen, 0);
+            }
             continue;
         }
         pbuf_reserve(&kb, klen);
@@ -1024,10 +1037,11 @@ static void expire_cycle(long long budget_us) {
     kv_free(kb.p);
     lsm_iter_destroy(&it);
     P.expire_more = !done;
-    if (done) {
+    /* the deletions first, then the compaction clock: an expired entry is never
+     * dropped while its index entry could still be read back */
+    if (commit() == 0 && done) {
         atomic_store(&P.watermark, (uint64_t)now);
     }
-    commit();
 }
 
 /* ------------------------------------------------------------------------------
