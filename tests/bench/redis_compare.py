@@ -33,15 +33,16 @@ from serverctl import Server  # noqa: E402
 TESTS = ['set', 'get', 'incr', 'hset', 'mset']
 
 
-def bench(port, tests, pipeline, size, n, clients=50, keyspace=100000):
-    """One redis-benchmark run; returns {TEST: (rps, p99_ms)}."""
+def bench(port, tests, pipeline, size, n, clients=50, keyspace=100000, timeout=600):
+    """One redis-benchmark run; returns {TEST: (rps, p99_ms)}, or {TEST: None} for
+    each test when the run did not finish within timeout seconds."""
     args = ['redis-benchmark', '-h', '127.0.0.1', '-p', str(port), '-c', str(clients),
             '-n', str(n), '-P', str(pipeline), '-d', str(size), '-r', str(keyspace),
             '-t', ','.join(tests), '--csv']
     try:
-        out = subprocess.run(args, capture_output=True, text=True, timeout=600).stdout
+        out = subprocess.run(args, capture_output=True, text=True, timeout=timeout).stdout
     except subprocess.TimeoutExpired:
-        return {}
+        return {t.upper(): None for t in tests}
     res = {}
     for row in csv.reader(io.StringIO(out)):
         if len(row) >= 7 and row[0] != 'test':
@@ -120,10 +121,15 @@ def main():
     ap.add_argument('--kvd-arg', action='append', default=[])
     ap.add_argument('--skip-memory', action='store_true')
     ap.add_argument('--skip-throughput', action='store_true')
+    ap.add_argument('--pipelines', default='1,16,64')
+    ap.add_argument('--sizes', default='16,1024')
+    ap.add_argument('--requests', type=int, default=500000, help='per test at P16/P64 (P1: a tenth)')
+    ap.add_argument('--timeout', type=int, default=600, help='seconds per redis-benchmark run')
+    ap.add_argument('--title', default='')
     o = ap.parse_args()
     rounds = 1 if o.quick else o.rounds
-    pipelines = [1, 16, 64]
-    sizes = [16, 1024]
+    pipelines = [int(x) for x in o.pipelines.split(',')]
+    sizes = [int(x) for x in o.sizes.split(',')]
     lines = []
 
     def emit(s=''):
@@ -134,20 +140,23 @@ def main():
     red = Server(o.redis, [], name='bench-redis')
     servers = {'kvd': kvd, 'redis': red}
     try:
-        emit('kvd bench: %s %s vs %s, %s' % (o.kvd, ' '.join(o.kvd_arg), o.redis,
-                                             time.strftime('%Y-%m-%d %H:%M:%S')))
+        emit('kvd bench%s: %s %s vs %s, %s' % (' (' + o.title + ')' if o.title else '', o.kvd,
+                                               ' '.join(o.kvd_arg), o.redis,
+                                               time.strftime('%Y-%m-%d %H:%M:%S')))
         if not o.skip_throughput:
             # results[(test, P, size)][server] = [(rps, p99), ...]
             results = {}
             for rnd in range(rounds):
                 for p in pipelines:
                     for size in sizes:
-                        n = (50000 if p == 1 else 500000) // (10 if o.quick else 1)
+                        n = (o.requests // 10 if p == 1 else o.requests) // (10 if o.quick else 1)
                         order = ['kvd', 'redis'] if rnd % 2 == 0 else ['redis', 'kvd']
                         for name in order:
                             port = servers[name].port
-                            r = bench(port, [t for t in TESTS if t != 'mset'], p, size, n)
-                            r.update(bench(port, ['mset'], p, size, max(n // 5, 1000)))
+                            r = {}
+                            for t in TESTS:  # one run per test, so one slow test cannot hide the rest
+                                r.update(bench(port, [t], p, size, max(n // 5, 1000) if t == 'mset' else n,
+                                               timeout=o.timeout))
                             for t, v in r.items():
                                 results.setdefault((t, p, size), {}).setdefault(name, []).append(v)
                 print('round %d of %d done' % (rnd + 1, rounds), file=sys.stderr, flush=True)
@@ -162,15 +171,22 @@ def main():
                         d = results.get((t, p, size), {})
                         k = d.get('kvd', [])
                         r = d.get('redis', [])
+                        if not k and not r:
+                            continue
+                        k_to = any(x is None for x in k)
+                        k = [x for x in k if x is not None]
+                        r = [x for x in r if x is not None]
                         krps = statistics.median(x[0] for x in k) if k else None
                         rrps = statistics.median(x[0] for x in r) if r else None
                         kp = statistics.median(x[1] for x in k) if k else None
                         rp = statistics.median(x[1] for x in r) if r else None
                         ratio = '%.2f' % (krps / rrps) if krps and rrps else '-'
                         emit('%-6s %3d %5d %12s %12s %7s %9s %9s' % (
-                            t, p, size, fmt_rps(krps), fmt_rps(rrps), ratio,
+                            t, p, size, fmt_rps(krps) if not k_to else 'TIMEOUT', fmt_rps(rrps), ratio,
                             '%.3f' % kp if kp is not None else '-',
                             '%.3f' % rp if rp is not None else '-'))
+            if any(x is None for d in results.values() for x in d.get('kvd', [])):
+                emit('(TIMEOUT: a kvd run of that test did not finish within %d s)' % o.timeout)
         if not o.skip_memory:
             nkeys = 100000 if o.quick else 1000000
             nh = 10000 if o.quick else 100000
