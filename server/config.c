@@ -323,6 +323,13 @@ static struct config configs[] = {
       "turn; the loop keeps serving meanwhile); everysec: once a second (a crash of the "
       "machine loses at most about a second; a crash of kvd alone loses nothing); no: "
       "never explicitly. No effect in mode cache."),
+    M("memtable-size", CFG_IMMUTABLE, &server.memtable_size, 0, 1ll << 40, "0", NULL,
+      "Mode persistent: bytes of one memtable (two may exist while one is flushed). 0 = "
+      "maxmemory/8 (1gb/8 without maxmemory), at least 1mb, at most 8mb: small values "
+      "insert faster into a small memtable; 32mb suits 1 KiB values better."),
+    M("block-cache-size", CFG_IMMUTABLE, &server.block_cache_size, 0, 1ll << 40, "0", NULL,
+      "Mode persistent: bytes of uncompressed table blocks cached. 0 = maxmemory/4 "
+      "(1gb/4 without maxmemory), at least 1mb."),
     B("appendfsync-in-loop", 0, &server.appendfsync_in_loop, "no", NULL,
       "With appendfsync always: 'no' (default) asks the engine's sync thread for one "
       "fsync per loop turn and keeps serving other clients meanwhile (group commit); "

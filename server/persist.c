@@ -1156,8 +1156,8 @@ static void engine_options(struct lsm_options *o) {
     if (mt < (1u << 20)) mt = 1u << 20;
     if (bc < (1u << 20)) bc = 1u << 20;
     if (mt > (8u << 20)) mt = 8u << 20;
-    o->memtable_size = mt;
-    o->block_cache_size = bc;
+    o->memtable_size = server.memtable_size > 0 ? (size_t)server.memtable_size : mt;
+    o->block_cache_size = server.block_cache_size > 0 ? (size_t)server.block_cache_size : bc;
     o->sync_mode = LSM_SYNC_NONE;
     o->clock_ms = compaction_clock;
     o->compaction_filter = NULL; /* set after open: see flushed_filter */
