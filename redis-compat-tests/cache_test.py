@@ -67,6 +67,8 @@ def start(binary, *extra, name='cache'):
     args = list(extra)
     if is_redis(binary):
         args += ['--enable-debug-command', 'local']  # DEBUG SET-ACTIVE-EXPIRE
+    else:
+        args += ['--mode', 'cache']  # kvd's default is persistent mode
     return Server(binary, extra=args, name=name)
 
 

@@ -67,7 +67,11 @@ start() {
     mkdir -p "$work/$name"
     local args=(--port "$port" --bind 127.0.0.1 --dir "$work/$name" --maxmemory "$maxmem"
         --maxmemory-policy allkeys-lru)
-    [[ $bin == *redis-server* ]] && args+=(--save '' --appendonly no --daemonize no)
+    if [[ $bin == *redis-server* ]]; then
+        args+=(--save '' --appendonly no --daemonize no)
+    else
+        args+=(--mode cache) # kvd's default is persistent mode
+    fi
     "$bin" "${args[@]}" >"$work/$name.log" 2>&1 &
     pid=$!
     pids+=("$pid")

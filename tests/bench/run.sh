@@ -9,7 +9,8 @@
 # pass (one round, P16, 16 bytes, 100k requests, 120 s cap per test). Prints the
 # tables and writes them to build/bench/redis-compare.txt. Servers are started on
 # free loopback ports and stopped by PID. About 12 minutes on the 2-core VM.
-# BENCH_QUICK=1: a one-minute trial run of the same.
+# Then tests/bench/cache.sh (build/bench/cache.txt) and tests/bench/persist.sh
+# (build/bench/persist.txt). BENCH_QUICK=1: a short trial run of all of it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 kvd=${1:-$root/build/kvd}
@@ -26,3 +27,7 @@ $py "$root/tests/bench/redis_compare.py" "$kvd" --kvd-arg=--mode --kvd-arg=persi
 cat "$out.cache" "$out.persistent" >"$out"
 rm -f "$out.cache" "$out.persistent"
 echo "written to $out"
+# cache mode under memory pressure (allkeys-lru), zipf hit rate, expiry under load
+bash "$root/tests/bench/cache.sh" "$kvd" "${quick[@]}"
+# persistent mode, every appendfsync, beside redis-server with AOF
+bash "$root/tests/bench/persist.sh" "$kvd" "${quick[@]}"
