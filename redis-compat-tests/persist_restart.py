@@ -37,6 +37,7 @@ class Gen:
         self.r = rng
         self.now_ms = int(time.time() * 1000)
         self.db = 0
+        self.gt_seconds = 4 * 86400  # EXPIRE ... GT: beyond every other TTL, rising
 
     def key(self):
         r = self.r.random()
@@ -119,7 +120,14 @@ class Gen:
         if x < 58:
             return ['HSETNX', self.hkey(), 'f%d' % r.randrange(12), self.val()]
         if x < 62:
-            return ['EXPIRE', self.key(), self.long_ex()] + r.choice([[], [], ['NX'], ['GT']])
+            opt = r.choice([[], [], ['NX'], ['GT']])
+            if opt == ['GT']:
+                # A GT time equal to the key's TTL would be judged by the milliseconds
+                # between two commands, differently on each server: every GT time is
+                # a second past any TTL this workload sets.
+                self.gt_seconds += 1
+                return ['EXPIRE', self.key(), str(self.gt_seconds), 'GT']
+            return ['EXPIRE', self.key(), self.long_ex()] + opt
         if x < 64:
             return ['PEXPIREAT', self.key(), str(self.now_ms + 9000000 + r.randrange(1000))]
         if x < 66:
