@@ -241,6 +241,14 @@ run_suite differential 150 $PY differential.py --kvd "$bin" --seeds "$diff_seeds
     --steps "$diff_steps" "${diff_kvd_args[@]}"
 run_suite differential-maxmemory 120 $PY differential.py --kvd "$bin" --seeds 1 \
     --steps "$diff_steps" --first-seed 100 --maxmemory "${diff_kvd_args[@]}"
+if [[ $target == kvd && -z ${KVD_ARGS:-} ]]; then
+    # the same sequences in cache mode (the default mode is persistent); with
+    # maxmemory too, where it means eviction (set large enough never to evict)
+    run_suite differential-cache 150 $PY differential.py --kvd "$bin" --seeds "$diff_seeds" \
+        --steps "$diff_steps" --kvd-arg=--mode --kvd-arg=cache
+    run_suite differential-cache-maxmemory 120 $PY differential.py --kvd "$bin" --seeds 1 \
+        --steps "$diff_steps" --first-seed 100 --maxmemory --kvd-arg=--mode --kvd-arg=cache
+fi
 # mutated request bytes, kvd beside redis-server (DIFF lines: damage judged differently)
 if ((asan)); then fuzz_args=(--cases 200 --wait 3); else fuzz_args=(--cases 400); fi
 run_suite proto-fuzz 120 $PY proto_fuzz.py --kvd "$bin" "${fuzz_args[@]}" "${diff_kvd_args[@]}"
