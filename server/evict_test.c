@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/coord.h"
-#include "server/server_int.h" /* commands_init, process_command */
+#include "server/test_client.h"
 #include "tests/test.h"
 
 static struct client tc;
@@ -15,14 +14,8 @@ static const long long T0 = 1700000000000LL; /* the injected clock's start, Unix
 
 static void setup(void) {
     if (server.db == NULL) {
-        server.databases = 16;
-        server.hz = 10;
-        server.active_expire_effort = 1;
+        tclient_boot(MODE_CACHE);
         server.active_expire_enabled = 0; /* nothing expires behind the tests' back */
-        server.proto_max_bulk_len = 512ll * 1024 * 1024;
-        server.maxmemory_samples = 5;
-        commands_init();
-        ks_init();
         kv_used_memory_refresh();
     }
     for (int i = 0; i < server.databases; i++) {
@@ -35,15 +28,7 @@ static void setup(void) {
     server.lfu_decay_time = 1;
     server.stat_evictedkeys = 0;
     ks_evict_time_limit_us = 1000000000LL; /* one call finishes unless a test says */
-    resp_out_deinit(&tc.out);
-    memset(&tc, 0, sizeof(tc));
-    tc.fd = -1;
-    tc.resp = 2;
-    tc.db = server.db[0];
-    tc.db_id = 0;
-    tc.flags = CLIENT_INTERNAL;
-    tc.authenticated = 1;
-    resp_out_init(&tc.out, 2);
+    tclient_reset(&tc);
 }
 
 /* Inserts key "<prefix><i>" with a 100-byte value into db; expire_at 0 = no TTL. */
@@ -406,31 +391,9 @@ static void test_eviction_is_bounded_per_call(void) {
     CHECK(calls > 100);
 }
 
+/* Runs a command line through the whole command path (arity, OOM check). */
 static const char *process(const char *line) {
-    static char buf[512], out[512];
-    static struct kv_slice argv[16];
-    snprintf(buf, sizeof(buf), "%s", line);
-    int argc = 0;
-    for (char *tok = strtok(buf, " "); tok && argc < 16; tok = strtok(NULL, " ")) {
-        argv[argc++] = (struct kv_slice){tok, strlen(tok)};
-    }
-    tc.argc = argc;
-    tc.argv = argv;
-    process_command(&tc);
-    struct iovec iov[8];
-    int cnt = resp_out_iov(&tc.out, iov, 8);
-    size_t n = 0;
-    for (int i = 0; i < cnt; i++) {
-        for (size_t k = 0; k < iov[i].iov_len && n + 1 < sizeof(out); k++) {
-            char ch = ((char *)iov[i].iov_base)[k];
-            if (ch != '\r' && ch != '\n') {
-                out[n++] = ch;
-            }
-        }
-    }
-    out[n] = '\0';
-    resp_out_consume(&tc.out, resp_out_pending(&tc.out));
-    return out;
+    return tclient_run(&tc, line, TCLIENT_PROCESS);
 }
 
 static void test_noeviction_refuses_writes_but_serves_reads_and_del(void) {
@@ -444,7 +407,7 @@ static void test_noeviction_refuses_writes_but_serves_reads_and_del(void) {
     CHECK_EQ_INT(ks_evict_if_needed(), -1);
     CHECK_EQ_STR(process("SET foo bar"),
                  "-OOM command not allowed when used memory > 'maxmemory'.");
-    CHECK_EQ_STR(process("GET before"), "$1x");
+    CHECK_EQ_STR(process("GET before"), "$1 x");
     CHECK_EQ_STR(process("DEL k:1 k:2"), ":2");
     CHECK_EQ_INT(server.stat_evictedkeys, 0);
     CHECK_EQ_INT(ks_db_size(db), 99);
@@ -461,7 +424,7 @@ static void test_object_freq_idletime_and_lfu_overwrite(void) {
     server.lfu_log_factor = 0;
     CHECK_EQ_STR(process("SET f v"), "+OK");
     CHECK_EQ_STR(process("OBJECT FREQ f"), ":5");
-    CHECK_EQ_STR(process("GET f"), "$1v");
+    CHECK_EQ_STR(process("GET f"), "$1 v");
     CHECK_EQ_STR(process("OBJECT FREQ f"), ":6");
     /* an overwrite is an access and keeps the counter (Redis's dbOverwrite) */
     CHECK_EQ_STR(process("SET f w"), "+OK");
@@ -472,7 +435,7 @@ static void test_object_freq_idletime_and_lfu_overwrite(void) {
                  "will take some time to adjust.");
     /* CLIENT NO-TOUCH: reads leave the counter, TOUCH still counts */
     tc.flags |= CLIENT_NO_TOUCH;
-    CHECK_EQ_STR(process("GET f"), "$1w");
+    CHECK_EQ_STR(process("GET f"), "$1 w");
     CHECK_EQ_STR(process("OBJECT FREQ f"), ":7");
     CHECK_EQ_STR(process("TOUCH f"), ":1");
     CHECK_EQ_STR(process("OBJECT FREQ f"), ":8");
@@ -491,7 +454,7 @@ static void test_object_freq_idletime_and_lfu_overwrite(void) {
     CHECK(strcmp(idle, ":5") == 0 || strcmp(idle, ":6") == 0);
     idle = process("OBJECT IDLETIME g"); /* OBJECT does not touch */
     CHECK(strcmp(idle, ":5") == 0 || strcmp(idle, ":6") == 0);
-    CHECK_EQ_STR(process("GET g"), "$1v");
+    CHECK_EQ_STR(process("GET g"), "$1 v");
     CHECK_EQ_STR(process("OBJECT IDLETIME g"), ":0");
     CHECK_EQ_STR(process("OBJECT IDLETIME nokey"), "$-1");
 }

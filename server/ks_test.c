@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/coord.h"
-#include "server/server_int.h" /* commands_init */
+#include "server/test_client.h"
 #include "server/util.h"
 #include "tests/test.h"
 
@@ -20,78 +19,24 @@ int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t ne
 static struct client tc;
 
 static void setup(void) {
-    if (server.db == NULL) {
-        server.databases = 16;
-        server.hz = 10;
-        server.active_expire_effort = 1;
-        server.active_expire_enabled = 1;
-        server.proto_max_bulk_len = 512ll * 1024 * 1024;
-        server.lfu_log_factor = 10;
-        server.lfu_decay_time = 1;
-        commands_init();
-        ks_init();
-    }
+    tclient_boot(MODE_CACHE);
     for (int i = 0; i < server.databases; i++) {
         ks_flush_db(server.db[i], 0);
     }
     server.mstime = kv_mstime();
     server.maxmemory_policy = MM_NOEVICTION;
-    resp_out_deinit(&tc.out);
-    memset(&tc, 0, sizeof(tc));
-    tc.fd = -1;
-    tc.resp = 2;
-    tc.db = server.db[0];
-    tc.db_id = 0;
-    tc.flags = CLIENT_INTERNAL;
-    resp_out_init(&tc.out, 2);
+    tclient_reset(&tc);
 }
 
 static struct kv_slice sl(const char *s) {
     return (struct kv_slice){s, strlen(s)};
 }
 
-/* Runs one command (arguments separated by spaces) and returns its reply bytes
- * with CRLF shown as "\n" squeezed: "$3\r\nbar\r\n" -> "$3 bar". */
+/* Runs one command line on the test client (server/test_client.h). A test that
+ * set server.mstime keeps its clock. */
 static const char *run(const char *line) {
-    static char out[65536];
-    static char buf[4096];
-    static struct kv_slice argv[64];
-    snprintf(buf, sizeof(buf), "%s", line);
-    int argc = 0;
-    for (char *tok = strtok(buf, " "); tok && argc < 64; tok = strtok(NULL, " ")) {
-        if (strcmp(tok, "''") == 0) {
-            tok[0] = '\0';
-        }
-        argv[argc++] = (struct kv_slice){tok, strlen(tok)};
-    }
-    struct kv_command *cmd = command_lookup(argv[0].p, argv[0].len);
-    if (cmd == NULL) {
-        return "(unknown command)";
-    }
-    tc.argc = argc;
-    tc.argv = argv;
-    tc.cmd = cmd;
     server.mstime = server.mstime ? server.mstime : kv_mstime();
-    cmd->proc(&tc);
-
-    size_t n = 0;
-    struct iovec iov[16];
-    int cnt = resp_out_iov(&tc.out, iov, 16);
-    for (int i = 0; i < cnt; i++) {
-        for (size_t k = 0; k < iov[i].iov_len && n + 2 < sizeof(out); k++) {
-            char ch = ((char *)iov[i].iov_base)[k];
-            if (ch == '\r') {
-                continue;
-            }
-            out[n++] = ch == '\n' ? ' ' : ch;
-        }
-    }
-    if (n > 0 && out[n - 1] == ' ') {
-        n--;
-    }
-    out[n] = '\0';
-    resp_out_consume(&tc.out, resp_out_pending(&tc.out));
-    return out;
+    return tclient_run(&tc, line, TCLIENT_HANDLER);
 }
 
 #define RUN_EQ(line, want) CHECK_EQ_STR(run(line), want)
