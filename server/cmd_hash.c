@@ -42,6 +42,40 @@ static void hash_written(struct client *c, struct kv_entry *e, int created) {
     }
 }
 
+/* Field argv[2] of the hash at key, for a command that may then set it: *ep is
+ * the hash (NULL when the key is absent) and *v the field's value (NULL when the
+ * field is absent). Replies WRONGTYPE and returns -1 for a key of another type. */
+static int hash_field_or_reply(struct client *c, struct kv_entry **ep, const char **v,
+                               size_t *vlen) {
+    struct kv_entry *e = coord_lookup_write(c, &c->argv[1]);
+    *ep = e;
+    *v = NULL;
+    *vlen = 0;
+    if (e == NULL) {
+        return 0;
+    }
+    if (e->type != KS_TYPE_HASH) {
+        reply_wrongtype(c);
+        return -1;
+    }
+    if (!hash_get(e, c->argv[2].p, c->argv[2].len, v, vlen)) {
+        *v = NULL;
+    }
+    return 0;
+}
+
+/* Sets field argv[2] of hash e to v, creating the hash at key when e is NULL, and
+ * hands the change to the coordinator. */
+static void hash_set_field(struct client *c, struct kv_entry *e, const char *v,
+                           size_t vlen) {
+    int created = e == NULL;
+    if (created) {
+        e = hash_new(c->argv[1].p, c->argv[1].len, 0);
+    }
+    hash_set(created ? NULL : c->db, &e, c->argv[2].p, c->argv[2].len, v, vlen);
+    hash_written(c, e, created);
+}
+
 /* The hash at key for reading; NULL when absent (no reply) or after WRONGTYPE
  * (*err = 1). */
 static struct kv_entry *hash_for_read(struct client *c, int *err) {
@@ -89,19 +123,16 @@ void cmd_hmset(struct client *c) {
 
 void cmd_hsetnx(struct client *c) {
     struct kv_entry *e;
-    int created;
     const char *v;
     size_t vlen;
-    if (hash_for_write_or_reply(c, &e, &created) != 0) {
+    if (hash_field_or_reply(c, &e, &v, &vlen) != 0) {
         return;
     }
-    if (!created && hash_get(e, c->argv[2].p, c->argv[2].len, &v, &vlen)) {
+    if (v != NULL) {
         reply_int(c, 0);
         return;
     }
-    hash_set(created ? NULL : c->db, &e, c->argv[2].p, c->argv[2].len, c->argv[3].p,
-             c->argv[3].len);
-    hash_written(c, e, created);
+    hash_set_field(c, e, c->argv[3].p, c->argv[3].len);
     reply_int(c, 1);
 }
 
@@ -250,31 +281,24 @@ void cmd_hincrby(struct client *c) {
         return;
     }
     struct kv_entry *e;
-    int created;
-    if (hash_for_write_or_reply(c, &e, &created) != 0) {
-        return;
-    }
     const char *v;
     size_t vlen;
-    if (!created && hash_get(e, c->argv[2].p, c->argv[2].len, &v, &vlen)) {
-        if (resp_str2ll(v, vlen, &value) != 0) {
-            reply_error(c, "ERR hash value is not an integer");
-            return;
-        }
+    if (hash_field_or_reply(c, &e, &v, &vlen) != 0) {
+        return;
+    }
+    if (v != NULL && resp_str2ll(v, vlen, &value) != 0) {
+        reply_error(c, "ERR hash value is not an integer");
+        return;
     }
     if ((incr < 0 && value < 0 && incr < LLONG_MIN - value) ||
         (incr > 0 && value > 0 && incr > LLONG_MAX - value)) {
-        if (created) {
-            ks_entry_free(e);
-        }
         reply_error(c, "ERR increment or decrement would overflow");
         return;
     }
     value += incr;
     char buf[32];
     int n = resp_ll2str(buf, value);
-    hash_set(created ? NULL : c->db, &e, c->argv[2].p, c->argv[2].len, buf, (size_t)n);
-    hash_written(c, e, created);
+    hash_set_field(c, e, buf, (size_t)n);
     reply_int(c, value);
 }
 
@@ -288,30 +312,23 @@ void cmd_hincrbyfloat(struct client *c) {
         return;
     }
     struct kv_entry *e;
-    int created;
-    if (hash_for_write_or_reply(c, &e, &created) != 0) {
-        return;
-    }
     const char *v;
     size_t vlen;
-    if (!created && hash_get(e, c->argv[2].p, c->argv[2].len, &v, &vlen)) {
-        if (resp_str2ld(v, vlen, &value) != 0) {
-            reply_error(c, "ERR hash value is not a float");
-            return;
-        }
+    if (hash_field_or_reply(c, &e, &v, &vlen) != 0) {
+        return;
+    }
+    if (v != NULL && resp_str2ld(v, vlen, &value) != 0) {
+        reply_error(c, "ERR hash value is not a float");
+        return;
     }
     value += incr;
     if (isnan(value) || isinf(value)) {
-        if (created) {
-            ks_entry_free(e);
-        }
         reply_error(c, "ERR increment would produce NaN or Infinity");
         return;
     }
     char buf[5 * 1024]; /* Redis's MAX_LONG_DOUBLE_CHARS */
     int n = resp_ld2str(buf, sizeof(buf), value);
-    hash_set(created ? NULL : c->db, &e, c->argv[2].p, c->argv[2].len, buf, (size_t)n);
-    hash_written(c, e, created);
+    hash_set_field(c, e, buf, (size_t)n);
     reply_bulk(c, buf, (size_t)n);
 }
 
