@@ -21,7 +21,7 @@ import random
 import sys
 import time
 
-from persist_lib import PServer, RssSampler, Workdir, finish, load_strings
+from persist_lib import PServer, RssSampler, Workdir, check_clean_stop, finish, load_strings
 from respclient import Harness
 
 VLEN = 1024
@@ -121,10 +121,7 @@ def main():
         h.check('2000 random keys after the restart', wrong == 0, '%d wrong' % wrong)
         h.eq('DBSIZE after the restart', c.call('DBSIZE'), ('int', n))
         c.close()
-        rc = srv.stop(timeout=300)
-        h.check('SIGTERM exits with status 0', rc == 0, 'status %r' % rc)
-        rep = srv.sanitizer_report()
-        h.check('no sanitizer report', rep is None, rep)
+        check_clean_stop(h, srv)
     except Exception as e:  # noqa: BLE001
         h.check('large data set test ran to the end', False, '%s: %s' % (type(e).__name__, e))
     finally:

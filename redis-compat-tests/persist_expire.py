@@ -24,7 +24,7 @@ import random
 import sys
 import time
 
-from persist_lib import PServer, Workdir, pipe_raw
+from persist_lib import PServer, Workdir, check_clean_stop, pipe_raw
 from respclient import Harness
 
 
@@ -217,10 +217,7 @@ def main():
                     all(g == ('nullbulk',) for g in got))
             h.eq('after restart: KEYS * of db %d' % db, keys_of(c, '*'), [])
         c.close()
-        rc = srv.stop(timeout=300)
-        h.check('SIGTERM exits with status 0', rc == 0, 'status %r' % rc)
-        rep = srv.sanitizer_report()
-        h.check('no sanitizer report', rep is None, rep)
+        check_clean_stop(h, srv)
     except Exception as e:  # noqa: BLE001
         h.check('expire test ran to the end', False, '%s: %s' % (type(e).__name__, e))
     finally:

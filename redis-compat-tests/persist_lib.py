@@ -224,6 +224,15 @@ class PServer:
         return rss_kb(self.proc.pid) if self.alive() else None
 
 
+def check_clean_stop(h, srv, timeout=300):
+    """Stops srv with SIGTERM and checks, on harness h, that it exited with status 0
+    and left no sanitizer report."""
+    rc = srv.stop(timeout=timeout)
+    h.check('SIGTERM exits with status 0', rc == 0, 'status %r' % rc)
+    rep = srv.sanitizer_report()
+    h.check('no sanitizer report', rep is None, rep)
+
+
 def rss_kb(pid):
     try:
         with open('/proc/%d/status' % pid) as f:

@@ -21,8 +21,8 @@ import random
 import sys
 import time
 
-from persist_lib import PServer, Workdir, pipe_raw
-from respclient import Conn, Harness, encode
+from persist_lib import PServer, Workdir, check_clean_stop, pipe_raw
+from respclient import Conn, Harness
 
 LOADING_MSG = b'LOADING Redis is loading the dataset in memory'
 
@@ -136,10 +136,7 @@ def main():
         wrong = [i for i, r in zip(ids, got) if r != ('bulk', b'%016d' % i)]
         h.check('2002 sampled keys after the replay', not wrong, '%d wrong' % len(wrong))
         c.close()
-        rc = srv.stop(timeout=300)
-        h.check('SIGTERM exits with status 0', rc == 0, 'status %r' % rc)
-        rep = srv.sanitizer_report()
-        h.check('no sanitizer report', rep is None, rep)
+        check_clean_stop(h, srv)
     except Exception as e:  # noqa: BLE001
         h.check('loading test ran to the end', False, '%s: %s' % (type(e).__name__, e))
     finally:
