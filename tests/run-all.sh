@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test suite and prints one total line "N passed, M failed".
 #
-# Each suite is a command whose last "N passed, M failed" line is its count; a suite
-# that exits non-zero without such a line counts as one failure. Suites:
+# Each suite is a command whose last "N passed, M failed" line is its count
+# (tests/counts.sh); a suite without such a line, or that exits non-zero with no
+# failure counted, counts as one failure. Suites:
 #   unit:    every binary in build/tests/ (and build-asan/tests/)
 #   compat:  redis-compat-tests/run.sh KVD_BINARY [--asan]  (real clients, differential)
 #   long:    tests/long/*.sh, only with --long
 # Options: --unit-only, --asan-only, --long.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source tests/counts.sh
 
 mode=all
 case "${1:-}" in
@@ -29,14 +31,8 @@ run_suite() { # name, command...
     local start=$SECONDS
     "$@" >"$log" 2>&1
     local rc=$?
-    local line
-    line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-    local p=0 f=0
-    if [[ -n "$line" ]]; then
-        p=$(sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/' <<<"$line")
-        f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
-    fi
-    if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; fi
+    count_parse "$(cat "$log")" $rc
+    local p=$count_p f=$count_f
     total_pass=$((total_pass + p))
     total_fail=$((total_fail + f))
     printf '%-40s %5d passed %3d failed  (%ds)\n' "$name" "$p" "$f" $((SECONDS - start))

@@ -5,6 +5,7 @@
 # "N passed, M failed". SEEDS and STEPS override the defaults (40 seeds x 20000).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$root/tests/counts.sh"
 kvd=${KVD:-$root/build/kvd}
 seeds=${SEEDS:-40}
 steps=${STEPS:-20000}
@@ -17,16 +18,8 @@ for args in "--first-seed 1000" "--first-seed 5000 --maxmemory"; do
     rc=$?
     echo "$out" | grep -aE -A2 '^(FAIL|MISMATCH)|^seed ' |
         grep -avE '^(--|([A-Za-z0-9-]+: )?[0-9]+ passed, [0-9]+ failed.*)$'
-    line=$(echo "$out" | grep -aE '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
-    if [[ -z $line ]]; then
-        f=$((f + 1))
-        echo "$out" | tail -n 20
-        continue
-    fi
-    p=$((p + ${line%% passed*}))
-    ff=${line#*passed, }
-    f=$((f + ${ff%% failed*}))
-    [[ $rc -ne 0 && ${ff%% failed*} -eq 0 ]] && f=$((f + 1))
+    count_parse "$out" $rc || echo "$out" | tail -n 20
+    p=$((p + count_p)) f=$((f + count_f))
 done
 echo "$p passed, $f failed"
 [[ $f -eq 0 ]]

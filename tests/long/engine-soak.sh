@@ -5,6 +5,7 @@
 # (20000) and CRASH_ROUNDS (60) override the defaults.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$root/tests/counts.sh"
 export MODEL_SEEDS=${MODEL_SEEDS:-200}
 export MODEL_OPS=${MODEL_OPS:-20000}
 export CRASH_ROUNDS=${CRASH_ROUNDS:-60}
@@ -15,16 +16,8 @@ for t in db_test db_crash_test; do
     out=$(timeout 3600 "$bin" 2>&1)
     rc=$?
     echo "$out" | grep -E 'FAIL|not ok' | head -20
-    line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
-    if [[ -z $line ]]; then
-        f=$((f + 1))
-        echo "$out" | tail -n 20
-        continue
-    fi
-    p=$((p + ${line%% passed*}))
-    ff=${line#*passed, }
-    f=$((f + ${ff%% failed*}))
-    [[ $rc -ne 0 && ${ff%% failed*} -eq 0 ]] && f=$((f + 1))
+    count_parse "$out" $rc || echo "$out" | tail -n 20
+    p=$((p + count_p)) f=$((f + count_f))
 done
 echo "$p passed, $f failed"
 [[ $f -eq 0 ]]

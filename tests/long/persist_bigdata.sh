@@ -6,6 +6,7 @@
 # overrides the binary. Ends with "N passed, M failed" (the total of the three).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$root/tests/counts.sh"
 kvd=${KVD:-$root/build/kvd}
 cd "$root/redis-compat-tests"
 p=0 f=0
@@ -15,11 +16,8 @@ for t in "persist_bigdata.py --mb 1536" "persist_loading.py --keys 3000000" \
     out=$(timeout -k 10 1800 /usr/bin/python3 $t --server "$kvd" 2>&1)
     rc=$?
     echo "$out"
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' <<<"$out" | tail -n 1)
-    tp=0 tf=0
-    if [[ -n $line ]]; then tp=${line%% passed*}; tf=${line#*passed, }; tf=${tf%% failed*}; fi
-    [[ $rc -ne 0 && $tf -eq 0 ]] && tf=1
-    p=$((p + tp)) f=$((f + tf))
+    count_parse "$out" $rc
+    p=$((p + count_p)) f=$((f + count_f))
 done
 echo "$p passed, $f failed"
 [[ $f -eq 0 ]]

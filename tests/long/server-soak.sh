@@ -5,6 +5,7 @@
 # (tests/long/server_soak.py). Ends with "N passed, M failed".
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$root/tests/counts.sh"
 kvd=${KVD:-$root/build/kvd}
 secs=${SOAK_SECONDS:-300}
 p=0 f=0
@@ -12,13 +13,11 @@ p=0 f=0
 for mode in persistent cache; do
     out=$(timeout 1800 /usr/bin/python3 "$root/tests/long/server_soak.py" "$kvd" \
         --seconds $((secs / 2)) --server-arg=--mode --server-arg="$mode" 2>&1)
+    rc=$?
     echo "$out" | grep -aE '^FAIL' | sed "s/^/[$mode] /"
-    line=$(echo "$out" | grep -aE '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
-    if [[ -z $line ]]; then f=$((f + 1)); echo "$out" | tail -n 10; continue; fi
-    echo "[$mode] $line"
-    p=$((p + ${line%% passed*}))
-    ff=${line#*passed, }
-    f=$((f + ${ff%% failed*}))
+    count_parse "$out" $rc || echo "$out" | tail -n 10
+    echo "[$mode] $count_p passed, $count_f failed"
+    p=$((p + count_p)) f=$((f + count_f))
 done
 echo "$p passed, $f failed"
 [[ $f -eq 0 ]]
