@@ -2,9 +2,11 @@
  * engine/FORMAT.md "SST file").
  *
  * Builder: entries go into a data block builder; a full block is framed (type byte +
- * masked crc) and appended. Its index entry waits for the next key, so the separator
- * can be shortened between the two blocks. finish() writes the filter, properties,
- * index and footer.
+ * masked crc) and appended to an output buffer that goes to the file in writes of
+ * about SST_WRITE_BUFFER bytes (one system call per 4 KiB block cost the background
+ * thread more than the copy). Its index entry waits for the next key, so the
+ * separator can be shortened between the two blocks. finish() writes the filter,
+ * properties, index and footer, then whatever is buffered.
  *
  * Reader: open reads the footer, then index, filter and props frames, and keeps them.
  * Data blocks are read with pread into one allocation that also holds the parsed
@@ -26,6 +28,7 @@
 #define BLOCK_RAW 0              /* compression byte: none. On disk: never renumber */
 #define INDEX_RESTART_INTERVAL 1
 #define DEFAULT_READAHEAD (256 * 1024)
+#define SST_WRITE_BUFFER (256 * 1024) /* a builder writes once this much is buffered */
 
 struct handle {
     uint64_t offset;
@@ -81,6 +84,7 @@ struct sst_builder {
     struct bloom_builder bloom;
     struct lsm_buf last_key;       /* last internal key added */
     struct lsm_buf sep;            /* scratch for separators */
+    struct lsm_buf out;            /* framed bytes not yet written, from f->size on */
     bool index_pending;            /* a data block was written; its index entry waits */
     struct handle pending;         /* ... for this handle */
     struct sst_props props;
@@ -114,7 +118,25 @@ int sst_builder_create(const char *path, const struct sst_options *opt,
     return LSM_OK;
 }
 
-/* Writes contents (with room for BLOCK_TRAILER more bytes in buf) as one frame. */
+/* Writes the buffered bytes to the file (one write system call). */
+static int write_out(struct sst_builder *b)
+{
+    if (b->out.len == 0) {
+        return LSM_OK;
+    }
+    int rc = env_append(b->f, b->out.p, b->out.len, &b->err);
+    b->out.len = 0;
+    return rc;
+}
+
+/* Appends bytes to the table; they reach the file once SST_WRITE_BUFFER bytes wait. */
+static int append_out(struct sst_builder *b, const void *p, size_t n)
+{
+    lsm_buf_append(&b->out, p, n);
+    return b->out.len >= SST_WRITE_BUFFER ? write_out(b) : LSM_OK;
+}
+
+/* Appends buf's contents as one frame; buf is unchanged. */
 static int write_frame(struct sst_builder *b, struct lsm_buf *buf, struct handle *h)
 {
     size_t len = buf->len;
@@ -122,12 +144,10 @@ static int write_frame(struct sst_builder *b, struct lsm_buf *buf, struct handle
     trailer[0] = BLOCK_RAW;
     uint32_t crc = crc32c_extend(crc32c_value(buf->p, len), trailer, 1);
     enc_fixed32(trailer + 1, crc32c_mask(crc));
-    lsm_buf_append(buf, trailer, sizeof(trailer));
-    h->offset = b->f->size;
+    h->offset = b->f->size + b->out.len;
     h->size = len;
-    int rc = env_append(b->f, buf->p, buf->len, &b->err);
-    buf->len = len;
-    return rc;
+    lsm_buf_append(&b->out, buf->p, len);
+    return append_out(b, trailer, sizeof(trailer));
 }
 
 /* Writes the current data block; its index entry is added by the next key or finish. */
@@ -243,7 +263,8 @@ uint64_t sst_builder_num_entries(const struct sst_builder *b)
 
 uint64_t sst_builder_file_size(const struct sst_builder *b)
 {
-    return b->f->size + block_builder_estimate(&b->data) + block_builder_estimate(&b->index) +
+    return b->f->size + b->out.len + block_builder_estimate(&b->data) +
+           block_builder_estimate(&b->index) +
            b->bloom.count * (size_t)b->opt.bloom_bits_per_key / 8 + SST_FOOTER_SIZE;
 }
 
@@ -282,7 +303,7 @@ static int finish_table(struct sst_builder *b, bool sync)
     if (p->num_entries == 0) {
         p->min_seqno = 0;
     }
-    struct handle filter_h = {b->f->size, 0}, props_h, index_h;
+    struct handle filter_h = {b->f->size + b->out.len, 0}, props_h, index_h;
     struct lsm_buf tmp = {0};
     if (b->opt.bloom_bits_per_key > 0 && p->num_entries > 0) {
         bloom_builder_finish(&b->bloom, &tmp);
@@ -307,7 +328,8 @@ static int finish_table(struct sst_builder *b, bool sync)
         enc_fixed32(footer + 48, SST_FORMAT_VERSION);
         enc_fixed32(footer + 52, crc32c_mask(crc32c_value(footer, 52)));
         enc_fixed64(footer + 56, SST_MAGIC);
-        rc = env_append(b->f, footer, sizeof(footer), &b->err);
+        lsm_buf_append(&b->out, footer, sizeof(footer));
+        rc = write_out(b);
     }
     if (rc == LSM_OK && sync) {
         rc = env_sync(b->f, &b->err);
@@ -324,6 +346,7 @@ static void builder_free(struct sst_builder *b)
     bloom_builder_free(&b->bloom);
     lsm_buf_free(&b->last_key);
     lsm_buf_free(&b->sep);
+    lsm_buf_free(&b->out);
     sst_props_free(&b->props);
     lsm_free(b);
 }

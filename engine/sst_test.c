@@ -1,7 +1,7 @@
 /* engine/sst_test.c: tables built and read back: point lookups at snapshots,
  * versions across block boundaries, iteration and seeks (cached and read-ahead),
- * properties, empty tables, huge values, damage reported with file and offset, and
- * concurrent readers. */
+ * properties, large buffered writes, empty tables, huge values, damage reported with
+ * file and offset, and concurrent readers. */
 #include "engine/sst.h"
 
 #include <pthread.h>
@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine/bloom.h"
+#include "engine/env.h"
 #include "tests/test.h"
 
 static char dir[64];
@@ -263,6 +264,25 @@ static void test_sst_properties(void)
     unlink(path);
 }
 
+/* Data blocks are buffered into large writes, not one write call per block; the
+ * table still reads back whole (offsets in the index count the buffered bytes). */
+static void test_sst_builder_writes_in_large_chunks(void)
+{
+    struct sst_props p;
+    struct env_fault_stats st;
+    env_fault_enable(true);
+    CHECK_EQ_INT(build(path, 30000, NULL, &p), LSM_OK);
+    env_fault_stats(&st);
+    env_fault_enable(false);
+    CHECK(p.num_data_blocks > 300);
+    CHECK_EQ_INT(st.bytes_written, p.file_size);
+    CHECK(st.writes <= p.file_size / (128 * 1024) + 2);
+    sst_props_free(&p);
+    int failures = 0;
+    check_table(30000, NULL, NULL, &failures);
+    CHECK_EQ_INT(failures, 0);
+}
+
 static void test_sst_empty_table(void)
 {
     struct sst_props p;
@@ -494,6 +514,7 @@ int main(void)
     TEST_RUN(test_sst_roundtrip_block_sizes_and_caches);
     TEST_RUN(test_sst_versions_across_block_boundaries);
     TEST_RUN(test_sst_properties);
+    TEST_RUN(test_sst_builder_writes_in_large_chunks);
     TEST_RUN(test_sst_empty_table);
     TEST_RUN(test_sst_huge_and_empty_values);
     TEST_RUN(test_sst_damage_is_reported_with_file_and_offset);
