@@ -43,15 +43,24 @@ class Gen:
         r = self.r.random()
         if r < 0.6:
             return 'k%d' % self.r.randrange(30)
-        if r < 0.85:
+        if r < 0.8:
             return 'h%d' % self.r.randrange(10)
+        if r < 0.84:
+            return 'bh%d' % self.r.randrange(3)
         return 'n%d' % self.r.randrange(5)
 
     def skey(self):
         return 'k%d' % self.r.randrange(30)
 
     def hkey(self):
+        if self.r.random() < 0.25:
+            return 'bh%d' % self.r.randrange(3)  # big: past 512 fields, field records
         return 'h%d' % self.r.randrange(10)
+
+    def hfield(self, key):
+        if key.startswith('bh'):
+            return 'g%d' % self.r.randrange(700)
+        return 'f%d' % self.r.randrange(12)
 
     def val(self):
         x = self.r.random()
@@ -109,16 +118,20 @@ class Gen:
         if x < 39:
             return ['INCRBY', 'n%d' % r.randrange(5), str(r.randrange(-100, 1000))]
         if x < 50:
-            args = ['HSET', self.hkey()]
-            for _ in range(r.randrange(1, 4)):
-                args += ['f%d' % r.randrange(12), self.val()]
+            hk = self.hkey()
+            args = ['HSET', hk]
+            big = hk.startswith('bh')
+            for _ in range(r.randrange(80, 250) if big else r.randrange(1, 4)):
+                args += [self.hfield(hk), 'val%d' % r.randrange(1000) if big else self.val()]
             return args
         if x < 53:
-            return ['HDEL', self.hkey()] + ['f%d' % r.randrange(12) for _ in range(r.randrange(1, 3))]
+            hk = self.hkey()
+            return ['HDEL', hk] + [self.hfield(hk) for _ in range(r.randrange(1, 3))]
         if x < 56:
             return ['HINCRBY', self.hkey(), 'cnt%d' % r.randrange(3), str(r.randrange(-5, 50))]
         if x < 58:
-            return ['HSETNX', self.hkey(), 'f%d' % r.randrange(12), self.val()]
+            hk = self.hkey()
+            return ['HSETNX', hk, self.hfield(hk), self.val()]
         if x < 62:
             opt = r.choice([[], [], ['NX'], ['GT']])
             if opt == ['GT']:
@@ -305,6 +318,17 @@ def main():
         inf = info(cs, 'persistence')
         h.eq('INFO loading after recovery', inf.get('loading'), '0')
         print('persist_restart: %d keys at the end' % n)
+        # the workload must have reached the big-hash form (field records) it means
+        # to test: some bh key past hash-max-listpack-entries in some database
+        biggest = 0
+        for db in range(NDB):
+            cr.call('SELECT', str(db))
+            for i in range(3):
+                if plain(cr.call('TYPE', 'bh%d' % i)) in ('hash', b'hash'):
+                    biggest = max(biggest, plain(cr.call('HLEN', 'bh%d' % i)))
+        cr.call('SELECT', '0')
+        h.check('the workload built a hash of more than 512 fields (largest %d)' % biggest,
+                biggest > 512)
         cs.close()
         cr.close()
         rc = sut.stop()

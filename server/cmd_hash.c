@@ -5,7 +5,7 @@
  *
  * A write either builds a new detached hash and stores it with coord_put, or
  * changes the stored one with hash_set/hash_del and reports it once with
- * coord_modified; a hash left empty is deleted.
+ * coord_hash_modified, naming the fields; a hash left empty is deleted.
  */
 #include <limits.h>
 #include <math.h>
@@ -33,12 +33,14 @@ static int hash_for_write_or_reply(struct client *c, struct kv_entry **ep, int *
     return 0;
 }
 
-/* Hands a written hash to the coordinator. */
-static void hash_written(struct client *c, struct kv_entry *e, int created) {
+/* Hands a written hash to the coordinator: fields argv[2], argv[2 + stride], ...
+ * (n of them) changed. */
+static void hash_written(struct client *c, struct kv_entry *e, int created, size_t n,
+                         size_t stride) {
     if (created) {
         coord_put(c, -1, e, 0);
     } else {
-        coord_modified(c, &c->argv[1], e);
+        coord_hash_modified(c, &c->argv[1], e, &c->argv[2], n, stride);
     }
 }
 
@@ -73,7 +75,7 @@ static void hash_set_field(struct client *c, struct kv_entry *e, const char *v,
         e = hash_new(c->argv[1].p, c->argv[1].len, 0);
     }
     hash_set(created ? NULL : c->db, &e, c->argv[2].p, c->argv[2].len, v, vlen);
-    hash_written(c, e, created);
+    hash_written(c, e, created, 1, 1);
 }
 
 /* The hash at key for reading; NULL when absent (no reply) or after WRONGTYPE
@@ -105,7 +107,7 @@ static void hset_generic(struct client *c, int hmset) {
         added += hash_set(db, &e, c->argv[j].p, c->argv[j].len, c->argv[j + 1].p,
                           c->argv[j + 1].len);
     }
-    hash_written(c, e, created);
+    hash_written(c, e, created, (size_t)(c->argc - 2) / 2, 2);
     if (hmset) {
         reply_ok(c);
     } else {
@@ -241,7 +243,7 @@ void cmd_hdel(struct client *c) {
     if (hash_len(e) == 0) {
         coord_delete(c, &c->argv[1], 0);
     } else if (deleted) {
-        coord_modified(c, &c->argv[1], e);
+        coord_hash_modified(c, &c->argv[1], e, &c->argv[2], (size_t)(c->argc - 2), 1);
     }
     reply_int(c, deleted);
 }

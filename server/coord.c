@@ -132,6 +132,9 @@ static struct kv_entry *set_value(struct client *c, const struct kv_slice *key, 
     } else {
         e = ks_entry_new(KS_TYPE_STRING, enc, key->p, key->len, len, expire_at, 0);
         if (old) {
+            if (persist_on()) {
+                persist_replaced(c->db_id, old);
+            }
             overwrite_lru(c, old, e);
             ks_replace(db, old, e, token);
         } else {
@@ -182,6 +185,9 @@ struct kv_entry *coord_put(struct client *c, int db_id, struct kv_entry *e, unsi
         e = ks_set_expire(NULL, e, ks_entry_expire(old));
     }
     if (old) {
+        if (persist_on()) {
+            persist_replaced(db_id, old);
+        }
         ks_replace(db, old, e, token);
     } else {
         ks_insert(db, e, token);
@@ -236,6 +242,14 @@ struct kv_entry *coord_persist(struct client *c, const struct kv_slice *key,
     }
     wrote(c, c->db_id, key);
     return e;
+}
+
+void coord_hash_modified(struct client *c, const struct kv_slice *key, struct kv_entry *e,
+                         const struct kv_slice *fields, size_t n, size_t stride) {
+    if (persist_on()) {
+        persist_hash_fields(c->db_id, e, fields, n, stride);
+    }
+    coord_modified(c, key, e);
 }
 
 void coord_modified(struct client *c, const struct kv_slice *key, struct kv_entry *e) {

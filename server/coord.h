@@ -12,7 +12,8 @@
  *        - a removal:            coord_delete
  *        - a TTL change:         coord_set_expire / coord_persist
  *        - an in-place change:   obj_* / hash_* on the entry, then coord_modified
- *          (APPEND, SETRANGE, INCR of an int, HSET/HDEL into an existing hash)
+ *          (APPEND, SETRANGE, INCR of an int); for a hash, coord_hash_modified
+ *          with the fields changed (HSET, HDEL, HINCRBY into an existing hash)
  *        - whole databases:      coord_flush; two keys at once: coord_rename
  *      An entry pointer is valid until the next coord_* or obj_* call that may
  *      change the same database; use the pointer those calls return.
@@ -94,6 +95,10 @@ struct kv_entry *coord_persist(struct client *c, const struct kv_slice *key,
                                struct kv_entry *e);
 /* Reports that the handler changed e (key's value) in place. */
 void coord_modified(struct client *c, const struct kv_slice *key, struct kv_entry *e);
+/* coord_modified for a hash whose fields fields[0], fields[stride], ... (n of them)
+ * were set or deleted: persistent mode writes only those fields of a big hash. */
+void coord_hash_modified(struct client *c, const struct kv_slice *key, struct kv_entry *e,
+                         const struct kv_slice *fields, size_t n, size_t stride);
 /* Moves src's value (and TTL) to dst, replacing dst. src must exist. */
 void coord_rename(struct client *c, const struct kv_slice *src, const struct kv_slice *dst);
 /* Empties database db_id, or every database with -1. Returns the keys removed. */

@@ -60,6 +60,7 @@ void kv_dict_init(struct kv_dict *d) {
     d->bits[0] = d->bits[1] = 0;
     d->rehashidx = -1;
     d->count = 0;
+    d->store_gen = 0;
 }
 
 size_t kv_dict_slots(const struct kv_dict *d) {

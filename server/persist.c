@@ -27,6 +27,8 @@
 #define DKEY 10                  /* token:u64be db:u16be before a data key's key */
 #define ENVELOPE_VERSION 1       /* on disk: never renumber */
 #define MAX_DBS 65535            /* db 0xffff is the meta namespace */
+#define ENV_FIELDS 0x80          /* envelope flag: a hash whose fields are records */
+#define FKEY (META_LEN + 11)     /* meta 'h' db:u16be gen:u64be before a field */
 #define BATCH_COMMIT_BYTES (4u << 20)
 
 /* ------------------------------------------------------------------------------
@@ -45,6 +47,13 @@ struct dirty_key {
     size_t koff, klen;             /* in P.dkeys */
 };
 
+/* A field of a big hash changed in this turn (HSET, HDEL...): its record is
+ * written at the batch's write, from the hash's value then. */
+struct field_op {
+    uint64_t gen;                  /* the hash's store_gen */
+    size_t off, len;               /* the field's bytes in P.fbytes */
+};
+
 /* The reply of one write command of a client whose output is held: bytes
  * [start, end) of its pending output (nothing is consumed while it is held). */
 struct reply_span {
@@ -60,6 +69,10 @@ static struct {
     size_t ndirty, capdirty;
     struct pbuf dkeys;             /* their key bytes */
     size_t dirty_bytes;            /* estimate, to write a large turn early */
+    struct field_op *fops;         /* fields of big hashes changed in this turn */
+    size_t nfops, capfops;
+    struct pbuf fbytes;            /* their bytes */
+    struct pbuf fkey;              /* a field record's key */
     uint64_t *deleted;             /* keys deleted in the batch: token ^ db mix, 0 empty */
     size_t del_cap, del_n;
     _Atomic uint64_t *flush_ts;    /* per db: flush marker (read by compaction) */
@@ -170,6 +183,20 @@ static void index_key(struct pbuf *b, long long expire_at, int db, const char *k
     b->len = n + 10 + klen;
 }
 
+/* meta 'h' db gen [field] into b: a big hash's field record (or their prefix). */
+static void field_key(struct pbuf *b, int db, uint64_t gen, const char *f, size_t flen) {
+    pbuf_reserve(b, FKEY + flen);
+    unsigned char *p = (unsigned char *)b->p;
+    size_t n = meta_key(p, 'h');
+    p[n] = (unsigned char)(db >> 8);
+    p[n + 1] = (unsigned char)db;
+    put_be64(p + n + 2, gen);
+    if (flen) {
+        memcpy(p + FKEY, f, flen);
+    }
+    b->len = FKEY + flen;
+}
+
 /* ------------------------------------------------------------------------------
  * The envelope
  *
@@ -178,6 +205,8 @@ static void index_key(struct pbuf *b, long long expire_at, int db, const char *k
  *             | i64le                            string int
  *             | count:u16le item*                hash listpack (the in-memory blob)
  *             | count:u32le (field value)*       hash hashtable, items as listpack's:
+ *             | count:u32le gen:u64le            hash hashtable, flags ENV_FIELDS: each
+ *                                                field is a record meta 'h' db gen field
  *   item     := len:u8 bytes (len < 255) | 255 len:u32le bytes
  * expire-at and the write timestamp live in the engine's entry metadata.
  * ------------------------------------------------------------------------------ */
@@ -295,6 +324,17 @@ struct kv_entry *persist_decode(const char *key, size_t klen, const char *v, siz
         size_t m;
         memcpy(ks_val_bytes(e, &m), p, n);
         e->flags |= (uint8_t)(flags & KE_RAW);
+    } else if (type == KS_TYPE_HASH && enc == KS_ENC_HASHTABLE && (flags & ENV_FIELDS)) {
+        if (n != 12) {
+            return NULL;
+        }
+        uint64_t gen;
+        memcpy(&gen, p + 4, 8);
+        if (gen == 0) {
+            return NULL;
+        }
+        e = hash_new_table(key, klen, expire_at); /* persist_load reads the fields */
+        ks_val_dict(e)->store_gen = gen;
     } else if (type == KS_TYPE_HASH && enc == KS_ENC_HASHTABLE) {
         if (n < 4) {
             return NULL;
@@ -624,6 +664,179 @@ static int dirty_cmp(const void *a, const void *b) {
     return x->db - y->db;
 }
 
+/* ------------------------------------------------------------------------------
+ * Big hashes: one record per field
+ *
+ * HOW IT WORKS: a hash in the hashtable encoding (more than
+ * hash-max-listpack-entries fields, or a long field) is stored as a header, its
+ * envelope with ENV_FIELDS (count, gen), plus one record per field under
+ * meta 'h' db gen field. gen is the write timestamp of the hash's first write in
+ * this form: unique (HLC), so a hash deleted and created again never sees the old
+ * fields, even those not yet reclaimed. A turn that changes a few fields writes
+ * those records and the header, not the whole hash: HSET is O(1) on disk. The
+ * whole hash is written once, when it gets its gen (first write as a hashtable,
+ * after a RENAME). Deleting or replacing it tombstones its records (O(fields), as
+ * Redis's DEL of a hash); FLUSHDB's marker covers them (flushed_filter).
+ * ------------------------------------------------------------------------------ */
+static struct lsm_read_options raw_read(void) {
+    struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
+    ro.now_ms = 1; /* the server decides about expiry (and counts it) */
+    return ro;
+}
+
+static int fop_cmp(const void *a, const void *b) {
+    const struct field_op *x = a, *y = b;
+    if (x->gen != y->gen) {
+        return x->gen < y->gen ? -1 : 1;
+    }
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(P.fbytes.p + x->off, P.fbytes.p + y->off, n);
+    if (c) {
+        return c;
+    }
+    return x->len < y->len ? -1 : x->len > y->len;
+}
+
+void persist_hash_fields(int db_id, const struct kv_entry *e, const struct kv_slice *fields,
+                         size_t n, size_t stride) {
+    (void)db_id;
+    if (P.db == NULL || e->enc != KS_ENC_HASHTABLE || ks_val_dict(e)->store_gen == 0) {
+        return; /* written whole at the turn's end */
+    }
+    uint64_t gen = ks_val_dict(e)->store_gen;
+    for (size_t i = 0; i < n; i++) {
+        const struct kv_slice *f = &fields[i * stride];
+        if (P.nfops == P.capfops) {
+            P.capfops = P.capfops ? P.capfops * 2 : 64;
+            P.fops = kv_realloc(P.fops, P.capfops * sizeof(*P.fops));
+        }
+        pbuf_reserve(&P.fbytes, P.fbytes.len + f->len);
+        memcpy(P.fbytes.p + P.fbytes.len, f->p, f->len);
+        P.fops[P.nfops++] = (struct field_op){gen, P.fbytes.len, f->len};
+        P.fbytes.len += f->len;
+        P.dirty_bytes += f->len + 32;
+    }
+}
+
+struct fields_ctx {
+    int db;
+    uint64_t gen, ts;
+};
+
+static void put_field(const char *f, size_t flen, const char *v, size_t vlen, void *arg) {
+    const struct fields_ctx *x = arg;
+    field_key(&P.fkey, x->db, x->gen, f, flen);
+    batch_put(P.fkey.p, P.fkey.len, v, vlen, 0, x->ts);
+}
+
+/* The field records of big hash e for this turn: all of them when it has no gen
+ * yet, else the fields the turn's commands changed (P.fops, sorted by gen). */
+static void write_fields(int db, const struct kv_entry *e, uint64_t ts) {
+    struct kv_dict *d = ks_val_dict(e);
+    if (d->store_gen == 0) {
+        d->store_gen = ts;
+        struct fields_ctx x = {db, ts, ts};
+        hash_foreach(e, put_field, &x);
+        return;
+    }
+    size_t lo = 0, hi = P.nfops;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (P.fops[mid].gen < d->store_gen) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    for (size_t i = lo; i < P.nfops && P.fops[i].gen == d->store_gen; i++) {
+        const struct field_op *o = &P.fops[i];
+        if (i > lo && fop_cmp(o - 1, o) == 0) {
+            continue; /* the same field changed twice this turn */
+        }
+        const char *f = P.fbytes.p + o->off, *v;
+        size_t vlen;
+        field_key(&P.fkey, db, d->store_gen, f, o->len);
+        if (hash_get(e, f, o->len, &v, &vlen)) {
+            batch_put(P.fkey.p, P.fkey.len, v, vlen, 0, ts);
+        } else {
+            batch_del(P.fkey.p, P.fkey.len, ts);
+        }
+    }
+}
+
+/* Tombstones every field record of generation gen (a hash deleted or replaced). */
+static void drop_fields(int db, uint64_t gen) {
+    struct lsm_read_options ro = raw_read();
+    struct pbuf pre = {0};
+    field_key(&pre, db, gen, NULL, 0);
+    struct lsm_iter *it = lsm_iter_create(P.db, &ro);
+    for (lsm_iter_seek(it, pre.p, pre.len); lsm_iter_valid(it); lsm_iter_next(it)) {
+        size_t ilen;
+        const char *ik = lsm_iter_key(it, &ilen);
+        if (ilen < pre.len || memcmp(ik, pre.p, pre.len) != 0) {
+            break;
+        }
+        batch_del(ik, ilen, 0);
+    }
+    lsm_iter_destroy(&it);
+    kv_free(pre.p);
+}
+
+/* The gen of key's stored big hash (0: none), from the cached entry, else the
+ * engine. The cached entry forgets it: a hash renamed keeps its dict and is then
+ * written whole under a new gen. */
+static uint64_t take_gen(int db, const char *key, size_t klen, uint64_t token) {
+    struct kv_entry *e = ks_find(server.db[db], key, klen, token);
+    if (e) {
+        uint64_t gen = 0;
+        if (e->type == KS_TYPE_HASH && e->enc == KS_ENC_HASHTABLE) {
+            gen = ks_val_dict(e)->store_gen;
+            ks_val_dict(e)->store_gen = 0;
+        }
+        return gen;
+    }
+    data_key(db, key, klen, token);
+    struct lsm_read_options ro = raw_read();
+    if (lsm_get(P.db, &ro, P.kbuf.p, P.kbuf.len, &P.val) != LSM_OK || P.val.len != 16 ||
+        P.val.data[1] != KS_TYPE_HASH || !(P.val.data[3] & ENV_FIELDS)) {
+        return 0;
+    }
+    uint64_t gen;
+    memcpy(&gen, P.val.data + 8, 8);
+    return gen;
+}
+
+void persist_replaced(int db_id, struct kv_entry *old) {
+    if (P.db == NULL || old->type != KS_TYPE_HASH || old->enc != KS_ENC_HASHTABLE ||
+        ks_val_dict(old)->store_gen == 0) {
+        return;
+    }
+    drop_fields(db_id, ks_val_dict(old)->store_gen);
+    ks_val_dict(old)->store_gen = 0;
+}
+
+/* Fills e, a big hash's header just decoded, with its field records. */
+static void load_fields(int db, struct kv_entry *e) {
+    struct lsm_read_options ro = raw_read();
+    struct pbuf pre = {0};
+    field_key(&pre, db, ks_val_dict(e)->store_gen, NULL, 0);
+    struct lsm_iter *it = lsm_iter_create(P.db, &ro);
+    for (lsm_iter_seek(it, pre.p, pre.len); lsm_iter_valid(it); lsm_iter_next(it)) {
+        size_t ilen, vlen;
+        const char *ik = lsm_iter_key(it, &ilen);
+        if (ilen < pre.len || memcmp(ik, pre.p, pre.len) != 0) {
+            break;
+        }
+        const char *v = lsm_iter_value(it, &vlen);
+        hash_set(NULL, &e, ik + pre.len, ilen - pre.len, v, vlen);
+    }
+    if (lsm_iter_status(it) != LSM_OK) {
+        server_log(LL_WARNING, "Engine read error: %s", lsm_errmsg(P.db));
+    }
+    lsm_iter_destroy(&it);
+    kv_free(pre.p);
+}
+
 /* Writes the envelopes of the turn's dirty keys into the batch, in key order
  * (token first): the memtable's skiplist inserts then walk nodes just visited,
  * which are in the CPU cache, instead of a random path each. A put's place
@@ -634,6 +847,9 @@ static void encode_dirty(void) {
     if (P.ndirty > 1) {
         qsort(P.dirty, P.ndirty, sizeof(*P.dirty), dirty_cmp);
     }
+    if (P.nfops > 1) {
+        qsort(P.fops, P.nfops, sizeof(*P.fops), fop_cmp);
+    }
     for (size_t i = 0; i < P.ndirty; i++) {
         struct dirty_key *d = &P.dirty[i];
         const char *key = P.dkeys.p + d->koff;
@@ -642,11 +858,32 @@ static void encode_dirty(void) {
             continue; /* deleted since (a tombstone is in the batch), or done */
         }
         e->flags &= (uint8_t)~KE_DIRTY;
+        uint64_t ts = hlc_tick((uint64_t)server.mstime);
+        if (e->type == KS_TYPE_HASH && e->enc == KS_ENC_HASHTABLE) {
+            write_fields(d->db, e, ts);
+            pbuf_reserve(&P.vbuf, 16);
+            unsigned char *h = (unsigned char *)P.vbuf.p;
+            h[0] = ENVELOPE_VERSION;
+            h[1] = KS_TYPE_HASH;
+            h[2] = KS_ENC_HASHTABLE;
+            h[3] = ENV_FIELDS;
+            uint32_t cnt = (uint32_t)hash_len(e);
+            memcpy(h + 4, &cnt, 4);
+            memcpy(h + 8, &ks_val_dict(e)->store_gen, 8);
+            P.vbuf.len = 16;
+        } else {
+            encode_into(e, &P.vbuf);
+        }
         data_key(d->db, key, d->klen, d->token);
-        encode_into(e, &P.vbuf);
-        batch_put(P.kbuf.p, P.kbuf.len, P.vbuf.p, P.vbuf.len, ks_entry_expire(e), hlc_tick((uint64_t)server.mstime));
+        batch_put(P.kbuf.p, P.kbuf.len, P.vbuf.p, P.vbuf.len, ks_entry_expire(e), ts);
     }
     P.ndirty = 0;
+    P.nfops = 0;
+    P.fbytes.len = 0;
+    if (P.fbytes.cap > (1u << 20)) {
+        kv_free(P.fbytes.p);
+        P.fbytes = (struct pbuf){0};
+    }
     P.dkeys.len = 0;
     P.dirty_bytes = 0;
     if (P.dkeys.cap > (1u << 20)) {
@@ -689,6 +926,10 @@ static void del_generic(int db_id, const char *key, size_t klen, long long old_e
         return;
     }
     uint64_t token = ks_token(key, klen);
+    uint64_t gen = take_gen(db_id, key, klen, token);
+    if (gen) {
+        drop_fields(db_id, gen);
+    }
     data_key(db_id, key, klen, token);
     batch_del(P.kbuf.p, P.kbuf.len, ts);
     deleted_add(token, db_id);
@@ -728,12 +969,6 @@ void persist_flush(int db_id) {
 /* ------------------------------------------------------------------------------
  * Reading
  * ------------------------------------------------------------------------------ */
-static struct lsm_read_options raw_read(void) {
-    struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
-    ro.now_ms = 1; /* the server decides about expiry (and counts it) */
-    return ro;
-}
-
 struct kv_entry *persist_load(struct kv_db *db, const char *key, size_t klen, uint64_t token) {
     if (P.db == NULL || deleted_has(token, db->id)) {
         return NULL;
@@ -761,6 +996,9 @@ struct kv_entry *persist_load(struct kv_db *db, const char *key, size_t klen, ui
     if (e == NULL) {
         server_log(LL_WARNING, "Engine value of a key in db %d is malformed", db->id);
         return NULL;
+    }
+    if (e->enc == KS_ENC_HASHTABLE && ks_val_dict(e)->store_gen) {
+        load_fields(db->id, e);
     }
     ks_insert(db, e, token);
     return e;
@@ -1166,10 +1404,16 @@ static void engine_options(struct lsm_options *o) {
 /* Compaction filter: data of a flushed database older than its marker. */
 static int flushed_filter(void *arg, const char *key, size_t klen, const struct lsm_meta *m) {
     (void)arg;
-    if (klen < DKEY) {
+    const unsigned char *k = (const unsigned char *)key;
+    if (klen >= FKEY && k[META_LEN] == 'h' && get_be64(k) == UINT64_MAX &&
+        get_db(k + 8) == 0xffff) {
+        k += META_LEN + 1; /* a big hash's field record: meta 'h' db gen field */
+    } else if (klen >= DKEY) {
+        k += 8;
+    } else {
         return 0;
     }
-    int d = get_db((const unsigned char *)key + 8);
+    int d = get_db(k);
     if (d >= server.databases) {
         return 0; /* the meta namespace, or a database no longer configured */
     }
@@ -1363,6 +1607,12 @@ void persist_close(void) {
     P.dirty = NULL;
     P.ndirty = P.capdirty = 0;
     P.dkeys = (struct pbuf){0};
+    kv_free(P.fops);
+    kv_free(P.fbytes.p);
+    kv_free(P.fkey.p);
+    P.fops = NULL;
+    P.nfops = P.capfops = 0;
+    P.fbytes = P.fkey = (struct pbuf){0};
     P.nspans = P.capspans = 0;
     kv_free(P.kbuf.p);
     kv_free(P.vbuf.p);

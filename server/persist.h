@@ -18,6 +18,7 @@
  * Engine layout (on disk: never renumber):
  *   data key  := token:u64be db:u16be key        value := envelope (persist.c)
  *   meta key  := 0xff{10} tag:u8 ...            (db 0xffff is never a database)
+ *     tag 'h' db:u16be gen:u64be field  a field of a big hash: its value
  *     tag 'c'                   counts, clock, expiry watermark (see persist.c)
  *     tag 'f' db:u16be          flush marker: HLC timestamp (u64le)
  *     tag 'x' expire_at:u64be db:u16be key   expiry index entry: write ts (u64le)
@@ -60,6 +61,14 @@ struct lsm_db *persist_engine(void);
 /* Stores e (in database db_id) as the key's new value. existed: the key was live
  * before; old_expire: its expire-at then (0 none). */
 void persist_put(int db_id, const struct kv_entry *e, int existed, long long old_expire);
+/* Fields of hash e (in db_id) changed in place: fields[0], fields[stride], ...,
+ * n of them. A big hash (hashtable encoding) then writes only those field records
+ * at the turn's end, not the whole hash. Call before persist_put. */
+void persist_hash_fields(int db_id, const struct kv_entry *e, const struct kv_slice *fields,
+                         size_t n, size_t stride);
+/* old, a live entry of db_id, is about to be replaced by another value of the same
+ * key: drops what it stores besides its envelope (a big hash's field records). */
+void persist_replaced(int db_id, struct kv_entry *old);
 /* Deletes a live key whose expire-at was old_expire. */
 void persist_del(int db_id, const char *key, size_t klen, long long old_expire);
 /* A key found expired (lazily or by the active cycle): deletes it, counts it. */

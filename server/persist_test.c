@@ -470,6 +470,98 @@ static void test_persist_always_holds_replies_until_the_sync(void) {
     cleanup();
 }
 
+/* ---- big hashes: one record per field ---- */
+
+/* Live field records (meta 'h' ...) in the engine. */
+static long field_records(void) {
+    struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
+    struct lsm_iter *it = lsm_iter_create(persist_engine(), &ro);
+    unsigned char pre[11];
+    memset(pre, 0xff, 10);
+    pre[10] = 'h';
+    long n = 0;
+    for (lsm_iter_seek(it, pre, sizeof(pre)); lsm_iter_valid(it); lsm_iter_next(it)) {
+        size_t klen;
+        const char *k = lsm_iter_key(it, &klen);
+        if (klen < sizeof(pre) || memcmp(k, pre, sizeof(pre)) != 0) {
+            break;
+        }
+        n++;
+    }
+    lsm_iter_destroy(&it);
+    return n;
+}
+
+static uint64_t wal_bytes(void) {
+    struct lsm_stats st;
+    lsm_stats(persist_engine(), &st);
+    return st.wal_bytes;
+}
+
+static void test_persist_big_hash_writes_only_changed_fields(void) {
+    fresh();
+    char line[128];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(line, sizeof(line), "HSET big f%d value-%d", i, i);
+        RUN_EQ(line, ":1");
+    }
+    RUN_EQ("OBJECT ENCODING big", "$9 hashtable");
+    persist_before_sleep();
+    CHECK_EQ_INT(field_records(), 1000);
+    /* one turn changing two fields writes those records and the header, not the
+     * whole ~20 KB hash */
+    uint64_t before = wal_bytes();
+    RUN_EQ("HSET big f5 changed f5 changed-again", ":0");
+    RUN_EQ("HDEL big f7", ":1");
+    RUN_EQ("HINCRBY big counter 3", ":3");
+    persist_before_sleep();
+    uint64_t delta = wal_bytes() - before;
+    CHECK(delta > 0 && delta < 1024);
+    CHECK_EQ_INT(field_records(), 1000);
+    reopen();
+    RUN_EQ("HLEN big", ":1000");
+    RUN_EQ("HGET big f5", "$13 changed-again");
+    RUN_EQ("HEXISTS big f7", ":0");
+    RUN_EQ("HGET big counter", "$1 3");
+    RUN_EQ("HGET big f999", "$9 value-999");
+    /* RENAME writes it under a new generation; the old records are tombstoned */
+    RUN_EQ("RENAME big big2", "+OK");
+    persist_before_sleep();
+    CHECK_EQ_INT(field_records(), 1000);
+    reopen();
+    RUN_EQ("EXISTS big", ":0");
+    RUN_EQ("HLEN big2", ":1000");
+    /* a key replaced or deleted leaves no field record behind */
+    RUN_EQ("SET big2 now-a-string", "+OK");
+    persist_before_sleep();
+    CHECK_EQ_INT(field_records(), 0);
+    for (int i = 0; i < 600; i++) {
+        snprintf(line, sizeof(line), "HSET big3 f%d v", i);
+        RUN_EQ(line, ":1");
+    }
+    RUN_EQ("EXPIRE big3 1000", ":1");
+    reopen();
+    RUN_EQ("HLEN big3", ":600");
+    CHECK(strcmp(run("TTL big3"), ":1000") == 0 || strcmp(run("TTL big3"), ":999") == 0);
+    RUN_EQ("DEL big3", ":1");
+    persist_before_sleep();
+    CHECK_EQ_INT(field_records(), 0);
+    /* the same key again: a new generation, none of the old fields */
+    for (int i = 0; i < 600; i++) {
+        snprintf(line, sizeof(line), "HSET big3 g%d v", i);
+        RUN_EQ(line, ":1");
+    }
+    reopen();
+    RUN_EQ("HLEN big3", ":600");
+    RUN_EQ("HEXISTS big3 f1", ":0");
+    /* FLUSHALL hides them (the marker), reopen included */
+    RUN_EQ("FLUSHALL", "+OK");
+    reopen();
+    RUN_EQ("HLEN big3", ":0");
+    RUN_EQ("DBSIZE", ":0");
+    cleanup();
+}
+
 int main(void) {
     TEST_RUN(test_persist_envelope_round_trips_every_encoding);
     TEST_RUN(test_persist_write_through_and_reopen);
@@ -480,6 +572,7 @@ int main(void) {
     TEST_RUN(test_persist_dbsize_exact_after_clean_and_unclean_stops);
     TEST_RUN(test_persist_scan_returns_every_key_once_with_token_cursors);
     TEST_RUN(test_persist_always_holds_replies_until_the_sync);
+    TEST_RUN(test_persist_big_hash_writes_only_changed_fields);
     persist_close();
     ks_deinit();
     resp_out_deinit(&tc.out);
