@@ -231,12 +231,83 @@ static void test_memtable_concurrent_readers_see_consistent_list(void)
     memtable_unref(s.mt);
 }
 
+/* Sorted runs (a server's batches: ascending within a run, random between runs)
+ * go through the writer's finger; the list must stay exactly ordered, with
+ * repeated keys (newer first) and keys before the last insert mixed in. */
+static void test_memtable_sorted_runs_use_the_finger_and_stay_ordered(void)
+{
+    struct arena_pool *pool = arena_pool_create(64 * 1024, 4);
+    struct memtable *mt = memtable_create(pool);
+    enum { RUNS = 300, RUN = 64, N = RUNS * RUN };
+    static uint32_t keys[N];
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+    int n = 0;
+    for (int r = 0; r < RUNS; r++) {
+        uint32_t run[RUN];
+        for (int j = 0; j < RUN; j++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            run[j] = (uint32_t)x % 5000; /* small space: many repeats */
+        }
+        if (r % 5 != 4) {
+            qsort(run, RUN, sizeof(run[0]), cmp_u32); /* every 5th run unsorted */
+        }
+        for (int j = 0; j < RUN; j++) {
+            char k[4] = {(char)(run[j] >> 24), (char)(run[j] >> 16), (char)(run[j] >> 8),
+                         (char)run[j]};
+            uint32_t seq = (uint32_t)n + 1;
+            memtable_add(mt, seq, 1, k, 4, &seq, 4);
+            keys[n++] = run[j];
+        }
+    }
+    /* the newest version of every key is found */
+    for (int i = N - 1; i >= 0; i -= 13) {
+        char k[4] = {(char)(keys[i] >> 24), (char)(keys[i] >> 16), (char)(keys[i] >> 8),
+                     (char)keys[i]};
+        int kind;
+        const char *v;
+        size_t vl;
+        uint64_t seq;
+        CHECK(memtable_get(mt, k, 4, UINT64_MAX >> 8, &kind, &v, &vl, &seq));
+        int newest = i;
+        for (int j = i + 1; j < N; j++) {
+            if (keys[j] == keys[i]) {
+                newest = j;
+            }
+        }
+        CHECK_EQ_INT(seq, (uint64_t)newest + 1);
+    }
+    /* iteration: keys ascending, versions of one key newest first, all N there */
+    struct memtable_iter it;
+    memtable_iter_init(&it, mt);
+    int seen = 0;
+    uint32_t pk = 0;
+    uint64_t pseq = 0;
+    for (memtable_iter_seek_first(&it); memtable_iter_valid(&it); memtable_iter_next(&it)) {
+        size_t kl;
+        const unsigned char *k = (const unsigned char *)memtable_iter_ikey(&it, &kl);
+        uint32_t v = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
+        uint64_t seq = memtable_iter_trailer(&it) >> 8;
+        if (seen > 0) {
+            CHECK(v > pk || (v == pk && seq < pseq));
+        }
+        pk = v;
+        pseq = seq;
+        seen++;
+    }
+    CHECK_EQ_INT(seen, N);
+    memtable_unref(mt);
+    arena_pool_destroy(&pool);
+}
+
 int main(void)
 {
     TEST_RUN(test_memtable_empty_get_misses);
     TEST_RUN(test_memtable_newest_version_visible_to_snapshot);
     TEST_RUN(test_memtable_iterates_in_internal_key_order);
     TEST_RUN(test_memtable_many_random_keys_sorted_and_found);
+    TEST_RUN(test_memtable_sorted_runs_use_the_finger_and_stay_ordered);
     TEST_RUN(test_memtable_large_value_gets_own_chunk);
     TEST_RUN(test_memtable_concurrent_readers_see_consistent_list);
     TEST_MAIN_END();
