@@ -293,6 +293,14 @@ static void wait_bg(struct lsm_db *db)
     atomic_fetch_add(&db->st.write_stall_micros, mono_us() - t0);
 }
 
+/* Has mt reached memtable_size bytes or memtable_max_entries entries? */
+static bool memtable_full(const struct lsm_db *db, const struct memtable *mt)
+{
+    return memtable_bytes(mt) >= db->opt.memtable_size ||
+           (db->opt.memtable_max_entries > 0 &&
+            memtable_count(mt) >= db->opt.memtable_max_entries);
+}
+
 /* Called by the leader with mu held. force: switch even if not full (lsm_flush). */
 static int make_room(struct lsm_db *db, bool force)
 {
@@ -310,7 +318,7 @@ static int make_room(struct lsm_db *db, bool force)
             pthread_mutex_lock(&db->mu);
             atomic_fetch_add(&db->st.write_slowdowns, 1);
             allow_delay = false;
-        } else if (!force && memtable_bytes(db->mem) < db->opt.memtable_size) {
+        } else if (!force && !memtable_full(db, db->mem)) {
             return LSM_OK;
         } else if (force && memtable_count(db->mem) == 0) {
             return LSM_OK;
@@ -1309,7 +1317,7 @@ static int replay_wal(struct lsm_db *db, uint64_t number, struct memtable **mem,
         if (n > 0 && last > *max_seq) {
             *max_seq = last;
         }
-        if (memtable_bytes(*mem) >= db->opt.memtable_size) {
+        if (memtable_full(db, *mem)) {
             struct file_meta *f;
             rc = write_table(db, *mem, db->vs.next_file++, UINT64_MAX, &f, err);
             if (rc != LSM_OK) {

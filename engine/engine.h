@@ -77,6 +77,9 @@ enum lsm_sync_mode {
 
 struct lsm_options {
     size_t memtable_size;        /* bytes per memtable before it is flushed */
+    uint64_t memtable_max_entries; /* also flushed at this many entries (0: no limit):
+                                  * a skiplist's insert cost grows with its entries,
+                                  * not its bytes */
     size_t block_cache_size;     /* bytes of uncompressed blocks cached */
     int bloom_bits_per_key;      /* 0 disables bloom filters */
     size_t block_size;           /* target uncompressed data block size */

@@ -301,6 +301,52 @@ static void test_memtable_sorted_runs_use_the_finger_and_stay_ordered(void)
     arena_pool_destroy(&pool);
 }
 
+/* Values past the inline limit live in their own region: every length round the
+ * limit, and one larger than a chunk, read back whole through get and iteration. */
+static void test_memtable_long_values_out_of_line_read_back(void)
+{
+    struct arena_pool *pool = arena_pool_create(64 * 1024, 4);
+    struct memtable *mt = memtable_create(pool);
+    enum { N = 400 };
+    static char val[200 * 1024];
+    for (size_t i = 0; i < sizeof(val); i++) {
+        val[i] = (char)('a' + i % 23);
+    }
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        lens[i] = i == N - 1 ? sizeof(val) - 64 : (size_t)(i * 7 % 300);
+        if (i < 6) {
+            lens[i] = (size_t)(126 + i); /* 126..131 round the limit */
+        }
+        char k[8];
+        snprintf(k, sizeof(k), "k%05d", i);
+        memtable_add(mt, (uint64_t)i + 1, 1, k, 6, val + i % 50, lens[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        char k[8];
+        snprintf(k, sizeof(k), "k%05d", i);
+        int kind;
+        const char *v;
+        size_t vl;
+        CHECK(memtable_get(mt, k, 6, UINT64_MAX >> 8, &kind, &v, &vl, NULL));
+        CHECK_EQ_INT(vl, lens[i]);
+        CHECK(memcmp(v, val + i % 50, vl) == 0);
+    }
+    struct memtable_iter it;
+    memtable_iter_init(&it, mt);
+    int i = 0;
+    for (memtable_iter_seek_first(&it); memtable_iter_valid(&it); memtable_iter_next(&it)) {
+        size_t vl;
+        const char *v = memtable_iter_value(&it, &vl);
+        CHECK_EQ_INT(vl, lens[i]);
+        CHECK(memcmp(v, val + i % 50, vl) == 0);
+        i++;
+    }
+    CHECK_EQ_INT(i, N);
+    memtable_unref(mt);
+    arena_pool_destroy(&pool);
+}
+
 int main(void)
 {
     TEST_RUN(test_memtable_empty_get_misses);
@@ -309,6 +355,7 @@ int main(void)
     TEST_RUN(test_memtable_many_random_keys_sorted_and_found);
     TEST_RUN(test_memtable_sorted_runs_use_the_finger_and_stay_ordered);
     TEST_RUN(test_memtable_large_value_gets_own_chunk);
+    TEST_RUN(test_memtable_long_values_out_of_line_read_back);
     TEST_RUN(test_memtable_concurrent_readers_see_consistent_list);
     TEST_MAIN_END();
 }
