@@ -1069,9 +1069,51 @@ static void test_db_model_size_tiered(void)
     }
 }
 
+/* memtable_max_entries: a memtable far below memtable_size bytes is flushed at
+ * that many entries, while writing and while replaying the WAL. */
+static void test_db_memtable_full_at_max_entries(void)
+{
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%s", fresh_dir()); /* fresh_dir's buffer is reused */
+    struct lsm_options o;
+    small_options(&o);
+    o.memtable_size = 64u << 20;
+    o.memtable_max_entries = 100;
+    o.l0_compaction_trigger = 100; /* keep the flushed tables countable */
+    struct lsm_db *db;
+    struct lsm_err err;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, &err), LSM_OK);
+    char k[16];
+    for (int i = 0; i < 1050; i++) {
+        snprintf(k, sizeof(k), "key%05d", i);
+        CHECK_EQ_INT(lsm_put(db, k, strlen(k), "v", 1, NULL, 0, NULL), LSM_OK);
+    }
+    struct lsm_stats st;
+    lsm_stats(db, &st);
+    CHECK(st.flushes + (uint64_t)st.immutable_memtables >= 9);
+    CHECK(st.memtable_bytes < (1u << 20));
+    GET_EQ(db, "key00000", "v");
+    GET_EQ(db, "key01049", "v");
+    lsm_close(&db);
+    /* without the limit the same writes stay in one memtable */
+    const char *dir2 = fresh_dir();
+    o.memtable_max_entries = 0;
+    CHECK_EQ_INT(lsm_open(dir2, &o, &db, &err), LSM_OK);
+    for (int i = 0; i < 1050; i++) {
+        snprintf(k, sizeof(k), "key%05d", i);
+        CHECK_EQ_INT(lsm_put(db, k, strlen(k), "v", 1, NULL, 0, NULL), LSM_OK);
+    }
+    lsm_stats(db, &st);
+    CHECK_EQ_INT(st.flushes, 0);
+    lsm_close(&db);
+    remove_dir(dir2);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     TEST_RUN(test_db_put_get_delete_and_reopen);
+    TEST_RUN(test_db_memtable_full_at_max_entries);
     TEST_RUN(test_db_second_open_is_refused);
     TEST_RUN(test_db_meta_round_trips);
     TEST_RUN(test_db_large_values_and_limits);
