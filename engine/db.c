@@ -293,6 +293,30 @@ static void wait_bg(struct lsm_db *db)
     atomic_fetch_add(&db->st.write_stall_micros, mono_us() - t0);
 }
 
+/* Syncs and closes the retired WAL segment, then marks its writes durable. mu held
+ * (released during the fsync); syncing must be false. */
+static int close_retired(struct lsm_db *db)
+{
+    struct wal_writer *old = db->retired_wal;
+    uint64_t upto = db->retired_upto;
+    db->syncing = true;
+    pthread_mutex_unlock(&db->mu);
+    struct lsm_err err;
+    int rc = wal_writer_close(&old, true, &err);
+    atomic_fetch_add(&db->st.wal_syncs, 1);
+    pthread_mutex_lock(&db->mu);
+    db->retired_wal = NULL;
+    db->syncing = false;
+    pthread_cond_broadcast(&db->sync_idle_cv);
+    if (rc != LSM_OK) {
+        db_set_bg_error(db, rc, &err);
+        signal_sync_fd(db);
+        return refuse_write(db);
+    }
+    advance_durable(db, upto);
+    return LSM_OK;
+}
+
 /* Has mt reached memtable_size bytes or memtable_max_entries entries? */
 static bool memtable_full(const struct lsm_db *db, const struct memtable *mt)
 {
@@ -324,6 +348,10 @@ static int make_room(struct lsm_db *db, bool force)
             return LSM_OK;
         } else if (db->imm != NULL) {
             wait_bg(db); /* the previous memtable is still being flushed */
+        } else if (db->retired_wal != NULL) {
+            /* the segment before the current one is still being synced */
+            pthread_cond_signal(&db->sync_cv);
+            pthread_cond_wait(&db->sync_idle_cv, &db->mu);
         } else if (db->opt.l0_stop_trigger > 0 && l0 >= db->opt.l0_stop_trigger) {
             wait_bg(db);
         } else {
@@ -347,16 +375,19 @@ static int make_room(struct lsm_db *db, bool force)
             atomic_store(&db->has_imm, true);
             db->mem = memtable_create(db->pool);
             pthread_cond_broadcast(&db->bg_work_cv);
-            /* close (and sync) the old segment; only we could touch it now */
-            pthread_mutex_unlock(&db->mu);
-            rc = wal_writer_close(&old, true, &err);
-            pthread_mutex_lock(&db->mu);
-            atomic_fetch_add(&db->st.wal_syncs, 1);
-            if (rc != LSM_OK) {
-                db_set_bg_error(db, rc, &err);
-                return refuse_write(db);
+            /* The old segment is synced and closed by the sync thread (an fsync of
+             * up to a memtable of WAL takes tens of ms: not on the writer). Until
+             * then durable_seq stays below upto, and the next roll waits. */
+            db->retired_wal = old;
+            db->retired_upto = upto;
+            if (db->sync_started) {
+                pthread_cond_signal(&db->sync_cv);
+            } else {
+                rc = close_retired(db);
+                if (rc != LSM_OK) {
+                    return rc;
+                }
             }
-            advance_durable(db, upto);
             force = false;
         }
     }
@@ -428,6 +459,14 @@ static int write_internal(struct lsm_db *db, struct lsm_batch *b, bool sync, uin
         return w.status;
     }
     int rc = make_room(db, b == NULL);
+    if (rc == LSM_OK && sync && db->retired_wal != NULL) {
+        while (db->syncing) {
+            pthread_cond_wait(&db->sync_idle_cv, &db->mu);
+        }
+        if (db->retired_wal != NULL) {
+            rc = close_retired(db); /* durable_seq may pass upto only after it */
+        }
+    }
     struct writer *last = &w;
     uint64_t seq = atomic_load(&db->last_seq);
     uint64_t first_seq_of_group = seq + 1;
@@ -590,6 +629,12 @@ static int sync_once(struct lsm_db *db)
     while (db->syncing) {
         pthread_cond_wait(&db->sync_idle_cv, &db->mu);
     }
+    if (db->retired_wal != NULL) {
+        int rc = close_retired(db);
+        if (rc != LSM_OK) {
+            return rc;
+        }
+    }
     uint64_t target = atomic_load(&db->last_seq);
     if (target <= atomic_load(&db->durable_seq)) {
         return LSM_OK;
@@ -633,7 +678,7 @@ static void *sync_main(void *arg)
     struct lsm_db *db = arg;
     pthread_mutex_lock(&db->mu);
     for (;;) {
-        while (!atomic_load(&db->shutting_down) &&
+        while (!atomic_load(&db->shutting_down) && db->retired_wal == NULL &&
                (db->sync_requested <= atomic_load(&db->durable_seq) ||
                 atomic_load(&db->last_seq) <= atomic_load(&db->durable_seq) ||
                 db->bg_error != LSM_OK)) {
@@ -1452,6 +1497,9 @@ static int recover(struct lsm_db *db, struct lsm_err *err)
 
 static void db_free(struct lsm_db *db)
 {
+    if (db->retired_wal != NULL) {
+        wal_writer_close(&db->retired_wal, true, NULL);
+    }
     if (db->wal != NULL) {
         wal_writer_close(&db->wal, true, NULL);
     }

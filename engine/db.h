@@ -73,6 +73,9 @@ struct lsm_db {
     uint64_t imm_wal_number;         /* (mu) the WAL segment holding imm's writes */
     atomic_bool has_imm;             /* imm != NULL, read without mu */
     struct wal_writer *wal;          /* (mu) current WAL segment */
+    struct wal_writer *retired_wal;  /* (mu) the segment before it, until the sync
+                                      * thread has synced and closed it */
+    uint64_t retired_upto;           /* (mu) the last sequence it holds */
     uint64_t wal_number;             /* (mu) its file number */
     atomic_uint_fast64_t last_seq;   /* newest sequence visible to readers */
 

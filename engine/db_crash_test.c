@@ -336,6 +336,50 @@ static void test_crash_failed_async_sync_wakes_the_loop(void)
     remove_dir(dir);
 }
 
+/* A WAL roll (the memtable is full) leaves the old segment's fsync to the sync
+ * thread: the write that rolls returns at once, even when that fsync fails (or
+ * the flush's, racing it); the failure then surfaces off the writer and is
+ * sticky. */
+static void test_crash_wal_roll_syncs_the_old_segment_off_the_writer(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    uint64_t durable0 = lsm_durable_seq(db);
+    env_fault_enable(true);
+    env_fault_fail_sync(3); /* the writer syncs the new (empty) segment and the
+                             * directory; the next fsync is the old segment's, or
+                             * the flush's, both off the writer */
+    int bad = 0, rolled = 0;
+    uint64_t seq = 0;
+    for (uint32_t i = 0; i < 5000 && !rolled; i++) {
+        char k[32], v[64];
+        int vl = make_kv(i, k, v);
+        if (lsm_put(db, k, strlen(k), v, (size_t)vl, NULL, LSM_WRITE_NOSYNC, &seq) != LSM_OK) {
+            bad++;
+            break;
+        }
+        struct lsm_stats st;
+        lsm_stats(db, &st);
+        rolled = st.immutable_memtables > 0 || st.flushes > 0;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK(rolled);
+    /* the failure happens off the writer, soon; then it is sticky */
+    for (int t = 0; t < 500 && lsm_bg_error(db) == LSM_OK; t++) {
+        usleep(10000);
+    }
+    CHECK(lsm_bg_error(db) != LSM_OK);
+    CHECK(lsm_put(db, "after", 5, "v", 1, NULL, LSM_WRITE_NOSYNC, NULL) != LSM_OK);
+    CHECK(lsm_durable_seq(db) >= durable0);
+    CHECK(strlen(lsm_errmsg(db)) > 0);
+    lsm_close(&db);
+    env_fault_enable(false);
+    remove_dir(dir);
+}
+
 static void test_crash_failed_flush_and_full_disk_are_sticky(void)
 {
     const char *dir = fresh_dir();
@@ -593,6 +637,7 @@ int main(void)
     TEST_RUN(test_crash_failed_wal_write_is_sticky);
     TEST_RUN(test_crash_failed_fsync_is_sticky);
     TEST_RUN(test_crash_failed_async_sync_wakes_the_loop);
+    TEST_RUN(test_crash_wal_roll_syncs_the_old_segment_off_the_writer);
     TEST_RUN(test_crash_failed_flush_and_full_disk_are_sticky);
     TEST_RUN(test_corruption_in_table_is_reported_never_wrong);
     TEST_RUN(test_corruption_never_surfaces_an_older_version);
