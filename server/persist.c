@@ -1399,6 +1399,10 @@ static void engine_options(struct lsm_options *o) {
     /* a skiplist insert costs O(log entries) cache misses: small entries flush by
      * count (about 8 MB of 16-byte SETs), large ones by size (PERSIST.md, Memory) */
     o->memtable_max_entries = MEMTABLE_MAX_ENTRIES;
+    /* L0 -> L1 merges rewrite most of L1 when keys are random (tokens): merging 8
+     * flushed tables at a time instead of 4 halves that work (1 KiB SET then INCR
+     * -P 16, 3 rounds: SET 344k -> 372k, INCR 604k -> 716k requests/s) */
+    o->l0_compaction_trigger = 8;
     o->block_cache_size = server.block_cache_size > 0 ? (size_t)server.block_cache_size : bc;
     o->sync_mode = LSM_SYNC_NONE;
     o->clock_ms = compaction_clock;
