@@ -317,6 +317,54 @@ static int close_retired(struct lsm_db *db)
     return LSM_OK;
 }
 
+/* The segment the sync thread created ahead, when it can follow the current one
+ * (its number must be higher: recovery replays segments in number order); NULL
+ * otherwise. mu held. */
+static struct wal_writer *take_next_wal(struct lsm_db *db, uint64_t *number)
+{
+    struct wal_writer *w = db->next_wal;
+    if (w == NULL) {
+        return NULL;
+    }
+    db->next_wal = NULL;
+    if (db->next_wal_number > db->wal_number) {
+        *number = db->next_wal_number;
+        return w;
+    }
+    char path[PATH_MAX];
+    db_file_name(path, sizeof(path), db->dir, db->next_wal_number, "log");
+    wal_writer_close(&w, false, NULL);
+    env_unlink(path, NULL);
+    return NULL;
+}
+
+/* Sync thread, mu held (released meanwhile): creates the segment the next roll
+ * will use. A failure is the engine's sticky error, as the roll's would be. */
+static void prepare_next_wal(struct lsm_db *db)
+{
+    db->next_wal_tried = true;
+    uint64_t number = db_new_file_number(db);
+    pthread_mutex_unlock(&db->mu);
+    struct wal_writer *w;
+    struct lsm_err err;
+    int rc = wal_open_new(db, number, &w, &err);
+    pthread_mutex_lock(&db->mu);
+    if (rc != LSM_OK) {
+        db_set_bg_error(db, rc, &err); /* a failed write or fsync: sticky, as anywhere */
+        signal_sync_fd(db);
+        return;
+    }
+    if (db->next_wal == NULL && number > db->wal_number) {
+        db->next_wal = w;
+        db->next_wal_number = number;
+        return;
+    }
+    char path[PATH_MAX];
+    db_file_name(path, sizeof(path), db->dir, number, "log");
+    wal_writer_close(&w, false, NULL);
+    env_unlink(path, NULL);
+}
+
 /* Has mt reached memtable_size bytes or memtable_max_entries entries? */
 static bool memtable_full(const struct lsm_db *db, const struct memtable *mt)
 {
@@ -355,13 +403,17 @@ static int make_room(struct lsm_db *db, bool force)
         } else if (db->opt.l0_stop_trigger > 0 && l0 >= db->opt.l0_stop_trigger) {
             wait_bg(db);
         } else {
-            uint64_t number = db_new_file_number(db);
-            struct wal_writer *w;
+            uint64_t number;
+            struct wal_writer *w = take_next_wal(db, &number);
             struct lsm_err err;
-            int rc = wal_open_new(db, number, &w, &err);
-            if (rc != LSM_OK) {
-                db_set_bg_error(db, rc, &err);
-                return refuse_write(db);
+            int rc;
+            if (w == NULL) {
+                number = db_new_file_number(db);
+                rc = wal_open_new(db, number, &w, &err);
+                if (rc != LSM_OK) {
+                    db_set_bg_error(db, rc, &err);
+                    return refuse_write(db);
+                }
             }
             while (db->syncing) {
                 pthread_cond_wait(&db->sync_idle_cv, &db->mu);
@@ -380,6 +432,7 @@ static int make_room(struct lsm_db *db, bool force)
              * then durable_seq stays below upto, and the next roll waits. */
             db->retired_wal = old;
             db->retired_upto = upto;
+            db->next_wal_tried = false; /* and the segment after this one, ahead */
             if (db->sync_started) {
                 pthread_cond_signal(&db->sync_cv);
             } else {
@@ -678,16 +731,27 @@ static void *sync_main(void *arg)
     struct lsm_db *db = arg;
     pthread_mutex_lock(&db->mu);
     for (;;) {
-        while (!atomic_load(&db->shutting_down) && db->retired_wal == NULL &&
-               (db->sync_requested <= atomic_load(&db->durable_seq) ||
-                atomic_load(&db->last_seq) <= atomic_load(&db->durable_seq) ||
-                db->bg_error != LSM_OK)) {
+        bool want_sync, want_wal;
+        for (;;) {
+            want_sync = db->bg_error == LSM_OK &&
+                        (db->retired_wal != NULL ||
+                         (db->sync_requested > atomic_load(&db->durable_seq) &&
+                          atomic_load(&db->last_seq) > atomic_load(&db->durable_seq)));
+            want_wal = db->bg_error == LSM_OK && db->next_wal == NULL && !db->next_wal_tried;
+            if (atomic_load(&db->shutting_down) || want_sync || want_wal) {
+                break;
+            }
             pthread_cond_wait(&db->sync_cv, &db->mu);
         }
         if (atomic_load(&db->shutting_down)) {
             break;
         }
-        sync_once(db);
+        if (want_sync) {
+            sync_once(db);
+        }
+        if (db->bg_error == LSM_OK && db->next_wal == NULL && !db->next_wal_tried) {
+            prepare_next_wal(db);
+        }
     }
     pthread_mutex_unlock(&db->mu);
     return NULL;
@@ -1499,6 +1563,12 @@ static void db_free(struct lsm_db *db)
 {
     if (db->retired_wal != NULL) {
         wal_writer_close(&db->retired_wal, true, NULL);
+    }
+    if (db->next_wal != NULL) { /* empty: removed, or replayed as empty at open */
+        char path[PATH_MAX];
+        db_file_name(path, sizeof(path), db->dir, db->next_wal_number, "log");
+        wal_writer_close(&db->next_wal, false, NULL);
+        env_unlink(path, NULL);
     }
     if (db->wal != NULL) {
         wal_writer_close(&db->wal, true, NULL);

@@ -76,6 +76,10 @@ struct lsm_db {
     struct wal_writer *retired_wal;  /* (mu) the segment before it, until the sync
                                       * thread has synced and closed it */
     uint64_t retired_upto;           /* (mu) the last sequence it holds */
+    struct wal_writer *next_wal;     /* (mu) a segment the sync thread created ahead,
+                                      * so a roll does not create one on the writer */
+    uint64_t next_wal_number;        /* (mu) its file number */
+    bool next_wal_tried;             /* (mu) the sync thread tried since the last roll */
     uint64_t wal_number;             /* (mu) its file number */
     atomic_uint_fast64_t last_seq;   /* newest sequence visible to readers */
 

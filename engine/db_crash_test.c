@@ -336,10 +336,10 @@ static void test_crash_failed_async_sync_wakes_the_loop(void)
     remove_dir(dir);
 }
 
-/* A WAL roll (the memtable is full) leaves the old segment's fsync to the sync
- * thread: the write that rolls returns at once, even when that fsync fails (or
- * the flush's, racing it); the failure then surfaces off the writer and is
- * sticky. */
+/* A WAL roll (the memtable is full) does no fsync on the writer: the sync thread
+ * created the new segment ahead and syncs and closes the old one. The write that
+ * rolls returns at once even when one of those fsyncs (or the flush's) fails;
+ * the failure then surfaces off the writer and is sticky. */
 static void test_crash_wal_roll_syncs_the_old_segment_off_the_writer(void)
 {
     const char *dir = fresh_dir();
@@ -348,10 +348,37 @@ static void test_crash_wal_roll_syncs_the_old_segment_off_the_writer(void)
     struct lsm_db *db;
     CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
     uint64_t durable0 = lsm_durable_seq(db);
+    /* the sync thread creates the next segment ahead: wait for it (two .log files) */
+    int logs = 0;
+    for (int t = 0; t < 500 && logs < 2; t++) {
+        logs = 0;
+        DIR *d = opendir(dir);
+        for (struct dirent *de; d && (de = readdir(d)) != NULL;) {
+            size_t l = strlen(de->d_name);
+            logs += l > 4 && strcmp(de->d_name + l - 4, ".log") == 0;
+        }
+        if (d) {
+            closedir(d);
+        }
+        if (logs < 2) {
+            usleep(10000);
+        }
+    }
+    CHECK_EQ_INT(logs, 2);
+    /* and for its fsyncs to be done: no new sync call for 50 ms */
     env_fault_enable(true);
-    env_fault_fail_sync(3); /* the writer syncs the new (empty) segment and the
-                             * directory; the next fsync is the old segment's, or
-                             * the flush's, both off the writer */
+    struct env_fault_stats fs0, fs1;
+    env_fault_stats(&fs0);
+    for (int t = 0; t < 100; t++) {
+        usleep(50000);
+        env_fault_stats(&fs1);
+        if (fs1.syncs == fs0.syncs) {
+            break;
+        }
+        fs0 = fs1;
+    }
+    env_fault_fail_sync(1); /* the first fsync from now: all of them are off the writer
+                             * (the old segment's, the flush's, the next segment's) */
     int bad = 0, rolled = 0;
     uint64_t seq = 0;
     for (uint32_t i = 0; i < 5000 && !rolled; i++) {

@@ -408,7 +408,8 @@ static void test_db_flush_compaction_and_manifest_replay(void)
         deep += st2.bytes_per_level[l];
     }
     CHECK(deep > 0);
-    CHECK_EQ_INT(count_files(dir, ".log"), 1);
+    int logs = count_files(dir, ".log"); /* the current segment (and the next, ahead) */
+    CHECK(logs >= 1 && logs <= 2);
     CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
     lsm_stats(db, &st2);
     CHECK_EQ_INT(st2.files_per_level[0], 0);

@@ -326,7 +326,7 @@ static struct config configs[] = {
     M("memtable-size", CFG_IMMUTABLE, &server.memtable_size, 0, 1ll << 40, "0", NULL,
       "Mode persistent: bytes of one memtable (two may exist while one is flushed). 0 = "
       "maxmemory/8 (1gb/8 without maxmemory), at least 1mb, at most 64mb. A memtable "
-      "is also full at 100000 entries, whatever its size."),
+      "is also full at 50000 entries, whatever its size."),
     M("block-cache-size", CFG_IMMUTABLE, &server.block_cache_size, 0, 1ll << 40, "0", NULL,
       "Mode persistent: bytes of uncompressed table blocks cached. 0 = maxmemory/4 "
       "(1gb/4 without maxmemory), at least 1mb."),

@@ -30,7 +30,7 @@
 #define ENV_FIELDS 0x80          /* envelope flag: a hash whose fields are records */
 #define FKEY (META_LEN + 11)     /* meta 'h' db:u16be gen:u64be before a field */
 #define BATCH_COMMIT_BYTES (4u << 20)
-#define MEMTABLE_MAX_ENTRIES 100000
+#define MEMTABLE_MAX_ENTRIES 50000
 
 /* ------------------------------------------------------------------------------
  * State
@@ -1397,7 +1397,7 @@ static void engine_options(struct lsm_options *o) {
     if (mt > (64u << 20)) mt = 64u << 20;
     o->memtable_size = server.memtable_size > 0 ? (size_t)server.memtable_size : mt;
     /* a skiplist insert costs O(log entries) cache misses: small entries flush by
-     * count (about 8 MB of 16-byte SETs), large ones by size (PERSIST.md, Memory) */
+     * count (about 4 MB of 16-byte SETs), large ones by size (PERSIST.md, Memory) */
     o->memtable_max_entries = MEMTABLE_MAX_ENTRIES;
     /* L0 -> L1 merges rewrite most of L1 when keys are random (tokens): merging 8
      * flushed tables at a time instead of 4 halves that work (1 KiB SET then INCR
