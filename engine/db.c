@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1212,6 +1214,10 @@ static void run_manual(struct lsm_db *db)
 static void *bg_main(void *arg)
 {
     struct lsm_db *db = arg;
+    if (db->opt.bg_nice > 0) {
+        /* Linux: each thread has its own nice value; best effort */
+        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), db->opt.bg_nice);
+    }
     pthread_mutex_lock(&db->mu);
     while (!atomic_load(&db->shutting_down)) {
         if (db->vs.roll_rc != LSM_OK) { /* a MANIFEST roll failed after its edit */

@@ -1111,10 +1111,66 @@ static void test_db_memtable_full_at_max_entries(void)
     remove_dir(dir);
 }
 
+/* How many of this process's threads run at this nice value (field 19 of
+ * /proc/self/task/TID/stat); -1 without /proc. */
+static int threads_with_nice(int nice)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL) {
+        return -1;
+    }
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char path[300], buf[1024];
+        snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+        size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+        int field = 2, v = 0;
+        for (; p && *p && field < 19; p++) {
+            if (*p == ' ') {
+                field++;
+            }
+        }
+        if (p && sscanf(p, "%d", &v) == 1 && v == nice) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* bg_nice: the flush/compaction thread, and only it, runs at that nice value. */
+static void test_db_background_thread_nice(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    o.bg_nice = 7;
+    struct lsm_db *db;
+    struct lsm_err err;
+    int before = threads_with_nice(7);
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, &err), LSM_OK);
+    CHECK_EQ_INT(lsm_flush(db), LSM_OK); /* the thread has run */
+    CHECK_EQ_INT(threads_with_nice(7), before + 1);
+    CHECK_EQ_INT(threads_with_nice(0) > 0, 1); /* this one, the sync thread */
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     TEST_RUN(test_db_put_get_delete_and_reopen);
     TEST_RUN(test_db_memtable_full_at_max_entries);
+    TEST_RUN(test_db_background_thread_nice);
     TEST_RUN(test_db_second_open_is_refused);
     TEST_RUN(test_db_meta_round_trips);
     TEST_RUN(test_db_large_values_and_limits);

@@ -97,6 +97,8 @@ struct lsm_options {
     int create_if_missing;       /* 1 (default): create an empty database */
     int error_if_exists;         /* 1: fail if the database exists */
     int paranoid_checks;         /* 1 (default): a corrupt WAL record fails open */
+    int bg_nice;                 /* Linux: nice value of the flush/compaction thread
+                                  * (0); above 0 foreground threads get the CPU first */
     uint64_t (*clock_ms)(void);  /* wall clock in Unix ms; NULL = CLOCK_REALTIME */
     /* Optional compaction filter, called on the background thread for each value
      * a compaction (not a flush) reads: nonzero drops it as if it had expired (it

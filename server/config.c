@@ -327,6 +327,11 @@ static struct config configs[] = {
       "Mode persistent: bytes of one memtable (two may exist while one is flushed). 0 = "
       "maxmemory/8 (1gb/8 without maxmemory), at least 1mb, at most 64mb. A memtable "
       "is also full at 50000 entries, whatever its size."),
+    I("engine-background-nice", CFG_IMMUTABLE, &server.engine_bg_nice, 0, 19, "10", NULL,
+      "Mode persistent, Linux: the nice value of the engine's flush and compaction "
+      "thread. Above 0 the event loop gets the CPU first and compaction catches up "
+      "when it idles; writes slow down if compaction falls far behind. 0 = the "
+      "loop's priority."),
     M("block-cache-size", CFG_IMMUTABLE, &server.block_cache_size, 0, 1ll << 40, "0", NULL,
       "Mode persistent: bytes of uncompressed table blocks cached. 0 = maxmemory/4 "
       "(1gb/4 without maxmemory), at least 1mb."),

@@ -1403,6 +1403,7 @@ static void engine_options(struct lsm_options *o) {
      * flushed tables at a time instead of 4 halves that work (1 KiB SET then INCR
      * -P 16, 3 rounds: SET 344k -> 372k, INCR 604k -> 716k requests/s) */
     o->l0_compaction_trigger = 8;
+    o->bg_nice = server.engine_bg_nice;
     o->block_cache_size = server.block_cache_size > 0 ? (size_t)server.block_cache_size : bc;
     o->sync_mode = LSM_SYNC_NONE;
     o->clock_ms = compaction_clock;

@@ -238,6 +238,7 @@ struct kv_server {
     int appendonly;             /* stored; the engine's WAL is always written */
     int appendfsync_in_loop;    /* always: fsync on the loop thread, not the sync thread */
     long long memtable_size;    /* persistent: bytes per memtable, 0 = from maxmemory */
+    int engine_bg_nice;         /* persistent: nice value of the engine's background thread */
     long long block_cache_size; /* persistent: block cache bytes, 0 = from maxmemory */
     int enable_debug_command;   /* 0 no, 1 yes, 2 local (loopback clients only) */
     char *config_file;          /* absolute path, or NULL */
