@@ -449,6 +449,18 @@ int env_datasync(struct env_file *f, struct lsm_err *err)
     return do_sync(f, true, err);
 }
 
+void env_start_writeback(struct env_file *f, uint64_t off, uint64_t len)
+{
+    if (f->memory || len == 0) {
+        return;
+    }
+#ifdef SYNC_FILE_RANGE_WRITE
+    (void)sync_file_range(f->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)off;
+#endif
+}
+
 int env_preallocate(struct env_file *f, uint64_t off, uint64_t len, struct lsm_err *err)
 {
     int rc = fallocate(f->fd, 0, (off_t)off, (off_t)len);

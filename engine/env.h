@@ -61,6 +61,11 @@ int env_pwrite(struct env_file *f, const void *buf, size_t n, uint64_t off,
 int env_sync(struct env_file *f, struct lsm_err *err);
 /* fdatasync: data, and metadata only when needed to read the data back (file size). */
 int env_datasync(struct env_file *f, struct lsm_err *err);
+/* Starts writeback of [off, off+len) without waiting (Linux sync_file_range):
+ * spreads a large file's writes to the disk instead of one burst at its fsync,
+ * which would also delay other files' fsyncs (the WAL's). Not a durability point;
+ * best effort, no error. */
+void env_start_writeback(struct env_file *f, uint64_t off, uint64_t len);
 /* Reserves disk blocks for [off, off+len) and extends the file size to cover them
  * (fallocate mode 0: the new range reads as zeros). Does not change f->size, so
  * appends keep writing at f->size and overwrite the reserved zeros. */

@@ -124,7 +124,11 @@ static int write_out(struct sst_builder *b)
     if (b->out.len == 0) {
         return LSM_OK;
     }
+    uint64_t off = b->f->size;
     int rc = env_append(b->f, b->out.p, b->out.len, &b->err);
+    if (rc == LSM_OK) {
+        env_start_writeback(b->f, off, b->out.len);
+    }
     b->out.len = 0;
     return rc;
 }
