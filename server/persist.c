@@ -68,6 +68,9 @@ static struct {
     struct lsm_batch *batch;       /* this turn's writes */
     struct dirty_key *dirty;       /* keys whose envelope is written at commit */
     size_t ndirty, capdirty;
+    struct dirty_key *dirty_tmp;   /* sort_dirty's scratch, capdirty entries */
+    uint32_t *dirty_cnt;           /* and its bucket counts */
+    size_t capcnt;
     struct pbuf dkeys;             /* their key bytes */
     size_t dirty_bytes;            /* estimate, to write a large turn early */
     struct field_op *fops;         /* fields of big hashes changed in this turn */
@@ -657,12 +660,49 @@ static void index_update(int db, const char *key, size_t klen, long long old_exp
     kv_free(b.p);
 }
 
-static int dirty_cmp(const void *a, const void *b) {
-    const struct dirty_key *x = a, *y = b;
-    if (x->token != y->token) {
-        return x->token < y->token ? -1 : 1;
+/* Sorts the turn's dirty keys by token. Tokens are uniform hashes, so one
+ * counting pass on the top bits (about two buckets per key) leaves the array
+ * nearly sorted and an insertion sort finishes it: two linear passes instead of
+ * qsort's n log n calls of a comparison (6% of the loop under SET -P 16). The
+ * order among equal tokens does not matter. */
+static void sort_dirty(void) {
+    size_t n = P.ndirty;
+    if (n < 2) {
+        return;
     }
-    return x->db - y->db;
+    unsigned bits = 8;
+    while (bits < 16 && ((size_t)1 << bits) < 2 * n) {
+        bits++;
+    }
+    size_t nb = (size_t)1 << bits;
+    if (P.capcnt < nb + 1) {
+        P.capcnt = nb + 1;
+        P.dirty_cnt = kv_realloc(P.dirty_cnt, P.capcnt * sizeof(*P.dirty_cnt));
+    }
+    P.dirty_tmp = kv_realloc(P.dirty_tmp, P.capdirty * sizeof(*P.dirty_tmp));
+    uint32_t *cnt = P.dirty_cnt;
+    memset(cnt, 0, (nb + 1) * sizeof(*cnt));
+    for (size_t i = 0; i < n; i++) {
+        cnt[(P.dirty[i].token >> (64 - bits)) + 1]++;
+    }
+    for (size_t b = 0; b < nb; b++) {
+        cnt[b + 1] += cnt[b];
+    }
+    for (size_t i = 0; i < n; i++) {
+        P.dirty_tmp[cnt[P.dirty[i].token >> (64 - bits)]++] = P.dirty[i];
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct dirty_key d = P.dirty_tmp[i];
+        size_t j = i;
+        while (j > 0 && P.dirty_tmp[j - 1].token > d.token) {
+            P.dirty_tmp[j] = P.dirty_tmp[j - 1];
+            j--;
+        }
+        P.dirty_tmp[j] = d;
+    }
+    struct dirty_key *t = P.dirty; /* the sorted array becomes the list */
+    P.dirty = P.dirty_tmp;
+    P.dirty_tmp = t;
 }
 
 /* ------------------------------------------------------------------------------
@@ -845,9 +885,7 @@ static void load_fields(int db, struct kv_entry *e) {
  * put is no longer in the dict (skipped), one deleted before it has its tombstone
  * in the batch already. */
 static void encode_dirty(void) {
-    if (P.ndirty > 1) {
-        qsort(P.dirty, P.ndirty, sizeof(*P.dirty), dirty_cmp);
-    }
+    sort_dirty();
     if (P.nfops > 1) {
         qsort(P.fops, P.nfops, sizeof(*P.fops), fop_cmp);
     }
@@ -1612,8 +1650,12 @@ void persist_close(void) {
     kv_free(P.spans);
     P.spans = NULL;
     kv_free(P.dirty);
+    kv_free(P.dirty_tmp);
+    kv_free(P.dirty_cnt);
     kv_free(P.dkeys.p);
-    P.dirty = NULL;
+    P.dirty = P.dirty_tmp = NULL;
+    P.dirty_cnt = NULL;
+    P.capcnt = 0;
     P.ndirty = P.capdirty = 0;
     P.dkeys = (struct pbuf){0};
     kv_free(P.fops);
