@@ -319,6 +319,15 @@ static int close_retired(struct lsm_db *db)
     return LSM_OK;
 }
 
+/* Closes and removes an unused (empty) WAL segment. */
+static void discard_wal(struct lsm_db *db, struct wal_writer **w, uint64_t number)
+{
+    char path[PATH_MAX];
+    db_file_name(path, sizeof(path), db->dir, number, "log");
+    wal_writer_close(w, false, NULL);
+    env_unlink(path, NULL);
+}
+
 /* The segment the sync thread created ahead, when it can follow the current one
  * (its number must be higher: recovery replays segments in number order); NULL
  * otherwise. mu held. */
@@ -333,10 +342,7 @@ static struct wal_writer *take_next_wal(struct lsm_db *db, uint64_t *number)
         *number = db->next_wal_number;
         return w;
     }
-    char path[PATH_MAX];
-    db_file_name(path, sizeof(path), db->dir, db->next_wal_number, "log");
-    wal_writer_close(&w, false, NULL);
-    env_unlink(path, NULL);
+    discard_wal(db, &w, db->next_wal_number);
     return NULL;
 }
 
@@ -361,10 +367,7 @@ static void prepare_next_wal(struct lsm_db *db)
         db->next_wal_number = number;
         return;
     }
-    char path[PATH_MAX];
-    db_file_name(path, sizeof(path), db->dir, number, "log");
-    wal_writer_close(&w, false, NULL);
-    env_unlink(path, NULL);
+    discard_wal(db, &w, number);
 }
 
 /* Has mt reached memtable_size bytes or memtable_max_entries entries? */
@@ -1570,11 +1573,8 @@ static void db_free(struct lsm_db *db)
     if (db->retired_wal != NULL) {
         wal_writer_close(&db->retired_wal, true, NULL);
     }
-    if (db->next_wal != NULL) { /* empty: removed, or replayed as empty at open */
-        char path[PATH_MAX];
-        db_file_name(path, sizeof(path), db->dir, db->next_wal_number, "log");
-        wal_writer_close(&db->next_wal, false, NULL);
-        env_unlink(path, NULL);
+    if (db->next_wal != NULL) { /* unused, so empty */
+        discard_wal(db, &db->next_wal, db->next_wal_number);
     }
     if (db->wal != NULL) {
         wal_writer_close(&db->wal, true, NULL);
