@@ -325,8 +325,8 @@ static struct config configs[] = {
       "never explicitly. No effect in mode cache."),
     M("memtable-size", CFG_IMMUTABLE, &server.memtable_size, 0, 1ll << 40, "0", NULL,
       "Mode persistent: bytes of one memtable (two may exist while one is flushed). 0 = "
-      "maxmemory/8 (1gb/8 without maxmemory), at least 1mb, at most 64mb. A memtable "
-      "is also full at 50000 entries, whatever its size."),
+      "maxmemory/8 (1gb/8 without maxmemory), at least 1mb, at most 64mb, and also "
+      "full at 50000 entries. A size set here is the only limit."),
     I("engine-background-nice", CFG_IMMUTABLE, &server.engine_bg_nice, 0, 19, "10", NULL,
       "Mode persistent, Linux: the nice value of the engine's flush and compaction "
       "thread. Above 0 the event loop gets the CPU first and compaction catches up "

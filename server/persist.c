@@ -1435,8 +1435,9 @@ static void engine_options(struct lsm_options *o) {
     if (mt > (64u << 20)) mt = 64u << 20;
     o->memtable_size = server.memtable_size > 0 ? (size_t)server.memtable_size : mt;
     /* a skiplist insert costs O(log entries) cache misses: small entries flush by
-     * count (about 4 MB of 16-byte SETs), large ones by size (PERSIST.md, Memory) */
-    o->memtable_max_entries = MEMTABLE_MAX_ENTRIES;
+     * count (about 4 MB of 16-byte SETs), large ones by size (PERSIST.md, Memory);
+     * a memtable-size set by hand is the only limit */
+    o->memtable_max_entries = server.memtable_size > 0 ? 0 : MEMTABLE_MAX_ENTRIES;
     /* L0 -> L1 merges rewrite most of L1 when keys are random (tokens): merging 8
      * flushed tables at a time instead of 4 halves that work (1 KiB SET then INCR
      * -P 16, 3 rounds: SET 344k -> 372k, INCR 604k -> 716k requests/s) */
