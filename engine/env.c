@@ -314,9 +314,10 @@ static struct env_file *file_new(int fd, const char *path, uint64_t size)
     return f;
 }
 
-int env_open_read(const char *path, struct env_file **out, struct lsm_err *err)
+/* Opens path with flags and wraps it with its current size. */
+static int open_sized(const char *path, int flags, struct env_file **out, struct lsm_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, flags | O_CLOEXEC, 0644);
     if (fd < 0) {
         return io_error(err, errno, "open", path);
     }
@@ -328,6 +329,11 @@ int env_open_read(const char *path, struct env_file **out, struct lsm_err *err)
     }
     *out = file_new(fd, path, (uint64_t)st.st_size);
     return LSM_OK;
+}
+
+int env_open_read(const char *path, struct env_file **out, struct lsm_err *err)
+{
+    return open_sized(path, O_RDONLY, out, err);
 }
 
 int env_create(const char *path, struct env_file **out, struct lsm_err *err)
@@ -346,21 +352,11 @@ int env_create(const char *path, struct env_file **out, struct lsm_err *err)
 int env_open_rw(const char *path, struct env_file **out, struct lsm_err *err)
 {
     bool existed = access(path, F_OK) == 0;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return io_error(err, errno, "open", path);
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return io_error(err, e, "stat", path);
-    }
-    if (!existed && atomic_load_explicit(&fault_on, memory_order_relaxed)) {
+    int rc = open_sized(path, O_RDWR | O_CREAT, out, err);
+    if (rc == LSM_OK && !existed && atomic_load_explicit(&fault_on, memory_order_relaxed)) {
         fault_note_created(path);
     }
-    *out = file_new(fd, path, (uint64_t)st.st_size);
-    return LSM_OK;
+    return rc;
 }
 
 int env_create_memory(const char *name, struct env_file **out, struct lsm_err *err)

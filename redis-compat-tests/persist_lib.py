@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import threading
 import time
 
 from respclient import Conn, encode
+from serverctl import free_port
 
 
 
@@ -35,14 +35,6 @@ signal.signal(signal.SIGTERM, _on_sigterm)
 
 SAN_RE = re.compile(rb'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|'
                     rb'SUMMARY: (Address|Undefined|Leak)')
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def is_redis(binary):

@@ -19,6 +19,7 @@
 # (run with --appendonly yes): the tests are checked against Redis that way.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/../tests/counts.sh" # count_parse
 bin=${1:?usage: persist_run.sh SERVER_BINARY [--asan|--long]}
 size=${2:-normal}
 size=${size#--}
@@ -59,15 +60,9 @@ one() {
     local log=$logdir/$name.log start=$SECONDS rc line p=0 f=0
     (cd "$here" && timeout -k 10 "$limit" "$@") >"$log" 2>&1
     rc=$?
-    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-    if [[ -n "$line" ]]; then
-        p=${line%% passed*}
-        f=${line#*passed, }; f=${f%% failed*}
-    fi
-    if [[ $rc -ne 0 && $f -eq 0 ]]; then
-        f=1
-        [[ $rc -eq 124 ]] && echo "FAIL $name: timed out after ${limit}s"
-    fi
+    count_parse "$(cat "$log")" "$rc" && line=ok
+    p=$count_p f=$count_f
+    [[ $rc -eq 124 ]] && echo "FAIL $name: timed out after ${limit}s"
     grep -aE '^(FAIL|MISMATCH|SKIP)' -A2 "$log" | grep -avE '^(--|.*[0-9]+ passed, [0-9]+ failed)$' |
         head -n 60
     # what the tests measure (times, replay, RSS), for the log

@@ -15,6 +15,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
+source "$here/../tests/counts.sh" # count_parse
 
 bin=${1:?usage: run.sh KVD_BINARY [--asan]}
 asan=0
@@ -131,16 +132,10 @@ run_suite() {
     local log=$work/suite-$name.log start=$SECONDS
     (cd "$here" && timeout -k 5 "$limit" "$@") >"$log" 2>&1
     local rc=$?
-    local line p=0 f=0
-    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-    if [[ -n "$line" ]]; then
-        p=${line%% passed*}
-        f=${line#*passed, }; f=${f%% failed*}
-    fi
-    if [[ $rc -ne 0 && $f -eq 0 ]]; then
-        f=1
-        [[ $rc -eq 124 ]] && echo "FAIL $name: timed out after ${limit}s"
-    fi
+    local line='' p f
+    count_parse "$(cat "$log")" "$rc" && line=ok
+    p=$count_p f=$count_f
+    [[ $rc -eq 124 ]] && echo "FAIL $name: timed out after ${limit}s"
     # failures, each with its detail lines (a mismatch prints both replies below it)
     grep -aE -A2 '^(FAIL|MISMATCH)' "$log" | grep -avE '^(--|([A-Za-z0-9-]+: )?[0-9]+ passed, [0-9]+ failed.*)$' |
         head -n 100

@@ -143,16 +143,22 @@ static _Atomic int64_t retired;           /* net bytes of threads that left */
 static pthread_mutex_t reg_mutex = PTHREAD_MUTEX_INITIALIZER;
 static __thread int my_slot = -1;         /* this thread's slot, -1 when none */
 
-static size_t exact_allocated(void) {
+/* A jemalloc statistic (stats.allocated, stats.resident...) as of now; 0 when
+ * unavailable. */
+static size_t jemalloc_stat(const char *name) {
     uint64_t epoch = 1;
     size_t sz = sizeof(epoch);
     mallctl("epoch", &epoch, &sz, &epoch, sz);
-    size_t allocated = 0;
-    sz = sizeof(allocated);
-    if (mallctl("stats.allocated", &allocated, &sz, NULL, 0) != 0) {
+    size_t v = 0;
+    sz = sizeof(v);
+    if (mallctl(name, &v, &sz, NULL, 0) != 0) {
         return 0;
     }
-    return allocated;
+    return v;
+}
+
+static size_t exact_allocated(void) {
+    return jemalloc_stat("stats.allocated");
 }
 
 void kv_alloc_thread_register(void) {
@@ -249,15 +255,7 @@ size_t kv_used_memory(void) {
 }
 
 size_t kv_allocator_resident(void) {
-    uint64_t epoch = 1;
-    size_t sz = sizeof(epoch);
-    mallctl("epoch", &epoch, &sz, &epoch, sz);
-    size_t resident = 0;
-    sz = sizeof(resident);
-    if (mallctl("stats.resident", &resident, &sz, NULL, 0) != 0) {
-        return 0;
-    }
-    return resident;
+    return jemalloc_stat("stats.resident");
 }
 
 const char *kv_allocator_name(void) {

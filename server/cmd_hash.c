@@ -292,8 +292,7 @@ void cmd_hincrby(struct client *c) {
         reply_error(c, "ERR hash value is not an integer");
         return;
     }
-    if ((incr < 0 && value < 0 && incr < LLONG_MIN - value) ||
-        (incr > 0 && value > 0 && incr > LLONG_MAX - value)) {
+    if (kv_add_overflows(value, incr)) {
         reply_error(c, "ERR increment or decrement would overflow");
         return;
     }

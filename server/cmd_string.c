@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "server/coord.h"
+#include "server/util.h"
 
 enum {
     STR_NX = 1u << 0,
@@ -416,8 +417,7 @@ static void incr_generic(struct client *c, long long incr) {
             return;
         }
     }
-    if ((incr < 0 && value < 0 && incr < LLONG_MIN - value) ||
-        (incr > 0 && value > 0 && incr > LLONG_MAX - value)) {
+    if (kv_add_overflows(value, incr)) {
         reply_error(c, "ERR increment or decrement would overflow");
         return;
     }

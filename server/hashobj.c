@@ -126,20 +126,29 @@ int hash_get(const struct kv_entry *e, const char *f, size_t flen, const char **
     return 1;
 }
 
-static void hash_convert(struct kv_db *db, struct kv_entry **ep) {
-    struct kv_entry *e = *ep;
-    struct kv_dict *d = kv_malloc(sizeof(*d));
-    kv_dict_init(d);
-    size_t n;
-    const unsigned char *blob = ks_val_bytes(e, &n), *p = blob + 2;
+/* Calls fn for each field and value of a listpack blob, in order. */
+static void lp_foreach(const unsigned char *blob, hash_fn *fn, void *arg) {
+    const unsigned char *p = blob + 2;
     unsigned count = lp_count(blob);
     for (unsigned i = 0; i < count; i++) {
         const char *f, *v;
         size_t flen, vlen;
         p = lp_read(p, &f, &flen);
         p = lp_read(p, &v, &vlen);
-        kv_dict_insert(d, field_new(f, flen, v, vlen), ks_token(f, flen));
+        fn(f, flen, v, vlen, arg);
     }
+}
+
+static void insert_field(const char *f, size_t flen, const char *v, size_t vlen, void *arg) {
+    kv_dict_insert(arg, field_new(f, flen, v, vlen), ks_token(f, flen));
+}
+
+static void hash_convert(struct kv_db *db, struct kv_entry **ep) {
+    struct kv_entry *e = *ep;
+    struct kv_dict *d = kv_malloc(sizeof(*d));
+    kv_dict_init(d);
+    size_t n;
+    lp_foreach(ks_val_bytes(e, &n), insert_field, d);
     e = ks_entry_reshape(db, e, KS_ENC_HASHTABLE, 0, 0);
     memcpy(ks_val_area(e), &d, sizeof(d));
     *ep = e;
@@ -255,15 +264,7 @@ void hash_foreach(const struct kv_entry *e, hash_fn *fn, void *arg) {
         return;
     }
     size_t blen;
-    const unsigned char *blob = ks_val_bytes(e, &blen), *p = blob + 2;
-    unsigned count = lp_count(blob);
-    for (unsigned i = 0; i < count; i++) {
-        const char *f, *v;
-        size_t flen, vlen;
-        p = lp_read(p, &f, &flen);
-        p = lp_read(p, &v, &vlen);
-        fn(f, flen, v, vlen, arg);
-    }
+    lp_foreach(ks_val_bytes(e, &blen), fn, arg);
 }
 
 uint64_t hash_scan(const struct kv_entry *e, uint64_t cursor, long count, hash_fn *fn,

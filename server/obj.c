@@ -58,17 +58,22 @@ int obj_str_pick_enc(const char *p, size_t len, long long *iv) {
     return len <= KS_EMBSTR_MAX ? KS_ENC_EMBSTR : KS_ENC_RAW;
 }
 
-struct kv_entry *obj_str_new(const char *key, size_t klen, const char *p, size_t len,
-                             long long expire_at) {
-    long long iv = 0;
-    int enc = obj_str_pick_enc(p, len, &iv);
-    struct kv_entry *e = ks_entry_new(KS_TYPE_STRING, enc, key, klen, len, expire_at, 0);
-    if (enc == KS_ENC_INT) {
+/* Stores the value picked by obj_str_pick_enc (iv, or p[0..len)) in e. */
+static void str_fill(struct kv_entry *e, long long iv, const char *p, size_t len) {
+    if (e->enc == KS_ENC_INT) {
         ks_val_set_int(e, iv);
     } else {
         size_t n;
         memcpy(ks_val_bytes(e, &n), p, len);
     }
+}
+
+struct kv_entry *obj_str_new(const char *key, size_t klen, const char *p, size_t len,
+                             long long expire_at) {
+    long long iv = 0;
+    int enc = obj_str_pick_enc(p, len, &iv);
+    struct kv_entry *e = ks_entry_new(KS_TYPE_STRING, enc, key, klen, len, expire_at, 0);
+    str_fill(e, iv, p, len);
     return e;
 }
 
@@ -78,12 +83,7 @@ struct kv_entry *obj_str_overwrite(struct kv_db *db, struct kv_entry *e, const c
     int enc = obj_str_pick_enc(p, len, &iv);
     e = ks_entry_reshape(db, e, enc, len, 0);
     e->flags &= (uint8_t)~KE_RAW;
-    if (enc == KS_ENC_INT) {
-        ks_val_set_int(e, iv);
-    } else {
-        size_t n;
-        memcpy(ks_val_bytes(e, &n), p, len);
-    }
+    str_fill(e, iv, p, len);
     return e;
 }
 

@@ -433,16 +433,21 @@ static void deleted_clear(void) {
 /* ------------------------------------------------------------------------------
  * Writing
  * ------------------------------------------------------------------------------ */
+/* Appends c to a list of clients (P.wrote, P.held) and sets its flag. */
+static void client_list_add(struct client ***list, size_t *n, size_t *cap,
+                            struct client *c, unsigned flag) {
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *list = kv_realloc(*list, *cap * sizeof(**list));
+    }
+    (*list)[(*n)++] = c;
+    c->flags |= flag;
+}
+
 static void held_add(struct client *c) {
-    if (c->flags & CLIENT_PERSIST_HELD) {
-        return;
+    if (!(c->flags & CLIENT_PERSIST_HELD)) {
+        client_list_add(&P.held, &P.nheld, &P.capheld, c, CLIENT_PERSIST_HELD);
     }
-    if (P.nheld == P.capheld) {
-        P.capheld = P.capheld ? P.capheld * 2 : 16;
-        P.held = kv_realloc(P.held, P.capheld * sizeof(*P.held));
-    }
-    P.held[P.nheld++] = c;
-    c->flags |= CLIENT_PERSIST_HELD;
 }
 
 void persist_reply_span(struct client *c, size_t start, size_t end) {
@@ -528,12 +533,7 @@ void persist_client_wrote(struct client *c) {
     if (c == NULL || (c->flags & CLIENT_PERSIST_WROTE) || P.db == NULL) {
         return;
     }
-    if (P.nwrote == P.capwrote) {
-        P.capwrote = P.capwrote ? P.capwrote * 2 : 16;
-        P.wrote = kv_realloc(P.wrote, P.capwrote * sizeof(*P.wrote));
-    }
-    P.wrote[P.nwrote++] = c;
-    c->flags |= CLIENT_PERSIST_WROTE;
+    client_list_add(&P.wrote, &P.nwrote, &P.capwrote, c, CLIENT_PERSIST_WROTE);
 }
 
 void persist_client_gone(struct client *c) {

@@ -176,20 +176,25 @@ void reply_arity_error(struct client *c) {
     reply_errorf(c, "ERR wrong number of arguments for '%s' command", name);
 }
 
-/* Redis's HELP layout: "<CMD> <subcommand> [<arg> ...]. Subcommands are:" then the
- * given lines, then "HELP" / "    Print this help." */
-void reply_help(struct client *c, const char *const *lines) {
-    char head[160];
-    char cmd[64];
+/* The command's name as typed, upper-cased and cut to fit cmd[64]. */
+static void command_upper(const struct client *c, char cmd[64]) {
     size_t n = c->argc > 0 ? c->argv[0].len : 0;
-    if (n >= sizeof(cmd)) {
-        n = sizeof(cmd) - 1;
+    if (n >= 64) {
+        n = 63;
     }
     for (size_t i = 0; i < n; i++) {
         char ch = c->argv[0].p[i];
         cmd[i] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
     }
     cmd[n] = '\0';
+}
+
+/* Redis's HELP layout: "<CMD> <subcommand> [<arg> ...]. Subcommands are:" then the
+ * given lines, then "HELP" / "    Print this help." */
+void reply_help(struct client *c, const char *const *lines) {
+    char head[160];
+    char cmd[64];
+    command_upper(c, cmd);
     long long count = 0;
     while (lines[count] != NULL) {
         count++;
@@ -208,15 +213,7 @@ void reply_help(struct client *c, const char *const *lines) {
 
 void reply_subcommand_error(struct client *c) {
     char cmd[64];
-    size_t n = c->argc > 0 ? c->argv[0].len : 0;
-    if (n >= sizeof(cmd)) {
-        n = sizeof(cmd) - 1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = c->argv[0].p[i];
-        cmd[i] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 32) : ch;
-    }
-    cmd[n] = '\0';
+    command_upper(c, cmd);
     const struct kv_slice *sub = c->argc > 1 ? &c->argv[1] : &c->argv[0];
     int sl = sub->len > 128 ? 128 : (int)sub->len;
     reply_errorf(c, "ERR unknown subcommand '%.*s'. Try %s HELP.", sl, sub->p, cmd);
