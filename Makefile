@@ -56,7 +56,7 @@ BENCH_BINS := $(patsubst %_bench.c,$(BUILD)/kvd-%-bench,$(notdir $(BENCH_SRC)))
 COMPAT_BINS := $(patsubst redis-compat-tests/%.c,$(BUILD)/compat/%,$(wildcard redis-compat-tests/*.c))
 DEPS_STAMP := build/.deps-ok
 
-.PHONY: all run test test-unit test-asan test-long deps fuzz bench bench-engine clean
+.PHONY: all run test test-unit test-asan test-long deps fuzz bench bench-base bench-engine clean
 all: $(BUILD)/kvd $(TEST_BINS) $(BENCH_BINS) $(COMPAT_BINS)
 
 deps: $(DEPS_STAMP)
@@ -129,6 +129,10 @@ fuzz: $(DEPS_STAMP)
 
 bench: all
 	@bash tests/bench/run.sh
+
+# make bench-base BASE=/path/to/older/kvd: this build beside an older binary (new/old)
+bench-base: all
+	@bash tests/bench/base.sh $(BASE)
 
 bench-engine: all
 	@bash tests/bench/engine.sh

@@ -14,6 +14,9 @@ Both servers run on free loopback ports with their own dirs and are stopped by P
 (redis-compat-tests/serverctl.py). Usage:
   redis_compare.py KVD_BINARY [--rounds 3] [--quick] [--out FILE] [--kvd-arg ARG ...]
 --quick: small request counts, one round, 100k keys: for trying the script out.
+--base OLD_KVD: compare with an earlier kvd binary instead of redis-server (it gets
+the same --kvd-arg options); the columns are then "new" and "old", and the ratio is
+new/old. This is how a change is checked for speed and memory regressions.
 """
 import argparse
 import csv
@@ -126,7 +129,15 @@ def main():
     ap.add_argument('--requests', type=int, default=500000, help='per test at P16/P64 (P1: a tenth)')
     ap.add_argument('--timeout', type=int, default=600, help='seconds per redis-benchmark run')
     ap.add_argument('--title', default='')
+    ap.add_argument('--base', help='an earlier kvd binary to compare with instead of redis')
     o = ap.parse_args()
+    o.kvd = os.path.abspath(o.kvd)  # the servers run in their own dirs
+    other_args = []
+    col_a, col_b = 'kvd', 'redis'
+    if o.base:
+        o.redis = os.path.abspath(o.base)
+        other_args = list(o.kvd_arg)
+        col_a, col_b = 'new', 'old'
     rounds = 1 if o.quick else o.rounds
     pipelines = [int(x) for x in o.pipelines.split(',')]
     sizes = [int(x) for x in o.sizes.split(',')]
@@ -137,7 +148,7 @@ def main():
         lines.append(s)
 
     kvd = Server(o.kvd, o.kvd_arg, name='bench-kvd')
-    red = Server(o.redis, [], name='bench-redis')
+    red = Server(o.redis, other_args, name='bench-redis')
     servers = {'kvd': kvd, 'redis': red}
     try:
         emit('kvd bench%s: %s %s vs %s, %s' % (' (' + o.title + ')' if o.title else '', o.kvd,
@@ -163,8 +174,9 @@ def main():
             emit()
             emit('Throughput: redis-benchmark -c 50 -r 100000, median of %d rounds '
                  '(MSET: 10 keys per request)' % rounds)
-            emit('%-6s %3s %5s %12s %12s %7s %9s %9s' % ('test', 'P', 'size', 'kvd rps', 'redis rps',
-                                                        'ratio', 'kvd p99', 'redis p99'))
+            emit('%-6s %3s %5s %12s %12s %7s %9s %9s' % ('test', 'P', 'size', col_a + ' rps',
+                                                        col_b + ' rps', 'ratio', col_a + ' p99',
+                                                        col_b + ' p99'))
             for t in [x.upper() for x in TESTS]:
                 for p in pipelines:
                     for size in sizes:
@@ -192,7 +204,7 @@ def main():
             nh = 10000 if o.quick else 100000
             emit()
             emit('Memory: INFO used_memory growth per key (bytes), loaded with redis-cli --pipe')
-            emit('%-40s %10s %10s %7s' % ('dataset', 'kvd', 'redis', 'ratio'))
+            emit('%-40s %10s %10s %7s' % ('dataset', col_a, col_b, 'ratio'))
             tmp = tempfile.mkdtemp(prefix='kvd-bench-')
             try:
                 sets = [('%d strings, 16 B key, 16 B value' % nkeys, 'strings16', nkeys),
