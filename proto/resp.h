@@ -89,6 +89,18 @@ size_t resp_parser_want(const struct resp_parser *p);
 /* Resets progress (e.g. after the caller discarded its buffer); limits are kept. */
 void resp_parser_reset(struct resp_parser *p);
 
+/* Splits line[0..n) into words as Redis's sdssplitargs does (inline commands,
+ * redis.conf lines): blanks separate words; "..." understands \n \r \t \b \a
+ * \xHH and \<any> (that byte itself), '...' understands only \'; a closing quote
+ * must be followed by a blank or the end; a quote may open inside a word (a"b c" is
+ * the one word "ab c"). The unescaped words are written back to back into out
+ * (room for n bytes: never longer than the line), and emit(arg, off, len) is called
+ * for each, off being relative to out. Returns the number of words, or -1 on
+ * unbalanced quotes (words emitted before the error stay emitted). Pure: no
+ * allocation. */
+int resp_split_args(const char *line, size_t n, char *out,
+                    void (*emit)(void *arg, size_t off, size_t len), void *arg);
+
 /* ------------------------------------------------------------------------------
  * Reply writer
  *

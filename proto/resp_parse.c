@@ -266,25 +266,16 @@ static void split_plain(struct resp_parser *p, const char *line, size_t n) {
     }
 }
 
-/* A line with quotes, split as Redis's sdssplitargs does: "..." understands
- * \n \r \t \b \a \xHH and \<any> (that byte itself), '...' understands only \',
- * a closing quote must be followed by a blank or the end of the line, and a quote
- * may open inside a word (a"b c" is the one word "ab c"; "a"b is an error).
- * Words are written unescaped into p->scratch (never longer than the line); their
- * offsets are relative to p->scratch. Returns 0, or -1 on unbalanced quotes. */
-static int split_quoted(struct resp_parser *p, const char *line, size_t n) {
-    if (p->scratch_cap < n) {
-        p->scratch = resp_xrealloc(p->scratch, n);
-        p->scratch_cap = n;
-    }
-    char *out = p->scratch;
+int resp_split_args(const char *line, size_t n, char *out,
+                    void (*emit)(void *arg, size_t off, size_t len), void *arg) {
     size_t o = 0, i = 0;
+    int words = 0;
     for (;;) {
         while (i < n && is_blank(line[i])) {
             i++;
         }
         if (i == n) {
-            return 0;
+            return words;
         }
         size_t start = o;
         int inq = 0, insq = 0;
@@ -352,8 +343,23 @@ static int split_quoted(struct resp_parser *p, const char *line, size_t n) {
                 }
             }
         }
-        add_inline_arg(p, start, o - start);
+        emit(arg, start, o - start);
+        words++;
     }
+}
+
+static void emit_inline_arg(void *arg, size_t off, size_t len) {
+    add_inline_arg(arg, off, len);
+}
+
+/* A line with quotes: words are unescaped into p->scratch (offsets relative to
+ * it). Returns 0, or -1 on unbalanced quotes. */
+static int split_quoted(struct resp_parser *p, const char *line, size_t n) {
+    if (p->scratch_cap < n) {
+        p->scratch = resp_xrealloc(p->scratch, n);
+        p->scratch_cap = n;
+    }
+    return resp_split_args(line, n, p->scratch, emit_inline_arg, p) < 0 ? -1 : 0;
 }
 
 static int parse_inline(struct resp_parser *p, const char *buf, size_t len,

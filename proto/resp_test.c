@@ -1169,6 +1169,40 @@ static void test_ld2str_formats_like_incrbyfloat(void) {
     CHECK_EQ_STR(b, "");
 }
 
+/* resp_split_args: the one sdssplitargs splitter (inline commands, kv.conf). */
+struct split_rec {
+    size_t off[8], len[8];
+    int n;
+};
+static void split_rec_emit(void *arg, size_t off, size_t len) {
+    struct split_rec *r = arg;
+    if (r->n < 8) {
+        r->off[r->n] = off;
+        r->len[r->n] = len;
+    }
+    r->n++;
+}
+
+static void test_split_args_unescapes_quotes_and_reports_errors(void) {
+    const char *line = "set \"a b\\x41\\n\" 'it\\'s' x\"y z\"  ";
+    char out[64];
+    struct split_rec r = {0};
+    CHECK_EQ_INT(resp_split_args(line, strlen(line), out, split_rec_emit, &r), 4);
+    CHECK_EQ_INT(r.n, 4);
+    CHECK_EQ_MEM(out + r.off[0], r.len[0], "set", 3);
+    CHECK_EQ_MEM(out + r.off[1], r.len[1], "a bA\n", 5);
+    CHECK_EQ_MEM(out + r.off[2], r.len[2], "it's", 4);
+    CHECK_EQ_MEM(out + r.off[3], r.len[3], "xy z", 4);
+    const char *bad[] = {"\"abc\"def", "'abc", "\"abc", "a 'b'c"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct split_rec e = {0};
+        CHECK_EQ_INT(resp_split_args(bad[i], strlen(bad[i]), out, split_rec_emit, &e), -1);
+    }
+    struct split_rec z = {0};
+    CHECK_EQ_INT(resp_split_args(" \t ", 3, out, split_rec_emit, &z), 0);
+    CHECK_EQ_INT(z.n, 0);
+}
+
 int main(void) {
     TEST_RUN(test_parse_multibulk_command);
     TEST_RUN(test_parse_multibulk_binary_bulk_with_crlf_inside);
@@ -1221,5 +1255,6 @@ int main(void) {
     TEST_RUN(test_str2d_and_str2ld_follow_redis);
     TEST_RUN(test_d2str_formats_like_redis);
     TEST_RUN(test_ld2str_formats_like_incrbyfloat);
+    TEST_RUN(test_split_args_unescapes_quotes_and_reports_errors);
     TEST_MAIN_END();
 }

@@ -92,81 +92,36 @@ size_t kv_repr(char *dst, size_t cap, const char *s, size_t len) {
     return n;
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
+struct split_ctx {
+    char **argv;   /* argument pointers, then the NUL-terminated words */
+    char *words;   /* proto's unescaped words, back to back */
+    char *copy;    /* where the next NUL-terminated copy goes */
+    int argc;
+};
+
+static void split_emit(void *arg, size_t off, size_t len) {
+    struct split_ctx *x = arg;
+    memcpy(x->copy, x->words + off, len);
+    x->argv[x->argc++] = x->copy;
+    x->copy[len] = '\0';
+    x->copy += len + 1;
 }
 
-/* redis.conf argument splitting (sdssplitargs semantics): arguments separated by
- * blanks; "..." with \n \r \t \b \a \\ \" \xHH escapes; '...' with \' only; a
- * closing quote must be followed by a blank or the end. */
+/* redis.conf argument splitting: proto's resp_split_args (the inline command
+ * splitter), with each word copied out NUL-terminated. */
 int kv_split_args(const char *line, char ***out) {
     size_t len = strlen(line);
-    /* worst case: every byte its own argument */
+    /* at most one word per two bytes (a word and its separator), plus one */
     size_t maxargs = len / 2 + 2;
-    char **argv = kv_malloc(sizeof(char *) * maxargs + len + maxargs + 1);
-    char *buf = (char *)(argv + maxargs);
-    int argc = 0;
-    const char *p = line;
-    for (;;) {
-        while (*p && isspace((unsigned char)*p)) p++;
-        if (*p == '\0') break;
-        char *start = buf;
-        int inq = 0, insq = 0, done = 0;
-        while (!done) {
-            if (inq) {
-                if (*p == '\0') goto bad;
-                if (*p == '\\' && p[1] == 'x' && hexval(p[2]) >= 0 && hexval(p[3]) >= 0) {
-                    *buf++ = (char)(hexval(p[2]) * 16 + hexval(p[3]));
-                    p += 3;
-                } else if (*p == '\\' && p[1]) {
-                    p++;
-                    switch (*p) {
-                    case 'n': *buf++ = '\n'; break;
-                    case 'r': *buf++ = '\r'; break;
-                    case 't': *buf++ = '\t'; break;
-                    case 'b': *buf++ = '\b'; break;
-                    case 'a': *buf++ = '\a'; break;
-                    default: *buf++ = *p; break;
-                    }
-                } else if (*p == '"') {
-                    if (p[1] && !isspace((unsigned char)p[1])) goto bad;
-                    done = 1;
-                } else {
-                    *buf++ = *p;
-                }
-            } else if (insq) {
-                if (*p == '\0') goto bad;
-                if (*p == '\\' && p[1] == '\'') {
-                    p++;
-                    *buf++ = '\'';
-                } else if (*p == '\'') {
-                    if (p[1] && !isspace((unsigned char)p[1])) goto bad;
-                    done = 1;
-                } else {
-                    *buf++ = *p;
-                }
-            } else {
-                switch (*p) {
-                case ' ': case '\n': case '\r': case '\t': case '\0':
-                    done = 1;
-                    break;
-                case '"': inq = 1; break;
-                case '\'': insq = 1; break;
-                default: *buf++ = *p; break;
-                }
-            }
-            if (*p) p++;
-        }
-        *buf++ = '\0';
-        argv[argc++] = start;
+    /* pointers, the unescaped words (<= len bytes), their NUL-terminated copies */
+    char **argv = kv_malloc(sizeof(char *) * maxargs + len + (len + maxargs) + 1);
+    struct split_ctx x = {argv, (char *)(argv + maxargs), NULL, 0};
+    x.copy = x.words + len;
+    if (resp_split_args(line, len, x.words, split_emit, &x) < 0) {
+        kv_free(argv);
+        *out = NULL;
+        return -1;
     }
     *out = argv;
-    return argc;
-bad:
-    kv_free(argv);
-    *out = NULL;
-    return -1;
+    return x.argc;
 }
