@@ -4,6 +4,7 @@
 # Each suite is a command whose last "N passed, M failed" line is its count
 # (tests/counts.sh); a suite without such a line, or that exits non-zero with no
 # failure counted, counts as one failure. Suites:
+#   layers:  tests/check-layers.sh (every #include against the layer order)
 #   unit:    every binary in build/tests/ (and build-asan/tests/)
 #   compat:  redis-compat-tests/run.sh KVD_BINARY [--asan]  (real clients, differential)
 #   long:    tests/long/*.sh, only with --long
@@ -56,6 +57,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 if [[ $mode == all || $mode == unit ]]; then
+    run_suite layers bash tests/check-layers.sh
     unit_suites build unit
 fi
 if [[ $mode == all || $mode == asan ]]; then
