@@ -1,6 +1,8 @@
 /* proto/resp.h: the RESP wire protocol, pure. An incremental request parser (RESP2
- * multibulk and inline commands) and a reply writer for every RESP3 type with RESP2
- * down-conversion.
+ * multibulk and inline commands), the sdssplitargs word splitter that inline
+ * commands and kv.conf lines share, a reply writer for every RESP3 type with RESP2
+ * down-conversion, and the number conversions replies and arguments need
+ * (resp_ll2str, resp_str2ll, resp_d2str, ...: Redis's exact formats).
  *
  * This module does no I/O, holds no globals and includes no server or libevent
  * header: bytes go in, parsed commands come out; replies go into a struct resp_out
