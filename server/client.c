@@ -536,7 +536,9 @@ void client_release(struct client *c, uint32_t reason) {
     c->hold_now &= ~reason;
     if (c->hold == 0) {
         spans_clear(c);
-        client_queue_write(c);
+        if (c->fd >= 0) {
+            client_queue_write(c);
+        }
         return;
     }
     int k = 0;
@@ -617,7 +619,9 @@ void client_fail_held(struct client *c, uint32_t reason, const char *msg) {
     if (c->hold == 0) {
         spans_clear(c);
     }
-    client_queue_write(c);
+    if (c->fd >= 0) {
+        client_queue_write(c);
+    }
 }
 
 void client_call_begin(struct client *c) {
