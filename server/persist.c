@@ -526,8 +526,8 @@ static int commit(void) {
         if (server.appendfsync == PERSIST_FSYNC_ALWAYS) {
             c->durable_wait = seq;
             held_add(c);
-        } else {
-            client_release(c, CLIENT_HOLD_PERSIST);
+        } else if (!(c->flags & CLIENT_PERSIST_HELD)) {
+            client_release(c, CLIENT_HOLD_PERSIST); /* (held: its sync releases it) */
         }
     }
     P.nwrote = 0;
@@ -1663,6 +1663,9 @@ static void release_held(void) {
             c->flags &= ~CLIENT_PERSIST_HELD;
             P.held[i] = P.held[--P.nheld];
             if (!(c->flags & CLIENT_PERSIST_WROTE)) {
+                /* (in this turn's batch too: that batch releases it; a reply it
+                 * held for the synced batch may then still become -MISCONF if
+                 * the newer batch fails: ambiguous, never a false +OK) */
                 client_release(c, CLIENT_HOLD_PERSIST);
             }
         } else {
