@@ -22,6 +22,9 @@ checks for each kvd:
   - CLIENT KILL of a waiting client, a disconnect while waiting, `timeout` while
     waiting, and the output-buffer limit: the connection is closed, the command
     never runs (killed, disconnected), the server keeps answering;
+  - appendfsync always with DEBUG ENGINE-FAULT fail-sync / fail-write: every
+    write of a pipeline with waits answers -MISCONF (held, then rewritten),
+    every other reply keeps its place;
   - SHUTDOWN while a command waits: the server exits with status 0.
 With --asan the pipelines are shorter and the server logs are checked for
 sanitizer reports. Ends with "N passed, M failed".
@@ -367,6 +370,35 @@ def case_closing(h, label, kvd, redis):
     alive(h, label, kvd, 'the output-buffer limit')
 
 
+def case_write_fault(h, label, kvd):
+    """appendfsync always: replies held for the sync, rewritten to -MISCONF when it
+    fails, with waits in the pipeline: every write answers an error, never +OK,
+    and every other reply keeps its place."""
+    a, b = Conn(kvd.port), Conn(kvd.port)
+    set_delay(kvd.port, 3, 0.5, client_id(a))
+    for fault in ('fail-sync', 'fail-write'):
+        h.eq('%s: DEBUG ENGINE-FAULT %s' % (label, fault), b.call('DEBUG', 'ENGINE-FAULT', fault),
+             ('simple', b'OK'))
+        cmds = []
+        for i in range(60):
+            cmds.append(['SET', 'fault:%d' % (i % 7), 'v%d' % i] if i % 3 else ['ECHO', 'e%d' % i])
+        got = run_pipeline(kvd.port, cmds, lambda c: set_delay(kvd.port, 3, 0.5, client_id(c)))
+        h.eq('%s %s: one reply per command' % (label, fault), len(got), len(cmds))
+        bad = [(i, cmds[i], r) for i, r in enumerate(got)
+               if (cmds[i][0] == 'SET' and not (r[0] == 'error' and r[1].startswith(b'MISCONF')))
+               or (cmds[i][0] == 'ECHO' and r != ('bulk', cmds[i][1].encode()))]
+        h.check('%s %s: every write answers -MISCONF, every ECHO its text, in order' %
+                (label, fault), not bad, bad[:3])
+        b.call('DEBUG', 'ENGINE-FAULT', 'off')
+        h.eq('%s %s: DEBUG ENGINE-REOPEN' % (label, fault), b.call('DEBUG', 'ENGINE-REOPEN'),
+             ('simple', b'OK'))
+        r = a.pipeline([['SET', 'fault:ok', '1'], ['GET', 'fault:ok']])
+        h.eq('%s %s: writes work again, with waits' % (label, fault), r,
+             [('simple', b'OK'), ('bulk', b'1')])
+    a.close()
+    b.close()
+
+
 def case_shutdown(h, label, kvd):
     a, b = Conn(kvd.port), Conn(kvd.port)
     set_delay(kvd.port, 3000, 1.0, client_id(a))
@@ -427,6 +459,8 @@ def main():
                 h.eq('%s: server-wide delay' % label, r, ('simple', b'OK'))
                 h.case(case_pipelines, h, label + ' server-wide', kvd, redis, 3, ncmds // 2,
                        2000 + i, False)
+                if label == 'persistent-always':
+                    h.case(case_write_fault, h, label, kvd)
                 h.case(case_shutdown, h, label, kvd)
                 if args.asan:
                     kvd.stop()
