@@ -247,6 +247,12 @@ fi
 # mutated request bytes, kvd beside redis-server (DIFF lines: damage judged differently)
 if ((asan)); then fuzz_args=(--cases 200 --wait 3); else fuzz_args=(--cases 400); fi
 run_suite proto-fuzz 120 $PY proto_fuzz.py --kvd "$bin" "${fuzz_args[@]}" "${diff_kvd_args[@]}"
+# a command can wait (DEBUG SET-COMMAND-DELAY): pipelines with random waits against
+# redis-server, in cache, persistent and appendfsync-always modes; starts its own
+# servers; see wait_test.py
+if [[ $target == kvd ]]; then
+    run_suite wait 300 $PY wait_test.py --kvd "$bin" $( ((asan)) && echo --asan )
+fi
 # cache mode (eviction, LRU/LFU, expiry): starts its own servers; see cache_test.py
 run_suite cache 240 $PY cache_test.py --server "$bin" $( ((asan)) && echo --asan )
 # persistent mode (crash, restart, larger than memory, full disk, LOADING, expiry):

@@ -2,12 +2,70 @@
  * parse-execute loop (pipelining: every complete command of a read runs before
  * the next read), backpressure limits, the before-sleep write list, closing (never
  * inside the client's own callback: marked, then freed in before-sleep), timeouts
- * and the CLIENT LIST line. Sockets and events are net.c's.
+ * and the CLIENT LIST line; and the facility that lets a command wait before it
+ * runs and a reply be held until what it acknowledges is true. Sockets and events
+ * are net.c's; when to hold or release (fsync, W acks) is the holder's business
+ * (persist.c; the cluster later).
+ *
+ * HOW IT WORKS: A COMMAND CAN WAIT
+ *   One command in flight per client. process_command runs every check (auth,
+ *   arity, OOM, MISCONF, MULTI queueing) and then asks client_wait_before_call
+ *   (the step where the cluster will fetch keys; today DEBUG SET-COMMAND-DELAY).
+ *   To wait, the step calls client_suspend: c->argv, which points into the query
+ *   buffer (that memmove and realloc move), is copied into c->wait_argv, the
+ *   client gets CLIENT_WAITING and client_process_input stops parsing it. Its
+ *   later pipelined commands stay unparsed in the query buffer (reading goes on,
+ *   bounded by client-query-buffer-limit, so a disconnect is seen); every other
+ *   client is served meanwhile. Whoever ends the wait (here a libevent timer per
+ *   waiting client) calls client_resume, which only appends the client to the
+ *   ready list: nothing runs inside another callback or another client's call().
+ *   The loop's before-sleep step (net.c) calls client_run_ready, which runs each
+ *   ready command through process_command again with CLIENT_WAITED (the checks
+ *   see the server as it is now: a write error or OOM that came meanwhile
+ *   rejects it; the wait step lets it through), then CLIENT REPLY SKIP's
+ *   bookkeeping, then client_process_input for the rest of the pipeline, which
+ *   may wait again. Example, pipeline "SET k 1; GET k; PING" with the SET
+ *   delayed 5 ms: turn 1 parses SET, suspends it, stops; 5 ms later the timer
+ *   readies the client; before-sleep runs SET (+OK), then GET ($1 1) and PING.
+ *   Replies are in order and GET sees the SET (read-your-writes on a connection).
+ *   - MULTI: queued commands answer +QUEUED at once and never wait; EXEC (and
+ *     MULTI, DISCARD, WATCH, QUIT: any command that reaches call()) waits as a
+ *     whole, and its queued commands then run back to back. A key touched by
+ *     another client while EXEC waits fails the transaction, as if that write
+ *     came before EXEC.
+ *   - CLIENT REPLY OFF/SKIP: applied when the command runs (after_command runs
+ *     after it, not at the suspension). QUIT answers +OK after everything sent
+ *     before it. MONITOR shows a command when it runs. The slow log and
+ *     commandstats measure the run (call()), not the wait.
+ *   - A waiting client that disconnects, is CLIENT KILLed, passes `timeout` (its
+ *     idle time counts from its last read or write, as for any client) or its
+ *     output limit: closed as usual; client_free removes its timer and its ready
+ *     list entry and frees the copy. SHUTDOWN leaves waiting commands unrun.
+ *   - DEBUG (CMD_PROTECTED) never waits for DEBUG SET-COMMAND-DELAY, so a test
+ *     can always change the delay; it still keeps its place in the pipeline.
+ *
+ * HOW IT WORKS: A REPLY CAN BE HELD
+ *   c->hold is a set of reasons (CLIENT_HOLD_*); while it is not empty
+ *   net_write_now writes nothing of c's output, so later replies queue behind
+ *   (pipelines stay in order; the client keeps running commands). A holder calls
+ *   client_hold(c, reason) while c runs a command whose reply depends on it
+ *   (persist.c: a write not yet stored, or not yet fsynced under appendfsync
+ *   always). call() brackets each top-level command with client_call_begin/end,
+ *   which records that command's reply as a span [start, end) of the pending
+ *   output with the reasons it depends on. Nothing is consumed while held, so
+ *   the offsets stay valid. client_release drops a reason; client_fail_held
+ *   rebuilds the pending output with each span of that reason replaced by the
+ *   error (a reply that acknowledged a write that did not happen becomes
+ *   -MISCONF, later -the cluster's "W acks missing"), shifting the other spans.
+ *   A failure while the client itself runs (a batch written from inside EXEC)
+ *   is applied when its command ends, to its reply too.
  */
 #include <errno.h>
+#include <event2/event.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "server/server.h"
@@ -20,6 +78,20 @@
 struct client *clients_pending_write;
 static struct client **to_close;
 static int nto_close, to_close_cap;
+
+/* A reply that depends on holds: bytes [start, end) of the pending output. */
+struct client_span {
+    size_t start, end;
+    uint32_t reasons;              /* CLIENT_HOLD_* */
+};
+
+static struct client *ready_head, *ready_tail; /* FIFO, linked by next_ready */
+static struct client *running;                 /* in call() at top level, or NULL */
+static long long delay_ms;                     /* DEBUG SET-COMMAND-DELAY (server's) */
+static double delay_prob = 1.0;
+static uint64_t delay_rng;                     /* xorshift64* state, 0: unseeded */
+
+static void client_wait_forget(struct client *c);
 
 static void resp_limits_from_config(struct resp_limits *lim) {
     lim->max_bulk_len = server.proto_max_bulk_len;
@@ -36,6 +108,7 @@ struct client *client_create(int fd) {
     c->db = server.db ? server.db[0] : NULL;
     c->authenticated = server.requirepass == NULL || server.requirepass[0] == '\0';
     c->ctime_ms = server.mstime;
+    c->delay_prob = 1.0;
     c->last_interaction_ms = server.mstime;
     struct resp_limits lim;
     resp_limits_from_config(&lim);
@@ -57,6 +130,7 @@ void client_free(struct client *c) {
     if (c->flags & CLIENT_MONITOR) {
         monitor_remove(c);
     }
+    client_wait_forget(c);
     unwatch_all(c);
     if (c->flags & CLIENT_MULTI || c->mstate) {
         multi_discard_state(c);
@@ -80,6 +154,8 @@ void client_free(struct client *c) {
     kv_free(c->name);
     kv_free(c->lib_name);
     kv_free(c->lib_ver);
+    kv_free(c->spans);
+    kv_free(c->fail_msg);
     kv_free(c);
 }
 
@@ -195,7 +271,7 @@ static void after_command(struct client *c) {
 
 void client_process_input(struct client *c) {
     while (c->qpos < c->qlen &&
-           !(c->flags & (CLIENT_CLOSE_AFTER_REPLY | CLIENT_CLOSE_ASAP)) &&
+           !(c->flags & (CLIENT_CLOSE_AFTER_REPLY | CLIENT_CLOSE_ASAP | CLIENT_WAITING)) &&
            !server.shutdown_asap) {
         size_t consumed = 0;
         int rc = resp_parse(&c->parser, c->qbuf + c->qpos, c->qlen - c->qpos, &consumed);
@@ -215,7 +291,9 @@ void client_process_input(struct client *c) {
             c->argc = c->parser.argc;
             c->argv = c->parser.argv;
             process_command(c);
-            after_command(c);
+            if (!(c->flags & CLIENT_WAITING)) {
+                after_command(c); /* a waiting command: when it has run */
+            }
             c->argc = 0;
             c->argv = NULL;
             c->cmd = NULL;
@@ -242,6 +320,330 @@ void client_process_input(struct client *c) {
     if ((c->flags & CLIENT_CLOSE_AFTER_REPLY) && c->fd >= 0) {
         net_stop_reading(c);
         client_queue_write(c);
+    }
+}
+
+/* ------------------------------------------------------------------------------
+ * A command can wait (see HOW IT WORKS at the top)
+ * ------------------------------------------------------------------------------ */
+void client_suspend(struct client *c) {
+    if (c->argv != c->wait_argv) {
+        /* one allocation: argc slices, then each argument's bytes and a NUL;
+         * the total is bounded by the query buffer the arguments came from */
+        size_t bytes = (size_t)c->argc * (sizeof(struct kv_slice) + 1);
+        for (int i = 0; i < c->argc; i++) {
+            bytes += c->argv[i].len;
+        }
+        kv_free(c->wait_argv);
+        struct kv_slice *copy = kv_malloc(bytes ? bytes : 1);
+        char *p = (char *)(copy + c->argc);
+        for (int i = 0; i < c->argc; i++) {
+            if (c->argv[i].len) {
+                memcpy(p, c->argv[i].p, c->argv[i].len);
+            }
+            p[c->argv[i].len] = '\0';
+            copy[i] = (struct kv_slice){p, c->argv[i].len};
+            p += c->argv[i].len + 1;
+        }
+        c->wait_argv = copy;
+        c->wait_argc = c->argc;
+        c->argv = copy;
+    }
+    c->flags |= CLIENT_WAITING;
+}
+
+void client_resume(struct client *c) {
+    if (!(c->flags & CLIENT_WAITING) || (c->flags & CLIENT_READY)) {
+        return;
+    }
+    if (c->wait_ev) {
+        event_del(c->wait_ev); /* resumed by someone else before its timer */
+    }
+    c->flags |= CLIENT_READY;
+    c->next_ready = NULL;
+    if (ready_tail) {
+        ready_tail->next_ready = c;
+    } else {
+        ready_head = c;
+    }
+    ready_tail = c;
+}
+
+int client_ready_pending(void) {
+    return ready_head != NULL;
+}
+
+static struct client *ready_pop(void) {
+    struct client *c = ready_head;
+    if (c) {
+        ready_head = c->next_ready;
+        if (ready_head == NULL) {
+            ready_tail = NULL;
+        }
+        c->next_ready = NULL;
+        c->flags &= ~CLIENT_READY;
+    }
+    return c;
+}
+
+/* c is being freed: off the ready list, its timer and its copy gone. */
+static void client_wait_forget(struct client *c) {
+    if (c->flags & CLIENT_READY) {
+        struct client *prev = NULL;
+        for (struct client *r = ready_head; r; prev = r, r = r->next_ready) {
+            if (r == c) {
+                if (prev) {
+                    prev->next_ready = c->next_ready;
+                } else {
+                    ready_head = c->next_ready;
+                }
+                if (ready_tail == c) {
+                    ready_tail = prev;
+                }
+                break;
+            }
+        }
+        c->flags &= ~CLIENT_READY;
+    }
+    if (c->wait_ev) {
+        event_free(c->wait_ev);
+        c->wait_ev = NULL;
+    }
+    kv_free(c->wait_argv);
+    c->wait_argv = NULL;
+    c->wait_argc = 0;
+    c->flags &= ~CLIENT_WAITING;
+}
+
+/* Runs c's waiting command, then the rest of its pipeline. */
+static void run_waiting(struct client *c) {
+    c->flags &= ~CLIENT_WAITING;
+    c->flags |= CLIENT_WAITED;
+    c->argc = c->wait_argc;
+    c->argv = c->wait_argv;
+    process_command(c);
+    c->flags &= ~CLIENT_WAITED;
+    if (c->flags & CLIENT_WAITING) {
+        c->argc = 0;           /* it waits again: keeps its copy */
+        c->argv = NULL;
+        c->cmd = NULL;
+        return;
+    }
+    after_command(c);
+    kv_free(c->wait_argv);
+    c->wait_argv = NULL;
+    c->wait_argc = 0;
+    c->argc = 0;
+    c->argv = NULL;
+    c->cmd = NULL;
+    if (c->flags & CLIENT_PENDING_WRITE) {
+        client_check_output_limits(c);
+    }
+    client_process_input(c); /* the commands that queued behind it */
+}
+
+void client_run_ready(void) {
+    struct client *last = ready_tail;
+    while (ready_head && !server.shutdown_asap) {
+        struct client *c = ready_pop();
+        if (!(c->flags & CLIENT_CLOSE_ASAP)) {
+            run_waiting(c);
+        }
+        if (c == last) {
+            break;
+        }
+    }
+}
+
+static void wait_timer_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    client_resume(arg);
+}
+
+/* Uniform in [0, 1). */
+static double delay_rand(void) {
+    if (delay_rng == 0) {
+        delay_rng = (uint64_t)kv_ustime() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+    }
+    delay_rng ^= delay_rng >> 12;
+    delay_rng ^= delay_rng << 25;
+    delay_rng ^= delay_rng >> 27;
+    return (double)((delay_rng * 0x2545f4914f6cdd1dULL) >> 11) / 9007199254740992.0;
+}
+
+void client_set_command_delay(struct client *c, long long ms, double prob) {
+    if (c == NULL) {
+        delay_ms = ms;
+        delay_prob = prob;
+    } else {
+        c->delay_own = ms >= 0;
+        c->delay_ms = ms;
+        c->delay_prob = prob;
+    }
+}
+
+int client_wait_before_call(struct client *c, const struct kv_command *run) {
+    if (c->flags & CLIENT_WAITED) {
+        return 0; /* it has waited: it runs now */
+    }
+    long long ms = c->delay_own ? c->delay_ms : delay_ms;
+    double prob = c->delay_own ? c->delay_prob : delay_prob;
+    if (ms <= 0 || server.base == NULL || (run->flags & CMD_PROTECTED)) {
+        return 0;
+    }
+    if (prob < 1.0 && delay_rand() >= prob) {
+        return 0;
+    }
+    if (c->wait_ev == NULL) {
+        c->wait_ev = evtimer_new(server.base, wait_timer_cb, c);
+    }
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    client_suspend(c);
+    evtimer_add(c->wait_ev, &tv);
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------
+ * A reply can be held (see HOW IT WORKS at the top)
+ * ------------------------------------------------------------------------------ */
+static void spans_clear(struct client *c) {
+    kv_free(c->spans); /* freed, not kept: most clients never hold again */
+    c->spans = NULL;
+    c->nspans = c->capspans = 0;
+}
+
+static void span_add(struct client *c, size_t start, size_t end, uint32_t reasons) {
+    if (end <= start) {
+        return; /* no reply (CLIENT REPLY OFF) */
+    }
+    if (c->nspans == c->capspans) {
+        c->capspans = c->capspans ? c->capspans * 2 : 4;
+        c->spans = kv_realloc(c->spans, (size_t)c->capspans * sizeof(*c->spans));
+    }
+    c->spans[c->nspans++] = (struct client_span){start, end, reasons};
+}
+
+void client_hold(struct client *c, uint32_t reason) {
+    c->hold |= reason;
+    if (c == running) {
+        c->hold_now |= reason;
+    }
+}
+
+void client_release(struct client *c, uint32_t reason) {
+    c->hold &= ~reason;
+    c->hold_now &= ~reason;
+    if (c->hold == 0) {
+        spans_clear(c);
+        if (c->fd >= 0) {
+            client_queue_write(c);
+        }
+        return;
+    }
+    int k = 0;
+    for (int i = 0; i < c->nspans; i++) {
+        c->spans[i].reasons &= ~reason;
+        if (c->spans[i].reasons) {
+            c->spans[k++] = c->spans[i];
+        }
+    }
+    c->nspans = k;
+}
+
+void client_fail_held(struct client *c, uint32_t reason, const char *msg) {
+    if (c == running) {
+        c->fail_now |= reason;
+        if (c->fail_msg == NULL) {
+            c->fail_msg = kv_strndup(msg, strlen(msg));
+        }
+        return;
+    }
+    int any = 0;
+    for (int i = 0; i < c->nspans && !any; i++) {
+        any = (c->spans[i].reasons & reason) != 0;
+    }
+    if (!any) {
+        client_release(c, reason); /* no reply of it to rewrite */
+        return;
+    }
+    /* take the pending output out, then write it back with the spans of reason
+     * replaced (nothing was consumed while held: the offsets are exact) */
+    size_t total = resp_out_pending(&c->out);
+    char *all = kv_malloc(total ? total : 1);
+    size_t got = 0;
+    while (got < total) {
+        struct iovec iov[64];
+        int n = resp_out_iov(&c->out, iov, 64);
+        if (n <= 0) {
+            break;
+        }
+        size_t chunk = 0;
+        for (int i = 0; i < n && got + chunk + iov[i].iov_len <= total; i++) {
+            memcpy(all + got + chunk, iov[i].iov_base, iov[i].iov_len);
+            chunk += iov[i].iov_len;
+        }
+        if (chunk == 0) {
+            break;
+        }
+        resp_out_consume(&c->out, chunk);
+        got += chunk;
+    }
+    size_t len = strlen(msg), pos = 0;
+    int k = 0;
+    for (int i = 0; i < c->nspans; i++) {
+        struct client_span sp = c->spans[i];
+        if (sp.start < pos || sp.end > got) {
+            continue; /* cannot happen: spans are in order within the output */
+        }
+        resp_write_raw(&c->out, all + pos, sp.start - pos);
+        size_t start = resp_out_pending(&c->out);
+        if (sp.reasons & reason) {
+            server.stat_total_error_replies++;
+            errorstat_count(msg, len);
+            resp_write_error(&c->out, msg, len);
+        } else {
+            resp_write_raw(&c->out, all + sp.start, sp.end - sp.start);
+        }
+        sp.reasons &= ~reason;
+        if (sp.reasons) {
+            c->spans[k++] = (struct client_span){start, resp_out_pending(&c->out), sp.reasons};
+        }
+        pos = sp.end;
+    }
+    resp_write_raw(&c->out, all + pos, got - pos);
+    kv_free(all);
+    c->nspans = k;
+    c->hold &= ~reason;
+    c->hold_now &= ~reason;
+    if (c->hold == 0) {
+        spans_clear(c);
+    }
+    if (c->fd >= 0) {
+        client_queue_write(c);
+    }
+}
+
+void client_call_begin(struct client *c) {
+    running = c;
+    c->hold_now = 0;
+}
+
+void client_call_end(struct client *c, size_t out0) {
+    running = NULL;
+    uint32_t reasons = (c->hold_now & c->hold) | c->fail_now;
+    c->hold_now = 0;
+    if (reasons) {
+        c->hold |= reasons;
+        span_add(c, out0, resp_out_pending(&c->out), reasons);
+    }
+    if (c->fail_now) {
+        uint32_t failed = c->fail_now;
+        char *msg = c->fail_msg;
+        c->fail_now = 0;
+        c->fail_msg = NULL;
+        client_fail_held(c, failed, msg);
+        kv_free(msg);
     }
 }
 

@@ -1266,8 +1266,44 @@ static const char *const debug_help[] = {
     "    I/O error on write or on fsync) through its fault layer; off clears it.",
     "ENGINE-REOPEN",
     "    Mode persistent: close and reopen the engine (recovers after a fault).",
+    "SET-COMMAND-DELAY <ms> [<probability> [<client-id>]]",
+    "    Make commands wait <ms> milliseconds before they run (each with the given",
+    "    probability, 0..1, default 1); other clients are served meanwhile. 0 turns",
+    "    it off. With <client-id>: that client only (-1: back to the server's",
+    "    setting). DEBUG itself never waits.",
     NULL,
 };
+
+/* DEBUG SET-COMMAND-DELAY <ms> [<probability> [<client-id>]] (client.c waits). */
+static void debug_set_command_delay(struct client *c) {
+    long long ms, id = 0;
+    double prob = 1.0;
+    if (arg_ll_or_reply(c, 2, &ms) != 0) {
+        return;
+    }
+    if (c->argc >= 4 && (resp_str2d(c->argv[3].p, c->argv[3].len, &prob) != 0 ||
+                         !(prob >= 0.0 && prob <= 1.0))) {
+        reply_error(c, "ERR probability must be between 0 and 1");
+        return;
+    }
+    if (c->argc == 5 && arg_ll_or_reply(c, 4, &id) != 0) {
+        return;
+    }
+    if (ms < (c->argc == 5 ? -1 : 0) || ms > 3600000) {
+        reply_error(c, "ERR delay must be between 0 and 3600000 ms (-1 with a client id)");
+        return;
+    }
+    struct client *target = NULL;
+    if (c->argc == 5) {
+        target = client_by_id((uint64_t)id);
+        if (target == NULL || id <= 0) {
+            reply_error(c, "ERR No such client");
+            return;
+        }
+    }
+    client_set_command_delay(target, ms, prob);
+    reply_ok(c);
+}
 
 void cmd_debug(struct client *c) {
     if (arg_is(c, 1, "help")) {
@@ -1315,6 +1351,8 @@ void cmd_debug(struct client *c) {
             return;
         }
         reply_ok(c);
+    } else if (arg_is(c, 1, "set-command-delay") && c->argc >= 3 && c->argc <= 5) {
+        debug_set_command_delay(c);
     } else if (arg_is(c, 1, "set-active-expire") && c->argc == 3) {
         long long v;
         if (arg_ll_or_reply(c, 2, &v) != 0) {

@@ -535,15 +535,18 @@ void call(struct client *c, const struct kv_command *cmd) {
     c->cmd = cmd;
     c->lastcmd = cmd;
     size_t out0 = resp_out_pending(&c->out);
-    int persist_top = call_depth == 0 && server.mode == MODE_PERSISTENT;
-    if (persist_top) {
-        persist_call_begin(c);
+    int top = call_depth == 0;
+    if (top) {
+        client_call_begin(c); /* records the reply's span if it gets held */
     }
     call_depth++;
     cmd->proc(c);
     call_depth--;
-    if (persist_top) {
-        persist_call_end(c, out0);
+    if (top) {
+        client_call_end(c, out0);
+        if (persist_on()) {
+            persist_after_call();
+        }
     }
     clock_last = kv_ustime();
     clock_fresh = 1;
@@ -692,6 +695,9 @@ void process_command(struct client *c) {
             multi_queue(c);
             return;
         }
+    }
+    if (client_wait_before_call(c, run)) {
+        return; /* suspended: runs later from the ready list (client.c) */
     }
     call(c, run);
 }

@@ -3,7 +3,8 @@
  * loop with its before-sleep step, the cron timer at `hz`, and signals.
  *
  * The loop is libevent's, driven one iteration at a time (EVLOOP_ONCE) so that
- * before each wait we: run the keyspace's fast expiry step, write every client's
+ * before each wait we: run the keyspace's fast expiry step, run the commands whose
+ * wait ended (client_run_ready), write every client's
  * pending replies directly (one writev per client per turn; a write event is armed
  * only when the socket is full), and free the clients marked for closing.
  */
@@ -172,8 +173,8 @@ int net_write_now(struct client *c) {
     if (c->fd < 0 || (c->flags & CLIENT_CLOSE_ASAP)) {
         return -1;
     }
-    if (persist_on() && persist_client_held(c)) {
-        disarm_write(c); /* written when persist.c releases it (client_queue_write) */
+    if (client_output_held(c)) {
+        disarm_write(c); /* written when released (client_release queues it) */
         return 0;
     }
     long long written = 0;
@@ -451,6 +452,7 @@ static void before_sleep(void) {
     call_batch_end();
     kv_time_sync();
     ks_active_expire_cycle(1);
+    client_run_ready(); /* commands whose wait ended: before the batch is written */
     if (persist_on()) {
         persist_before_sleep(); /* before any reply goes out: see persist.h */
     }
@@ -518,7 +520,9 @@ void net_main_loop(void) {
     event_add(sig_evs[1], NULL);
     while (!server.shutdown_asap) {
         before_sleep();
-        event_base_loop(server.base, EVLOOP_ONCE);
+        /* clients made ready after the drain began run in the next turn: no sleep */
+        event_base_loop(server.base,
+                        client_ready_pending() ? EVLOOP_ONCE | EVLOOP_NONBLOCK : EVLOOP_ONCE);
     }
     /* the last replies (e.g. to pipelined commands before SHUTDOWN) go out, once
      * stored (a held reply waits for the close's WAL sync: persist_close) */

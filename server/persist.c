@@ -3,8 +3,8 @@
  * made durable per appendfsync. See persist.h for the layout and PERSIST.md for the
  * design and its measurements. What it leaves to others: Redis semantics of every
  * command (the handlers, on the in-memory entries), the engine's own recovery,
- * compaction and caching (engine/), when replies are written (net.c asks
- * persist_client_held).
+ * compaction and caching (engine/), how replies are held and rewritten (client.c's
+ * client_hold / client_release / client_fail_held: persist.c only says when).
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -55,13 +55,6 @@ struct field_op {
     size_t off, len;               /* the field's bytes in P.fbytes */
 };
 
-/* The reply of one write command of a client whose output is held: bytes
- * [start, end) of its pending output (nothing is consumed while it is held). */
-struct reply_span {
-    struct client *c;
-    size_t start, end;
-};
-
 static struct {
     struct lsm_db *db;
     char dir[1024];                /* the engine's directory */
@@ -85,11 +78,7 @@ static struct {
     size_t nwrote, capwrote;
     struct client **held;          /* clients waiting for a WAL sync */
     size_t nheld, capheld;
-    struct reply_span *spans;      /* replies of writes not yet stored/durable */
-    size_t nspans, capspans;
     int fault_armed;               /* DEBUG ENGINE-FAULT: no automatic recovery */
-    struct client *executing;      /* the client in call() at top level */
-    int executing_failed;          /* its writes failed while it ran */
     long long last_recover_ms;
     uint64_t last_seq, sync_asked;
     long long sync_start_us;       /* when the sync in flight was asked */
@@ -450,71 +439,17 @@ static void held_add(struct client *c) {
     }
 }
 
-void persist_reply_span(struct client *c, size_t start, size_t end) {
-    if (end <= start || !(c->flags & CLIENT_PERSIST_WROTE)) {
-        return;
-    }
-    if (P.nspans == P.capspans) {
-        P.capspans = P.capspans ? P.capspans * 2 : 16;
-        P.spans = kv_realloc(P.spans, P.capspans * sizeof(*P.spans));
-    }
-    P.spans[P.nspans++] = (struct reply_span){c, start, end};
-}
-
-static void spans_forget(struct client *c) {
-    for (size_t i = 0; i < P.nspans;) {
-        if (P.spans[i].c == c) {
-            memmove(&P.spans[i], &P.spans[i + 1], (P.nspans - i - 1) * sizeof(*P.spans));
-            P.nspans--;
-        } else {
-            i++;
-        }
-    }
-}
-
 /* The writes of c were not stored (or their sync failed): each write's reply in
- * its held output becomes -MISCONF, the rest of the output stays as it was. */
+ * its held output becomes -MISCONF, the rest of the output stays as it was
+ * (client_fail_held; if c is running, when its command ends). The caller
+ * takes c off P.wrote / P.held. */
 static void fail_client(struct client *c) {
-    if (c == P.executing) {
-        P.executing_failed = 1; /* finished by persist_call_end */
-        return;
-    }
-    size_t total = resp_out_pending(&c->out);
-    char *all = kv_malloc(total ? total : 1);
-    size_t got = 0;
-    while (got < total) {
-        struct iovec iov[64];
-        int n = resp_out_iov(&c->out, iov, 64);
-        if (n <= 0) {
-            break;
-        }
-        size_t chunk = 0;
-        for (int i = 0; i < n; i++) {
-            memcpy(all + got + chunk, iov[i].iov_base, iov[i].iov_len);
-            chunk += iov[i].iov_len;
-        }
-        resp_out_consume(&c->out, chunk);
-        got += chunk;
-    }
     char msg[512];
     snprintf(msg, sizeof(msg), "MISCONF Errors writing to the AOF file: %s",
              P.errmsg[0] ? P.errmsg : "write failed");
-    size_t pos = 0;
-    for (size_t i = 0; i < P.nspans; i++) {
-        struct reply_span *sp = &P.spans[i];
-        if (sp->c != c || sp->start < pos || sp->end > got) {
-            continue;
-        }
-        resp_write_raw(&c->out, all + pos, sp->start - pos);
-        reply_error(c, msg);
-        pos = sp->end;
-    }
-    resp_write_raw(&c->out, all + pos, got - pos);
-    kv_free(all);
-    spans_forget(c);
     c->flags &= ~(CLIENT_PERSIST_WROTE | CLIENT_PERSIST_HELD);
     c->durable_wait = 0;
-    client_queue_write(c);
+    client_fail_held(c, CLIENT_HOLD_PERSIST, msg);
 }
 
 /* Every client waiting for a write or a sync: their writes fail. */
@@ -530,14 +465,16 @@ static void fail_pending_clients(void) {
 }
 
 void persist_client_wrote(struct client *c) {
-    if (c == NULL || (c->flags & CLIENT_PERSIST_WROTE) || P.db == NULL) {
+    if (c == NULL || P.db == NULL) {
         return;
     }
-    client_list_add(&P.wrote, &P.nwrote, &P.capwrote, c, CLIENT_PERSIST_WROTE);
+    client_hold(c, CLIENT_HOLD_PERSIST); /* this command's reply waits, every time */
+    if (!(c->flags & CLIENT_PERSIST_WROTE)) {
+        client_list_add(&P.wrote, &P.nwrote, &P.capwrote, c, CLIENT_PERSIST_WROTE);
+    }
 }
 
 void persist_client_gone(struct client *c) {
-    spans_forget(c);
     for (size_t i = 0; i < P.nwrote; i++) {
         if (P.wrote[i] == c) {
             P.wrote[i] = P.wrote[--P.nwrote];
@@ -589,17 +526,11 @@ static int commit(void) {
         if (server.appendfsync == PERSIST_FSYNC_ALWAYS) {
             c->durable_wait = seq;
             held_add(c);
-        } else {
-            if (P.nheld) {
-                spans_forget(c);
-            }
-            client_queue_write(c);
+        } else if (!(c->flags & CLIENT_PERSIST_HELD)) {
+            client_release(c, CLIENT_HOLD_PERSIST); /* (held: its sync releases it) */
         }
     }
     P.nwrote = 0;
-    if (P.nheld == 0) {
-        P.nspans = 0; /* every span belonged to a client just released */
-    }
     return 0;
 }
 
@@ -614,24 +545,7 @@ static void batch_del(const void *k, size_t klen, uint64_t ts) {
     lsm_batch_delete(P.batch, k, klen, &m);
 }
 
-void persist_call_begin(struct client *c) {
-    P.executing = c;
-}
-
-void persist_call_end(struct client *c, size_t out0) {
-    P.executing = NULL;
-    if (P.executing_failed) {
-        /* a write of this very command failed while it ran (a SCAN or DBSIZE
-         * inside EXEC wrote the batch): its reply is -MISCONF as well */
-        P.executing_failed = 0;
-        c->flags |= CLIENT_PERSIST_WROTE;
-        persist_reply_span(c, out0, resp_out_pending(&c->out));
-        fail_client(c);
-        return;
-    }
-    if (c->flags & CLIENT_PERSIST_WROTE) {
-        persist_reply_span(c, out0, resp_out_pending(&c->out));
-    }
+void persist_after_call(void) {
     if (P.db && (lsm_batch_size(P.batch) > BATCH_COMMIT_BYTES ||
                  P.dirty_bytes > BATCH_COMMIT_BYTES)) {
         commit(); /* a large turn is written in parts, between commands */
@@ -1648,8 +1562,6 @@ void persist_close(void) {
     kv_free(P.wrote);
     kv_free(P.held);
     kv_free(P.temps);
-    kv_free(P.spans);
-    P.spans = NULL;
     kv_free(P.dirty);
     kv_free(P.dirty_tmp);
     kv_free(P.dirty_cnt);
@@ -1665,7 +1577,6 @@ void persist_close(void) {
     P.fops = NULL;
     P.nfops = P.capfops = 0;
     P.fbytes = P.fkey = (struct pbuf){0};
-    P.nspans = P.capspans = 0;
     kv_free(P.kbuf.p);
     kv_free(P.vbuf.p);
     lsm_value_free(&P.val);
@@ -1748,16 +1659,15 @@ static void release_held(void) {
     for (size_t i = 0; i < P.nheld;) {
         struct client *c = P.held[i];
         if (c->durable_wait <= durable) {
-            if (P.nheld == 1 && P.nwrote == 0) {
-                P.nspans = 0; /* the last one waiting: every span is its own */
-            }
             c->durable_wait = 0;
             c->flags &= ~CLIENT_PERSIST_HELD;
             P.held[i] = P.held[--P.nheld];
-            if (P.nheld || P.nwrote) {
-                spans_forget(c);
+            if (!(c->flags & CLIENT_PERSIST_WROTE)) {
+                /* (in this turn's batch too: that batch releases it; a reply it
+                 * held for the synced batch may then still become -MISCONF if
+                 * the newer batch fails: ambiguous, never a false +OK) */
+                client_release(c, CLIENT_HOLD_PERSIST);
             }
-            client_queue_write(c);
         } else {
             i++;
         }
@@ -1805,10 +1715,6 @@ static void request_sync(void) {
     if (P.sync_start_us == 0) {
         P.sync_start_us = kv_ustime();
     }
-}
-
-int persist_client_held(const struct client *c) {
-    return (c->flags & (CLIENT_PERSIST_WROTE | CLIENT_PERSIST_HELD)) != 0;
 }
 
 void persist_before_sleep(void) {

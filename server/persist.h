@@ -75,8 +75,10 @@ void persist_del(int db_id, const char *key, size_t klen, long long old_expire);
 void persist_expired(int db_id, const char *key, size_t klen, long long old_expire);
 /* FLUSHDB (db_id) / FLUSHALL (-1): a flush marker, no tombstone per key. */
 void persist_flush(int db_id);
-/* Notes that c issued a write in this loop turn (its reply waits for the batch,
- * and under appendfsync always for the sync that covers it). */
+/* Notes that c issued a write in this loop turn: its output is held
+ * (CLIENT_HOLD_PERSIST) until the batch is written, and under appendfsync always
+ * until the sync that covers it; the running command's reply becomes -MISCONF if
+ * either fails. */
 void persist_client_wrote(struct client *c);
 
 /* ---- read-through ---- */
@@ -107,16 +109,10 @@ struct kv_entry *persist_random(int db_id);
 void persist_before_sleep(void);
 /* Cron: everysec syncs, active expiry over the expiry index, stats. */
 void persist_cron(void);
-/* 1 while c's output must not be written (its writes are not yet stored, or not
- * yet durable under appendfsync always). */
-int persist_client_held(const struct client *c);
-/* Records the reply of a write command (output bytes [start, end) as
- * resp_out_pending counted them before and after it), so it can be turned into
- * -MISCONF if the write is not stored. */
-void persist_reply_span(struct client *c, size_t start, size_t end);
-/* call() at top level, around a command: out0 is resp_out_pending before it. */
-void persist_call_begin(struct client *c);
-void persist_call_end(struct client *c, size_t out0);
+/* call() after each top-level command: a large turn is written in parts. (A
+ * client's output waits under client_hold(c, CLIENT_HOLD_PERSIST) until its
+ * writes are stored, and under appendfsync always durable; see client.c.) */
+void persist_after_call(void);
 /* DEBUG ENGINE-FAULT: while a fault is armed, no automatic reopen. */
 void persist_set_fault_armed(int on);
 /* c is being freed. */

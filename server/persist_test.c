@@ -455,18 +455,18 @@ static void test_persist_always_holds_replies_until_the_sync(void) {
     fresh();
     server.appendfsync = PERSIST_FSYNC_ALWAYS;
     RUN_EQ("SET a 1", "+OK");
-    CHECK(persist_client_held(&tc)); /* in the pending batch */
+    CHECK(client_output_held(&tc)); /* in the pending batch */
     persist_before_sleep();
-    CHECK(persist_client_held(&tc)); /* written, not yet durable */
+    CHECK(client_output_held(&tc)); /* written, not yet durable */
     CHECK_EQ_INT(lsm_sync_wal(persist_engine(), UINT64_MAX), LSM_OK);
     persist_before_sleep();
-    CHECK(!persist_client_held(&tc));
+    CHECK(!client_output_held(&tc));
     RUN_EQ("GET a", "$1 1"); /* reads hold nothing */
-    CHECK(!persist_client_held(&tc));
+    CHECK(!client_output_held(&tc));
     server.appendfsync = PERSIST_FSYNC_NO;
     RUN_EQ("SET b 2", "+OK");
     persist_before_sleep();
-    CHECK(!persist_client_held(&tc));
+    CHECK(!client_output_held(&tc));
     cleanup();
 }
 

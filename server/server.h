@@ -109,9 +109,19 @@ enum {
     CLIENT_INTERNAL = 1u << 12,      /* a fake client (tests, replay) with no socket */
     CLIENT_WRITE_INSTALLED = 1u << 13, /* write event armed: the socket was full */
     CLIENT_READ_PAUSED = 1u << 14,   /* output backlog too large: not reading */
-    CLIENT_PERSIST_WROTE = 1u << 15, /* wrote in this loop turn: output waits for the batch */
-    CLIENT_PERSIST_HELD = 1u << 16,  /* output waits for a WAL sync (appendfsync always) */
+    CLIENT_PERSIST_WROTE = 1u << 15, /* in persist.c's list of clients that wrote this turn */
+    CLIENT_PERSIST_HELD = 1u << 16,  /* in persist.c's list of clients waiting for a WAL sync */
+    CLIENT_WAITING = 1u << 17,       /* its command waits before it runs (client.c) */
+    CLIENT_READY = 1u << 18,         /* ... and may run now: on the ready list */
+    CLIENT_WAITED = 1u << 19,        /* the command being run has waited: run it now */
 };
+
+/* Why a client's output is held (struct client.hold; client_hold in client.c). */
+enum {
+    CLIENT_HOLD_PERSIST = 1u << 0,   /* its writes are not yet stored / durable (persist.c) */
+};
+
+struct client_span;  /* server/client.c: a reply that depends on a hold */
 
 struct multi_cmd;   /* server/multi.c */
 struct watched_key; /* server/multi.c */
@@ -151,6 +161,21 @@ struct client {
     struct watched_key *watched;/* list of WATCHed keys */
     long long obuf_soft_since;  /* Unix s the soft output limit was first exceeded */
     uint64_t durable_wait;      /* engine sequence its output waits for (persist.c) */
+
+    /* a command can wait; a reply can be held (client.c, "A COMMAND CAN WAIT") */
+    uint32_t hold;              /* CLIENT_HOLD_* its output waits for; 0: written freely */
+    uint32_t hold_now;          /* holds the running command's reply depends on */
+    uint32_t fail_now;          /* holds that failed while it ran: rewritten when it ends */
+    char *fail_msg;             /* their error (owned), or NULL */
+    struct client_span *spans;  /* replies that depend on a hold, in output order */
+    int nspans, capspans;
+    int wait_argc;              /* the waiting command's arguments: */
+    struct kv_slice *wait_argv; /*   an owned copy (slices, then the bytes) */
+    struct event *wait_ev;      /* timer of DEBUG SET-COMMAND-DELAY, or NULL */
+    struct client *next_ready;  /* the ready list */
+    int delay_own;              /* DEBUG SET-COMMAND-DELAY ... <id>: its own delay */
+    long long delay_ms;         /*   then: this delay, */
+    double delay_prob;          /*   with this probability */
 
     struct client *prev, *next; /* all clients */
 };

@@ -91,6 +91,52 @@ size_t client_info_line(const struct client *c, char *buf, size_t cap);
 struct client *client_by_id(uint64_t id);
 void client_set_db(struct client *c, int id);
 void client_cron(void);
+
+/* A command can wait, a reply can be held: see "A COMMAND CAN WAIT" in client.c.
+ * All on the loop thread. */
+/* The step before a command runs (process_command, after every check, just
+ * before call()): returns 1 if it suspended c (the command runs later, from the
+ * ready list), 0 to run it now. */
+int client_wait_before_call(struct client *c, const struct kv_command *run);
+/* Suspends c's command (c->argc/argv, copied: the query buffer moves) before it
+ * runs; c parses nothing more until the command has run. The caller arranges
+ * for client_resume later (a timer, a peer's answer). */
+void client_suspend(struct client *c);
+/* c's waiting command may run: puts c on the ready list (idempotent; no-op if
+ * c waits for nothing). Never runs anything itself: safe from any callback. */
+void client_resume(struct client *c);
+/* Before-sleep: runs the commands of the clients that were ready when it
+ * started (in the order they became ready), each followed by the rest of its
+ * pipeline. Clients that become ready meanwhile wait for the next turn. */
+void client_run_ready(void);
+/* 1 if clients are on the ready list (the loop then must not sleep). */
+int client_ready_pending(void);
+/* DEBUG SET-COMMAND-DELAY: commands wait ms before they run, each with
+ * probability prob (0..1); ms 0 turns it off. c NULL: every client without its
+ * own setting; else c alone (ms -1: follow the server's setting again). */
+void client_set_command_delay(struct client *c, long long ms, double prob);
+
+/* Holds c's output for reason (CLIENT_HOLD_*): nothing more is written to its
+ * socket until every reason is released. If c is running a command at top
+ * level, that command's reply is recorded as depending on reason (call() records
+ * the span when the command ends), so client_fail_held can rewrite it. */
+void client_hold(struct client *c, uint32_t reason);
+/* What reason acknowledged is true: its spans are forgotten, and once no reason
+ * holds c its output is written (before-sleep). */
+void client_release(struct client *c, uint32_t reason);
+/* What reason acknowledged did not happen: every reply recorded for reason is
+ * replaced by the error msg ("MISCONF ..."; counted as an error reply), the rest
+ * of the output is kept as it was, and reason is released. If c is running a
+ * command, that is done when the command ends (its reply becomes msg too). */
+void client_fail_held(struct client *c, uint32_t reason, const char *msg);
+/* 1 while c's output must not be written (net_write_now asks). */
+static inline int client_output_held(const struct client *c) {
+    return c->hold != 0;
+}
+/* call() at top level, around one command: out0 is resp_out_pending before it. */
+void client_call_begin(struct client *c);
+void client_call_end(struct client *c, size_t out0);
+
 extern struct client *clients_pending_write;
 extern int clients_monitors;                 /* clients in MONITOR mode */
 
