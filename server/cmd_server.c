@@ -741,7 +741,7 @@ static void reply_flags(struct client *c, uint32_t flags) {
         {CMD_STALE, "stale"}, {CMD_SKIP_MONITOR, "skip_monitor"},
         {CMD_SKIP_SLOWLOG, "skip_slowlog"}, {CMD_FAST, "fast"}, {CMD_NO_AUTH, "no_auth"},
         {CMD_MAY_REPLICATE, "may_replicate"}, {CMD_NO_MULTI, "no_multi"},
-        {CMD_ALLOW_BUSY, "allow_busy"},
+        {CMD_ALLOW_BUSY, "allow_busy"}, {CMD_NO_ASYNC_LOADING, "no_async_loading"},
     };
     int n = 0;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -797,12 +797,12 @@ static void reply_key_specs(struct client *c, const struct kv_command *cmd) {
 static void reply_command_info(struct client *c, const struct kv_command *cmd) {
     size_t ns;
     const struct kv_command *subs = command_subcommands(cmd, &ns);
-    /* a container (CONFIG, CLIENT, ...) has neither flags nor keys of its own:
-     * its subcommands do, as Redis reports them */
+    /* a container (CONFIG, CLIENT, ...) has no keys of its own: its subcommands
+     * do; its row's flags are the ones Redis reports for it */
     reply_array(c, 10);
     reply_bulk_cstr(c, cmd->name);
     reply_int(c, cmd->arity);
-    reply_flags(c, subs ? 0 : cmd->flags);
+    reply_flags(c, cmd->flags);
     reply_int(c, subs ? 0 : cmd->first_key);
     reply_int(c, subs ? 0 : cmd->last_key);
     reply_int(c, subs ? 0 : cmd->key_step);

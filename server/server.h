@@ -90,6 +90,7 @@ enum {
     CMD_MAY_REPLICATE = 1u << 11,
     CMD_NO_MULTI = 1u << 12,    /* refused inside MULTI */
     CMD_ALLOW_BUSY = 1u << 13,
+    CMD_NO_ASYNC_LOADING = 1u << 20, /* Redis: refused during async loading (kvd: none) */
     /* kvd's own flags: never in COMMAND INFO (client libraries parse it) */
     CMD_PROTECTED = 1u << 14,   /* gated by enable-debug-command */
     CMD_MULTI_CTL = 1u << 15,   /* MULTI/EXEC/DISCARD/WATCH/QUIT/RESET: not queued */
