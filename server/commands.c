@@ -205,8 +205,12 @@ struct kv_command *command_table(size_t *count) {
 }
 
 const struct kv_command *command_subcommands(const struct kv_command *cmd, size_t *count) {
-    size_t i = (size_t)(cmd - command_rows);
-    if (cmd < command_rows || i >= NCOMMANDS || sub_range[i].n == 0) {
+    if (cmd->parent != NULL) { /* a subcommand has none */
+        *count = 0;
+        return NULL;
+    }
+    size_t i = (size_t)(cmd - command_rows); /* every other row is in command_rows */
+    if (i >= NCOMMANDS || sub_range[i].n == 0) {
         *count = 0;
         return NULL;
     }
