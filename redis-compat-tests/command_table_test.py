@@ -5,7 +5,7 @@ Redis has (server/commands.def is the source of kvd's answers).
 
 Compared per command: arity, flags (as a set: kvd's own flags such as its
 read-modify-write or node-local marks must never show), first/last/step key
-positions, ACL categories, and COMMAND DOCS since and group. Known differences are
+positions, key specs, ACL categories, and COMMAND DOCS since and group. Known differences are
 listed in KNOWN with their reason; anything else that differs fails. GETKEYS is
 compared on a sample invocation of each family. Summaries are kvd's own words and
 are not compared.
@@ -64,6 +64,16 @@ def pairs(flat):
     return dict(zip(flat[0::2], flat[1::2]))
 
 
+def keyspecs(specs):
+    """Key specs with their flags as sets (the order of a RESP set is not fixed)."""
+    out = []
+    for spec in specs:
+        d = pairs(spec)
+        d[b'flags'] = set(d[b'flags'])
+        out.append(d)
+    return out
+
+
 def info_of(conn, name):
     r = plain(conn.call('COMMAND', 'INFO', name))
     return r[0] if r else None
@@ -79,7 +89,8 @@ def check_command(H, k, r, name):
     if ri is None:
         return 0  # kvd-only (CLIENT SETINFO and NO-TOUCH are 7.2's): nothing to compare
     fields = {'arity': (ki[1], ri[1]), 'flags': (set(ki[2]), set(ri[2])),
-              'keys': (ki[3:6], ri[3:6]), 'acl': (set(ki[6]), set(ri[6]))}
+              'keys': (ki[3:6], ri[3:6]), 'acl': (set(ki[6]), set(ri[6])),
+              'key specs': (keyspecs(ki[8]), keyspecs(ri[8]))}
     for field, (got, want) in fields.items():
         if (name, field) in KNOWN:
             H.check('%s %s differs as KNOWN says' % (name, field), got != want,

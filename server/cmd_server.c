@@ -755,43 +755,88 @@ static void reply_flags(struct client *c, uint32_t flags) {
     }
 }
 
+/* Writes the words of [p, end) (space-separated) as a set of simple strings. */
+static void reply_words(struct client *c, const char *p, const char *end) {
+    long long n = 0;
+    for (const char *q = p; q < end; q++) {
+        n += *q != ' ' && (q == p || q[-1] == ' ');
+    }
+    reply_set(c, n);
+    while (p < end) {
+        while (p < end && *p == ' ') {
+            p++;
+        }
+        const char *w = p;
+        while (p < end && *p != ' ') {
+            p++;
+        }
+        if (p > w) {
+            char word[32];
+            size_t len = (size_t)(p - w) < sizeof(word) - 1 ? (size_t)(p - w) : sizeof(word) - 1;
+            memcpy(word, w, len);
+            word[len] = '\0';
+            reply_simple(c, word);
+        }
+    }
+}
+
+/* COMMAND INFO's key specs from the keyspecs column (commands.def's header):
+ * "FLAGS" is one spec over first..last by step; "FLAGS | FLAGS" is one spec per
+ * key from first on; "; notes" after them belongs to the first spec. */
 static void reply_key_specs(struct client *c, const struct kv_command *cmd) {
-    if (cmd->first_key <= 0) {
+    const char *ks = cmd->key_specs;
+    if (cmd->first_key <= 0 || ks == NULL) {
         reply_array(c, 0);
         return;
     }
-    reply_array(c, 1);
-    reply_map(c, 3);
-    reply_bulk_cstr(c, "flags");
-    if (cmd->flags & CMD_WRITE) {
-        reply_set(c, 2);
-        reply_simple(c, "RW");
-        reply_simple(c, "update");
-    } else {
-        reply_set(c, 2);
-        reply_simple(c, "RO");
-        reply_simple(c, "access");
+    const char *semi = strchr(ks, ';');
+    const char *end = semi ? semi : ks + strlen(ks);
+    const char *notes = semi ? semi + 1 : NULL;
+    while (notes && *notes == ' ') {
+        notes++;
     }
-    reply_bulk_cstr(c, "begin_search");
-    reply_map(c, 2);
-    reply_bulk_cstr(c, "type");
-    reply_bulk_cstr(c, "index");
-    reply_bulk_cstr(c, "spec");
-    reply_map(c, 1);
-    reply_bulk_cstr(c, "index");
-    reply_int(c, cmd->first_key);
-    reply_bulk_cstr(c, "find_keys");
-    reply_map(c, 2);
-    reply_bulk_cstr(c, "type");
-    reply_bulk_cstr(c, "range");
-    reply_bulk_cstr(c, "spec");
-    reply_map(c, 3);
-    reply_bulk_cstr(c, "lastkey");
-    reply_int(c, cmd->last_key < 0 ? cmd->last_key : cmd->last_key - cmd->first_key);
-    reply_bulk_cstr(c, "keystep");
-    reply_int(c, cmd->key_step);
-    reply_bulk_cstr(c, "limit");
-    reply_int(c, 0);
+    int nspecs = 1;
+    for (const char *q = ks; q < end; q++) {
+        nspecs += *q == '|';
+    }
+    reply_array(c, nspecs);
+    const char *p = ks;
+    for (int i = 0; i < nspecs; i++) {
+        const char *bar = memchr(p, '|', (size_t)(end - p));
+        const char *stop = bar ? bar : end;
+        reply_map(c, (i == 0 && notes) ? 4 : 3);
+        if (i == 0 && notes) {
+            reply_bulk_cstr(c, "notes");
+            reply_bulk_cstr(c, notes);
+        }
+        reply_bulk_cstr(c, "flags");
+        reply_words(c, p, stop);
+        reply_bulk_cstr(c, "begin_search");
+        reply_map(c, 2);
+        reply_bulk_cstr(c, "type");
+        reply_bulk_cstr(c, "index");
+        reply_bulk_cstr(c, "spec");
+        reply_map(c, 1);
+        reply_bulk_cstr(c, "index");
+        reply_int(c, nspecs > 1 ? cmd->first_key + i : cmd->first_key);
+        reply_bulk_cstr(c, "find_keys");
+        reply_map(c, 2);
+        reply_bulk_cstr(c, "type");
+        reply_bulk_cstr(c, "range");
+        reply_bulk_cstr(c, "spec");
+        reply_map(c, 3);
+        reply_bulk_cstr(c, "lastkey");
+        if (nspecs > 1) {
+            reply_int(c, 0);
+        } else {
+            reply_int(c, cmd->last_key < 0 ? cmd->last_key : cmd->last_key - cmd->first_key);
+        }
+        reply_bulk_cstr(c, "keystep");
+        reply_int(c, nspecs > 1 ? 1 : cmd->key_step);
+        reply_bulk_cstr(c, "limit");
+        reply_int(c, 0);
+        p = bar ? bar + 1 : end;
+    }
 }
 
 static void reply_command_info(struct client *c, const struct kv_command *cmd) {

@@ -165,6 +165,77 @@ static void test_every_runnable_row_has_exactly_one_class(void) {
     CHECK(class_violation(ping, CMD_NODE_LOCAL | CMD_KEYSPACE_FANOUT) != NULL);
 }
 
+/* The keyspecs column agrees with the key positions and the class: present exactly
+ * when there are keys, one spec per key when it lists several, RO for reads and a
+ * write's specs never all RO. */
+static const char *keyspecs_violation(const struct kv_command *cmd) {
+    const char *ks = cmd->key_specs;
+    if ((ks != NULL) != (cmd->first_key > 0)) {
+        return "key specs without keys, or keys without key specs";
+    }
+    if (ks == NULL) {
+        return NULL;
+    }
+    const char *semi = strchr(ks, ';');
+    size_t len = semi ? (size_t)(semi - ks) : strlen(ks);
+    int nspecs = 1, rw = 0;
+    for (size_t i = 0; i < len; i++) {
+        nspecs += ks[i] == '|';
+        if (i + 2 <= len && (ks[i] == 'R' || ks[i] == 'O') && (i == 0 || ks[i - 1] == ' ')) {
+            rw += strncmp(ks + i, "RW", 2) == 0 || strncmp(ks + i, "OW", 2) == 0 ||
+                  strncmp(ks + i, "RM", 2) == 0;
+        }
+    }
+    if (nspecs > 1 && (cmd->last_key - cmd->first_key + 1 != nspecs || cmd->key_step != 1)) {
+        return "one spec per key, but not one key per spec";
+    }
+    if ((cmd->flags & CMD_READONLY) && rw) {
+        return "a read with a writing key spec";
+    }
+    if ((cmd->flags & CMD_WRITE) && !rw) {
+        return "a write whose key specs only read";
+    }
+    return NULL;
+}
+
+static void check_keyspecs(const struct kv_command *cmd, void *arg) {
+    struct class_check *cc = arg;
+    const char *why = keyspecs_violation(cmd);
+    if (why != NULL && !cc->bad) {
+        cc->bad = 1;
+        snprintf(cc->why, sizeof(cc->why), "%s: %s", cmd->name, why);
+    }
+}
+
+static void test_key_specs_agree_with_positions_and_class(void) {
+    struct class_check cc = {0};
+    each_runnable_row(check_keyspecs, &cc);
+    if (cc.bad) {
+        TEST_FAIL_AT("%s", cc.why);
+        return;
+    }
+    /* and the checker catches each kind of mistake */
+    struct kv_command bad = *command_lookup("get", 3);
+    bad.key_specs = "RW update";
+    CHECK(keyspecs_violation(&bad) != NULL);
+    bad.key_specs = NULL;
+    CHECK(keyspecs_violation(&bad) != NULL);
+    bad = *command_lookup("del", 3);
+    bad.key_specs = "RO access";
+    CHECK(keyspecs_violation(&bad) != NULL);
+    bad = *command_lookup("rename", 6);
+    bad.last_key = 3;
+    CHECK(keyspecs_violation(&bad) != NULL);
+    bad = *command_lookup("ping", 4);
+    bad.key_specs = "RO";
+    CHECK(keyspecs_violation(&bad) != NULL);
+    /* RENAME: one spec per key, as Redis reports it */
+    const char *r = run_line("COMMAND INFO rename");
+    CHECK(strstr(r, "*2\r\n*6\r\n$5\r\nflags\r\n*3\r\n+RW\r\n+access\r\n+delete\r\n") != NULL);
+    CHECK(strstr(r, "$5\r\nindex\r\n:2\r\n") != NULL);
+    CHECK(strstr(run_line("COMMAND INFO set"), "$5\r\nnotes\r\n") != NULL);
+}
+
 static void test_containers_are_classified_by_their_subcommands(void) {
     size_t n;
     struct kv_command *tab = command_table(&n);
@@ -647,6 +718,7 @@ int main(void) {
     tc = client_create(-1);
     TEST_RUN(test_every_runnable_row_has_exactly_one_class);
     TEST_RUN(test_containers_are_classified_by_their_subcommands);
+    TEST_RUN(test_key_specs_agree_with_positions_and_class);
     TEST_RUN(test_rmw_set_is_exactly_the_documented_list);
     TEST_RUN(test_fanout_and_node_local_sets);
     TEST_RUN(test_set_is_rmw_only_with_nx_xx_or_get);

@@ -92,28 +92,30 @@ static const struct kv_command_rules hello_rules = {.redacted = hello_redacted};
  * (one per SUBCMD row; a container's rows follow each other, as in the file).
  * ------------------------------------------------------------------------------ */
 enum command_index {
-#define CMD(id, name_, arity_, flags_, first, last, step, rules_, since_, group_, summary_)   \
-    CMDIX_##id,
+#define CMD(id, ...) CMDIX_##id,
 #include "server/commands.def"
 #undef CMD
     NCOMMANDS
 };
 
 static struct kv_command command_rows[NCOMMANDS] = {
-#define CMD(id, name_, arity_, flags_, first, last, step, rules_, since_, group_, summary_)   \
+#define CMD(id, name_, arity_, flags_, first, last, step, keyspecs_, rules_, since_, group_,  \
+            summary_)                                                                     \
     {.name = name_, .proc = cmd_##id, .arity = arity_, .flags = (flags_),                 \
-     .first_key = first, .last_key = last, .key_step = step, .rules = rules_,            \
-     .since = since_, .group = group_, .summary = summary_},
+     .first_key = first, .last_key = last, .key_step = step, .key_specs = keyspecs_,      \
+     .rules = rules_, .since = since_, .group = group_, .summary = summary_},
 #include "server/commands.def"
 #undef CMD
 };
 
 static struct kv_command subcommand_rows[] = {
 #define CMD(...)
-#define SUBCMD(parent_, name_, arity_, flags_, first, last, step, rules_, since_, summary_)  \
+#define SUBCMD(parent_, name_, arity_, flags_, first, last, step, keyspecs_, rules_, since_, \
+               summary_)                                                                  \
     {.name = #parent_ "|" name_, .proc = cmd_##parent_, .arity = arity_, .flags = (flags_), \
-     .first_key = first, .last_key = last, .key_step = step, .rules = rules_,             \
-     .since = since_, .summary = summary_, .parent = &command_rows[CMDIX_##parent_]},
+     .first_key = first, .last_key = last, .key_step = step, .key_specs = keyspecs_,       \
+     .rules = rules_, .since = since_, .summary = summary_,                               \
+     .parent = &command_rows[CMDIX_##parent_]},
 #include "server/commands.def"
 #undef SUBCMD
 #undef CMD

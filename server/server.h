@@ -125,6 +125,7 @@ struct kv_command {
     int arity;              /* Redis convention: -N means at least N */
     uint32_t flags;         /* CMD_* */
     int first_key, last_key, key_step; /* key positions; 0,0,0 when none */
+    const char *key_specs;  /* COMMAND INFO key specs (commands.def), NULL: none */
     const struct kv_command_rules *rules; /* NULL, or per-invocation rules */
     const char *since;      /* Redis version that introduced it */
     const char *group;      /* "string", "generic", "hash", "connection", ... */
@@ -135,7 +136,7 @@ struct kv_command {
 };
 
 /* Declares every handler cmd_<name> of server/commands.def. */
-#define CMD(id, name, arity, flags, first, last, step, rules, since, group, summary)   \
+#define CMD(id, name, arity, flags, first, last, step, keyspecs, rules, since, group, summary) \
     void cmd_##id(struct client *c);
 #include "server/commands.def"
 #undef CMD
