@@ -25,20 +25,6 @@ from serverctl import Server  # noqa: E402
 KNOWN = {
     ('command|getkeys', 'arity'): 'kvd takes Redis 7.2\'s -3 (COMMAND GETKEYS PING answers '
                                   '"no key arguments", not an arity error)',
-    ('info', 'acl'): 'Redis adds @dangerous, not derived from kvd\'s flags',
-    ('lastsave', 'acl'): 'Redis adds @admin @dangerous',
-    ('keys', 'acl'): 'Redis adds @dangerous',
-    ('flushdb', 'acl'): 'Redis adds @dangerous',
-    ('flushall', 'acl'): 'Redis adds @dangerous',
-    ('wait', 'acl'): 'Redis adds @connection',
-    ('command', 'acl'): 'Redis adds @connection',
-    ('command|count', 'acl'): 'Redis adds @connection',
-    ('command|docs', 'acl'): 'Redis adds @connection',
-    ('command|getkeys', 'acl'): 'Redis adds @connection',
-    ('command|info', 'acl'): 'Redis adds @connection',
-    ('command|list', 'acl'): 'Redis adds @connection',
-    ('command|help', 'acl'): 'Redis adds @connection',
-    ('object|help', 'acl'): 'Redis adds @keyspace',
 }
 
 # Redis 7.0's command flag names: anything else in kvd's reply is a leak of its own

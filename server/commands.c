@@ -303,7 +303,8 @@ void commands_reset_stats(void) {
 
 /* ACL categories as Redis reports them (in Redis's category bit order: keyspace,
  * read, write, hash, string, admin, fast, slow, dangerous, connection,
- * transaction), derived from flags and group. A container reports @slow only. */
+ * transaction), derived from flags and group, plus the CMD_ACL_* flags for the
+ * ones Redis sets by hand. A container reports @slow (and CMD_ACL_*) only. */
 const char *command_acl_categories(const struct kv_command *cmd, const char **out, int max,
                                    int *n) {
     int k = 0;
@@ -311,24 +312,27 @@ const char *command_acl_categories(const struct kv_command *cmd, const char **ou
     do {                                                                         \
         if (k < max) out[k++] = (s);                                             \
     } while (0)
+    uint32_t f = cmd->flags;
     size_t nsub;
     if (command_subcommands(cmd, &nsub) != NULL) {
         ADD("@slow");
+        if (f & CMD_ACL_CONNECTION) ADD("@connection");
         *n = k;
         return NULL;
     }
     const char *g = cmd->group ? cmd->group : "";
-    if ((strcmp(g, "generic") == 0 && cmd->first_key > 0) || (cmd->flags & CMD_KEYSPACE_FANOUT)) {
+    if ((strcmp(g, "generic") == 0 && cmd->first_key > 0) ||
+        (f & (CMD_KEYSPACE_FANOUT | CMD_ACL_KEYSPACE))) {
         ADD("@keyspace");
     }
-    if (cmd->flags & CMD_READONLY) ADD("@read");
-    if (cmd->flags & CMD_WRITE) ADD("@write");
+    if (f & CMD_READONLY) ADD("@read");
+    if (f & CMD_WRITE) ADD("@write");
     if (strcmp(g, "hash") == 0) ADD("@hash");
     if (strcmp(g, "string") == 0) ADD("@string");
-    if (cmd->flags & CMD_ADMIN) ADD("@admin");
-    ADD((cmd->flags & CMD_FAST) ? "@fast" : "@slow");
-    if (cmd->flags & CMD_ADMIN) ADD("@dangerous");
-    if (strcmp(g, "connection") == 0) ADD("@connection");
+    if (f & (CMD_ADMIN | CMD_ACL_ADMIN)) ADD("@admin");
+    ADD((f & CMD_FAST) ? "@fast" : "@slow");
+    if (f & (CMD_ADMIN | CMD_ACL_DANGEROUS)) ADD("@dangerous");
+    if (strcmp(g, "connection") == 0 || (f & CMD_ACL_CONNECTION)) ADD("@connection");
     if (strcmp(g, "transactions") == 0) ADD("@transaction");
 #undef ADD
     *n = k;

@@ -98,6 +98,11 @@ enum {
     CMD_KEYSPACE_FANOUT = 1u << 17, /* keyless, visits the whole key space */
     CMD_NODE_LOCAL = 1u << 18,  /* node-local: connection, administration */
     CMD_RUNS_QUEUED = 1u << 19, /* EXEC: write checks use the queued commands' flags */
+    /* ACL categories Redis gives by hand, beyond what flags and group imply */
+    CMD_ACL_ADMIN = 1u << 21,       /* @admin without CMD_ADMIN (LASTSAVE) */
+    CMD_ACL_DANGEROUS = 1u << 22,   /* @dangerous without CMD_ADMIN (KEYS, FLUSHDB, INFO) */
+    CMD_ACL_CONNECTION = 1u << 23,  /* @connection outside group connection (COMMAND) */
+    CMD_ACL_KEYSPACE = 1u << 24,    /* @keyspace the group does not give (OBJECT HELP) */
 };
 
 struct kv_command;
