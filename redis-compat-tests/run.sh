@@ -244,6 +244,10 @@ if [[ $target == kvd && -z ${KVD_ARGS:-} ]]; then
     run_suite differential-cache-maxmemory 120 $PY differential.py --kvd "$bin" --seeds 1 \
         --steps "$diff_steps" --first-seed 100 --maxmemory --kvd-arg=--mode --kvd-arg=cache
 fi
+# COMMAND INFO/DOCS/GETKEYS of every command beside redis-server (its own pair)
+if [[ $target == kvd ]]; then
+    run_suite command-table 90 $PY command_table_test.py --kvd "$bin" "${diff_kvd_args[@]}"
+fi
 # mutated request bytes, kvd beside redis-server (DIFF lines: damage judged differently)
 if ((asan)); then fuzz_args=(--cases 200 --wait 3); else fuzz_args=(--cases 400); fi
 run_suite proto-fuzz 120 $PY proto_fuzz.py --kvd "$bin" "${fuzz_args[@]}" "${diff_kvd_args[@]}"

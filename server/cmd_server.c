@@ -729,51 +729,8 @@ void cmd_config(struct client *c) {
 /* ------------------------------------------------------------------------------
  * COMMAND
  * ------------------------------------------------------------------------------ */
-static const struct {
-    const char *name, *since;
-} since_table[] = {
-    {"get", "1.0.0"}, {"set", "1.0.0"}, {"setnx", "1.0.0"}, {"setex", "2.0.0"},
-    {"psetex", "2.6.0"}, {"getset", "1.0.0"}, {"getdel", "6.2.0"}, {"getex", "6.2.0"},
-    {"mget", "1.0.0"}, {"mset", "1.0.1"}, {"msetnx", "1.0.1"}, {"append", "2.0.0"},
-    {"strlen", "2.2.0"}, {"getrange", "2.4.0"}, {"substr", "1.0.0"}, {"setrange", "2.2.0"},
-    {"incr", "1.0.0"}, {"incrby", "1.0.0"}, {"decr", "1.0.0"}, {"decrby", "1.0.0"},
-    {"incrbyfloat", "2.6.0"}, {"dbsize", "1.0.0"}, {"flushdb", "1.0.0"},
-    {"flushall", "1.0.0"}, {"memory", "4.0.0"}, {"del", "1.0.0"}, {"unlink", "4.0.0"},
-    {"exists", "1.0.0"}, {"type", "1.0.0"}, {"rename", "1.0.0"}, {"renamenx", "1.0.0"},
-    {"keys", "1.0.0"}, {"scan", "2.8.0"}, {"randomkey", "1.0.0"}, {"touch", "3.2.1"},
-    {"copy", "6.2.0"}, {"object", "2.2.3"}, {"expire", "1.0.0"}, {"pexpire", "2.6.0"},
-    {"expireat", "1.2.0"}, {"pexpireat", "2.6.0"}, {"ttl", "1.0.0"}, {"pttl", "2.6.0"},
-    {"persist", "2.2.0"}, {"expiretime", "7.0.0"}, {"pexpiretime", "7.0.0"},
-    {"hset", "2.0.0"}, {"hsetnx", "2.0.0"}, {"hget", "2.0.0"}, {"hmset", "2.0.0"},
-    {"hmget", "2.0.0"}, {"hgetall", "2.0.0"}, {"hdel", "2.0.0"}, {"hexists", "2.0.0"},
-    {"hlen", "2.0.0"}, {"hstrlen", "3.2.0"}, {"hincrby", "2.0.0"}, {"hincrbyfloat", "2.6.0"},
-    {"hkeys", "2.0.0"}, {"hvals", "2.0.0"}, {"hscan", "2.8.0"}, {"hrandfield", "6.2.0"},
-    {"ping", "1.0.0"}, {"echo", "1.0.0"}, {"quit", "1.0.0"}, {"reset", "6.2.0"},
-    {"hello", "6.0.0"}, {"auth", "1.0.0"}, {"select", "1.0.0"}, {"client", "2.4.0"},
-    {"info", "1.0.0"}, {"config", "2.0.0"}, {"command", "2.8.13"}, {"time", "2.6.0"},
-    {"shutdown", "1.0.0"}, {"lastsave", "1.0.0"}, {"slowlog", "2.2.12"}, {"debug", "1.0.0"},
-    {"monitor", "1.0.0"}, {"wait", "3.0.0"}, {"multi", "1.2.0"}, {"exec", "1.2.0"},
-    {"discard", "2.0.0"}, {"watch", "2.2.0"}, {"unwatch", "2.2.0"},
-    {"config|get", "2.0.0"}, {"config|set", "2.0.0"}, {"config|resetstat", "2.0.0"},
-    {"config|rewrite", "2.8.0"}, {"config|help", "5.0.0"}, {"client|id", "5.0.0"},
-    {"client|setname", "2.6.9"}, {"client|getname", "2.6.9"}, {"client|setinfo", "7.2.0"},
-    {"client|list", "2.4.0"}, {"client|info", "6.2.0"}, {"client|kill", "2.4.0"},
-    {"client|no-evict", "7.0.0"}, {"client|no-touch", "7.2.0"}, {"client|reply", "3.2.0"},
-    {"client|help", "5.0.0"}, {"command|count", "2.8.13"}, {"command|docs", "7.0.0"},
-    {"command|getkeys", "2.8.13"}, {"command|info", "2.8.13"}, {"command|list", "7.0.0"},
-    {"command|help", "5.0.0"}, {"slowlog|get", "2.2.12"}, {"slowlog|len", "2.2.12"},
-    {"slowlog|reset", "2.2.12"}, {"slowlog|help", "6.2.0"},
-};
-
-static const char *command_since(const char *name) {
-    for (size_t i = 0; i < sizeof(since_table) / sizeof(since_table[0]); i++) {
-        if (strcmp(since_table[i].name, name) == 0) {
-            return since_table[i].since;
-        }
-    }
-    return NULL;
-}
-
+/* Redis's flags under Redis's names; kvd's own (CMD_RMW, CMD_NODE_LOCAL, ...) are
+ * left out on purpose: client libraries parse this set. */
 static void reply_flags(struct client *c, uint32_t flags) {
     static const struct {
         uint32_t bit;
@@ -784,7 +741,7 @@ static void reply_flags(struct client *c, uint32_t flags) {
         {CMD_STALE, "stale"}, {CMD_SKIP_MONITOR, "skip_monitor"},
         {CMD_SKIP_SLOWLOG, "skip_slowlog"}, {CMD_FAST, "fast"}, {CMD_NO_AUTH, "no_auth"},
         {CMD_MAY_REPLICATE, "may_replicate"}, {CMD_NO_MULTI, "no_multi"},
-        {CMD_ALLOW_BUSY, "allow_busy"},
+        {CMD_ALLOW_BUSY, "allow_busy"}, {CMD_NO_ASYNC_LOADING, "no_async_loading"},
     };
     int n = 0;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -798,54 +755,99 @@ static void reply_flags(struct client *c, uint32_t flags) {
     }
 }
 
+/* Writes the words of [p, end) (space-separated) as a set of simple strings. */
+static void reply_words(struct client *c, const char *p, const char *end) {
+    long long n = 0;
+    for (const char *q = p; q < end; q++) {
+        n += *q != ' ' && (q == p || q[-1] == ' ');
+    }
+    reply_set(c, n);
+    while (p < end) {
+        while (p < end && *p == ' ') {
+            p++;
+        }
+        const char *w = p;
+        while (p < end && *p != ' ') {
+            p++;
+        }
+        if (p > w) {
+            char word[32];
+            size_t len = (size_t)(p - w) < sizeof(word) - 1 ? (size_t)(p - w) : sizeof(word) - 1;
+            memcpy(word, w, len);
+            word[len] = '\0';
+            reply_simple(c, word);
+        }
+    }
+}
+
+/* COMMAND INFO's key specs from the keyspecs column (commands.def's header):
+ * "FLAGS" is one spec over first..last by step; "FLAGS | FLAGS" is one spec per
+ * key from first on; "; notes" after them belongs to the first spec. */
 static void reply_key_specs(struct client *c, const struct kv_command *cmd) {
-    if (cmd->first_key <= 0) {
+    const char *ks = cmd->key_specs;
+    if (cmd->first_key <= 0 || ks == NULL) {
         reply_array(c, 0);
         return;
     }
-    reply_array(c, 1);
-    reply_map(c, 3);
-    reply_bulk_cstr(c, "flags");
-    if (cmd->flags & CMD_WRITE) {
-        reply_set(c, 2);
-        reply_simple(c, "RW");
-        reply_simple(c, "update");
-    } else {
-        reply_set(c, 2);
-        reply_simple(c, "RO");
-        reply_simple(c, "access");
+    const char *semi = strchr(ks, ';');
+    const char *end = semi ? semi : ks + strlen(ks);
+    const char *notes = semi ? semi + 1 : NULL;
+    while (notes && *notes == ' ') {
+        notes++;
     }
-    reply_bulk_cstr(c, "begin_search");
-    reply_map(c, 2);
-    reply_bulk_cstr(c, "type");
-    reply_bulk_cstr(c, "index");
-    reply_bulk_cstr(c, "spec");
-    reply_map(c, 1);
-    reply_bulk_cstr(c, "index");
-    reply_int(c, cmd->first_key);
-    reply_bulk_cstr(c, "find_keys");
-    reply_map(c, 2);
-    reply_bulk_cstr(c, "type");
-    reply_bulk_cstr(c, "range");
-    reply_bulk_cstr(c, "spec");
-    reply_map(c, 3);
-    reply_bulk_cstr(c, "lastkey");
-    reply_int(c, cmd->last_key < 0 ? cmd->last_key : cmd->last_key - cmd->first_key);
-    reply_bulk_cstr(c, "keystep");
-    reply_int(c, cmd->key_step);
-    reply_bulk_cstr(c, "limit");
-    reply_int(c, 0);
+    int nspecs = 1;
+    for (const char *q = ks; q < end; q++) {
+        nspecs += *q == '|';
+    }
+    reply_array(c, nspecs);
+    const char *p = ks;
+    for (int i = 0; i < nspecs; i++) {
+        const char *bar = memchr(p, '|', (size_t)(end - p));
+        const char *stop = bar ? bar : end;
+        reply_map(c, (i == 0 && notes) ? 4 : 3);
+        if (i == 0 && notes) {
+            reply_bulk_cstr(c, "notes");
+            reply_bulk_cstr(c, notes);
+        }
+        reply_bulk_cstr(c, "flags");
+        reply_words(c, p, stop);
+        reply_bulk_cstr(c, "begin_search");
+        reply_map(c, 2);
+        reply_bulk_cstr(c, "type");
+        reply_bulk_cstr(c, "index");
+        reply_bulk_cstr(c, "spec");
+        reply_map(c, 1);
+        reply_bulk_cstr(c, "index");
+        reply_int(c, nspecs > 1 ? cmd->first_key + i : cmd->first_key);
+        reply_bulk_cstr(c, "find_keys");
+        reply_map(c, 2);
+        reply_bulk_cstr(c, "type");
+        reply_bulk_cstr(c, "range");
+        reply_bulk_cstr(c, "spec");
+        reply_map(c, 3);
+        reply_bulk_cstr(c, "lastkey");
+        if (nspecs > 1) {
+            reply_int(c, 0);
+        } else {
+            reply_int(c, cmd->last_key < 0 ? cmd->last_key : cmd->last_key - cmd->first_key);
+        }
+        reply_bulk_cstr(c, "keystep");
+        reply_int(c, nspecs > 1 ? 1 : cmd->key_step);
+        reply_bulk_cstr(c, "limit");
+        reply_int(c, 0);
+        p = bar ? bar + 1 : end;
+    }
 }
 
 static void reply_command_info(struct client *c, const struct kv_command *cmd) {
     size_t ns;
     const struct kv_command *subs = command_subcommands(cmd, &ns);
-    /* a container (CONFIG, CLIENT, ...) has neither flags nor keys of its own:
-     * its subcommands do, as Redis reports them */
+    /* a container (CONFIG, CLIENT, ...) has no keys of its own: its subcommands
+     * do; its row's flags are the ones Redis reports for it */
     reply_array(c, 10);
     reply_bulk_cstr(c, cmd->name);
     reply_int(c, cmd->arity);
-    reply_flags(c, subs ? 0 : cmd->flags);
+    reply_flags(c, cmd->flags);
     reply_int(c, subs ? 0 : cmd->first_key);
     reply_int(c, subs ? 0 : cmd->last_key);
     reply_int(c, subs ? 0 : cmd->key_step);
@@ -869,7 +871,7 @@ static void reply_command_info(struct client *c, const struct kv_command *cmd) {
 }
 
 static void reply_command_docs(struct client *c, const struct kv_command *cmd) {
-    const char *since = command_since(cmd->name);
+    const char *since = cmd->since;
     size_t ns;
     const struct kv_command *subs = command_subcommands(cmd, &ns);
     reply_map(c, 2 + (since != NULL) + (subs != NULL));
@@ -958,18 +960,21 @@ static void command_list(struct client *c) {
     }
 }
 
+/* COMMAND GETKEYS <full-command>: the key positions come from the table
+ * (command_keys), so the coordinator and this reply never disagree. */
 static void command_getkeys(struct client *c) {
-    const struct kv_command *cmd = command_lookup(c->argv[2].p, c->argv[2].len);
     int argc = c->argc - 2;
+    const struct kv_slice *argv = c->argv + 2;
+    const struct kv_command *cmd = command_lookup(argv[0].p, argv[0].len);
     size_t ns;
     if (cmd != NULL && argc >= 2 && command_subcommands(cmd, &ns) != NULL) {
-        cmd = command_lookup_sub(cmd, c->argv[3].p, c->argv[3].len);
+        cmd = command_resolve(argc, argv);
     }
     if (cmd == NULL) {
         reply_error(c, "ERR Invalid command specified");
         return;
     }
-    if (cmd->first_key <= 0) {
+    if (cmd->first_key <= 0 && (cmd->rules == NULL || cmd->rules->keys == NULL)) {
         reply_error(c, "ERR The command has no key arguments");
         return;
     }
@@ -977,20 +982,19 @@ static void command_getkeys(struct client *c) {
         reply_error(c, "ERR Invalid number of arguments specified for command");
         return;
     }
-    int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
-    int step = cmd->key_step > 0 ? cmd->key_step : 1;
-    if (last >= argc || cmd->first_key >= argc) {
+    int nkeys = command_keys(cmd, argc, argv, NULL, 0);
+    if (nkeys < 0) {
         reply_error(c, "ERR Invalid arguments specified for command");
         return;
     }
-    long long nkeys = 0;
-    for (int i = cmd->first_key; i <= last; i += step) {
-        nkeys++;
-    }
+    /* nkeys <= argc: the parser bounds argc */
+    int *pos = kv_malloc(sizeof(int) * (size_t)(nkeys > 0 ? nkeys : 1));
+    command_keys(cmd, argc, argv, pos, nkeys);
     reply_array(c, nkeys);
-    for (int i = cmd->first_key; i <= last; i += step) {
-        reply_bulk(c, c->argv[2 + i].p, c->argv[2 + i].len);
+    for (int i = 0; i < nkeys; i++) {
+        reply_bulk(c, argv[pos[i]].p, argv[pos[i]].len);
     }
+    kv_free(pos);
 }
 
 static const char *const command_help[] = {

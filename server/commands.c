@@ -1,8 +1,9 @@
-/* server/commands.c: the command table built from server/commands.def, lookup by
- * name, and the one path every command takes: process_command() (unknown command,
- * arity, auth, OOM, MULTI queueing) then call() (execute, time, stats, slow log,
- * MONITOR feed). Also the subcommand tables of the core's container commands
- * (CONFIG, CLIENT, COMMAND, SLOWLOG), error statistics, the slow log and MONITOR.
+/* server/commands.c: the command table built from server/commands.def (commands
+ * and subcommands, and the per-invocation rules: effective flags, key positions,
+ * redaction), lookup by name, and the one path every command takes:
+ * process_command() (unknown command, arity, auth, OOM, MULTI queueing) then call()
+ * (execute, time, stats, slow log, MONITOR feed). Also error statistics, the slow
+ * log and MONITOR. COMMAND's replies are cmd_server.c's, from these tables.
  *
  * HOW LOOKUP WORKS
  *   An open-addressing table of 512 slots over the lower-cased name's FNV-1a hash,
@@ -13,6 +14,7 @@
 #include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -20,104 +22,114 @@
 #include "server/server_int.h"
 
 /* ------------------------------------------------------------------------------
- * The table
+ * Rules: what a row's columns cannot say, read from one invocation's arguments
+ * (the rules column of server/commands.def; contracts in server.h).
  * ------------------------------------------------------------------------------ */
-static struct kv_command command_rows[] = {
-#define CMD(id, name_, arity_, flags_, first, last, step, group_, summary_)       \
-    {.name = name_, .proc = cmd_##id, .arity = arity_, .flags = (flags_),          \
-     .first_key = first, .last_key = last, .key_step = step, .group = group_,     \
-     .summary = summary_},
+/* Whether an argument from argv[from] on is one of the (lower-case) words. Option
+ * values never collide: where a word could follow EX/PX/... as a value, the
+ * command is a syntax error anyway, so the answer errs on the RMW side. */
+static int args_have_word(int argc, const struct kv_slice *argv, int from,
+                          const char *const *words) {
+    for (int i = from; i < argc; i++) {
+        for (int w = 0; words[w] != NULL; w++) {
+            size_t len = strlen(words[w]);
+            if (argv[i].len == len && strncasecmp(argv[i].p, words[w], len) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT|PXAT|KEEPTTL]: NX/XX decide on the
+ * key's existence, GET hands back the value it replaces. */
+static uint32_t set_flags(uint32_t flags, int argc, const struct kv_slice *argv) {
+    static const char *const rmw[] = {"nx", "xx", "get", NULL};
+    return args_have_word(argc, argv, 3, rmw) ? flags | CMD_RMW : flags;
+}
+
+/* EXPIRE key time [NX|XX|GT|LT] (and PEXPIRE, EXPIREAT, PEXPIREAT): the conditions
+ * decide on the key's current expiry. */
+static uint32_t expire_flags(uint32_t flags, int argc, const struct kv_slice *argv) {
+    static const char *const rmw[] = {"nx", "xx", "gt", "lt", NULL};
+    return args_have_word(argc, argv, 3, rmw) ? flags | CMD_RMW : flags;
+}
+
+/* GETEX key [EX|PX|EXAT|PXAT time|PERSIST]: with an option it changes the expiry
+ * of the value it returns (RMW, the row's flags); without, it is GET. */
+static uint32_t getex_flags(uint32_t flags, int argc, const struct kv_slice *argv) {
+    if (argc > 2) {
+        return flags;
+    }
+    return (flags & ~(uint32_t)(CMD_WRITE | CMD_RMW | CMD_DENYOOM)) | CMD_READONLY;
+}
+
+/* AUTH [username] password: every argument. */
+static int auth_redacted(int argc, const struct kv_slice *argv, int i) {
+    return i >= 1;
+}
+
+/* HELLO [protover [AUTH username password] [SETNAME name]]: the two arguments
+ * after AUTH. */
+static int hello_redacted(int argc, const struct kv_slice *argv, int i) {
+    for (int j = 2; j < argc && j < i; j++) {
+        if (argv[j].len == 4 && strncasecmp(argv[j].p, "auth", 4) == 0 &&
+            (i == j + 1 || i == j + 2)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const struct kv_command_rules set_rules = {.flags = set_flags};
+static const struct kv_command_rules expire_rules = {.flags = expire_flags};
+static const struct kv_command_rules getex_rules = {.flags = getex_flags};
+static const struct kv_command_rules auth_rules = {.redacted = auth_redacted};
+static const struct kv_command_rules hello_rules = {.redacted = hello_redacted};
+
+/* ------------------------------------------------------------------------------
+ * The tables: command_rows (one per CMD row, in file order) and subcommand_rows
+ * (one per SUBCMD row; a container's rows follow each other, as in the file).
+ * ------------------------------------------------------------------------------ */
+enum command_index {
+#define CMD(id, ...) CMDIX_##id,
+#include "server/commands.def"
+#undef CMD
+    NCOMMANDS
+};
+
+static struct kv_command command_rows[NCOMMANDS] = {
+#define CMD(id, name_, arity_, flags_, first, last, step, keyspecs_, rules_, since_, group_,  \
+            summary_)                                                                     \
+    {.name = name_, .proc = cmd_##id, .arity = arity_, .flags = (flags_),                 \
+     .first_key = first, .last_key = last, .key_step = step, .key_specs = keyspecs_,      \
+     .rules = rules_, .since = since_, .group = group_, .summary = summary_},
 #include "server/commands.def"
 #undef CMD
 };
-#define NCOMMANDS (sizeof(command_rows) / sizeof(command_rows[0]))
 
-/* Subcommands of container commands: arity, flags and key positions checked
- * before the parent's handler runs (the handler dispatches on argv[1] itself),
- * stats kept per subcommand ("config|get"). Flags are Redis 7.0's. OBJECT and
- * MEMORY are the keyspace family's handlers; their tables live here with the
- * others so COMMAND and the arity errors treat every container alike. */
-#define SUBK(parent, sub, arity_, flags_, first, last, step, summary_)          \
-    {.name = parent "|" sub, .proc = NULL, .arity = arity_, .flags = (flags_),   \
-     .first_key = first, .last_key = last, .key_step = step, .group = NULL,     \
-     .summary = summary_}
-#define SUB(parent, sub, arity_, flags_, summary_) SUBK(parent, sub, arity_, flags_, 0, 0, 0, summary_)
-#define ADM (CMD_ADMIN | CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
-#define CONN (CMD_NOSCRIPT | CMD_LOADING | CMD_STALE)
-#define LS (CMD_LOADING | CMD_STALE)
-static struct kv_command sub_config[] = {
-    SUB("config", "get", -3, ADM, "Returns the effective values of configuration parameters."),
-    SUB("config", "set", -4, ADM, "Sets configuration parameters in-flight."),
-    SUB("config", "resetstat", 2, ADM, "Resets the server's statistics."),
-    SUB("config", "rewrite", 2, ADM, "Persists the effective configuration to file."),
-    SUB("config", "help", 2, LS, "Returns helpful text about the different subcommands."),
+static struct kv_command subcommand_rows[] = {
+#define CMD(...)
+#define SUBCMD(parent_, name_, arity_, flags_, first, last, step, keyspecs_, rules_, since_, \
+               summary_)                                                                  \
+    {.name = #parent_ "|" name_, .proc = cmd_##parent_, .arity = arity_, .flags = (flags_), \
+     .first_key = first, .last_key = last, .key_step = step, .key_specs = keyspecs_,       \
+     .rules = rules_, .since = since_, .summary = summary_,                               \
+     .parent = &command_rows[CMDIX_##parent_]},
+#include "server/commands.def"
+#undef SUBCMD
+#undef CMD
 };
-static struct kv_command sub_client[] = {
-    SUB("client", "id", 2, CONN, "Returns the unique client ID of the connection."),
-    SUB("client", "setname", 3, CONN, "Sets the connection name."),
-    SUB("client", "getname", 2, CONN, "Returns the name of the connection."),
-    SUB("client", "setinfo", 4, CONN, "Sets information specific to the client or connection."),
-    SUB("client", "list", -2, ADM, "Lists open connections."),
-    SUB("client", "info", 2, CONN, "Returns information about the connection."),
-    SUB("client", "kill", -3, ADM, "Terminates open connections."),
-    SUB("client", "no-evict", 3, ADM, "Sets the client eviction mode of the connection."),
-    SUB("client", "no-touch", 3, CONN, "Controls whether commands sent by the client affect the LRU/LFU of accessed keys."),
-    SUB("client", "reply", 3, CONN, "Instructs the server whether to reply to commands."),
-    SUB("client", "help", 2, LS, "Returns helpful text about the different subcommands."),
-};
-static struct kv_command sub_command[] = {
-    SUB("command", "count", 2, LS, "Returns a count of commands."),
-    SUB("command", "docs", -2, LS, "Returns documentary information about one, multiple or all commands."),
-    SUB("command", "getkeys", -3, LS, "Extracts the key names from an arbitrary command."),
-    SUB("command", "info", -2, LS, "Returns information about one, multiple or all commands."),
-    SUB("command", "list", -2, LS, "Returns a list of command names."),
-    SUB("command", "help", 2, LS, "Returns helpful text about the different subcommands."),
-};
-static struct kv_command sub_slowlog[] = {
-    SUB("slowlog", "get", -2, CMD_ADMIN | LS, "Returns the slow log's entries."),
-    SUB("slowlog", "len", 2, CMD_ADMIN | LS, "Returns the number of entries in the slow log."),
-    SUB("slowlog", "reset", 2, CMD_ADMIN | LS, "Clears all entries from the slow log."),
-    SUB("slowlog", "help", 2, LS, "Show helpful text about the different subcommands"),
-};
-static struct kv_command sub_object[] = {
-    SUBK("object", "encoding", 3, CMD_READONLY, 2, 2, 1, "Returns the internal encoding of a Redis object."),
-    SUBK("object", "freq", 3, CMD_READONLY, 2, 2, 1, "Returns the logarithmic access frequency counter of a Redis object."),
-    SUBK("object", "idletime", 3, CMD_READONLY, 2, 2, 1, "Returns the time since the last access to a Redis object."),
-    SUBK("object", "refcount", 3, CMD_READONLY, 2, 2, 1, "Returns the reference count of a value of a key."),
-    SUB("object", "help", 2, LS, "Returns helpful text about the different subcommands."),
-};
-static struct kv_command sub_memory[] = {
-    SUB("memory", "doctor", 2, 0, "Outputs a memory problems report."),
-    SUB("memory", "malloc-stats", 2, 0, "Returns the allocator statistics."),
-    SUB("memory", "purge", 2, 0, "Asks the allocator to release memory."),
-    SUB("memory", "stats", 2, 0, "Returns details about memory usage."),
-    SUBK("memory", "usage", -3, CMD_READONLY, 2, 2, 1, "Estimates the memory usage of a key."),
-    SUB("memory", "help", 2, LS, "Returns helpful text about the different subcommands."),
-};
-#undef SUB
-#undef SUBK
-#undef LS
+#define NSUBCOMMANDS (sizeof(subcommand_rows) / sizeof(subcommand_rows[0]))
 
-struct subtable {
-    const char *parent;
-    struct kv_command *rows;
-    size_t n;
-    const struct kv_command *parent_cmd;
-};
-static struct subtable subtables[] = {
-    {"config", sub_config, sizeof(sub_config) / sizeof(sub_config[0]), NULL},
-    {"client", sub_client, sizeof(sub_client) / sizeof(sub_client[0]), NULL},
-    {"command", sub_command, sizeof(sub_command) / sizeof(sub_command[0]), NULL},
-    {"slowlog", sub_slowlog, sizeof(sub_slowlog) / sizeof(sub_slowlog[0]), NULL},
-    {"object", sub_object, sizeof(sub_object) / sizeof(sub_object[0]), NULL},
-    {"memory", sub_memory, sizeof(sub_memory) / sizeof(sub_memory[0]), NULL},
-};
-#define NSUBTABLES (sizeof(subtables) / sizeof(subtables[0]))
+/* A container's subcommands: subcommand_rows[first .. first + n) (n 0: none). */
+static struct {
+    uint16_t first, n;
+} sub_range[NCOMMANDS];
 
 #define LOOKUP_SLOTS 512
 static struct kv_command *lookup_slots[LOOKUP_SLOTS];
 static uint8_t lookup_lens[LOOKUP_SLOTS];
-static struct subtable *sub_of[NCOMMANDS];
 
 static unsigned char lower_tab[256];
 
@@ -154,17 +166,21 @@ void commands_init(void) {
         }
         lookup_slots[slot] = cmd;
         lookup_lens[slot] = (uint8_t)len;
-        sub_of[i] = NULL;
-        for (size_t t = 0; t < NSUBTABLES; t++) {
-            if (strcmp(subtables[t].parent, cmd->name) == 0) {
-                sub_of[i] = &subtables[t];
-                subtables[t].parent_cmd = cmd;
-                for (size_t k = 0; k < subtables[t].n; k++) {
-                    subtables[t].rows[k].proc = cmd->proc;
-                    subtables[t].rows[k].group = cmd->group;
-                }
-            }
+        sub_range[i].first = sub_range[i].n = 0;
+    }
+    for (size_t k = 0; k < NSUBCOMMANDS; k++) {
+        struct kv_command *sub = &subcommand_rows[k];
+        size_t i = (size_t)(sub->parent - command_rows);
+        if (sub_range[i].n == 0) {
+            sub_range[i].first = (uint16_t)k;
+        } else if (sub_range[i].first + sub_range[i].n != k) {
+            /* a programming error in commands.def: caught by every test run */
+            fprintf(stderr, "commands.def: the SUBCMD rows of %s are not together\n",
+                    sub->parent->name);
+            abort();
         }
+        sub_range[i].n++;
+        sub->group = sub->parent->group;
     }
 }
 
@@ -191,13 +207,17 @@ struct kv_command *command_table(size_t *count) {
 }
 
 const struct kv_command *command_subcommands(const struct kv_command *cmd, size_t *count) {
-    size_t i = (size_t)(cmd - command_rows);
-    if (i >= NCOMMANDS || sub_of[i] == NULL) {
+    if (cmd->parent != NULL) { /* a subcommand has none */
         *count = 0;
         return NULL;
     }
-    *count = sub_of[i]->n;
-    return sub_of[i]->rows;
+    size_t i = (size_t)(cmd - command_rows); /* every other row is in command_rows */
+    if (i >= NCOMMANDS || sub_range[i].n == 0) {
+        *count = 0;
+        return NULL;
+    }
+    *count = sub_range[i].n;
+    return &subcommand_rows[sub_range[i].first];
 }
 
 const struct kv_command *command_lookup_sub(const struct kv_command *parent, const char *name,
@@ -214,23 +234,77 @@ const struct kv_command *command_lookup_sub(const struct kv_command *parent, con
     return NULL;
 }
 
+const struct kv_command *command_resolve(int argc, const struct kv_slice *argv) {
+    if (argc < 1) {
+        return NULL;
+    }
+    const struct kv_command *cmd = command_lookup(argv[0].p, argv[0].len);
+    size_t nsub;
+    if (cmd == NULL || command_subcommands(cmd, &nsub) == NULL) {
+        return cmd;
+    }
+    if (argc < 2) {
+        /* COMMAND alone runs; the other containers need a subcommand */
+        return cmd->arity == -1 ? cmd : NULL;
+    }
+    return command_lookup_sub(cmd, argv[1].p, argv[1].len);
+}
+
+uint32_t command_effective_flags(const struct kv_command *cmd, int argc,
+                                 const struct kv_slice *argv) {
+    if (cmd->rules != NULL && cmd->rules->flags != NULL) {
+        return cmd->rules->flags(cmd->flags, argc, argv);
+    }
+    return cmd->flags;
+}
+
+int command_keys(const struct kv_command *cmd, int argc, const struct kv_slice *argv, int *pos,
+                 int max) {
+    if (cmd->rules != NULL && cmd->rules->keys != NULL) {
+        return cmd->rules->keys(argc, argv, pos, max);
+    }
+    if (cmd->first_key <= 0) {
+        return 0;
+    }
+    int last = cmd->last_key < 0 ? argc + cmd->last_key : cmd->last_key;
+    int step = cmd->key_step > 0 ? cmd->key_step : 1;
+    if (last >= argc || cmd->first_key >= argc) {
+        return -1;
+    }
+    int n = 0;
+    for (int i = cmd->first_key; i <= last; i += step) {
+        if (n < max) {
+            pos[n] = i;
+        }
+        n++;
+    }
+    return n;
+}
+
+int command_arg_redacted(const struct kv_command *cmd, int argc, const struct kv_slice *argv,
+                         int i) {
+    if (i == 0 || cmd == NULL || cmd->rules == NULL || cmd->rules->redacted == NULL) {
+        return 0;
+    }
+    return cmd->rules->redacted(argc, argv, i);
+}
+
 void commands_reset_stats(void) {
     for (size_t i = 0; i < NCOMMANDS; i++) {
         struct kv_command *cmd = &command_rows[i];
         cmd->calls = cmd->usec = cmd->rejected_calls = cmd->failed_calls = 0;
     }
-    for (size_t t = 0; t < NSUBTABLES; t++) {
-        for (size_t k = 0; k < subtables[t].n; k++) {
-            struct kv_command *cmd = &subtables[t].rows[k];
-            cmd->calls = cmd->usec = cmd->rejected_calls = cmd->failed_calls = 0;
-        }
+    for (size_t k = 0; k < NSUBCOMMANDS; k++) {
+        struct kv_command *cmd = &subcommand_rows[k];
+        cmd->calls = cmd->usec = cmd->rejected_calls = cmd->failed_calls = 0;
     }
     errorstat_reset();
 }
 
 /* ACL categories as Redis reports them (in Redis's category bit order: keyspace,
  * read, write, hash, string, admin, fast, slow, dangerous, connection,
- * transaction), derived from flags and group. A container reports @slow only. */
+ * transaction), derived from flags and group, plus the CMD_ACL_* flags for the
+ * ones Redis sets by hand. A container reports @slow (and CMD_ACL_*) only. */
 const char *command_acl_categories(const struct kv_command *cmd, const char **out, int max,
                                    int *n) {
     int k = 0;
@@ -238,22 +312,27 @@ const char *command_acl_categories(const struct kv_command *cmd, const char **ou
     do {                                                                         \
         if (k < max) out[k++] = (s);                                             \
     } while (0)
+    uint32_t f = cmd->flags;
     size_t nsub;
     if (command_subcommands(cmd, &nsub) != NULL) {
         ADD("@slow");
+        if (f & CMD_ACL_CONNECTION) ADD("@connection");
         *n = k;
         return NULL;
     }
     const char *g = cmd->group ? cmd->group : "";
-    if (strcmp(g, "generic") == 0 && cmd->first_key > 0) ADD("@keyspace");
-    if (cmd->flags & CMD_READONLY) ADD("@read");
-    if (cmd->flags & CMD_WRITE) ADD("@write");
+    if ((strcmp(g, "generic") == 0 && cmd->first_key > 0) ||
+        (f & (CMD_KEYSPACE_FANOUT | CMD_ACL_KEYSPACE))) {
+        ADD("@keyspace");
+    }
+    if (f & CMD_READONLY) ADD("@read");
+    if (f & CMD_WRITE) ADD("@write");
     if (strcmp(g, "hash") == 0) ADD("@hash");
     if (strcmp(g, "string") == 0) ADD("@string");
-    if (cmd->flags & CMD_ADMIN) ADD("@admin");
-    ADD((cmd->flags & CMD_FAST) ? "@fast" : "@slow");
-    if (cmd->flags & CMD_ADMIN) ADD("@dangerous");
-    if (strcmp(g, "connection") == 0) ADD("@connection");
+    if (f & (CMD_ADMIN | CMD_ACL_ADMIN)) ADD("@admin");
+    ADD((f & CMD_FAST) ? "@fast" : "@slow");
+    if (f & (CMD_ADMIN | CMD_ACL_DANGEROUS)) ADD("@dangerous");
+    if (strcmp(g, "connection") == 0 || (f & CMD_ACL_CONNECTION)) ADD("@connection");
     if (strcmp(g, "transactions") == 0) ADD("@transaction");
 #undef ADD
     *n = k;
@@ -302,29 +381,6 @@ int errorstat_iter(int i, const char **code, long long *count) {
 
 void errorstat_reset(void) {
     nerrstats = 0;
-}
-
-/* ------------------------------------------------------------------------------
- * Redaction: AUTH's arguments and HELLO's AUTH pair never reach the slow log or
- * MONITOR.
- * ------------------------------------------------------------------------------ */
-static int arg_redacted(const struct kv_command *cmd, int argc, const struct kv_slice *argv,
-                        int i) {
-    if (i == 0) {
-        return 0;
-    }
-    if (cmd->proc == cmd_auth) {
-        return 1;
-    }
-    if (cmd->proc == cmd_hello) {
-        for (int j = 2; j < argc && j < i; j++) {
-            if (argv[j].len == 4 && strncasecmp(argv[j].p, "auth", 4) == 0 &&
-                (i == j + 1 || i == j + 2)) {
-                return 1;
-            }
-        }
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------------------
@@ -386,7 +442,7 @@ void slowlog_push(struct client *c, long long duration) {
         if (argc != c->argc && i == argc - 1) {
             int len = snprintf(buf, sizeof(buf), "... (%d more arguments)", c->argc - argc + 1);
             e->argv[i] = slow_copy(buf, (size_t)len);
-        } else if (arg_redacted(c->cmd, c->argc, c->argv, i)) {
+        } else if (command_arg_redacted(c->cmd, c->argc, c->argv, i)) {
             e->argv[i] = slow_copy("(redacted)", 10);
         } else if (c->argv[i].len > SLOWLOG_MAX_STRING) {
             memcpy(buf, c->argv[i].p, SLOWLOG_MAX_STRING);
@@ -487,7 +543,7 @@ void monitor_feed(struct client *c, int argc, const struct kv_slice *argv) {
                                 c->db_id, c->fd < 0 ? "lua" : c->addr);
     for (int i = 0; i < argc; i++) {
         line[n++] = ' ';
-        if (arg_redacted(c->cmd, argc, argv, i)) {
+        if (command_arg_redacted(c->cmd, argc, argv, i)) {
             n += kv_repr(line + n, cap - n, "(redacted)", 10);
         } else {
             n += kv_repr(line + n, cap - n, argv[i].p, argv[i].len);
@@ -666,7 +722,7 @@ void process_command(struct client *c) {
     if (persist_on()) {
         const char *werr = persist_write_error();
         int writes = (run->flags & CMD_WRITE) ||
-                     (run->proc == cmd_exec && (c->flags & CLIENT_MULTI) &&
+                     ((run->flags & CMD_RUNS_QUEUED) && (c->flags & CLIENT_MULTI) &&
                       (c->multi_flags & CMD_WRITE));
         if (werr && writes) {
             char msg[512];
@@ -678,7 +734,7 @@ void process_command(struct client *c) {
     if (server.maxmemory > 0 || persist_on()) {
         int oom = ks_evict_if_needed() == -1;
         int denyoom = (run->flags & CMD_DENYOOM) ||
-                      (run->proc == cmd_exec && (c->flags & CLIENT_MULTI) &&
+                      ((run->flags & CMD_RUNS_QUEUED) && (c->flags & CLIENT_MULTI) &&
                        c->multi_flags & CMD_DENYOOM);
         if (oom && denyoom) {
             reject(c, (struct kv_command *)run,

@@ -44,9 +44,38 @@ void kv_alloc_thread_register(void);
 void kv_alloc_thread_unregister(void);
 
 /* ------------------------------------------------------------------------------
- * Commands
+ * Commands: the table of server/commands.def (its header documents the columns).
+ *
+ * Classes, as the cluster's coordinator sees them: every row that runs has exactly
+ * one of
+ *   keyed read    CMD_READONLY, key positions: read the keys, change nothing
+ *   keyed write   CMD_WRITE, key positions: read the keys, ship what it writes;
+ *                 CMD_RMW when it must see the latest version (see below)
+ *   fanout        CMD_KEYSPACE_FANOUT, no key positions: SCAN KEYS DBSIZE RANDOMKEY
+ *                 (READONLY) and FLUSHDB FLUSHALL (WRITE) visit every key
+ *   node-local    CMD_NODE_LOCAL: runs on the node the client is connected to and
+ *                 changes no key: connection state (PING AUTH SELECT CLIENT HELLO
+ *                 MULTI/EXEC ...), administration (CONFIG INFO DEBUG SLOWLOG SAVE
+ *                 SHUTDOWN ...), introspection (COMMAND, MEMORY STATS). WATCH is
+ *                 node-local yet names keys: connection state about them.
+ * A container (CONFIG, OBJECT, ...) is classified by its subcommands; one whose
+ * subcommands differ (OBJECT, MEMORY) has no class itself and never runs as such.
+ *
+ * Read-modify-write (CMD_RMW): what the command writes, or whether it writes,
+ * depends on what it reads from a key (INCR*, DECR*, APPEND, SETRANGE, SETNX,
+ * MSETNX, RENAMENX, HSETNX, HINCRBY*, RENAME and COPY, whose written value is the
+ * one read), or its reply hands back the value its write replaces or keeps
+ * (GETSET, GETDEL, GETEX with an option). Conditionally, from the arguments (see
+ * command_effective_flags): SET with NX, XX or GET; EXPIRE PEXPIRE EXPIREAT
+ * PEXPIREAT with NX, XX, GT or LT. A key's value and its expiry are judged as two
+ * attributes: writing one without reading it is a blind write even if the other
+ * is kept (SET KEEPTTL, EXPIRE, PERSIST), and replies that only count or report
+ * existence (DEL, HDEL, EXPIRE's 0/1) do not make a command RMW. A coordinator
+ * applies an RMW on the latest version (consensus when W + R > N) and never runs
+ * it twice; blind writes are last-write-wins.
  * ------------------------------------------------------------------------------ */
 enum {
+    /* Redis's flags, reported by COMMAND INFO under Redis's names */
     CMD_WRITE = 1u << 0,
     CMD_READONLY = 1u << 1,
     CMD_DENYOOM = 1u << 2,      /* may grow memory: refused with -OOM when over maxmemory */
@@ -61,34 +90,86 @@ enum {
     CMD_MAY_REPLICATE = 1u << 11,
     CMD_NO_MULTI = 1u << 12,    /* refused inside MULTI */
     CMD_ALLOW_BUSY = 1u << 13,
-    CMD_PROTECTED = 1u << 14,
+    CMD_NO_ASYNC_LOADING = 1u << 20, /* Redis: refused during async loading (kvd: none) */
+    /* kvd's own flags: never in COMMAND INFO (client libraries parse it) */
+    CMD_PROTECTED = 1u << 14,   /* gated by enable-debug-command */
     CMD_MULTI_CTL = 1u << 15,   /* MULTI/EXEC/DISCARD/WATCH/QUIT/RESET: not queued */
+    CMD_RMW = 1u << 16,         /* read-modify-write (above) */
+    CMD_KEYSPACE_FANOUT = 1u << 17, /* keyless, visits the whole key space */
+    CMD_NODE_LOCAL = 1u << 18,  /* node-local: connection, administration */
+    CMD_RUNS_QUEUED = 1u << 19, /* EXEC: write checks use the queued commands' flags */
+    /* ACL categories Redis gives by hand, beyond what flags and group imply */
+    CMD_ACL_ADMIN = 1u << 21,       /* @admin without CMD_ADMIN (LASTSAVE) */
+    CMD_ACL_DANGEROUS = 1u << 22,   /* @dangerous without CMD_ADMIN (KEYS, FLUSHDB, INFO) */
+    CMD_ACL_CONNECTION = 1u << 23,  /* @connection outside group connection (COMMAND) */
+    CMD_ACL_KEYSPACE = 1u << 24,    /* @keyspace the group does not give (OBJECT HELP) */
 };
 
+struct kv_command;
 typedef void kv_cmd_proc(struct client *c);
 
+/* The rules column of a row: functions that read one invocation's arguments where
+ * the row's fixed columns cannot say. Any of them may be NULL. argv[0] is the
+ * command's name (for a subcommand, argv[1] is the subcommand's); argc has passed
+ * the arity check. Pure: no side effects, called on any thread. */
+struct kv_command_rules {
+    /* This invocation's flags, from the row's (e.g. adds CMD_RMW for SET NX). */
+    uint32_t (*flags)(uint32_t row_flags, int argc, const struct kv_slice *argv);
+    /* Key positions for a command first/last/step cannot describe: writes at most
+     * max positions to pos, returns how many there are, or -1 when argv is not a
+     * valid invocation. No row needs one today. */
+    int (*keys)(int argc, const struct kv_slice *argv, int *pos, int max);
+    /* Whether argument i (i >= 1) is a secret, shown as "(redacted)" in the slow
+     * log and MONITOR. */
+    int (*redacted)(int argc, const struct kv_slice *argv, int i);
+};
+
 struct kv_command {
-    const char *name;       /* lower case, as COMMAND reports it */
-    kv_cmd_proc *proc;
+    const char *name;       /* lower case, as COMMAND reports it; "parent|sub" */
+    kv_cmd_proc *proc;      /* a subcommand's is its parent's */
     int arity;              /* Redis convention: -N means at least N */
     uint32_t flags;         /* CMD_* */
     int first_key, last_key, key_step; /* key positions; 0,0,0 when none */
-    const char *group;      /* "string", "keyspace", "hash", "connection", ... */
+    const char *key_specs;  /* COMMAND INFO key specs (commands.def), NULL: none */
+    const struct kv_command_rules *rules; /* NULL, or per-invocation rules */
+    const char *since;      /* Redis version that introduced it */
+    const char *group;      /* "string", "generic", "hash", "connection", ... */
     const char *summary;    /* one line for COMMAND DOCS */
+    const struct kv_command *parent; /* a subcommand's container, else NULL */
     /* statistics (INFO commandstats) */
     long long calls, usec, rejected_calls, failed_calls;
 };
 
 /* Declares every handler cmd_<name> of server/commands.def. */
-#define CMD(id, name, arity, flags, first, last, step, group, summary)           \
+#define CMD(id, name, arity, flags, first, last, step, keyspecs, rules, since, group, summary) \
     void cmd_##id(struct client *c);
 #include "server/commands.def"
 #undef CMD
 
 /* Looks a command up by name, case-insensitively; NULL when unknown. */
 struct kv_command *command_lookup(const char *name, size_t len);
-/* The whole table (for COMMAND, INFO commandstats). */
+/* The top-level rows (for COMMAND, INFO commandstats); subcommands through
+ * command_subcommands (server_int.h). */
 struct kv_command *command_table(size_t *count);
+/* The row that runs argv: the command's, or for a container its subcommand's
+ * (argv[1]). NULL when the name or the subcommand is unknown, or when a
+ * container is given no subcommand. No arity check. */
+const struct kv_command *command_resolve(int argc, const struct kv_slice *argv);
+/* The flags of this invocation of cmd (a row command_resolve returned; argc checked
+ * against its arity): the row's flags, adjusted by its rules (CMD_RMW for SET NX,
+ * EXPIRE GT, GETEX EX; GETEX without options is a read). The coordinator asks this,
+ * never cmd->flags, for the class and CMD_RMW. */
+uint32_t command_effective_flags(const struct kv_command *cmd, int argc,
+                                 const struct kv_slice *argv);
+/* The key positions of this invocation (argv indexes), as COMMAND GETKEYS reports
+ * them: writes at most max to pos and returns how many there are; 0 for a command
+ * without keys; -1 when argv is too short for the row's key positions. */
+int command_keys(const struct kv_command *cmd, int argc, const struct kv_slice *argv, int *pos,
+                 int max);
+/* Whether argument i of this invocation is a secret (AUTH's arguments, HELLO's
+ * AUTH pair): the slow log and MONITOR show "(redacted)" instead. */
+int command_arg_redacted(const struct kv_command *cmd, int argc, const struct kv_slice *argv,
+                         int i);
 
 /* ------------------------------------------------------------------------------
  * Clients
