@@ -11,7 +11,12 @@
 
 /* ---- the drop rules ---------------------------------------------------------------------- */
 
-bool tombstone_grace_over(const struct entry_value *ev, uint64_t grace_ms, uint64_t now_ms)
+/* Whether a tombstone with this entry value is past its grace period at now_ms:
+ * timestamp 0 always (no age to keep it for); else once
+ * max(expire_at, LSM_HLC_MS(write_ts)) + grace_ms <= now_ms (no overflow for any
+ * inputs, so gc_grace_ms = UINT64_MAX keeps tombstones forever). */
+static bool tombstone_grace_over(const struct entry_value *ev, uint64_t grace_ms,
+                                 uint64_t now_ms)
 {
     if (ev->write_ts == 0) {
         return true; /* no age to keep it for (old files, filtered values) */

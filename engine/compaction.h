@@ -95,9 +95,4 @@ enum filter_verdict entry_filter_apply(struct entry_filter *f, const char **ikey
                                        void *ctx);
 void entry_filter_free(struct entry_filter *f);
 
-/* Whether a tombstone with this entry value is past its grace period at now_ms:
- * timestamp 0 always; else when max(expire_at, LSM_HLC_MS(write_ts)) + grace_ms <=
- * now_ms (no overflow for any inputs). */
-bool tombstone_grace_over(const struct entry_value *ev, uint64_t grace_ms, uint64_t now_ms);
-
 #endif

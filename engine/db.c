@@ -83,7 +83,8 @@ uint64_t db_smallest_snapshot(const struct lsm_db *db)
     return atomic_load(&((struct lsm_db *)db)->last_seq);
 }
 
-void db_set_bg_error(struct lsm_db *db, int rc, const struct lsm_err *err)
+/* Records a sticky background error (first one wins) and wakes everyone. mu held. */
+static void db_set_bg_error(struct lsm_db *db, int rc, const struct lsm_err *err)
 {
     if (db->bg_error == LSM_OK && rc != LSM_OK) {
         db->bg_error = rc;

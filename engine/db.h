@@ -109,9 +109,6 @@ struct lsm_db {
     struct db_counters st;
 };
 
-/* Records a sticky background error (first one wins) and wakes everyone. mu held. */
-void db_set_bg_error(struct lsm_db *db, int rc, const struct lsm_err *err);
-
 /* Flushes db->imm to an L0 table if there is one; called by the background thread
  * (also from inside a long compaction so that writers do not stall). mu not held. */
 int db_flush_imm(struct lsm_db *db);

@@ -119,8 +119,7 @@ size_t ikey_encode(char *dst, const char *user_key, size_t user_key_len, uint64_
  * neither LSM_KIND_DELETE nor LSM_KIND_VALUE. */
 bool ikey_decode(const char *ikey, size_t len, struct ikey *out);
 
-/* User key of an internal key (len >= 8 is the caller's promise). */
-static inline size_t ikey_user_len(size_t ikey_len) { return ikey_len - IKEY_TRAILER_LEN; }
+/* Trailer of an internal key (len >= 8 is the caller's promise). */
 static inline uint64_t ikey_trailer_of(const char *ikey, size_t len)
 {
     return dec_fixed64(ikey + len - IKEY_TRAILER_LEN);

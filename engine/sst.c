@@ -260,11 +260,6 @@ int sst_builder_add(struct sst_builder *b, const char *ikey, size_t ikey_len,
     return b->status;
 }
 
-uint64_t sst_builder_num_entries(const struct sst_builder *b)
-{
-    return b->props.num_entries;
-}
-
 uint64_t sst_builder_file_size(const struct sst_builder *b)
 {
     return b->f->size + b->out.len + block_builder_estimate(&b->data) +

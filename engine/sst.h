@@ -71,7 +71,6 @@ int sst_builder_create(const char *path, const struct sst_options *opt,
  * Writes a data block when one is full. Errors are sticky. */
 int sst_builder_add(struct sst_builder *b, const char *ikey, size_t ikey_len,
                     const char *value, size_t value_len);
-uint64_t sst_builder_num_entries(const struct sst_builder *b);
 /* Bytes the file would have if finished now (approximately). */
 uint64_t sst_builder_file_size(const struct sst_builder *b);
 /* Writes the last data block, filter, properties, index and footer; fsyncs the file

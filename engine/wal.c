@@ -489,11 +489,6 @@ uint64_t wal_reader_record_offset(const struct wal_reader *r)
     return r->last_off;
 }
 
-uint64_t wal_reader_log_number(const struct wal_reader *r)
-{
-    return r->log_number;
-}
-
 void wal_reader_close(struct wal_reader **rp)
 {
     struct wal_reader *r = *rp;

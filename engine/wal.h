@@ -87,7 +87,6 @@ void wal_reader_end(const struct wal_reader *r, uint64_t *valid_end, bool *torn)
 const char *wal_reader_tail_reason(const struct wal_reader *r);
 /* Offset of the start of the record last returned (its first fragment). */
 uint64_t wal_reader_record_offset(const struct wal_reader *r);
-uint64_t wal_reader_log_number(const struct wal_reader *r);
 void wal_reader_close(struct wal_reader **r);
 
 #endif
