@@ -28,7 +28,7 @@
 #include "engine/status.h"
 
 #define WAL_BLOCK_SIZE 32768
-#define WAL_HEADER_SIZE 16   /* segment header */
+#define WAL_HEADER_SIZE 16    /* segment header */
 #define WAL_FRAGMENT_HEADER 7 /* crc32c:u32le length:u16le type:u8 */
 
 struct wal_writer;
