@@ -6,9 +6,11 @@
  * of the node field (and old bytes without it) is tested in engine/dbformat_test.c. */
 #include "engine/engine.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <unistd.h>
 
+#include "engine/wal.h"
 #include "tests/test.h"
 
 static char tmpl_dir[256];
@@ -146,6 +148,88 @@ static void test_node_survives_wal_replay_memtable_flush_compaction_and_reopen(v
     lsm_close(&db);
     CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
     check_all_nodes(db); /* reopened tables */
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
+/* Appends one WAL batch record: kind klen key vlen entry_value (README "WAL records"). */
+static size_t old_record(char *p, int kind, const char *key, const char *ev, size_t evlen)
+{
+    size_t n = 0, kl = strlen(key);
+    p[n++] = (char)kind;
+    p[n++] = (char)kl;
+    memcpy(p + n, key, kl);
+    n += kl;
+    p[n++] = (char)evlen;
+    memcpy(p + n, ev, evlen);
+    return n + evlen;
+}
+
+/* A WAL segment written byte by byte as the engine wrote it before the node field
+ * (flags without bit 2) replays with node 0 and every other field intact. */
+static void test_old_format_wal_replays_with_node_zero(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    o.gc_grace_ms = UINT64_MAX;
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    lsm_close(&db);
+    /* the lowest-numbered segment is the one the MANIFEST's log number names */
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    unsigned long long lowest = ~0ull;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long num;
+        char tail[8];
+        if (sscanf(e->d_name, "%llu.%7s", &num, tail) == 2 && strcmp(tail, "log") == 0 &&
+            num < lowest) {
+            lowest = num;
+        }
+    }
+    closedir(d);
+    CHECK(lowest != ~0ull);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%06llu.log", dir, lowest);
+
+    /* value: flags 0x03, expire_at, write_ts 0x2A0000, "val"; tombstone: flags 0x02,
+     * write_ts 0x2B0000 */
+    uint64_t exp = fake_now + 3600000;
+    char value_ev[1 + 8 + 8 + 3] = {0x03};
+    memcpy(value_ev + 1, &exp, 8); /* x86: little-endian */
+    memcpy(value_ev + 9, "\x00\x00\x2A\x00\x00\x00\x00\x00", 8);
+    memcpy(value_ev + 17, "val", 3);
+    static const char tomb_ev[] = "\x02\x00\x00\x2B\x00\x00\x00\x00\x00";
+    char batch[128] = {0};
+    batch[0] = 1; /* seq:u64le = 1, count:u32le = 2 */
+    batch[8] = 2;
+    size_t n = 12;
+    n += old_record(batch + n, 1, "oldval", value_ev, sizeof(value_ev));
+    n += old_record(batch + n, 0, "olddel", tomb_ev, sizeof(tomb_ev) - 1);
+    struct wal_writer_options wo = {.log_number = lowest};
+    struct wal_writer *w;
+    CHECK_EQ_INT(wal_writer_create(path, &wo, &w, NULL), LSM_OK);
+    CHECK_EQ_INT(wal_writer_append(w, batch, n, NULL), LSM_OK);
+    CHECK_EQ_INT(wal_writer_close(&w, true, NULL), LSM_OK);
+
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    for (int pass = 0; pass < 2; pass++) { /* replayed, then compacted */
+        struct got g = get(db, "oldval", 1, NULL);
+        CHECK_EQ_INT(g.rc, LSM_OK);
+        CHECK_EQ_INT(g.deleted, 0);
+        CHECK_EQ_MEM(g.val, g.len, "val", 3);
+        CHECK_EQ_INT(g.expire_at, exp);
+        CHECK_EQ_INT(g.timestamp, 0x2A0000);
+        CHECK_EQ_INT(g.node, 0);
+        g = get(db, "olddel", 1, NULL);
+        CHECK_EQ_INT(g.rc, LSM_OK);
+        CHECK_EQ_INT(g.deleted, 1);
+        CHECK_EQ_INT(g.timestamp, 0x2B0000);
+        CHECK_EQ_INT(g.node, 0);
+        CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    }
     lsm_close(&db);
     remove_dir(dir);
 }
@@ -673,6 +757,7 @@ static void test_model_tombstones_and_bounds_match_a_map(void)
 int main(void)
 {
     TEST_RUN(test_node_survives_wal_replay_memtable_flush_compaction_and_reopen);
+    TEST_RUN(test_old_format_wal_replays_with_node_zero);
     TEST_RUN(test_get_without_tombstones_option_hides_deletes_as_before);
     TEST_RUN(test_get_include_tombstones_returns_newest_tombstone_with_meta);
     TEST_RUN(test_iter_include_tombstones_yields_newest_version_only);
