@@ -977,7 +977,9 @@ static void del_generic(int db_id, const char *key, size_t klen, long long old_e
     P.changes++;
 }
 
-void persist_del(int db_id, const char *key, size_t klen, long long old_expire) {
+void persist_del(int db_id, const char *key, size_t klen, long long old_expire,
+                 struct kv_version ver) {
+    (void)ver; /* stored in the next step */
     del_generic(db_id, key, klen, old_expire, hlc_tick((uint64_t)server.mstime));
 }
 

@@ -69,8 +69,10 @@ void persist_hash_fields(int db_id, const struct kv_entry *e, const struct kv_sl
 /* old, a live entry of db_id, is about to be replaced by another value of the same
  * key: drops what it stores besides its envelope (a big hash's field records). */
 void persist_replaced(int db_id, struct kv_entry *old);
-/* Deletes a live key whose expire-at was old_expire. */
-void persist_del(int db_id, const char *key, size_t klen, long long old_expire);
+/* Deletes a live key whose expire-at was old_expire: a tombstone carrying ver, the
+ * delete's own version (newer than the value's: coord.c stamps it). */
+void persist_del(int db_id, const char *key, size_t klen, long long old_expire,
+                 struct kv_version ver);
 /* A key found expired (lazily or by the active cycle): deletes it, counts it. */
 void persist_expired(int db_id, const char *key, size_t klen, long long old_expire);
 /* FLUSHDB (db_id) / FLUSHALL (-1): a flush marker, no tombstone per key. */
