@@ -11,6 +11,18 @@
 
 /* ---- the drop rules ---------------------------------------------------------------------- */
 
+bool tombstone_grace_over(const struct entry_value *ev, uint64_t grace_ms, uint64_t now_ms)
+{
+    if (ev->write_ts == 0) {
+        return true; /* no age to keep it for (old files, filtered values) */
+    }
+    uint64_t since = LSM_HLC_MS(ev->write_ts);
+    if (ev->expire_at > since) {
+        since = ev->expire_at;
+    }
+    return since <= now_ms && now_ms - since >= grace_ms;
+}
+
 enum filter_verdict entry_filter_apply(struct entry_filter *f, const char **ikey,
                                        size_t *ikey_len, const char **val,
                                        size_t *val_len,
@@ -39,21 +51,25 @@ enum filter_verdict entry_filter_apply(struct entry_filter *f, const char **ikey
             bool filtered = false;
             if (kind == LSM_KIND_VALUE && f->user_filter != NULL &&
                 !(ev.expire_at != 0 && ev.expire_at <= f->now_ms)) {
-                struct lsm_meta m = {ev.expire_at, ev.write_ts};
+                struct lsm_meta m = {ev.expire_at, ev.write_ts, ev.node};
                 filtered = f->user_filter(f->user_arg, uk, ulen, &m) != 0;
             }
             if (kind == LSM_KIND_VALUE &&
                 (filtered || (ev.expire_at != 0 && ev.expire_at <= f->now_ms))) {
                 /* expired, or dropped by the caller's filter: the same as a tombstone
-                 * to every reader (a filtered one loses its timestamp: no grace) */
+                 * to every reader. An expired one keeps the value's expire-at,
+                 * timestamp and node (include_tombstones readers see the same
+                 * before and after), so its grace runs from its expiry; a filtered
+                 * one loses them: no grace */
                 lsm_buf_clear(&f->scratch);
                 ikey_append(&f->scratch, uk, ulen, seq, LSM_KIND_DELETE);
                 size_t klen = f->scratch.len;
                 if (filtered) {
                     ev.expire_at = 0;
                     ev.write_ts = 0;
+                    ev.node = 0;
                 }
-                entry_append(&f->scratch, ev.expire_at, ev.write_ts, NULL, 0);
+                entry_append(&f->scratch, ev.expire_at, ev.write_ts, ev.node, NULL, 0);
                 *ikey = f->scratch.p;
                 *ikey_len = klen;
                 *val = f->scratch.p + klen;
@@ -62,8 +78,7 @@ enum filter_verdict entry_filter_apply(struct entry_filter *f, const char **ikey
                 tomb = true;
             }
             if (tomb && seq <= f->smallest_snapshot) {
-                bool grace_over = ev.expire_at != 0 || ev.write_ts == 0 ||
-                                  LSM_HLC_MS(ev.write_ts) + f->grace_ms <= f->now_ms;
+                bool grace_over = tombstone_grace_over(&ev, f->grace_ms, f->now_ms);
                 if (grace_over && base_level(ctx, uk, ulen)) {
                     verdict = FILTER_DROP;
                 }
@@ -495,6 +510,7 @@ int compaction_run(struct lsm_db *db, struct compaction *c, struct lsm_err *err)
         nk += l == 0 ? c->ninputs[0] : 1;
     }
     struct iiter **kids = lsm_malloc((size_t)nk * sizeof(*kids));
+    const struct sst_iter_options io = {.fill_cache = false};
     nk = 0;
     uint64_t bytes_in = 0;
     for (int l = 0; l < LSM_MAX_LEVELS; l++) {
@@ -506,10 +522,10 @@ int compaction_run(struct lsm_db *db, struct compaction *c, struct lsm_err *err)
         }
         if (l == 0) {
             for (int i = 0; i < c->ninputs[0]; i++) {
-                kids[nk++] = iiter_table(c->inputs[0][i], false);
+                kids[nk++] = iiter_table(c->inputs[0][i], &io);
             }
         } else {
-            kids[nk++] = iiter_files(c->inputs[l], c->ninputs[l], false);
+            kids[nk++] = iiter_files(c->inputs[l], c->ninputs[l], &io);
         }
     }
     struct iiter *it = iiter_merge(kids, nk);

@@ -18,13 +18,16 @@
  * What compaction drops (LevelDB's rules plus expiry and GC grace), per user key,
  * walking its versions newest first, with S = the oldest live snapshot:
  *   - a version hidden by a newer version that is itself <= S (nobody can see it);
- *   - an expired value is first turned into a tombstone (keeping its expire-at and
- *     timestamp): reads already treat it as absent, so this is invisible;
+ *   - an expired value is first turned into a tombstone (keeping its expire-at,
+ *     timestamp and node): reads already treat it as absent, and include_tombstones
+ *     readers already see it as deleted with that meta, so this is invisible;
  *   - a tombstone <= S when no older data for the key can exist below the output
- *     (levels deeper than the output, or older runs) and its grace period is over:
- *     for a delete, LSM_HLC_MS(timestamp) + gc_grace_ms <= now (timestamp 0: at
- *     once); for an expired value, at once (every replica expires it at the same
- *     instant, so there is nothing to repair).
+ *     (levels deeper than the output, or older runs) and its grace period is over
+ *     (tombstone_grace_over): max(expire_at, LSM_HLC_MS(timestamp)) + gc_grace_ms
+ *     <= now, for a delete and for an expired value alike (a replica must keep
+ *     "gone at T" long enough to refuse an older copy arriving late). A tombstone
+ *     with timestamp 0 (written without one, by old files' expiry or the
+ *     compaction filter) has no age to keep: it goes at once.
  * A flush applies only the first rule.
  */
 #ifndef KVD_ENGINE_COMPACTION_H
@@ -91,5 +94,10 @@ enum filter_verdict entry_filter_apply(struct entry_filter *f, const char **ikey
                                                           size_t klen),
                                        void *ctx);
 void entry_filter_free(struct entry_filter *f);
+
+/* Whether a tombstone with this entry value is past its grace period at now_ms:
+ * timestamp 0 always; else when max(expire_at, LSM_HLC_MS(write_ts)) + grace_ms <=
+ * now_ms (no overflow for any inputs). */
+bool tombstone_grace_over(const struct entry_value *ev, uint64_t grace_ms, uint64_t now_ms);
 
 #endif

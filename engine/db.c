@@ -181,7 +181,8 @@ static void batch_add(struct lsm_batch *b, unsigned kind, const void *key, size_
                       const void *val, size_t vlen, const struct lsm_meta *meta)
 {
     uint64_t exp = meta ? meta->expire_at : 0, ts = meta ? meta->timestamp : 0;
-    size_t evlen = entry_encoded_len(exp, ts, vlen);
+    uint32_t node = meta ? meta->node : 0;
+    size_t evlen = entry_encoded_len(exp, ts, node, vlen);
     if (klen >= MAX_KEY_LEN || evlen >= MAX_VALUE_LEN) {
         b->too_big = true; /* the memtable's node header could not hold it */
         return;
@@ -193,7 +194,7 @@ static void batch_add(struct lsm_batch *b, unsigned kind, const void *key, size_
     memcpy(p, key, klen);
     p += klen;
     p = enc_varint32(p, (uint32_t)evlen);
-    p += entry_encode_header(p, exp, ts);
+    p += entry_encode_header(p, exp, ts, node);
     if (vlen > 0) {
         memcpy(p, val, vlen);
         p += vlen;
@@ -771,22 +772,31 @@ void lsm_value_free(struct lsm_value *v)
 }
 
 /* Found an entry: LSM_OK with *out filled, or LSM_NOTFOUND for a tombstone or an
- * expired value; LSM_CORRUPT when the entry value does not parse. */
+ * expired value (LSM_OK with out->deleted set for those with include_tombstones);
+ * LSM_CORRUPT when the entry value does not parse. */
 static int deliver(struct lsm_db *db, const struct lsm_read_options *ro, unsigned kind,
                    const char *val, size_t vlen, struct lsm_value *out)
 {
-    if (kind == LSM_KIND_DELETE) {
+    bool tombs = ro != NULL && ro->include_tombstones;
+    if (kind == LSM_KIND_DELETE && !tombs) {
         return LSM_NOTFOUND;
     }
     struct entry_value ev;
     if (entry_decode(val, vlen, &ev) != LSM_OK) {
         return LSM_CORRUPT;
     }
-    if (ev.expire_at != 0) {
+    bool deleted = kind == LSM_KIND_DELETE;
+    if (ev.expire_at != 0 && !deleted) {
         uint64_t now = ro && ro->now_ms ? ro->now_ms : db_now_ms(db);
         if (ev.expire_at <= now) {
-            return LSM_NOTFOUND;
+            if (!tombs) {
+                return LSM_NOTFOUND;
+            }
+            deleted = true; /* what compaction turns it into */
         }
+    }
+    if (deleted) {
+        ev.value_len = 0;
     }
     if (out->cap < ev.value_len || out->data == NULL) {
         size_t cap = ev.value_len < 64 ? 64 : ev.value_len;
@@ -799,6 +809,8 @@ static int deliver(struct lsm_db *db, const struct lsm_read_options *ro, unsigne
     out->len = ev.value_len;
     out->expire_at = ev.expire_at;
     out->timestamp = ev.write_ts;
+    out->node = ev.node;
+    out->deleted = deleted;
     return LSM_OK;
 }
 
@@ -929,7 +941,10 @@ struct lsm_iter {
     struct version *v;
     uint64_t snap;
     uint64_t now_ms;
+    bool tombstones;          /* include_tombstones */
+    struct lsm_buf upper;     /* upper bound (a copy); upper.p NULL = none */
     bool valid;
+    bool deleted;             /* the current entry is a tombstone or expired */
     struct lsm_buf key;       /* current user key */
     struct entry_value ev;    /* current value (points into the merged iterator) */
     int status;
@@ -939,6 +954,12 @@ struct lsm_iter *lsm_iter_create(struct lsm_db *db, const struct lsm_read_option
 {
     struct lsm_iter *it = lsm_calloc(1, sizeof(*it));
     it->db = db;
+    if (ro != NULL && ro->upper_bound != NULL) {
+        /* reserve at least one byte, so that an empty bound is "set" (p != NULL) */
+        lsm_buf_reserve(&it->upper, ro->upper_bound_len + 1);
+        lsm_buf_append(&it->upper, ro->upper_bound, ro->upper_bound_len);
+    }
+    it->tombstones = ro != NULL && ro->include_tombstones;
     pthread_mutex_lock(&db->mu);
     struct version *v = db->vs.current;
     version_ref(v);
@@ -950,13 +971,15 @@ struct lsm_iter *lsm_iter_create(struct lsm_db *db, const struct lsm_read_option
         kids[k++] = iiter_memtable(db->imm);
     }
     pthread_mutex_unlock(&db->mu);
-    bool fill = ro == NULL || ro->fill_cache;
+    struct sst_iter_options io = {.fill_cache = ro == NULL || ro->fill_cache,
+                                  .upper = it->upper.p,
+                                  .upper_len = it->upper.len};
     for (int i = 0; i < v->nfiles[0]; i++) {
-        kids[k++] = iiter_table(v->files[0][i], fill);
+        kids[k++] = iiter_table(v->files[0][i], &io);
     }
     for (int l = 1; l < LSM_MAX_LEVELS; l++) {
         if (v->nfiles[l] > 0) {
-            kids[k++] = iiter_level(v, l, fill);
+            kids[k++] = iiter_level(v, l, &io);
         }
     }
     it->merged = iiter_merge(kids, k);
@@ -976,19 +999,26 @@ void lsm_iter_destroy(struct lsm_iter **itp)
     iiter_destroy(&it->merged);
     version_unref(it->v);
     lsm_buf_free(&it->key);
+    lsm_buf_free(&it->upper);
     lsm_free(it);
     *itp = NULL;
 }
 
 /* From the merged position on, finds the next user key whose newest visible version
- * is a live value. When skipping is set, entries of it->key are passed over first. */
+ * is a live value (or any, with include_tombstones), stopping at the upper bound.
+ * When skipping is set, entries of it->key are passed over first. */
 static void iter_find_next(struct lsm_iter *it, bool skipping)
 {
     struct iiter *m = it->merged;
     it->valid = false;
+    it->deleted = false;
     while (iiter_valid(m)) {
         size_t ul = m->key_len - IKEY_TRAILER_LEN;
         uint64_t tr = ikey_trailer_of(m->key, m->key_len);
+        if (it->upper.p != NULL &&
+            user_key_compare(m->key, ul, it->upper.p, it->upper.len) >= 0) {
+            break; /* at or past the bound: the end */
+        }
         if ((tr >> 8) > it->snap ||
             (skipping && user_key_compare(m->key, ul, it->key.p, it->key.len) == 0)) {
             iiter_next(m);
@@ -998,7 +1028,8 @@ static void iter_find_next(struct lsm_iter *it, bool skipping)
         lsm_buf_clear(&it->key);
         lsm_buf_append(&it->key, m->key, ul);
         skipping = true;
-        if ((tr & 0xff) == LSM_KIND_DELETE) {
+        bool tomb = (tr & 0xff) == LSM_KIND_DELETE;
+        if (tomb && !it->tombstones) {
             iiter_next(m);
             continue;
         }
@@ -1006,10 +1037,17 @@ static void iter_find_next(struct lsm_iter *it, bool skipping)
             it->status = LSM_CORRUPT;
             return;
         }
-        if (it->ev.expire_at != 0 && it->ev.expire_at <= it->now_ms) {
-            iiter_next(m);
-            continue;
+        if (!tomb && it->ev.expire_at != 0 && it->ev.expire_at <= it->now_ms) {
+            if (!it->tombstones) {
+                iiter_next(m);
+                continue;
+            }
+            tomb = true; /* what compaction turns it into */
         }
+        if (tomb) {
+            it->ev.value_len = 0;
+        }
+        it->deleted = tomb;
         it->valid = true;
         return;
     }
@@ -1058,8 +1096,13 @@ const char *lsm_iter_value(const struct lsm_iter *it, size_t *vlen)
 
 struct lsm_meta lsm_iter_meta(const struct lsm_iter *it)
 {
-    struct lsm_meta m = {it->ev.expire_at, it->ev.write_ts};
+    struct lsm_meta m = {it->ev.expire_at, it->ev.write_ts, it->ev.node};
     return m;
+}
+
+int lsm_iter_deleted(const struct lsm_iter *it)
+{
+    return it->deleted;
 }
 
 int lsm_iter_status(const struct lsm_iter *it)

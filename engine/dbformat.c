@@ -95,13 +95,6 @@ void lsm_buf_append_fixed32(struct lsm_buf *b, uint32_t v)
     b->len += 4;
 }
 
-void lsm_buf_append_fixed64(struct lsm_buf *b, uint64_t v)
-{
-    lsm_buf_reserve(b, 8);
-    enc_fixed64(b->p + b->len, v);
-    b->len += 8;
-}
-
 void lsm_buf_append_varint32(struct lsm_buf *b, uint32_t v)
 {
     lsm_buf_reserve(b, VARINT32_MAX_LEN);
@@ -172,10 +165,11 @@ void lookup_key_free(struct lookup_key *lk)
     lk->len = 0;
 }
 
-size_t entry_encode_header(char *dst, uint64_t expire_at, uint64_t write_ts)
+size_t entry_encode_header(char *dst, uint64_t expire_at, uint64_t write_ts, uint32_t node)
 {
     size_t n = 1;
-    dst[0] = (char)((expire_at ? ENTRY_F_EXPIRE : 0) | (write_ts ? ENTRY_F_WRITE_TS : 0));
+    dst[0] = (char)((expire_at ? ENTRY_F_EXPIRE : 0) | (write_ts ? ENTRY_F_WRITE_TS : 0) |
+                    (node ? ENTRY_F_NODE : 0));
     if (expire_at) {
         enc_fixed64(dst + n, expire_at);
         n += 8;
@@ -184,14 +178,18 @@ size_t entry_encode_header(char *dst, uint64_t expire_at, uint64_t write_ts)
         enc_fixed64(dst + n, write_ts);
         n += 8;
     }
+    if (node) {
+        enc_fixed32(dst + n, node);
+        n += 4;
+    }
     return n;
 }
 
-void entry_append(struct lsm_buf *b, uint64_t expire_at, uint64_t write_ts,
+void entry_append(struct lsm_buf *b, uint64_t expire_at, uint64_t write_ts, uint32_t node,
                   const char *value, size_t value_len)
 {
     lsm_buf_reserve(b, ENTRY_HEADER_MAX + value_len);
-    b->len += entry_encode_header(b->p + b->len, expire_at, write_ts);
+    b->len += entry_encode_header(b->p + b->len, expire_at, write_ts, node);
     lsm_buf_append(b, value, value_len);
 }
 
@@ -207,6 +205,7 @@ int entry_decode(const char *p, size_t len, struct entry_value *out)
     size_t n = 1;
     out->expire_at = 0;
     out->write_ts = 0;
+    out->node = 0;
     if (flags & ENTRY_F_EXPIRE) {
         if (len < n + 8) {
             return LSM_CORRUPT;
@@ -220,6 +219,13 @@ int entry_decode(const char *p, size_t len, struct entry_value *out)
         }
         out->write_ts = dec_fixed64(p + n);
         n += 8;
+    }
+    if (flags & ENTRY_F_NODE) {
+        if (len < n + 4) {
+            return LSM_CORRUPT;
+        }
+        out->node = dec_fixed32(p + n);
+        n += 4;
     }
     out->value = p + n;
     out->value_len = len - n;

@@ -4,7 +4,8 @@
  *     free for the DB layer's write batches and manifest);
  *   - a growable byte buffer;
  *   - the internal key (user key + seqno + kind) and its order;
- *   - the entry value (flags + optional expire-at + optional write timestamp + bytes);
+ *   - the entry value (flags + optional expire-at, write timestamp and writer node +
+ *     bytes);
  *   - the lookup key used for point reads at a snapshot.
  *
  * engine/FORMAT.md "Internal key" and "Entry value" specify the bytes; this header is
@@ -73,7 +74,6 @@ struct lsm_buf {
 void lsm_buf_reserve(struct lsm_buf *b, size_t extra); /* room for len + extra */
 void lsm_buf_append(struct lsm_buf *b, const void *p, size_t n);
 void lsm_buf_append_fixed32(struct lsm_buf *b, uint32_t v);
-void lsm_buf_append_fixed64(struct lsm_buf *b, uint64_t v);
 void lsm_buf_append_varint32(struct lsm_buf *b, uint32_t v);
 void lsm_buf_append_varint64(struct lsm_buf *b, uint64_t v);
 static inline void lsm_buf_clear(struct lsm_buf *b) { b->len = 0; }
@@ -170,36 +170,39 @@ static inline size_t lookup_key_user_len(const struct lookup_key *lk)
 }
 
 /* ------------------------------------------------------------------------------
- * Entry value := flags:u8 [expire_at:u64le] [write_ts:u64le] bytes[...]
+ * Entry value := flags:u8 [expire_at:u64le] [write_ts:u64le] [node:u32le] bytes[...]
  * Every entry (tombstones too) stores its value in this encoding, so a tombstone can
- * carry the write timestamp that last-write-wins needs.
+ * carry the write timestamp and writer node that last-write-wins needs.
  * ------------------------------------------------------------------------------ */
 
 /* Flag bits of the entry value. On disk: never renumber. */
 #define ENTRY_F_EXPIRE 0x01   /* expire_at:u64le follows (Unix ms, never 0) */
 #define ENTRY_F_WRITE_TS 0x02 /* write_ts:u64le follows (HLC, never 0) */
-#define ENTRY_F_KNOWN (ENTRY_F_EXPIRE | ENTRY_F_WRITE_TS)
-#define ENTRY_HEADER_MAX 17 /* flags + two fixed64 */
+#define ENTRY_F_NODE 0x04     /* node:u32le follows (writer's node tag, never 0) */
+#define ENTRY_F_KNOWN (ENTRY_F_EXPIRE | ENTRY_F_WRITE_TS | ENTRY_F_NODE)
+#define ENTRY_HEADER_MAX 21 /* flags + two fixed64 + one fixed32 */
 
 /* A decoded entry value; value points into the encoded bytes. */
 struct entry_value {
     uint64_t expire_at; /* Unix ms, 0 = never */
     uint64_t write_ts;  /* hybrid logical clock, 0 = none */
+    uint32_t node;      /* tag of the node that wrote it, 0 = unknown */
     const char *value;  /* the user's bytes */
     size_t value_len;
 };
 
 /* Bytes entry_encode writes for these fields. */
 static inline size_t entry_encoded_len(uint64_t expire_at, uint64_t write_ts,
-                                       size_t value_len)
+                                       uint32_t node, size_t value_len)
 {
-    return 1 + (expire_at ? 8 : 0) + (write_ts ? 8 : 0) + value_len;
+    return 1 + (expire_at ? 8 : 0) + (write_ts ? 8 : 0) + (node ? 4 : 0) + value_len;
 }
 /* Writes the header (flags and present fields) into dst (room for ENTRY_HEADER_MAX);
  * returns its length. The value bytes follow it, written by the caller. */
-size_t entry_encode_header(char *dst, uint64_t expire_at, uint64_t write_ts);
+size_t entry_encode_header(char *dst, uint64_t expire_at, uint64_t write_ts,
+                           uint32_t node);
 /* Appends the whole encoded entry value to b. */
-void entry_append(struct lsm_buf *b, uint64_t expire_at, uint64_t write_ts,
+void entry_append(struct lsm_buf *b, uint64_t expire_at, uint64_t write_ts, uint32_t node,
                   const char *value, size_t value_len);
 /* Decodes an entry value; LSM_CORRUPT when it is empty, too short for its flags or has
  * unknown flag bits. */

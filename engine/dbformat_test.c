@@ -79,7 +79,7 @@ static void test_entry_value_roundtrip(void)
 {
     struct lsm_buf b = {0};
     struct entry_value ev;
-    entry_append(&b, 0, 0, "v", 1);
+    entry_append(&b, 0, 0, 0, "v", 1);
     CHECK_EQ_INT(b.len, 2);
     CHECK_EQ_INT(entry_decode(b.p, b.len, &ev), LSM_OK);
     CHECK_EQ_INT(ev.expire_at, 0);
@@ -87,8 +87,8 @@ static void test_entry_value_roundtrip(void)
     CHECK_EQ_MEM(ev.value, ev.value_len, "v", 1);
 
     lsm_buf_clear(&b);
-    entry_append(&b, 1700000000000ull, 42, "", 0);
-    CHECK_EQ_INT(b.len, entry_encoded_len(1700000000000ull, 42, 0));
+    entry_append(&b, 1700000000000ull, 42, 0, "", 0);
+    CHECK_EQ_INT(b.len, entry_encoded_len(1700000000000ull, 42, 0, 0));
     CHECK_EQ_INT(entry_decode(b.p, b.len, &ev), LSM_OK);
     CHECK(ev.expire_at == 1700000000000ull);
     CHECK_EQ_INT(ev.write_ts, 42);
@@ -96,13 +96,62 @@ static void test_entry_value_roundtrip(void)
     CHECK_EQ_INT(entry_decode(b.p, b.len - 1, &ev), LSM_CORRUPT);
 
     lsm_buf_clear(&b);
-    entry_append(&b, 0, 7, "abc", 3);
+    entry_append(&b, 0, 7, 0, "abc", 3);
     CHECK_EQ_INT(entry_decode(b.p, b.len, &ev), LSM_OK);
     CHECK_EQ_INT(ev.expire_at, 0);
     CHECK_EQ_INT(ev.write_ts, 7);
     CHECK_EQ_MEM(ev.value, ev.value_len, "abc", 3);
     CHECK_EQ_INT(entry_decode("", 0, &ev), LSM_CORRUPT);
-    CHECK_EQ_INT(entry_decode("\x04", 1, &ev), LSM_CORRUPT); /* unknown flag */
+    CHECK_EQ_INT(entry_decode("\x08", 1, &ev), LSM_CORRUPT); /* unknown flag */
+    lsm_buf_free(&b);
+}
+
+/* bit 2: node:u32le after write_ts, written only when non-zero */
+static void test_entry_value_node_roundtrip(void)
+{
+    struct lsm_buf b = {0};
+    struct entry_value ev;
+    entry_append(&b, 1700000000000ull, 42, 0xA1B2C3D4u, "xy", 2);
+    CHECK_EQ_INT(b.len, 1 + 8 + 8 + 4 + 2);
+    CHECK_EQ_INT(b.len, entry_encoded_len(1700000000000ull, 42, 0xA1B2C3D4u, 2));
+    CHECK_EQ_INT((unsigned char)b.p[0], 0x07);
+    CHECK_EQ_MEM(b.p + 17, 4, "\xD4\xC3\xB2\xA1", 4); /* little-endian, after write_ts */
+    CHECK_EQ_INT(entry_decode(b.p, b.len, &ev), LSM_OK);
+    CHECK(ev.expire_at == 1700000000000ull);
+    CHECK_EQ_INT(ev.write_ts, 42);
+    CHECK(ev.node == 0xA1B2C3D4u);
+    CHECK_EQ_MEM(ev.value, ev.value_len, "xy", 2);
+
+    /* node alone; a value cut inside the node field is corrupt */
+    lsm_buf_clear(&b);
+    entry_append(&b, 0, 0, 9, "", 0);
+    CHECK_EQ_INT(b.len, 5);
+    CHECK_EQ_INT((unsigned char)b.p[0], 0x04);
+    CHECK_EQ_INT(entry_decode(b.p, b.len, &ev), LSM_OK);
+    CHECK_EQ_INT(ev.node, 9);
+    CHECK_EQ_INT(ev.write_ts, 0);
+    CHECK_EQ_INT(entry_decode(b.p, 4, &ev), LSM_CORRUPT);
+    lsm_buf_free(&b);
+}
+
+/* bytes as written before bit 2 existed read back with node 0, and node 0 writes them
+ * byte for byte as before */
+static void test_entry_value_old_format_reads_node_zero(void)
+{
+    static const char old[] = "\x03"
+                              "\x00\x10\x00\x00\x00\x00\x00\x00" /* expire_at 4096 */
+                              "\x2A\x00\x00\x00\x00\x00\x00\x00" /* write_ts 42 */
+                              "val";
+    struct entry_value ev;
+    ev.node = 77;
+    CHECK_EQ_INT(entry_decode(old, sizeof(old) - 1, &ev), LSM_OK);
+    CHECK_EQ_INT(ev.expire_at, 4096);
+    CHECK_EQ_INT(ev.write_ts, 42);
+    CHECK_EQ_INT(ev.node, 0);
+    CHECK_EQ_MEM(ev.value, ev.value_len, "val", 3);
+    struct lsm_buf b = {0};
+    entry_append(&b, 4096, 42, 0, "val", 3);
+    CHECK_EQ_MEM(b.p, b.len, old, sizeof(old) - 1);
     lsm_buf_free(&b);
 }
 
@@ -123,6 +172,8 @@ int main(void)
     TEST_RUN(test_ikey_order_newest_first);
     TEST_RUN(test_lookup_key_sorts_at_snapshot);
     TEST_RUN(test_entry_value_roundtrip);
+    TEST_RUN(test_entry_value_node_roundtrip);
+    TEST_RUN(test_entry_value_old_format_reads_node_zero);
     TEST_RUN(test_status_messages);
     TEST_MAIN_END();
 }

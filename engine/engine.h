@@ -3,11 +3,15 @@
  * The engine is a generic ordered byte store (like LevelDB): keys and values are
  * byte strings, keys are ordered by memcmp (shorter first on a common prefix). It
  * knows nothing of RESP, Redis types or the cluster, except that every entry may
- * carry two numbers that compaction understands:
+ * carry three numbers (struct lsm_meta), the first two understood by compaction:
  *   - expire_at: Unix time in milliseconds after which the entry is gone (0 = never);
  *   - timestamp: the write timestamp, a 64-bit hybrid logical clock (48 bits of
  *     physical milliseconds, 16 logical bits), used for tombstone GC age and handed
- *     back to the caller for last-write-wins.
+ *     back to the caller for last-write-wins;
+ *   - node: the 32-bit tag of the node that wrote the version (0 = unknown), stored
+ *     and handed back unchanged (the caller's last-write-wins tie-break).
+ * Tombstones carry all three too; readers that reconcile replicas can see them
+ * (lsm_read_options.include_tombstones).
  * Everything else (types, envelopes, LWW decisions, internal key layout) belongs to
  * the keyspace layer above.
  *
@@ -59,10 +63,14 @@ struct lsm_snapshot;
 
 /* ---- options ------------------------------------------------------------------ */
 
-/* Per-entry metadata: expire-at (Unix ms, 0 = never) and write timestamp (HLC). */
+/* Per-entry metadata: expire-at (Unix ms, 0 = never), write timestamp (HLC, 0 =
+ * none) and the tag of the node that wrote the version (0 = unknown/none). Stored
+ * with every value and tombstone (engine/FORMAT.md "Entry value"), returned by
+ * lsm_get and lsm_iter_meta. */
 struct lsm_meta {
     uint64_t expire_at;
     uint64_t timestamp;
+    uint32_t node;
 };
 
 enum lsm_compaction_style {
@@ -159,7 +167,9 @@ int lsm_put(struct lsm_db *db, const void *key, size_t klen, const void *val,
 
 /* Writes a tombstone for key. meta->timestamp (may be NULL: 0) dates it for GC:
  * compaction drops a tombstone only once LSM_HLC_MS(timestamp) + gc_grace_ms is in
- * the past and no older data for the key can remain below it. */
+ * the past (at once for timestamp 0) and no older data for the key can remain below
+ * it. meta->node is kept with it; meta->expire_at is stored too (the GC age is
+ * then counted from max(expire_at, LSM_HLC_MS(timestamp))). */
 int lsm_delete(struct lsm_db *db, const void *key, size_t klen,
                const struct lsm_meta *meta, int flags, uint64_t *seq_out);
 
@@ -211,10 +221,13 @@ int lsm_sync_fd(struct lsm_db *db);
  * free with lsm_value_free. */
 struct lsm_value {
     char *data;          /* value bytes, malloc'd, owned by this struct */
-    size_t len;          /* value length */
+    size_t len;          /* value length (0 for a tombstone) */
     size_t cap;          /* allocated size of data */
     uint64_t expire_at;  /* Unix ms, 0 = never */
     uint64_t timestamp;  /* write timestamp (HLC), 0 if none was given */
+    uint32_t node;       /* writer's node tag, 0 if none was given */
+    int deleted;         /* set by every LSM_OK lsm_get: 1 = a tombstone (only with
+                          * include_tombstones), 0 = a live value */
 };
 #define LSM_VALUE_INIT {0}
 void lsm_value_free(struct lsm_value *v);
@@ -223,11 +236,29 @@ struct lsm_read_options {
     const struct lsm_snapshot *snapshot; /* NULL = latest */
     uint64_t now_ms;       /* entries with expire_at <= now_ms are hidden; 0 = clock */
     int fill_cache;        /* 1 (default): blocks read are added to the cache */
+    /* 0 (default): tombstones and expired values are invisible (what clients see).
+     * 1: for internal callers that reconcile replicas: a key whose newest visible
+     * version is a tombstone, or a value expired at now_ms, is returned as deleted
+     * (lsm_value.deleted = 1, lsm_iter_deleted() = 1) with no bytes and its meta
+     * (a delete's timestamp and node; an expired value's expire_at, timestamp and
+     * node, exactly what compaction later turns it into). Only the newest version
+     * of a key is ever returned: an older value under a tombstone stays hidden. */
+    int include_tombstones;
+    /* Iterators only: exclusive upper bound on user keys (NULL = none). The iterator
+     * becomes invalid at the first key >= upper_bound and reads no table or data
+     * block that can only hold keys >= it. The bytes are borrowed: they must stay
+     * valid and unchanged until the iterator is destroyed. lsm_get ignores it. */
+    const void *upper_bound;
+    size_t upper_bound_len;
 };
-#define LSM_READ_OPTIONS_INIT {NULL, 0, 1}
+#define LSM_READ_OPTIONS_INIT {NULL, 0, 1, 0, NULL, 0}
 
-/* Looks key up. Returns LSM_OK and fills *out, LSM_NOTFOUND when the key is
- * absent, deleted or expired, or an error (LSM_CORRUPT, LSM_IOERR). ro may be NULL. */
+/* Looks key up. Returns LSM_OK and fills *out (out->deleted = 0), LSM_NOTFOUND
+ * when the key is absent, deleted or expired, or an error (LSM_CORRUPT, LSM_IOERR).
+ * With ro->include_tombstones, a deleted or expired key whose tombstone (or expired
+ * value) is still stored returns LSM_OK with out->deleted = 1, out->len = 0 and its
+ * meta; LSM_NOTFOUND then means that nothing at all is stored for the key (never
+ * written, or its tombstone was dropped after gc_grace_ms). ro may be NULL. */
 int lsm_get(struct lsm_db *db, const struct lsm_read_options *ro, const void *key,
             size_t klen, struct lsm_value *out);
 
@@ -241,7 +272,9 @@ void lsm_snapshot_release(struct lsm_db *db, const struct lsm_snapshot **s);
 uint64_t lsm_snapshot_seq(const struct lsm_snapshot *s);
 
 /* A forward iterator over live (not deleted, not expired) entries, as of ro's
- * snapshot (or of its creation). It pins memtables and files, so do not keep one
+ * snapshot (or of its creation); with ro->include_tombstones also over deleted ones
+ * (the newest version of each key, lsm_iter_deleted() tells which); stopping before
+ * ro->upper_bound when set. It pins memtables and files, so do not keep one
  * open forever. Destroy before lsm_close. Not thread-safe by itself. */
 struct lsm_iter *lsm_iter_create(struct lsm_db *db, const struct lsm_read_options *ro);
 void lsm_iter_destroy(struct lsm_iter **it);
@@ -253,6 +286,9 @@ int lsm_iter_valid(const struct lsm_iter *it);
 const char *lsm_iter_key(const struct lsm_iter *it, size_t *klen);
 const char *lsm_iter_value(const struct lsm_iter *it, size_t *vlen);
 struct lsm_meta lsm_iter_meta(const struct lsm_iter *it);
+/* 1 when the current entry is a tombstone or an expired value (only with
+ * include_tombstones; its value is then empty), 0 for a live value. */
+int lsm_iter_deleted(const struct lsm_iter *it);
 /* LSM_OK, or the error that stopped the iteration (it is then not valid). */
 int lsm_iter_status(const struct lsm_iter *it);
 

@@ -101,6 +101,17 @@ struct files_iiter {
     struct lsm_err err;
 };
 
+/* Whether file idx holds only keys at or past the upper bound (never opened then). */
+static bool files_past_bound(const struct files_iiter *f, int idx)
+{
+    if (f->opt.upper == NULL) {
+        return false;
+    }
+    size_t sl;
+    const char *s = file_smallest_user(f->files[idx], &sl);
+    return user_key_compare(s, sl, f->opt.upper, f->opt.upper_len) >= 0;
+}
+
 static void files_load(struct files_iiter *f)
 {
     for (;;) {
@@ -118,7 +129,7 @@ static void files_load(struct files_iiter *f)
             }
         }
         /* this file is done: move on to the next one */
-        if (f->idx + 1 >= f->n) {
+        if (f->idx + 1 >= f->n || files_past_bound(f, f->idx + 1)) {
             f->idx = f->n;
             f->base.key = NULL;
             return;
@@ -142,8 +153,9 @@ static void files_open(struct files_iiter *f, int idx)
 static void files_seek_first(struct iiter *it)
 {
     struct files_iiter *f = (struct files_iiter *)it;
-    if (f->n == 0) {
+    if (f->n == 0 || files_past_bound(f, 0)) {
         f->base.key = NULL;
+        f->idx = f->n;
         return;
     }
     files_open(f, 0);
@@ -164,7 +176,7 @@ static void files_seek(struct iiter *it, const char *k, size_t n)
             hi = mid;
         }
     }
-    if (lo == f->n) {
+    if (lo == f->n || files_past_bound(f, lo)) {
         f->base.key = NULL;
         f->idx = f->n;
         return;
@@ -204,7 +216,8 @@ static int files_status(const struct iiter *it, struct lsm_err *err)
 static const struct iiter_ops files_ops = {files_seek_first, files_seek, files_next,
                                            files_destroy, files_status};
 
-struct iiter *iiter_files(struct file_meta **files, int n, bool fill_cache)
+struct iiter *iiter_files(struct file_meta **files, int n,
+                          const struct sst_iter_options *opt)
 {
     struct files_iiter *f = lsm_calloc(1, sizeof(*f));
     f->base.ops = &files_ops;
@@ -215,19 +228,18 @@ struct iiter *iiter_files(struct file_meta **files, int n, bool fill_cache)
     }
     f->n = n;
     f->idx = n;
-    f->opt.fill_cache = fill_cache;
-    f->opt.readahead = 0;
+    f->opt = *opt;
     return &f->base;
 }
 
-struct iiter *iiter_table(struct file_meta *file, bool fill_cache)
+struct iiter *iiter_table(struct file_meta *file, const struct sst_iter_options *opt)
 {
-    return iiter_files(&file, 1, fill_cache);
+    return iiter_files(&file, 1, opt);
 }
 
-struct iiter *iiter_level(struct version *v, int level, bool fill_cache)
+struct iiter *iiter_level(struct version *v, int level, const struct sst_iter_options *opt)
 {
-    return iiter_files(v->files[level], v->nfiles[level], fill_cache);
+    return iiter_files(v->files[level], v->nfiles[level], opt);
 }
 
 /* ---- merge ------------------------------------------------------------------------------ */

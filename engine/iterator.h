@@ -56,12 +56,17 @@ void iiter_destroy(struct iiter **it);
 
 /* Over a memtable; takes a reference on mt. */
 struct iiter *iiter_memtable(struct memtable *mt);
-/* Over one table; takes a reference on f. */
-struct iiter *iiter_table(struct file_meta *f, bool fill_cache);
-/* Over level (>= 1) of v: takes a reference on v. */
-struct iiter *iiter_level(struct version *v, int level, bool fill_cache);
+/* Over one table; takes a reference on f. opt (copied; its upper bound bytes are
+ * borrowed for the iterator's life) says how blocks are read; with opt->upper set,
+ * no table whose smallest key is >= the bound is opened and no data block holding
+ * only keys >= it is read (keys >= it in a block already read may still come out:
+ * the caller stops there). */
+struct iiter *iiter_table(struct file_meta *f, const struct sst_iter_options *opt);
+/* Over level (>= 1) of v: takes a reference on each of its tables. */
+struct iiter *iiter_level(struct version *v, int level, const struct sst_iter_options *opt);
 /* Over files[0..n) (disjoint, ordered by key); takes a reference on each. */
-struct iiter *iiter_files(struct file_meta **files, int n, bool fill_cache);
+struct iiter *iiter_files(struct file_meta **files, int n,
+                          const struct sst_iter_options *opt);
 /* Merges children (takes ownership of the array's iterators, not the array). */
 struct iiter *iiter_merge(struct iiter **children, int n);
 

@@ -602,11 +602,6 @@ const struct sst_props *sst_reader_props(const struct sst_reader *r)
     return &r->props;
 }
 
-uint64_t sst_reader_file_number(const struct sst_reader *r)
-{
-    return r->file_number;
-}
-
 bool sst_reader_may_contain(const struct sst_reader *r, uint64_t hash)
 {
     return bloom_may_contain(&r->filter, hash);
@@ -788,6 +783,8 @@ struct sst_iter {
     struct sst_reader *r;
     bool fill_cache;
     size_t readahead_max;
+    const char *upper;      /* exclusive upper bound on user keys, NULL = none */
+    size_t upper_len;
     struct block_iter index_it;
     struct block_iter data_it;
     bool data_loaded;       /* data_it is on a block */
@@ -809,6 +806,8 @@ struct sst_iter *sst_iter_create(struct sst_reader *r, const struct sst_iter_opt
     it->r = r;
     it->fill_cache = opt ? opt->fill_cache : true;
     it->readahead_max = opt && opt->readahead ? opt->readahead : DEFAULT_READAHEAD;
+    it->upper = opt ? opt->upper : NULL;
+    it->upper_len = opt ? opt->upper_len : 0;
     block_iter_init(&it->index_it, &r->index, ikey_cmp_safe);
     return it;
 }
@@ -934,6 +933,16 @@ static void skip_empty_blocks(struct sst_iter *it)
             lsm_err_set(&it->err, LSM_CORRUPT, "sst %s: data block: bad entry", it->r->name);
             set_error(it, LSM_CORRUPT);
             return;
+        }
+        if (it->upper != NULL && block_iter_valid(&it->index_it)) {
+            /* the next block's keys all sort after this block's separator */
+            size_t sl = block_iter_key_len(&it->index_it);
+            if (sl >= IKEY_TRAILER_LEN &&
+                user_key_compare(block_iter_key(&it->index_it), sl - IKEY_TRAILER_LEN,
+                                 it->upper, it->upper_len) >= 0) {
+                drop_block(it);
+                return;
+            }
         }
         block_iter_next(&it->index_it);
         if (!load_data_block(it)) {

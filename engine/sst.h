@@ -99,7 +99,6 @@ int sst_reader_open_file(struct env_file *f, uint64_t file_number,
                          struct lsm_err *err);
 void sst_reader_close(struct sst_reader **r);
 const struct sst_props *sst_reader_props(const struct sst_reader *r);
-uint64_t sst_reader_file_number(const struct sst_reader *r);
 
 /* False when the bloom filter proves the user key with this bloom_hash is absent. */
 bool sst_reader_may_contain(const struct sst_reader *r, uint64_t hash);
@@ -141,6 +140,12 @@ struct sst_iter;
 struct sst_iter_options {
     bool fill_cache;       /* put blocks read into the block cache (false for compaction) */
     size_t readahead;      /* bytes to read at once when not filling the cache; 0: 256 KiB */
+    /* Exclusive upper bound on user keys (NULL = none), borrowed for the iterator's
+     * life: the iterator never loads a data block whose keys all are >= it (it stops
+     * after the block whose index separator reaches the bound). Keys >= the bound in
+     * a block already loaded are still returned: the caller stops at them. */
+    const char *upper;
+    size_t upper_len;
 };
 
 struct sst_iter *sst_iter_create(struct sst_reader *r, const struct sst_iter_options *opt);

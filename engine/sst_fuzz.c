@@ -38,7 +38,8 @@ static void build_table(void)
         size_t kl = ikey_encode(k, uk, (size_t)n, 100 + (uint64_t)i,
                                 i % 10 == 3 ? LSM_KIND_DELETE : LSM_KIND_VALUE);
         lsm_buf_clear(&v);
-        entry_append(&v, i % 4 == 0 ? 1000 + (uint64_t)i : 0, (uint64_t)i, uk, (size_t)n);
+        entry_append(&v, i % 4 == 0 ? 1000 + (uint64_t)i : 0, (uint64_t)i, (uint32_t)i % 3, uk,
+                     (size_t)n);
         sst_builder_add(b, k, kl, v.p, v.len);
     }
     lsm_buf_free(&v);

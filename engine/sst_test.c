@@ -41,7 +41,8 @@ static void make_value(int i, struct lsm_buf *b)
     char v[128];
     int n = snprintf(v, sizeof(v), "value-%d-%.*s", i, i % 90, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
     entry_append(b, i % 5 == 0 ? 1700000000000ull + (uint64_t)i : 0,
-                 i % 3 == 0 ? 500 + (uint64_t)i : 0, v, (size_t)n);
+                 i % 3 == 0 ? 500 + (uint64_t)i : 0, i % 7 == 0 ? 3 + (uint32_t)i : 0, v,
+                 (size_t)n);
 }
 
 static int build(const char *p, int n, const struct sst_options *opt, struct sst_props *props)

@@ -1,0 +1,543 @@
+/* engine/versions_test.c: "versions on every value", through the public API: the
+ * writer's node id carried with every entry (WAL replay, memtable, flush,
+ * compaction, reopen), tombstones visible to internal readers (include_tombstones
+ * for lsm_get and iterators, with snapshots), the iterator's exclusive upper bound,
+ * and expired values kept as dated tombstones for the grace period. The byte layout
+ * of the node field (and old bytes without it) is tested in engine/dbformat_test.c. */
+#include "engine/engine.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "tests/test.h"
+
+static char tmpl_dir[256];
+
+static const char *fresh_dir(void)
+{
+    snprintf(tmpl_dir, sizeof(tmpl_dir), "/tmp/kvd-versions-test-XXXXXX");
+    if (mkdtemp(tmpl_dir) == NULL) {
+        abort();
+    }
+    return tmpl_dir;
+}
+
+static void remove_dir(const char *dir)
+{
+    lsm_destroy(dir);
+    rmdir(dir);
+}
+
+static _Atomic uint64_t fake_now = 1700000000000ull; /* read by background threads */
+static uint64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+static void small_options(struct lsm_options *o)
+{
+    lsm_options_init(o);
+    o->memtable_size = 16 * 1024;
+    o->l1_target_bytes = 64 * 1024;
+    o->target_file_size = 32 * 1024;
+    o->block_size = 1024;
+    o->block_cache_size = 256 * 1024;
+    o->clock_ms = fake_clock;
+}
+
+/* What lsm_get returned, flattened for checks. */
+struct got {
+    int rc;
+    int deleted;
+    uint64_t expire_at, timestamp;
+    uint32_t node;
+    char val[64];
+    size_t len;
+};
+
+static struct got get(struct lsm_db *db, const char *k, int tombstones,
+                      const struct lsm_snapshot *snap)
+{
+    struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
+    ro.include_tombstones = tombstones;
+    ro.snapshot = snap;
+    struct lsm_value v = LSM_VALUE_INIT;
+    v.deleted = 99; /* must be overwritten by every LSM_OK */
+    struct got g = {0};
+    g.rc = lsm_get(db, &ro, k, strlen(k), &v);
+    if (g.rc == LSM_OK) {
+        g.deleted = v.deleted;
+        g.expire_at = v.expire_at;
+        g.timestamp = v.timestamp;
+        g.node = v.node;
+        g.len = v.len < sizeof(g.val) ? v.len : sizeof(g.val);
+        if (g.len) {
+            memcpy(g.val, v.data, g.len);
+        }
+    }
+    lsm_value_free(&v);
+    return g;
+}
+
+/* Checks one key's newest version as lsm_get and an iterator seeking it see it. */
+static void check_node(struct lsm_db *db, const char *k, uint64_t ts, uint32_t node,
+                       int deleted)
+{
+    struct got g = get(db, k, 1, NULL);
+    CHECK_EQ_INT(g.rc, LSM_OK);
+    CHECK_EQ_INT(g.deleted, deleted);
+    CHECK_EQ_INT(g.timestamp, ts);
+    CHECK_EQ_INT(g.node, node);
+    struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
+    ro.include_tombstones = 1;
+    struct lsm_iter *it = lsm_iter_create(db, &ro);
+    lsm_iter_seek(it, k, strlen(k));
+    CHECK(lsm_iter_valid(it));
+    size_t kl;
+    const char *ik = lsm_iter_key(it, &kl);
+    CHECK_EQ_MEM(ik, kl, k, strlen(k));
+    struct lsm_meta m = lsm_iter_meta(it);
+    CHECK_EQ_INT(m.timestamp, ts);
+    CHECK_EQ_INT(m.node, node);
+    CHECK_EQ_INT(lsm_iter_deleted(it), deleted);
+    lsm_iter_destroy(&it);
+}
+
+static void check_all_nodes(struct lsm_db *db)
+{
+    check_node(db, "put", 100 << 16, 0xA1B2C3D4u, 0);
+    check_node(db, "batch", 101 << 16, 7, 0);
+    check_node(db, "del", 102 << 16, 0xFFFFFFFFu, 1);
+    check_node(db, "bdel", 103 << 16, 9, 1);
+    check_node(db, "plain", 0, 0, 0);
+}
+
+static void test_node_survives_wal_replay_memtable_flush_compaction_and_reopen(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    o.gc_grace_ms = UINT64_MAX; /* the (1970-dated) tombstones stay through compaction */
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    struct lsm_meta mput = {0, 100 << 16, 0xA1B2C3D4u}, mb = {0, 101 << 16, 7};
+    struct lsm_meta mdel = {0, 102 << 16, 0xFFFFFFFFu}, mbdel = {0, 103 << 16, 9};
+    CHECK_EQ_INT(lsm_put(db, "put", 3, "v1", 2, &mput, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_put(db, "del", 3, "old", 3, &mput, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_delete(db, "del", 3, &mdel, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_put(db, "plain", 5, "p", 1, NULL, 0, NULL), LSM_OK);
+    struct lsm_batch *b = lsm_batch_create();
+    lsm_batch_put(b, "batch", 5, "v2", 2, &mb);
+    lsm_batch_delete(b, "bdel", 4, &mbdel);
+    CHECK_EQ_INT(lsm_write(db, b, 0, NULL), LSM_OK);
+    lsm_batch_destroy(&b);
+    check_all_nodes(db); /* memtable */
+    lsm_close(&db);
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    check_all_nodes(db); /* WAL replay (written to an L0 table at open) */
+    CHECK_EQ_INT(lsm_put(db, "put", 3, "v1", 2, &mput, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_flush(db), LSM_OK);
+    check_all_nodes(db); /* flushed table */
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    struct lsm_stats st;
+    lsm_stats(db, &st);
+    CHECK_EQ_INT(st.files_per_level[0], 0);
+    check_all_nodes(db); /* compaction output */
+    lsm_close(&db);
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    check_all_nodes(db); /* reopened tables */
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
+static void test_get_without_tombstones_option_hides_deletes_as_before(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    struct lsm_meta m = {0, 5 << 16, 3};
+    CHECK_EQ_INT(lsm_put(db, "k", 1, "v", 1, &m, 0, NULL), LSM_OK);
+    struct got g = get(db, "k", 0, NULL);
+    CHECK_EQ_INT(g.rc, LSM_OK);
+    CHECK_EQ_INT(g.deleted, 0); /* always set on LSM_OK */
+    CHECK_EQ_INT(g.node, 3);
+    CHECK_EQ_INT(lsm_delete(db, "k", 1, &m, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(get(db, "k", 0, NULL).rc, LSM_NOTFOUND);
+    CHECK_EQ_INT(lsm_get(db, NULL, "k", 1, &(struct lsm_value){0}), LSM_NOTFOUND);
+    struct lsm_iter *it = lsm_iter_create(db, NULL);
+    lsm_iter_seek_first(it);
+    CHECK(!lsm_iter_valid(it));
+    lsm_iter_destroy(&it);
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
+/* get with include_tombstones: the newest version decides, before and after a flush,
+ * and a snapshot taken before the delete still sees the value */
+static void test_get_include_tombstones_returns_newest_tombstone_with_meta(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    o.gc_grace_ms = UINT64_MAX;
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    struct lsm_meta mv = {0, 10 << 16, 1}, md = {0, 20 << 16, 2}, mv2 = {0, 30 << 16, 3};
+    CHECK_EQ_INT(lsm_put(db, "k", 1, "value", 5, &mv, 0, NULL), LSM_OK);
+    const struct lsm_snapshot *before = lsm_snapshot_create(db);
+    CHECK_EQ_INT(lsm_delete(db, "k", 1, &md, 0, NULL), LSM_OK);
+    for (int pass = 0; pass < 2; pass++) { /* memtable, then a table */
+        struct got g = get(db, "k", 1, NULL);
+        CHECK_EQ_INT(g.rc, LSM_OK);
+        CHECK_EQ_INT(g.deleted, 1);
+        CHECK_EQ_INT(g.len, 0);
+        CHECK_EQ_INT(g.timestamp, 20 << 16);
+        CHECK_EQ_INT(g.node, 2);
+        g = get(db, "k", 1, before);
+        CHECK_EQ_INT(g.rc, LSM_OK);
+        CHECK_EQ_INT(g.deleted, 0);
+        CHECK_EQ_MEM(g.val, g.len, "value", 5);
+        CHECK_EQ_INT(g.node, 1);
+        CHECK_EQ_INT(get(db, "k", 0, NULL).rc, LSM_NOTFOUND);
+        CHECK_EQ_INT(get(db, "never", 1, NULL).rc, LSM_NOTFOUND);
+        CHECK_EQ_INT(lsm_flush(db), LSM_OK);
+    }
+    CHECK_EQ_INT(lsm_put(db, "k", 1, "again", 5, &mv2, 0, NULL), LSM_OK);
+    struct got g = get(db, "k", 1, NULL);
+    CHECK_EQ_INT(g.rc, LSM_OK);
+    CHECK_EQ_INT(g.deleted, 0);
+    CHECK_EQ_MEM(g.val, g.len, "again", 5);
+    CHECK_EQ_INT(g.node, 3);
+    lsm_snapshot_release(db, &before);
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
+struct seen {
+    char key[16];
+    int deleted;
+    uint64_t ts;
+    char val[16];
+};
+
+/* Iterates [from, upper) with the options; returns the count (at most max), -1 when
+ * the iterator failed. */
+static int scan(struct lsm_db *db, const char *from, const char *upper, size_t upper_len,
+                int tombstones, const struct lsm_snapshot *snap, struct seen *out, int max)
+{
+    struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
+    ro.include_tombstones = tombstones;
+    ro.snapshot = snap;
+    ro.upper_bound = upper;
+    ro.upper_bound_len = upper_len;
+    struct lsm_iter *it = lsm_iter_create(db, &ro);
+    if (from != NULL) {
+        lsm_iter_seek(it, from, strlen(from));
+    } else {
+        lsm_iter_seek_first(it);
+    }
+    int n = 0;
+    for (; lsm_iter_valid(it) && n < max; lsm_iter_next(it), n++) {
+        size_t kl, vl;
+        const char *k = lsm_iter_key(it, &kl);
+        const char *v = lsm_iter_value(it, &vl);
+        memset(&out[n], 0, sizeof(out[n]));
+        memcpy(out[n].key, k, kl < 15 ? kl : 15);
+        memcpy(out[n].val, v, vl < 15 ? vl : 15);
+        out[n].deleted = lsm_iter_deleted(it);
+        out[n].ts = lsm_iter_meta(it).timestamp;
+    }
+    if (lsm_iter_status(it) != LSM_OK) {
+        n = -1;
+    }
+    lsm_iter_destroy(&it);
+    return n;
+}
+
+/* a: live; b: value in a table under a tombstone in the memtable; c: tombstone only;
+ * d: expired value with a timestamp; e: live */
+static void test_iter_include_tombstones_yields_newest_version_only(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    o.gc_grace_ms = UINT64_MAX;
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    struct lsm_meta m1 = {0, 1 << 16, 1}, m2 = {0, 2 << 16, 2};
+    struct lsm_meta mexp = {fake_now + 10, 3 << 16, 3};
+    CHECK_EQ_INT(lsm_put(db, "a", 1, "A", 1, &m1, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_put(db, "b", 1, "B", 1, &m1, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_put(db, "d", 1, "D", 1, &mexp, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_flush(db), LSM_OK);
+    const struct lsm_snapshot *before = lsm_snapshot_create(db);
+    CHECK_EQ_INT(lsm_delete(db, "b", 1, &m2, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_delete(db, "c", 1, &m2, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_put(db, "e", 1, "E", 1, &m2, 0, NULL), LSM_OK);
+    fake_now += 10; /* d expires */
+
+    struct seen s[8];
+    int n = scan(db, NULL, NULL, 0, 0, NULL, s, 8);
+    CHECK_EQ_INT(n, 2); /* clients: a, e */
+    CHECK_EQ_STR(s[0].key, "a");
+    CHECK_EQ_STR(s[1].key, "e");
+
+    n = scan(db, NULL, NULL, 0, 1, NULL, s, 8);
+    CHECK_EQ_INT(n, 5);
+    const char *keys = "abcde";
+    const int del[] = {0, 1, 1, 1, 0};
+    const uint64_t ts[] = {1 << 16, 2 << 16, 2 << 16, 3 << 16, 2 << 16};
+    for (int i = 0; i < n && i < 5; i++) {
+        CHECK_EQ_INT(s[i].key[0], keys[i]);
+        CHECK_EQ_INT(s[i].key[1], 0);
+        CHECK_EQ_INT(s[i].deleted, del[i]);
+        CHECK_EQ_INT(s[i].ts, ts[i]);
+        if (del[i]) {
+            CHECK_EQ_STR(s[i].val, ""); /* never the value under the tombstone */
+        }
+    }
+    /* seeking onto the tombstoned key itself */
+    n = scan(db, "b", NULL, 0, 1, NULL, s, 8);
+    CHECK_EQ_INT(n, 4);
+    CHECK_EQ_STR(s[0].key, "b");
+    CHECK_EQ_INT(s[0].deleted, 1);
+
+    /* the snapshot from before the deletes: b live, c absent, e absent */
+    n = scan(db, NULL, NULL, 0, 1, before, s, 8);
+    CHECK_EQ_INT(n, 3);
+    CHECK_EQ_STR(s[0].key, "a");
+    CHECK_EQ_STR(s[1].key, "b");
+    CHECK_EQ_INT(s[1].deleted, 0);
+    CHECK_EQ_STR(s[1].val, "B");
+    CHECK_EQ_STR(s[2].key, "d");
+    CHECK_EQ_INT(s[2].deleted, 1); /* expired at the read's clock */
+    lsm_snapshot_release(db, &before);
+
+    /* the same after everything is in one table */
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    n = scan(db, NULL, NULL, 0, 1, NULL, s, 8);
+    CHECK_EQ_INT(n, 5);
+    for (int i = 0; i < n && i < 5; i++) {
+        CHECK_EQ_INT(s[i].key[0], keys[i]);
+        CHECK_EQ_INT(s[i].deleted, del[i]);
+        CHECK_EQ_INT(s[i].ts, ts[i]);
+    }
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
+/* keys k000..k299 in three L0 tables of 100 each, k300..k349 in the memtable;
+ * *dbp stays NULL when that failed */
+static void open_with_ranges(const char *dir, struct lsm_options *o, struct lsm_db **dbp)
+{
+    small_options(o);
+    o->l0_compaction_trigger = 8; /* keep the three tables apart in L0 */
+    o->target_file_size = 4096;   /* several L1 files after a full compaction */
+    struct lsm_db *db;
+    *dbp = NULL;
+    CHECK_EQ_INT(lsm_open(dir, o, &db, NULL), LSM_OK);
+    char k[16], v[64];
+    for (int i = 0; i < 350; i++) {
+        snprintf(k, sizeof(k), "k%03d", i);
+        snprintf(v, sizeof(v), "value-%03d-padding-padding-padding", i);
+        CHECK_EQ_INT(lsm_put(db, k, 4, v, strlen(v), NULL, 0, NULL), LSM_OK);
+        if (i % 100 == 99) {
+            CHECK_EQ_INT(lsm_flush(db), LSM_OK);
+        }
+    }
+    struct lsm_stats st;
+    lsm_stats(db, &st);
+    CHECK_EQ_INT(st.files_per_level[0], 3);
+    *dbp = db;
+}
+
+static void test_iter_upper_bound_empty_range(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    struct lsm_db *db;
+    open_with_ranges(dir, &o, &db);
+    CHECK(db != NULL);
+    struct seen s[4];
+    CHECK_EQ_INT(scan(db, NULL, "", 0, 0, NULL, s, 4), 0);       /* nothing is < "" */
+    CHECK_EQ_INT(scan(db, "k100", "k100", 4, 0, NULL, s, 4), 0); /* [x, x) */
+    CHECK_EQ_INT(scan(db, "k200", "k100", 4, 1, NULL, s, 4), 0); /* start past end */
+    CHECK_EQ_INT(scan(db, NULL, "a", 1, 0, NULL, s, 4), 0);      /* below every key */
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
+static void test_iter_upper_bound_between_and_equal_to_keys(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    struct lsm_db *db;
+    open_with_ranges(dir, &o, &db);
+    CHECK(db != NULL);
+    struct seen s[400];
+    /* between keys: k0995 sorts after k099 and before k100 */
+    int n = scan(db, NULL, "k0995", 5, 0, NULL, s, 400);
+    CHECK_EQ_INT(n, 100);
+    CHECK_EQ_STR(s[99].key, "k099");
+    /* equal to a key: excluded */
+    n = scan(db, "k050", "k150", 4, 0, NULL, s, 400);
+    CHECK_EQ_INT(n, 100);
+    CHECK_EQ_STR(s[0].key, "k050");
+    CHECK_EQ_STR(s[99].key, "k149");
+    /* across all three tables and the memtable, stopping inside the memtable */
+    n = scan(db, "k010", "k320", 4, 0, NULL, s, 400);
+    CHECK_EQ_INT(n, 310);
+    CHECK_EQ_STR(s[309].key, "k319");
+    /* a bound past every key changes nothing */
+    CHECK_EQ_INT(scan(db, NULL, "z", 1, 0, NULL, s, 400), 350);
+    /* after compaction into L1's several files: the same answers */
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    struct lsm_stats st;
+    lsm_stats(db, &st);
+    CHECK(st.files_per_level[1] > 1);
+    n = scan(db, "k010", "k320", 4, 0, NULL, s, 400);
+    CHECK_EQ_INT(n, 310);
+    CHECK_EQ_STR(s[0].key, "k010");
+    CHECK_EQ_STR(s[309].key, "k319");
+    n = scan(db, NULL, "k0995", 5, 1, NULL, s, 400);
+    CHECK_EQ_INT(n, 100);
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
+/* Data blocks an iteration over [from, upper) reads (cache hits + misses). */
+static uint64_t blocks_read(struct lsm_db *db, const char *upper, int stop_at_99)
+{
+    struct lsm_stats a, b;
+    lsm_stats(db, &a);
+    struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
+    ro.upper_bound = upper;
+    ro.upper_bound_len = upper ? strlen(upper) : 0;
+    struct lsm_iter *it = lsm_iter_create(db, &ro);
+    int n = 0;
+    for (lsm_iter_seek_first(it); lsm_iter_valid(it) && n < 1000; lsm_iter_next(it)) {
+        size_t kl;
+        const char *k = lsm_iter_key(it, &kl);
+        if (stop_at_99 && kl == 4 && memcmp(k, "k100", 4) >= 0) {
+            break; /* the caller's own bound */
+        }
+        n++;
+    }
+    lsm_iter_destroy(&it);
+    lsm_stats(db, &b);
+    if (n != 100) {
+        return UINT64_MAX; /* fails the caller's comparison */
+    }
+    return (b.block_cache_hits + b.block_cache_misses) -
+           (a.block_cache_hits + a.block_cache_misses);
+}
+
+/* the bound keeps the iterator out of the tables that start at or after it */
+static void test_iter_upper_bound_reads_no_table_past_it(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    struct lsm_db *db;
+    open_with_ranges(dir, &o, &db);
+    CHECK(db != NULL);
+    struct seen s[400];
+    CHECK_EQ_INT(scan(db, NULL, NULL, 0, 0, NULL, s, 400), 350); /* every block cached:
+                                                                    one lookup each */
+    uint64_t bounded = blocks_read(db, "k100", 0);
+    uint64_t unbounded = blocks_read(db, NULL, 1);
+    /* without a bound, the seek reads the first block of the two later tables */
+    CHECK(bounded != UINT64_MAX && unbounded != UINT64_MAX);
+    CHECK(bounded + 2 <= unbounded);
+    CHECK(bounded > 0);
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
+/* An expired value with a timestamp becomes a tombstone that keeps its timestamp
+ * and node, stays for gc_grace_ms after its expiry, then goes. */
+static void test_expired_value_kept_as_dated_tombstone_for_grace(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    o.gc_grace_ms = 60000;
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_put(db, "k", 1, "base", 4, NULL, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK); /* base bottommost */
+    uint64_t ts = (fake_now - 5000) << 16 | 3;
+    uint64_t exp = fake_now + 1000;
+    struct lsm_meta m = {exp, ts, 42};
+    CHECK_EQ_INT(lsm_put(db, "k", 1, "expiring", 8, &m, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_flush(db), LSM_OK);
+    fake_now = exp; /* expired */
+    CHECK_EQ_INT(get(db, "k", 0, NULL).rc, LSM_NOTFOUND);
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    struct lsm_stats st;
+    lsm_stats(db, &st);
+    CHECK(st.live_sst_bytes > 0); /* kept: grace runs from the expiry */
+    struct got g = get(db, "k", 1, NULL);
+    CHECK_EQ_INT(g.rc, LSM_OK);
+    CHECK_EQ_INT(g.deleted, 1);
+    CHECK_EQ_INT(g.len, 0);
+    CHECK_EQ_INT(g.timestamp, ts); /* the value's own timestamp and node, not 0 */
+    CHECK_EQ_INT(g.node, 42);
+    CHECK_EQ_INT(g.expire_at, exp);
+    CHECK_EQ_INT(get(db, "k", 0, NULL).rc, LSM_NOTFOUND); /* and "base" never returns */
+
+    fake_now = exp + 60000 - 1; /* grace not over yet */
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    g = get(db, "k", 1, NULL);
+    CHECK_EQ_INT(g.rc, LSM_OK);
+    CHECK_EQ_INT(g.deleted, 1);
+    CHECK_EQ_INT(g.timestamp, ts);
+
+    fake_now = exp + 60000; /* over: dropped, nothing older below it */
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    lsm_stats(db, &st);
+    CHECK_EQ_INT(st.live_sst_bytes, 0);
+    CHECK_EQ_INT(get(db, "k", 1, NULL).rc, LSM_NOTFOUND);
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
+/* A value without timestamp (as old files hold) keeps the old rule: once expired,
+ * compaction drops it at once; a dated delete's grace counts from its timestamp. */
+static void test_undated_expired_value_dropped_at_once(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    o.gc_grace_ms = 60000;
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    struct lsm_meta m = {fake_now + 10, 0, 5};
+    CHECK_EQ_INT(lsm_put(db, "k", 1, "v", 1, &m, 0, NULL), LSM_OK);
+    fake_now += 10;
+    struct got g = get(db, "k", 1, NULL);
+    CHECK_EQ_INT(g.rc, LSM_OK);
+    CHECK_EQ_INT(g.deleted, 1);
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    struct lsm_stats st;
+    lsm_stats(db, &st);
+    CHECK_EQ_INT(st.live_sst_bytes, 0);
+    CHECK_EQ_INT(get(db, "k", 1, NULL).rc, LSM_NOTFOUND);
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
+int main(void)
+{
+    TEST_RUN(test_node_survives_wal_replay_memtable_flush_compaction_and_reopen);
+    TEST_RUN(test_get_without_tombstones_option_hides_deletes_as_before);
+    TEST_RUN(test_get_include_tombstones_returns_newest_tombstone_with_meta);
+    TEST_RUN(test_iter_include_tombstones_yields_newest_version_only);
+    TEST_RUN(test_iter_upper_bound_empty_range);
+    TEST_RUN(test_iter_upper_bound_between_and_equal_to_keys);
+    TEST_RUN(test_iter_upper_bound_reads_no_table_past_it);
+    TEST_RUN(test_expired_value_kept_as_dated_tombstone_for_grace);
+    TEST_RUN(test_undated_expired_value_dropped_at_once);
+    TEST_MAIN_END();
+}
