@@ -313,7 +313,7 @@ void ks_expire_now(struct kv_db *db, struct kv_entry *e, uint64_t token) {
     struct kv_slice key = {k, klen};
     watch_touch_key(db->id, &key); /* before the key bytes are freed */
     if (persist_on()) {
-        persist_expired(db->id, k, klen, ks_entry_expire(e));
+        persist_expired(db->id, k, klen, ks_entry_expire(e), ks_entry_version(e));
     }
     kv_dict_unlink(&db->keys, k, klen, token);
     if (e->flags & KE_EXPIRE) {

@@ -603,14 +603,31 @@ static int commit(void) {
     return 0;
 }
 
-static void batch_put(const void *k, size_t klen, const void *v, size_t vlen,
-                      long long expire_at, uint64_t ts) {
-    struct lsm_meta m = {(uint64_t)expire_at, ts};
+/* A value carrying a version (data and field records) or a bare timestamp (meta
+ * records: node 0). */
+static void batch_put_v(const void *k, size_t klen, const void *v, size_t vlen,
+                        long long expire_at, struct kv_version ver) {
+    struct lsm_meta m = {(uint64_t)expire_at, ver.hlc, ver.node};
     lsm_batch_put(P.batch, k, klen, v, vlen, &m);
 }
 
+static void batch_put(const void *k, size_t klen, const void *v, size_t vlen,
+                      long long expire_at, uint64_t ts) {
+    struct kv_version ver = {ts, 0};
+    batch_put_v(k, klen, v, vlen, expire_at, ver);
+}
+
+/* A tombstone carrying a version (and, for an expiry, the expire-at the grace
+ * period counts from): see PERSIST.md "Versions and tombstones". */
+static void batch_tomb(const void *k, size_t klen, long long expire_at, struct kv_version ver) {
+    struct lsm_meta m = {(uint64_t)expire_at, ver.hlc, ver.node};
+    lsm_batch_delete(P.batch, k, klen, &m);
+}
+
+/* An undated tombstone (meta records, field records of a dropped gen): compaction
+ * drops it at once. */
 static void batch_del(const void *k, size_t klen, uint64_t ts) {
-    struct lsm_meta m = {0, ts};
+    struct lsm_meta m = {0, ts, 0};
     lsm_batch_delete(P.batch, k, klen, &m);
 }
 
@@ -761,22 +778,25 @@ void persist_hash_fields(int db_id, const struct kv_entry *e, const struct kv_sl
 
 struct fields_ctx {
     int db;
-    uint64_t gen, ts;
+    uint64_t gen;
+    struct kv_version ver;
 };
 
 static void put_field(const char *f, size_t flen, const char *v, size_t vlen, void *arg) {
     const struct fields_ctx *x = arg;
     field_key(&P.fkey, x->db, x->gen, f, flen);
-    batch_put(P.fkey.p, P.fkey.len, v, vlen, 0, x->ts);
+    batch_put_v(P.fkey.p, P.fkey.len, v, vlen, 0, x->ver);
 }
 
-/* The field records of big hash e for this turn: all of them when it has no gen
- * yet, else the fields the turn's commands changed (P.fops, sorted by gen). */
-static void write_fields(int db, const struct kv_entry *e, uint64_t ts) {
+/* The field records of big hash e for this turn, carrying the hash's version ver:
+ * all of them when it has no gen yet (a fresh local tick: unique on this node),
+ * else the fields the turn's commands changed (P.fops, sorted by gen). */
+static void write_fields(int db, const struct kv_entry *e, struct kv_version ver) {
     struct kv_dict *d = ks_val_dict(e);
     if (d->store_gen == 0) {
-        d->store_gen = ts;
-        struct fields_ctx x = {db, ts, ts};
+        long long ms = server.mstime;
+        d->store_gen = hlc_tick(ms > 0 ? (uint64_t)ms : 0);
+        struct fields_ctx x = {db, d->store_gen, ver};
         hash_foreach(e, put_field, &x);
         return;
     }
@@ -798,9 +818,9 @@ static void write_fields(int db, const struct kv_entry *e, uint64_t ts) {
         size_t vlen;
         field_key(&P.fkey, db, d->store_gen, f, o->len);
         if (hash_get(e, f, o->len, &v, &vlen)) {
-            batch_put(P.fkey.p, P.fkey.len, v, vlen, 0, ts);
+            batch_put_v(P.fkey.p, P.fkey.len, v, vlen, 0, ver);
         } else {
-            batch_del(P.fkey.p, P.fkey.len, ts);
+            batch_tomb(P.fkey.p, P.fkey.len, 0, ver);
         }
     }
 }
@@ -897,9 +917,9 @@ static void encode_dirty(void) {
             continue; /* deleted since (a tombstone is in the batch), or done */
         }
         e->flags &= (uint8_t)~KE_DIRTY;
-        uint64_t ts = hlc_tick((uint64_t)server.mstime);
+        struct kv_version ver = ks_entry_version(e); /* stamped by the coordinator */
         if (e->type == KS_TYPE_HASH && e->enc == KS_ENC_HASHTABLE) {
-            write_fields(d->db, e, ts);
+            write_fields(d->db, e, ver);
             pbuf_reserve(&P.vbuf, 16);
             unsigned char *h = (unsigned char *)P.vbuf.p;
             h[0] = ENVELOPE_VERSION;
@@ -914,7 +934,7 @@ static void encode_dirty(void) {
             encode_into(e, &P.vbuf);
         }
         data_key(d->db, key, d->klen, d->token);
-        batch_put(P.kbuf.p, P.kbuf.len, P.vbuf.p, P.vbuf.len, ks_entry_expire(e), ts);
+        batch_put_v(P.kbuf.p, P.kbuf.len, P.vbuf.p, P.vbuf.len, ks_entry_expire(e), ver);
     }
     P.ndirty = 0;
     P.nfops = 0;
@@ -937,7 +957,7 @@ void persist_put(int db_id, const struct kv_entry *e, int existed, long long old
     }
     size_t klen;
     const char *key = ks_entry_key(e, &klen);
-    uint64_t ts = hlc_tick((uint64_t)server.mstime);
+    uint64_t ts = ks_entry_version(e).hlc; /* the index entry's date, for flush markers */
     long long exp = ks_entry_expire(e);
     if (!(e->flags & KE_DIRTY)) {
         ((struct kv_entry *)e)->flags |= KE_DIRTY;
@@ -959,8 +979,9 @@ void persist_put(int db_id, const struct kv_entry *e, int existed, long long old
     P.changes++;
 }
 
+/* The tombstone carries ver and tomb_expire (an expiry's expire-at, else 0). */
 static void del_generic(int db_id, const char *key, size_t klen, long long old_expire,
-                        uint64_t ts) {
+                        long long tomb_expire, struct kv_version ver) {
     if (P.db == NULL) {
         return;
     }
@@ -970,22 +991,23 @@ static void del_generic(int db_id, const char *key, size_t klen, long long old_e
         drop_fields(db_id, gen);
     }
     data_key(db_id, key, klen, token);
-    batch_del(P.kbuf.p, P.kbuf.len, ts);
+    batch_tomb(P.kbuf.p, P.kbuf.len, tomb_expire, ver);
     deleted_add(token, db_id);
-    index_update(db_id, key, klen, old_expire, 0, ts);
+    index_update(db_id, key, klen, old_expire, 0, 0);
     P.count[db_id]--;
     P.changes++;
 }
 
 void persist_del(int db_id, const char *key, size_t klen, long long old_expire,
                  struct kv_version ver) {
-    (void)ver; /* stored in the next step */
-    del_generic(db_id, key, klen, old_expire, hlc_tick((uint64_t)server.mstime));
+    del_generic(db_id, key, klen, old_expire, 0, ver);
 }
 
-void persist_expired(int db_id, const char *key, size_t klen, long long old_expire) {
-    /* no timestamp: every replica expires it at the same instant, no grace */
-    del_generic(db_id, key, klen, old_expire, 0);
+void persist_expired(int db_id, const char *key, size_t klen, long long old_expire,
+                     struct kv_version ver) {
+    /* the value's own version and expire-at: what every replica, and compaction,
+     * make of it (PERSIST.md "Versions and tombstones") */
+    del_generic(db_id, key, klen, old_expire, old_expire, ver);
 }
 
 void persist_flush(int db_id) {
@@ -1038,6 +1060,8 @@ struct kv_entry *persist_load(struct kv_db *db, const char *key, size_t klen, ui
         server_log(LL_WARNING, "Engine value of a key in db %d is malformed", db->id);
         return NULL;
     }
+    struct kv_version ver = {P.val.timestamp, P.val.node};
+    ks_entry_set_version(e, ver);
     if (e->enc == KS_ENC_HASHTABLE && ks_val_dict(e)->store_gen) {
         load_fields(db->id, e);
     }
@@ -1309,8 +1333,9 @@ static void expire_cycle(long long budget_us) {
         pbuf_reserve(&kb, klen);
         memcpy(kb.p, key, klen);
         struct kv_slice ks = {kb.p, klen};
+        struct kv_version ver = {P.val.timestamp, P.val.node};
         watch_touch_key(db, &ks);
-        persist_expired(db, kb.p, klen, exp);
+        persist_expired(db, kb.p, klen, exp, ver);
         server.stat_expiredkeys++;
     }
     kv_free(kb.p);
@@ -1448,6 +1473,7 @@ static void engine_options(struct lsm_options *o) {
     o->block_cache_size = server.block_cache_size > 0 ? (size_t)server.block_cache_size : bc;
     o->sync_mode = LSM_SYNC_NONE;
     o->clock_ms = compaction_clock;
+    o->gc_grace_ms = (uint64_t)server.gc_grace_seconds * 1000;
     o->compaction_filter = NULL; /* set after open: see flushed_filter */
 }
 

@@ -16,7 +16,8 @@
  *     syncs once a second; no never asks.
  *
  * Engine layout (on disk: never renumber):
- *   data key  := token:u64be db:u16be key        value := envelope (persist.c)
+ *   data key  := token:u64be db:u16be key        value := envelope (persist.c),
+ *                                                meta: expire_at, version (hlc, node)
  *   meta key  := 0xff{10} tag:u8 ...            (db 0xffff is never a database)
  *     tag 'h' db:u16be gen:u64be field  a field of a big hash: its value
  *     tag 'c'                   counts, clock, expiry watermark (see persist.c)
@@ -73,8 +74,11 @@ void persist_replaced(int db_id, struct kv_entry *old);
  * delete's own version (newer than the value's: coord.c stamps it). */
 void persist_del(int db_id, const char *key, size_t klen, long long old_expire,
                  struct kv_version ver);
-/* A key found expired (lazily or by the active cycle): deletes it, counts it. */
-void persist_expired(int db_id, const char *key, size_t klen, long long old_expire);
+/* A key found expired (lazily or by the active cycle): deletes it, counts it. The
+ * tombstone carries ver, the expired value's own version, and old_expire
+ * (PERSIST.md "Versions and tombstones"). */
+void persist_expired(int db_id, const char *key, size_t klen, long long old_expire,
+                     struct kv_version ver);
 /* FLUSHDB (db_id) / FLUSHALL (-1): a flush marker, no tombstone per key. */
 void persist_flush(int db_id);
 /* Notes that c issued a write in this loop turn (its reply waits for the batch,

@@ -361,6 +361,133 @@ static void test_persist_active_expiry_of_keys_not_in_memory(void) {
     cleanup();
 }
 
+/* ---- versions and tombstones ---- */
+
+/* The engine's newest record of key in db 0, tombstones included: 1 value, 2
+ * tombstone, 0 nothing; *m gets its meta. */
+static int engine_record(const char *key, struct lsm_meta *m) {
+    size_t klen = strlen(key);
+    unsigned char k[10 + 64];
+    uint64_t t = ks_token(key, klen);
+    for (int i = 7; i >= 0; i--) {
+        k[i] = (unsigned char)t;
+        t >>= 8;
+    }
+    k[8] = k[9] = 0;
+    memcpy(k + 10, key, klen);
+    struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
+    ro.now_ms = 1;
+    ro.include_tombstones = 1;
+    struct lsm_value v = LSM_VALUE_INIT;
+    int rc = lsm_get(persist_engine(), &ro, k, 10 + klen, &v);
+    m->expire_at = v.expire_at;
+    m->timestamp = v.timestamp;
+    m->node = v.node;
+    int deleted = v.deleted;
+    lsm_value_free(&v);
+    return rc != LSM_OK ? 0 : deleted ? 2 : 1;
+}
+
+static struct kv_version mem_version(const char *key) {
+    struct kv_slice k = {key, strlen(key)};
+    struct kv_entry *e = coord_lookup(&tc, &k, COORD_NOTOUCH | COORD_NOSTATS);
+    struct kv_version none = {0, 0};
+    return e ? ks_entry_version(e) : none;
+}
+
+static int same_version(struct lsm_meta m, struct kv_version v) {
+    return m.timestamp == v.hlc && m.node == v.node;
+}
+
+static void test_persist_versions_and_tombstones_survive_restart(void) {
+    fresh();
+    server.gc_grace_seconds = 864000;
+    reopen(); /* the engine now keeps tombstones for 10 days */
+    server.node_tag = 0xa11ce;
+    RUN_EQ("SET s v", "+OK");
+    RUN_EQ("SET n 41", "+OK");
+    RUN_EQ("INCR n", ":42");
+    RUN_EQ("HSET h f v", ":1");
+    RUN_EQ("CONFIG SET hash-max-listpack-entries 2", "+OK");
+    RUN_EQ("HSET big a 1 b 2 c 3", ":3");
+    RUN_EQ("SET gone v", "+OK");
+    RUN_EQ("SET exp v PX 100", "+OK");
+    struct kv_version vs = mem_version("s"), vn = mem_version("n"), vh = mem_version("h"),
+                      vb = mem_version("big"), vg = mem_version("gone"), ve = mem_version("exp");
+    CHECK(vs.hlc != 0 && vs.node == 0xa11ce && vb.node == 0xa11ce);
+    persist_before_sleep();
+    struct lsm_meta m;
+    CHECK_EQ_INT(engine_record("s", &m), 1);
+    CHECK(same_version(m, vs)); /* stored as stamped, not re-stamped at commit */
+    RUN_EQ("DEL gone", ":1");
+    persist_before_sleep();
+    CHECK_EQ_INT(engine_record("gone", &m), 2);
+    CHECK(m.timestamp > vg.hlc && m.node == 0xa11ce && m.expire_at == 0);
+    struct lsm_meta del = m;
+    /* lazy expiry: a tombstone with the value's own version and expire-at */
+    server.debug_clock_offset_ms = 1000;
+    RUN_EQ("GET exp", "$-1");
+    server.debug_clock_offset_ms = 0;
+    persist_before_sleep();
+    CHECK_EQ_INT(engine_record("exp", &m), 2);
+    CHECK(same_version(m, ve));
+    CHECK(m.expire_at > 0 && m.expire_at <= (uint64_t)kv_mstime() + 1000);
+    struct lsm_meta expm = m;
+
+    reopen(); /* versions come back with the values */
+    server.node_tag = 0xb0b;
+    CHECK(kv_version_cmp(mem_version("s"), vs) == 0);
+    CHECK(kv_version_cmp(mem_version("n"), vn) == 0);
+    CHECK(kv_version_cmp(mem_version("h"), vh) == 0);
+    CHECK(kv_version_cmp(mem_version("big"), vb) == 0);
+    RUN_EQ("HGET big b", "$1 2");
+    CHECK_EQ_INT(engine_record("gone", &m), 2);
+    CHECK(m.timestamp == del.timestamp && m.node == del.node);
+    CHECK_EQ_INT(engine_record("exp", &m), 2);
+    CHECK(m.timestamp == expm.timestamp && m.node == expm.node && m.expire_at == expm.expire_at);
+    /* a write after the restart is newer than everything before it */
+    RUN_EQ("SET s w", "+OK");
+    CHECK(kv_version_cmp(mem_version("s"), vs) > 0 && mem_version("s").node == 0xb0b);
+    RUN_EQ("HSET big d 4", ":1");
+    CHECK(kv_version_cmp(mem_version("big"), vb) > 0);
+    /* compaction keeps dated tombstones for the grace period */
+    persist_before_sleep();
+    CHECK_EQ_INT(lsm_compact_range(persist_engine(), NULL, 0, NULL, 0), LSM_OK);
+    CHECK_EQ_INT(engine_record("gone", &m), 2);
+    CHECK_EQ_INT(engine_record("exp", &m), 2);
+    RUN_EQ("EXISTS gone exp", ":0");
+    RUN_EQ("DBSIZE", ":4");
+    /* FLUSHALL's marker still hides everything before it, versions or not */
+    RUN_EQ("FLUSHALL", "+OK");
+    RUN_EQ("SET after v", "+OK");
+    reopen();
+    RUN_EQ("DBSIZE", ":1");
+    RUN_EQ("GET s", "$-1");
+    RUN_EQ("GET after", "$1 v");
+    RUN_EQ("CONFIG SET hash-max-listpack-entries 512", "+OK");
+    server.node_tag = 0;
+    server.gc_grace_seconds = 0;
+    cleanup();
+}
+
+static void test_persist_active_expiry_tombstone_carries_the_value_version(void) {
+    fresh();
+    server.node_tag = 0x77;
+    RUN_EQ("SET cold v PX 20", "+OK");
+    struct kv_version v = mem_version("cold");
+    persist_before_sleep();
+    drop_cache(); /* the cycle finds it through the index and the engine */
+    usleep(40 * 1000);
+    server.mstime = kv_mstime();
+    persist_cron();
+    persist_before_sleep();
+    struct lsm_meta m;
+    CHECK_EQ_INT(engine_record("cold", &m), 2);
+    CHECK(same_version(m, v) && m.expire_at != 0);
+    server.node_tag = 0;
+    cleanup();
+}
+
 /* ---- DBSIZE ---- */
 
 static void test_persist_dbsize_exact_after_clean_and_unclean_stops(void) {
@@ -569,6 +696,8 @@ int main(void) {
     TEST_RUN(test_persist_flush_marker_hides_and_compaction_drops);
     TEST_RUN(test_persist_expired_keys_are_gone_after_reopen);
     TEST_RUN(test_persist_active_expiry_of_keys_not_in_memory);
+    TEST_RUN(test_persist_versions_and_tombstones_survive_restart);
+    TEST_RUN(test_persist_active_expiry_tombstone_carries_the_value_version);
     TEST_RUN(test_persist_dbsize_exact_after_clean_and_unclean_stops);
     TEST_RUN(test_persist_scan_returns_every_key_once_with_token_cursors);
     TEST_RUN(test_persist_always_holds_replies_until_the_sync);
