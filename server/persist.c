@@ -1243,6 +1243,171 @@ struct kv_entry *persist_random(int db_id) {
 }
 
 /* ------------------------------------------------------------------------------
+ * Records for the store (server/store.c): tombstones and token ranges
+ * ------------------------------------------------------------------------------ */
+/* The flush marker of db as a tombstone's version (node 0), hlc 0 when none. */
+static struct kv_version flush_version(int db) {
+    struct kv_version v = {atomic_load_explicit(&P.flush_ts[db], memory_order_relaxed), 0};
+    return v;
+}
+
+int persist_read_deleted(int db_id, const char *key, size_t klen, uint64_t token,
+                         struct kv_version *ver, long long *expire_at) {
+    if (P.db == NULL) {
+        return -1;
+    }
+    if (deleted_has(token, db_id)) {
+        commit(); /* the tombstone is in the pending batch: make it readable */
+    }
+    data_key(db_id, key, klen, token);
+    struct lsm_read_options ro = raw_read();
+    ro.include_tombstones = 1;
+    int rc = lsm_get(P.db, &ro, P.kbuf.p, P.kbuf.len, &P.val);
+    if (rc != LSM_OK && rc != LSM_NOTFOUND) {
+        server_log(LL_WARNING, "Engine read error: %s", lsm_errmsg(P.db));
+        return -1;
+    }
+    struct kv_version fv = flush_version(db_id);
+    if (rc == LSM_OK && P.val.deleted && P.val.timestamp >= fv.hlc) {
+        ver->hlc = P.val.timestamp;
+        ver->node = P.val.node;
+        *expire_at = (long long)P.val.expire_at;
+        return 1;
+    }
+    /* nothing, or only what the flush marker hides: the marker is the tombstone */
+    if (fv.hlc != 0) {
+        *ver = fv;
+        *expire_at = 0;
+        return 1;
+    }
+    return 0;
+}
+
+void persist_tombstone(int db_id, const char *key, size_t klen, int existed,
+                       long long old_expire, long long tomb_expire, struct kv_version ver) {
+    if (P.db == NULL) {
+        return;
+    }
+    if (existed) {
+        del_generic(db_id, key, klen, old_expire, tomb_expire, ver);
+        return;
+    }
+    uint64_t token = ks_token(key, klen);
+    data_key(db_id, key, klen, token);
+    batch_tomb(P.kbuf.p, P.kbuf.len, tomb_expire, ver);
+    deleted_add(token, db_id);
+    P.changes++;
+}
+
+/* HOW THE RANGE ITERATOR WORKS: data keys are token:u64be db:u16be key, so the
+ * tokens [start, end) of every database are one engine range: seek(be64(start)),
+ * upper bound be64(end) (or the meta namespace when end is 0, the end of the
+ * ring). The pending batch is written first and the iterator reads a snapshot of
+ * that moment. Tombstones come from include_tombstones; a value expired by now is
+ * reported as the tombstone it becomes (its own version and expire-at); entries a
+ * flush marker hides are skipped (the marker stands for them: a per-database range
+ * tombstone, persist_read_deleted reports it per key). A big hash's header is
+ * expanded into a self-contained envelope (every field), so a record is always
+ * what store_apply takes. */
+struct persist_iter {
+    struct lsm_iter *it;
+    unsigned char lo[8], hi[META_LEN];
+    struct pbuf val;  /* an expanded big hash */
+    int first;
+};
+
+struct persist_iter *persist_iter_range(uint64_t start, uint64_t end) {
+    if (P.db == NULL) {
+        return NULL;
+    }
+    commit();
+    struct persist_iter *pi = kv_calloc(1, sizeof(*pi));
+    struct lsm_read_options ro = raw_read();
+    ro.include_tombstones = 1;
+    ro.fill_cache = 0;
+    put_be64(pi->lo, start);
+    if (end != 0) {
+        put_be64(pi->hi, end);
+        ro.upper_bound = pi->hi;
+        ro.upper_bound_len = 8;
+    } else {
+        memset(pi->hi, 0xff, META_LEN); /* the meta namespace */
+        ro.upper_bound = pi->hi;
+        ro.upper_bound_len = META_LEN;
+    }
+    pi->it = lsm_iter_create(P.db, &ro);
+    pi->first = 1;
+    return pi;
+}
+
+int persist_iter_next(struct persist_iter *pi, struct persist_rec *out) {
+    if (pi->first) {
+        lsm_iter_seek(pi->it, pi->lo, 8);
+        pi->first = 0;
+    } else {
+        lsm_iter_next(pi->it);
+    }
+    for (; lsm_iter_valid(pi->it); lsm_iter_next(pi->it)) {
+        size_t ilen, vlen;
+        const unsigned char *ik = (const unsigned char *)lsm_iter_key(pi->it, &ilen);
+        if (ilen < DKEY) {
+            continue;
+        }
+        int db = get_db(ik + 8);
+        struct lsm_meta m = lsm_iter_meta(pi->it);
+        if (db >= server.databases ||
+            m.timestamp < atomic_load_explicit(&P.flush_ts[db], memory_order_relaxed)) {
+            continue;
+        }
+        out->db = db;
+        out->token = get_be64(ik);
+        out->key = (const char *)ik + DKEY;
+        out->klen = ilen - DKEY;
+        out->ver.hlc = m.timestamp;
+        out->ver.node = m.node;
+        out->expire_at = (long long)m.expire_at;
+        out->deleted = lsm_iter_deleted(pi->it) ||
+                       (m.expire_at != 0 && (long long)m.expire_at <= server.mstime);
+        out->val = NULL;
+        out->vlen = 0;
+        if (out->deleted) {
+            return 1;
+        }
+        const char *v = lsm_iter_value(pi->it, &vlen);
+        if (vlen >= 4 && ((const unsigned char *)v)[3] & ENV_FIELDS) {
+            struct kv_entry *e = persist_decode(out->key, out->klen, v, vlen, out->expire_at);
+            if (e == NULL) {
+                server_log(LL_WARNING, "Engine value of a key in db %d is malformed", db);
+                continue;
+            }
+            load_fields(db, e);
+            encode_into(e, &pi->val);
+            ks_entry_free(e);
+            v = pi->val.p;
+            vlen = pi->val.len;
+        }
+        out->val = v;
+        out->vlen = vlen;
+        return 1;
+    }
+    if (lsm_iter_status(pi->it) != LSM_OK) {
+        server_log(LL_WARNING, "Engine read error: %s", lsm_errmsg(P.db));
+        return -1;
+    }
+    return 0;
+}
+
+void persist_iter_destroy(struct persist_iter **pi) {
+    if (*pi == NULL) {
+        return;
+    }
+    lsm_iter_destroy(&(*pi)->it);
+    kv_free((*pi)->val.p);
+    kv_free(*pi);
+    *pi = NULL;
+}
+
+/* ------------------------------------------------------------------------------
  * Active expiry over the expiry index
  *
  * HOW IT WORKS: every live key with a TTL has one index entry

@@ -107,6 +107,44 @@ void persist_foreach(int db_id, void (*fn)(struct kv_entry *e, void *arg), void 
 /* A random live key of db_id as a temporary entry, or NULL. */
 struct kv_entry *persist_random(int db_id);
 
+/* ---- records for the store (server/store.c; see store.h) ---- */
+
+/* Envelope flag: a big hash whose fields are records of their own (not a
+ * self-contained value: store_apply refuses it). */
+#define PERSIST_ENV_FIELDS 0x80
+/* For a key that is not live (not in the dict, persist_load found nothing): the
+ * tombstone the engine holds for it, or the database's flush marker (version
+ * {marker, 0}) when the engine holds nothing newer. 1 found (*ver, *expire_at: an
+ * expiry's expire-at, else 0), 0 nothing, -1 engine error. Writes the pending
+ * batch first when it deletes this key. */
+int persist_read_deleted(int db_id, const char *key, size_t klen, uint64_t token,
+                         struct kv_version *ver, long long *expire_at);
+/* Stores a tombstone with ver (and tomb_expire, for an expiry) for key. existed: the
+ * key was live (its expire-at then old_expire): it is counted out, its expiry
+ * index entry and big-hash fields dropped. The caller removes it from the dict. */
+void persist_tombstone(int db_id, const char *key, size_t klen, int existed,
+                       long long old_expire, long long tomb_expire, struct kv_version ver);
+
+/* One record of a range: key bytes and val are valid until the next call. */
+struct persist_rec {
+    int db;
+    uint64_t token;
+    const char *key;
+    size_t klen;
+    struct kv_version ver;
+    int deleted;              /* a tombstone (or a value expired by now) */
+    long long expire_at;
+    const char *val;          /* self-contained envelope; NULL for a tombstone */
+    size_t vlen;
+};
+/* Every stored record with token in [start, end) (end 0: to the end of the ring),
+ * all databases, in (token, db, key) order, tombstones included, as of a snapshot
+ * taken now (the pending batch is written first). NULL without an engine. */
+struct persist_iter *persist_iter_range(uint64_t start, uint64_t end);
+/* 1 a record in *out, 0 the end, -1 an engine error (logged). */
+int persist_iter_next(struct persist_iter *pi, struct persist_rec *out);
+void persist_iter_destroy(struct persist_iter **pi);
+
 /* ---- the loop ---- */
 
 /* Before-sleep: writes the pending batch, asks for the WAL sync (always). */
