@@ -130,8 +130,9 @@ static void mark_corrupt(struct block_iter *it)
 }
 
 /* Decodes the three varints of the entry at off; NULL when malformed. */
-static inline const char *decode_header(const char *p, const char *limit, uint32_t *shared,
-                                        uint32_t *unshared, uint32_t *vlen)
+static inline const char *decode_header(const char *p, const char *limit,
+                                        uint32_t *shared, uint32_t *unshared,
+                                        uint32_t *vlen)
 {
     if (limit - p >= 3 && ((p[0] | p[1] | p[2]) & 0x80) == 0) { /* one byte each */
         *shared = (unsigned char)p[0];
@@ -255,9 +256,9 @@ void block_iter_seek(struct block_iter *it, const char *target, size_t tlen)
         uint32_t mid = left + (right - left + 1) / 2;
         uint32_t off = restart_point(blk, mid);
         uint32_t shared, unshared, vlen;
-        const char *p = off < blk->restarts_off
-                            ? decode_header(blk->data + off, limit, &shared, &unshared, &vlen)
-                            : NULL;
+        const char *p = off < blk->restarts_off ? decode_header(blk->data + off, limit,
+                                                                &shared, &unshared, &vlen)
+                                                : NULL;
         if (p == NULL || shared != 0) {
             mark_corrupt(it);
             return;

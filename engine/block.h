@@ -73,10 +73,10 @@ struct block_iter {
     uint32_t restart_idx; /* restart point the last seek started from */
     const char *value;    /* current value (points into the block) */
     uint32_t value_len;
-    char *key;            /* current key: key_inline or heap */
+    char *key; /* current key: key_inline or heap */
     size_t key_len;
     size_t key_cap;
-    int status;           /* LSM_OK, or LSM_CORRUPT once a bad entry was seen */
+    int status; /* LSM_OK, or LSM_CORRUPT once a bad entry was seen */
     char key_inline[64];
 };
 
@@ -92,13 +92,25 @@ void block_iter_seek_to_last(struct block_iter *it);
 void block_iter_seek(struct block_iter *it, const char *target, size_t tlen);
 void block_iter_next(struct block_iter *it);
 /* Key and value of the current entry; valid until the iterator moves. */
-static inline const char *block_iter_key(const struct block_iter *it) { return it->key; }
-static inline size_t block_iter_key_len(const struct block_iter *it) { return it->key_len; }
-static inline const char *block_iter_value(const struct block_iter *it) { return it->value; }
+static inline const char *block_iter_key(const struct block_iter *it)
+{
+    return it->key;
+}
+static inline size_t block_iter_key_len(const struct block_iter *it)
+{
+    return it->key_len;
+}
+static inline const char *block_iter_value(const struct block_iter *it)
+{
+    return it->value;
+}
 static inline size_t block_iter_value_len(const struct block_iter *it)
 {
     return it->value_len;
 }
-static inline int block_iter_status(const struct block_iter *it) { return it->status; }
+static inline int block_iter_status(const struct block_iter *it)
+{
+    return it->status;
+}
 
 #endif

@@ -80,13 +80,15 @@ static void check_block(int interval, int *failures)
     struct block_iter it;
     block_iter_init(&it, &blk, bytewise);
     int i = 0;
-    for (block_iter_seek_to_first(&it); block_iter_valid(&it); block_iter_next(&it), i++) {
+    for (block_iter_seek_to_first(&it); block_iter_valid(&it);
+         block_iter_next(&it), i++) {
         char v[64];
         size_t vl;
         value_of(i, v, &vl);
         if (block_iter_key_len(&it) != key_lens[i] ||
             memcmp(block_iter_key(&it), keys[i], key_lens[i]) != 0 ||
-            block_iter_value_len(&it) != vl || memcmp(block_iter_value(&it), v, vl) != 0) {
+            block_iter_value_len(&it) != vl ||
+            memcmp(block_iter_value(&it), v, vl) != 0) {
             (*failures)++;
             break;
         }
@@ -98,14 +100,16 @@ static void check_block(int interval, int *failures)
         /* exact key */
         block_iter_seek(&it, keys[i], key_lens[i]);
         if (!block_iter_valid(&it) ||
-            bytewise(block_iter_key(&it), block_iter_key_len(&it), keys[i], key_lens[i]) != 0) {
+            bytewise(block_iter_key(&it), block_iter_key_len(&it), keys[i],
+                     key_lens[i]) != 0) {
             (*failures)++;
             break;
         }
         /* just before it: a strict prefix of the key sorts before it */
         block_iter_seek(&it, keys[i], key_lens[i] - 1);
         if (!block_iter_valid(&it) ||
-            bytewise(block_iter_key(&it), block_iter_key_len(&it), keys[i], key_lens[i]) != 0) {
+            bytewise(block_iter_key(&it), block_iter_key_len(&it), keys[i],
+                     key_lens[i]) != 0) {
             (*failures)++;
             break;
         }
@@ -119,9 +123,8 @@ static void check_block(int interval, int *failures)
         (*failures)++;
     }
     block_iter_seek_to_last(&it);
-    if (!block_iter_valid(&it) ||
-        bytewise(block_iter_key(&it), block_iter_key_len(&it), keys[NKEYS - 1],
-                 key_lens[NKEYS - 1]) != 0) {
+    if (!block_iter_valid(&it) || bytewise(block_iter_key(&it), block_iter_key_len(&it),
+                                           keys[NKEYS - 1], key_lens[NKEYS - 1]) != 0) {
         (*failures)++;
     }
     block_iter_free(&it);

@@ -51,8 +51,9 @@ void bloom_builder_finish(struct bloom_builder *b, struct lsm_buf *out)
 {
     uint64_t bits = (uint64_t)b->count * (uint64_t)b->bits_per_key;
     uint64_t lines64 = (bits + 511) / 512;
-    uint32_t num_lines = lines64 == 0 ? 1 : lines64 > UINT32_MAX / 64 ? UINT32_MAX / 64
-                                                                      : (uint32_t)lines64;
+    uint32_t num_lines = lines64 == 0                ? 1
+                         : lines64 > UINT32_MAX / 64 ? UINT32_MAX / 64
+                                                     : (uint32_t)lines64;
     int probes = (int)(b->bits_per_key * 0.6 + 0.5);
     probes = probes < 1 ? 1 : probes > 30 ? 30 : probes;
 

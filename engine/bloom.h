@@ -22,8 +22,8 @@ uint64_t bloom_hash(const char *user_key, size_t len);
 
 /* Collects key hashes, then writes a filter sized for them. */
 struct bloom_builder {
-    int bits_per_key;     /* >= 1 */
-    uint64_t *hashes;     /* one per added key */
+    int bits_per_key; /* >= 1 */
+    uint64_t *hashes; /* one per added key */
     size_t count;
     size_t cap;
 };

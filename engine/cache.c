@@ -134,7 +134,8 @@ static struct cache_handle **find_slot(struct cache_shard *s, uint64_t h, uint64
                                        uint64_t offset)
 {
     struct cache_handle **pp = &s->buckets[h & (s->nbuckets - 1)];
-    while (*pp != NULL && ((*pp)->hash != h || (*pp)->file != file || (*pp)->offset != offset)) {
+    while (*pp != NULL &&
+           ((*pp)->hash != h || (*pp)->file != file || (*pp)->offset != offset)) {
         pp = &(*pp)->next_hash;
     }
     return pp;

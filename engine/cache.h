@@ -45,7 +45,7 @@ struct block_cache_stats {
     uint64_t misses;
     uint64_t inserts;
     uint64_t evictions;
-    size_t usage;    /* bytes charged, pinned entries included */
+    size_t usage; /* bytes charged, pinned entries included */
     size_t capacity;
     size_t entries;
 };

@@ -50,8 +50,8 @@ static void test_cache_evicts_least_recently_used(void)
     /* 16 shards: 16 KiB total is 1 KiB per shard; use many keys, check totals */
     struct block_cache *c = block_cache_create(16 * 1024);
     for (int i = 0; i < 1000; i++) {
-        block_cache_release(c, block_cache_insert(c, 9, (uint64_t)i * 4096, val(i), 100,
-                                                  deleter));
+        block_cache_release(
+            c, block_cache_insert(c, 9, (uint64_t)i * 4096, val(i), 100, deleter));
         /* keep entry 0 hot */
         struct cache_handle *h = block_cache_lookup(c, 9, 0);
         CHECK(h != NULL);
@@ -93,7 +93,8 @@ static void test_cache_pinned_entry_outlives_eviction_and_replace(void)
     /* a pinned entry is not evicted however much is inserted */
     pinned = block_cache_lookup(c, 1, 0);
     for (int i = 10; i < 500; i++) {
-        block_cache_release(c, block_cache_insert(c, 2, (uint64_t)i, val(i), 100, deleter));
+        block_cache_release(c,
+                            block_cache_insert(c, 2, (uint64_t)i, val(i), 100, deleter));
     }
     CHECK_EQ_INT(deleted[2], 0);
     CHECK(cache_handle_value(pinned) == val(2));

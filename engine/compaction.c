@@ -11,7 +11,12 @@
 
 /* ---- the drop rules ---------------------------------------------------------------------- */
 
-bool tombstone_grace_over(const struct entry_value *ev, uint64_t grace_ms, uint64_t now_ms)
+/* Whether a tombstone with this entry value is past its grace period at now_ms:
+ * timestamp 0 always (no age to keep it for); else once
+ * max(expire_at, LSM_HLC_MS(write_ts)) + grace_ms <= now_ms (no overflow for any
+ * inputs, so gc_grace_ms = UINT64_MAX keeps tombstones forever). */
+static bool tombstone_grace_over(const struct entry_value *ev, uint64_t grace_ms,
+                                 uint64_t now_ms)
 {
     if (ev->write_ts == 0) {
         return true; /* no age to keep it for (old files, filtered values) */
@@ -23,12 +28,10 @@ bool tombstone_grace_over(const struct entry_value *ev, uint64_t grace_ms, uint6
     return since <= now_ms && now_ms - since >= grace_ms;
 }
 
-enum filter_verdict entry_filter_apply(struct entry_filter *f, const char **ikey,
-                                       size_t *ikey_len, const char **val,
-                                       size_t *val_len,
-                                       bool (*base_level)(void *ctx, const char *k,
-                                                          size_t klen),
-                                       void *ctx)
+enum filter_verdict
+entry_filter_apply(struct entry_filter *f, const char **ikey, size_t *ikey_len,
+                   const char **val, size_t *val_len,
+                   bool (*base_level)(void *ctx, const char *k, size_t klen), void *ctx)
 {
     const char *uk = *ikey;
     size_t ulen = *ikey_len - IKEY_TRAILER_LEN;
@@ -136,8 +139,8 @@ static struct compaction *compaction_new(struct version *v, int output_level)
 
 static void add_input(struct compaction *c, int level, struct file_meta *f)
 {
-    c->inputs[level] = lsm_realloc(c->inputs[level],
-                                   (size_t)(c->ninputs[level] + 1) * sizeof(f));
+    c->inputs[level] =
+        lsm_realloc(c->inputs[level], (size_t)(c->ninputs[level] + 1) * sizeof(f));
     c->inputs[level][c->ninputs[level]++] = f;
     file_meta_ref(f);
     f->compacting = true;
@@ -237,7 +240,8 @@ static struct compaction *pick_leveled(struct lsm_db *db, struct version *v)
             idx = version_find_file(v, level, ptr->p, ptr->len);
             while (idx < v->nfiles[level] &&
                    ikey_compare(v->files[level][idx]->largest.p,
-                                v->files[level][idx]->largest.len, ptr->p, ptr->len) <= 0) {
+                                v->files[level][idx]->largest.len, ptr->p,
+                                ptr->len) <= 0) {
                 idx++;
             }
             if (idx >= v->nfiles[level]) {
@@ -320,8 +324,8 @@ struct compaction *compaction_pick(struct lsm_db *db)
     return pick_leveled(db, v);
 }
 
-struct compaction *compaction_pick_range(struct lsm_db *db, const char *begin, size_t blen,
-                                         const char *end, size_t elen)
+struct compaction *compaction_pick_range(struct lsm_db *db, const char *begin,
+                                         size_t blen, const char *end, size_t elen)
 {
     struct version *v = db->vs.current;
     bool stcs = db->opt.compaction_style == LSM_COMPACTION_SIZE_TIERED;

@@ -40,15 +40,15 @@
 #include "engine/iterator.h"
 
 struct compaction {
-    struct version *version;                  /* referenced input version */
+    struct version *version; /* referenced input version */
     int output_level;
     struct file_meta **inputs[LSM_MAX_LEVELS]; /* per level, referenced */
     int ninputs[LSM_MAX_LEVELS];
-    struct file_meta **older;                 /* STCS: older runs not merged */
+    struct file_meta **older; /* STCS: older runs not merged */
     int nolder;
-    bool trivial_move;                        /* one table, nothing below: move */
+    bool trivial_move; /* one table, nothing below: move */
     bool manual;
-    uint64_t max_output_file_size;            /* 0: one output file */
+    uint64_t max_output_file_size; /* 0: one output file */
 };
 
 /* Picks the most urgent compaction of the current version, or NULL. Marks its
@@ -56,8 +56,8 @@ struct compaction {
 struct compaction *compaction_pick(struct lsm_db *db);
 /* Every table overlapping [begin, end] (NULL: open), into the last level (leveled)
  * or one run (size-tiered). NULL when nothing overlaps. mu held. */
-struct compaction *compaction_pick_range(struct lsm_db *db, const char *begin, size_t blen,
-                                         const char *end, size_t elen);
+struct compaction *compaction_pick_range(struct lsm_db *db, const char *begin,
+                                         size_t blen, const char *end, size_t elen);
 /* Runs c: merges, writes outputs, logs and installs the edit. mu not held. */
 int compaction_run(struct lsm_db *db, struct compaction *c, struct lsm_err *err);
 /* Unmarks the inputs and frees c. mu held. */
@@ -71,14 +71,15 @@ struct entry_filter {
     uint64_t smallest_snapshot;
     uint64_t now_ms;
     uint64_t grace_ms;
-    bool gc;                      /* false for flushes: only drop hidden versions */
-    struct lsm_buf cur_key;       /* user key of the previous entry */
+    bool gc;                /* false for flushes: only drop hidden versions */
+    struct lsm_buf cur_key; /* user key of the previous entry */
     bool has_cur;
-    bool has_prev_version;        /* an entry of cur_key came before */
-    uint64_t last_seq_for_key;    /* seq of that previous version */
-    struct lsm_buf scratch;       /* rewritten entries (expired -> tombstone) */
-    int (*user_filter)(void *arg, const char *key, size_t klen, const struct lsm_meta *meta);
-    void *user_arg;               /* options.compaction_filter and its argument */
+    bool has_prev_version;     /* an entry of cur_key came before */
+    uint64_t last_seq_for_key; /* seq of that previous version */
+    struct lsm_buf scratch;    /* rewritten entries (expired -> tombstone) */
+    int (*user_filter)(void *arg, const char *key, size_t klen,
+                       const struct lsm_meta *meta);
+    void *user_arg; /* options.compaction_filter and its argument */
 };
 
 enum filter_verdict { FILTER_KEEP, FILTER_DROP, FILTER_REWRITE };
@@ -87,17 +88,10 @@ enum filter_verdict { FILTER_KEEP, FILTER_DROP, FILTER_REWRITE };
  * replaced by versions in f->scratch (valid until the next call). base_level tells
  * whether no older data for the key can exist outside this merge; it is called
  * only when needed. */
-enum filter_verdict entry_filter_apply(struct entry_filter *f, const char **ikey,
-                                       size_t *ikey_len, const char **val,
-                                       size_t *val_len,
-                                       bool (*base_level)(void *ctx, const char *k,
-                                                          size_t klen),
-                                       void *ctx);
+enum filter_verdict
+entry_filter_apply(struct entry_filter *f, const char **ikey, size_t *ikey_len,
+                   const char **val, size_t *val_len,
+                   bool (*base_level)(void *ctx, const char *k, size_t klen), void *ctx);
 void entry_filter_free(struct entry_filter *f);
-
-/* Whether a tombstone with this entry value is past its grace period at now_ms:
- * timestamp 0 always; else when max(expire_at, LSM_HLC_MS(write_ts)) + grace_ms <=
- * now_ms (no overflow for any inputs). */
-bool tombstone_grace_over(const struct entry_value *ev, uint64_t grace_ms, uint64_t now_ms);
 
 #endif

@@ -57,10 +57,9 @@ uint32_t crc32c_extend_sw(uint32_t crc, const void *data, size_t n)
         uint64_t w;
         memcpy(&w, p, 8);
         w ^= l;
-        l = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^
-            table[5][(w >> 16) & 0xff] ^ table[4][(w >> 24) & 0xff] ^
-            table[3][(w >> 32) & 0xff] ^ table[2][(w >> 40) & 0xff] ^
-            table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
+        l = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^ table[5][(w >> 16) & 0xff] ^
+            table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^
+            table[2][(w >> 40) & 0xff] ^ table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
         p += 8;
         n -= 8;
     }
@@ -95,7 +94,8 @@ uint32_t crc32c_extend_sw(uint32_t crc, const void *data, size_t n)
 
 static uint32_t shift_apply(const uint32_t t[4][256], uint32_t x)
 {
-    return t[0][x & 0xff] ^ t[1][(x >> 8) & 0xff] ^ t[2][(x >> 16) & 0xff] ^ t[3][x >> 24];
+    return t[0][x & 0xff] ^ t[1][(x >> 8) & 0xff] ^ t[2][(x >> 16) & 0xff] ^
+           t[3][x >> 24];
 }
 
 /* A 32x32 GF(2) matrix as 32 columns: m[i] is the image of bit i. */
@@ -162,9 +162,8 @@ crc32c_stripes(uint64_t l, const unsigned char **pp, size_t *np, size_t stripe,
     return l;
 }
 
-__attribute__((target("sse4.2"))) static uint32_t crc32c_extend_hw(uint32_t crc,
-                                                                   const void *data,
-                                                                   size_t n)
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_extend_hw(uint32_t crc, const void *data, size_t n)
 {
     const unsigned char *p = data;
     uint64_t l = crc ^ 0xffffffffu;

@@ -69,13 +69,15 @@ static void test_crc32c_striped_matches_table(void)
         x ^= x << 17;
         size_t off = x % 16, n = (x >> 8) % 65537;
         uint32_t seed = round % 3 == 0 ? 0 : (uint32_t)(x >> 32);
-        CHECK_EQ_INT(crc32c_extend(seed, buf + off, n), crc32c_extend_sw(seed, buf + off, n));
+        CHECK_EQ_INT(crc32c_extend(seed, buf + off, n),
+                     crc32c_extend_sw(seed, buf + off, n));
     }
     size_t edges[] = {768, 3 * 8192};
     for (size_t e = 0; e < 2; e++) {
         for (size_t n = edges[e] - 24; n <= edges[e] + 24; n++) {
             for (size_t off = 0; off < 8; off++) {
-                CHECK_EQ_INT(crc32c_value(buf + off, n), crc32c_extend_sw(0, buf + off, n));
+                CHECK_EQ_INT(crc32c_value(buf + off, n),
+                             crc32c_extend_sw(0, buf + off, n));
             }
         }
     }

@@ -35,7 +35,7 @@
 
 #define WAL_PREALLOC (4ull << 20)
 #define GROUP_MAX_BYTES (1u << 20)
-#define MAX_KEY_LEN (1ull << 28)          /* memtable nodes keep 28 bits of length */
+#define MAX_KEY_LEN (1ull << 28)           /* memtable nodes keep 28 bits of length */
 #define MAX_VALUE_LEN (UINT32_MAX - 64ull) /* and 32 bits of value length */
 
 struct writer {
@@ -43,7 +43,7 @@ struct writer {
     bool sync;
     bool done;
     int status;
-    uint64_t seq;            /* last sequence of its batch, once done */
+    uint64_t seq; /* last sequence of its batch, once done */
     pthread_cond_t cv;
     struct writer *next;
 };
@@ -83,7 +83,8 @@ uint64_t db_smallest_snapshot(const struct lsm_db *db)
     return atomic_load(&((struct lsm_db *)db)->last_seq);
 }
 
-void db_set_bg_error(struct lsm_db *db, int rc, const struct lsm_err *err)
+/* Records a sticky background error (first one wins) and wakes everyone. mu held. */
+static void db_set_bg_error(struct lsm_db *db, int rc, const struct lsm_err *err)
 {
     if (db->bg_error == LSM_OK && rc != LSM_OK) {
         db->bg_error = rc;
@@ -495,7 +496,8 @@ static struct writer *build_group(struct lsm_db *db, const char **rep, size_t *l
     return last;
 }
 
-static int write_internal(struct lsm_db *db, struct lsm_batch *b, bool sync, uint64_t *seq_out)
+static int write_internal(struct lsm_db *db, struct lsm_batch *b, bool sync,
+                          uint64_t *seq_out)
 {
     struct writer w = {.batch = b, .sync = sync};
     pthread_cond_init(&w.cv, NULL);
@@ -627,7 +629,8 @@ static int write_one(struct lsm_db *db, unsigned kind, const void *key, size_t k
 {
     char stack[512];
     struct lsm_batch b = {0};
-    size_t need = BATCH_HEADER + 1 + 2 * VARINT32_MAX_LEN + klen + ENTRY_HEADER_MAX + vlen;
+    size_t need =
+        BATCH_HEADER + 1 + 2 * VARINT32_MAX_LEN + klen + ENTRY_HEADER_MAX + vlen;
     if (need <= sizeof(stack)) {
         b.rep.p = stack;
         b.rep.cap = sizeof(stack);
@@ -635,7 +638,8 @@ static int write_one(struct lsm_db *db, unsigned kind, const void *key, size_t k
     }
     batch_init_rep(&b);
     batch_add(&b, kind, key, klen, val, vlen, meta);
-    int rc = b.too_big ? LSM_INVALID : write_internal(db, &b, want_sync(db, flags), seq_out);
+    int rc =
+        b.too_big ? LSM_INVALID : write_internal(db, &b, want_sync(db, flags), seq_out);
     if (!b.borrowed) {
         lsm_buf_free(&b.rep);
     }
@@ -648,8 +652,8 @@ int lsm_put(struct lsm_db *db, const void *key, size_t klen, const void *val, si
     return write_one(db, LSM_KIND_VALUE, key, klen, val, vlen, meta, flags, seq_out);
 }
 
-int lsm_delete(struct lsm_db *db, const void *key, size_t klen, const struct lsm_meta *meta,
-               int flags, uint64_t *seq_out)
+int lsm_delete(struct lsm_db *db, const void *key, size_t klen,
+               const struct lsm_meta *meta, int flags, uint64_t *seq_out)
 {
     return write_one(db, LSM_KIND_DELETE, key, klen, NULL, 0, meta, flags, seq_out);
 }
@@ -743,7 +747,8 @@ static void *sync_main(void *arg)
                         (db->retired_wal != NULL ||
                          (db->sync_requested > atomic_load(&db->durable_seq) &&
                           atomic_load(&db->last_seq) > atomic_load(&db->durable_seq)));
-            want_wal = db->bg_error == LSM_OK && db->next_wal == NULL && !db->next_wal_tried;
+            want_wal =
+                db->bg_error == LSM_OK && db->next_wal == NULL && !db->next_wal_tried;
             if (atomic_load(&db->shutting_down) || want_sync || want_wal) {
                 break;
             }
@@ -941,12 +946,12 @@ struct lsm_iter {
     struct version *v;
     uint64_t snap;
     uint64_t now_ms;
-    bool tombstones;          /* include_tombstones */
-    struct lsm_buf upper;     /* upper bound (a copy); upper.p NULL = none */
+    bool tombstones;      /* include_tombstones */
+    struct lsm_buf upper; /* upper bound (a copy); upper.p NULL = none */
     bool valid;
-    bool deleted;             /* the current entry is a tombstone or expired */
-    struct lsm_buf key;       /* current user key */
-    struct entry_value ev;    /* current value (points into the merged iterator) */
+    bool deleted;          /* the current entry is a tombstone or expired */
+    struct lsm_buf key;    /* current user key */
+    struct entry_value ev; /* current value (points into the merged iterator) */
     int status;
 };
 
@@ -1357,7 +1362,8 @@ void lsm_stats(struct lsm_db *db, struct lsm_stats *st)
     pthread_mutex_lock(&db->mu);
     struct version *v = db->vs.current;
     version_ref(v);
-    st->memtable_bytes = memtable_bytes(db->mem) + (db->imm ? memtable_bytes(db->imm) : 0);
+    st->memtable_bytes =
+        memtable_bytes(db->mem) + (db->imm ? memtable_bytes(db->imm) : 0);
     st->immutable_memtables = db->imm != NULL;
     pthread_mutex_unlock(&db->mu);
     uint64_t bottom = 0;
@@ -1676,8 +1682,9 @@ int lsm_open(const char *dir, const struct lsm_options *opt, struct lsm_db **out
     version_set_init(&db->vs, dir, db->cache);
     /* MANIFEST size bound: small databases (tests) roll it often */
     uint64_t roll = (uint64_t)db->opt.memtable_size * 4;
-    db->vs.manifest_roll_bytes = roll < (64u << 10) ? (64u << 10)
-                                 : roll > (4u << 20) ? (4u << 20) : roll;
+    db->vs.manifest_roll_bytes = roll < (64u << 10)  ? (64u << 10)
+                                 : roll > (4u << 20) ? (4u << 20)
+                                                     : roll;
 
     int rc = env_mkdir(dir, err);
     char path[PATH_MAX];

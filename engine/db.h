@@ -27,11 +27,11 @@
 #define BATCH_HEADER 12
 
 struct lsm_batch {
-    struct lsm_buf rep;       /* header + records */
-    uint32_t count;           /* records */
-    uint64_t user_bytes;      /* key + value bytes, for write amplification */
-    bool borrowed;            /* rep.p is not ours to free (lsm_put's stack) */
-    bool too_big;             /* a key or value past the limits: lsm_write refuses */
+    struct lsm_buf rep;  /* header + records */
+    uint32_t count;      /* records */
+    uint64_t user_bytes; /* key + value bytes, for write amplification */
+    bool borrowed;       /* rep.p is not ours to free (lsm_put's stack) */
+    bool too_big;        /* a key or value past the limits: lsm_write refuses */
 };
 
 struct lsm_snapshot {
@@ -39,7 +39,7 @@ struct lsm_snapshot {
     struct lsm_snapshot *prev, *next; /* the DB's list (mu) */
 };
 
-struct writer;       /* a thread waiting in the write queue (db.c) */
+struct writer; /* a thread waiting in the write queue (db.c) */
 struct manual_compaction;
 
 struct db_counters {
@@ -60,57 +60,54 @@ struct db_counters {
 struct lsm_db {
     char *dir;
     struct lsm_options opt;
-    struct env_lock *lock;           /* LOCK file */
+    struct env_lock *lock; /* LOCK file */
     struct block_cache *cache;
-    struct arena_pool *pool;         /* memtable chunks, reused */
+    struct arena_pool *pool; /* memtable chunks, reused */
 
     pthread_mutex_t mu;
-    pthread_cond_t bg_work_cv;       /* wakes the background thread */
-    pthread_cond_t bg_done_cv;       /* background work finished a step */
-    struct version_set vs;           /* current version swapped under mu */
-    struct memtable *mem;            /* (mu) active memtable */
-    struct memtable *imm;            /* (mu) being flushed, or NULL */
-    uint64_t imm_wal_number;         /* (mu) the WAL segment holding imm's writes */
-    atomic_bool has_imm;             /* imm != NULL, read without mu */
-    struct wal_writer *wal;          /* (mu) current WAL segment */
-    struct wal_writer *retired_wal;  /* (mu) the segment before it, until the sync
+    pthread_cond_t bg_work_cv;      /* wakes the background thread */
+    pthread_cond_t bg_done_cv;      /* background work finished a step */
+    struct version_set vs;          /* current version swapped under mu */
+    struct memtable *mem;           /* (mu) active memtable */
+    struct memtable *imm;           /* (mu) being flushed, or NULL */
+    uint64_t imm_wal_number;        /* (mu) the WAL segment holding imm's writes */
+    atomic_bool has_imm;            /* imm != NULL, read without mu */
+    struct wal_writer *wal;         /* (mu) current WAL segment */
+    struct wal_writer *retired_wal; /* (mu) the segment before it, until the sync
                                       * thread has synced and closed it */
-    uint64_t retired_upto;           /* (mu) the last sequence it holds */
-    struct wal_writer *next_wal;     /* (mu) a segment the sync thread created ahead,
+    uint64_t retired_upto;          /* (mu) the last sequence it holds */
+    struct wal_writer *next_wal;    /* (mu) a segment the sync thread created ahead,
                                       * so a roll does not create one on the writer */
-    uint64_t next_wal_number;        /* (mu) its file number */
-    bool next_wal_tried;             /* (mu) the sync thread tried since the last roll */
-    uint64_t wal_number;             /* (mu) its file number */
-    atomic_uint_fast64_t last_seq;   /* newest sequence visible to readers */
+    uint64_t next_wal_number;       /* (mu) its file number */
+    bool next_wal_tried;            /* (mu) the sync thread tried since the last roll */
+    uint64_t wal_number;            /* (mu) its file number */
+    atomic_uint_fast64_t last_seq;  /* newest sequence visible to readers */
 
     struct writer *wq_head, *wq_tail; /* (mu) write queue; the head leads */
-    struct lsm_buf group;            /* leader's merged batches (leader only) */
+    struct lsm_buf group;             /* leader's merged batches (leader only) */
 
-    struct lsm_snapshot snapshots;   /* (mu) list head; empty: next == &snapshots */
+    struct lsm_snapshot snapshots; /* (mu) list head; empty: next == &snapshots */
 
     pthread_t bg_thread;
     bool bg_started;
     atomic_bool shutting_down;
-    int bg_error;                    /* (mu) sticky error, LSM_OK when none */
-    struct lsm_err bg_err;           /* (mu) its message */
-    struct lsm_err last_err;         /* (mu) what lsm_errmsg shows when no bg_error */
+    int bg_error;                     /* (mu) sticky error, LSM_OK when none */
+    struct lsm_err bg_err;            /* (mu) its message */
+    struct lsm_err last_err;          /* (mu) what lsm_errmsg shows when no bg_error */
     struct manual_compaction *manual; /* (mu) pending manual compaction */
-    bool bg_compacting;              /* (mu) the background thread is mid-job */
+    bool bg_compacting;               /* (mu) the background thread is mid-job */
 
     pthread_t sync_thread;
     bool sync_started;
-    pthread_cond_t sync_cv;          /* wakes the sync thread */
-    pthread_cond_t sync_idle_cv;     /* the sync thread finished an fsync */
-    uint64_t sync_requested;         /* (mu) highest sequence asked for */
-    bool syncing;                    /* (mu) the sync thread is inside fdatasync */
-    int sync_efd;                    /* eventfd signalled when durable_seq moves */
+    pthread_cond_t sync_cv;      /* wakes the sync thread */
+    pthread_cond_t sync_idle_cv; /* the sync thread finished an fsync */
+    uint64_t sync_requested;     /* (mu) highest sequence asked for */
+    bool syncing;                /* (mu) the sync thread is inside fdatasync */
+    int sync_efd;                /* eventfd signalled when durable_seq moves */
     atomic_uint_fast64_t durable_seq;
 
     struct db_counters st;
 };
-
-/* Records a sticky background error (first one wins) and wakes everyone. mu held. */
-void db_set_bg_error(struct lsm_db *db, int rc, const struct lsm_err *err);
 
 /* Flushes db->imm to an L0 table if there is one; called by the background thread
  * (also from inside a long compaction so that writers do not stall). mu not held. */

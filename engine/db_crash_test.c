@@ -192,7 +192,8 @@ static void test_crash_power_cut_drops_only_unsynced_writes(void)
         for (int n = 0; n < 300; n++, i++) {
             char k[32], val[64];
             int vl = make_kv(i, k, val);
-            if (lsm_put(db, k, strlen(k), val, (size_t)vl, NULL, LSM_WRITE_SYNC, NULL) != LSM_OK) {
+            if (lsm_put(db, k, strlen(k), val, (size_t)vl, NULL, LSM_WRITE_SYNC, NULL) !=
+                LSM_OK) {
                 bad++;
             }
         }
@@ -237,7 +238,8 @@ static void test_crash_at_each_io_point_loses_nothing_acknowledged(void)
             for (uint32_t i = 0; i < 400; i++) {
                 char k[32], v[64];
                 int vl = make_kv(i, k, v);
-                if (lsm_put(db, k, strlen(k), v, (size_t)vl, NULL, LSM_WRITE_SYNC, NULL) != LSM_OK) {
+                if (lsm_put(db, k, strlen(k), v, (size_t)vl, NULL, LSM_WRITE_SYNC,
+                            NULL) != LSM_OK) {
                     break;
                 }
                 acked = i + 1;
@@ -260,8 +262,8 @@ static void test_crash_at_each_io_point_loses_nothing_acknowledged(void)
             for (uint32_t j = 0; j < acked; j++) {
                 char k[32], e[64];
                 int el = make_kv(j, k, e);
-                if (lsm_get(db, NULL, k, strlen(k), &v) != LSM_OK || v.len != (size_t)el ||
-                    memcmp(v.data, e, v.len) != 0) {
+                if (lsm_get(db, NULL, k, strlen(k), &v) != LSM_OK ||
+                    v.len != (size_t)el || memcmp(v.data, e, v.len) != 0) {
                     if (bad++ == 0) {
                         fprintf(stderr, "  point %d: acknowledged %s lost\n", point, k);
                     }
@@ -384,7 +386,8 @@ static void test_crash_wal_roll_syncs_the_old_segment_off_the_writer(void)
     for (uint32_t i = 0; i < 5000 && !rolled; i++) {
         char k[32], v[64];
         int vl = make_kv(i, k, v);
-        if (lsm_put(db, k, strlen(k), v, (size_t)vl, NULL, LSM_WRITE_NOSYNC, &seq) != LSM_OK) {
+        if (lsm_put(db, k, strlen(k), v, (size_t)vl, NULL, LSM_WRITE_NOSYNC, &seq) !=
+            LSM_OK) {
             bad++;
             break;
         }
@@ -575,7 +578,8 @@ static void test_corruption_never_surfaces_an_older_version(void)
     unsigned long best = 0;
     while ((e = readdir(d)) != NULL) {
         size_t l = strlen(e->d_name);
-        if (l > 4 && strcmp(e->d_name + l - 4, ".sst") == 0 && strtoul(e->d_name, NULL, 10) >= best) {
+        if (l > 4 && strcmp(e->d_name + l - 4, ".sst") == 0 &&
+            strtoul(e->d_name, NULL, 10) >= best) {
             best = strtoul(e->d_name, NULL, 10);
             snprintf(newest, sizeof(newest), "%s/%s", dir, e->d_name);
         }

@@ -75,10 +75,12 @@ static int get_mismatch(struct lsm_db *db, const char *k, const char *expect)
     if (expect == NULL) {
         bad = rc != LSM_NOTFOUND;
     } else {
-        bad = rc != LSM_OK || v.len != strlen(expect) || memcmp(v.data, expect, v.len) != 0;
+        bad =
+            rc != LSM_OK || v.len != strlen(expect) || memcmp(v.data, expect, v.len) != 0;
     }
     if (bad) {
-        fprintf(stderr, "  get %s: rc %d, expected %s\n", k, rc, expect ? expect : "absent");
+        fprintf(stderr, "  get %s: rc %d, expected %s\n", k, rc,
+                expect ? expect : "absent");
     }
     lsm_value_free(&v);
     return bad;
@@ -260,9 +262,9 @@ static void test_db_iterator_merges_all_sources_in_order(void)
     small_options(&o);
     struct lsm_db *db;
     CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
-    fill_keys(db, 0, 3000, "a");           /* several flushes and compactions */
-    fill_keys(db, 1000, 1500, "b");        /* overwrites */
-    for (int i = 2000; i < 2100; i++) {    /* deletes */
+    fill_keys(db, 0, 3000, "a");        /* several flushes and compactions */
+    fill_keys(db, 1000, 1500, "b");     /* overwrites */
+    for (int i = 2000; i < 2100; i++) { /* deletes */
         char k[32];
         int kl = snprintf(k, sizeof(k), "key%06d", i);
         lsm_delete(db, k, (size_t)kl, NULL, 0, NULL);
@@ -457,9 +459,10 @@ static void test_db_manifest_rolls_and_stays_bounded(void)
     fill_keys(db, 0, 20000, "m");
     wait_idle(db);
     manifest_name(dir, now, sizeof(now), &size);
-    CHECK(strcmp(first, now) != 0);   /* it rolled */
+    CHECK(strcmp(first, now) != 0); /* it rolled */
     CHECK(size < 2 * 64 * 1024);
-    CHECK_EQ_INT(count_files(dir, "") - count_files(dir, ".sst") - count_files(dir, ".log"),
+    CHECK_EQ_INT(count_files(dir, "") - count_files(dir, ".sst") -
+                     count_files(dir, ".log"),
                  3 + 2); /* ".", "..", CURRENT, LOCK, one MANIFEST */
     lsm_close(&db);
     CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
@@ -526,7 +529,8 @@ static void test_db_expired_entries_hidden_then_dropped(void)
     GET_EQ(db, "old", NULL);
     struct lsm_stats st;
     lsm_stats(db, &st);
-    CHECK_EQ_INT(st.live_sst_bytes > 0 ? st.files_per_level[1] + st.files_per_level[0] : 0, 0);
+    CHECK_EQ_INT(
+        st.live_sst_bytes > 0 ? st.files_per_level[1] + st.files_per_level[0] : 0, 0);
     lsm_close(&db);
     remove_dir(dir);
 }
@@ -755,7 +759,8 @@ static void *conc_reader(void *p)
                 atomic_fetch_add(&c->errors, 1);
             }
         }
-        struct lsm_iter *it = lsm_iter_create(c->db, NULL); /* a consistent, sorted view */
+        struct lsm_iter *it =
+            lsm_iter_create(c->db, NULL); /* a consistent, sorted view */
         char prev[16] = "";
         for (lsm_iter_seek_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
             size_t kl;
@@ -889,8 +894,8 @@ static int model_compare(struct lsm_db *db, const struct model *m,
         int rc = lsm_get(db, &ro, k, (size_t)kl, &v);
         const struct model_entry *e = &m->e[i];
         if (model_visible(e)) {
-            if (rc != LSM_OK || v.len != (size_t)e->vlen || memcmp(v.data, e->val, v.len) != 0 ||
-                v.expire_at != e->expire_at) {
+            if (rc != LSM_OK || v.len != (size_t)e->vlen ||
+                memcmp(v.data, e->val, v.len) != 0 || v.expire_at != e->expire_at) {
                 if (bad++ < 3) {
                     fprintf(stderr, "  model: get %s rc %d\n", k, rc);
                 }

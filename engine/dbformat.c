@@ -165,7 +165,8 @@ void lookup_key_free(struct lookup_key *lk)
     lk->len = 0;
 }
 
-size_t entry_encode_header(char *dst, uint64_t expire_at, uint64_t write_ts, uint32_t node)
+size_t entry_encode_header(char *dst, uint64_t expire_at, uint64_t write_ts,
+                           uint32_t node)
 {
     size_t n = 1;
     dst[0] = (char)((expire_at ? ENTRY_F_EXPIRE : 0) | (write_ts ? ENTRY_F_WRITE_TS : 0) |

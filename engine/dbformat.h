@@ -25,9 +25,18 @@
  * Coding: fixed little-endian and LEB128 varints.
  * ------------------------------------------------------------------------------ */
 
-static inline void enc_fixed32(char *p, uint32_t v) { memcpy(p, &v, 4); } /* x86: LE */
-static inline void enc_fixed64(char *p, uint64_t v) { memcpy(p, &v, 8); }
-static inline void enc_fixed16(char *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline void enc_fixed32(char *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+} /* x86: LE */
+static inline void enc_fixed64(char *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+static inline void enc_fixed16(char *p, uint16_t v)
+{
+    memcpy(p, &v, 2);
+}
 static inline uint32_t dec_fixed32(const char *p)
 {
     uint32_t v;
@@ -76,7 +85,10 @@ void lsm_buf_append(struct lsm_buf *b, const void *p, size_t n);
 void lsm_buf_append_fixed32(struct lsm_buf *b, uint32_t v);
 void lsm_buf_append_varint32(struct lsm_buf *b, uint32_t v);
 void lsm_buf_append_varint64(struct lsm_buf *b, uint64_t v);
-static inline void lsm_buf_clear(struct lsm_buf *b) { b->len = 0; }
+static inline void lsm_buf_clear(struct lsm_buf *b)
+{
+    b->len = 0;
+}
 void lsm_buf_free(struct lsm_buf *b); /* frees p and zeroes *b */
 
 /* ------------------------------------------------------------------------------
@@ -119,8 +131,7 @@ size_t ikey_encode(char *dst, const char *user_key, size_t user_key_len, uint64_
  * neither LSM_KIND_DELETE nor LSM_KIND_VALUE. */
 bool ikey_decode(const char *ikey, size_t len, struct ikey *out);
 
-/* User key of an internal key (len >= 8 is the caller's promise). */
-static inline size_t ikey_user_len(size_t ikey_len) { return ikey_len - IKEY_TRAILER_LEN; }
+/* Trailer of an internal key (len >= 8 is the caller's promise). */
 static inline uint64_t ikey_trailer_of(const char *ikey, size_t len)
 {
     return dec_fixed64(ikey + len - IKEY_TRAILER_LEN);
@@ -155,15 +166,18 @@ static inline int ikey_compare(const char *a, size_t alen, const char *b, size_t
  * live inside the struct (no allocation); free with lookup_key_free.
  * ------------------------------------------------------------------------------ */
 struct lookup_key {
-    char *p;          /* the internal key: inline_buf or a heap copy */
-    size_t len;       /* user key length + 8 */
+    char *p;    /* the internal key: inline_buf or a heap copy */
+    size_t len; /* user key length + 8 */
     char inline_buf[128];
 };
 
 void lookup_key_init(struct lookup_key *lk, const char *user_key, size_t user_key_len,
                      uint64_t snapshot);
 void lookup_key_free(struct lookup_key *lk);
-static inline const char *lookup_key_user(const struct lookup_key *lk) { return lk->p; }
+static inline const char *lookup_key_user(const struct lookup_key *lk)
+{
+    return lk->p;
+}
 static inline size_t lookup_key_user_len(const struct lookup_key *lk)
 {
     return lk->len - IKEY_TRAILER_LEN;

@@ -5,8 +5,17 @@
 
 static void test_varint_roundtrip_and_bounds(void)
 {
-    uint64_t vals[] = {0, 1, 127, 128, 300, 16383, 16384, UINT32_MAX, (uint64_t)UINT32_MAX + 1,
-                       UINT64_MAX >> 1, UINT64_MAX};
+    uint64_t vals[] = {0,
+                       1,
+                       127,
+                       128,
+                       300,
+                       16383,
+                       16384,
+                       UINT32_MAX,
+                       (uint64_t)UINT32_MAX + 1,
+                       UINT64_MAX >> 1,
+                       UINT64_MAX};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
         char buf[VARINT64_MAX_LEN];
         char *end = enc_varint64(buf, vals[i]);
@@ -38,7 +47,8 @@ static void test_ikey_order_newest_first(void)
     ikey_append(&c, "k", 1, 3, LSM_KIND_DELETE);
     ikey_append(&d, "k\0", 2, 9, LSM_KIND_VALUE);
     CHECK(ikey_compare(a.p, a.len, b.p, b.len) < 0); /* seqno 5 before 3 */
-    CHECK(ikey_compare(b.p, b.len, c.p, c.len) < 0); /* value before delete at one seqno */
+    CHECK(ikey_compare(b.p, b.len, c.p, c.len) <
+          0); /* value before delete at one seqno */
     CHECK(ikey_compare(c.p, c.len, d.p, d.len) < 0); /* user key decides first */
     CHECK(ikey_compare(d.p, d.len, d.p, d.len) == 0);
     struct ikey ik;
@@ -62,7 +72,8 @@ static void test_lookup_key_sorts_at_snapshot(void)
     ikey_encode(e4, "k", 1, 4, LSM_KIND_VALUE);
     ikey_encode(e3, "k", 1, 3, LSM_KIND_DELETE);
     CHECK(ikey_compare(e5, 9, lk.p, lk.len) < 0); /* invisible: newer than snapshot */
-    CHECK(ikey_compare(lk.p, lk.len, e4, 9) < 0); /* the snapshot's own seqno is visible */
+    CHECK(ikey_compare(lk.p, lk.len, e4, 9) <
+          0); /* the snapshot's own seqno is visible */
     CHECK(ikey_compare(lk.p, lk.len, e3, 9) < 0);
     CHECK_EQ_MEM(lookup_key_user(&lk), lookup_key_user_len(&lk), "k", 1);
     lookup_key_free(&lk);

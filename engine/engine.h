@@ -74,7 +74,7 @@ struct lsm_meta {
 };
 
 enum lsm_compaction_style {
-    LSM_COMPACTION_LEVELED = 0, /* LevelDB/RocksDB: L0 overlapping, L1+ 10x apart */
+    LSM_COMPACTION_LEVELED = 0,     /* LevelDB/RocksDB: L0 overlapping, L1+ 10x apart */
     LSM_COMPACTION_SIZE_TIERED = 1, /* Cassandra STCS: merge runs of similar size */
 };
 
@@ -84,30 +84,30 @@ enum lsm_sync_mode {
 };
 
 struct lsm_options {
-    size_t memtable_size;        /* bytes per memtable before it is flushed */
+    size_t memtable_size;          /* bytes per memtable before it is flushed */
     uint64_t memtable_max_entries; /* also flushed at this many entries (0: no limit):
                                   * a skiplist's insert cost grows with its entries,
                                   * not its bytes */
-    size_t block_cache_size;     /* bytes of uncompressed blocks cached */
-    int bloom_bits_per_key;      /* 0 disables bloom filters */
-    size_t block_size;           /* target uncompressed data block size */
+    size_t block_cache_size;       /* bytes of uncompressed blocks cached */
+    int bloom_bits_per_key;        /* 0 disables bloom filters */
+    size_t block_size;             /* target uncompressed data block size */
     enum lsm_compaction_style compaction_style;
-    int l0_compaction_trigger;   /* L0 files that start a compaction (4) */
-    int l0_slowdown_trigger;     /* L0 files at which writes are delayed (20) */
-    int l0_stop_trigger;         /* L0 files at which writes stop (36) */
-    int level_size_multiplier;   /* target size of L(n+1) / L(n) (10) */
-    uint64_t l1_target_bytes;    /* target size of L1 (256 MiB) */
-    uint64_t target_file_size;   /* compaction output file size (64 MiB) */
-    int stcs_min_threshold;      /* size-tiered: runs per bucket to compact (4) */
-    int stcs_max_threshold;      /* size-tiered: most runs merged at once (32) */
+    int l0_compaction_trigger; /* L0 files that start a compaction (4) */
+    int l0_slowdown_trigger;   /* L0 files at which writes are delayed (20) */
+    int l0_stop_trigger;       /* L0 files at which writes stop (36) */
+    int level_size_multiplier; /* target size of L(n+1) / L(n) (10) */
+    uint64_t l1_target_bytes;  /* target size of L1 (256 MiB) */
+    uint64_t target_file_size; /* compaction output file size (64 MiB) */
+    int stcs_min_threshold;    /* size-tiered: runs per bucket to compact (4) */
+    int stcs_max_threshold;    /* size-tiered: most runs merged at once (32) */
     enum lsm_sync_mode sync_mode;
-    uint64_t gc_grace_ms;        /* tombstones younger than this survive compaction */
-    int create_if_missing;       /* 1 (default): create an empty database */
-    int error_if_exists;         /* 1: fail if the database exists */
-    int paranoid_checks;         /* 1 (default): a corrupt WAL record fails open */
-    int bg_nice;                 /* Linux: nice value of the flush/compaction thread
+    uint64_t gc_grace_ms;       /* tombstones younger than this survive compaction */
+    int create_if_missing;      /* 1 (default): create an empty database */
+    int error_if_exists;        /* 1: fail if the database exists */
+    int paranoid_checks;        /* 1 (default): a corrupt WAL record fails open */
+    int bg_nice;                /* Linux: nice value of the flush/compaction thread
                                   * (0); above 0 foreground threads get the CPU first */
-    uint64_t (*clock_ms)(void);  /* wall clock in Unix ms; NULL = CLOCK_REALTIME */
+    uint64_t (*clock_ms)(void); /* wall clock in Unix ms; NULL = CLOCK_REALTIME */
     /* Optional compaction filter, called on the background thread for each value
      * a compaction (not a flush) reads: nonzero drops it as if it had expired (it
      * becomes a tombstone without timestamp, itself dropped at the base level).
@@ -156,14 +156,13 @@ enum lsm_write_flags {
     LSM_WRITE_NOSYNC = 2,  /* never fsync here; see lsm_sync_wal_async */
 };
 
-
 /* Physical milliseconds of an HLC timestamp. */
 #define LSM_HLC_MS(ts) ((ts) >> 16)
 
 /* Stores key -> value. meta may be NULL (no expiry, timestamp 0). When seq_out is
  * not NULL it receives the write's sequence number (see lsm_sync_wal). */
-int lsm_put(struct lsm_db *db, const void *key, size_t klen, const void *val,
-            size_t vlen, const struct lsm_meta *meta, int flags, uint64_t *seq_out);
+int lsm_put(struct lsm_db *db, const void *key, size_t klen, const void *val, size_t vlen,
+            const struct lsm_meta *meta, int flags, uint64_t *seq_out);
 
 /* Writes a tombstone for key. meta->timestamp (may be NULL: 0) dates it for GC:
  * compaction drops a tombstone only once LSM_HLC_MS(timestamp) + gc_grace_ms is in
@@ -179,8 +178,8 @@ int lsm_delete(struct lsm_db *db, const void *key, size_t klen,
 struct lsm_batch *lsm_batch_create(void);
 void lsm_batch_destroy(struct lsm_batch **b);
 void lsm_batch_clear(struct lsm_batch *b);
-void lsm_batch_put(struct lsm_batch *b, const void *key, size_t klen,
-                   const void *val, size_t vlen, const struct lsm_meta *meta);
+void lsm_batch_put(struct lsm_batch *b, const void *key, size_t klen, const void *val,
+                   size_t vlen, const struct lsm_meta *meta);
 void lsm_batch_delete(struct lsm_batch *b, const void *key, size_t klen,
                       const struct lsm_meta *meta);
 uint32_t lsm_batch_count(const struct lsm_batch *b);
@@ -220,22 +219,25 @@ int lsm_sync_fd(struct lsm_db *db);
  * {0} (or LSM_VALUE_INIT), reuse across calls (no allocation once large enough),
  * free with lsm_value_free. */
 struct lsm_value {
-    char *data;          /* value bytes, malloc'd, owned by this struct */
-    size_t len;          /* value length (0 for a tombstone) */
-    size_t cap;          /* allocated size of data */
-    uint64_t expire_at;  /* Unix ms, 0 = never */
-    uint64_t timestamp;  /* write timestamp (HLC), 0 if none was given */
-    uint32_t node;       /* writer's node tag, 0 if none was given */
-    int deleted;         /* set by every LSM_OK lsm_get: 1 = a tombstone (only with
+    char *data;         /* value bytes, malloc'd, owned by this struct */
+    size_t len;         /* value length (0 for a tombstone) */
+    size_t cap;         /* allocated size of data */
+    uint64_t expire_at; /* Unix ms, 0 = never */
+    uint64_t timestamp; /* write timestamp (HLC), 0 if none was given */
+    uint32_t node;      /* writer's node tag, 0 if none was given */
+    int deleted;        /* set by every LSM_OK lsm_get: 1 = a tombstone (only with
                           * include_tombstones), 0 = a live value */
 };
-#define LSM_VALUE_INIT {0}
+#define LSM_VALUE_INIT                                                                   \
+    {                                                                                    \
+        0                                                                                \
+    }
 void lsm_value_free(struct lsm_value *v);
 
 struct lsm_read_options {
     const struct lsm_snapshot *snapshot; /* NULL = latest */
-    uint64_t now_ms;       /* entries with expire_at <= now_ms are hidden; 0 = clock */
-    int fill_cache;        /* 1 (default): blocks read are added to the cache */
+    uint64_t now_ms; /* entries with expire_at <= now_ms are hidden; 0 = clock */
+    int fill_cache;  /* 1 (default): blocks read are added to the cache */
     /* 0 (default): tombstones and expired values are invisible (what clients see).
      * 1: for internal callers that reconcile replicas: a key whose newest visible
      * version is a tombstone, or a value expired at now_ms, is returned as deleted
@@ -251,7 +253,10 @@ struct lsm_read_options {
     const void *upper_bound;
     size_t upper_bound_len;
 };
-#define LSM_READ_OPTIONS_INIT {NULL, 0, 1, 0, NULL, 0}
+#define LSM_READ_OPTIONS_INIT                                                            \
+    {                                                                                    \
+        NULL, 0, 1, 0, NULL, 0                                                           \
+    }
 
 /* Looks key up. Returns LSM_OK and fills *out (out->deleted = 0), LSM_NOTFOUND
  * when the key is absent, deleted or expired, or an error (LSM_CORRUPT, LSM_IOERR).
@@ -300,35 +305,35 @@ int lsm_flush(struct lsm_db *db);
 /* Compacts every file overlapping [begin, end] (NULL = open end) down to the
  * last level (leveled) or into one run (size-tiered), dropping what compaction may
  * drop. Waits until done. */
-int lsm_compact_range(struct lsm_db *db, const void *begin, size_t blen,
-                      const void *end, size_t elen);
+int lsm_compact_range(struct lsm_db *db, const void *begin, size_t blen, const void *end,
+                      size_t elen);
 
 #define LSM_MAX_LEVELS 7
 
 struct lsm_stats {
-    uint64_t memtable_bytes;         /* active + immutable memtable arena bytes */
-    int immutable_memtables;         /* 0 or 1 */
+    uint64_t memtable_bytes; /* active + immutable memtable arena bytes */
+    int immutable_memtables; /* 0 or 1 */
     int files_per_level[LSM_MAX_LEVELS];
     uint64_t bytes_per_level[LSM_MAX_LEVELS];
-    uint64_t live_sst_bytes;         /* sum over live tables */
+    uint64_t live_sst_bytes;           /* sum over live tables */
     uint64_t pending_compaction_bytes; /* estimated bytes above level targets */
     uint64_t block_cache_hits;
     uint64_t block_cache_misses;
-    double block_cache_hit_rate;     /* hits / (hits + misses), 0 if none */
-    uint64_t bloom_useful;           /* lookups a bloom filter answered "absent" */
-    uint64_t write_slowdowns;        /* writes delayed 1 ms by L0 pressure */
-    uint64_t write_stalls;           /* times a writer had to wait for background */
-    uint64_t write_stall_micros;     /* total time writers spent stalled */
-    uint64_t wal_syncs;              /* fdatasync calls on WAL files */
-    uint64_t wal_bytes;              /* bytes appended to WALs */
-    uint64_t user_bytes_written;     /* key + value bytes given to put/delete */
-    uint64_t flush_bytes;            /* bytes written by flushes */
+    double block_cache_hit_rate; /* hits / (hits + misses), 0 if none */
+    uint64_t bloom_useful;       /* lookups a bloom filter answered "absent" */
+    uint64_t write_slowdowns;    /* writes delayed 1 ms by L0 pressure */
+    uint64_t write_stalls;       /* times a writer had to wait for background */
+    uint64_t write_stall_micros; /* total time writers spent stalled */
+    uint64_t wal_syncs;          /* fdatasync calls on WAL files */
+    uint64_t wal_bytes;          /* bytes appended to WALs */
+    uint64_t user_bytes_written; /* key + value bytes given to put/delete */
+    uint64_t flush_bytes;        /* bytes written by flushes */
     uint64_t compaction_bytes_read;
     uint64_t compaction_bytes_written;
     uint64_t flushes;
     uint64_t compactions;
-    double write_amplification;      /* (wal + flush + compaction bytes) / user bytes */
-    double space_amplification;      /* live_sst_bytes / sst bytes of the newest
+    double write_amplification; /* (wal + flush + compaction bytes) / user bytes */
+    double space_amplification; /* live_sst_bytes / sst bytes of the newest
                                         version of each key (estimated after full
                                         compactions; 1.0 when unknown) */
     uint64_t last_sequence;

@@ -124,8 +124,16 @@ static double hist_pct(const struct hist *h, double p)
 
 /* ---- one thread's work ----------------------------------------------------------------------- */
 
-enum op { OP_FILLSEQ, OP_FILLRANDOM, OP_OVERWRITE, OP_READRANDOM, OP_READMISSING,
-          OP_READSEQ, OP_SEEKRANDOM, OP_DELETERANDOM };
+enum op {
+    OP_FILLSEQ,
+    OP_FILLRANDOM,
+    OP_OVERWRITE,
+    OP_READRANDOM,
+    OP_READMISSING,
+    OP_READSEQ,
+    OP_SEEKRANDOM,
+    OP_DELETERANDOM
+};
 
 struct thread_state {
     int id;
@@ -146,8 +154,9 @@ static void *run_thread(void *arg)
     struct lsm_value v = LSM_VALUE_INIT;
     size_t voff = 0;
     int flags = F.sync ? LSM_WRITE_SYNC : LSM_WRITE_NOSYNC;
-    int64_t n = (t->op >= OP_READRANDOM && t->op <= OP_SEEKRANDOM && F.reads >= 0) ? F.reads
-                                                                                 : F.num;
+    int64_t n = (t->op >= OP_READRANDOM && t->op <= OP_SEEKRANDOM && F.reads >= 0)
+                    ? F.reads
+                    : F.num;
     struct lsm_iter *it = NULL;
     if (t->op == OP_READSEQ) {
         it = lsm_iter_create(db, NULL);
@@ -167,8 +176,8 @@ static void *run_thread(void *arg)
             if (voff + (size_t)F.value_size > VALUE_DATA_SIZE) {
                 voff = 0;
             }
-            rc = lsm_put(db, key, (size_t)F.key_size, value_data + voff, (size_t)F.value_size,
-                         NULL, flags, NULL);
+            rc = lsm_put(db, key, (size_t)F.key_size, value_data + voff,
+                         (size_t)F.value_size, NULL, flags, NULL);
             voff += (size_t)F.value_size;
             t->bytes += F.key_size + F.value_size;
             break;
@@ -250,8 +259,8 @@ static int open_db(bool fresh)
     o.memtable_size = (size_t)F.write_buffer_size;
     o.block_cache_size = (size_t)F.cache_size;
     o.bloom_bits_per_key = F.bloom_bits;
-    o.compaction_style = F.compaction_style ? LSM_COMPACTION_SIZE_TIERED
-                                            : LSM_COMPACTION_LEVELED;
+    o.compaction_style =
+        F.compaction_style ? LSM_COMPACTION_SIZE_TIERED : LSM_COMPACTION_LEVELED;
     struct lsm_err err;
     int rc = lsm_open(F.db, &o, &db, &err);
     if (rc != LSM_OK) {
@@ -266,7 +275,8 @@ static void print_stats(void)
     lsm_stats(db, &st);
     printf("stats        : levels");
     for (int l = 0; l < LSM_MAX_LEVELS; l++) {
-        printf(" L%d=%d/%.1fMB", l, st.files_per_level[l], st.bytes_per_level[l] / 1048576.0);
+        printf(" L%d=%d/%.1fMB", l, st.files_per_level[l],
+               st.bytes_per_level[l] / 1048576.0);
     }
     printf("\n");
     printf("stats        : live_sst_bytes=%" PRIu64 " user_bytes=%" PRIu64
@@ -281,8 +291,9 @@ static void print_stats(void)
     printf("stats        : block_cache_hit_rate=%.3f bloom_useful=%" PRIu64
            " write_stalls=%" PRIu64 " stall_micros=%" PRIu64 " slowdowns=%" PRIu64
            " wal_syncs=%" PRIu64 " flushes=%" PRIu64 " compactions=%" PRIu64 "\n",
-           st.block_cache_hit_rate, st.bloom_useful, st.write_stalls, st.write_stall_micros,
-           st.write_slowdowns, st.wal_syncs, st.flushes, st.compactions);
+           st.block_cache_hit_rate, st.bloom_useful, st.write_stalls,
+           st.write_stall_micros, st.write_slowdowns, st.wal_syncs, st.flushes,
+           st.compactions);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("stats        : peak_rss_kb=%ld\n", ru.ru_maxrss);
@@ -295,10 +306,10 @@ static int run_benchmark(const char *name)
         enum op op;
         bool fresh;
     } table[] = {
-        {"fillseq", OP_FILLSEQ, true},        {"fillrandom", OP_FILLRANDOM, true},
-        {"overwrite", OP_OVERWRITE, false},   {"readrandom", OP_READRANDOM, false},
+        {"fillseq", OP_FILLSEQ, true},          {"fillrandom", OP_FILLRANDOM, true},
+        {"overwrite", OP_OVERWRITE, false},     {"readrandom", OP_READRANDOM, false},
         {"readmissing", OP_READMISSING, false}, {"readseq", OP_READSEQ, false},
-        {"seekrandom", OP_SEEKRANDOM, false}, {"deleterandom", OP_DELETERANDOM, false},
+        {"seekrandom", OP_SEEKRANDOM, false},   {"deleterandom", OP_DELETERANDOM, false},
     };
     if (strcmp(name, "compact") == 0 || strcmp(name, "stats") == 0) {
         if (db == NULL && open_db(false) != LSM_OK) {
@@ -365,14 +376,17 @@ static int run_benchmark(const char *name)
     char extra[64] = "";
     if (table[i].op >= OP_READRANDOM && table[i].op != OP_READSEQ &&
         table[i].op != OP_DELETERANDOM) {
-        snprintf(extra, sizeof(extra), " (%" PRId64 " of %" PRId64 " found)", found, done);
+        snprintf(extra, sizeof(extra), " (%" PRId64 " of %" PRId64 " found)", found,
+                 done);
     }
-    printf("%-12s : %11.3f micros/op %ld ops/sec %.3f seconds %" PRId64 " operations;%s%s\n",
+    printf("%-12s : %11.3f micros/op %ld ops/sec %.3f seconds %" PRId64
+           " operations;%s%s\n",
            name, el * 1e6 * F.threads / (double)done, (long)((double)done / el), el, done,
            rate, extra);
     if (F.histogram && h.n > 0) {
         printf("Microseconds per %s: Average %.4f P50 %.2f P99 %.2f P99.9 %.2f\n", name,
-               h.sum / (double)h.n, hist_pct(&h, 50), hist_pct(&h, 99), hist_pct(&h, 99.9));
+               h.sum / (double)h.n, hist_pct(&h, 50), hist_pct(&h, 99),
+               hist_pct(&h, 99.9));
     }
     fflush(stdout);
     free(ts);
@@ -448,12 +462,13 @@ static int parse_flags(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (parse_flags(argc, argv) != 0) {
-        fprintf(stderr, "usage: %s --benchmarks=fillseq,fillrandom,overwrite,readrandom,"
-                        "readmissing,readseq,seekrandom,deleterandom,compact,stats --num=N "
-                        "--reads=N --key_size=16 --value_size=100 --db=DIR --sync=0|1 "
-                        "--use_existing_db=0|1 --seed=1 --threads=1 --bloom_bits=10 "
-                        "--compression_type=none --write_buffer_size=B --cache_size=B "
-                        "--histogram=0|1 --compaction_style=0|1\n",
+        fprintf(stderr,
+                "usage: %s --benchmarks=fillseq,fillrandom,overwrite,readrandom,"
+                "readmissing,readseq,seekrandom,deleterandom,compact,stats --num=N "
+                "--reads=N --key_size=16 --value_size=100 --db=DIR --sync=0|1 "
+                "--use_existing_db=0|1 --seed=1 --threads=1 --bloom_bits=10 "
+                "--compression_type=none --write_buffer_size=B --cache_size=B "
+                "--histogram=0|1 --compaction_style=0|1\n",
                 argv[0]);
         return 2;
     }
@@ -467,7 +482,8 @@ int main(int argc, char **argv)
            F.key_size, F.value_size, F.num, F.db);
     int failed = 0;
     char *list = strdup(F.benchmarks);
-    for (char *save, *b = strtok_r(list, ",", &save); b != NULL; b = strtok_r(NULL, ",", &save)) {
+    for (char *save, *b = strtok_r(list, ",", &save); b != NULL;
+         b = strtok_r(NULL, ",", &save)) {
         failed |= run_benchmark(b);
         if (failed) {
             break;

@@ -29,10 +29,13 @@
 static int errno_status(int e)
 {
     switch (e) {
-    case ENOENT: return LSM_NOTFOUND;
+    case ENOENT:
+        return LSM_NOTFOUND;
     case ENOSPC:
-    case EDQUOT: return LSM_NOSPACE;
-    default: return LSM_IOERR;
+    case EDQUOT:
+        return LSM_NOSPACE;
+    default:
+        return LSM_IOERR;
     }
 }
 
@@ -51,7 +54,7 @@ struct fault_file {
     uint64_t written_end; /* highest offset written + 1 */
     uint64_t dirty_lo;    /* unsynced overwrites below synced: [dirty_lo, dirty_hi) */
     uint64_t dirty_hi;
-    bool created;         /* created in fault mode, its directory not synced since */
+    bool created; /* created in fault mode, its directory not synced since */
     struct fault_file *next;
 };
 
@@ -135,8 +138,8 @@ static int fault_pwrite(struct env_file *f, const void *buf, size_t n, uint64_t 
     struct fault_file *ff = f->memory ? NULL : fault_get(f->path, f->fd);
     size_t done = 0;
     while (done < todo) {
-        ssize_t w = pwrite(f->fd, (const char *)buf + done, todo - done,
-                           (off_t)(off + done));
+        ssize_t w =
+            pwrite(f->fd, (const char *)buf + done, todo - done, (off_t)(off + done));
         if (w < 0) {
             if (errno == EINTR) {
                 continue;
@@ -281,7 +284,8 @@ int env_fault_drop_unsynced(void)
         struct stat st;
         bool touched = false;
         for (uint64_t o = ff->dirty_lo; o < ff->dirty_hi;) {
-            size_t n = ff->dirty_hi - o < sizeof(zeros) ? ff->dirty_hi - o : sizeof(zeros);
+            size_t n =
+                ff->dirty_hi - o < sizeof(zeros) ? ff->dirty_hi - o : sizeof(zeros);
             if (pwrite(fd, zeros, n, (off_t)o) < 0) {
                 break;
             }
@@ -315,7 +319,8 @@ static struct env_file *file_new(int fd, const char *path, uint64_t size)
 }
 
 /* Opens path with flags and wraps it with its current size. */
-static int open_sized(const char *path, int flags, struct env_file **out, struct lsm_err *err)
+static int open_sized(const char *path, int flags, struct env_file **out,
+                      struct lsm_err *err)
 {
     int fd = open(path, flags | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -353,7 +358,8 @@ int env_open_rw(const char *path, struct env_file **out, struct lsm_err *err)
 {
     bool existed = access(path, F_OK) == 0;
     int rc = open_sized(path, O_RDWR | O_CREAT, out, err);
-    if (rc == LSM_OK && !existed && atomic_load_explicit(&fault_on, memory_order_relaxed)) {
+    if (rc == LSM_OK && !existed &&
+        atomic_load_explicit(&fault_on, memory_order_relaxed)) {
         fault_note_created(path);
     }
     return rc;
@@ -395,7 +401,8 @@ int env_pwrite(struct env_file *f, const void *buf, size_t n, uint64_t off,
     }
     size_t done = 0;
     while (done < n) {
-        ssize_t w = pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
+        ssize_t w =
+            pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
         if (w < 0) {
             if (errno == EINTR) {
                 continue;
@@ -475,8 +482,7 @@ int env_truncate(struct env_file *f, uint64_t len, struct lsm_err *err)
 {
     if (ftruncate(f->fd, (off_t)len) != 0) {
         int e = errno;
-        return lsm_err_set(err, errno_status(e), "truncate %s: %s", f->path,
-                           strerror(e));
+        return lsm_err_set(err, errno_status(e), "truncate %s: %s", f->path, strerror(e));
     }
     f->size = len;
     if (atomic_load_explicit(&fault_on, memory_order_relaxed) && !f->memory) {

@@ -174,7 +174,10 @@ static void test_env_fault_drop_unsynced_truncates(void)
     char *all;
     size_t len;
     CHECK_EQ_INT(env_read_file(p, &all, &len, NULL), LSM_OK);
-    CHECK_EQ_MEM(all, len, "012\0\0" "56789", 10);
+    CHECK_EQ_MEM(all, len,
+                 "012\0\0"
+                 "56789",
+                 10);
     lsm_free(all);
     struct env_fault_stats st;
     env_fault_stats(&st);

@@ -94,7 +94,7 @@ struct files_iiter {
     struct iiter base;
     struct file_meta **files; /* referenced */
     int n;
-    int idx;                  /* file the table iterator is on, n when none */
+    int idx; /* file the table iterator is on, n when none */
     struct sst_iter *cur;
     struct sst_iter_options opt;
     int status;
@@ -237,7 +237,8 @@ struct iiter *iiter_table(struct file_meta *file, const struct sst_iter_options 
     return iiter_files(&file, 1, opt);
 }
 
-struct iiter *iiter_level(struct version *v, int level, const struct sst_iter_options *opt)
+struct iiter *iiter_level(struct version *v, int level,
+                          const struct sst_iter_options *opt)
 {
     return iiter_files(v->files[level], v->nfiles[level], opt);
 }
@@ -248,9 +249,9 @@ struct merge_iiter {
     struct iiter base;
     struct iiter **children; /* owned */
     int n;
-    struct iiter **heap;     /* valid children, heap[0] smallest */
+    struct iiter **heap; /* valid children, heap[0] smallest */
     int nheap;
-    int status;              /* a child's error: the merge stops there */
+    int status; /* a child's error: the merge stops there */
     struct lsm_err err;
 };
 

@@ -35,19 +35,28 @@ struct iiter_ops {
  * so the merge reads them without an indirect call. */
 struct iiter {
     const struct iiter_ops *ops;
-    const char *key;   /* current internal key, NULL when not valid */
+    const char *key; /* current internal key, NULL when not valid */
     size_t key_len;
-    const char *val;   /* current entry value */
+    const char *val; /* current entry value */
     size_t val_len;
 };
 
-static inline bool iiter_valid(const struct iiter *it) { return it->key != NULL; }
-static inline void iiter_seek_first(struct iiter *it) { it->ops->seek_first(it); }
+static inline bool iiter_valid(const struct iiter *it)
+{
+    return it->key != NULL;
+}
+static inline void iiter_seek_first(struct iiter *it)
+{
+    it->ops->seek_first(it);
+}
 static inline void iiter_seek(struct iiter *it, const char *k, size_t n)
 {
     it->ops->seek(it, k, n);
 }
-static inline void iiter_next(struct iiter *it) { it->ops->next(it); }
+static inline void iiter_next(struct iiter *it)
+{
+    it->ops->next(it);
+}
 static inline int iiter_status(const struct iiter *it, struct lsm_err *err)
 {
     return it->ops->status(it, err);
@@ -63,7 +72,8 @@ struct iiter *iiter_memtable(struct memtable *mt);
  * the caller stops there). */
 struct iiter *iiter_table(struct file_meta *f, const struct sst_iter_options *opt);
 /* Over level (>= 1) of v: takes a reference on each of its tables. */
-struct iiter *iiter_level(struct version *v, int level, const struct sst_iter_options *opt);
+struct iiter *iiter_level(struct version *v, int level,
+                          const struct sst_iter_options *opt);
 /* Over files[0..n) (disjoint, ordered by key); takes a reference on each. */
 struct iiter *iiter_files(struct file_meta **files, int n,
                           const struct sst_iter_options *opt);

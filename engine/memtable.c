@@ -54,10 +54,10 @@ struct arena_chunk {
 
 struct arena_pool {
     pthread_mutex_t mu;
-    size_t chunk_size;         /* usable bytes per chunk */
-    size_t max_cached;         /* free chunks kept at most */
-    size_t ncached;            /* free chunks now in the list */
-    struct arena_chunk *free;  /* free list */
+    size_t chunk_size;        /* usable bytes per chunk */
+    size_t max_cached;        /* free chunks kept at most */
+    size_t ncached;           /* free chunks now in the list */
+    struct arena_chunk *free; /* free list */
 };
 
 struct arena_pool *arena_pool_create(size_t chunk_size, size_t max_cached)
@@ -126,26 +126,26 @@ static void chunk_put(struct arena_pool *p, struct arena_chunk *c)
 /* ---- skiplist ------------------------------------------------------------------------ */
 
 struct mt_node {
-    uint64_t prefix;   /* first 8 key bytes, big-endian, zero padded */
-    uint32_t klen;     /* user key length */
-    uint32_t vlen;     /* value length */
-    uint64_t trailer;  /* seq << 8 | kind */
+    uint64_t prefix;                  /* first 8 key bytes, big-endian, zero padded */
+    uint32_t klen;                    /* user key length */
+    uint32_t vlen;                    /* value length */
+    uint64_t trailer;                 /* seq << 8 | kind */
     _Atomic(struct mt_node *) next[]; /* height links, then key, trailer, value */
 };
 
 struct memtable {
-    atomic_int refs;                /* references; the last unref frees */
-    struct arena_pool *pool;        /* where chunks come from and go back */
-    struct arena_chunk *chunks;     /* chunks owned, newest first */
-    char *alloc_ptr;                /* bump pointer in the newest node chunk */
-    size_t alloc_left;              /* bytes left in it */
-    char *val_ptr;                  /* the same for the chunk of long values */
+    atomic_int refs;            /* references; the last unref frees */
+    struct arena_pool *pool;    /* where chunks come from and go back */
+    struct arena_chunk *chunks; /* chunks owned, newest first */
+    char *alloc_ptr;            /* bump pointer in the newest node chunk */
+    size_t alloc_left;          /* bytes left in it */
+    char *val_ptr;              /* the same for the chunk of long values */
     size_t val_left;
-    atomic_size_t bytes;            /* bytes handed out (what counts as size) */
-    atomic_uint_fast64_t count;     /* entries */
-    atomic_int max_height;          /* current height of the list */
-    uint64_t rnd;                   /* xorshift state for node heights */
-    struct mt_node *head;           /* sentinel with MT_MAX_HEIGHT links */
+    atomic_size_t bytes;        /* bytes handed out (what counts as size) */
+    atomic_uint_fast64_t count; /* entries */
+    atomic_int max_height;      /* current height of the list */
+    uint64_t rnd;               /* xorshift state for node heights */
+    struct mt_node *head;       /* sentinel with MT_MAX_HEIGHT links */
     /* the writer's finger: the last node inserted and its predecessors */
     struct mt_node *last;
     struct mt_node *finger[MT_MAX_HEIGHT];
@@ -286,7 +286,8 @@ static inline int node_cmp(const struct mt_node *n, uint64_t prefix, const char 
 
 static inline struct mt_node *node_next(const struct mt_node *n, int level)
 {
-    return atomic_load_explicit(&((struct mt_node *)n)->next[level], memory_order_acquire);
+    return atomic_load_explicit(&((struct mt_node *)n)->next[level],
+                                memory_order_acquire);
 }
 
 /* First node >= (key, trailer); fills prev[] when not NULL. */
@@ -335,7 +336,8 @@ void memtable_ref(struct memtable *mt)
 
 void memtable_unref(struct memtable *mt)
 {
-    if (mt == NULL || atomic_fetch_sub_explicit(&mt->refs, 1, memory_order_acq_rel) != 1) {
+    if (mt == NULL ||
+        atomic_fetch_sub_explicit(&mt->refs, 1, memory_order_acq_rel) != 1) {
         return;
     }
     while (mt->chunks != NULL) {

@@ -60,7 +60,8 @@ static void test_memtable_iterates_in_internal_key_order(void)
     struct memtable_iter it;
     memtable_iter_init(&it, mt);
     int i = 0;
-    for (memtable_iter_seek_first(&it); memtable_iter_valid(&it); memtable_iter_next(&it)) {
+    for (memtable_iter_seek_first(&it); memtable_iter_valid(&it);
+         memtable_iter_next(&it)) {
         size_t kl;
         const char *k = memtable_iter_ikey(&it, &kl);
         CHECK(i < 6);
@@ -125,10 +126,12 @@ static void test_memtable_many_random_keys_sorted_and_found(void)
     struct memtable_iter it;
     memtable_iter_init(&it, mt);
     int i = 0;
-    for (memtable_iter_seek_first(&it); memtable_iter_valid(&it); memtable_iter_next(&it)) {
+    for (memtable_iter_seek_first(&it); memtable_iter_valid(&it);
+         memtable_iter_next(&it)) {
         size_t kl;
         const unsigned char *k = (const unsigned char *)memtable_iter_ikey(&it, &kl);
-        uint32_t v = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
+        uint32_t v =
+            (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
         CHECK_EQ_INT(v, keys[i]);
         i++;
     }
@@ -193,7 +196,8 @@ static void *conc_reader(void *arg)
         memtable_iter_init(&it, s->mt);
         size_t pl = 0;
         char prev[16] = {0};
-        for (memtable_iter_seek_first(&it); memtable_iter_valid(&it); memtable_iter_next(&it)) {
+        for (memtable_iter_seek_first(&it); memtable_iter_valid(&it);
+             memtable_iter_next(&it)) {
             size_t kl;
             const char *k = memtable_iter_ikey(&it, &kl);
             if (pl && memcmp(prev, k, 7) >= 0) {
@@ -284,10 +288,12 @@ static void test_memtable_sorted_runs_use_the_finger_and_stay_ordered(void)
     int seen = 0;
     uint32_t pk = 0;
     uint64_t pseq = 0;
-    for (memtable_iter_seek_first(&it); memtable_iter_valid(&it); memtable_iter_next(&it)) {
+    for (memtable_iter_seek_first(&it); memtable_iter_valid(&it);
+         memtable_iter_next(&it)) {
         size_t kl;
         const unsigned char *k = (const unsigned char *)memtable_iter_ikey(&it, &kl);
-        uint32_t v = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
+        uint32_t v =
+            (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
         uint64_t seq = memtable_iter_trailer(&it) >> 8;
         if (seen > 0) {
             CHECK(v > pk || (v == pk && seq < pseq));
@@ -335,7 +341,8 @@ static void test_memtable_long_values_out_of_line_read_back(void)
     struct memtable_iter it;
     memtable_iter_init(&it, mt);
     int i = 0;
-    for (memtable_iter_seek_first(&it); memtable_iter_valid(&it); memtable_iter_next(&it)) {
+    for (memtable_iter_seek_first(&it); memtable_iter_valid(&it);
+         memtable_iter_next(&it)) {
         size_t vl;
         const char *v = memtable_iter_value(&it, &vl);
         CHECK_EQ_INT(vl, lens[i]);

@@ -24,8 +24,8 @@
 #include "engine/bloom.h"
 #include "engine/crc32c.h"
 
-#define BLOCK_TRAILER 5          /* compression:u8 crc:u32le */
-#define BLOCK_RAW 0              /* compression byte: none. On disk: never renumber */
+#define BLOCK_TRAILER 5 /* compression:u8 crc:u32le */
+#define BLOCK_RAW 0     /* compression byte: none. On disk: never renumber */
 #define INDEX_RESTART_INTERVAL 1
 #define DEFAULT_READAHEAD (256 * 1024)
 #define SST_WRITE_BUFFER (256 * 1024) /* a builder writes once this much is buffered */
@@ -82,13 +82,13 @@ struct sst_builder {
     struct block_builder data;
     struct block_builder index;
     struct bloom_builder bloom;
-    struct lsm_buf last_key;       /* last internal key added */
-    struct lsm_buf sep;            /* scratch for separators */
-    struct lsm_buf out;            /* framed bytes not yet written, from f->size on */
-    bool index_pending;            /* a data block was written; its index entry waits */
-    struct handle pending;         /* ... for this handle */
+    struct lsm_buf last_key; /* last internal key added */
+    struct lsm_buf sep;      /* scratch for separators */
+    struct lsm_buf out;      /* framed bytes not yet written, from f->size on */
+    bool index_pending;      /* a data block was written; its index entry waits */
+    struct handle pending;   /* ... for this handle */
     struct sst_props props;
-    int status;                    /* sticky */
+    int status; /* sticky */
     struct lsm_err err;
 };
 
@@ -110,7 +110,8 @@ int sst_builder_create(const char *path, const struct sst_options *opt,
     if (b->opt.block_size == 0) {
         b->opt.block_size = 4096;
     }
-    block_builder_init(&b->data, b->opt.restart_interval > 0 ? b->opt.restart_interval : 16);
+    block_builder_init(&b->data,
+                       b->opt.restart_interval > 0 ? b->opt.restart_interval : 16);
     block_builder_init(&b->index, INDEX_RESTART_INTERVAL);
     bloom_builder_init(&b->bloom, b->opt.bloom_bits_per_key);
     b->props.min_seqno = UINT64_MAX;
@@ -213,9 +214,10 @@ int sst_builder_add(struct sst_builder *b, const char *ikey, size_t ikey_len,
     }
     struct sst_props *p = &b->props;
     size_t user_len = ikey_len - IKEY_TRAILER_LEN;
-    bool new_user_key = p->num_entries == 0 ||
-                        user_key_compare(b->last_key.p, b->last_key.len - IKEY_TRAILER_LEN,
-                                         ikey, user_len) != 0;
+    bool new_user_key =
+        p->num_entries == 0 ||
+        user_key_compare(b->last_key.p, b->last_key.len - IKEY_TRAILER_LEN, ikey,
+                         user_len) != 0;
     if (b->index_pending) {
         make_separator(b, ikey, ikey_len);
         add_index_entry(b, b->sep.p, b->sep.len);
@@ -260,11 +262,6 @@ int sst_builder_add(struct sst_builder *b, const char *ikey, size_t ikey_len,
     return b->status;
 }
 
-uint64_t sst_builder_num_entries(const struct sst_builder *b)
-{
-    return b->props.num_entries;
-}
-
 uint64_t sst_builder_file_size(const struct sst_builder *b)
 {
     return b->f->size + b->out.len + block_builder_estimate(&b->data) +
@@ -274,9 +271,16 @@ uint64_t sst_builder_file_size(const struct sst_builder *b)
 
 static void encode_props(const struct sst_props *p, struct lsm_buf *out)
 {
-    uint64_t v[] = {p->num_entries,     p->num_deletions, p->num_expiring, p->num_data_blocks,
-                    p->raw_key_bytes,   p->raw_value_bytes, p->num_entries ? p->min_seqno : 0,
-                    p->max_seqno,       p->oldest_expire_at, p->min_write_ts,
+    uint64_t v[] = {p->num_entries,
+                    p->num_deletions,
+                    p->num_expiring,
+                    p->num_data_blocks,
+                    p->raw_key_bytes,
+                    p->raw_value_bytes,
+                    p->num_entries ? p->min_seqno : 0,
+                    p->max_seqno,
+                    p->oldest_expire_at,
+                    p->min_write_ts,
                     p->max_write_ts};
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         lsm_buf_append_varint64(out, v[i]);
@@ -392,10 +396,10 @@ struct loaded_block {
 
 struct sst_reader {
     struct env_file *f;
-    const char *name;       /* base name, for messages */
+    const char *name; /* base name, for messages */
     uint64_t file_number;
     struct block_cache *cache;
-    uint64_t data_end;      /* blocks live in [0, data_end) */
+    uint64_t data_end; /* blocks live in [0, data_end) */
     char *index_data;
     struct block index;
     char *filter_data;
@@ -411,8 +415,8 @@ static int corrupt(const struct sst_reader *r, struct lsm_err *err, uint64_t off
 }
 
 /* Checks a frame that was read into buf (contents then trailer). */
-static int check_frame(const struct sst_reader *r, const char *buf, const struct handle *h,
-                       struct lsm_err *err)
+static int check_frame(const struct sst_reader *r, const char *buf,
+                       const struct handle *h, struct lsm_err *err)
 {
     const char *t = buf + h->size;
     uint32_t crc = crc32c_extend(crc32c_value(buf, h->size), t, 1);
@@ -460,14 +464,14 @@ static int read_frame(const struct sst_reader *r, const struct handle *h, char *
     return LSM_OK;
 }
 
-static int decode_props(struct sst_reader *r, const char *p, size_t len, struct lsm_err *err,
-                        uint64_t off)
+static int decode_props(struct sst_reader *r, const char *p, size_t len,
+                        struct lsm_err *err, uint64_t off)
 {
     const char *limit = p + len;
     struct sst_props *pr = &r->props;
-    uint64_t *fields[] = {&pr->num_entries,    &pr->num_deletions,   &pr->num_expiring,
-                          &pr->num_data_blocks, &pr->raw_key_bytes,   &pr->raw_value_bytes,
-                          &pr->min_seqno,       &pr->max_seqno,       &pr->oldest_expire_at,
+    uint64_t *fields[] = {&pr->num_entries,     &pr->num_deletions, &pr->num_expiring,
+                          &pr->num_data_blocks, &pr->raw_key_bytes, &pr->raw_value_bytes,
+                          &pr->min_seqno,       &pr->max_seqno,     &pr->oldest_expire_at,
                           &pr->min_write_ts,    &pr->max_write_ts};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         if ((p = dec_varint64(p, limit, fields[i])) == NULL) {
@@ -500,8 +504,8 @@ static int open_table(struct sst_reader *r, struct lsm_err *err)
         return rc;
     }
     if (size < SST_FOOTER_SIZE) {
-        return lsm_err_set(err, LSM_CORRUPT, "sst %s: file too short (%llu bytes)", r->name,
-                           (unsigned long long)size);
+        return lsm_err_set(err, LSM_CORRUPT, "sst %s: file too short (%llu bytes)",
+                           r->name, (unsigned long long)size);
     }
     char footer[SST_FOOTER_SIZE];
     size_t got;
@@ -516,8 +520,8 @@ static int open_table(struct sst_reader *r, struct lsm_err *err)
         return lsm_err_set(err, LSM_CORRUPT, "sst %s: footer: bad checksum", r->name);
     }
     if (dec_fixed32(footer + 48) != SST_FORMAT_VERSION) {
-        return lsm_err_set(err, LSM_CORRUPT, "sst %s: footer: unknown version %u", r->name,
-                           dec_fixed32(footer + 48));
+        return lsm_err_set(err, LSM_CORRUPT, "sst %s: footer: unknown version %u",
+                           r->name, dec_fixed32(footer + 48));
     }
     r->data_end = size - SST_FOOTER_SIZE;
     struct handle index_h, filter_h, props_h;
@@ -672,8 +676,9 @@ static int get_block(const struct sst_reader *r, const struct handle *h, bool fi
         return rc;
     }
     if (r->cache != NULL && fill_cache) {
-        ref->pin = block_cache_insert(r->cache, r->file_number, h->offset, lb,
-                                      sizeof(*lb) + h->size + BLOCK_TRAILER, loaded_block_free);
+        ref->pin =
+            block_cache_insert(r->cache, r->file_number, h->offset, lb,
+                               sizeof(*lb) + h->size + BLOCK_TRAILER, loaded_block_free);
     } else {
         ref->owned = lb;
     }
@@ -707,7 +712,8 @@ int sst_reader_get(struct sst_reader *r, const char *lkey, size_t lkey_len, uint
                    struct sst_found *out, struct lsm_err *err)
 {
     if (lkey_len < IKEY_TRAILER_LEN) {
-        return lsm_err_set(err, LSM_INVALID, "sst %s: lookup key shorter than 8", r->name);
+        return lsm_err_set(err, LSM_INVALID, "sst %s: lookup key shorter than 8",
+                           r->name);
     }
     if (!bloom_may_contain(&r->filter, hash)) {
         return LSM_NOTFOUND;
@@ -717,7 +723,8 @@ int sst_reader_get(struct sst_reader *r, const char *lkey, size_t lkey_len, uint
     block_iter_seek(&ii, lkey, lkey_len);
     int rc = LSM_NOTFOUND;
     /* at most two blocks: the key may sit just past the end of the first one */
-    for (int round = 0; round < 2 && block_iter_valid(&ii); round++, block_iter_next(&ii)) {
+    for (int round = 0; round < 2 && block_iter_valid(&ii);
+         round++, block_iter_next(&ii)) {
         struct handle h;
         rc = decode_index_value(r, &ii, &h, err);
         if (rc != LSM_OK) {
@@ -742,8 +749,8 @@ int sst_reader_get(struct sst_reader *r, const char *lkey, size_t lkey_len, uint
             if (klen >= IKEY_TRAILER_LEN &&
                 user_key_compare(k, klen - IKEY_TRAILER_LEN, lkey,
                                  lkey_len - IKEY_TRAILER_LEN) == 0) {
-                char *kb = klen <= sizeof(out->key_inline) ? out->key_inline
-                                                           : lsm_malloc(klen);
+                char *kb =
+                    klen <= sizeof(out->key_inline) ? out->key_inline : lsm_malloc(klen);
                 memcpy(kb, k, klen);
                 uint64_t t = ikey_trailer_of(k, klen);
                 out->ikey = kb;
@@ -783,19 +790,19 @@ struct sst_iter {
     struct sst_reader *r;
     bool fill_cache;
     size_t readahead_max;
-    const char *upper;      /* exclusive upper bound on user keys, NULL = none */
+    const char *upper; /* exclusive upper bound on user keys, NULL = none */
     size_t upper_len;
     struct block_iter index_it;
     struct block_iter data_it;
-    bool data_loaded;       /* data_it is on a block */
-    struct block_ref ref;   /* the block data_it walks (when from the cache or owned) */
-    struct block own_blk;   /* the block, when it lives in buf */
-    char *buf;              /* read-ahead buffer */
+    bool data_loaded;     /* data_it is on a block */
+    struct block_ref ref; /* the block data_it walks (when from the cache or owned) */
+    struct block own_blk; /* the block, when it lives in buf */
+    char *buf;            /* read-ahead buffer */
     size_t buf_cap;
-    uint64_t buf_off;       /* file offset of buf[0] */
-    size_t buf_len;         /* bytes valid in buf */
-    uint64_t last_end;      /* end of the last block read, for detecting sequence */
-    int seq_reads;          /* consecutive sequential block reads */
+    uint64_t buf_off;  /* file offset of buf[0] */
+    size_t buf_len;    /* bytes valid in buf */
+    uint64_t last_end; /* end of the last block read, for detecting sequence */
+    int seq_reads;     /* consecutive sequential block reads */
     int status;
     struct lsm_err err;
 };
@@ -903,9 +910,9 @@ static bool load_data_block(struct sst_iter *it)
     const struct block *blk;
     it->ref.pin = NULL;
     it->ref.owned = NULL;
-    struct cache_handle *pin = it->r->cache ? block_cache_lookup(it->r->cache,
-                                                                 it->r->file_number, h.offset)
-                                            : NULL;
+    struct cache_handle *pin =
+        it->r->cache ? block_cache_lookup(it->r->cache, it->r->file_number, h.offset)
+                     : NULL;
     if (pin != NULL) {
         it->ref.pin = pin;
         blk = &((struct loaded_block *)cache_handle_value(pin))->blk;
@@ -930,7 +937,8 @@ static void skip_empty_blocks(struct sst_iter *it)
 {
     while (it->status == LSM_OK && it->data_loaded && !block_iter_valid(&it->data_it)) {
         if (block_iter_status(&it->data_it) != LSM_OK) {
-            lsm_err_set(&it->err, LSM_CORRUPT, "sst %s: data block: bad entry", it->r->name);
+            lsm_err_set(&it->err, LSM_CORRUPT, "sst %s: data block: bad entry",
+                        it->r->name);
             set_error(it, LSM_CORRUPT);
             return;
         }

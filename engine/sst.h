@@ -25,26 +25,26 @@
 #include "engine/status.h"
 
 #define SST_MAGIC UINT64_C(0x31545353445656b6) /* on disk: never change */
-#define SST_FORMAT_VERSION 1                    /* on disk: never renumber */
+#define SST_FORMAT_VERSION 1                   /* on disk: never renumber */
 #define SST_FOOTER_SIZE 64
 
 /* Table properties, written at build time and read back at open. Keys are internal
  * keys; they are owned (sst_props_free releases them). */
 struct sst_props {
-    uint64_t num_entries;      /* all entries, tombstones included */
-    uint64_t num_deletions;    /* tombstones */
-    uint64_t num_expiring;     /* entries with an expire-at */
+    uint64_t num_entries;   /* all entries, tombstones included */
+    uint64_t num_deletions; /* tombstones */
+    uint64_t num_expiring;  /* entries with an expire-at */
     uint64_t num_data_blocks;
-    uint64_t raw_key_bytes;    /* sum of internal key lengths */
-    uint64_t raw_value_bytes;  /* sum of entry value lengths */
+    uint64_t raw_key_bytes;   /* sum of internal key lengths */
+    uint64_t raw_value_bytes; /* sum of entry value lengths */
     uint64_t min_seqno;
     uint64_t max_seqno;
     uint64_t oldest_expire_at; /* smallest non-zero expire-at, 0 = none */
     uint64_t min_write_ts;     /* smallest non-zero write timestamp, 0 = none */
     uint64_t max_write_ts;
-    uint64_t file_size;        /* whole file, footer included */
-    struct lsm_buf smallest;   /* first internal key (empty when no entries) */
-    struct lsm_buf largest;    /* last internal key */
+    uint64_t file_size;      /* whole file, footer included */
+    struct lsm_buf smallest; /* first internal key (empty when no entries) */
+    struct lsm_buf largest;  /* last internal key */
 };
 void sst_props_free(struct sst_props *p);
 /* Copies src into dst (dst must be zeroed or freed); free dst with sst_props_free. */
@@ -54,9 +54,9 @@ void sst_props_copy(struct sst_props *dst, const struct sst_props *src);
  * Builder
  * ------------------------------------------------------------------------------ */
 struct sst_options {
-    size_t block_size;        /* target data block size, default 4096 */
-    int restart_interval;     /* keys per restart point, default 16 */
-    int bloom_bits_per_key;   /* default 10; 0 writes no filter */
+    size_t block_size;      /* target data block size, default 4096 */
+    int restart_interval;   /* keys per restart point, default 16 */
+    int bloom_bits_per_key; /* default 10; 0 writes no filter */
 };
 /* Fills in the defaults. */
 void sst_options_default(struct sst_options *o);
@@ -71,7 +71,6 @@ int sst_builder_create(const char *path, const struct sst_options *opt,
  * Writes a data block when one is full. Errors are sticky. */
 int sst_builder_add(struct sst_builder *b, const char *ikey, size_t ikey_len,
                     const char *value, size_t value_len);
-uint64_t sst_builder_num_entries(const struct sst_builder *b);
 /* Bytes the file would have if finished now (approximately). */
 uint64_t sst_builder_file_size(const struct sst_builder *b);
 /* Writes the last data block, filter, properties, index and footer; fsyncs the file
@@ -107,12 +106,12 @@ bool sst_reader_may_contain(const struct sst_reader *r, uint64_t hash);
  * block cache or a private copy) until sst_found_release. ikey may point inside the
  * struct itself: use it where sst_reader_get filled it, never a copy of the struct. */
 struct sst_found {
-    const char *ikey;  /* the entry's internal key (a copy held by this struct) */
+    const char *ikey; /* the entry's internal key (a copy held by this struct) */
     size_t ikey_len;
     const char *value; /* its entry value, in the pinned block */
     size_t value_len;
-    uint64_t seqno;    /* decoded from ikey's trailer */
-    unsigned kind;     /* LSM_KIND_VALUE or LSM_KIND_DELETE */
+    uint64_t seqno; /* decoded from ikey's trailer */
+    unsigned kind;  /* LSM_KIND_VALUE or LSM_KIND_DELETE */
     /* private */
     struct block_cache *cache;
     struct cache_handle *pin;
@@ -138,8 +137,8 @@ int sst_reader_get(struct sst_reader *r, const char *lkey, size_t lkey_len, uint
 struct sst_iter;
 
 struct sst_iter_options {
-    bool fill_cache;       /* put blocks read into the block cache (false for compaction) */
-    size_t readahead;      /* bytes to read at once when not filling the cache; 0: 256 KiB */
+    bool fill_cache;  /* put blocks read into the block cache (false for compaction) */
+    size_t readahead; /* bytes to read at once when not filling the cache; 0: 256 KiB */
     /* Exclusive upper bound on user keys (NULL = none), borrowed for the iterator's
      * life: the iterator never loads a data block whose keys all are >= it (it stops
      * after the block whose index separator reaches the bound). Keys >= the bound in
@@ -148,7 +147,8 @@ struct sst_iter_options {
     size_t upper_len;
 };
 
-struct sst_iter *sst_iter_create(struct sst_reader *r, const struct sst_iter_options *opt);
+struct sst_iter *sst_iter_create(struct sst_reader *r,
+                                 const struct sst_iter_options *opt);
 void sst_iter_destroy(struct sst_iter **it);
 void sst_iter_seek_to_first(struct sst_iter *it);
 /* Positions at the first entry >= ikey (internal key order). */

@@ -38,8 +38,8 @@ static void build_table(void)
         size_t kl = ikey_encode(k, uk, (size_t)n, 100 + (uint64_t)i,
                                 i % 10 == 3 ? LSM_KIND_DELETE : LSM_KIND_VALUE);
         lsm_buf_clear(&v);
-        entry_append(&v, i % 4 == 0 ? 1000 + (uint64_t)i : 0, (uint64_t)i, (uint32_t)i % 3, uk,
-                     (size_t)n);
+        entry_append(&v, i % 4 == 0 ? 1000 + (uint64_t)i : 0, (uint64_t)i,
+                     (uint32_t)i % 3, uk, (size_t)n);
         sst_builder_add(b, k, kl, v.p, v.len);
     }
     lsm_buf_free(&v);
@@ -58,7 +58,8 @@ static void exercise(struct sst_reader *r)
         struct lookup_key lk;
         lookup_key_init(&lk, uk, (size_t)n, LSM_MAX_SEQNO);
         struct sst_found f;
-        if (sst_reader_get(r, lk.p, lk.len, bloom_hash(uk, (size_t)n), &f, NULL) == LSM_OK) {
+        if (sst_reader_get(r, lk.p, lk.len, bloom_hash(uk, (size_t)n), &f, NULL) ==
+            LSM_OK) {
             struct entry_value ev;
             entry_decode(f.value, f.value_len, &ev);
             sst_found_release(&f);

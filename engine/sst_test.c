@@ -30,7 +30,7 @@ static void make_ent(int i, struct ent *e)
     char uk[16];
     int k = i / nversions, v = i % nversions;
     int n = snprintf(uk, sizeof(uk), "key%08d", k * 2); /* odd numbers are absent */
-    e->seqno = (uint64_t)(1000000 - v * 10 - k % 7);     /* newest version first */
+    e->seqno = (uint64_t)(1000000 - v * 10 - k % 7);    /* newest version first */
     e->kind = (k % 13 == 5 && v == 0) ? LSM_KIND_DELETE : LSM_KIND_VALUE;
     e->ikey_len = ikey_encode(e->ikey, uk, (size_t)n, e->seqno, e->kind);
 }
@@ -39,13 +39,16 @@ static void make_value(int i, struct lsm_buf *b)
 {
     lsm_buf_clear(b);
     char v[128];
-    int n = snprintf(v, sizeof(v), "value-%d-%.*s", i, i % 90, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    int n = snprintf(
+        v, sizeof(v), "value-%d-%.*s", i, i % 90,
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
     entry_append(b, i % 5 == 0 ? 1700000000000ull + (uint64_t)i : 0,
                  i % 3 == 0 ? 500 + (uint64_t)i : 0, i % 7 == 0 ? 3 + (uint32_t)i : 0, v,
                  (size_t)n);
 }
 
-static int build(const char *p, int n, const struct sst_options *opt, struct sst_props *props)
+static int build(const char *p, int n, const struct sst_options *opt,
+                 struct sst_props *props)
 {
     struct sst_builder *b;
     struct lsm_err err;
@@ -98,8 +101,9 @@ static void check_table(int n, const struct sst_options *opt, struct block_cache
     }
     const struct sst_props *rp = sst_reader_props(r);
     if (rp->num_entries != (uint64_t)n || rp->file_size != props.file_size ||
-        rp->num_data_blocks != props.num_data_blocks || rp->max_seqno != props.max_seqno ||
-        rp->smallest.len != props.smallest.len || rp->largest.len != props.largest.len) {
+        rp->num_data_blocks != props.num_data_blocks ||
+        rp->max_seqno != props.max_seqno || rp->smallest.len != props.smallest.len ||
+        rp->largest.len != props.largest.len) {
         (*failures)++;
     }
     sst_props_free(&props);
@@ -132,7 +136,8 @@ static void check_table(int n, const struct sst_options *opt, struct block_cache
             }
         }
     }
-    struct sst_iter_options io[2] = {{.fill_cache = true}, {.fill_cache = false, .readahead = 64 << 10}};
+    struct sst_iter_options io[2] = {{.fill_cache = true},
+                                     {.fill_cache = false, .readahead = 64 << 10}};
     for (int m = 0; m < 2; m++) {
         struct sst_iter *it = sst_iter_create(r, &io[m]);
         int i = 0;
@@ -390,8 +395,8 @@ static void test_sst_damage_is_reported_with_file_and_offset(void)
             corrupt_gets++;
             if (second_block == 0) {
                 unsigned long long off;
-                CHECK(sscanf(err.msg, "sst 000012.sst: block at %llu: bad checksum", &off) ==
-                      1);
+                CHECK(sscanf(err.msg, "sst 000012.sst: block at %llu: bad checksum",
+                             &off) == 1);
                 second_block = off;
             }
         }
@@ -416,7 +421,8 @@ static void test_sst_damage_is_reported_with_file_and_offset(void)
     CHECK_EQ_INT(env_open_read(p, &f, NULL), LSM_OK);
     uint64_t size = f->size;
     env_close(&f);
-    uint64_t spots[] = {size - 1, size - 20, size - SST_FOOTER_SIZE - 10, size - 64 - 200};
+    uint64_t spots[] = {size - 1, size - 20, size - SST_FOOTER_SIZE - 10,
+                        size - 64 - 200};
     for (size_t s = 0; s < sizeof(spots) / sizeof(spots[0]); s++) {
         flip(p, spots[s]);
         CHECK_EQ_INT(sst_reader_open(p, 12, NULL, &r, &err), LSM_CORRUPT);

@@ -30,14 +30,22 @@ void lsm_err_clear(struct lsm_err *err)
 const char *lsm_status_name(int code)
 {
     switch (code) {
-    case LSM_OK: return "OK";
-    case LSM_NOTFOUND: return "NOTFOUND";
-    case LSM_CORRUPT: return "CORRUPT";
-    case LSM_IOERR: return "IOERR";
-    case LSM_INVALID: return "INVALID";
-    case LSM_NOSPACE: return "NOSPACE";
-    case LSM_BUSY: return "BUSY";
-    default: return "UNKNOWN";
+    case LSM_OK:
+        return "OK";
+    case LSM_NOTFOUND:
+        return "NOTFOUND";
+    case LSM_CORRUPT:
+        return "CORRUPT";
+    case LSM_IOERR:
+        return "IOERR";
+    case LSM_INVALID:
+        return "INVALID";
+    case LSM_NOSPACE:
+        return "NOSPACE";
+    case LSM_BUSY:
+        return "BUSY";
+    default:
+        return "UNKNOWN";
     }
 }
 

@@ -20,11 +20,11 @@
 #include <string.h>
 
 enum edit_tag { /* on disk: never renumber */
-    TAG_LOG_NUMBER = 1,
-    TAG_NEXT_FILE = 2,
-    TAG_LAST_SEQ = 3,
-    TAG_DELETED_FILE = 4,
-    TAG_NEW_FILE = 5,
+                TAG_LOG_NUMBER = 1,
+                TAG_NEXT_FILE = 2,
+                TAG_LAST_SEQ = 3,
+                TAG_DELETED_FILE = 4,
+                TAG_NEW_FILE = 5,
 };
 
 void db_file_name(char *buf, size_t n, const char *dir, uint64_t number, const char *ext)
@@ -229,7 +229,8 @@ void edit_delete_file(struct version_edit *e, int level, uint64_t number)
 {
     if (e->ndeleted == e->cap_deleted) {
         e->cap_deleted = e->cap_deleted ? 2 * e->cap_deleted : 8;
-        e->deleted = lsm_realloc(e->deleted, (size_t)e->cap_deleted * sizeof(*e->deleted));
+        e->deleted =
+            lsm_realloc(e->deleted, (size_t)e->cap_deleted * sizeof(*e->deleted));
     }
     e->deleted[e->ndeleted++] = (struct edit_file){level, number, NULL};
 }
@@ -435,7 +436,8 @@ static int read_current(const char *dir, uint64_t *manifest_number, struct lsm_e
  * installed), while a record that is all there but fails its checksum was damaged
  * after it was written, and dropping it would silently forget tables. The MANIFEST
  * is never preallocated, so the two are told apart by the fragment's length. */
-static int manifest_tail_check(const char *path, struct wal_reader *r, struct lsm_err *err)
+static int manifest_tail_check(const char *path, struct wal_reader *r,
+                               struct lsm_err *err)
 {
     uint64_t valid_end;
     bool torn;
@@ -633,7 +635,8 @@ int version_set_write_snapshot(struct version_set *vs, pthread_mutex_t *mu,
     vs->manifest = w;
     vs->manifest_number = mnum;
     if (old != 0 && old != mnum) {
-        snprintf(path, sizeof(path), "%s/MANIFEST-%06llu", vs->dir, (unsigned long long)old);
+        snprintf(path, sizeof(path), "%s/MANIFEST-%06llu", vs->dir,
+                 (unsigned long long)old);
         env_unlink(path, NULL);
     }
     return LSM_OK;

@@ -35,16 +35,16 @@
 #include "engine/wal.h"
 
 struct file_meta {
-    atomic_int refs;              /* versions (and compactions) holding it */
-    uint64_t number;              /* NNNNNN.sst */
-    uint64_t size;                /* file bytes */
+    atomic_int refs; /* versions (and compactions) holding it */
+    uint64_t number; /* NNNNNN.sst */
+    uint64_t size;   /* file bytes */
     uint64_t min_seqno, max_seqno;
-    struct lsm_buf smallest;      /* smallest internal key */
-    struct lsm_buf largest;       /* largest internal key */
-    struct sst_reader *table;     /* open reader, NULL only while being built */
-    char *path;                   /* for the unlink when obsolete */
-    atomic_bool obsolete;         /* dropped by an edit: unlink at the last unref */
-    bool compacting;              /* input of a running compaction (DB mutex) */
+    struct lsm_buf smallest;  /* smallest internal key */
+    struct lsm_buf largest;   /* largest internal key */
+    struct sst_reader *table; /* open reader, NULL only while being built */
+    char *path;               /* for the unlink when obsolete */
+    atomic_bool obsolete;     /* dropped by an edit: unlink at the last unref */
+    bool compacting;          /* input of a running compaction (DB mutex) */
 };
 
 /* A new file_meta with one reference; takes ownership of table; copies the key
@@ -92,7 +92,7 @@ struct edit_file {
 
 struct version_edit {
     bool has_log_number, has_next_file, has_last_seq;
-    uint64_t log_number;  /* WALs below this number are no longer needed */
+    uint64_t log_number; /* WALs below this number are no longer needed */
     uint64_t next_file;
     uint64_t last_seq;
     struct edit_file *deleted;
@@ -113,16 +113,16 @@ struct version *version_apply_edit(const struct version *base,
 
 struct version_set {
     char *dir;
-    struct block_cache *cache;      /* given to table readers */
-    struct version *current;        /* swapped under the DB mutex */
-    uint64_t next_file;             /* next file number (DB mutex) */
-    uint64_t log_number;            /* oldest WAL still needed */
-    uint64_t last_seq;              /* as of the last logged edit */
+    struct block_cache *cache; /* given to table readers */
+    struct version *current;   /* swapped under the DB mutex */
+    uint64_t next_file;        /* next file number (DB mutex) */
+    uint64_t log_number;       /* oldest WAL still needed */
+    uint64_t last_seq;         /* as of the last logged edit */
     uint64_t manifest_number;
-    struct wal_writer *manifest;    /* open MANIFEST, NULL before recovery */
-    uint64_t manifest_roll_bytes;   /* past this size, start a new snapshot MANIFEST */
-    int roll_rc;                    /* a failed roll (after its edit was installed) */
-    struct lsm_err roll_err;        /* its message */
+    struct wal_writer *manifest;  /* open MANIFEST, NULL before recovery */
+    uint64_t manifest_roll_bytes; /* past this size, start a new snapshot MANIFEST */
+    int roll_rc;                  /* a failed roll (after its edit was installed) */
+    struct lsm_err roll_err;      /* its message */
     struct lsm_buf compact_ptr[LSM_MAX_LEVELS]; /* leveled round robin: last key */
 };
 

@@ -225,7 +225,8 @@ struct seen {
 /* Iterates [from, upper) with the options; returns the count (at most max), -1 when
  * the iterator failed. */
 static int scan(struct lsm_db *db, const char *from, const char *upper, size_t upper_len,
-                int tombstones, const struct lsm_snapshot *snap, struct seen *out, int max)
+                int tombstones, const struct lsm_snapshot *snap, struct seen *out,
+                int max)
 {
     struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
     ro.include_tombstones = tombstones;

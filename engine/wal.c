@@ -98,8 +98,9 @@ void wal_writer_add(struct wal_writer *w, const void *payload, size_t len)
     static const char zeros[WAL_FRAGMENT_HEADER];
     const char *p = payload;
     bool begin = true;
-    lsm_buf_reserve(&w->pending, len + (len / (WAL_BLOCK_SIZE - WAL_FRAGMENT_HEADER) + 2) *
-                                           (2 * WAL_FRAGMENT_HEADER));
+    lsm_buf_reserve(&w->pending,
+                    len + (len / (WAL_BLOCK_SIZE - WAL_FRAGMENT_HEADER) + 2) *
+                              (2 * WAL_FRAGMENT_HEADER));
     do {
         size_t leftover = WAL_BLOCK_SIZE - w->block_offset;
         if (leftover < WAL_FRAGMENT_HEADER) {
@@ -109,7 +110,10 @@ void wal_writer_add(struct wal_writer *w, const void *payload, size_t len)
         size_t avail = WAL_BLOCK_SIZE - w->block_offset - WAL_FRAGMENT_HEADER;
         size_t n = len < avail ? len : avail;
         bool end = n == len;
-        int type = begin && end ? WAL_FULL : begin ? WAL_FIRST : end ? WAL_LAST : WAL_MIDDLE;
+        int type = begin && end ? WAL_FULL
+                   : begin      ? WAL_FIRST
+                   : end        ? WAL_LAST
+                                : WAL_MIDDLE;
         emit_fragment(w, type, p, n);
         p += n;
         len -= n;
@@ -134,7 +138,8 @@ int wal_writer_flush(struct wal_writer *w, struct lsm_err *err)
     uint64_t end = w->f->size + w->pending.len;
     int rc = LSM_OK;
     if (w->prealloc_bytes && end > w->prealloc_end) {
-        uint64_t new_end = (end + w->prealloc_bytes - 1) / w->prealloc_bytes * w->prealloc_bytes;
+        uint64_t new_end =
+            (end + w->prealloc_bytes - 1) / w->prealloc_bytes * w->prealloc_bytes;
         rc = env_preallocate(w->f, w->prealloc_end, new_end - w->prealloc_end, err);
         if (rc == LSM_OK) {
             w->prealloc_end = new_end;
@@ -221,7 +226,7 @@ struct wal_reader {
     bool torn;
     char tail_reason[96]; /* why the log ended torn */
     bool at_end;
-    int status;           /* sticky error */
+    int status; /* sticky error */
     struct lsm_err err;
 };
 
@@ -307,8 +312,8 @@ static bool fragment_valid(const struct wal_reader *r, const char *p, size_t ava
 static uint64_t find_valid_after(struct wal_reader *r, uint64_t x)
 {
     /* the rest of the current block, byte by byte (the damage may hide lengths) */
-    for (size_t p = (size_t)(x - r->block_start) + 1; p + WAL_FRAGMENT_HEADER <= r->block_len;
-         p++) {
+    for (size_t p = (size_t)(x - r->block_start) + 1;
+         p + WAL_FRAGMENT_HEADER <= r->block_len; p++) {
         if (fragment_valid(r, r->block + p, r->block_len - p)) {
             return r->block_start + p;
         }
@@ -317,7 +322,8 @@ static uint64_t find_valid_after(struct wal_reader *r, uint64_t x)
     if (r->scratch == NULL) {
         r->scratch = lsm_malloc(WAL_BLOCK_SIZE);
     }
-    for (uint64_t b = r->block_start + WAL_BLOCK_SIZE; b < r->file_size; b += WAL_BLOCK_SIZE) {
+    for (uint64_t b = r->block_start + WAL_BLOCK_SIZE; b < r->file_size;
+         b += WAL_BLOCK_SIZE) {
         size_t got;
         if (env_pread(r->f, r->scratch, WAL_FRAGMENT_HEADER, b, &got, NULL) != LSM_OK ||
             got < WAL_FRAGMENT_HEADER) {
@@ -325,10 +331,12 @@ static uint64_t find_valid_after(struct wal_reader *r, uint64_t x)
         }
         int type = (unsigned char)r->scratch[6];
         size_t len = dec_fixed16(r->scratch + 4);
-        if (type < WAL_FULL || type > WAL_LAST || WAL_FRAGMENT_HEADER + len > WAL_BLOCK_SIZE) {
+        if (type < WAL_FULL || type > WAL_LAST ||
+            WAL_FRAGMENT_HEADER + len > WAL_BLOCK_SIZE) {
             continue;
         }
-        if (env_pread(r->f, r->scratch, WAL_FRAGMENT_HEADER + len, b, &got, NULL) != LSM_OK) {
+        if (env_pread(r->f, r->scratch, WAL_FRAGMENT_HEADER + len, b, &got, NULL) !=
+            LSM_OK) {
             break;
         }
         if (fragment_valid(r, r->scratch, got)) {
@@ -343,10 +351,9 @@ static int damage(struct wal_reader *r, uint64_t x, bool in_record, const char *
 {
     uint64_t y = find_valid_after(r, x);
     if (y != 0) {
-        r->status = lsm_err_set(&r->err, LSM_CORRUPT,
-                                "wal %s: %s at offset %llu (valid fragment at %llu)",
-                                r->f->path, what, (unsigned long long)x,
-                                (unsigned long long)y);
+        r->status = lsm_err_set(
+            &r->err, LSM_CORRUPT, "wal %s: %s at offset %llu (valid fragment at %llu)",
+            r->f->path, what, (unsigned long long)x, (unsigned long long)y);
         return r->status;
     }
     r->at_end = true;
@@ -487,11 +494,6 @@ const char *wal_reader_tail_reason(const struct wal_reader *r)
 uint64_t wal_reader_record_offset(const struct wal_reader *r)
 {
     return r->last_off;
-}
-
-uint64_t wal_reader_log_number(const struct wal_reader *r)
-{
-    return r->log_number;
 }
 
 void wal_reader_close(struct wal_reader **rp)

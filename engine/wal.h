@@ -28,7 +28,7 @@
 #include "engine/status.h"
 
 #define WAL_BLOCK_SIZE 32768
-#define WAL_HEADER_SIZE 16   /* segment header */
+#define WAL_HEADER_SIZE 16    /* segment header */
 #define WAL_FRAGMENT_HEADER 7 /* crc32c:u32le length:u16le type:u8 */
 
 struct wal_writer;
@@ -87,7 +87,6 @@ void wal_reader_end(const struct wal_reader *r, uint64_t *valid_end, bool *torn)
 const char *wal_reader_tail_reason(const struct wal_reader *r);
 /* Offset of the start of the record last returned (its first fragment). */
 uint64_t wal_reader_record_offset(const struct wal_reader *r);
-uint64_t wal_reader_log_number(const struct wal_reader *r);
 void wal_reader_close(struct wal_reader **r);
 
 #endif

@@ -111,9 +111,9 @@ static void patch_byte(const char *p, uint64_t off, char xor_with)
 
 static void test_wal_roundtrip_sizes(void)
 {
-    size_t lens[] = {0,     1,     100,       32768 - 16 - 7, 0,  32768 - 7 - 1, 5,  32768,
-                     70000, 32761, 32762,     1,              0,  3 << 20,       17, 32768 * 3,
-                     6,     0,     (5 << 20) + 3};
+    size_t lens[] = {
+        0,     1, 100, 32768 - 16 - 7, 0,  32768 - 7 - 1, 5, 32768, 70000,        32761,
+        32762, 1, 0,   3 << 20,        17, 32768 * 3,     6, 0,     (5 << 20) + 3};
     int n = (int)(sizeof(lens) / sizeof(lens[0]));
     uint64_t offs[32];
     CHECK_EQ_INT(write_log(path, lens, n, 0, offs), LSM_OK);
@@ -234,7 +234,8 @@ static void test_wal_torn_tail_with_garbage(void)
     while (wal_reader_next(r, &payload, &len, NULL) == LSM_OK) {
     }
     char want[64];
-    snprintf(want, sizeof(want), "bad checksum at offset %llu", (unsigned long long)offs[3]);
+    snprintf(want, sizeof(want), "bad checksum at offset %llu",
+             (unsigned long long)offs[3]);
     CHECK_EQ_STR(wal_reader_tail_reason(r), want);
     wal_reader_close(&r);
     unlink(path);
@@ -248,13 +249,16 @@ static void test_wal_flipped_byte_in_middle_is_reported(void)
     }
     uint64_t offs[41];
     CHECK_EQ_INT(write_log(path, lens, 40, 0, offs), LSM_OK);
-    struct { uint64_t off; const char *what; } cases[] = {
-        {offs[5] + 7 + 100, "bad checksum"},   /* payload byte */
-        {offs[5] + 4, "bad checksum"},         /* length field, small change */
-        {offs[5] + 5, "bad checksum"},         /* length field, big change */
-        {offs[5] + 6, "bad fragment type"},    /* type byte */
-        {offs[5] + 1, "bad checksum"},         /* crc itself */
-        {offs[30] + 7 + 1, "bad checksum"},    /* in a later block */
+    struct {
+        uint64_t off;
+        const char *what;
+    } cases[] = {
+        {offs[5] + 7 + 100, "bad checksum"}, /* payload byte */
+        {offs[5] + 4, "bad checksum"},       /* length field, small change */
+        {offs[5] + 5, "bad checksum"},       /* length field, big change */
+        {offs[5] + 6, "bad fragment type"},  /* type byte */
+        {offs[5] + 1, "bad checksum"},       /* crc itself */
+        {offs[30] + 7 + 1, "bad checksum"},  /* in a later block */
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         patch_byte(path, cases[c].off, 0x40);
