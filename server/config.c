@@ -117,8 +117,9 @@ static int apply_bulk_len(char *err, size_t errlen) {
 }
 
 static int apply_mode(char *err, size_t errlen) {
-    if (server.mode == MODE_PERSISTENT && server.databases > 65534) {
-        snprintf(err, errlen, "mode persistent supports at most 65534 databases");
+    if (server.mode == MODE_PERSISTENT && server.databases > 32767) {
+        /* the top bit of a stored db number marks a big hash's field record */
+        snprintf(err, errlen, "mode persistent supports at most 32767 databases");
         return -1;
     }
     return 0;

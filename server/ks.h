@@ -82,9 +82,11 @@ struct kv_dict {
     uint8_t bits[2];           /* log2 of each table's size */
     int64_t rehashidx;         /* next tab[0] bucket to move, -1 when not rehashing */
     size_t count;              /* entries in both tables */
-    uint64_t store_gen;        /* a hash's field dict in persistent mode: the
-                                * generation its field records are stored under
-                                * (persist.c), 0 before the first write */
+    uint64_t store_gen;        /* a hash's field dict in persistent mode: 0 before
+                                * its fields are stored as records; else a local
+                                * id (persist.c), or with store_old the generation
+                                * of an old file's meta 'h' records */
+    uint8_t store_old;         /* see store_gen */
 };
 
 uint64_t ks_token(const void *key, size_t len);

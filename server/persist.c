@@ -26,7 +26,7 @@
 #define META_LEN 10              /* 0xff x 10: the meta namespace */
 #define DKEY 10                  /* token:u64be db:u16be before a data key's key */
 #define ENVELOPE_VERSION 1       /* on disk: never renumber */
-#define MAX_DBS 65535            /* db 0xffff is the meta namespace */
+#define MAX_DBS 32768            /* the db's top bit marks a field record; 0xffff meta */
 #define ENV_FIELDS 0x80          /* envelope flag: a hash whose fields are records */
 #define FKEY (META_LEN + 11)     /* meta 'h' db:u16be gen:u64be before a field */
 #define BATCH_COMMIT_BYTES (4u << 20)
@@ -187,8 +187,9 @@ static void index_key(struct pbuf *b, long long expire_at, int db, const char *k
     b->len = n + 10 + klen;
 }
 
-/* meta 'h' db gen [field] into b: a big hash's field record (or their prefix). */
-static void field_key(struct pbuf *b, int db, uint64_t gen, const char *f, size_t flen) {
+/* meta 'h' db gen [field] into b: a big hash's field record in files written
+ * before versions (or their prefix). */
+static void old_field_key(struct pbuf *b, int db, uint64_t gen, const char *f, size_t flen) {
     pbuf_reserve(b, FKEY + flen);
     unsigned char *p = (unsigned char *)b->p;
     size_t n = meta_key(p, 'h');
@@ -200,6 +201,35 @@ static void field_key(struct pbuf *b, int db, uint64_t gen, const char *f, size_
     }
     b->len = FKEY + flen;
 }
+
+/* token (0x8000|db) klen:u32be key [field] into b: a big hash's field record (or
+ * the prefix of all of them), right after the key's data record. */
+static void field_key(struct pbuf *b, int db, const char *key, size_t klen, uint64_t token,
+                      const char *f, size_t flen) {
+    pbuf_reserve(b, DKEY + 4 + klen + flen);
+    unsigned char *p = (unsigned char *)b->p;
+    put_be64(p, token);
+    p[8] = (unsigned char)((db >> 8) | 0x80);
+    p[9] = (unsigned char)db;
+    p[10] = (unsigned char)(klen >> 24);
+    p[11] = (unsigned char)(klen >> 16);
+    p[12] = (unsigned char)(klen >> 8);
+    p[13] = (unsigned char)klen;
+    memcpy(p + DKEY + 4, key, klen);
+    if (flen) {
+        memcpy(p + DKEY + 4 + klen, f, flen);
+    }
+    b->len = DKEY + 4 + klen + flen;
+}
+
+/* Is this engine key a big hash's field record (token layout)? The db field's top
+ * bit; the meta namespace (db 0xffff after ten 0xff) is not one. */
+static inline int is_field_key(const unsigned char *k, size_t klen) {
+    return klen >= DKEY + 4 && (k[8] & 0x80) &&
+           !(k[8] == 0xff && k[9] == 0xff && get_be64(k) == UINT64_MAX);
+}
+
+static uint64_t next_local_gen(void);
 
 /* ------------------------------------------------------------------------------
  * The envelope
@@ -334,11 +364,13 @@ struct kv_entry *persist_decode(const char *key, size_t klen, const char *v, siz
         }
         uint64_t gen;
         memcpy(&gen, p + 4, 8);
-        if (gen == 0) {
-            return NULL;
-        }
         e = hash_new_table(key, klen, expire_at); /* persist_load reads the fields */
-        ks_val_dict(e)->store_gen = gen;
+        if (gen != 0) {
+            ks_val_dict(e)->store_gen = gen; /* the old meta 'h' form */
+            ks_val_dict(e)->store_old = 1;
+        } else {
+            ks_val_dict(e)->store_gen = next_local_gen();
+        }
     } else if (type == KS_TYPE_HASH && enc == KS_ENC_HASHTABLE) {
         if (n < 4) {
             return NULL;
@@ -778,28 +810,46 @@ void persist_hash_fields(int db_id, const struct kv_entry *e, const struct kv_sl
 
 struct fields_ctx {
     int db;
-    uint64_t gen;
+    const char *key;
+    size_t klen;
+    uint64_t token;
     struct kv_version ver;
 };
 
 static void put_field(const char *f, size_t flen, const char *v, size_t vlen, void *arg) {
     const struct fields_ctx *x = arg;
-    field_key(&P.fkey, x->db, x->gen, f, flen);
+    field_key(&P.fkey, x->db, x->key, x->klen, x->token, f, flen);
     batch_put_v(P.fkey.p, P.fkey.len, v, vlen, 0, x->ver);
 }
 
+static void drop_old_fields(int db, uint64_t gen);
+
+/* A local id grouping a hash's changed fields within a turn (P.fops): unique in
+ * this process, never stored. */
+static uint64_t next_local_gen(void) {
+    static uint64_t n;
+    return ++n;
+}
+
 /* The field records of big hash e for this turn, carrying the hash's version ver:
- * all of them when it has no gen yet (a fresh local tick: unique on this node),
- * else the fields the turn's commands changed (P.fops, sorted by gen). */
+ * all of them when it is not stored as records yet (or only in the old meta 'h'
+ * form, which is dropped), else the fields the turn's commands changed (P.fops,
+ * sorted by local gen). */
 static void write_fields(int db, const struct kv_entry *e, struct kv_version ver) {
     struct kv_dict *d = ks_val_dict(e);
-    if (d->store_gen == 0) {
-        long long ms = server.mstime;
-        d->store_gen = hlc_tick(ms > 0 ? (uint64_t)ms : 0);
-        struct fields_ctx x = {db, d->store_gen, ver};
+    size_t klen;
+    const char *key = ks_entry_key(e, &klen);
+    if (d->store_gen == 0 || d->store_old) {
+        if (d->store_old) {
+            drop_old_fields(db, d->store_gen);
+            d->store_old = 0;
+        }
+        d->store_gen = next_local_gen();
+        struct fields_ctx x = {db, key, klen, ks_token(key, klen), ver};
         hash_foreach(e, put_field, &x);
         return;
     }
+    uint64_t token = ks_token(key, klen);
     size_t lo = 0, hi = P.nfops;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -816,7 +866,7 @@ static void write_fields(int db, const struct kv_entry *e, struct kv_version ver
         }
         const char *f = P.fbytes.p + o->off, *v;
         size_t vlen;
-        field_key(&P.fkey, db, d->store_gen, f, o->len);
+        field_key(&P.fkey, db, key, klen, token, f, o->len);
         if (hash_get(e, f, o->len, &v, &vlen)) {
             batch_put_v(P.fkey.p, P.fkey.len, v, vlen, 0, ver);
         } else {
@@ -825,46 +875,78 @@ static void write_fields(int db, const struct kv_entry *e, struct kv_version ver
     }
 }
 
-/* Tombstones every field record of generation gen (a hash deleted or replaced). */
-static void drop_fields(int db, uint64_t gen) {
+/* Tombstones every engine record under prefix pre (undated: dropped at once). */
+static void drop_prefix(const struct pbuf *pre) {
     struct lsm_read_options ro = raw_read();
-    struct pbuf pre = {0};
-    field_key(&pre, db, gen, NULL, 0);
     struct lsm_iter *it = lsm_iter_create(P.db, &ro);
-    for (lsm_iter_seek(it, pre.p, pre.len); lsm_iter_valid(it); lsm_iter_next(it)) {
+    for (lsm_iter_seek(it, pre->p, pre->len); lsm_iter_valid(it); lsm_iter_next(it)) {
         size_t ilen;
         const char *ik = lsm_iter_key(it, &ilen);
-        if (ilen < pre.len || memcmp(ik, pre.p, pre.len) != 0) {
+        if (ilen < pre->len || memcmp(ik, pre->p, pre->len) != 0) {
             break;
         }
         batch_del(ik, ilen, 0);
     }
     lsm_iter_destroy(&it);
+}
+
+/* Old form: every field record of generation gen. */
+static void drop_old_fields(int db, uint64_t gen) {
+    struct pbuf pre = {0};
+    old_field_key(&pre, db, gen, NULL, 0);
+    drop_prefix(&pre);
     kv_free(pre.p);
 }
 
-/* The gen of key's stored big hash (0: none), from the cached entry, else the
+/* Where a stored big hash keeps its field records. */
+struct fields_loc {
+    int stored;        /* 0: none */
+    int old;           /* meta 'h' db gen (files written before versions) */
+    uint64_t gen;
+};
+
+/* Tombstones every field record of key's hash at loc (a hash deleted or replaced). */
+static void drop_fields(int db, const char *key, size_t klen, uint64_t token,
+                        const struct fields_loc *loc) {
+    if (!loc->stored) {
+        return;
+    }
+    if (loc->old) {
+        drop_old_fields(db, loc->gen);
+        return;
+    }
+    struct pbuf pre = {0};
+    field_key(&pre, db, key, klen, token, NULL, 0);
+    drop_prefix(&pre);
+    kv_free(pre.p);
+}
+
+/* Where key's stored big hash keeps its fields, from the cached entry, else the
  * engine. The cached entry forgets it: a hash renamed keeps its dict and is then
- * written whole under a new gen. */
-static uint64_t take_gen(int db, const char *key, size_t klen, uint64_t token) {
+ * written whole under its new key. */
+static struct fields_loc take_fields(int db, const char *key, size_t klen, uint64_t token) {
+    struct fields_loc loc = {0, 0, 0};
     struct kv_entry *e = ks_find(server.db[db], key, klen, token);
     if (e) {
-        uint64_t gen = 0;
-        if (e->type == KS_TYPE_HASH && e->enc == KS_ENC_HASHTABLE) {
-            gen = ks_val_dict(e)->store_gen;
-            ks_val_dict(e)->store_gen = 0;
+        if (e->type == KS_TYPE_HASH && e->enc == KS_ENC_HASHTABLE &&
+            ks_val_dict(e)->store_gen) {
+            struct kv_dict *d = ks_val_dict(e);
+            loc = (struct fields_loc){1, d->store_old, d->store_gen};
+            d->store_gen = 0;
+            d->store_old = 0;
         }
-        return gen;
+        return loc;
     }
     data_key(db, key, klen, token);
     struct lsm_read_options ro = raw_read();
     if (lsm_get(P.db, &ro, P.kbuf.p, P.kbuf.len, &P.val) != LSM_OK || P.val.len != 16 ||
         P.val.data[1] != KS_TYPE_HASH || !(P.val.data[3] & ENV_FIELDS)) {
-        return 0;
+        return loc;
     }
     uint64_t gen;
     memcpy(&gen, P.val.data + 8, 8);
-    return gen;
+    loc = (struct fields_loc){1, gen != 0, gen};
+    return loc;
 }
 
 void persist_replaced(int db_id, struct kv_entry *old) {
@@ -872,15 +954,29 @@ void persist_replaced(int db_id, struct kv_entry *old) {
         ks_val_dict(old)->store_gen == 0) {
         return;
     }
-    drop_fields(db_id, ks_val_dict(old)->store_gen);
-    ks_val_dict(old)->store_gen = 0;
+    struct kv_dict *d = ks_val_dict(old);
+    struct fields_loc loc = {1, d->store_old, d->store_gen};
+    size_t klen;
+    const char *key = ks_entry_key(old, &klen);
+    drop_fields(db_id, key, klen, ks_token(key, klen), &loc);
+    d->store_gen = 0;
+    d->store_old = 0;
 }
 
-/* Fills e, a big hash's header just decoded, with its field records. */
+/* Fills e, a big hash's header just decoded, with its field records (token form:
+ * those written after the database's flush marker only). */
 static void load_fields(int db, struct kv_entry *e) {
     struct lsm_read_options ro = raw_read();
     struct pbuf pre = {0};
-    field_key(&pre, db, ks_val_dict(e)->store_gen, NULL, 0);
+    struct kv_dict *d = ks_val_dict(e);
+    size_t klen;
+    const char *key = ks_entry_key(e, &klen);
+    if (d->store_old) {
+        old_field_key(&pre, db, d->store_gen, NULL, 0);
+    } else {
+        field_key(&pre, db, key, klen, ks_token(key, klen), NULL, 0);
+    }
+    uint64_t flushed = atomic_load_explicit(&P.flush_ts[db], memory_order_relaxed);
     struct lsm_iter *it = lsm_iter_create(P.db, &ro);
     for (lsm_iter_seek(it, pre.p, pre.len); lsm_iter_valid(it); lsm_iter_next(it)) {
         size_t ilen, vlen;
@@ -888,8 +984,12 @@ static void load_fields(int db, struct kv_entry *e) {
         if (ilen < pre.len || memcmp(ik, pre.p, pre.len) != 0) {
             break;
         }
+        if (!d->store_old && lsm_iter_meta(it).timestamp < flushed) {
+            continue; /* a hash of this key from before a flush */
+        }
         const char *v = lsm_iter_value(it, &vlen);
         hash_set(NULL, &e, ik + pre.len, ilen - pre.len, v, vlen);
+        d = ks_val_dict(e);
     }
     if (lsm_iter_status(it) != LSM_OK) {
         server_log(LL_WARNING, "Engine read error: %s", lsm_errmsg(P.db));
@@ -927,8 +1027,9 @@ static void encode_dirty(void) {
             h[2] = KS_ENC_HASHTABLE;
             h[3] = ENV_FIELDS;
             uint32_t cnt = (uint32_t)hash_len(e);
+            uint64_t gen0 = 0; /* fields under the key's token */
             memcpy(h + 4, &cnt, 4);
-            memcpy(h + 8, &ks_val_dict(e)->store_gen, 8);
+            memcpy(h + 8, &gen0, 8);
             P.vbuf.len = 16;
         } else {
             encode_into(e, &P.vbuf);
@@ -986,10 +1087,8 @@ static void del_generic(int db_id, const char *key, size_t klen, long long old_e
         return;
     }
     uint64_t token = ks_token(key, klen);
-    uint64_t gen = take_gen(db_id, key, klen, token);
-    if (gen) {
-        drop_fields(db_id, gen);
-    }
+    struct fields_loc loc = take_fields(db_id, key, klen, token);
+    drop_fields(db_id, key, klen, token, &loc);
     data_key(db_id, key, klen, token);
     batch_tomb(P.kbuf.p, P.kbuf.len, tomb_expire, ver);
     deleted_add(token, db_id);
@@ -1350,8 +1449,8 @@ int persist_iter_next(struct persist_iter *pi, struct persist_rec *out) {
     for (; lsm_iter_valid(pi->it); lsm_iter_next(pi->it)) {
         size_t ilen, vlen;
         const unsigned char *ik = (const unsigned char *)lsm_iter_key(pi->it, &ilen);
-        if (ilen < DKEY) {
-            continue;
+        if (ilen < DKEY || is_field_key(ik, ilen)) {
+            continue; /* field records come inside their hash's envelope */
         }
         int db = get_db(ik + 8);
         struct lsm_meta m = lsm_iter_meta(pi->it);
@@ -1646,15 +1745,17 @@ static void engine_options(struct lsm_options *o) {
 static int flushed_filter(void *arg, const char *key, size_t klen, const struct lsm_meta *m) {
     (void)arg;
     const unsigned char *k = (const unsigned char *)key;
+    int d;
     if (klen >= FKEY && k[META_LEN] == 'h' && get_be64(k) == UINT64_MAX &&
         get_db(k + 8) == 0xffff) {
-        k += META_LEN + 1; /* a big hash's field record: meta 'h' db gen field */
+        d = get_db(k + META_LEN + 1); /* old form: meta 'h' db gen field */
+    } else if (is_field_key(k, klen)) {
+        d = get_db(k + 8) & 0x7fff;   /* token (0x8000|db) klen key field */
     } else if (klen >= DKEY) {
-        k += 8;
+        d = get_db(k + 8);
     } else {
         return 0;
     }
-    int d = get_db(k);
     if (d >= server.databases) {
         return 0; /* the meta namespace, or a database no longer configured */
     }

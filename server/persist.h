@@ -18,8 +18,11 @@
  * Engine layout (on disk: never renumber):
  *   data key  := token:u64be db:u16be key        value := envelope (persist.c),
  *                                                meta: expire_at, version (hlc, node)
+ *   field key := token:u64be (0x8000|db):u16be klen:u32be key field
+ *                                                a field of a big hash: its value
  *   meta key  := 0xff{10} tag:u8 ...            (db 0xffff is never a database)
- *     tag 'h' db:u16be gen:u64be field  a field of a big hash: its value
+ *     tag 'h' db:u16be gen:u64be field  a big hash's field in files written
+ *                                       before versions (moved at its next write)
  *     tag 'c'                   counts, clock, expiry watermark (see persist.c)
  *     tag 'f' db:u16be          flush marker: HLC timestamp (u64le)
  *     tag 'x' expire_at:u64be db:u16be key   expiry index entry: write ts (u64le)

@@ -600,20 +600,17 @@ static void test_persist_always_holds_replies_until_the_sync(void) {
 /* ---- big hashes: one record per field ---- */
 
 /* Live field records (meta 'h' ...) in the engine. */
+/* Big-hash field records in the engine: token (0x8000|db) klen key field, and
+ * the old form meta 'h' db gen field. */
 static long field_records(void) {
     struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
     struct lsm_iter *it = lsm_iter_create(persist_engine(), &ro);
-    unsigned char pre[11];
-    memset(pre, 0xff, 10);
-    pre[10] = 'h';
     long n = 0;
-    for (lsm_iter_seek(it, pre, sizeof(pre)); lsm_iter_valid(it); lsm_iter_next(it)) {
+    for (lsm_iter_seek_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
         size_t klen;
-        const char *k = lsm_iter_key(it, &klen);
-        if (klen < sizeof(pre) || memcmp(k, pre, sizeof(pre)) != 0) {
-            break;
-        }
-        n++;
+        const unsigned char *k = (const unsigned char *)lsm_iter_key(it, &klen);
+        int meta = klen > 10 && memcmp(k, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 10) == 0;
+        n += meta ? k[10] == 'h' : (klen >= 14 && (k[8] & 0x80));
     }
     lsm_iter_destroy(&it);
     return n;
@@ -689,6 +686,139 @@ static void test_persist_big_hash_writes_only_changed_fields(void) {
     cleanup();
 }
 
+/* Field records of key (db 0) under its token, in the engine. */
+static long token_field_records(const char *key) {
+    struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
+    struct lsm_iter *it = lsm_iter_create(persist_engine(), &ro);
+    size_t klen = strlen(key);
+    unsigned char pre[14 + 64];
+    uint64_t t = ks_token(key, klen);
+    for (int i = 7; i >= 0; i--) {
+        pre[i] = (unsigned char)t;
+        t >>= 8;
+    }
+    pre[8] = 0x80;
+    pre[9] = 0;
+    pre[10] = pre[11] = pre[12] = 0;
+    pre[13] = (unsigned char)klen;
+    memcpy(pre + 14, key, klen);
+    long n = 0;
+    for (lsm_iter_seek(it, pre, 14 + klen); lsm_iter_valid(it); lsm_iter_next(it)) {
+        size_t ilen;
+        const char *ik = lsm_iter_key(it, &ilen);
+        if (ilen < 14 + klen || memcmp(ik, pre, 14 + klen) != 0) {
+            break;
+        }
+        n++;
+    }
+    lsm_iter_destroy(&it);
+    return n;
+}
+
+static void test_persist_big_hash_fields_live_under_the_key_token(void) {
+    fresh();
+    char line[128];
+    for (int i = 0; i < 600; i++) {
+        snprintf(line, sizeof(line), "HSET big f%d v%d", i, i);
+        RUN_EQ(line, ":1");
+    }
+    RUN_EQ("SET other x", "+OK");
+    persist_before_sleep();
+    /* every field record sits right after big's own record, keyed without any
+     * node-local number: the same data makes the same records on every node */
+    CHECK_EQ_INT(token_field_records("big"), 600);
+    CHECK_EQ_INT(field_records(), 600);
+    /* data views skip them */
+    RUN_EQ("DBSIZE", ":2");
+    RUN_EQ("SCAN 0 COUNT 1000", "*2 $1 0 *2 $5 other $3 big");
+    /* a flushed hash's records never reach a new hash of the same key */
+    RUN_EQ("FLUSHDB", "+OK");
+    RUN_EQ("HSET big g1 a g2 b", ":2");
+    for (int i = 0; i < 600; i++) {
+        snprintf(line, sizeof(line), "HSET big h%d v", i);
+        RUN_EQ(line, ":1");
+    }
+    reopen();
+    RUN_EQ("HLEN big", ":602");
+    RUN_EQ("HEXISTS big f1", ":0");
+    RUN_EQ("HGET big g2", "$1 b");
+    CHECK_EQ_INT(lsm_compact_range(persist_engine(), NULL, 0, NULL, 0), LSM_OK);
+    CHECK_EQ_INT(token_field_records("big"), 602); /* the flushed 600 dropped */
+    cleanup();
+}
+
+/* A big hash as the version before this one stored it: a header with gen G and
+ * records under meta 'h' db G field. */
+static void write_old_form_hash(const char *key, int nfields) {
+    struct lsm_db *db = persist_engine();
+    size_t klen = strlen(key);
+    unsigned char dk[10 + 64];
+    uint64_t t = ks_token(key, klen);
+    for (int i = 7; i >= 0; i--) {
+        dk[i] = (unsigned char)t;
+        t >>= 8;
+    }
+    dk[8] = dk[9] = 0;
+    memcpy(dk + 10, key, klen);
+    uint64_t gen = HLC_MAKE(1700000000000ull, 3);
+    unsigned char env[16] = {1, KS_TYPE_HASH, KS_ENC_HASHTABLE, PERSIST_ENV_FIELDS};
+    uint32_t cnt = (uint32_t)nfields;
+    memcpy(env + 4, &cnt, 4);
+    memcpy(env + 8, &gen, 8);
+    struct lsm_meta m = {0, gen, 0};
+    CHECK_EQ_INT(lsm_put(db, dk, 10 + klen, env, 16, &m, 0, NULL), LSM_OK);
+    for (int i = 0; i < nfields; i++) {
+        unsigned char fk[21 + 16];
+        memset(fk, 0xff, 10);
+        fk[10] = 'h';
+        fk[11] = fk[12] = 0;
+        for (int b = 0; b < 8; b++) {
+            fk[13 + b] = (unsigned char)(gen >> (56 - 8 * b));
+        }
+        int fl = snprintf((char *)fk + 21, 16, "f%d", i);
+        char v[16];
+        int vl = snprintf(v, sizeof(v), "old%d", i);
+        CHECK_EQ_INT(lsm_put(db, fk, 21 + (size_t)fl, v, (size_t)vl, &m, 0, NULL), LSM_OK);
+    }
+}
+
+static void test_persist_old_form_big_hash_loads_and_moves_on_write(void) {
+    fresh();
+    write_old_form_hash("legacy", 700);
+    RUN_EQ("SET n 1", "+OK");
+    persist_before_sleep();
+    persist_close();
+    drop_cache();
+    /* the counts did not see the hand-written hash: make the open recount */
+    struct lsm_db *db;
+    struct lsm_options o;
+    lsm_options_init(&o);
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    unsigned char mk[11];
+    memset(mk, 0xff, 10);
+    mk[10] = 'c';
+    CHECK_EQ_INT(lsm_delete(db, mk, 11, NULL, 0, NULL), LSM_OK);
+    lsm_close(&db);
+    open_db();
+    RUN_EQ("DBSIZE", ":2");
+    RUN_EQ("HLEN legacy", ":700");
+    RUN_EQ("HGET legacy f699", "$6 old699");
+    CHECK_EQ_INT(field_records(), 700); /* still in the old form: nobody wrote it */
+    CHECK_EQ_INT(token_field_records("legacy"), 0);
+    RUN_EQ("HSET legacy f0 new", ":0");
+    persist_before_sleep();
+    CHECK_EQ_INT(token_field_records("legacy"), 700); /* moved at its first write */
+    CHECK_EQ_INT(field_records(), 700);               /* and the old ones tombstoned */
+    reopen();
+    RUN_EQ("HLEN legacy", ":700");
+    RUN_EQ("HGET legacy f0", "$3 new");
+    RUN_EQ("HGET legacy f5", "$4 old5");
+    RUN_EQ("DEL legacy", ":1");
+    persist_before_sleep();
+    CHECK_EQ_INT(field_records(), 0);
+    cleanup();
+}
+
 int main(void) {
     TEST_RUN(test_persist_envelope_round_trips_every_encoding);
     TEST_RUN(test_persist_write_through_and_reopen);
@@ -702,6 +832,8 @@ int main(void) {
     TEST_RUN(test_persist_scan_returns_every_key_once_with_token_cursors);
     TEST_RUN(test_persist_always_holds_replies_until_the_sync);
     TEST_RUN(test_persist_big_hash_writes_only_changed_fields);
+    TEST_RUN(test_persist_big_hash_fields_live_under_the_key_token);
+    TEST_RUN(test_persist_old_form_big_hash_loads_and_moves_on_write);
     persist_close();
     ks_deinit();
     resp_out_deinit(&tc.out);

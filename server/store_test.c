@@ -355,6 +355,20 @@ static void test_store_applies_a_whole_big_hash_record(void) {
         if (modes[i] == MODE_PERSISTENT) {
             restart();
         }
+        /* the range iterator hands out the whole hash as one record */
+        uint64_t t = ks_token("big", 3);
+        struct store_iter *it = store_iter_range(t, t + 1);
+        struct store_item item;
+        int n = 0;
+        while (store_iter_next(it, &item) == 1 && n < 10) {
+            n++;
+            struct kv_entry *e = persist_decode("big", 3, item.rec.value, item.rec.vlen, 0);
+            CHECK(e != NULL);
+            CHECK_EQ_INT(hash_len(e), 3);
+            ks_entry_free(e);
+        }
+        store_iter_destroy(&it);
+        CHECK_EQ_INT(n, 2); /* db 0 and db 1 */
         RUN_EQ("SELECT 1", "+OK");
         RUN_EQ("HGET big c", "$1 3");
         RUN_EQ("HLEN big", ":3");
