@@ -248,8 +248,9 @@ struct lsm_read_options {
     int include_tombstones;
     /* Iterators only: exclusive upper bound on user keys (NULL = none). The iterator
      * becomes invalid at the first key >= upper_bound and reads no table or data
-     * block that can only hold keys >= it. The bytes are borrowed: they must stay
-     * valid and unchanged until the iterator is destroyed. lsm_get ignores it. */
+     * block that can only hold keys >= it. lsm_iter_create copies the bytes (the
+     * caller's buffer may go right after). An empty bound (non-NULL, length 0) makes
+     * every iteration empty. lsm_get ignores it. */
     const void *upper_bound;
     size_t upper_bound_len;
 };

@@ -529,6 +529,147 @@ static void test_undated_expired_value_dropped_at_once(void)
     remove_dir(dir);
 }
 
+/* ---- a model: random puts, deletes, flushes, compactions and bounded scans ---------- */
+
+#define MODEL_KEYS 40
+
+struct model_entry {
+    int state; /* 0 never written, 1 live, 2 deleted */
+    uint64_t ts;
+    uint32_t node;
+    char val[16];
+};
+
+static uint64_t model_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* 0 when lsm_get, with and without include_tombstones, agrees with the model. */
+static int model_get_mismatch(struct lsm_db *db, const struct model_entry *m,
+                              const char *k)
+{
+    struct got g = get(db, k, 1, NULL), plain = get(db, k, 0, NULL);
+    int bad;
+    if (m->state == 0) {
+        bad = g.rc != LSM_NOTFOUND || plain.rc != LSM_NOTFOUND;
+    } else if (m->state == 1) {
+        bad = g.rc != LSM_OK || g.deleted != 0 || g.timestamp != m->ts ||
+              g.node != m->node || g.len != strlen(m->val) ||
+              memcmp(g.val, m->val, g.len) != 0 || plain.rc != LSM_OK ||
+              plain.deleted != 0 || plain.node != m->node;
+    } else {
+        bad = g.rc != LSM_OK || g.deleted != 1 || g.len != 0 || g.timestamp != m->ts ||
+              g.node != m->node || plain.rc != LSM_NOTFOUND;
+    }
+    if (bad) {
+        fprintf(stderr, "  get %s: state %d, rc %d/%d deleted %d ts %llu node %u\n", k,
+                m->state, g.rc, plain.rc, g.deleted, (unsigned long long)g.timestamp,
+                g.node);
+    }
+    return bad;
+}
+
+/* 0 when an iteration over [lo, hi) agrees with the model. */
+static int model_scan_mismatch(struct lsm_db *db, const struct model_entry *m, int lo,
+                               int hi, int tombstones)
+{
+    char from[8], upper[8];
+    snprintf(from, sizeof(from), "m%02d", lo);
+    snprintf(upper, sizeof(upper), "m%02d", hi);
+    struct seen s[MODEL_KEYS + 1];
+    int n = scan(db, from, upper, strlen(upper), tombstones, NULL, s, MODEL_KEYS + 1);
+    int j = 0;
+    for (int i = lo; i < hi && i < MODEL_KEYS; i++) {
+        if (m[i].state == 0 || (m[i].state == 2 && !tombstones)) {
+            continue;
+        }
+        char k[8];
+        snprintf(k, sizeof(k), "m%02d", i);
+        if (j >= n || strcmp(s[j].key, k) != 0 || s[j].deleted != (m[i].state == 2) ||
+            s[j].ts != m[i].ts ||
+            strcmp(s[j].val, m[i].state == 1 ? m[i].val : "") != 0) {
+            fprintf(stderr, "  scan [%d, %d) tombstones %d: entry %d should be %s\n", lo,
+                    hi, tombstones, j, k);
+            return 1;
+        }
+        j++;
+    }
+    if (j != n) {
+        fprintf(stderr, "  scan [%d, %d): %d entries, expected %d\n", lo, hi, n, j);
+        return 1;
+    }
+    return 0;
+}
+
+static void test_model_tombstones_and_bounds_match_a_map(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    o.gc_grace_ms = UINT64_MAX; /* tombstones never go: the model keeps them all */
+    o.memtable_size = 4096;
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    struct model_entry m[MODEL_KEYS] = {0};
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int op = 1; op <= 4000; op++) {
+        int i = (int)(model_rand(&x) % MODEL_KEYS);
+        char k[8];
+        snprintf(k, sizeof(k), "m%02d", i);
+        struct lsm_meta meta = {0, (uint64_t)op << 16, (uint32_t)(model_rand(&x) % 4)};
+        unsigned r = (unsigned)(model_rand(&x) % 100);
+        if (r < 45) {
+            snprintf(m[i].val, sizeof(m[i].val), "v%d", op);
+            CHECK_EQ_INT(lsm_put(db, k, 3, m[i].val, strlen(m[i].val), &meta, 0, NULL),
+                         LSM_OK);
+            m[i].state = 1;
+        } else if (r < 75) {
+            CHECK_EQ_INT(lsm_delete(db, k, 3, &meta, 0, NULL), LSM_OK);
+            m[i].state = 2;
+            m[i].val[0] = 0;
+        } else if (r < 85) {
+            CHECK_EQ_INT(model_get_mismatch(db, &m[i], k), 0);
+            continue;
+        } else if (r < 95) {
+            int lo = (int)(model_rand(&x) % (MODEL_KEYS + 1));
+            int hi = (int)(model_rand(&x) % (MODEL_KEYS + 1));
+            CHECK_EQ_INT(model_scan_mismatch(db, m, lo, hi, (int)(model_rand(&x) & 1)),
+                         0);
+            continue;
+        } else if (r < 98) {
+            CHECK_EQ_INT(lsm_flush(db), LSM_OK);
+            continue;
+        } else {
+            char lo[8], hi[8];
+            snprintf(lo, sizeof(lo), "m%02d", (int)(model_rand(&x) % MODEL_KEYS));
+            snprintf(hi, sizeof(hi), "m%02d", (int)(model_rand(&x) % MODEL_KEYS));
+            CHECK_EQ_INT(lsm_compact_range(db, lo, 3, hi, 3), LSM_OK);
+            continue;
+        }
+        m[i].ts = meta.timestamp;
+        m[i].node = meta.node;
+    }
+    for (int pass = 0; pass < 2;
+         pass++) { /* as left, then after reopen and full compaction */
+        for (int i = 0; i < MODEL_KEYS; i++) {
+            char k[8];
+            snprintf(k, sizeof(k), "m%02d", i);
+            CHECK_EQ_INT(model_get_mismatch(db, &m[i], k), 0);
+        }
+        CHECK_EQ_INT(model_scan_mismatch(db, m, 0, MODEL_KEYS, 1), 0);
+        CHECK_EQ_INT(model_scan_mismatch(db, m, 0, MODEL_KEYS, 0), 0);
+        lsm_close(&db);
+        CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+        CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    }
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
 int main(void)
 {
     TEST_RUN(test_node_survives_wal_replay_memtable_flush_compaction_and_reopen);
@@ -540,5 +681,6 @@ int main(void)
     TEST_RUN(test_iter_upper_bound_reads_no_table_past_it);
     TEST_RUN(test_expired_value_kept_as_dated_tombstone_for_grace);
     TEST_RUN(test_undated_expired_value_dropped_at_once);
+    TEST_RUN(test_model_tombstones_and_bounds_match_a_map);
     TEST_MAIN_END();
 }
