@@ -259,6 +259,8 @@ if [[ $target == kvd ]]; then
 fi
 # cache mode (eviction, LRU/LFU, expiry): starts its own servers; see cache_test.py
 run_suite cache 240 $PY cache_test.py --server "$bin" $( ((asan)) && echo --asan )
+# the one clock (debug-clock-offset-ms: TIME, TTLs) and the node id, both modes
+run_suite clock 120 $PY clock_test.py --server "$bin"
 # persistent mode (crash, restart, larger than memory, full disk, LOADING, expiry):
 # starts its own servers; see persist_run.sh
 run_suite persist 480 bash persist_run.sh "$bin" $( ((asan)) && echo --asan )

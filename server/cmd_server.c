@@ -184,7 +184,8 @@ static void info_server(struct sb *b) {
               "config_file:%s\r\n"
               "io_threads_active:0\r\n"
               "kvd_version:%s\r\n"
-              "kvd_mode:%s\r\n",
+              "kvd_mode:%s\r\n"
+              "node_id:%s\r\n",
               KVD_REDIS_COMPAT_VERSION, un.sysname, un.release, un.machine,
               (int)(sizeof(long) * 8), server.base ? event_base_get_method(server.base) : "",
 #ifdef __GNUC__
@@ -195,7 +196,7 @@ static void info_server(struct sb *b) {
               (int)getpid(), run_id_buf, net_bound_port, server.ustime, uptime, uptime / 86400,
               server.hz, server.hz, (server.mstime / 1000) & ((1 << 24) - 1), exe,
               server.config_file ? server.config_file : "", KVD_VERSION,
-              server.mode == MODE_CACHE ? "cache" : "persistent");
+              server.mode == MODE_CACHE ? "cache" : "persistent", server.node_id);
 }
 
 static void info_clients(struct sb *b) {

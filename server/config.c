@@ -117,8 +117,9 @@ static int apply_bulk_len(char *err, size_t errlen) {
 }
 
 static int apply_mode(char *err, size_t errlen) {
-    if (server.mode == MODE_PERSISTENT && server.databases > 65534) {
-        snprintf(err, errlen, "mode persistent supports at most 65534 databases");
+    if (server.mode == MODE_PERSISTENT && server.databases > 32767) {
+        /* the top bit of a stored db number marks a big hash's field record */
+        snprintf(err, errlen, "mode persistent supports at most 32767 databases");
         return -1;
     }
     return 0;
@@ -314,6 +315,12 @@ static struct config configs[] = {
     E("enable-debug-command", CFG_IMMUTABLE, &server.enable_debug_command, enum_debug,
       "local", NULL,
       "Who may run DEBUG: no, yes, or local (loopback clients only; Redis's default is no)."),
+    L("debug-clock-offset-ms", 0, &server.debug_clock_offset_ms, -1000000000000LL,
+      1000000000000LL, "0", NULL,
+      "Shifts the node's one clock by this many milliseconds (negative: back), for "
+      "clock-skew tests: TIME, TTLs, expiry and the HLC of versions all read it. The HLC "
+      "never goes back: after a backward shift versions count logically until the "
+      "clock catches up."),
     B("appendonly", 0, &server.appendonly, "no", NULL,
       "Accepted and stored for tools. In mode persistent the engine's WAL (kvd's AOF) is "
       "always written; in mode cache nothing is."),
@@ -335,6 +342,11 @@ static struct config configs[] = {
     M("block-cache-size", CFG_IMMUTABLE, &server.block_cache_size, 0, 1ll << 40, "0", NULL,
       "Mode persistent: bytes of uncompressed table blocks cached. 0 = maxmemory/4 "
       "(1gb/4 without maxmemory), at least 1mb."),
+    L("gc-grace-seconds", CFG_IMMUTABLE, &server.gc_grace_seconds, 0, 1000000000LL, "864000",
+      NULL,
+      "Mode persistent: how long a tombstone (a delete or an expiry, with its version) "
+      "is kept before compaction may drop it (Cassandra's gc_grace_seconds; 10 days). A "
+      "replica or hint older than this could bring a deleted value back."),
     B("appendfsync-in-loop", 0, &server.appendfsync_in_loop, "no", NULL,
       "With appendfsync always: 'no' (default) asks the engine's sync thread for one "
       "fsync per loop turn and keeps serving other clients meanwhile (group commit); "

@@ -118,8 +118,8 @@ static void test_config_modes_and_daemonize(void) {
     CHECK_EQ_INT(server.mode, MODE_PERSISTENT);
     CHECK_EQ_INT(server.appendfsync, 0);
     fresh();
-    CHECK(config_load_text("databases 70000\nmode persistent\n", err, sizeof(err)) == -1);
-    CHECK(strstr(err, "at most 65534 databases") != NULL);
+    CHECK(config_load_text("databases 40000\nmode persistent\n", err, sizeof(err)) == -1);
+    CHECK(strstr(err, "at most 32767 databases") != NULL);
     fresh();
     CHECK(config_load_text("daemonize yes\n", err, sizeof(err)) == -1);
     fresh();

@@ -5,7 +5,23 @@
  * here and nowhere else.
  */
 #include "server/coord.h"
+#include "server/hlc.h"
 #include "server/persist.h"
+
+/* The version of a write that replaces `old` (NULL: nothing held): a new HLC tick
+ * from the one clock, above old's version (hlc_observe: a version restored from
+ * disk, or later received from a peer, may be ahead of this node's clock), with
+ * this node's tag. Every write call stamps exactly one, so a later write on a key
+ * always carries a larger version than an earlier one, even when
+ * debug-clock-offset-ms moved the clock back. */
+static inline struct kv_version stamp(const struct kv_entry *old) {
+    if (old) {
+        hlc_observe(ks_entry_version(old).hlc);
+    }
+    long long ms = server.mstime;
+    struct kv_version v = {hlc_tick(ms > 0 ? (uint64_t)ms : 0), server.node_tag};
+    return v;
+}
 
 static inline void wrote(struct client *c, int db_id, const struct kv_slice *key) {
     watch_touch_key(db_id, key);
@@ -114,6 +130,7 @@ static struct kv_entry *set_value(struct client *c, const struct kv_slice *key, 
     struct kv_entry *old = lookup(db, key, &token), *e;
     int existed = old != NULL;
     long long old_exp = old ? ks_entry_expire(old) : 0;
+    struct kv_version ver = stamp(old);
 
     if (old && (flags & COORD_KEEPTTL) && expire_at == 0) {
         expire_at = ks_entry_expire(old);
@@ -147,6 +164,7 @@ static struct kv_entry *set_value(struct client *c, const struct kv_slice *key, 
         size_t n;
         memcpy(ks_val_bytes(e, &n), p, len);
     }
+    ks_entry_set_version(e, ver);
     if (persist_on()) {
         persist_put(c->db_id, e, existed, old_exp);
     }
@@ -184,6 +202,7 @@ struct kv_entry *coord_put(struct client *c, int db_id, struct kv_entry *e, unsi
     if (old && (flags & COORD_KEEPTTL) && ks_entry_has_expire(old)) {
         e = ks_set_expire(NULL, e, ks_entry_expire(old));
     }
+    ks_entry_set_version(e, stamp(old));
     if (old) {
         if (persist_on()) {
             persist_replaced(db_id, old);
@@ -207,8 +226,9 @@ int coord_delete(struct client *c, const struct kv_slice *key, int lazy) {
     if (e == NULL) {
         return 0;
     }
+    struct kv_version ver = stamp(e);
     if (persist_on()) {
-        persist_del(c->db_id, key->p, key->len, ks_entry_expire(e));
+        persist_del(c->db_id, key->p, key->len, ks_entry_expire(e), ver);
     }
     wrote(c, c->db_id, key);
     return ks_delete(c->db, key->p, key->len, token, lazy);
@@ -217,15 +237,17 @@ int coord_delete(struct client *c, const struct kv_slice *key, int lazy) {
 struct kv_entry *coord_set_expire(struct client *c, const struct kv_slice *key,
                                   struct kv_entry *e, long long when) {
     long long old_exp = ks_entry_expire(e);
+    struct kv_version ver = stamp(e);
     if (when <= server.mstime) {
         if (persist_on()) {
-            persist_del(c->db_id, key->p, key->len, old_exp);
+            persist_del(c->db_id, key->p, key->len, old_exp, ver);
         }
         wrote(c, c->db_id, key);
         ks_delete(c->db, key->p, key->len, ks_token(key->p, key->len), 0);
         return NULL;
     }
     e = ks_set_expire(c->db, e, when);
+    ks_entry_set_version(e, ver);
     if (persist_on()) {
         persist_put(c->db_id, e, 1, old_exp);
     }
@@ -236,7 +258,9 @@ struct kv_entry *coord_set_expire(struct client *c, const struct kv_slice *key,
 struct kv_entry *coord_persist(struct client *c, const struct kv_slice *key,
                                struct kv_entry *e) {
     long long old_exp = ks_entry_expire(e);
+    struct kv_version ver = stamp(e);
     e = ks_persist(c->db, e);
+    ks_entry_set_version(e, ver);
     if (persist_on()) {
         persist_put(c->db_id, e, 1, old_exp);
     }
@@ -253,6 +277,7 @@ void coord_hash_modified(struct client *c, const struct kv_slice *key, struct kv
 }
 
 void coord_modified(struct client *c, const struct kv_slice *key, struct kv_entry *e) {
+    ks_entry_set_version(e, stamp(e));
     if (persist_on()) {
         long long exp = ks_entry_expire(e);
         persist_put(c->db_id, e, 1, exp);
@@ -268,7 +293,7 @@ void coord_rename(struct client *c, const struct kv_slice *src, const struct kv_
         return;
     }
     if (persist_on()) {
-        persist_del(c->db_id, src->p, src->len, ks_entry_expire(e));
+        persist_del(c->db_id, src->p, src->len, ks_entry_expire(e), stamp(e));
     }
     wrote(c, c->db_id, src);
     struct kv_entry *ne = ks_take_rekeyed(db, e, dst->p, dst->len, ks_entry_expire(e));

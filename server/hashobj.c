@@ -78,7 +78,7 @@ static long lp_find(const unsigned char *blob, const char *f, size_t flen, size_
 }
 
 static struct kv_entry *field_new(const char *f, size_t flen, const char *v, size_t vlen) {
-    struct kv_entry *nf = ks_entry_new(KS_TYPE_STRING, KS_ENC_EMBSTR, f, flen, vlen, 0, 0);
+    struct kv_entry *nf = ks_field_new(KS_ENC_EMBSTR, f, flen, vlen);
     size_t n;
     memcpy(ks_val_bytes(nf, &n), v, vlen);
     return nf;

@@ -1,7 +1,7 @@
 /* server/hlc.c: the hybrid logical clock. See hlc.h. */
 #include "server/hlc.h"
 
-#include <time.h>
+long long kv_mstime(void); /* server/server.c: the one clock */
 
 static uint64_t hlc_state; /* the last timestamp handed out or observed */
 
@@ -18,9 +18,8 @@ uint64_t hlc_tick(uint64_t wall_ms) {
 }
 
 uint64_t hlc_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return hlc_tick((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+    long long ms = kv_mstime();
+    return hlc_tick(ms > 0 ? (uint64_t)ms : 0);
 }
 
 void hlc_observe(uint64_t ts) {

@@ -22,7 +22,7 @@
 /* A new timestamp, > every earlier one from hlc_now/hlc_observe, taking the
  * physical part from wall_ms (Unix ms; the caller's clock). */
 uint64_t hlc_tick(uint64_t wall_ms);
-/* hlc_tick(the real-time clock). */
+/* hlc_tick(kv_mstime()): the node's one clock, debug-clock-offset-ms included. */
 uint64_t hlc_now(void);
 /* Makes later timestamps greater than ts. */
 void hlc_observe(uint64_t ts);

@@ -1,5 +1,6 @@
 /* server/hlc_test.c: the hybrid logical clock (server/hlc.c). */
 #include "server/hlc.h"
+#include "server/server.h"
 #include "tests/test.h"
 
 static void test_hlc_follows_the_wall_clock(void) {
@@ -61,11 +62,35 @@ static void test_hlc_observe_moves_the_clock_forward(void) {
     CHECK(hlc_now() > HLC_MAKE(1600000000000ull, 0));
 }
 
+static void test_hlc_now_reads_the_offset_clock_and_stays_monotonic_going_back(void) {
+    hlc_reset();
+    server.debug_clock_offset_ms = 0;
+    long long real = kv_mstime();
+    uint64_t before = hlc_now();
+    CHECK(HLC_MS(before) >= (uint64_t)real);
+    server.debug_clock_offset_ms = 3600000; /* an hour ahead */
+    long long ahead = kv_mstime();
+    CHECK(ahead >= real + 3600000 && ahead < real + 3600000 + 60000);
+    uint64_t a = hlc_now();
+    CHECK(HLC_MS(a) >= (uint64_t)real + 3600000);
+    server.debug_clock_offset_ms = -3600000; /* two hours back at once */
+    CHECK(kv_mstime() < real);
+    uint64_t prev = a;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t t = hlc_now();
+        CHECK(t > prev);
+        prev = t;
+    }
+    CHECK(HLC_MS(prev) == HLC_MS(a) || HLC_MS(prev) == HLC_MS(a) + 1);
+    server.debug_clock_offset_ms = 0;
+}
+
 int main(void) {
     TEST_RUN(test_hlc_follows_the_wall_clock);
     TEST_RUN(test_hlc_counts_logically_within_one_millisecond);
     TEST_RUN(test_hlc_is_monotonic_when_the_clock_goes_back);
     TEST_RUN(test_hlc_logical_overflow_carries_into_ms);
     TEST_RUN(test_hlc_observe_moves_the_clock_forward);
+    TEST_RUN(test_hlc_now_reads_the_offset_clock_and_stays_monotonic_going_back);
     TEST_MAIN_END();
 }

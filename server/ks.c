@@ -19,26 +19,32 @@ size_t ks_hash_max_listpack_value = 64;
 /* ---- entries ---- */
 
 static inline void vidx_set(struct kv_entry *e, uint32_t i) {
-    memcpy(e->data + 8, &i, 4);
+    memcpy(e->data + ks_exp_off(e) + 8, &i, 4);
 }
 static inline uint32_t vidx_get(const struct kv_entry *e) {
     uint32_t i;
-    memcpy(&i, e->data + 8, 4);
+    memcpy(&i, e->data + ks_exp_off(e) + 8, 4);
     return i;
 }
 
-struct kv_entry *ks_entry_new(int type, int enc, const char *key, size_t klen,
-                              size_t vlen, long long expire_at, size_t extra) {
+static struct kv_entry *entry_alloc(int type, int enc, const char *key, size_t klen,
+                                    size_t vlen, long long expire_at, size_t extra,
+                                    int versioned) {
+    size_t voff = versioned ? KS_VERSION_SIZE : 0;
     size_t eoff = expire_at ? 12 : 0;
     size_t koff = klen < 255 ? 0 : 4;
-    size_t size = KS_ENTRY_HDR + eoff + koff + klen + ks_val_size(enc, vlen) + extra;
+    size_t size = KS_ENTRY_HDR + voff + eoff + koff + klen + ks_val_size(enc, vlen) + extra;
     struct kv_entry *e = kv_malloc(size);
     e->next = NULL;
     e->type = (unsigned)type;
     e->enc = (unsigned)enc;
-    e->flags = expire_at ? KE_EXPIRE : 0;
+    e->flags = (uint8_t)((expire_at ? KE_EXPIRE : 0) | (versioned ? 0 : KE_NOVER));
     e->klen8 = klen < 255 ? (uint8_t)klen : 255;
     unsigned char *p = e->data;
+    if (versioned) {
+        memset(p, 0, KS_VERSION_SIZE);
+        p += KS_VERSION_SIZE;
+    }
     if (expire_at) {
         memcpy(p, &expire_at, 8);
         vidx_set(e, 0);
@@ -56,6 +62,15 @@ struct kv_entry *ks_entry_new(int type, int enc, const char *key, size_t klen,
     }
     ks_entry_init_lru(e);
     return e;
+}
+
+struct kv_entry *ks_entry_new(int type, int enc, const char *key, size_t klen,
+                              size_t vlen, long long expire_at, size_t extra) {
+    return entry_alloc(type, enc, key, klen, vlen, expire_at, extra, 1);
+}
+
+struct kv_entry *ks_field_new(int enc, const char *f, size_t flen, size_t vlen) {
+    return entry_alloc(KS_TYPE_STRING, enc, f, flen, vlen, 0, 0, 0);
 }
 
 size_t ks_entry_size(const struct kv_entry *e) {
@@ -147,9 +162,11 @@ struct kv_entry *ks_entry_dup(const struct kv_entry *e, const char *key, size_t 
     } else {
         src = e->data + ks_val_off(e);
     }
-    struct kv_entry *ne = ks_entry_new(e->type, e->enc, key, klen, vlen, expire_at, 0);
+    struct kv_entry *ne = entry_alloc(e->type, e->enc, key, klen, vlen, expire_at, 0,
+                                      !(e->flags & KE_NOVER));
     ne->flags |= e->flags & KE_RAW;
     ne->lru = e->lru;
+    ks_entry_set_version(ne, ks_entry_version(e));
     if (e->enc == KS_ENC_HASHTABLE) {
         struct kv_dict *d = kv_malloc(sizeof(*d));
         kv_dict_init(d);
@@ -279,6 +296,7 @@ struct kv_entry *ks_take_rekeyed(struct kv_db *db, struct kv_entry *e, const cha
     struct kv_entry *ne = ks_entry_new(e->type, e->enc, key, klen, vlen, expire_at, 0);
     ne->flags |= e->flags & KE_RAW;
     ne->lru = e->lru;
+    ks_entry_set_version(ne, ks_entry_version(e));
     if (ks_enc_prefixed(e->enc)) {
         size_t n;
         memcpy(ks_val_bytes(ne, &n), src, vlen);
@@ -295,7 +313,7 @@ void ks_expire_now(struct kv_db *db, struct kv_entry *e, uint64_t token) {
     struct kv_slice key = {k, klen};
     watch_touch_key(db->id, &key); /* before the key bytes are freed */
     if (persist_on()) {
-        persist_expired(db->id, k, klen, ks_entry_expire(e));
+        persist_expired(db->id, k, klen, ks_entry_expire(e), ks_entry_version(e));
     }
     kv_dict_unlink(&db->keys, k, klen, token);
     if (e->flags & KE_EXPIRE) {
@@ -306,17 +324,18 @@ void ks_expire_now(struct kv_db *db, struct kv_entry *e, uint64_t token) {
 }
 
 struct kv_entry *ks_set_expire(struct kv_db *db, struct kv_entry *e, long long when) {
+    size_t off = ks_exp_off(e);
     if (e->flags & KE_EXPIRE) {
-        memcpy(e->data, &when, 8);
+        memcpy(e->data + off, &when, 8);
         return e;
     }
     size_t size = ks_entry_size(e);
     if (size + 12 > kv_malloc_size(e)) {
         e = ks_entry_realloc(db, e, size + 12);
     }
-    memmove(e->data + 12, e->data, size - KS_ENTRY_HDR);
+    memmove(e->data + off + 12, e->data + off, size - KS_ENTRY_HDR - off);
     e->flags |= KE_EXPIRE;
-    memcpy(e->data, &when, 8);
+    memcpy(e->data + off, &when, 8);
     if (db) {
         vol_add(db, e);
     }
@@ -330,8 +349,8 @@ struct kv_entry *ks_persist(struct kv_db *db, struct kv_entry *e) {
     if (db) {
         vol_del(db, e);
     }
-    size_t size = ks_entry_size(e);
-    memmove(e->data, e->data + 12, size - KS_ENTRY_HDR - 12);
+    size_t size = ks_entry_size(e), off = ks_exp_off(e);
+    memmove(e->data + off, e->data + off + 12, size - KS_ENTRY_HDR - off - 12);
     e->flags &= (uint8_t)~KE_EXPIRE;
     return e;
 }

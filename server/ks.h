@@ -10,9 +10,10 @@
  *
  *   offset 0   next          8   bucket chain, sorted by token
  *          8   type:4 enc:4 lru:24   (as Redis's robj; lru is LRU clock or LFU)
- *         12   flags         1   KE_EXPIRE, KE_RAW
+ *         12   flags         1   KE_EXPIRE, KE_RAW, KE_DIRTY, KE_NOVER
  *         13   klen8         1   key length, or 255: a u32 length precedes the key
- *         14   [expire_at i64][vidx u32]      only with KE_EXPIRE
+ *         14   [hlc u64][node u32]            the version, unless KE_NOVER
+ *              [expire_at i64][vidx u32]      only with KE_EXPIRE
  *              [klen u32]                     only when klen8 == 255
  *              key bytes
  *              value:
@@ -20,10 +21,17 @@
  *                KS_ENC_HASHTABLE  struct kv_dict *
  *                otherwise         [vlen8 u8][vlen u64 when vlen8 == 255] bytes
  *
- * A 16-byte key with a 16-byte value takes 14 + 16 + 1 + 16 = 47 bytes: jemalloc's
- * 48-byte class. A TTL adds 12 bytes. Multi-byte fields are unaligned: read them
- * with memcpy (the ks_* accessors do). Entries move when they grow (realloc): the
- * dictionary link and the volatile array slot are fixed by ks_entry_realloc().
+ * Every key carries its version (proto/version.h: the HLC timestamp and node tag of
+ * the write that made its current value; DESIGN.md "Values and versions"), in both
+ * modes: the coordinator stamps it (coord.c), persistent mode stores and restores
+ * it. Only the fields of a hashtable-encoded hash (KE_NOVER, ks_field_new) have
+ * none: the hash's own entry carries the version of the whole value.
+ *
+ * A 16-byte key with a 16-byte value takes 14 + 12 + 16 + 1 + 16 = 59 bytes:
+ * jemalloc's 64-byte class (48 before versions). A TTL adds 12 bytes. Multi-byte
+ * fields are unaligned: read them with memcpy (the ks_* accessors do). Entries move
+ * when they grow (realloc): the dictionary link and the volatile array slot are
+ * fixed by ks_entry_realloc().
  *
  * Tokens: token = XXH3_64bits(key). They are not stored (8 bytes per key); they
  * are recomputed where needed (insertion, rehash, SCAN), which costs a few ns for
@@ -36,6 +44,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "proto/version.h"
 #include "server/server.h"
 
 /* Types and encodings (4 bits each). Values written to disk later: never renumber. */
@@ -46,7 +55,8 @@ enum ks_enc { KS_ENC_RAW = 0, KS_ENC_INT = 1, KS_ENC_EMBSTR = 2, KS_ENC_LISTPACK
 
 enum { KE_EXPIRE = 1u << 0, /* expire_at and vidx are present */
        KE_RAW = 1u << 1,    /* a string modified in place: OBJECT ENCODING says raw */
-       KE_DIRTY = 1u << 2 };/* persistent mode: its envelope is written at the turn's end */
+       KE_DIRTY = 1u << 2,  /* persistent mode: its envelope is written at the turn's end */
+       KE_NOVER = 1u << 3 };/* no version area: a field of a hashtable hash */
 
 /* Strings up to this length report "embstr" (Redis's OBJ_ENCODING_EMBSTR_SIZE_LIMIT). */
 #define KS_EMBSTR_MAX 44
@@ -72,9 +82,11 @@ struct kv_dict {
     uint8_t bits[2];           /* log2 of each table's size */
     int64_t rehashidx;         /* next tab[0] bucket to move, -1 when not rehashing */
     size_t count;              /* entries in both tables */
-    uint64_t store_gen;        /* a hash's field dict in persistent mode: the
-                                * generation its field records are stored under
-                                * (persist.c), 0 before the first write */
+    uint64_t store_gen;        /* a hash's field dict in persistent mode: 0 before
+                                * its fields are stored as records; else a local
+                                * id (persist.c), or with store_old the generation
+                                * of an old file's meta 'h' records */
+    uint8_t store_old;         /* see store_gen */
 };
 
 uint64_t ks_token(const void *key, size_t len);
@@ -120,8 +132,29 @@ static inline int kv_dict_is_rehashing(const struct kv_dict *d) {
 /* ------------------------------------------------------------------------------
  * Entry accessors
  * ------------------------------------------------------------------------------ */
+#define KS_VERSION_SIZE 12
+/* Offset in data[] of the expire block (after the version, when there is one). */
+static inline size_t ks_exp_off(const struct kv_entry *e) {
+    return (e->flags & KE_NOVER) ? 0 : KS_VERSION_SIZE;
+}
 static inline size_t ks_key_off(const struct kv_entry *e) {
-    return (e->flags & KE_EXPIRE) ? 12 : 0;
+    return ks_exp_off(e) + ((e->flags & KE_EXPIRE) ? 12 : 0);
+}
+/* The entry's version ({0, 0} for a KE_NOVER field entry). */
+static inline struct kv_version ks_entry_version(const struct kv_entry *e) {
+    struct kv_version v = {0, 0};
+    if (!(e->flags & KE_NOVER)) {
+        memcpy(&v.hlc, e->data, 8);
+        memcpy(&v.node, e->data + 8, 4);
+    }
+    return v;
+}
+/* Sets e's version (ignored for a KE_NOVER field entry). */
+static inline void ks_entry_set_version(struct kv_entry *e, struct kv_version v) {
+    if (!(e->flags & KE_NOVER)) {
+        memcpy(e->data, &v.hlc, 8);
+        memcpy(e->data + 8, &v.node, 4);
+    }
 }
 static inline size_t ks_entry_klen(const struct kv_entry *e) {
     if (e->klen8 != 255) {
@@ -185,7 +218,7 @@ static inline long long ks_entry_expire(const struct kv_entry *e) {
         return 0;
     }
     long long t;
-    memcpy(&t, e->data, 8);
+    memcpy(&t, e->data + ks_exp_off(e), 8);
     return t;
 }
 static inline int ks_entry_key_eq(const struct kv_entry *e, const char *key, size_t len) {
@@ -207,13 +240,16 @@ static inline size_t ks_val_size(int enc, size_t len) {
     return (len < 255 ? 1 : 9) + len;
 }
 
-/* Allocates a detached entry (not in any dict): header, expire_at (when not 0),
- * key, and a value area for `vlen` payload bytes of encoding enc with the length
+/* Allocates a detached entry (not in any dict): header, version (zero: the
+ * coordinator or the loader sets it), expire_at (when not 0), key, and a value area for `vlen` payload bytes of encoding enc with the length
  * prefix written (payload left for the caller). extra is slack to allocate beyond
  * the need (append growth). LRU/LFU is initialised for the current policy. Free with
  * ks_entry_free(), or hand it to ks_insert/ks_replace which take ownership. */
 struct kv_entry *ks_entry_new(int type, int enc, const char *key, size_t klen,
                               size_t vlen, long long expire_at, size_t extra);
+/* A field entry of a hashtable hash (KE_NOVER: no version, no TTL): the field
+ * name as key, a value area for vlen bytes of encoding enc (prefix written). */
+struct kv_entry *ks_field_new(int enc, const char *f, size_t flen, size_t vlen);
 /* Writes a length prefix for len at v; returns its size (1 or 9). */
 static inline size_t ks_write_vlen(unsigned char *v, size_t len) {
     if (len < 255) {
@@ -229,8 +265,8 @@ static inline size_t ks_write_vlen(unsigned char *v, size_t len) {
 static inline int ks_enc_prefixed(int enc) {
     return enc != KS_ENC_INT && enc != KS_ENC_HASHTABLE;
 }
-/* A detached copy of e under another key, with the given expire_at (0 none); a
- * field dict is deep-copied. */
+/* A detached copy of e under another key, with the given expire_at (0 none) and
+ * e's version (a field entry stays a field entry); a field dict is deep-copied. */
 struct kv_entry *ks_entry_dup(const struct kv_entry *e, const char *key, size_t klen,
                               long long expire_at);
 /* Unlinks e from db without freeing it and returns a detached entry holding the

@@ -61,6 +61,7 @@ void kv_dict_init(struct kv_dict *d) {
     d->rehashidx = -1;
     d->count = 0;
     d->store_gen = 0;
+    d->store_old = 0;
 }
 
 size_t kv_dict_slots(const struct kv_dict *d) {

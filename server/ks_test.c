@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/hlc.h"
 #include "server/test_client.h"
 #include "server/util.h"
 #include "tests/test.h"
@@ -73,16 +74,20 @@ static void test_glob_matches_like_redis(void) {
 
 /* ---- entries and the dict ---- */
 
-static void test_entry_layout_fits_48_bytes(void) {
+static void test_entry_layout_with_version_fits_64_bytes(void) {
     setup();
     struct kv_entry *e = mk_str("key:000000000001", "value:0000000001", 0);
-    CHECK_EQ_INT(ks_entry_size(e), 47);
+    CHECK_EQ_INT(ks_entry_size(e), 59);
 #ifndef KVD_NO_JEMALLOC
-    CHECK_EQ_INT(kv_malloc_size(e), 48);
+    CHECK_EQ_INT(kv_malloc_size(e), 64);
 #endif
     CHECK_EQ_STR(obj_encoding_name(e), "embstr");
+    CHECK(ks_entry_version(e).hlc == 0 && ks_entry_version(e).node == 0);
+    struct kv_version ver = {0x0123456789abcdefull, 0xfeedbeefu};
+    ks_entry_set_version(e, ver);
     e = ks_set_expire(NULL, e, 12345);
     CHECK_EQ_INT(ks_entry_expire(e), 12345);
+    CHECK(kv_version_cmp(ks_entry_version(e), ver) == 0);
     size_t klen, vlen;
     const char *k = ks_entry_key(e, &klen);
     CHECK_EQ_MEM(k, klen, "key:000000000001", 16);
@@ -90,9 +95,25 @@ static void test_entry_layout_fits_48_bytes(void) {
     CHECK_EQ_MEM(v, vlen, "value:0000000001", 16);
     e = ks_persist(NULL, e);
     CHECK_EQ_INT(ks_entry_expire(e), 0);
+    CHECK(kv_version_cmp(ks_entry_version(e), ver) == 0);
     v = obj_str(e, NULL, &vlen);
     CHECK_EQ_MEM(v, vlen, "value:0000000001", 16);
+    struct kv_entry *d = ks_entry_dup(e, "other", 5, 777);
+    CHECK(kv_version_cmp(ks_entry_version(d), ver) == 0);
+    CHECK_EQ_INT(ks_entry_expire(d), 777);
+    ks_entry_free(d);
     ks_entry_free(e);
+
+    /* a hashtable hash's field entries carry no version: 14 + 1 + 1 + 1 bytes */
+    struct kv_entry *f = ks_field_new(KS_ENC_EMBSTR, "f", 1, 1);
+    CHECK_EQ_INT(ks_entry_size(f), 17);
+    CHECK(ks_entry_version(f).hlc == 0);
+    ks_entry_set_version(f, ver); /* ignored */
+    CHECK(ks_entry_version(f).hlc == 0);
+    size_t fl;
+    const char *fk = ks_entry_key(f, &fl);
+    CHECK_EQ_MEM(fk, fl, "f", 1);
+    ks_entry_free(f);
 
     char buf[OBJ_LL_BUF];
     e = mk_str("n", "-12345", 0);
@@ -694,6 +715,51 @@ static void test_model_random_string_ops(void) {
     }
 }
 
+static struct kv_version version_of(const char *key) {
+    struct kv_slice k = sl(key);
+    struct kv_entry *e = coord_lookup(&tc, &k, COORD_NOTOUCH | COORD_NOSTATS);
+    struct kv_version none = {0, 0};
+    return e ? ks_entry_version(e) : none;
+}
+
+static void test_every_write_stamps_a_newer_version_even_when_the_clock_goes_back(void) {
+    setup();
+    server.node_tag = 0x5eed;
+    const char *cmds[] = {
+        "SET k 1", "INCR k", "APPEND k x", "SETRANGE k 0 y", "EXPIRE k 1000", "PERSIST k",
+        "SET k 5 KEEPTTL", "INCRBYFLOAT k 1.5", "GETSET k 2", "SET k 3 EX 100000", "GETEX k PERSIST",
+        "RENAME k k2", "COPY k2 k", "HSET h f v", "HINCRBY h n 1", "HDEL h f", "HSET h g w",
+    };
+    struct kv_version prev = {0, 0};
+    long long now = kv_mstime();
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        /* every other command runs an hour earlier than the one before */
+        server.mstime = now - (long long)(i % 2) * 3600000;
+        const char *r = run(cmds[i]);
+        CHECK(r[0] != '-');
+        const char *key = strstr(cmds[i], " h ") ? "h" : strstr(cmds[i], "k2") ? "k2" : "k";
+        if (strncmp(cmds[i], "COPY", 4) == 0) {
+            key = "k";
+        }
+        struct kv_version v = version_of(key);
+        if (kv_version_cmp(v, prev) <= 0) {
+            TEST_FAIL_AT("after %s: version %llx <= %llx", cmds[i], (unsigned long long)v.hlc,
+                         (unsigned long long)prev.hlc);
+        }
+        CHECK_EQ_INT(v.node, 0x5eed);
+        prev = v;
+    }
+    /* a version held in memory that is far ahead (restored from disk, later a
+     * peer's) is still exceeded by the next write */
+    struct kv_slice k = sl("k");
+    struct kv_entry *e = coord_lookup(&tc, &k, COORD_NOTOUCH);
+    struct kv_version ahead = {HLC_MAKE((uint64_t)now + 86400000, 7), 1};
+    ks_entry_set_version(e, ahead);
+    RUN_EQ("SET k 9", "+OK");
+    CHECK(kv_version_cmp(version_of("k"), ahead) > 0);
+    server.node_tag = 0;
+}
+
 static void test_memory_per_key(void) {
 #ifdef KVD_NO_JEMALLOC
     printf("memory per key: skipped (no jemalloc)\n");
@@ -723,7 +789,7 @@ static void test_memory_per_key(void) {
 
 int main(void) {
     TEST_RUN(test_glob_matches_like_redis);
-    TEST_RUN(test_entry_layout_fits_48_bytes);
+    TEST_RUN(test_entry_layout_with_version_fits_64_bytes);
     TEST_RUN(test_string_append_and_setrange_grow_across_length_forms);
     TEST_RUN(test_dict_insert_find_delete_100k);
     TEST_RUN(test_scan_returns_every_stable_key_once_under_churn);
@@ -738,6 +804,7 @@ int main(void) {
     TEST_RUN(test_cmd_hashes);
     TEST_RUN(test_cmd_hscan_large_hash);
     TEST_RUN(test_model_random_string_ops);
+    TEST_RUN(test_every_write_stamps_a_newer_version_even_when_the_clock_goes_back);
     TEST_RUN(test_memory_per_key);
     ks_deinit();
     resp_out_deinit(&tc.out);

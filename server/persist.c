@@ -26,7 +26,7 @@
 #define META_LEN 10              /* 0xff x 10: the meta namespace */
 #define DKEY 10                  /* token:u64be db:u16be before a data key's key */
 #define ENVELOPE_VERSION 1       /* on disk: never renumber */
-#define MAX_DBS 65535            /* db 0xffff is the meta namespace */
+#define MAX_DBS 32768            /* the db's top bit marks a field record; 0xffff meta */
 #define ENV_FIELDS 0x80          /* envelope flag: a hash whose fields are records */
 #define FKEY (META_LEN + 11)     /* meta 'h' db:u16be gen:u64be before a field */
 #define BATCH_COMMIT_BYTES (4u << 20)
@@ -176,8 +176,9 @@ static void index_key(struct pbuf *b, long long expire_at, int db, const char *k
     b->len = n + 10 + klen;
 }
 
-/* meta 'h' db gen [field] into b: a big hash's field record (or their prefix). */
-static void field_key(struct pbuf *b, int db, uint64_t gen, const char *f, size_t flen) {
+/* meta 'h' db gen [field] into b: a big hash's field record in files written
+ * before versions (or their prefix). */
+static void old_field_key(struct pbuf *b, int db, uint64_t gen, const char *f, size_t flen) {
     pbuf_reserve(b, FKEY + flen);
     unsigned char *p = (unsigned char *)b->p;
     size_t n = meta_key(p, 'h');
@@ -189,6 +190,35 @@ static void field_key(struct pbuf *b, int db, uint64_t gen, const char *f, size_
     }
     b->len = FKEY + flen;
 }
+
+/* token (0x8000|db) klen:u32be key [field] into b: a big hash's field record (or
+ * the prefix of all of them), right after the key's data record. */
+static void field_key(struct pbuf *b, int db, const char *key, size_t klen, uint64_t token,
+                      const char *f, size_t flen) {
+    pbuf_reserve(b, DKEY + 4 + klen + flen);
+    unsigned char *p = (unsigned char *)b->p;
+    put_be64(p, token);
+    p[8] = (unsigned char)((db >> 8) | 0x80);
+    p[9] = (unsigned char)db;
+    p[10] = (unsigned char)(klen >> 24);
+    p[11] = (unsigned char)(klen >> 16);
+    p[12] = (unsigned char)(klen >> 8);
+    p[13] = (unsigned char)klen;
+    memcpy(p + DKEY + 4, key, klen);
+    if (flen) {
+        memcpy(p + DKEY + 4 + klen, f, flen);
+    }
+    b->len = DKEY + 4 + klen + flen;
+}
+
+/* Is this engine key a big hash's field record (token layout)? The db field's top
+ * bit; the meta namespace (db 0xffff after ten 0xff) is not one. */
+static inline int is_field_key(const unsigned char *k, size_t klen) {
+    return klen >= DKEY + 4 && (k[8] & 0x80) &&
+           !(k[8] == 0xff && k[9] == 0xff && get_be64(k) == UINT64_MAX);
+}
+
+static uint64_t next_local_gen(void);
 
 /* ------------------------------------------------------------------------------
  * The envelope
@@ -323,11 +353,13 @@ struct kv_entry *persist_decode(const char *key, size_t klen, const char *v, siz
         }
         uint64_t gen;
         memcpy(&gen, p + 4, 8);
-        if (gen == 0) {
-            return NULL;
-        }
         e = hash_new_table(key, klen, expire_at); /* persist_load reads the fields */
-        ks_val_dict(e)->store_gen = gen;
+        if (gen != 0) {
+            ks_val_dict(e)->store_gen = gen; /* the old meta 'h' form */
+            ks_val_dict(e)->store_old = 1;
+        } else {
+            ks_val_dict(e)->store_gen = next_local_gen();
+        }
     } else if (type == KS_TYPE_HASH && enc == KS_ENC_HASHTABLE) {
         if (n < 4) {
             return NULL;
@@ -534,14 +566,31 @@ static int commit(void) {
     return 0;
 }
 
-static void batch_put(const void *k, size_t klen, const void *v, size_t vlen,
-                      long long expire_at, uint64_t ts) {
-    struct lsm_meta m = {(uint64_t)expire_at, ts};
+/* A value carrying a version (data and field records) or a bare timestamp (meta
+ * records: node 0). */
+static void batch_put_v(const void *k, size_t klen, const void *v, size_t vlen,
+                        long long expire_at, struct kv_version ver) {
+    struct lsm_meta m = {(uint64_t)expire_at, ver.hlc, ver.node};
     lsm_batch_put(P.batch, k, klen, v, vlen, &m);
 }
 
+static void batch_put(const void *k, size_t klen, const void *v, size_t vlen,
+                      long long expire_at, uint64_t ts) {
+    struct kv_version ver = {ts, 0};
+    batch_put_v(k, klen, v, vlen, expire_at, ver);
+}
+
+/* A tombstone carrying a version (and, for an expiry, the expire-at the grace
+ * period counts from): see PERSIST.md "Versions and tombstones". */
+static void batch_tomb(const void *k, size_t klen, long long expire_at, struct kv_version ver) {
+    struct lsm_meta m = {(uint64_t)expire_at, ver.hlc, ver.node};
+    lsm_batch_delete(P.batch, k, klen, &m);
+}
+
+/* An undated tombstone (meta records, field records of a dropped gen): compaction
+ * drops it at once. */
 static void batch_del(const void *k, size_t klen, uint64_t ts) {
-    struct lsm_meta m = {0, ts};
+    struct lsm_meta m = {0, ts, 0};
     lsm_batch_delete(P.batch, k, klen, &m);
 }
 
@@ -675,25 +724,46 @@ void persist_hash_fields(int db_id, const struct kv_entry *e, const struct kv_sl
 
 struct fields_ctx {
     int db;
-    uint64_t gen, ts;
+    const char *key;
+    size_t klen;
+    uint64_t token;
+    struct kv_version ver;
 };
 
 static void put_field(const char *f, size_t flen, const char *v, size_t vlen, void *arg) {
     const struct fields_ctx *x = arg;
-    field_key(&P.fkey, x->db, x->gen, f, flen);
-    batch_put(P.fkey.p, P.fkey.len, v, vlen, 0, x->ts);
+    field_key(&P.fkey, x->db, x->key, x->klen, x->token, f, flen);
+    batch_put_v(P.fkey.p, P.fkey.len, v, vlen, 0, x->ver);
 }
 
-/* The field records of big hash e for this turn: all of them when it has no gen
- * yet, else the fields the turn's commands changed (P.fops, sorted by gen). */
-static void write_fields(int db, const struct kv_entry *e, uint64_t ts) {
+static void drop_old_fields(int db, uint64_t gen);
+
+/* A local id grouping a hash's changed fields within a turn (P.fops): unique in
+ * this process, never stored. */
+static uint64_t next_local_gen(void) {
+    static uint64_t n;
+    return ++n;
+}
+
+/* The field records of big hash e for this turn, carrying the hash's version ver:
+ * all of them when it is not stored as records yet (or only in the old meta 'h'
+ * form, which is dropped), else the fields the turn's commands changed (P.fops,
+ * sorted by local gen). */
+static void write_fields(int db, const struct kv_entry *e, struct kv_version ver) {
     struct kv_dict *d = ks_val_dict(e);
-    if (d->store_gen == 0) {
-        d->store_gen = ts;
-        struct fields_ctx x = {db, ts, ts};
+    size_t klen;
+    const char *key = ks_entry_key(e, &klen);
+    if (d->store_gen == 0 || d->store_old) {
+        if (d->store_old) {
+            drop_old_fields(db, d->store_gen);
+            d->store_old = 0;
+        }
+        d->store_gen = next_local_gen();
+        struct fields_ctx x = {db, key, klen, ks_token(key, klen), ver};
         hash_foreach(e, put_field, &x);
         return;
     }
+    uint64_t token = ks_token(key, klen);
     size_t lo = 0, hi = P.nfops;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -710,55 +780,87 @@ static void write_fields(int db, const struct kv_entry *e, uint64_t ts) {
         }
         const char *f = P.fbytes.p + o->off, *v;
         size_t vlen;
-        field_key(&P.fkey, db, d->store_gen, f, o->len);
+        field_key(&P.fkey, db, key, klen, token, f, o->len);
         if (hash_get(e, f, o->len, &v, &vlen)) {
-            batch_put(P.fkey.p, P.fkey.len, v, vlen, 0, ts);
+            batch_put_v(P.fkey.p, P.fkey.len, v, vlen, 0, ver);
         } else {
-            batch_del(P.fkey.p, P.fkey.len, ts);
+            batch_tomb(P.fkey.p, P.fkey.len, 0, ver);
         }
     }
 }
 
-/* Tombstones every field record of generation gen (a hash deleted or replaced). */
-static void drop_fields(int db, uint64_t gen) {
+/* Tombstones every engine record under prefix pre (undated: dropped at once). */
+static void drop_prefix(const struct pbuf *pre) {
     struct lsm_read_options ro = raw_read();
-    struct pbuf pre = {0};
-    field_key(&pre, db, gen, NULL, 0);
     struct lsm_iter *it = lsm_iter_create(P.db, &ro);
-    for (lsm_iter_seek(it, pre.p, pre.len); lsm_iter_valid(it); lsm_iter_next(it)) {
+    for (lsm_iter_seek(it, pre->p, pre->len); lsm_iter_valid(it); lsm_iter_next(it)) {
         size_t ilen;
         const char *ik = lsm_iter_key(it, &ilen);
-        if (ilen < pre.len || memcmp(ik, pre.p, pre.len) != 0) {
+        if (ilen < pre->len || memcmp(ik, pre->p, pre->len) != 0) {
             break;
         }
         batch_del(ik, ilen, 0);
     }
     lsm_iter_destroy(&it);
+}
+
+/* Old form: every field record of generation gen. */
+static void drop_old_fields(int db, uint64_t gen) {
+    struct pbuf pre = {0};
+    old_field_key(&pre, db, gen, NULL, 0);
+    drop_prefix(&pre);
     kv_free(pre.p);
 }
 
-/* The gen of key's stored big hash (0: none), from the cached entry, else the
+/* Where a stored big hash keeps its field records. */
+struct fields_loc {
+    int stored;        /* 0: none */
+    int old;           /* meta 'h' db gen (files written before versions) */
+    uint64_t gen;
+};
+
+/* Tombstones every field record of key's hash at loc (a hash deleted or replaced). */
+static void drop_fields(int db, const char *key, size_t klen, uint64_t token,
+                        const struct fields_loc *loc) {
+    if (!loc->stored) {
+        return;
+    }
+    if (loc->old) {
+        drop_old_fields(db, loc->gen);
+        return;
+    }
+    struct pbuf pre = {0};
+    field_key(&pre, db, key, klen, token, NULL, 0);
+    drop_prefix(&pre);
+    kv_free(pre.p);
+}
+
+/* Where key's stored big hash keeps its fields, from the cached entry, else the
  * engine. The cached entry forgets it: a hash renamed keeps its dict and is then
- * written whole under a new gen. */
-static uint64_t take_gen(int db, const char *key, size_t klen, uint64_t token) {
+ * written whole under its new key. */
+static struct fields_loc take_fields(int db, const char *key, size_t klen, uint64_t token) {
+    struct fields_loc loc = {0, 0, 0};
     struct kv_entry *e = ks_find(server.db[db], key, klen, token);
     if (e) {
-        uint64_t gen = 0;
-        if (e->type == KS_TYPE_HASH && e->enc == KS_ENC_HASHTABLE) {
-            gen = ks_val_dict(e)->store_gen;
-            ks_val_dict(e)->store_gen = 0;
+        if (e->type == KS_TYPE_HASH && e->enc == KS_ENC_HASHTABLE &&
+            ks_val_dict(e)->store_gen) {
+            struct kv_dict *d = ks_val_dict(e);
+            loc = (struct fields_loc){1, d->store_old, d->store_gen};
+            d->store_gen = 0;
+            d->store_old = 0;
         }
-        return gen;
+        return loc;
     }
     data_key(db, key, klen, token);
     struct lsm_read_options ro = raw_read();
     if (lsm_get(P.db, &ro, P.kbuf.p, P.kbuf.len, &P.val) != LSM_OK || P.val.len != 16 ||
         P.val.data[1] != KS_TYPE_HASH || !(P.val.data[3] & ENV_FIELDS)) {
-        return 0;
+        return loc;
     }
     uint64_t gen;
     memcpy(&gen, P.val.data + 8, 8);
-    return gen;
+    loc = (struct fields_loc){1, gen != 0, gen};
+    return loc;
 }
 
 void persist_replaced(int db_id, struct kv_entry *old) {
@@ -766,15 +868,29 @@ void persist_replaced(int db_id, struct kv_entry *old) {
         ks_val_dict(old)->store_gen == 0) {
         return;
     }
-    drop_fields(db_id, ks_val_dict(old)->store_gen);
-    ks_val_dict(old)->store_gen = 0;
+    struct kv_dict *d = ks_val_dict(old);
+    struct fields_loc loc = {1, d->store_old, d->store_gen};
+    size_t klen;
+    const char *key = ks_entry_key(old, &klen);
+    drop_fields(db_id, key, klen, ks_token(key, klen), &loc);
+    d->store_gen = 0;
+    d->store_old = 0;
 }
 
-/* Fills e, a big hash's header just decoded, with its field records. */
+/* Fills e, a big hash's header just decoded, with its field records (token form:
+ * those written after the database's flush marker only). */
 static void load_fields(int db, struct kv_entry *e) {
     struct lsm_read_options ro = raw_read();
     struct pbuf pre = {0};
-    field_key(&pre, db, ks_val_dict(e)->store_gen, NULL, 0);
+    struct kv_dict *d = ks_val_dict(e);
+    size_t klen;
+    const char *key = ks_entry_key(e, &klen);
+    if (d->store_old) {
+        old_field_key(&pre, db, d->store_gen, NULL, 0);
+    } else {
+        field_key(&pre, db, key, klen, ks_token(key, klen), NULL, 0);
+    }
+    uint64_t flushed = atomic_load_explicit(&P.flush_ts[db], memory_order_relaxed);
     struct lsm_iter *it = lsm_iter_create(P.db, &ro);
     for (lsm_iter_seek(it, pre.p, pre.len); lsm_iter_valid(it); lsm_iter_next(it)) {
         size_t ilen, vlen;
@@ -782,8 +898,12 @@ static void load_fields(int db, struct kv_entry *e) {
         if (ilen < pre.len || memcmp(ik, pre.p, pre.len) != 0) {
             break;
         }
+        if (!d->store_old && lsm_iter_meta(it).timestamp < flushed) {
+            continue; /* a hash of this key from before a flush */
+        }
         const char *v = lsm_iter_value(it, &vlen);
         hash_set(NULL, &e, ik + pre.len, ilen - pre.len, v, vlen);
+        d = ks_val_dict(e);
     }
     if (lsm_iter_status(it) != LSM_OK) {
         server_log(LL_WARNING, "Engine read error: %s", lsm_errmsg(P.db));
@@ -811,9 +931,9 @@ static void encode_dirty(void) {
             continue; /* deleted since (a tombstone is in the batch), or done */
         }
         e->flags &= (uint8_t)~KE_DIRTY;
-        uint64_t ts = hlc_tick((uint64_t)server.mstime);
+        struct kv_version ver = ks_entry_version(e); /* stamped by the coordinator */
         if (e->type == KS_TYPE_HASH && e->enc == KS_ENC_HASHTABLE) {
-            write_fields(d->db, e, ts);
+            write_fields(d->db, e, ver);
             pbuf_reserve(&P.vbuf, 16);
             unsigned char *h = (unsigned char *)P.vbuf.p;
             h[0] = ENVELOPE_VERSION;
@@ -821,14 +941,15 @@ static void encode_dirty(void) {
             h[2] = KS_ENC_HASHTABLE;
             h[3] = ENV_FIELDS;
             uint32_t cnt = (uint32_t)hash_len(e);
+            uint64_t gen0 = 0; /* fields under the key's token */
             memcpy(h + 4, &cnt, 4);
-            memcpy(h + 8, &ks_val_dict(e)->store_gen, 8);
+            memcpy(h + 8, &gen0, 8);
             P.vbuf.len = 16;
         } else {
             encode_into(e, &P.vbuf);
         }
         data_key(d->db, key, d->klen, d->token);
-        batch_put(P.kbuf.p, P.kbuf.len, P.vbuf.p, P.vbuf.len, ks_entry_expire(e), ts);
+        batch_put_v(P.kbuf.p, P.kbuf.len, P.vbuf.p, P.vbuf.len, ks_entry_expire(e), ver);
     }
     P.ndirty = 0;
     P.nfops = 0;
@@ -851,7 +972,7 @@ void persist_put(int db_id, const struct kv_entry *e, int existed, long long old
     }
     size_t klen;
     const char *key = ks_entry_key(e, &klen);
-    uint64_t ts = hlc_tick((uint64_t)server.mstime);
+    uint64_t ts = ks_entry_version(e).hlc; /* the index entry's date, for flush markers */
     long long exp = ks_entry_expire(e);
     if (!(e->flags & KE_DIRTY)) {
         ((struct kv_entry *)e)->flags |= KE_DIRTY;
@@ -873,31 +994,33 @@ void persist_put(int db_id, const struct kv_entry *e, int existed, long long old
     P.changes++;
 }
 
+/* The tombstone carries ver and tomb_expire (an expiry's expire-at, else 0). */
 static void del_generic(int db_id, const char *key, size_t klen, long long old_expire,
-                        uint64_t ts) {
+                        long long tomb_expire, struct kv_version ver) {
     if (P.db == NULL) {
         return;
     }
     uint64_t token = ks_token(key, klen);
-    uint64_t gen = take_gen(db_id, key, klen, token);
-    if (gen) {
-        drop_fields(db_id, gen);
-    }
+    struct fields_loc loc = take_fields(db_id, key, klen, token);
+    drop_fields(db_id, key, klen, token, &loc);
     data_key(db_id, key, klen, token);
-    batch_del(P.kbuf.p, P.kbuf.len, ts);
+    batch_tomb(P.kbuf.p, P.kbuf.len, tomb_expire, ver);
     deleted_add(token, db_id);
-    index_update(db_id, key, klen, old_expire, 0, ts);
+    index_update(db_id, key, klen, old_expire, 0, 0);
     P.count[db_id]--;
     P.changes++;
 }
 
-void persist_del(int db_id, const char *key, size_t klen, long long old_expire) {
-    del_generic(db_id, key, klen, old_expire, hlc_tick((uint64_t)server.mstime));
+void persist_del(int db_id, const char *key, size_t klen, long long old_expire,
+                 struct kv_version ver) {
+    del_generic(db_id, key, klen, old_expire, 0, ver);
 }
 
-void persist_expired(int db_id, const char *key, size_t klen, long long old_expire) {
-    /* no timestamp: every replica expires it at the same instant, no grace */
-    del_generic(db_id, key, klen, old_expire, 0);
+void persist_expired(int db_id, const char *key, size_t klen, long long old_expire,
+                     struct kv_version ver) {
+    /* the value's own version and expire-at: what every replica, and compaction,
+     * make of it (PERSIST.md "Versions and tombstones") */
+    del_generic(db_id, key, klen, old_expire, old_expire, ver);
 }
 
 void persist_flush(int db_id) {
@@ -950,6 +1073,8 @@ struct kv_entry *persist_load(struct kv_db *db, const char *key, size_t klen, ui
         server_log(LL_WARNING, "Engine value of a key in db %d is malformed", db->id);
         return NULL;
     }
+    struct kv_version ver = {P.val.timestamp, P.val.node};
+    ks_entry_set_version(e, ver);
     if (e->enc == KS_ENC_HASHTABLE && ks_val_dict(e)->store_gen) {
         load_fields(db->id, e);
     }
@@ -1131,6 +1256,171 @@ struct kv_entry *persist_random(int db_id) {
 }
 
 /* ------------------------------------------------------------------------------
+ * Records for the store (server/store.c): tombstones and token ranges
+ * ------------------------------------------------------------------------------ */
+/* The flush marker of db as a tombstone's version (node 0), hlc 0 when none. */
+static struct kv_version flush_version(int db) {
+    struct kv_version v = {atomic_load_explicit(&P.flush_ts[db], memory_order_relaxed), 0};
+    return v;
+}
+
+int persist_read_deleted(int db_id, const char *key, size_t klen, uint64_t token,
+                         struct kv_version *ver, long long *expire_at) {
+    if (P.db == NULL) {
+        return -1;
+    }
+    if (deleted_has(token, db_id)) {
+        commit(); /* the tombstone is in the pending batch: make it readable */
+    }
+    data_key(db_id, key, klen, token);
+    struct lsm_read_options ro = raw_read();
+    ro.include_tombstones = 1;
+    int rc = lsm_get(P.db, &ro, P.kbuf.p, P.kbuf.len, &P.val);
+    if (rc != LSM_OK && rc != LSM_NOTFOUND) {
+        server_log(LL_WARNING, "Engine read error: %s", lsm_errmsg(P.db));
+        return -1;
+    }
+    struct kv_version fv = flush_version(db_id);
+    if (rc == LSM_OK && P.val.deleted && P.val.timestamp >= fv.hlc) {
+        ver->hlc = P.val.timestamp;
+        ver->node = P.val.node;
+        *expire_at = (long long)P.val.expire_at;
+        return 1;
+    }
+    /* nothing, or only what the flush marker hides: the marker is the tombstone */
+    if (fv.hlc != 0) {
+        *ver = fv;
+        *expire_at = 0;
+        return 1;
+    }
+    return 0;
+}
+
+void persist_tombstone(int db_id, const char *key, size_t klen, int existed,
+                       long long old_expire, long long tomb_expire, struct kv_version ver) {
+    if (P.db == NULL) {
+        return;
+    }
+    if (existed) {
+        del_generic(db_id, key, klen, old_expire, tomb_expire, ver);
+        return;
+    }
+    uint64_t token = ks_token(key, klen);
+    data_key(db_id, key, klen, token);
+    batch_tomb(P.kbuf.p, P.kbuf.len, tomb_expire, ver);
+    deleted_add(token, db_id);
+    P.changes++;
+}
+
+/* HOW THE RANGE ITERATOR WORKS: data keys are token:u64be db:u16be key, so the
+ * tokens [start, end) of every database are one engine range: seek(be64(start)),
+ * upper bound be64(end) (or the meta namespace when end is 0, the end of the
+ * ring). The pending batch is written first and the iterator reads a snapshot of
+ * that moment. Tombstones come from include_tombstones; a value expired by now is
+ * reported as the tombstone it becomes (its own version and expire-at); entries a
+ * flush marker hides are skipped (the marker stands for them: a per-database range
+ * tombstone, persist_read_deleted reports it per key). A big hash's header is
+ * expanded into a self-contained envelope (every field), so a record is always
+ * what store_apply takes. */
+struct persist_iter {
+    struct lsm_iter *it;
+    unsigned char lo[8], hi[META_LEN];
+    struct pbuf val;  /* an expanded big hash */
+    int first;
+};
+
+struct persist_iter *persist_iter_range(uint64_t start, uint64_t end) {
+    if (P.db == NULL) {
+        return NULL;
+    }
+    commit();
+    struct persist_iter *pi = kv_calloc(1, sizeof(*pi));
+    struct lsm_read_options ro = raw_read();
+    ro.include_tombstones = 1;
+    ro.fill_cache = 0;
+    put_be64(pi->lo, start);
+    if (end != 0) {
+        put_be64(pi->hi, end);
+        ro.upper_bound = pi->hi;
+        ro.upper_bound_len = 8;
+    } else {
+        memset(pi->hi, 0xff, META_LEN); /* the meta namespace */
+        ro.upper_bound = pi->hi;
+        ro.upper_bound_len = META_LEN;
+    }
+    pi->it = lsm_iter_create(P.db, &ro);
+    pi->first = 1;
+    return pi;
+}
+
+int persist_iter_next(struct persist_iter *pi, struct persist_rec *out) {
+    if (pi->first) {
+        lsm_iter_seek(pi->it, pi->lo, 8);
+        pi->first = 0;
+    } else {
+        lsm_iter_next(pi->it);
+    }
+    for (; lsm_iter_valid(pi->it); lsm_iter_next(pi->it)) {
+        size_t ilen, vlen;
+        const unsigned char *ik = (const unsigned char *)lsm_iter_key(pi->it, &ilen);
+        if (ilen < DKEY || is_field_key(ik, ilen)) {
+            continue; /* field records come inside their hash's envelope */
+        }
+        int db = get_db(ik + 8);
+        struct lsm_meta m = lsm_iter_meta(pi->it);
+        if (db >= server.databases ||
+            m.timestamp < atomic_load_explicit(&P.flush_ts[db], memory_order_relaxed)) {
+            continue;
+        }
+        out->db = db;
+        out->token = get_be64(ik);
+        out->key = (const char *)ik + DKEY;
+        out->klen = ilen - DKEY;
+        out->ver.hlc = m.timestamp;
+        out->ver.node = m.node;
+        out->expire_at = (long long)m.expire_at;
+        out->deleted = lsm_iter_deleted(pi->it) ||
+                       (m.expire_at != 0 && (long long)m.expire_at <= server.mstime);
+        out->val = NULL;
+        out->vlen = 0;
+        if (out->deleted) {
+            return 1;
+        }
+        const char *v = lsm_iter_value(pi->it, &vlen);
+        if (vlen >= 4 && ((const unsigned char *)v)[3] & ENV_FIELDS) {
+            struct kv_entry *e = persist_decode(out->key, out->klen, v, vlen, out->expire_at);
+            if (e == NULL) {
+                server_log(LL_WARNING, "Engine value of a key in db %d is malformed", db);
+                continue;
+            }
+            load_fields(db, e);
+            encode_into(e, &pi->val);
+            ks_entry_free(e);
+            v = pi->val.p;
+            vlen = pi->val.len;
+        }
+        out->val = v;
+        out->vlen = vlen;
+        return 1;
+    }
+    if (lsm_iter_status(pi->it) != LSM_OK) {
+        server_log(LL_WARNING, "Engine read error: %s", lsm_errmsg(P.db));
+        return -1;
+    }
+    return 0;
+}
+
+void persist_iter_destroy(struct persist_iter **pi) {
+    if (*pi == NULL) {
+        return;
+    }
+    lsm_iter_destroy(&(*pi)->it);
+    kv_free((*pi)->val.p);
+    kv_free(*pi);
+    *pi = NULL;
+}
+
+/* ------------------------------------------------------------------------------
  * Active expiry over the expiry index
  *
  * HOW IT WORKS: every live key with a TTL has one index entry
@@ -1221,8 +1511,9 @@ static void expire_cycle(long long budget_us) {
         pbuf_reserve(&kb, klen);
         memcpy(kb.p, key, klen);
         struct kv_slice ks = {kb.p, klen};
+        struct kv_version ver = {P.val.timestamp, P.val.node};
         watch_touch_key(db, &ks);
-        persist_expired(db, kb.p, klen, exp);
+        persist_expired(db, kb.p, klen, exp, ver);
         server.stat_expiredkeys++;
     }
     kv_free(kb.p);
@@ -1360,6 +1651,7 @@ static void engine_options(struct lsm_options *o) {
     o->block_cache_size = server.block_cache_size > 0 ? (size_t)server.block_cache_size : bc;
     o->sync_mode = LSM_SYNC_NONE;
     o->clock_ms = compaction_clock;
+    o->gc_grace_ms = (uint64_t)server.gc_grace_seconds * 1000;
     o->compaction_filter = NULL; /* set after open: see flushed_filter */
 }
 
@@ -1367,15 +1659,17 @@ static void engine_options(struct lsm_options *o) {
 static int flushed_filter(void *arg, const char *key, size_t klen, const struct lsm_meta *m) {
     (void)arg;
     const unsigned char *k = (const unsigned char *)key;
+    int d;
     if (klen >= FKEY && k[META_LEN] == 'h' && get_be64(k) == UINT64_MAX &&
         get_db(k + 8) == 0xffff) {
-        k += META_LEN + 1; /* a big hash's field record: meta 'h' db gen field */
+        d = get_db(k + META_LEN + 1); /* old form: meta 'h' db gen field */
+    } else if (is_field_key(k, klen)) {
+        d = get_db(k + 8) & 0x7fff;   /* token (0x8000|db) klen key field */
     } else if (klen >= DKEY) {
-        k += 8;
+        d = get_db(k + 8);
     } else {
         return 0;
     }
-    int d = get_db(k);
     if (d >= server.databases) {
         return 0; /* the meta namespace, or a database no longer configured */
     }

@@ -16,9 +16,13 @@
  *     syncs once a second; no never asks.
  *
  * Engine layout (on disk: never renumber):
- *   data key  := token:u64be db:u16be key        value := envelope (persist.c)
+ *   data key  := token:u64be db:u16be key        value := envelope (persist.c),
+ *                                                meta: expire_at, version (hlc, node)
+ *   field key := token:u64be (0x8000|db):u16be klen:u32be key field
+ *                                                a field of a big hash: its value
  *   meta key  := 0xff{10} tag:u8 ...            (db 0xffff is never a database)
- *     tag 'h' db:u16be gen:u64be field  a field of a big hash: its value
+ *     tag 'h' db:u16be gen:u64be field  a big hash's field in files written
+ *                                       before versions (moved at its next write)
  *     tag 'c'                   counts, clock, expiry watermark (see persist.c)
  *     tag 'f' db:u16be          flush marker: HLC timestamp (u64le)
  *     tag 'x' expire_at:u64be db:u16be key   expiry index entry: write ts (u64le)
@@ -69,10 +73,15 @@ void persist_hash_fields(int db_id, const struct kv_entry *e, const struct kv_sl
 /* old, a live entry of db_id, is about to be replaced by another value of the same
  * key: drops what it stores besides its envelope (a big hash's field records). */
 void persist_replaced(int db_id, struct kv_entry *old);
-/* Deletes a live key whose expire-at was old_expire. */
-void persist_del(int db_id, const char *key, size_t klen, long long old_expire);
-/* A key found expired (lazily or by the active cycle): deletes it, counts it. */
-void persist_expired(int db_id, const char *key, size_t klen, long long old_expire);
+/* Deletes a live key whose expire-at was old_expire: a tombstone carrying ver, the
+ * delete's own version (newer than the value's: coord.c stamps it). */
+void persist_del(int db_id, const char *key, size_t klen, long long old_expire,
+                 struct kv_version ver);
+/* A key found expired (lazily or by the active cycle): deletes it, counts it. The
+ * tombstone carries ver, the expired value's own version, and old_expire
+ * (PERSIST.md "Versions and tombstones"). */
+void persist_expired(int db_id, const char *key, size_t klen, long long old_expire,
+                     struct kv_version ver);
 /* FLUSHDB (db_id) / FLUSHALL (-1): a flush marker, no tombstone per key. */
 void persist_flush(int db_id);
 /* Notes that c issued a write in this loop turn: its output is held
@@ -102,6 +111,44 @@ uint64_t persist_scan(int db_id, uint64_t cursor, long count,
 void persist_foreach(int db_id, void (*fn)(struct kv_entry *e, void *arg), void *arg);
 /* A random live key of db_id as a temporary entry, or NULL. */
 struct kv_entry *persist_random(int db_id);
+
+/* ---- records for the store (server/store.c; see store.h) ---- */
+
+/* Envelope flag: a big hash whose fields are records of their own (not a
+ * self-contained value: store_apply refuses it). */
+#define PERSIST_ENV_FIELDS 0x80
+/* For a key that is not live (not in the dict, persist_load found nothing): the
+ * tombstone the engine holds for it, or the database's flush marker (version
+ * {marker, 0}) when the engine holds nothing newer. 1 found (*ver, *expire_at: an
+ * expiry's expire-at, else 0), 0 nothing, -1 engine error. Writes the pending
+ * batch first when it deletes this key. */
+int persist_read_deleted(int db_id, const char *key, size_t klen, uint64_t token,
+                         struct kv_version *ver, long long *expire_at);
+/* Stores a tombstone with ver (and tomb_expire, for an expiry) for key. existed: the
+ * key was live (its expire-at then old_expire): it is counted out, its expiry
+ * index entry and big-hash fields dropped. The caller removes it from the dict. */
+void persist_tombstone(int db_id, const char *key, size_t klen, int existed,
+                       long long old_expire, long long tomb_expire, struct kv_version ver);
+
+/* One record of a range: key bytes and val are valid until the next call. */
+struct persist_rec {
+    int db;
+    uint64_t token;
+    const char *key;
+    size_t klen;
+    struct kv_version ver;
+    int deleted;              /* a tombstone (or a value expired by now) */
+    long long expire_at;
+    const char *val;          /* self-contained envelope; NULL for a tombstone */
+    size_t vlen;
+};
+/* Every stored record with token in [start, end) (end 0: to the end of the ring),
+ * all databases, in (token, db, key) order, tombstones included, as of a snapshot
+ * taken now (the pending batch is written first). NULL without an engine. */
+struct persist_iter *persist_iter_range(uint64_t start, uint64_t end);
+/* 1 a record in *out, 0 the end, -1 an engine error (logged). */
+int persist_iter_next(struct persist_iter *pi, struct persist_rec *out);
+void persist_iter_destroy(struct persist_iter **pi);
 
 /* ---- the loop ---- */
 

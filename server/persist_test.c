@@ -361,6 +361,133 @@ static void test_persist_active_expiry_of_keys_not_in_memory(void) {
     cleanup();
 }
 
+/* ---- versions and tombstones ---- */
+
+/* The engine's newest record of key in db 0, tombstones included: 1 value, 2
+ * tombstone, 0 nothing; *m gets its meta. */
+static int engine_record(const char *key, struct lsm_meta *m) {
+    size_t klen = strlen(key);
+    unsigned char k[10 + 64];
+    uint64_t t = ks_token(key, klen);
+    for (int i = 7; i >= 0; i--) {
+        k[i] = (unsigned char)t;
+        t >>= 8;
+    }
+    k[8] = k[9] = 0;
+    memcpy(k + 10, key, klen);
+    struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
+    ro.now_ms = 1;
+    ro.include_tombstones = 1;
+    struct lsm_value v = LSM_VALUE_INIT;
+    int rc = lsm_get(persist_engine(), &ro, k, 10 + klen, &v);
+    m->expire_at = v.expire_at;
+    m->timestamp = v.timestamp;
+    m->node = v.node;
+    int deleted = v.deleted;
+    lsm_value_free(&v);
+    return rc != LSM_OK ? 0 : deleted ? 2 : 1;
+}
+
+static struct kv_version mem_version(const char *key) {
+    struct kv_slice k = {key, strlen(key)};
+    struct kv_entry *e = coord_lookup(&tc, &k, COORD_NOTOUCH | COORD_NOSTATS);
+    struct kv_version none = {0, 0};
+    return e ? ks_entry_version(e) : none;
+}
+
+static int same_version(struct lsm_meta m, struct kv_version v) {
+    return m.timestamp == v.hlc && m.node == v.node;
+}
+
+static void test_persist_versions_and_tombstones_survive_restart(void) {
+    fresh();
+    server.gc_grace_seconds = 864000;
+    reopen(); /* the engine now keeps tombstones for 10 days */
+    server.node_tag = 0xa11ce;
+    RUN_EQ("SET s v", "+OK");
+    RUN_EQ("SET n 41", "+OK");
+    RUN_EQ("INCR n", ":42");
+    RUN_EQ("HSET h f v", ":1");
+    RUN_EQ("CONFIG SET hash-max-listpack-entries 2", "+OK");
+    RUN_EQ("HSET big a 1 b 2 c 3", ":3");
+    RUN_EQ("SET gone v", "+OK");
+    RUN_EQ("SET exp v PX 100", "+OK");
+    struct kv_version vs = mem_version("s"), vn = mem_version("n"), vh = mem_version("h"),
+                      vb = mem_version("big"), vg = mem_version("gone"), ve = mem_version("exp");
+    CHECK(vs.hlc != 0 && vs.node == 0xa11ce && vb.node == 0xa11ce);
+    persist_before_sleep();
+    struct lsm_meta m;
+    CHECK_EQ_INT(engine_record("s", &m), 1);
+    CHECK(same_version(m, vs)); /* stored as stamped, not re-stamped at commit */
+    RUN_EQ("DEL gone", ":1");
+    persist_before_sleep();
+    CHECK_EQ_INT(engine_record("gone", &m), 2);
+    CHECK(m.timestamp > vg.hlc && m.node == 0xa11ce && m.expire_at == 0);
+    struct lsm_meta del = m;
+    /* lazy expiry: a tombstone with the value's own version and expire-at */
+    server.debug_clock_offset_ms = 1000;
+    RUN_EQ("GET exp", "$-1");
+    server.debug_clock_offset_ms = 0;
+    persist_before_sleep();
+    CHECK_EQ_INT(engine_record("exp", &m), 2);
+    CHECK(same_version(m, ve));
+    CHECK(m.expire_at > 0 && m.expire_at <= (uint64_t)kv_mstime() + 1000);
+    struct lsm_meta expm = m;
+
+    reopen(); /* versions come back with the values */
+    server.node_tag = 0xb0b;
+    CHECK(kv_version_cmp(mem_version("s"), vs) == 0);
+    CHECK(kv_version_cmp(mem_version("n"), vn) == 0);
+    CHECK(kv_version_cmp(mem_version("h"), vh) == 0);
+    CHECK(kv_version_cmp(mem_version("big"), vb) == 0);
+    RUN_EQ("HGET big b", "$1 2");
+    CHECK_EQ_INT(engine_record("gone", &m), 2);
+    CHECK(m.timestamp == del.timestamp && m.node == del.node);
+    CHECK_EQ_INT(engine_record("exp", &m), 2);
+    CHECK(m.timestamp == expm.timestamp && m.node == expm.node && m.expire_at == expm.expire_at);
+    /* a write after the restart is newer than everything before it */
+    RUN_EQ("SET s w", "+OK");
+    CHECK(kv_version_cmp(mem_version("s"), vs) > 0 && mem_version("s").node == 0xb0b);
+    RUN_EQ("HSET big d 4", ":1");
+    CHECK(kv_version_cmp(mem_version("big"), vb) > 0);
+    /* compaction keeps dated tombstones for the grace period */
+    persist_before_sleep();
+    CHECK_EQ_INT(lsm_compact_range(persist_engine(), NULL, 0, NULL, 0), LSM_OK);
+    CHECK_EQ_INT(engine_record("gone", &m), 2);
+    CHECK_EQ_INT(engine_record("exp", &m), 2);
+    RUN_EQ("EXISTS gone exp", ":0");
+    RUN_EQ("DBSIZE", ":4");
+    /* FLUSHALL's marker still hides everything before it, versions or not */
+    RUN_EQ("FLUSHALL", "+OK");
+    RUN_EQ("SET after v", "+OK");
+    reopen();
+    RUN_EQ("DBSIZE", ":1");
+    RUN_EQ("GET s", "$-1");
+    RUN_EQ("GET after", "$1 v");
+    RUN_EQ("CONFIG SET hash-max-listpack-entries 512", "+OK");
+    server.node_tag = 0;
+    server.gc_grace_seconds = 0;
+    cleanup();
+}
+
+static void test_persist_active_expiry_tombstone_carries_the_value_version(void) {
+    fresh();
+    server.node_tag = 0x77;
+    RUN_EQ("SET cold v PX 20", "+OK");
+    struct kv_version v = mem_version("cold");
+    persist_before_sleep();
+    drop_cache(); /* the cycle finds it through the index and the engine */
+    usleep(40 * 1000);
+    server.mstime = kv_mstime();
+    persist_cron();
+    persist_before_sleep();
+    struct lsm_meta m;
+    CHECK_EQ_INT(engine_record("cold", &m), 2);
+    CHECK(same_version(m, v) && m.expire_at != 0);
+    server.node_tag = 0;
+    cleanup();
+}
+
 /* ---- DBSIZE ---- */
 
 static void test_persist_dbsize_exact_after_clean_and_unclean_stops(void) {
@@ -473,20 +600,17 @@ static void test_persist_always_holds_replies_until_the_sync(void) {
 /* ---- big hashes: one record per field ---- */
 
 /* Live field records (meta 'h' ...) in the engine. */
+/* Big-hash field records in the engine: token (0x8000|db) klen key field, and
+ * the old form meta 'h' db gen field. */
 static long field_records(void) {
     struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
     struct lsm_iter *it = lsm_iter_create(persist_engine(), &ro);
-    unsigned char pre[11];
-    memset(pre, 0xff, 10);
-    pre[10] = 'h';
     long n = 0;
-    for (lsm_iter_seek(it, pre, sizeof(pre)); lsm_iter_valid(it); lsm_iter_next(it)) {
+    for (lsm_iter_seek_first(it); lsm_iter_valid(it); lsm_iter_next(it)) {
         size_t klen;
-        const char *k = lsm_iter_key(it, &klen);
-        if (klen < sizeof(pre) || memcmp(k, pre, sizeof(pre)) != 0) {
-            break;
-        }
-        n++;
+        const unsigned char *k = (const unsigned char *)lsm_iter_key(it, &klen);
+        int meta = klen > 10 && memcmp(k, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 10) == 0;
+        n += meta ? k[10] == 'h' : (klen >= 14 && (k[8] & 0x80));
     }
     lsm_iter_destroy(&it);
     return n;
@@ -562,6 +686,139 @@ static void test_persist_big_hash_writes_only_changed_fields(void) {
     cleanup();
 }
 
+/* Field records of key (db 0) under its token, in the engine. */
+static long token_field_records(const char *key) {
+    struct lsm_read_options ro = LSM_READ_OPTIONS_INIT;
+    struct lsm_iter *it = lsm_iter_create(persist_engine(), &ro);
+    size_t klen = strlen(key);
+    unsigned char pre[14 + 64];
+    uint64_t t = ks_token(key, klen);
+    for (int i = 7; i >= 0; i--) {
+        pre[i] = (unsigned char)t;
+        t >>= 8;
+    }
+    pre[8] = 0x80;
+    pre[9] = 0;
+    pre[10] = pre[11] = pre[12] = 0;
+    pre[13] = (unsigned char)klen;
+    memcpy(pre + 14, key, klen);
+    long n = 0;
+    for (lsm_iter_seek(it, pre, 14 + klen); lsm_iter_valid(it); lsm_iter_next(it)) {
+        size_t ilen;
+        const char *ik = lsm_iter_key(it, &ilen);
+        if (ilen < 14 + klen || memcmp(ik, pre, 14 + klen) != 0) {
+            break;
+        }
+        n++;
+    }
+    lsm_iter_destroy(&it);
+    return n;
+}
+
+static void test_persist_big_hash_fields_live_under_the_key_token(void) {
+    fresh();
+    char line[128];
+    for (int i = 0; i < 600; i++) {
+        snprintf(line, sizeof(line), "HSET big f%d v%d", i, i);
+        RUN_EQ(line, ":1");
+    }
+    RUN_EQ("SET other x", "+OK");
+    persist_before_sleep();
+    /* every field record sits right after big's own record, keyed without any
+     * node-local number: the same data makes the same records on every node */
+    CHECK_EQ_INT(token_field_records("big"), 600);
+    CHECK_EQ_INT(field_records(), 600);
+    /* data views skip them */
+    RUN_EQ("DBSIZE", ":2");
+    RUN_EQ("SCAN 0 COUNT 1000", "*2 $1 0 *2 $5 other $3 big");
+    /* a flushed hash's records never reach a new hash of the same key */
+    RUN_EQ("FLUSHDB", "+OK");
+    RUN_EQ("HSET big g1 a g2 b", ":2");
+    for (int i = 0; i < 600; i++) {
+        snprintf(line, sizeof(line), "HSET big h%d v", i);
+        RUN_EQ(line, ":1");
+    }
+    reopen();
+    RUN_EQ("HLEN big", ":602");
+    RUN_EQ("HEXISTS big f1", ":0");
+    RUN_EQ("HGET big g2", "$1 b");
+    CHECK_EQ_INT(lsm_compact_range(persist_engine(), NULL, 0, NULL, 0), LSM_OK);
+    CHECK_EQ_INT(token_field_records("big"), 602); /* the flushed 600 dropped */
+    cleanup();
+}
+
+/* A big hash as the version before this one stored it: a header with gen G and
+ * records under meta 'h' db G field. */
+static void write_old_form_hash(const char *key, int nfields) {
+    struct lsm_db *db = persist_engine();
+    size_t klen = strlen(key);
+    unsigned char dk[10 + 64];
+    uint64_t t = ks_token(key, klen);
+    for (int i = 7; i >= 0; i--) {
+        dk[i] = (unsigned char)t;
+        t >>= 8;
+    }
+    dk[8] = dk[9] = 0;
+    memcpy(dk + 10, key, klen);
+    uint64_t gen = HLC_MAKE(1700000000000ull, 3);
+    unsigned char env[16] = {1, KS_TYPE_HASH, KS_ENC_HASHTABLE, PERSIST_ENV_FIELDS};
+    uint32_t cnt = (uint32_t)nfields;
+    memcpy(env + 4, &cnt, 4);
+    memcpy(env + 8, &gen, 8);
+    struct lsm_meta m = {0, gen, 0};
+    CHECK_EQ_INT(lsm_put(db, dk, 10 + klen, env, 16, &m, 0, NULL), LSM_OK);
+    for (int i = 0; i < nfields; i++) {
+        unsigned char fk[21 + 16];
+        memset(fk, 0xff, 10);
+        fk[10] = 'h';
+        fk[11] = fk[12] = 0;
+        for (int b = 0; b < 8; b++) {
+            fk[13 + b] = (unsigned char)(gen >> (56 - 8 * b));
+        }
+        int fl = snprintf((char *)fk + 21, 16, "f%d", i);
+        char v[16];
+        int vl = snprintf(v, sizeof(v), "old%d", i);
+        CHECK_EQ_INT(lsm_put(db, fk, 21 + (size_t)fl, v, (size_t)vl, &m, 0, NULL), LSM_OK);
+    }
+}
+
+static void test_persist_old_form_big_hash_loads_and_moves_on_write(void) {
+    fresh();
+    write_old_form_hash("legacy", 700);
+    RUN_EQ("SET n 1", "+OK");
+    persist_before_sleep();
+    persist_close();
+    drop_cache();
+    /* the counts did not see the hand-written hash: make the open recount */
+    struct lsm_db *db;
+    struct lsm_options o;
+    lsm_options_init(&o);
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    unsigned char mk[11];
+    memset(mk, 0xff, 10);
+    mk[10] = 'c';
+    CHECK_EQ_INT(lsm_delete(db, mk, 11, NULL, 0, NULL), LSM_OK);
+    lsm_close(&db);
+    open_db();
+    RUN_EQ("DBSIZE", ":2");
+    RUN_EQ("HLEN legacy", ":700");
+    RUN_EQ("HGET legacy f699", "$6 old699");
+    CHECK_EQ_INT(field_records(), 700); /* still in the old form: nobody wrote it */
+    CHECK_EQ_INT(token_field_records("legacy"), 0);
+    RUN_EQ("HSET legacy f0 new", ":0");
+    persist_before_sleep();
+    CHECK_EQ_INT(token_field_records("legacy"), 700); /* moved at its first write */
+    CHECK_EQ_INT(field_records(), 700);               /* and the old ones tombstoned */
+    reopen();
+    RUN_EQ("HLEN legacy", ":700");
+    RUN_EQ("HGET legacy f0", "$3 new");
+    RUN_EQ("HGET legacy f5", "$4 old5");
+    RUN_EQ("DEL legacy", ":1");
+    persist_before_sleep();
+    CHECK_EQ_INT(field_records(), 0);
+    cleanup();
+}
+
 int main(void) {
     TEST_RUN(test_persist_envelope_round_trips_every_encoding);
     TEST_RUN(test_persist_write_through_and_reopen);
@@ -569,10 +826,14 @@ int main(void) {
     TEST_RUN(test_persist_flush_marker_hides_and_compaction_drops);
     TEST_RUN(test_persist_expired_keys_are_gone_after_reopen);
     TEST_RUN(test_persist_active_expiry_of_keys_not_in_memory);
+    TEST_RUN(test_persist_versions_and_tombstones_survive_restart);
+    TEST_RUN(test_persist_active_expiry_tombstone_carries_the_value_version);
     TEST_RUN(test_persist_dbsize_exact_after_clean_and_unclean_stops);
     TEST_RUN(test_persist_scan_returns_every_key_once_with_token_cursors);
     TEST_RUN(test_persist_always_holds_replies_until_the_sync);
     TEST_RUN(test_persist_big_hash_writes_only_changed_fields);
+    TEST_RUN(test_persist_big_hash_fields_live_under_the_key_token);
+    TEST_RUN(test_persist_old_form_big_hash_loads_and_moves_on_write);
     persist_close();
     ks_deinit();
     resp_out_deinit(&tc.out);

@@ -20,7 +20,8 @@ struct kv_server server;
 long long kv_ustime(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 +
+           server.debug_clock_offset_ms * 1000;
 }
 
 long long kv_mstime(void) {
@@ -116,6 +117,12 @@ int server_start(void) {
         server_log(LL_WARNING, "Failed creating the event loop");
         return -1;
     }
+    char nerr[CONFIG_ERR_LEN];
+    if (node_init(nerr, sizeof(nerr)) != 0) {
+        server_log(LL_WARNING, "Node id: %s", nerr);
+        return -1;
+    }
+    server_log(LL_NOTICE, "Node id %s", server.node_id);
     commands_init();
     info_init();
     ks_init();

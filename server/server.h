@@ -347,12 +347,16 @@ struct kv_server {
     int engine_bg_nice;         /* persistent: nice value of the engine's background thread */
     long long block_cache_size; /* persistent: block cache bytes, 0 = from maxmemory */
     int enable_debug_command;   /* 0 no, 1 yes, 2 local (loopback clients only) */
+    long long gc_grace_seconds; /* persistent: tombstones kept this long (engine gc_grace_ms) */
+    long long debug_clock_offset_ms; /* added to the one clock (kv_ustime): skew tests */
     char *config_file;          /* absolute path, or NULL */
 
     /* runtime */
     struct event_base *base;
     pid_t pid;
     long long start_ms;
+    char node_id[33];           /* 128-bit hex, kept in dir/node-id (server/node.c) */
+    uint32_t node_tag;          /* 32-bit tag of node_id in versions: never 0 */
     long long mstime;           /* cached per command: now in Unix ms */
     long long ustime;           /* cached per command: now in Unix us */
     int shutdown_asap;
@@ -383,7 +387,9 @@ struct kv_server {
 
 extern struct kv_server server;
 
-/* Cheap clock reads (not the cached ones). */
+/* The one clock: Unix time (real time plus debug-clock-offset-ms). TIME, TTL
+ * arithmetic (server.mstime/ustime are cached reads of it), expiry and the HLC
+ * (hlc_now) all read it. Cheap (one clock_gettime), not cached. */
 long long kv_mstime(void);
 long long kv_ustime(void);
 

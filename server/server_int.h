@@ -20,6 +20,12 @@ const char *kv_allocator_name(void);
 #define CONFIG_ERR_LEN 256
 
 /* Sets every directive to its default. Call once before anything else. */
+/* server/node.c: reads or creates the node id (dir/node-id) and sets
+ * server.node_id and server.node_tag. 0, or -1 with err. */
+int node_init(char *err, size_t errlen);
+/* The 32-bit version tag of a node id (never 0). */
+uint32_t node_tag_of(const char *id);
+
 void config_init(void);
 /* Frees the strings the table owns (shutdown, tests). */
 void config_deinit(void);
