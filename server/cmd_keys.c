@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -245,7 +246,12 @@ void cmd_copy(struct client *c) {
         if (arg_is(c, j, "replace")) {
             replace = 1;
         } else if (arg_is(c, j, "db") && j + 1 < c->argc) {
-            if (arg_ll_or_reply(c, j + 1, &dbid) != 0) {
+            /* as Redis: an int, and a database, at once (before later options) */
+            if (arg_range_ll_or_reply(c, j + 1, INT_MIN, INT_MAX, &dbid) != 0) {
+                return;
+            }
+            if (dbid < 0 || dbid >= server.databases) {
+                reply_error(c, "ERR DB index is out of range");
                 return;
             }
             j++;
