@@ -107,7 +107,8 @@ void cmd_keys(struct client *c) {
 int keys_scan_cursor_or_reply(struct client *c, int i, uint64_t *cursor) {
     char buf[64];
     const struct kv_slice *a = &c->argv[i];
-    if (a->len == 0 || a->len >= sizeof(buf) || isspace((unsigned char)a->p[0])) {
+    /* as strtoul: "" is cursor 0 (Redis accepts it), a leading blank is not */
+    if (a->len >= sizeof(buf) || (a->len > 0 && isspace((unsigned char)a->p[0]))) {
         goto invalid;
     }
     memcpy(buf, a->p, a->len);

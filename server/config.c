@@ -27,6 +27,7 @@ enum cfg_type { CFG_BOOL, CFG_INT, CFG_LL, CFG_SIZE, CFG_MEMORY, CFG_ENUM, CFG_S
 
 enum {
     CFG_IMMUTABLE = 1u << 0,  /* only in kv.conf / on the command line */
+    CFG_MEMUNITS = 1u << 1,   /* a CFG_SIZE read as a memory value, as Redis's MEMORY_CONFIG */
     CFG_MULTI_ARG = 1u << 1,  /* a file line's arguments are joined by spaces */
     CFG_MULTI_LINE = 1u << 2, /* several file lines accumulate (save, c-o-b-l) */
 };
@@ -291,7 +292,8 @@ static struct config configs[] = {
       0, LONG_MAX, "512", NULL,
       "A hash with at most this many fields, each field and value no longer than "
       "hash-max-listpack-value, is kept compact (OBJECT ENCODING listpack)."),
-    Z("hash-max-listpack-value", "hash-max-ziplist-value", 0, &ks_hash_max_listpack_value, 0,
+    Z("hash-max-listpack-value", "hash-max-ziplist-value", CFG_MEMUNITS,
+      &ks_hash_max_listpack_value, 0,
       LONG_MAX, "64", NULL, "See hash-max-listpack-entries."),
     I("hz", 0, &server.hz, 0, INT_MAX, "10", apply_hz,
       "Background task frequency per second (expiry, timeouts, stats), clamped to 1-500."),
@@ -377,6 +379,39 @@ static struct config *config_find(const char *name, size_t len) {
  * ------------------------------------------------------------------------------ */
 static char errbuf[CONFIG_ERR_LEN];
 
+/* A memory value as Redis 7.0's memtoull reads it for CONFIG SET: digits (none
+ * means 0) and an optional unit (b k kb m mb g gb, any case), no sign. Too many
+ * digits saturate and a unit overflow wraps, as there, so that the bounds check
+ * refuses them with Redis's message. Returns 0, or -1 when it is not one. */
+static int config_memtoull(const char *s, unsigned long long *out) {
+    static const struct {
+        const char *unit;
+        unsigned long long mul;
+    } units[] = {{"", 1}, {"b", 1}, {"k", 1000}, {"kb", 1024}, {"m", 1000 * 1000},
+                 {"mb", 1024 * 1024}, {"g", 1000ULL * 1000 * 1000},
+                 {"gb", 1024ULL * 1024 * 1024}};
+    const char *u = s;
+    while (*u >= '0' && *u <= '9') {
+        u++;
+    }
+    size_t k;
+    for (k = 0; k < sizeof(units) / sizeof(units[0]); k++) {
+        if (strcasecmp(u, units[k].unit) == 0) {
+            break;
+        }
+    }
+    if (k == sizeof(units) / sizeof(units[0])) {
+        return -1;
+    }
+    unsigned long long v = 0;
+    for (const char *p = s; p < u; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        v = v > (ULLONG_MAX - d) / 10 ? ULLONG_MAX : v * 10 + d;
+    }
+    *out = v * units[k].mul;
+    return 0;
+}
+
 /* Parses val into the directive's storage. Returns 0, or -1 with *err (no
  * "ERR " prefix, Redis's words). */
 static int config_parse_set(struct config *cf, const char *val, int reset, const char **err) {
@@ -396,14 +431,13 @@ static int config_parse_set(struct config *cf, const char *val, int reset, const
     case CFG_SIZE:
     case CFG_MEMORY: {
         long long v;
-        if (cf->type == CFG_MEMORY) {
-            if (kv_parse_memory(val, &v) != 0) {
-                /* Redis also accepts a plain (possibly negative) integer here */
-                if (resp_str2ll(val, strlen(val), &v) != 0) {
-                    *err = "argument must be a memory value";
-                    return -1;
-                }
+        if (cf->type == CFG_MEMORY || (cf->flags & CFG_MEMUNITS)) {
+            unsigned long long u;
+            if (config_memtoull(val, &u) != 0) {
+                *err = "argument must be a memory value";
+                return -1;
             }
+            v = (long long)u; /* past LLONG_MAX: negative, refused by the bounds */
         } else if (resp_str2ll(val, strlen(val), &v) != 0) {
             *err = "argument couldn't be parsed into an integer";
             return -1;

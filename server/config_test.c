@@ -227,9 +227,17 @@ static void test_config_aliases(void) {
     char buf[64];
     CHECK(config_get_value("hash-max-ziplist-entries", buf, sizeof(buf)) == 0);
     CHECK_EQ_STR(buf, "7");
+    /* a memory value, as in Redis 7.0.15: no sign; past LLONG_MAX it is out of bounds */
     CHECK(set2("hash-max-listpack-value", "-1", err, sizeof(err)) == -1);
     CHECK_EQ_STR(err, "ERR CONFIG SET failed (possibly related to argument 'hash-max-listpack-value') - "
+                      "argument must be a memory value");
+    CHECK(set2("hash-max-listpack-value", "9223372036854775808", err, sizeof(err)) == -1);
+    CHECK_EQ_STR(err, "ERR CONFIG SET failed (possibly related to argument 'hash-max-listpack-value') - "
                       "argument must be between 0 and 9223372036854775807 inclusive");
+    CHECK(set2("hash-max-listpack-value", "1kb", err, sizeof(err)) == 0);
+    CHECK(config_get_value("hash-max-listpack-value", buf, sizeof(buf)) == 0);
+    CHECK_EQ_STR(buf, "1024");
+    CHECK(set2("hash-max-listpack-value", "64", err, sizeof(err)) == 0);
     CHECK(set2("hash-max-ziplist-entries", "128", err, sizeof(err)) == 0);
 }
 
