@@ -103,18 +103,26 @@ FAMILIES = {
         (['config', 'set', 'hash-max-listpack-entries', 'N'], 'exact'),
         (['config', 'set', 'maxmemory', 'N'], 'exact'),
         (['config', 'set', 'maxmemory', 'Ngb'], 'exact'),
+        (['config', 'set', 'client-output-buffer-limit', 'normal N 0 0'], 'exact'),
+        (['config', 'set', 'client-output-buffer-limit', 'normal 0 N 0'], 'exact'),
+        (['config', 'set', 'client-output-buffer-limit', 'normal 0 0 N'], 'exact'),
     ],
 }
 # the settings those families may change, put back after each case
-RESET_CONFIG = [('maxmemory', '0'), ('client-query-buffer-limit', '1gb'),
+RESET_CONFIG = [('client-output-buffer-limit', 'normal 0 0 0'), ('maxmemory', '0'), ('client-query-buffer-limit', '1gb'),
                 ('hash-max-listpack-value', '64'), ('hash-max-listpack-entries', '128'),
                 ('maxmemory-samples', '5'), ('slowlog-max-len', '128'), ('timeout', '0'),
                 ('lfu-log-factor', '10'), ('lfu-decay-time', '1')]
 
 
-def known_difference(args):
+def known_difference(args, n):
     """kvd keeps maxmemory in a signed 64-bit value: Redis accepts (and reports)
-    maxmemory values from 2^63 to 2^64-1, kvd refuses them as out of bounds."""
+    maxmemory values from 2^63 to 2^64-1, kvd refuses them as out of bounds.
+    client-output-buffer-limit: Redis splits the value at each single blank ('' is
+    an argument), kvd at runs of blanks. Tiny output limits close the test's own
+    connection on both servers: left out."""
+    if args[:3] == ['config', 'set', 'client-output-buffer-limit']:
+        return n == '' or ' ' in n or (n in ('1', '2', '+1') and not args[3].endswith(n))
     if args[:3] == ['config', 'set', 'maxmemory']:
         v = args[3][:-2] if args[3].endswith('gb') else args[3]
         mul = 1 << 30 if args[3].endswith('gb') else 1
@@ -200,8 +208,8 @@ def test_families(h, a, b):
     for fam, templates in FAMILIES.items():
         for tmpl, kind in templates:
             for n in NUMS:
-                args = [x.replace('N', n) if x in ('N', 'Ngb') else x for x in tmpl]
-                if redis_would_hang(args) or known_difference(args):
+                args = [x.replace('N', n) for x in tmpl]
+                if redis_would_hang(args) or known_difference(args, n):
                     continue
                 for multi in (False, True):
                     reset((ca, cb))
@@ -221,6 +229,9 @@ def test_families(h, a, b):
                     else:
                         ra, rb = ca.call(*args), cb.call(*args)
                         kind_m = kind
+                    if args[:2] == ['config', 'set'] and ra == rb:
+                        ra = ca.call('config', 'get', args[2])
+                        rb = cb.call('config', 'get', args[2])
                     h.check('%s: %s%s' % (fam, ' '.join(repr(x) if x == '' or ' ' in x else x
                                                          for x in args), ' (in MULTI)' if multi else ''),
                             compare(kind_m, args, ra, rb, ca, cb),

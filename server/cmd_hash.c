@@ -403,21 +403,29 @@ static void reply_field(struct client *c, const char *f, size_t flen, const char
     }
 }
 
-/* HRANDFIELD's repeating form (a negative count) writes count elements: when no
- * client-output-buffer-limit hard limit stops it (Redis streams on until memory
- * runs out), kvd refuses a count whose reply must pass this many bytes and closes
- * a client whose reply passes it anyway (long fields). */
+/* HRANDFIELD's repeating form (a negative count) writes count elements: unless a
+ * client-output-buffer-limit hard limit of at most this many bytes stops it
+ * first (Redis streams on until memory runs out), kvd refuses a count whose reply
+ * must pass this many bytes and closes a client whose reply passes it anyway
+ * (long fields). */
 #define HRANDFIELD_REPLY_MAX (256LL * 1024 * 1024)
 #define RESP_MIN_BULK 6 /* "$0\r\n\r\n": the smallest element of the reply */
 
+/* Does the client's hard output limit stop a reply before HRANDFIELD_REPLY_MAX?
+ * (0, or a value past LLONG_MAX stored negative, is no limit.) */
+static int hrandfield_client_limited(void) {
+    long long hard = server.client_output_buffer_limit_hard;
+    return hard > 0 && hard <= HRANDFIELD_REPLY_MAX;
+}
+
 /* Stops a repeating HRANDFIELD reply that went over the client's output limit
  * (Redis 7.0 stops there too: the client is being closed) or over
- * HRANDFIELD_REPLY_MAX when no hard limit is set. Returns 1 when stopped. */
+ * HRANDFIELD_REPLY_MAX. Returns 1 when stopped. */
 static int hrandfield_reply_stopped(struct client *c) {
     if (client_check_output_limits(c) || (c->flags & CLIENT_CLOSE_ASAP)) {
         return 1;
     }
-    if (server.client_output_buffer_limit_hard == 0 &&
+    if (!hrandfield_client_limited() &&
         (long long)resp_out_pending(&c->out) > HRANDFIELD_REPLY_MAX) {
         server_log(LL_WARNING, "Closing client id=%llu: HRANDFIELD reply over %lld bytes",
                    (unsigned long long)c->id, HRANDFIELD_REPLY_MAX);
@@ -444,8 +452,7 @@ static void hrandfield_count(struct client *c, long long l, int withvalues) {
     long long mult = (withvalues && c->resp == 2) ? 2 : 1;
     if (l < 0) {
         long long count = -l; /* l >= -LONG_MAX: no overflow */
-        if (server.client_output_buffer_limit_hard == 0 &&
-            count > HRANDFIELD_REPLY_MAX / RESP_MIN_BULK / mult) {
+        if (!hrandfield_client_limited() && count > HRANDFIELD_REPLY_MAX / RESP_MIN_BULK / mult) {
             reply_error(c, "ERR value is out of range");
             return;
         }

@@ -45,7 +45,7 @@ static void test_config_defaults_match_redis(void) {
     CHECK(config_get_value("bind", buf, sizeof(buf)) == 0);
     CHECK_EQ_STR(buf, "* -::*");
     CHECK(config_get_value("client-output-buffer-limit", buf, sizeof(buf)) == 0);
-    CHECK_EQ_STR(buf, "normal 0 0 0 replica 268435456 67108864 60 pubsub 33554432 8388608 60");
+    CHECK_EQ_STR(buf, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60");
     CHECK(config_get_value("nonexistent", buf, sizeof(buf)) == -1);
 }
 
@@ -153,7 +153,7 @@ static void test_config_file_parsing(void) {
     config_get_value("save", buf, sizeof(buf));
     CHECK_EQ_STR(buf, "900 1 300 10");
     config_get_value("client-output-buffer-limit", buf, sizeof(buf));
-    CHECK_EQ_STR(buf, "normal 1048576 524288 30 replica 268435456 67108864 60 pubsub 33554432 8388608 60");
+    CHECK_EQ_STR(buf, "normal 1048576 524288 30 slave 268435456 67108864 60 pubsub 33554432 8388608 60");
 }
 
 static void test_config_file_errors_name_the_line(void) {
