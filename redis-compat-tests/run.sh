@@ -248,6 +248,9 @@ fi
 if [[ $target == kvd ]]; then
     run_suite command-table 90 $PY command_table_test.py --kvd "$bin" "${diff_kvd_args[@]}"
 fi
+# huge/negative/overflowing counts, CLIENT REPLY sequences and query-buffer trimming,
+# kvd beside redis-server (starts its own pair; see limits_test.py)
+run_suite limits 240 $PY limits_test.py --kvd "$bin" "${diff_kvd_args[@]}"
 # mutated request bytes, kvd beside redis-server (DIFF lines: damage judged differently)
 if ((asan)); then fuzz_args=(--cases 200 --wait 3); else fuzz_args=(--cases 400); fi
 run_suite proto-fuzz 120 $PY proto_fuzz.py --kvd "$bin" "${fuzz_args[@]}" "${diff_kvd_args[@]}"

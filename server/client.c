@@ -72,8 +72,10 @@
 #include "server/server_int.h"
 
 #define QBUF_CHUNK 16384               /* bytes read at a time, at least */
-#define QBUF_IDLE_MS 2000              /* empty buffers of clients idle this long are freed */
+#define QBUF_IDLE_MS 2000              /* buffers of clients idle this long: trimmed */
 #define QBUF_FREE_ABOVE (1024 * 1024)  /* emptied buffers above this: at once */
+#define QBUF_WASTE_MIN 4096            /* the cron trims only buffers wasting more */
+#define QBUF_RESIZE_ABOVE (32 * 1024)  /* busy clients: only buffers larger than this */
 
 struct client *clients_pending_write;
 static struct client **to_close;
@@ -685,6 +687,9 @@ void client_read(struct client *c) {
         return;
     }
     c->qlen += (size_t)n;
+    if (c->qlen > c->qbuf_peak) {
+        c->qbuf_peak = c->qlen;
+    }
     server.stat_net_input_bytes += n;
     server.stat_total_reads++;
     c->last_interaction_ms = server.mstime;
@@ -706,6 +711,40 @@ void client_read(struct client *c) {
     client_process_input(c);
 }
 
+/* Gives back query-buffer space a client no longer needs, as Redis's
+ * clientsCronResizeQueryBuffer. A buffer wasting more than QBUF_WASTE_MIN bytes
+ * is cut to what it holds when the client has been idle QBUF_IDLE_MS, or, for a
+ * busy client, when it is over QBUF_RESIZE_ABOVE and more than twice the peak
+ * it reached since the last cron (down to that peak: it will soon be needed
+ * again). Example: a 900 KiB SET followed by "*1\r\n$4\r\nPI" leaves 10 bytes in
+ * a ~1 MiB buffer; 2 s later it is 10 bytes. The bytes held never move relative
+ * to each other, and the parser keeps offsets, not pointers, so a moved buffer
+ * is safe between commands. Called from client_cron only. */
+static void client_resize_qbuf(struct client *c, long long idle) {
+    size_t peak = c->qbuf_peak;
+    /* the peak of the next period starts at what is held, or at what the bulk
+     * being read needs */
+    c->qbuf_peak = c->qlen + resp_parser_want(&c->parser);
+    if (c->argv != NULL || c->qpos != 0 || c->qcap - c->qlen <= QBUF_WASTE_MIN) {
+        return; /* a command is using the buffer, or little to gain */
+    }
+    size_t target;
+    if (idle > QBUF_IDLE_MS) {
+        target = c->qlen;
+    } else if (c->qcap > QBUF_RESIZE_ABOVE && c->qcap / 2 > peak) {
+        target = peak > c->qlen ? peak : c->qlen;
+    } else {
+        return;
+    }
+    if (target == 0) {
+        kv_free(c->qbuf);
+        c->qbuf = NULL;
+    } else {
+        c->qbuf = kv_realloc(c->qbuf, target);
+    }
+    c->qcap = target;
+}
+
 void client_cron(void) {
     long long now = server.mstime;
     for (struct client *c = server.clients; c; c = c->next) {
@@ -719,11 +758,7 @@ void client_cron(void) {
             client_close_async(c);
             continue;
         }
-        if (c->qlen == 0 && c->qcap > 0 && idle > QBUF_IDLE_MS) {
-            kv_free(c->qbuf);
-            c->qbuf = NULL;
-            c->qcap = 0;
-        }
+        client_resize_qbuf(c, idle);
     }
 }
 

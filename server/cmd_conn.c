@@ -1,7 +1,9 @@
 /* server/cmd_conn.c: connection commands: PING ECHO QUIT RESET HELLO AUTH SELECT
  * CLIENT. Replies and error texts are Redis 7's, byte for byte.
  */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -194,9 +196,7 @@ void cmd_reset(struct client *c) {
 
 void cmd_select(struct client *c) {
     long long id;
-    if (resp_str2ll(c->argv[1].p, c->argv[1].len, &id) != 0 || id < -2147483648LL ||
-        id > 2147483647LL) {
-        reply_not_integer(c);
+    if (arg_range_ll_or_reply(c, 1, INT_MIN, INT_MAX, &id) != 0) {
         return;
     }
     if (id < 0 || id >= server.databases) {
@@ -266,10 +266,41 @@ static int client_type_valid(const struct kv_slice *t, int *is_normal) {
     return 0;
 }
 
+static int client_id_cmp(const void *a, const void *b) {
+    uint64_t x = (*(struct client *const *)a)->id, y = (*(struct client *const *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+/* The client with id `id` in by_id (n clients sorted by id), or NULL. */
+static struct client *client_find_sorted(struct client **by_id, size_t n, uint64_t id) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (by_id[mid]->id < id) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < n && by_id[lo]->id == id ? by_id[lo] : NULL;
+}
+
+/* Appends o's CLIENT LIST line to out (*cap bytes, *len used), growing it. */
+static char *client_list_add(char *out, size_t *cap, size_t *len, const struct client *o) {
+    if (*cap - *len < 1024) {
+        *cap *= 2;
+        out = kv_realloc(out, *cap);
+    }
+    *len += client_info_line(o, out + *len, *cap - *len);
+    return out;
+}
+
+/* CLIENT LIST [TYPE t | ID id ...]. With IDs, as Redis: one line per argument in
+ * argument order (a repeated id repeats its line), unknown ids add nothing, and any
+ * integer is a valid id. */
 static void client_list(struct client *c) {
     int only_normal = -1; /* -1: any type */
-    uint64_t *ids = NULL;
-    int nids = 0;
+    int with_ids = 0;
     if (c->argc == 4 && arg_is(c, 2, "type")) {
         int normal;
         if (!client_type_valid(&c->argv[3], &normal)) {
@@ -279,44 +310,44 @@ static void client_list(struct client *c) {
         }
         only_normal = normal;
     } else if (c->argc > 3 && arg_is(c, 2, "id")) {
-        ids = kv_malloc(sizeof(*ids) * (size_t)(c->argc - 3));
         for (int j = 3; j < c->argc; j++) {
             long long v;
-            if (resp_str2ll(c->argv[j].p, c->argv[j].len, &v) != 0 || v < 1) {
-                kv_free(ids);
+            if (resp_str2ll(c->argv[j].p, c->argv[j].len, &v) != 0) {
                 reply_error(c, "ERR Invalid client ID");
                 return;
             }
-            ids[nids++] = (uint64_t)v;
         }
+        with_ids = 1;
     } else if (c->argc != 2) {
         reply_syntax_error(c);
         return;
     }
     size_t cap = 4096, len = 0;
     char *out = kv_malloc(cap);
-    for (struct client *o = server.clients; o; o = o->next) {
-        if (only_normal == 0) {
-            break;
+    if (with_ids) {
+        /* sorted once, so many ids cost O(ids * log clients), not ids * clients */
+        struct client **by_id = kv_malloc(sizeof(*by_id) * ((size_t)server.nclients + 1));
+        size_t n = 0;
+        for (struct client *o = server.clients; o && n < (size_t)server.nclients + 1; o = o->next) {
+            by_id[n++] = o;
         }
-        if (ids) {
-            int hit = 0;
-            for (int k = 0; k < nids; k++) {
-                hit |= ids[k] == o->id;
+        qsort(by_id, n, sizeof(*by_id), client_id_cmp);
+        for (int j = 3; j < c->argc; j++) {
+            long long v;
+            resp_str2ll(c->argv[j].p, c->argv[j].len, &v);
+            struct client *o = v > 0 ? client_find_sorted(by_id, n, (uint64_t)v) : NULL;
+            if (o) {
+                out = client_list_add(out, &cap, &len, o);
             }
-            if (!hit) {
-                continue;
-            }
         }
-        if (cap - len < 1024) {
-            cap *= 2;
-            out = kv_realloc(out, cap);
+        kv_free(by_id);
+    } else if (only_normal != 0) {
+        for (struct client *o = server.clients; o; o = o->next) {
+            out = client_list_add(out, &cap, &len, o);
         }
-        len += client_info_line(o, out + len, cap - len);
     }
     reply_verbatim(c, out, len);
     kv_free(out);
-    kv_free(ids);
 }
 
 static void client_kill(struct client *c) {
@@ -465,7 +496,9 @@ void cmd_client(struct client *c) {
         client_onoff_flag(c, CLIENT_NO_TOUCH);
     } else if (arg_is(c, 1, "reply")) {
         if (arg_is(c, 2, "on")) {
-            c->flags &= ~(CLIENT_REPLY_OFF | CLIENT_REPLY_SKIP_NEXT);
+            /* as Redis: ON clears OFF and a SKIP in force (this very command is
+             * the one a preceding CLIENT REPLY SKIP skips), so +OK is sent */
+            c->flags &= ~(CLIENT_REPLY_OFF | CLIENT_REPLY_SKIP);
             reply_ok(c);
         } else if (arg_is(c, 2, "off")) {
             c->flags |= CLIENT_REPLY_OFF;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "server/coord.h"
+#include "server/server_int.h"
 #include "server/util.h"
 
 /* The hash at key for writing: *ep is the stored hash, or a new detached one
@@ -402,8 +403,41 @@ static void reply_field(struct client *c, const char *f, size_t flen, const char
     }
 }
 
+/* HRANDFIELD's repeating form (a negative count) writes count elements: unless a
+ * client-output-buffer-limit hard limit of at most this many bytes stops it
+ * first (Redis streams on until memory runs out), kvd refuses a count whose reply
+ * must pass this many bytes and closes a client whose reply passes it anyway
+ * (long fields). */
+#define HRANDFIELD_REPLY_MAX (256LL * 1024 * 1024)
+#define RESP_MIN_BULK 6 /* "$0\r\n\r\n": the smallest element of the reply */
+
+/* Does the client's hard output limit stop a reply before HRANDFIELD_REPLY_MAX?
+ * (0, or a value past LLONG_MAX stored negative, is no limit.) */
+static int hrandfield_client_limited(void) {
+    long long hard = server.client_output_buffer_limit_hard;
+    return hard > 0 && hard <= HRANDFIELD_REPLY_MAX;
+}
+
+/* Stops a repeating HRANDFIELD reply that went over the client's output limit
+ * (Redis 7.0 stops there too: the client is being closed) or over
+ * HRANDFIELD_REPLY_MAX. Returns 1 when stopped. */
+static int hrandfield_reply_stopped(struct client *c) {
+    if (client_check_output_limits(c) || (c->flags & CLIENT_CLOSE_ASAP)) {
+        return 1;
+    }
+    if (!hrandfield_client_limited() &&
+        (long long)resp_out_pending(&c->out) > HRANDFIELD_REPLY_MAX) {
+        server_log(LL_WARNING, "Closing client id=%llu: HRANDFIELD reply over %lld bytes",
+                   (unsigned long long)c->id, HRANDFIELD_REPLY_MAX);
+        client_close_async(c);
+        return 1;
+    }
+    return 0;
+}
+
 /* HRANDFIELD key count [WITHVALUES], as Redis's hrandfieldWithCountCommand:
- * a negative count may repeat fields, a positive one returns distinct ones. */
+ * a negative count may repeat fields, a positive one returns distinct ones.
+ * The count's range was checked by the caller (cmd_hrandfield). */
 static void hrandfield_count(struct client *c, long long l, int withvalues) {
     int err;
     struct kv_entry *e = hash_for_read(c, &err);
@@ -417,11 +451,18 @@ static void hrandfield_count(struct client *c, long long l, int withvalues) {
     size_t size = hash_len(e);
     long long mult = (withvalues && c->resp == 2) ? 2 : 1;
     if (l < 0) {
-        long long count = -l;
+        long long count = -l; /* l >= -LONG_MAX: no overflow */
+        if (!hrandfield_client_limited() && count > HRANDFIELD_REPLY_MAX / RESP_MIN_BULK / mult) {
+            reply_error(c, "ERR value is out of range");
+            return;
+        }
         reply_array(c, count * mult);
-        while (count--) {
+        for (long long i = 0; i < count; i++) {
             const char *f, *v;
             size_t flen, vlen;
+            if (i % 1024 == 1023 && hrandfield_reply_stopped(c)) {
+                break; /* the client is closed: the rest would be dropped */
+            }
             hash_random(e, &f, &flen, &v, &vlen);
             reply_field(c, f, flen, v, vlen, withvalues);
         }
@@ -450,16 +491,16 @@ static void hrandfield_count(struct client *c, long long l, int withvalues) {
 void cmd_hrandfield(struct client *c) {
     if (c->argc >= 3) {
         long long l;
-        if (arg_ll_or_reply(c, 2, &l) != 0) {
-            return;
-        }
-        if (l < -LONG_MAX) {
-            reply_errorf(c, "ERR value is out of range, value must between %ld and %ld",
-                         -LONG_MAX, LONG_MAX);
+        if (arg_range_ll_or_reply(c, 2, -LONG_MAX, LONG_MAX, &l) != 0) {
             return;
         }
         if (c->argc > 4 || (c->argc == 4 && !arg_is(c, 3, "withvalues"))) {
             reply_syntax_error(c);
+            return;
+        }
+        if (c->argc == 4 && (l < -LONG_MAX / 2 || l > LONG_MAX / 2)) {
+            /* as Redis 7.0.15: count * 2 replies must not overflow */
+            reply_error(c, "ERR value is out of range");
             return;
         }
         hrandfield_count(c, l, c->argc == 4);

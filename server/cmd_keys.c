@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -106,7 +107,8 @@ void cmd_keys(struct client *c) {
 int keys_scan_cursor_or_reply(struct client *c, int i, uint64_t *cursor) {
     char buf[64];
     const struct kv_slice *a = &c->argv[i];
-    if (a->len == 0 || a->len >= sizeof(buf) || isspace((unsigned char)a->p[0])) {
+    /* as strtoul: "" is cursor 0 (Redis accepts it), a leading blank is not */
+    if (a->len >= sizeof(buf) || (a->len > 0 && isspace((unsigned char)a->p[0]))) {
         goto invalid;
     }
     memcpy(buf, a->p, a->len);
@@ -245,7 +247,12 @@ void cmd_copy(struct client *c) {
         if (arg_is(c, j, "replace")) {
             replace = 1;
         } else if (arg_is(c, j, "db") && j + 1 < c->argc) {
-            if (arg_ll_or_reply(c, j + 1, &dbid) != 0) {
+            /* as Redis: an int, and a database, at once (before later options) */
+            if (arg_range_ll_or_reply(c, j + 1, INT_MIN, INT_MAX, &dbid) != 0) {
+                return;
+            }
+            if (dbid < 0 || dbid >= server.databases) {
+                reply_error(c, "ERR DB index is out of range");
                 return;
             }
             j++;

@@ -1319,7 +1319,10 @@ void cmd_debug(struct client *c) {
             reply_not_float(c);
             return;
         }
-        long long us = (long long)(secs * 1000000);
+        /* inf or 1e300 means "for ever", without an out-of-range conversion */
+        const double max_secs = (double)(LLONG_MAX / 1000000 - 1);
+        long long us = secs >= max_secs ? (LLONG_MAX / 1000000 - 1) * 1000000
+                                        : (long long)(secs * 1000000);
         struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
         }

@@ -271,9 +271,11 @@ void cmd_msetnx(struct client *c) {
     mset_generic(c, 1);
 }
 
-/* Redis's checkStringLength: replies and returns -1 past proto-max-bulk-len. */
+/* Redis's checkStringLength: replies and returns -1 past proto-max-bulk-len.
+ * size and append are >= 0; their sum is taken unsigned, so an overflow (SETRANGE
+ * at offset LLONG_MAX) wraps negative and is caught, with no undefined behaviour. */
 static int string_len_ok_or_reply(struct client *c, long long size, long long append) {
-    long long total = size + append;
+    long long total = (long long)((unsigned long long)size + (unsigned long long)append);
     if (total > server.proto_max_bulk_len || total < size || total < append) {
         reply_error(c, "ERR string exceeds maximum allowed size (proto-max-bulk-len)");
         return -1;

@@ -201,6 +201,32 @@ static void test_client_reply_off_and_skip(void) {
     CHECK_EQ_STR(RUN("ping"), "+PONG\r\n");
 }
 
+/* Redis: ON clears SKIP too, and the command after SKIP is ON itself: +OK comes. */
+static void test_client_reply_on_after_skip_answers(void) {
+    CHECK_EQ_STR(RUN("client", "reply", "skip"), "");
+    CHECK_EQ_STR(RUN("client", "reply", "on"), "+OK\r\n");
+    CHECK_EQ_STR(RUN("ping"), "+PONG\r\n");
+    CHECK_EQ_STR(RUN("client", "reply", "off"), "");
+    CHECK_EQ_STR(RUN("client", "reply", "skip"), "");
+    CHECK_EQ_STR(RUN("client", "reply", "on"), "+OK\r\n");
+    CHECK_EQ_STR(RUN("ping"), "+PONG\r\n");
+}
+
+static void test_numeric_ranges_in_redis_words(void) {
+    CHECK_EQ_STR(RUN("select", "4294967296"),
+                 "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n");
+    CHECK_EQ_STR(RUN("select", "9223372036854775808"),
+                 "-ERR value is not an integer or out of range\r\n");
+    CHECK_EQ_STR(RUN("hrandfield", "nokey", "-4611686018427387904", "withvalues"),
+                 "-ERR value is out of range\r\n");
+    CHECK_EQ_STR(RUN("hrandfield", "nokey", "-9223372036854775808"),
+                 "-ERR value is out of range, value must between -9223372036854775807 and "
+                 "9223372036854775807\r\n");
+    CHECK_EQ_STR(RUN("setrange", "k", "9223372036854775807", "x"),
+                 "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n");
+    CHECK_EQ_STR(RUN("client", "list", "id", "-1"), "$0\r\n\r\n");
+}
+
 static void test_error_replies_are_counted(void) {
     long long before = server.stat_total_error_replies;
     RUN("nosuch");
@@ -302,6 +328,8 @@ int main(void) {
     TEST_RUN(test_watch_touch_fails_exec);
     TEST_RUN(test_watch_before_flush_marks_existing_keys_only);
     TEST_RUN(test_client_reply_off_and_skip);
+    TEST_RUN(test_client_reply_on_after_skip_answers);
+    TEST_RUN(test_numeric_ranges_in_redis_words);
     TEST_RUN(test_error_replies_are_counted);
     TEST_RUN(test_command_getkeys);
     TEST_RUN(test_slowlog_truncates_as_redis);

@@ -27,6 +27,7 @@ enum cfg_type { CFG_BOOL, CFG_INT, CFG_LL, CFG_SIZE, CFG_MEMORY, CFG_ENUM, CFG_S
 
 enum {
     CFG_IMMUTABLE = 1u << 0,  /* only in kv.conf / on the command line */
+    CFG_MEMUNITS = 1u << 1,   /* a CFG_SIZE read as a memory value, as Redis's MEMORY_CONFIG */
     CFG_MULTI_ARG = 1u << 1,  /* a file line's arguments are joined by spaces */
     CFG_MULTI_LINE = 1u << 2, /* several file lines accumulate (save, c-o-b-l) */
 };
@@ -171,6 +172,39 @@ static void get_save(char *buf, size_t cap) {
     snprintf(buf, cap, "%s", cfg_save);
 }
 
+/* A memory value as Redis 7.0's memtoull reads it for CONFIG SET: digits (none
+ * means 0) and an optional unit (b k kb m mb g gb, any case), no sign. Too many
+ * digits saturate and a unit overflow wraps, as there, so that the bounds check
+ * refuses them with Redis's message. Returns 0, or -1 when it is not one. */
+static int config_memtoull(const char *s, unsigned long long *out) {
+    static const struct {
+        const char *unit;
+        unsigned long long mul;
+    } units[] = {{"", 1}, {"b", 1}, {"k", 1000}, {"kb", 1024}, {"m", 1000 * 1000},
+                 {"mb", 1024 * 1024}, {"g", 1000ULL * 1000 * 1000},
+                 {"gb", 1024ULL * 1024 * 1024}};
+    const char *u = s;
+    while (*u >= '0' && *u <= '9') {
+        u++;
+    }
+    size_t k;
+    for (k = 0; k < sizeof(units) / sizeof(units[0]); k++) {
+        if (strcasecmp(u, units[k].unit) == 0) {
+            break;
+        }
+    }
+    if (k == sizeof(units) / sizeof(units[0])) {
+        return -1;
+    }
+    unsigned long long v = 0;
+    for (const char *p = s; p < u; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        v = v > (ULLONG_MAX - d) / 10 ? ULLONG_MAX : v * 10 + d;
+    }
+    *out = v * units[k].mul;
+    return 0;
+}
+
 static int set_cobl(const char *val, int reset, const char **err) {
     (void)reset; /* each class named is set; the others are kept, as Redis */
     char **argv;
@@ -192,16 +226,24 @@ static int set_cobl(const char *val, int reset, const char **err) {
             *err = "Invalid client class specified in buffer limit configuration.";
             return -1;
         }
+        /* as Redis 7.0.15: hard and soft as memtoull reads them (past LLONG_MAX
+         * they are kept as unsigned, i.e. no limit); the seconds as strtoll reads
+         * them (no leading blank, nothing after, saturating) kept in an int as
+         * Redis does (4294967296 is 0), and refused when that is negative */
+        unsigned long long hard, soft;
+        const char *sec = argv[i + 3];
         char *end;
-        errno = 0;
-        long long secs = strtoll(argv[i + 3], &end, 10);
-        if (kv_parse_memory(argv[i + 1], &vals[n][0]) != 0 ||
-            kv_parse_memory(argv[i + 2], &vals[n][1]) != 0 || errno || *end || secs < 0 ||
-            secs > INT_MAX) {
+        long long secs = strtoll(sec, &end, 10);
+        secs = (int)(unsigned)(unsigned long long)secs;
+        if (config_memtoull(argv[i + 1], &hard) != 0 ||
+            config_memtoull(argv[i + 2], &soft) != 0 || isspace((unsigned char)sec[0]) ||
+            *end != '\0' || secs < 0) {
             kv_free(argv);
             *err = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
             return -1;
         }
+        vals[n][0] = (long long)hard;
+        vals[n][1] = (long long)soft;
         vals[n][2] = secs;
     }
     kv_free(argv);
@@ -218,11 +260,15 @@ static int set_cobl(const char *val, int reset, const char **err) {
     return 0;
 }
 
+/* Redis 7.0 names the replica class "slave" here (CONFIG GET and REWRITE). */
 static void get_cobl(char *buf, size_t cap) {
-    snprintf(buf, cap, "normal %lld %lld %d replica %lld %lld %lld pubsub %lld %lld %lld",
-             server.client_output_buffer_limit_hard, server.client_output_buffer_limit_soft,
-             server.client_output_buffer_limit_secs, cob_replica[0], cob_replica[1],
-             cob_replica[2], cob_pubsub[0], cob_pubsub[1], cob_pubsub[2]);
+    snprintf(buf, cap, "normal %llu %llu %d slave %llu %llu %lld pubsub %llu %llu %lld",
+             (unsigned long long)server.client_output_buffer_limit_hard,
+             (unsigned long long)server.client_output_buffer_limit_soft,
+             server.client_output_buffer_limit_secs, (unsigned long long)cob_replica[0],
+             (unsigned long long)cob_replica[1], cob_replica[2],
+             (unsigned long long)cob_pubsub[0], (unsigned long long)cob_pubsub[1],
+             cob_pubsub[2]);
 }
 
 /* ------------------------------------------------------------------------------
@@ -292,7 +338,8 @@ static struct config configs[] = {
       0, LONG_MAX, "512", NULL,
       "A hash with at most this many fields, each field and value no longer than "
       "hash-max-listpack-value, is kept compact (OBJECT ENCODING listpack)."),
-    Z("hash-max-listpack-value", "hash-max-ziplist-value", 0, &ks_hash_max_listpack_value, 0,
+    Z("hash-max-listpack-value", "hash-max-ziplist-value", CFG_MEMUNITS,
+      &ks_hash_max_listpack_value, 0,
       LONG_MAX, "64", NULL, "See hash-max-listpack-entries."),
     I("hz", 0, &server.hz, 0, INT_MAX, "10", apply_hz,
       "Background task frequency per second (expiry, timeouts, stats), clamped to 1-500."),
@@ -408,14 +455,13 @@ static int config_parse_set(struct config *cf, const char *val, int reset, const
     case CFG_SIZE:
     case CFG_MEMORY: {
         long long v;
-        if (cf->type == CFG_MEMORY) {
-            if (kv_parse_memory(val, &v) != 0) {
-                /* Redis also accepts a plain (possibly negative) integer here */
-                if (resp_str2ll(val, strlen(val), &v) != 0) {
-                    *err = "argument must be a memory value";
-                    return -1;
-                }
+        if (cf->type == CFG_MEMORY || (cf->flags & CFG_MEMUNITS)) {
+            unsigned long long u;
+            if (config_memtoull(val, &u) != 0) {
+                *err = "argument must be a memory value";
+                return -1;
             }
+            v = (long long)u; /* past LLONG_MAX: negative, refused by the bounds */
         } else if (resp_str2ll(val, strlen(val), &v) != 0) {
             *err = "argument couldn't be parsed into an integer";
             return -1;
@@ -928,7 +974,7 @@ static int config_is_default(struct config *cf) {
         if (cf->set == set_save) {
             return strcmp(cfg_save, cf->def) == 0;
         }
-        return strcmp(cur, "normal 0 0 0 replica 268435456 67108864 60 pubsub 33554432 8388608 60") == 0;
+        return strcmp(cur, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60") == 0;
     }
     case CFG_MEMORY: {
         long long v;

@@ -45,7 +45,7 @@ static void test_config_defaults_match_redis(void) {
     CHECK(config_get_value("bind", buf, sizeof(buf)) == 0);
     CHECK_EQ_STR(buf, "* -::*");
     CHECK(config_get_value("client-output-buffer-limit", buf, sizeof(buf)) == 0);
-    CHECK_EQ_STR(buf, "normal 0 0 0 replica 268435456 67108864 60 pubsub 33554432 8388608 60");
+    CHECK_EQ_STR(buf, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60");
     CHECK(config_get_value("nonexistent", buf, sizeof(buf)) == -1);
 }
 
@@ -153,7 +153,7 @@ static void test_config_file_parsing(void) {
     config_get_value("save", buf, sizeof(buf));
     CHECK_EQ_STR(buf, "900 1 300 10");
     config_get_value("client-output-buffer-limit", buf, sizeof(buf));
-    CHECK_EQ_STR(buf, "normal 1048576 524288 30 replica 268435456 67108864 60 pubsub 33554432 8388608 60");
+    CHECK_EQ_STR(buf, "normal 1048576 524288 30 slave 268435456 67108864 60 pubsub 33554432 8388608 60");
 }
 
 static void test_config_file_errors_name_the_line(void) {
@@ -227,9 +227,17 @@ static void test_config_aliases(void) {
     char buf[64];
     CHECK(config_get_value("hash-max-ziplist-entries", buf, sizeof(buf)) == 0);
     CHECK_EQ_STR(buf, "7");
+    /* a memory value, as in Redis 7.0.15: no sign; past LLONG_MAX it is out of bounds */
     CHECK(set2("hash-max-listpack-value", "-1", err, sizeof(err)) == -1);
     CHECK_EQ_STR(err, "ERR CONFIG SET failed (possibly related to argument 'hash-max-listpack-value') - "
+                      "argument must be a memory value");
+    CHECK(set2("hash-max-listpack-value", "9223372036854775808", err, sizeof(err)) == -1);
+    CHECK_EQ_STR(err, "ERR CONFIG SET failed (possibly related to argument 'hash-max-listpack-value') - "
                       "argument must be between 0 and 9223372036854775807 inclusive");
+    CHECK(set2("hash-max-listpack-value", "1kb", err, sizeof(err)) == 0);
+    CHECK(config_get_value("hash-max-listpack-value", buf, sizeof(buf)) == 0);
+    CHECK_EQ_STR(buf, "1024");
+    CHECK(set2("hash-max-listpack-value", "64", err, sizeof(err)) == 0);
     CHECK(set2("hash-max-ziplist-entries", "128", err, sizeof(err)) == 0);
 }
 

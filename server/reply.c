@@ -227,6 +227,18 @@ int arg_ll_or_reply(struct client *c, int i, long long *out) {
     return 0;
 }
 
+int arg_range_ll_or_reply(struct client *c, int i, long long lo, long long hi,
+                          long long *out) {
+    if (arg_ll_or_reply(c, i, out) != 0) {
+        return -1;
+    }
+    if (*out < lo || *out > hi) {
+        reply_errorf(c, "ERR value is out of range, value must between %lld and %lld", lo, hi);
+        return -1;
+    }
+    return 0;
+}
+
 int arg_ld_or_reply(struct client *c, int i, long double *out) {
     if (resp_str2ld(c->argv[i].p, c->argv[i].len, out) != 0) {
         reply_not_float(c);

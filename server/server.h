@@ -224,6 +224,7 @@ struct client {
     /* input */
     char *qbuf;                 /* query buffer */
     size_t qlen, qcap, qpos;    /* bytes held, capacity, first unparsed byte */
+    size_t qbuf_peak;           /* most bytes held (or needed) since the last cron */
     struct resp_parser parser;
     int argc;                   /* the command being executed */
     struct kv_slice *argv;
@@ -295,6 +296,10 @@ void reply_subcommand_error(struct client *c);  /* ERR unknown subcommand ... Tr
 
 /* Argument helpers that reply with the standard error and return -1 on failure. */
 int arg_ll_or_reply(struct client *c, int i, long long *out);
+/* argv[i] as an integer in [lo, hi], as Redis's getRangeLongFromObjectOrReply:
+ * "ERR value is out of range, value must between <lo> and <hi>" outside it. */
+int arg_range_ll_or_reply(struct client *c, int i, long long lo, long long hi,
+                          long long *out);
 int arg_ld_or_reply(struct client *c, int i, long double *out);
 int arg_is(const struct client *c, int i, const char *lower); /* case-insensitive */
 
