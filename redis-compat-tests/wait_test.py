@@ -19,9 +19,11 @@ checks for each kvd:
     earlier replies, then closes (compared with redis-server);
   - MONITOR shows a command when it runs, not when it arrives; the slow log
     measures the run, not the wait;
-  - CLIENT KILL of a waiting client, a disconnect while waiting, `timeout` while
-    waiting, and the output-buffer limit: the connection is closed, the command
-    never runs (killed, disconnected), the server keeps answering;
+  - CLIENT KILL of a waiting client, a disconnect while waiting, and the
+    output-buffer limit: the connection is closed, the command never runs (killed,
+    disconnected), the server keeps answering; `timeout` spares a waiting client
+    (as Redis spares blocked ones; CLIENT LIST flag b) and closes it once it is
+    idle after its reply;
   - appendfsync always with DEBUG ENGINE-FAULT fail-sync / fail-write: every
     write of a pipeline with waits answers -MISCONF (held, then rewritten),
     every other reply keeps its place;
@@ -337,17 +339,30 @@ def case_closing(h, label, kvd, redis):
         a.close()
     time.sleep(0.4)
     alive(h, label, kvd, 'clients disconnected while waiting')
-    # timeout while waiting
+    # `timeout` spares a waiting client, as Redis spares blocked ones; the idle time
+    # starts again when its command has run
     b.call('CONFIG', 'SET', 'timeout', '1')
     a = Conn(kvd.port)
-    set_delay(kvd.port, 4000, 1.0, client_id(a))
+    set_delay(kvd.port, 2500, 1.0, client_id(a))
     a.send('SET', 'timedout', '1')
-    h.check('%s: `timeout` closes a client idle while its command waits' % label,
+    time.sleep(0.3)
+    b = Conn(kvd.port)
+    listing = b.call('CLIENT', 'LIST')
+    h.check('%s: CLIENT LIST shows a waiting client with flag b' % label,
+            listing[0] == 'bulk' and b'flags=b ' in listing[1], listing)
+    a.sock.settimeout(6)
+    try:
+        got = a.read()
+    except (OSError, EOFError) as e:  # closed, or no reply in time: the failure below
+        got = ('no reply', str(e))
+    h.eq('%s: `timeout` 1 s does not close a client whose command waits 2.5 s' % label, got,
+         ('simple', b'OK'))
+    h.check('%s: ... and closes it once it is idle after the reply' % label,
             a.closed_by_peer(4))
-    b.close()  # idle as well: closed by the timeout too
+    b.close()  # idle as well meanwhile: maybe closed by the timeout too
     b = Conn(kvd.port)
     b.call('CONFIG', 'SET', 'timeout', '0')
-    h.eq('%s: ... its command never ran' % label, b.call('GET', 'timedout'), ('nullbulk',))
+    h.eq('%s: ... its command ran' % label, b.call('GET', 'timedout'), ('bulk', b'1'))
     a.close()
     b.close()
     # the output-buffer limit, compared with redis-server: closed on both

@@ -421,6 +421,7 @@ static void client_wait_forget(struct client *c) {
 static void run_waiting(struct client *c) {
     c->flags &= ~CLIENT_WAITING;
     c->flags |= CLIENT_WAITED;
+    c->last_interaction_ms = server.mstime; /* idle time starts when the wait ends */
     c->argc = c->wait_argc;
     c->argv = c->wait_argv;
     process_command(c);
@@ -752,8 +753,10 @@ void client_cron(void) {
             continue;
         }
         long long idle = now - c->last_interaction_ms;
-        if (server.timeout > 0 && !(c->flags & CLIENT_MONITOR) &&
-            idle > (long long)server.timeout * 1000) {
+        /* As Redis exempts blocked clients: one whose command waits, or whose
+         * reply is held until what it acknowledges is true, is not idle. */
+        if (server.timeout > 0 && !(c->flags & (CLIENT_MONITOR | CLIENT_WAITING)) &&
+            !client_output_held(c) && idle > (long long)server.timeout * 1000) {
             server_log(LL_VERBOSE, "Closing idle client");
             client_close_async(c);
             continue;
@@ -765,6 +768,7 @@ void client_cron(void) {
 static void client_flags_string(const struct client *c, char *p) {
     char *s = p;
     if (c->flags & CLIENT_MONITOR) *p++ = 'O';
+    if (c->flags & CLIENT_WAITING) *p++ = 'b'; /* as Redis's blocked clients */
     if (c->flags & CLIENT_MULTI) *p++ = 'x';
     if (c->flags & CLIENT_DIRTY_CAS) *p++ = 'd';
     if (c->flags & CLIENT_CLOSE_AFTER_REPLY) *p++ = 'c';
