@@ -10,6 +10,8 @@
 #                       reads work, nothing lost, recovery when space returns
 #   persist_loading.py  -LOADING and loading:1 while 1M writes replay; replay time
 #   persist_expire.py   due keys never seen (also after a restart); 1M-key flushes
+#   persist_upgrade.py  a data dir written by an earlier kvd (tests/fixtures/) opens with
+#                       every key, then takes writes and restarts (kvd only)
 # Each starts its own servers (temp dirs under /tmp, stopped by PID). Prints one line
 # per test and ends with the total "N passed, M failed".
 #
@@ -80,6 +82,9 @@ one persist_bigdata 1800 $PY persist_bigdata.py --server "$bin" "${big[@]}" "${a
 one persist_disk 300 $PY persist_disk.py --server "$bin" "${asan_flag[@]}"
 one persist_loading 600 $PY persist_loading.py --server "$bin" "${loading[@]}"
 one persist_expire 900 $PY persist_expire.py --server "$bin" "${expire[@]}"
+if [[ $(basename "$bin") != *redis-server* ]]; then
+    one persist_upgrade 180 $PY persist_upgrade.py --server "$bin"
+fi
 
 echo "$total_p passed, $total_f failed"
 [[ $total_f -eq 0 ]]
