@@ -427,12 +427,13 @@ static void memory_stats(struct client *c) {
     size_t used = kv_used_memory(), keys = 0, overhead = 0;
     int ndb = 0;
     for (int i = 0; i < server.databases; i++) {
-        struct kv_db *db = coord_db(i);
-        keys += ks_db_size(db);
-        if (ks_db_size(db)) {
+        size_t n, main_bytes, expires_bytes;
+        coord_db_overhead(i, &n, &main_bytes, &expires_bytes);
+        keys += n;
+        if (n) {
             ndb++;
         }
-        overhead += kv_dict_slots(&db->keys) * sizeof(void *) + db->vol_cap * sizeof(void *);
+        overhead += main_bytes + expires_bytes;
     }
     size_t peak = server.stat_peak_memory > used ? server.stat_peak_memory : used;
     size_t dataset = used > overhead ? used - overhead : 0;
@@ -444,8 +445,9 @@ static void memory_stats(struct client *c) {
     reply_bulk_cstr(c, "clients.normal");
     reply_int(c, 0);
     for (int i = 0; i < server.databases; i++) {
-        struct kv_db *db = coord_db(i);
-        if (ks_db_size(db) == 0) {
+        size_t n, main_bytes, expires_bytes;
+        coord_db_overhead(i, &n, &main_bytes, &expires_bytes);
+        if (n == 0) {
             continue;
         }
         char name[32];
@@ -453,9 +455,9 @@ static void memory_stats(struct client *c) {
         reply_bulk_cstr(c, name);
         reply_map(c, 2);
         reply_bulk_cstr(c, "overhead.hashtable.main");
-        reply_int(c, (long long)(kv_dict_slots(&db->keys) * sizeof(void *)));
+        reply_int(c, (long long)main_bytes);
         reply_bulk_cstr(c, "overhead.hashtable.expires");
-        reply_int(c, (long long)(db->vol_cap * sizeof(void *)));
+        reply_int(c, (long long)expires_bytes);
     }
     reply_bulk_cstr(c, "overhead.total");
     reply_int(c, (long long)overhead);

@@ -3,9 +3,12 @@
  * raw) in obj.c, hashes (listpack, hashtable) in hashobj.c.
  *
  * Functions that change a value may move the entry (it holds its value inline):
- * they take the database it lives in (NULL for a detached entry that is not in any
- * database yet) and return, or store through `ep`, the new address. After changing
- * an entry that is in a database, a handler calls coord_modified() once.
+ * they take the database it lives in, to re-link it there, and return, or store
+ * through `ep`, the new address. Command handlers pass NULL only (a detached entry
+ * that is not in any database yet, built before coord_put); a stored value is
+ * changed through the coordinator's wrappers (coord_str_append,
+ * coord_str_setrange, coord_hash_set, coord_hash_del in server/coord.h), which
+ * know its database. The keyspace and persistence layers call these directly.
  */
 #ifndef KVD_OBJ_H
 #define KVD_OBJ_H
@@ -31,10 +34,12 @@ int obj_str_pick_enc(const char *p, size_t len, long long *iv);
 /* A detached string entry. */
 struct kv_entry *obj_str_new(const char *key, size_t klen, const char *p, size_t len,
                              long long expire_at);
-/* Writes bytes into an entry that is already a string, changing its encoding and
- * size as needed (the TTL is untouched). Returns the (possibly moved) entry. */
-struct kv_entry *obj_str_overwrite(struct kv_db *db, struct kv_entry *e, const char *p,
-                                   size_t len);
+/* Sets the value of an int-encoded string (e->enc == KS_ENC_INT) in place: the
+ * same size, so e never moves (INCR's hot path). The caller reports the change
+ * with coord_modified. */
+static inline void obj_str_set_int(struct kv_entry *e, long long v) {
+    ks_val_set_int(e, v);
+}
 /* Appends; converts int to raw; leaves growth slack as Redis's sds does. */
 struct kv_entry *obj_str_append(struct kv_db *db, struct kv_entry *e, const char *p,
                                 size_t len);
