@@ -467,7 +467,7 @@ static void hrandfield_count(struct client *c, long long l, int withvalues) {
     size_t count = (unsigned long long)l >= size ? size : (size_t)l;
     /* a partial Fisher-Yates shuffle picks `count` distinct pairs */
     for (size_t i = 0; i < count && count < size; i++) {
-        size_t j = i + (size_t)(ks_rand64() % (size - i));
+        size_t j = i + (size_t)(obj_rand64() % (size - i));
         struct kv_slice f = p.v[2 * i], v = p.v[2 * i + 1];
         p.v[2 * i] = p.v[2 * j];
         p.v[2 * i + 1] = p.v[2 * j + 1];

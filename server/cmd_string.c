@@ -221,7 +221,7 @@ void cmd_getex(struct client *c) {
     reply_str_value(c, e);
     if (exp_i) {
         coord_set_expire(c, &c->argv[1], e, when); /* a past EXAT/PXAT deletes */
-    } else if ((flags & STR_PERSIST) && ks_entry_has_expire(e)) {
+    } else if ((flags & STR_PERSIST) && obj_has_expire(e)) {
         coord_persist(c, &c->argv[1], e);
     }
 }

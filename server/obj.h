@@ -20,6 +20,42 @@
 const char *obj_type_name(const struct kv_entry *e);     /* "string", "hash", ... */
 const char *obj_encoding_name(const struct kv_entry *e); /* "int", "embstr", ... */
 
+/* ---- the entry's key, TTL and access record (read-only, for handlers) ----
+ * Thin names over server/ks.h's entry layout, so that command handlers read an
+ * entry through the value helpers and never call the keyspace (ks_*) directly. */
+
+/* The key's bytes (valid until the entry changes). */
+static inline const char *obj_key(const struct kv_entry *e, size_t *len) {
+    return ks_entry_key(e, len);
+}
+static inline int obj_has_expire(const struct kv_entry *e) {
+    return ks_entry_has_expire(e);
+}
+/* Expire-at in Unix ms, 0 when none. */
+static inline long long obj_expire(const struct kv_entry *e) {
+    return ks_entry_expire(e);
+}
+/* Past its expire-at (server.mstime)? Iteration may hand out such entries. */
+static inline int obj_expired(const struct kv_entry *e) {
+    return ks_entry_expired(e);
+}
+/* OBJECT FREQ / IDLETIME: is maxmemory-policy an LFU one, the decayed LFU
+ * counter, the idle time in ms. */
+static inline int obj_lfu_policy(void) {
+    return ks_policy_is_lfu();
+}
+static inline unsigned obj_lfu(const struct kv_entry *e) {
+    return ks_entry_lfu(e);
+}
+static inline long long obj_idle_ms(const struct kv_entry *e) {
+    return ks_entry_idle_ms(e);
+}
+/* A uniform 64-bit random number from the keyspace's cheap generator (HRANDFIELD);
+ * loop thread only. */
+static inline uint64_t obj_rand64(void) {
+    return ks_rand64();
+}
+
 /* ---- strings ---- */
 
 /* The bytes of a string value; an int-encoded value is formatted into buf (at

@@ -8,7 +8,8 @@
 #   - no #include of server/ks.h, server/persist.h or server/store.h.
 # The key families (every cmd_*.c except the core's cmd_conn.c and cmd_server.c,
 # which server/server_int.h lists as core files) include, of the project's headers,
-# only server/server.h, server/coord.h and server/util.h, and never `server.db`.
+# only server/server.h, server/coord.h and server/util.h, never name `server.db`,
+# and never call the keyspace (ks_*): they read entries with server/obj.h.
 # A violation prints "file:line: reason". Ends with "N passed, M failed": one check
 # per file, plus a self-test proving that a sealed-off line is caught.
 # Usage: tests/check-seal.sh [files...]   (default: server/cmd_*.c)
@@ -42,6 +43,11 @@ check_file() {
             sed "s|^|$f:|; s|$|   (names server.db)|" <<<"$out"
             bad=1
         fi
+        out=$(grep -nE '\bks_[a-z_0-9]+' "$f")
+        if [[ -n $out ]]; then
+            sed "s|^|$f:|; s|$|   (calls the keyspace: use server/obj.h or coord.h)|" <<<"$out"
+            bad=1
+        fi
     fi
     return $bad
 }
@@ -58,7 +64,8 @@ check_file "$tmp/cmd_ok.c" >/dev/null || selftest_ok=0
 for line in 'x = obj_str_append(c->db, e, p, n);' 'struct kv_db *db;' \
             'n = kv_dict_slots(&d);' 'ks_val_set_int(e, 1);' 'if (e->flags & KE_EXPIRE) {}' \
             '#include "server/ks.h"' '#include "server/persist.h"' '#include "server/store.h"' \
-            '#include "server/server_int.h"' 'n = ks_db_size(server.db[0]);'; do
+            '#include "server/server_int.h"' 'n = ks_db_size(server.db[0]);' \
+            'k = ks_entry_key(e, &n);'; do
     printf '#include "server/coord.h"\n%s\n' "$line" >"$tmp/cmd_bad.c"
     if check_file "$tmp/cmd_bad.c" >/dev/null; then
         echo "self-test: not caught: $line"
