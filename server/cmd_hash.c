@@ -70,8 +70,6 @@ static void hash_set_field(struct client *c, struct kv_entry *e, const char *v,
     int created = e == NULL;
     if (created) {
         e = hash_new(c->argv[1].p, c->argv[1].len, 0);
-    }
-    if (created) {
         hash_set(NULL, &e, c->argv[2].p, c->argv[2].len, v, vlen);
     } else {
         coord_hash_set(c, &e, c->argv[2].p, c->argv[2].len, v, vlen);
