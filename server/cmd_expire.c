@@ -62,7 +62,7 @@ static void expire_generic(struct client *c, long long basetime, int seconds) {
         reply_int(c, 0);
         return;
     }
-    long long cur = ks_entry_expire(e); /* 0: none, i.e. infinite */
+    long long cur = obj_expire(e); /* 0: none, i.e. infinite */
     if (((flags & EXP_NX) && cur) || ((flags & EXP_XX) && !cur) ||
         ((flags & EXP_GT) && (!cur || when <= cur)) ||
         ((flags & EXP_LT) && cur && when >= cur)) {
@@ -96,7 +96,7 @@ static void ttl_generic(struct client *c, int ms, int absolute) {
         reply_int(c, -2);
         return;
     }
-    long long when = ks_entry_expire(e);
+    long long when = obj_expire(e);
     if (when == 0) {
         reply_int(c, -1);
         return;
@@ -130,7 +130,7 @@ void cmd_pexpiretime(struct client *c) {
 
 void cmd_persist(struct client *c) {
     struct kv_entry *e = coord_lookup_write(c, &c->argv[1]);
-    if (e == NULL || !ks_entry_has_expire(e)) {
+    if (e == NULL || !obj_has_expire(e)) {
         reply_int(c, 0);
         return;
     }

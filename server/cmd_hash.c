@@ -4,33 +4,29 @@
  * server/hashobj.c; keys go through the coordinator.
  *
  * A write either builds a new detached hash and stores it with coord_put, or
- * changes the stored one with hash_set/hash_del and reports it once with
- * coord_hash_modified, naming the fields; a hash left empty is deleted.
+ * changes the stored one with coord_hash_set/coord_hash_del and reports it once
+ * with coord_hash_modified, naming the fields; a hash left empty is deleted. Type
+ * checks (WRONGTYPE) are coord_lookup_type_or_reply's.
  */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 
 #include "server/coord.h"
-#include "server/server_int.h"
 #include "server/util.h"
 
 /* The hash at key for writing: *ep is the stored hash, or a new detached one
  * (*created = 1), or the reply was WRONGTYPE (returns -1). */
 static int hash_for_write_or_reply(struct client *c, struct kv_entry **ep, int *created) {
     const struct kv_slice *key = &c->argv[1];
-    struct kv_entry *e = coord_lookup_write(c, key);
     *created = 0;
-    if (e == NULL) {
-        *ep = hash_new(key->p, key->len, 0);
-        *created = 1;
-        return 0;
-    }
-    if (e->type != KS_TYPE_HASH) {
-        reply_wrongtype(c);
+    if (coord_lookup_type_or_reply(c, key, KS_TYPE_HASH, COORD_NOSTATS, ep) != 0) {
         return -1;
     }
-    *ep = e;
+    if (*ep == NULL) {
+        *ep = hash_new(key->p, key->len, 0);
+        *created = 1;
+    }
     return 0;
 }
 
@@ -50,16 +46,16 @@ static void hash_written(struct client *c, struct kv_entry *e, int created, size
  * field is absent). Replies WRONGTYPE and returns -1 for a key of another type. */
 static int hash_field_or_reply(struct client *c, struct kv_entry **ep, const char **v,
                                size_t *vlen) {
-    struct kv_entry *e = coord_lookup_write(c, &c->argv[1]);
-    *ep = e;
+    struct kv_entry *e;
     *v = NULL;
     *vlen = 0;
+    if (coord_lookup_type_or_reply(c, &c->argv[1], KS_TYPE_HASH, COORD_NOSTATS, &e) != 0) {
+        *ep = NULL;
+        return -1;
+    }
+    *ep = e;
     if (e == NULL) {
         return 0;
-    }
-    if (e->type != KS_TYPE_HASH) {
-        reply_wrongtype(c);
-        return -1;
     }
     if (!hash_get(e, c->argv[2].p, c->argv[2].len, v, vlen)) {
         *v = NULL;
@@ -74,21 +70,18 @@ static void hash_set_field(struct client *c, struct kv_entry *e, const char *v,
     int created = e == NULL;
     if (created) {
         e = hash_new(c->argv[1].p, c->argv[1].len, 0);
+        hash_set(NULL, &e, c->argv[2].p, c->argv[2].len, v, vlen);
+    } else {
+        coord_hash_set(c, &e, c->argv[2].p, c->argv[2].len, v, vlen);
     }
-    hash_set(created ? NULL : c->db, &e, c->argv[2].p, c->argv[2].len, v, vlen);
     hash_written(c, e, created, 1, 1);
 }
 
 /* The hash at key for reading; NULL when absent (no reply) or after WRONGTYPE
  * (*err = 1). */
 static struct kv_entry *hash_for_read(struct client *c, int *err) {
-    struct kv_entry *e = coord_lookup_read(c, &c->argv[1]);
-    *err = 0;
-    if (e && e->type != KS_TYPE_HASH) {
-        reply_wrongtype(c);
-        *err = 1;
-        return NULL;
-    }
+    struct kv_entry *e;
+    *err = coord_lookup_type_or_reply(c, &c->argv[1], KS_TYPE_HASH, 0, &e) != 0;
     return e;
 }
 
@@ -102,11 +95,11 @@ static void hset_generic(struct client *c, int hmset) {
     if (hash_for_write_or_reply(c, &e, &created) != 0) {
         return;
     }
-    struct kv_db *db = created ? NULL : c->db;
     long long added = 0;
     for (int j = 2; j < c->argc; j += 2) {
-        added += hash_set(db, &e, c->argv[j].p, c->argv[j].len, c->argv[j + 1].p,
-                          c->argv[j + 1].len);
+        const struct kv_slice *f = &c->argv[j], *v = &c->argv[j + 1];
+        added += created ? hash_set(NULL, &e, f->p, f->len, v->p, v->len)
+                         : coord_hash_set(c, &e, f->p, f->len, v->p, v->len);
     }
     hash_written(c, e, created, (size_t)(c->argc - 2) / 2, 2);
     if (hmset) {
@@ -225,18 +218,17 @@ void cmd_hvals(struct client *c) {
 }
 
 void cmd_hdel(struct client *c) {
-    struct kv_entry *e = coord_lookup_write(c, &c->argv[1]);
+    struct kv_entry *e;
+    if (coord_lookup_type_or_reply(c, &c->argv[1], KS_TYPE_HASH, COORD_NOSTATS, &e) != 0) {
+        return;
+    }
     if (e == NULL) {
         reply_int(c, 0);
         return;
     }
-    if (e->type != KS_TYPE_HASH) {
-        reply_wrongtype(c);
-        return;
-    }
     long long deleted = 0;
     for (int j = 2; j < c->argc; j++) {
-        deleted += hash_del(c->db, &e, c->argv[j].p, c->argv[j].len);
+        deleted += coord_hash_del(c, &e, c->argv[j].p, c->argv[j].len);
         if (hash_len(e) == 0) {
             break;
         }
@@ -422,14 +414,14 @@ static int hrandfield_client_limited(void) {
  * (Redis 7.0 stops there too: the client is being closed) or over
  * HRANDFIELD_REPLY_MAX. Returns 1 when stopped. */
 static int hrandfield_reply_stopped(struct client *c) {
-    if (client_check_output_limits(c) || (c->flags & CLIENT_CLOSE_ASAP)) {
+    if (coord_reply_over_limit(c)) {
         return 1;
     }
     if (!hrandfield_client_limited() &&
         (long long)resp_out_pending(&c->out) > HRANDFIELD_REPLY_MAX) {
         server_log(LL_WARNING, "Closing client id=%llu: HRANDFIELD reply over %lld bytes",
                    (unsigned long long)c->id, HRANDFIELD_REPLY_MAX);
-        client_close_async(c);
+        coord_close_client(c);
         return 1;
     }
     return 0;
@@ -473,7 +465,7 @@ static void hrandfield_count(struct client *c, long long l, int withvalues) {
     size_t count = (unsigned long long)l >= size ? size : (size_t)l;
     /* a partial Fisher-Yates shuffle picks `count` distinct pairs */
     for (size_t i = 0; i < count && count < size; i++) {
-        size_t j = i + (size_t)(ks_rand64() % (size - i));
+        size_t j = i + (size_t)(obj_rand64() % (size - i));
         struct kv_slice f = p.v[2 * i], v = p.v[2 * i + 1];
         p.v[2 * i] = p.v[2 * j];
         p.v[2 * i + 1] = p.v[2 * j + 1];

@@ -84,8 +84,8 @@ struct keys_ctx {
 static void keys_one(struct kv_entry *e, void *arg) {
     struct keys_ctx *k = arg;
     size_t klen;
-    const char *key = ks_entry_key(e, &klen);
-    if (ks_entry_expired(e)) {
+    const char *key = obj_key(e, &klen);
+    if (obj_expired(e)) {
         return;
     }
     if (k->all || kv_glob_match(k->pat->p, k->pat->len, key, klen, 0)) {
@@ -193,8 +193,8 @@ void cmd_scan(struct client *c) {
     for (size_t i = 0; i < expired;) {
         struct kv_entry *e = s.v[i];
         size_t klen;
-        const char *key = ks_entry_key(e, &klen);
-        if (ks_entry_expired(e)) {
+        const char *key = obj_key(e, &klen);
+        if (obj_expired(e)) {
             s.v[i] = s.v[--expired];
             s.v[expired] = e;
             continue;
@@ -211,7 +211,7 @@ void cmd_scan(struct client *c) {
     reply_array(c, (long long)keep);
     for (size_t i = 0; i < keep; i++) {
         size_t klen;
-        const char *key = ks_entry_key(s.v[i], &klen);
+        const char *key = obj_key(s.v[i], &klen);
         reply_bulk(c, key, klen);
     }
     for (size_t i = expired; i < s.n; i++) {
@@ -227,7 +227,7 @@ void cmd_randomkey(struct client *c) {
         return;
     }
     size_t klen;
-    const char *key = ks_entry_key(e, &klen);
+    const char *key = obj_key(e, &klen);
     reply_bulk(c, key, klen);
 }
 
@@ -325,21 +325,21 @@ void cmd_object(struct client *c) {
         reply_bulk_cstr(c, obj_encoding_name(e));
         break;
     case 1:
-        if (!ks_policy_is_lfu()) {
+        if (!obj_lfu_policy()) {
             reply_error(c, "ERR An LFU maxmemory policy is not selected, access frequency "
                            "not tracked. Please note that when switching between policies "
                            "at runtime LRU and LFU data will take some time to adjust.");
         } else {
-            reply_int(c, ks_entry_lfu(e));
+            reply_int(c, obj_lfu(e));
         }
         break;
     case 2:
-        if (ks_policy_is_lfu()) {
+        if (obj_lfu_policy()) {
             reply_error(c, "ERR An LFU maxmemory policy is selected, idle time not tracked. "
                            "Please note that when switching between policies at runtime "
                            "LRU and LFU data will take some time to adjust.");
         } else {
-            reply_int(c, ks_entry_idle_ms(e) / 1000);
+            reply_int(c, obj_idle_ms(e) / 1000);
         }
         break;
     default:
@@ -427,12 +427,13 @@ static void memory_stats(struct client *c) {
     size_t used = kv_used_memory(), keys = 0, overhead = 0;
     int ndb = 0;
     for (int i = 0; i < server.databases; i++) {
-        struct kv_db *db = coord_db(i);
-        keys += ks_db_size(db);
-        if (ks_db_size(db)) {
+        size_t n, main_bytes, expires_bytes;
+        coord_db_overhead(i, &n, &main_bytes, &expires_bytes);
+        keys += n;
+        if (n) {
             ndb++;
         }
-        overhead += kv_dict_slots(&db->keys) * sizeof(void *) + db->vol_cap * sizeof(void *);
+        overhead += main_bytes + expires_bytes;
     }
     size_t peak = server.stat_peak_memory > used ? server.stat_peak_memory : used;
     size_t dataset = used > overhead ? used - overhead : 0;
@@ -444,8 +445,9 @@ static void memory_stats(struct client *c) {
     reply_bulk_cstr(c, "clients.normal");
     reply_int(c, 0);
     for (int i = 0; i < server.databases; i++) {
-        struct kv_db *db = coord_db(i);
-        if (ks_db_size(db) == 0) {
+        size_t n, main_bytes, expires_bytes;
+        coord_db_overhead(i, &n, &main_bytes, &expires_bytes);
+        if (n == 0) {
             continue;
         }
         char name[32];
@@ -453,9 +455,9 @@ static void memory_stats(struct client *c) {
         reply_bulk_cstr(c, name);
         reply_map(c, 2);
         reply_bulk_cstr(c, "overhead.hashtable.main");
-        reply_int(c, (long long)(kv_dict_slots(&db->keys) * sizeof(void *)));
+        reply_int(c, (long long)main_bytes);
         reply_bulk_cstr(c, "overhead.hashtable.expires");
-        reply_int(c, (long long)(db->vol_cap * sizeof(void *)));
+        reply_int(c, (long long)expires_bytes);
     }
     reply_bulk_cstr(c, "overhead.total");
     reply_int(c, (long long)overhead);

@@ -110,14 +110,13 @@ static int str_opts_or_reply(struct client *c, int first, int set, unsigned *fla
 
 /* Replies with key's string value (or null); -1 after a WRONGTYPE reply. */
 static int get_generic(struct client *c) {
-    struct kv_entry *e = coord_lookup_read(c, &c->argv[1]);
+    struct kv_entry *e;
+    if (coord_lookup_type_or_reply(c, &c->argv[1], KS_TYPE_STRING, 0, &e) != 0) {
+        return -1;
+    }
     if (e == NULL) {
         reply_null(c);
         return 0;
-    }
-    if (e->type != KS_TYPE_STRING) {
-        reply_wrongtype(c);
-        return -1;
     }
     reply_str_value(c, e);
     return 0;
@@ -208,13 +207,12 @@ void cmd_getex(struct client *c) {
     if (str_opts_or_reply(c, 2, 0, &flags, &exp_i) != 0) {
         return;
     }
-    struct kv_entry *e = coord_lookup_read(c, &c->argv[1]);
-    if (e == NULL) {
-        reply_null(c);
+    struct kv_entry *e;
+    if (coord_lookup_type_or_reply(c, &c->argv[1], KS_TYPE_STRING, 0, &e) != 0) {
         return;
     }
-    if (e->type != KS_TYPE_STRING) {
-        reply_wrongtype(c);
+    if (e == NULL) {
+        reply_null(c);
         return;
     }
     if (exp_i && expire_arg_or_reply(c, exp_i, flags & STR_ANY_EXPIRE, &when) != 0) {
@@ -223,7 +221,7 @@ void cmd_getex(struct client *c) {
     reply_str_value(c, e);
     if (exp_i) {
         coord_set_expire(c, &c->argv[1], e, when); /* a past EXAT/PXAT deletes */
-    } else if ((flags & STR_PERSIST) && ks_entry_has_expire(e)) {
+    } else if ((flags & STR_PERSIST) && obj_has_expire(e)) {
         coord_persist(c, &c->argv[1], e);
     }
 }
@@ -285,33 +283,27 @@ static int string_len_ok_or_reply(struct client *c, long long size, long long ap
 
 void cmd_append(struct client *c) {
     const struct kv_slice *key = &c->argv[1], *val = &c->argv[2];
-    struct kv_entry *e = coord_lookup_write(c, key);
+    struct kv_entry *e;
+    if (coord_lookup_type_or_reply(c, key, KS_TYPE_STRING, COORD_NOSTATS, &e) != 0) {
+        return;
+    }
     if (e == NULL) {
         coord_set_str(c, key, val->p, val->len, 0, 0);
         reply_int(c, (long long)val->len);
-        return;
-    }
-    if (e->type != KS_TYPE_STRING) {
-        reply_wrongtype(c);
         return;
     }
     size_t oldlen = obj_str_len(e);
     if (string_len_ok_or_reply(c, (long long)oldlen, (long long)val->len) != 0) {
         return;
     }
-    e = obj_str_append(c->db, e, val->p, val->len);
-    coord_modified(c, key, e);
+    coord_str_append(c, key, e, val->p, val->len);
     reply_int(c, (long long)(oldlen + val->len));
 }
 
 void cmd_strlen(struct client *c) {
-    struct kv_entry *e = coord_lookup_read(c, &c->argv[1]);
-    if (e == NULL) {
-        reply_int(c, 0);
-    } else if (e->type != KS_TYPE_STRING) {
-        reply_wrongtype(c);
-    } else {
-        reply_int(c, (long long)obj_str_len(e));
+    struct kv_entry *e;
+    if (coord_lookup_type_or_reply(c, &c->argv[1], KS_TYPE_STRING, 0, &e) == 0) {
+        reply_int(c, e ? (long long)obj_str_len(e) : 0);
     }
 }
 
@@ -320,13 +312,12 @@ void cmd_getrange(struct client *c) {
     if (arg_ll_or_reply(c, 2, &start) != 0 || arg_ll_or_reply(c, 3, &end) != 0) {
         return;
     }
-    struct kv_entry *e = coord_lookup_read(c, &c->argv[1]);
-    if (e == NULL) {
-        reply_bulk(c, "", 0);
+    struct kv_entry *e;
+    if (coord_lookup_type_or_reply(c, &c->argv[1], KS_TYPE_STRING, 0, &e) != 0) {
         return;
     }
-    if (e->type != KS_TYPE_STRING) {
-        reply_wrongtype(c);
+    if (e == NULL) {
+        reply_bulk(c, "", 0);
         return;
     }
     char buf[OBJ_LL_BUF];
@@ -373,7 +364,10 @@ void cmd_setrange(struct client *c) {
         reply_error(c, "ERR offset is out of range");
         return;
     }
-    struct kv_entry *e = coord_lookup_write(c, key);
+    struct kv_entry *e;
+    if (coord_lookup_type_or_reply(c, key, KS_TYPE_STRING, COORD_NOSTATS, &e) != 0) {
+        return;
+    }
     if (e == NULL) {
         if (val->len == 0) {
             reply_int(c, 0);
@@ -388,10 +382,6 @@ void cmd_setrange(struct client *c) {
         reply_int(c, off + (long long)val->len);
         return;
     }
-    if (e->type != KS_TYPE_STRING) {
-        reply_wrongtype(c);
-        return;
-    }
     size_t olen = obj_str_len(e);
     if (val->len == 0) {
         reply_int(c, (long long)olen);
@@ -400,24 +390,20 @@ void cmd_setrange(struct client *c) {
     if (string_len_ok_or_reply(c, off, (long long)val->len) != 0) {
         return;
     }
-    e = obj_str_setrange(c->db, e, (size_t)off, val->p, val->len);
-    coord_modified(c, key, e);
+    e = coord_str_setrange(c, key, e, (size_t)off, val->p, val->len);
     reply_int(c, (long long)obj_str_len(e));
 }
 
 static void incr_generic(struct client *c, long long incr) {
     const struct kv_slice *key = &c->argv[1];
-    struct kv_entry *e = coord_lookup_write(c, key);
+    struct kv_entry *e;
     long long value = 0;
-    if (e) {
-        if (e->type != KS_TYPE_STRING) {
-            reply_wrongtype(c);
-            return;
-        }
-        if (obj_str_ll(e, &value) != 0) {
-            reply_not_integer(c);
-            return;
-        }
+    if (coord_lookup_type_or_reply(c, key, KS_TYPE_STRING, COORD_NOSTATS, &e) != 0) {
+        return;
+    }
+    if (e && obj_str_ll(e, &value) != 0) {
+        reply_not_integer(c);
+        return;
     }
     if (kv_add_overflows(value, incr)) {
         reply_error(c, "ERR increment or decrement would overflow");
@@ -425,7 +411,7 @@ static void incr_generic(struct client *c, long long incr) {
     }
     value += incr;
     if (e && e->enc == KS_ENC_INT) {
-        ks_val_set_int(e, value); /* same size: in place */
+        obj_str_set_int(e, value); /* same size: in place */
         coord_modified(c, key, e);
     } else {
         coord_set_int(c, key, value, 0, COORD_KEEPTTL);
@@ -462,13 +448,12 @@ void cmd_decrby(struct client *c) {
 
 void cmd_incrbyfloat(struct client *c) {
     const struct kv_slice *key = &c->argv[1];
-    struct kv_entry *e = coord_lookup_write(c, key);
+    struct kv_entry *e;
     long double value = 0, incr;
+    if (coord_lookup_type_or_reply(c, key, KS_TYPE_STRING, COORD_NOSTATS, &e) != 0) {
+        return;
+    }
     if (e) {
-        if (e->type != KS_TYPE_STRING) {
-            reply_wrongtype(c);
-            return;
-        }
         char buf[OBJ_LL_BUF];
         size_t len;
         const char *p = obj_str(e, buf, &len);

@@ -7,6 +7,7 @@
 #include "server/coord.h"
 #include "server/hlc.h"
 #include "server/persist.h"
+#include "server/server_int.h" /* client_check_output_limits, client_close_async */
 
 /* The version of a write that replaces `old` (NULL: nothing held): a new HLC tick
  * from the one clock, above old's version (hlc_observe: a version restored from
@@ -90,11 +91,6 @@ struct kv_entry *coord_lookup_write_db(struct client *c, int db_id, const struct
     uint64_t token;
     (void)c;
     return lookup(server.db[db_id], key, &token);
-}
-
-int coord_exists(struct client *c, const struct kv_slice *key) {
-    uint64_t token;
-    return lookup(c->db, key, &token) != NULL;
 }
 
 struct kv_entry *coord_touch(struct client *c, const struct kv_slice *key) {
@@ -370,13 +366,63 @@ size_t coord_db_size(struct client *c) {
     return ks_db_size(c->db);
 }
 
-struct kv_db *coord_db(int db_id) {
-    return server.db[db_id];
-}
-
 void coord_expire_entry(struct client *c, struct kv_entry *e) {
     if (persist_on()) {
         return; /* iteration never hands out expired keys here */
     }
     ks_expire_now(c->db, e, ks_entry_token(e));
+}
+
+/* ---- typed lookups and in-place changes (coord.h) ----
+ * These resolve the client's database here, so handlers never name it. */
+
+int coord_lookup_type_or_reply(struct client *c, const struct kv_slice *key, int type,
+                               unsigned flags, struct kv_entry **ep) {
+    struct kv_entry *e = coord_lookup(c, key, flags);
+    if (e && e->type != type) {
+        reply_wrongtype(c);
+        *ep = NULL;
+        return -1;
+    }
+    *ep = e;
+    return 0;
+}
+
+struct kv_entry *coord_str_append(struct client *c, const struct kv_slice *key,
+                                  struct kv_entry *e, const char *p, size_t len) {
+    e = obj_str_append(c->db, e, p, len);
+    coord_modified(c, key, e);
+    return e;
+}
+
+struct kv_entry *coord_str_setrange(struct client *c, const struct kv_slice *key,
+                                    struct kv_entry *e, size_t off, const char *p,
+                                    size_t len) {
+    e = obj_str_setrange(c->db, e, off, p, len);
+    coord_modified(c, key, e);
+    return e;
+}
+
+int coord_hash_set(struct client *c, struct kv_entry **ep, const char *f, size_t flen,
+                   const char *v, size_t vlen) {
+    return hash_set(c->db, ep, f, flen, v, vlen);
+}
+
+int coord_hash_del(struct client *c, struct kv_entry **ep, const char *f, size_t flen) {
+    return hash_del(c->db, ep, f, flen);
+}
+
+void coord_db_overhead(int db_id, size_t *keys, size_t *main_bytes, size_t *expires_bytes) {
+    struct kv_db *db = server.db[db_id];
+    *keys = ks_db_size(db);
+    *main_bytes = kv_dict_slots(&db->keys) * sizeof(void *);
+    *expires_bytes = db->vol_cap * sizeof(void *);
+}
+
+int coord_reply_over_limit(struct client *c) {
+    return client_check_output_limits(c) || (c->flags & CLIENT_CLOSE_ASAP);
+}
+
+void coord_close_client(struct client *c) {
+    client_close_async(c);
 }

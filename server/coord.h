@@ -1,39 +1,54 @@
-/* server/coord.h: the coordinator seam. Command handlers read and write keys only
- * through these functions (and read or change values with server/obj.h); they never
- * reach into the keyspace's tables or, later, the engine or the cluster.
+/* server/coord.h: the coordinator seam. Command handlers (server/cmd_*.c) read and
+ * write keys only through these functions, and read or change values only with the
+ * value helpers of server/obj.h (which this header brings); they never name a
+ * database (`c->db`, struct kv_db), the keyspace's tables (ks_*, kv_dict_*), the
+ * engine or the cluster. tests/check-seal.sh holds them to it.
  *
  * WHAT EVERY HANDLER MUST DO
- *   1. Look a key up with coord_lookup_read() (a read: counts hits/misses, updates
- *      LRU/LFU) or coord_lookup_write() (a key about to be changed). An expired key
- *      is absent: the lookup deletes it.
+ *   1. Look a key up with coord_lookup_read() (a read: counts a keyspace hit or
+ *      miss, updates LRU/LFU) or coord_lookup_write() (a key about to be changed:
+ *      no statistics). A command that needs one type uses
+ *      coord_lookup_type_or_reply(), which replies WRONGTYPE for the others. An
+ *      expired key is absent: the lookup deletes it.
  *   2. Make every change to a key visible to the coordinator as ONE call after the
  *      handler has finished changing it:
  *        - a new value:          coord_set_str / coord_set_int / coord_put
  *        - a removal:            coord_delete
  *        - a TTL change:         coord_set_expire / coord_persist
- *        - an in-place change:   obj_* / hash_* on the entry, then coord_modified
- *          (APPEND, SETRANGE, INCR of an int); for a hash, coord_hash_modified
- *          with the fields changed (HSET, HDEL, HINCRBY into an existing hash)
+ *        - an in-place change:   coord_str_append / coord_str_setrange (change and
+ *          report in one call); obj_str_set_int on an int-encoded string, then
+ *          coord_modified (INCR); for a stored hash, coord_hash_set /
+ *          coord_hash_del per field, then once coord_hash_modified with the
+ *          fields changed (HSET, HDEL, HINCRBY into an existing hash)
  *        - whole databases:      coord_flush; two keys at once: coord_rename
- *      An entry pointer is valid until the next coord_* or obj_* call that may
- *      change the same database; use the pointer those calls return.
+ *      A detached value (not stored yet: obj_str_new, hash_new) is built with the
+ *      obj_* / hash_* helpers, passing NULL as their database, and stored with
+ *      coord_put. An entry pointer is valid until the next coord_* or obj_* call
+ *      that may change the same database; use the pointer those calls return.
  *   3. Write exactly one reply.
  *   Read-modify-write commands (INCR, APPEND, SET NX/GET, GETSET, HINCRBY...) are
  *   written so that the same handler, run on the key's first replica, is the whole
  *   coordination: it reads, decides, and issues one write call.
  *
  * WHAT THE COORDINATOR GUARANTEES
- *   - Cache mode (today): every call applies to the in-memory keyspace
- *     (server/ks.h) with no extra copy; each write call touches WATCHed keys
- *     (watch_touch_key / watch_touch_db) and counts server.dirty. Lookups return
- *     the entry itself, not a copy.
- *   - Persistent mode (later): a write call is where the new envelope (type,
- *     expire-at, HLC write timestamp, payload) is written under the internal key
- *     token(8B big-endian)||db||key; coord_modified serialises the entry once,
- *     after the handler's last change, never per field.
- *   - Cluster (later): a write call ships the key's new value to its replicas;
- *     reads are answered after R replies; SCAN cursors are ring tokens, the same
- *     numbers as here.
+ *   - Both modes: every call applies to the in-memory keyspace (server/ks.h) with
+ *     no extra copy, and lookups return the entry itself, not a copy. Every write
+ *     call stamps the value it writes (or the tombstone of a removal) with one
+ *     version (server/store.h: an HLC tick above the old value's version, and this
+ *     node's tag), touches WATCHed keys (watch_touch_key / watch_touch_db) and
+ *     counts server.dirty.
+ *   - Persistent mode (--mode persistent): a lookup that misses in memory reads the
+ *     engine and caches the entry; each write call writes through
+ *     (server/persist.h) the envelope (type, payload) with its expire-at and
+ *     version under the internal key token(8B big-endian)||db||key, committed in
+ *     one batch at the end of the loop turn, and the client's reply is held until
+ *     that batch is written. coord_modified serialises the entry once, after the
+ *     handler's last change, never per field; coord_hash_modified writes only the
+ *     named fields of a big hash.
+ *   - Cluster (to come): a lookup prefetches the key from its replicas (the reply
+ *     waits for R of them), a write call ships the new version to the key's
+ *     replicas and holds the reply until W acks, as persistent mode holds it for
+ *     the engine; SCAN cursors are ring tokens, the same numbers as here.
  *
  * Threading: loop thread only.
  */
@@ -64,8 +79,6 @@ struct kv_entry *coord_lookup_read(struct client *c, const struct kv_slice *key)
 struct kv_entry *coord_lookup_write(struct client *c, const struct kv_slice *key);
 /* coord_lookup_write in another database (COPY ... DB n). */
 struct kv_entry *coord_lookup_write_db(struct client *c, int db_id, const struct kv_slice *key);
-/* Does key exist (no statistics, no LRU change)? */
-int coord_exists(struct client *c, const struct kv_slice *key);
 /* TOUCH: like a read lookup, but always updates LRU/LFU. */
 struct kv_entry *coord_touch(struct client *c, const struct kv_slice *key);
 
@@ -115,10 +128,47 @@ void coord_foreach(struct client *c, void (*fn)(struct kv_entry *e, void *arg), 
 /* A random live key, or NULL when the database is empty. */
 struct kv_entry *coord_random(struct client *c);
 size_t coord_db_size(struct client *c);
-/* The database behind an index (COPY ... DB n, MEMORY STATS). */
-struct kv_db *coord_db(int db_id);
 /* Deletes an entry found by iteration that turned out expired. */
 void coord_expire_entry(struct client *c, struct kv_entry *e);
+
+/* ---- typed lookups and in-place changes (handlers never name a database) ---- */
+
+/* key's entry if it holds a value of `type` (KS_TYPE_*). Returns 0 with *ep the
+ * entry, or *ep = NULL when the key is absent (nothing replied); returns -1 with
+ * *ep = NULL after replying WRONGTYPE when the key holds another type. flags as
+ * coord_lookup: 0 for a read (counts a keyspace hit or miss, exactly as
+ * coord_lookup_read), COORD_NOSTATS for a key about to be changed (exactly as
+ * coord_lookup_write). A key of the wrong type counts (a hit) and is touched as
+ * the plain lookup would, as Redis's lookupKey* then checkType. */
+int coord_lookup_type_or_reply(struct client *c, const struct kv_slice *key, int type,
+                               unsigned flags, struct kv_entry **ep);
+/* Appends p to the stored string e (key's value, looked up by this client) and
+ * reports the change (coord_modified). Returns the (possibly moved) entry. */
+struct kv_entry *coord_str_append(struct client *c, const struct kv_slice *key,
+                                  struct kv_entry *e, const char *p, size_t len);
+/* Writes p at offset off of the stored string e, zero-padding a gap (the caller
+ * checked the bounds), and reports the change. Returns the entry. */
+struct kv_entry *coord_str_setrange(struct client *c, const struct kv_slice *key,
+                                    struct kv_entry *e, size_t off, const char *p,
+                                    size_t len);
+/* hash_set / hash_del on the hash *ep stored in the client's database (*ep may
+ * move and is re-linked there). No report: after the last field the handler calls
+ * coord_hash_modified (or coord_delete for a hash left empty) once. */
+int coord_hash_set(struct client *c, struct kv_entry **ep, const char *f, size_t flen,
+                   const char *v, size_t vlen);
+int coord_hash_del(struct client *c, struct kv_entry **ep, const char *f, size_t flen);
+/* MEMORY STATS: database db_id's key count and the bytes of its main and expires
+ * tables' slot arrays. */
+void coord_db_overhead(int db_id, size_t *keys, size_t *main_bytes, size_t *expires_bytes);
+
+/* ---- long replies (the client layer, for handlers) ---- */
+
+/* 1 when the client's output went over its client-output-buffer-limit (the client
+ * is then closed after this command, as Redis does) or the client is already being
+ * closed: a handler writing a reply of many elements stops there. */
+int coord_reply_over_limit(struct client *c);
+/* Closes the client once this command is done (a reply cut short). */
+void coord_close_client(struct client *c);
 
 /* ---- argument helpers shared by the key families (server/cmd_keys.c) ---- */
 

@@ -77,16 +77,6 @@ struct kv_entry *obj_str_new(const char *key, size_t klen, const char *p, size_t
     return e;
 }
 
-struct kv_entry *obj_str_overwrite(struct kv_db *db, struct kv_entry *e, const char *p,
-                                   size_t len) {
-    long long iv = 0;
-    int enc = obj_str_pick_enc(p, len, &iv);
-    e = ks_entry_reshape(db, e, enc, len, 0);
-    e->flags &= (uint8_t)~KE_RAW;
-    str_fill(e, iv, p, len);
-    return e;
-}
-
 /* Makes e a raw string of newlen bytes whose first bytes are the current value,
  * leaving slack for further growth. Returns the payload through *out. */
 static struct kv_entry *str_grow(struct kv_db *db, struct kv_entry *e, size_t newlen,

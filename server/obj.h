@@ -3,9 +3,12 @@
  * raw) in obj.c, hashes (listpack, hashtable) in hashobj.c.
  *
  * Functions that change a value may move the entry (it holds its value inline):
- * they take the database it lives in (NULL for a detached entry that is not in any
- * database yet) and return, or store through `ep`, the new address. After changing
- * an entry that is in a database, a handler calls coord_modified() once.
+ * they take the database it lives in, to re-link it there, and return, or store
+ * through `ep`, the new address. Command handlers pass NULL only (a detached entry
+ * that is not in any database yet, built before coord_put); a stored value is
+ * changed through the coordinator's wrappers (coord_str_append,
+ * coord_str_setrange, coord_hash_set, coord_hash_del in server/coord.h), which
+ * know its database. The keyspace and persistence layers call these directly.
  */
 #ifndef KVD_OBJ_H
 #define KVD_OBJ_H
@@ -16,6 +19,42 @@
 
 const char *obj_type_name(const struct kv_entry *e);     /* "string", "hash", ... */
 const char *obj_encoding_name(const struct kv_entry *e); /* "int", "embstr", ... */
+
+/* ---- the entry's key, TTL and access record (read-only, for handlers) ----
+ * Thin names over server/ks.h's entry layout, so that command handlers read an
+ * entry through the value helpers and never call the keyspace (ks_*) directly. */
+
+/* The key's bytes (valid until the entry changes). */
+static inline const char *obj_key(const struct kv_entry *e, size_t *len) {
+    return ks_entry_key(e, len);
+}
+static inline int obj_has_expire(const struct kv_entry *e) {
+    return ks_entry_has_expire(e);
+}
+/* Expire-at in Unix ms, 0 when none. */
+static inline long long obj_expire(const struct kv_entry *e) {
+    return ks_entry_expire(e);
+}
+/* Past its expire-at (server.mstime)? Iteration may hand out such entries. */
+static inline int obj_expired(const struct kv_entry *e) {
+    return ks_entry_expired(e);
+}
+/* OBJECT FREQ / IDLETIME: is maxmemory-policy an LFU one, the decayed LFU
+ * counter, the idle time in ms. */
+static inline int obj_lfu_policy(void) {
+    return ks_policy_is_lfu();
+}
+static inline unsigned obj_lfu(const struct kv_entry *e) {
+    return ks_entry_lfu(e);
+}
+static inline long long obj_idle_ms(const struct kv_entry *e) {
+    return ks_entry_idle_ms(e);
+}
+/* A uniform 64-bit random number from the keyspace's cheap generator (HRANDFIELD);
+ * loop thread only. */
+static inline uint64_t obj_rand64(void) {
+    return ks_rand64();
+}
 
 /* ---- strings ---- */
 
@@ -31,10 +70,12 @@ int obj_str_pick_enc(const char *p, size_t len, long long *iv);
 /* A detached string entry. */
 struct kv_entry *obj_str_new(const char *key, size_t klen, const char *p, size_t len,
                              long long expire_at);
-/* Writes bytes into an entry that is already a string, changing its encoding and
- * size as needed (the TTL is untouched). Returns the (possibly moved) entry. */
-struct kv_entry *obj_str_overwrite(struct kv_db *db, struct kv_entry *e, const char *p,
-                                   size_t len);
+/* Sets the value of an int-encoded string (e->enc == KS_ENC_INT) in place: the
+ * same size, so e never moves (INCR's hot path). The caller reports the change
+ * with coord_modified. */
+static inline void obj_str_set_int(struct kv_entry *e, long long v) {
+    ks_val_set_int(e, v);
+}
 /* Appends; converts int to raw; leaves growth slack as Redis's sds does. */
 struct kv_entry *obj_str_append(struct kv_db *db, struct kv_entry *e, const char *p,
                                 size_t len);
