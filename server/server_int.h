@@ -196,10 +196,13 @@ void multi_discard_state(struct client *c);  /* leaves MULTI */
 void unwatch_all(struct client *c);
 int watch_any(void);                         /* anyone watching? */
 
-/* ---- cmd_server.c ---- */
+/* ---- cmd_info.c ---- */
 extern const char *const kvd_run_id;
 void info_init(void);
 void stats_cron(void);
+/* CONFIG RESETSTAT: zeroes the counters INFO reports (stats, commandstats,
+ * errorstats, instantaneous metrics); the memory peak restarts from now. */
+void info_reset_stats(void);
 /* Builds the INFO text for the given sections (argc 0 = default). Caller frees. */
 char *info_generate(int nsec, const struct kv_slice *secs, size_t *len);
 
