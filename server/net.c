@@ -127,7 +127,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg) {
     net_write_now(arg);
 }
 
-void net_client_install(struct client *c) {
+static void net_client_install(struct client *c) {
     c->read_ev = event_new(server.base, c->fd, EV_READ | EV_PERSIST, read_cb, c);
     event_add(c->read_ev, NULL);
 }
