@@ -1,9 +1,12 @@
 /* server/commands.c: the command table built from server/commands.def (commands
  * and subcommands, and the per-invocation rules: effective flags, key positions,
  * redaction), lookup by name, and the one path every command takes:
- * process_command() (unknown command, arity, auth, OOM, MULTI queueing) then call()
- * (execute, time, stats, slow log, MONITOR feed). Also error statistics, the slow
- * log and MONITOR. COMMAND's replies are cmd_server.c's, from these tables.
+ * process_command() (unknown command or subcommand, arity, the DEBUG gate, auth,
+ * LOADING, MISCONF, OOM, MULTI queueing, the wait step) then call() (execute, time,
+ * stats, slow log, MONITOR feed). Also error statistics, the slow log and MONITOR.
+ * Left to others: COMMAND's replies (cmd_command.c, from these tables), INFO's
+ * text (cmd_info.c), SLOWLOG and MONITOR the commands (cmd_admin.c), waiting and
+ * held output (client.c).
  *
  * HOW LOOKUP WORKS
  *   An open-addressing table of 512 slots over the lower-cased name's FNV-1a hash,
