@@ -280,7 +280,7 @@ class Gen:
 
     def connection(self):
         g = self
-        c = g.r.randrange(21)
+        c = g.r.randrange(22)
         table = [
             (['PING'] + g.pick([], ['msg'], ['a', 'b']), 'exact'),
             (['ECHO'] + g.pick(['x'], ['\x00y'], [], ['a', 'b']), 'exact'),
@@ -310,6 +310,12 @@ class Gen:
             (['LASTSAVE'], 'shape'),
             (['SLOWLOG', g.pick('LEN', 'GET', 'RESET')], 'shape'),
             (['SLOWLOG', g.pick('NOSUCH', 'GET x')], 'exact'),
+            # CLIENT KILL's argument errors, and filters that match no client
+            (['CLIENT', 'KILL'] + g.pick(['ID', '0'], ['ID', 'abc'], ['TYPE', 'bogus'],
+                                         ['USER', 'nobody'], ['SKIPME', 'maybe'],
+                                         ['ADDR', '127.0.0.1:1', 'ID'], ['ADDR', '127.0.0.1:1'],
+                                         ['LADDR', '127.0.0.1:1', 'SKIPME', 'no'], ['FOO', 'bar'],
+                                         ['127.0.0.1:1']), 'exact'),
         ]
         return table[c]
 

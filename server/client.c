@@ -77,7 +77,7 @@
 #define QBUF_WASTE_MIN 4096            /* the cron trims only buffers wasting more */
 #define QBUF_RESIZE_ABOVE (32 * 1024)  /* busy clients: only buffers larger than this */
 
-struct client *clients_pending_write;
+static struct client *clients_pending_write;
 static struct client **to_close;
 static int nto_close, to_close_cap;
 

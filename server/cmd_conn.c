@@ -350,69 +350,87 @@ static void client_list(struct client *c) {
     kv_free(out);
 }
 
-static void client_kill(struct client *c) {
-    const char *addr = NULL, *laddr = NULL;
-    size_t addrlen = 0, laddrlen = 0;
-    long long id = 0;
-    int type_normal = -1, skipme = 1, old_form = 0;
+/* CLIENT KILL's filters: the old form's addr, or the new form's pairs. */
+struct kill_filter {
+    const char *addr, *laddr;
+    size_t addrlen, laddrlen;
+    long long id;
+    int type_normal, skipme, old_form;
+};
+
+/* Reads CLIENT KILL's arguments into f; replies with Redis's error and returns
+ * -1 on a bad one. */
+static int kill_filter_or_reply(struct client *c, struct kill_filter *f) {
+    *f = (struct kill_filter){.type_normal = -1, .skipme = 1};
     if (c->argc == 3) {
-        old_form = 1;
-        addr = c->argv[2].p;
-        addrlen = c->argv[2].len;
-        skipme = 0;
-    } else if (c->argc > 3 && (c->argc % 2) == 0) {
-        for (int j = 2; j < c->argc; j += 2) {
-            const struct kv_slice *v = &c->argv[j + 1];
-            if (arg_is(c, j, "id")) {
-                if (resp_str2ll(v->p, v->len, &id) != 0 || id < 1) {
-                    reply_error(c, "ERR client-id should be greater than 0");
-                    return;
-                }
-            } else if (arg_is(c, j, "type")) {
-                if (!client_type_valid(v, &type_normal)) {
-                    int l = v->len > 128 ? 128 : (int)v->len;
-                    reply_errorf(c, "ERR Unknown client type '%.*s'", l, v->p);
-                    return;
-                }
-            } else if (arg_is(c, j, "addr")) {
-                addr = v->p;
-                addrlen = v->len;
-            } else if (arg_is(c, j, "laddr")) {
-                laddr = v->p;
-                laddrlen = v->len;
-            } else if (arg_is(c, j, "user")) {
-                if (!(v->len == 7 && memcmp(v->p, "default", 7) == 0)) {
-                    int l = v->len > 128 ? 128 : (int)v->len;
-                    reply_errorf(c, "ERR No such user '%.*s'", l, v->p);
-                    return;
-                }
-            } else if (arg_is(c, j, "skipme")) {
-                if (arg_is(c, j + 1, "yes")) {
-                    skipme = 1;
-                } else if (arg_is(c, j + 1, "no")) {
-                    skipme = 0;
-                } else {
-                    reply_syntax_error(c);
-                    return;
-                }
+        f->old_form = 1;
+        f->addr = c->argv[2].p;
+        f->addrlen = c->argv[2].len;
+        f->skipme = 0;
+        return 0;
+    }
+    if (c->argc <= 3 || (c->argc % 2) != 0) {
+        reply_syntax_error(c);
+        return -1;
+    }
+    for (int j = 2; j < c->argc; j += 2) {
+        const struct kv_slice *v = &c->argv[j + 1];
+        if (arg_is(c, j, "id")) {
+            if (resp_str2ll(v->p, v->len, &f->id) != 0 || f->id < 1) {
+                reply_error(c, "ERR client-id should be greater than 0");
+                return -1;
+            }
+        } else if (arg_is(c, j, "type")) {
+            if (!client_type_valid(v, &f->type_normal)) {
+                int l = v->len > 128 ? 128 : (int)v->len;
+                reply_errorf(c, "ERR Unknown client type '%.*s'", l, v->p);
+                return -1;
+            }
+        } else if (arg_is(c, j, "addr")) {
+            f->addr = v->p;
+            f->addrlen = v->len;
+        } else if (arg_is(c, j, "laddr")) {
+            f->laddr = v->p;
+            f->laddrlen = v->len;
+        } else if (arg_is(c, j, "user")) {
+            if (!(v->len == 7 && memcmp(v->p, "default", 7) == 0)) {
+                int l = v->len > 128 ? 128 : (int)v->len;
+                reply_errorf(c, "ERR No such user '%.*s'", l, v->p);
+                return -1;
+            }
+        } else if (arg_is(c, j, "skipme")) {
+            if (arg_is(c, j + 1, "yes")) {
+                f->skipme = 1;
+            } else if (arg_is(c, j + 1, "no")) {
+                f->skipme = 0;
             } else {
                 reply_syntax_error(c);
-                return;
+                return -1;
             }
+        } else {
+            reply_syntax_error(c);
+            return -1;
         }
-    } else {
-        reply_syntax_error(c);
+    }
+    return 0;
+}
+
+static void client_kill(struct client *c) {
+    struct kill_filter f;
+    if (kill_filter_or_reply(c, &f) != 0) {
         return;
     }
     long long killed = 0;
     int kill_self = 0;
     for (struct client *o = server.clients; o; o = o->next) {
         if (o->flags & CLIENT_CLOSE_ASAP) continue;
-        if (addr && (strlen(o->addr) != addrlen || memcmp(o->addr, addr, addrlen) != 0)) continue;
-        if (laddr && (strlen(o->laddr) != laddrlen || memcmp(o->laddr, laddr, laddrlen) != 0)) continue;
-        if (id && o->id != (uint64_t)id) continue;
-        if (type_normal == 0) continue;
-        if (o == c && skipme) continue;
+        if (f.addr && (strlen(o->addr) != f.addrlen ||
+                       memcmp(o->addr, f.addr, f.addrlen) != 0)) continue;
+        if (f.laddr && (strlen(o->laddr) != f.laddrlen ||
+                        memcmp(o->laddr, f.laddr, f.laddrlen) != 0)) continue;
+        if (f.id && o->id != (uint64_t)f.id) continue;
+        if (f.type_normal == 0) continue;
+        if (o == c && f.skipme) continue;
         if (o == c) {
             kill_self = 1;
         } else {
@@ -420,7 +438,7 @@ static void client_kill(struct client *c) {
         }
         killed++;
     }
-    if (old_form) {
+    if (f.old_form) {
         if (killed == 0) {
             reply_error(c, "ERR No such client");
         } else {

@@ -1,9 +1,12 @@
 /* server/commands.c: the command table built from server/commands.def (commands
  * and subcommands, and the per-invocation rules: effective flags, key positions,
  * redaction), lookup by name, and the one path every command takes:
- * process_command() (unknown command, arity, auth, OOM, MULTI queueing) then call()
- * (execute, time, stats, slow log, MONITOR feed). Also error statistics, the slow
- * log and MONITOR. COMMAND's replies are cmd_server.c's, from these tables.
+ * process_command() (unknown command or subcommand, arity, the DEBUG gate, auth,
+ * LOADING, MISCONF, OOM, MULTI queueing, the wait step) then call() (execute, time,
+ * stats, slow log, MONITOR feed). Also error statistics, the slow log and MONITOR.
+ * Left to others: COMMAND's replies (cmd_command.c, from these tables), INFO's
+ * text (cmd_info.c), SLOWLOG and MONITOR the commands (cmd_admin.c), waiting and
+ * held output (client.c).
  *
  * HOW LOOKUP WORKS
  *   An open-addressing table of 512 slots over the lower-cased name's FNV-1a hash,
@@ -289,6 +292,8 @@ int command_arg_redacted(const struct kv_command *cmd, int argc, const struct kv
     return cmd->rules->redacted(argc, argv, i);
 }
 
+static void errorstat_reset(void);
+
 void commands_reset_stats(void) {
     for (size_t i = 0; i < NCOMMANDS; i++) {
         struct kv_command *cmd = &command_rows[i];
@@ -379,7 +384,7 @@ int errorstat_iter(int i, const char **code, long long *count) {
     return 1;
 }
 
-void errorstat_reset(void) {
+static void errorstat_reset(void) {
     nerrstats = 0;
 }
 
@@ -425,7 +430,7 @@ static struct kv_slice slow_copy(const char *p, size_t len) {
     return s;
 }
 
-void slowlog_push(struct client *c, long long duration) {
+static void slowlog_push(struct client *c, long long duration) {
     if (server.slowlog_max_len <= 0) {
         return;
     }
@@ -532,7 +537,7 @@ void monitor_remove(struct client *c) {
 }
 
 /* "+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"" to every monitor. */
-void monitor_feed(struct client *c, int argc, const struct kv_slice *argv) {
+static void monitor_feed(struct client *c, int argc, const struct kv_slice *argv) {
     size_t cap = 128;
     for (int i = 0; i < argc; i++) {
         cap += argv[i].len * 4 + 3;
@@ -662,18 +667,21 @@ static int is_local_client(const struct client *c) {
            strncmp(c->addr, "[::ffff:127.", 12) == 0 || c->fd < 0;
 }
 
-void process_command(struct client *c) {
+/* Sets c->cmd to argv[0]'s row, then to its subcommand's, checking arity on
+ * the way. Returns the row that runs, or NULL after rejecting the command
+ * (unknown command or subcommand, wrong number of arguments). */
+static const struct kv_command *resolve_or_reject(struct client *c) {
     struct kv_command *cmd = command_lookup(c->argv[0].p, c->argv[0].len);
     if (cmd == NULL) {
         reject_unknown(c);
-        return;
+        return NULL;
     }
     c->cmd = cmd;
     if ((cmd->arity > 0 && cmd->arity != c->argc) || c->argc < -cmd->arity) {
         char msg[128];
         snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command", cmd->name);
         reject(c, cmd, msg);
-        return;
+        return NULL;
     }
     const struct kv_command *run = cmd;
     size_t nsub;
@@ -691,7 +699,7 @@ void process_command(struct client *c) {
             snprintf(msg, sizeof(msg), "ERR unknown subcommand '%.*s'. Try %s HELP.", sl,
                      c->argv[1].p, up);
             reject(c, NULL, msg);
-            return;
+            return NULL;
         }
         c->cmd = sub;
         if ((sub->arity > 0 && sub->arity != c->argc) || c->argc < -sub->arity) {
@@ -699,25 +707,32 @@ void process_command(struct client *c) {
             snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command",
                      sub->name);
             reject(c, (struct kv_command *)sub, msg);
-            return;
+            return NULL;
         }
         run = sub;
     }
+    return run;
+}
+
+/* The checks between a resolved command and its run, in Redis's order: DEBUG
+ * gate, NOAUTH, LOADING, MISCONF (a sticky write error), OOM, and what MULTI
+ * forbids. Returns 1 after rejecting the command, else 0. */
+static int refused_or_reject(struct client *c, const struct kv_command *run) {
     if ((run->flags & CMD_PROTECTED) && server.enable_debug_command != 1 &&
         !(server.enable_debug_command == 2 && is_local_client(c))) {
         reject(c, (struct kv_command *)run,
                "ERR DEBUG command not allowed. If the enable-debug-command option is set to "
                "\"local\", you can run it from a local connection, otherwise you need to set "
                "this option in the configuration file, and then restart the server.");
-        return;
+        return 1;
     }
     if (auth_required(c) && !(run->flags & CMD_NO_AUTH)) {
         reject(c, (struct kv_command *)run, "NOAUTH Authentication required.");
-        return;
+        return 1;
     }
     if (server.loading && !(run->flags & CMD_LOADING)) {
         reject(c, (struct kv_command *)run, "LOADING Redis is loading the dataset in memory");
-        return;
+        return 1;
     }
     if (persist_on()) {
         const char *werr = persist_write_error();
@@ -728,7 +743,7 @@ void process_command(struct client *c) {
             char msg[512];
             snprintf(msg, sizeof(msg), "MISCONF Errors writing to the AOF file: %s", werr);
             reject(c, (struct kv_command *)run, msg);
-            return;
+            return 1;
         }
     }
     if (server.maxmemory > 0 || persist_on()) {
@@ -739,18 +754,24 @@ void process_command(struct client *c) {
         if (oom && denyoom) {
             reject(c, (struct kv_command *)run,
                    "OOM command not allowed when used memory > 'maxmemory'.");
-            return;
+            return 1;
         }
     }
-    if (c->flags & CLIENT_MULTI) {
-        if (run->flags & CMD_NO_MULTI) {
-            reject(c, (struct kv_command *)run, "ERR Command not allowed inside a transaction");
-            return;
-        }
-        if (!(run->flags & CMD_MULTI_CTL)) {
-            multi_queue(c);
-            return;
-        }
+    if ((c->flags & CLIENT_MULTI) && (run->flags & CMD_NO_MULTI)) {
+        reject(c, (struct kv_command *)run, "ERR Command not allowed inside a transaction");
+        return 1;
+    }
+    return 0;
+}
+
+void process_command(struct client *c) {
+    const struct kv_command *run = resolve_or_reject(c);
+    if (run == NULL || refused_or_reject(c, run)) {
+        return;
+    }
+    if ((c->flags & CLIENT_MULTI) && !(run->flags & CMD_MULTI_CTL)) {
+        multi_queue(c);
+        return;
     }
     if (client_wait_before_call(c, run)) {
         return; /* suspended: runs later from the ready list (client.c) */

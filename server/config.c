@@ -768,105 +768,137 @@ int config_load_argv(int argc, char **argv) {
 /* ------------------------------------------------------------------------------
  * CONFIG SET / GET
  * ------------------------------------------------------------------------------ */
-int config_set_pairs(int npairs, const struct kv_slice *args, char *err, size_t errlen) {
-    struct config **cfs = kv_calloc((size_t)npairs, sizeof(*cfs));
-    char **old = kv_calloc((size_t)npairs, sizeof(*old));
-    char **vals = kv_calloc((size_t)npairs, sizeof(*vals));
-    int rc = -1;
-    int nset = 0;
-    const char *why = NULL;
-    const char *bad = NULL;
-    int badlen = 0;
-    /* 1. every name known, mutable, not repeated */
-    for (int i = 0; i < npairs; i++) {
-        const struct kv_slice *name = &args[2 * i];
-        cfs[i] = config_find(name->p, name->len);
-        if (cfs[i] == NULL) {
+/* One CONFIG SET, all or nothing: the directives, their new values (owned
+ * copies) and the values they had (owned, for the rollback). On failure, why
+ * says what and bad which pair (its name goes into the error). */
+struct config_set_txn {
+    int npairs;
+    const struct kv_slice *args;
+    struct config **cfs;
+    char **old;
+    char **vals;
+    int nset;          /* directives set so far (rolled back on failure) */
+    const char *why;
+    int bad;
+};
+
+/* Step 1: every name known, mutable, not repeated. 0 ok; -1 with the whole
+ * error in err (unknown option); 1 with t->why and t->bad. */
+static int config_set_check(struct config_set_txn *t, char *err, size_t errlen) {
+    for (int i = 0; i < t->npairs; i++) {
+        const struct kv_slice *name = &t->args[2 * i];
+        t->cfs[i] = config_find(name->p, name->len);
+        if (t->cfs[i] == NULL) {
             snprintf(err, errlen, "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
                      (int)(name->len > 128 ? 128 : name->len), name->p);
-            goto out;
+            return -1;
         }
         for (int k = 0; k < i; k++) {
-            if (cfs[k] == cfs[i]) {
-                why = "duplicate parameter";
-                bad = name->p;
-                badlen = (int)name->len;
-                goto fail;
+            if (t->cfs[k] == t->cfs[i]) {
+                t->why = "duplicate parameter";
+                t->bad = i;
+                return 1;
             }
         }
-        if (cfs[i]->flags & CFG_IMMUTABLE) {
-            why = "can't set immutable config";
-            bad = name->p;
-            badlen = (int)name->len;
-            goto fail;
+        if (t->cfs[i]->flags & CFG_IMMUTABLE) {
+            t->why = "can't set immutable config";
+            t->bad = i;
+            return 1;
         }
-        vals[i] = kv_strndup(args[2 * i + 1].p, args[2 * i + 1].len);
+        t->vals[i] = kv_strndup(t->args[2 * i + 1].p, t->args[2 * i + 1].len);
     }
-    /* 2. set each, remembering the old value */
-    for (int i = 0; i < npairs; i++) {
+    return 0;
+}
+
+/* Step 2: sets each, remembering the old value. 0 ok, 1 with why and bad. */
+static int config_set_assign(struct config_set_txn *t) {
+    for (int i = 0; i < t->npairs; i++) {
         char buf[4096];
-        config_render(cfs[i], buf, sizeof(buf));
-        if (cfs[i]->ptr == &cfg_dir) {
+        config_render(t->cfs[i], buf, sizeof(buf));
+        if (t->cfs[i]->ptr == &cfg_dir) {
             snprintf(buf, sizeof(buf), "%s", cfg_dir ? cfg_dir : "");
         }
-        old[i] = kv_strndup(buf, strlen(buf));
-        nset = i + 1;
-        if (config_parse_set(cfs[i], vals[i], 1, &why) != 0) {
-            bad = args[2 * i].p;
-            badlen = (int)args[2 * i].len;
-            goto restore;
+        t->old[i] = kv_strndup(buf, strlen(buf));
+        t->nset = i + 1;
+        if (config_parse_set(t->cfs[i], t->vals[i], 1, &t->why) != 0) {
+            t->bad = i;
+            return 1;
         }
     }
-    /* 3. apply, each hook once */
-    for (int i = 0; i < npairs; i++) {
-        if (cfs[i]->apply == NULL) {
+    return 0;
+}
+
+/* Step 3: runs each apply hook once. 0 ok, 1 with why and bad. */
+static int config_set_apply(struct config_set_txn *t) {
+    for (int i = 0; i < t->npairs; i++) {
+        if (t->cfs[i]->apply == NULL) {
             continue;
         }
         int dup = 0;
         for (int k = 0; k < i; k++) {
-            dup |= cfs[k]->apply == cfs[i]->apply;
+            dup |= t->cfs[k]->apply == t->cfs[i]->apply;
         }
         if (dup) {
             continue;
         }
         char aerr[CONFIG_ERR_LEN];
-        if (cfs[i]->apply(aerr, sizeof(aerr)) != 0) {
+        if (t->cfs[i]->apply(aerr, sizeof(aerr)) != 0) {
             snprintf(errbuf, sizeof(errbuf), "%s", aerr);
-            why = errbuf;
-            bad = args[2 * i].p;
-            badlen = (int)args[2 * i].len;
-            goto restore;
+            t->why = errbuf;
+            t->bad = i;
+            return 1;
         }
     }
-    rc = 0;
-    goto out;
-restore:
-    for (int i = 0; i < nset; i++) {
+    return 0;
+}
+
+/* Puts back the old values of the directives set so far and re-applies them. */
+static void config_set_rollback(struct config_set_txn *t) {
+    for (int i = 0; i < t->nset; i++) {
         const char *ignored;
-        config_parse_set(cfs[i], old[i], 1, &ignored);
+        config_parse_set(t->cfs[i], t->old[i], 1, &ignored);
     }
-    for (int i = 0; i < nset; i++) {
-        if (cfs[i]->apply) {
+    for (int i = 0; i < t->nset; i++) {
+        if (t->cfs[i]->apply) {
             char aerr[CONFIG_ERR_LEN];
-            cfs[i]->apply(aerr, sizeof(aerr));
+            t->cfs[i]->apply(aerr, sizeof(aerr));
         }
     }
-fail:
-    {
+}
+
+int config_set_pairs(int npairs, const struct kv_slice *args, char *err, size_t errlen) {
+    struct config_set_txn t = {
+        .npairs = npairs,
+        .args = args,
+        .cfs = kv_calloc((size_t)npairs, sizeof(*t.cfs)),
+        .old = kv_calloc((size_t)npairs, sizeof(*t.old)),
+        .vals = kv_calloc((size_t)npairs, sizeof(*t.vals)),
+    };
+    int rc = config_set_check(&t, err, errlen);
+    if (rc == 0) {
+        rc = config_set_assign(&t);
+        if (rc == 0) {
+            rc = config_set_apply(&t);
+        }
+        if (rc != 0) {
+            config_set_rollback(&t);
+        }
+    }
+    if (rc > 0) {
+        const struct kv_slice *bad = &args[2 * t.bad];
         char whybuf[CONFIG_ERR_LEN];
-        snprintf(whybuf, sizeof(whybuf), "%s", why);
+        snprintf(whybuf, sizeof(whybuf), "%s", t.why);
         snprintf(err, errlen, "ERR CONFIG SET failed (possibly related to argument '%.*s') - %s",
-                 badlen > 128 ? 128 : badlen, bad, whybuf);
+                 bad->len > 128 ? 128 : (int)bad->len, bad->p, whybuf);
     }
-out:
     for (int i = 0; i < npairs; i++) {
-        kv_free(old[i]);
-        kv_free(vals[i]);
+        kv_free(t.old[i]);
+        kv_free(t.vals[i]);
     }
-    kv_free(old);
-    kv_free(vals);
-    kv_free(cfs);
-    return rc;
+    kv_free(t.old);
+    kv_free(t.vals);
+    kv_free(t.cfs);
+    return rc == 0 ? 0 : -1;
 }
 
 /* Names and aliases are matched separately, as Redis 7.0 lists both. */
@@ -990,16 +1022,13 @@ static int config_is_default(struct config *cf) {
     }
 }
 
-int config_rewrite(char *err, size_t errlen) {
-    if (server.config_file == NULL) {
-        snprintf(err, errlen, "ERR The server is running without a config file");
-        return -1;
-    }
-    char *old = read_file(server.config_file);
-    if (old == NULL && errno != ENOENT) {
-        snprintf(err, errlen, "ERR Rewriting config file: %s", strerror(errno));
-        return -1;
-    }
+/* CONFIG REWRITE's new text from the file's old text (NULL: none): every line
+ * that sets a known directive is replaced by its current value (in place, once;
+ * later lines for the same directive dropped), other lines kept as they are, and
+ * directives not at their default that the file did not name are appended
+ * under "# Generated by CONFIG REWRITE". Returns the text (free with kv_free),
+ * its length in *lenp. */
+static char *config_rewrite_text(const char *old, size_t *lenp) {
     unsigned char done[NCONFIGS];
     memset(done, 0, sizeof(done));
     char *out = NULL;
@@ -1034,7 +1063,6 @@ int config_rewrite(char *err, size_t errlen) {
         }
         kv_free(line);
     }
-    kv_free(old);
     for (size_t i = 0; i < NCONFIGS; i++) {
         if (done[i] || config_is_default(&configs[i])) {
             continue;
@@ -1048,23 +1076,30 @@ int config_rewrite(char *err, size_t errlen) {
         }
         config_lines(&configs[i], &out, &len, &cap);
     }
+    *lenp = len;
+    return out;
+}
+
+/* Replaces path by text: written to path.tmp-<pid> (keeping path's mode),
+ * fsynced, renamed over path. 0, or -1 with Redis's error in err. */
+static int config_write_file(const char *path, const char *text, size_t len, char *err,
+                             size_t errlen) {
     char tmp[PATH_MAX + 64];
-    snprintf(tmp, sizeof(tmp), "%s.tmp-%d", server.config_file, (int)getpid());
+    snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc = -1;
     if (fd < 0) {
         snprintf(err, errlen, "ERR Rewriting config file: %s", strerror(errno));
-        goto out;
+        return -1;
     }
     struct stat st;
-    if (stat(server.config_file, &st) == 0) {
+    if (stat(path, &st) == 0) {
         if (fchmod(fd, st.st_mode & 07777) != 0) {
             /* keep going: the content matters more than the mode */
         }
     }
     size_t off = 0;
     while (off < len) {
-        ssize_t w = write(fd, out + off, len - off);
+        ssize_t w = write(fd, text + off, len - off);
         if (w < 0) {
             if (errno == EINTR) continue;
             break;
@@ -1075,16 +1110,31 @@ int config_rewrite(char *err, size_t errlen) {
         snprintf(err, errlen, "ERR Rewriting config file: %s", strerror(errno));
         close(fd);
         unlink(tmp);
-        goto out;
+        return -1;
     }
     close(fd);
-    if (rename(tmp, server.config_file) != 0) {
+    if (rename(tmp, path) != 0) {
         snprintf(err, errlen, "ERR Rewriting config file: %s", strerror(errno));
         unlink(tmp);
-        goto out;
+        return -1;
     }
-    rc = 0;
-out:
+    return 0;
+}
+
+int config_rewrite(char *err, size_t errlen) {
+    if (server.config_file == NULL) {
+        snprintf(err, errlen, "ERR The server is running without a config file");
+        return -1;
+    }
+    char *old = read_file(server.config_file);
+    if (old == NULL && errno != ENOENT) {
+        snprintf(err, errlen, "ERR Rewriting config file: %s", strerror(errno));
+        return -1;
+    }
+    size_t len;
+    char *out = config_rewrite_text(old, &len);
+    kv_free(old);
+    int rc = config_write_file(server.config_file, out, len, err, errlen);
     kv_free(out);
     return rc;
 }

@@ -4,9 +4,11 @@
  *
  * The loop is libevent's, driven one iteration at a time (EVLOOP_ONCE) so that
  * before each wait we: run the keyspace's fast expiry step, run the commands whose
- * wait ended (client_run_ready), write every client's
- * pending replies directly (one writev per client per turn; a write event is armed
- * only when the socket is full), and free the clients marked for closing.
+ * wait ended (client_run_ready), let persistence end the turn's batch (mode
+ * persistent: persist_before_sleep, before any reply goes out), write every
+ * client's pending replies directly (one writev per client per turn; a write
+ * event is armed only when the socket is full), and free the clients marked for
+ * closing. Parsing and running commands are client.c's and commands.c's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -127,7 +129,7 @@ static void write_cb(evutil_socket_t fd, short what, void *arg) {
     net_write_now(arg);
 }
 
-void net_client_install(struct client *c) {
+static void net_client_install(struct client *c) {
     c->read_ev = event_new(server.base, c->fd, EV_READ | EV_PERSIST, read_cb, c);
     event_add(c->read_ev, NULL);
 }

@@ -130,12 +130,6 @@ void reply_double(struct client *c, double d) {
     }
 }
 
-void reply_bool(struct client *c, int b) {
-    if (reply_begin(c)) {
-        resp_write_bool(&c->out, b);
-    }
-}
-
 void reply_verbatim(struct client *c, const char *p, size_t len) {
     if (reply_begin(c)) {
         resp_write_verbatim(&c->out, "txt", p, len);

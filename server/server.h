@@ -1,10 +1,19 @@
-/* server/server.h: the node process. Config, the event loop, clients, the command
- * table, replies, INFO and the global state every command family sees.
+/* server/server.h: what every command family sees of the node: allocation, the
+ * command table and its classes, the client, replies, the global state (config
+ * values and counters), the clock, logging, and the hooks between families.
+ * The core's own interfaces (config, listeners, the client lifecycle, INFO, the
+ * slow log) are in server_int.h; the keyspace's in ks.h; the coordinator's in
+ * coord.h.
  *
- * Command handlers (server/cmd_*.c) get a client with argc/argv, read and write keys
- * only through the coordinator seam (server/coord.h), and write exactly one reply
- * with the reply_* functions below. They never touch sockets, the engine, or the
- * keyspace's internals.
+ * Every handler (cmd_<id>, server/commands.def) gets a client with argc/argv,
+ * writes exactly one reply with the reply_* functions below, and never touches a
+ * socket. The data families (cmd_string.c, cmd_hash.c, cmd_keys.c, cmd_expire.c)
+ * read and write keys through the coordinator seam (server/coord.h; what else they
+ * may use is said there). The node-local commands (cmd_conn.c, multi.c and the
+ * administrative cmd_info.c, cmd_config.c, cmd_command.c, cmd_admin.c,
+ * cmd_debug.c) are part of the core and change no key: they use server_int.h,
+ * and INFO, SAVE/BGSAVE/BGREWRITEAOF and DEBUG reach the keyspace's counts,
+ * persist.c and (DEBUG ENGINE-FAULT) the engine's fault layer directly.
  *
  * Threading: everything here runs on the loop thread unless a comment says otherwise.
  */
@@ -281,7 +290,6 @@ void reply_array(struct client *c, long long n);
 void reply_map(struct client *c, long long npairs);
 void reply_set(struct client *c, long long n);
 void reply_double(struct client *c, double d);
-void reply_bool(struct client *c, int b);
 void reply_verbatim(struct client *c, const char *p, size_t len);  /* "txt" */
 resp_defer_t reply_defer(struct client *c);
 void reply_defer_set(struct client *c, resp_defer_t h, enum resp_agg type, long long n);

@@ -1,6 +1,17 @@
-/* server/server_int.h: private to the node's core (server/main.c, net.c, client.c,
- * commands.c, config.c, reply.c, multi.c, cmd_conn.c, cmd_server.c). Command
- * families outside the core use server.h only.
+/* server/server_int.h: the node's core, private to server/: the allocator's
+ * statistics (alloc.c), the node id (node.c), the config table (config.c),
+ * formatting helpers (fmt.c), listeners and the loop (net.c), the client
+ * lifecycle, waiting and output holding (client.c), command dispatch, slow log
+ * and MONITOR (commands.c), MULTI state (multi.c), INFO (cmd_info.c), and
+ * start/stop (server.c).
+ *
+ * Its users are the core (main.c server.c config.c net.c client.c commands.c
+ * reply.c alloc.c log.c fmt.c node.c), the node-local command files (cmd_conn.c
+ * multi.c cmd_info.c cmd_config.c cmd_command.c cmd_admin.c cmd_debug.c),
+ * persist.c and store.c, and the core's unit tests. Of the data families only
+ * cmd_hash.c includes it (HRANDFIELD's client_check_output_limits); the others
+ * use server.h and coord.h. What the families share is in server.h; the
+ * keyspace's interface is ks.h, persistence's persist.h.
  */
 #ifndef KVD_SERVER_INT_H
 #define KVD_SERVER_INT_H
@@ -16,28 +27,29 @@ void kv_used_memory_refresh(void);  /* re-anchors kv_used_memory(); cron */
 size_t kv_allocator_resident(void); /* jemalloc stats.resident, 0 if unknown */
 const char *kv_allocator_name(void);
 
-/* ---- config.c ---- */
-#define CONFIG_ERR_LEN 256
-
-/* Sets every directive to its default. Call once before anything else. */
-/* server/node.c: reads or creates the node id (dir/node-id) and sets
- * server.node_id and server.node_tag. 0, or -1 with err. */
+/* ---- node.c ---- */
+/* Reads or creates the node id (dir/node-id) and sets server.node_id and
+ * server.node_tag. 0, or -1 with err. */
 int node_init(char *err, size_t errlen);
 /* The 32-bit version tag of a node id (never 0). */
 uint32_t node_tag_of(const char *id);
 
+/* ---- config.c ---- */
+#define CONFIG_ERR_LEN 256
+
+/* Sets every directive to its default. Call once before anything else. */
 void config_init(void);
 /* Frees the strings the table owns (shutdown, tests). */
 void config_deinit(void);
 /* Parses configuration text (kv.conf syntax: "name value ...", '#' comments,
- * quoting as redis.conf). origin names the source in errors. Returns 0, or -1 with
- * a message in err ("line N: 'text': reason"). */
+ * quoting as redis.conf), then runs the apply hooks that need no event loop
+ * (listeners are opened later). Returns 0, or -1 with Redis's fatal error block
+ * in err ("*** FATAL CONFIG FILE ERROR ...", the line number, the line, why). */
 int config_load_text(const char *text, char *err, size_t errlen);
 /* Builds the configuration from argv as redis-server does: an optional file, then
  * "--name value ..." pairs, then applies it. Prints Redis's fatal error block and
  * returns -1 on error. */
 int config_load_argv(int argc, char **argv);
-/* Runs every apply hook once the server is up (listeners are created by main). */
 /* CONFIG SET of npairs name/value pairs, all or nothing. Returns 0, or -1 with the
  * whole Redis error ("ERR Unknown option ...") in err. */
 int config_set_pairs(int npairs, const struct kv_slice *args, char *err, size_t errlen);
@@ -52,7 +64,7 @@ int config_rewrite(char *err, size_t errlen);
 /* kvd --help-config */
 void config_print_help(FILE *fp);
 
-/* ---- server/fmt.c ---- */
+/* ---- fmt.c ---- */
 /* Redis's memory units: "1gb" = 1<<30, "1g" = 10^9, "100" bytes. 0 ok, -1 bad. */
 int kv_parse_memory(const char *s, long long *out);
 /* "1.50M" style, as INFO *_human. */
@@ -71,7 +83,6 @@ void net_close_listeners(void);
 int net_rebind(char *err, size_t errlen);   /* CONFIG SET port/bind */
 void net_main_loop(void);                   /* until shutdown */
 void net_reset_cron(void);                  /* hz changed */
-void net_client_install(struct client *c);  /* read event for a new client */
 void net_client_uninstall(struct client *c);
 void net_stop_reading(struct client *c);
 int net_write_now(struct client *c);        /* try writing; 0 ok, -1 closed */
@@ -143,7 +154,6 @@ static inline int client_output_held(const struct client *c) {
 void client_call_begin(struct client *c);
 void client_call_end(struct client *c, size_t out0);
 
-extern struct client *clients_pending_write;
 extern int clients_monitors;                 /* clients in MONITOR mode */
 
 /* ---- commands.c ---- */
@@ -166,7 +176,6 @@ void commands_reset_stats(void);
 /* Error statistics (INFO errorstats). */
 void errorstat_count(const char *msg, size_t len);
 int errorstat_iter(int i, const char **code, long long *count);
-void errorstat_reset(void);
 
 /* Slow log */
 struct slowlog_entry {
@@ -178,7 +187,6 @@ struct slowlog_entry {
     char addr[64];
     char *name;             /* owned */
 };
-void slowlog_push(struct client *c, long long duration);
 int slowlog_len(void);
 const struct slowlog_entry *slowlog_at(int i);  /* 0 = newest; O(i) */
 /* Iteration newest to oldest: slowlog_next(NULL) is the newest. */
@@ -186,7 +194,6 @@ const struct slowlog_entry *slowlog_next(const struct slowlog_entry *e);
 void slowlog_reset(void);
 
 /* MONITOR */
-void monitor_feed(struct client *c, int argc, const struct kv_slice *argv);
 void monitor_add(struct client *c);
 void monitor_remove(struct client *c);
 
@@ -196,10 +203,12 @@ void multi_discard_state(struct client *c);  /* leaves MULTI */
 void unwatch_all(struct client *c);
 int watch_any(void);                         /* anyone watching? */
 
-/* ---- cmd_server.c ---- */
-extern const char *const kvd_run_id;
+/* ---- cmd_info.c ---- */
 void info_init(void);
 void stats_cron(void);
+/* CONFIG RESETSTAT: zeroes the counters INFO reports (stats, commandstats,
+ * errorstats, instantaneous metrics); the memory peak restarts from now. */
+void info_reset_stats(void);
 /* Builds the INFO text for the given sections (argc 0 = default). Caller frees. */
 char *info_generate(int nsec, const struct kv_slice *secs, size_t *len);
 

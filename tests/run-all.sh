@@ -6,6 +6,8 @@
 # failure counted, counts as one failure. Suites:
 #   layers:  tests/check-layers.sh (every #include against the layer order)
 #   seal:    tests/check-seal.sh (command handlers use only the coordinator seam)
+#   funclen: tests/check-func-length.py (no function in server/*.c over 100 lines
+#            without a "long:" reason; allow-list tests/func-length-allow.txt)
 #   unit:    every binary in build/tests/ (and build-asan/tests/)
 #   compat:  redis-compat-tests/run.sh KVD_BINARY [--asan]  (real clients, differential)
 #   long:    tests/long/*.sh, only with --long
@@ -60,6 +62,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 if [[ $mode == all || $mode == unit ]]; then
     run_suite layers bash tests/check-layers.sh
     run_suite seal bash tests/check-seal.sh
+    run_suite funclen python3 tests/check-func-length.py
     unit_suites build unit
 fi
 if [[ $mode == all || $mode == asan ]]; then
