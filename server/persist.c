@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "server/events.h"
 #include "server/hlc.h"
 #include "server/obj.h"
 #include "server/persist.h"
@@ -1023,6 +1024,40 @@ void persist_expired(int db_id, const char *key, size_t klen, long long old_expi
     del_generic(db_id, key, klen, old_expire, old_expire, ver);
 }
 
+void persist_on_event(const struct store_ev *ev, void *arg) {
+    (void)arg;
+    switch (ev->type) {
+    case STORE_EV_REPLACING:
+        persist_replaced(ev->db, ev->e);
+        break;
+    case STORE_EV_WRITTEN:
+        if (ev->fields) {
+            persist_hash_fields(ev->db, ev->e, ev->fields, ev->nfields, ev->stride);
+        }
+        persist_put(ev->db, ev->e, ev->existed, ev->old_expire);
+        persist_client_wrote(ev->c);
+        break;
+    case STORE_EV_DELETED:
+        if (ev->applied) {
+            persist_tombstone(ev->db, ev->key, ev->klen, ev->existed, ev->old_expire,
+                              ev->expire_at, ev->version);
+        } else {
+            persist_del(ev->db, ev->key, ev->klen, ev->old_expire, ev->version);
+            persist_client_wrote(ev->c);
+        }
+        break;
+    case STORE_EV_EXPIRED:
+        persist_expired(ev->db, ev->key, ev->klen, ev->old_expire, ev->version);
+        break;
+    case STORE_EV_FLUSH_BEFORE:
+        persist_flush(ev->db);
+        persist_client_wrote(ev->c);
+        break;
+    default:
+        break; /* EVICTED: never in persistent mode; FLUSHED: done before */
+    }
+}
+
 void persist_flush(int db_id) {
     if (P.db == NULL) {
         return;
@@ -1510,11 +1545,11 @@ static void expire_cycle(long long budget_us) {
         }
         pbuf_reserve(&kb, klen);
         memcpy(kb.p, key, klen);
-        struct kv_slice ks = {kb.p, klen};
         struct kv_version ver = {P.val.timestamp, P.val.node};
-        watch_touch_key(db, &ks);
-        persist_expired(db, kb.p, klen, exp, ver);
-        server.stat_expiredkeys++;
+        /* announced as any expiry: persist_on_event writes the tombstone */
+        struct store_ev ev = {.type = STORE_EV_EXPIRED, .db = db, .key = kb.p, .klen = klen,
+                              .version = ver, .old_expire = exp, .existed = 1};
+        store_emit(&ev);
     }
     kv_free(kb.p);
     lsm_iter_destroy(&it);

@@ -195,6 +195,7 @@ void multi_queue(struct client *c);          /* queue c->argv for EXEC */
 void multi_discard_state(struct client *c);  /* leaves MULTI */
 void unwatch_all(struct client *c);
 int watch_any(void);                         /* anyone watching? */
+void multi_subscribe(void);                  /* WATCH on the store events */
 
 /* ---- cmd_server.c ---- */
 extern const char *const kvd_run_id;
