@@ -147,7 +147,10 @@ static inline void store_link(struct kv_db *db, struct kv_entry *old, struct kv_
                               uint64_t token) {
     if (old) {
         if (store_nsubs) {
-            struct store_ev ev = {.type = STORE_EV_REPLACING, .db = db->id, .e = old};
+            struct store_ev ev = {.type = STORE_EV_REPLACING, .db = db->id, .e = old,
+                                  .version = ks_entry_version(old),
+                                  .old_expire = ks_entry_expire(old), .existed = 1};
+            ev.key = ks_entry_key(old, &ev.klen);
             store_emit(&ev);
         }
         ks_replace(db, old, e, token);

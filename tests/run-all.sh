@@ -5,6 +5,7 @@
 # (tests/counts.sh); a suite without such a line, or that exits non-zero with no
 # failure counted, counts as one failure. Suites:
 #   layers:  tests/check-layers.sh (every #include against the layer order)
+#   seams:   tests/check-seams.sh (coord.c and the keyspace call no WATCH/persistence by name)
 #   unit:    every binary in build/tests/ (and build-asan/tests/)
 #   compat:  redis-compat-tests/run.sh KVD_BINARY [--asan]  (real clients, differential)
 #   long:    tests/long/*.sh, only with --long
@@ -58,6 +59,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 if [[ $mode == all || $mode == unit ]]; then
     run_suite layers bash tests/check-layers.sh
+    run_suite seams bash tests/check-seams.sh
     unit_suites build unit
 fi
 if [[ $mode == all || $mode == asan ]]; then
