@@ -23,14 +23,16 @@
  *   coordination: it reads, decides, and issues one write call.
  *
  * WHAT THE COORDINATOR GUARANTEES
- *   - Cache mode (today): every call applies to the in-memory keyspace
- *     (server/ks.h) with no extra copy; each write call touches WATCHed keys
- *     (watch_touch_key / watch_touch_db) and counts server.dirty. Lookups return
- *     the entry itself, not a copy.
- *   - Persistent mode (later): a write call is where the new envelope (type,
- *     expire-at, HLC write timestamp, payload) is written under the internal key
- *     token(8B big-endian)||db||key; coord_modified serialises the entry once,
- *     after the handler's last change, never per field.
+ *   - Both modes: every call goes through the store interface (server/store.h),
+ *     which applies it to the in-memory keyspace (server/ks.h) with no extra copy
+ *     and, in persistent mode, reads a dict miss through from the engine. Each
+ *     write call stamps one version and emits one store event (server/events.h),
+ *     to which WATCH, server.dirty and persistence subscribe. Lookups return the
+ *     entry itself, not a copy.
+ *   - Persistent mode: a write event is where the new envelope (type, expire-at,
+ *     version, payload) is queued under the internal key token(8B
+ *     big-endian)||db||key; coord_modified serialises the entry once, after the
+ *     handler's last change, never per field.
  *   - Cluster (later): a write call ships the key's new value to its replicas;
  *     reads are answered after R replies; SCAN cursors are ring tokens, the same
  *     numbers as here.

@@ -331,7 +331,8 @@ void ks_replace(struct kv_db *db, struct kv_entry *old, struct kv_entry *e, uint
 /* Unlinks a key and frees it (lazily in the background when its value is large
  * and lazy is set). Returns 1 when it existed. */
 int ks_delete(struct kv_db *db, const char *key, size_t len, uint64_t token, int lazy);
-/* Deletes an expired key found by a lookup: counts it, tells WATCH. */
+/* Deletes an expired key found by a lookup, announcing it first (STORE_EV_EXPIRED,
+ * server/events.h: WATCH, expired_keys and persistence subscribe). */
 void ks_expire_now(struct kv_db *db, struct kv_entry *e, uint64_t token);
 /* Sets or changes a key's expire-at (ms). Returns the (possibly moved) entry. */
 struct kv_entry *ks_set_expire(struct kv_db *db, struct kv_entry *e, long long when);
