@@ -16,6 +16,7 @@
 #include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
 #include "engine/engine.h"
 #include "server/events.h"
 #include "server/hlc.h"
