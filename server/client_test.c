@@ -294,6 +294,7 @@ int main(void) {
     server.loglevel = LL_WARNING;
     commands_init();
     ks_init();
+    server_subscribe_events();
     server.base = event_base_new();
     TEST_RUN(test_pipeline_waits_in_order_and_argv_is_copied);
     TEST_RUN(test_other_client_runs_while_one_waits);

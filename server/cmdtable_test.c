@@ -715,6 +715,7 @@ int main(void) {
     server.loglevel = LL_WARNING;
     commands_init();
     ks_init();
+    server_subscribe_events();
     tc = client_create(-1);
     TEST_RUN(test_every_runnable_row_has_exactly_one_class);
     TEST_RUN(test_containers_are_classified_by_their_subcommands);

@@ -8,6 +8,7 @@
 
 #include "server/server.h"
 #include "server/server_int.h"
+#include "server/events.h"
 #include "tests/test.h"
 
 static struct client *tc;
@@ -155,22 +156,30 @@ static void test_multi_queues_and_aborts(void) {
     CHECK_EQ_INT(tc->flags & CLIENT_MULTI, 0);
 }
 
+/* A store event as the keyspace or the store would emit it (events.h). */
+static void emit(enum store_event type, int db, const char *key) {
+    struct store_ev ev = {.type = type, .db = db, .key = key, .klen = key ? strlen(key) : 0};
+    store_emit(&ev);
+}
+
 static void test_watch_touch_fails_exec(void) {
     CHECK_EQ_STR(RUN("watch", "k"), "+OK\r\n");
     CHECK(watch_any());
     struct kv_slice other = {"other", 5}, k = {"k", 1};
-    watch_touch_key(0, &other);
+    emit(STORE_EV_WRITTEN, 0, other.p);
     CHECK_EQ_INT(tc->flags & CLIENT_DIRTY_CAS, 0);
-    watch_touch_key(1, &k); /* another db */
+    emit(STORE_EV_DELETED, 1, k.p); /* another db */
     CHECK_EQ_INT(tc->flags & CLIENT_DIRTY_CAS, 0);
-    watch_touch_key(0, &k);
+    emit(STORE_EV_REPLACING, 0, k.p); /* not a change on its own */
+    CHECK_EQ_INT(tc->flags & CLIENT_DIRTY_CAS, 0);
+    emit(STORE_EV_WRITTEN, 0, k.p);
     CHECK(tc->flags & CLIENT_DIRTY_CAS);
     CHECK_EQ_STR(RUN("multi"), "+OK\r\n");
     CHECK_EQ_STR(RUN("ping"), "+QUEUED\r\n");
     CHECK_EQ_STR(RUN("exec"), "*-1\r\n");
     CHECK(!watch_any());
     CHECK_EQ_STR(RUN("watch", "a", "b"), "+OK\r\n");
-    watch_touch_db(-1);
+    emit(STORE_EV_EVICTED, 0, "b");
     CHECK(tc->flags & CLIENT_DIRTY_CAS);
     CHECK_EQ_STR(RUN("unwatch"), "+OK\r\n");
     CHECK_EQ_INT(tc->flags & CLIENT_DIRTY_CAS, 0);
@@ -181,12 +190,15 @@ static void test_watch_before_flush_marks_existing_keys_only(void) {
     CHECK(server.db != NULL);
     CHECK_EQ_STR(RUN("set", "present", "1"), "+OK\r\n");
     CHECK_EQ_STR(RUN("watch", "absent"), "+OK\r\n");
-    watch_before_flush(-1);
+    emit(STORE_EV_FLUSH_BEFORE, -1, NULL);
     CHECK_EQ_INT(tc->flags & CLIENT_DIRTY_CAS, 0);
+    emit(STORE_EV_FLUSHED, -1, NULL); /* the after phase marks nothing */
     CHECK_EQ_STR(RUN("watch", "present"), "+OK\r\n");
-    watch_before_flush(1); /* another db */
+    emit(STORE_EV_FLUSH_BEFORE, 1, NULL); /* another db */
     CHECK_EQ_INT(tc->flags & CLIENT_DIRTY_CAS, 0);
-    watch_before_flush(0);
+    emit(STORE_EV_FLUSHED, 0, NULL);
+    CHECK_EQ_INT(tc->flags & CLIENT_DIRTY_CAS, 0);
+    emit(STORE_EV_FLUSH_BEFORE, 0, NULL);
     CHECK(tc->flags & CLIENT_DIRTY_CAS);
     CHECK_EQ_STR(RUN("unwatch"), "+OK\r\n");
     CHECK_EQ_STR(RUN("del", "present"), ":1\r\n");
@@ -315,6 +327,7 @@ int main(void) {
     server.loglevel = LL_WARNING;
     commands_init();
     ks_init();
+    server_subscribe_events();
     tc = client_create(-1);
     TEST_RUN(test_lookup_is_case_insensitive);
     TEST_RUN(test_every_row_is_found);

@@ -1,13 +1,14 @@
-/* server/coord.c: the coordinator seam in single-node cache mode: thin wrappers
- * over the keyspace (server/ks.h) that add what every write owes the rest of the
- * server (WATCH, dirty) and what every read owes the statistics (hits, misses,
- * LRU/LFU). See coord.h for the contract; the cluster and persistent modes plug in
- * here and nowhere else.
+/* server/coord.c: the coordinator seam on one node: thin wrappers over the store
+ * interface (server/store.h) that stamp every write with its version and add what
+ * every read owes the statistics (hits, misses, LRU/LFU). What a write owes WATCH,
+ * server.dirty and persistence is done by the store's event subscribers
+ * (events.h); cache and persistent mode differ only behind the store interface.
+ * See coord.h for the contract; the cluster plugs in here.
  */
 #include "server/coord.h"
 #include "server/hlc.h"
-#include "server/persist.h"
 #include "server/server_int.h" /* client_check_output_limits, client_close_async */
+#include "server/store.h"
 
 /* The version of a write that replaces `old` (NULL: nothing held): a new HLC tick
  * from the one clock, above old's version (hlc_observe: a version restored from
@@ -24,28 +25,12 @@ static inline struct kv_version stamp(const struct kv_entry *old) {
     return v;
 }
 
-static inline void wrote(struct client *c, int db_id, const struct kv_slice *key) {
-    watch_touch_key(db_id, key);
-    server.dirty++;
-    if (persist_on()) {
-        persist_client_wrote(c);
-    }
-}
-
-/* Finds key in db (persistent mode: in the engine on a dict miss, then cached);
- * an expired key is deleted and reported absent. */
+/* Finds key in db (store_lookup: read through the backend on a dict miss); an
+ * expired key is deleted and reported absent. */
 static inline struct kv_entry *lookup(struct kv_db *db, const struct kv_slice *key,
                                       uint64_t *token) {
     *token = ks_token(key->p, key->len);
-    struct kv_entry *e = ks_find(db, key->p, key->len, *token);
-    if (e == NULL && persist_on()) {
-        e = persist_load(db, key->p, key->len, *token);
-    }
-    if (e && ks_entry_expired(e)) {
-        ks_expire_now(db, e, *token);
-        return NULL;
-    }
-    return e;
+    return store_lookup(db, key->p, key->len, *token);
 }
 
 struct kv_entry *coord_lookup(struct client *c, const struct kv_slice *key, unsigned flags) {
@@ -145,14 +130,9 @@ static struct kv_entry *set_value(struct client *c, const struct kv_slice *key, 
     } else {
         e = ks_entry_new(KS_TYPE_STRING, enc, key->p, key->len, len, expire_at, 0);
         if (old) {
-            if (persist_on()) {
-                persist_replaced(c->db_id, old);
-            }
             overwrite_lru(c, old, e);
-            ks_replace(db, old, e, token);
-        } else {
-            ks_insert(db, e, token);
         }
+        store_link(db, old, e, token);
     }
     if (enc == KS_ENC_INT) {
         ks_val_set_int(e, iv);
@@ -161,10 +141,7 @@ static struct kv_entry *set_value(struct client *c, const struct kv_slice *key, 
         memcpy(ks_val_bytes(e, &n), p, len);
     }
     ks_entry_set_version(e, ver);
-    if (persist_on()) {
-        persist_put(c->db_id, e, existed, old_exp);
-    }
-    wrote(c, c->db_id, key);
+    store_written(c, db, key, e, existed, old_exp, NULL, 0, 0);
     return e;
 }
 
@@ -199,20 +176,10 @@ struct kv_entry *coord_put(struct client *c, int db_id, struct kv_entry *e, unsi
         e = ks_set_expire(NULL, e, ks_entry_expire(old));
     }
     ks_entry_set_version(e, stamp(old));
-    if (old) {
-        if (persist_on()) {
-            persist_replaced(db_id, old);
-        }
-        ks_replace(db, old, e, token);
-    } else {
-        ks_insert(db, e, token);
-    }
+    store_link(db, old, e, token);
     k = ks_entry_key(e, &klen); /* e may have moved */
     key.p = k;
-    if (persist_on()) {
-        persist_put(db_id, e, existed, old_exp);
-    }
-    wrote(c, db_id, &key);
+    store_written(c, db, &key, e, existed, old_exp, NULL, 0, 0);
     return e;
 }
 
@@ -222,12 +189,7 @@ int coord_delete(struct client *c, const struct kv_slice *key, int lazy) {
     if (e == NULL) {
         return 0;
     }
-    struct kv_version ver = stamp(e);
-    if (persist_on()) {
-        persist_del(c->db_id, key->p, key->len, ks_entry_expire(e), ver);
-    }
-    wrote(c, c->db_id, key);
-    return ks_delete(c->db, key->p, key->len, token, lazy);
+    return store_delete(c, c->db, key, e, token, stamp(e), lazy);
 }
 
 struct kv_entry *coord_set_expire(struct client *c, const struct kv_slice *key,
@@ -235,19 +197,12 @@ struct kv_entry *coord_set_expire(struct client *c, const struct kv_slice *key,
     long long old_exp = ks_entry_expire(e);
     struct kv_version ver = stamp(e);
     if (when <= server.mstime) {
-        if (persist_on()) {
-            persist_del(c->db_id, key->p, key->len, old_exp, ver);
-        }
-        wrote(c, c->db_id, key);
-        ks_delete(c->db, key->p, key->len, ks_token(key->p, key->len), 0);
+        store_delete(c, c->db, key, e, ks_token(key->p, key->len), ver, 0);
         return NULL;
     }
     e = ks_set_expire(c->db, e, when);
     ks_entry_set_version(e, ver);
-    if (persist_on()) {
-        persist_put(c->db_id, e, 1, old_exp);
-    }
-    wrote(c, c->db_id, key);
+    store_written(c, c->db, key, e, 1, old_exp, NULL, 0, 0);
     return e;
 }
 
@@ -257,28 +212,19 @@ struct kv_entry *coord_persist(struct client *c, const struct kv_slice *key,
     struct kv_version ver = stamp(e);
     e = ks_persist(c->db, e);
     ks_entry_set_version(e, ver);
-    if (persist_on()) {
-        persist_put(c->db_id, e, 1, old_exp);
-    }
-    wrote(c, c->db_id, key);
+    store_written(c, c->db, key, e, 1, old_exp, NULL, 0, 0);
     return e;
 }
 
 void coord_hash_modified(struct client *c, const struct kv_slice *key, struct kv_entry *e,
                          const struct kv_slice *fields, size_t n, size_t stride) {
-    if (persist_on()) {
-        persist_hash_fields(c->db_id, e, fields, n, stride);
-    }
-    coord_modified(c, key, e);
+    ks_entry_set_version(e, stamp(e));
+    store_written(c, c->db, key, e, 1, ks_entry_expire(e), fields, n, stride);
 }
 
 void coord_modified(struct client *c, const struct kv_slice *key, struct kv_entry *e) {
     ks_entry_set_version(e, stamp(e));
-    if (persist_on()) {
-        long long exp = ks_entry_expire(e);
-        persist_put(c->db_id, e, 1, exp);
-    }
-    wrote(c, c->db_id, key);
+    store_written(c, c->db, key, e, 1, ks_entry_expire(e), NULL, 0, 0);
 }
 
 void coord_rename(struct client *c, const struct kv_slice *src, const struct kv_slice *dst) {
@@ -288,89 +234,34 @@ void coord_rename(struct client *c, const struct kv_slice *src, const struct kv_
     if (e == NULL) {
         return;
     }
-    if (persist_on()) {
-        persist_del(c->db_id, src->p, src->len, ks_entry_expire(e), stamp(e));
-    }
-    wrote(c, c->db_id, src);
+    store_deleting(c, db, src, e, stamp(e));
     struct kv_entry *ne = ks_take_rekeyed(db, e, dst->p, dst->len, ks_entry_expire(e));
     coord_put(c, c->db_id, ne, 0);
 }
 
 size_t coord_flush(struct client *c, int db_id, int async) {
-    size_t n = 0;
-    (void)c;
-    /* before the flush, while the keys are still there: only WATCHed keys that
-     * exist are touched, as in Redis 7.0 */
-    watch_before_flush(db_id);
-    if (persist_on()) {
-        n = 0;
-        for (int i = db_id < 0 ? 0 : db_id; i <= (db_id < 0 ? server.databases - 1 : db_id); i++) {
-            n += persist_db_size(i);
-        }
-        persist_flush(db_id);
-        persist_client_wrote(c);
-        for (int i = db_id < 0 ? 0 : db_id; i <= (db_id < 0 ? server.databases - 1 : db_id); i++) {
-            ks_flush_db(server.db[i], async);
-        }
-        server.dirty += (long long)n + 1;
-        return n;
-    }
-    if (db_id >= 0) {
-        n = ks_flush_db(server.db[db_id], async);
-    } else {
-        for (int i = 0; i < server.databases; i++) {
-            n += ks_flush_db(server.db[i], async);
-        }
-    }
-    server.dirty += (long long)n + 1;
-    return n;
+    return store_flush(c, db_id, async);
 }
 
 uint64_t coord_scan(struct client *c, uint64_t cursor, long count,
                     void (*fn)(struct kv_entry *e, void *arg), void *arg) {
-    if (persist_on()) {
-        return persist_scan(c->db_id, cursor, count, fn, arg);
-    }
-    return kv_dict_scan(&c->db->keys, cursor, count, fn, arg);
+    return store_scan(c->db_id, cursor, count, fn, arg);
 }
 
 void coord_foreach(struct client *c, void (*fn)(struct kv_entry *e, void *arg), void *arg) {
-    if (persist_on()) {
-        persist_foreach(c->db_id, fn, arg);
-        return;
-    }
-    kv_dict_foreach(&c->db->keys, fn, arg);
+    store_foreach(c->db_id, fn, arg);
 }
 
 struct kv_entry *coord_random(struct client *c) {
-    struct kv_db *db = c->db;
-    if (persist_on()) {
-        return persist_random(c->db_id);
-    }
-    /* Expired keys are deleted as they are drawn, so this ends: every turn either
-     * returns or removes a key (Redis's RANDOMKEY on a primary does the same). */
-    for (;;) {
-        struct kv_entry *e = kv_dict_random(&db->keys);
-        if (e == NULL || !ks_entry_expired(e)) {
-            return e;
-        }
-        ks_expire_now(db, e, ks_entry_token(e));
-    }
+    return store_random(c->db_id);
 }
 
 size_t coord_db_size(struct client *c) {
-    if (persist_on()) {
-        persist_expire_due();
-        return persist_db_size(c->db_id);
-    }
-    return ks_db_size(c->db);
+    return store_db_size(c->db_id);
 }
 
 void coord_expire_entry(struct client *c, struct kv_entry *e) {
-    if (persist_on()) {
-        return; /* iteration never hands out expired keys here */
-    }
-    ks_expire_now(c->db, e, ks_entry_token(e));
+    store_expire_entry(c->db, e);
 }
 
 /* ---- typed lookups and in-place changes (coord.h) ----

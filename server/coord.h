@@ -31,20 +31,20 @@
  *   coordination: it reads, decides, and issues one write call.
  *
  * WHAT THE COORDINATOR GUARANTEES
- *   - Both modes: every call applies to the in-memory keyspace (server/ks.h) with
- *     no extra copy, and lookups return the entry itself, not a copy. Every write
- *     call stamps the value it writes (or the tombstone of a removal) with one
- *     version (server/store.h: an HLC tick above the old value's version, and this
- *     node's tag), touches WATCHed keys (watch_touch_key / watch_touch_db) and
- *     counts server.dirty.
- *   - Persistent mode (--mode persistent): a lookup that misses in memory reads the
- *     engine and caches the entry; each write call writes through
- *     (server/persist.h) the envelope (type, payload) with its expire-at and
- *     version under the internal key token(8B big-endian)||db||key, committed in
- *     one batch at the end of the loop turn, and the client's reply is held until
- *     that batch is written. coord_modified serialises the entry once, after the
- *     handler's last change, never per field; coord_hash_modified writes only the
- *     named fields of a big hash.
+ *   - Both modes: every call goes through the store interface (server/store.h),
+ *     which applies it to the in-memory keyspace (server/ks.h) with no extra copy
+ *     and, in persistent mode, reads a dict miss through from the engine. Lookups
+ *     return the entry itself, not a copy. Every write call stamps the value it
+ *     writes (or the tombstone of a removal) with one version (an HLC tick above
+ *     the old value's version, and this node's tag) and emits one store event
+ *     (server/events.h), to which WATCH, server.dirty and persistence subscribe.
+ *   - Persistent mode (--mode persistent): the persistence subscriber queues the
+ *     envelope (type, payload) with its expire-at and version under the internal
+ *     key token(8B big-endian)||db||key, committed in one batch at the end of the
+ *     loop turn, and the client's reply is held until that batch is written.
+ *     coord_modified serialises the entry once, after the handler's last change,
+ *     never per field; coord_hash_modified writes only the named fields of a big
+ *     hash.
  *   - Cluster (to come): a lookup prefetches the key from its replicas (the reply
  *     waits for R of them), a write call ships the new version to the key's
  *     replicas and holds the reply until W acks, as persistent mode holds it for

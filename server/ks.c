@@ -11,7 +11,7 @@
 #include <pthread.h>
 
 #include "server/ks.h"
-#include "server/persist.h"
+#include "server/events.h"
 
 size_t ks_hash_max_listpack_entries = 512;
 size_t ks_hash_max_listpack_value = 64;
@@ -310,17 +310,16 @@ struct kv_entry *ks_take_rekeyed(struct kv_db *db, struct kv_entry *e, const cha
 void ks_expire_now(struct kv_db *db, struct kv_entry *e, uint64_t token) {
     size_t klen;
     const char *k = ks_entry_key(e, &klen);
-    struct kv_slice key = {k, klen};
-    watch_touch_key(db->id, &key); /* before the key bytes are freed */
-    if (persist_on()) {
-        persist_expired(db->id, k, klen, ks_entry_expire(e), ks_entry_version(e));
-    }
+    /* before the key bytes are freed */
+    struct store_ev ev = {.type = STORE_EV_EXPIRED, .db = db->id, .key = k, .klen = klen,
+                          .e = e, .version = ks_entry_version(e),
+                          .old_expire = ks_entry_expire(e), .existed = 1};
+    store_emit(&ev);
     kv_dict_unlink(&db->keys, k, klen, token);
     if (e->flags & KE_EXPIRE) {
         vol_del(db, e);
     }
     ks_entry_free(e);
-    server.stat_expiredkeys++;
 }
 
 struct kv_entry *ks_set_expire(struct kv_db *db, struct kv_entry *e, long long when) {

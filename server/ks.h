@@ -299,6 +299,16 @@ struct kv_db {
     long long avg_ttl;          /* estimate for INFO keyspace, ms */
 };
 
+/* A backing store under the keyspace (persistent mode), set at start-up by the
+ * store (store_init): the keyspace is then a cache of it. Eviction drops only clean
+ * cached copies, by LRU (LFU under an LFU policy), emitting no event (no key
+ * changes); without maxmemory the budget is 1 GiB; a write is never refused for
+ * memory. evict_prepare (may be NULL) runs before each eviction round (persist:
+ * write the pending batch, so that the entries are clean). NULL: none (cache). */
+struct ks_backing {
+    void (*evict_prepare)(void);
+};
+void ks_set_backing(const struct ks_backing *b);
 void ks_init(void);                 /* creates server.db[0..server.databases) */
 void ks_deinit(void);               /* frees every database (tests, shutdown) */
 size_t ks_db_size(const struct kv_db *db);
@@ -321,7 +331,8 @@ void ks_replace(struct kv_db *db, struct kv_entry *old, struct kv_entry *e, uint
 /* Unlinks a key and frees it (lazily in the background when its value is large
  * and lazy is set). Returns 1 when it existed. */
 int ks_delete(struct kv_db *db, const char *key, size_t len, uint64_t token, int lazy);
-/* Deletes an expired key found by a lookup: counts it, tells WATCH. */
+/* Deletes an expired key found by a lookup, announcing it first (STORE_EV_EXPIRED,
+ * server/events.h: WATCH, expired_keys and persistence subscribe). */
 void ks_expire_now(struct kv_db *db, struct kv_entry *e, uint64_t token);
 /* Sets or changes a key's expire-at (ms). Returns the (possibly moved) entry. */
 struct kv_entry *ks_set_expire(struct kv_db *db, struct kv_entry *e, long long when);

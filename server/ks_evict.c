@@ -55,7 +55,7 @@
 #include <unistd.h>
 
 #include "server/ks.h"
-#include "server/persist.h"
+#include "server/events.h"
 
 long long ks_evict_time_limit_us = KS_EVICT_TIME_LIMIT_US;
 
@@ -259,20 +259,28 @@ static struct kv_entry *pick_victim(struct ks_evpool *p, int policy, struct kv_d
     }
 }
 
-/* Deletes an evicted key as Redis does: WATCH sees it, evicted_keys counts it.
+static const struct ks_backing *backing;
+
+void ks_set_backing(const struct ks_backing *b) {
+    backing = b;
+}
+
+/* Deletes an evicted key as Redis does: STORE_EV_EVICTED first (WATCH sees it,
+ * evicted_keys counts it).
  * Freed synchronously (Redis's lazyfree-lazy-eviction no). */
 static void evict_entry(struct kv_db *db, struct kv_entry *e, uint64_t token) {
     size_t klen;
     const char *k = ks_entry_key(e, &klen);
-    if (persist_on()) {
-        /* a clean cached entry: the engine has it; dropping it changes nothing */
+    if (backing) {
+        /* a clean cached entry: the backing store has it; dropping it changes nothing */
         ks_delete(db, k, klen, token, 0);
         return;
     }
-    struct kv_slice key = {k, klen};
-    watch_touch_key(db->id, &key);
+    struct store_ev ev = {.type = STORE_EV_EVICTED, .db = db->id, .key = k, .klen = klen,
+                          .e = e, .version = ks_entry_version(e),
+                          .old_expire = ks_entry_expire(e), .existed = 1};
+    store_emit(&ev);
     ks_delete(db, k, klen, token, 0);
-    server.stat_evictedkeys++;
 }
 
 /* ---- the loop ---- */
@@ -314,7 +322,7 @@ static void evict_timer_cb(evutil_socket_t fd, short what, void *arg) {
 int ks_evict_over_limit(size_t *tofree) {
     size_t max = (size_t)server.maxmemory;
     if (server.maxmemory <= 0) {
-        if (!persist_on()) {
+        if (!backing) {
             return 0;
         }
         max = KS_PERSIST_DEFAULT_BUDGET;
@@ -335,11 +343,13 @@ int ks_perform_evictions(void) {
         return KS_EVICT_OK;
     }
     int policy = server.maxmemory_policy;
-    if (persist_on()) {
+    if (backing) {
         /* only clean cached entries go, by recency (or frequency under LFU);
-         * a write in the pending batch must reach the engine first */
+         * a write in the pending batch must reach the backing store first */
         policy = ks_policy_is_lfu() ? MM_ALLKEYS_LFU : MM_ALLKEYS_LRU;
-        persist_evict_prepare();
+        if (backing->evict_prepare) {
+            backing->evict_prepare();
+        }
     } else if (policy == MM_NOEVICTION) {
         return KS_EVICT_FAIL;
     }
@@ -386,7 +396,7 @@ cant_free:
 int ks_evict_if_needed(void) {
     int rc = ks_perform_evictions();
     /* persistent mode never refuses: data beyond memory lives on disk */
-    return rc == KS_EVICT_FAIL && !persist_on() ? -1 : 0;
+    return rc == KS_EVICT_FAIL && !backing ? -1 : 0;
 }
 
 void ks_evict_start(void) {

@@ -1,9 +1,9 @@
 /* server/multi.c: MULTI/EXEC/DISCARD and optimistic locking with WATCH, Redis
  * semantics on one node. Commands after MULTI are checked (unknown, arity, auth,
  * OOM: process_command) and queued as copies; EXEC runs them back to back through
- * call(), so nothing else runs in between. A write to a WATCHed key (reported by
- * the keyspace through watch_touch_key/watch_touch_db) makes EXEC fail with a null
- * array.
+ * call(), so nothing else runs in between. A write to a WATCHed key (announced
+ * by the store's events, events.h, to which multi_subscribe subscribes at start-up)
+ * makes EXEC fail with a null array.
  *
  * HOW WATCH STAYS CHEAP
  *   Watched keys live in one hash table of (db, key) -> watchers; each client
@@ -22,6 +22,7 @@
 #include "server/ks.h"
 #include "server/server.h"
 #include "server/server_int.h"
+#include "server/store.h"
 
 struct multi_cmd {
     const struct kv_command *cmd;
@@ -53,11 +54,7 @@ static int key_state(int db_id, const char *key, size_t len) {
     if (server.db == NULL || db_id < 0 || db_id >= server.databases) {
         return KEY_ABSENT;
     }
-    uint64_t token = ks_token(key, len);
-    struct kv_entry *e = ks_find(server.db[db_id], key, len, token);
-    if (e == NULL && persist_on()) {
-        e = persist_load(server.db[db_id], key, len, token);
-    }
+    struct kv_entry *e = store_peek(server.db[db_id], key, len, ks_token(key, len));
     if (e == NULL) {
         return KEY_ABSENT;
     }
@@ -300,7 +297,7 @@ int watch_any(void) {
     return nwatched != 0;
 }
 
-void watch_touch_key(int db_id, const struct kv_slice *key) {
+static void watch_touch_key(int db_id, const struct kv_slice *key) {
     if (nwatched == 0) {
         return;
     }
@@ -326,27 +323,10 @@ void watch_touch_key(int db_id, const struct kv_slice *key) {
     }
 }
 
-void watch_touch_db(int db_id) {
-    if (nwatched == 0) {
-        return;
-    }
-    for (size_t b = 0; b < wtab_size; b++) {
-        for (struct wkey *w = wtab[b]; w; w = w->next) {
-            if (db_id == -1 || w->db == db_id) {
-                for (int i = 0; i < w->nwatchers; i++) {
-                    struct watched_key *k = w->watchers[i];
-                    if (k->stale) {
-                        k->stale = 0;  /* a stale key flushed away: no change */
-                        continue;
-                    }
-                    k->c->flags |= CLIENT_DIRTY_CAS;
-                }
-            }
-        }
-    }
-}
-
-void watch_before_flush(int db_id) {
+/* As Redis's touchAllWatchedKeysInDb: called BEFORE emptying database db_id (-1:
+ * all); only watchers of keys that exist there are marked, so FLUSHALL leaves a
+ * WATCH on an absent key intact. */
+static void watch_before_flush(int db_id) {
     if (nwatched == 0) {
         return;
     }
@@ -369,6 +349,29 @@ void watch_before_flush(int db_id) {
             }
         }
     }
+}
+
+/* The store's events as WATCH sees them: a key written, deleted, expired or
+ * evicted is touched; a flush marks the watched keys that exist before it. */
+static void watch_on_event(const struct store_ev *ev, void *arg) {
+    (void)arg;
+    if (nwatched == 0) {
+        return;
+    }
+    if (ev->type == STORE_EV_FLUSH_BEFORE) {
+        watch_before_flush(ev->db);
+        return;
+    }
+    struct kv_slice key = {ev->key, ev->klen};
+    watch_touch_key(ev->db, &key);
+}
+
+void multi_subscribe(void) {
+    store_subscribe(STORE_SUB_OBSERVER,
+                    STORE_EV_BIT(STORE_EV_WRITTEN) | STORE_EV_BIT(STORE_EV_DELETED) |
+                        STORE_EV_BIT(STORE_EV_EXPIRED) | STORE_EV_BIT(STORE_EV_EVICTED) |
+                        STORE_EV_BIT(STORE_EV_FLUSH_BEFORE),
+                    watch_on_event, NULL);
 }
 
 void cmd_watch(struct client *c) {

@@ -84,6 +84,13 @@ void persist_expired(int db_id, const char *key, size_t klen, long long old_expi
                      struct kv_version ver);
 /* FLUSHDB (db_id) / FLUSHALL (-1): a flush marker, no tombstone per key. */
 void persist_flush(int db_id);
+struct store_ev;
+/* The write-through, subscribed to the store's events (events.h) by store_init in
+ * persistent mode: WRITTEN -> persist_hash_fields/persist_put, REPLACING ->
+ * persist_replaced, DELETED -> persist_del (a replica's: persist_tombstone), EXPIRED ->
+ * persist_expired, FLUSH_BEFORE -> persist_flush; a client's write holds its reply
+ * (persist_client_wrote). */
+void persist_on_event(const struct store_ev *ev, void *arg);
 /* Notes that c issued a write in this loop turn: its output is held
  * (CLIENT_HOLD_PERSIST) until the batch is written, and under appendfsync always
  * until the sync that covers it; the running command's reply becomes -MISCONF if

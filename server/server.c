@@ -14,6 +14,7 @@
 
 #include "server/server.h"
 #include "server/server_int.h"
+#include "server/store.h"
 
 struct kv_server server;
 
@@ -126,6 +127,7 @@ int server_start(void) {
     commands_init();
     info_init();
     ks_init();
+    server_subscribe_events();
     kv_used_memory_refresh();
     char err[CONFIG_ERR_LEN];
     if (net_listen(err, sizeof(err)) != 0) {
@@ -141,6 +143,39 @@ int server_start(void) {
     server_log(LL_NOTICE, "Ready to accept connections tcp on port %d (mode %s)", net_bound_port,
                server.mode == MODE_CACHE ? "cache" : "persistent");
     return 0;
+}
+
+/* The statistics a change counts: server.dirty (a write or delete: 1; a flush:
+ * the keys it removed + 1), expired_keys, evicted_keys. */
+static void stats_on_event(const struct store_ev *ev, void *arg) {
+    (void)arg;
+    switch (ev->type) {
+    case STORE_EV_WRITTEN:
+    case STORE_EV_DELETED:
+        server.dirty++;
+        break;
+    case STORE_EV_EXPIRED:
+        server.stat_expiredkeys++;
+        break;
+    case STORE_EV_EVICTED:
+        server.stat_evictedkeys++;
+        break;
+    case STORE_EV_FLUSHED:
+        server.dirty += (long long)ev->count + 1;
+        break;
+    default:
+        break;
+    }
+}
+
+void server_subscribe_events(void) {
+    multi_subscribe();
+    store_subscribe(STORE_SUB_OBSERVER,
+                    STORE_EV_BIT(STORE_EV_WRITTEN) | STORE_EV_BIT(STORE_EV_DELETED) |
+                        STORE_EV_BIT(STORE_EV_EXPIRED) | STORE_EV_BIT(STORE_EV_EVICTED) |
+                        STORE_EV_BIT(STORE_EV_FLUSHED),
+                    stats_on_event, NULL);
+    store_init();
 }
 
 void server_stop(void) {

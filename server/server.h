@@ -415,15 +415,9 @@ void server_log(int level, const char *fmt, ...) __attribute__((format(printf, 2
 /* ------------------------------------------------------------------------------
  * Hooks between families
  * ------------------------------------------------------------------------------ */
-/* WATCH support (server/multi.c): called by the coordinator whenever a key is
- * written, deleted or expired, and when a database is flushed. Cheap when no client
- * watches anything. */
-void watch_touch_key(int db_id, const struct kv_slice *key);
-void watch_touch_db(int db_id); /* -1: every database */
-/* The precise form for flushes, as Redis's touchAllWatchedKeysInDb: call it
- * BEFORE emptying database db_id (-1: all); only watchers of keys that exist
- * there are marked, so FLUSHALL leaves a WATCH on an absent key intact. Use it
- * instead of watch_touch_db for FLUSHDB/FLUSHALL. */
-void watch_before_flush(int db_id);
+/* Subscribes WATCH (multi.c), the statistics (server.dirty, expired_keys,
+ * evicted_keys) and, for server.mode, the store's backend (store_init) to the store's
+ * events (events.h). Called at start-up; again after a test changes server.mode. */
+void server_subscribe_events(void);
 
 #endif

@@ -202,6 +202,7 @@ void multi_queue(struct client *c);          /* queue c->argv for EXEC */
 void multi_discard_state(struct client *c);  /* leaves MULTI */
 void unwatch_all(struct client *c);
 int watch_any(void);                         /* anyone watching? */
+void multi_subscribe(void);                  /* WATCH on the store events */
 
 /* ---- cmd_info.c ---- */
 void info_init(void);

@@ -17,6 +17,135 @@ static struct {
     size_t enclen;
 } S;
 
+/* ------------------------------------------------------------------------------
+ * Events (events.h) and the backend
+ * ------------------------------------------------------------------------------ */
+struct store_sub store_subs[STORE_MAX_SUBS];
+int store_nsubs;
+struct store_backend store_be;
+
+int store_subscribe(int rank, unsigned mask, store_sub_fn fn, void *arg) {
+    for (int i = 0; i < store_nsubs; i++) {
+        if (store_subs[i].fn == fn && store_subs[i].arg == arg) {
+            store_subs[i].mask = mask;
+            return 0;
+        }
+    }
+    if (store_nsubs == STORE_MAX_SUBS) {
+        return -1;
+    }
+    int at = store_nsubs; /* after every subscriber of the same or a lower rank */
+    while (at > 0 && store_subs[at - 1].rank > rank) {
+        store_subs[at] = store_subs[at - 1];
+        at--;
+    }
+    store_subs[at] = (struct store_sub){fn, arg, mask, rank};
+    store_nsubs++;
+    return 0;
+}
+
+void store_unsubscribe(store_sub_fn fn, void *arg) {
+    for (int i = 0; i < store_nsubs; i++) {
+        if (store_subs[i].fn == fn && store_subs[i].arg == arg) {
+            memmove(&store_subs[i], &store_subs[i + 1],
+                    (size_t)(store_nsubs - i - 1) * sizeof(store_subs[0]));
+            store_nsubs--;
+            return;
+        }
+    }
+}
+
+static const struct ks_backing persist_backing = {persist_evict_prepare};
+
+void store_init(void) {
+    if (persist_on()) {
+        store_be = (struct store_backend){persist_load,    persist_db_size, persist_expire_due,
+                                          persist_scan,    persist_foreach, persist_random};
+        ks_set_backing(&persist_backing);
+        store_subscribe(STORE_SUB_BACKEND,
+                        STORE_EV_BIT(STORE_EV_WRITTEN) | STORE_EV_BIT(STORE_EV_REPLACING) |
+                            STORE_EV_BIT(STORE_EV_DELETED) | STORE_EV_BIT(STORE_EV_EXPIRED) |
+                            STORE_EV_BIT(STORE_EV_FLUSH_BEFORE),
+                        persist_on_event, NULL);
+    } else {
+        store_be = (struct store_backend){0};
+        ks_set_backing(NULL);
+        store_unsubscribe(persist_on_event, NULL);
+    }
+}
+
+/* ------------------------------------------------------------------------------
+ * The coordinator's calls (store.h)
+ * ------------------------------------------------------------------------------ */
+size_t store_flush(struct client *c, int db_id, int async) {
+    int lo = db_id < 0 ? 0 : db_id, hi = db_id < 0 ? server.databases - 1 : db_id;
+    size_t n = 0;
+    if (store_be.count) { /* before the backend forgets them */
+        for (int i = lo; i <= hi; i++) {
+            n += store_be.count(i);
+        }
+    }
+    struct store_ev ev = {.type = STORE_EV_FLUSH_BEFORE, .db = db_id, .c = c};
+    store_emit(&ev);
+    for (int i = lo; i <= hi; i++) {
+        size_t m = ks_flush_db(server.db[i], async);
+        if (store_be.count == NULL) {
+            n += m;
+        }
+    }
+    ev.type = STORE_EV_FLUSHED;
+    ev.count = n;
+    store_emit(&ev);
+    return n;
+}
+
+uint64_t store_scan(int db_id, uint64_t cursor, long count,
+                    void (*fn)(struct kv_entry *e, void *arg), void *arg) {
+    if (store_be.scan) {
+        return store_be.scan(db_id, cursor, count, fn, arg);
+    }
+    return kv_dict_scan(&server.db[db_id]->keys, cursor, count, fn, arg);
+}
+
+void store_foreach(int db_id, void (*fn)(struct kv_entry *e, void *arg), void *arg) {
+    if (store_be.foreach) {
+        store_be.foreach(db_id, fn, arg);
+        return;
+    }
+    kv_dict_foreach(&server.db[db_id]->keys, fn, arg);
+}
+
+struct kv_entry *store_random(int db_id) {
+    if (store_be.random) {
+        return store_be.random(db_id);
+    }
+    struct kv_db *db = server.db[db_id];
+    /* Expired keys are deleted as they are drawn, so this ends: every turn either
+     * returns or removes a key (Redis's RANDOMKEY on a primary does the same). */
+    for (;;) {
+        struct kv_entry *e = kv_dict_random(&db->keys);
+        if (e == NULL || !ks_entry_expired(e)) {
+            return e;
+        }
+        ks_expire_now(db, e, ks_entry_token(e));
+    }
+}
+
+size_t store_db_size(int db_id) {
+    if (store_be.count) {
+        store_be.expire_due();
+        return store_be.count(db_id);
+    }
+    return ks_db_size(server.db[db_id]);
+}
+
+void store_expire_entry(struct kv_db *db, struct kv_entry *e) {
+    if (store_be.load) {
+        return; /* the backend's iteration never hands out expired keys */
+    }
+    ks_expire_now(db, e, ks_entry_token(e));
+}
+
 /* A value's envelope must be one store_apply can decode on its own. */
 static int envelope_ok(const struct store_record *r) {
     return r->value != NULL && r->vlen >= 4 &&
@@ -36,10 +165,7 @@ int store_apply(int db_id, const char *key, size_t klen, const struct store_reco
     }
     struct kv_db *db = server.db[db_id];
     uint64_t token = ks_token(key, klen);
-    struct kv_entry *e = ks_find(db, key, klen, token);
-    if (e == NULL && persist_on()) {
-        e = persist_load(db, key, klen, token);
-    }
+    struct kv_entry *e = store_peek(db, key, klen, token);
     struct kv_version held = {0, 0};
     int held_deleted = 0, have = 0;
     if (e) {
@@ -76,28 +202,18 @@ int store_apply(int db_id, const char *key, size_t klen, const struct store_reco
     int existed = e != NULL;
     long long old_exp = e ? ks_entry_expire(e) : 0;
     struct kv_slice ks = {key, klen};
-    watch_touch_key(db_id, &ks);
-    server.dirty++;
     if (tomb) {
-        if (persist_on()) {
-            persist_tombstone(db_id, key, klen, existed, old_exp, r->expire_at, r->version);
-        }
+        struct store_ev ev = {.type = STORE_EV_DELETED, .db = db_id, .key = key, .klen = klen,
+                              .e = e, .version = r->version, .old_expire = old_exp,
+                              .expire_at = r->expire_at, .existed = existed, .applied = 1};
+        store_emit(&ev);
         if (e) {
             ks_delete(db, key, klen, token, 0);
         }
         return STORE_APPLIED;
     }
-    if (e) {
-        if (persist_on()) {
-            persist_replaced(db_id, e);
-        }
-        ks_replace(db, e, ne, token);
-    } else {
-        ks_insert(db, ne, token);
-    }
-    if (persist_on()) {
-        persist_put(db_id, ne, existed, old_exp);
-    }
+    store_link(db, e, ne, token);
+    store_written(NULL, db, &ks, ne, existed, old_exp, NULL, 0, 0);
     return STORE_APPLIED;
 }
 
@@ -108,10 +224,7 @@ int store_get_record(int db_id, const char *key, size_t klen, struct store_recor
     memset(out, 0, sizeof(*out));
     struct kv_db *db = server.db[db_id];
     uint64_t token = ks_token(key, klen);
-    struct kv_entry *e = ks_find(db, key, klen, token);
-    if (e == NULL && persist_on()) {
-        e = persist_load(db, key, klen, token);
-    }
+    struct kv_entry *e = store_peek(db, key, klen, token);
     if (e) {
         out->version = ks_entry_version(e);
         out->expire_at = ks_entry_expire(e);

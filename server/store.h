@@ -36,6 +36,8 @@
 #include <stdint.h>
 
 #include "proto/version.h"
+#include "server/events.h"
+#include "server/ks.h"
 
 struct store_record {
     struct kv_version version;
@@ -86,5 +88,124 @@ struct store_iter *store_iter_range(uint64_t start, uint64_t end);
 /* 1 an item in *out, 0 the end, -1 an error (then the end). */
 int store_iter_next(struct store_iter *it, struct store_item *out);
 void store_iter_destroy(struct store_iter **it);
+
+/* ------------------------------------------------------------------------------
+ * THE COORDINATOR'S STORE INTERFACE
+ *
+ * coord.c reads and writes keys through these calls only; they hide whether the
+ * keyspace (ks.h) is the whole store (cache mode) or a cache over the engine
+ * (persistent mode: the backend below, set by store_init). Every write call emits
+ * its store event (events.h); whatever a write owes WATCH, server.dirty and the
+ * engine is done by their subscribers. Lookups return the entry itself (no copy);
+ * the hot path (lookup hit, link, written) is inline and costs one branch more
+ * than the bare keyspace per event subscriber.
+ * ------------------------------------------------------------------------------ */
+
+/* The backend under the keyspace: all NULL in cache mode. */
+struct store_backend {
+    /* a dict miss: the key from the backend, cached in db, or NULL */
+    struct kv_entry *(*load)(struct kv_db *db, const char *key, size_t klen, uint64_t token);
+    size_t (*count)(int db_id);        /* live keys, exact (expired ones may count) */
+    void (*expire_due)(void);          /* deletes what has expired, so count is live */
+    uint64_t (*scan)(int db_id, uint64_t cursor, long count,
+                     void (*fn)(struct kv_entry *e, void *arg), void *arg);
+    void (*foreach)(int db_id, void (*fn)(struct kv_entry *e, void *arg), void *arg);
+    struct kv_entry *(*random)(int db_id);
+};
+extern struct store_backend store_be;
+
+/* Chooses the backend for server.mode and subscribes or unsubscribes the
+ * persistence write-through (persist.c); sets the keyspace's backing (ks.h). Called
+ * at start-up (server_subscribe_events) and again by tests that switch modes. */
+void store_init(void);
+
+/* What the store holds for key: the entry, expired or not (no expiry, statistics or
+ * LRU), read through from the backend on a dict miss. */
+static inline struct kv_entry *store_peek(struct kv_db *db, const char *key, size_t klen,
+                                          uint64_t token) {
+    struct kv_entry *e = ks_find(db, key, klen, token);
+    if (e == NULL && store_be.load) {
+        e = store_be.load(db, key, klen, token);
+    }
+    return e;
+}
+
+/* The live entry for key, or NULL; an expired key is deleted (STORE_EV_EXPIRED). */
+static inline struct kv_entry *store_lookup(struct kv_db *db, const char *key, size_t klen,
+                                            uint64_t token) {
+    struct kv_entry *e = store_peek(db, key, klen, token);
+    if (e && ks_entry_expired(e)) {
+        ks_expire_now(db, e, token);
+        return NULL;
+    }
+    return e;
+}
+
+/* Links e (detached, version stamped) under its key, replacing old (NULL: none;
+ * STORE_EV_REPLACING first). The caller then reports it with store_written. */
+static inline void store_link(struct kv_db *db, struct kv_entry *old, struct kv_entry *e,
+                              uint64_t token) {
+    if (old) {
+        if (store_nsubs) {
+            struct store_ev ev = {.type = STORE_EV_REPLACING, .db = db->id, .e = old,
+                                  .version = ks_entry_version(old),
+                                  .old_expire = ks_entry_expire(old), .existed = 1};
+            ev.key = ks_entry_key(old, &ev.klen);
+            store_emit(&ev);
+        }
+        ks_replace(db, old, e, token);
+    } else {
+        ks_insert(db, e, token);
+    }
+}
+
+/* Reports that key (in db) now holds e: a new value or an in-place change of value
+ * or TTL. existed/old_expire: what was there before; fields (n of them, stride
+ * apart) the hash fields changed, or NULL. */
+static inline void store_written(struct client *c, struct kv_db *db, const struct kv_slice *key,
+                                 struct kv_entry *e, int existed, long long old_expire,
+                                 const struct kv_slice *fields, size_t n, size_t stride) {
+    struct store_ev ev = {.type = STORE_EV_WRITTEN, .db = db->id, .key = key->p,
+                          .klen = key->len, .e = e, .c = c, .old_expire = old_expire,
+                          .existed = existed, .fields = fields, .nfields = n,
+                          .stride = stride};
+    ev.version = ks_entry_version(e);
+    store_emit(&ev);
+}
+
+/* Announces that a command deletes key's entry e with version ver (STORE_EV_DELETED);
+ * the caller unlinks it next (store_delete does both). */
+static inline void store_deleting(struct client *c, struct kv_db *db, const struct kv_slice *key,
+                                  struct kv_entry *e, struct kv_version ver) {
+    struct store_ev ev = {.type = STORE_EV_DELETED, .db = db->id, .key = key->p,
+                          .klen = key->len, .e = e, .c = c, .version = ver,
+                          .old_expire = ks_entry_expire(e), .existed = 1};
+    store_emit(&ev);
+}
+
+/* Deletes key's live entry e (token: key's) with version ver; lazy frees a large
+ * value in the background. Returns ks_delete's result. */
+static inline int store_delete(struct client *c, struct kv_db *db, const struct kv_slice *key,
+                               struct kv_entry *e, uint64_t token, struct kv_version ver,
+                               int lazy) {
+    store_deleting(c, db, key, e, ver);
+    return ks_delete(db, key->p, key->len, token, lazy);
+}
+
+/* Empties database db_id (-1: all): STORE_EV_FLUSH_BEFORE, the keyspace emptied,
+ * STORE_EV_FLUSHED. Returns the keys removed (persistent mode: the exact counts). */
+size_t store_flush(struct client *c, int db_id, int async);
+/* SCAN by token cursor over database db_id (entries possibly expired). */
+uint64_t store_scan(int db_id, uint64_t cursor, long count,
+                    void (*fn)(struct kv_entry *e, void *arg), void *arg);
+/* Every entry of database db_id; fn must not change anything. */
+void store_foreach(int db_id, void (*fn)(struct kv_entry *e, void *arg), void *arg);
+/* A random live key of db_id (expired ones drawn are deleted), or NULL. */
+struct kv_entry *store_random(int db_id);
+/* Live keys in db_id (persistent mode: what has expired is deleted first). */
+size_t store_db_size(int db_id);
+/* Deletes an entry found by iteration that turned out expired (cache mode; the
+ * backend's iteration never hands out expired keys). */
+void store_expire_entry(struct kv_db *db, struct kv_entry *e);
 
 #endif

@@ -50,6 +50,7 @@ static void start(int m) {
     drop_cache();
     cur_mode = m;
     server.mode = m;
+    server_subscribe_events(); /* the backend for m */
     server.mstime = kv_mstime();
     server.node_tag = 0x100;
     server.gc_grace_seconds = 864000;
@@ -81,6 +82,7 @@ static void stop(void) {
     }
     drop_cache();
     server.mode = MODE_CACHE;
+    server_subscribe_events();
     server.node_tag = 0;
 }
 

@@ -34,6 +34,7 @@ static inline void tclient_boot(int mode) {
     server.mode = mode;
     commands_init();
     ks_init();
+    server_subscribe_events();
 }
 
 /* Makes c a fresh, authenticated RESP2 client on database 0 with no socket. */

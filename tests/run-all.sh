@@ -8,6 +8,7 @@
 #   seal:    tests/check-seal.sh (command handlers use only the coordinator seam)
 #   funclen: tests/check-func-length.py (no function in server/*.c over 100 lines
 #            without a "long:" reason; allow-list tests/func-length-allow.txt)
+#   seams:   tests/check-seams.sh (coord.c and the keyspace call no WATCH/persistence by name)
 #   unit:    every binary in build/tests/ (and build-asan/tests/)
 #   compat:  redis-compat-tests/run.sh KVD_BINARY [--asan]  (real clients, differential)
 #   long:    tests/long/*.sh, only with --long
@@ -63,6 +64,7 @@ if [[ $mode == all || $mode == unit ]]; then
     run_suite layers bash tests/check-layers.sh
     run_suite seal bash tests/check-seal.sh
     run_suite funclen python3 tests/check-func-length.py
+    run_suite seams bash tests/check-seams.sh
     unit_suites build unit
 fi
 if [[ $mode == all || $mode == asan ]]; then
