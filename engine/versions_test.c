@@ -11,40 +11,12 @@
 #include <unistd.h>
 
 #include "engine/wal.h"
+#include "engine/db_test_util.h"
 #include "tests/test.h"
-
-static char tmpl_dir[256];
 
 static const char *fresh_dir(void)
 {
-    snprintf(tmpl_dir, sizeof(tmpl_dir), "/tmp/kvd-versions-test-XXXXXX");
-    if (mkdtemp(tmpl_dir) == NULL) {
-        abort();
-    }
-    return tmpl_dir;
-}
-
-static void remove_dir(const char *dir)
-{
-    lsm_destroy(dir);
-    rmdir(dir);
-}
-
-static _Atomic uint64_t fake_now = 1700000000000ull; /* read by background threads */
-static uint64_t fake_clock(void)
-{
-    return fake_now;
-}
-
-static void small_options(struct lsm_options *o)
-{
-    lsm_options_init(o);
-    o->memtable_size = 16 * 1024;
-    o->l1_target_bytes = 64 * 1024;
-    o->target_file_size = 32 * 1024;
-    o->block_size = 1024;
-    o->block_cache_size = 256 * 1024;
-    o->clock_ms = fake_clock;
+    return fresh_dir_named("versions");
 }
 
 /* What lsm_get returned, flattened for checks. */

@@ -534,11 +534,20 @@ void client_hold(struct client *c, uint32_t reason) {
     }
 }
 
-void client_release(struct client *c, uint32_t reason) {
+/* reason no longer holds c; when nothing does, its recorded spans are dropped.
+ * Returns 1 when c's output is free to be written. */
+static int hold_drop(struct client *c, uint32_t reason) {
     c->hold &= ~reason;
     c->hold_now &= ~reason;
-    if (c->hold == 0) {
-        spans_clear(c);
+    if (c->hold != 0) {
+        return 0;
+    }
+    spans_clear(c);
+    return 1;
+}
+
+void client_release(struct client *c, uint32_t reason) {
+    if (hold_drop(c, reason)) {
         if (c->fd >= 0) {
             client_queue_write(c);
         }
@@ -617,11 +626,7 @@ void client_fail_held(struct client *c, uint32_t reason, const char *msg) {
     resp_write_raw(&c->out, all + pos, got - pos);
     kv_free(all);
     c->nspans = k;
-    c->hold &= ~reason;
-    c->hold_now &= ~reason;
-    if (c->hold == 0) {
-        spans_clear(c);
-    }
+    hold_drop(c, reason);
     if (c->fd >= 0) {
         client_queue_write(c);
     }

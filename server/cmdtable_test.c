@@ -12,6 +12,7 @@
 
 #include "server/server.h"
 #include "server/server_int.h"
+#include "server/test_client.h"
 #include "tests/test.h"
 
 static struct client *tc;
@@ -36,15 +37,7 @@ static const char *run_argv(int argc, const struct kv_slice *argv) {
     tc->argc = argc;
     tc->argv = (struct kv_slice *)argv;
     process_command(tc);
-    size_t n = 0;
-    struct iovec iov[16];
-    int k = resp_out_iov(&tc->out, iov, 16);
-    for (int i = 0; i < k && n + iov[i].iov_len < sizeof(out); i++) {
-        memcpy(out + n, iov[i].iov_base, iov[i].iov_len);
-        n += iov[i].iov_len;
-    }
-    resp_out_consume(&tc->out, n);
-    out[n] = '\0';
+    tclient_take_output(tc, out, sizeof(out));
     tc->argc = 0;
     tc->argv = NULL;
     return out;

@@ -9,6 +9,7 @@
 #include "server/server.h"
 #include "server/server_int.h"
 #include "server/events.h"
+#include "server/test_client.h"
 #include "tests/test.h"
 
 static struct client *tc;
@@ -27,15 +28,7 @@ static const char *run(int argc, const char **args) {
     if (tc->flags & CLIENT_REPLY_SKIP_NEXT) {
         tc->flags = (tc->flags | CLIENT_REPLY_SKIP) & ~CLIENT_REPLY_SKIP_NEXT;
     }
-    size_t n = 0;
-    struct iovec iov[16];
-    int k = resp_out_iov(&tc->out, iov, 16);
-    for (int i = 0; i < k; i++) {
-        memcpy(out + n, iov[i].iov_base, iov[i].iov_len);
-        n += iov[i].iov_len;
-    }
-    resp_out_consume(&tc->out, n);
-    out[n] = '\0';
+    tclient_take_output(tc, out, sizeof(out));
     tc->argc = 0;
     tc->argv = NULL;
     return out;

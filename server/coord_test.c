@@ -14,13 +14,7 @@
 static struct client tc;
 
 static void setup(void) {
-    tclient_boot(MODE_CACHE);
-    for (int i = 0; i < server.databases; i++) {
-        ks_flush_db(server.db[i], 0);
-    }
-    server.mstime = kv_mstime();
-    server.maxmemory_policy = MM_NOEVICTION;
-    tclient_reset(&tc);
+    tclient_fresh_cache(&tc);
 }
 
 static struct kv_slice sl(const char *s) {

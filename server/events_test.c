@@ -63,14 +63,8 @@ static void rec_clear(void) {
 }
 
 static void setup(void) {
-    tclient_boot(MODE_CACHE);
-    for (int i = 0; i < server.databases; i++) {
-        ks_flush_db(server.db[i], 0);
-    }
-    server.mstime = kv_mstime();
+    tclient_fresh_cache(&tc);
     server.maxmemory = 0;
-    server.maxmemory_policy = MM_NOEVICTION;
-    tclient_reset(&tc);
     store_subscribe(STORE_SUB_OBSERVER, STORE_EV_ALL, recorder, NULL);
     rec_clear();
 }

@@ -50,6 +50,33 @@ static inline void tclient_reset(struct client *c) {
     resp_out_init(&c->out, 2);
 }
 
+/* Moves c's pending output, raw, into out (at most cap - 1 bytes, NUL-terminated)
+ * and returns how many bytes it took. */
+static inline size_t tclient_take_output(struct client *c, char *out, size_t cap) {
+    size_t n = 0;
+    struct iovec iov[16];
+    int k = resp_out_iov(&c->out, iov, 16);
+    for (int i = 0; i < k && n + iov[i].iov_len < cap; i++) {
+        memcpy(out + n, iov[i].iov_base, iov[i].iov_len);
+        n += iov[i].iov_len;
+    }
+    resp_out_consume(&c->out, n);
+    out[n] = '\0';
+    return n;
+}
+
+/* The usual fixture: a cache-mode node with every database empty, the clock read
+ * now, no eviction policy, and c fresh (tclient_reset). */
+static inline void tclient_fresh_cache(struct client *c) {
+    tclient_boot(MODE_CACHE);
+    for (int i = 0; i < server.databases; i++) {
+        ks_flush_db(server.db[i], 0);
+    }
+    server.mstime = kv_mstime();
+    server.maxmemory_policy = MM_NOEVICTION;
+    tclient_reset(c);
+}
+
 enum {
     TCLIENT_HANDLER = 0, /* call the handler directly (no arity, auth or OOM checks) */
     TCLIENT_PROCESS = 1, /* the whole command path: process_command() */
