@@ -343,24 +343,33 @@ static void fail_queue(struct link *l)
 
 static void conn_open(struct link *l);
 
+uint32_t link_backoff_ms(int failures, int min_ms, int max_ms, uint64_t rnd)
+{
+    if (min_ms < 1) {
+        min_ms = 1;
+    }
+    if (max_ms < min_ms) {
+        max_ms = min_ms;
+    }
+    uint64_t delay = (uint64_t)min_ms;
+    for (int i = 1; i < failures && delay < (uint64_t)max_ms; i++) {
+        delay *= 2;
+    }
+    if (delay > (uint64_t)max_ms) {
+        delay = (uint64_t)max_ms;
+    }
+    uint64_t half = delay / 2;
+    return (uint32_t)(half + rnd % (delay - half + 1));
+}
+
 static void schedule_redial(struct link *l)
 {
     if (l->destroying) {
         return;
     }
-    int lo = l->cfg.backoff_min_ms, hi = l->cfg.backoff_max_ms;
-    long delay = lo;
-    for (int i = 1; i < l->attempts && delay < hi; i++) {
-        delay *= 2;
-    }
-    if (delay > hi) {
-        delay = hi;
-    }
-    /* jitter: a uniform delay in [delay/2, delay], so peers that failed together do
-     * not redial together */
-    long half = delay / 2;
-    delay = half + (long)(next_rand(l) % (uint64_t)(delay - half + 1));
-    struct timeval tv = tv_ms(delay);
+    uint32_t delay = link_backoff_ms(l->attempts, l->cfg.backoff_min_ms,
+                                     l->cfg.backoff_max_ms, next_rand(l));
+    struct timeval tv = tv_ms((long)delay);
     evtimer_add(l->retry_timer, &tv);
 }
 

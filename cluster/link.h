@@ -146,6 +146,12 @@ int link_rtt_samples(const struct link *l, uint32_t *out, int max);
  * 0 when there are none. */
 uint32_t link_rtt_percentile(const struct link *l, double pct);
 
+/* The redial delay after `failures` consecutive failures (1 for the first): min_ms
+ * doubled per further failure, capped at max_ms, then jittered down uniformly to
+ * between half of that and all of it by rnd (any random number), so peers that failed
+ * together do not redial together. Pure. */
+uint32_t link_backoff_ms(int failures, int min_ms, int max_ms, uint64_t rnd);
+
 /* Name of a state ("connecting", "up", "down", "auth-failed") and of a status. */
 const char *link_state_name(enum link_state s);
 const char *link_status_name(int status);

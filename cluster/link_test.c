@@ -1092,9 +1092,37 @@ static void test_link_destroy_inside_callback_is_safe(void)
     event_base_free(base);
 }
 
+/* Redial delays double from the minimum to the cap, each jittered into [d/2, d]. */
+static void test_link_backoff_doubles_to_cap_with_jitter(void)
+{
+    for (int f = 1; f <= 40; f++) {
+        uint64_t cap = 100;
+        for (int i = 1; i < f && cap < 5000; i++) {
+            cap *= 2;
+        }
+        if (cap > 5000) {
+            cap = 5000;
+        }
+        uint32_t lo = UINT32_MAX, hi = 0;
+        uint64_t x = 0x9e3779b97f4a7c15ull;
+        for (int k = 0; k < 2000; k++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            uint32_t d = link_backoff_ms(f, 100, 5000, x >> 11);
+            CHECK(d >= cap / 2 && d <= cap);
+            lo = d < lo ? d : lo;
+            hi = d > hi ? d : hi;
+        }
+        CHECK(hi > lo); /* jittered, not one fixed value */
+    }
+    CHECK(link_backoff_ms(1, 100, 5000, 0) == 50);
+    CHECK(link_backoff_ms(1000, 100, 5000, UINT64_MAX) <= 5000);
+    CHECK(link_backoff_ms(3, 0, 0, 12345) <= 1);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    TEST_RUN(test_link_backoff_doubles_to_cap_with_jitter);
     TEST_RUN(test_link_handshake_then_requests_flow);
     TEST_RUN(test_link_wrong_secret_closed_and_reported);
     TEST_RUN(test_link_listener_without_secret_refused_by_dialer);
