@@ -36,6 +36,7 @@ enum peer_mode {
     PEER_HUGE_ARRAY, /* answers with *2000000000 */
     PEER_STREAM,     /* answers with a 2 MB bulk, all of it */
     PEER_DOUBLE,     /* answers every request twice */
+    PEER_RANDOM,     /* answers with seeded random RESP-like fragments */
 };
 
 struct peer;
@@ -77,6 +78,7 @@ struct peer {
     struct pconn *conns[16];
     int nconns;
     uint64_t nonce_ctr;
+    uint64_t rng;             /* PEER_RANDOM's generator */
 };
 
 static uint64_t mono_us(void)
@@ -207,6 +209,38 @@ static int arg_is(const struct kv_slice *a, const char *s)
     return a->len == strlen(s) && strncasecmp(a->p, s, a->len) == 0;
 }
 
+/* Writes one reply made of random pieces: valid and broken headers (huge, negative,
+ * non-numeric lengths, deep nesting), short payloads, stray CRLFs and random bytes. */
+static void pconn_random_reply(struct pconn *c)
+{
+    static const char *pieces[] = {
+        "+OK\r\n", "-ERR x\r\n", ":12\r\n", "$3\r\nabc\r\n", "$-1\r\n", "*-1\r\n",
+        "*2\r\n", "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n",
+        "$999999999999\r\n", "*2000000000\r\n", "$-7\r\n", "*-9\r\n", "$abc\r\n",
+        ":9999999999999999999999\r\n", "$5\r\nab", "\r\n", "*0\r\n", "%2\r\n", "~1\r\n",
+        "$2\r\nabcdef\r\n", "*3\r\n:1\r\n", "+", "\n", "$0\r\n\r\n",
+    };
+    struct peer *p = c->peer;
+    int n = 1 + (int)(p->rng % 4);
+    for (int i = 0; i < n; i++) {
+        p->rng = p->rng * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t x = p->rng >> 17;
+        if (x % 7 == 0) {
+            char junk[8];
+            for (size_t j = 0; j < sizeof(junk); j++) {
+                junk[j] = (char)(x >> (j * 5));
+            }
+            pconn_write(c, junk, 1 + x % sizeof(junk));
+        } else {
+            const char *piece = pieces[x % (sizeof(pieces) / sizeof(pieces[0]))];
+            pconn_write(c, piece, strlen(piece));
+        }
+        if (c->dead) {
+            return;
+        }
+    }
+}
+
 static void pconn_command(struct pconn *c)
 {
     struct kv_slice *argv = c->parser.argv;
@@ -249,6 +283,9 @@ static void pconn_command(struct pconn *c)
     }
     case PEER_DOUBLE:
         pconn_write(c, "+OK\r\n+OK\r\n", 10);
+        return;
+    case PEER_RANDOM:
+        pconn_random_reply(c);
         return;
     default:
         break;
@@ -1052,6 +1089,53 @@ static void test_link_queue_bound_refusals_and_destroy_completes_pending(void)
     event_base_free(base);
 }
 
+/* Seeded random replies over many connections: whatever the bytes, the node never
+ * crashes, each accepted request completes exactly once, and the link keeps redialling
+ * and ends usable once the peer behaves. */
+static void test_link_random_replies_never_crash(void)
+{
+    struct event_base *base = event_base_new();
+    struct peer p;
+    CHECK(peer_start(&p, base, 0, secret, PEER_RANDOM, 1) == 0);
+    p.rng = 20261203;
+    struct state_log log = {0};
+    struct link_config cfg;
+    base_config(&cfg, p.port, &log);
+    cfg.request_timeout_ms = 100;
+    cfg.backoff_min_ms = 1;
+    cfg.backoff_max_ms = 5;
+    cfg.max_bulk_len = 1 << 20;
+    cfg.max_elements = 1000;
+    struct link *l = link_create(base, &cfg);
+    struct many m = {0};
+    int accepted = 0;
+    const char *argv[1] = {"PING"};
+    size_t lens[1] = {4};
+    uint64_t end = mono_us() + 1500000;
+    for (int round = 0; round < 2000 && mono_us() < end; round++) {
+        for (int i = 0; i < 3; i++) {
+            accepted += link_send(l, 1, argv, lens, many_done, &m) == LINK_OK;
+        }
+        run_for(base, 2);
+        if (p.nconns >= 12) {
+            break; /* the fake peer keeps 16 connections at most */
+        }
+    }
+    CHECK(accepted > 0);
+    CHECK(p.accepted >= 3);
+    fprintf(stderr, "random replies: %d connections, %d requests so far: %d ok, %d timeout, "
+            "%d down\n", p.accepted, accepted, m.ok, m.timeout, m.down);
+    p.mode = PEER_ECHO;
+    struct many_wait w = {&m, accepted};
+    CHECK(run_until(base, many_done_all, &w, 3000));
+    CHECK_EQ_INT(m.calls, accepted);
+    CHECK_EQ_INT(m.other, 0);
+    link_destroy(&l);
+    CHECK_EQ_INT(m.calls, accepted);
+    peer_stop(&p);
+    event_base_free(base);
+}
+
 /* Destroying the link from inside its own callback is deferred safely. */
 struct self_destroy {
     struct link *l;
@@ -1140,5 +1224,6 @@ int main(void)
     TEST_RUN(test_link_sends_of_one_turn_leave_in_one_write);
     TEST_RUN(test_link_queue_bound_refusals_and_destroy_completes_pending);
     TEST_RUN(test_link_destroy_inside_callback_is_safe);
+    TEST_RUN(test_link_random_replies_never_crash);
     TEST_MAIN_END();
 }
