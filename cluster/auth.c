@@ -359,3 +359,20 @@ int auth_listener_step(struct auth_listener *l, int argc, const char *const *arg
     }
     return listener_refuse(l, out, AUTH_ERR_INPUT, "ERR bad KVD.PEER", "unknown verb");
 }
+
+int auth_listener_step_argv(struct auth_listener *l, int argc, const struct kv_slice *argv,
+                            const uint8_t nonce[AUTH_NONCE_LEN], struct auth_reply *out)
+{
+    /* every valid form has at most 3 words; more is refused by arity, never read */
+    const char *words[4];
+    size_t lens[4];
+    int n = argc < 4 ? argc : 4;
+    for (int i = 0; i < n; i++) {
+        words[i] = argv[i].p;
+        lens[i] = argv[i].len;
+    }
+    if (argc < 1 || argv == NULL) {
+        return auth_listener_step(l, 0, NULL, NULL, nonce, out);
+    }
+    return auth_listener_step(l, argc, words, lens, nonce, out);
+}

@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/resp.h"
+
 #define AUTH_NONCE_LEN 32         /* bytes of a nonce */
 #define AUTH_NONCE_HEX 64         /* its wire form: lowercase hex digits */
 #define AUTH_PROOF_LEN 32         /* bytes of a proof (a full HMAC-SHA256) */
@@ -163,7 +165,7 @@ void auth_dialer_fail(struct auth_dialer *d, const char *why);
  *   on "KVD.PEER" from a connection c:
  *       uint8_t rnd[32]; getrandom(rnd, 32, 0); auth_nonce_make(rnd, 32, ++ctr, n);
  *       struct auth_reply r;
- *       auth_listener_step(&c->peer_auth, argc - 1, argv + 1, lens + 1, n, &r);
+ *       auth_listener_step_argv(&c->peer_auth, c->argc - 1, c->argv + 1, n, &r);
  *       write r (array of two bulks / bulk / error), close after it if r.close;
  *   any internal verb: refuse unless auth_listener_authenticated(&c->peer_auth).
  * ------------------------------------------------------------------------------ */
@@ -216,6 +218,11 @@ void auth_listener_init(struct auth_listener *l, const void *secret, size_t secr
 int auth_listener_step(struct auth_listener *l, int argc, const char *const *argv,
                        const size_t *argvlen, const uint8_t nonce[AUTH_NONCE_LEN],
                        struct auth_reply *out);
+
+/* The same with the server's argument form: argv[0..argc) are the words after
+ * "KVD.PEER" (argv[0] the verb), as struct kv_slice. */
+int auth_listener_step_argv(struct auth_listener *l, int argc, const struct kv_slice *argv,
+                            const uint8_t nonce[AUTH_NONCE_LEN], struct auth_reply *out);
 
 /* 1 once the dialer proved the secret on this connection. */
 static inline int auth_listener_authenticated(const struct auth_listener *l)

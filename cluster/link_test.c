@@ -169,23 +169,16 @@ static void pconn_on_delay(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* argv as separate arrays for auth_listener_step */
+/* KVD.PEER as server/ will handle it: auth_listener_step_argv on the parsed words. */
 static void pconn_peer_verb(struct pconn *c)
 {
     struct peer *p = c->peer;
-    const char *argv[8];
-    size_t lens[8];
-    int argc = c->parser.argc - 1 < 8 ? c->parser.argc - 1 : 8;
-    for (int i = 0; i < argc; i++) {
-        argv[i] = c->parser.argv[i + 1].p;
-        lens[i] = c->parser.argv[i + 1].len;
-    }
     uint8_t rnd[32], nonce[AUTH_NONCE_LEN];
     memset(rnd, 0x5a, sizeof(rnd));
     auth_nonce_make(rnd, sizeof(rnd), ++p->nonce_ctr + 1000 * (uint64_t)p->port, nonce);
     struct auth_reply r;
     p->peer_verbs++;
-    auth_listener_step(&c->auth, argc, argv, lens, nonce, &r);
+    auth_listener_step_argv(&c->auth, c->parser.argc - 1, c->parser.argv + 1, nonce, &r);
     if (r.kind == AUTH_REPLY_PAIR) {
         pconn_write(c, "*2\r\n", 4);
         pconn_bulk(c, r.a, r.alen);
