@@ -1,4 +1,4 @@
-/* server/alloc.c: the one allocation wrapper (kv_malloc & co.) and the used-memory
+/* server/base/alloc.c: the one allocation wrapper (kv_malloc & co.) and the used-memory
  * figure INFO and eviction read.
  *
  * The normal build links jemalloc, which replaces malloc unprefixed (Debian), so
@@ -31,8 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
+#include "server/base/base.h"
 
 #ifndef KVD_NO_JEMALLOC
 int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);

@@ -1,4 +1,4 @@
-/* server/fmt.c: small text helpers of the server core: Redis's memory units,
+/* server/base/fmt.c: small text helpers of the server core: Redis's memory units,
  * human-readable byte counts, Redis's quoted rendering of binary strings (MONITOR,
  * CONFIG REWRITE) and the redis.conf argument splitter. Pure: no server state.
  */
@@ -8,8 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
+#include "server/base/base.h"
 
 int kv_parse_memory(const char *s, long long *out) {
     const char *p = s;

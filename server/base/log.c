@@ -1,4 +1,4 @@
-/* server/log.c: the server log, in Redis's line format
+/* server/base/log.c: the server log, in Redis's line format
  *   pid:M 21 Nov 2026 16:25:06.123 * message
  * with level marks ". - * #" for debug, verbose, notice, warning. The file named by
  * `logfile` is opened for each line (as Redis does) so log rotation needs no signal;
@@ -12,8 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
+#include "server/base/base.h"
 
 static void log_raw(int level, const char *msg) {
     static const char marks[] = ".-*#";

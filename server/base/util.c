@@ -1,4 +1,4 @@
-/* server/util.c: glob matching with Redis's stringmatchlen semantics (see util.h).
+/* server/base/util.c: glob matching with Redis's stringmatchlen semantics (see base.h).
  *
  * HOW IT WORKS: instead of recursing at every '*' (exponential on patterns like
  * "*a*a*a*b"), we remember only the most recent star and the string position it was
@@ -9,7 +9,7 @@
  * "b", 'c'=='c' at s=2, pattern ends but string has "bc" left -> star takes "bcb",
  * 'c'=='c' at s=4, both end: match.
  */
-#include "server/util.h"
+#include "server/base/base.h"
 
 #include <ctype.h>
 

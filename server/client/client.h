@@ -1,24 +1,24 @@
-/* server/server.h: what every command family sees of the node: allocation, the
- * command table and its classes, the client, replies, the global state (config
- * values and counters), the clock, logging, and the hooks between families.
- * The core's own interfaces (config, listeners, the client lifecycle, INFO, the
- * slow log) are in server_int.h; the keyspace's in ks.h; the coordinator's in
- * coord.h.
+/* server/client/client.h: the client layer, below the coordinator seam and the
+ * command families, above the store: a connection's state (struct client), the
+ * row type of the command it runs (struct kv_command and its CMD_* classes; the
+ * table itself is server/cmd/), replies and argument helpers (reply.c), the
+ * registry of connected clients, output limits, closing, and the held replies
+ * (client.c, "A REPLY CAN BE HELD"). It never touches a socket or runs a command:
+ * the layers above register what it needs of them in client_hooks (the network:
+ * stop reading, write, uninstall a socket; dispatch: forget a freed client's
+ * MULTI, WATCH, MONITOR and waiting state), and client_attach_store hands the
+ * store the hooks by which persistence holds a writer's replies.
  *
- * Every handler (cmd_<id>, server/commands.def) gets a client with argc/argv,
+ * Every handler (cmd_<id>, server/cmd/commands.def) gets a client with argc/argv,
  * writes exactly one reply with the reply_* functions below, and never touches a
  * socket. The data families (cmd_string.c, cmd_hash.c, cmd_keys.c, cmd_expire.c)
- * read and write keys through the coordinator seam (server/coord.h; what else they
- * may use is said there). The node-local commands (cmd_conn.c, multi.c and the
- * administrative cmd_info.c, cmd_config.c, cmd_command.c, cmd_admin.c,
- * cmd_debug.c) are part of the core and change no key: they use server_int.h,
- * and INFO, SAVE/BGSAVE/BGREWRITEAOF and DEBUG reach the keyspace's counts,
- * persist.c and (DEBUG ENGINE-FAULT) the engine's fault layer directly.
+ * read and write keys through the coordinator seam (server/coord/coord.h; what
+ * else they may use is said there).
  *
  * Threading: everything here runs on the loop thread unless a comment says otherwise.
  */
-#ifndef KVD_SERVER_H
-#define KVD_SERVER_H
+#ifndef KVD_CLIENT_H
+#define KVD_CLIENT_H
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,34 +26,16 @@
 #include <sys/types.h>
 
 #include "proto/resp.h"
-
-#define KVD_VERSION "0.1.0"
-/* The Redis version whose commands and replies kvd provides (what HELLO and INFO
- * report as redis_version, so clients enable the right features). */
-#define KVD_REDIS_COMPAT_VERSION "7.0.15"
+#include "server/base/base.h"
+#include "server/store/store.h"
 
 struct client;
 struct kv_db;
-struct event_base;
+struct event;
 
 /* ------------------------------------------------------------------------------
- * Allocation: one wrapper over malloc (jemalloc in the normal build) that aborts on
- * out-of-memory with a log line. Never returns NULL.
- * ------------------------------------------------------------------------------ */
-void *kv_malloc(size_t n);
-void *kv_calloc(size_t n, size_t size);
-void *kv_realloc(void *p, size_t n);
-char *kv_strndup(const char *s, size_t n);
-void kv_free(void *p);
-size_t kv_malloc_size(const void *p);   /* usable size of an allocation */
-size_t kv_used_memory(void);            /* allocator's allocated bytes (INFO used_memory) */
-/* Every thread that allocates, besides the loop thread, calls this once when it
- * starts so kv_used_memory() counts it (and _unregister before it exits). */
-void kv_alloc_thread_register(void);
-void kv_alloc_thread_unregister(void);
-
-/* ------------------------------------------------------------------------------
- * Commands: the table of server/commands.def (its header documents the columns).
+ * Commands: the row type of the table of server/cmd/commands.def (its header
+ * documents the columns; the table and its lookups are server/cmd/cmd.h).
  *
  * Classes, as the cluster's coordinator sees them: every row that runs has exactly
  * one of
@@ -149,37 +131,6 @@ struct kv_command {
     long long calls, usec, rejected_calls, failed_calls;
 };
 
-/* Declares every handler cmd_<name> of server/commands.def. */
-#define CMD(id, name, arity, flags, first, last, step, keyspecs, rules, since, group, summary) \
-    void cmd_##id(struct client *c);
-#include "server/commands.def"
-#undef CMD
-
-/* Looks a command up by name, case-insensitively; NULL when unknown. */
-struct kv_command *command_lookup(const char *name, size_t len);
-/* The top-level rows (for COMMAND, INFO commandstats); subcommands through
- * command_subcommands (server_int.h). */
-struct kv_command *command_table(size_t *count);
-/* The row that runs argv: the command's, or for a container its subcommand's
- * (argv[1]). NULL when the name or the subcommand is unknown, or when a
- * container is given no subcommand. No arity check. */
-const struct kv_command *command_resolve(int argc, const struct kv_slice *argv);
-/* The flags of this invocation of cmd (a row command_resolve returned; argc checked
- * against its arity): the row's flags, adjusted by its rules (CMD_RMW for SET NX,
- * EXPIRE GT, GETEX EX; GETEX without options is a read). The coordinator asks this,
- * never cmd->flags, for the class and CMD_RMW. */
-uint32_t command_effective_flags(const struct kv_command *cmd, int argc,
-                                 const struct kv_slice *argv);
-/* The key positions of this invocation (argv indexes), as COMMAND GETKEYS reports
- * them: writes at most max to pos and returns how many there are; 0 for a command
- * without keys; -1 when argv is too short for the row's key positions. */
-int command_keys(const struct kv_command *cmd, int argc, const struct kv_slice *argv, int *pos,
-                 int max);
-/* Whether argument i of this invocation is a secret (AUTH's arguments, HELLO's
- * AUTH pair): the slow log and MONITOR show "(redacted)" instead. */
-int command_arg_redacted(const struct kv_command *cmd, int argc, const struct kv_slice *argv,
-                         int i);
-
 /* ------------------------------------------------------------------------------
  * Clients
  * ------------------------------------------------------------------------------ */
@@ -199,9 +150,8 @@ enum {
     CLIENT_INTERNAL = 1u << 12,      /* a fake client (tests, replay) with no socket */
     CLIENT_WRITE_INSTALLED = 1u << 13, /* write event armed: the socket was full */
     CLIENT_READ_PAUSED = 1u << 14,   /* output backlog too large: not reading */
-    CLIENT_PERSIST_WROTE = 1u << 15, /* in persist.c's list of clients that wrote this turn */
-    CLIENT_PERSIST_HELD = 1u << 16,  /* in persist.c's list of clients waiting for a WAL sync */
-    CLIENT_WAITING = 1u << 17,       /* its command waits before it runs (client.c) */
+    /* 1u << 15, 1u << 16: free (persistence's marks are in struct persist_writer) */
+    CLIENT_WAITING = 1u << 17,       /* its command waits before it runs (cmd/pipeline.c) */
     CLIENT_READY = 1u << 18,         /* ... and may run now: on the ready list */
     CLIENT_WAITED = 1u << 19,        /* the command being run has waited: run it now */
 };
@@ -211,12 +161,14 @@ enum {
     CLIENT_HOLD_PERSIST = 1u << 0,   /* its writes are not yet stored / durable (persist.c) */
 };
 
-struct client_span;  /* server/client.c: a reply that depends on a hold */
+struct client_span;  /* server/client/client.c: a reply that depends on a hold */
 
-struct multi_cmd;   /* server/multi.c */
-struct watched_key; /* server/multi.c */
+struct multi_cmd;   /* server/cmd/multi.c */
+struct watched_key; /* server/cmd/multi.c */
 
 struct client {
+    /* first: the store reaches it from the opaque client pointer (persist.h) */
+    struct persist_writer pw;
     uint64_t id;
     int fd;                     /* -1 for an internal client */
     uint32_t flags;             /* CLIENT_* */
@@ -251,9 +203,8 @@ struct client {
     long long multi_mem;        /* bytes held by queued commands */
     struct watched_key *watched;/* list of WATCHed keys */
     long long obuf_soft_since;  /* Unix s the soft output limit was first exceeded */
-    uint64_t durable_wait;      /* engine sequence its output waits for (persist.c) */
 
-    /* a command can wait; a reply can be held (client.c, "A COMMAND CAN WAIT") */
+    /* a command can wait (cmd/pipeline.c), a reply can be held (client.c) */
     uint32_t hold;              /* CLIENT_HOLD_* its output waits for; 0: written freely */
     uint32_t hold_now;          /* holds the running command's reply depends on */
     uint32_t fail_now;          /* holds that failed while it ran: rewritten when it ends */
@@ -270,6 +221,8 @@ struct client {
 
     struct client *prev, *next; /* all clients */
 };
+_Static_assert(offsetof(struct client, pw) == 0,
+               "persist.h reaches struct persist_writer from the client pointer");
 
 /* ------------------------------------------------------------------------------
  * Replies. Each handler writes exactly one reply (one aggregate counts as one).
@@ -311,113 +264,68 @@ int arg_range_ll_or_reply(struct client *c, int i, long long lo, long long hi,
 int arg_ld_or_reply(struct client *c, int i, long double *out);
 int arg_is(const struct client *c, int i, const char *lower); /* case-insensitive */
 
+/* Error statistics (INFO errorstats): every error reply counts its code. */
+void errorstat_count(const char *msg, size_t len);
+int errorstat_iter(int i, const char **code, long long *count);
+void errorstat_reset(void);
+
 /* ------------------------------------------------------------------------------
- * Global state
+ * The client registry, closing, output (client.c)
  * ------------------------------------------------------------------------------ */
-enum maxmemory_policy {
-    MM_NOEVICTION, MM_ALLKEYS_LRU, MM_ALLKEYS_LFU, MM_ALLKEYS_RANDOM,
-    MM_VOLATILE_LRU, MM_VOLATILE_LFU, MM_VOLATILE_RANDOM, MM_VOLATILE_TTL,
+/* What the layers above do for the client layer; each registers its part at
+ * start-up (the network in server_start, dispatch in commands_init). A NULL hook
+ * is skipped: internal clients (fd -1) need none of the network's. */
+struct client_hooks {
+    void (*stop_reading)(struct client *c);  /* net: stop reading c's socket */
+    int (*write_now)(struct client *c);      /* net: write c's output; 0, or -1 closed */
+    void (*uninstall)(struct client *c);     /* net: c's socket leaves the loop */
+    /* dispatch: c is being freed: it leaves MONITOR, the ready list (and its
+     * wait timer), WATCH and MULTI */
+    void (*forget)(struct client *c);
 };
+extern struct client_hooks client_hooks;
 
-enum kv_mode { MODE_CACHE, MODE_PERSISTENT };
+struct client *client_create(int fd);
+void client_free(struct client *c);
+/* Marks a client to be closed and freed in the before-sleep step. */
+void client_close_async(struct client *c);
+/* Queues c for the before-sleep write step (no-op if already queued). */
+void client_queue_write(struct client *c);
+void client_free_pending_closes(void);
+void client_handle_pending_writes(void);
+/* Closes c if its output is over client-output-buffer-limit; returns 1 if so. */
+int client_check_output_limits(struct client *c);
+/* One CLIENT LIST line (with trailing '\n') into buf; returns its length. */
+size_t client_info_line(const struct client *c, char *buf, size_t cap);
+struct client *client_by_id(uint64_t id);
+void client_set_db(struct client *c, int id);
+void client_cron(void);
 
-struct kv_server {
-    /* config (server/config.c owns the table that fills these) */
-    int port;
-    char *bind;                 /* space-separated addresses */
-    char *dir;
-    char *logfile;              /* "" = stdout */
-    char *loglevel_name;
-    int loglevel;
-    char *pidfile;
-    char *requirepass;          /* "" = none */
-    int protected_mode;
-    int databases;
-    long long maxclients;
-    int timeout;                /* idle seconds, 0 = never */
-    int tcp_keepalive;
-    int tcp_backlog;
-    int hz;
-    long long proto_max_bulk_len;
-    long long client_query_buffer_limit;
-    long long client_output_buffer_limit_hard; /* normal class: hard, soft, seconds */
-    long long client_output_buffer_limit_soft;
-    int client_output_buffer_limit_secs;
-    long long maxmemory;
-    int maxmemory_policy;       /* enum maxmemory_policy */
-    int maxmemory_samples;
-    int lfu_log_factor;
-    int lfu_decay_time;
-    int active_expire_effort;
-    int active_expire_enabled;  /* DEBUG SET-ACTIVE-EXPIRE */
-    long long slowlog_log_slower_than;
-    long long slowlog_max_len;
-    int mode;                   /* enum kv_mode */
-    int appendfsync;            /* enum persist_fsync: 0 always, 1 everysec, 2 no */
-    int appendonly;             /* stored; the engine's WAL is always written */
-    int appendfsync_in_loop;    /* always: fsync on the loop thread, not the sync thread */
-    long long memtable_size;    /* persistent: bytes per memtable, 0 = from maxmemory */
-    int engine_bg_nice;         /* persistent: nice value of the engine's background thread */
-    long long block_cache_size; /* persistent: block cache bytes, 0 = from maxmemory */
-    int enable_debug_command;   /* 0 no, 1 yes, 2 local (loopback clients only) */
-    long long gc_grace_seconds; /* persistent: tombstones kept this long (engine gc_grace_ms) */
-    long long debug_clock_offset_ms; /* added to the one clock (kv_ustime): skew tests */
-    char *config_file;          /* absolute path, or NULL */
-
-    /* runtime */
-    struct event_base *base;
-    pid_t pid;
-    long long start_ms;
-    char node_id[33];           /* 128-bit hex, kept in dir/node-id (server/node.c) */
-    uint32_t node_tag;          /* 32-bit tag of node_id in versions: never 0 */
-    long long mstime;           /* cached per command: now in Unix ms */
-    long long ustime;           /* cached per command: now in Unix us */
-    int shutdown_asap;
-    int loading;
-    struct client *clients;     /* all connected clients */
-    int nclients;
-    uint64_t next_client_id;
-    struct kv_db **db;          /* server.databases of them */
-    long long dirty;            /* changes since the last save */
-    long long lastsave;         /* Unix seconds */
-
-    /* stats (INFO stats) */
-    long long stat_numcommands;
-    long long stat_numconnections;
-    long long stat_rejected_conn;
-    long long stat_keyspace_hits;
-    long long stat_keyspace_misses;
-    long long stat_expiredkeys;
-    long long stat_evictedkeys;
-    long long stat_net_input_bytes;
-    long long stat_net_output_bytes;
-    long long stat_total_error_replies;
-    long long stat_unexpected_error_replies;
-    long long stat_total_reads;         /* read(2) calls that returned data */
-    long long stat_total_writes;        /* writev(2) calls that wrote */
-    size_t stat_peak_memory;
-};
-
-extern struct kv_server server;
-
-/* The one clock: Unix time (real time plus debug-clock-offset-ms). TIME, TTL
- * arithmetic (server.mstime/ustime are cached reads of it), expiry and the HLC
- * (hlc_now) all read it. Cheap (one clock_gettime), not cached. */
-long long kv_mstime(void);
-long long kv_ustime(void);
-
-/* ------------------------------------------------------------------------------
- * Logging: "pid:M dd Mon yyyy hh:mm:ss.mmm * message", levels as Redis.
- * ------------------------------------------------------------------------------ */
-enum { LL_DEBUG, LL_VERBOSE, LL_NOTICE, LL_WARNING };
-void server_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* ------------------------------------------------------------------------------
- * Hooks between families
- * ------------------------------------------------------------------------------ */
-/* Subscribes WATCH (multi.c), the statistics (server.dirty, expired_keys,
- * evicted_keys) and, for server.mode, the store's backend (store_init) to the store's
- * events (events.h). Called at start-up; again after a test changes server.mode. */
-void server_subscribe_events(void);
+/* A reply can be held: see "A REPLY CAN BE HELD" in client.c. All on the loop
+ * thread. */
+/* Holds c's output for reason (CLIENT_HOLD_*): nothing more is written to its
+ * socket until every reason is released. If c is running a command at top
+ * level, that command's reply is recorded as depending on reason (call() records
+ * the span when the command ends), so client_fail_held can rewrite it. */
+void client_hold(struct client *c, uint32_t reason);
+/* What reason acknowledged is true: its spans are forgotten, and once no reason
+ * holds c its output is written (before-sleep). */
+void client_release(struct client *c, uint32_t reason);
+/* What reason acknowledged did not happen: every reply recorded for reason is
+ * replaced by the error msg ("MISCONF ..."; counted as an error reply), the rest
+ * of the output is kept as it was, and reason is released. If c is running a
+ * command, that is done when the command ends (its reply becomes msg too). */
+void client_fail_held(struct client *c, uint32_t reason, const char *msg);
+/* 1 while c's output must not be written (net_write_now asks). */
+static inline int client_output_held(const struct client *c) {
+    return c->hold != 0;
+}
+/* call() at top level, around one command: out0 is resp_out_pending before it. */
+void client_call_begin(struct client *c);
+void client_call_end(struct client *c, size_t out0);
+/* Hands the store the hooks by which persistence holds, releases and fails a
+ * writer's replies (CLIENT_HOLD_PERSIST; persist_set_client_hooks). Start-up
+ * (server_subscribe_events), before any client writes. */
+void client_attach_store(void);
 
 #endif

@@ -1,4 +1,4 @@
-/* server/client_test.c: the client layer's "a command can wait, a reply can be
+/* server/client/client_test.c: the client layer's "a command can wait, a reply can be
  * held" facility without sockets. Clients with fd -1 get their query buffer filled
  * by hand and run through client_process_input; a real libevent base drives the
  * DEBUG SET-COMMAND-DELAY timers; the output queue is read back. Held replies are
@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
+#include "server/net/net.h"
 #include "tests/test.h"
 
 #define HOLD_A CLIENT_HOLD_PERSIST

@@ -1,9 +1,10 @@
-/* server/reply.c: the reply_* API over a client's output queue (c->out).
+/* server/client/reply.c: the reply_* API over a client's output queue (c->out).
  *
  * Every function first asks reply_begin(): replies are dropped under CLIENT REPLY
  * OFF/SKIP and for clients being closed, and a client with new output joins the
  * before-sleep write list (one writev per loop turn). Error replies are counted
- * for INFO (total_error_replies, errorstats) even when dropped, as Redis does.
+ * for INFO (total_error_replies, errorstats: kept here) even when dropped, as
+ * Redis does.
  * Encoding is proto/'s business (resp_write_*), RESP2/RESP3 by c->out.proto.
  */
 #include <stdarg.h>
@@ -11,8 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
+#include "server/client/client.h"
 
 #define REPLY_DROP (CLIENT_REPLY_OFF | CLIENT_REPLY_SKIP | CLIENT_CLOSE_ASAP)
 
@@ -244,4 +244,48 @@ int arg_ld_or_reply(struct client *c, int i, long double *out) {
 int arg_is(const struct client *c, int i, const char *lower) {
     size_t n = strlen(lower);
     return i < c->argc && c->argv[i].len == n && strncasecmp(c->argv[i].p, lower, n) == 0;
+}
+
+/* ------------------------------------------------------------------------------
+ * Error statistics: counts by code (the text up to the first space), as Redis's
+ * errorstats; at most 128 distinct codes, later ones are folded away.
+ * ------------------------------------------------------------------------------ */
+#define ERRSTAT_MAX 128
+static struct {
+    char code[32];
+    long long count;
+} errstats[ERRSTAT_MAX];
+static int nerrstats;
+
+void errorstat_count(const char *msg, size_t len) {
+    size_t n = 0;
+    while (n < len && msg[n] != ' ' && n < sizeof(errstats[0].code) - 1) {
+        n++;
+    }
+    for (int i = 0; i < nerrstats; i++) {
+        if (strlen(errstats[i].code) == n && memcmp(errstats[i].code, msg, n) == 0) {
+            errstats[i].count++;
+            return;
+        }
+    }
+    if (nerrstats == ERRSTAT_MAX) {
+        return;
+    }
+    memcpy(errstats[nerrstats].code, msg, n);
+    errstats[nerrstats].code[n] = '\0';
+    errstats[nerrstats].count = 1;
+    nerrstats++;
+}
+
+int errorstat_iter(int i, const char **code, long long *count) {
+    if (i < 0 || i >= nerrstats) {
+        return 0;
+    }
+    *code = errstats[i].code;
+    *count = errstats[i].count;
+    return 1;
+}
+
+void errorstat_reset(void) {
+    nerrstats = 0;
 }

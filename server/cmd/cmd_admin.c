@@ -1,4 +1,4 @@
-/* server/cmd_admin.c: the node's administrative commands: TIME, SHUTDOWN,
+/* server/cmd/cmd_admin.c: the node's administrative commands: TIME, SHUTDOWN,
  * LASTSAVE, SAVE, BGSAVE, BGREWRITEAOF, WAIT, MONITOR and SLOWLOG. The work
  * behind them is elsewhere: shutdown in server.c, saving in persist.c, the slow
  * log and the MONITOR feed in commands.c; this file parses arguments and replies
@@ -6,9 +6,7 @@
  */
 #include <limits.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
-#include "server/util.h"
+#include "server/cmd/cmd.h"
 
 /* ------------------------------------------------------------------------------
  * TIME SHUTDOWN LASTSAVE WAIT MONITOR

@@ -1,4 +1,4 @@
-/* server/cmd_command.c: the COMMAND command (COUNT, LIST, INFO with Redis 7.0's
+/* server/cmd/cmd_command.c: the COMMAND command (COUNT, LIST, INFO with Redis 7.0's
  * key specs, DOCS, GETKEYS, HELP), written from the table in commands.def. The
  * table, lookup and key positions (command_keys) live in commands.c; this file
  * only turns rows into Redis 7.0's reply shapes, so client libraries that parse
@@ -7,9 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
-#include "server/util.h"
+#include "server/cmd/cmd.h"
 
 /* ------------------------------------------------------------------------------
  * COMMAND

@@ -1,12 +1,14 @@
-/* server/cmd_config.c: the CONFIG command (GET, SET, RESETSTAT, REWRITE, HELP).
- * The table, parsing, bounds and the rewrite live in config.c; the statistics
- * that RESETSTAT clears are INFO's (cmd_info.c). This file only shapes replies.
+/* server/cmd/cmd_config.c: the CONFIG command (GET, SET, RESETSTAT, REWRITE, HELP).
+ * The table, parsing, bounds and the rewrite live in the process's config.c
+ * (server/net/, above this folder), reached through config_ops, which config_init
+ * registers; the statistics that RESETSTAT clears are INFO's (cmd_info.c). This
+ * file only shapes replies.
  */
 #include <string.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
-#include "server/util.h"
+#include "server/cmd/cmd.h"
+
+struct config_ops config_ops;
 
 /* ------------------------------------------------------------------------------
  * CONFIG
@@ -44,7 +46,7 @@ static void collect_pair(void *ctx, const char *name, const char *value) {
 void cmd_config(struct client *c) {
     if (arg_is(c, 1, "get")) {
         struct config_pairs p = {0, 0, NULL, NULL};
-        config_get(c->argc - 2, c->argv + 2, collect_pair, &p);
+        config_ops.get(c->argc - 2, c->argv + 2, collect_pair, &p);
         reply_map(c, p.n);
         for (int i = 0; i < p.n; i++) {
             reply_bulk_cstr(c, p.names[i]);
@@ -59,7 +61,7 @@ void cmd_config(struct client *c) {
             return;
         }
         char err[512];
-        if (config_set_pairs((c->argc - 2) / 2, c->argv + 2, err, sizeof(err)) != 0) {
+        if (config_ops.set_pairs((c->argc - 2) / 2, c->argv + 2, err, sizeof(err)) != 0) {
             reply_error(c, err);
             return;
         }
@@ -69,7 +71,7 @@ void cmd_config(struct client *c) {
         reply_ok(c);
     } else if (arg_is(c, 1, "rewrite")) {
         char err[512];
-        if (config_rewrite(err, sizeof(err)) != 0) {
+        if (config_ops.rewrite(err, sizeof(err)) != 0) {
             server_log(LL_WARNING, "CONFIG REWRITE failed: %s", err);
             reply_error(c, err);
             return;

@@ -1,4 +1,4 @@
-/* server/cmd_conn.c: connection commands: PING ECHO QUIT RESET HELLO AUTH SELECT
+/* server/cmd/cmd_conn.c: connection commands: PING ECHO QUIT RESET HELLO AUTH SELECT
  * CLIENT. Replies and error texts are Redis 7's, byte for byte.
  */
 #include <limits.h>
@@ -7,8 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
+#include "server/cmd/cmd.h"
 
 void cmd_ping(struct client *c) {
     if (c->argc == 1) {

@@ -1,4 +1,4 @@
-/* server/cmd_debug.c: the DEBUG command: SLEEP, LOG, SET-ACTIVE-EXPIRE, and
+/* server/cmd/cmd_debug.c: the DEBUG command: SLEEP, LOG, SET-ACTIVE-EXPIRE, and
  * kvd's test hooks ENGINE-FAULT, ENGINE-REOPEN (persist.c and the engine's fault
  * layer do the work) and SET-COMMAND-DELAY (client.c's wait step). Whether DEBUG
  * may run at all (enable-debug-command) is decided in commands.c.
@@ -9,9 +9,7 @@
 #include <time.h>
 
 #include "engine/env.h" /* DEBUG ENGINE-FAULT: the engine's fault layer */
-#include "server/server.h"
-#include "server/server_int.h"
-#include "server/util.h"
+#include "server/cmd/cmd.h"
 
 /* ------------------------------------------------------------------------------
  * DEBUG

@@ -1,11 +1,12 @@
-/* server/cmd_expire.c: the expiry family. EXPIRE PEXPIRE EXPIREAT PEXPIREAT (NX XX
+/* server/cmd/cmd_expire.c: the expiry family. EXPIRE PEXPIRE EXPIREAT PEXPIREAT (NX XX
  * GT LT), TTL PTTL, PERSIST, EXPIRETIME PEXPIRETIME, with Redis 7.0's replies and
  * errors. TTLs live in the entries; coord_set_expire deletes a key whose new time
  * is already past, as Redis does.
  */
 #include <limits.h>
 
-#include "server/coord.h"
+#include "server/cmd/cmd.h"
+#include "server/coord/coord.h"
 
 enum { EXP_NX = 1, EXP_XX = 2, EXP_GT = 4, EXP_LT = 8 };
 

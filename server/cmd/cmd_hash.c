@@ -1,7 +1,7 @@
-/* server/cmd_hash.c: the hash family. HSET HSETNX HGET HMSET HMGET HGETALL HDEL
+/* server/cmd/cmd_hash.c: the hash family. HSET HSETNX HGET HMSET HMGET HGETALL HDEL
  * HEXISTS HLEN HSTRLEN HINCRBY HINCRBYFLOAT HKEYS HVALS HSCAN HRANDFIELD, with
  * Redis 7.0's replies and errors. Encodings (listpack, hashtable) are in
- * server/hashobj.c; keys go through the coordinator.
+ * server/store/hashobj.c; keys go through the coordinator.
  *
  * A write either builds a new detached hash and stores it with coord_put, or
  * changes the stored one with coord_hash_set/coord_hash_del and reports it once
@@ -12,8 +12,8 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "server/coord.h"
-#include "server/util.h"
+#include "server/cmd/cmd.h"
+#include "server/coord/coord.h"
 
 /* The hash at key for writing: *ep is the stored hash, or a new detached one
  * (*created = 1), or the reply was WRONGTYPE (returns -1). */

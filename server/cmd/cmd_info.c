@@ -1,4 +1,4 @@
-/* server/cmd_info.c: INFO: the text of every section (Server ... Keyspace,
+/* server/cmd/cmd_info.c: INFO: the text of every section (Server ... Keyspace,
  * Commandstats, Errorstats, kvd's Engine), the run id, the instantaneous
  * metrics sampled from the cron, and the statistics reset of CONFIG RESETSTAT.
  * Field names are Redis 7.0's, so tools that parse INFO work unchanged. The
@@ -17,9 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
-#include "server/util.h"
+#include "server/cmd/cmd.h"
 
 static char run_id_buf[41];
 static char replid_buf[41];
@@ -219,7 +217,7 @@ static void info_clients(struct sb *b) {
 static const char *policy_name(int p) {
     char buf[64];
     static char out[64];
-    if (config_get_value("maxmemory-policy", buf, sizeof(buf)) != 0) {
+    if (config_ops.get_value("maxmemory-policy", buf, sizeof(buf)) != 0) {
         return "noeviction";
     }
     (void)p;

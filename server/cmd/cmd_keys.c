@@ -1,6 +1,6 @@
-/* server/cmd_keys.c: the keyspace family. DEL UNLINK EXISTS TYPE RENAME RENAMENX
+/* server/cmd/cmd_keys.c: the keyspace family. DEL UNLINK EXISTS TYPE RENAME RENAMENX
  * KEYS SCAN RANDOMKEY TOUCH COPY OBJECT DBSIZE FLUSHDB FLUSHALL MEMORY, with Redis
- * 7.0's replies and errors. Keys go through the coordinator (server/coord.h).
+ * 7.0's replies and errors. Keys go through the coordinator (server/coord/coord.h).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "server/coord.h"
-#include "server/util.h"
+#include "server/cmd/cmd.h"
+#include "server/coord/coord.h"
 
 void cmd_del(struct client *c) {
     long long n = 0;

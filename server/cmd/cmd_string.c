@@ -1,15 +1,15 @@
-/* server/cmd_string.c: the string family. GET SET SETNX SETEX PSETEX GETSET GETDEL
+/* server/cmd/cmd_string.c: the string family. GET SET SETNX SETEX PSETEX GETSET GETDEL
  * GETEX MGET MSET MSETNX APPEND STRLEN GETRANGE SUBSTR SETRANGE INCR INCRBY DECR
  * DECRBY INCRBYFLOAT, with Redis 7.0's replies and errors.
  *
- * Keys are read and written through the coordinator (server/coord.h); values are
- * read and changed with server/obj.h.
+ * Keys are read and written through the coordinator (server/coord/coord.h); values are
+ * read and changed with server/store/obj.h.
  */
 #include <limits.h>
 #include <math.h>
 
-#include "server/coord.h"
-#include "server/util.h"
+#include "server/cmd/cmd.h"
+#include "server/coord/coord.h"
 
 enum {
     STR_NX = 1u << 0,

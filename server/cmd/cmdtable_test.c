@@ -1,4 +1,4 @@
-/* server/cmdtable_test.c: the command table of server/commands.def as the
+/* server/cmd/cmdtable_test.c: the command table of server/cmd/commands.def as the
  * cluster's coordinator reads it: every row classified (keyed read, keyed write,
  * keyspace fanout, node-local) consistently with its key positions, the
  * read-modify-write set exactly the documented one, per-invocation flags
@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
+#include "server/net/net.h"
 #include "server/test_client.h"
 #include "tests/test.h"
 
@@ -102,7 +101,7 @@ struct class_check {
     char why[256];
 };
 
-/* The invariant of server.h's "Classes": exactly one class, consistent with the
+/* The invariant of client/client.h's "Classes": exactly one class, consistent with the
  * key positions. Returns NULL when flags (for this row) are consistent. */
 static const char *class_violation(const struct kv_command *cmd, uint32_t f) {
     int ro = (f & CMD_READONLY) != 0, wr = (f & CMD_WRITE) != 0;
@@ -261,7 +260,7 @@ static void test_containers_are_classified_by_their_subcommands(void) {
     CHECK_EQ_INT(command_lookup("object", 6)->flags & CMD_READONLY, 0);
 }
 
-/* The documented lists (server.h "Read-modify-write" and "Classes"). */
+/* The documented lists (client/client.h "Read-modify-write" and "Classes"). */
 static void test_rmw_set_is_exactly_the_documented_list(void) {
     CHECK_EQ_STR(rows_with(CMD_RMW),
                  "setnx getset getdel getex msetnx append setrange incr incrby decr decrby "

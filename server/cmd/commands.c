@@ -1,4 +1,4 @@
-/* server/commands.c: the command table built from server/commands.def (commands
+/* server/cmd/commands.c: the command table built from server/cmd/commands.def (commands
  * and subcommands, and the per-invocation rules: effective flags, key positions,
  * redaction), lookup by name, and the one path every command takes:
  * process_command() (unknown command or subcommand, arity, the DEBUG gate, auth,
@@ -21,12 +21,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
+#include "server/cmd/cmd.h"
 
 /* ------------------------------------------------------------------------------
  * Rules: what a row's columns cannot say, read from one invocation's arguments
- * (the rules column of server/commands.def; contracts in server.h).
+ * (the rules column of server/cmd/commands.def; contracts in client/client.h).
  * ------------------------------------------------------------------------------ */
 /* Whether an argument from argv[from] on is one of the (lower-case) words. Option
  * values never collide: where a word could follow EX/PX/... as a value, the
@@ -96,7 +95,7 @@ static const struct kv_command_rules hello_rules = {.redacted = hello_redacted};
  * ------------------------------------------------------------------------------ */
 enum command_index {
 #define CMD(id, ...) CMDIX_##id,
-#include "server/commands.def"
+#include "server/cmd/commands.def"
 #undef CMD
     NCOMMANDS
 };
@@ -107,7 +106,7 @@ static struct kv_command command_rows[NCOMMANDS] = {
     {.name = name_, .proc = cmd_##id, .arity = arity_, .flags = (flags_),                 \
      .first_key = first, .last_key = last, .key_step = step, .key_specs = keyspecs_,      \
      .rules = rules_, .since = since_, .group = group_, .summary = summary_},
-#include "server/commands.def"
+#include "server/cmd/commands.def"
 #undef CMD
 };
 
@@ -119,7 +118,7 @@ static struct kv_command subcommand_rows[] = {
      .first_key = first, .last_key = last, .key_step = step, .key_specs = keyspecs_,       \
      .rules = rules_, .since = since_, .summary = summary_,                               \
      .parent = &command_rows[CMDIX_##parent_]},
-#include "server/commands.def"
+#include "server/cmd/commands.def"
 #undef SUBCMD
 #undef CMD
 };
@@ -155,7 +154,20 @@ static inline int name_eq(const char *name, const char *s, size_t len) {
     return 1;
 }
 
+/* client_hooks.forget: a client being freed leaves what dispatch keeps of it. */
+static void forget_client(struct client *c) {
+    if (c->flags & CLIENT_MONITOR) {
+        monitor_remove(c);
+    }
+    client_wait_forget(c);
+    unwatch_all(c);
+    if (c->flags & CLIENT_MULTI || c->mstate) {
+        multi_discard_state(c);
+    }
+}
+
 void commands_init(void) {
+    client_hooks.forget = forget_client;
     for (int i = 0; i < 256; i++) {
         lower_tab[i] = (unsigned char)tolower(i);
     }
@@ -292,8 +304,6 @@ int command_arg_redacted(const struct kv_command *cmd, int argc, const struct kv
     return cmd->rules->redacted(argc, argv, i);
 }
 
-static void errorstat_reset(void);
-
 void commands_reset_stats(void) {
     for (size_t i = 0; i < NCOMMANDS; i++) {
         struct kv_command *cmd = &command_rows[i];
@@ -342,50 +352,6 @@ const char *command_acl_categories(const struct kv_command *cmd, const char **ou
 #undef ADD
     *n = k;
     return NULL;
-}
-
-/* ------------------------------------------------------------------------------
- * Error statistics: counts by code (the text up to the first space), as Redis's
- * errorstats; at most 128 distinct codes, later ones are folded away.
- * ------------------------------------------------------------------------------ */
-#define ERRSTAT_MAX 128
-static struct {
-    char code[32];
-    long long count;
-} errstats[ERRSTAT_MAX];
-static int nerrstats;
-
-void errorstat_count(const char *msg, size_t len) {
-    size_t n = 0;
-    while (n < len && msg[n] != ' ' && n < sizeof(errstats[0].code) - 1) {
-        n++;
-    }
-    for (int i = 0; i < nerrstats; i++) {
-        if (strlen(errstats[i].code) == n && memcmp(errstats[i].code, msg, n) == 0) {
-            errstats[i].count++;
-            return;
-        }
-    }
-    if (nerrstats == ERRSTAT_MAX) {
-        return;
-    }
-    memcpy(errstats[nerrstats].code, msg, n);
-    errstats[nerrstats].code[n] = '\0';
-    errstats[nerrstats].count = 1;
-    nerrstats++;
-}
-
-int errorstat_iter(int i, const char **code, long long *count) {
-    if (i < 0 || i >= nerrstats) {
-        return 0;
-    }
-    *code = errstats[i].code;
-    *count = errstats[i].count;
-    return 1;
-}
-
-static void errorstat_reset(void) {
-    nerrstats = 0;
 }
 
 /* ------------------------------------------------------------------------------

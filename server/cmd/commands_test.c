@@ -1,4 +1,4 @@
-/* server/commands_test.c: the command table and the command path without
+/* server/cmd/commands_test.c: the command table and the command path without
  * sockets: lookup (case, unknown, subcommands), arity and unknown-command errors
  * in Redis's exact words, auth, MULTI queueing, CLIENT REPLY, and the reply
  * counters. A client with fd -1 runs commands; its output queue is read back. */
@@ -6,9 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
-#include "server/events.h"
+#include "server/net/net.h"
+#include "server/store/events.h"
 #include "server/test_client.h"
 #include "tests/test.h"
 

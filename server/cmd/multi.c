@@ -1,4 +1,4 @@
-/* server/multi.c: MULTI/EXEC/DISCARD and optimistic locking with WATCH, Redis
+/* server/cmd/multi.c: MULTI/EXEC/DISCARD and optimistic locking with WATCH, Redis
  * semantics on one node. Commands after MULTI are checked (unknown, arity, auth,
  * OOM: process_command) and queued as copies; EXEC runs them back to back through
  * call(), so nothing else runs in between. A write to a WATCHed key (announced
@@ -19,10 +19,8 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "server/ks.h"
-#include "server/server.h"
-#include "server/server_int.h"
-#include "server/store.h"
+#include "server/cmd/cmd.h"
+#include "server/store/store.h"
 
 struct multi_cmd {
     const struct kv_command *cmd;

@@ -1,14 +1,12 @@
-/* server/coord.c: the coordinator seam on one node: thin wrappers over the store
- * interface (server/store.h) that stamp every write with its version and add what
+/* server/coord/coord.c: the coordinator seam on one node: thin wrappers over the store
+ * interface (server/store/store.h) that stamp every write with its version and add what
  * every read owes the statistics (hits, misses, LRU/LFU). What a write owes WATCH,
  * server.dirty and persistence is done by the store's event subscribers
  * (events.h); cache and persistent mode differ only behind the store interface.
  * See coord.h for the contract; the cluster plugs in here.
  */
-#include "server/coord.h"
-#include "server/hlc.h"
-#include "server/server_int.h" /* client_check_output_limits, client_close_async */
-#include "server/store.h"
+#include "server/coord/coord.h"
+#include "server/store/store.h"
 
 /* The version of a write that replaces `old` (NULL: nothing held): a new HLC tick
  * from the one clock, above old's version (hlc_observe: a version restored from

@@ -1,6 +1,9 @@
-/* server/coord.h: the coordinator seam. Command handlers (server/cmd_*.c) read and
+/* server/coord/coord.h: the coordinator seam, the one public header of
+ * server/coord/ (between the client layer, server/client/, and the command
+ * families, server/cmd/). Command handlers (server/cmd/cmd_*.c) read and
  * write keys only through these functions, and read or change values only with the
- * value helpers of server/obj.h (which this header brings); they never name a
+ * value helpers of server/store/obj.h (which this header brings, through the
+ * store's header); they never name a
  * database (`c->db`, struct kv_db), the keyspace's tables (ks_*, kv_dict_*), the
  * engine or the cluster. tests/check-seal.sh holds them to it.
  *
@@ -31,13 +34,13 @@
  *   coordination: it reads, decides, and issues one write call.
  *
  * WHAT THE COORDINATOR GUARANTEES
- *   - Both modes: every call goes through the store interface (server/store.h),
- *     which applies it to the in-memory keyspace (server/ks.h) with no extra copy
+ *   - Both modes: every call goes through the store interface (server/store/store.h),
+ *     which applies it to the in-memory keyspace (server/store/ks.h) with no extra copy
  *     and, in persistent mode, reads a dict miss through from the engine. Lookups
  *     return the entry itself, not a copy. Every write call stamps the value it
  *     writes (or the tombstone of a removal) with one version (an HLC tick above
  *     the old value's version, and this node's tag) and emits one store event
- *     (server/events.h), to which WATCH, server.dirty and persistence subscribe.
+ *     (server/store/events.h), to which WATCH, server.dirty and persistence subscribe.
  *   - Persistent mode (--mode persistent): the persistence subscriber queues the
  *     envelope (type, payload) with its expire-at and version under the internal
  *     key token(8B big-endian)||db||key, committed in one batch at the end of the
@@ -55,7 +58,8 @@
 #ifndef KVD_COORD_H
 #define KVD_COORD_H
 
-#include "server/obj.h"
+#include "server/client/client.h"
+#include "server/store/store.h"
 
 enum {
     COORD_KEEPTTL = 1u << 0, /* keep an existing key's TTL (SET KEEPTTL, INCR...) */
@@ -170,7 +174,7 @@ int coord_reply_over_limit(struct client *c);
 /* Closes the client once this command is done (a reply cut short). */
 void coord_close_client(struct client *c);
 
-/* ---- argument helpers shared by the key families (server/cmd_keys.c) ---- */
+/* ---- argument helpers shared by the key families (server/cmd/cmd_keys.c) ---- */
 
 /* SCAN/HSCAN cursor: an unsigned 64-bit decimal as Redis's strtoul reading; else
  * replies "ERR invalid cursor" and returns -1. */

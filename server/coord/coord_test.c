@@ -1,4 +1,4 @@
-/* server/coord_test.c: unit tests of the coordinator seam's typed lookup
+/* server/coord/coord_test.c: unit tests of the coordinator seam's typed lookup
  * (coord_lookup_type_or_reply) and of the in-place changes that keep handlers from
  * naming a database (coord_str_append, coord_str_setrange, coord_hash_set,
  * coord_hash_del, coord_db_overhead), run in-process on a fake client
@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "server/base/base.h"
 #include "server/test_client.h"
-#include "server/util.h"
 #include "tests/test.h"
 
 static struct client tc;

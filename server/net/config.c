@@ -1,4 +1,4 @@
-/* server/config.c: the one configuration table. Each row (name, type, bounds,
+/* server/net/config.c: the one configuration table. Each row (name, type, bounds,
  * default, runtime-modifiable, apply hook, help) drives kv.conf parsing, the
  * "--name value" command line, CONFIG GET/SET/REWRITE and `kvd --help-config`.
  * Values live in `server` (or, for directives kept only for tools, in this file).
@@ -18,9 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
-#include "server/util.h"
+#include "server/net/net.h"
 
 enum cfg_type { CFG_BOOL, CFG_INT, CFG_LL, CFG_SIZE, CFG_MEMORY, CFG_ENUM, CFG_STRING,
                 CFG_SPECIAL };
@@ -562,7 +560,17 @@ int config_get_value(const char *name, char *buf, size_t cap) {
     return 0;
 }
 
+void config_attach_command(void) {
+    config_ops = (struct config_ops){
+        .set_pairs = config_set_pairs,
+        .get = config_get,
+        .get_value = config_get_value,
+        .rewrite = config_rewrite,
+    };
+}
+
 void config_init(void) {
+    config_attach_command();
     for (size_t i = 0; i < NCONFIGS; i++) {
         const char *err = NULL;
         if (configs[i].type == CFG_STRING) {

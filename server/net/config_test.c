@@ -1,4 +1,4 @@
-/* server/config_test.c: the configuration table: defaults, units, bounds, enums,
+/* server/net/config_test.c: the configuration table: defaults, units, bounds, enums,
  * kv.conf parsing and its errors, CONFIG SET atomicity, CONFIG GET patterns, and
  * CONFIG REWRITE keeping comments. */
 #include <stdio.h>
@@ -6,8 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
+#include "server/net/net.h"
 #include "tests/test.h"
 
 static struct kv_slice sl(const char *s) {

@@ -1,6 +1,7 @@
-/* server/net.c: sockets and the event loop. Listeners on every `bind` address,
- * accepting (maxclients, protected mode), per-client read and write events, the
- * loop with its before-sleep step, the cron timer at `hz`, and signals.
+/* server/net/net.c: sockets and the event loop. Listeners on every `bind` address,
+ * accepting (maxclients, protected mode), per-client read and write events and
+ * reading into the query buffer (client_read), the loop with its before-sleep
+ * step, the cron timer at `hz`, and signals.
  *
  * The loop is libevent's, driven one iteration at a time (EVLOOP_ONCE) so that
  * before each wait we: run the keyspace's fast expiry step, run the commands whose
@@ -8,7 +9,9 @@
  * persistent: persist_before_sleep, before any reply goes out), write every
  * client's pending replies directly (one writev per client per turn; a write
  * event is armed only when the socket is full), and free the clients marked for
- * closing. Parsing and running commands are client.c's and commands.c's.
+ * closing. Parsing and running commands are dispatch's (server/cmd/pipeline.c,
+ * commands.c); a client's state is the client layer's (server/client/client.c),
+ * which reaches the sockets through the hooks net_install_hooks registers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,12 +27,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
+#include "server/net/net.h"
 
 #define MAX_LISTENERS 16
 #define MAX_ACCEPTS_PER_CALL 1000
 #define WRITE_IOV 64
+#define QBUF_CHUNK 16384               /* bytes read at a time, at least */
 /* Output backlog above which a client's input is no longer read until it drains
  * below READ_RESUME: a client that pipelines and never reads cannot grow the
  * server without bound even when client-output-buffer-limit is 0. */
@@ -44,7 +47,6 @@ static struct listener listeners[MAX_LISTENERS];
 static int nlisteners;
 static struct event *cron_ev;
 static struct event *sig_evs[2];
-int net_bound_port;
 
 static const char denied_msg[] =
     "-DENIED Redis is running in protected mode because protected mode is enabled and no "
@@ -111,6 +113,68 @@ static void set_keepalive(int fd, int interval) {
 /* ------------------------------------------------------------------------------
  * Client events
  * ------------------------------------------------------------------------------ */
+void client_read(struct client *c) {
+    size_t want = resp_parser_want(&c->parser);
+    size_t readlen = QBUF_CHUNK;
+    if (want > readlen) {
+        /* a big bulk is coming: read it in as few calls as possible, growing the
+         * buffer geometrically so memory follows what has arrived, not what was
+         * announced */
+        size_t grow = c->qlen > QBUF_CHUNK ? c->qlen : QBUF_CHUNK;
+        readlen = want < grow ? want : grow;
+    }
+    if (c->qcap - c->qlen < readlen) {
+        size_t need = c->qlen + readlen;
+        size_t cap = c->qcap ? c->qcap : QBUF_CHUNK;
+        while (cap < need) {
+            cap *= 2;
+        }
+        if (want > QBUF_CHUNK && cap > c->qlen + want) {
+            cap = c->qlen + want;  /* exactly what the bulk needs, no slack */
+        }
+        c->qbuf = kv_realloc(c->qbuf, cap);
+        c->qcap = cap;
+    }
+    ssize_t n = read(c->fd, c->qbuf + c->qlen, c->qcap - c->qlen);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            return;
+        }
+        server_log(LL_VERBOSE, "Reading from client: %s", strerror(errno));
+        client_close_async(c);
+        return;
+    }
+    if (n == 0) {
+        server_log(LL_VERBOSE, "Client closed connection id=%llu addr=%s",
+                   (unsigned long long)c->id, c->addr);
+        client_close_async(c);
+        return;
+    }
+    c->qlen += (size_t)n;
+    if (c->qlen > c->qbuf_peak) {
+        c->qbuf_peak = c->qlen;
+    }
+    server.stat_net_input_bytes += n;
+    server.stat_total_reads++;
+    c->last_interaction_ms = server.mstime;
+    if ((long long)(c->qlen - c->qpos) > server.client_query_buffer_limit) {
+        char info[1024];
+        size_t il = client_info_line(c, info, sizeof(info));
+        if (il > 0 && info[il - 1] == '\n') {
+            info[il - 1] = '\0';
+        }
+        char head[64];
+        size_t hl = c->qlen - c->qpos < 32 ? c->qlen - c->qpos : 32;
+        kv_repr(head, sizeof(head), c->qbuf + c->qpos, hl);
+        server_log(LL_WARNING,
+                   "Closing client that reached max query buffer length: %s (qbuf initial bytes: %s)",
+                   info, head);
+        client_close_async(c);
+        return;
+    }
+    client_process_input(c);
+}
+
 static void read_cb(evutil_socket_t fd, short what, void *arg) {
     struct client *c = arg;
     (void)fd;
@@ -541,4 +605,10 @@ void net_main_loop(void) {
         event_free(cron_ev);
         cron_ev = NULL;
     }
+}
+
+void net_install_hooks(void) {
+    client_hooks.stop_reading = net_stop_reading;
+    client_hooks.write_now = net_write_now;
+    client_hooks.uninstall = net_client_uninstall;
 }

@@ -1,6 +1,7 @@
-/* server/server.c: the process's global state, the cached clock, and starting and
- * stopping the node (after config, before and after the loop). main.c only parses
- * the command line and calls these.
+/* server/net/server.c: starting and stopping the node (after config, before and
+ * after the loop), and handing the store its subscribers (WATCH, statistics, the
+ * backend) and persistence its client hooks. main.c only parses the command line
+ * and calls these. The global state and the clock are server/base/state.c's.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -12,37 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
-#include "server/store.h"
-
-struct kv_server server;
-
-long long kv_ustime(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 +
-           server.debug_clock_offset_ms * 1000;
-}
-
-long long kv_mstime(void) {
-    return kv_ustime() / 1000;
-}
-
-long long kv_time_sync(void) {
-    long long us = kv_ustime();
-    server.ustime = us;
-    server.mstime = us / 1000;
-    return us;
-}
-
-void server_request_shutdown(int from_signal) {
-    (void)from_signal;
-    server.shutdown_asap = 1;
-    if (server.base) {
-        event_base_loopbreak(server.base);
-    }
-}
+#include "server/net/net.h"
+#include "server/store/store.h"
 
 /* Raises RLIMIT_NOFILE to fit maxclients (+32 for listeners, logs, the engine);
  * lowers maxclients when the system refuses, as Redis does. */
@@ -95,6 +67,7 @@ static void write_pidfile(void) {
 
 int server_start(void) {
     signal(SIGPIPE, SIG_IGN);
+    net_install_hooks();
     server.pid = getpid();
     kv_time_sync();
     server.start_ms = server.mstime;
@@ -169,6 +142,7 @@ static void stats_on_event(const struct store_ev *ev, void *arg) {
 }
 
 void server_subscribe_events(void) {
+    client_attach_store();
     multi_subscribe();
     store_subscribe(STORE_SUB_OBSERVER,
                     STORE_EV_BIT(STORE_EV_WRITTEN) | STORE_EV_BIT(STORE_EV_DELETED) |

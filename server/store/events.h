@@ -1,4 +1,4 @@
-/* server/events.h: the store's change events. Every change to a key, whoever makes
+/* server/store/events.h: the store's change events. Every change to a key, whoever makes
  * it (a command through the coordinator and the store, the keyspace's expiry and
  * eviction, a replica's store_apply), is announced here once; WATCH (multi.c),
  * statistics (server.c) and, in persistent mode, the write-through to the engine

@@ -1,15 +1,15 @@
-/* server/events_test.c: unit tests of the store's change events (server/events.h):
- * a recording subscriber checks which events each kind of change emits, in which
- * order and with what payload (commands through the handlers, lazy and active
- * expiry, eviction, flushes with their before and after phases, RENAME), and the
- * subscriber order by rank. Cache mode, in-process on a fake client.
+/* server/store/events_test.c: unit tests of the store's change events
+ * (server/store/events.h): a recording subscriber checks which events each kind of
+ * change emits, in which order and with what payload (commands through the handlers,
+ * lazy and active expiry, eviction, flushes with their before and after phases,
+ * RENAME), and the subscriber order by rank. Cache mode, in-process on a fake client.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/events.h"
-#include "server/store.h"
+#include "server/store/events.h"
+#include "server/store/store.h"
 #include "server/test_client.h"
 #include "tests/test.h"
 

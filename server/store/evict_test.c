@@ -1,6 +1,7 @@
-/* server/evict_test.c: unit tests of cache-mode eviction (server/ks_evict.c) and the
- * LRU/LFU bookkeeping it relies on (server/ks.c), in-process with an injected
- * clock (server.mstime) and limits set relative to kv_used_memory().
+/* server/store/evict_test.c: unit tests of cache-mode eviction
+ * (server/store/ks_evict.c) and the LRU/LFU bookkeeping it relies on
+ * (server/store/ks.c), in-process with an injected clock (server.mstime) and limits
+ * set relative to kv_used_memory().
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* server/hashobj.c: hash values. Two encodings, as Redis:
+/* server/store/hashobj.c: hash values. Two encodings, as Redis:
  *
  *   listpack   the fields and values packed in the entry's own value area:
  *                payload := count:u16  (field value)*
@@ -15,7 +15,7 @@
  *
  * A listpack that passes a limit is converted once and never back (as Redis).
  */
-#include "server/obj.h"
+#include "server/store/obj.h"
 
 static size_t lp_item_size(size_t len) {
     return (len < 255 ? 1 : 5) + len;

@@ -1,7 +1,7 @@
-/* server/hlc.c: the hybrid logical clock. See hlc.h. */
-#include "server/hlc.h"
+/* server/store/hlc.c: the hybrid logical clock. See hlc.h. */
+#include "server/store/hlc.h"
 
-long long kv_mstime(void); /* server/server.c: the one clock */
+long long kv_mstime(void); /* server/base/state.c: the one clock */
 
 static uint64_t hlc_state; /* the last timestamp handed out or observed */
 

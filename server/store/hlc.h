@@ -1,4 +1,4 @@
-/* server/hlc.h: the node's hybrid logical clock (Kulkarni et al., 2014), the write
+/* server/store/hlc.h: the node's hybrid logical clock (Kulkarni et al., 2014), the write
  * timestamp of every stored entry (DESIGN.md "Values and versions").
  *
  * A timestamp is 48 bits of physical Unix milliseconds and 16 logical bits:

@@ -1,6 +1,6 @@
-/* server/hlc_test.c: the hybrid logical clock (server/hlc.c). */
-#include "server/hlc.h"
-#include "server/server.h"
+/* server/store/hlc_test.c: the hybrid logical clock (server/store/hlc.c). */
+#include "server/net/net.h"
+#include "server/store/hlc.h"
 #include "tests/test.h"
 
 static void test_hlc_follows_the_wall_clock(void) {

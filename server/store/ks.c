@@ -1,4 +1,4 @@
-/* server/ks.c: databases and entries. Allocation and reshaping of entries, the
+/* server/store/ks.c: databases and entries. Allocation and reshaping of entries, the
  * volatile array of keys with a TTL, lazy-expiry deletion, the active expiry
  * cycle, flushing (with a lazy-free thread), LRU/LFU bookkeeping and the cron.
  *
@@ -10,8 +10,8 @@
 #include <limits.h>
 #include <pthread.h>
 
-#include "server/ks.h"
-#include "server/events.h"
+#include "server/store/events.h"
+#include "server/store/ks.h"
 
 size_t ks_hash_max_listpack_entries = 512;
 size_t ks_hash_max_listpack_value = 64;

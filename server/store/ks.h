@@ -1,9 +1,9 @@
-/* server/ks.h: the in-memory keyspace. Per-database dictionaries of entries, the
+/* server/store/ks.h: the in-memory keyspace. Per-database dictionaries of entries, the
  * entry layout and its encodings, lazy and active expiry, token-ordered SCAN
  * cursors, random sampling, LRU/LFU bookkeeping, flushing.
  *
  * Command handlers never include this file directly: they go through the
- * coordinator seam (server/coord.h) and the value helpers (server/obj.h). The
+ * coordinator seam (server/coord/coord.h) and the value helpers (server/store/obj.h). The
  * server core calls the lifecycle functions at the end of this file.
  *
  * ENTRY LAYOUT (one allocation per key, value inline)
@@ -45,7 +45,7 @@
 #include <string.h>
 
 #include "proto/version.h"
-#include "server/server.h"
+#include "server/base/base.h"
 
 /* Types and encodings (4 bits each). Values written to disk later: never renumber. */
 enum ks_type { KS_TYPE_STRING = 0, KS_TYPE_LIST = 1, KS_TYPE_SET = 2, KS_TYPE_ZSET = 3,
@@ -332,7 +332,7 @@ void ks_replace(struct kv_db *db, struct kv_entry *old, struct kv_entry *e, uint
  * and lazy is set). Returns 1 when it existed. */
 int ks_delete(struct kv_db *db, const char *key, size_t len, uint64_t token, int lazy);
 /* Deletes an expired key found by a lookup, announcing it first (STORE_EV_EXPIRED,
- * server/events.h: WATCH, expired_keys and persistence subscribe). */
+ * server/store/events.h: WATCH, expired_keys and persistence subscribe). */
 void ks_expire_now(struct kv_db *db, struct kv_entry *e, uint64_t token);
 /* Sets or changes a key's expire-at (ms). Returns the (possibly moved) entry. */
 struct kv_entry *ks_set_expire(struct kv_db *db, struct kv_entry *e, long long when);
@@ -363,7 +363,7 @@ int ks_policy_is_lfu(void);
 void ks_active_expire_cycle(int fast);
 /* From the cron at hz: incremental rehash (1 ms per db at most) and shrinking. */
 void ks_cron(void);
-/* Eviction for maxmemory (server/ks_evict.c). Called before every command when
+/* Eviction for maxmemory (server/store/ks_evict.c). Called before every command when
  * maxmemory is set: evicts for at most KS_EVICT_TIME_LIMIT_US, then leaves the rest
  * to a timer. Returns -1 when used memory is over maxmemory and nothing can be
  * evicted (the caller refuses commands that may grow memory with -OOM), else 0. */
@@ -376,7 +376,7 @@ void ks_evict_start(void);
 void ks_evict_cron(void);
 void ks_evict_deinit(void); /* frees the pool and the timer (ks_deinit) */
 
-/* ---- eviction internals, exposed for server/evict_test.c ---- */
+/* ---- eviction internals, exposed for server/store/evict_test.c ---- */
 enum ks_evict_result { KS_EVICT_OK = 0, KS_EVICT_RUNNING = 1, KS_EVICT_FAIL = -1 };
 /* Redis's performEvictions: one bounded slice. RUNNING: still over the limit,
  * the timer continues; FAIL: over the limit and nothing to evict. */

@@ -1,5 +1,5 @@
-/* server/ks_dict.c: the token-ordered chained hash table behind every database and
- * every large hash. Entries are struct kv_entry (server/ks.h), linked through their
+/* server/store/ks_dict.c: the token-ordered chained hash table behind every database and
+ * every large hash. Entries are struct kv_entry (server/store/ks.h), linked through their
  * own `next` field: the table adds 8 bytes per slot and nothing per entry.
  *
  * HOW IT WORKS
@@ -42,7 +42,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "server/ks.h"
+#include "server/store/ks.h"
 
 #define DICT_MIN_BITS 2
 #define DICT_EMPTY_VISITS 10 /* per bucket of rehash work, as Redis */

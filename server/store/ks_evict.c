@@ -1,4 +1,4 @@
-/* server/ks_evict.c: maxmemory eviction for cache mode. The eight Redis policies
+/* server/store/ks_evict.c: maxmemory eviction for cache mode. The eight Redis policies
  * (noeviction, allkeys-lru/lfu/random, volatile-lru/lfu/random/ttl) approximated
  * by sampling into a pool of candidates, run in bounded slices before commands and
  * from a timer until used memory is under maxmemory.
@@ -54,8 +54,8 @@
 #include <limits.h>
 #include <unistd.h>
 
-#include "server/ks.h"
-#include "server/events.h"
+#include "server/store/events.h"
+#include "server/store/ks.h"
 
 long long ks_evict_time_limit_us = KS_EVICT_TIME_LIMIT_US;
 

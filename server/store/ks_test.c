@@ -1,4 +1,4 @@
-/* server/ks_test.c: unit tests of the keyspace (server/ks*.c), value encodings
+/* server/store/ks_test.c: unit tests of the keyspace (server/ks*.c), value encodings
  * (obj.c, hashobj.c), the coordinator seam and the key families' handlers, run
  * in-process on a fake client (no socket: replies accumulate in c->out).
  */
@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/hlc.h"
+#include "server/base/base.h"
+#include "server/store/hlc.h"
 #include "server/test_client.h"
-#include "server/util.h"
 #include "tests/test.h"
 
 #ifndef KVD_NO_JEMALLOC

@@ -1,4 +1,4 @@
-/* server/node.c: the node's identity. A node id is 128 random bits in hex, made
+/* server/store/node.c: the node's identity. A node id is 128 random bits in hex, made
  * once and kept in the file `node-id` of the working directory (`dir`), so it
  * survives restarts: the cluster will place the node's tokens from it, and every
  * version the node writes carries its 32-bit tag (server.node_tag, never 0).
@@ -20,8 +20,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
+#include "server/store/store.h"
 
 #define NODE_ID_FILE "node-id"
 #define NODE_ID_HEX 32

@@ -1,8 +1,8 @@
-/* server/obj.c: string values (int, embstr, raw encodings) and what every type
+/* server/store/obj.c: string values (int, embstr, raw encodings) and what every type
  * shares (names, memory usage). Hashes are in hashobj.c. Entries hold values
- * inline (server/ks.h), so a change that grows a value may move its entry.
+ * inline (server/store/ks.h), so a change that grows a value may move its entry.
  */
-#include "server/obj.h"
+#include "server/store/obj.h"
 
 const char *obj_type_name(const struct kv_entry *e) {
     switch (e->type) {

@@ -1,5 +1,5 @@
-/* server/obj.h: value encodings. Reading and changing the value held by an entry
- * (server/ks.h layout) without knowing where the entry lives: strings (int, embstr,
+/* server/store/obj.h: value encodings. Reading and changing the value held by an entry
+ * (server/store/ks.h layout) without knowing where the entry lives: strings (int, embstr,
  * raw) in obj.c, hashes (listpack, hashtable) in hashobj.c.
  *
  * Functions that change a value may move the entry (it holds its value inline):
@@ -7,13 +7,13 @@
  * through `ep`, the new address. Command handlers pass NULL only (a detached entry
  * that is not in any database yet, built before coord_put); a stored value is
  * changed through the coordinator's wrappers (coord_str_append,
- * coord_str_setrange, coord_hash_set, coord_hash_del in server/coord.h), which
+ * coord_str_setrange, coord_hash_set, coord_hash_del in server/coord/coord.h), which
  * know its database. The keyspace and persistence layers call these directly.
  */
 #ifndef KVD_OBJ_H
 #define KVD_OBJ_H
 
-#include "server/ks.h"
+#include "server/store/ks.h"
 
 #define OBJ_LL_BUF 32
 
@@ -21,7 +21,7 @@ const char *obj_type_name(const struct kv_entry *e);     /* "string", "hash", ..
 const char *obj_encoding_name(const struct kv_entry *e); /* "int", "embstr", ... */
 
 /* ---- the entry's key, TTL and access record (read-only, for handlers) ----
- * Thin names over server/ks.h's entry layout, so that command handlers read an
+ * Thin names over server/store/ks.h's entry layout, so that command handlers read an
  * entry through the value helpers and never call the keyspace (ks_*) directly. */
 
 /* The key's bytes (valid until the entry changes). */

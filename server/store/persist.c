@@ -1,4 +1,4 @@
-/* server/persist.c: persistent mode: the keyspace written through to the LSM engine,
+/* server/store/persist.c: persistent mode: the keyspace written through to the LSM engine,
  * read through on a miss, counted, expired through an on-disk expiry index, and
  * made durable per appendfsync. This file: the state and the key layout helpers
  * every persist_*.c shares, the engine's lifecycle (open, load on a thread, close,
@@ -11,10 +11,11 @@
  * layout and PERSIST.md for the design and its measurements. What it leaves to
  * others: Redis semantics of every command (the handlers, on the in-memory
  * entries), the engine's own recovery, compaction and caching (engine/), how
- * replies are held and rewritten (client.c's client_hold / client_release /
- * client_fail_held: persist.c only says when).
+ * replies are held and rewritten (the client layer's client_hold / client_release /
+ * client_fail_held, which it registers as persist_set_client_hooks' hooks:
+ * persist.c only says when).
  */
-#include "server/persist_int.h"
+#include "server/store/persist_int.h"
 
 struct persist_state persist_g;
 
@@ -439,15 +440,15 @@ static void release_held(void) {
     uint64_t durable = lsm_durable_seq(P.db);
     for (size_t i = 0; i < P.nheld;) {
         struct client *c = P.held[i];
-        if (c->durable_wait <= durable) {
-            c->durable_wait = 0;
-            c->flags &= ~CLIENT_PERSIST_HELD;
+        if (writer_of(c)->durable_wait <= durable) {
+            writer_of(c)->durable_wait = 0;
+            writer_of(c)->flags &= ~PERSIST_WRITER_HELD;
             P.held[i] = P.held[--P.nheld];
-            if (!(c->flags & CLIENT_PERSIST_WROTE)) {
+            if (!(writer_of(c)->flags & PERSIST_WRITER_WROTE)) {
                 /* (in this turn's batch too: that batch releases it; a reply it
                  * held for the synced batch may then still become -MISCONF if
                  * the newer batch fails: ambiguous, never a false +OK) */
-                client_release(c, CLIENT_HOLD_PERSIST);
+                persist_hooks.release(c);
             }
         } else {
             i++;

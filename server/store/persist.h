@@ -1,5 +1,5 @@
-/* server/persist.h: persistent mode, the keyspace on the LSM engine (engine.h).
- * See server/PERSIST.md for the design; in short:
+/* server/store/persist.h: persistent mode, the keyspace on the LSM engine (engine.h).
+ * See server/store/PERSIST.md for the design; in short:
  *
  *   - The in-memory keyspace (ks.h) stays the working set: a cache of decoded
  *     entries in front of the engine, which is the source of truth. Every entry in
@@ -36,7 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/ks.h"
+#include "server/store/ks.h"
 
 struct lsm_db;
 
@@ -92,10 +92,38 @@ struct store_ev;
  * (persist_client_wrote). */
 void persist_on_event(const struct store_ev *ev, void *arg);
 /* Notes that c issued a write in this loop turn: its output is held
- * (CLIENT_HOLD_PERSIST) until the batch is written, and under appendfsync always
- * until the sync that covers it; the running command's reply becomes -MISCONF if
- * either fails. */
+ * (hooks.hold) until the batch is written, and under appendfsync always until the
+ * sync that covers it; the running command's reply becomes -MISCONF if either
+ * fails (hooks.fail). */
 void persist_client_wrote(struct client *c);
+
+/* ---- the clients that wrote ----
+ * The store knows a client only as the opaque pointer its events carry (the
+ * writer); it never reads the client itself. What persistence keeps per writer is
+ * a struct persist_writer, which the client layer (server/client/client.h) makes
+ * the FIRST member of struct client, so persist reaches it from the pointer
+ * (C11 6.7.2.1: a pointer to a struct, converted, points to its first member;
+ * client.h asserts the offset). Holding, releasing and failing a writer's replies
+ * belong to the client layer above: it registers them here at start-up
+ * (client_attach_store, from server_subscribe_events) before any client writes. */
+enum {
+    PERSIST_WRITER_WROTE = 1u << 0, /* in the list of clients that wrote this turn */
+    PERSIST_WRITER_HELD = 1u << 1,  /* in the list of clients waiting for a WAL sync */
+};
+struct persist_writer {
+    uint32_t flags;             /* PERSIST_WRITER_* */
+    uint64_t durable_wait;      /* engine sequence its output waits for */
+};
+struct persist_client_hooks {
+    /* c's reply waits: its write is not yet stored (durable) */
+    void (*hold)(struct client *c);
+    /* what c waited for is true: its held output may go */
+    void (*release)(struct client *c);
+    /* it is not: every reply c's writes held becomes msg ("MISCONF ...") */
+    void (*fail)(struct client *c, const char *msg);
+};
+/* Registers the hooks (copied). Call before any client writes in persistent mode. */
+void persist_set_client_hooks(const struct persist_client_hooks *h);
 
 /* ---- read-through ---- */
 
@@ -119,7 +147,7 @@ void persist_foreach(int db_id, void (*fn)(struct kv_entry *e, void *arg), void 
 /* A random live key of db_id as a temporary entry, or NULL. */
 struct kv_entry *persist_random(int db_id);
 
-/* ---- records for the store (server/store.c; see store.h) ---- */
+/* ---- records for the store (server/store/store.c; see store.h) ---- */
 
 /* Envelope flag: a big hash whose fields are records of their own (not a
  * self-contained value: store_apply refuses it). */
@@ -164,8 +192,8 @@ void persist_before_sleep(void);
 /* Cron: everysec syncs, active expiry over the expiry index, stats. */
 void persist_cron(void);
 /* call() after each top-level command: a large turn is written in parts. (A
- * client's output waits under client_hold(c, CLIENT_HOLD_PERSIST) until its
- * writes are stored, and under appendfsync always durable; see client.c.) */
+ * client's output waits under the hold hook until its writes are stored, and
+ * under appendfsync always durable; see client.c.) */
 void persist_after_call(void);
 /* DEBUG ENGINE-FAULT: while a fault is armed, no automatic reopen. */
 void persist_set_fault_armed(int on);

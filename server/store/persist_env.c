@@ -1,8 +1,8 @@
-/* server/persist_env.c: persistent mode, the value envelope: encoding an entry
+/* server/store/persist_env.c: persistent mode, the value envelope: encoding an entry
  * (persist_encode) and decoding one (persist_decode). Shared state and helpers:
  * persist_int.h; the design: PERSIST.md.
  */
-#include "server/persist_int.h"
+#include "server/store/persist_int.h"
 
 /* ------------------------------------------------------------------------------
  * The envelope

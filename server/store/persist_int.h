@@ -1,4 +1,4 @@
-/* server/persist_int.h: what the persist_*.c files share and nothing else includes:
+/* server/store/persist_int.h: what the persist_*.c files share and nothing else includes:
  * the on-disk key layout constants, the one state (P), and the helpers each file
  * defines for the others. Public interface: persist.h. Loop thread only, except
  * what persist.c says of the loader and background threads.
@@ -18,11 +18,10 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
-#include "server/events.h"
-#include "server/hlc.h"
-#include "server/obj.h"
-#include "server/persist.h"
-#include "server/server_int.h"
+#include "server/store/events.h"
+#include "server/store/hlc.h"
+#include "server/store/obj.h"
+#include "server/store/persist.h"
 
 #define META_LEN 10              /* 0xff x 10: the meta namespace */
 #define DKEY 10                  /* token:u64be db:u16be before a data key's key */
@@ -141,6 +140,12 @@ void deleted_add(uint64_t token, int db);
 int deleted_has(uint64_t token, int db);
 void deleted_clear(void);
 void fail_pending_clients(void);
+/* The client layer's hooks (persist_set_client_hooks). */
+extern struct persist_client_hooks persist_hooks;
+/* What persistence keeps of writer c: the first member of its struct client. */
+static inline struct persist_writer *writer_of(struct client *c) {
+    return (struct persist_writer *)(void *)c;
+}
 void drop_cache(void);
 int commit(void);
 void batch_tomb(const void *k, size_t klen, long long expire_at, struct kv_version ver);

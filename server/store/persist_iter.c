@@ -1,8 +1,8 @@
-/* server/persist_iter.c: persistent mode, iteration: SCAN, KEYS (foreach), RANDOMKEY
+/* server/store/persist_iter.c: persistent mode, iteration: SCAN, KEYS (foreach), RANDOMKEY
  * over the engine, and records for the store (tombstone reads, token ranges). Shared
  * state and helpers: persist_int.h; the design: PERSIST.md.
  */
-#include "server/persist_int.h"
+#include "server/store/persist_int.h"
 
 /* A temporary entry holding only a key and a type (SCAN TYPE, KEYS). */
 static struct kv_entry *temp_entry(const char *key, size_t klen, const char *v, size_t vlen) {
@@ -170,7 +170,7 @@ struct kv_entry *persist_random(int db_id) {
 }
 
 /* ------------------------------------------------------------------------------
- * Records for the store (server/store.c): tombstones and token ranges
+ * Records for the store (server/store/store.c): tombstones and token ranges
  * ------------------------------------------------------------------------------ */
 /* The flush marker of db as a tombstone's version (node 0), hlc 0 when none. */
 static struct kv_version flush_version(int db) {

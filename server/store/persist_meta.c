@@ -1,8 +1,8 @@
-/* server/persist_meta.c: persistent mode, the expiry index's active expiry, and the
+/* server/store/persist_meta.c: persistent mode, the expiry index's active expiry, and the
  * counts and markers record (write_counts / load_meta). Shared state and helpers:
  * persist_int.h; the design: PERSIST.md.
  */
-#include "server/persist_int.h"
+#include "server/store/persist_int.h"
 
 /* ------------------------------------------------------------------------------
  * Active expiry over the expiry index

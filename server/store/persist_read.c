@@ -1,8 +1,8 @@
-/* server/persist_read.c: persistent mode, the read-through: persist_load on a dict
+/* server/store/persist_read.c: persistent mode, the read-through: persist_load on a dict
  * miss, and the counts (DBSIZE). Shared state and helpers: persist_int.h; the design:
  * PERSIST.md.
  */
-#include "server/persist_int.h"
+#include "server/store/persist_int.h"
 
 /* ------------------------------------------------------------------------------
  * Reading

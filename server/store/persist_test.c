@@ -1,4 +1,4 @@
-/* server/persist_test.c: persistent mode (server/persist.c) in-process: the
+/* server/store/persist_test.c: persistent mode (server/store/persist.c) in-process: the
  * envelope, write-through and reopen, flush markers, expiry across a reopen, exact
  * DBSIZE (also after an unclean stop), SCAN cursors, appendfsync always holding a
  * reply. A fake client runs commands through the handlers as ks_test.c does; a
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
-#include "server/hlc.h"
+#include "server/store/hlc.h"
 #include "server/test_client.h"
 #include "tests/test.h"
 

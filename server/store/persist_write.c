@@ -1,9 +1,9 @@
-/* server/persist_write.c: persistent mode, the write-through: the keys deleted in the
+/* server/store/persist_write.c: persistent mode, the write-through: the keys deleted in the
  * pending batch, the dirty keys and the turn's batch (commit), big hashes' field
  * records, the store-event subscriber (persist_on_event), put / del / expired / flush.
  * Shared state and helpers: persist_int.h; the design: PERSIST.md.
  */
-#include "server/persist_int.h"
+#include "server/store/persist_int.h"
 
 /* ------------------------------------------------------------------------------
  * Keys deleted in the pending batch (so a dict miss does not read the old version)
@@ -80,26 +80,32 @@ static void client_list_add(struct client ***list, size_t *n, size_t *cap,
         *list = kv_realloc(*list, *cap * sizeof(**list));
     }
     (*list)[(*n)++] = c;
-    c->flags |= flag;
+    writer_of(c)->flags |= flag;
 }
 
 static void held_add(struct client *c) {
-    if (!(c->flags & CLIENT_PERSIST_HELD)) {
-        client_list_add(&P.held, &P.nheld, &P.capheld, c, CLIENT_PERSIST_HELD);
+    if (!(writer_of(c)->flags & PERSIST_WRITER_HELD)) {
+        client_list_add(&P.held, &P.nheld, &P.capheld, c, PERSIST_WRITER_HELD);
     }
 }
 
 /* The writes of c were not stored (or their sync failed): each write's reply in
  * its held output becomes -MISCONF, the rest of the output stays as it was
- * (client_fail_held; if c is running, when its command ends). The caller
+ * (the fail hook: client_fail_held; if c is running, when its command ends). The caller
  * takes c off P.wrote / P.held. */
 static void fail_client(struct client *c) {
     char msg[512];
     snprintf(msg, sizeof(msg), "MISCONF Errors writing to the AOF file: %s",
              P.errmsg[0] ? P.errmsg : "write failed");
-    c->flags &= ~(CLIENT_PERSIST_WROTE | CLIENT_PERSIST_HELD);
-    c->durable_wait = 0;
-    client_fail_held(c, CLIENT_HOLD_PERSIST, msg);
+    writer_of(c)->flags &= ~(PERSIST_WRITER_WROTE | PERSIST_WRITER_HELD);
+    writer_of(c)->durable_wait = 0;
+    persist_hooks.fail(c, msg);
+}
+
+struct persist_client_hooks persist_hooks;
+
+void persist_set_client_hooks(const struct persist_client_hooks *h) {
+    persist_hooks = *h;
 }
 
 /* Every client waiting for a write or a sync: their writes fail. */
@@ -118,9 +124,9 @@ void persist_client_wrote(struct client *c) {
     if (c == NULL || P.db == NULL) {
         return;
     }
-    client_hold(c, CLIENT_HOLD_PERSIST); /* this command's reply waits, every time */
-    if (!(c->flags & CLIENT_PERSIST_WROTE)) {
-        client_list_add(&P.wrote, &P.nwrote, &P.capwrote, c, CLIENT_PERSIST_WROTE);
+    persist_hooks.hold(c); /* this command's reply waits, every time */
+    if (!(writer_of(c)->flags & PERSIST_WRITER_WROTE)) {
+        client_list_add(&P.wrote, &P.nwrote, &P.capwrote, c, PERSIST_WRITER_WROTE);
     }
 }
 
@@ -172,12 +178,12 @@ int commit(void) {
     P.last_seq = seq;
     for (size_t i = 0; i < P.nwrote; i++) {
         struct client *c = P.wrote[i];
-        c->flags &= ~CLIENT_PERSIST_WROTE;
+        writer_of(c)->flags &= ~PERSIST_WRITER_WROTE;
         if (server.appendfsync == PERSIST_FSYNC_ALWAYS) {
-            c->durable_wait = seq;
+            writer_of(c)->durable_wait = seq;
             held_add(c);
-        } else if (!(c->flags & CLIENT_PERSIST_HELD)) {
-            client_release(c, CLIENT_HOLD_PERSIST); /* (held: its sync releases it) */
+        } else if (!(writer_of(c)->flags & PERSIST_WRITER_HELD)) {
+            persist_hooks.release(c); /* (held: its sync releases it) */
         }
     }
     P.nwrote = 0;

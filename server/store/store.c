@@ -1,4 +1,4 @@
-/* server/store.c: the store as versioned records (store.h): the last-write-wins
+/* server/store/store.c: the store as versioned records (store.h): the last-write-wins
  * apply, the record read, and the token-range iterator, over the in-memory
  * keyspace (ks.h) and, in persistent mode, the engine through persist.c. What it
  * leaves to others: stamping local writes (coord.c), the on-disk layout and the
@@ -7,10 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/hlc.h"
-#include "server/persist.h"
-#include "server/server_int.h"
-#include "server/store.h"
+#include "server/store/hlc.h"
+#include "server/store/persist.h"
+#include "server/store/store.h"
 
 static struct {
     char *enc;        /* store_get_record's envelope */

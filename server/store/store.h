@@ -1,4 +1,4 @@
-/* server/store.h: the store seen as records with versions, the entry points the
+/* server/store/store.h: the store seen as records with versions, the entry points the
  * cluster's replicas will use (DESIGN.md "Values and versions"; PERSIST.md
  * "Versions and tombstones"). Command handlers do not use it: they go through the
  * coordinator (coord.h), which stamps versions on local writes.
@@ -36,8 +36,11 @@
 #include <stdint.h>
 
 #include "proto/version.h"
-#include "server/events.h"
-#include "server/ks.h"
+#include "server/store/events.h"
+#include "server/store/hlc.h"
+#include "server/store/ks.h"
+#include "server/store/obj.h"
+#include "server/store/persist.h"
 
 struct store_record {
     struct kv_version version;
@@ -207,5 +210,12 @@ size_t store_db_size(int db_id);
 /* Deletes an entry found by iteration that turned out expired (cache mode; the
  * backend's iteration never hands out expired keys). */
 void store_expire_entry(struct kv_db *db, struct kv_entry *e);
+
+/* ---- node.c: the node's identity, in every version it stamps ---- */
+/* Reads or creates the node id (dir/node-id) and sets server.node_id and
+ * server.node_tag. 0, or -1 with err. */
+int node_init(char *err, size_t errlen);
+/* The 32-bit version tag of a node id (never 0). */
+uint32_t node_tag_of(const char *id);
 
 #endif

@@ -1,4 +1,4 @@
-/* server/store_test.c: the store as versioned records (server/store.c): the
+/* server/store/store_test.c: the store as versioned records (server/store/store.c): the
  * last-write-wins apply against values, tombstones, expired keys and flush markers,
  * the record read, and the token-range iterator, each in cache mode and in
  * persistent mode (an engine in a temp dir, reopened to prove what survives).
@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
-#include "server/hlc.h"
-#include "server/persist.h"
-#include "server/store.h"
+#include "server/store/hlc.h"
+#include "server/store/persist.h"
+#include "server/store/store.h"
 #include "server/test_client.h"
 #include "tests/test.h"
 
