@@ -1,4 +1,11 @@
-/* server/store/store.h: the store seen as records with versions, the entry points the
+/* server/store/store.h: the ONE public header of server/store/: the folders above
+ * (client, coord, cmd, net) include this and nothing else of the store; it brings
+ * the store's events (events.h), the keyspace (ks.h), the value helpers (obj.h),
+ * persistence (persist.h), the HLC (hlc.h) and the node id (node.c, below). The
+ * store calls nobody above it: the client pointer its events carry is opaque to
+ * it, and persistence holds replies through persist_set_client_hooks.
+ *
+ * The store seen as records with versions, the entry points the
  * cluster's replicas will use (DESIGN.md "Values and versions"; PERSIST.md
  * "Versions and tombstones"). Command handlers do not use it: they go through the
  * coordinator (coord.h), which stamps versions on local writes.
