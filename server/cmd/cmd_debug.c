@@ -1,6 +1,6 @@
 /* server/cmd/cmd_debug.c: the DEBUG command: SLEEP, LOG, SET-ACTIVE-EXPIRE, and
  * kvd's test hooks ENGINE-FAULT, ENGINE-REOPEN (persist.c and the engine's fault
- * layer do the work) and SET-COMMAND-DELAY (client.c's wait step). Whether DEBUG
+ * layer do the work) and SET-COMMAND-DELAY (pipeline.c's wait step). Whether DEBUG
  * may run at all (enable-debug-command) is decided in commands.c.
  */
 #include <errno.h>
@@ -36,7 +36,7 @@ static const char *const debug_help[] = {
     NULL,
 };
 
-/* DEBUG SET-COMMAND-DELAY <ms> [<probability> [<client-id>]] (client.c waits). */
+/* DEBUG SET-COMMAND-DELAY <ms> [<probability> [<client-id>]] (pipeline.c waits). */
 static void debug_set_command_delay(struct client *c) {
     long long ms, id = 0;
     double prob = 1.0;

@@ -3,10 +3,10 @@
  * redaction), lookup by name, and the one path every command takes:
  * process_command() (unknown command or subcommand, arity, the DEBUG gate, auth,
  * LOADING, MISCONF, OOM, MULTI queueing, the wait step) then call() (execute, time,
- * stats, slow log, MONITOR feed). Also error statistics, the slow log and MONITOR.
+ * stats, slow log, MONITOR feed). Also the slow log and MONITOR.
  * Left to others: COMMAND's replies (cmd_command.c, from these tables), INFO's
- * text (cmd_info.c), SLOWLOG and MONITOR the commands (cmd_admin.c), waiting and
- * held output (client.c).
+ * text (cmd_info.c), SLOWLOG and MONITOR the commands (cmd_admin.c), waiting
+ * (pipeline.c), held output and error statistics (server/client/).
  *
  * HOW LOOKUP WORKS
  *   An open-addressing table of 512 slots over the lower-cased name's FNV-1a hash,
@@ -740,7 +740,7 @@ void process_command(struct client *c) {
         return;
     }
     if (client_wait_before_call(c, run)) {
-        return; /* suspended: runs later from the ready list (client.c) */
+        return; /* suspended: runs later from the ready list (pipeline.c) */
     }
     call(c, run);
 }
