@@ -3,7 +3,8 @@
 # sanitizer builds), ending with one line "N passed, M failed".
 #
 # Layout conventions (new files are picked up without editing this file):
-#   proto/*.c, engine/*.c, cluster/*.c, server/*.c   module sources
+#   proto/*.c, engine/*.c, cluster/*.c               module sources
+#   server/*/*.c (server/base, store, client, ...)   the server's layers, one library
 #   <dir>/*_test.c                                     one unit-test binary each
 #   <dir>/*_fuzz.c                                     one libFuzzer target each
 #   <dir>/*_bench.c                                    one benchmark binary each
@@ -37,10 +38,15 @@ nonmain = $(filter-out %_test.c %_fuzz.c %_bench.c,$(wildcard $(1)/*.c))
 PROTO_SRC   := $(call nonmain,proto)
 ENGINE_SRC  := $(call nonmain,engine)
 CLUSTER_SRC := $(call nonmain,cluster)
-SERVER_SRC  := $(filter-out server/main.c,$(call nonmain,server))
-TEST_SRC    := $(wildcard proto/*_test.c engine/*_test.c cluster/*_test.c server/*_test.c tests/*_test.c)
-BENCH_SRC   := $(wildcard proto/*_bench.c engine/*_bench.c server/*_bench.c)
-FUZZ_SRC    := $(wildcard proto/*_fuzz.c engine/*_fuzz.c server/*_fuzz.c)
+# server/ and each of its layer folders (server/base, server/store, ...: any folder)
+SERVER_DIRS := server $(patsubst %/,%,$(sort $(dir $(wildcard server/*/*.c))))
+SERVER_SRC  := $(filter-out server/main.c,$(foreach d,$(SERVER_DIRS),$(call nonmain,$(d))))
+TEST_SRC    := $(wildcard proto/*_test.c engine/*_test.c cluster/*_test.c tests/*_test.c) \
+               $(foreach d,$(SERVER_DIRS),$(wildcard $(d)/*_test.c))
+BENCH_SRC   := $(wildcard proto/*_bench.c engine/*_bench.c) \
+               $(foreach d,$(SERVER_DIRS),$(wildcard $(d)/*_bench.c))
+FUZZ_SRC    := $(wildcard proto/*_fuzz.c engine/*_fuzz.c) \
+               $(foreach d,$(SERVER_DIRS),$(wildcard $(d)/*_fuzz.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBPROTO   := $(BUILD)/libproto.a

@@ -1,13 +1,13 @@
 /* proto/version.h: the version every stored value carries (DESIGN.md "Values and
  * versions"): a hybrid-logical-clock timestamp (48 bits physical Unix ms, 16
- * logical; server/hlc.h makes them) and the 32-bit tag of the node that wrote it,
+ * logical; server/store/hlc.h makes them) and the 32-bit tag of the node that wrote it,
  * to break ties. Header only, no dependency: the store (server/), the engine's
  * metadata (struct lsm_meta timestamp + node) and later the cluster's messages
  * (cluster/ may include proto/ but not server/) share it.
  *
  * Order: hlc, then node. A record (value or tombstone) is ordered by its version,
  * then a tombstone above a value of the same version (kv_record_cmp): an expiry
- * tombstone carries the version of the value it expires (server/PERSIST.md
+ * tombstone carries the version of the value it expires (server/store/PERSIST.md
  * "Versions and tombstones"), and must win against that value and only it.
  * Node 0 means "no writer known" (data written before versions existed).
  */

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """redis-compat-tests/command_table_test.py: COMMAND INFO, DOCS, GETKEYS, COUNT and
 LIST of kvd beside a real redis-server 7.0, for every command of kvd's table that
-Redis has (server/commands.def is the source of kvd's answers).
+Redis has (server/cmd/commands.def is the source of kvd's answers).
 
 Compared per command: arity, flags (as a set: kvd's own flags such as its
 read-modify-write or node-local marks must never show), first/last/step key

@@ -5,7 +5,7 @@ Starts the server under test (--kvd BIN) and redis-server (--redis BIN), each on
 free loopback port with its own dir, stopped by PID at the end. For each seed it
 generates a reproducible random command sequence over a small key space (so commands
 interact and collide on types) covering every deterministic command of
-server/commands.def, with wrong arity, wrong types, bad numbers, out-of-range values,
+server/cmd/commands.def, with wrong arity, wrong types, bad numbers, out-of-range values,
 syntax errors and unknown options mixed in. Each command goes to both servers and the
 replies are compared by wire type and bytes, except:
   - TTL/PTTL/EXPIRETIME/PEXPIRETIME within a tolerance (1 s), when positive;
@@ -54,7 +54,7 @@ EXPIRE_OPTS = [[], [], ['NX'], ['XX'], ['GT'], ['LT'], ['NX', 'XX'], ['GT', 'LT'
 COMMAND_NAMES = ['get', 'set', 'mset', 'hset', 'hgetall', 'expire', 'del', 'scan', 'copy', 'ping',
                  'object', 'client', 'config', 'incrbyfloat', 'watch', 'exec',
                  'nosuchcmd']
-# Commands of server/commands.def the sequence leaves out, and why.
+# Commands of server/cmd/commands.def the sequence leaves out, and why.
 EXCLUDED = {
     'quit': 'closes the connection (covered by raw_test.py)',
     'shutdown': 'stops the server',
@@ -680,14 +680,14 @@ def tally(ok, passed, failed, seed, step, args, ra, rb):
 
 
 def coverage():
-    """The commands of server/commands.def that neither the generator nor EXCLUDED
+    """The commands of server/cmd/commands.def that neither the generator nor EXCLUDED
     covers (empty when every command is covered)."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
-        with open(os.path.join(here, '..', 'server', 'commands.def')) as f:
+        with open(os.path.join(here, '..', 'server', 'cmd', 'commands.def')) as f:
             table = re.findall(r'^CMD\(\s*\w+\s*,\s*"([^"]+)"', f.read(), re.M)
-    except OSError:
-        return []
+    except OSError as e:
+        return ['(the table could not be read: %s)' % e]  # a failure, never a silent pass
     gen = Gen(random.Random(0), int(time.time() * 1000))
     seen = {'hello'}  # run_seed switches protocols with HELLO
     for _ in range(50000):
@@ -718,7 +718,7 @@ def main():
         b = Server(redis_bin, extra, name='redis')
         missing = coverage()
         if missing:
-            print('FAIL differential: commands of server/commands.def never generated: %s'
+            print('FAIL differential: commands of server/cmd/commands.def never generated: %s'
                   % ' '.join(missing))
             failed += 1
         else:

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""redis-compat-tests/wait_test.py: a command can wait (server/client.c).
+"""redis-compat-tests/wait_test.py: a command can wait (server/cmd/pipeline.c).
 
 kvd's DEBUG SET-COMMAND-DELAY <ms> [probability] [client-id] makes commands wait
 before they run (the step where the cluster will fetch keys). This suite starts kvd

@@ -5,8 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server/server.h"
-#include "server/server_int.h"
+#include "server/net/net.h"
 
 static void usage(FILE *fp) {
     fprintf(fp,

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "server/coord.h"
-#include "server/server_int.h" /* commands_init, process_command */
+#include "server/coord/coord.h"
+#include "server/net/net.h"
 
 /* Sets the globals a test server needs and creates the databases, once per
  * process; mode is MODE_CACHE or MODE_PERSISTENT (persistent tests open the
@@ -33,6 +33,7 @@ static inline void tclient_boot(int mode) {
     server.maxmemory_samples = 5;
     server.mode = mode;
     commands_init();
+    config_attach_command(); /* CONFIG's backend, leaving the values set above */
     ks_init();
     server_subscribe_events();
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tests/check-func-length.py: no function in server/*.c (tests excluded) is
+"""tests/check-func-length.py: no function in server/**/*.c (tests excluded) is
 longer than --limit lines (default 100), counted from the first line of its
 signature to its closing brace, unless its opening comment (the comment block
 right above it) or the line just before it says "long: <reason>", or the
@@ -17,7 +17,7 @@ column 0 closes it. This is a lint, not a C parser.
 
   --limit N      the line limit (default 100)
   --list         print every function over the limit, reasons or not, and exit 0
-  files ...      check these instead of server/*.c
+  files ...      check these instead of server/**/*.c
 """
 import glob
 import os
@@ -145,7 +145,8 @@ def main(argv):
             paths.append(os.path.abspath(argv[i]))
         i += 1
     if not paths:
-        paths = sorted(p for p in glob.glob(os.path.join(ROOT, "server", "*.c"))
+        paths = sorted(p for p in glob.glob(os.path.join(ROOT, "server", "**", "*.c"),
+                                            recursive=True)
                        if not p.endswith("_test.c"))
     if list_only:
         for path in paths:

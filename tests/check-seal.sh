@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # tests/check-seal.sh: command handlers are sealed behind the coordinator seam.
 #
-# Every server/cmd_*.c must not name a database or the keyspace's internals:
+# Every server/cmd/cmd_*.c must not name a database or the keyspace's internals:
 #   - no `->db` member (c->db: the client's database pointer) and no `struct kv_db`,
 #   - no kv_dict_* (the keyspace's tables), ks_val_* (raw value accessors), KE_*
 #     (entry flags),
-#   - no #include of server/ks.h, server/persist.h or server/store.h.
+#   - no #include of the store's headers (server/store/*.h; check-layers.sh lets
+#     server/cmd/ include only server/store/store.h of them).
 # The key families (every cmd_*.c except the node-local administration files of the
 # core, cmd_conn.c, cmd_info.c, cmd_config.c, cmd_command.c, cmd_admin.c and
-# cmd_debug.c, which server/server_int.h lists as core files) include, of the project's headers,
-# only server/server.h, server/coord.h and server/util.h, never name `server.db`,
-# and never call the keyspace (ks_*): they read entries with server/obj.h.
+# cmd_debug.c, which server/cmd/cmd.h lists as node-local files) include, of the project's
+# headers, only server/cmd/cmd.h, server/coord/coord.h and server/base/base.h, never
+# name `server.db`, and never call the keyspace (ks_*): they read entries with the
+# value helpers (server/store/obj.h, which coord.h brings).
 # A violation prints "file:line: reason". Ends with "N passed, M failed": one check
 # per file, plus a self-test proving that a sealed-off line is caught.
-# Usage: tests/check-seal.sh [files...]   (default: server/cmd_*.c)
+# Usage: tests/check-seal.sh [files...]   (default: server/cmd/cmd_*.c)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-core_files=" server/cmd_conn.c server/cmd_info.c server/cmd_config.c server/cmd_command.c server/cmd_admin.c server/cmd_debug.c "
+core_files=" server/cmd/cmd_conn.c server/cmd/cmd_info.c server/cmd/cmd_config.c server/cmd/cmd_command.c server/cmd/cmd_admin.c server/cmd/cmd_debug.c "
 
 # check_file FILE -> prints violations, returns 1 when there are any
 check_file() {
@@ -27,16 +29,16 @@ check_file() {
         sed "s|^|$f:|; s|$|   (names a database or keyspace internals)|" <<<"$out"
         bad=1
     fi
-    out=$(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"server/(ks|persist|store)\.h"' "$f")
+    out=$(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"server/store/[a-z_]+\.h"' "$f")
     if [[ -n $out ]]; then
         sed "s|^|$f:|; s|$|   (includes a layer below the seam)|" <<<"$out"
         bad=1
     fi
     if [[ $core_files != *" $f "* ]]; then
         out=$(grep -nE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" |
-              grep -vE '"server/(server|coord|util)\.h"')
+              grep -vE '"server/(cmd/cmd|coord/coord|base/base)\.h"')
         if [[ -n $out ]]; then
-            sed "s|^|$f:|; s|$|   (a key family includes only server.h, coord.h, util.h)|" <<<"$out"
+            sed "s|^|$f:|; s|$|   (a key family includes only cmd/cmd.h, coord/coord.h, base/base.h)|" <<<"$out"
             bad=1
         fi
         out=$(grep -nE '\bserver\.db\b' "$f")
@@ -46,7 +48,7 @@ check_file() {
         fi
         out=$(grep -nE '\bks_[a-z_0-9]+' "$f")
         if [[ -n $out ]]; then
-            sed "s|^|$f:|; s|$|   (calls the keyspace: use server/obj.h or coord.h)|" <<<"$out"
+            sed "s|^|$f:|; s|$|   (calls the keyspace: use server/store/obj.h or coord.h)|" <<<"$out"
             bad=1
         fi
     fi
@@ -59,15 +61,16 @@ pass=0 fail=0
 # file without them must pass
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-printf '#include "server/coord.h"\nvoid f(struct client *c) { (void)c; }\n' >"$tmp/cmd_ok.c"
+printf '#include "server/cmd/cmd.h"\n#include "server/coord/coord.h"\nvoid f(struct client *c) { (void)c; }\n' >"$tmp/cmd_ok.c"
 selftest_ok=1
 check_file "$tmp/cmd_ok.c" >/dev/null || selftest_ok=0
 for line in 'x = obj_str_append(c->db, e, p, n);' 'struct kv_db *db;' \
             'n = kv_dict_slots(&d);' 'ks_val_set_int(e, 1);' 'if (e->flags & KE_EXPIRE) {}' \
-            '#include "server/ks.h"' '#include "server/persist.h"' '#include "server/store.h"' \
-            '#include "server/server_int.h"' 'n = ks_db_size(server.db[0]);' \
+            '#include "server/store/ks.h"' '#include "server/store/persist.h"' \
+            '#include "server/store/store.h"' '#include "server/net/net.h"' \
+            '#include "server/client/client.h"' 'n = ks_db_size(server.db[0]);' \
             'k = ks_entry_key(e, &n);'; do
-    printf '#include "server/coord.h"\n%s\n' "$line" >"$tmp/cmd_bad.c"
+    printf '#include "server/coord/coord.h"\n%s\n' "$line" >"$tmp/cmd_bad.c"
     if check_file "$tmp/cmd_bad.c" >/dev/null; then
         echo "self-test: not caught: $line"
         selftest_ok=0
@@ -81,7 +84,7 @@ fi
 
 files=("$@")
 if ((${#files[@]} == 0)); then
-    files=(server/cmd_*.c)
+    files=(server/cmd/cmd_*.c)
 fi
 for f in "${files[@]}"; do
     if check_file "$f"; then

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # tests/check-seams.sh: the seams the store's events and interface promise
-# (server/events.h, server/store.h), checked by counting calls in the sources:
+# (server/store/events.h, server/store/store.h), checked by counting calls in the sources:
 #   - coord.c has no mode branch (persist_on) and calls no persist_* function;
-#   - the keyspace (server/ks*.c, tests excluded) calls no WATCH (watch_*) and no
+#   - the keyspace (server/store/ks*.c, tests excluded) calls no WATCH (watch_*) and no
 #     persistence (persist_*) function, and counts no statistic of a change
 #     (stat_expiredkeys, stat_evictedkeys, server.dirty): it emits events;
-#   - server.h declares no watch_touch_* / watch_before_flush hook for the
-#     keyspace to call upward.
+#   - the headers below dispatch (server/base/base.h, server/store/*.h,
+#     server/client/client.h, server/coord/coord.h) declare no watch_touch_* /
+#     watch_before_flush hook for the keyspace to call upward;
+#   - the store (server/store/*.c, tests excluded) calls none of the client
+#     layer's functions by name (client_*): it holds replies through the hooks
+#     persist_set_client_hooks registers.
 # Comments are stripped before counting. Ends with "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -36,19 +40,33 @@ expect_none() {
 }
 
 ks_files=()
-for f in server/ks*.c; do
+for f in server/store/ks*.c; do
     [[ $f == *_test.c ]] || ks_files+=("$f")
 done
 
-expect_none "coord.c: no mode branch" '\bpersist_on\b' server/coord.c
-expect_none "coord.c: no persistence call" '\bpersist_[a-z_]+\s*\(' server/coord.c
-expect_none "coord.c: no WATCH call" '\bwatch_[a-z_]+\s*\(' server/coord.c
+expect_none "coord.c: no mode branch" '\bpersist_on\b' server/coord/coord.c
+expect_none "coord.c: no persistence call" '\bpersist_[a-z_]+\s*\(' server/coord/coord.c
+expect_none "coord.c: no WATCH call" '\bwatch_[a-z_]+\s*\(' server/coord/coord.c
 expect_none "keyspace: no WATCH call" '\bwatch_[a-z_]+\s*\(' "${ks_files[@]}"
 expect_none "keyspace: no persistence call" '\bpersist_[a-z_]+\s*\(' "${ks_files[@]}"
 expect_none "keyspace: no statistic of a change" \
     'stat_expiredkeys|stat_evictedkeys|server\.dirty' "${ks_files[@]}"
-expect_none "server.h: no WATCH hook for the keyspace" \
-    'watch_touch_|watch_before_flush' server/server.h
+expect_none "headers below dispatch: no WATCH hook for the keyspace" \
+    'watch_touch_|watch_before_flush' server/base/base.h server/store/*.h \
+    server/client/client.h server/coord/coord.h
+store_files=()
+for f in server/store/*.c; do
+    [[ $f == *_test.c ]] || store_files+=("$f")
+done
+# the client layer's functions: every name client.h declares or defines
+client_fns=$(code server/client/client.h | grep -oE '\b(client|reply|arg|errorstat)_[a-z_]+\s*\(' |
+             sed -E 's/\s*\($//' | sort -u | paste -sd'|')
+if [[ -z $client_fns ]]; then
+    fail=$((fail + 1))
+    echo "FAIL no client-layer function found in server/client/client.h"
+    client_fns=client_hold
+fi
+expect_none "store: no call into the client layer" "\\b($client_fns)\\s*\\(" "${store_files[@]}"
 
 # the checks themselves must be able to fail: a line with the pattern is counted
 if [[ $(printf 'x = persist_on();\n' | grep -cE '\bpersist_on\b') -eq 1 &&

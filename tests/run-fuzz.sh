@@ -5,8 +5,9 @@
 # It is built with clang -fsanitize=fuzzer,address,undefined together with the
 # sources of its module and of the modules below it, as the Makefile links tests:
 #   proto/   -> proto/*.c              engine/  -> engine/*.c
-#   cluster/ -> cluster, engine, proto server/  -> server (no main.c), cluster,
-#                                                  engine, proto
+#   cluster/ -> cluster, engine, proto server/ and server/*/ -> server and every
+#                                      server/*/ folder (no main.c), cluster,
+#                                      engine, proto
 # (never *_test.c, *_fuzz.c, *_bench.c) into build-fuzz/<name>. The SECONDS are
 # shared equally between the targets (-max_total_time), run one after the other
 # (the machine is small). Each target keeps a growing corpus in
@@ -29,7 +30,7 @@ out=build-fuzz
 mkdir -p "$out/corpus" "$out/artifacts" "$out/logs"
 
 shopt -s nullglob
-targets=(proto/*_fuzz.c engine/*_fuzz.c cluster/*_fuzz.c server/*_fuzz.c)
+targets=(proto/*_fuzz.c engine/*_fuzz.c cluster/*_fuzz.c server/*_fuzz.c server/*/*_fuzz.c)
 if (( ${#targets[@]} == 0 )); then
     echo "fuzz: no targets"
     echo "fuzz: 0 passed, 0 failed"
@@ -44,7 +45,7 @@ module_sources() { # dir of the target: the sources it links with
         proto) dirs="proto" ;;
         engine) dirs="engine" ;;
         cluster) dirs="cluster engine proto" ;;
-        *) dirs="$1 cluster engine proto" ;;
+        *) dirs="server $(ls -d server/*/ | sed 's:/$::') cluster engine proto" ;;
     esac
     for d in $dirs; do
         for f in "$d"/*.c; do

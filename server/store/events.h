@@ -1,0 +1,117 @@
+/* server/store/events.h: the store's change events. Every change to a key, whoever makes
+ * it (a command through the coordinator and the store, the keyspace's expiry and
+ * eviction, a replica's store_apply), is announced here once; WATCH (multi.c),
+ * statistics (server.c) and, in persistent mode, the write-through to the engine
+ * (persist.c) subscribe at start-up. The keyspace and the store call none of them by
+ * name. Keyspace notifications will subscribe to the same events.
+ *
+ * WHEN EACH EVENT FIRES (what a subscriber may rely on)
+ *   STORE_EV_WRITTEN      after a key got a new value, or its value or TTL changed
+ *                         in place: e is the stored entry (linked, version stamped);
+ *                         existed/old_expire say what was there before; fields/
+ *                         nfields/stride name the fields a hash write changed
+ *                         (NULL: the whole value).
+ *   STORE_EV_REPLACING    before entry e is replaced by another under the same key
+ *                         (e still linked; the WRITTEN of the new one follows).
+ *   STORE_EV_DELETED      before a command's delete (DEL, RENAME's source, an
+ *                         expire-at in the past) or a replica's tombstone unlinks
+ *                         the key: e is the entry, NULL when nothing is in memory
+ *                         (a tombstone applied over an absent key); version is the
+ *                         delete's; old_expire the entry's. applied: store_apply's
+ *                         tombstone (expire_at is the record's).
+ *   STORE_EV_EXPIRED      before an expired key is unlinked (lazy or active expiry):
+ *                         e is the entry, or NULL when persistent mode expires a key
+ *                         that is only on disk; version and old_expire are the
+ *                         value's.
+ *   STORE_EV_EVICTED      before maxmemory evicts a key (cache mode; persistent mode
+ *                         only drops clean cached copies, which is no change).
+ *   STORE_EV_FLUSH_BEFORE db (-1: all) is about to be emptied; its keys are still
+ *                         there (WATCH's "before" semantics: Redis 7.0 touches only
+ *                         watched keys that exist).
+ *   STORE_EV_FLUSHED      db (-1: all) was emptied; count = the keys it held.
+ *   c is the client that made the change, NULL for the server's own (expiry,
+ *   eviction, a replica's apply).
+ *
+ * ORDER AND COST: subscribers of rank STORE_SUB_OBSERVER run before those of rank
+ * STORE_SUB_BACKEND (persistence: WATCH must see the flushed keys before the engine
+ * forgets them), each rank in registration order. Dispatch walks a fixed array with
+ * a per-subscriber event mask: no allocation, no lookup. A subscriber must not make
+ * changes to keys (no event is emitted while another is being dispatched).
+ *
+ * Threading: loop thread only.
+ */
+#ifndef KVD_EVENTS_H
+#define KVD_EVENTS_H
+
+#include <stddef.h>
+
+#include "proto/version.h"
+
+struct kv_entry;
+struct kv_slice;
+struct client;
+
+enum store_event {
+    STORE_EV_WRITTEN,
+    STORE_EV_REPLACING,
+    STORE_EV_DELETED,
+    STORE_EV_EXPIRED,
+    STORE_EV_EVICTED,
+    STORE_EV_FLUSH_BEFORE,
+    STORE_EV_FLUSHED,
+    STORE_EV_COUNT
+};
+
+#define STORE_EV_BIT(t) (1u << (t))
+#define STORE_EV_ALL ((1u << STORE_EV_COUNT) - 1)
+
+struct store_ev {
+    enum store_event type;
+    int db;                    /* -1 for a flush of every database */
+    const char *key;           /* NULL for flushes */
+    size_t klen;
+    struct kv_entry *e;
+    struct client *c;
+    struct kv_version version;
+    long long old_expire;
+    long long expire_at;       /* DELETED with applied: the tombstone's */
+    int existed;
+    int applied;               /* DELETED: a replica's tombstone (store_apply) */
+    const struct kv_slice *fields;
+    size_t nfields, stride;
+    size_t count;              /* FLUSHED */
+};
+
+typedef void (*store_sub_fn)(const struct store_ev *ev, void *arg);
+
+enum store_sub_rank { STORE_SUB_OBSERVER = 0, STORE_SUB_BACKEND = 1 };
+
+#define STORE_MAX_SUBS 8
+
+struct store_sub {
+    store_sub_fn fn;
+    void *arg;
+    unsigned mask;             /* STORE_EV_BIT()s wanted */
+    int rank;
+};
+
+/* Adds fn for the events in mask (STORE_EV_BIT()s). Registering the same fn and arg
+ * again only updates its mask. 0, or -1 when STORE_MAX_SUBS are taken. */
+int store_subscribe(int rank, unsigned mask, store_sub_fn fn, void *arg);
+/* Removes fn/arg (no-op when absent). */
+void store_unsubscribe(store_sub_fn fn, void *arg);
+
+extern struct store_sub store_subs[STORE_MAX_SUBS];
+extern int store_nsubs;
+
+/* Calls every subscriber of ev->type, observers first. */
+static inline void store_emit(const struct store_ev *ev) {
+    unsigned bit = STORE_EV_BIT(ev->type);
+    for (int i = 0; i < store_nsubs; i++) {
+        if (store_subs[i].mask & bit) {
+            store_subs[i].fn(ev, store_subs[i].arg);
+        }
+    }
+}
+
+#endif

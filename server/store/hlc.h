@@ -1,0 +1,34 @@
+/* server/store/hlc.h: the node's hybrid logical clock (Kulkarni et al., 2014), the write
+ * timestamp of every stored entry (DESIGN.md "Values and versions").
+ *
+ * A timestamp is 48 bits of physical Unix milliseconds and 16 logical bits:
+ * ts = ms << 16 | logical. hlc_now() never returns a value <= one it returned
+ * before, even when the wall clock steps back: it then keeps the last physical
+ * part and counts the logical part up (and, past 65535 in one millisecond,
+ * borrows the next millisecond). hlc_observe() folds in a timestamp seen from
+ * elsewhere (a peer, the data on disk at start) so later local ones are newer.
+ *
+ * Threading: one clock per process, loop thread only.
+ */
+#ifndef KVD_HLC_H
+#define KVD_HLC_H
+
+#include <stdint.h>
+
+#define HLC_MS(ts) ((ts) >> 16)
+#define HLC_LOGICAL(ts) ((ts) & 0xffffu)
+#define HLC_MAKE(ms, l) (((uint64_t)(ms) << 16) | (uint64_t)(l))
+
+/* A new timestamp, > every earlier one from hlc_now/hlc_observe, taking the
+ * physical part from wall_ms (Unix ms; the caller's clock). */
+uint64_t hlc_tick(uint64_t wall_ms);
+/* hlc_tick(kv_mstime()): the node's one clock, debug-clock-offset-ms included. */
+uint64_t hlc_now(void);
+/* Makes later timestamps greater than ts. */
+void hlc_observe(uint64_t ts);
+/* The last timestamp handed out or observed (0 at start). */
+uint64_t hlc_last(void);
+/* Forgets everything (tests). */
+void hlc_reset(void);
+
+#endif

@@ -1,0 +1,135 @@
+/* server/store/node.c: the node's identity. A node id is 128 random bits in hex, made
+ * once and kept in the file `node-id` of the working directory (`dir`), so it
+ * survives restarts: the cluster will place the node's tokens from it, and every
+ * version the node writes carries its 32-bit tag (server.node_tag, never 0).
+ *
+ * Mode persistent: the file is read, or created (written to a temporary file,
+ * fsynced, renamed: a crash leaves the old state or the new, never half a file).
+ * Mode cache writes nothing to disk: it reads the file when one exists (a node
+ * switched from persistent keeps its id), else it takes a fresh random id for this
+ * run only. A cache node holds no data across restarts, so a new id per run loses
+ * nothing but its place on the ring (PERSIST.md "Node id").
+ *
+ * What it leaves to others: where `dir` is (config.c chdirs to it).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "server/store/store.h"
+
+#define NODE_ID_FILE "node-id"
+#define NODE_ID_HEX 32
+
+static int random_bytes(unsigned char *b, size_t n) {
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, b, n) : -1;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return got == (ssize_t)n ? 0 : -1;
+}
+
+static int is_hex_id(const char *s, size_t n) {
+    if (n != NODE_ID_HEX) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+uint32_t node_tag_of(const char *id) {
+    uint64_t h = XXH3_64bits(id, strlen(id));
+    uint32_t t = (uint32_t)(h ^ (h >> 32));
+    return t ? t : 1;
+}
+
+/* Reads NODE_ID_FILE: 1 read, 0 absent, -1 unreadable or malformed (err). */
+static int read_id(char *out, char *err, size_t errlen) {
+    FILE *f = fopen(NODE_ID_FILE, "r");
+    if (f == NULL) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        snprintf(err, errlen, "cannot read %s: %s", NODE_ID_FILE, strerror(errno));
+        return -1;
+    }
+    char buf[64];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) {
+        n--;
+    }
+    if (!is_hex_id(buf, n)) {
+        snprintf(err, errlen, "%s is malformed (want %d lowercase hex digits)", NODE_ID_FILE,
+                 NODE_ID_HEX);
+        return -1;
+    }
+    memcpy(out, buf, NODE_ID_HEX);
+    out[NODE_ID_HEX] = '\0';
+    return 1;
+}
+
+static int write_id(const char *id, char *err, size_t errlen) {
+    const char *tmp = NODE_ID_FILE ".tmp";
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    char line[NODE_ID_HEX + 1];
+    memcpy(line, id, NODE_ID_HEX);
+    line[NODE_ID_HEX] = '\n';
+    int ok = write(fd, line, sizeof(line)) == (ssize_t)sizeof(line) && fsync(fd) == 0;
+    int saved = errno;
+    close(fd);
+    if (!ok || rename(tmp, NODE_ID_FILE) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", NODE_ID_FILE, strerror(ok ? errno : saved));
+        unlink(tmp);
+        return -1;
+    }
+    int dfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+int node_init(char *err, size_t errlen) {
+    char id[NODE_ID_HEX + 1];
+    int rc = read_id(id, err, errlen);
+    if (rc < 0) {
+        return -1;
+    }
+    if (rc == 0) {
+        static const char hex[] = "0123456789abcdef";
+        unsigned char raw[NODE_ID_HEX / 2];
+        if (random_bytes(raw, sizeof(raw)) != 0) {
+            uint64_t a = XXH3_64bits_withSeed(&rc, sizeof(rc),
+                                              (uint64_t)time(NULL) ^ (uint64_t)getpid());
+            uint64_t b = XXH3_64bits_withSeed(&a, sizeof(a), (uint64_t)clock());
+            memcpy(raw, &a, 8);
+            memcpy(raw + 8, &b, 8);
+        }
+        for (size_t i = 0; i < sizeof(raw); i++) {
+            id[2 * i] = hex[raw[i] >> 4];
+            id[2 * i + 1] = hex[raw[i] & 15];
+        }
+        id[NODE_ID_HEX] = '\0';
+        if (server.mode == MODE_PERSISTENT && write_id(id, err, errlen) != 0) {
+            return -1;
+        }
+    }
+    memcpy(server.node_id, id, sizeof(id));
+    server.node_tag = node_tag_of(id);
+    return 0;
+}
