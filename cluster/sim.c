@@ -74,6 +74,7 @@ struct hint_flight { /* one hint in delivery per target */
 struct sim_node {
     uint32_t tag;
     int up;
+    uint64_t paused_until; /* SIGSTOP: its events wait until then */
     int64_t skew;
     uint64_t hlc;
     struct sim_entry *store;
@@ -699,7 +700,7 @@ static void client_done(struct sim *s, struct sim_cop *c) {
 static int pick_up_node(struct sim *s) {
     int up[SIM_MAX_NODES], n = 0;
     for (int i = 0; i < s->o.nodes; i++) {
-        if (s->nodes[i].up) {
+        if (s->nodes[i].up && s->nodes[i].paused_until <= s->now) {
             up[n++] = i;
         }
     }
@@ -794,7 +795,7 @@ static void fault(struct sim *s) {
             down[nd++] = i;
         }
     }
-    uint64_t what = rnd_below(s, 4);
+    uint64_t what = rnd_below(s, 5);
     if (what == 0 && s->o.crashes && nd < 2) {
         int i = pick_up_node(s);
         if (i >= 0) {
@@ -817,6 +818,15 @@ static void fault(struct sim *s) {
     } else if (what == 3) {
         memset(s->cut, 0, sizeof s->cut);
         trace(s, "partition healed");
+    } else if (what == 4 && s->o.pauses) {
+        int i = pick_up_node(s);
+        if (i >= 0) { /* SIGSTOP then SIGCONT: everything it was sent waits */
+            uint64_t t = s->o.timeout_ms;
+            s->nodes[i].paused_until = s->now + t + rnd_below(s, 4 * t);
+            s->res->st.pauses++;
+            trace(s, "node %u paused until %llu", s->nodes[i].tag,
+                  (unsigned long long)(s->nodes[i].paused_until - SIM_START_MS));
+        }
     }
     uint64_t every = s->o.fault_every_ms ? s->o.fault_every_ms : 100;
     at(s, s->now + every / 2 + rnd_below(s, every), EV_FAULT, -1, -1, 0);
@@ -824,8 +834,28 @@ static void fault(struct sim *s) {
 
 /* ---- the loop ---- */
 
+/* the node an event runs on, or -1 */
+static int event_node(const struct ev *e) {
+    switch (e->kind) {
+    case EV_DELIVER:
+        return e->m->to;
+    case EV_OP_TIMER:
+    case EV_HINT_TICK:
+        return e->node;
+    default:
+        return -1;
+    }
+}
+
 static void process(struct sim *s, struct ev *e) {
     s->now = e->at;
+    int node = event_node(e);
+    if (node >= 0 && s->nodes[node].paused_until > s->now) {
+        struct ev later = *e; /* a paused node: runs it on SIGCONT, order kept */
+        later.at = s->nodes[node].paused_until;
+        ev_push(s, later);
+        return;
+    }
     switch (e->kind) {
     case EV_DELIVER:
         deliver(s, e->m);
@@ -915,6 +945,7 @@ static void heal(struct sim *s) {
         if (!s->nodes[i].up) {
             node_restart(s, i);
         }
+        s->nodes[i].paused_until = 0; /* SIGCONT; what waited still arrives late */
     }
     trace(s, "healing");
 }
@@ -992,7 +1023,7 @@ static void sim_init(struct sim *s, const struct sim_opts *o, struct sim_result 
     for (int c = 0; c < o->clients; c++) {
         client_next(s, c);
     }
-    if (o->crashes || o->partitions) {
+    if (o->crashes || o->partitions || o->pauses) {
         at(s, s->now + o->fault_every_ms, EV_FAULT, -1, -1, 0);
     }
 }
@@ -1039,6 +1070,7 @@ void sim_opts_for_seed(struct sim_opts *o, uint64_t seed) {
     o->max_skew_ms = 30;
     o->partitions = 1;
     o->crashes = 1;
+    o->pauses = 1;
     o->fault_every_ms = 80;
     o->hint_window_ms = 3 * 3600 * 1000ull;
     o->hint_max_bytes = 1 << 20;

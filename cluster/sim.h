@@ -6,7 +6,8 @@
  * bytes: requests encoded by cluster/msg.c and parsed by proto's request parser,
  * replies parsed by hiredis's reader. A seeded network delays (reordering follows),
  * drops, slows beyond the timeout, partitions; nodes crash and restart (keeping
- * their store, or losing it like a cache node). Clients run SET/GET/DEL through
+ * their store, or losing it like a cache node) or pause (SIGSTOP: everything sent
+ * to them waits, then runs in a burst). Clients run SET/GET/DEL through
  * random coordinators. Everything is a pure function of the seed: a failing seed
  * replays exactly (cluster/sim_test --seed S).
  *
@@ -50,6 +51,8 @@ struct sim_opts {
     int partitions;          /* 1: cut and heal links between node groups */
     int crashes;             /* 1: crash and restart nodes */
     int crash_loses_store;   /* 1: a crash loses the store and hints (cache mode) */
+    int pauses;              /* 1: pause nodes (SIGSTOP/SIGCONT): what they were sent
+                                and their timers wait, then run in a burst */
     unsigned fault_every_ms; /* mean time between faults */
     int check_reads;         /* assert invariant 1 (default: w + r > n) */
     int force_hint_check;    /* assert invariant 2 even when hints were dropped
@@ -62,7 +65,7 @@ struct sim_opts {
 struct sim_stats {
     uint64_t writes_ok, writes_failed, writes_unknown;
     uint64_t reads_ok, reads_failed, reads_checked;
-    uint64_t messages, dropped, crashes, restarts, partitions;
+    uint64_t messages, dropped, crashes, restarts, partitions, pauses;
     uint64_t hints_added, hints_delivered, hints_dropped;
     uint64_t divergent_before_repair; /* keys whose replicas differed after hints */
     uint64_t end_ms;                  /* virtual time at the end */
