@@ -193,19 +193,27 @@ static void buf_printf(struct msg_buf *b, const char *fmt, ...) {
     buf_put(b, tmp, (size_t)n);
 }
 
-void msg_reply_read(struct msg_buf *b, const struct msg_item *items, size_t n) {
+void msg_reply_read_begin(struct msg_buf *b, size_t n) {
     buf_printf(b, "*%zu\r\n", n);
+}
+
+void msg_reply_read_item(struct msg_buf *b, const struct msg_item *item) {
+    if (!item->found) {
+        buf_put(b, "$-1\r\n", 5);
+        return;
+    }
+    unsigned char hdr[MSG_REC_HDR];
+    msg_record_header(&item->rec, hdr);
+    buf_printf(b, "$%zu\r\n", MSG_REC_HDR + item->rec.vlen);
+    buf_put(b, hdr, sizeof hdr);
+    buf_put(b, item->rec.val, item->rec.vlen);
+    buf_put(b, "\r\n", 2);
+}
+
+void msg_reply_read(struct msg_buf *b, const struct msg_item *items, size_t n) {
+    msg_reply_read_begin(b, n);
     for (size_t i = 0; i < n; i++) {
-        if (!items[i].found) {
-            buf_put(b, "$-1\r\n", 5);
-            continue;
-        }
-        unsigned char hdr[MSG_REC_HDR];
-        msg_record_header(&items[i].rec, hdr);
-        buf_printf(b, "$%zu\r\n", MSG_REC_HDR + items[i].rec.vlen);
-        buf_put(b, hdr, sizeof hdr);
-        buf_put(b, items[i].rec.val, items[i].rec.vlen);
-        buf_put(b, "\r\n", 2);
+        msg_reply_read_item(b, &items[i]);
     }
 }
 

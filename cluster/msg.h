@@ -108,8 +108,11 @@ void msg_record_header(const struct msg_record *rec, unsigned char out[MSG_REC_H
  * a value). */
 int msg_record_parse(const char *p, size_t len, struct msg_record *out);
 
-/* Replies in RESP2, appended to b. */
+/* Replies in RESP2, appended to b. A READ reply is items[0..n), or written one item
+ * at a time: msg_reply_read_begin(b, n) then exactly n msg_reply_read_item. */
 void msg_reply_read(struct msg_buf *b, const struct msg_item *items, size_t n);
+void msg_reply_read_begin(struct msg_buf *b, size_t n);
+void msg_reply_read_item(struct msg_buf *b, const struct msg_item *item);
 void msg_reply_write(struct msg_buf *b, int applied);
 /* -ERR text; CR and LF in text become spaces. */
 void msg_reply_error(struct msg_buf *b, const char *text);

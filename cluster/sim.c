@@ -20,6 +20,7 @@
 #include "cluster/mem.h"
 #include "cluster/msg.h"
 #include "cluster/op.h"
+#include "cluster/replica.h"
 #include "cluster/ring.h"
 #include "proto/hlc.h"
 #include "proto/resp.h"
@@ -320,36 +321,40 @@ static uint64_t node_wall(const struct sim *s, const struct sim_node *n) {
     return (uint64_t)((int64_t)s->now + n->skew);
 }
 
-/* ---- the replica side ---- */
+/* ---- the replica side: cluster/replica.c on the fake store ---- */
 
-static void replica_handle(struct sim *s, struct sim_msg *m) {
+static int fake_read(void *ctx, unsigned db, const char *key, size_t klen,
+                     struct msg_record *out) {
+    struct sim_entry *e = store_find(ctx, db, key, klen);
+    if (e == NULL) {
+        return 0;
+    }
+    *out = (struct msg_record){e->rec.v, e->rec.deleted, e->rec.expire_at, e->rec.val,
+                               e->rec.vlen};
+    return 1;
+}
+
+static int fake_apply(void *ctx, unsigned db, const char *key, size_t klen,
+                      const struct msg_record *rec) {
+    return store_apply(ctx, db, key, klen, rec);
+}
+
+static void fake_observe(void *ctx, uint64_t hlc) {
+    struct sim_node *n = ctx;
+    kv_hlc_observe(&n->hlc, hlc);
+}
+
+static void replica_deliver(struct sim *s, struct sim_msg *m) {
     struct sim_node *n = &s->nodes[m->to];
     size_t used = 0;
     resp_parser_reset(&s->parser);
     struct msg_buf out = {0};
-    struct msg_request req;
-    char err[128];
-    if (resp_parse(&s->parser, m->bytes, m->len, &used) != RESP_OK ||
-        msg_decode_request(s->parser.argv, (size_t)s->parser.argc, &req, err, sizeof err) !=
-            MSG_OK) {
-        violation(s, "node %u could not decode a request it was sent", n->tag);
+    if (resp_parse(&s->parser, m->bytes, m->len, &used) != RESP_OK || used != m->len) {
+        violation(s, "node %u could not parse a request it was sent", n->tag);
         msg_reply_error(&out, "bad request");
-    } else if (req.verb == MSG_READ) {
-        struct msg_item items[4]; /* the simulator reads one key at a time */
-        size_t k = req.nkeys < 4 ? req.nkeys : 4;
-        for (size_t i = 0; i < k; i++) {
-            struct sim_entry *e = store_find(n, req.db, req.keys[i].p, req.keys[i].len);
-            items[i].found = e != NULL;
-            if (e) {
-                items[i].rec = (struct msg_record){e->rec.v, e->rec.deleted, e->rec.expire_at,
-                                                   e->rec.val, e->rec.vlen};
-            }
-        }
-        msg_reply_read(&out, items, k);
     } else {
-        kv_hlc_observe(&n->hlc, req.rec.v.hlc);
-        int applied = store_apply(n, req.db, req.keys[0].p, req.keys[0].len, &req.rec);
-        msg_reply_write(&out, applied);
+        struct replica_store st = {n, fake_read, fake_apply, fake_observe};
+        replica_handle(&st, s->parser.argv, (size_t)s->parser.argc, &out);
     }
     net_send(s, m->to, m->from, 1, m->verb, m->id, &out);
 }
@@ -474,6 +479,9 @@ static void coord_reply(struct sim *s, struct sim_msg *m) {
         if (m->verb == MSG_READ) {
             struct msg_item item;
             int rc = msg_decode_read_reply(r, 1, &item, err, sizeof err);
+            if (rc != MSG_OK) {
+                violation(s, "node %u: bad READ reply from %u: %s", n->tag, from, err);
+            }
             op_on_read_reply(&c->op, from, rc == MSG_OK ? &item : NULL, s->now, &a);
             if (rc == MSG_OK && item.found) {
                 kv_hlc_observe(&n->hlc, item.rec.v.hlc);
@@ -481,6 +489,9 @@ static void coord_reply(struct sim *s, struct sim_msg *m) {
         } else {
             int applied = 0;
             int rc = msg_decode_write_reply(r, &applied, err, sizeof err);
+            if (rc != MSG_OK) {
+                violation(s, "node %u: bad WRITE reply from %u: %s", n->tag, from, err);
+            }
             op_on_write_reply(&c->op, from, rc == MSG_OK, s->now, &a);
         }
         apply_actions(s, m->to, c, &a, dl);
@@ -506,7 +517,7 @@ static void deliver(struct sim *s, struct sim_msg *m) {
     } else if (m->is_reply) {
         coord_reply(s, m);
     } else {
-        replica_handle(s, m);
+        replica_deliver(s, m);
     }
     free(m->bytes);
     free(m);
