@@ -17,7 +17,8 @@
  *     version or a newer one (kv_record_cmp); a returned value is exactly the one
  *     written with its version (nothing invented or mixed); and reads are
  *     monotonic: a GET that starts after another GET of the key completed returns
- *     that GET's record or a newer one (blocking read repair).
+ *     that GET's record or a newer one (blocking read repair; checked when 2R > N:
+ *     only intersecting read quorums can promise it).
  *  2. hint convergence (runs without crashes and without dropped hints): after
  *     healing and hint delivery, every replica of every key holds the same record.
  *  3. repair convergence (every run): after a repair pass (a read at ALL of every
@@ -77,9 +78,10 @@ struct sim_result {
     struct sim_stats st;
 };
 
-/* The standard run of a seed: 5 nodes, N=3; the seed picks one of four variants
- * (seed % 4): 0 W=2 R=2 crashes keep the store; 1 W=2 R=2 crashes lose it;
- * 2 W=2 R=2 no crashes (hint convergence checked); 3 W=1 R=1 (ONE). */
+/* The standard run of a seed: 5 nodes, N=3; the seed picks the variant (seed % 7):
+ * 0 W=2 R=2, crashes keep the store; 1 W=2 R=2, crashes lose store and hints;
+ * 2 W=2 R=2, no crashes (hint convergence checked); 3 W=1 R=1 (ONE, convergence
+ * only); 4 W=3 R=1; 5 W=1 R=3; 6 W=2 R=2 hot keys (8 clients, 2 keys, slow links). */
 void sim_opts_for_seed(struct sim_opts *o, uint64_t seed);
 
 /* Runs one simulation. Returns 0 when every invariant held (res->ok = 1), -1
