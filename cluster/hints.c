@@ -9,6 +9,9 @@ struct hints_queue {
     uint32_t target;
     struct hint **q; /* q[head..head+len) oldest first */
     size_t head, len, cap;
+    int busy;               /* a hint is in flight */
+    uint64_t busy_seq;      /* which */
+    uint64_t busy_deadline; /* offered again from then */
 };
 
 struct hints *hints_create(uint64_t window_ms, size_t max_bytes) {
@@ -178,6 +181,47 @@ int hints_ack(struct hints *h, uint32_t target, uint64_t seq) {
         }
     }
     return HINTS_INVALID;
+}
+
+size_t hints_due(struct hints *h, uint64_t now, uint64_t timeout_ms, struct hint_send *out,
+                 size_t max) {
+    size_t n = 0;
+    for (size_t i = 0; i < h->nq && n < max; i++) {
+        struct hints_queue *q = &h->qs[i];
+        if (q->busy && (q->len == 0 || q->q[q->head]->seq != q->busy_seq ||
+                        now >= q->busy_deadline)) {
+            q->busy = 0; /* dropped meanwhile, or timed out: offer again */
+        }
+        if (q->busy || q->len == 0) {
+            continue;
+        }
+        q->busy = 1;
+        q->busy_seq = q->q[q->head]->seq;
+        q->busy_deadline = now + timeout_ms;
+        out[n++] = (struct hint_send){q->target, q->q[q->head]};
+    }
+    return n;
+}
+
+int hints_delivered(struct hints *h, uint32_t target, uint64_t seq, int ok) {
+    struct hints_queue *q = queue_of(h, target);
+    if (q == NULL) {
+        return HINTS_INVALID;
+    }
+    int was_flight = q->busy && q->busy_seq == seq;
+    if (was_flight) {
+        q->busy = 0;
+    }
+    if (ok) {
+        return hints_ack(h, target, seq);
+    }
+    return was_flight ? HINTS_OK : HINTS_INVALID;
+}
+
+void hints_flight_reset(struct hints *h) {
+    for (size_t i = 0; i < h->nq; i++) {
+        h->qs[i].busy = 0;
+    }
 }
 
 size_t hints_targets(const struct hints *h, uint32_t *out, size_t max) {

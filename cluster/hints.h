@@ -17,8 +17,9 @@
  *   hint  := target:u32be created_ms:u64be db:u16be klen:u32be key[klen]
  *            rlen:u32be record[rlen]          record: as in cluster/msg.h
  *
- * Pure code: no I/O, no globals, time passed in. Delivery scheduling (which
- * target, how many in flight) is the caller's.
+ * Pure code: no I/O, no globals, time passed in. hints_due/hints_delivered keep
+ * one hint in flight per target (in order, retried after a timeout); sending and
+ * the timer are the caller's.
  */
 #ifndef KVD_CLUSTER_HINTS_H
 #define KVD_CLUSTER_HINTS_H
@@ -86,6 +87,30 @@ const struct hint *hints_peek(const struct hints *h, uint32_t target, size_t i);
 /* The target acknowledged the hint numbered seq: removes it. HINTS_OK, or
  * HINTS_INVALID when there is no such pending hint (already dropped). */
 int hints_ack(struct hints *h, uint32_t target, uint64_t seq);
+
+/* Delivery, one hint in flight per target so that each target gets its hints in
+ * order. A hint to send now. */
+struct hint_send {
+    uint32_t target;
+    const struct hint *hint; /* valid until the next call that changes h */
+};
+
+/* The hints to send now, at most max, written to out: for every target with
+ * pending hints and none in flight, its oldest hint, now marked in flight until
+ * now + timeout_ms (then it is offered again: the target did not answer). Call it
+ * from a timer, and after hints_delivered to keep a target's queue moving. Sending
+ * to a target known down is the caller's choice (skip it in out). */
+size_t hints_due(struct hints *h, uint64_t now, uint64_t timeout_ms, struct hint_send *out,
+                 size_t max);
+
+/* The target answered the WRITE of hint seq: ok 1 (acknowledged: removed), 0
+ * (error: offered again by the next hints_due). HINTS_OK when seq was the hint in
+ * flight (or still pending, for a late ack after a retry), HINTS_INVALID otherwise
+ * (already delivered or dropped: ignore). */
+int hints_delivered(struct hints *h, uint32_t target, uint64_t seq, int ok);
+
+/* Forgets what is in flight (the links were reset, the node restarted). */
+void hints_flight_reset(struct hints *h);
 
 /* Writes the targets that have pending hints to out (room for max), returns how
  * many there are (may exceed max). */

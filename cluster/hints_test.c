@@ -160,11 +160,47 @@ static void test_hints_bad_bytes_are_refused_and_add_nothing(void) {
     hints_destroy(&h);
 }
 
+static void test_hints_are_delivered_one_at_a_time_in_order_with_retries(void) {
+    struct hints *h = hints_create(60000, 1 << 20);
+    struct msg_record r1 = rec(1, "one"), r2 = rec(2, "two"), r3 = rec(3, "x");
+    hints_add(h, 7, 100, 0, "a", 1, &r1);
+    hints_add(h, 7, 101, 0, "b", 1, &r2);
+    hints_add(h, 8, 102, 0, "c", 1, &r3);
+    struct hint_send out[4];
+    CHECK_EQ_INT(hints_due(h, 200, 50, out, 4), 2); /* the head of each target */
+    CHECK_EQ_INT(out[0].target, 7);
+    CHECK_EQ_MEM(out[0].hint->key, 1, "a", 1);
+    CHECK_EQ_INT(out[1].target, 8);
+    uint64_t a = out[0].hint->seq, c = out[1].hint->seq;
+    CHECK_EQ_INT(hints_due(h, 210, 50, out, 4), 0); /* in flight: nothing more */
+    CHECK_EQ_INT(hints_delivered(h, 7, a, 1), HINTS_OK);
+    CHECK_EQ_INT(hints_due(h, 211, 50, out, 4), 1); /* target 7's next, in order */
+    CHECK_EQ_MEM(out[0].hint->key, 1, "b", 1);
+    uint64_t b = out[0].hint->seq;
+    CHECK_EQ_INT(hints_delivered(h, 7, b, 0), HINTS_OK); /* an error: offered again */
+    CHECK_EQ_INT(hints_due(h, 212, 50, out, 4), 1);
+    CHECK_EQ_INT(out[0].hint->seq, b);
+    /* target 8 never answered: offered again at the deadline (250) */
+    CHECK_EQ_INT(hints_due(h, 249, 50, out, 4), 0);
+    CHECK_EQ_INT(hints_due(h, 250, 50, out, 4), 1);
+    CHECK_EQ_INT(out[0].target, 8);
+    /* the first, late answer acknowledges it; the retry's answer is ignored */
+    CHECK_EQ_INT(hints_delivered(h, 8, c, 1), HINTS_OK);
+    CHECK_EQ_INT(hints_delivered(h, 8, c, 1), HINTS_INVALID);
+    CHECK_EQ_INT(hints_pending(h, 8), 0);
+    hints_flight_reset(h); /* b is offered again at once */
+    CHECK_EQ_INT(hints_due(h, 260, 50, out, 4), 1);
+    CHECK_EQ_INT(out[0].hint->seq, b);
+    CHECK_EQ_INT(h->stats.delivered, 2);
+    hints_destroy(&h);
+}
+
 int main(void) {
     TEST_RUN(test_hints_are_kept_per_target_in_order_and_removed_on_ack);
     TEST_RUN(test_hints_older_than_the_window_are_dropped_and_counted);
     TEST_RUN(test_hints_over_max_bytes_drop_the_oldest_of_any_target);
     TEST_RUN(test_hints_serialise_and_come_back_in_order);
     TEST_RUN(test_hints_bad_bytes_are_refused_and_add_nothing);
+    TEST_RUN(test_hints_are_delivered_one_at_a_time_in_order_with_retries);
     TEST_MAIN_END();
 }

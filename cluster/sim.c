@@ -37,8 +37,9 @@ enum { EV_DELIVER, EV_OP_TIMER, EV_CLIENT, EV_CLIENT_TIMEOUT, EV_FAULT, EV_HINT_
 struct sim_msg {
     int from, to;    /* node indexes */
     int is_reply;
+    int is_hint;     /* a hint delivery: id is the hint's seq */
     int verb;        /* the request's verb (replies: of the request answered) */
-    uint64_t id;     /* the coordinator's op or hint delivery id */
+    uint64_t id;     /* the coordinator's op id, or the hint's seq */
     char *bytes;     /* RESP bytes, owned */
     size_t len;
 };
@@ -67,11 +68,6 @@ struct sim_cop { /* a live coordinator op */
     int done;    /* result already reported */
 };
 
-struct hint_flight { /* one hint in delivery per target */
-    int active;
-    uint64_t id, seq, deadline;
-};
-
 struct sim_node {
     uint32_t tag;
     int up;
@@ -83,7 +79,6 @@ struct sim_node {
     struct hints *hints;
     struct sim_cop **cops;
     size_t ncops;
-    struct hint_flight flight[SIM_MAX_NODES];
 };
 
 /* ---- history ---- */
@@ -250,10 +245,10 @@ static int node_of(uint32_t tag) {
 
 /* ---- network ---- */
 
-static void net_send(struct sim *s, int from, int to, int is_reply, int verb, uint64_t id,
-                     struct msg_buf *bytes) {
+static void net_send(struct sim *s, int from, int to, int is_reply, int is_hint, int verb,
+                     uint64_t id, struct msg_buf *bytes) {
     struct sim_msg *m = cl_calloc(1, sizeof *m);
-    *m = (struct sim_msg){from, to, is_reply, verb, id, bytes->p, bytes->len};
+    *m = (struct sim_msg){from, to, is_reply, is_hint, verb, id, bytes->p, bytes->len};
     memset(bytes, 0, sizeof *bytes); /* the message owns the bytes now */
     s->res->st.messages++;
     uint64_t delay = 1 + rnd_below(s, s->o.delay_max_ms);
@@ -356,7 +351,7 @@ static void replica_deliver(struct sim *s, struct sim_msg *m) {
         struct replica_store st = {n, fake_read, fake_apply, fake_observe};
         replica_handle(&st, s->parser.argv, (size_t)s->parser.argc, &out);
     }
-    net_send(s, m->to, m->from, 1, m->verb, m->id, &out);
+    net_send(s, m->to, m->from, 1, m->is_hint, m->verb, m->id, &out);
 }
 
 /* ---- the coordinator side ---- */
@@ -382,6 +377,7 @@ static void cop_remove(struct sim_node *n, struct sim_cop *c) {
 }
 
 static void client_done(struct sim *s, struct sim_cop *c);
+static void hint_tick(struct sim *s, int node, int rearm);
 
 static void send_request(struct sim *s, int from, const struct op *op, const struct op_send *sd) {
     struct msg_argv a;
@@ -395,7 +391,7 @@ static void send_request(struct sim *s, int from, const struct op *op, const str
     struct msg_buf b = {0};
     msg_argv_to_resp(&a, &b);
     msg_argv_free(&a);
-    net_send(s, from, node_of(sd->node), 0, sd->verb, op->id, &b);
+    net_send(s, from, node_of(sd->node), 0, 0, sd->verb, op->id, &b);
 }
 
 /* carries out what an op step asked for */
@@ -471,9 +467,16 @@ static void coord_reply(struct sim *s, struct sim_msg *m) {
     }
     redisReply *r = rp;
     uint32_t from = s->nodes[m->from].tag;
-    struct sim_cop *c = cop_find(n, m->id);
+    struct sim_cop *c = m->is_hint ? NULL : cop_find(n, m->id);
     char err[128];
-    if (c) {
+    if (m->is_hint) {
+        int applied;
+        int ok = msg_decode_write_reply(r, &applied, err, sizeof err) == MSG_OK;
+        if (hints_delivered(n->hints, from, m->id, ok) == HINTS_OK && ok) {
+            s->res->st.hints_delivered++;
+            hint_tick(s, m->to, 0); /* the next one at once */
+        }
+    } else if (c) {
         struct op_actions a;
         uint64_t dl = c->op.deadline;
         if (m->verb == MSG_READ) {
@@ -495,18 +498,8 @@ static void coord_reply(struct sim *s, struct sim_msg *m) {
             op_on_write_reply(&c->op, from, rc == MSG_OK, s->now, &a);
         }
         apply_actions(s, m->to, c, &a, dl);
-    } else {
-        struct hint_flight *f = &n->flight[m->from];
-        int applied;
-        if (f->active && f->id == m->id &&
-            msg_decode_write_reply(r, &applied, err, sizeof err) == MSG_OK) {
-            if (hints_ack(n->hints, from, f->seq) == HINTS_OK) {
-                s->res->st.hints_delivered++;
-            }
-            f->active = 0;
-        }
-        /* otherwise a late reply of a finished op: ignored */
     }
+    /* otherwise a late reply of a finished op: ignored */
     freeReplyObject(r);
 }
 
@@ -523,40 +516,28 @@ static void deliver(struct sim *s, struct sim_msg *m) {
     free(m);
 }
 
-/* ---- hints delivery ---- */
+/* ---- hints delivery: hints_due on a timer and after each ack ---- */
 
-static void hint_send(struct sim *s, int node, uint32_t target) {
-    struct sim_node *n = &s->nodes[node];
-    struct hint_flight *f = &n->flight[node_of(target)];
-    const struct hint *h = hints_peek(n->hints, target, 0);
-    if (h == NULL || f->active) {
-        return;
-    }
-    *f = (struct hint_flight){1, s->next_id++, h->seq, s->now + s->o.timeout_ms};
-    struct msg_argv a;
-    msg_encode_write(&a, h->db, h->key, h->klen, &h->rec);
-    struct msg_buf b = {0};
-    msg_argv_to_resp(&a, &b);
-    msg_argv_free(&a);
-    net_send(s, node, node_of(target), 0, MSG_WRITE, f->id, &b);
-}
-
-static void hint_tick(struct sim *s, int node) {
+static void hint_tick(struct sim *s, int node, int rearm) {
     struct sim_node *n = &s->nodes[node];
     if (!n->up) {
         return;
     }
     hints_expire(n->hints, s->now);
-    for (int t = 0; t < s->o.nodes; t++) {
-        struct hint_flight *f = &n->flight[t];
-        if (f->active && s->now >= f->deadline) {
-            f->active = 0; /* the target did not answer: try again */
-        }
-        if (!f->active && hints_pending(n->hints, s->nodes[t].tag)) {
-            hint_send(s, node, s->nodes[t].tag);
-        }
+    struct hint_send due[SIM_MAX_NODES];
+    size_t k = hints_due(n->hints, s->now, s->o.timeout_ms, due, SIM_MAX_NODES);
+    for (size_t i = 0; i < k; i++) {
+        const struct hint *h = due[i].hint;
+        struct msg_argv a;
+        msg_encode_write(&a, h->db, h->key, h->klen, &h->rec);
+        struct msg_buf b = {0};
+        msg_argv_to_resp(&a, &b);
+        msg_argv_free(&a);
+        net_send(s, node, node_of(due[i].target), 0, 1, MSG_WRITE, h->seq, &b);
     }
-    at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, node, -1, 0);
+    if (rearm) {
+        at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, node, -1, 0);
+    }
 }
 
 /* ---- clients and history ---- */
@@ -773,7 +754,7 @@ static void node_crash(struct sim *s, int i) {
     while (n->ncops) {
         cop_remove(n, n->cops[0]);
     }
-    memset(n->flight, 0, sizeof n->flight);
+    hints_flight_reset(n->hints);
     if (s->o.crash_loses_store) {
         store_wipe(n);
         size_t lost = n->hints->count;
@@ -893,7 +874,7 @@ static void process(struct sim *s, struct ev *e) {
         fault(s);
         break;
     case EV_HINT_TICK:
-        hint_tick(s, e->node);
+        hint_tick(s, e->node, 1);
         break;
     }
 }
