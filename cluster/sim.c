@@ -40,6 +40,8 @@ struct sim_msg {
     int is_hint;     /* a hint delivery: id is the hint's seq */
     int verb;        /* the request's verb (replies: of the request answered) */
     uint64_t id;     /* the coordinator's op id, or the hint's seq */
+    uint64_t epoch;  /* the requester's incarnation: a reply to an earlier one is
+                        dropped (its connections died with it) */
     char *bytes;     /* RESP bytes, owned */
     size_t len;
 };
@@ -71,6 +73,8 @@ struct sim_cop { /* a live coordinator op */
 struct sim_node {
     uint32_t tag;
     int up;
+    uint64_t epoch;        /* incarnation: +1 per crash */
+    struct msg_buf disk;   /* persistent mode: the hints while it is down */
     uint64_t paused_until; /* SIGSTOP: its events wait until then */
     int64_t skew;
     uint64_t hlc;
@@ -246,9 +250,9 @@ static int node_of(uint32_t tag) {
 /* ---- network ---- */
 
 static void net_send(struct sim *s, int from, int to, int is_reply, int is_hint, int verb,
-                     uint64_t id, struct msg_buf *bytes) {
+                     uint64_t id, uint64_t epoch, struct msg_buf *bytes) {
     struct sim_msg *m = cl_calloc(1, sizeof *m);
-    *m = (struct sim_msg){from, to, is_reply, is_hint, verb, id, bytes->p, bytes->len};
+    *m = (struct sim_msg){from, to, is_reply, is_hint, verb, id, epoch, bytes->p, bytes->len};
     memset(bytes, 0, sizeof *bytes); /* the message owns the bytes now */
     s->res->st.messages++;
     uint64_t delay = 1 + rnd_below(s, s->o.delay_max_ms);
@@ -351,7 +355,7 @@ static void replica_deliver(struct sim *s, struct sim_msg *m) {
         struct replica_store st = {n, fake_read, fake_apply, fake_observe};
         replica_handle(&st, s->parser.argv, (size_t)s->parser.argc, &out);
     }
-    net_send(s, m->to, m->from, 1, m->is_hint, m->verb, m->id, &out);
+    net_send(s, m->to, m->from, 1, m->is_hint, m->verb, m->id, m->epoch, &out);
 }
 
 /* ---- the coordinator side ---- */
@@ -391,7 +395,7 @@ static void send_request(struct sim *s, int from, const struct op *op, const str
     struct msg_buf b = {0};
     msg_argv_to_resp(&a, &b);
     msg_argv_free(&a);
-    net_send(s, from, node_of(sd->node), 0, 0, sd->verb, op->id, &b);
+    net_send(s, from, node_of(sd->node), 0, 0, sd->verb, op->id, s->nodes[from].epoch, &b);
 }
 
 /* carries out what an op step asked for */
@@ -504,7 +508,8 @@ static void coord_reply(struct sim *s, struct sim_msg *m) {
 }
 
 static void deliver(struct sim *s, struct sim_msg *m) {
-    int dead = !s->nodes[m->to].up || (s->cut[m->from][m->to] && !s->healing);
+    int dead = !s->nodes[m->to].up || (s->cut[m->from][m->to] && !s->healing) ||
+               (m->is_reply && m->epoch != s->nodes[m->to].epoch);
     if (dead) {
         s->res->st.dropped++;
     } else if (m->is_reply) {
@@ -533,7 +538,7 @@ static void hint_tick(struct sim *s, int node, int rearm) {
         struct msg_buf b = {0};
         msg_argv_to_resp(&a, &b);
         msg_argv_free(&a);
-        net_send(s, node, node_of(due[i].target), 0, 1, MSG_WRITE, h->seq, &b);
+        net_send(s, node, node_of(due[i].target), 0, 1, MSG_WRITE, h->seq, n->epoch, &b);
     }
     if (rearm) {
         at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, node, -1, 0);
@@ -754,8 +759,16 @@ static void node_crash(struct sim *s, int i) {
     while (n->ncops) {
         cop_remove(n, n->cops[0]);
     }
+    n->epoch++;
     hints_flight_reset(n->hints);
-    if (s->o.crash_loses_store) {
+    const struct hints_stats *hs = &n->hints->stats;
+    s->res->st.hints_dropped += hs->dropped_window + hs->dropped_bytes + hs->dropped_big;
+    if (!s->o.crash_loses_store) { /* persistent mode: hints kept as bytes */
+        n->disk.len = 0;
+        hints_encode(n->hints, &n->disk);
+        trace(s, "node %u keeps %zu hints as %zu bytes", n->tag, n->hints->count, n->disk.len);
+        hints_destroy(&n->hints);
+    } else {
         store_wipe(n);
         size_t lost = n->hints->count;
         s->res->st.hints_dropped += lost;
@@ -773,6 +786,13 @@ static void node_crash(struct sim *s, int i) {
 }
 
 static void node_restart(struct sim *s, int i) {
+    struct sim_node *n = &s->nodes[i];
+    if (n->hints == NULL) {
+        n->hints = hints_create(s->o.hint_window_ms, s->o.hint_max_bytes);
+        if (hints_decode(n->hints, n->disk.p, n->disk.len, s->now) != HINTS_OK) {
+            violation(s, "node %u: its hints did not decode after a restart", n->tag);
+        }
+    }
     s->nodes[i].up = 1;
     s->res->st.restarts++;
     at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, i, -1, 0);
@@ -891,7 +911,7 @@ static int clients_finished(const struct sim *s) {
 static int quiescent(const struct sim *s) {
     for (int i = 0; i < s->o.nodes; i++) {
         const struct sim_node *n = &s->nodes[i];
-        if (n->ncops || n->hints->count) {
+        if (n->ncops || (n->hints && n->hints->count)) {
             return 0;
         }
     }
@@ -1039,6 +1059,7 @@ static void sim_free(struct sim *s) {
         free(n->cops);
         store_wipe(n);
         hints_destroy(&n->hints);
+        msg_buf_free(&n->disk);
     }
     ring_destroy(&s->ring);
     free(s->clients);
