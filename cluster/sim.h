@@ -6,7 +6,8 @@
  * bytes: requests encoded by cluster/msg.c and parsed by proto's request parser,
  * replies parsed by hiredis's reader. A seeded network delays (reordering follows),
  * drops, slows beyond the timeout, partitions; nodes crash and restart (keeping
- * their store, or losing it like a cache node) or pause (SIGSTOP: everything sent
+ * their store and hints, the hints through hints_encode/decode, or losing both
+ * like a cache node) or pause (SIGSTOP: everything sent
  * to them waits, then runs in a burst). Clients run SET/GET/DEL through
  * random coordinators. Everything is a pure function of the seed: a failing seed
  * replays exactly (cluster/sim_test --seed S).
