@@ -1,0 +1,289 @@
+/* cluster/op_test.c: the coordinator's quorum write and quorum read with blocking
+ * read repair (cluster/op.c), driven by hand: replies, errors, timeouts, late and
+ * duplicate replies, replicas known down. */
+#include "cluster/op.h"
+
+#include <string.h>
+
+#include "tests/test.h"
+
+static const uint32_t NODES[3] = {11, 22, 33};
+
+static struct msg_record rec_at(uint64_t hlc, uint32_t node, int del, const char *val) {
+    return (struct msg_record){{hlc, node}, del, 0, val, val ? strlen(val) : 0};
+}
+
+static int sends_to(const struct op_actions *a, uint32_t node, int verb) {
+    for (size_t i = 0; i < a->nsend; i++) {
+        if (a->send[i].node == node && a->send[i].verb == verb) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int hints_for(const struct op_actions *a, uint32_t node) {
+    for (size_t i = 0; i < a->nhint; i++) {
+        if (a->hint[i] == node) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void test_op_write_completes_at_w_acks_and_ignores_duplicates(void) {
+    struct op op;
+    struct op_actions a;
+    struct msg_record r = rec_at(100, 1, 0, "v");
+    op_write_start(&op, 1, 0, "k", 1, NODES, 3, 2, &r, NULL, 1000, 50, &a);
+    CHECK_EQ_INT(a.nsend, 3);
+    CHECK(sends_to(&a, 11, MSG_WRITE) && sends_to(&a, 22, MSG_WRITE) &&
+          sends_to(&a, 33, MSG_WRITE));
+    op_on_write_reply(&op, 11, 1, 1001, &a);
+    CHECK_EQ_INT(a.completed, 0);
+    op_on_write_reply(&op, 11, 1, 1001, &a); /* duplicate: not a second ack */
+    CHECK_EQ_INT(a.completed, 0);
+    CHECK_EQ_INT(op.acks, 1);
+    op_on_write_reply(&op, 99, 1, 1001, &a); /* not a replica */
+    CHECK_EQ_INT(op.acks, 1);
+    op_on_write_reply(&op, 33, 1, 1002, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(op.result, OP_OK);
+    CHECK_EQ_INT(a.finished, 0); /* 22 still outstanding */
+    op_on_write_reply(&op, 22, 1, 1003, &a);
+    CHECK_EQ_INT(a.completed, 0);
+    CHECK_EQ_INT(a.finished, 1);
+    CHECK_EQ_INT(a.nhint, 0);
+    op_destroy(&op);
+}
+
+static void test_op_write_times_out_with_got_x_of_w_and_hints_the_missing(void) {
+    struct op op;
+    struct op_actions a;
+    struct msg_record r = rec_at(100, 1, 0, "v");
+    op_write_start(&op, 1, 0, "k", 1, NODES, 3, 2, &r, NULL, 1000, 50, &a);
+    op_on_write_reply(&op, 22, 1, 1010, &a);
+    op_tick(&op, 1049, &a); /* before the deadline: nothing */
+    CHECK_EQ_INT(a.completed, 0);
+    CHECK_EQ_INT(a.finished, 0);
+    op_tick(&op, 1050, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(a.finished, 1);
+    CHECK_EQ_INT(op.result, OP_FAILED);
+    CHECK_EQ_INT(a.nhint, 2);
+    CHECK(hints_for(&a, 11) && hints_for(&a, 33) && !hints_for(&a, 22));
+    char text[128];
+    op_error_text(&op, text, sizeof text);
+    CHECK_EQ_STR(text, "got 1 of 2 write acknowledgements");
+    op_on_write_reply(&op, 11, 1, 1060, &a); /* late: ignored */
+    CHECK_EQ_INT(op.acks, 1);
+    CHECK_EQ_INT(a.completed, 0);
+    op_destroy(&op);
+}
+
+static void test_op_write_hints_a_replica_that_missed_an_ok_write(void) {
+    struct op op;
+    struct op_actions a;
+    struct msg_record r = rec_at(100, 1, 0, "v");
+    op_write_start(&op, 1, 0, "k", 1, NODES, 3, 2, &r, NULL, 1000, 50, &a);
+    op_on_write_reply(&op, 11, 1, 1001, &a);
+    op_on_write_reply(&op, 22, 1, 1001, &a);
+    CHECK_EQ_INT(op.result, OP_OK);
+    op_tick(&op, 1050, &a);
+    CHECK_EQ_INT(a.completed, 0); /* already decided: stays OK */
+    CHECK_EQ_INT(op.result, OP_OK);
+    CHECK_EQ_INT(a.nhint, 1);
+    CHECK(hints_for(&a, 33));
+    op_destroy(&op);
+}
+
+static void test_op_write_fails_early_when_errors_make_w_unreachable(void) {
+    struct op op;
+    struct op_actions a;
+    struct msg_record r = rec_at(100, 1, 0, "v");
+    op_write_start(&op, 1, 0, "k", 1, NODES, 3, 3, &r, NULL, 1000, 50, &a);
+    op_on_write_reply(&op, 22, 0, 1001, &a); /* an error reply: hint, W=3 lost */
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(op.result, OP_FAILED);
+    CHECK(hints_for(&a, 22));
+    CHECK_EQ_INT(a.finished, 0); /* the others may still take it */
+    op_on_write_reply(&op, 11, 1, 1002, &a);
+    op_on_write_reply(&op, 33, 1, 1002, &a);
+    CHECK_EQ_INT(a.finished, 1);
+    CHECK_EQ_INT(op.result, OP_FAILED); /* hints never count toward W */
+    op_destroy(&op);
+}
+
+static void test_op_write_known_down_replicas_are_hinted_not_asked(void) {
+    struct op op;
+    struct op_actions a;
+    struct msg_record r = rec_at(100, 1, 0, "v");
+    uint8_t down[3] = {0, 1, 0};
+    op_write_start(&op, 1, 0, "k", 1, NODES, 3, 2, &r, down, 1000, 50, &a);
+    CHECK_EQ_INT(a.nsend, 2);
+    CHECK(!sends_to(&a, 22, MSG_WRITE));
+    CHECK_EQ_INT(a.nhint, 1);
+    CHECK(hints_for(&a, 22));
+    op_destroy(&op);
+    /* fewer up than W: fails at once, sends and hints nothing */
+    uint8_t down2[3] = {1, 1, 0};
+    op_write_start(&op, 2, 0, "k", 1, NODES, 3, 2, &r, down2, 1000, 50, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(a.finished, 1);
+    CHECK_EQ_INT(op.result, OP_FAILED);
+    CHECK_EQ_INT(op.unavailable, 1);
+    CHECK_EQ_INT(a.nsend, 0);
+    CHECK_EQ_INT(a.nhint, 0);
+    op_destroy(&op);
+}
+
+static struct msg_item found(uint64_t hlc, uint32_t node, int del, const char *val) {
+    return (struct msg_item){1, rec_at(hlc, node, del, val)};
+}
+
+static void test_op_read_newest_wins_and_waits_for_the_repair(void) {
+    struct op op;
+    struct op_actions a;
+    op_read_start(&op, 7, 3, "key", 3, NODES, 3, 2, NULL, 1000, 50, &a);
+    CHECK_EQ_INT(a.nsend, 3);
+    CHECK(sends_to(&a, 22, MSG_READ));
+    struct msg_item old = found(100, 1, 0, "old"), newer = found(200, 2, 0, "new");
+    op_on_read_reply(&op, 11, &old, 1001, &a);
+    CHECK_EQ_INT(a.completed, 0);
+    op_on_read_reply(&op, 22, &newer, 1002, &a);
+    /* R=2 answered: 11 is stale, gets the winner, and the result waits */
+    CHECK_EQ_INT(a.completed, 0);
+    CHECK_EQ_INT(a.nsend, 1);
+    CHECK(sends_to(&a, 11, MSG_WRITE));
+    struct msg_record w = op_msg_record(&op);
+    CHECK_EQ_MEM(w.val, w.vlen, "new", 3);
+    CHECK(w.v.hlc == 200);
+    op_on_write_reply(&op, 11, 1, 1003, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(op.result, OP_OK);
+    CHECK_EQ_INT(a.finished, 0); /* 33 outstanding: lingers */
+    /* a late, older answer is repaired in the background */
+    struct msg_item nothing = {0};
+    op_on_read_reply(&op, 33, &nothing, 1004, &a);
+    CHECK(sends_to(&a, 33, MSG_WRITE));
+    CHECK_EQ_INT(a.finished, 0);
+    op_on_write_reply(&op, 33, 1, 1005, &a);
+    CHECK_EQ_INT(a.finished, 1);
+    CHECK_EQ_INT(op.result, OP_OK);
+    op_destroy(&op);
+}
+
+static void test_op_read_equal_answers_complete_without_repair(void) {
+    struct op op;
+    struct op_actions a;
+    op_read_start(&op, 7, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    struct msg_item x = found(100, 1, 0, "x");
+    op_on_read_reply(&op, 33, &x, 1001, &a);
+    op_on_read_reply(&op, 11, &x, 1001, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(a.nsend, 0);
+    CHECK_EQ_INT(op.result, OP_OK);
+    CHECK_EQ_INT(op.rec.found, 1);
+    op_tick(&op, 1050, &a); /* the straggler never answers */
+    CHECK_EQ_INT(a.finished, 1);
+    CHECK_EQ_INT(op.result, OP_OK);
+    op_destroy(&op);
+}
+
+static void test_op_read_of_nothing_anywhere_is_not_found(void) {
+    struct op op;
+    struct op_actions a;
+    op_read_start(&op, 7, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    struct msg_item nothing = {0};
+    op_on_read_reply(&op, 11, &nothing, 1001, &a);
+    op_on_read_reply(&op, 22, &nothing, 1001, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(a.nsend, 0);
+    CHECK_EQ_INT(op.rec.found, 0);
+    op_destroy(&op);
+}
+
+static void test_op_read_tombstone_beats_value_of_same_version(void) {
+    struct op op;
+    struct op_actions a;
+    op_read_start(&op, 7, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    struct msg_item val = found(100, 1, 0, "v"), tomb = found(100, 1, 1, NULL);
+    op_on_read_reply(&op, 11, &tomb, 1001, &a);
+    op_on_read_reply(&op, 22, &val, 1001, &a);
+    CHECK(sends_to(&a, 22, MSG_WRITE));
+    CHECK_EQ_INT(op.rec.deleted, 1);
+    op_destroy(&op);
+}
+
+static void test_op_read_fails_when_r_is_not_reached(void) {
+    struct op op;
+    struct op_actions a;
+    op_read_start(&op, 7, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    struct msg_item x = found(100, 1, 0, "x");
+    op_on_read_reply(&op, 11, &x, 1001, &a);
+    op_tick(&op, 1050, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(op.result, OP_FAILED);
+    char text[128];
+    op_error_text(&op, text, sizeof text);
+    CHECK_EQ_STR(text, "got 1 of 2 read answers");
+    op_destroy(&op);
+    /* two failed requests out of three: failed at once, no wait */
+    op_read_start(&op, 8, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    op_on_read_reply(&op, 11, NULL, 1001, &a);
+    CHECK_EQ_INT(a.completed, 0);
+    op_on_read_reply(&op, 22, NULL, 1001, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(a.finished, 1);
+    CHECK_EQ_INT(op.result, OP_FAILED);
+    op_destroy(&op);
+}
+
+static void test_op_read_fails_when_the_repair_times_out(void) {
+    struct op op;
+    struct op_actions a;
+    op_read_start(&op, 7, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    struct msg_item old = found(100, 1, 0, "o"), newer = found(200, 1, 0, "n");
+    op_on_read_reply(&op, 11, &old, 1040, &a);
+    op_on_read_reply(&op, 22, &newer, 1045, &a);
+    CHECK(sends_to(&a, 11, MSG_WRITE));
+    op_tick(&op, 1060, &a); /* the repair phase has its own deadline: 1095 */
+    CHECK_EQ_INT(a.completed, 0);
+    op_tick(&op, 1095, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(op.result, OP_FAILED);
+    char text[128];
+    op_error_text(&op, text, sizeof text);
+    CHECK_EQ_STR(text, "read repair: 1 of 2 replicas hold the newest version");
+    op_destroy(&op);
+}
+
+static void test_op_read_late_equal_answer_completes_the_repair_phase(void) {
+    struct op op;
+    struct op_actions a;
+    op_read_start(&op, 7, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    struct msg_item old = found(100, 1, 0, "o"), newer = found(200, 1, 0, "n");
+    op_on_read_reply(&op, 11, &old, 1001, &a);
+    op_on_read_reply(&op, 22, &newer, 1002, &a);
+    CHECK_EQ_INT(a.completed, 0);
+    op_on_read_reply(&op, 33, &newer, 1003, &a); /* a second holder of the winner */
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(op.result, OP_OK);
+    op_destroy(&op);
+}
+
+int main(void) {
+    TEST_RUN(test_op_write_completes_at_w_acks_and_ignores_duplicates);
+    TEST_RUN(test_op_write_times_out_with_got_x_of_w_and_hints_the_missing);
+    TEST_RUN(test_op_write_hints_a_replica_that_missed_an_ok_write);
+    TEST_RUN(test_op_write_fails_early_when_errors_make_w_unreachable);
+    TEST_RUN(test_op_write_known_down_replicas_are_hinted_not_asked);
+    TEST_RUN(test_op_read_newest_wins_and_waits_for_the_repair);
+    TEST_RUN(test_op_read_equal_answers_complete_without_repair);
+    TEST_RUN(test_op_read_of_nothing_anywhere_is_not_found);
+    TEST_RUN(test_op_read_tombstone_beats_value_of_same_version);
+    TEST_RUN(test_op_read_fails_when_r_is_not_reached);
+    TEST_RUN(test_op_read_fails_when_the_repair_times_out);
+    TEST_RUN(test_op_read_late_equal_answer_completes_the_repair_phase);
+    TEST_MAIN_END();
+}

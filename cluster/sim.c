@@ -1,0 +1,1146 @@
+/* cluster/sim.c: the deterministic cluster simulator. See sim.h.
+ *
+ * HOW IT WORKS. One event queue ordered by (virtual ms, sequence number) drives
+ * everything: message deliveries, op timers, client steps, faults and hint
+ * delivery ticks. Processing an event may schedule others; nothing reads a real
+ * clock or an address-dependent order, and one xorshift generator seeded from the
+ * options draws every random choice, so a seed is a replayable run.
+ * A run has three phases: the workload (clients + faults), healing (faults stop,
+ * partitions heal, nodes restart, hints drain), and a repair pass (a read at ALL
+ * of every key), with the invariant checks of sim.h along the way and at the end.
+ */
+#include "cluster/sim.h"
+
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster/hints.h"
+#include "cluster/mem.h"
+#include "cluster/msg.h"
+#include "cluster/op.h"
+#include "cluster/replica.h"
+#include "cluster/ring.h"
+#include "proto/hlc.h"
+#include "proto/resp.h"
+
+#define SIM_START_MS 1000000u /* virtual time starts here: skews stay positive */
+#define HINT_TICK_MS 20
+#define THINK_MAX_MS 5
+#define KEY_MAX 24
+
+/* ---- events ---- */
+
+enum { EV_DELIVER, EV_OP_TIMER, EV_CLIENT, EV_CLIENT_TIMEOUT, EV_FAULT, EV_HINT_TICK };
+
+struct sim_msg {
+    int from, to;    /* node indexes */
+    int is_reply;
+    int is_hint;     /* a hint delivery: id is the hint's seq */
+    int verb;        /* the request's verb (replies: of the request answered) */
+    uint64_t id;     /* the coordinator's op id, or the hint's seq */
+    uint64_t epoch;  /* the requester's incarnation: a reply to an earlier one is
+                        dropped (its connections died with it) */
+    char *bytes;     /* RESP bytes, owned */
+    size_t len;
+};
+
+struct ev {
+    uint64_t at, seq;
+    int kind;
+    int node;           /* EV_OP_TIMER, EV_HINT_TICK */
+    int client;         /* EV_CLIENT, EV_CLIENT_TIMEOUT */
+    uint64_t id;        /* op id */
+    struct sim_msg *m;  /* EV_DELIVER */
+};
+
+/* ---- nodes ---- */
+
+struct sim_entry {
+    unsigned db;
+    char key[KEY_MAX];
+    size_t klen;
+    struct op_record rec; /* found = 1 */
+};
+
+struct sim_cop { /* a live coordinator op */
+    struct op op;
+    int client;  /* -1: the repair pass */
+    int done;    /* result already reported */
+};
+
+struct sim_node {
+    uint32_t tag;
+    int up;
+    uint64_t epoch;        /* incarnation: +1 per crash */
+    struct msg_buf disk;   /* persistent mode: the hints while it is down */
+    uint64_t paused_until; /* SIGSTOP: its events wait until then */
+    int64_t skew;
+    uint64_t hlc;
+    struct sim_entry *store;
+    size_t nstore;
+    struct hints *hints;
+    struct sim_cop **cops;
+    size_t ncops;
+};
+
+/* ---- history ---- */
+
+enum { W_PENDING, W_OK, W_FAILED, W_UNKNOWN };
+
+struct sim_write {
+    int key;
+    struct kv_version v;
+    int deleted;
+    char val[32];
+    size_t vlen;
+    uint64_t issued, acked; /* history sequence numbers; acked 0 = not acked */
+    int status;
+};
+
+struct sim_read { /* a completed GET, for monotonic reads */
+    int key;
+    uint64_t started, completed; /* history sequence numbers */
+    int found, deleted;
+    struct kv_version v;
+};
+
+struct sim_client {
+    int busy, done_ops;
+    uint64_t cur;       /* op id in progress */
+    int key, is_write;
+    size_t write;       /* index into writes when is_write */
+    uint64_t started;   /* history sequence number */
+};
+
+struct sim {
+    struct sim_opts o;
+    struct sim_result *res;
+    uint64_t rng;
+    uint64_t now, evseq, hseq, next_id;
+    struct ev *heap;
+    size_t nheap, capheap;
+    struct sim_node nodes[SIM_MAX_NODES];
+    struct ring ring;
+    struct sim_client *clients;
+    struct sim_write *writes;
+    size_t nwrites, capwrites;
+    struct sim_read *reads;
+    size_t nreads, capreads;
+    uint64_t wiped[SIM_MAX_NODES][64]; /* history seq of store losses per node */
+    size_t nwiped[SIM_MAX_NODES];
+    int cut[SIM_MAX_NODES][SIM_MAX_NODES];
+    int healing;
+    struct resp_parser parser;
+    redisReader *reader;
+};
+
+static uint64_t rnd(struct sim *s) {
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return s->rng;
+}
+
+static uint64_t rnd_below(struct sim *s, uint64_t n) {
+    return n ? rnd(s) % n : 0;
+}
+
+static int chance(struct sim *s, double p) {
+    return (double)(rnd(s) >> 11) / 9007199254740992.0 < p;
+}
+
+static void trace(struct sim *s, const char *fmt, ...) {
+    if (!s->o.verbose) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[%8llu] ", (unsigned long long)(s->now - SIM_START_MS));
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void violation(struct sim *s, const char *fmt, ...) {
+    if (!s->res->ok) {
+        return; /* keep the first */
+    }
+    s->res->ok = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->res->why, sizeof s->res->why, fmt, ap);
+    va_end(ap);
+    trace(s, "VIOLATION %s", s->res->why);
+}
+
+/* ---- heap ---- */
+
+static int ev_less(const struct ev *a, const struct ev *b) {
+    return a->at != b->at ? a->at < b->at : a->seq < b->seq;
+}
+
+static void ev_push(struct sim *s, struct ev e) {
+    e.seq = s->evseq++;
+    if (s->nheap == s->capheap) {
+        s->capheap = s->capheap ? s->capheap * 2 : 256;
+        s->heap = cl_realloc(s->heap, s->capheap * sizeof *s->heap);
+    }
+    size_t i = s->nheap++;
+    while (i > 0 && ev_less(&e, &s->heap[(i - 1) / 2])) {
+        s->heap[i] = s->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    s->heap[i] = e;
+}
+
+static struct ev ev_pop(struct sim *s) {
+    struct ev top = s->heap[0], last = s->heap[--s->nheap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= s->nheap) {
+            break;
+        }
+        if (c + 1 < s->nheap && ev_less(&s->heap[c + 1], &s->heap[c])) {
+            c++;
+        }
+        if (!ev_less(&s->heap[c], &last)) {
+            break;
+        }
+        s->heap[i] = s->heap[c];
+        i = c;
+    }
+    if (s->nheap) {
+        s->heap[i] = last;
+    }
+    return top;
+}
+
+static void at(struct sim *s, uint64_t when, int kind, int node, int client, uint64_t id) {
+    ev_push(s, (struct ev){when, 0, kind, node, client, id, NULL});
+}
+
+/* ---- keys ---- */
+
+static unsigned key_db(const struct sim *s, int k) {
+    return (unsigned)(k % s->o.dbs);
+}
+
+static size_t key_name(int k, char *buf) {
+    return (size_t)snprintf(buf, KEY_MAX, "key:%d", k);
+}
+
+static size_t key_replicas(const struct sim *s, int k, uint32_t *tags) {
+    char name[KEY_MAX];
+    size_t len = key_name(k, name);
+    uint32_t idx[RING_MAX_REPLICAS];
+    size_t n = ring_replicas(&s->ring, ring_key_token(name, len), (size_t)s->o.n, idx);
+    for (size_t i = 0; i < n; i++) {
+        tags[i] = s->ring.members[idx[i]].tag;
+    }
+    return n;
+}
+
+static int node_of(uint32_t tag) {
+    return (int)tag - 1; /* tags are 1..nodes */
+}
+
+/* ---- network ---- */
+
+static void net_send(struct sim *s, int from, int to, int is_reply, int is_hint, int verb,
+                     uint64_t id, uint64_t epoch, struct msg_buf *bytes) {
+    struct sim_msg *m = cl_calloc(1, sizeof *m);
+    *m = (struct sim_msg){from, to, is_reply, is_hint, verb, id, epoch, bytes->p, bytes->len};
+    memset(bytes, 0, sizeof *bytes); /* the message owns the bytes now */
+    s->res->st.messages++;
+    uint64_t delay = 1 + rnd_below(s, s->o.delay_max_ms);
+    if (from != to && !s->healing) {
+        if (chance(s, s->o.drop)) {
+            s->res->st.dropped++;
+            free(m->bytes);
+            free(m);
+            return;
+        }
+        if (chance(s, s->o.slow)) {
+            delay += s->o.timeout_ms + rnd_below(s, 2 * s->o.timeout_ms);
+        }
+    }
+    ev_push(s, (struct ev){s->now + delay, 0, EV_DELIVER, to, -1, id, m});
+}
+
+/* ---- the fake store ---- */
+
+static struct sim_entry *store_find(struct sim_node *n, unsigned db, const char *key,
+                                    size_t klen) {
+    for (size_t i = 0; i < n->nstore; i++) {
+        struct sim_entry *e = &n->store[i];
+        if (e->db == db && e->klen == klen && memcmp(e->key, key, klen) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* last-write-wins apply: 1 when applied, 0 when what is held is newer or equal */
+static int store_apply(struct sim_node *n, unsigned db, const char *key, size_t klen,
+                       const struct msg_record *rec) {
+    struct sim_entry *e = store_find(n, db, key, klen);
+    if (e && kv_record_cmp(rec->v, rec->deleted, e->rec.v, e->rec.deleted) <= 0) {
+        return 0;
+    }
+    if (e == NULL) {
+        if (klen > KEY_MAX) {
+            return 0;
+        }
+        n->store = cl_realloc(n->store, (n->nstore + 1) * sizeof *n->store);
+        e = &n->store[n->nstore++];
+        memset(e, 0, sizeof *e);
+        e->db = db;
+        memcpy(e->key, key, klen);
+        e->klen = klen;
+    }
+    free(e->rec.val);
+    e->rec = (struct op_record){1, rec->v, rec->deleted, rec->expire_at,
+                                rec->vlen ? cl_memdup(rec->val, rec->vlen) : NULL, rec->vlen};
+    return 1;
+}
+
+static void store_wipe(struct sim_node *n) {
+    for (size_t i = 0; i < n->nstore; i++) {
+        free(n->store[i].rec.val);
+    }
+    free(n->store);
+    n->store = NULL;
+    n->nstore = 0;
+}
+
+static uint64_t node_wall(const struct sim *s, const struct sim_node *n) {
+    return (uint64_t)((int64_t)s->now + n->skew);
+}
+
+/* ---- the replica side: cluster/replica.c on the fake store ---- */
+
+static int fake_read(void *ctx, unsigned db, const char *key, size_t klen,
+                     struct msg_record *out) {
+    struct sim_entry *e = store_find(ctx, db, key, klen);
+    if (e == NULL) {
+        return 0;
+    }
+    *out = (struct msg_record){e->rec.v, e->rec.deleted, e->rec.expire_at, e->rec.val,
+                               e->rec.vlen};
+    return 1;
+}
+
+static int fake_apply(void *ctx, unsigned db, const char *key, size_t klen,
+                      const struct msg_record *rec) {
+    return store_apply(ctx, db, key, klen, rec);
+}
+
+static void fake_observe(void *ctx, uint64_t hlc) {
+    struct sim_node *n = ctx;
+    kv_hlc_observe(&n->hlc, hlc);
+}
+
+static void replica_deliver(struct sim *s, struct sim_msg *m) {
+    struct sim_node *n = &s->nodes[m->to];
+    size_t used = 0;
+    resp_parser_reset(&s->parser);
+    struct msg_buf out = {0};
+    if (resp_parse(&s->parser, m->bytes, m->len, &used) != RESP_OK || used != m->len) {
+        violation(s, "node %u could not parse a request it was sent", n->tag);
+        msg_reply_error(&out, "bad request");
+    } else {
+        struct replica_store st = {n, fake_read, fake_apply, fake_observe};
+        replica_handle(&st, s->parser.argv, (size_t)s->parser.argc, &out);
+    }
+    net_send(s, m->to, m->from, 1, m->is_hint, m->verb, m->id, m->epoch, &out);
+}
+
+/* ---- the coordinator side ---- */
+
+static struct sim_cop *cop_find(struct sim_node *n, uint64_t id) {
+    for (size_t i = 0; i < n->ncops; i++) {
+        if (n->cops[i]->op.id == id) {
+            return n->cops[i];
+        }
+    }
+    return NULL;
+}
+
+static void cop_remove(struct sim_node *n, struct sim_cop *c) {
+    for (size_t i = 0; i < n->ncops; i++) {
+        if (n->cops[i] == c) {
+            n->cops[i] = n->cops[--n->ncops];
+            break;
+        }
+    }
+    op_destroy(&c->op);
+    free(c);
+}
+
+static void client_done(struct sim *s, struct sim_cop *c);
+static void hint_tick(struct sim *s, int node, int rearm);
+
+static void send_request(struct sim *s, int from, const struct op *op, const struct op_send *sd) {
+    struct msg_argv a;
+    if (sd->verb == MSG_READ) {
+        struct kv_slice k = {op->key, op->klen};
+        msg_encode_read(&a, op->db, &k, 1);
+    } else {
+        struct msg_record r = op_msg_record(op);
+        msg_encode_write(&a, op->db, op->key, op->klen, &r);
+    }
+    struct msg_buf b = {0};
+    msg_argv_to_resp(&a, &b);
+    msg_argv_free(&a);
+    net_send(s, from, node_of(sd->node), 0, 0, sd->verb, op->id, s->nodes[from].epoch, &b);
+}
+
+/* carries out what an op step asked for */
+static void apply_actions(struct sim *s, int node, struct sim_cop *c, const struct op_actions *a,
+                          uint64_t old_deadline) {
+    struct sim_node *n = &s->nodes[node];
+    for (size_t i = 0; i < a->nsend; i++) {
+        send_request(s, node, &c->op, &a->send[i]);
+    }
+    for (size_t i = 0; i < a->nhint; i++) {
+        struct msg_record r = op_msg_record(&c->op);
+        if (hints_add(n->hints, a->hint[i], s->now, c->op.db, c->op.key, c->op.klen, &r) ==
+            HINTS_OK) {
+            s->res->st.hints_added++;
+        }
+    }
+    if (a->completed && !c->done) {
+        c->done = 1;
+        client_done(s, c);
+    }
+    if (a->finished) {
+        cop_remove(n, c);
+    } else if (c->op.deadline != old_deadline) {
+        at(s, c->op.deadline, EV_OP_TIMER, node, -1, c->op.id);
+    }
+}
+
+static struct sim_cop *cop_new(struct sim *s, int node, int client) {
+    struct sim_node *n = &s->nodes[node];
+    struct sim_cop *c = cl_calloc(1, sizeof *c);
+    c->client = client;
+    n->cops = cl_realloc(n->cops, (n->ncops + 1) * sizeof *n->cops);
+    n->cops[n->ncops++] = c;
+    return c;
+}
+
+static void start_read(struct sim *s, int node, int client, int k, size_t need) {
+    uint32_t tags[RING_MAX_REPLICAS];
+    size_t nrep = key_replicas(s, k, tags);
+    char name[KEY_MAX];
+    size_t len = key_name(k, name);
+    struct sim_cop *c = cop_new(s, node, client);
+    struct op_actions a;
+    op_read_start(&c->op, s->next_id++, key_db(s, k), name, len, tags, nrep, need, NULL, s->now,
+                  s->o.timeout_ms, &a);
+    apply_actions(s, node, c, &a, 0);
+}
+
+static void start_write(struct sim *s, int node, int client, int k, size_t wi) {
+    struct sim_write *w = &s->writes[wi];
+    uint32_t tags[RING_MAX_REPLICAS];
+    size_t nrep = key_replicas(s, k, tags);
+    char name[KEY_MAX];
+    size_t len = key_name(k, name);
+    struct sim_cop *c = cop_new(s, node, client);
+    struct op_actions a;
+    struct msg_record r = {w->v, w->deleted, 0, w->deleted ? NULL : w->val, w->vlen};
+    op_write_start(&c->op, s->next_id++, key_db(s, k), name, len, tags, nrep, (size_t)s->o.w, &r,
+                   NULL, s->now, s->o.timeout_ms, &a);
+    s->clients[client].cur = c->op.id;
+    apply_actions(s, node, c, &a, 0);
+}
+
+static void coord_reply(struct sim *s, struct sim_msg *m) {
+    struct sim_node *n = &s->nodes[m->to];
+    redisReaderFeed(s->reader, m->bytes, m->len);
+    void *rp = NULL;
+    if (redisReaderGetReply(s->reader, &rp) != REDIS_OK || rp == NULL) {
+        violation(s, "node %u could not parse a reply", n->tag);
+        redisReaderFree(s->reader);
+        s->reader = redisReaderCreate();
+        return;
+    }
+    redisReply *r = rp;
+    uint32_t from = s->nodes[m->from].tag;
+    struct sim_cop *c = m->is_hint ? NULL : cop_find(n, m->id);
+    char err[128];
+    if (m->is_hint) {
+        int applied;
+        int ok = msg_decode_write_reply(r, &applied, err, sizeof err) == MSG_OK;
+        if (hints_delivered(n->hints, from, m->id, ok) == HINTS_OK && ok) {
+            s->res->st.hints_delivered++;
+            hint_tick(s, m->to, 0); /* the next one at once */
+        }
+    } else if (c) {
+        struct op_actions a;
+        uint64_t dl = c->op.deadline;
+        if (m->verb == MSG_READ) {
+            struct msg_item item;
+            int rc = msg_decode_read_reply(r, 1, &item, err, sizeof err);
+            if (rc != MSG_OK) {
+                violation(s, "node %u: bad READ reply from %u: %s", n->tag, from, err);
+            }
+            op_on_read_reply(&c->op, from, rc == MSG_OK ? &item : NULL, s->now, &a);
+            if (rc == MSG_OK && item.found) {
+                kv_hlc_observe(&n->hlc, item.rec.v.hlc);
+            }
+        } else {
+            int applied = 0;
+            int rc = msg_decode_write_reply(r, &applied, err, sizeof err);
+            if (rc != MSG_OK) {
+                violation(s, "node %u: bad WRITE reply from %u: %s", n->tag, from, err);
+            }
+            op_on_write_reply(&c->op, from, rc == MSG_OK, s->now, &a);
+        }
+        apply_actions(s, m->to, c, &a, dl);
+    }
+    /* otherwise a late reply of a finished op: ignored */
+    freeReplyObject(r);
+}
+
+static void deliver(struct sim *s, struct sim_msg *m) {
+    int dead = !s->nodes[m->to].up || (s->cut[m->from][m->to] && !s->healing) ||
+               (m->is_reply && m->epoch != s->nodes[m->to].epoch);
+    if (dead) {
+        s->res->st.dropped++;
+    } else if (m->is_reply) {
+        coord_reply(s, m);
+    } else {
+        replica_deliver(s, m);
+    }
+    free(m->bytes);
+    free(m);
+}
+
+/* ---- hints delivery: hints_due on a timer and after each ack ---- */
+
+static void hint_tick(struct sim *s, int node, int rearm) {
+    struct sim_node *n = &s->nodes[node];
+    if (!n->up) {
+        return;
+    }
+    hints_expire(n->hints, s->now);
+    struct hint_send due[SIM_MAX_NODES];
+    size_t k = hints_due(n->hints, s->now, s->o.timeout_ms, due, SIM_MAX_NODES);
+    for (size_t i = 0; i < k; i++) {
+        const struct hint *h = due[i].hint;
+        struct msg_argv a;
+        msg_encode_write(&a, h->db, h->key, h->klen, &h->rec);
+        struct msg_buf b = {0};
+        msg_argv_to_resp(&a, &b);
+        msg_argv_free(&a);
+        net_send(s, node, node_of(due[i].target), 0, 1, MSG_WRITE, h->seq, n->epoch, &b);
+    }
+    if (rearm) {
+        at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, node, -1, 0);
+    }
+}
+
+/* ---- clients and history ---- */
+
+static size_t write_new(struct sim *s, int k, struct kv_version v, int deleted) {
+    for (size_t i = 0; i < s->nwrites; i++) {
+        if (kv_version_cmp(s->writes[i].v, v) == 0) {
+            violation(s, "version %llu/%u issued twice", (unsigned long long)v.hlc, v.node);
+        }
+    }
+    if (s->nwrites == s->capwrites) {
+        s->capwrites = s->capwrites ? s->capwrites * 2 : 256;
+        s->writes = cl_realloc(s->writes, s->capwrites * sizeof *s->writes);
+    }
+    struct sim_write *w = &s->writes[s->nwrites];
+    memset(w, 0, sizeof *w);
+    w->key = k;
+    w->v = v;
+    w->deleted = deleted;
+    if (!deleted) {
+        w->vlen = (size_t)snprintf(w->val, sizeof w->val, "v%llu.%u",
+                                   (unsigned long long)s->nwrites, v.node);
+    }
+    w->issued = ++s->hseq;
+    w->status = W_PENDING;
+    return s->nwrites++;
+}
+
+/* 1 when a replica of key k lost its store after history point since */
+static int wiped_since(const struct sim *s, int k, uint64_t since) {
+    uint32_t tags[RING_MAX_REPLICAS];
+    size_t n = key_replicas(s, k, tags);
+    for (size_t i = 0; i < n; i++) {
+        int node = node_of(tags[i]);
+        for (size_t j = 0; j < s->nwiped[node]; j++) {
+            if (s->wiped[node][j] > since) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int write_exempt(const struct sim *s, const struct sim_write *w) {
+    return wiped_since(s, w->key, w->issued);
+}
+
+/* monotonic reads: a read that started after another read of the key completed
+ * returns that read's record or a newer one (what blocking read repair buys) */
+static void check_monotonic(struct sim *s, int k, uint64_t started, const struct op_record *r) {
+    for (size_t i = 0; i < s->nreads; i++) {
+        const struct sim_read *p = &s->reads[i];
+        if (p->key != k || p->completed >= started || !p->found || wiped_since(s, k, p->started)) {
+            continue;
+        }
+        if (!r->found || kv_record_cmp(r->v, r->deleted, p->v, p->deleted) < 0) {
+            violation(s, "key:%d non-monotonic read: got %s %llu/%u after an earlier read "
+                         "returned version %llu/%u",
+                      k, r->found ? "version" : "nothing", (unsigned long long)r->v.hlc,
+                      r->v.node, (unsigned long long)p->v.hlc, p->v.node);
+            return;
+        }
+    }
+    if (s->nreads == s->capreads) {
+        s->capreads = s->capreads ? s->capreads * 2 : 256;
+        s->reads = cl_realloc(s->reads, s->capreads * sizeof *s->reads);
+    }
+    s->reads[s->nreads++] = (struct sim_read){k, started, ++s->hseq, r->found, r->deleted, r->v};
+}
+
+static int rec_vs_write(const struct op_record *r, const struct sim_write *w) {
+    if (!r->found) {
+        return -1;
+    }
+    return kv_record_cmp(r->v, r->deleted, w->v, w->deleted);
+}
+
+/* invariant 1 on a read that started at history point `started` */
+static void check_read(struct sim *s, int k, uint64_t started, const struct op_record *r) {
+    if (r->found) {
+        const struct sim_write *src = NULL;
+        for (size_t i = 0; i < s->nwrites; i++) {
+            if (s->writes[i].key == k && kv_version_cmp(s->writes[i].v, r->v) == 0) {
+                src = &s->writes[i];
+            }
+        }
+        if (src == NULL || src->deleted != r->deleted ||
+            (!r->deleted && (r->vlen != src->vlen ||
+                              (r->vlen && memcmp(r->val, src->val, r->vlen) != 0)))) {
+            violation(s, "key:%d read a record no write made (version %llu/%u)", k,
+                      (unsigned long long)r->v.hlc, r->v.node);
+            return;
+        }
+    }
+    if (!s->o.check_reads) {
+        return;
+    }
+    s->res->st.reads_checked++;
+    if (2 * s->o.r > s->o.n) { /* only read quorums that intersect can be monotonic */
+        check_monotonic(s, k, started, r);
+    }
+    for (size_t i = 0; i < s->nwrites; i++) {
+        const struct sim_write *w = &s->writes[i];
+        if (w->key != k || w->status != W_OK || w->acked >= started || write_exempt(s, w)) {
+            continue;
+        }
+        if (rec_vs_write(r, w) < 0) {
+            violation(s, "key:%d stale read: got %s %llu/%u, but write %s of version %llu/%u "
+                         "was acknowledged before the read started",
+                      k, r->found ? (r->deleted ? "tombstone" : "value") : "nothing",
+                      (unsigned long long)r->v.hlc, r->v.node, w->deleted ? "DEL" : w->val,
+                      (unsigned long long)w->v.hlc, w->v.node);
+            return;
+        }
+    }
+}
+
+static void client_next(struct sim *s, int ci) {
+    at(s, s->now + rnd_below(s, THINK_MAX_MS + 1), EV_CLIENT, -1, ci, 0);
+}
+
+static void client_done(struct sim *s, struct sim_cop *c) {
+    if (c->client < 0) {
+        if (c->op.result != OP_OK) {
+            violation(s, "repair pass: read of %.*s failed", (int)c->op.klen, c->op.key);
+        }
+        return;
+    }
+    struct sim_client *cl = &s->clients[c->client];
+    if (!cl->busy || cl->cur != c->op.id) {
+        return; /* the client gave up on it */
+    }
+    cl->busy = 0;
+    if (cl->is_write) {
+        struct sim_write *w = &s->writes[cl->write];
+        w->status = c->op.result == OP_OK ? W_OK : W_FAILED;
+        if (w->status == W_OK) {
+            w->acked = ++s->hseq;
+            s->res->st.writes_ok++;
+        } else {
+            s->res->st.writes_failed++;
+        }
+    } else if (c->op.result == OP_OK) {
+        s->res->st.reads_ok++;
+        check_read(s, cl->key, cl->started, &c->op.rec);
+    } else {
+        s->res->st.reads_failed++;
+    }
+    trace(s, "client %d: %s key:%d %s", c->client, cl->is_write ? "write" : "read", cl->key,
+          c->op.result == OP_OK ? "ok" : "failed");
+    client_next(s, c->client);
+}
+
+static int pick_up_node(struct sim *s) {
+    int up[SIM_MAX_NODES], n = 0;
+    for (int i = 0; i < s->o.nodes; i++) {
+        if (s->nodes[i].up && s->nodes[i].paused_until <= s->now) {
+            up[n++] = i;
+        }
+    }
+    return n ? up[rnd_below(s, (uint64_t)n)] : -1;
+}
+
+static void client_step(struct sim *s, int ci) {
+    struct sim_client *cl = &s->clients[ci];
+    if (cl->busy || cl->done_ops >= s->o.ops_per_client) {
+        return;
+    }
+    int node = pick_up_node(s);
+    if (node < 0) {
+        at(s, s->now + 10, EV_CLIENT, -1, ci, 0);
+        return;
+    }
+    cl->done_ops++;
+    cl->busy = 1;
+    cl->key = (int)rnd_below(s, (uint64_t)s->o.keys);
+    uint64_t dice = rnd_below(s, 100);
+    cl->is_write = dice < 55;
+    cl->started = ++s->hseq;
+    struct sim_node *n = &s->nodes[node];
+    if (cl->is_write) {
+        struct kv_version v = {kv_hlc_tick(&n->hlc, node_wall(s, n)), n->tag};
+        cl->write = write_new(s, cl->key, v, dice >= 45);
+        start_write(s, node, ci, cl->key, cl->write);
+    } else {
+        uint64_t id = s->next_id;
+        cl->cur = id;
+        start_read(s, node, ci, cl->key, (size_t)s->o.r);
+    }
+    at(s, s->now + 4 * (uint64_t)s->o.timeout_ms, EV_CLIENT_TIMEOUT, -1, ci, cl->cur);
+}
+
+static void client_timeout(struct sim *s, int ci, uint64_t id) {
+    struct sim_client *cl = &s->clients[ci];
+    if (!cl->busy || cl->cur != id) {
+        return;
+    }
+    cl->busy = 0; /* the coordinator crashed: the outcome is unknown */
+    if (cl->is_write) {
+        s->writes[cl->write].status = W_UNKNOWN;
+        s->res->st.writes_unknown++;
+    } else {
+        s->res->st.reads_failed++;
+    }
+    client_next(s, ci);
+}
+
+/* ---- faults ---- */
+
+static void node_crash(struct sim *s, int i) {
+    struct sim_node *n = &s->nodes[i];
+    n->up = 0;
+    s->res->st.crashes++;
+    while (n->ncops) {
+        cop_remove(n, n->cops[0]);
+    }
+    n->epoch++;
+    hints_flight_reset(n->hints);
+    const struct hints_stats *hs = &n->hints->stats;
+    s->res->st.hints_dropped += hs->dropped_window + hs->dropped_bytes + hs->dropped_big;
+    if (!s->o.crash_loses_store) { /* persistent mode: hints kept as bytes */
+        n->disk.len = 0;
+        hints_encode(n->hints, &n->disk);
+        trace(s, "node %u keeps %zu hints as %zu bytes", n->tag, n->hints->count, n->disk.len);
+        hints_destroy(&n->hints);
+    } else {
+        store_wipe(n);
+        size_t lost = n->hints->count;
+        s->res->st.hints_dropped += lost;
+        hints_destroy(&n->hints);
+        n->hints = hints_create(s->o.hint_window_ms, s->o.hint_max_bytes);
+        if (s->nwiped[i] < 64) {
+            s->wiped[i][s->nwiped[i]++] = ++s->hseq;
+        } else {
+            violation(s, "simulator: too many crashes of one node to track");
+        }
+    }
+    /* the HLC high-water mark survives (a restarted node must never reissue a
+     * version it used before: README "Simulator") */
+    trace(s, "node %u crashes%s", n->tag, s->o.crash_loses_store ? " and loses its store" : "");
+}
+
+static void node_restart(struct sim *s, int i) {
+    struct sim_node *n = &s->nodes[i];
+    if (n->hints == NULL) {
+        n->hints = hints_create(s->o.hint_window_ms, s->o.hint_max_bytes);
+        if (hints_decode(n->hints, n->disk.p, n->disk.len, s->now) != HINTS_OK) {
+            violation(s, "node %u: its hints did not decode after a restart", n->tag);
+        }
+    }
+    s->nodes[i].up = 1;
+    s->res->st.restarts++;
+    at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, i, -1, 0);
+    trace(s, "node %u restarts", s->nodes[i].tag);
+}
+
+static void fault(struct sim *s) {
+    if (s->healing) {
+        return;
+    }
+    int down[SIM_MAX_NODES], nd = 0;
+    for (int i = 0; i < s->o.nodes; i++) {
+        if (!s->nodes[i].up) {
+            down[nd++] = i;
+        }
+    }
+    uint64_t what = rnd_below(s, 5);
+    if (what == 0 && s->o.crashes && nd < 2) {
+        int i = pick_up_node(s);
+        if (i >= 0) {
+            node_crash(s, i);
+        }
+    } else if (what == 1 && nd > 0) {
+        node_restart(s, down[rnd_below(s, (uint64_t)nd)]);
+    } else if (what == 2 && s->o.partitions) {
+        int side[SIM_MAX_NODES];
+        for (int i = 0; i < s->o.nodes; i++) {
+            side[i] = (int)rnd_below(s, 2);
+        }
+        for (int a = 0; a < s->o.nodes; a++) {
+            for (int b = 0; b < s->o.nodes; b++) {
+                s->cut[a][b] = side[a] != side[b];
+            }
+        }
+        s->res->st.partitions++;
+        trace(s, "partition");
+    } else if (what == 3) {
+        memset(s->cut, 0, sizeof s->cut);
+        trace(s, "partition healed");
+    } else if (what == 4 && s->o.pauses) {
+        int i = pick_up_node(s);
+        if (i >= 0) { /* SIGSTOP then SIGCONT: everything it was sent waits */
+            uint64_t t = s->o.timeout_ms;
+            s->nodes[i].paused_until = s->now + t + rnd_below(s, 4 * t);
+            s->res->st.pauses++;
+            trace(s, "node %u paused until %llu", s->nodes[i].tag,
+                  (unsigned long long)(s->nodes[i].paused_until - SIM_START_MS));
+        }
+    }
+    uint64_t every = s->o.fault_every_ms ? s->o.fault_every_ms : 100;
+    at(s, s->now + every / 2 + rnd_below(s, every), EV_FAULT, -1, -1, 0);
+}
+
+/* ---- the loop ---- */
+
+/* the node an event runs on, or -1 */
+static int event_node(const struct ev *e) {
+    switch (e->kind) {
+    case EV_DELIVER:
+        return e->m->to;
+    case EV_OP_TIMER:
+    case EV_HINT_TICK:
+        return e->node;
+    default:
+        return -1;
+    }
+}
+
+static void process(struct sim *s, struct ev *e) {
+    s->now = e->at;
+    int node = event_node(e);
+    if (node >= 0 && s->nodes[node].paused_until > s->now) {
+        struct ev later = *e; /* a paused node: runs it on SIGCONT, order kept */
+        later.at = s->nodes[node].paused_until;
+        ev_push(s, later);
+        return;
+    }
+    switch (e->kind) {
+    case EV_DELIVER:
+        deliver(s, e->m);
+        break;
+    case EV_OP_TIMER: {
+        struct sim_node *n = &s->nodes[e->node];
+        struct sim_cop *c = n->up ? cop_find(n, e->id) : NULL;
+        if (c && s->now >= c->op.deadline) {
+            struct op_actions a;
+            op_tick(&c->op, s->now, &a);
+            apply_actions(s, e->node, c, &a, c->op.deadline);
+        }
+        break;
+    }
+    case EV_CLIENT:
+        client_step(s, e->client);
+        break;
+    case EV_CLIENT_TIMEOUT:
+        client_timeout(s, e->client, e->id);
+        break;
+    case EV_FAULT:
+        fault(s);
+        break;
+    case EV_HINT_TICK:
+        hint_tick(s, e->node, 1);
+        break;
+    }
+}
+
+static int clients_finished(const struct sim *s) {
+    for (int i = 0; i < s->o.clients; i++) {
+        if (s->clients[i].busy || s->clients[i].done_ops < s->o.ops_per_client) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int quiescent(const struct sim *s) {
+    for (int i = 0; i < s->o.nodes; i++) {
+        const struct sim_node *n = &s->nodes[i];
+        if (n->ncops || (n->hints && n->hints->count)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* runs events until done(s) or the queue is empty or the virtual time limit */
+static void run_until(struct sim *s, int (*done)(const struct sim *), uint64_t limit) {
+    while (s->nheap && !done(s) && s->now < limit) {
+        struct ev e = ev_pop(s);
+        process(s, &e);
+    }
+}
+
+/* the record of key k on replica tag: equal on all replicas? */
+static int replicas_agree(struct sim *s, int k, struct op_record *out) {
+    uint32_t tags[RING_MAX_REPLICAS];
+    size_t n = key_replicas(s, k, tags);
+    char name[KEY_MAX];
+    size_t len = key_name(k, name);
+    const struct op_record *first = NULL;
+    static const struct op_record none = {0};
+    for (size_t i = 0; i < n; i++) {
+        struct sim_entry *e = store_find(&s->nodes[node_of(tags[i])], key_db(s, k), name, len);
+        const struct op_record *r = e ? &e->rec : &none;
+        if (first == NULL) {
+            first = r;
+            continue;
+        }
+        if (first->found != r->found ||
+            (r->found && (kv_record_cmp(first->v, first->deleted, r->v, r->deleted) != 0 ||
+                          first->vlen != r->vlen ||
+                          (r->vlen && memcmp(first->val, r->val, r->vlen) != 0)))) {
+            return 0;
+        }
+    }
+    *out = first ? *first : none;
+    return 1;
+}
+
+static void heal(struct sim *s) {
+    s->healing = 1;
+    memset(s->cut, 0, sizeof s->cut);
+    for (int i = 0; i < s->o.nodes; i++) {
+        if (!s->nodes[i].up) {
+            node_restart(s, i);
+        }
+        s->nodes[i].paused_until = 0; /* SIGCONT; what waited still arrives late */
+    }
+    trace(s, "healing");
+}
+
+static void final_checks(struct sim *s, int hints_lossless) {
+    for (int k = 0; k < s->o.keys; k++) {
+        struct op_record r;
+        if (!replicas_agree(s, k, &r)) {
+            s->res->st.divergent_before_repair++;
+        }
+    }
+    if (hints_lossless && s->res->st.divergent_before_repair) {
+        violation(s, "%llu keys differ between replicas after hint delivery",
+                  (unsigned long long)s->res->st.divergent_before_repair);
+    }
+    /* the repair pass: a read at ALL of every key */
+    for (int k = 0; k < s->o.keys; k++) {
+        start_read(s, (int)(rnd_below(s, (uint64_t)s->o.nodes)), -1, k, (size_t)s->o.n);
+    }
+    run_until(s, quiescent, s->now + 60000);
+    for (int k = 0; k < s->o.keys; k++) {
+        struct op_record r;
+        if (!replicas_agree(s, k, &r)) {
+            violation(s, "key:%d: replicas differ after the repair pass", k);
+            continue;
+        }
+        for (size_t i = 0; i < s->nwrites; i++) {
+            const struct sim_write *w = &s->writes[i];
+            if (w->key == k && w->status == W_OK && !write_exempt(s, w) &&
+                rec_vs_write(&r, w) < 0) {
+                violation(s, "key:%d: acknowledged write %s (version %llu/%u) lost", k,
+                          w->deleted ? "DEL" : w->val, (unsigned long long)w->v.hlc, w->v.node);
+            }
+        }
+    }
+}
+
+static void sim_init(struct sim *s, const struct sim_opts *o, struct sim_result *res) {
+    memset(s, 0, sizeof *s);
+    memset(res, 0, sizeof *res);
+    res->ok = 1;
+    s->o = *o;
+    s->res = res;
+    s->rng = o->seed * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
+    if (s->rng == 0) {
+        s->rng = 1;
+    }
+    s->now = SIM_START_MS;
+    s->next_id = 1;
+    struct resp_limits lim = {1 << 20, 1024, 1024};
+    resp_parser_init(&s->parser, &lim);
+    s->reader = redisReaderCreate();
+    struct ring_member ms[SIM_MAX_NODES];
+    uint64_t toks[SIM_MAX_NODES][16];
+    memset(ms, 0, sizeof ms);
+    for (int i = 0; i < o->nodes; i++) {
+        struct sim_node *n = &s->nodes[i];
+        n->tag = (uint32_t)(i + 1);
+        n->up = 1;
+        n->skew = (int64_t)rnd_below(s, 2 * (uint64_t)o->max_skew_ms + 1) - (int64_t)o->max_skew_ms;
+        n->hints = hints_create(o->hint_window_ms, o->hint_max_bytes);
+        snprintf(ms[i].id, sizeof ms[i].id, "sim-%02d", i);
+        ms[i].tag = n->tag;
+        ms[i].weight = 1.0;
+        ms[i].ntokens = 16;
+        ms[i].tokens = toks[i];
+        ring_tokens_generate(rnd(s), toks[i], 16);
+        at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, i, -1, 0);
+    }
+    char err[128];
+    if (ring_build(&s->ring, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
+        violation(s, "ring: %s", err);
+    }
+    s->clients = cl_calloc((size_t)o->clients, sizeof *s->clients);
+    for (int c = 0; c < o->clients; c++) {
+        client_next(s, c);
+    }
+    if (o->crashes || o->partitions || o->pauses) {
+        at(s, s->now + o->fault_every_ms, EV_FAULT, -1, -1, 0);
+    }
+}
+
+static void sim_free(struct sim *s) {
+    while (s->nheap) {
+        struct ev e = ev_pop(s);
+        if (e.m) {
+            free(e.m->bytes);
+            free(e.m);
+        }
+    }
+    free(s->heap);
+    for (int i = 0; i < s->o.nodes; i++) {
+        struct sim_node *n = &s->nodes[i];
+        while (n->ncops) {
+            cop_remove(n, n->cops[0]);
+        }
+        free(n->cops);
+        store_wipe(n);
+        hints_destroy(&n->hints);
+        msg_buf_free(&n->disk);
+    }
+    ring_destroy(&s->ring);
+    free(s->clients);
+    free(s->writes);
+    free(s->reads);
+    resp_parser_deinit(&s->parser);
+    redisReaderFree(s->reader);
+}
+
+void sim_opts_for_seed(struct sim_opts *o, uint64_t seed) {
+    memset(o, 0, sizeof *o);
+    o->seed = seed;
+    o->nodes = 5;
+    o->n = 3, o->w = 2, o->r = 2;
+    o->clients = 4;
+    o->ops_per_client = 60;
+    o->keys = 6;
+    o->dbs = 2;
+    o->drop = 0.05;
+    o->slow = 0.03;
+    o->delay_max_ms = 10;
+    o->timeout_ms = 50;
+    o->max_skew_ms = 30;
+    o->partitions = 1;
+    o->crashes = 1;
+    o->pauses = 1;
+    o->fault_every_ms = 80;
+    o->hint_window_ms = 3 * 3600 * 1000ull;
+    o->hint_max_bytes = 1 << 20;
+    switch (seed % 7) {
+    case 1:
+        o->crash_loses_store = 1;
+        break;
+    case 2:
+        o->crashes = 0;
+        break;
+    case 3:
+        o->w = 1, o->r = 1;
+        break;
+    case 4:
+        o->w = 3, o->r = 1;
+        break;
+    case 5:
+        o->w = 1, o->r = 3;
+        break;
+    case 6: /* hot keys: many clients on two keys, slow links */
+        o->clients = 8;
+        o->keys = 2;
+        o->slow = 0.10;
+        o->delay_max_ms = 20;
+        break;
+    }
+    o->check_reads = o->w + o->r > o->n;
+}
+
+int sim_run(const struct sim_opts *o, struct sim_result *res) {
+    struct sim s;
+    if (o->nodes < 1 || o->nodes > SIM_MAX_NODES || o->n < 1 || o->w < 1 || o->r < 1 ||
+        o->clients < 1 || o->keys < 1 || o->dbs < 1) {
+        memset(res, 0, sizeof *res);
+        snprintf(res->why, sizeof res->why, "bad simulator options");
+        return -1;
+    }
+    sim_init(&s, o, res);
+    run_until(&s, clients_finished, s.now + 600000);
+    if (!clients_finished(&s)) {
+        violation(&s, "the workload did not finish in 600 s of virtual time");
+    }
+    heal(&s);
+    run_until(&s, quiescent, s.now + 120000);
+    if (!quiescent(&s)) {
+        violation(&s, "hints or ops still pending 120 s after healing");
+    }
+    size_t dropped = 0;
+    for (int i = 0; i < o->nodes; i++) {
+        const struct hints_stats *h = &s.nodes[i].hints->stats;
+        dropped += h->dropped_window + h->dropped_bytes + h->dropped_big;
+    }
+    res->st.hints_dropped += dropped;
+    final_checks(&s, o->force_hint_check || (!o->crashes && res->st.hints_dropped == 0));
+    res->st.end_ms = s.now - SIM_START_MS;
+    sim_free(&s);
+    return res->ok ? 0 : -1;
+}

@@ -1,0 +1,92 @@
+/* cluster/sim.h: the deterministic cluster simulator (DESIGN.md "Cluster", in the
+ * manner of FoundationDB's and TigerBeetle's simulation testing). Many nodes run in
+ * one process on a virtual clock, each with a fake store (key -> record, applied
+ * last-write-wins by kv_record_cmp), its own HLC (virtual time + a skew), its hint
+ * store, and coordinator ops (cluster/op.h). Every message between nodes is real
+ * bytes: requests encoded by cluster/msg.c and parsed by proto's request parser,
+ * replies parsed by hiredis's reader. A seeded network delays (reordering follows),
+ * drops, slows beyond the timeout, partitions; nodes crash and restart (keeping
+ * their store and hints, the hints through hints_encode/decode, or losing both
+ * like a cache node) or pause (SIGSTOP: everything sent
+ * to them waits, then runs in a burst). Clients run SET/GET/DEL through
+ * random coordinators. Everything is a pure function of the seed: a failing seed
+ * replays exactly (cluster/sim_test --seed S).
+ *
+ * Invariants checked (cluster/README.md "Simulator"):
+ *  1. read-your-acknowledged-writes, Dynamo style (when W + R > N, or forced):
+ *     a GET that starts after a write was acknowledged returns that write's
+ *     version or a newer one (kv_record_cmp); a returned value is exactly the one
+ *     written with its version (nothing invented or mixed); and reads are
+ *     monotonic: a GET that starts after another GET of the key completed returns
+ *     that GET's record or a newer one (blocking read repair; checked when 2R > N:
+ *     only intersecting read quorums can promise it).
+ *  2. hint convergence (runs without crashes and without dropped hints): after
+ *     healing and hint delivery, every replica of every key holds the same record.
+ *  3. repair convergence (every run): after a repair pass (a read at ALL of every
+ *     key), every replica of every key holds the same record, and that record is
+ *     at least every acknowledged write.
+ *  Writes whose replica lost its store in a crash after the write was issued are
+ *  exempt from 1 and 3 (a cache node forgets).
+ *  4. no crash, no undefined behaviour (the sanitizer build runs it too).
+ */
+#ifndef KVD_CLUSTER_SIM_H
+#define KVD_CLUSTER_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIM_MAX_NODES 16
+
+struct sim_opts {
+    uint64_t seed;
+    int nodes;               /* members (<= SIM_MAX_NODES) */
+    int n, w, r;             /* replication factor, write and read quorums */
+    int clients;             /* concurrent clients, one op at a time each */
+    int ops_per_client;
+    int keys;                /* distinct keys (spread over dbs) */
+    int dbs;                 /* databases used */
+    double drop;             /* probability a message is lost */
+    double slow;             /* probability a message is late beyond the timeout */
+    unsigned delay_max_ms;   /* a message takes 1..delay_max_ms */
+    unsigned timeout_ms;     /* cluster-request-timeout */
+    unsigned max_skew_ms;    /* each node's clock is off by up to this */
+    int partitions;          /* 1: cut and heal links between node groups */
+    int crashes;             /* 1: crash and restart nodes */
+    int crash_loses_store;   /* 1: a crash loses the store and hints (cache mode) */
+    int pauses;              /* 1: pause nodes (SIGSTOP/SIGCONT): what they were sent
+                                and their timers wait, then run in a burst */
+    unsigned fault_every_ms; /* mean time between faults */
+    int check_reads;         /* assert invariant 1 (default: w + r > n) */
+    int force_hint_check;    /* assert invariant 2 even when hints were dropped
+                                (tests that the checker can fail) */
+    uint64_t hint_window_ms;
+    size_t hint_max_bytes;
+    int verbose;             /* print the event trace to stderr */
+};
+
+struct sim_stats {
+    uint64_t writes_ok, writes_failed, writes_unknown;
+    uint64_t reads_ok, reads_failed, reads_checked;
+    uint64_t messages, dropped, crashes, restarts, partitions, pauses;
+    uint64_t hints_added, hints_delivered, hints_dropped;
+    uint64_t divergent_before_repair; /* keys whose replicas differed after hints */
+    uint64_t end_ms;                  /* virtual time at the end */
+};
+
+struct sim_result {
+    int ok;             /* 1: every invariant held */
+    char why[512];      /* the first violation */
+    struct sim_stats st;
+};
+
+/* The standard run of a seed: 5 nodes, N=3; the seed picks the variant (seed % 7):
+ * 0 W=2 R=2, crashes keep the store; 1 W=2 R=2, crashes lose store and hints;
+ * 2 W=2 R=2, no crashes (hint convergence checked); 3 W=1 R=1 (ONE, convergence
+ * only); 4 W=3 R=1; 5 W=1 R=3; 6 W=2 R=2 hot keys (8 clients, 2 keys, slow links). */
+void sim_opts_for_seed(struct sim_opts *o, uint64_t seed);
+
+/* Runs one simulation. Returns 0 when every invariant held (res->ok = 1), -1
+ * otherwise with res->why. Deterministic in *o. */
+int sim_run(const struct sim_opts *o, struct sim_result *res);
+
+#endif

@@ -1,0 +1,186 @@
+/* cluster/sim_test.c: the deterministic cluster simulator (cluster/sim.c).
+ *
+ *   sim_test                      the unit run: replay, a few hundred seeds, and
+ *                                 checks that the checker can fail
+ *   sim_test --seed S [-v]        one seed (the variant is seed % 7), with its
+ *                                 stats; -v prints the event trace
+ *   sim_test --seeds K [--first F]  K seeds from F (tests/long/cluster-sim.sh)
+ *
+ * A failing seed prints "sim: seed S FAILED: why" and the command that replays it.
+ * SIM_SEEDS overrides the unit run's seed count (default 500).
+ */
+#include "cluster/sim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tests/test.h"
+
+static void print_stats(uint64_t seed, const struct sim_result *r) {
+    const struct sim_stats *t = &r->st;
+    printf("seed %llu: %s; writes ok %llu failed %llu unknown %llu; reads ok %llu failed %llu "
+           "checked %llu; messages %llu dropped %llu; crashes %llu restarts %llu partitions "
+           "%llu; hints added %llu delivered %llu dropped %llu; divergent before repair %llu; "
+           "%llu ms virtual\n",
+           (unsigned long long)seed, r->ok ? "ok" : r->why, (unsigned long long)t->writes_ok,
+           (unsigned long long)t->writes_failed, (unsigned long long)t->writes_unknown,
+           (unsigned long long)t->reads_ok, (unsigned long long)t->reads_failed,
+           (unsigned long long)t->reads_checked, (unsigned long long)t->messages,
+           (unsigned long long)t->dropped, (unsigned long long)t->crashes,
+           (unsigned long long)t->restarts, (unsigned long long)t->partitions,
+           (unsigned long long)t->hints_added, (unsigned long long)t->hints_delivered,
+           (unsigned long long)t->hints_dropped, (unsigned long long)t->divergent_before_repair,
+           (unsigned long long)t->end_ms);
+}
+
+/* runs seeds [first, first+count); returns failures; sums stats into total */
+static int run_seeds(uint64_t first, uint64_t count, struct sim_stats *total) {
+    int failed = 0;
+    for (uint64_t seed = first; seed < first + count; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        sim_opts_for_seed(&o, seed);
+        if (sim_run(&o, &r) != 0) {
+            failed++;
+            fprintf(stderr, "sim: seed %llu FAILED: %s\n  replay: build/tests/sim_test --seed %llu -v\n",
+                    (unsigned long long)seed, r.why, (unsigned long long)seed);
+        }
+        if (total) {
+            uint64_t *a = (uint64_t *)total, *b = (uint64_t *)&r.st;
+            for (size_t i = 0; i < sizeof *total / sizeof(uint64_t); i++) {
+                a[i] += b[i];
+            }
+        }
+    }
+    return failed;
+}
+
+static void test_sim_a_seed_replays_exactly(void) {
+    struct sim_opts o;
+    struct sim_result a, b;
+    sim_opts_for_seed(&o, 4242);
+    CHECK_EQ_INT(sim_run(&o, &a), 0);
+    CHECK_EQ_INT(sim_run(&o, &b), 0);
+    CHECK(memcmp(&a.st, &b.st, sizeof a.st) == 0);
+    CHECK(a.st.messages > 100);
+    struct sim_result c;
+    sim_opts_for_seed(&o, 4249); /* same variant, another seed: another run */
+    sim_run(&o, &c);
+    CHECK(memcmp(&a.st, &c.st, sizeof a.st) != 0);
+}
+
+static void test_sim_seeds_hold_every_invariant(void) {
+    const char *env = getenv("SIM_SEEDS");
+    uint64_t count = env ? strtoull(env, NULL, 10) : 500;
+    struct sim_stats t;
+    memset(&t, 0, sizeof t);
+    clock_t start = clock();
+    int failed = run_seeds(1, count, &t);
+    double secs = (double)(clock() - start) / CLOCKS_PER_SEC;
+    printf("sim: %llu seeds in %.2f s cpu, %d failed; writes ok %llu failed %llu unknown %llu, "
+           "reads ok %llu (checked %llu) failed %llu, crashes %llu, partitions %llu, "
+           "pauses %llu, messages %llu dropped %llu, hints %llu delivered %llu\n",
+           (unsigned long long)count, secs, failed, (unsigned long long)t.writes_ok,
+           (unsigned long long)t.writes_failed, (unsigned long long)t.writes_unknown,
+           (unsigned long long)t.reads_ok, (unsigned long long)t.reads_checked,
+           (unsigned long long)t.reads_failed, (unsigned long long)t.crashes,
+           (unsigned long long)t.partitions, (unsigned long long)t.pauses,
+           (unsigned long long)t.messages,
+           (unsigned long long)t.dropped, (unsigned long long)t.hints_added,
+           (unsigned long long)t.hints_delivered);
+    CHECK_EQ_INT(failed, 0);
+    /* the runs really exercised the faults and the paths that handle them */
+    CHECK(t.crashes > 0 && t.restarts > 0 && t.partitions > 0 && t.dropped > 0);
+    CHECK(t.pauses > 0);
+    CHECK(t.writes_failed > 0 && t.reads_failed > 0 && t.writes_ok > 0);
+    CHECK(t.hints_delivered > 0);
+    CHECK(t.reads_checked > 0);
+}
+
+/* R=1 W=1 with invariant 1 asserted anyway: W + R <= N lets a read miss an
+ * acknowledged write, and the checker must see it in some seed */
+static void test_sim_checker_catches_stale_reads_at_r1_w1(void) {
+    int caught = 0;
+    for (uint64_t seed = 1; seed <= 200 && !caught; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        sim_opts_for_seed(&o, seed * 7); /* variant 0: crashes keep the store */
+        o.w = 1, o.r = 1;
+        o.check_reads = 1;
+        if (sim_run(&o, &r) != 0) {
+            caught = strstr(r.why, "stale read") != NULL;
+            printf("sim: R=1 W=1 caught at seed %llu: %s\n", (unsigned long long)(seed * 7),
+                   r.why);
+        }
+    }
+    CHECK(caught);
+}
+
+/* no hints kept (max bytes 1) yet hint convergence asserted: must fail */
+static void test_sim_checker_catches_divergence_without_hints(void) {
+    int caught = 0;
+    for (uint64_t seed = 1; seed <= 100 && !caught; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        sim_opts_for_seed(&o, seed * 7 + 2); /* variant 2: no crashes */
+        o.hint_max_bytes = 1;
+        o.force_hint_check = 1;
+        if (sim_run(&o, &r) != 0) {
+            caught = strstr(r.why, "after hint delivery") != NULL;
+        }
+    }
+    CHECK(caught);
+}
+
+static void test_sim_refuses_bad_options(void) {
+    struct sim_opts o;
+    struct sim_result r;
+    sim_opts_for_seed(&o, 1);
+    o.nodes = 99;
+    CHECK_EQ_INT(sim_run(&o, &r), -1);
+}
+
+int main(int argc, char **argv) {
+    uint64_t seed = 0, seeds = 0, first = 1;
+    int have_seed = 0, verbose = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
+            seed = strtoull(argv[++i], NULL, 10), have_seed = 1;
+        } else if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc) {
+            seeds = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--first") == 0 && i + 1 < argc) {
+            first = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "-v") == 0) {
+            verbose = 1;
+        } else {
+            fprintf(stderr, "usage: %s [--seed S [-v]] [--seeds K [--first F]]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (have_seed) {
+        struct sim_opts o;
+        struct sim_result r;
+        sim_opts_for_seed(&o, seed);
+        o.verbose = verbose;
+        int rc = sim_run(&o, &r);
+        print_stats(seed, &r);
+        printf("%d passed, %d failed\n", rc == 0, rc != 0);
+        return rc == 0 ? 0 : 1;
+    }
+    if (seeds) {
+        clock_t start = clock();
+        int failed = run_seeds(first, seeds, NULL);
+        printf("sim: %llu seeds from %llu in %.1f s cpu\n", (unsigned long long)seeds,
+               (unsigned long long)first, (double)(clock() - start) / CLOCKS_PER_SEC);
+        printf("%llu passed, %d failed\n", (unsigned long long)(seeds - (uint64_t)failed), failed);
+        return failed ? 1 : 0;
+    }
+    TEST_RUN(test_sim_a_seed_replays_exactly);
+    TEST_RUN(test_sim_seeds_hold_every_invariant);
+    TEST_RUN(test_sim_checker_catches_stale_reads_at_r1_w1);
+    TEST_RUN(test_sim_checker_catches_divergence_without_hints);
+    TEST_RUN(test_sim_refuses_bad_options);
+    TEST_MAIN_END();
+}
