@@ -1,0 +1,134 @@
+/* cluster/cluster.h: the one header of cluster/ that server/ includes (DESIGN.md
+ * "Cluster"; ARCHITECTURE.md). It runs this node's part of a leaderless cluster on
+ * the server's event loop: the ring and its members, authenticated links to the
+ * peers (link.h), the coordinator's quorum reads and writes (op.h), hinted handoff
+ * (hints.h), and the replica side of the peers' KVD.PEER commands (replica.h).
+ *
+ * What it leaves to server/: the client protocol, the command table, running
+ * handlers on a scratch keyspace (server/coord), holding replies, config, the
+ * node id and tokens on disk. The store is reached only through struct
+ * cluster_store (callbacks), so cluster/ includes nothing of server/.
+ *
+ * CALLBACK RULE: a done-callback given to cluster_read / cluster_write never runs
+ * inside that call, even for an immediate failure; it runs later from the loop,
+ * exactly once, unless the request is cancelled first (cluster_cancel), after
+ * which it never runs.
+ *
+ * Threading: loop thread only.
+ */
+#ifndef KVD_CLUSTER_CLUSTER_H
+#define KVD_CLUSTER_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/msg.h"
+#include "proto/resp.h"
+
+struct event_base;
+struct cluster;
+
+/* The store as the cluster sees it (the server fills it; tests fake it). */
+struct cluster_store {
+    void *ctx;
+    /* The record of (db, key), tombstones included: 1 found (*out filled, value
+     * borrowed until the next call), 0 nothing held, -1 error. */
+    int (*read)(void *ctx, unsigned db, const char *key, size_t klen, struct msg_record *out);
+    /* Applies rec when newer (last-write-wins): 1 applied, 0 held newer or equal,
+     * -1 error. */
+    int (*apply)(void *ctx, unsigned db, const char *key, size_t klen,
+                 const struct msg_record *rec);
+    /* Folds a peer's timestamp into the node's HLC. */
+    void (*observe)(void *ctx, uint64_t hlc);
+    /* The node's one clock, Unix ms (debug-clock-offset-ms included). */
+    uint64_t (*now_ms)(void *ctx);
+};
+
+struct cluster_config {
+    const char *node_id;     /* this node's id (kept in dir) */
+    uint32_t tag;            /* its 32-bit tag: the versions' node field */
+    const uint64_t *tokens;  /* its tokens (kept in dir), sorted, distinct */
+    size_t ntokens;
+    double weight;           /* node-weight */
+    const char *bind_ip;     /* outgoing links bind here (NULL or "": any) */
+    const char *announce_ip; /* what peers dial */
+    int announce_port;
+    const char *seeds;       /* "host:port,host:port,..." (may name this node) */
+    const char *secret;      /* cluster-secret, required */
+    int replication_factor;  /* N */
+    int write_quorum;        /* W, the default of connections */
+    int read_quorum;         /* R */
+    int request_timeout_ms;  /* cluster-request-timeout */
+    uint64_t hint_window_ms; /* hinted-handoff-window */
+    size_t hint_max_bytes;   /* hinted-handoff-max-bytes */
+};
+
+/* Starts the node's cluster runtime on base: dials the seeds, learns the members
+ * and their tokens. NULL with err on a bad config. */
+struct cluster *cluster_start(struct event_base *base, const struct cluster_config *cfg,
+                              const struct cluster_store *store, char *err, size_t errlen);
+/* Closes links and frees everything; pending callbacks never run. */
+void cluster_stop(struct cluster *cl);
+
+/* 1 when the ring is known and commands may run; 0 with *why ("waiting for the
+ * seeds: 0 of 2 answered") otherwise. */
+int cluster_ready(const struct cluster *cl, const char **why);
+
+/* The replication factor in force (N): quorums are checked against it. */
+int cluster_replicas(const struct cluster *cl);
+
+/* ---- coordinator ---- */
+
+enum cluster_status { CLUSTER_OK = 0, CLUSTER_FAILED = -1 };
+
+/* rec NULL: no replica holds anything for the key. err (status FAILED): the reason
+ * in words, for the client ("got 1 of 2 read answers"). */
+typedef void cluster_read_done(void *ctx, int status, const struct msg_record *rec,
+                               const char *err);
+typedef void cluster_write_done(void *ctx, int status, const char *err);
+
+/* A quorum read of (db, key) at r answers (1..N), with blocking read repair.
+ * Returns a request id for cluster_cancel. */
+uint64_t cluster_read(struct cluster *cl, unsigned db, const char *key, size_t klen, int r,
+                      cluster_read_done *cb, void *ctx);
+/* Ships rec (stamped by the caller) to the key's N replicas; done at w acks
+ * (1..N), or failed ("got 1 of 2 write acknowledgements"). Replicas that miss it
+ * get a hint. */
+uint64_t cluster_write(struct cluster *cl, unsigned db, const char *key, size_t klen,
+                       const struct msg_record *rec, int w, cluster_write_done *cb,
+                       void *ctx);
+/* The caller is gone (client freed): the callback of id will not run. The
+ * operation itself goes on (a write may still land; hints are still kept). */
+void cluster_cancel(struct cluster *cl, uint64_t id);
+
+/* ---- the peer side: a client connection that speaks KVD.PEER ---- */
+
+struct cluster_peer;
+struct cluster_peer *cluster_peer_new(struct cluster *cl);
+void cluster_peer_free(struct cluster_peer *p);
+/* Handles one KVD.PEER command (argv[0] is KVD.PEER) on connection p and appends
+ * exactly one RESP2 reply to out. Until the connection has proved the secret
+ * (HELLO, AUTH) every other verb is refused. Returns 1 when the connection must
+ * be closed after the reply (a failed proof), else 0. */
+int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
+                         const struct kv_slice *argv, size_t argc, struct msg_buf *out);
+/* 1 once p has proved the secret. */
+int cluster_peer_authenticated(const struct cluster_peer *p);
+
+/* ---- what operators see (KVD NODES, KVD RING, KVD KEYNODES, INFO) ---- */
+
+/* KVD NODES: one line per member, "<id> <ip:port> <state> <share>%[ myself]\n",
+ * state one of up, down, joining, leaving; share of the keys it replicates. */
+void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out);
+/* KVD RING: one line per vnode, "<token> <id>\n", in token order. */
+void cluster_ring_text(const struct cluster *cl, struct msg_buf *out);
+/* KVD KEYNODES key: appends the key's replicas in ring order, one line
+ * "<id> <ip:port>\n" each; returns how many (0 when not ready). */
+size_t cluster_key_nodes(const struct cluster *cl, const char *key, size_t klen,
+                         struct msg_buf *out);
+/* INFO's kvd-cluster section body: "name:value\r\n" lines (members, states, hints
+ * pending per peer, read repairs, writes that missed their quorum, peer round-trip
+ * percentiles). */
+void cluster_info(const struct cluster *cl, struct msg_buf *out);
+
+#endif
