@@ -20,10 +20,64 @@ uint64_t compaction_clock(void) {
     return atomic_load(&P.watermark);
 }
 
-/* One walk of the index in order (about 90 lines, kept whole: each entry's cases,
- * cached, on disk, flushed or already gone, share the walk's key buffer, budget
- * check and the commit-then-watermark ending, whose order is the invariant
- * above). */
+/* One entry of the walk: index key ik[0..ilen) (prefix length sn) due at exp, whose
+ * value v[0..vlen) holds the flush timestamp it was written under. An expired key
+ * is deleted (cached) or announced (on disk); a stale entry (its database flushed
+ * since, the cache disagreeing, the data gone) is dropped. kb is the walk's key
+ * buffer, reused from entry to entry. */
+static void expire_entry(const unsigned char *ik, size_t ilen, size_t sn, long long exp,
+                         const char *v, size_t vlen, const struct lsm_read_options *ro,
+                         struct pbuf *kb) {
+    int db = get_db(ik + sn + 8);
+    const char *key = (const char *)ik + sn + 10;
+    size_t klen = ilen - sn - 10;
+    uint64_t ts = 0;
+    if (vlen == 8) {
+        memcpy(&ts, v, 8);
+    }
+    if (db >= server.databases ||
+        ts < atomic_load_explicit(&P.flush_ts[db], memory_order_relaxed)) {
+        batch_del(ik, ilen, 0); /* stale: the database was flushed since */
+        return;
+    }
+    struct kv_db *kdb = server.db[db];
+    uint64_t token = ks_token(key, klen);
+    struct kv_entry *e = ks_find(kdb, key, klen, token);
+    if (e && ks_entry_expire(e) == exp) {
+        ks_expire_now(kdb, e, token); /* deletes through persist_expired */
+        return;
+    }
+    if (e) {
+        /* the cache disagrees with the index (never expected): drop the entry */
+        batch_del(ik, ilen, 0);
+        return;
+    }
+    /* Not cached: the data must be there, not yet expired by compaction (its
+     * clock is the watermark, set only after a pass's deletions are written).
+     * It can be missing only after a machine crash lost the WAL tail holding
+     * this entry's deletion while a compaction had dropped the data: then it
+     * was not counted at the recount either. */
+    data_key(db, key, klen, token);
+    int rc = lsm_get(P.db, ro, P.kbuf.p, P.kbuf.len, &P.val);
+    if (rc != LSM_OK || (long long)P.val.expire_at != exp ||
+        P.val.timestamp < atomic_load_explicit(&P.flush_ts[db], memory_order_relaxed)) {
+        if (rc == LSM_OK || rc == LSM_NOTFOUND) {
+            batch_del(ik, ilen, 0);
+        }
+        return;
+    }
+    pbuf_reserve(kb, klen);
+    memcpy(kb->p, key, klen);
+    struct kv_version ver = {P.val.timestamp, P.val.node};
+    /* announced as any expiry: persist_on_event writes the tombstone */
+    struct store_ev ev = {.type = STORE_EV_EXPIRED, .db = db, .key = kb->p, .klen = klen,
+                          .version = ver, .old_expire = exp, .existed = 1};
+    store_emit(&ev);
+}
+
+/* One walk of the index in order, from the first entry up to now or until the
+ * budget is spent; then the deletions are committed and, when the walk reached
+ * now, the compaction clock moves up to it (in that order: the invariant above). */
 void expire_cycle(long long budget_us) {
     if (P.db == NULL || !server.active_expire_enabled) {
         return;
@@ -57,58 +111,12 @@ void expire_cycle(long long budget_us) {
         if ((++n & 31) == 0 && kv_ustime() - start > budget_us) {
             break;
         }
-        int db = get_db(ik + sn + 8);
-        const char *key = (const char *)ik + sn + 10;
-        size_t klen = ilen - sn - 10;
         const char *v = lsm_iter_value(it, &vlen);
-        uint64_t ts = 0;
-        if (vlen == 8) {
-            memcpy(&ts, v, 8);
-        }
-        if (db >= server.databases ||
-            ts < atomic_load_explicit(&P.flush_ts[db], memory_order_relaxed)) {
-            batch_del(ik, ilen, 0); /* stale: the database was flushed since */
-            continue;
-        }
-        struct kv_db *kdb = server.db[db];
-        uint64_t token = ks_token(key, klen);
-        struct kv_entry *e = ks_find(kdb, key, klen, token);
-        if (e && ks_entry_expire(e) == exp) {
-            ks_expire_now(kdb, e, token); /* deletes through persist_expired */
-            continue;
-        }
-        if (e) {
-            /* the cache disagrees with the index (never expected): drop the entry */
-            batch_del(ik, ilen, 0);
-            continue;
-        }
-        /* Not cached: the data must be there, not yet expired by compaction (its
-         * clock is the watermark, set only after a pass's deletions are written).
-         * It can be missing only after a machine crash lost the WAL tail holding
-         * this entry's deletion while a compaction had dropped the data: then it
-         * was not counted at the recount either. */
-        data_key(db, key, klen, token);
-        int rc = lsm_get(P.db, &ro, P.kbuf.p, P.kbuf.len, &P.val);
-        if (rc != LSM_OK || (long long)P.val.expire_at != exp ||
-            P.val.timestamp < atomic_load_explicit(&P.flush_ts[db], memory_order_relaxed)) {
-            if (rc == LSM_OK || rc == LSM_NOTFOUND) {
-                batch_del(ik, ilen, 0);
-            }
-            continue;
-        }
-        pbuf_reserve(&kb, klen);
-        memcpy(kb.p, key, klen);
-        struct kv_version ver = {P.val.timestamp, P.val.node};
-        /* announced as any expiry: persist_on_event writes the tombstone */
-        struct store_ev ev = {.type = STORE_EV_EXPIRED, .db = db, .key = kb.p, .klen = klen,
-                              .version = ver, .old_expire = exp, .existed = 1};
-        store_emit(&ev);
+        expire_entry(ik, ilen, sn, exp, v, vlen, &ro, &kb);
     }
     kv_free(kb.p);
     lsm_iter_destroy(&it);
     P.expire_more = !done;
-    /* the deletions first, then the compaction clock: an expired entry is never
-     * dropped while its index entry could still be read back */
     if (commit() == 0 && done) {
         atomic_store(&P.watermark, (uint64_t)now);
     }
