@@ -22,12 +22,33 @@ static struct {
  * ------------------------------------------------------------------------------ */
 struct store_sub store_subs[STORE_MAX_SUBS];
 int store_nsubs;
+unsigned store_ev_mask;
+int store_ntype[STORE_EV_COUNT];
+struct store_sub_call store_by_type[STORE_EV_COUNT][STORE_MAX_SUBS];
 struct store_backend store_be;
+
+/* Rebuilds the dispatch tables (events.h) from store_subs. */
+static void subs_rebuild(void) {
+    store_ev_mask = 0;
+    for (int t = 0; t < STORE_EV_COUNT; t++) {
+        store_ntype[t] = 0;
+    }
+    for (int i = 0; i < store_nsubs; i++) {
+        const struct store_sub *s = &store_subs[i];
+        store_ev_mask |= s->mask & STORE_EV_ALL;
+        for (int t = 0; t < STORE_EV_COUNT; t++) {
+            if (s->mask & STORE_EV_BIT(t)) {
+                store_by_type[t][store_ntype[t]++] = (struct store_sub_call){s->fn, s->arg};
+            }
+        }
+    }
+}
 
 int store_subscribe(int rank, unsigned mask, store_sub_fn fn, void *arg) {
     for (int i = 0; i < store_nsubs; i++) {
         if (store_subs[i].fn == fn && store_subs[i].arg == arg) {
             store_subs[i].mask = mask;
+            subs_rebuild();
             return 0;
         }
     }
@@ -41,6 +62,7 @@ int store_subscribe(int rank, unsigned mask, store_sub_fn fn, void *arg) {
     }
     store_subs[at] = (struct store_sub){fn, arg, mask, rank};
     store_nsubs++;
+    subs_rebuild();
     return 0;
 }
 
@@ -50,6 +72,7 @@ void store_unsubscribe(store_sub_fn fn, void *arg) {
             memmove(&store_subs[i], &store_subs[i + 1],
                     (size_t)(store_nsubs - i - 1) * sizeof(store_subs[0]));
             store_nsubs--;
+            subs_rebuild();
             return;
         }
     }
