@@ -88,7 +88,8 @@ struct client_span {
 };
 
 static struct client *ready_head, *ready_tail; /* FIFO, linked by next_ready */
-static struct client *running;                 /* in call() at top level, or NULL */
+struct client *client_running;                 /* in call() at top level, or NULL */
+int client_delay_set;                          /* server_int.h */
 static long long delay_ms;                     /* DEBUG SET-COMMAND-DELAY (server's) */
 static double delay_prob = 1.0;
 static uint64_t delay_rng;                     /* xorshift64* state, 0: unseeded */
@@ -476,6 +477,9 @@ static double delay_rand(void) {
 }
 
 void client_set_command_delay(struct client *c, long long ms, double prob) {
+    if (ms > 0) {
+        client_delay_set = 1;
+    }
     if (c == NULL) {
         delay_ms = ms;
         delay_prob = prob;
@@ -486,7 +490,7 @@ void client_set_command_delay(struct client *c, long long ms, double prob) {
     }
 }
 
-int client_wait_before_call(struct client *c, const struct kv_command *run) {
+int client_wait_check(struct client *c, const struct kv_command *run) {
     if (c->flags & CLIENT_WAITED) {
         return 0; /* it has waited: it runs now */
     }
@@ -529,7 +533,7 @@ static void span_add(struct client *c, size_t start, size_t end, uint32_t reason
 
 void client_hold(struct client *c, uint32_t reason) {
     c->hold |= reason;
-    if (c == running) {
+    if (c == client_running) {
         c->hold_now |= reason;
     }
 }
@@ -564,7 +568,7 @@ void client_release(struct client *c, uint32_t reason) {
 }
 
 void client_fail_held(struct client *c, uint32_t reason, const char *msg) {
-    if (c == running) {
+    if (c == client_running) {
         c->fail_now |= reason;
         if (c->fail_msg == NULL) {
             c->fail_msg = kv_strndup(msg, strlen(msg));
@@ -632,13 +636,7 @@ void client_fail_held(struct client *c, uint32_t reason, const char *msg) {
     }
 }
 
-void client_call_begin(struct client *c) {
-    running = c;
-    c->hold_now = 0;
-}
-
-void client_call_end(struct client *c, size_t out0) {
-    running = NULL;
+void client_call_finish(struct client *c, size_t out0) {
     uint32_t reasons = (c->hold_now & c->hold) | c->fail_now;
     c->hold_now = 0;
     if (reasons) {

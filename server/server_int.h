@@ -114,7 +114,11 @@ void client_cron(void);
 /* The step before a command runs (process_command, after every check, just
  * before call()): returns 1 if it suspended c (the command runs later, from the
  * ready list), 0 to run it now. */
-int client_wait_before_call(struct client *c, const struct kv_command *run);
+extern int client_delay_set; /* a command delay was ever set: the check has work */
+int client_wait_check(struct client *c, const struct kv_command *run);
+static inline int client_wait_before_call(struct client *c, const struct kv_command *run) {
+    return client_delay_set ? client_wait_check(c, run) : 0;
+}
 /* Suspends c's command (c->argc/argv, copied: the query buffer moves) before it
  * runs; c parses nothing more until the command has run. The caller arranges
  * for client_resume later (a timer, a peer's answer). */
@@ -150,9 +154,22 @@ void client_fail_held(struct client *c, uint32_t reason, const char *msg);
 static inline int client_output_held(const struct client *c) {
     return c->hold != 0;
 }
-/* call() at top level, around one command: out0 is resp_out_pending before it. */
-void client_call_begin(struct client *c);
-void client_call_end(struct client *c, size_t out0);
+/* call() at top level, around one command: out0 is resp_out_pending before it.
+ * Inline: the common case (nothing held, nothing failed) is a few stores; the
+ * rest is client_call_finish's. */
+extern struct client *client_running; /* in call() at top level, or NULL */
+void client_call_finish(struct client *c, size_t out0);
+static inline void client_call_begin(struct client *c) {
+    client_running = c;
+    c->hold_now = 0;
+}
+static inline void client_call_end(struct client *c, size_t out0) {
+    client_running = NULL;
+    if ((c->hold_now & c->hold) | c->fail_now) {
+        client_call_finish(c, out0);
+    }
+    c->hold_now = 0;
+}
 
 extern int clients_monitors;                 /* clients in MONITOR mode */
 
