@@ -514,10 +514,18 @@ int client_wait_check(struct client *c, const struct kv_command *run) {
 /* ------------------------------------------------------------------------------
  * A reply can be held (see HOW IT WORKS at the top)
  * ------------------------------------------------------------------------------ */
+/* A client that held once (persistent mode: every write's reply waits for the
+ * WAL) holds again at its next batch: a small array is kept for it rather than
+ * freed and grown again each time (a realloc per batch); a large one is freed. */
+#define SPANS_KEEP 64
+
 static void spans_clear(struct client *c) {
-    kv_free(c->spans); /* freed, not kept: most clients never hold again */
-    c->spans = NULL;
-    c->nspans = c->capspans = 0;
+    c->nspans = 0;
+    if (c->capspans > SPANS_KEEP) {
+        kv_free(c->spans);
+        c->spans = NULL;
+        c->capspans = 0;
+    }
 }
 
 static void span_add(struct client *c, size_t start, size_t end, uint32_t reasons) {
