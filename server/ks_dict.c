@@ -74,7 +74,7 @@ size_t kv_dict_slots(const struct kv_dict *d) {
 
 /* Links e into the sorted chain at *link, after any entries with token <= its own.
  * Entries' tokens are recomputed as we walk (chains average about one entry). */
-static void chain_insert(struct kv_entry **link, struct kv_entry *e, uint64_t token) {
+static inline void chain_insert(struct kv_entry **link, struct kv_entry *e, uint64_t token) {
     while (*link && ks_entry_token(*link) <= token) {
         link = &(*link)->next;
     }
