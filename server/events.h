@@ -38,10 +38,13 @@
  * a fixed array of the subscribers that want it (rebuilt on (un)subscribe): no
  * allocation, no lookup, no call to a subscriber that does not want the event. An
  * emitter tests store_wanted(type) (one bit of the union of the masks) before it
- * builds the event, so an event nobody wants costs one branch; a subscriber that is
- * idle (WATCH with no watched key) sets its mask to 0 by subscribing again. A
- * subscriber must not make changes to keys (no event is emitted while another is
- * being dispatched).
+ * builds the event, so an event no function wants costs one branch; a subscriber
+ * that is idle (WATCH with no watched key) sets its mask to 0 by subscribing again.
+ * A subscriber that only counts (the statistics: server.dirty, expired_keys,
+ * evicted_keys) subscribes a counter (store_subscribe_count): counters are
+ * incremented for every event of their types, built or not, before any call, and
+ * need no event built. A subscriber must not make changes to keys (no event is
+ * emitted while another is being dispatched).
  *
  * Threading: loop thread only.
  */
@@ -131,8 +134,14 @@ void store_unsubscribe(store_sub_fn fn, void *arg);
 extern struct store_sub store_subs[STORE_MAX_SUBS];
 extern int store_nsubs;
 
+/* Adds a counter incremented by one for every event of the types in mask, with no
+ * call. Subscribing the same counter again only updates its mask; mask 0 removes
+ * it. 0, or -1 when STORE_MAX_SUBS counters are taken. */
+int store_subscribe_count(unsigned mask, long long *counter);
+
 /* Derived from store_subs by store_subscribe/store_unsubscribe: the union of the
- * masks, and per event type the subscribers that want it, in dispatch order. */
+ * function subscribers' masks, and per event type the subscribers that want it, in
+ * dispatch order; per event type the counters (store_subscribe_count). */
 struct store_sub_call {
     store_sub_fn fn;
     void *arg;
@@ -140,14 +149,27 @@ struct store_sub_call {
 extern unsigned store_ev_mask;
 extern int store_ntype[STORE_EV_COUNT];
 extern struct store_sub_call store_by_type[STORE_EV_COUNT][STORE_MAX_SUBS];
+extern int store_ncount[STORE_EV_COUNT];
+extern long long *store_count_by_type[STORE_EV_COUNT][STORE_MAX_SUBS];
 
-/* Does any subscriber want events of type t? (Test it before building an event.) */
+/* Does any function subscriber want events of type t? (Test it before building an
+ * event; when it says no, store_count(t) is all the event owes.) */
 static inline int store_wanted(enum store_event t) {
     return (store_ev_mask & STORE_EV_BIT(t)) != 0;
 }
 
-/* Calls every subscriber of ev->type, observers first. */
+/* Counts an event of type t on its counters (store_emit does it too). */
+static inline void store_count(enum store_event t) {
+    int n = store_ncount[t];
+    for (int i = 0; i < n; i++) {
+        (*store_count_by_type[t][i])++;
+    }
+}
+
+/* Counts ev on the counters of its type, then calls every subscriber of it,
+ * observers first. */
 static inline void store_emit(const struct store_ev *ev) {
+    store_count(ev->type);
     int n = store_ntype[ev->type];
     const struct store_sub_call *s = store_by_type[ev->type];
     for (int i = 0; i < n; i++) {

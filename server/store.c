@@ -25,13 +25,27 @@ int store_nsubs;
 unsigned store_ev_mask;
 int store_ntype[STORE_EV_COUNT];
 struct store_sub_call store_by_type[STORE_EV_COUNT][STORE_MAX_SUBS];
+int store_ncount[STORE_EV_COUNT];
+long long *store_count_by_type[STORE_EV_COUNT][STORE_MAX_SUBS];
 struct store_backend store_be;
 
-/* Rebuilds the dispatch tables (events.h) from store_subs. */
+static struct {
+    long long *counter;
+    unsigned mask;
+} counters[STORE_MAX_SUBS];
+static int ncounters;
+
+/* Rebuilds the dispatch tables (events.h) from store_subs and the counters. */
 static void subs_rebuild(void) {
     store_ev_mask = 0;
     for (int t = 0; t < STORE_EV_COUNT; t++) {
         store_ntype[t] = 0;
+        store_ncount[t] = 0;
+        for (int i = 0; i < ncounters; i++) {
+            if (counters[i].mask & STORE_EV_BIT(t)) {
+                store_count_by_type[t][store_ncount[t]++] = counters[i].counter;
+            }
+        }
     }
     for (int i = 0; i < store_nsubs; i++) {
         const struct store_sub *s = &store_subs[i];
@@ -62,6 +76,29 @@ int store_subscribe(int rank, unsigned mask, store_sub_fn fn, void *arg) {
     }
     store_subs[at] = (struct store_sub){fn, arg, mask, rank};
     store_nsubs++;
+    subs_rebuild();
+    return 0;
+}
+
+int store_subscribe_count(unsigned mask, long long *counter) {
+    int i = 0;
+    while (i < ncounters && counters[i].counter != counter) {
+        i++;
+    }
+    if (mask == 0) {
+        if (i < ncounters) {
+            counters[i] = counters[--ncounters];
+            subs_rebuild();
+        }
+        return 0;
+    }
+    if (i == ncounters) {
+        if (ncounters == STORE_MAX_SUBS) {
+            return -1;
+        }
+        counters[ncounters++].counter = counter;
+    }
+    counters[i].mask = mask;
     subs_rebuild();
     return 0;
 }

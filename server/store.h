@@ -169,6 +169,7 @@ static inline void store_written(struct client *c, struct kv_db *db, const struc
                                  struct kv_entry *e, int existed, long long old_expire,
                                  const struct kv_slice *fields, size_t n, size_t stride) {
     if (!store_wanted(STORE_EV_WRITTEN)) {
+        store_count(STORE_EV_WRITTEN);
         return;
     }
     struct store_ev ev;
@@ -191,6 +192,7 @@ static inline void store_written(struct client *c, struct kv_db *db, const struc
 static inline void store_deleting(struct client *c, struct kv_db *db, const struct kv_slice *key,
                                   struct kv_entry *e, struct kv_version ver) {
     if (!store_wanted(STORE_EV_DELETED)) {
+        store_count(STORE_EV_DELETED);
         return;
     }
     struct store_ev ev;
