@@ -99,7 +99,7 @@ struct kv_entry *ks_entry_realloc(struct kv_db *db, struct kv_entry *e, size_t s
     struct kv_entry **link = kv_dict_link_of(&db->keys, e, ks_entry_token(e));
     struct kv_entry *ne = kv_realloc(e, size);
     if (ne != e) {
-        *link = ne;
+        kv_dict_link_set(link, ne);
         if (ne->flags & KE_EXPIRE) {
             db->vol[vidx_get(ne)] = ne;
         }
@@ -250,7 +250,7 @@ void ks_insert(struct kv_db *db, struct kv_entry *e, uint64_t token) {
 void ks_replace(struct kv_db *db, struct kv_entry *old, struct kv_entry *e, uint64_t token) {
     struct kv_entry **link = kv_dict_link_of(&db->keys, old, token);
     e->next = old->next;
-    *link = e;
+    kv_dict_link_set(link, e);
     if (old->flags & KE_EXPIRE) {
         vol_del(db, old);
     }

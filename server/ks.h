@@ -62,7 +62,7 @@ enum { KE_EXPIRE = 1u << 0, /* expire_at and vidx are present */
 #define KS_EMBSTR_MAX 44
 
 struct kv_entry {
-    struct kv_entry *next;  /* bucket chain */
+    struct kv_entry *next;  /* bucket chain: a tagged link, ks_dict.c only */
     uint32_t type : 4;      /* enum ks_type */
     uint32_t enc : 4;       /* enum ks_enc */
     uint32_t lru : 24;      /* LRU clock (s) or LFU: 16 bits minutes, 8 bits counter */
@@ -100,8 +100,12 @@ struct kv_entry *kv_dict_find(struct kv_dict *d, const char *key, size_t len, ui
 void kv_dict_insert(struct kv_dict *d, struct kv_entry *e, uint64_t token);
 /* Unlinks and returns the entry with this key, or NULL. The caller frees it. */
 struct kv_entry *kv_dict_unlink(struct kv_dict *d, const char *key, size_t len, uint64_t token);
-/* The address of the link that points to e (e must be in d). */
+/* The address of the link that points to e (e must be in d). Links are tagged
+ * (ks_dict.c "TAGGED LINKS"): write one only through kv_dict_link_set. */
 struct kv_entry **kv_dict_link_of(struct kv_dict *d, const struct kv_entry *e, uint64_t token);
+/* Makes the link point to e instead, keeping its tag: e has the same key as the
+ * entry it replaces (and takes over its `next`, or is its realloc'ed copy). */
+void kv_dict_link_set(struct kv_entry **link, struct kv_entry *e);
 /* A random entry (NULL when empty): a random non-empty bucket, then a random
  * chain member. */
 struct kv_entry *kv_dict_random(struct kv_dict *d);
