@@ -8,7 +8,8 @@
  *
  * ENTRY LAYOUT (one allocation per key, value inline)
  *
- *   offset 0   next          8   bucket chain, sorted by token
+ *   offset 0   next          8   bucket chain, sorted by token (a tagged link:
+ *                                 ks_dict.c "TAGGED LINKS")
  *          8   type:4 enc:4 lru:24   (as Redis's robj; lru is LRU clock or LFU)
  *         12   flags         1   KE_EXPIRE, KE_RAW, KE_DIRTY, KE_NOVER
  *         13   klen8         1   key length, or 255: a u32 length precedes the key
