@@ -147,10 +147,9 @@ struct store_sub_call {
     void *arg;
 };
 extern unsigned store_ev_mask;
-extern int store_ntype[STORE_EV_COUNT];
-extern struct store_sub_call store_by_type[STORE_EV_COUNT][STORE_MAX_SUBS];
-extern int store_ncount[STORE_EV_COUNT];
-extern long long *store_count_by_type[STORE_EV_COUNT][STORE_MAX_SUBS];
+/* each list ends with a NULL fn / NULL counter */
+extern struct store_sub_call store_by_type[STORE_EV_COUNT][STORE_MAX_SUBS + 1];
+extern long long *store_count_by_type[STORE_EV_COUNT][STORE_MAX_SUBS + 1];
 
 /* Does any function subscriber want events of type t? (Test it before building an
  * event; when it says no, store_count(t) is all the event owes.) */
@@ -160,9 +159,8 @@ static inline int store_wanted(enum store_event t) {
 
 /* Counts an event of type t on its counters (store_emit does it too). */
 static inline void store_count(enum store_event t) {
-    int n = store_ncount[t];
-    for (int i = 0; i < n; i++) {
-        (*store_count_by_type[t][i])++;
+    for (long long *const *p = store_count_by_type[t]; *p; p++) {
+        (**p)++;
     }
 }
 
@@ -170,10 +168,8 @@ static inline void store_count(enum store_event t) {
  * observers first. */
 static inline void store_emit(const struct store_ev *ev) {
     store_count(ev->type);
-    int n = store_ntype[ev->type];
-    const struct store_sub_call *s = store_by_type[ev->type];
-    for (int i = 0; i < n; i++) {
-        s[i].fn(ev, s[i].arg);
+    for (const struct store_sub_call *s = store_by_type[ev->type]; s->fn; s++) {
+        s->fn(ev, s->arg);
     }
 }
 

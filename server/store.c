@@ -23,10 +23,8 @@ static struct {
 struct store_sub store_subs[STORE_MAX_SUBS];
 int store_nsubs;
 unsigned store_ev_mask;
-int store_ntype[STORE_EV_COUNT];
-struct store_sub_call store_by_type[STORE_EV_COUNT][STORE_MAX_SUBS];
-int store_ncount[STORE_EV_COUNT];
-long long *store_count_by_type[STORE_EV_COUNT][STORE_MAX_SUBS];
+struct store_sub_call store_by_type[STORE_EV_COUNT][STORE_MAX_SUBS + 1];
+long long *store_count_by_type[STORE_EV_COUNT][STORE_MAX_SUBS + 1];
 struct store_backend store_be;
 
 static struct {
@@ -39,22 +37,24 @@ static int ncounters;
 static void subs_rebuild(void) {
     store_ev_mask = 0;
     for (int t = 0; t < STORE_EV_COUNT; t++) {
-        store_ntype[t] = 0;
-        store_ncount[t] = 0;
+        int n = 0;
         for (int i = 0; i < ncounters; i++) {
             if (counters[i].mask & STORE_EV_BIT(t)) {
-                store_count_by_type[t][store_ncount[t]++] = counters[i].counter;
+                store_count_by_type[t][n++] = counters[i].counter;
             }
         }
+        store_count_by_type[t][n] = NULL;
+        n = 0;
+        for (int i = 0; i < store_nsubs; i++) {
+            const struct store_sub *s = &store_subs[i];
+            if (s->mask & STORE_EV_BIT(t)) {
+                store_by_type[t][n++] = (struct store_sub_call){s->fn, s->arg};
+            }
+        }
+        store_by_type[t][n] = (struct store_sub_call){NULL, NULL};
     }
     for (int i = 0; i < store_nsubs; i++) {
-        const struct store_sub *s = &store_subs[i];
-        store_ev_mask |= s->mask & STORE_EV_ALL;
-        for (int t = 0; t < STORE_EV_COUNT; t++) {
-            if (s->mask & STORE_EV_BIT(t)) {
-                store_by_type[t][store_ntype[t]++] = (struct store_sub_call){s->fn, s->arg};
-            }
-        }
+        store_ev_mask |= store_subs[i].mask & STORE_EV_ALL;
     }
 }
 
