@@ -50,7 +50,7 @@ struct client_span {
     uint32_t reasons;              /* CLIENT_HOLD_* */
 };
 
-static struct client *running;                 /* in call() at top level, or NULL */
+struct client *client_running;                 /* in call() at top level, or NULL */
 
 static void resp_limits_from_config(struct resp_limits *lim) {
     lim->max_bulk_len = server.proto_max_bulk_len;
@@ -221,10 +221,18 @@ int client_check_output_limits(struct client *c) {
 /* ------------------------------------------------------------------------------
  * A reply can be held (see HOW IT WORKS at the top)
  * ------------------------------------------------------------------------------ */
+/* A client that held once (persistent mode: every write's reply waits for the
+ * WAL) holds again at its next batch: a small array is kept for it rather than
+ * freed and grown again each time (a realloc per batch); a large one is freed. */
+#define SPANS_KEEP 64
+
 static void spans_clear(struct client *c) {
-    kv_free(c->spans); /* freed, not kept: most clients never hold again */
-    c->spans = NULL;
-    c->nspans = c->capspans = 0;
+    c->nspans = 0;
+    if (c->capspans > SPANS_KEEP) {
+        kv_free(c->spans);
+        c->spans = NULL;
+        c->capspans = 0;
+    }
 }
 
 static void span_add(struct client *c, size_t start, size_t end, uint32_t reasons) {
@@ -240,7 +248,7 @@ static void span_add(struct client *c, size_t start, size_t end, uint32_t reason
 
 void client_hold(struct client *c, uint32_t reason) {
     c->hold |= reason;
-    if (c == running) {
+    if (c == client_running) {
         c->hold_now |= reason;
     }
 }
@@ -275,7 +283,7 @@ void client_release(struct client *c, uint32_t reason) {
 }
 
 void client_fail_held(struct client *c, uint32_t reason, const char *msg) {
-    if (c == running) {
+    if (c == client_running) {
         c->fail_now |= reason;
         if (c->fail_msg == NULL) {
             c->fail_msg = kv_strndup(msg, strlen(msg));
@@ -343,13 +351,7 @@ void client_fail_held(struct client *c, uint32_t reason, const char *msg) {
     }
 }
 
-void client_call_begin(struct client *c) {
-    running = c;
-    c->hold_now = 0;
-}
-
-void client_call_end(struct client *c, size_t out0) {
-    running = NULL;
+void client_call_finish(struct client *c, size_t out0) {
     uint32_t reasons = (c->hold_now & c->hold) | c->fail_now;
     c->hold_now = 0;
     if (reasons) {

@@ -320,9 +320,22 @@ void client_fail_held(struct client *c, uint32_t reason, const char *msg);
 static inline int client_output_held(const struct client *c) {
     return c->hold != 0;
 }
-/* call() at top level, around one command: out0 is resp_out_pending before it. */
-void client_call_begin(struct client *c);
-void client_call_end(struct client *c, size_t out0);
+/* call() at top level, around one command: out0 is resp_out_pending before it.
+ * Inline: the common case (nothing held, nothing failed) is a few stores; the
+ * rest is client_call_finish's. */
+extern struct client *client_running; /* in call() at top level, or NULL */
+void client_call_finish(struct client *c, size_t out0);
+static inline void client_call_begin(struct client *c) {
+    client_running = c;
+    c->hold_now = 0;
+}
+static inline void client_call_end(struct client *c, size_t out0) {
+    client_running = NULL;
+    if ((c->hold_now & c->hold) | c->fail_now) {
+        client_call_finish(c, out0);
+    }
+    c->hold_now = 0;
+}
 /* Hands the store the hooks by which persistence holds, releases and fails a
  * writer's replies (CLIENT_HOLD_PERSIST; persist_set_client_hooks). Start-up
  * (server_subscribe_events), before any client writes. */

@@ -243,8 +243,32 @@ static void test_release_keeps_the_replies_and_writes(void) {
     client_release(c, HOLD_A);
     CHECK(!client_output_held(c));
     CHECK_EQ_INT(c->nspans, 0);
-    CHECK(c->spans == NULL);
     CHECK_EQ_STR(drain(c), "+OK :7");
+    done(c);
+}
+
+/* A client holds at every batch in persistent mode: its small span array is kept
+ * from one hold to the next (no realloc per batch); a large one is freed. */
+static void test_release_keeps_a_small_span_array_frees_a_large_one(void) {
+    struct client *c = fresh(0);
+    as_command(c, write_ok_held_a);
+    const void *spans = c->spans;
+    CHECK(spans != NULL);
+    client_release(c, HOLD_A);
+    CHECK_EQ_INT(c->nspans, 0);
+    CHECK(c->spans == spans);
+    as_command(c, write_ok_held_a);
+    CHECK(c->spans == spans);
+    CHECK_EQ_INT(c->nspans, 1);
+    for (int i = 0; i < 200; i++) {
+        as_command(c, write_ok_held_a);
+    }
+    CHECK_EQ_INT(c->nspans, 201);
+    client_release(c, HOLD_A);
+    CHECK_EQ_INT(c->nspans, 0);
+    CHECK(c->spans == NULL);
+    CHECK(!client_output_held(c));
+    drain(c);
     done(c);
 }
 
@@ -304,6 +328,7 @@ int main(void) {
     TEST_RUN(test_resume_before_the_timer_runs_once);
     TEST_RUN(test_failed_hold_rewrites_only_its_replies);
     TEST_RUN(test_release_keeps_the_replies_and_writes);
+    TEST_RUN(test_release_keeps_a_small_span_array_frees_a_large_one);
     TEST_RUN(test_two_reasons_fail_and_release_apart);
     TEST_RUN(test_failure_while_running_applies_when_the_command_ends);
     TEST_RUN(test_fail_without_held_replies_only_releases);

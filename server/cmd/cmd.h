@@ -120,7 +120,11 @@ void client_process_input(struct client *c);
 /* The step before a command runs (process_command, after every check, just
  * before call()): returns 1 if it suspended c (the command runs later, from the
  * ready list), 0 to run it now. */
-int client_wait_before_call(struct client *c, const struct kv_command *run);
+extern int client_delay_set; /* a command delay was ever set: the check has work */
+int client_wait_check(struct client *c, const struct kv_command *run);
+static inline int client_wait_before_call(struct client *c, const struct kv_command *run) {
+    return client_delay_set ? client_wait_check(c, run) : 0;
+}
 /* Suspends c's command (c->argc/argv, copied: the query buffer moves) before it
  * runs; c parses nothing more until the command has run. The caller arranges
  * for client_resume later (a timer, a peer's answer). */

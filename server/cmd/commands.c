@@ -606,7 +606,7 @@ static void reject(struct client *c, struct kv_command *cmd, const char *msg) {
     reply_error(c, msg);
 }
 
-static void reject_unknown(struct client *c) {
+static __attribute__((noinline)) void reject_unknown(struct client *c) {
     /* Redis 7.0: "unknown command 'foo', with args beginning with: 'a' 'b' " (the
      * args list truncated near 128 bytes, each arg cut to what is left). */
     char args[300];
@@ -633,6 +633,38 @@ static int is_local_client(const struct client *c) {
            strncmp(c->addr, "[::ffff:127.", 12) == 0 || c->fd < 0;
 }
 
+/* The rejections with a formatted message, kept out of line: their buffers would
+ * stop the compiler from inlining the command path into process_command. */
+static __attribute__((noinline)) void reject_arity(struct client *c,
+                                                   const struct kv_command *cmd) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command", cmd->name);
+    reject(c, (struct kv_command *)cmd, msg);
+}
+
+static __attribute__((noinline)) void reject_unknown_sub(struct client *c,
+                                                         const struct kv_command *cmd) {
+    char up[64];
+    size_t k;
+    for (k = 0; cmd->name[k] && k < sizeof(up) - 1; k++) {
+        up[k] = (char)toupper((unsigned char)cmd->name[k]);
+    }
+    up[k] = '\0';
+    char msg[256];
+    int sl = c->argv[1].len > 128 ? 128 : (int)c->argv[1].len;
+    snprintf(msg, sizeof(msg), "ERR unknown subcommand '%.*s'. Try %s HELP.", sl, c->argv[1].p,
+             up);
+    reject(c, NULL, msg);
+}
+
+static __attribute__((noinline)) void reject_misconf(struct client *c,
+                                                     const struct kv_command *run,
+                                                     const char *werr) {
+    char msg[512];
+    snprintf(msg, sizeof(msg), "MISCONF Errors writing to the AOF file: %s", werr);
+    reject(c, (struct kv_command *)run, msg);
+}
+
 /* Sets c->cmd to argv[0]'s row, then to its subcommand's, checking arity on
  * the way. Returns the row that runs, or NULL after rejecting the command
  * (unknown command or subcommand, wrong number of arguments). */
@@ -644,9 +676,7 @@ static const struct kv_command *resolve_or_reject(struct client *c) {
     }
     c->cmd = cmd;
     if ((cmd->arity > 0 && cmd->arity != c->argc) || c->argc < -cmd->arity) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command", cmd->name);
-        reject(c, cmd, msg);
+        reject_arity(c, cmd);
         return NULL;
     }
     const struct kv_command *run = cmd;
@@ -654,25 +684,12 @@ static const struct kv_command *resolve_or_reject(struct client *c) {
     if (c->argc >= 2 && command_subcommands(cmd, &nsub) != NULL) {
         const struct kv_command *sub = command_lookup_sub(cmd, c->argv[1].p, c->argv[1].len);
         if (sub == NULL) {
-            char up[64];
-            size_t k;
-            for (k = 0; cmd->name[k] && k < sizeof(up) - 1; k++) {
-                up[k] = (char)toupper((unsigned char)cmd->name[k]);
-            }
-            up[k] = '\0';
-            char msg[256];
-            int sl = c->argv[1].len > 128 ? 128 : (int)c->argv[1].len;
-            snprintf(msg, sizeof(msg), "ERR unknown subcommand '%.*s'. Try %s HELP.", sl,
-                     c->argv[1].p, up);
-            reject(c, NULL, msg);
+            reject_unknown_sub(c, cmd);
             return NULL;
         }
         c->cmd = sub;
         if ((sub->arity > 0 && sub->arity != c->argc) || c->argc < -sub->arity) {
-            char msg[128];
-            snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command",
-                     sub->name);
-            reject(c, (struct kv_command *)sub, msg);
+            reject_arity(c, sub);
             return NULL;
         }
         run = sub;
@@ -706,9 +723,7 @@ static int refused_or_reject(struct client *c, const struct kv_command *run) {
                      ((run->flags & CMD_RUNS_QUEUED) && (c->flags & CLIENT_MULTI) &&
                       (c->multi_flags & CMD_WRITE));
         if (werr && writes) {
-            char msg[512];
-            snprintf(msg, sizeof(msg), "MISCONF Errors writing to the AOF file: %s", werr);
-            reject(c, (struct kv_command *)run, msg);
+            reject_misconf(c, run, werr);
             return 1;
         }
     }

@@ -7,8 +7,10 @@
  *
  * HOW WATCH STAYS CHEAP
  *   Watched keys live in one hash table of (db, key) -> watchers; each client
- *   keeps its own list of what it watches. watch_touch_key is called on every
- *   write: when nobody watches (nwatched == 0) it is a single branch.
+ *   keeps its own list of what it watches. WATCH subscribes to the store's events
+ *   with an empty mask while nobody watches (nwatched == 0), so a write then costs
+ *   it nothing (not even a call); the first watched key sets the mask, the last
+ *   one unwatched clears it (watch_events_follow).
  *
  * EXPIRY, as Redis 7.0
  *   A key that is already logically expired when WATCHed ("stale") is absent for
@@ -220,6 +222,23 @@ static void wtab_grow(void) {
     wtab_size = nsize;
 }
 
+#define WATCH_EVENTS                                                                  \
+    (STORE_EV_BIT(STORE_EV_WRITTEN) | STORE_EV_BIT(STORE_EV_DELETED) |                \
+     STORE_EV_BIT(STORE_EV_EXPIRED) | STORE_EV_BIT(STORE_EV_EVICTED) |                \
+     STORE_EV_BIT(STORE_EV_FLUSH_BEFORE))
+static int watch_subscribed; /* multi_subscribe ran */
+static void watch_on_event(const struct store_ev *ev, void *arg);
+
+/* Wants the store's events exactly while some key is watched (nwatched changed
+ * between 0 and 1). Subscribing again only updates the mask: the order of the
+ * subscribers stays. */
+static void watch_events_follow(void) {
+    if (watch_subscribed) {
+        store_subscribe(STORE_SUB_OBSERVER, nwatched ? WATCH_EVENTS : 0u, watch_on_event,
+                        NULL);
+    }
+}
+
 static void watch_key(struct client *c, const struct kv_slice *key) {
     for (struct watched_key *k = c->watched; k; k = k->next) {
         if (k->wk->db == c->db_id && k->wk->len == key->len &&
@@ -240,6 +259,9 @@ static void watch_key(struct client *c, const struct kv_slice *key) {
         w->next = wtab[b];
         wtab[b] = w;
         nwatched++;
+        if (nwatched == 1) {
+            watch_events_follow();
+        }
     }
     struct watched_key *k = kv_malloc(sizeof(*k));
     k->wk = w;
@@ -268,6 +290,7 @@ static void wkey_remove(struct wkey *w) {
         kv_free(wtab);
         wtab = NULL;
         wtab_size = 0;
+        watch_events_follow();
     }
 }
 
@@ -365,11 +388,8 @@ static void watch_on_event(const struct store_ev *ev, void *arg) {
 }
 
 void multi_subscribe(void) {
-    store_subscribe(STORE_SUB_OBSERVER,
-                    STORE_EV_BIT(STORE_EV_WRITTEN) | STORE_EV_BIT(STORE_EV_DELETED) |
-                        STORE_EV_BIT(STORE_EV_EXPIRED) | STORE_EV_BIT(STORE_EV_EVICTED) |
-                        STORE_EV_BIT(STORE_EV_FLUSH_BEFORE),
-                    watch_on_event, NULL);
+    watch_subscribed = 1;
+    store_subscribe(STORE_SUB_OBSERVER, nwatched ? WATCH_EVENTS : 0u, watch_on_event, NULL);
 }
 
 void cmd_watch(struct client *c) {

@@ -53,6 +53,7 @@
 #define QBUF_FREE_ABOVE (1024 * 1024)  /* emptied buffers above this: at once */
 
 static struct client *ready_head, *ready_tail; /* FIFO, linked by next_ready */
+int client_delay_set;                          /* cmd.h */
 static long long delay_ms;                     /* DEBUG SET-COMMAND-DELAY (server's) */
 static double delay_prob = 1.0;
 static uint64_t delay_rng;                     /* xorshift64* state, 0: unseeded */
@@ -274,6 +275,9 @@ static double delay_rand(void) {
 }
 
 void client_set_command_delay(struct client *c, long long ms, double prob) {
+    if (ms > 0) {
+        client_delay_set = 1;
+    }
     if (c == NULL) {
         delay_ms = ms;
         delay_prob = prob;
@@ -284,7 +288,7 @@ void client_set_command_delay(struct client *c, long long ms, double prob) {
     }
 }
 
-int client_wait_before_call(struct client *c, const struct kv_command *run) {
+int client_wait_check(struct client *c, const struct kv_command *run) {
     if (c->flags & CLIENT_WAITED) {
         return 0; /* it has waited: it runs now */
     }

@@ -119,36 +119,21 @@ int server_start(void) {
 }
 
 /* The statistics a change counts: server.dirty (a write or delete: 1; a flush:
- * the keys it removed + 1), expired_keys, evicted_keys. */
-static void stats_on_event(const struct store_ev *ev, void *arg) {
+ * the keys it removed + 1), expired_keys, evicted_keys. All but the flush are
+ * counters (no call per write); the flush adds its count here. */
+static void stats_on_flushed(const struct store_ev *ev, void *arg) {
     (void)arg;
-    switch (ev->type) {
-    case STORE_EV_WRITTEN:
-    case STORE_EV_DELETED:
-        server.dirty++;
-        break;
-    case STORE_EV_EXPIRED:
-        server.stat_expiredkeys++;
-        break;
-    case STORE_EV_EVICTED:
-        server.stat_evictedkeys++;
-        break;
-    case STORE_EV_FLUSHED:
-        server.dirty += (long long)ev->count + 1;
-        break;
-    default:
-        break;
-    }
+    server.dirty += (long long)ev->count + 1;
 }
 
 void server_subscribe_events(void) {
     client_attach_store();
     multi_subscribe();
-    store_subscribe(STORE_SUB_OBSERVER,
-                    STORE_EV_BIT(STORE_EV_WRITTEN) | STORE_EV_BIT(STORE_EV_DELETED) |
-                        STORE_EV_BIT(STORE_EV_EXPIRED) | STORE_EV_BIT(STORE_EV_EVICTED) |
-                        STORE_EV_BIT(STORE_EV_FLUSHED),
-                    stats_on_event, NULL);
+    store_subscribe_count(STORE_EV_BIT(STORE_EV_WRITTEN) | STORE_EV_BIT(STORE_EV_DELETED),
+                          &server.dirty);
+    store_subscribe_count(STORE_EV_BIT(STORE_EV_EXPIRED), &server.stat_expiredkeys);
+    store_subscribe_count(STORE_EV_BIT(STORE_EV_EVICTED), &server.stat_evictedkeys);
+    store_subscribe(STORE_SUB_OBSERVER, STORE_EV_BIT(STORE_EV_FLUSHED), stats_on_flushed, NULL);
     store_init();
 }
 

@@ -34,9 +34,17 @@
  *
  * ORDER AND COST: subscribers of rank STORE_SUB_OBSERVER run before those of rank
  * STORE_SUB_BACKEND (persistence: WATCH must see the flushed keys before the engine
- * forgets them), each rank in registration order. Dispatch walks a fixed array with
- * a per-subscriber event mask: no allocation, no lookup. A subscriber must not make
- * changes to keys (no event is emitted while another is being dispatched).
+ * forgets them), each rank in registration order. Dispatch walks, per event type,
+ * a fixed array of the subscribers that want it (rebuilt on (un)subscribe): no
+ * allocation, no lookup, no call to a subscriber that does not want the event. An
+ * emitter tests store_wanted(type) (one bit of the union of the masks) before it
+ * builds the event, so an event no function wants costs one branch; a subscriber
+ * that is idle (WATCH with no watched key) sets its mask to 0 by subscribing again.
+ * A subscriber that only counts (the statistics: server.dirty, expired_keys,
+ * evicted_keys) subscribes a counter (store_subscribe_count): counters are
+ * incremented for every event of their types, built or not, before any call, and
+ * need no event built. A subscriber must not make changes to keys (no event is
+ * emitted while another is being dispatched).
  *
  * Threading: loop thread only.
  */
@@ -82,6 +90,28 @@ struct store_ev {
     size_t count;              /* FLUSHED */
 };
 
+/* Every field of ev set: type and db as given, the rest empty. Emitters on the
+ * write path start from this rather than from an initializer, which compilers
+ * turn into a block clear (rep stos) before the fields are set again. */
+static inline void store_ev_init(struct store_ev *ev, enum store_event type, int db) {
+    ev->type = type;
+    ev->db = db;
+    ev->key = NULL;
+    ev->klen = 0;
+    ev->e = NULL;
+    ev->c = NULL;
+    ev->version.hlc = 0;
+    ev->version.node = 0;
+    ev->old_expire = 0;
+    ev->expire_at = 0;
+    ev->existed = 0;
+    ev->applied = 0;
+    ev->fields = NULL;
+    ev->nfields = 0;
+    ev->stride = 0;
+    ev->count = 0;
+}
+
 typedef void (*store_sub_fn)(const struct store_ev *ev, void *arg);
 
 enum store_sub_rank { STORE_SUB_OBSERVER = 0, STORE_SUB_BACKEND = 1 };
@@ -104,13 +134,42 @@ void store_unsubscribe(store_sub_fn fn, void *arg);
 extern struct store_sub store_subs[STORE_MAX_SUBS];
 extern int store_nsubs;
 
-/* Calls every subscriber of ev->type, observers first. */
+/* Adds a counter incremented by one for every event of the types in mask, with no
+ * call. Subscribing the same counter again only updates its mask; mask 0 removes
+ * it. 0, or -1 when STORE_MAX_SUBS counters are taken. */
+int store_subscribe_count(unsigned mask, long long *counter);
+
+/* Derived from store_subs by store_subscribe/store_unsubscribe: the union of the
+ * function subscribers' masks, and per event type the subscribers that want it, in
+ * dispatch order; per event type the counters (store_subscribe_count). */
+struct store_sub_call {
+    store_sub_fn fn;
+    void *arg;
+};
+extern unsigned store_ev_mask;
+/* each list ends with a NULL fn / NULL counter */
+extern struct store_sub_call store_by_type[STORE_EV_COUNT][STORE_MAX_SUBS + 1];
+extern long long *store_count_by_type[STORE_EV_COUNT][STORE_MAX_SUBS + 1];
+
+/* Does any function subscriber want events of type t? (Test it before building an
+ * event; when it says no, store_count(t) is all the event owes.) */
+static inline int store_wanted(enum store_event t) {
+    return (store_ev_mask & STORE_EV_BIT(t)) != 0;
+}
+
+/* Counts an event of type t on its counters (store_emit does it too). */
+static inline void store_count(enum store_event t) {
+    for (long long *const *p = store_count_by_type[t]; *p; p++) {
+        (**p)++;
+    }
+}
+
+/* Counts ev on the counters of its type, then calls every subscriber of it,
+ * observers first. */
 static inline void store_emit(const struct store_ev *ev) {
-    unsigned bit = STORE_EV_BIT(ev->type);
-    for (int i = 0; i < store_nsubs; i++) {
-        if (store_subs[i].mask & bit) {
-            store_subs[i].fn(ev, store_subs[i].arg);
-        }
+    store_count(ev->type);
+    for (const struct store_sub_call *s = store_by_type[ev->type]; s->fn; s++) {
+        s->fn(ev, s->arg);
     }
 }
 

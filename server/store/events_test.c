@@ -278,6 +278,84 @@ static void test_observers_run_before_backends_and_masks_filter(void) {
     teardown();
 }
 
+/* ---- dispatch cost: an event nobody wants is not built or dispatched ---- */
+
+static int counted;
+
+static void counter(const struct store_ev *ev, void *arg) {
+    (void)ev;
+    (void)arg;
+    counted++;
+}
+
+static void test_wanted_follows_the_masks_and_mask_zero_is_not_called(void) {
+    tclient_fresh_cache(&tc); /* no recorder: WATCH (idle) and the statistics only */
+    /* nobody wants FLUSH_BEFORE in cache mode while nothing is watched */
+    CHECK_EQ_INT(store_wanted(STORE_EV_FLUSH_BEFORE), 0);
+    CHECK_EQ_INT(store_subscribe(STORE_SUB_OBSERVER, STORE_EV_BIT(STORE_EV_FLUSH_BEFORE),
+                                 counter, NULL), 0);
+    CHECK_EQ_INT(store_wanted(STORE_EV_FLUSH_BEFORE), 1);
+    counted = 0;
+    RUN_EQ("flushall", "+OK");
+    CHECK_EQ_INT(counted, 1);
+    /* subscribing again with mask 0 keeps the slot but stops the calls */
+    int nsubs = store_nsubs;
+    CHECK_EQ_INT(store_subscribe(STORE_SUB_OBSERVER, 0, counter, NULL), 0);
+    CHECK_EQ_INT(store_nsubs, nsubs);
+    CHECK_EQ_INT(store_wanted(STORE_EV_FLUSH_BEFORE), 0);
+    RUN_EQ("flushall", "+OK");
+    CHECK_EQ_INT(counted, 1);
+    store_unsubscribe(counter, NULL);
+    CHECK_EQ_INT(store_nsubs, nsubs - 1);
+    CHECK_EQ_INT(store_wanted(STORE_EV_FLUSH_BEFORE), 0);
+}
+
+/* The statistics are counters: in cache mode with nothing watched no function
+ * wants a write, so no event is built, and server.dirty still counts it. */
+static void test_counters_count_writes_no_function_wants(void) {
+    tclient_fresh_cache(&tc);
+    CHECK_EQ_INT(store_wanted(STORE_EV_WRITTEN), 0);
+    CHECK_EQ_INT(store_wanted(STORE_EV_DELETED), 0);
+    long long dirty = server.dirty;
+    RUN_EQ("set k 1", "+OK");
+    RUN_EQ("incr k", ":2");
+    RUN_EQ("del k", ":1");
+    CHECK_EQ_INT(server.dirty, dirty + 3);
+    /* a counter of one's own; again with another mask updates it; mask 0 removes it */
+    long long n = 0;
+    CHECK_EQ_INT(store_subscribe_count(STORE_EV_BIT(STORE_EV_WRITTEN), &n), 0);
+    RUN_EQ("set a 1", "+OK");
+    RUN_EQ("del a", ":1");
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(store_subscribe_count(STORE_EV_BIT(STORE_EV_DELETED), &n), 0);
+    RUN_EQ("set a 1", "+OK");
+    RUN_EQ("del a", ":1");
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(store_subscribe_count(0, &n), 0);
+    RUN_EQ("set a 1", "+OK");
+    RUN_EQ("del a", ":1");
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(server.dirty, dirty + 9);
+    CHECK_EQ_INT(store_wanted(STORE_EV_WRITTEN), 0);
+}
+
+static void test_watch_wants_events_only_while_a_key_is_watched(void) {
+    tclient_fresh_cache(&tc);
+    CHECK_EQ_INT(store_wanted(STORE_EV_FLUSH_BEFORE), 0);
+    RUN_EQ("watch k", "+OK");
+    CHECK_EQ_INT(store_wanted(STORE_EV_FLUSH_BEFORE), 1);
+    RUN_EQ("watch j", "+OK");
+    RUN_EQ("unwatch", "+OK");
+    CHECK_EQ_INT(store_wanted(STORE_EV_FLUSH_BEFORE), 0);
+    /* and WATCH still sees a write after being idle */
+    RUN_EQ("watch k", "+OK");
+    RUN_EQ("set k 1", "+OK");
+    CHECK(watch_any());
+    RUN_EQ("multi", "+OK");
+    RUN_EQ("exec", "*-1");
+    CHECK_EQ_INT(store_wanted(STORE_EV_FLUSH_BEFORE), 0); /* EXEC unwatched */
+}
+
 int main(void) {
     TEST_RUN(test_set_emits_written_with_existed_and_client);
     TEST_RUN(test_del_emits_deleted_before_unlinking);
@@ -287,5 +365,8 @@ int main(void) {
     TEST_RUN(test_flush_emits_before_with_keys_then_after_with_count);
     TEST_RUN(test_rename_emits_source_deleted_then_destination_written);
     TEST_RUN(test_observers_run_before_backends_and_masks_filter);
+    TEST_RUN(test_wanted_follows_the_masks_and_mask_zero_is_not_called);
+    TEST_RUN(test_counters_count_writes_no_function_wants);
+    TEST_RUN(test_watch_wants_events_only_while_a_key_is_watched);
     TEST_MAIN_END();
 }

@@ -164,7 +164,7 @@ static int ht_set(struct kv_dict *d, const char *f, size_t flen, const char *v, 
     }
     struct kv_entry **link = kv_dict_link_of(d, old, token);
     nf->next = old->next;
-    *link = nf;
+    kv_dict_link_set(link, nf);
     kv_free(old);
     return 0;
 }

@@ -99,7 +99,7 @@ struct kv_entry *ks_entry_realloc(struct kv_db *db, struct kv_entry *e, size_t s
     struct kv_entry **link = kv_dict_link_of(&db->keys, e, ks_entry_token(e));
     struct kv_entry *ne = kv_realloc(e, size);
     if (ne != e) {
-        *link = ne;
+        kv_dict_link_set(link, ne);
         if (ne->flags & KE_EXPIRE) {
             db->vol[vidx_get(ne)] = ne;
         }
@@ -250,7 +250,7 @@ void ks_insert(struct kv_db *db, struct kv_entry *e, uint64_t token) {
 void ks_replace(struct kv_db *db, struct kv_entry *old, struct kv_entry *e, uint64_t token) {
     struct kv_entry **link = kv_dict_link_of(&db->keys, old, token);
     e->next = old->next;
-    *link = e;
+    kv_dict_link_set(link, e);
     if (old->flags & KE_EXPIRE) {
         vol_del(db, old);
     }
@@ -311,10 +311,19 @@ void ks_expire_now(struct kv_db *db, struct kv_entry *e, uint64_t token) {
     size_t klen;
     const char *k = ks_entry_key(e, &klen);
     /* before the key bytes are freed */
-    struct store_ev ev = {.type = STORE_EV_EXPIRED, .db = db->id, .key = k, .klen = klen,
-                          .e = e, .version = ks_entry_version(e),
-                          .old_expire = ks_entry_expire(e), .existed = 1};
-    store_emit(&ev);
+    if (store_wanted(STORE_EV_EXPIRED)) {
+        struct store_ev ev;
+        store_ev_init(&ev, STORE_EV_EXPIRED, db->id);
+        ev.key = k;
+        ev.klen = klen;
+        ev.e = e;
+        ev.version = ks_entry_version(e);
+        ev.old_expire = ks_entry_expire(e);
+        ev.existed = 1;
+        store_emit(&ev);
+    } else {
+        store_count(STORE_EV_EXPIRED);
+    }
     kv_dict_unlink(&db->keys, k, klen, token);
     if (e->flags & KE_EXPIRE) {
         vol_del(db, e);

@@ -8,7 +8,8 @@
  *
  * ENTRY LAYOUT (one allocation per key, value inline)
  *
- *   offset 0   next          8   bucket chain, sorted by token
+ *   offset 0   next          8   bucket chain, sorted by token (a tagged link:
+ *                                 ks_dict.c "TAGGED LINKS")
  *          8   type:4 enc:4 lru:24   (as Redis's robj; lru is LRU clock or LFU)
  *         12   flags         1   KE_EXPIRE, KE_RAW, KE_DIRTY, KE_NOVER
  *         13   klen8         1   key length, or 255: a u32 length precedes the key
@@ -62,7 +63,7 @@ enum { KE_EXPIRE = 1u << 0, /* expire_at and vidx are present */
 #define KS_EMBSTR_MAX 44
 
 struct kv_entry {
-    struct kv_entry *next;  /* bucket chain */
+    struct kv_entry *next;  /* bucket chain: a tagged link, ks_dict.c only */
     uint32_t type : 4;      /* enum ks_type */
     uint32_t enc : 4;       /* enum ks_enc */
     uint32_t lru : 24;      /* LRU clock (s) or LFU: 16 bits minutes, 8 bits counter */
@@ -100,8 +101,12 @@ struct kv_entry *kv_dict_find(struct kv_dict *d, const char *key, size_t len, ui
 void kv_dict_insert(struct kv_dict *d, struct kv_entry *e, uint64_t token);
 /* Unlinks and returns the entry with this key, or NULL. The caller frees it. */
 struct kv_entry *kv_dict_unlink(struct kv_dict *d, const char *key, size_t len, uint64_t token);
-/* The address of the link that points to e (e must be in d). */
+/* The address of the link that points to e (e must be in d). Links are tagged
+ * (ks_dict.c "TAGGED LINKS"): write one only through kv_dict_link_set. */
 struct kv_entry **kv_dict_link_of(struct kv_dict *d, const struct kv_entry *e, uint64_t token);
+/* Makes the link point to e instead, keeping its tag: e has the same key as the
+ * entry it replaces (and takes over its `next`, or is its realloc'ed copy). */
+void kv_dict_link_set(struct kv_entry **link, struct kv_entry *e);
 /* A random entry (NULL when empty): a random non-empty bucket, then a random
  * chain member. */
 struct kv_entry *kv_dict_random(struct kv_dict *d);
@@ -133,12 +138,21 @@ static inline int kv_dict_is_rehashing(const struct kv_dict *d) {
  * Entry accessors
  * ------------------------------------------------------------------------------ */
 #define KS_VERSION_SIZE 12
+/* The offsets in data[] of the expire block and of the key (its u32 length when
+ * klen8 == 255), by the low 4 flag bits (KE_EXPIRE adds 12, KE_NOVER takes the
+ * version's 12 away): one table load instead of two tests on every accessor. */
+static const unsigned char ks_exp_off_tab[16] = {12, 12, 12, 12, 12, 12, 12, 12,
+                                                 0,  0,  0,  0,  0,  0,  0,  0};
+static const unsigned char ks_key_off_tab[16] = {12, 24, 12, 24, 12, 24, 12, 24,
+                                                 0,  12, 0,  12, 0,  12, 0,  12};
+_Static_assert(KE_EXPIRE == 1 && KE_NOVER == 8 && KS_VERSION_SIZE == 12,
+               "ks_exp_off_tab/ks_key_off_tab follow the flag bits and sizes");
 /* Offset in data[] of the expire block (after the version, when there is one). */
 static inline size_t ks_exp_off(const struct kv_entry *e) {
-    return (e->flags & KE_NOVER) ? 0 : KS_VERSION_SIZE;
+    return ks_exp_off_tab[e->flags & 15];
 }
 static inline size_t ks_key_off(const struct kv_entry *e) {
-    return ks_exp_off(e) + ((e->flags & KE_EXPIRE) ? 12 : 0);
+    return ks_key_off_tab[e->flags & 15];
 }
 /* The entry's version ({0, 0} for a KE_NOVER field entry). */
 static inline struct kv_version ks_entry_version(const struct kv_entry *e) {
@@ -221,10 +235,22 @@ static inline long long ks_entry_expire(const struct kv_entry *e) {
     memcpy(&t, e->data + ks_exp_off(e), 8);
     return t;
 }
+/* Is e's key these bytes? Keys of one length often share a prefix ("key:0000..."):
+ * their last 8 bytes are compared inline first, so a chain member that is not the
+ * key costs no memcmp call. */
 static inline int ks_entry_key_eq(const struct kv_entry *e, const char *key, size_t len) {
     size_t klen;
     const char *k = ks_entry_key(e, &klen);
-    return klen == len && memcmp(k, key, len) == 0;
+    if (klen != len) {
+        return 0;
+    }
+    if (len >= 8) {
+        uint64_t a, b;
+        memcpy(&a, k + len - 8, 8);
+        memcpy(&b, key + len - 8, 8);
+        return a == b && memcmp(k, key, len - 8) == 0;
+    }
+    return memcmp(k, key, len) == 0;
 }
 static inline uint64_t ks_entry_token(const struct kv_entry *e) {
     size_t klen;

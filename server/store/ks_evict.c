@@ -276,10 +276,19 @@ static void evict_entry(struct kv_db *db, struct kv_entry *e, uint64_t token) {
         ks_delete(db, k, klen, token, 0);
         return;
     }
-    struct store_ev ev = {.type = STORE_EV_EVICTED, .db = db->id, .key = k, .klen = klen,
-                          .e = e, .version = ks_entry_version(e),
-                          .old_expire = ks_entry_expire(e), .existed = 1};
-    store_emit(&ev);
+    if (store_wanted(STORE_EV_EVICTED)) {
+        struct store_ev ev;
+        store_ev_init(&ev, STORE_EV_EVICTED, db->id);
+        ev.key = k;
+        ev.klen = klen;
+        ev.e = e;
+        ev.version = ks_entry_version(e);
+        ev.old_expire = ks_entry_expire(e);
+        ev.existed = 1;
+        store_emit(&ev);
+    } else {
+        store_count(STORE_EV_EVICTED);
+    }
     ks_delete(db, k, klen, token, 0);
 }
 

@@ -276,6 +276,93 @@ static void test_scan_cursor_resumes_after_last_token(void) {
     free(s.count);
 }
 
+/* Keys whose tokens share their top 32 bits share a bucket and a link tag in every
+ * table up to 2^16 buckets (ks_dict.c "TAGGED LINKS"): the lookup must still tell
+ * them apart by key, and chains must stay in token order. */
+struct tok_key {
+    uint64_t token;
+    int i;
+};
+
+static int tok_key_cmp(const void *a, const void *b) {
+    uint64_t x = ((const struct tok_key *)a)->token, y = ((const struct tok_key *)b)->token;
+    return x < y ? -1 : x > y;
+}
+
+static void test_dict_tells_apart_keys_with_equal_tags(void) {
+    setup();
+    struct kv_db *db = server.db[0];
+    enum { N = 300000, MAXPAIRS = 6 };
+    struct tok_key *all = malloc(N * sizeof(*all));
+    char key[32], key2[32];
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(key, sizeof(key), "c%d", i);
+        all[i] = (struct tok_key){ks_token(key, (size_t)n), i};
+    }
+    qsort(all, N, sizeof(*all), tok_key_cmp);
+    int pa[MAXPAIRS], pb[MAXPAIRS], npairs = 0;
+    for (int i = 1; i < N && npairs < MAXPAIRS; i++) {
+        if (all[i].token >> 32 == all[i - 1].token >> 32 && all[i].token != all[i - 1].token) {
+            pa[npairs] = all[i - 1].i; /* the smaller token */
+            pb[npairs] = all[i].i;
+            npairs++;
+            i++;
+        }
+    }
+    free(all);
+    CHECK(npairs >= 2); /* about 10 expected among 300k keys */
+    /* pair 0: only its larger-token key is in; the rest: both, inserted between
+     * filler keys so that they move through several rehashes */
+    for (int i = 0; i < 20000; i++) {
+        int n = snprintf(key, sizeof(key), "f%d", i);
+        ks_insert(db, obj_str_new(key, (size_t)n, "v", 1, 0), ks_token(key, (size_t)n));
+        if (i % 3000 == 0 && i / 3000 < npairs) {
+            int p = i / 3000;
+            for (int m = 0; m < 2; m++) {
+                if (p == 0 && m == 0) {
+                    continue;
+                }
+                n = snprintf(key, sizeof(key), "c%d", m ? pb[p] : pa[p]);
+                ks_insert(db, obj_str_new(key, (size_t)n, key, (size_t)n, 0),
+                          ks_token(key, (size_t)n));
+            }
+        }
+    }
+    for (int p = 0; p < npairs; p++) {
+        for (int m = 0; m < 2; m++) {
+            int n = snprintf(key, sizeof(key), "c%d", m ? pb[p] : pa[p]);
+            struct kv_entry *e = ks_find(db, key, (size_t)n, ks_token(key, (size_t)n));
+            if (p == 0 && m == 0) {
+                CHECK(e == NULL); /* its twin is in, with the same tag */
+                continue;
+            }
+            CHECK(e != NULL && ks_entry_key_eq(e, key, (size_t)n));
+        }
+    }
+    /* replacing one twin (the link keeps its tag), deleting the other */
+    int n = snprintf(key, sizeof(key), "c%d", pa[1]);
+    uint64_t t = ks_token(key, (size_t)n);
+    ks_replace(db, ks_find(db, key, (size_t)n, t), obj_str_new(key, (size_t)n, "new", 3, 0), t);
+    int n2 = snprintf(key2, sizeof(key2), "c%d", pb[1]);
+    CHECK_EQ_INT(ks_delete(db, key2, (size_t)n2, ks_token(key2, (size_t)n2), 0), 1);
+    struct kv_entry *e = ks_find(db, key, (size_t)n, t);
+    size_t vlen;
+    CHECK(e != NULL && e->enc != KS_ENC_INT && memcmp(ks_val_bytes(e, &vlen), "new", 3) == 0);
+    CHECK(ks_find(db, key2, (size_t)n2, ks_token(key2, (size_t)n2)) == NULL);
+    /* the whole table in token order, nothing lost (finish any rehash first) */
+    while (kv_dict_rehash(&db->keys, 100)) {
+    }
+    struct seen s = {calloc(1, 1), 0, 0, 0};
+    uint64_t cursor = 0;
+    size_t before = 0;
+    do {
+        cursor = kv_dict_scan(&db->keys, cursor, 100, seen_one, &s);
+    } while (cursor != 0 && ++before < 100000);
+    CHECK_EQ_INT(s.out_of_order, 0);
+    free(s.count);
+    CHECK_EQ_INT(ks_db_size(db), 20000 + (size_t)(2 * npairs - 1) - 1);
+}
+
 /* ---- expiry ---- */
 
 static void test_lazy_expiry_never_returns_expired_value(void) {
@@ -789,6 +876,7 @@ int main(void) {
     TEST_RUN(test_scan_returns_every_stable_key_once_under_churn);
     TEST_RUN(test_scan_cursor_resumes_after_last_token);
     TEST_RUN(test_dict_sample_finds_entries_mid_rehash);
+    TEST_RUN(test_dict_tells_apart_keys_with_equal_tags);
     TEST_RUN(test_lazy_expiry_never_returns_expired_value);
     TEST_RUN(test_active_expiry_removes_expired_keys);
     TEST_RUN(test_hash_listpack_converts_to_hashtable);

@@ -27,11 +27,9 @@ void temps_free(void) {
     P.ntemps = 0;
 }
 
-void pbuf_reserve(struct pbuf *b, size_t n) {
-    if (b->cap < n) {
-        b->cap = n < 256 ? 256 : n * 2;
-        b->p = kv_realloc(b->p, b->cap);
-    }
+void pbuf_grow(struct pbuf *b, size_t n) {
+    b->cap = n < 256 ? 256 : n * 2;
+    b->p = kv_realloc(b->p, b->cap);
 }
 
 void put_be64(unsigned char *p, uint64_t v) {

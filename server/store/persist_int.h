@@ -121,7 +121,13 @@ extern struct persist_state persist_g;
 
 /* ---- persist.c ---- */
 void temps_free(void);
-void pbuf_reserve(struct pbuf *b, size_t n);
+void pbuf_grow(struct pbuf *b, size_t n);
+/* At least n bytes of capacity (inline: every key written reserves). */
+static inline void pbuf_reserve(struct pbuf *b, size_t n) {
+    if (b->cap < n) {
+        pbuf_grow(b, n);
+    }
+}
 void put_be64(unsigned char *p, uint64_t v);
 uint64_t get_be64(const unsigned char *p);
 void data_key(int db, const char *key, size_t klen, uint64_t token);

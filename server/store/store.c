@@ -21,12 +21,47 @@ static struct {
  * ------------------------------------------------------------------------------ */
 struct store_sub store_subs[STORE_MAX_SUBS];
 int store_nsubs;
+unsigned store_ev_mask;
+struct store_sub_call store_by_type[STORE_EV_COUNT][STORE_MAX_SUBS + 1];
+long long *store_count_by_type[STORE_EV_COUNT][STORE_MAX_SUBS + 1];
 struct store_backend store_be;
+
+static struct {
+    long long *counter;
+    unsigned mask;
+} counters[STORE_MAX_SUBS];
+static int ncounters;
+
+/* Rebuilds the dispatch tables (events.h) from store_subs and the counters. */
+static void subs_rebuild(void) {
+    store_ev_mask = 0;
+    for (int t = 0; t < STORE_EV_COUNT; t++) {
+        int n = 0;
+        for (int i = 0; i < ncounters; i++) {
+            if (counters[i].mask & STORE_EV_BIT(t)) {
+                store_count_by_type[t][n++] = counters[i].counter;
+            }
+        }
+        store_count_by_type[t][n] = NULL;
+        n = 0;
+        for (int i = 0; i < store_nsubs; i++) {
+            const struct store_sub *s = &store_subs[i];
+            if (s->mask & STORE_EV_BIT(t)) {
+                store_by_type[t][n++] = (struct store_sub_call){s->fn, s->arg};
+            }
+        }
+        store_by_type[t][n] = (struct store_sub_call){NULL, NULL};
+    }
+    for (int i = 0; i < store_nsubs; i++) {
+        store_ev_mask |= store_subs[i].mask & STORE_EV_ALL;
+    }
+}
 
 int store_subscribe(int rank, unsigned mask, store_sub_fn fn, void *arg) {
     for (int i = 0; i < store_nsubs; i++) {
         if (store_subs[i].fn == fn && store_subs[i].arg == arg) {
             store_subs[i].mask = mask;
+            subs_rebuild();
             return 0;
         }
     }
@@ -40,6 +75,30 @@ int store_subscribe(int rank, unsigned mask, store_sub_fn fn, void *arg) {
     }
     store_subs[at] = (struct store_sub){fn, arg, mask, rank};
     store_nsubs++;
+    subs_rebuild();
+    return 0;
+}
+
+int store_subscribe_count(unsigned mask, long long *counter) {
+    int i = 0;
+    while (i < ncounters && counters[i].counter != counter) {
+        i++;
+    }
+    if (mask == 0) {
+        if (i < ncounters) {
+            counters[i] = counters[--ncounters];
+            subs_rebuild();
+        }
+        return 0;
+    }
+    if (i == ncounters) {
+        if (ncounters == STORE_MAX_SUBS) {
+            return -1;
+        }
+        counters[ncounters++].counter = counter;
+    }
+    counters[i].mask = mask;
+    subs_rebuild();
     return 0;
 }
 
@@ -49,6 +108,7 @@ void store_unsubscribe(store_sub_fn fn, void *arg) {
             memmove(&store_subs[i], &store_subs[i + 1],
                     (size_t)(store_nsubs - i - 1) * sizeof(store_subs[0]));
             store_nsubs--;
+            subs_rebuild();
             return;
         }
     }

@@ -156,10 +156,13 @@ static inline struct kv_entry *store_lookup(struct kv_db *db, const char *key, s
 static inline void store_link(struct kv_db *db, struct kv_entry *old, struct kv_entry *e,
                               uint64_t token) {
     if (old) {
-        if (store_nsubs) {
-            struct store_ev ev = {.type = STORE_EV_REPLACING, .db = db->id, .e = old,
-                                  .version = ks_entry_version(old),
-                                  .old_expire = ks_entry_expire(old), .existed = 1};
+        if (store_wanted(STORE_EV_REPLACING)) {
+            struct store_ev ev;
+            store_ev_init(&ev, STORE_EV_REPLACING, db->id);
+            ev.e = old;
+            ev.version = ks_entry_version(old);
+            ev.old_expire = ks_entry_expire(old);
+            ev.existed = 1;
             ev.key = ks_entry_key(old, &ev.klen);
             store_emit(&ev);
         }
@@ -175,11 +178,22 @@ static inline void store_link(struct kv_db *db, struct kv_entry *old, struct kv_
 static inline void store_written(struct client *c, struct kv_db *db, const struct kv_slice *key,
                                  struct kv_entry *e, int existed, long long old_expire,
                                  const struct kv_slice *fields, size_t n, size_t stride) {
-    struct store_ev ev = {.type = STORE_EV_WRITTEN, .db = db->id, .key = key->p,
-                          .klen = key->len, .e = e, .c = c, .old_expire = old_expire,
-                          .existed = existed, .fields = fields, .nfields = n,
-                          .stride = stride};
+    if (!store_wanted(STORE_EV_WRITTEN)) {
+        store_count(STORE_EV_WRITTEN);
+        return;
+    }
+    struct store_ev ev;
+    store_ev_init(&ev, STORE_EV_WRITTEN, db->id);
+    ev.key = key->p;
+    ev.klen = key->len;
+    ev.e = e;
+    ev.c = c;
     ev.version = ks_entry_version(e);
+    ev.old_expire = old_expire;
+    ev.existed = existed;
+    ev.fields = fields;
+    ev.nfields = n;
+    ev.stride = stride;
     store_emit(&ev);
 }
 
@@ -187,9 +201,19 @@ static inline void store_written(struct client *c, struct kv_db *db, const struc
  * the caller unlinks it next (store_delete does both). */
 static inline void store_deleting(struct client *c, struct kv_db *db, const struct kv_slice *key,
                                   struct kv_entry *e, struct kv_version ver) {
-    struct store_ev ev = {.type = STORE_EV_DELETED, .db = db->id, .key = key->p,
-                          .klen = key->len, .e = e, .c = c, .version = ver,
-                          .old_expire = ks_entry_expire(e), .existed = 1};
+    if (!store_wanted(STORE_EV_DELETED)) {
+        store_count(STORE_EV_DELETED);
+        return;
+    }
+    struct store_ev ev;
+    store_ev_init(&ev, STORE_EV_DELETED, db->id);
+    ev.key = key->p;
+    ev.klen = key->len;
+    ev.e = e;
+    ev.c = c;
+    ev.version = ver;
+    ev.old_expire = ks_entry_expire(e);
+    ev.existed = 1;
     store_emit(&ev);
 }
 
