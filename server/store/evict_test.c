@@ -28,6 +28,7 @@ static void setup(void) {
     server.lfu_log_factor = 10;
     server.lfu_decay_time = 1;
     server.stat_evictedkeys = 0;
+    ks_rand_seed(0x6b7664); /* sampling repeats from run to run */
     ks_evict_time_limit_us = 1000000000LL; /* one call finishes unless a test says */
     tclient_reset(&tc);
 }
@@ -284,8 +285,12 @@ static void test_volatile_ttl_evicts_nearest_expiry_first(void) {
             *(i % 2 ? &far_lost : &near_lost) += 1;
         }
     }
+    /* Sampled, as Redis's volatile-ttl: a far key goes only when a whole
+     * sample and the pool held no near one, which is rare but possible (about
+     * 1 run in 15 lost one far key before the sampling was seeded). A policy
+     * blind to TTLs would lose as many far keys as near ones. */
     CHECK(near_lost > 500);
-    CHECK_EQ_INT(far_lost, 0);
+    CHECK(far_lost * 100 <= near_lost);
 }
 
 static void test_allkeys_lru_evicts_idle_keys_first(void) {

@@ -130,6 +130,8 @@ size_t kv_dict_slots(const struct kv_dict *d); /* buckets in both tables */
 void kv_dict_foreach(struct kv_dict *d, void (*fn)(struct kv_entry *e, void *arg), void *arg);
 /* The keyspace's cheap PRNG (xorshift64*), loop thread only. */
 uint64_t ks_rand64(void);
+/* Restarts the PRNG from seed (tests: sampling made repeatable). */
+void ks_rand_seed(uint64_t seed);
 static inline int kv_dict_is_rehashing(const struct kv_dict *d) {
     return d->rehashidx != -1;
 }

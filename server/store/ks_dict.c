@@ -393,6 +393,10 @@ uint64_t ks_rand64(void) {
     return rng_state * 2685821657736338717ull;
 }
 
+void ks_rand_seed(uint64_t seed) {
+    rng_state = seed ? seed : 0x9E3779B97F4A7C15ull; /* 0 would mean "unseeded" */
+}
+
 struct kv_entry *kv_dict_random(struct kv_dict *d) {
     if (d->count == 0) {
         return NULL;
