@@ -15,33 +15,29 @@
 
 #include <stdint.h>
 
-#define HLC_MS(ts) ((ts) >> 16)
-#define HLC_LOGICAL(ts) ((ts) & 0xffffu)
-#define HLC_MAKE(ms, l) (((uint64_t)(ms) << 16) | (uint64_t)(l))
+#include "proto/hlc.h"
+
+#define HLC_MS(ts) KV_HLC_MS(ts)
+#define HLC_LOGICAL(ts) KV_HLC_LOGICAL(ts)
+#define HLC_MAKE(ms, l) KV_HLC_MAKE(ms, l)
 
 /* The last timestamp handed out or observed; read and written only through the
- * functions below (inline: every write stamps one, hlc.c keeps the rest). */
+ * functions below (inline: every write stamps one, hlc.c keeps the rest). The
+ * arithmetic is proto/hlc.h's, which the cluster's simulator runs per node. */
 extern uint64_t hlc_state;
 
 /* A new timestamp, > every earlier one from hlc_now/hlc_observe, taking the
- * physical part from wall_ms (Unix ms; the caller's clock). */
+ * physical part from wall_ms (Unix ms; the caller's clock). When the clock stood
+ * still or went back, the logical part counts up (and carries into the physical
+ * part past 65535: still monotonic). */
 static inline uint64_t hlc_tick(uint64_t wall_ms) {
-    if (wall_ms > HLC_MS(hlc_state)) {
-        hlc_state = HLC_MAKE(wall_ms, 0);
-    } else {
-        /* the clock stood still or went back: count logically; a logical part
-         * that overflows carries into the physical part, still monotonic */
-        hlc_state++;
-    }
-    return hlc_state;
+    return kv_hlc_tick(&hlc_state, wall_ms);
 }
 /* hlc_tick(kv_mstime()): the node's one clock, debug-clock-offset-ms included. */
 uint64_t hlc_now(void);
 /* Makes later timestamps greater than ts. */
 static inline void hlc_observe(uint64_t ts) {
-    if (ts > hlc_state) {
-        hlc_state = ts;
-    }
+    kv_hlc_observe(&hlc_state, ts);
 }
 /* The last timestamp handed out or observed (0 at start). */
 static inline uint64_t hlc_last(void) {
