@@ -17,7 +17,7 @@
  *   back by op id. Results are copied to a queue of done callbacks that a
  *   deferred event runs, so a callback never runs inside cluster_read/write (the
  *   contract), and cluster_cancel removes a queued result or marks the live op.
- *   One timer is kept armed at node_next_deadline.
+ *   One timer is kept armed at cnode_next_deadline.
  * - Hints (hints.h, in node.c) are kept in memory only: a restart loses them
  *   (persistent-mode hint durability is not done). They are sent when the
  *   target's link comes up and from a 100 ms tick.
@@ -132,7 +132,7 @@ struct cluster {
     size_t npeers;
     size_t nseeds;
     /* coordinator */
-    struct node node;
+    struct cnode node;
     struct dq *dq_head, *dq_tail;
     struct event *defer_ev;
     struct event *deadline_ev;
@@ -467,12 +467,12 @@ static void peer_link_state(void *ctx, enum link_state state, const char *why) {
     p->up = state == LINK_STATE_UP;
     if (p->up && !was) {
         ask_members(cl, p);
-        node_hints_send(&cl->node, mono_ms());
+        cnode_hints_send(&cl->node, mono_ms());
         rearm(cl);
     }
 }
 
-/* ---- the coordinator's I/O (node_io) ---- */
+/* ---- the coordinator's I/O (cnode_io) ---- */
 
 static void dq_push(struct cluster *cl, struct dq *d) {
     d->next = NULL;
@@ -519,15 +519,15 @@ static void remote_reply(void *ctx, int status, const redisReply *reply) {
         if (ok && item.found && cl->store.observe) {
             cl->store.observe(cl->store.ctx, item.rec.v.hlc);
         }
-        node_on_read_reply(&cl->node, rq->id, rq->tag, ok ? &item : NULL, now);
+        cnode_on_read_reply(&cl->node, rq->id, rq->tag, ok ? &item : NULL, now);
     } else {
         int applied = 0;
         ok = status == LINK_OK &&
              msg_decode_write_reply(reply, &applied, err, sizeof err) == MSG_OK;
         if (rq->is_hint) {
-            node_on_hint_reply(&cl->node, rq->tag, rq->id, ok, now);
+            cnode_on_hint_reply(&cl->node, rq->tag, rq->id, ok, now);
         } else {
-            node_on_write_reply(&cl->node, rq->id, rq->tag, ok, now);
+            cnode_on_write_reply(&cl->node, rq->id, rq->tag, ok, now);
         }
     }
     free(rq);
@@ -618,10 +618,10 @@ static void run_local(struct cluster *cl, struct dq *d, uint64_t now) {
         struct msg_item item = {0};
         int rc = cl->store.read(cl->store.ctx, d->db, d->key, d->klen, &item.rec);
         item.found = rc == 1;
-        node_on_read_reply(&cl->node, d->id, cl->tag, rc < 0 ? NULL : &item, now);
+        cnode_on_read_reply(&cl->node, d->id, cl->tag, rc < 0 ? NULL : &item, now);
     } else {
         int rc = cl->store.apply(cl->store.ctx, d->db, d->key, d->klen, &d->rec);
-        node_on_write_reply(&cl->node, d->id, cl->tag, rc >= 0, now);
+        cnode_on_write_reply(&cl->node, d->id, cl->tag, rc >= 0, now);
     }
 }
 
@@ -647,11 +647,11 @@ static void on_defer(evutil_socket_t fd, short what, void *arg) {
         } else if (d->kind == DQ_LOCAL) {
             run_local(cl, d, now);
         } else if (d->is_hint) {
-            node_on_hint_reply(&cl->node, d->from, d->seq, 0, now);
+            cnode_on_hint_reply(&cl->node, d->from, d->seq, 0, now);
         } else if (d->verb == MSG_READ) {
-            node_on_read_reply(&cl->node, d->id, d->from, NULL, now);
+            cnode_on_read_reply(&cl->node, d->id, d->from, NULL, now);
         } else {
-            node_on_write_reply(&cl->node, d->id, d->from, 0, now);
+            cnode_on_write_reply(&cl->node, d->id, d->from, 0, now);
         }
         dq_free(d);
         d = next;
@@ -669,12 +669,12 @@ static void kick_defer(struct cluster *cl) {
 static void on_deadline(evutil_socket_t fd, short what, void *arg) {
     struct cluster *cl = arg;
     cl->armed_at = 0;
-    node_tick(&cl->node, mono_ms());
+    cnode_tick(&cl->node, mono_ms());
     rearm(cl);
 }
 
 static void rearm(struct cluster *cl) {
-    uint64_t dl = node_next_deadline(&cl->node);
+    uint64_t dl = cnode_next_deadline(&cl->node);
     if (dl == cl->armed_at) {
         return;
     }
@@ -697,7 +697,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
             ask_members(cl, cl->peers[i]);
         }
     }
-    node_hints_send(&cl->node, mono_ms());
+    cnode_hints_send(&cl->node, mono_ms());
     rearm(cl);
 }
 
@@ -838,8 +838,8 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
     me->weight = cfg->weight;
     me->tokens = cl_memdup(cfg->tokens, cfg->ntokens * sizeof *cfg->tokens);
     me->ntokens = cfg->ntokens;
-    struct node_io io = {cl, tag_up, io_send, io_completed, io_send_hint};
-    node_init(&cl->node, cl->tag, (uint64_t)cl->timeout_ms, cfg->hint_window_ms,
+    struct cnode_io io = {cl, tag_up, io_send, io_completed, io_send_hint};
+    cnode_init(&cl->node, cl->tag, (uint64_t)cl->timeout_ms, cfg->hint_window_ms,
               cfg->hint_max_bytes, &io);
     cl->defer_ev = evtimer_new(base, on_defer, cl);
     cl->deadline_ev = evtimer_new(base, on_deadline, cl);
@@ -878,8 +878,8 @@ void cluster_stop(struct cluster *cl) {
         d = next;
     }
     /* the ops' user pointers (struct creq) are freed with them */
-    node_free_users(&cl->node, free);
-    node_free(&cl->node);
+    cnode_free_users(&cl->node, free);
+    cnode_free(&cl->node);
     for (size_t i = 0; i < cl->nmembers; i++) {
         member_free(&cl->members[i]);
     }
@@ -953,7 +953,7 @@ uint64_t cluster_read(struct cluster *cl, unsigned db, const char *key, size_t k
     *cr = (struct creq){0, 1, cb, NULL, ctx};
     uint64_t next = cl->node.next_id;
     cr->id = next;
-    node_read(&cl->node, &cl->ring, (size_t)cl->n, db, key, klen, (size_t)r, mono_ms(), cr);
+    cnode_read(&cl->node, &cl->ring, (size_t)cl->n, db, key, klen, (size_t)r, mono_ms(), cr);
     rearm(cl);
     return next;
 }
@@ -972,14 +972,14 @@ uint64_t cluster_write(struct cluster *cl, unsigned db, const char *key, size_t 
     *cr = (struct creq){0, 0, NULL, cb, ctx};
     uint64_t next = cl->node.next_id;
     cr->id = next;
-    node_write(&cl->node, &cl->ring, (size_t)cl->n, db, key, klen, rec, (size_t)w, mono_ms(),
+    cnode_write(&cl->node, &cl->ring, (size_t)cl->n, db, key, klen, rec, (size_t)w, mono_ms(),
                cr);
     rearm(cl);
     return next;
 }
 
 void cluster_cancel(struct cluster *cl, uint64_t id) {
-    void *user = node_cancel_user(&cl->node, id);
+    void *user = cnode_cancel_user(&cl->node, id);
     free(user);
     struct dq **pp = &cl->dq_head, *prev = NULL;
     while (*pp) {
@@ -1166,7 +1166,7 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
     for (size_t i = 0; i < cl->nmembers; i++) {
         up += tag_up((void *)cl, cl->members[i].tag);
     }
-    const struct node_stats *s = &cl->node.st;
+    const struct cnode_stats *s = &cl->node.st;
     const struct hints_stats *hs = &cl->node.hints->stats;
     text(out, "ready:%d\r\n", cluster_ready(cl, NULL));
     text(out, "node_id:%s\r\n", cl->node_id);

@@ -14,19 +14,19 @@
 
 #include "cluster/mem.h"
 
-struct node_op {
+struct cnode_op {
     struct op op;
     void *user;
     int reported; /* completed ran, or the caller cancelled */
-    struct node_op *next;
+    struct cnode_op *next;
 };
 
-struct node_dl {
+struct cnode_dl {
     uint64_t deadline, id;
 };
 
-void node_init(struct node *n, uint32_t self, uint64_t timeout_ms, uint64_t hint_window_ms,
-               size_t hint_max_bytes, const struct node_io *io) {
+void cnode_init(struct cnode *n, uint32_t self, uint64_t timeout_ms, uint64_t hint_window_ms,
+               size_t hint_max_bytes, const struct cnode_io *io) {
     memset(n, 0, sizeof *n);
     n->self = self;
     n->timeout_ms = timeout_ms;
@@ -37,11 +37,11 @@ void node_init(struct node *n, uint32_t self, uint64_t timeout_ms, uint64_t hint
     n->next_id = 1;
 }
 
-void node_free(struct node *n) {
+void cnode_free(struct cnode *n) {
     for (size_t b = 0; b < n->nbuckets; b++) {
-        struct node_op *o = n->buckets[b];
+        struct cnode_op *o = n->buckets[b];
         while (o) {
-            struct node_op *next = o->next;
+            struct cnode_op *next = o->next;
             op_destroy(&o->op);
             free(o);
             o = next;
@@ -55,25 +55,25 @@ void node_free(struct node *n) {
 
 /* ---- the table ---- */
 
-static struct node_op **slot(const struct node *n, uint64_t id) {
-    struct node_op **pp = &n->buckets[id & (n->nbuckets - 1)];
+static struct cnode_op **slot(const struct cnode *n, uint64_t id) {
+    struct cnode_op **pp = &n->buckets[id & (n->nbuckets - 1)];
     while (*pp && (*pp)->op.id != id) {
         pp = &(*pp)->next;
     }
     return pp;
 }
 
-static struct node_op *find(const struct node *n, uint64_t id) {
+static struct cnode_op *find(const struct cnode *n, uint64_t id) {
     return *slot(n, id);
 }
 
-static void grow(struct node *n) {
+static void grow(struct cnode *n) {
     size_t nb = n->nbuckets * 2;
-    struct node_op **b = cl_calloc(nb, sizeof *b);
+    struct cnode_op **b = cl_calloc(nb, sizeof *b);
     for (size_t i = 0; i < n->nbuckets; i++) {
-        struct node_op *o = n->buckets[i];
+        struct cnode_op *o = n->buckets[i];
         while (o) {
-            struct node_op *next = o->next;
+            struct cnode_op *next = o->next;
             o->next = b[o->op.id & (nb - 1)];
             b[o->op.id & (nb - 1)] = o;
             o = next;
@@ -84,18 +84,18 @@ static void grow(struct node *n) {
     n->nbuckets = nb;
 }
 
-static void insert(struct node *n, struct node_op *o) {
+static void insert(struct cnode *n, struct cnode_op *o) {
     if (n->nops + 1 > n->nbuckets) {
         grow(n);
     }
-    struct node_op **head = &n->buckets[o->op.id & (n->nbuckets - 1)];
+    struct cnode_op **head = &n->buckets[o->op.id & (n->nbuckets - 1)];
     o->next = *head;
     *head = o;
     n->nops++;
 }
 
-static void remove_op(struct node *n, struct node_op *o) {
-    struct node_op **pp = slot(n, o->op.id);
+static void remove_op(struct cnode *n, struct cnode_op *o) {
+    struct cnode_op **pp = slot(n, o->op.id);
     if (*pp == o) {
         *pp = o->next;
         n->nops--;
@@ -106,16 +106,16 @@ static void remove_op(struct node *n, struct node_op *o) {
 
 /* ---- deadlines ---- */
 
-static int dl_less(const struct node_dl *a, const struct node_dl *b) {
+static int dl_less(const struct cnode_dl *a, const struct cnode_dl *b) {
     return a->deadline != b->deadline ? a->deadline < b->deadline : a->id < b->id;
 }
 
-static void dl_push(struct node *n, uint64_t deadline, uint64_t id) {
+static void dl_push(struct cnode *n, uint64_t deadline, uint64_t id) {
     if (n->nheap == n->capheap) {
         n->capheap = n->capheap ? n->capheap * 2 : 64;
         n->heap = cl_realloc(n->heap, n->capheap * sizeof *n->heap);
     }
-    struct node_dl e = {deadline, id};
+    struct cnode_dl e = {deadline, id};
     size_t i = n->nheap++;
     while (i > 0 && dl_less(&e, &n->heap[(i - 1) / 2])) {
         n->heap[i] = n->heap[(i - 1) / 2];
@@ -124,8 +124,8 @@ static void dl_push(struct node *n, uint64_t deadline, uint64_t id) {
     n->heap[i] = e;
 }
 
-static void dl_pop(struct node *n) {
-    struct node_dl last = n->heap[--n->nheap];
+static void dl_pop(struct cnode *n) {
+    struct cnode_dl last = n->heap[--n->nheap];
     size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;
@@ -147,9 +147,9 @@ static void dl_pop(struct node *n) {
 }
 
 /* drops heap entries whose op is gone or whose deadline moved */
-static void dl_clean(struct node *n) {
+static void dl_clean(struct cnode *n) {
     while (n->nheap) {
-        struct node_op *o = find(n, n->heap[0].id);
+        struct cnode_op *o = find(n, n->heap[0].id);
         if (o && o->op.deadline == n->heap[0].deadline) {
             return;
         }
@@ -157,7 +157,7 @@ static void dl_clean(struct node *n) {
     }
 }
 
-uint64_t node_next_deadline(struct node *n) {
+uint64_t cnode_next_deadline(struct cnode *n) {
     dl_clean(n);
     return n->nheap ? n->heap[0].deadline : 0;
 }
@@ -165,7 +165,7 @@ uint64_t node_next_deadline(struct node *n) {
 /* ---- steps ---- */
 
 /* carries out what one op step asked for; o may be freed */
-static void act(struct node *n, struct node_op *o, const struct op_actions *a,
+static void act(struct cnode *n, struct cnode_op *o, const struct op_actions *a,
                 uint64_t old_deadline, uint64_t now) {
     for (size_t i = 0; i < a->nsend; i++) {
         if (o->op.kind == OP_READ && a->send[i].verb == MSG_WRITE) {
@@ -211,9 +211,9 @@ static size_t replicas_of(const struct ring *r, size_t nrep, const char *key, si
     return k;
 }
 
-static struct node_op *op_new(struct node *n, void *user, const uint32_t *tags, size_t ntags,
+static struct cnode_op *op_new(struct cnode *n, void *user, const uint32_t *tags, size_t ntags,
                               uint8_t *down) {
-    struct node_op *o = cl_calloc(1, sizeof *o);
+    struct cnode_op *o = cl_calloc(1, sizeof *o);
     o->user = user;
     for (size_t i = 0; i < ntags; i++) {
         down[i] = !n->io.is_up(n->io.ctx, tags[i]);
@@ -221,11 +221,11 @@ static struct node_op *op_new(struct node *n, void *user, const uint32_t *tags, 
     return o;
 }
 
-uint64_t node_read_on(struct node *n, const uint32_t *tags, size_t ntags, unsigned db,
+uint64_t cnode_read_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsigned db,
                       const char *key, size_t klen, size_t need, uint64_t now, void *user) {
     uint8_t down[OP_MAX_REPLICAS];
     ntags = ntags > OP_MAX_REPLICAS ? OP_MAX_REPLICAS : ntags;
-    struct node_op *o = op_new(n, user, tags, ntags, down);
+    struct cnode_op *o = op_new(n, user, tags, ntags, down);
     struct op_actions a;
     n->st.reads++;
     op_read_start(&o->op, n->next_id++, db, key, klen, tags, ntags, need, down, now,
@@ -236,12 +236,12 @@ uint64_t node_read_on(struct node *n, const uint32_t *tags, size_t ntags, unsign
     return id;
 }
 
-uint64_t node_write_on(struct node *n, const uint32_t *tags, size_t ntags, unsigned db,
+uint64_t cnode_write_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsigned db,
                        const char *key, size_t klen, const struct msg_record *rec,
                        size_t need, uint64_t now, void *user) {
     uint8_t down[OP_MAX_REPLICAS];
     ntags = ntags > OP_MAX_REPLICAS ? OP_MAX_REPLICAS : ntags;
-    struct node_op *o = op_new(n, user, tags, ntags, down);
+    struct cnode_op *o = op_new(n, user, tags, ntags, down);
     struct op_actions a;
     n->st.writes++;
     op_write_start(&o->op, n->next_id++, db, key, klen, tags, ntags, need, rec, down, now,
@@ -252,31 +252,31 @@ uint64_t node_write_on(struct node *n, const uint32_t *tags, size_t ntags, unsig
     return id;
 }
 
-uint64_t node_read(struct node *n, const struct ring *r, size_t nrep, unsigned db,
+uint64_t cnode_read(struct cnode *n, const struct ring *r, size_t nrep, unsigned db,
                    const char *key, size_t klen, size_t need, uint64_t now, void *user) {
     uint32_t tags[RING_MAX_REPLICAS];
     size_t k = replicas_of(r, nrep, key, klen, tags);
-    return node_read_on(n, tags, k, db, key, klen, need, now, user);
+    return cnode_read_on(n, tags, k, db, key, klen, need, now, user);
 }
 
-uint64_t node_write(struct node *n, const struct ring *r, size_t nrep, unsigned db,
+uint64_t cnode_write(struct cnode *n, const struct ring *r, size_t nrep, unsigned db,
                     const char *key, size_t klen, const struct msg_record *rec, size_t need,
                     uint64_t now, void *user) {
     uint32_t tags[RING_MAX_REPLICAS];
     size_t k = replicas_of(r, nrep, key, klen, tags);
-    return node_write_on(n, tags, k, db, key, klen, rec, need, now, user);
+    return cnode_write_on(n, tags, k, db, key, klen, rec, need, now, user);
 }
 
-void node_cancel(struct node *n, uint64_t id) {
-    struct node_op *o = find(n, id);
+void cnode_cancel(struct cnode *n, uint64_t id) {
+    struct cnode_op *o = find(n, id);
     if (o) {
         o->reported = 1;
         o->user = NULL;
     }
 }
 
-void *node_cancel_user(struct node *n, uint64_t id) {
-    struct node_op *o = find(n, id);
+void *cnode_cancel_user(struct cnode *n, uint64_t id) {
+    struct cnode_op *o = find(n, id);
     if (o == NULL || o->reported) {
         return NULL;
     }
@@ -286,9 +286,9 @@ void *node_cancel_user(struct node *n, uint64_t id) {
     return u;
 }
 
-void node_free_users(struct node *n, void (*fn)(void *)) {
+void cnode_free_users(struct cnode *n, void (*fn)(void *)) {
     for (size_t b = 0; b < n->nbuckets; b++) {
-        for (struct node_op *o = n->buckets[b]; o; o = o->next) {
+        for (struct cnode_op *o = n->buckets[b]; o; o = o->next) {
             if (!o->reported && o->user) {
                 fn(o->user);
                 o->user = NULL;
@@ -298,13 +298,13 @@ void node_free_users(struct node *n, void (*fn)(void *)) {
     }
 }
 
-int node_live(const struct node *n, uint64_t id) {
+int cnode_live(const struct cnode *n, uint64_t id) {
     return find(n, id) != NULL;
 }
 
-void node_on_read_reply(struct node *n, uint64_t id, uint32_t from, const struct msg_item *item,
+void cnode_on_read_reply(struct cnode *n, uint64_t id, uint32_t from, const struct msg_item *item,
                         uint64_t now) {
-    struct node_op *o = find(n, id);
+    struct cnode_op *o = find(n, id);
     if (o == NULL) {
         n->st.late_replies++;
         return;
@@ -315,8 +315,8 @@ void node_on_read_reply(struct node *n, uint64_t id, uint32_t from, const struct
     act(n, o, &a, dl, now);
 }
 
-void node_on_write_reply(struct node *n, uint64_t id, uint32_t from, int ok, uint64_t now) {
-    struct node_op *o = find(n, id);
+void cnode_on_write_reply(struct cnode *n, uint64_t id, uint32_t from, int ok, uint64_t now) {
+    struct cnode_op *o = find(n, id);
     if (o == NULL) {
         n->st.late_replies++;
         return;
@@ -327,13 +327,13 @@ void node_on_write_reply(struct node *n, uint64_t id, uint32_t from, int ok, uin
     act(n, o, &a, dl, now);
 }
 
-void node_tick(struct node *n, uint64_t now) {
+void cnode_tick(struct cnode *n, uint64_t now) {
     for (;;) {
         dl_clean(n);
         if (n->nheap == 0 || n->heap[0].deadline > now) {
             return;
         }
-        struct node_op *o = find(n, n->heap[0].id);
+        struct cnode_op *o = find(n, n->heap[0].id);
         dl_pop(n);
         struct op_actions a;
         op_tick(&o->op, now, &a); /* at its deadline an op always finishes */
@@ -343,7 +343,7 @@ void node_tick(struct node *n, uint64_t now) {
 
 /* ---- hints ---- */
 
-size_t node_hints_send(struct node *n, uint64_t now) {
+size_t cnode_hints_send(struct cnode *n, uint64_t now) {
     if (n->io.send_hint == NULL) {
         return 0;
     }
@@ -364,9 +364,9 @@ size_t node_hints_send(struct node *n, uint64_t now) {
     return sent;
 }
 
-void node_on_hint_reply(struct node *n, uint32_t target, uint64_t seq, int ok, uint64_t now) {
+void cnode_on_hint_reply(struct cnode *n, uint32_t target, uint64_t seq, int ok, uint64_t now) {
     if (hints_delivered(n->hints, target, seq, ok) == HINTS_OK && ok) {
         n->st.hints_delivered++;
-        node_hints_send(n, now);
+        cnode_hints_send(n, now);
     }
 }
