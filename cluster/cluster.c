@@ -63,7 +63,7 @@ struct peer_rt {                /* one peer address and its link */
     int is_seed;
     int answered;               /* MEMBERS answered at least once */
     int asking;                 /* MEMBERS in flight */
-    int is_self;                /* it turned out to be this node: no link */
+    int is_self;                /* this node (its address, or it answered as us): not asked */
     struct cluster *cl;
 };
 
@@ -134,6 +134,7 @@ struct cluster {
     /* coordinator */
     struct cnode node;
     struct dq *dq_head, *dq_tail;
+    size_t dq_len;
     struct event *defer_ev;
     struct event *deadline_ev;
     uint64_t armed_at;          /* deadline the timer is armed for (0: none) */
@@ -143,6 +144,7 @@ struct cluster {
     int stopping;
     char why[160];
     uint64_t merge_conflicts;   /* members refused (tag or id clash) */
+    void (*log)(int level, const char *msg);
 };
 
 struct cluster_peer {
@@ -154,6 +156,22 @@ static uint64_t mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void cl_log(const struct cluster *cl, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void cl_log(const struct cluster *cl, int level, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (cl->log) {
+        cl->log(level, msg);
+    } else if (level >= CLUSTER_LOG_NOTICE) {
+        fprintf(stderr, "cluster: %s\n", msg);
+    }
 }
 
 /* ---- members ---- */
@@ -300,7 +318,7 @@ static void rebuild_ring(struct cluster *cl) {
     struct ring nr;
     char err[128];
     if (ring_build(&nr, cl->members, cl->nmembers, err, sizeof err) != RING_OK) {
-        fprintf(stderr, "cluster: ring not rebuilt: %s\n", err);
+        cl_log(cl, CLUSTER_LOG_WARNING, "ring not rebuilt: %s", err);
         cl->merge_conflicts++;
         return;
     }
@@ -362,6 +380,8 @@ static int member_merge(struct cluster *cl, struct ring_member *m) {
     long t = member_by_tag(cl, m->tag);
     if (t >= 0 && t != i) {
         cl->merge_conflicts++; /* another member has its tag */
+        cl_log(cl, CLUSTER_LOG_WARNING, "member %s refused: its tag %u is %s's", m->id, m->tag,
+               cl->members[t].id);
         member_free(m);
         return 0;
     }
@@ -374,6 +394,8 @@ static int member_merge(struct cluster *cl, struct ring_member *m) {
             member_free(m);
             return 0;
         }
+        cl_log(cl, CLUSTER_LOG_NOTICE, "member %s changed (%s, %zu tokens)", m->id, m->addr,
+               m->ntokens);
         member_free(o);
         *o = *m;
     } else {
@@ -383,6 +405,8 @@ static int member_merge(struct cluster *cl, struct ring_member *m) {
         }
         cl->members = cl_realloc(cl->members, (cl->nmembers + 1) * sizeof *cl->members);
         cl->members[cl->nmembers++] = *m;
+        cl_log(cl, CLUSTER_LOG_NOTICE, "member %s at %s joined (%zu tokens)", m->id, m->addr,
+               m->ntokens);
     }
     peer_add(cl, m->addr, 0);
     return 1;
@@ -424,9 +448,11 @@ static void members_reply(void *ctx, int status, const redisReply *reply) {
             return; /* a malformed answer does not count */
         }
         if (i == 0 && strcmp(m.id, cl->node_id) == 0) {
-            /* the seed is this node under another address */
+            /* the seed is this node under another address: never asked again
+             * (its link idles until cluster_stop) */
             member_free(&m);
             p->answered = 1;
+            p->is_self = 1;
             return;
         }
         changed |= member_merge(cl, &m);
@@ -465,6 +491,12 @@ static void peer_link_state(void *ctx, enum link_state state, const char *why) {
     }
     int was = p->up;
     p->up = state == LINK_STATE_UP;
+    if (p->up != was) {
+        cl_log(cl, p->up ? CLUSTER_LOG_NOTICE : CLUSTER_LOG_WARNING, "link to %s %s%s%s",
+               p->addr, link_state_name(state), why && *why ? ": " : "", why ? why : "");
+    } else if (state == LINK_STATE_AUTH_FAILED) {
+        cl_log(cl, CLUSTER_LOG_WARNING, "link to %s: %s", p->addr, why ? why : "auth failed");
+    }
     if (p->up && !was) {
         ask_members(cl, p);
         cnode_hints_send(&cl->node, mono_ms());
@@ -482,6 +514,7 @@ static void dq_push(struct cluster *cl, struct dq *d) {
         cl->dq_head = d;
     }
     cl->dq_tail = d;
+    cl->dq_len++;
     kick_defer(cl);
 }
 
@@ -634,13 +667,19 @@ static void run_done(struct dq *d) {
     }
 }
 
-/* runs the queue; entries queued meanwhile wait for the next turn */
+/* runs the entries queued before this turn, one at a time from the head (so a
+ * callback's cluster_cancel still removes a later one); entries queued meanwhile
+ * wait for the next turn */
 static void on_defer(evutil_socket_t fd, short what, void *arg) {
     struct cluster *cl = arg;
-    struct dq *d = cl->dq_head;
-    cl->dq_head = cl->dq_tail = NULL;
-    while (d) {
-        struct dq *next = d->next;
+    size_t n = cl->dq_len;
+    while (n-- > 0 && cl->dq_head) {
+        struct dq *d = cl->dq_head;
+        cl->dq_head = d->next;
+        if (cl->dq_head == NULL) {
+            cl->dq_tail = NULL;
+        }
+        cl->dq_len--;
         uint64_t now = mono_ms();
         if (d->kind == DQ_DONE) {
             run_done(d);
@@ -654,7 +693,9 @@ static void on_defer(evutil_socket_t fd, short what, void *arg) {
             cnode_on_write_reply(&cl->node, d->id, d->from, 0, now);
         }
         dq_free(d);
-        d = next;
+    }
+    if (cl->dq_head) {
+        kick_defer(cl);
     }
     rearm(cl);
 }
@@ -828,6 +869,7 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
     cl->w = cfg->write_quorum;
     cl->r = cfg->read_quorum;
     cl->timeout_ms = cfg->request_timeout_ms;
+    cl->log = cfg->log;
     cl->store = *store;
     cl->members = cl_calloc(1, sizeof *cl->members);
     cl->nmembers = 1;
@@ -989,6 +1031,7 @@ void cluster_cancel(struct cluster *cl, uint64_t id) {
             if (cl->dq_tail == d) {
                 cl->dq_tail = prev;
             }
+            cl->dq_len--;
             dq_free(d);
             return;
         }
@@ -1091,7 +1134,7 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
             buf_put(out, "\r\n", 2);
         }
         if (r.close) {
-            fprintf(stderr, "cluster: peer refused: %s\n", p->auth.why);
+            cl_log(cl, CLUSTER_LOG_WARNING, "peer refused: %s", p->auth.why);
         }
         return r.close ? 1 : 0;
     }

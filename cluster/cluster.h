@@ -61,7 +61,13 @@ struct cluster_config {
     int request_timeout_ms;  /* cluster-request-timeout */
     uint64_t hint_window_ms; /* hinted-handoff-window */
     size_t hint_max_bytes;   /* hinted-handoff-max-bytes */
+    /* Where the runtime's log lines go (members joining, links up and down, peers
+     * refused); NULL: standard error. level is enum cluster_log_level. (Added by
+     * cnode: a zero-initialised config keeps working.) */
+    void (*log)(int level, const char *msg);
 };
+
+enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };
 
 /* Starts the node's cluster runtime on base: dials the seeds, learns the members
  * and their tokens. NULL with err on a bad config. */

@@ -270,6 +270,15 @@ static const struct cluster_store *tnode_store(struct tnode *tn) {
     return s;
 }
 
+static int log_warnings;
+
+static void quiet_log(int level, const char *msg) {
+    log_warnings += level == CLUSTER_LOG_WARNING;
+    if (getenv("TEST_VERBOSE")) {
+        fprintf(stderr, "  cluster: %s\n", msg);
+    }
+}
+
 static void cfg_for(struct tnode *tn, struct cluster_config *c, int i, const char *seeds,
                     int n, int w, int r) {
     snprintf(tn->id, sizeof tn->id, "node-%c", 'a' + i);
@@ -291,6 +300,7 @@ static void cfg_for(struct tnode *tn, struct cluster_config *c, int i, const cha
     c->request_timeout_ms = 300;
     c->hint_window_ms = 3600000;
     c->hint_max_bytes = 1 << 20;
+    c->log = quiet_log;
 }
 
 static int tnode_start(struct tnode *tn, struct event_base *base, int i, const char *seeds,
@@ -470,6 +480,67 @@ static void test_one_node_cancelled_callback_never_runs(void) {
     cluster_read(a.cl, 0, "k", 1, 1, read_done, &r3);
     tnode_stop(&a);
     CHECK_EQ_INT(r3.calls, 0);
+    event_base_free(base);
+}
+
+struct cancel_other {
+    struct cluster *cl;
+    uint64_t other;
+    int calls;
+};
+
+static void cancel_other_done(void *ctx, int status, const char *err) {
+    struct cancel_other *co = ctx;
+    co->calls++;
+    cluster_cancel(co->cl, co->other);
+}
+
+static void test_callback_cancelling_a_queued_result_stops_it(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a;
+    CHECK(tnode_start(&a, base, 0, NULL, 1, NULL) == 0);
+    struct msg_record rec = mkrec(100, 1, "v");
+    struct cancel_other co = {a.cl, 0, 0};
+    struct res second = {0};
+    cluster_write(a.cl, 0, "k1", 2, &rec, 1, cancel_other_done, &co);
+    co.other = cluster_write(a.cl, 0, "k2", 2, &rec, 1, write_done, &second);
+    run_until(base, never, NULL, 200);
+    CHECK_EQ_INT(co.calls, 1);
+    CHECK_EQ_INT(second.calls, 0); /* cancelled by the first one's callback */
+    CHECK_EQ_INT(a.st.n, 2);      /* both writes happened */
+    tnode_stop(&a);
+    event_base_free(base);
+}
+
+static int ready_of(void *arg) {
+    return cluster_ready(arg, NULL);
+}
+
+static void test_seed_naming_itself_by_another_name_is_ready(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a;
+    memset(&a, 0, sizeof a);
+    a.base = base;
+    CHECK(tnode_listen(&a, 0) == 0);
+    char seeds[64];
+    snprintf(seeds, sizeof seeds, "localhost:%d", a.port); /* not "127.0.0.1:port" */
+    struct cluster_config c;
+    cfg_for(&a, &c, 0, seeds, 1, 1, 1);
+    char err[160];
+    a.cl = cluster_start(base, &c, tnode_store(&a), err, sizeof err);
+    CHECK(a.cl != NULL);
+    const char *why = NULL;
+    CHECK(cluster_ready(a.cl, &why) == 0); /* it does not know yet */
+    CHECK(run_until(base, ready_of, a.cl, 3000));
+    struct msg_buf b = {0};
+    cluster_nodes_text(a.cl, &b);
+    int lines = 0;
+    for (size_t i = 0; i < b.len; i++) {
+        lines += b.p[i] == '\n';
+    }
+    msg_buf_free(&b);
+    CHECK_EQ_INT(lines, 1); /* only itself */
+    tnode_stop(&a);
     event_base_free(base);
 }
 
@@ -782,6 +853,7 @@ static void test_stopped_peer_fails_w3_w2_hints_delivered_on_return(void) {
 static void test_node_with_wrong_secret_never_joins(void) {
     struct event_base *base = event_base_new();
     struct tnode a, d;
+    log_warnings = 0;
     CHECK(tnode_start(&a, base, 0, NULL, 1, NULL) == 0);
     char seeds[64];
     snprintf(seeds, sizeof seeds, "127.0.0.1:%d", a.port);
@@ -790,6 +862,7 @@ static void test_node_with_wrong_secret_never_joins(void) {
     const char *why = NULL;
     CHECK(cluster_ready(d.cl, &why) == 0);
     CHECK(a.closed_peers >= 1); /* a refused its proof */
+    CHECK(log_warnings > 0);    /* and said so */
     struct msg_buf b = {0};
     cluster_nodes_text(a.cl, &b);
     CHECK(memmem(b.p, b.len, "node-d", 6) == NULL);
@@ -804,6 +877,8 @@ int main(void) {
     TEST_RUN(test_one_node_writes_and_reads_through_its_store);
     TEST_RUN(test_one_node_cancelled_callback_never_runs);
     TEST_RUN(test_one_node_seed_naming_itself_is_ready);
+    TEST_RUN(test_callback_cancelling_a_queued_result_stops_it);
+    TEST_RUN(test_seed_naming_itself_by_another_name_is_ready);
     TEST_RUN(test_unreachable_seed_not_ready_and_requests_fail_with_why);
     TEST_RUN(test_bad_configs_refused);
     TEST_RUN(test_peer_verbs_refused_before_authentication);

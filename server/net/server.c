@@ -110,6 +110,13 @@ static uint64_t cl_store_now(void *ctx) {
     return (uint64_t)kv_mstime();
 }
 
+static void cl_log(int level, const char *msg) {
+    server_log(level == CLUSTER_LOG_WARNING  ? LL_WARNING
+               : level == CLUSTER_LOG_NOTICE ? LL_NOTICE
+                                             : LL_VERBOSE,
+               "Cluster: %s", msg);
+}
+
 static const struct cluster_store cl_store = {NULL, cl_store_read, cl_store_apply,
                                               cl_store_observe, cl_store_now};
 
@@ -199,6 +206,7 @@ static int server_start_cluster(void) {
         .request_timeout_ms = server.cluster_request_timeout,
         .hint_window_ms = (uint64_t)server.hinted_handoff_window,
         .hint_max_bytes = (size_t)server.hinted_handoff_max_bytes,
+        .log = cl_log,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);
