@@ -63,6 +63,7 @@ struct peer_rt {                /* one peer address and its link */
     int is_seed;
     int answered;               /* MEMBERS answered at least once */
     int asking;                 /* MEMBERS in flight */
+    int auth_warned;            /* its failed handshake was logged */
     int is_self;                /* this node (its address, or it answered as us): not asked */
     struct cluster *cl;
 };
@@ -440,12 +441,13 @@ static void members_reply(void *ctx, int status, const redisReply *reply) {
         reply->elements < 1) {
         return;
     }
-    int changed = 0;
-    for (size_t i = 0; i < reply->elements; i++) {
+    int changed = 0, bad = 0;
+    for (size_t i = 0; i < reply->elements && !bad; i++) {
         const redisReply *e = reply->element[i];
         struct ring_member m;
         if (e->type != REDIS_REPLY_STRING || member_decode(e->str, e->len, &m) != 0) {
-            return; /* a malformed answer does not count */
+            bad = 1; /* a malformed answer does not count as an answer */
+            break;
         }
         if (i == 0 && strcmp(m.id, cl->node_id) == 0) {
             /* the seed is this node under another address: never asked again
@@ -457,7 +459,11 @@ static void members_reply(void *ctx, int status, const redisReply *reply) {
         }
         changed |= member_merge(cl, &m);
     }
-    p->answered = 1;
+    if (!bad) {
+        p->answered = 1;
+    } else {
+        cl_log(cl, CLUSTER_LOG_WARNING, "%s answered MEMBERS with a malformed member", p->addr);
+    }
     if (changed) {
         rebuild_ring(cl);
     }
@@ -494,8 +500,12 @@ static void peer_link_state(void *ctx, enum link_state state, const char *why) {
     if (p->up != was) {
         cl_log(cl, p->up ? CLUSTER_LOG_NOTICE : CLUSTER_LOG_WARNING, "link to %s %s%s%s",
                p->addr, link_state_name(state), why && *why ? ": " : "", why ? why : "");
-    } else if (state == LINK_STATE_AUTH_FAILED) {
+    } else if (state == LINK_STATE_AUTH_FAILED && !p->auth_warned) {
         cl_log(cl, CLUSTER_LOG_WARNING, "link to %s: %s", p->addr, why ? why : "auth failed");
+        p->auth_warned = 1; /* once: it redials every few seconds */
+    }
+    if (p->up) {
+        p->auth_warned = 0;
     }
     if (p->up && !was) {
         ask_members(cl, p);
