@@ -17,10 +17,18 @@
             KVD.PEER an unknown command, KVD NODES an error that says why.
   config    cluster-enabled without cluster-secret, or write-quorum above
             replication-factor: the node refuses to start.
+  peer      a peer written here in Python (HMAC-SHA256 challenge and response, as
+            cluster/auth.h): after its proof it reads a key (nil) and writes a
+            tombstone record (acknowledged :1, then :0 for the same version);
+            the listener's proof checks out; an authenticated peer outlives
+            `timeout`; with maxclients reached a KVD.PEER connection is still
+            served while a plain client gets the maxclients error.
 Every process is stopped by its PID in a finally block.
 Usage: cluster_test.py --kvd BIN. Ends with "N passed, M failed".
 """
 import argparse
+import hashlib
+import hmac
 import os
 import re
 import shutil
@@ -306,6 +314,72 @@ def refuses(binary, wd, name, extra, words):
         n.stop()
 
 
+def proof(role, secret, nd, nl, idd, idl):
+    label = b'kvd-peer-v1 ' + role
+    msg = (bytes([len(label)]) + label + nd + nl + bytes([len(idd)]) + idd + bytes([len(idl)]) +
+           idl)
+    return hmac.new(secret, msg, hashlib.sha256).hexdigest().encode()
+
+
+def peer_login(c, secret=SECRET.encode(), my_id=b'python-peer'):
+    """Runs the dialer's side of the handshake on c; returns (ok, listener proof ok)."""
+    nd = os.urandom(32)
+    r = c.call('KVD.PEER', 'HELLO', my_id, nd.hex())
+    if r[0] != 'array' or len(r[1]) != 2:
+        return False, False
+    idl, nl_hex = r[1][0][1], r[1][1][1]
+    nl = bytes.fromhex(nl_hex.decode())
+    r = c.call('KVD.PEER', 'AUTH', proof(b'dialer', secret, nd, nl, my_id, idl))
+    if r[0] != 'bulk':
+        return False, False
+    return True, r[1] == proof(b'listener', secret, nd, nl, my_id, idl)
+
+
+def t_peer(binary, wd):
+    n = Node(binary, '127.0.0.1', wd, 'peer', ['--cluster-enabled', 'yes', '--cluster-secret',
+                                                 SECRET, '--timeout', '1', '--maxclients', '2'])
+    try:
+        n.start()
+        c = n.conn()
+        ok, listener_ok = peer_login(c)
+        H.check('peer: the Python dialer proof is accepted', ok)
+        H.check('peer: the listener proof checks out', listener_ok)
+        H.eq('peer: READ of a missing key', c.call('KVD.PEER', 'READ', '0', 'pk'),
+             ('array', [('nullbulk',)]))
+        # a tombstone record: hlc:u64be node:u32be flags:u8 expire_at:u64be (no value)
+        rec = (123456 << 16).to_bytes(8, 'big') + (7).to_bytes(4, 'big') + b'\x01' + bytes(8)
+        H.eq('peer: WRITE of a tombstone applied', c.call('KVD.PEER', 'WRITE', '0', 'pk', rec),
+             ('int', 1))
+        H.eq('peer: the same version again is not newer',
+             c.call('KVD.PEER', 'WRITE', '0', 'pk', rec), ('int', 0))
+        r = c.call('KVD.PEER', 'READ', '0', 'pk')
+        H.check('peer: READ returns the tombstone record', r[0] == 'array' and
+                r[1][0] == ('bulk', rec), r)
+        H.check('peer: a bad record is an error',
+                c.call('KVD.PEER', 'WRITE', '0', 'pk', b'short')[0] == 'error')
+        # maxclients 2: c is one; a second plain client fits, a third does not,
+        # unless it is a peer
+        plain = n.conn()
+        H.eq('peer: a plain client within maxclients', plain.call('PING'), ('simple', b'PONG'))
+        extra = n.conn()
+        r = extra.call('PING')
+        H.check('peer: over maxclients a plain client is refused',
+                r[0] == 'error' and b'max number of clients' in r[1], r)
+        extra.close()
+        p2 = n.conn()
+        ok2, _ = peer_login(p2)
+        H.check('peer: over maxclients a peer is still served', ok2)
+        plain.close()
+        time.sleep(2.6)  # timeout 1: plain clients idle this long are closed
+        H.eq('peer: an authenticated peer outlives timeout', c.call('KVD.PEER', 'READ', '0', 'x'),
+             ('array', [('nullbulk',)]))
+        c.close()
+        p2.close()
+        H.eq('peer: exit status 0', n.stop(), 0)
+    finally:
+        n.stop()
+
+
 def t_config(binary, wd):
     refuses(binary, wd, 'nosecret', ['--cluster-enabled', 'yes'], 'cluster-secret')
     refuses(binary, wd, 'badquorum', ['--cluster-enabled', 'yes', '--cluster-secret', 's',
@@ -325,6 +399,7 @@ def main():
         H.case(t_form_and_peers, binary, wd)
         H.case(t_disabled_unchanged, binary, wd)
         H.case(t_config, binary, wd)
+        H.case(t_peer, binary, wd)
     finally:
         shutil.rmtree(wd, ignore_errors=True)
     return H.summary()

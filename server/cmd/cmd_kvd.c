@@ -34,9 +34,10 @@ void kvd_peer_command(struct client *c) {
     client_call_begin(c); /* the reply is a span persistence may hold or rewrite */
     int close_after = cluster_peer_command(server.cluster, c->peer, c->argv, (size_t)c->argc,
                                            &out);
-    if (is_write && persist_on()) {
-        /* the acknowledgement waits until the write is stored (durable with
-         * appendfsync always), or becomes -MISCONF */
+    if (is_write && persist_on() && out.len == 4 && memcmp(out.p, ":1\r\n", 4) == 0) {
+        /* applied (msg.h: ":1"): the acknowledgement waits until the write is
+         * stored (durable with appendfsync always), or becomes -MISCONF. Only
+         * then: a hold with nothing in the batch would never be released. */
         persist_client_wrote(c);
     }
     reply_raw(c, out.p, out.len);
