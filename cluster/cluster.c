@@ -1067,6 +1067,16 @@ int cluster_peer_authenticated(const struct cluster_peer *p) {
     return p && auth_listener_authenticated(&p->auth);
 }
 
+int cluster_is_peer_host(const struct cluster *cl, const char *ip) {
+    for (size_t i = 0; i < cl->npeers; i++) {
+        const struct peer_rt *p = cl->peers[i];
+        if (!p->is_self && strcmp(p->host, ip) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int word_is(const struct kv_slice *a, const char *s) {
     return a->len == strlen(s) && strncasecmp(a->p, s, a->len) == 0;
 }

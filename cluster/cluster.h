@@ -120,6 +120,10 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
                          const struct kv_slice *argv, size_t argc, struct msg_buf *out);
 /* 1 once p has proved the secret. */
 int cluster_peer_authenticated(const struct cluster_peer *p);
+/* 1 when ip (numeric, no port, no brackets) is the host of a peer address this
+ * node knows (a seed or a member other than itself): the server keeps such a
+ * connection over maxclients in case it is that peer (added by cnode). */
+int cluster_is_peer_host(const struct cluster *cl, const char *ip);
 
 /* ---- what operators see (KVD NODES, KVD RING, KVD KEYNODES, INFO) ---- */
 

@@ -21,8 +21,9 @@
             cluster/auth.h): after its proof it reads a key (nil) and writes a
             tombstone record (acknowledged :1, then :0 for the same version);
             the listener's proof checks out; an authenticated peer outlives
-            `timeout`; with maxclients reached a KVD.PEER connection is still
-            served while a plain client gets the maxclients error.
+            `timeout`; with maxclients reached a KVD.PEER connection from the host
+            of a known peer is still served while a plain client gets the
+            maxclients error (one from elsewhere is refused at once, as before).
 Every process is stopped by its PID in a finally block.
 Usage: cluster_test.py --kvd BIN. Ends with "N passed, M failed".
 """
@@ -336,8 +337,12 @@ def peer_login(c, secret=SECRET.encode(), my_id=b'python-peer'):
 
 
 def t_peer(binary, wd):
+    # its seed (nobody listens there) makes 127.0.0.1 the host of a known peer: over
+    # maxclients, connections from it are kept in case they are that peer
+    seed = '127.0.0.1:%d' % free_port('127.0.0.1')
     n = Node(binary, '127.0.0.1', wd, 'peer', ['--cluster-enabled', 'yes', '--cluster-secret',
-                                                 SECRET, '--timeout', '1', '--maxclients', '2'])
+                                                 SECRET, '--timeout', '1', '--maxclients', '2',
+                                                 '--cluster-seeds', seed])
     try:
         n.start()
         c = n.conn()

@@ -181,8 +181,9 @@ struct client {
     int authenticated;
     struct cluster_peer *peer;  /* KVD.PEER state (server/cmd/cmd_kvd.c), or NULL */
     const char *peer_probation; /* accepted only in case it is a cluster peer (over
-                                   maxclients, protected mode): the refusal it gets,
-                                   then closed, unless its first command is KVD.PEER */
+                                   maxclients from a peer's host, protected mode):
+                                   the refusal it gets, then closed, unless its
+                                   first command is KVD.PEER (net.c accept_cb) */
     char *name;                 /* CLIENT SETNAME, or NULL */
     char *lib_name, *lib_ver;   /* CLIENT SETINFO, or NULL */
     char addr[64], laddr[64];   /* "ip:port" of the peer and of our end */
