@@ -1265,7 +1265,7 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
         text(out,
              "peer%zu:id=%s,addr=%s,state=%s,hints=%zu,rtt_p50_us=%" PRIu32
              ",rtt_p99_us=%" PRIu32 "\r\n",
-             i - 1, m->id, m->addr, p && p->up ? "up" : "down", hints_pending(cl->node.hints, m->tag),
-             p50, p99);
+             i - 1, m->id, m->addr, p && p->up ? "up" : "down",
+             hints_pending(cl->node.hints, m->tag), p50, p99);
     }
 }
