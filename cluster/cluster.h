@@ -61,7 +61,13 @@ struct cluster_config {
     int request_timeout_ms;  /* cluster-request-timeout */
     uint64_t hint_window_ms; /* hinted-handoff-window */
     size_t hint_max_bytes;   /* hinted-handoff-max-bytes */
+    /* Where the runtime's log lines go (members joining, links up and down, peers
+     * refused); NULL: standard error. level is enum cluster_log_level. (Added by
+     * cnode: a zero-initialised config keeps working.) */
+    void (*log)(int level, const char *msg);
 };
+
+enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };
 
 /* Starts the node's cluster runtime on base: dials the seeds, learns the members
  * and their tokens. NULL with err on a bad config. */
@@ -114,6 +120,10 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
                          const struct kv_slice *argv, size_t argc, struct msg_buf *out);
 /* 1 once p has proved the secret. */
 int cluster_peer_authenticated(const struct cluster_peer *p);
+/* 1 when ip (numeric, no port, no brackets) is the host of a peer address this
+ * node knows (a seed or a member other than itself): the server keeps such a
+ * connection over maxclients in case it is that peer (added by cnode). */
+int cluster_is_peer_host(const struct cluster *cl, const char *ip);
 
 /* ---- what operators see (KVD NODES, KVD RING, KVD KEYNODES, INFO) ---- */
 

@@ -13,12 +13,14 @@
 
 #include <hiredis/hiredis.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cluster/hints.h"
 #include "cluster/mem.h"
 #include "cluster/msg.h"
+#include "cluster/node.h"
 #include "cluster/op.h"
 #include "cluster/replica.h"
 #include "cluster/ring.h"
@@ -64,13 +66,11 @@ struct sim_entry {
     struct op_record rec; /* found = 1 */
 };
 
-struct sim_cop { /* a live coordinator op */
-    struct op op;
-    int client;  /* -1: the repair pass */
-    int done;    /* result already reported */
-};
+struct sim;
 
 struct sim_node {
+    struct sim *sim;
+    int idx;
     uint32_t tag;
     int up;
     uint64_t epoch;        /* incarnation: +1 per crash */
@@ -80,9 +80,9 @@ struct sim_node {
     uint64_t hlc;
     struct sim_entry *store;
     size_t nstore;
-    struct hints *hints;
-    struct sim_cop **cops;
-    size_t ncops;
+    struct cnode node;     /* the coordinator (cluster/node.c), while live */
+    int live;              /* node initialised: not crashed */
+    uint64_t armed_dl;     /* the op deadline an EV_OP_TIMER is queued for */
 };
 
 /* ---- history ---- */
@@ -358,34 +358,26 @@ static void replica_deliver(struct sim *s, struct sim_msg *m) {
     net_send(s, m->to, m->from, 1, m->is_hint, m->verb, m->id, m->epoch, &out);
 }
 
-/* ---- the coordinator side ---- */
+/* ---- the coordinator side: cluster/node.c, driven as the runtime drives it ---- */
 
-static struct sim_cop *cop_find(struct sim_node *n, uint64_t id) {
-    for (size_t i = 0; i < n->ncops; i++) {
-        if (n->cops[i]->op.id == id) {
-            return n->cops[i];
-        }
-    }
-    return NULL;
+static void client_done(struct sim *s, int client, const struct op *op);
+
+/* user pointers of ops: the client index + 1 (0: the repair pass) */
+static void *client_user(int client) {
+    return (void *)(intptr_t)(client + 1);
 }
 
-static void cop_remove(struct sim_node *n, struct sim_cop *c) {
-    for (size_t i = 0; i < n->ncops; i++) {
-        if (n->cops[i] == c) {
-            n->cops[i] = n->cops[--n->ncops];
-            break;
-        }
-    }
-    op_destroy(&c->op);
-    free(c);
+static int io_is_up(void *ctx, uint32_t tag) {
+    (void)ctx;
+    (void)tag;
+    return 1; /* no failure detector here: a message to a down node is lost */
 }
 
-static void client_done(struct sim *s, struct sim_cop *c);
-static void hint_tick(struct sim *s, int node, int rearm);
-
-static void send_request(struct sim *s, int from, const struct op *op, const struct op_send *sd) {
+static void io_send(void *ctx, uint32_t tag, int verb, const struct op *op) {
+    struct sim_node *n = ctx;
+    struct sim *s = n->sim;
     struct msg_argv a;
-    if (sd->verb == MSG_READ) {
+    if (verb == MSG_READ) {
         struct kv_slice k = {op->key, op->klen};
         msg_encode_read(&a, op->db, &k, 1);
     } else {
@@ -395,41 +387,47 @@ static void send_request(struct sim *s, int from, const struct op *op, const str
     struct msg_buf b = {0};
     msg_argv_to_resp(&a, &b);
     msg_argv_free(&a);
-    net_send(s, from, node_of(sd->node), 0, 0, sd->verb, op->id, s->nodes[from].epoch, &b);
+    net_send(s, n->idx, node_of(tag), 0, 0, verb, op->id, n->epoch, &b);
 }
 
-/* carries out what an op step asked for */
-static void apply_actions(struct sim *s, int node, struct sim_cop *c, const struct op_actions *a,
-                          uint64_t old_deadline) {
-    struct sim_node *n = &s->nodes[node];
-    for (size_t i = 0; i < a->nsend; i++) {
-        send_request(s, node, &c->op, &a->send[i]);
-    }
-    for (size_t i = 0; i < a->nhint; i++) {
-        struct msg_record r = op_msg_record(&c->op);
-        if (hints_add(n->hints, a->hint[i], s->now, c->op.db, c->op.key, c->op.klen, &r) ==
-            HINTS_OK) {
-            s->res->st.hints_added++;
-        }
-    }
-    if (a->completed && !c->done) {
-        c->done = 1;
-        client_done(s, c);
-    }
-    if (a->finished) {
-        cop_remove(n, c);
-    } else if (c->op.deadline != old_deadline) {
-        at(s, c->op.deadline, EV_OP_TIMER, node, -1, c->op.id);
-    }
+static void io_completed(void *ctx, const struct op *op, void *user) {
+    struct sim_node *n = ctx;
+    client_done(n->sim, (int)(intptr_t)user - 1, op);
 }
 
-static struct sim_cop *cop_new(struct sim *s, int node, int client) {
+static void io_send_hint(void *ctx, uint32_t target, const struct hint *h) {
+    struct sim_node *n = ctx;
+    struct msg_argv a;
+    msg_encode_write(&a, h->db, h->key, h->klen, &h->rec);
+    struct msg_buf b = {0};
+    msg_argv_to_resp(&a, &b);
+    msg_argv_free(&a);
+    net_send(n->sim, n->idx, node_of(target), 0, 1, MSG_WRITE, h->seq, n->epoch, &b);
+}
+
+static void node_live_init(struct sim *s, struct sim_node *n) {
+    struct cnode_io io = {n, io_is_up, io_send, io_completed, io_send_hint};
+    cnode_init(&n->node, n->tag, s->o.timeout_ms, s->o.hint_window_ms, s->o.hint_max_bytes,
+               &io);
+    n->live = 1;
+    n->armed_dl = 0;
+}
+
+/* the node's counters into the run's, before its coordinator goes */
+static void node_fold_stats(struct sim *s, struct sim_node *n) {
+    s->res->st.hints_added += n->node.st.hints_added;
+    s->res->st.hints_delivered += n->node.st.hints_delivered;
+    n->node.st.hints_added = n->node.st.hints_delivered = 0;
+}
+
+/* keeps an EV_OP_TIMER queued for the node's earliest op deadline */
+static void node_arm(struct sim *s, int node) {
     struct sim_node *n = &s->nodes[node];
-    struct sim_cop *c = cl_calloc(1, sizeof *c);
-    c->client = client;
-    n->cops = cl_realloc(n->cops, (n->ncops + 1) * sizeof *n->cops);
-    n->cops[n->ncops++] = c;
-    return c;
+    uint64_t dl = n->live ? cnode_next_deadline(&n->node) : 0;
+    if (dl && dl != n->armed_dl) {
+        n->armed_dl = dl;
+        at(s, dl, EV_OP_TIMER, node, -1, 0);
+    }
 }
 
 static void start_read(struct sim *s, int node, int client, int k, size_t need) {
@@ -437,11 +435,12 @@ static void start_read(struct sim *s, int node, int client, int k, size_t need) 
     size_t nrep = key_replicas(s, k, tags);
     char name[KEY_MAX];
     size_t len = key_name(k, name);
-    struct sim_cop *c = cop_new(s, node, client);
-    struct op_actions a;
-    op_read_start(&c->op, s->next_id++, key_db(s, k), name, len, tags, nrep, need, NULL, s->now,
-                  s->o.timeout_ms, &a);
-    apply_actions(s, node, c, &a, 0);
+    struct sim_node *n = &s->nodes[node];
+    n->node.next_id = s->next_id; /* ids unique over every node and incarnation */
+    cnode_read_on(&n->node, tags, nrep, key_db(s, k), name, len, need, s->now,
+                  client_user(client));
+    s->next_id = n->node.next_id;
+    node_arm(s, node);
 }
 
 static void start_write(struct sim *s, int node, int client, int k, size_t wi) {
@@ -450,13 +449,14 @@ static void start_write(struct sim *s, int node, int client, int k, size_t wi) {
     size_t nrep = key_replicas(s, k, tags);
     char name[KEY_MAX];
     size_t len = key_name(k, name);
-    struct sim_cop *c = cop_new(s, node, client);
-    struct op_actions a;
     struct msg_record r = {w->v, w->deleted, 0, w->deleted ? NULL : w->val, w->vlen};
-    op_write_start(&c->op, s->next_id++, key_db(s, k), name, len, tags, nrep, (size_t)s->o.w, &r,
-                   NULL, s->now, s->o.timeout_ms, &a);
-    s->clients[client].cur = c->op.id;
-    apply_actions(s, node, c, &a, 0);
+    struct sim_node *n = &s->nodes[node];
+    s->clients[client].cur = s->next_id;
+    n->node.next_id = s->next_id;
+    cnode_write_on(&n->node, tags, nrep, key_db(s, k), name, len, &r, (size_t)s->o.w, s->now,
+                   client_user(client));
+    s->next_id = n->node.next_id;
+    node_arm(s, node);
 }
 
 static void coord_reply(struct sim *s, struct sim_msg *m) {
@@ -471,39 +471,31 @@ static void coord_reply(struct sim *s, struct sim_msg *m) {
     }
     redisReply *r = rp;
     uint32_t from = s->nodes[m->from].tag;
-    struct sim_cop *c = m->is_hint ? NULL : cop_find(n, m->id);
     char err[128];
     if (m->is_hint) {
         int applied;
         int ok = msg_decode_write_reply(r, &applied, err, sizeof err) == MSG_OK;
-        if (hints_delivered(n->hints, from, m->id, ok) == HINTS_OK && ok) {
-            s->res->st.hints_delivered++;
-            hint_tick(s, m->to, 0); /* the next one at once */
+        cnode_on_hint_reply(&n->node, from, m->id, ok, s->now);
+    } else if (m->verb == MSG_READ) {
+        struct msg_item item;
+        int rc = msg_decode_read_reply(r, 1, &item, err, sizeof err);
+        if (rc != MSG_OK) {
+            violation(s, "node %u: bad READ reply from %u: %s", n->tag, from, err);
         }
-    } else if (c) {
-        struct op_actions a;
-        uint64_t dl = c->op.deadline;
-        if (m->verb == MSG_READ) {
-            struct msg_item item;
-            int rc = msg_decode_read_reply(r, 1, &item, err, sizeof err);
-            if (rc != MSG_OK) {
-                violation(s, "node %u: bad READ reply from %u: %s", n->tag, from, err);
-            }
-            op_on_read_reply(&c->op, from, rc == MSG_OK ? &item : NULL, s->now, &a);
-            if (rc == MSG_OK && item.found) {
-                kv_hlc_observe(&n->hlc, item.rec.v.hlc);
-            }
-        } else {
-            int applied = 0;
-            int rc = msg_decode_write_reply(r, &applied, err, sizeof err);
-            if (rc != MSG_OK) {
-                violation(s, "node %u: bad WRITE reply from %u: %s", n->tag, from, err);
-            }
-            op_on_write_reply(&c->op, from, rc == MSG_OK, s->now, &a);
+        if (rc == MSG_OK && item.found && cnode_live(&n->node, m->id)) {
+            kv_hlc_observe(&n->hlc, item.rec.v.hlc);
         }
-        apply_actions(s, m->to, c, &a, dl);
+        cnode_on_read_reply(&n->node, m->id, from, rc == MSG_OK ? &item : NULL, s->now);
+    } else {
+        int applied = 0;
+        int rc = msg_decode_write_reply(r, &applied, err, sizeof err);
+        if (rc != MSG_OK) {
+            violation(s, "node %u: bad WRITE reply from %u: %s", n->tag, from, err);
+        }
+        cnode_on_write_reply(&n->node, m->id, from, rc == MSG_OK, s->now);
     }
-    /* otherwise a late reply of a finished op: ignored */
+    /* a late reply of a finished op is ignored by cnode */
+    node_arm(s, m->to);
     freeReplyObject(r);
 }
 
@@ -523,26 +515,13 @@ static void deliver(struct sim *s, struct sim_msg *m) {
 
 /* ---- hints delivery: hints_due on a timer and after each ack ---- */
 
-static void hint_tick(struct sim *s, int node, int rearm) {
+static void hint_tick(struct sim *s, int node) {
     struct sim_node *n = &s->nodes[node];
     if (!n->up) {
         return;
     }
-    hints_expire(n->hints, s->now);
-    struct hint_send due[SIM_MAX_NODES];
-    size_t k = hints_due(n->hints, s->now, s->o.timeout_ms, due, SIM_MAX_NODES);
-    for (size_t i = 0; i < k; i++) {
-        const struct hint *h = due[i].hint;
-        struct msg_argv a;
-        msg_encode_write(&a, h->db, h->key, h->klen, &h->rec);
-        struct msg_buf b = {0};
-        msg_argv_to_resp(&a, &b);
-        msg_argv_free(&a);
-        net_send(s, node, node_of(due[i].target), 0, 1, MSG_WRITE, h->seq, n->epoch, &b);
-    }
-    if (rearm) {
-        at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, node, -1, 0);
-    }
+    cnode_hints_send(&n->node, s->now);
+    at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, node, -1, 0);
 }
 
 /* ---- clients and history ---- */
@@ -664,36 +643,36 @@ static void client_next(struct sim *s, int ci) {
     at(s, s->now + rnd_below(s, THINK_MAX_MS + 1), EV_CLIENT, -1, ci, 0);
 }
 
-static void client_done(struct sim *s, struct sim_cop *c) {
-    if (c->client < 0) {
-        if (c->op.result != OP_OK) {
-            violation(s, "repair pass: read of %.*s failed", (int)c->op.klen, c->op.key);
+static void client_done(struct sim *s, int client, const struct op *op) {
+    if (client < 0) {
+        if (op->result != OP_OK) {
+            violation(s, "repair pass: read of %.*s failed", (int)op->klen, op->key);
         }
         return;
     }
-    struct sim_client *cl = &s->clients[c->client];
-    if (!cl->busy || cl->cur != c->op.id) {
+    struct sim_client *cl = &s->clients[client];
+    if (!cl->busy || cl->cur != op->id) {
         return; /* the client gave up on it */
     }
     cl->busy = 0;
     if (cl->is_write) {
         struct sim_write *w = &s->writes[cl->write];
-        w->status = c->op.result == OP_OK ? W_OK : W_FAILED;
+        w->status = op->result == OP_OK ? W_OK : W_FAILED;
         if (w->status == W_OK) {
             w->acked = ++s->hseq;
             s->res->st.writes_ok++;
         } else {
             s->res->st.writes_failed++;
         }
-    } else if (c->op.result == OP_OK) {
+    } else if (op->result == OP_OK) {
         s->res->st.reads_ok++;
-        check_read(s, cl->key, cl->started, &c->op.rec);
+        check_read(s, cl->key, cl->started, &op->rec);
     } else {
         s->res->st.reads_failed++;
     }
-    trace(s, "client %d: %s key:%d %s", c->client, cl->is_write ? "write" : "read", cl->key,
-          c->op.result == OP_OK ? "ok" : "failed");
-    client_next(s, c->client);
+    trace(s, "client %d: %s key:%d %s", client, cl->is_write ? "write" : "read", cl->key,
+          op->result == OP_OK ? "ok" : "failed");
+    client_next(s, client);
 }
 
 static int pick_up_node(struct sim *s) {
@@ -756,24 +735,23 @@ static void node_crash(struct sim *s, int i) {
     struct sim_node *n = &s->nodes[i];
     n->up = 0;
     s->res->st.crashes++;
-    while (n->ncops) {
-        cop_remove(n, n->cops[0]);
-    }
     n->epoch++;
-    hints_flight_reset(n->hints);
-    const struct hints_stats *hs = &n->hints->stats;
+    struct hints *h = n->node.hints;
+    const struct hints_stats *hs = &h->stats;
     s->res->st.hints_dropped += hs->dropped_window + hs->dropped_bytes + hs->dropped_big;
+    n->disk.len = 0;
     if (!s->o.crash_loses_store) { /* persistent mode: hints kept as bytes */
-        n->disk.len = 0;
-        hints_encode(n->hints, &n->disk);
-        trace(s, "node %u keeps %zu hints as %zu bytes", n->tag, n->hints->count, n->disk.len);
-        hints_destroy(&n->hints);
+        hints_encode(h, &n->disk);
+        trace(s, "node %u keeps %zu hints as %zu bytes", n->tag, h->count, n->disk.len);
     } else {
         store_wipe(n);
-        size_t lost = n->hints->count;
-        s->res->st.hints_dropped += lost;
-        hints_destroy(&n->hints);
-        n->hints = hints_create(s->o.hint_window_ms, s->o.hint_max_bytes);
+        s->res->st.hints_dropped += h->count;
+    }
+    /* its ops die with it (no callbacks: their clients time out) */
+    node_fold_stats(s, n);
+    cnode_free(&n->node);
+    n->live = 0;
+    if (s->o.crash_loses_store) {
         if (s->nwiped[i] < 64) {
             s->wiped[i][s->nwiped[i]++] = ++s->hseq;
         } else {
@@ -787,12 +765,11 @@ static void node_crash(struct sim *s, int i) {
 
 static void node_restart(struct sim *s, int i) {
     struct sim_node *n = &s->nodes[i];
-    if (n->hints == NULL) {
-        n->hints = hints_create(s->o.hint_window_ms, s->o.hint_max_bytes);
-        if (hints_decode(n->hints, n->disk.p, n->disk.len, s->now) != HINTS_OK) {
-            violation(s, "node %u: its hints did not decode after a restart", n->tag);
-        }
+    node_live_init(s, n);
+    if (n->disk.len && hints_decode(n->node.hints, n->disk.p, n->disk.len, s->now) != HINTS_OK) {
+        violation(s, "node %u: its hints did not decode after a restart", n->tag);
     }
+    n->disk.len = 0;
     s->nodes[i].up = 1;
     s->res->st.restarts++;
     at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, i, -1, 0);
@@ -876,11 +853,12 @@ static void process(struct sim *s, struct ev *e) {
         break;
     case EV_OP_TIMER: {
         struct sim_node *n = &s->nodes[e->node];
-        struct sim_cop *c = n->up ? cop_find(n, e->id) : NULL;
-        if (c && s->now >= c->op.deadline) {
-            struct op_actions a;
-            op_tick(&c->op, s->now, &a);
-            apply_actions(s, e->node, c, &a, c->op.deadline);
+        if (n->up && n->live) {
+            if (n->armed_dl <= s->now) {
+                n->armed_dl = 0;
+            }
+            cnode_tick(&n->node, s->now);
+            node_arm(s, e->node);
         }
         break;
     }
@@ -894,7 +872,7 @@ static void process(struct sim *s, struct ev *e) {
         fault(s);
         break;
     case EV_HINT_TICK:
-        hint_tick(s, e->node, 1);
+        hint_tick(s, e->node);
         break;
     }
 }
@@ -911,7 +889,7 @@ static int clients_finished(const struct sim *s) {
 static int quiescent(const struct sim *s) {
     for (int i = 0; i < s->o.nodes; i++) {
         const struct sim_node *n = &s->nodes[i];
-        if (n->ncops || (n->hints && n->hints->count)) {
+        if (n->live && (n->node.nops || n->node.hints->count)) {
             return 0;
         }
     }
@@ -1020,7 +998,9 @@ static void sim_init(struct sim *s, const struct sim_opts *o, struct sim_result 
         n->tag = (uint32_t)(i + 1);
         n->up = 1;
         n->skew = (int64_t)rnd_below(s, 2 * (uint64_t)o->max_skew_ms + 1) - (int64_t)o->max_skew_ms;
-        n->hints = hints_create(o->hint_window_ms, o->hint_max_bytes);
+        n->sim = s;
+        n->idx = i;
+        node_live_init(s, n);
         snprintf(ms[i].id, sizeof ms[i].id, "sim-%02d", i);
         ms[i].tag = n->tag;
         ms[i].weight = 1.0;
@@ -1053,12 +1033,10 @@ static void sim_free(struct sim *s) {
     free(s->heap);
     for (int i = 0; i < s->o.nodes; i++) {
         struct sim_node *n = &s->nodes[i];
-        while (n->ncops) {
-            cop_remove(n, n->cops[0]);
+        if (n->live) {
+            cnode_free(&n->node);
         }
-        free(n->cops);
         store_wipe(n);
-        hints_destroy(&n->hints);
         msg_buf_free(&n->disk);
     }
     ring_destroy(&s->ring);
@@ -1135,8 +1113,9 @@ int sim_run(const struct sim_opts *o, struct sim_result *res) {
     }
     size_t dropped = 0;
     for (int i = 0; i < o->nodes; i++) {
-        const struct hints_stats *h = &s.nodes[i].hints->stats;
+        const struct hints_stats *h = &s.nodes[i].node.hints->stats;
         dropped += h->dropped_window + h->dropped_bytes + h->dropped_big;
+        node_fold_stats(&s, &s.nodes[i]);
     }
     res->st.hints_dropped += dropped;
     final_checks(&s, o->force_hint_check || (!o->crashes && res->st.hints_dropped == 0));

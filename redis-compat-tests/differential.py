@@ -60,6 +60,8 @@ EXCLUDED = {
     'shutdown': 'stops the server',
     'debug': "kvd's subcommands differ from Redis's; not a compatibility surface",
     'monitor': 'turns the connection into a stream (raw_test.py checks its lines)',
+    'kvd': "kvd's own (the cluster's views): Redis has no such command "
+           '(cluster_test.py covers it)',
     # SAVE, BGSAVE and BGREWRITEAOF appear only with bad arguments, and SAVE inside
     # MULTI: run for real, kvd flushes memtables / compacts where Redis writes an RDB
     # or AOF, so their replies and timing are not Redis's to compare.

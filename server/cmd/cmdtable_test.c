@@ -256,7 +256,7 @@ static void test_containers_are_classified_by_their_subcommands(void) {
             CHECK(tab[i].arity <= -2); /* never runs without a subcommand */
         }
     }
-    CHECK_EQ_INT(containers, 6);
+    CHECK_EQ_INT(containers, 7);
     CHECK_EQ_INT(command_lookup("object", 6)->flags & CMD_READONLY, 0);
 }
 
@@ -278,7 +278,8 @@ static void test_fanout_and_node_local_sets(void) {
                  "ping echo quit reset hello auth select client|id client|setname "
                  "client|getname client|setinfo client|list client|info client|kill "
                  "client|no-evict client|no-touch client|reply client|help info config|get "
-                 "config|set config|resetstat config|rewrite config|help command command|count "
+                 "config|set config|resetstat config|rewrite config|help kvd|nodes kvd|ring "
+                     "kvd|keynodes kvd|consistency kvd|help command command|count "
                  "command|docs command|getkeys command|info command|list command|help time "
                  "shutdown lastsave save bgsave bgrewriteaof slowlog|get slowlog|len "
                  "slowlog|reset slowlog|help debug monitor wait multi exec discard watch "

@@ -27,6 +27,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "server/net/net.h"
 
 #define MAX_LISTENERS 16
@@ -306,6 +307,18 @@ static void reject_conn(int fd, const char *msg, size_t len) {
     server.stat_rejected_conn++;
 }
 
+/* Over maxclients with the cluster on: is the connection from the host of a
+ * peer this node knows (seeds, members)? */
+static int from_peer_host(const struct sockaddr_storage *ss) {
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (ss->ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
+    } else if (ss->ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
+    }
+    return ip[0] && cluster_is_peer_host(server.cluster, ip);
+}
+
 static void accept_cb(evutil_socket_t lfd, short what, void *arg) {
     (void)what;
     (void)arg;
@@ -319,14 +332,23 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg) {
             }
             return;
         }
+        static const char full_msg[] = "-ERR max number of clients reached\r\n";
+        const char *refusal = NULL;
+        int maybe_peer = 0;
         if (server.nclients >= server.maxclients) {
-            static const char msg[] = "-ERR max number of clients reached\r\n";
-            reject_conn(fd, msg, sizeof(msg) - 1);
-            continue;
+            refusal = full_msg;
+            maybe_peer = server.cluster && from_peer_host(&peer);
+        } else if (server.protected_mode &&
+                   (server.requirepass == NULL || !server.requirepass[0]) &&
+                   !is_loopback(&peer)) {
+            refusal = denied_msg;
+            maybe_peer = server.cluster != NULL; /* a new node has no known address */
         }
-        if (server.protected_mode && (server.requirepass == NULL || !server.requirepass[0]) &&
-            !is_loopback(&peer)) {
-            reject_conn(fd, denied_msg, sizeof(denied_msg) - 1);
+        /* a cluster peer arrives on this port too and is exempt: a connection that
+         * may be one gets the refusal at its first command unless that is
+         * KVD.PEER (process_command); a peer that fails the secret is closed */
+        if (refusal && !maybe_peer) {
+            reject_conn(fd, refusal, strlen(refusal));
             continue;
         }
         int yes = 1;
@@ -335,6 +357,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg) {
             set_keepalive(fd, server.tcp_keepalive);
         }
         struct client *c = client_create(fd);
+        c->peer_probation = refusal;
         format_addr(&peer, c->addr, sizeof(c->addr));
         struct sockaddr_storage local;
         socklen_t llen = sizeof(local);
