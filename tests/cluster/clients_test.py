@@ -148,7 +148,7 @@ def main():
         except Exception as e:  # noqa: BLE001 - a harness failure is one failed case
             res.check('cluster run without exception', False, repr(e))
         finally:
-            harness.check_clean_exit(cl.stop(), res)
+            harness.check_clean_exit(cl.stop(), res, cl)
     return res.summary()
 
 

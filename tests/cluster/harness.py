@@ -22,6 +22,7 @@ failures are errors starting "NOQUORUM".
 """
 import atexit
 import os
+import re
 import shutil
 import signal
 import socket
@@ -34,6 +35,7 @@ import time
 import redis
 
 PARTITION_TAG = 'kvd-cluster-test'
+SANITIZER_RE = r'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:'
 FIRST_IP = 2  # nodes live on 127.0.0.2, 127.0.0.3, ...
 
 
@@ -336,6 +338,7 @@ class Cluster:
             conf.update((node_extra or {}).get(i, {}))
             self.nodes.append(Node(self.binary, i, node_ip(i), ports[i], conf['dir'], conf))
         self.stopped = False
+        self.sanitizer_reports = {}
         _live_clusters.append(self)
 
     def start(self, timeout=60.0):
@@ -421,6 +424,11 @@ class Cluster:
                 rcs[nd.index] = nd.terminate()
         if self in _live_clusters:
             _live_clusters.remove(self)
+        self.sanitizer_reports = {}
+        for nd in self.nodes:
+            tail = nd.tail(1000000)
+            if re.search(SANITIZER_RE, tail):
+                self.sanitizer_reports[nd.index] = tail[-3000:]
         if self.own_base and not self.keep_dirs:
             shutil.rmtree(self.base, ignore_errors=True)
         return rcs
@@ -623,6 +631,13 @@ def check_no_crash(cluster, res):
         res.check('node%d: no earlier process of it died on its own' % (nd.index + 1), not bad, bad)
 
 
-def check_clean_exit(rcs, res):
+def check_clean_exit(rcs, res, cluster=None):
+    """rcs from Cluster.stop(): every node exited 0; with cluster, no node's log
+    holds a sanitizer report."""
     for i, rc in sorted(rcs.items()):
         res.check('node%d exits 0 on SIGTERM' % (i + 1), rc == 0, rc)
+    if cluster is not None:
+        for i, rep in sorted(cluster.sanitizer_reports.items()):
+            res.check('node%d: no sanitizer report' % (i + 1), False, rep)
+        if not cluster.sanitizer_reports:
+            res.check('no sanitizer report in any node log', True)
