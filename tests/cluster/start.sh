@@ -11,11 +11,13 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$root/build/kvd}
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 base=${CLUSTER_PORT_BASE:-7001}
 top=$root/build/cluster
 n=3
 
-if ! "$bin" --help-config 2>&1 | grep -q '^cluster-enabled'; then
+help=$("$bin" --help-config 2>&1)
+if ! grep -q '^cluster-enabled' <<<"$help"; then
     echo "make cluster: $bin has no cluster yet (no cluster-enabled directive)" >&2
     exit 1
 fi
