@@ -63,6 +63,7 @@ COMPAT_BINS := $(patsubst redis-compat-tests/%.c,$(BUILD)/compat/%,$(wildcard re
 DEPS_STAMP := build/.deps-ok
 
 .PHONY: all run test test-unit test-asan test-long deps fuzz bench bench-base bench-engine clean
+.PHONY: cluster bench-cluster
 all: $(BUILD)/kvd $(TEST_BINS) $(BENCH_BINS) $(COMPAT_BINS)
 
 deps: $(DEPS_STAMP)
@@ -142,6 +143,14 @@ bench-base: all
 
 bench-engine: all
 	@bash tests/bench/engine.sh
+
+# a 3-node cluster on 127.0.0.2-4 (persistent, data in build/cluster/nodeN); Ctrl-C stops it
+cluster: $(BUILD)/kvd
+	@bash tests/cluster/start.sh $(BUILD)/kvd
+
+# redis-benchmark: kvd cluster (N=3 and N=1), Redis Cluster, one kvd node; build/bench/cluster.txt
+bench-cluster: $(BUILD)/kvd
+	@bash tests/bench/cluster.sh $(BUILD)/kvd
 
 clean:
 	rm -rf build/obj build/tests build/lib*.a build/kvd build/kvd-*-bench build/compat build-asan build-fuzz

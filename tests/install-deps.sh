@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(gcc make pkg-config clang libclang-rt-dev valgrind
       libevent-dev libhiredis-dev libjemalloc-dev libxxhash-dev
-      redis-tools redis-server python3-redis rocksdb-tools nodejs npm)
+      redis-tools redis-server python3-redis rocksdb-tools nodejs npm iptables)
 
 missing=()
 for p in "${pkgs[@]}"; do

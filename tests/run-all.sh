@@ -11,6 +11,8 @@
 #   seams:   tests/check-seams.sh (coord.c and the keyspace call no WATCH/persistence by name)
 #   unit:    every binary in build/tests/ (and build-asan/tests/)
 #   compat:  redis-compat-tests/run.sh KVD_BINARY [--asan]  (real clients, differential)
+#   cluster: tests/cluster/run.sh KVD_BINARY [--asan]  (real kvd clusters on 127.0.0.2..;
+#            SKIPs with 0 counted while the binary has no cluster)
 #   long:    tests/long/*.sh, only with --long
 # Options: --unit-only, --asan-only, --long.
 set -uo pipefail
@@ -72,10 +74,13 @@ if [[ $mode == all || $mode == asan ]]; then
 fi
 if [[ $mode == all ]]; then
     [[ -x redis-compat-tests/run.sh ]] && run_suite compat redis-compat-tests/run.sh build/kvd
+    [[ -x tests/cluster/run.sh ]] && run_suite cluster tests/cluster/run.sh build/kvd
 fi
 if [[ $mode == all || $mode == asan ]]; then
     [[ -x redis-compat-tests/run.sh && -x build-asan/kvd ]] &&
         run_suite compat-asan redis-compat-tests/run.sh build-asan/kvd --asan
+    [[ -x tests/cluster/run.sh && -x build-asan/kvd ]] &&
+        run_suite cluster-asan tests/cluster/run.sh build-asan/kvd --asan
 fi
 if [[ $mode == long ]]; then
     for s in tests/long/*.sh; do
