@@ -1,0 +1,1208 @@
+/* cluster/cluster.c: the cluster runtime on the server's event loop. See cluster.h.
+ *
+ * HOW IT WORKS.
+ * - Membership (part 1, before gossip): the node knows a list of members (itself
+ *   first: id, tag, address, weight, tokens). Every peer address it knows (the
+ *   seeds, then the address of every member learned) gets one link (link.h),
+ *   bound to bind_ip and authenticated with the secret. Over each link that is up
+ *   it asks `KVD.PEER MEMBERS <itself>` when the link comes up and then every
+ *   second; the answer lists what the peer knows, which is merged by id, and the
+ *   peer merges the caller. A membership change rebuilds the ring. The node is
+ *   ready once every seed that is not itself answered MEMBERS once. A member is
+ *   down while the link to its address is not up (part 2 brings phi accrual).
+ * - Coordinator: the ops run on cluster/node.c. node.c asks to send requests;
+ *   requests to this node itself are served through the store callbacks, from a
+ *   deferred event (never a link to itself, never inside the node call);
+ *   requests to a peer go over its link, their answers decoded (msg.h) and fed
+ *   back by op id. Results are copied to a queue of done callbacks that a
+ *   deferred event runs, so a callback never runs inside cluster_read/write (the
+ *   contract), and cluster_cancel removes a queued result or marks the live op.
+ *   One timer is kept armed at cnode_next_deadline.
+ * - Hints (hints.h, in node.c) are kept in memory only: a restart loses them
+ *   (persistent-mode hint durability is not done). They are sent when the
+ *   target's link comes up and from a 100 ms tick.
+ * - The peer side: struct cluster_peer is one client connection speaking
+ *   KVD.PEER: HELLO/AUTH through auth.h's listener, then MEMBERS, READ and WRITE
+ *   (replica.h on the store callbacks). Until the secret is proved, every other
+ *   verb is refused and the connection closed.
+ *
+ * Wire form of a member (MEMBERS argument and each bulk of its reply):
+ *   member := idlen:u8 id tag:u32be alen:u8 addr weight:u64be (IEEE-754 bits)
+ *             tokens (ring.h: count:u32be token:u64be{count})
+ */
+#include "cluster/cluster.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "cluster/auth.h"
+#include "cluster/link.h"
+#include "cluster/mem.h"
+#include "cluster/node.h"
+#include "cluster/replica.h"
+#include "cluster/ring.h"
+
+#define CL_TICK_MS 100          /* hints and membership timer */
+#define CL_MEMBERS_EVERY 10     /* ask MEMBERS every this many ticks (1 s) */
+#define CL_HOST_MAX 255
+
+struct peer_rt {                /* one peer address and its link */
+    char addr[RING_ADDR_MAX + 1];
+    char host[CL_HOST_MAX + 1];
+    int port;
+    struct link *link;
+    int up;                     /* link up (authenticated) */
+    int is_seed;
+    int answered;               /* MEMBERS answered at least once */
+    int asking;                 /* MEMBERS in flight */
+    int is_self;                /* it turned out to be this node: no link */
+    struct cluster *cl;
+};
+
+/* what a finished or refused request hands to its callback, from the loop */
+enum { DQ_DONE = 1, DQ_LOCAL, DQ_FAIL_REPLY };
+
+struct dq {
+    int kind;
+    struct dq *next;
+    /* DQ_DONE */
+    uint64_t id;
+    int is_read;
+    cluster_read_done *rcb;
+    cluster_write_done *wcb;
+    void *ctx;
+    int status;
+    int found;
+    struct msg_record rec;      /* rec.val owned */
+    char err[160];
+    /* DQ_LOCAL (a request to this node's own replica) and DQ_FAIL_REPLY */
+    int verb;
+    uint32_t from;              /* DQ_FAIL_REPLY: the replica that failed */
+    int is_hint;
+    uint64_t seq;
+    unsigned db;
+    char *key;                  /* owned */
+    size_t klen;
+};
+
+struct creq {                   /* a caller's request while its op runs */
+    uint64_t id;
+    int is_read;
+    cluster_read_done *rcb;
+    cluster_write_done *wcb;
+    void *ctx;
+};
+
+struct rreq {                   /* one request on a link */
+    struct cluster *cl;
+    uint64_t id;                /* op id, or hint seq */
+    uint32_t tag;
+    int verb;
+    int is_hint;
+    int is_members;
+    struct peer_rt *peer;       /* MEMBERS */
+};
+
+struct cluster {
+    struct event_base *base;
+    /* config, strings copied */
+    char node_id[RING_ID_MAX + 1];
+    uint32_t tag;
+    char *secret;
+    size_t secret_len;
+    char bind_ip[CL_HOST_MAX + 1];
+    char self_addr[RING_ADDR_MAX + 1];
+    int n, w, r;
+    int timeout_ms;
+    struct cluster_store store;
+    /* membership: members[0] is this node */
+    struct ring_member *members;
+    size_t nmembers;
+    struct ring ring;
+    uint64_t ring_version;      /* +1 per rebuild */
+    struct peer_rt **peers;
+    size_t npeers;
+    size_t nseeds;
+    /* coordinator */
+    struct cnode node;
+    struct dq *dq_head, *dq_tail;
+    struct event *defer_ev;
+    struct event *deadline_ev;
+    uint64_t armed_at;          /* deadline the timer is armed for (0: none) */
+    struct event *tick_ev;
+    unsigned ticks;
+    uint64_t nonce_ctr;
+    int stopping;
+    char why[160];
+    uint64_t merge_conflicts;   /* members refused (tag or id clash) */
+};
+
+struct cluster_peer {
+    struct cluster *cl;
+    struct auth_listener auth;
+};
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- members ---- */
+
+static void member_free(struct ring_member *m) {
+    free(m->tokens);
+    m->tokens = NULL;
+}
+
+static long member_by_id(const struct cluster *cl, const char *id) {
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        if (strcmp(cl->members[i].id, id) == 0) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+static long member_by_tag(const struct cluster *cl, uint32_t tag) {
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        if (cl->members[i].tag == tag) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+static struct peer_rt *peer_by_addr(const struct cluster *cl, const char *addr) {
+    for (size_t i = 0; i < cl->npeers; i++) {
+        if (strcmp(cl->peers[i]->addr, addr) == 0) {
+            return cl->peers[i];
+        }
+    }
+    return NULL;
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) {
+        p[i] = (unsigned char)(v >> (24 - 8 * i));
+    }
+}
+
+static void put64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) {
+        p[i] = (unsigned char)(v >> (56 - 8 * i));
+    }
+}
+
+static uint32_t get32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get64(const unsigned char *p) {
+    return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+/* member bytes into a new buffer of *len bytes */
+static unsigned char *member_encode(const struct ring_member *m, size_t *len) {
+    size_t il = strlen(m->id), al = strlen(m->addr);
+    size_t tl = ring_tokens_encoded_len(m->ntokens);
+    *len = 1 + il + 4 + 1 + al + 8 + tl;
+    unsigned char *b = cl_malloc(*len), *p = b;
+    *p++ = (unsigned char)il;
+    memcpy(p, m->id, il);
+    p += il;
+    put32(p, m->tag);
+    p += 4;
+    *p++ = (unsigned char)al;
+    memcpy(p, m->addr, al);
+    p += al;
+    uint64_t wb;
+    memcpy(&wb, &m->weight, 8);
+    put64(p, wb);
+    p += 8;
+    ring_tokens_encode(m->tokens, m->ntokens, p);
+    return b;
+}
+
+/* parses member bytes; 0 with *m filled (tokens allocated), or -1 */
+static int member_decode(const char *buf, size_t len, struct ring_member *m) {
+    const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+    memset(m, 0, sizeof *m);
+    if (len < 1) {
+        return -1;
+    }
+    size_t il = *p++;
+    if (il == 0 || il > RING_ID_MAX || (size_t)(end - p) < il + 4 + 1) {
+        return -1;
+    }
+    memcpy(m->id, p, il);
+    p += il;
+    if (memchr(m->id, 0, il)) {
+        return -1;
+    }
+    m->tag = get32(p);
+    p += 4;
+    size_t al = *p++;
+    if (al == 0 || (size_t)(end - p) < al + 8) {
+        return -1;
+    }
+    memcpy(m->addr, p, al);
+    p += al;
+    if (memchr(m->addr, 0, al) || strchr(m->addr, ':') == NULL) {
+        return -1;
+    }
+    uint64_t wb = get64(p);
+    p += 8;
+    memcpy(&m->weight, &wb, 8);
+    if (!(m->weight > 0 && m->weight <= 1000) || m->tag == 0) {
+        return -1;
+    }
+    if (ring_tokens_decode(p, (size_t)(end - p), &m->tokens, &m->ntokens) != RING_OK) {
+        return -1;
+    }
+    return 0;
+}
+
+static int split_addr(const char *addr, char *host, size_t hostlen, int *port) {
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || colon == addr || (size_t)(colon - addr) >= hostlen) {
+        return -1;
+    }
+    char *endp;
+    errno = 0;
+    long pt = strtol(colon + 1, &endp, 10);
+    if (errno || *endp || endp == colon + 1 || pt < 1 || pt > 65535) {
+        return -1;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    if (host[0] == '[') { /* [v6]:port */
+        size_t hl = strlen(host);
+        if (hl < 2 || host[hl - 1] != ']') {
+            return -1;
+        }
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = 0;
+    }
+    *port = (int)pt;
+    return 0;
+}
+
+static void rebuild_ring(struct cluster *cl) {
+    struct ring nr;
+    char err[128];
+    if (ring_build(&nr, cl->members, cl->nmembers, err, sizeof err) != RING_OK) {
+        fprintf(stderr, "cluster: ring not rebuilt: %s\n", err);
+        cl->merge_conflicts++;
+        return;
+    }
+    ring_destroy(&cl->ring);
+    cl->ring = nr;
+    cl->ring_version++;
+}
+
+static void peer_link_state(void *ctx, enum link_state state, const char *why);
+static void ask_members(struct cluster *cl, struct peer_rt *p);
+static void kick_defer(struct cluster *cl);
+static void rearm(struct cluster *cl);
+
+static struct peer_rt *peer_add(struct cluster *cl, const char *addr, int is_seed) {
+    struct peer_rt *p = peer_by_addr(cl, addr);
+    if (p) {
+        p->is_seed |= is_seed;
+        return p;
+    }
+    p = cl_calloc(1, sizeof *p);
+    p->cl = cl;
+    p->is_seed = is_seed;
+    snprintf(p->addr, sizeof p->addr, "%s", addr);
+    if (split_addr(addr, p->host, sizeof p->host, &p->port) != 0) {
+        free(p);
+        return NULL;
+    }
+    cl->peers = cl_realloc(cl->peers, (cl->npeers + 1) * sizeof *cl->peers);
+    cl->peers[cl->npeers++] = p;
+    if (strcmp(addr, cl->self_addr) == 0) {
+        p->is_self = 1;
+        p->answered = 1;
+        return p;
+    }
+    struct link_config lc = {0};
+    lc.host = p->host;
+    lc.port = p->port;
+    lc.source_addr = cl->bind_ip[0] ? cl->bind_ip : NULL;
+    lc.secret = cl->secret;
+    lc.secret_len = cl->secret_len;
+    lc.node_id = cl->node_id;
+    lc.node_id_len = strlen(cl->node_id);
+    lc.connect_timeout_ms = cl->timeout_ms;
+    lc.request_timeout_ms = cl->timeout_ms;
+    lc.backoff_max_ms = 2000;
+    lc.on_state = peer_link_state;
+    lc.state_ctx = p;
+    p->link = link_create(cl->base, &lc);
+    return p;
+}
+
+/* merges one member learned from a peer; 1 when the membership changed */
+static int member_merge(struct cluster *cl, struct ring_member *m) {
+    if (strcmp(m->id, cl->node_id) == 0) {
+        member_free(m);
+        return 0; /* ourselves: we know best */
+    }
+    long i = member_by_id(cl, m->id);
+    long t = member_by_tag(cl, m->tag);
+    if (t >= 0 && t != i) {
+        cl->merge_conflicts++; /* another member has its tag */
+        member_free(m);
+        return 0;
+    }
+    if (i >= 0) {
+        struct ring_member *o = &cl->members[i];
+        int same = o->tag == m->tag && strcmp(o->addr, m->addr) == 0 &&
+                   o->weight == m->weight && o->ntokens == m->ntokens &&
+                   memcmp(o->tokens, m->tokens, m->ntokens * sizeof *m->tokens) == 0;
+        if (same) {
+            member_free(m);
+            return 0;
+        }
+        member_free(o);
+        *o = *m;
+    } else {
+        if (cl->nmembers >= RING_MAX_MEMBERS) {
+            member_free(m);
+            return 0;
+        }
+        cl->members = cl_realloc(cl->members, (cl->nmembers + 1) * sizeof *cl->members);
+        cl->members[cl->nmembers++] = *m;
+    }
+    peer_add(cl, m->addr, 0);
+    return 1;
+}
+
+/* ---- links ---- */
+
+static int tag_up(void *ctx, uint32_t tag) {
+    struct cluster *cl = ctx;
+    if (tag == cl->tag) {
+        return 1;
+    }
+    long i = member_by_tag(cl, tag);
+    if (i < 0) {
+        return 0;
+    }
+    struct peer_rt *p = peer_by_addr(cl, cl->members[i].addr);
+    return p && p->up;
+}
+
+static void members_reply(void *ctx, int status, const redisReply *reply) {
+    struct rreq *rq = ctx;
+    struct cluster *cl = rq->cl;
+    struct peer_rt *p = rq->peer;
+    free(rq);
+    if (cl->stopping) {
+        return;
+    }
+    p->asking = 0;
+    if (status != LINK_OK || reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements < 1) {
+        return;
+    }
+    int changed = 0;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        struct ring_member m;
+        if (e->type != REDIS_REPLY_STRING || member_decode(e->str, e->len, &m) != 0) {
+            return; /* a malformed answer does not count */
+        }
+        if (i == 0 && strcmp(m.id, cl->node_id) == 0) {
+            /* the seed is this node under another address */
+            member_free(&m);
+            p->answered = 1;
+            return;
+        }
+        changed |= member_merge(cl, &m);
+    }
+    p->answered = 1;
+    if (changed) {
+        rebuild_ring(cl);
+    }
+}
+
+static void ask_members(struct cluster *cl, struct peer_rt *p) {
+    if (p->is_self || p->link == NULL || !p->up || p->asking) {
+        return;
+    }
+    size_t len;
+    unsigned char *b = member_encode(&cl->members[0], &len);
+    const char *argv[3] = {MSG_COMMAND, "MEMBERS", (const char *)b};
+    size_t argvlen[3] = {strlen(MSG_COMMAND), 7, len};
+    struct rreq *rq = cl_calloc(1, sizeof *rq);
+    rq->cl = cl;
+    rq->is_members = 1;
+    rq->peer = p;
+    if (link_send(p->link, 3, argv, argvlen, members_reply, rq) == LINK_OK) {
+        p->asking = 1;
+    } else {
+        free(rq);
+    }
+    free(b);
+}
+
+static void peer_link_state(void *ctx, enum link_state state, const char *why) {
+    struct peer_rt *p = ctx;
+    struct cluster *cl = p->cl;
+    if (cl->stopping) {
+        return;
+    }
+    int was = p->up;
+    p->up = state == LINK_STATE_UP;
+    if (p->up && !was) {
+        ask_members(cl, p);
+        cnode_hints_send(&cl->node, mono_ms());
+        rearm(cl);
+    }
+}
+
+/* ---- the coordinator's I/O (cnode_io) ---- */
+
+static void dq_push(struct cluster *cl, struct dq *d) {
+    d->next = NULL;
+    if (cl->dq_tail) {
+        cl->dq_tail->next = d;
+    } else {
+        cl->dq_head = d;
+    }
+    cl->dq_tail = d;
+    kick_defer(cl);
+}
+
+static void dq_free(struct dq *d) {
+    free(d->key);
+    free((void *)d->rec.val);
+    free(d);
+}
+
+static void fail_later(struct cluster *cl, uint64_t id, uint32_t from, int verb, int is_hint) {
+    struct dq *d = cl_calloc(1, sizeof *d);
+    d->kind = DQ_FAIL_REPLY;
+    d->id = id;
+    d->seq = id;
+    d->from = from;
+    d->verb = verb;
+    d->is_hint = is_hint;
+    dq_push(cl, d);
+}
+
+static void remote_reply(void *ctx, int status, const redisReply *reply) {
+    struct rreq *rq = ctx;
+    struct cluster *cl = rq->cl;
+    if (cl->stopping) {
+        free(rq);
+        return;
+    }
+    uint64_t now = mono_ms();
+    char err[128];
+    int ok = 0;
+    if (rq->verb == MSG_READ) {
+        struct msg_item item;
+        ok = status == LINK_OK && msg_decode_read_reply(reply, 1, &item, err, sizeof err) ==
+                                      MSG_OK;
+        if (ok && item.found && cl->store.observe) {
+            cl->store.observe(cl->store.ctx, item.rec.v.hlc);
+        }
+        cnode_on_read_reply(&cl->node, rq->id, rq->tag, ok ? &item : NULL, now);
+    } else {
+        int applied = 0;
+        ok = status == LINK_OK &&
+             msg_decode_write_reply(reply, &applied, err, sizeof err) == MSG_OK;
+        if (rq->is_hint) {
+            cnode_on_hint_reply(&cl->node, rq->tag, rq->id, ok, now);
+        } else {
+            cnode_on_write_reply(&cl->node, rq->id, rq->tag, ok, now);
+        }
+    }
+    free(rq);
+    rearm(cl);
+}
+
+static struct link *link_of_tag(struct cluster *cl, uint32_t tag) {
+    long i = member_by_tag(cl, tag);
+    if (i < 0) {
+        return NULL;
+    }
+    struct peer_rt *p = peer_by_addr(cl, cl->members[i].addr);
+    return p ? p->link : NULL;
+}
+
+static void send_remote(struct cluster *cl, uint32_t tag, int verb, uint64_t id, int is_hint,
+                        unsigned db, const char *key, size_t klen,
+                        const struct msg_record *rec) {
+    struct link *l = link_of_tag(cl, tag);
+    struct msg_argv a;
+    if (verb == MSG_READ) {
+        struct kv_slice k = {key, klen};
+        msg_encode_read(&a, db, &k, 1);
+    } else {
+        msg_encode_write(&a, db, key, klen, rec);
+    }
+    struct rreq *rq = cl_calloc(1, sizeof *rq);
+    *rq = (struct rreq){cl, id, tag, verb, is_hint, 0, NULL};
+    int rc = l ? link_send(l, a.argc, a.argv, a.argvlen, remote_reply, rq) : LINK_DOWN;
+    msg_argv_free(&a);
+    if (rc != LINK_OK) {
+        free(rq);
+        fail_later(cl, id, tag, verb, is_hint);
+    }
+}
+
+static void io_send(void *ctx, uint32_t tag, int verb, const struct op *op) {
+    struct cluster *cl = ctx;
+    struct msg_record rec = op_msg_record(op);
+    if (tag != cl->tag) {
+        send_remote(cl, tag, verb, op->id, 0, op->db, op->key, op->klen, &rec);
+        return;
+    }
+    /* our own replica: through the store, from the loop */
+    struct dq *d = cl_calloc(1, sizeof *d);
+    d->kind = DQ_LOCAL;
+    d->id = op->id;
+    d->verb = verb;
+    d->db = op->db;
+    d->key = cl_memdup(op->key, op->klen);
+    d->klen = op->klen;
+    if (verb == MSG_WRITE) {
+        d->rec = rec;
+        d->rec.val = rec.vlen ? cl_memdup(rec.val, rec.vlen) : NULL;
+    }
+    dq_push(cl, d);
+}
+
+static void io_send_hint(void *ctx, uint32_t target, const struct hint *h) {
+    struct cluster *cl = ctx;
+    send_remote(cl, target, MSG_WRITE, h->seq, 1, h->db, h->key, h->klen, &h->rec);
+}
+
+static void io_completed(void *ctx, const struct op *op, void *user) {
+    struct cluster *cl = ctx;
+    struct creq *cr = user;
+    struct dq *d = cl_calloc(1, sizeof *d);
+    d->kind = DQ_DONE;
+    d->id = cr->id;
+    d->is_read = cr->is_read;
+    d->rcb = cr->rcb;
+    d->wcb = cr->wcb;
+    d->ctx = cr->ctx;
+    free(cr);
+    d->status = op->result == OP_OK ? CLUSTER_OK : CLUSTER_FAILED;
+    if (d->status != CLUSTER_OK) {
+        op_error_text(op, d->err, sizeof d->err);
+    } else if (op->kind == OP_READ && op->rec.found) {
+        d->found = 1;
+        d->rec = op_msg_record(op);
+        d->rec.val = op->rec.vlen ? cl_memdup(op->rec.val, op->rec.vlen) : NULL;
+    }
+    dq_push(cl, d);
+}
+
+static void run_local(struct cluster *cl, struct dq *d, uint64_t now) {
+    if (d->verb == MSG_READ) {
+        struct msg_item item = {0};
+        int rc = cl->store.read(cl->store.ctx, d->db, d->key, d->klen, &item.rec);
+        item.found = rc == 1;
+        cnode_on_read_reply(&cl->node, d->id, cl->tag, rc < 0 ? NULL : &item, now);
+    } else {
+        int rc = cl->store.apply(cl->store.ctx, d->db, d->key, d->klen, &d->rec);
+        cnode_on_write_reply(&cl->node, d->id, cl->tag, rc >= 0, now);
+    }
+}
+
+static void run_done(struct dq *d) {
+    if (d->is_read) {
+        d->rcb(d->ctx, d->status, d->status == CLUSTER_OK && d->found ? &d->rec : NULL,
+               d->status == CLUSTER_OK ? NULL : d->err);
+    } else {
+        d->wcb(d->ctx, d->status, d->status == CLUSTER_OK ? NULL : d->err);
+    }
+}
+
+/* runs the queue; entries queued meanwhile wait for the next turn */
+static void on_defer(evutil_socket_t fd, short what, void *arg) {
+    struct cluster *cl = arg;
+    struct dq *d = cl->dq_head;
+    cl->dq_head = cl->dq_tail = NULL;
+    while (d) {
+        struct dq *next = d->next;
+        uint64_t now = mono_ms();
+        if (d->kind == DQ_DONE) {
+            run_done(d);
+        } else if (d->kind == DQ_LOCAL) {
+            run_local(cl, d, now);
+        } else if (d->is_hint) {
+            cnode_on_hint_reply(&cl->node, d->from, d->seq, 0, now);
+        } else if (d->verb == MSG_READ) {
+            cnode_on_read_reply(&cl->node, d->id, d->from, NULL, now);
+        } else {
+            cnode_on_write_reply(&cl->node, d->id, d->from, 0, now);
+        }
+        dq_free(d);
+        d = next;
+    }
+    rearm(cl);
+}
+
+static void kick_defer(struct cluster *cl) {
+    if (!event_pending(cl->defer_ev, EV_TIMEOUT, NULL)) {
+        struct timeval tv = {0, 0};
+        evtimer_add(cl->defer_ev, &tv);
+    }
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg) {
+    struct cluster *cl = arg;
+    cl->armed_at = 0;
+    cnode_tick(&cl->node, mono_ms());
+    rearm(cl);
+}
+
+static void rearm(struct cluster *cl) {
+    uint64_t dl = cnode_next_deadline(&cl->node);
+    if (dl == cl->armed_at) {
+        return;
+    }
+    cl->armed_at = dl;
+    if (dl == 0) {
+        evtimer_del(cl->deadline_ev);
+        return;
+    }
+    uint64_t now = mono_ms();
+    uint64_t wait = dl > now ? dl - now : 0;
+    struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+    evtimer_add(cl->deadline_ev, &tv);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
+    struct cluster *cl = arg;
+    cl->ticks++;
+    if (cl->ticks % CL_MEMBERS_EVERY == 0) {
+        for (size_t i = 0; i < cl->npeers; i++) {
+            ask_members(cl, cl->peers[i]);
+        }
+    }
+    cnode_hints_send(&cl->node, mono_ms());
+    rearm(cl);
+}
+
+/* ---- start, stop ---- */
+
+static int config_check(const struct cluster_config *c, char *err, size_t errlen) {
+    size_t il = c->node_id ? strlen(c->node_id) : 0;
+    if (il == 0 || il > RING_ID_MAX || il > AUTH_ID_MAX) {
+        snprintf(err, errlen, "the node id must be 1..%d bytes", RING_ID_MAX);
+        return -1;
+    }
+    if (c->tag == 0) {
+        snprintf(err, errlen, "the node tag must not be 0");
+        return -1;
+    }
+    if (c->tokens == NULL || c->ntokens == 0 || c->ntokens > RING_MAX_TOKENS) {
+        snprintf(err, errlen, "the node needs 1..%d tokens", RING_MAX_TOKENS);
+        return -1;
+    }
+    for (size_t i = 1; i < c->ntokens; i++) {
+        if (c->tokens[i] <= c->tokens[i - 1]) {
+            snprintf(err, errlen, "the node's tokens must be sorted and distinct");
+            return -1;
+        }
+    }
+    size_t sl = c->secret ? strlen(c->secret) : 0;
+    if (sl == 0 || sl > AUTH_SECRET_MAX) {
+        snprintf(err, errlen, "cluster-secret is required (1..%d bytes)", AUTH_SECRET_MAX);
+        return -1;
+    }
+    if (c->replication_factor < 1 || c->replication_factor > RING_MAX_REPLICAS) {
+        snprintf(err, errlen, "replication-factor must be 1..%d", RING_MAX_REPLICAS);
+        return -1;
+    }
+    if (c->write_quorum < 1 || c->write_quorum > c->replication_factor) {
+        snprintf(err, errlen, "write-quorum must be 1..replication-factor (%d)",
+                 c->replication_factor);
+        return -1;
+    }
+    if (c->read_quorum < 1 || c->read_quorum > c->replication_factor) {
+        snprintf(err, errlen, "read-quorum must be 1..replication-factor (%d)",
+                 c->replication_factor);
+        return -1;
+    }
+    if (!(c->weight > 0 && c->weight <= 1000)) {
+        snprintf(err, errlen, "node-weight must be > 0 and <= 1000");
+        return -1;
+    }
+    if (c->announce_ip == NULL || c->announce_ip[0] == 0 ||
+        strlen(c->announce_ip) > CL_HOST_MAX - 8 || c->announce_port < 1 ||
+        c->announce_port > 65535) {
+        snprintf(err, errlen, "the announced address is missing or bad");
+        return -1;
+    }
+    if (c->bind_ip && strlen(c->bind_ip) > CL_HOST_MAX) {
+        snprintf(err, errlen, "the bind address is too long");
+        return -1;
+    }
+    if (c->request_timeout_ms < 1) {
+        snprintf(err, errlen, "cluster-request-timeout must be >= 1 ms");
+        return -1;
+    }
+    return 0;
+}
+
+/* parses the seed list into peers; -1 with err on a bad entry */
+static int seeds_add(struct cluster *cl, const char *seeds, char *err, size_t errlen) {
+    if (seeds == NULL) {
+        return 0;
+    }
+    const char *p = seeds;
+    while (*p) {
+        while (*p == ',' || *p == ' ') {
+            p++;
+        }
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ') {
+            e++;
+        }
+        if (e == p) {
+            break;
+        }
+        if ((size_t)(e - p) > RING_ADDR_MAX) {
+            snprintf(err, errlen, "cluster-seeds: an address is too long");
+            return -1;
+        }
+        char addr[RING_ADDR_MAX + 1], host[CL_HOST_MAX + 1];
+        int port;
+        memcpy(addr, p, (size_t)(e - p));
+        addr[e - p] = 0;
+        if (split_addr(addr, host, sizeof host, &port) != 0) {
+            snprintf(err, errlen, "cluster-seeds: '%s' is not host:port", addr);
+            return -1;
+        }
+        if (peer_by_addr(cl, addr) == NULL) {
+            cl->nseeds++;
+        }
+        peer_add(cl, addr, 1);
+        p = e;
+    }
+    return 0;
+}
+
+struct cluster *cluster_start(struct event_base *base, const struct cluster_config *cfg,
+                              const struct cluster_store *store, char *err, size_t errlen) {
+    if (config_check(cfg, err, errlen) != 0) {
+        return NULL;
+    }
+    if (store == NULL || store->read == NULL || store->apply == NULL) {
+        snprintf(err, errlen, "the cluster needs the store's read and apply");
+        return NULL;
+    }
+    struct cluster *cl = cl_calloc(1, sizeof *cl);
+    cl->base = base;
+    snprintf(cl->node_id, sizeof cl->node_id, "%s", cfg->node_id);
+    cl->tag = cfg->tag;
+    cl->secret_len = strlen(cfg->secret);
+    cl->secret = cl_memdup(cfg->secret, cl->secret_len + 1);
+    snprintf(cl->bind_ip, sizeof cl->bind_ip, "%s", cfg->bind_ip ? cfg->bind_ip : "");
+    if (strchr(cfg->announce_ip, ':')) {
+        snprintf(cl->self_addr, sizeof cl->self_addr, "[%s]:%d", cfg->announce_ip,
+                 cfg->announce_port);
+    } else {
+        snprintf(cl->self_addr, sizeof cl->self_addr, "%s:%d", cfg->announce_ip,
+                 cfg->announce_port);
+    }
+    cl->n = cfg->replication_factor;
+    cl->w = cfg->write_quorum;
+    cl->r = cfg->read_quorum;
+    cl->timeout_ms = cfg->request_timeout_ms;
+    cl->store = *store;
+    cl->members = cl_calloc(1, sizeof *cl->members);
+    cl->nmembers = 1;
+    struct ring_member *me = &cl->members[0];
+    snprintf(me->id, sizeof me->id, "%s", cfg->node_id);
+    me->tag = cfg->tag;
+    snprintf(me->addr, sizeof me->addr, "%s", cl->self_addr);
+    me->weight = cfg->weight;
+    me->tokens = cl_memdup(cfg->tokens, cfg->ntokens * sizeof *cfg->tokens);
+    me->ntokens = cfg->ntokens;
+    struct cnode_io io = {cl, tag_up, io_send, io_completed, io_send_hint};
+    cnode_init(&cl->node, cl->tag, (uint64_t)cl->timeout_ms, cfg->hint_window_ms,
+              cfg->hint_max_bytes, &io);
+    cl->defer_ev = evtimer_new(base, on_defer, cl);
+    cl->deadline_ev = evtimer_new(base, on_deadline, cl);
+    cl->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, cl);
+    char rerr[128];
+    if (ring_build(&cl->ring, cl->members, 1, rerr, sizeof rerr) != RING_OK) {
+        snprintf(err, errlen, "%s", rerr);
+        cluster_stop(cl);
+        return NULL;
+    }
+    if (seeds_add(cl, cfg->seeds, err, errlen) != 0) {
+        cluster_stop(cl);
+        return NULL;
+    }
+    struct timeval tv = {0, CL_TICK_MS * 1000};
+    event_add(cl->tick_ev, &tv);
+    return cl;
+}
+
+void cluster_stop(struct cluster *cl) {
+    if (cl == NULL) {
+        return;
+    }
+    cl->stopping = 1;
+    for (size_t i = 0; i < cl->npeers; i++) {
+        if (cl->peers[i]->link) {
+            link_destroy(&cl->peers[i]->link);
+        }
+        free(cl->peers[i]);
+    }
+    free(cl->peers);
+    struct dq *d = cl->dq_head;
+    while (d) {
+        struct dq *next = d->next;
+        dq_free(d);
+        d = next;
+    }
+    /* the ops' user pointers (struct creq) are freed with them */
+    cnode_free_users(&cl->node, free);
+    cnode_free(&cl->node);
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        member_free(&cl->members[i]);
+    }
+    free(cl->members);
+    ring_destroy(&cl->ring);
+    if (cl->defer_ev) {
+        event_free(cl->defer_ev);
+    }
+    if (cl->deadline_ev) {
+        event_free(cl->deadline_ev);
+    }
+    if (cl->tick_ev) {
+        event_free(cl->tick_ev);
+    }
+    if (cl->secret) {
+        memset(cl->secret, 0, cl->secret_len);
+        free(cl->secret);
+    }
+    free(cl);
+}
+
+int cluster_ready(const struct cluster *cl, const char **why) {
+    size_t answered = 0;
+    for (size_t i = 0; i < cl->npeers; i++) {
+        answered += cl->peers[i]->is_seed && cl->peers[i]->answered;
+    }
+    if (answered >= cl->nseeds) {
+        return 1;
+    }
+    if (why) {
+        struct cluster *m = (struct cluster *)cl; /* the text buffer only */
+        snprintf(m->why, sizeof m->why, "waiting for the seeds: %zu of %zu answered", answered,
+                 cl->nseeds);
+        *why = m->why;
+    }
+    return 0;
+}
+
+int cluster_replicas(const struct cluster *cl) {
+    return cl->n;
+}
+
+/* ---- coordinator ---- */
+
+static uint64_t refuse_later(struct cluster *cl, int is_read, cluster_read_done *rcb,
+                             cluster_write_done *wcb, void *ctx, const char *err) {
+    struct dq *d = cl_calloc(1, sizeof *d);
+    d->kind = DQ_DONE;
+    d->id = cl->node.next_id++;
+    d->is_read = is_read;
+    d->rcb = rcb;
+    d->wcb = wcb;
+    d->ctx = ctx;
+    d->status = CLUSTER_FAILED;
+    snprintf(d->err, sizeof d->err, "%s", err);
+    uint64_t id = d->id;
+    dq_push(cl, d);
+    return id;
+}
+
+uint64_t cluster_read(struct cluster *cl, unsigned db, const char *key, size_t klen, int r,
+                      cluster_read_done *cb, void *ctx) {
+    const char *why;
+    if (!cluster_ready(cl, &why)) {
+        return refuse_later(cl, 1, cb, NULL, ctx, why);
+    }
+    if (r < 1 || r > cl->n || db > MSG_MAX_DB) {
+        return refuse_later(cl, 1, cb, NULL, ctx, "bad read quorum or db");
+    }
+    struct creq *cr = cl_calloc(1, sizeof *cr);
+    *cr = (struct creq){0, 1, cb, NULL, ctx};
+    uint64_t next = cl->node.next_id;
+    cr->id = next;
+    cnode_read(&cl->node, &cl->ring, (size_t)cl->n, db, key, klen, (size_t)r, mono_ms(), cr);
+    rearm(cl);
+    return next;
+}
+
+uint64_t cluster_write(struct cluster *cl, unsigned db, const char *key, size_t klen,
+                       const struct msg_record *rec, int w, cluster_write_done *cb,
+                       void *ctx) {
+    const char *why;
+    if (!cluster_ready(cl, &why)) {
+        return refuse_later(cl, 0, NULL, cb, ctx, why);
+    }
+    if (w < 1 || w > cl->n || db > MSG_MAX_DB) {
+        return refuse_later(cl, 0, NULL, cb, ctx, "bad write quorum or db");
+    }
+    struct creq *cr = cl_calloc(1, sizeof *cr);
+    *cr = (struct creq){0, 0, NULL, cb, ctx};
+    uint64_t next = cl->node.next_id;
+    cr->id = next;
+    cnode_write(&cl->node, &cl->ring, (size_t)cl->n, db, key, klen, rec, (size_t)w, mono_ms(),
+               cr);
+    rearm(cl);
+    return next;
+}
+
+void cluster_cancel(struct cluster *cl, uint64_t id) {
+    void *user = cnode_cancel_user(&cl->node, id);
+    free(user);
+    struct dq **pp = &cl->dq_head, *prev = NULL;
+    while (*pp) {
+        struct dq *d = *pp;
+        if (d->kind == DQ_DONE && d->id == id) {
+            *pp = d->next;
+            if (cl->dq_tail == d) {
+                cl->dq_tail = prev;
+            }
+            dq_free(d);
+            return;
+        }
+        prev = d;
+        pp = &d->next;
+    }
+}
+
+/* ---- the peer side ---- */
+
+struct cluster_peer *cluster_peer_new(struct cluster *cl) {
+    struct cluster_peer *p = cl_calloc(1, sizeof *p);
+    p->cl = cl;
+    auth_listener_init(&p->auth, cl->secret, cl->secret_len, cl->node_id, strlen(cl->node_id));
+    return p;
+}
+
+void cluster_peer_free(struct cluster_peer *p) {
+    free(p);
+}
+
+int cluster_peer_authenticated(const struct cluster_peer *p) {
+    return p && auth_listener_authenticated(&p->auth);
+}
+
+static int word_is(const struct kv_slice *a, const char *s) {
+    return a->len == strlen(s) && strncasecmp(a->p, s, a->len) == 0;
+}
+
+static void buf_put(struct msg_buf *b, const void *p, size_t n) {
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2 + 64;
+        b->p = cl_realloc(b->p, b->cap);
+    }
+    if (n) {
+        memcpy(b->p + b->len, p, n);
+    }
+    b->len += n;
+}
+
+static void bulk(struct msg_buf *b, const char *p, size_t n) {
+    char hdr[32];
+    int h = snprintf(hdr, sizeof hdr, "$%zu\r\n", n);
+    buf_put(b, hdr, (size_t)h);
+    buf_put(b, p, n);
+    buf_put(b, "\r\n", 2);
+}
+
+
+static void members_answer(struct cluster *cl, const struct kv_slice *argv, size_t argc,
+                           struct msg_buf *out) {
+    if (argc != 3) {
+        msg_reply_error(out, "ERR bad KVD.PEER MEMBERS");
+        return;
+    }
+    struct ring_member m;
+    if (member_decode(argv[2].p, argv[2].len, &m) != 0) {
+        msg_reply_error(out, "ERR bad KVD.PEER MEMBERS member");
+        return;
+    }
+    if (member_merge(cl, &m)) {
+        rebuild_ring(cl);
+    }
+    char hdr[32];
+    int h = snprintf(hdr, sizeof hdr, "*%zu\r\n", cl->nmembers);
+    buf_put(out, hdr, (size_t)h);
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        size_t len;
+        unsigned char *b = member_encode(&cl->members[i], &len);
+        bulk(out, (const char *)b, len);
+        free(b);
+    }
+}
+
+int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
+                         const struct kv_slice *argv, size_t argc, struct msg_buf *out) {
+    if (argc < 2) {
+        msg_reply_error(out, "ERR wrong number of arguments for 'kvd.peer' command");
+        return 0;
+    }
+    if (word_is(&argv[1], "HELLO") || word_is(&argv[1], "AUTH")) {
+        uint8_t rnd[32], nonce[AUTH_NONCE_LEN];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+            for (size_t i = 0; i < sizeof rnd; i++) {
+                rnd[i] = (uint8_t)(mono_ms() >> (i % 8));
+            }
+        }
+        auth_nonce_make(rnd, sizeof rnd, ++cl->nonce_ctr, nonce);
+        struct auth_reply r;
+        auth_listener_step_argv(&p->auth, (int)argc - 1, argv + 1, nonce, &r);
+        if (r.kind == AUTH_REPLY_PAIR) {
+            buf_put(out, "*2\r\n", 4);
+            bulk(out, r.a, r.alen);
+            bulk(out, r.b, r.blen);
+        } else if (r.kind == AUTH_REPLY_BULK) {
+            bulk(out, r.a, r.alen);
+        } else {
+            buf_put(out, "-", 1);
+            buf_put(out, r.a, r.alen);
+            buf_put(out, "\r\n", 2);
+        }
+        if (r.close) {
+            fprintf(stderr, "cluster: peer refused: %s\n", p->auth.why);
+        }
+        return r.close ? 1 : 0;
+    }
+    if (!auth_listener_authenticated(&p->auth)) {
+        buf_put(out, "-NOAUTH peer not authenticated\r\n", 32);
+        return 1;
+    }
+    if (word_is(&argv[1], "MEMBERS")) {
+        members_answer(cl, argv, argc, out);
+        return 0;
+    }
+    if (word_is(&argv[1], "READ") || word_is(&argv[1], "WRITE")) {
+        struct replica_store st = {cl->store.ctx, cl->store.read, cl->store.apply,
+                                   cl->store.observe};
+        replica_handle(&st, argv, argc, out);
+        return 0;
+    }
+    msg_reply_error(out, "ERR unknown KVD.PEER verb");
+    return 0;
+}
+
+/* ---- operators' views ---- */
+
+static void text(struct msg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void text(struct msg_buf *b, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    buf_put(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out) {
+    for (size_t i = 0; i < cl->ring.nmembers; i++) {
+        const struct ring_member *m = &cl->ring.members[i];
+        int self = m->tag == cl->tag;
+        int up = tag_up((void *)cl, m->tag);
+        double share = ring_share(&cl->ring, i, (size_t)cl->n) * 100.0;
+        text(out, "%s %s %s %.2f%%%s\n", m->id, m->addr, up ? "up" : "down", share,
+             self ? " myself" : "");
+    }
+}
+
+void cluster_ring_text(const struct cluster *cl, struct msg_buf *out) {
+    for (size_t i = 0; i < cl->ring.nvnodes; i++) {
+        const struct ring_vnode *v = &cl->ring.vnodes[i];
+        text(out, "%" PRIu64 " %s\n", v->token, cl->ring.members[v->member].id);
+    }
+}
+
+size_t cluster_key_nodes(const struct cluster *cl, const char *key, size_t klen,
+                         struct msg_buf *out) {
+    if (!cluster_ready(cl, NULL)) {
+        return 0;
+    }
+    uint32_t idx[RING_MAX_REPLICAS];
+    size_t k = ring_replicas(&cl->ring, ring_key_token(key, klen), (size_t)cl->n, idx);
+    for (size_t i = 0; i < k; i++) {
+        const struct ring_member *m = &cl->ring.members[idx[i]];
+        text(out, "%s %s\n", m->id, m->addr);
+    }
+    return k;
+}
+
+void cluster_info(const struct cluster *cl, struct msg_buf *out) {
+    size_t up = 0;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        up += tag_up((void *)cl, cl->members[i].tag);
+    }
+    const struct cnode_stats *s = &cl->node.st;
+    const struct hints_stats *hs = &cl->node.hints->stats;
+    text(out, "ready:%d\r\n", cluster_ready(cl, NULL));
+    text(out, "node_id:%s\r\n", cl->node_id);
+    text(out, "members:%zu\r\n", cl->nmembers);
+    text(out, "members_up:%zu\r\n", up);
+    text(out, "members_down:%zu\r\n", cl->nmembers - up);
+    text(out, "replication_factor:%d\r\n", cl->n);
+    text(out, "write_quorum:%d\r\n", cl->w);
+    text(out, "read_quorum:%d\r\n", cl->r);
+    text(out, "ring_vnodes:%zu\r\n", cl->ring.nvnodes);
+    text(out, "ring_version:%" PRIu64 "\r\n", cl->ring_version);
+    text(out, "coordinator_reads:%" PRIu64 "\r\n", s->reads);
+    text(out, "coordinator_writes:%" PRIu64 "\r\n", s->writes);
+    text(out, "reads_missed_quorum:%" PRIu64 "\r\n", s->reads_failed);
+    text(out, "writes_missed_quorum:%" PRIu64 "\r\n", s->writes_failed);
+    text(out, "unavailable:%" PRIu64 "\r\n", s->unavailable);
+    text(out, "read_repairs:%" PRIu64 "\r\n", s->read_repairs);
+    text(out, "hints_pending:%zu\r\n", cl->node.hints->count);
+    text(out, "hints_pending_bytes:%zu\r\n", cl->node.hints->bytes);
+    text(out, "hints_added:%" PRIu64 "\r\n", s->hints_added);
+    text(out, "hints_delivered:%" PRIu64 "\r\n", s->hints_delivered);
+    text(out, "hints_dropped:%" PRIu64 "\r\n",
+         hs->dropped_window + hs->dropped_bytes + hs->dropped_big);
+    text(out, "membership_conflicts:%" PRIu64 "\r\n", cl->merge_conflicts);
+    for (size_t i = 1; i < cl->nmembers; i++) {
+        const struct ring_member *m = &cl->members[i];
+        struct peer_rt *p = peer_by_addr(cl, m->addr);
+        uint32_t p50 = 0, p99 = 0;
+        if (p && p->link) {
+            p50 = link_rtt_percentile(p->link, 50);
+            p99 = link_rtt_percentile(p->link, 99);
+        }
+        text(out,
+             "peer:id=%s,addr=%s,state=%s,hints=%zu,rtt_p50_us=%" PRIu32
+             ",rtt_p99_us=%" PRIu32 "\r\n",
+             m->id, m->addr, p && p->up ? "up" : "down", hints_pending(cl->node.hints, m->tag),
+             p50, p99);
+    }
+}

@@ -1,0 +1,814 @@
+/* cluster/cluster_test.c: the cluster runtime (cluster.c) with real links on one
+ * event_base: up to four runtimes in this process, each behind a small RESP
+ * listener on 127.0.0.1 that feeds KVD.PEER commands to cluster_peer_command (as
+ * the server does), each on a fake store (last-write-wins by kv_record_cmp).
+ * Every wait runs the loop until a condition holds or a deadline passes. */
+#include "cluster/cluster.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster/ring.h"
+#include "proto/resp.h"
+#include "proto/version.h"
+#include "tests/test.h"
+
+#define SECRET "the-secret-of-this-test-cluster"
+#define MAXN 4
+#define MAXC 32
+#define MAXE 64
+
+/* ---- fake store ---- */
+
+struct fentry {
+    unsigned db;
+    char key[64];
+    size_t klen;
+    struct msg_record rec;
+    char val[64];
+};
+
+struct fstore {
+    struct fentry e[MAXE];
+    int n;
+    int applies;
+    uint64_t hlc_seen;
+};
+
+static struct fentry *fs_find(struct fstore *s, unsigned db, const char *key, size_t klen) {
+    for (int i = 0; i < s->n; i++) {
+        if (s->e[i].db == db && s->e[i].klen == klen && memcmp(s->e[i].key, key, klen) == 0) {
+            return &s->e[i];
+        }
+    }
+    return NULL;
+}
+
+static int fs_read(void *ctx, unsigned db, const char *key, size_t klen, struct msg_record *out) {
+    struct fentry *e = fs_find(ctx, db, key, klen);
+    if (e == NULL) {
+        return 0;
+    }
+    *out = e->rec;
+    return 1;
+}
+
+static int fs_apply(void *ctx, unsigned db, const char *key, size_t klen,
+                    const struct msg_record *rec) {
+    struct fstore *s = ctx;
+    struct fentry *e = fs_find(s, db, key, klen);
+    if (e && kv_record_cmp(rec->v, rec->deleted, e->rec.v, e->rec.deleted) <= 0) {
+        return 0;
+    }
+    if (klen > sizeof e->key || rec->vlen > sizeof e->val) {
+        return -1;
+    }
+    if (e == NULL) {
+        if (s->n == MAXE) {
+            return -1;
+        }
+        e = &s->e[s->n++];
+        e->db = db;
+        memcpy(e->key, key, klen);
+        e->klen = klen;
+    }
+    e->rec = *rec;
+    memcpy(e->val, rec->val, rec->vlen);
+    e->rec.val = e->val;
+    s->applies++;
+    return 1;
+}
+
+static void fs_observe(void *ctx, uint64_t hlc) {
+    struct fstore *s = ctx;
+    if (hlc > s->hlc_seen) {
+        s->hlc_seen = hlc;
+    }
+}
+
+static uint64_t fs_now(void *ctx) {
+    return (uint64_t)time(NULL) * 1000u;
+}
+
+/* ---- a node: runtime + listener ---- */
+
+struct tnode;
+
+struct tconn {
+    struct tnode *tn;
+    int fd;
+    struct event *rev;
+    char *in;
+    size_t inlen, incap;
+    struct resp_parser parser;
+    struct cluster_peer *peer;
+    int dead;
+};
+
+struct tnode {
+    struct event_base *base;
+    struct cluster *cl;
+    struct fstore st;
+    int lfd, port;
+    struct event *lev;
+    struct tconn *conns[MAXC];
+    int nconns;
+    char id[16];
+    uint64_t tokens[16];
+    int closed_peers; /* connections closed by cluster_peer_command */
+};
+
+static void tconn_close(struct tconn *c) {
+    if (c->dead) {
+        return;
+    }
+    c->dead = 1;
+    event_free(c->rev);
+    close(c->fd);
+    resp_parser_deinit(&c->parser);
+    cluster_peer_free(c->peer);
+    free(c->in);
+}
+
+static void write_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0 && errno == EAGAIN) {
+            usleep(100); /* test replies are small: the socket drains */
+            continue;
+        }
+        if (w <= 0) {
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void tconn_readable(evutil_socket_t fd, short what, void *arg) {
+    struct tconn *c = arg;
+    if (c->incap - c->inlen < 65536) {
+        c->incap = c->incap * 2 + 65536;
+        c->in = realloc(c->in, c->incap);
+    }
+    ssize_t n = read(fd, c->in + c->inlen, c->incap - c->inlen);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        tconn_close(c);
+        return;
+    }
+    if (n < 0) {
+        return;
+    }
+    c->inlen += (size_t)n;
+    size_t pos = 0;
+    while (!c->dead && pos < c->inlen) {
+        size_t used = 0;
+        int rc = resp_parse(&c->parser, c->in + pos, c->inlen - pos, &used);
+        if (rc == RESP_AGAIN) {
+            break;
+        }
+        if (rc != RESP_OK) {
+            tconn_close(c);
+            return;
+        }
+        pos += used;
+        struct msg_buf out = {0};
+        int close_after = 0;
+        if (c->parser.argc >= 1 && c->parser.argv[0].len == 8 &&
+            strncasecmp(c->parser.argv[0].p, "KVD.PEER", 8) == 0) {
+            close_after = cluster_peer_command(c->tn->cl, c->peer, c->parser.argv,
+                                               (size_t)c->parser.argc, &out);
+        } else {
+            msg_reply_error(&out, "ERR unknown command");
+        }
+        write_all(c->fd, out.p, out.len);
+        msg_buf_free(&out);
+        if (close_after) {
+            c->tn->closed_peers++;
+            tconn_close(c);
+            return;
+        }
+    }
+    memmove(c->in, c->in + pos, c->inlen - pos);
+    c->inlen -= pos;
+}
+
+static void tnode_accept(evutil_socket_t lfd, short what, void *arg) {
+    struct tnode *tn = arg;
+    int fd = accept(lfd, NULL, NULL);
+    if (fd < 0) {
+        return;
+    }
+    if (tn->nconns >= MAXC || tn->cl == NULL) {
+        close(fd);
+        return;
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    struct tconn *c = calloc(1, sizeof *c);
+    c->tn = tn;
+    c->fd = fd;
+    struct resp_limits lim = {512ll << 20, 1024 * 1024, 65536};
+    resp_parser_init(&c->parser, &lim);
+    c->peer = cluster_peer_new(tn->cl);
+    c->rev = event_new(tn->base, fd, EV_READ | EV_PERSIST, tconn_readable, c);
+    event_add(c->rev, NULL);
+    tn->conns[tn->nconns++] = c;
+}
+
+/* listens on 127.0.0.1:port (0: any free port) */
+static int tnode_listen(struct tnode *tn, int port) {
+    tn->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(tn->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(tn->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(tn->lfd, 64) != 0) {
+        close(tn->lfd);
+        return -1;
+    }
+    socklen_t sl = sizeof sa;
+    getsockname(tn->lfd, (struct sockaddr *)&sa, &sl);
+    tn->port = ntohs(sa.sin_port);
+    fcntl(tn->lfd, F_SETFL, O_NONBLOCK);
+    tn->lev = event_new(tn->base, tn->lfd, EV_READ | EV_PERSIST, tnode_accept, tn);
+    event_add(tn->lev, NULL);
+    return 0;
+}
+
+/* closes the listener and every connection: to the others the node is gone */
+static void tnode_unlisten(struct tnode *tn) {
+    for (int i = 0; i < tn->nconns; i++) {
+        tconn_close(tn->conns[i]);
+        free(tn->conns[i]);
+    }
+    tn->nconns = 0;
+    if (tn->lev) {
+        event_free(tn->lev);
+        tn->lev = NULL;
+        close(tn->lfd);
+    }
+}
+
+static const struct cluster_store *tnode_store(struct tnode *tn) {
+    static struct cluster_store st[MAXN + 2];
+    static int next;
+    struct cluster_store *s = &st[next++ % (MAXN + 2)];
+    *s = (struct cluster_store){&tn->st, fs_read, fs_apply, fs_observe, fs_now};
+    return s;
+}
+
+static void cfg_for(struct tnode *tn, struct cluster_config *c, int i, const char *seeds,
+                    int n, int w, int r) {
+    snprintf(tn->id, sizeof tn->id, "node-%c", 'a' + i);
+    ring_tokens_generate(1000 + (uint64_t)i, tn->tokens, 16);
+    *c = (struct cluster_config){0};
+    c->node_id = tn->id;
+    c->tag = (uint32_t)(i + 1);
+    c->tokens = tn->tokens;
+    c->ntokens = 16;
+    c->weight = 1.0;
+    c->bind_ip = "127.0.0.1";
+    c->announce_ip = "127.0.0.1";
+    c->announce_port = tn->port;
+    c->seeds = seeds;
+    c->secret = SECRET;
+    c->replication_factor = n;
+    c->write_quorum = w;
+    c->read_quorum = r;
+    c->request_timeout_ms = 300;
+    c->hint_window_ms = 3600000;
+    c->hint_max_bytes = 1 << 20;
+}
+
+static int tnode_start(struct tnode *tn, struct event_base *base, int i, const char *seeds,
+                       int n, const char *secret) {
+    memset(tn, 0, sizeof *tn);
+    tn->base = base;
+    if (tnode_listen(tn, 0) != 0) {
+        return -1;
+    }
+    struct cluster_config c;
+    cfg_for(tn, &c, i, seeds, n, n > 1 ? 2 : 1, n > 1 ? 2 : 1);
+    if (secret) {
+        c.secret = secret;
+    }
+    char err[160];
+    tn->cl = cluster_start(base, &c, tnode_store(tn), err, sizeof err);
+    if (tn->cl == NULL) {
+        fprintf(stderr, "cluster_start: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void tnode_stop(struct tnode *tn) {
+    tnode_unlisten(tn);
+    cluster_stop(tn->cl);
+    tn->cl = NULL;
+}
+
+/* ---- loop helpers ---- */
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg) {
+}
+
+/* runs the loop until cond(arg) or ms pass; returns cond's last value */
+static int run_until(struct event_base *base, int (*cond)(void *), void *arg, unsigned ms) {
+    uint64_t end = now_ms() + ms;
+    struct event *wake = event_new(base, -1, EV_PERSIST, on_wake, NULL);
+    struct timeval tv = {0, 10000};
+    event_add(wake, &tv);
+    int ok = cond(arg);
+    while (!ok && now_ms() < end) {
+        event_base_loop(base, EVLOOP_ONCE);
+        ok = cond(arg);
+    }
+    event_free(wake);
+    return ok;
+}
+
+static int never(void *arg) {
+    return 0;
+}
+
+/* ---- results ---- */
+
+struct res {
+    int calls;
+    int status;
+    int found;
+    char val[64];
+    size_t vlen;
+    struct kv_version v;
+    char err[160];
+};
+
+static void read_done(void *ctx, int status, const struct msg_record *rec, const char *err) {
+    struct res *r = ctx;
+    r->calls++;
+    r->status = status;
+    r->found = rec != NULL;
+    if (rec) {
+        r->vlen = rec->vlen < sizeof r->val ? rec->vlen : sizeof r->val;
+        memcpy(r->val, rec->val, r->vlen);
+        r->v = rec->v;
+    }
+    snprintf(r->err, sizeof r->err, "%s", err ? err : "");
+}
+
+static void write_done(void *ctx, int status, const char *err) {
+    struct res *r = ctx;
+    r->calls++;
+    r->status = status;
+    snprintf(r->err, sizeof r->err, "%s", err ? err : "");
+}
+
+static int res_called(void *arg) {
+    return ((struct res *)arg)->calls > 0;
+}
+
+static struct msg_record mkrec(uint64_t hlc, uint32_t node, const char *val) {
+    struct msg_record r = {{hlc, node}, 0, 0, val, strlen(val)};
+    return r;
+}
+
+/* ---- one node ---- */
+
+static void test_one_node_writes_and_reads_through_its_store(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a;
+    CHECK(tnode_start(&a, base, 0, NULL, 1, NULL) == 0);
+    const char *why = "unset";
+    CHECK(cluster_ready(a.cl, &why) == 1);
+    CHECK_EQ_INT(cluster_replicas(a.cl), 1);
+
+    struct res w = {0};
+    struct msg_record rec = mkrec(100, 1, "v1");
+    cluster_write(a.cl, 0, "k", 1, &rec, 1, write_done, &w);
+    CHECK_EQ_INT(w.calls, 0); /* never inside the call */
+    CHECK(run_until(base, res_called, &w, 2000));
+    CHECK_EQ_INT(w.status, CLUSTER_OK);
+    CHECK_EQ_INT(a.st.n, 1);
+    CHECK_EQ_MEM(a.st.e[0].val, a.st.e[0].rec.vlen, "v1", 2);
+
+    struct res r = {0};
+    cluster_read(a.cl, 0, "k", 1, 1, read_done, &r);
+    CHECK_EQ_INT(r.calls, 0);
+    CHECK(run_until(base, res_called, &r, 2000));
+    CHECK_EQ_INT(r.status, CLUSTER_OK);
+    CHECK(r.found);
+    CHECK_EQ_MEM(r.val, r.vlen, "v1", 2);
+    CHECK_EQ_INT(r.v.hlc, 100);
+
+    struct res miss = {0};
+    cluster_read(a.cl, 3, "k", 1, 1, read_done, &miss); /* another db */
+    CHECK(run_until(base, res_called, &miss, 2000));
+    CHECK_EQ_INT(miss.status, CLUSTER_OK);
+    CHECK(!miss.found);
+
+    /* an older write is acknowledged but does not replace the newer value */
+    struct res w2 = {0};
+    struct msg_record old = mkrec(50, 1, "old");
+    cluster_write(a.cl, 0, "k", 1, &old, 1, write_done, &w2);
+    CHECK(run_until(base, res_called, &w2, 2000));
+    CHECK_EQ_INT(w2.status, CLUSTER_OK);
+    CHECK_EQ_MEM(a.st.e[0].val, a.st.e[0].rec.vlen, "v1", 2);
+
+    /* a quorum above N is refused (later, from the loop) */
+    struct res bad = {0};
+    cluster_read(a.cl, 0, "k", 1, 2, read_done, &bad);
+    CHECK_EQ_INT(bad.calls, 0);
+    CHECK(run_until(base, res_called, &bad, 2000));
+    CHECK_EQ_INT(bad.status, CLUSTER_FAILED);
+
+    tnode_stop(&a);
+    event_base_free(base);
+}
+
+static void test_one_node_cancelled_callback_never_runs(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a;
+    CHECK(tnode_start(&a, base, 0, NULL, 1, NULL) == 0);
+    struct res w = {0}, r = {0};
+    struct msg_record rec = mkrec(100, 1, "v");
+    uint64_t id = cluster_write(a.cl, 0, "k", 1, &rec, 1, write_done, &w);
+    uint64_t id2 = cluster_read(a.cl, 0, "k", 1, 1, read_done, &r);
+    CHECK(id != id2);
+    cluster_cancel(a.cl, id);
+    cluster_cancel(a.cl, id2);
+    run_until(base, never, NULL, 200);
+    CHECK_EQ_INT(w.calls, 0);
+    CHECK_EQ_INT(r.calls, 0);
+    CHECK_EQ_INT(a.st.n, 1); /* the write itself went on */
+    /* cancelling a result already queued (not ready: refused at once) */
+    struct res r2 = {0};
+    uint64_t id3 = cluster_read(a.cl, 0, "k", 1, 5, read_done, &r2);
+    cluster_cancel(a.cl, id3);
+    run_until(base, never, NULL, 50);
+    CHECK_EQ_INT(r2.calls, 0);
+    /* stop with a request pending: its callback never runs */
+    struct res r3 = {0};
+    cluster_read(a.cl, 0, "k", 1, 1, read_done, &r3);
+    tnode_stop(&a);
+    CHECK_EQ_INT(r3.calls, 0);
+    event_base_free(base);
+}
+
+static void test_one_node_seed_naming_itself_is_ready(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a;
+    memset(&a, 0, sizeof a);
+    a.base = base;
+    CHECK(tnode_listen(&a, 0) == 0);
+    char seeds[64];
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d", a.port);
+    struct cluster_config c;
+    cfg_for(&a, &c, 0, seeds, 1, 1, 1);
+    char err[160];
+    a.cl = cluster_start(base, &c, tnode_store(&a), err, sizeof err);
+    CHECK(a.cl != NULL);
+    CHECK(cluster_ready(a.cl, NULL) == 1);
+    struct msg_buf b = {0};
+    CHECK_EQ_INT(cluster_key_nodes(a.cl, "x", 1, &b), 1);
+    char want[128];
+    snprintf(want, sizeof want, "node-a 127.0.0.1:%d\n", a.port);
+    CHECK_EQ_MEM(b.p, b.len, want, strlen(want));
+    b.len = 0;
+    cluster_nodes_text(a.cl, &b);
+    snprintf(want, sizeof want, "node-a 127.0.0.1:%d up 100.00%% myself\n", a.port);
+    CHECK_EQ_MEM(b.p, b.len, want, strlen(want));
+    b.len = 0;
+    cluster_ring_text(a.cl, &b);
+    int lines = 0;
+    for (size_t i = 0; i < b.len; i++) {
+        lines += b.p[i] == '\n';
+    }
+    CHECK_EQ_INT(lines, 16);
+    msg_buf_free(&b);
+    tnode_stop(&a);
+    event_base_free(base);
+}
+
+static void test_unreachable_seed_not_ready_and_requests_fail_with_why(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a, dead;
+    memset(&dead, 0, sizeof dead);
+    dead.base = base;
+    CHECK(tnode_listen(&dead, 0) == 0);
+    int dead_port = dead.port;
+    tnode_unlisten(&dead); /* nobody listens there now */
+    char seeds[64];
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d", dead_port);
+    CHECK(tnode_start(&a, base, 0, seeds, 1, NULL) == 0);
+    const char *why = NULL;
+    CHECK(cluster_ready(a.cl, &why) == 0);
+    CHECK_EQ_STR(why, "waiting for the seeds: 0 of 1 answered");
+    struct res r = {0};
+    cluster_read(a.cl, 0, "k", 1, 1, read_done, &r);
+    CHECK_EQ_INT(r.calls, 0);
+    CHECK(run_until(base, res_called, &r, 2000));
+    CHECK_EQ_INT(r.status, CLUSTER_FAILED);
+    CHECK_EQ_STR(r.err, "waiting for the seeds: 0 of 1 answered");
+    CHECK_EQ_INT(cluster_key_nodes(a.cl, "k", 1, &(struct msg_buf){0}), 0);
+    tnode_stop(&a);
+    event_base_free(base);
+}
+
+static void test_bad_configs_refused(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a;
+    memset(&a, 0, sizeof a);
+    a.port = 7000;
+    struct cluster_config c;
+    char err[160];
+    struct cluster_store st = {&a.st, fs_read, fs_apply, fs_observe, fs_now};
+
+    cfg_for(&a, &c, 0, NULL, 3, 2, 2);
+    c.secret = "";
+    CHECK(cluster_start(base, &c, &st, err, sizeof err) == NULL);
+    CHECK(strstr(err, "cluster-secret") != NULL);
+    cfg_for(&a, &c, 0, NULL, 3, 4, 2);
+    CHECK(cluster_start(base, &c, &st, err, sizeof err) == NULL);
+    CHECK(strstr(err, "write-quorum") != NULL);
+    cfg_for(&a, &c, 0, NULL, 3, 2, 0);
+    CHECK(cluster_start(base, &c, &st, err, sizeof err) == NULL);
+    CHECK(strstr(err, "read-quorum") != NULL);
+    cfg_for(&a, &c, 0, "127.0.0.1", 3, 2, 2);
+    CHECK(cluster_start(base, &c, &st, err, sizeof err) == NULL);
+    CHECK(strstr(err, "cluster-seeds") != NULL);
+    cfg_for(&a, &c, 0, "127.0.0.1:99999", 3, 2, 2);
+    CHECK(cluster_start(base, &c, &st, err, sizeof err) == NULL);
+    cfg_for(&a, &c, 0, NULL, 3, 2, 2);
+    uint64_t unsorted[2] = {5, 3};
+    c.tokens = unsorted;
+    c.ntokens = 2;
+    CHECK(cluster_start(base, &c, &st, err, sizeof err) == NULL);
+    cfg_for(&a, &c, 0, NULL, 3, 2, 2);
+    c.tag = 0;
+    CHECK(cluster_start(base, &c, &st, err, sizeof err) == NULL);
+    event_base_free(base);
+}
+
+/* ---- the peer side without a network ---- */
+
+static size_t argv_of(struct kv_slice *av, const char **words, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        av[i] = (struct kv_slice){words[i], strlen(words[i])};
+    }
+    return n;
+}
+
+static void test_peer_verbs_refused_before_authentication(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a;
+    CHECK(tnode_start(&a, base, 0, NULL, 1, NULL) == 0);
+    struct cluster_peer *p = cluster_peer_new(a.cl);
+    struct kv_slice av[4];
+    struct msg_buf out = {0};
+    const char *rd[] = {"KVD.PEER", "READ", "0", "k"};
+    CHECK_EQ_INT(cluster_peer_command(a.cl, p, av, argv_of(av, rd, 4), &out), 1);
+    CHECK_EQ_MEM(out.p, out.len, "-NOAUTH peer not authenticated\r\n", 32);
+    CHECK(!cluster_peer_authenticated(p));
+    out.len = 0;
+    const char *mem[] = {"KVD.PEER", "MEMBERS", "x"};
+    CHECK_EQ_INT(cluster_peer_command(a.cl, p, av, argv_of(av, mem, 3), &out), 1);
+    out.len = 0;
+    /* a HELLO then a wrong proof: refused and closed */
+    char hex[65];
+    memset(hex, 'a', 64);
+    hex[64] = 0;
+    const char *hello[] = {"KVD.PEER", "HELLO", "intruder", hex};
+    CHECK_EQ_INT(cluster_peer_command(a.cl, p, av, argv_of(av, hello, 4), &out), 0);
+    CHECK(out.len > 0 && out.p[0] == '*');
+    out.len = 0;
+    const char *auth[] = {"KVD.PEER", "AUTH", hex};
+    CHECK_EQ_INT(cluster_peer_command(a.cl, p, av, argv_of(av, auth, 3), &out), 1);
+    CHECK(out.len > 0 && out.p[0] == '-');
+    CHECK(!cluster_peer_authenticated(p));
+    msg_buf_free(&out);
+    cluster_peer_free(p);
+    tnode_stop(&a);
+    event_base_free(base);
+}
+
+/* ---- three nodes ---- */
+
+struct trio {
+    struct tnode *t;
+    int n;
+    size_t members;
+};
+
+/* every node knows every member and sees it up */
+static int converged(void *arg) {
+    struct trio *tr = arg;
+    for (int i = 0; i < tr->n; i++) {
+        if (!cluster_ready(tr->t[i].cl, NULL)) {
+            return 0;
+        }
+        struct msg_buf b = {0};
+        cluster_nodes_text(tr->t[i].cl, &b);
+        size_t lines = 0, ups = 0;
+        for (size_t j = 0; j < b.len; j++) {
+            lines += b.p[j] == '\n';
+        }
+        for (const char *q = b.p; q && (q = memmem(q, b.len - (size_t)(q - b.p), " up ", 4));
+             q += 4) {
+            ups++;
+        }
+        msg_buf_free(&b);
+        if (lines != tr->members || ups != tr->members) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int start_trio(struct event_base *base, struct tnode *t, char *seeds, size_t seedlen) {
+    if (tnode_start(&t[0], base, 0, NULL, 3, NULL) != 0) {
+        return -1;
+    }
+    snprintf(seeds, seedlen, "127.0.0.1:%d", t[0].port);
+    if (tnode_start(&t[1], base, 1, seeds, 3, NULL) != 0 ||
+        tnode_start(&t[2], base, 2, seeds, 3, NULL) != 0) {
+        return -1;
+    }
+    struct trio tr = {t, 3, 3};
+    return run_until(base, converged, &tr, 5000) ? 0 : -1;
+}
+
+static int count_holding(struct tnode *t, int n, const char *key, const char *val) {
+    int c = 0;
+    for (int i = 0; i < n; i++) {
+        struct fentry *e = fs_find(&t[i].st, 0, key, strlen(key));
+        c += e && e->rec.vlen == strlen(val) && memcmp(e->rec.val, val, e->rec.vlen) == 0;
+    }
+    return c;
+}
+
+struct holding {
+    struct tnode *t;
+    int n, want;
+    const char *key, *val;
+};
+
+static int holding_ok(void *arg) {
+    struct holding *h = arg;
+    return count_holding(h->t, h->n, h->key, h->val) >= h->want;
+}
+
+static void test_three_nodes_converge_from_one_seed_and_replicate(void) {
+    struct event_base *base = event_base_new();
+    struct tnode t[3];
+    char seeds[64];
+    CHECK(start_trio(base, t, seeds, sizeof seeds) == 0);
+    /* every node computes the same ring */
+    struct msg_buf r0 = {0}, r2 = {0};
+    cluster_ring_text(t[0].cl, &r0);
+    cluster_ring_text(t[2].cl, &r2);
+    CHECK(r0.len > 0);
+    CHECK_EQ_MEM(r0.p, r0.len, r2.p, r2.len);
+    msg_buf_free(&r0);
+    msg_buf_free(&r2);
+    struct msg_buf kn = {0};
+    CHECK_EQ_INT(cluster_key_nodes(t[1].cl, "user:1", 6, &kn), 3);
+    msg_buf_free(&kn);
+
+    /* W=2 through node b: at least 2 stores hold it when acknowledged, all 3 soon */
+    struct res w = {0};
+    struct msg_record rec = mkrec(1000, 2, "hello");
+    cluster_write(t[1].cl, 0, "user:1", 6, &rec, 2, write_done, &w);
+    CHECK(run_until(base, res_called, &w, 3000));
+    CHECK_EQ_INT(w.status, CLUSTER_OK);
+    CHECK(count_holding(t, 3, "user:1", "hello") >= 2);
+    struct holding h = {t, 3, 3, "user:1", "hello"};
+    CHECK(run_until(base, holding_ok, &h, 3000));
+
+    /* R=2 through node c returns it */
+    struct res r = {0};
+    cluster_read(t[2].cl, 0, "user:1", 6, 2, read_done, &r);
+    CHECK(run_until(base, res_called, &r, 3000));
+    CHECK_EQ_INT(r.status, CLUSTER_OK);
+    CHECK(r.found);
+    CHECK_EQ_MEM(r.val, r.vlen, "hello", 5);
+
+    /* INFO's body names the members */
+    struct msg_buf info = {0};
+    cluster_info(t[0].cl, &info);
+    CHECK(memmem(info.p, info.len, "members:3\r\n", 11) != NULL);
+    CHECK(memmem(info.p, info.len, "members_up:3\r\n", 14) != NULL);
+    msg_buf_free(&info);
+    for (int i = 0; i < 3; i++) {
+        tnode_stop(&t[i]);
+    }
+    event_base_free(base);
+}
+
+static int c_down_at_a(void *arg) {
+    struct tnode *t = arg;
+    struct msg_buf b = {0};
+    cluster_nodes_text(t[0].cl, &b);
+    int down = memmem(b.p, b.len, "node-c", 6) && memmem(b.p, b.len, " down ", 6);
+    msg_buf_free(&b);
+    return down;
+}
+
+static int hints_drained(void *arg) {
+    struct msg_buf info = {0};
+    cluster_info(arg, &info);
+    int ok = memmem(info.p, info.len, "hints_delivered:1\r\n", 19) != NULL &&
+             memmem(info.p, info.len, "hints_pending:0\r\n", 17) != NULL;
+    msg_buf_free(&info);
+    return ok;
+}
+
+static void test_stopped_peer_fails_w3_w2_hints_delivered_on_return(void) {
+    struct event_base *base = event_base_new();
+    struct tnode t[3];
+    char seeds[64];
+    CHECK(start_trio(base, t, seeds, sizeof seeds) == 0);
+    int c_port = t[2].port;
+    tnode_unlisten(&t[2]); /* node c's listener closed: to a and b it is gone */
+    CHECK(run_until(base, c_down_at_a, t, 5000));
+
+    struct res w3 = {0};
+    struct msg_record rec = mkrec(2000, 1, "while-c-away");
+    cluster_write(t[0].cl, 0, "k2", 2, &rec, 3, write_done, &w3);
+    CHECK(run_until(base, res_called, &w3, 3000));
+    CHECK_EQ_INT(w3.status, CLUSTER_FAILED);
+    CHECK(strstr(w3.err, "got ") != NULL && strstr(w3.err, " of 3") != NULL);
+
+    struct res w2 = {0};
+    struct msg_record rec2 = mkrec(2001, 1, "w2");
+    cluster_write(t[0].cl, 0, "k3", 2, &rec2, 2, write_done, &w2);
+    CHECK(run_until(base, res_called, &w2, 3000));
+    CHECK_EQ_INT(w2.status, CLUSTER_OK);
+    CHECK(fs_find(&t[2].st, 0, "k3", 2) == NULL);
+    struct msg_buf info = {0};
+    cluster_info(t[0].cl, &info);
+    CHECK(memmem(info.p, info.len, "hints_pending:0\r\n", 17) == NULL);
+    msg_buf_free(&info);
+
+    /* c comes back on its port: a delivers the hint */
+    CHECK(tnode_listen(&t[2], c_port) == 0);
+    struct holding h = {&t[2], 1, 1, "k3", "w2"};
+    CHECK(run_until(base, holding_ok, &h, 8000));
+    CHECK(run_until(base, hints_drained, t[0].cl, 3000)); /* and a saw the ack */
+    for (int i = 0; i < 3; i++) {
+        tnode_stop(&t[i]);
+    }
+    event_base_free(base);
+}
+
+static void test_node_with_wrong_secret_never_joins(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a, d;
+    CHECK(tnode_start(&a, base, 0, NULL, 1, NULL) == 0);
+    char seeds[64];
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d", a.port);
+    CHECK(tnode_start(&d, base, 3, seeds, 1, "some-other-secret") == 0);
+    run_until(base, never, NULL, 700);
+    const char *why = NULL;
+    CHECK(cluster_ready(d.cl, &why) == 0);
+    CHECK(a.closed_peers >= 1); /* a refused its proof */
+    struct msg_buf b = {0};
+    cluster_nodes_text(a.cl, &b);
+    CHECK(memmem(b.p, b.len, "node-d", 6) == NULL);
+    msg_buf_free(&b);
+    tnode_stop(&d);
+    tnode_stop(&a);
+    event_base_free(base);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    TEST_RUN(test_one_node_writes_and_reads_through_its_store);
+    TEST_RUN(test_one_node_cancelled_callback_never_runs);
+    TEST_RUN(test_one_node_seed_naming_itself_is_ready);
+    TEST_RUN(test_unreachable_seed_not_ready_and_requests_fail_with_why);
+    TEST_RUN(test_bad_configs_refused);
+    TEST_RUN(test_peer_verbs_refused_before_authentication);
+    TEST_RUN(test_three_nodes_converge_from_one_seed_and_replicate);
+    TEST_RUN(test_stopped_peer_fails_w3_w2_hints_delivered_on_return);
+    TEST_RUN(test_node_with_wrong_secret_never_joins);
+    TEST_MAIN_END();
+}
