@@ -145,6 +145,9 @@ void client_set_command_delay(struct client *c, long long ms, double prob);
 /* c is being freed: off the ready list, its timer and its copy gone. */
 void client_wait_forget(struct client *c);
 
+/* KVD CONSISTENCY (cmd_consistency.c): argv[1] is CONSISTENCY. */
+void kvd_consistency_command(struct client *c);
+
 /* ---- coordinate.c: the cluster coordinator's four steps (cluster mode only) ---- */
 struct cluster;
 /* The cluster runtime commands run through (NULL: cluster-enabled no, the node
