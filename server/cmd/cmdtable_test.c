@@ -256,7 +256,7 @@ static void test_containers_are_classified_by_their_subcommands(void) {
             CHECK(tab[i].arity <= -2); /* never runs without a subcommand */
         }
     }
-    CHECK_EQ_INT(containers, 6);
+    CHECK_EQ_INT(containers, 7);
     CHECK_EQ_INT(command_lookup("object", 6)->flags & CMD_READONLY, 0);
 }
 
@@ -281,7 +281,8 @@ static void test_fanout_and_node_local_sets(void) {
                  "config|set config|resetstat config|rewrite config|help command command|count "
                  "command|docs command|getkeys command|info command|list command|help time "
                  "shutdown lastsave save bgsave bgrewriteaof slowlog|get slowlog|len "
-                 "slowlog|reset slowlog|help debug monitor wait multi exec discard watch "
+                 "slowlog|reset slowlog|help debug monitor wait kvd|consistency multi exec "
+                 "discard watch "
                  "unwatch memory|doctor memory|malloc-stats memory|purge memory|stats "
                  "memory|help object|help");
     CHECK_EQ_STR(rows_with(CMD_RUNS_QUEUED), "exec");
