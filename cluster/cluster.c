@@ -1200,9 +1200,9 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
             p99 = link_rtt_percentile(p->link, 99);
         }
         text(out,
-             "peer:id=%s,addr=%s,state=%s,hints=%zu,rtt_p50_us=%" PRIu32
+             "peer%zu:id=%s,addr=%s,state=%s,hints=%zu,rtt_p50_us=%" PRIu32
              ",rtt_p99_us=%" PRIu32 "\r\n",
-             m->id, m->addr, p && p->up ? "up" : "down", hints_pending(cl->node.hints, m->tag),
+             i - 1, m->id, m->addr, p && p->up ? "up" : "down", hints_pending(cl->node.hints, m->tag),
              p50, p99);
     }
 }

@@ -94,7 +94,9 @@ def run(H, k, r):
     names = [n.decode() for n in plain(k.call('COMMAND', 'LIST'))]
     H.check('COMMAND LIST is not empty', len(names) > 100, len(names))
     compared = sum(check_command(H, k, r, n) for n in names)
-    H.check('compared most commands with Redis', compared >= len(names) - 2,
+    # kvd's own: KVD and its subcommands (the cluster's), CLIENT SETINFO, NO-TOUCH (7.2's)
+    own = [n for n in names if n == 'kvd' or n.startswith('kvd|')]
+    H.check('compared most commands with Redis', compared >= len(names) - len(own) - 2,
             (compared, len(names)))
     top = plain(k.call('COMMAND'))
     H.eq('COMMAND COUNT is the number of COMMAND entries', plain(k.call('COMMAND', 'COUNT')),

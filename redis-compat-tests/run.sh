@@ -264,6 +264,9 @@ fi
 run_suite cache 240 $PY cache_test.py --server "$bin" $( ((asan)) && echo --asan )
 # the one clock (debug-clock-offset-ms: TIME, TTLs) and the node id, both modes
 run_suite clock 120 $PY clock_test.py --server "$bin"
+# a 3-node cluster on 127.0.0.2-.4 (kvd only): membership, KVD NODES/RING/KEYNODES,
+# peer authentication, tokens across a restart, cluster-enabled no unchanged
+run_suite cluster 180 $PY cluster_test.py --kvd "$bin"
 # persistent mode (crash, restart, larger than memory, full disk, LOADING, expiry):
 # starts its own servers; see persist_run.sh
 run_suite persist 480 bash persist_run.sh "$bin" $( ((asan)) && echo --asan )

@@ -8,9 +8,9 @@
 #   - no #include of the store's headers (server/store/*.h; check-layers.sh lets
 #     server/cmd/ include only server/store/store.h of them).
 # The key families (every cmd_*.c except the node-local administration files of the
-# core, cmd_conn.c, cmd_info.c, cmd_config.c, cmd_command.c, cmd_admin.c and
-# cmd_debug.c, which server/cmd/cmd.h lists as node-local files) include, of the project's
-# headers, only server/cmd/cmd.h, server/coord/coord.h and server/base/base.h, never
+# core, cmd_conn.c, cmd_info.c, cmd_config.c, cmd_command.c, cmd_admin.c, cmd_debug.c
+# and cmd_kvd.c, which server/cmd/cmd.h lists as node-local files) include, of the
+# project's headers, only server/cmd/cmd.h, server/coord/coord.h and server/base/base.h, never
 # name `server.db`, and never call the keyspace (ks_*): they read entries with the
 # value helpers (server/store/obj.h, which coord.h brings).
 # A violation prints "file:line: reason". Ends with "N passed, M failed": one check
@@ -19,7 +19,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-core_files=" server/cmd/cmd_conn.c server/cmd/cmd_info.c server/cmd/cmd_config.c server/cmd/cmd_command.c server/cmd/cmd_admin.c server/cmd/cmd_debug.c "
+core_files=" server/cmd/cmd_conn.c server/cmd/cmd_info.c server/cmd/cmd_config.c server/cmd/cmd_command.c server/cmd/cmd_admin.c server/cmd/cmd_debug.c server/cmd/cmd_kvd.c "
 
 # check_file FILE -> prints violations, returns 1 when there are any
 check_file() {

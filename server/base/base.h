@@ -36,6 +36,7 @@
 struct client;
 struct kv_db;
 struct event_base;
+struct cluster;
 
 /* ------------------------------------------------------------------------------
  * Allocation: one wrapper over malloc (jemalloc in the normal build) that aborts on
@@ -108,6 +109,20 @@ struct kv_server {
     long long gc_grace_seconds; /* persistent: tombstones kept this long (engine gc_grace_ms) */
     long long debug_clock_offset_ms; /* added to the one clock (kv_ustime): skew tests */
     char *config_file;          /* absolute path, or NULL */
+    /* cluster (kv.conf "CLUSTER"; server/net/server.c starts cluster/ with them) */
+    int cluster_enabled;        /* cluster-enabled: 0 = one node, no cluster code runs */
+    char *cluster_seeds;        /* "host:port,host:port" or "" */
+    char *cluster_secret;       /* required when enabled */
+    int replication_factor;     /* N */
+    int write_quorum;           /* W: the default of new connections */
+    int read_quorum;            /* R: the default of new connections */
+    int vnodes;                 /* tokens per node at weight 1 */
+    double node_weight;         /* scales the node's share */
+    char *cluster_announce_ip;  /* "" = the first bind address */
+    int cluster_announce_port;  /* 0 = the client port */
+    int cluster_request_timeout;      /* ms */
+    long long hinted_handoff_window;  /* ms */
+    long long hinted_handoff_max_bytes;
 
     /* runtime */
     struct event_base *base;
@@ -115,6 +130,8 @@ struct kv_server {
     long long start_ms;
     char node_id[33];           /* 128-bit hex, kept in dir/node-id (server/store/node.c) */
     uint32_t node_tag;          /* 32-bit tag of node_id in versions: never 0 */
+    struct cluster *cluster;    /* cluster/cluster.h's runtime when cluster-enabled,
+                                   else NULL (only coord, cmd and net may call it) */
     long long mstime;           /* cached per command: now in Unix ms */
     long long ustime;           /* cached per command: now in Unix us */
     int shutdown_asap;

@@ -188,7 +188,7 @@ void client_set_db(struct client *c, int id) {
 int client_check_output_limits(struct client *c) {
     long long hard = server.client_output_buffer_limit_hard;
     long long soft = server.client_output_buffer_limit_soft;
-    if (hard == 0 && soft == 0) {
+    if ((hard == 0 && soft == 0) || (c->flags & CLIENT_PEER)) {
         return 0;
     }
     long long used = (long long)resp_out_pending(&c->out);
@@ -409,8 +409,9 @@ void client_cron(void) {
         long long idle = now - c->last_interaction_ms;
         /* As Redis exempts blocked clients: one whose command waits, or whose
          * reply is held until what it acknowledges is true, is not idle. */
-        if (server.timeout > 0 && !(c->flags & (CLIENT_MONITOR | CLIENT_WAITING)) &&
-            !client_output_held(c) && idle > (long long)server.timeout * 1000) {
+        uint32_t busy = CLIENT_MONITOR | CLIENT_WAITING | CLIENT_PEER;
+        if (server.timeout > 0 && !(c->flags & busy) && !client_output_held(c) &&
+            idle > (long long)server.timeout * 1000) {
             server_log(LL_VERBOSE, "Closing idle client");
             client_close_async(c);
             continue;

@@ -150,7 +150,9 @@ enum {
     CLIENT_INTERNAL = 1u << 12,      /* a fake client (tests, replay) with no socket */
     CLIENT_WRITE_INSTALLED = 1u << 13, /* write event armed: the socket was full */
     CLIENT_READ_PAUSED = 1u << 14,   /* output backlog too large: not reading */
-    /* 1u << 15, 1u << 16: free (persistence's marks are in struct persist_writer) */
+    CLIENT_PEER = 1u << 15,          /* a cluster peer that proved cluster-secret (KVD.PEER):
+                                        exempt from timeout and output limits */
+    /* 1u << 16: free (persistence's marks are in struct persist_writer) */
     CLIENT_WAITING = 1u << 17,       /* its command waits before it runs (cmd/pipeline.c) */
     CLIENT_READY = 1u << 18,         /* ... and may run now: on the ready list */
     CLIENT_WAITED = 1u << 19,        /* the command being run has waited: run it now */
@@ -163,6 +165,7 @@ enum {
 };
 
 struct client_span;  /* server/client/client.c: a reply that depends on a hold */
+struct cluster_peer; /* cluster/cluster.h: opaque here */
 
 struct multi_cmd;   /* server/cmd/multi.c */
 struct coord_op;    /* server/cmd/coordinate.c: a command in the cluster's four steps */
@@ -178,6 +181,10 @@ struct client {
     int db_id;
     struct kv_db *db;           /* selected database */
     int authenticated;
+    struct cluster_peer *peer;  /* KVD.PEER state (server/cmd/cmd_kvd.c), or NULL */
+    const char *peer_probation; /* accepted only in case it is a cluster peer (over
+                                   maxclients, protected mode): the refusal it gets,
+                                   then closed, unless its first command is KVD.PEER */
     char *name;                 /* CLIENT SETNAME, or NULL */
     char *lib_name, *lib_ver;   /* CLIENT SETINFO, or NULL */
     char addr[64], laddr[64];   /* "ip:port" of the peer and of our end */
@@ -250,6 +257,8 @@ void reply_map(struct client *c, long long npairs);
 void reply_set(struct client *c, long long n);
 void reply_double(struct client *c, double d);
 void reply_verbatim(struct client *c, const char *p, size_t len);  /* "txt" */
+/* Bytes already encoded as one RESP2 reply (the cluster's peer replies). */
+void reply_raw(struct client *c, const void *p, size_t len);
 resp_defer_t reply_defer(struct client *c);
 void reply_defer_set(struct client *c, resp_defer_t h, enum resp_agg type, long long n);
 /* The standard errors, in Redis's exact words. */

@@ -35,6 +35,12 @@ void reply_ok(struct client *c) {
     }
 }
 
+void reply_raw(struct client *c, const void *p, size_t len) {
+    if (reply_begin(c)) {
+        resp_write_raw(&c->out, p, len);
+    }
+}
+
 void reply_simple(struct client *c, const char *s) {
     if (reply_begin(c)) {
         resp_write_simple(&c->out, s, strlen(s));

@@ -8,8 +8,9 @@
  *
  * The data families (cmd_string.c, cmd_hash.c, cmd_keys.c, cmd_expire.c) are
  * sealed behind the seam (tests/check-seal.sh). The node-local files (cmd_conn.c,
- * multi.c, cmd_info.c, cmd_config.c, cmd_command.c, cmd_admin.c, cmd_debug.c)
- * change no key: INFO, SAVE/BGSAVE/BGREWRITEAOF and DEBUG reach the keyspace's
+ * multi.c, cmd_info.c, cmd_config.c, cmd_command.c, cmd_admin.c, cmd_debug.c,
+ * cmd_kvd.c) change no key (cmd_kvd.c's KVD.PEER serves the cluster's replica reads
+ * and writes through cluster/ and the store's record calls, not the seam): INFO, SAVE/BGSAVE/BGREWRITEAOF and DEBUG reach the keyspace's
  * counts and persistence through server/store/store.h, and DEBUG ENGINE-FAULT the
  * engine's fault layer.
  *
@@ -94,6 +95,17 @@ void slowlog_reset(void);
 void monitor_add(struct client *c);
 void monitor_remove(struct client *c);
 extern int clients_monitors;                 /* clients in MONITOR mode */
+
+/* ---- cmd_kvd.c: the cluster's node-local commands and the peers' verb ---- */
+/* KVD.PEER on client c (server.cluster set): authentication, then the peer verbs
+ * (cluster_peer_command), with c's reply held like a write's in persistent mode.
+ * Skips MULTI, MONITOR, the slow log and commandstats; allowed while LOADING. */
+void kvd_peer_command(struct client *c);
+/* A client being freed: its peer state goes. */
+void kvd_peer_forget(struct client *c);
+/* KVD CONSISTENCY (server/cmd/cmd_consistency.c; cmd_kvd.c holds a weak stand-in
+ * that answers an error until that file is linked in). */
+void kvd_consistency_command(struct client *c);
 
 /* ---- multi.c ---- */
 void multi_queue(struct client *c);          /* queue c->argv for EXEC */

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "server/cmd/cmd.h"
 
 static char run_id_buf[41];
@@ -577,10 +578,11 @@ enum {
     SEC_STATS = 1 << 4, SEC_REPLICATION = 1 << 5, SEC_CPU = 1 << 6, SEC_MODULES = 1 << 7,
     SEC_ERRORSTATS = 1 << 8, SEC_CLUSTER = 1 << 9, SEC_KEYSPACE = 1 << 10,
     SEC_COMMANDSTATS = 1 << 11, SEC_LATENCYSTATS = 1 << 12, SEC_ENGINE = 1 << 13,
+    SEC_KVDCLUSTER = 1 << 14, /* kvd's cluster (cluster-enabled yes only) */
 };
 #define SEC_DEFAULT (SEC_SERVER | SEC_CLIENTS | SEC_MEMORY | SEC_PERSISTENCE | SEC_STATS | \
                      SEC_REPLICATION | SEC_CPU | SEC_MODULES | SEC_ERRORSTATS | SEC_CLUSTER | \
-                     SEC_KEYSPACE)
+                     SEC_KEYSPACE | SEC_KVDCLUSTER)
 #define SEC_ALL (SEC_DEFAULT | SEC_COMMANDSTATS | SEC_LATENCYSTATS | SEC_ENGINE)
 
 static const struct {
@@ -591,7 +593,8 @@ static const struct {
     {"persistence", SEC_PERSISTENCE}, {"stats", SEC_STATS}, {"replication", SEC_REPLICATION},
     {"cpu", SEC_CPU}, {"modules", SEC_MODULES}, {"errorstats", SEC_ERRORSTATS},
     {"cluster", SEC_CLUSTER}, {"keyspace", SEC_KEYSPACE}, {"commandstats", SEC_COMMANDSTATS},
-    {"latencystats", SEC_LATENCYSTATS}, {"engine", SEC_ENGINE}, {"default", SEC_DEFAULT},
+    {"latencystats", SEC_LATENCYSTATS}, {"engine", SEC_ENGINE}, {"kvdcluster", SEC_KVDCLUSTER},
+    {"default", SEC_DEFAULT},
     {"all", SEC_ALL},
     {"everything", SEC_ALL},
 };
@@ -636,6 +639,15 @@ char *info_generate(int nsec, const struct kv_slice *secs, size_t *len) {
         sb_printf(&b, "# Cluster\r\ncluster_enabled:0\r\n");
     }
     SECTION(SEC_KEYSPACE, info_keyspace);
+    if ((want & SEC_KVDCLUSTER) && server.cluster) {
+        /* its own name: cluster_enabled stays 0 above (client libraries keep their
+         * standalone mode) */
+        if (n++) sb_printf(&b, "\r\n");
+        struct msg_buf mb = {0};
+        cluster_info(server.cluster, &mb);
+        sb_printf(&b, "# Kvdcluster\r\n%.*s", (int)mb.len, mb.p ? mb.p : "");
+        msg_buf_free(&mb);
+    }
     if ((want & SEC_ENGINE) && persist_on()) {
         if (n++) sb_printf(&b, "\r\n");
         char eb[4096];

@@ -160,6 +160,7 @@ static void forget_client(struct client *c) {
         monitor_remove(c);
     }
     client_wait_forget(c);
+    kvd_peer_forget(c);
     unwatch_all(c);
     if (c->flags & CLIENT_MULTI || c->mstate) {
         multi_discard_state(c);
@@ -730,7 +731,23 @@ static int refused_or_reject(struct client *c, const struct kv_command *run) {
     return 0;
 }
 
+/* 1 when argv[0] is KVD.PEER (any case). */
+static int is_peer_verb(const struct client *c) {
+    return c->argc > 0 && c->argv[0].len == 8 && strncasecmp(c->argv[0].p, "kvd.peer", 8) == 0;
+}
+
 void process_command(struct client *c) {
+    if (server.cluster) { /* NULL unless cluster-enabled: one predictable branch */
+        if (is_peer_verb(c)) {
+            kvd_peer_command(c);
+            return;
+        }
+        if (c->peer_probation) { /* not a peer after all: the refusal it was spared */
+            reply_raw(c, c->peer_probation, strlen(c->peer_probation));
+            c->flags |= CLIENT_CLOSE_AFTER_REPLY;
+            return;
+        }
+    }
     const struct kv_command *run = resolve_or_reject(c);
     if (run == NULL || refused_or_reject(c, run)) {
         return;

@@ -133,7 +133,47 @@ static int apply_daemonize(char *err, size_t errlen) {
     return 0;
 }
 
+/* The cluster directives together: quorums within the replication factor, a
+ * secret when enabled. Runs after kv.conf / the command line and after CONFIG SET
+ * of write-quorum or read-quorum (the only cluster ones settable at run time). */
+static int apply_cluster(char *err, size_t errlen) {
+    if (server.write_quorum > server.replication_factor) {
+        snprintf(err, errlen, "write-quorum (%d) must be between 1 and replication-factor (%d)",
+                 server.write_quorum, server.replication_factor);
+        return -1;
+    }
+    if (server.read_quorum > server.replication_factor) {
+        snprintf(err, errlen, "read-quorum (%d) must be between 1 and replication-factor (%d)",
+                 server.read_quorum, server.replication_factor);
+        return -1;
+    }
+    if (server.cluster_enabled &&
+        (server.cluster_secret == NULL || server.cluster_secret[0] == '\0')) {
+        snprintf(err, errlen, "cluster-enabled yes requires cluster-secret (the secret every "
+                              "node of the cluster shares)");
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- special directives ---- */
+static int set_node_weight(const char *val, int reset, const char **err) {
+    (void)reset;
+    char *end;
+    errno = 0;
+    double w = strtod(val, &end);
+    if (errno || end == val || *end || !(w > 0 && w <= 1000)) {
+        *err = "argument must be a number above 0 and at most 1000";
+        return -1;
+    }
+    server.node_weight = w;
+    return 0;
+}
+
+static void get_node_weight(char *buf, size_t cap) {
+    snprintf(buf, cap, "%g", server.node_weight);
+}
+
 static int set_save(const char *val, int reset, const char **err) {
     char **argv;
     int argc = kv_split_args(val, &argv);
@@ -404,6 +444,49 @@ static struct config configs[] = {
       "effect in mode cache."),
     S("dbfilename", 0, &cfg_dbfilename, "dump.rdb", NULL,
       "Stored for tools; no effect in mode cache."),
+    B("cluster-enabled", CFG_IMMUTABLE, &server.cluster_enabled, "no", apply_cluster,
+      "yes: this node is a member of a kvd cluster (leaderless, Dynamo style: any node "
+      "serves any key through its replicas). no: one node exactly as without cluster "
+      "support; no cluster code runs. INFO's cluster_enabled stays 0 either way (client "
+      "libraries keep their standalone mode); the cluster's own section is kvdcluster."),
+    S("cluster-seeds", CFG_IMMUTABLE, &server.cluster_seeds, "", NULL,
+      "Nodes to contact at start, 'host:port,host:port' (their client ports; may name this "
+      "node). Empty: a cluster of its own until others name it as their seed. The node "
+      "serves once every seed answered."),
+    S("cluster-secret", CFG_IMMUTABLE, &server.cluster_secret, "", apply_cluster,
+      "The secret every node of the cluster shares (required with cluster-enabled yes). "
+      "Peers prove it by challenge and response; it never crosses the wire."),
+    I("replication-factor", CFG_IMMUTABLE, &server.replication_factor, 1, 16, "3",
+      apply_cluster, "N: how many nodes keep a copy of each key (at most the members)."),
+    I("write-quorum", 0, &server.write_quorum, 1, 16, "2", apply_cluster,
+      "W: a write is acknowledged once this many replicas stored it (1..N). The default of "
+      "new connections (KVD CONSISTENCY changes one connection's); CONFIG SET-able."),
+    I("read-quorum", 0, &server.read_quorum, 1, 16, "2", apply_cluster,
+      "R: a read answers once this many replicas answered (1..N); W + R > N reads every "
+      "acknowledged write. The default of new connections; CONFIG SET-able."),
+    I("vnodes", CFG_IMMUTABLE, &server.vnodes, 1, 4096, "16", NULL,
+      "Tokens per node on the ring at node-weight 1, drawn once and kept in <dir> beside "
+      "the node id (node-tokens): changing it later does not move a node's tokens."),
+    X("node-weight", CFG_IMMUTABLE, set_node_weight, get_node_weight, "1", NULL,
+      "Scales this node's share of the ring (its tokens: vnodes x weight), e.g. 2 for a "
+      "machine twice as big. Taken when the tokens are first drawn."),
+    S("cluster-announce-ip", CFG_IMMUTABLE, &server.cluster_announce_ip, "", NULL,
+      "The address peers dial to reach this node. Empty: the first bind address (which "
+      "must then be a concrete address, not '*')."),
+    I("cluster-announce-port", CFG_IMMUTABLE, &server.cluster_announce_port, 0, 65535, "0",
+      NULL, "The port peers dial. 0: the client port."),
+    I("cluster-request-timeout", CFG_IMMUTABLE, &server.cluster_request_timeout, 1, 3600000,
+      "1000", NULL,
+      "Milliseconds a coordinator waits for a replica's answer (and for a peer connection "
+      "to be made) before it counts the replica as failed."),
+    L("hinted-handoff-window", CFG_IMMUTABLE, &server.hinted_handoff_window, 0,
+      1000LL * 86400 * 365, "10800000", NULL,
+      "Milliseconds a write a replica missed is kept as a hint for it (3 hours). Keep it "
+      "below gc-grace-seconds. Hints are kept in memory: a restart of the coordinator "
+      "loses them (read repair covers what they would have delivered)."),
+    M("hinted-handoff-max-bytes", CFG_IMMUTABLE, &server.hinted_handoff_max_bytes, 0,
+      LLONG_MAX, "64mb", NULL,
+      "Most bytes of hints kept; beyond it the oldest are dropped first."),
 };
 #define NCONFIGS (sizeof(configs) / sizeof(configs[0]))
 
@@ -1013,6 +1096,9 @@ static int config_is_default(struct config *cf) {
         /* compare by re-rendering: set default into a copy is invasive; compare text */
         if (cf->set == set_save) {
             return strcmp(cfg_save, cf->def) == 0;
+        }
+        if (cf->set == set_node_weight) {
+            return strcmp(cur, cf->def) == 0;
         }
         return strcmp(cur, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60") == 0;
     }

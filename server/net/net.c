@@ -319,14 +319,20 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg) {
             }
             return;
         }
+        static const char full_msg[] = "-ERR max number of clients reached\r\n";
+        const char *refusal = NULL;
         if (server.nclients >= server.maxclients) {
-            static const char msg[] = "-ERR max number of clients reached\r\n";
-            reject_conn(fd, msg, sizeof(msg) - 1);
-            continue;
+            refusal = full_msg;
+        } else if (server.protected_mode &&
+                   (server.requirepass == NULL || !server.requirepass[0]) &&
+                   !is_loopback(&peer)) {
+            refusal = denied_msg;
         }
-        if (server.protected_mode && (server.requirepass == NULL || !server.requirepass[0]) &&
-            !is_loopback(&peer)) {
-            reject_conn(fd, denied_msg, sizeof(denied_msg) - 1);
+        /* a cluster peer arrives on this port too and is exempt: the connection
+         * gets the refusal at its first command unless that is KVD.PEER
+         * (process_command); a peer that fails the secret is closed */
+        if (refusal && server.cluster == NULL) {
+            reject_conn(fd, refusal, strlen(refusal));
             continue;
         }
         int yes = 1;
@@ -335,6 +341,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg) {
             set_keepalive(fd, server.tcp_keepalive);
         }
         struct client *c = client_create(fd);
+        c->peer_probation = refusal;
         format_addr(&peer, c->addr, sizeof(c->addr));
         struct sockaddr_storage local;
         socklen_t llen = sizeof(local);

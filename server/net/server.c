@@ -4,6 +4,7 @@
  * and calls these. The global state and the clock are server/base/state.c's.
  */
 #include <errno.h>
+#include <limits.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
+#include "cluster/ring.h"
 #include "server/net/net.h"
 #include "server/store/store.h"
 
@@ -65,6 +68,150 @@ static void write_pidfile(void) {
     fclose(fp);
 }
 
+/* ---- the cluster: the store as cluster/ sees it (struct cluster_store) ---- */
+
+static int cl_store_read(void *ctx, unsigned db, const char *key, size_t klen,
+                         struct msg_record *out) {
+    (void)ctx;
+    if (server.loading || db >= (unsigned)server.databases) {
+        return -1; /* not ready to answer for its data: the coordinator counts a failure */
+    }
+    struct store_record r;
+    int rc = store_get_record((int)db, key, klen, &r);
+    if (rc != 1) {
+        return rc;
+    }
+    out->v = r.version;
+    out->deleted = r.deleted;
+    out->expire_at = r.expire_at > 0 ? (uint64_t)r.expire_at : 0;
+    out->val = r.deleted ? NULL : r.value;
+    out->vlen = r.deleted ? 0 : r.vlen;
+    return 1;
+}
+
+static int cl_store_apply(void *ctx, unsigned db, const char *key, size_t klen,
+                          const struct msg_record *rec) {
+    (void)ctx;
+    if (server.loading || db >= (unsigned)server.databases || rec->expire_at > LLONG_MAX) {
+        return -1;
+    }
+    struct store_record r = {rec->v, rec->deleted, (long long)rec->expire_at,
+                             rec->deleted ? NULL : rec->val, rec->deleted ? 0 : rec->vlen};
+    return store_apply((int)db, key, klen, &r); /* STORE_APPLIED 1, IGNORED 0, ERROR -1 */
+}
+
+static void cl_store_observe(void *ctx, uint64_t hlc) {
+    (void)ctx;
+    hlc_observe(hlc);
+}
+
+static uint64_t cl_store_now(void *ctx) {
+    (void)ctx;
+    return (uint64_t)kv_mstime();
+}
+
+static const struct cluster_store cl_store = {NULL, cl_store_read, cl_store_apply,
+                                              cl_store_observe, cl_store_now};
+
+/* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there. */
+static int cluster_tokens(uint64_t **out, size_t *n, char *err, size_t errlen) {
+    int rc = node_tokens_load(out, n, err, errlen);
+    if (rc != 0) {
+        return rc < 0 ? -1 : 0;
+    }
+    uint64_t seed;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f == NULL || fread(&seed, sizeof(seed), 1, f) != 1) {
+        seed = (uint64_t)kv_ustime() ^ ((uint64_t)getpid() << 32) ^ server.node_tag;
+    }
+    if (f) {
+        fclose(f);
+    }
+    *n = ring_token_count((unsigned)server.vnodes, server.node_weight);
+    *out = kv_malloc(*n * sizeof(**out));
+    ring_tokens_generate(seed, *out, *n);
+    if (node_tokens_save(*out, *n, err, errlen) != 0) {
+        kv_free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* The first bind address that a peer can dial (not "*", "::*"), without a
+ * leading '-', into buf; "" when there is none. */
+static void first_bind_addr(char *buf, size_t cap) {
+    buf[0] = '\0';
+    char **argv;
+    int argc = kv_split_args(server.bind ? server.bind : "", &argv);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i][0] == '-' ? argv[i] + 1 : argv[i];
+        if (strcmp(a, "*") != 0 && strcmp(a, "::*") != 0 && a[0]) {
+            snprintf(buf, cap, "%s", a);
+            break;
+        }
+    }
+    if (argc >= 0) {
+        kv_free(argv);
+    }
+}
+
+/* Starts cluster/ when cluster-enabled: after the listeners (the announced port
+ * defaults to the bound one). 0, or -1 after logging why. */
+static int server_start_cluster(void) {
+    if (!server.cluster_enabled) {
+        return 0;
+    }
+    char err[CONFIG_ERR_LEN];
+    uint64_t *tokens = NULL;
+    size_t ntokens = 0;
+    if (cluster_tokens(&tokens, &ntokens, err, sizeof(err)) != 0) {
+        server_log(LL_WARNING, "Cluster tokens: %s", err);
+        return -1;
+    }
+    char bind_ip[256], announce[256];
+    first_bind_addr(bind_ip, sizeof(bind_ip));
+    snprintf(announce, sizeof(announce), "%s",
+             server.cluster_announce_ip && server.cluster_announce_ip[0]
+                 ? server.cluster_announce_ip
+                 : bind_ip);
+    if (announce[0] == '\0') {
+        kv_free(tokens);
+        server_log(LL_WARNING, "Cluster: set cluster-announce-ip (or bind a concrete address "
+                               "first): peers need an address to dial");
+        return -1;
+    }
+    struct cluster_config cc = {
+        .node_id = server.node_id,
+        .tag = server.node_tag,
+        .tokens = tokens,
+        .ntokens = ntokens,
+        .weight = server.node_weight,
+        .bind_ip = bind_ip,
+        .announce_ip = announce,
+        .announce_port = server.cluster_announce_port ? server.cluster_announce_port
+                                                      : net_bound_port,
+        .seeds = server.cluster_seeds,
+        .secret = server.cluster_secret,
+        .replication_factor = server.replication_factor,
+        .write_quorum = server.write_quorum,
+        .read_quorum = server.read_quorum,
+        .request_timeout_ms = server.cluster_request_timeout,
+        .hint_window_ms = (uint64_t)server.hinted_handoff_window,
+        .hint_max_bytes = (size_t)server.hinted_handoff_max_bytes,
+    };
+    server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
+    kv_free(tokens);
+    if (server.cluster == NULL) {
+        server_log(LL_WARNING, "Cluster: %s", err);
+        return -1;
+    }
+    server_log(LL_NOTICE, "Cluster: node %s at %s:%d, %zu tokens, N=%d W=%d R=%d, seeds '%s'",
+               server.node_id, announce, cc.announce_port, ntokens, cc.replication_factor,
+               cc.write_quorum, cc.read_quorum, server.cluster_seeds ? server.cluster_seeds : "");
+    return 0;
+}
+
 int server_start(void) {
     signal(SIGPIPE, SIG_IGN);
     net_install_hooks();
@@ -105,6 +252,9 @@ int server_start(void) {
     char err[CONFIG_ERR_LEN];
     if (net_listen(err, sizeof(err)) != 0) {
         server_log(LL_WARNING, "%s", err);
+        return -1;
+    }
+    if (server_start_cluster() != 0) {
         return -1;
     }
     /* the loop accepts connections while the engine replays its WAL (-LOADING) */
@@ -158,6 +308,9 @@ void server_stop(void) {
     while (server.clients) {
         client_free(server.clients);
     }
+    /* after the clients (their waiting requests cancelled), before the loop goes */
+    cluster_stop(server.cluster);
+    server.cluster = NULL;
     slowlog_reset();
     if (server.pidfile && server.pidfile[0]) {
         server_log(LL_NOTICE, "Removing the pid file.");

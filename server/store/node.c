@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,21 +79,22 @@ static int read_id(char *out, char *err, size_t errlen) {
     return 1;
 }
 
-static int write_id(const char *id, char *err, size_t errlen) {
-    const char *tmp = NODE_ID_FILE ".tmp";
+/* Writes text[0..len) to name atomically: a temporary file, fsynced, renamed,
+ * the directory fsynced. 0, or -1 with err. */
+static int write_file_atomic(const char *name, const char *text, size_t len, char *err,
+                             size_t errlen) {
+    char tmp[64];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return -1;
     }
-    char line[NODE_ID_HEX + 1];
-    memcpy(line, id, NODE_ID_HEX);
-    line[NODE_ID_HEX] = '\n';
-    int ok = write(fd, line, sizeof(line)) == (ssize_t)sizeof(line) && fsync(fd) == 0;
+    int ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
     int saved = errno;
     close(fd);
-    if (!ok || rename(tmp, NODE_ID_FILE) != 0) {
-        snprintf(err, errlen, "cannot write %s: %s", NODE_ID_FILE, strerror(ok ? errno : saved));
+    if (!ok || rename(tmp, name) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", name, strerror(ok ? errno : saved));
         unlink(tmp);
         return -1;
     }
@@ -102,6 +104,13 @@ static int write_id(const char *id, char *err, size_t errlen) {
         close(dfd);
     }
     return 0;
+}
+
+static int write_id(const char *id, char *err, size_t errlen) {
+    char line[NODE_ID_HEX + 1];
+    memcpy(line, id, NODE_ID_HEX);
+    line[NODE_ID_HEX] = '\n';
+    return write_file_atomic(NODE_ID_FILE, line, sizeof(line), err, errlen);
 }
 
 int node_init(char *err, size_t errlen) {
@@ -132,4 +141,86 @@ int node_init(char *err, size_t errlen) {
     memcpy(server.node_id, id, sizeof(id));
     server.node_tag = node_tag_of(id);
     return 0;
+}
+
+/* ---- tokens ---- */
+
+#define NODE_TOKENS_FILE "node-tokens"
+#define NODE_TOKENS_FILE_MAX (NODE_ID_HEX + 2 + NODE_TOKENS_MAX * 21 + 16)
+
+int node_tokens_load(uint64_t **out, size_t *n, char *err, size_t errlen) {
+    FILE *f = fopen(NODE_TOKENS_FILE, "r");
+    if (f == NULL) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        snprintf(err, errlen, "cannot read %s: %s", NODE_TOKENS_FILE, strerror(errno));
+        return -1;
+    }
+    char *buf = kv_malloc(NODE_TOKENS_FILE_MAX + 1);
+    size_t len = fread(buf, 1, NODE_TOKENS_FILE_MAX + 1, f);
+    fclose(f);
+    if (len > NODE_TOKENS_FILE_MAX) {
+        kv_free(buf);
+        snprintf(err, errlen, "%s is too long", NODE_TOKENS_FILE);
+        return -1;
+    }
+    buf[len] = '\0';
+    char *line = buf, *nl = strchr(line, '\n');
+    if (nl == NULL) {
+        kv_free(buf);
+        snprintf(err, errlen, "%s is malformed (no node id line)", NODE_TOKENS_FILE);
+        return -1;
+    }
+    *nl = '\0';
+    if (strcmp(line, server.node_id) != 0) {
+        kv_free(buf);
+        return 0; /* another node's: draw new ones */
+    }
+    uint64_t *t = kv_malloc(NODE_TOKENS_MAX * sizeof(*t));
+    size_t k = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(nl + 1, "\n", &save); tok; tok = strtok_r(NULL, "\n", &save)) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(tok, &end, 10);
+        if (tok[0] < '0' || tok[0] > '9' || errno || *end || k == NODE_TOKENS_MAX ||
+            (k > 0 && v <= t[k - 1])) {
+            kv_free(t);
+            kv_free(buf);
+            snprintf(err, errlen, "%s is malformed at token %zu (want ascending decimal "
+                                  "tokens, at most %d)", NODE_TOKENS_FILE, k + 1,
+                     NODE_TOKENS_MAX);
+            return -1;
+        }
+        t[k++] = (uint64_t)v;
+    }
+    kv_free(buf);
+    if (k == 0) {
+        kv_free(t);
+        snprintf(err, errlen, "%s holds no tokens", NODE_TOKENS_FILE);
+        return -1;
+    }
+    *out = t;
+    *n = k;
+    return 1;
+}
+
+int node_tokens_save(const uint64_t *tokens, size_t n, char *err, size_t errlen) {
+    if (server.mode != MODE_PERSISTENT) {
+        return 0;
+    }
+    if (n == 0 || n > NODE_TOKENS_MAX) {
+        snprintf(err, errlen, "bad token count %zu", n);
+        return -1;
+    }
+    size_t cap = NODE_ID_HEX + 2 + n * 21, len = 0;
+    char *text = kv_malloc(cap);
+    len += (size_t)snprintf(text, cap, "%s\n", server.node_id);
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(text + len, cap - len, "%llu\n", (unsigned long long)tokens[i]);
+    }
+    int rc = write_file_atomic(NODE_TOKENS_FILE, text, len, err, errlen);
+    kv_free(text);
+    return rc;
 }

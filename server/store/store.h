@@ -224,5 +224,17 @@ void store_expire_entry(struct kv_db *db, struct kv_entry *e);
 int node_init(char *err, size_t errlen);
 /* The 32-bit version tag of a node id (never 0). */
 uint32_t node_tag_of(const char *id);
+/* The node's ring tokens, kept in dir/node-tokens beside node-id so that a restart
+ * keeps its place on the ring (the cluster draws them once: ring_tokens_generate).
+ * The file is text: the node id on the first line, then one decimal token per
+ * line, strictly ascending, 1..NODE_TOKENS_MAX of them.
+ * node_tokens_load: 1 with *out (kv_free it) and *n, 0 when there is no file or
+ * it belongs to another node id (a cache node's fresh id), -1 with err when it is
+ * unreadable or malformed. node_tokens_save: writes them (a temporary file,
+ * fsynced, renamed) in mode persistent; mode cache writes nothing, as for the id.
+ * 0, or -1 with err. */
+#define NODE_TOKENS_MAX 4096
+int node_tokens_load(uint64_t **out, size_t *n, char *err, size_t errlen);
+int node_tokens_save(const uint64_t *tokens, size_t n, char *err, size_t errlen);
 
 #endif

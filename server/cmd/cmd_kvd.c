@@ -1,0 +1,111 @@
+/* server/cmd/cmd_kvd.c: the cluster's commands on a node: KVD NODES | RING | KEYNODES
+ * (node-local views of cluster/cluster.h's runtime, server.cluster) and the peers'
+ * verb KVD.PEER (authentication with cluster-secret, then membership, replica reads
+ * and writes: cluster_peer_command).
+ *
+ * KVD.PEER has no row in the command table: process_command hands it here before
+ * the table is consulted when cluster-enabled is yes, so it never appears in COMMAND
+ * (COUNT, INFO, LIST unchanged), skips MULTI queueing, MONITOR, the slow log and
+ * commandstats, and runs while LOADING and before AUTH (the secret is its
+ * authentication). With cluster-enabled no it is an unknown command, exactly.
+ * A connection that proved the secret becomes a peer (CLIENT_PEER): exempt from
+ * `timeout` and the client output limits (client.c).
+ *
+ * KVD CONSISTENCY belongs to the coordinator (server/cmd/cmd_consistency.c,
+ * kvd_consistency_command); a weak stand-in here answers an error until that file
+ * is linked in.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "cluster/cluster.h"
+#include "server/cmd/cmd.h"
+
+void kvd_peer_command(struct client *c) {
+    if (c->peer == NULL) {
+        c->peer = cluster_peer_new(server.cluster);
+    }
+    kv_time_sync(); /* a replica's apply judges expiry by server.mstime */
+    int is_write = c->argc >= 2 && c->argv[1].len == 5 &&
+                   strncasecmp(c->argv[1].p, "write", 5) == 0 &&
+                   cluster_peer_authenticated(c->peer);
+    struct msg_buf out = {0};
+    size_t out0 = resp_out_pending(&c->out);
+    client_call_begin(c); /* the reply is a span persistence may hold or rewrite */
+    int close_after = cluster_peer_command(server.cluster, c->peer, c->argv, (size_t)c->argc,
+                                           &out);
+    if (is_write && persist_on()) {
+        /* the acknowledgement waits until the write is stored (durable with
+         * appendfsync always), or becomes -MISCONF */
+        persist_client_wrote(c);
+    }
+    reply_raw(c, out.p, out.len);
+    client_call_end(c, out0);
+    if (persist_on()) {
+        persist_after_call();
+    }
+    msg_buf_free(&out);
+    if (cluster_peer_authenticated(c->peer)) {
+        c->flags |= CLIENT_PEER;
+        c->peer_probation = NULL;
+    }
+    if (close_after) {
+        c->flags |= CLIENT_CLOSE_AFTER_REPLY;
+    }
+}
+
+void kvd_peer_forget(struct client *c) {
+    if (c->peer) {
+        cluster_peer_free(c->peer);
+        c->peer = NULL;
+    }
+}
+
+__attribute__((weak)) void kvd_consistency_command(struct client *c) {
+    reply_error(c, "ERR KVD CONSISTENCY is not available in this build");
+}
+
+static const char *const kvd_help[] = {
+    "KVD <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "NODES",
+    "    One line per cluster member: <id> <ip:port> <state> <share>% [myself].",
+    "RING",
+    "    One line per token of the ring: <token> <id>, in token order.",
+    "KEYNODES <key>",
+    "    The key's replicas in ring order: <id> <ip:port> per line.",
+    "CONSISTENCY [ONE|QUORUM|ALL|READ <r> WRITE <w>]",
+    "    Shows or sets this connection's read and write quorums.",
+    "HELP",
+    "    Prints this help.",
+    NULL,
+};
+
+void cmd_kvd(struct client *c) {
+    if (arg_is(c, 1, "help")) {
+        reply_help(c, kvd_help);
+        return;
+    }
+    if (arg_is(c, 1, "consistency")) {
+        kvd_consistency_command(c);
+        return;
+    }
+    if (server.cluster == NULL) {
+        reply_error(c, "ERR cluster support is disabled (cluster-enabled no)");
+        return;
+    }
+    struct msg_buf b = {0};
+    if (arg_is(c, 1, "nodes")) {
+        cluster_nodes_text(server.cluster, &b);
+    } else if (arg_is(c, 1, "ring")) {
+        cluster_ring_text(server.cluster, &b);
+    } else { /* keynodes: the dispatcher checked the subcommand and its arity */
+        const char *why = NULL;
+        if (!cluster_ready(server.cluster, &why)) {
+            reply_errorf(c, "CLUSTERDOWN kvd: %s", why);
+            return;
+        }
+        cluster_key_nodes(server.cluster, c->argv[2].p, c->argv[2].len, &b);
+    }
+    reply_bulk(c, b.p ? b.p : "", b.len);
+    msg_buf_free(&b);
+}
