@@ -157,17 +157,9 @@ void client_set_command_delay(struct client *c, long long ms, double prob);
 /* c is being freed: off the ready list, its timer and its copy gone. */
 void client_wait_forget(struct client *c);
 
-/* KVD CONSISTENCY (cmd_consistency.c): argv[1] is CONSISTENCY. */
-void kvd_consistency_command(struct client *c);
-
 /* ---- coordinate.c: the cluster coordinator's four steps (cluster mode only) ---- */
-struct cluster;
-/* The cluster runtime commands run through (NULL: cluster-enabled no, the node
- * as it always was). */
-extern struct cluster *coordinate_cluster;
-/* Start-up (whoever starts the runtime): commands run through cl from now on, with
- * the directives' read and write quorums as connections' defaults. NULL: off. */
-void coordinate_attach(struct cluster *cl, int read_quorum, int write_quorum);
+/* They run when server.cluster (the runtime, server/net/server.c) is not NULL;
+ * the connections' default R and W are server.read_quorum / write_quorum. */
 /* N, the replication factor in force (0 when not in cluster mode). */
 int coordinate_replicas(void);
 /* The R and W in force for c (KVD CONSISTENCY, else the defaults), at most N. */

@@ -3,7 +3,8 @@
  * CONSISTENCY READ r WRITE w` (each level a number 1..N or ONE, QUORUM, ALL;
  * either part may be left out) answers +OK; with no argument it answers the
  * levels in force, "READ r WRITE w", in the form it accepts. The defaults are the
- * read-quorum and write-quorum directives (coordinate_attach); RESET restores
+ * read-quorum and write-quorum directives (server.read_quorum, write_quorum;
+ * CONFIG SET changes them for connections that set nothing); RESET restores
  * them. The coordinator (coordinate.c) reads them per command. Outside cluster
  * mode the command answers an error: there is nothing to set.
  */
@@ -81,15 +82,4 @@ void kvd_consistency_command(struct client *c) {
         c->cons_w = w;
     }
     reply_ok(c);
-}
-
-/* TEMPORARY (branch cseam): the KVD container's dispatcher until cnode's
- * cmd_kvd.c (NODES, RING, KEYNODES) is merged; the lead keeps theirs and adds the
- * CONSISTENCY case, which calls kvd_consistency_command. */
-void cmd_kvd(struct client *c) {
-    if (arg_is(c, 1, "consistency")) {
-        kvd_consistency_command(c);
-        return;
-    }
-    reply_subcommand_error(c);
 }

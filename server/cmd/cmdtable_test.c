@@ -282,8 +282,7 @@ static void test_fanout_and_node_local_sets(void) {
                      "kvd|keynodes kvd|consistency kvd|help command command|count "
                  "command|docs command|getkeys command|info command|list command|help time "
                  "shutdown lastsave save bgsave bgrewriteaof slowlog|get slowlog|len "
-                 "slowlog|reset slowlog|help debug monitor wait kvd|consistency multi exec "
-                 "discard watch "
+                 "slowlog|reset slowlog|help debug monitor wait multi exec discard watch "
                  "unwatch memory|doctor memory|malloc-stats memory|purge memory|stats "
                  "memory|help object|help");
     CHECK_EQ_STR(rows_with(CMD_RUNS_QUEUED), "exec");

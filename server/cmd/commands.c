@@ -752,14 +752,14 @@ void process_command(struct client *c) {
     if (run == NULL || refused_or_reject(c, run)) {
         return;
     }
-    if (coordinate_cluster && coordinate_gate(c, run)) {
+    if (server.cluster && coordinate_gate(c, run)) {
         return; /* cluster mode: not supported yet (coordinate.c) */
     }
     if ((c->flags & CLIENT_MULTI) && !(run->flags & CMD_MULTI_CTL)) {
         multi_queue(c);
         return;
     }
-    if (coordinate_cluster && coordinate_command(c, run)) {
+    if (server.cluster && coordinate_command(c, run)) {
         return; /* the cluster's four steps (coordinate.c) */
     }
     if (client_wait_before_call(c, run)) {

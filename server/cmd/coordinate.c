@@ -4,7 +4,8 @@
  * and hints are cluster/'s (cluster/cluster.h, the contract called here); the
  * scratch keyspace is server/coord/scratch.c's; waiting uses the facility of
  * pipeline.c (client_suspend / client_resume) and the held replies of client.c.
- * With cluster-enabled no nothing here runs: process_command tests one pointer.
+ * With cluster-enabled no nothing here runs: process_command tests one pointer
+ * (server.cluster, started by server/net/server.c).
  *
  * HOW IT WORKS
  *   1. prefetch: process_command calls coordinate_command after every check. The
@@ -44,8 +45,6 @@
 #include "cluster/cluster.h"
 #include "server/cmd/cmd.h"
 
-struct cluster *coordinate_cluster;
-static int default_r = 1, default_w = 1;
 
 enum { OP_READING, OP_READ_DONE, OP_WRITING, OP_WRITE_DONE };
 
@@ -76,19 +75,15 @@ struct coord_op {
     char werr[160];
 };
 
-void coordinate_attach(struct cluster *cl, int r, int w) {
-    coordinate_cluster = cl;
-    default_r = r > 0 ? r : 1;
-    default_w = w > 0 ? w : 1;
-}
-
 int coordinate_replicas(void) {
-    return coordinate_cluster ? cluster_replicas(coordinate_cluster) : 0;
+    return server.cluster ? cluster_replicas(server.cluster) : 0;
 }
 
 void coordinate_levels(const struct client *c, int *r, int *w) {
-    *r = c->cons_r > 0 ? c->cons_r : default_r;
-    *w = c->cons_w > 0 ? c->cons_w : default_w;
+    *r = c->cons_r > 0 ? c->cons_r : server.read_quorum;
+    *w = c->cons_w > 0 ? c->cons_w : server.write_quorum;
+    *r = *r > 0 ? *r : 1;
+    *w = *w > 0 ? *w : 1;
     int n = coordinate_replicas();
     if (n > 0) {
         *r = *r > n ? n : *r;
@@ -101,15 +96,15 @@ static void op_free(struct coord_op *op) {
         return;
     }
     for (size_t i = 0; i < op->nkeys; i++) {
-        if (op->keys[i].id && coordinate_cluster) {
-            cluster_cancel(coordinate_cluster, op->keys[i].id);
+        if (op->keys[i].id && server.cluster) {
+            cluster_cancel(server.cluster, op->keys[i].id);
         }
         kv_free(op->keys[i].key);
         kv_free((char *)op->keys[i].rec.val);
     }
     for (size_t i = 0; i < op->nw; i++) {
-        if (op->w[i].id && coordinate_cluster) {
-            cluster_cancel(coordinate_cluster, op->w[i].id);
+        if (op->w[i].id && server.cluster) {
+            cluster_cancel(server.cluster, op->w[i].id);
         }
     }
     kv_free(op->keys);
@@ -337,7 +332,7 @@ static int run_and_ship(struct client *c, const struct kv_command *run, struct c
                                  .val = ch[i].deleted ? NULL : ch[i].val,
                                  .vlen = ch[i].deleted ? 0 : ch[i].vlen};
         op->w[i].op = op;
-        op->w[i].id = cluster_write(coordinate_cluster, (unsigned)ch[i].db, ch[i].key,
+        op->w[i].id = cluster_write(server.cluster, (unsigned)ch[i].db, ch[i].key,
                                     ch[i].klen, &rec, w, write_done, &op->w[i]);
     }
     coord_changes_free(ch, n);
@@ -370,7 +365,7 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
     struct coord_op *op = c->cop;
     if (op == NULL) {
         const char *why = NULL;
-        if (!cluster_ready(coordinate_cluster, &why)) {
+        if (!cluster_ready(server.cluster, &why)) {
             char msg[256];
             snprintf(msg, sizeof(msg), "CLUSTERDOWN %s", why ? why : "the cluster is not ready");
             refuse_whole(c, run, msg);
@@ -402,7 +397,7 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
             client_suspend(c);
             for (size_t i = 0; i < op->nkeys; i++) {
                 struct op_key *x = &op->keys[i];
-                x->id = cluster_read(coordinate_cluster, (unsigned)x->db, x->key, x->klen, r,
+                x->id = cluster_read(server.cluster, (unsigned)x->db, x->key, x->klen, r,
                                      read_done, x);
             }
             return 1;

@@ -298,12 +298,14 @@ static void setup(void) {
     fake.ready = 1;
     fake.n = 3;
     server.node_tag = 7;
-    coordinate_attach(&fake, 2, 2);
+    server.cluster = &fake;
+    server.read_quorum = 2;
+    server.write_quorum = 2;
 }
 
 static void teardown(void) {
     coordinate_forget(&tc);
-    coordinate_attach(NULL, 0, 0);
+    server.cluster = NULL;
     tc.hold = 0;
 }
 
