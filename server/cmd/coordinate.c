@@ -31,8 +31,11 @@
  *      command that changed nothing (every read) is not held.
  *   Refused in cluster mode (coordinate_gate, before MULTI queueing): keyless
  *   commands that visit the whole key space (CMD_KEYSPACE_FANOUT) with "-ERR
- *   <NAME> is not supported in a kvd cluster yet", and WATCH (no cross-node
- *   invalidation yet). While !cluster_ready: "-CLUSTERDOWN <why>".
+ *   <NAME> is not supported in a kvd cluster yet" (they need range scans on
+ *   every node), except when this node is the ring's only member: it then
+ *   holds every key and answers them from its own data, as one node does; and
+ *   WATCH always (no cross-node invalidation yet). While !cluster_ready:
+ *   "-CLUSTERDOWN <why>".
  *   A client freed while waiting: every outstanding request is cluster_cancel'led
  *   and the op freed (coordinate_forget, from client_wait_forget).
  *
@@ -119,9 +122,25 @@ void coordinate_forget(struct client *c) {
 
 /* ---- step 0: what is refused in cluster mode ---- */
 
+/* 1 when this node is the ring's only member: it holds every key, so its own data
+ * is the whole key space (KVD NODES has one line). */
+static int sole_member(void) {
+    struct msg_buf b = {0};
+    cluster_nodes_text(server.cluster, &b);
+    size_t lines = 0;
+    for (size_t i = 0; i < b.len; i++) {
+        lines += b.p[i] == '\n';
+    }
+    msg_buf_free(&b);
+    return lines == 1;
+}
+
 int coordinate_gate(struct client *c, const struct kv_command *run) {
     const char *what = NULL;
     if (run->flags & CMD_KEYSPACE_FANOUT) {
+        if (sole_member()) {
+            return 0; /* one member: its data is the whole key space, answered as is */
+        }
         what = run->parent ? run->parent->name : run->name;
     } else if (run->proc == cmd_watch) {
         what = "watch";
@@ -340,11 +359,17 @@ static int run_and_ship(struct client *c, const struct kv_command *run, struct c
 }
 
 int coordinate_wants(struct client *c, const struct kv_command *run) {
+    if (run->flags & CMD_KEYSPACE_FANOUT) {
+        return 0; /* passed the gate: the sole member answers from its own data */
+    }
     if (!(run->flags & CMD_NODE_LOCAL)) {
         return 1;
     }
     /* EXEC of a transaction that will run (not aborted) with data commands */
+    /* (a transaction with a fanout command passed the gate only on the sole
+     * member: it runs on the node's own data, as one node's) */
     if ((run->flags & CMD_RUNS_QUEUED) && (c->flags & CLIENT_MULTI) &&
+        !(c->multi_flags & CMD_KEYSPACE_FANOUT) &&
         !(c->flags & (CLIENT_DIRTY_EXEC | CLIENT_DIRTY_CAS))) {
         return 1;
     }

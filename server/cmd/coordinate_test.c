@@ -50,6 +50,7 @@ struct cluster {
     int ready;
     int n;
     int fail_reads, fail_writes;
+    int sole;                  /* KVD NODES has one line: this node alone */
     struct fake_rec store[FAKE_MAX];
     struct fake_req req[FAKE_MAX];
     int nreq;
@@ -185,7 +186,9 @@ int cluster_peer_authenticated(const struct cluster_peer *p) {
     return 0;
 }
 void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out) {
-    (void)cl, (void)out;
+    if (cl->sole) {
+        msg_reply_error(out, "one member"); /* any one line will do */
+    }
 }
 void cluster_ring_text(const struct cluster *cl, struct msg_buf *out) {
     (void)cl, (void)out;
@@ -501,6 +504,19 @@ static void test_fanout_commands_and_watch_are_refused(void) {
     teardown();
 }
 
+static void test_the_sole_member_answers_fanout_commands_from_its_data(void) {
+    setup();
+    fake.sole = 1;
+    CHECK_EQ_STR(run("DBSIZE"), ":0");
+    CHECK_EQ_STR(run("FLUSHALL"), "+OK");
+    CHECK_EQ_STR(run("MULTI"), "+OK");
+    CHECK_EQ_STR(run("DBSIZE"), "+QUEUED");
+    CHECK_EQ_STR(run("EXEC"), "*1 :0");
+    CHECK_EQ_INT(fake.nreq, 0);
+    CHECK_EQ_STR(run("WATCH k"), "-ERR WATCH is not supported in a kvd cluster yet");
+    teardown();
+}
+
 static void test_not_ready_answers_clusterdown(void) {
     setup();
     fake.ready = 0;
@@ -557,6 +573,7 @@ int main(void) {
     TEST_RUN(test_multi_exec_prefetches_every_queued_key_at_exec);
     TEST_RUN(test_exec_with_a_failed_write_is_rewritten_whole);
     TEST_RUN(test_fanout_commands_and_watch_are_refused);
+    TEST_RUN(test_the_sole_member_answers_fanout_commands_from_its_data);
     TEST_RUN(test_not_ready_answers_clusterdown);
     TEST_RUN(test_consistency_sets_the_levels_used);
     TEST_RUN(test_cluster_off_runs_on_the_node_as_always);
