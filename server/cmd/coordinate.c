@@ -142,8 +142,8 @@ int coordinate_gate(struct client *c, const struct kv_command *run) {
             return 0; /* one member: its data is the whole key space, answered as is */
         }
         what = run->parent ? run->parent->name : run->name;
-    } else if (run->proc == cmd_watch) {
-        what = "watch";
+    } else if (run->proc == cmd_watch && !(c->flags & CLIENT_MULTI)) {
+        what = "watch"; /* (inside MULTI: Redis's own error, from the handler) */
     }
     if (what == NULL) {
         return 0;
