@@ -426,6 +426,11 @@ static void test_mset_ships_every_key_with_one_version(void) {
         }
     }
     CHECK_EQ_STR(run("MGET a b c x"), "*4 $1 1 $1 2 $1 3 $-1");
+    /* a key named three times is shipped once, with its last value */
+    int before = count_writes();
+    CHECK_EQ_STR(run("MSET d 1 d 2 e 0 d 3"), "+OK");
+    CHECK_EQ_INT(count_writes() - before, 2);
+    CHECK_EQ_STR(run("MGET d e"), "*2 $1 3 $1 0");
     teardown();
 }
 

@@ -146,7 +146,10 @@ size_t coord_scratch_leave(struct client *c, struct coord_change **out) {
         qsort(dirty, ndirty, sizeof(*dirty), dirty_cmp);
         struct coord_change *ch = kv_calloc(ndirty, sizeof(*ch));
         for (size_t i = 0; i < ndirty; i++) {
-            if (i > 0 && dirty_cmp(&dirty[i - 1], &dirty[i]) == 0) {
+            /* compared with the last one kept: the duplicates before it are freed */
+            struct dirty kept = n ? (struct dirty){ch[n - 1].db, ch[n - 1].key, ch[n - 1].klen}
+                                  : (struct dirty){0, NULL, 0};
+            if (n > 0 && dirty_cmp(&kept, &dirty[i]) == 0) {
                 kv_free(dirty[i].key);
                 continue;
             }
