@@ -221,6 +221,12 @@ static void test_multi(void)
     EXPECT(is_err, "ERR wrong number of arguments for 'set' command", "SET x");
     EXPECT(is_err, "EXECABORT Transaction discarded because of previous errors.", "EXEC");
 
+    const char *cl = getenv("COMPAT_CLUSTER");
+    if (cl && strcmp(cl, "1") == 0) {
+        printf("SKIP hiredis: WATCH conflict (cluster mode refuses WATCH until EXEC can learn "
+               "of writes made through other nodes)\n");
+        return;
+    }
     redisContext *other = redisConnect(ctx->tcp.host, ctx->tcp.port);
     CHECK("second connection", other && !other->err);
     EXPECT(is_status, "OK", "WATCH m");

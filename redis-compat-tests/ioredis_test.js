@@ -216,6 +216,12 @@ function suite(proto) {
       message: 'EXECABORT Transaction discarded because of previous errors.',
     });
     H.eq(P('EXECABORT applied nothing'), await c.exists('x1'), 0);
+    if (process.env.COMPAT_CLUSTER === '1') {
+      console.log(`SKIP ioredis: ${P('WATCH')} (cluster mode refuses WATCH until EXEC can learn of ` +
+        'writes made through other nodes)');
+      c.disconnect();
+      return;
+    }
     const w = await open(opts);
     const o = await open(opts);
     await w.set('wk', '1');

@@ -30,6 +30,11 @@ PY=/usr/bin/python3
 target=kvd
 [[ "$(basename "$bin")" == *redis-server* ]] && target=redis
 export COMPAT_TARGET=$target
+# A kvd started with --cluster-enabled yes (a one-node cluster): the suites skip, with
+# a reason, what cluster mode refuses (WATCH: README "Cluster mode").
+COMPAT_CLUSTER=0
+[[ " ${KVD_ARGS:-} " == *" --cluster-enabled yes "* ]] && COMPAT_CLUSTER=1
+export COMPAT_CLUSTER
 
 work=$(mktemp -d /tmp/kvd-compat.XXXXXX)
 pids=()
@@ -137,7 +142,7 @@ run_suite() {
     p=$count_p f=$count_f
     [[ $rc -eq 124 ]] && echo "FAIL $name: timed out after ${limit}s"
     # failures, each with its detail lines (a mismatch prints both replies below it)
-    grep -aE -A2 '^(FAIL|MISMATCH)' "$log" | grep -avE '^(--|([A-Za-z0-9-]+: )?[0-9]+ passed, [0-9]+ failed.*)$' |
+    grep -aE -A2 '^(FAIL|MISMATCH|SKIP)' "$log" | grep -avE '^(--|([A-Za-z0-9-]+: )?[0-9]+ passed, [0-9]+ failed.*)$' |
         head -n 100
     if [[ $f -ne 0 && -z "$line" ]]; then tail -n 30 "$log" | sed 's/^/    /'; fi
     printf '%s: %d passed, %d failed (%ds)\n' "$name" "$p" "$f" $((SECONDS - start))

@@ -11,6 +11,7 @@
 #   seams:   tests/check-seams.sh (coord.c and the keyspace call no WATCH/persistence by name)
 #   unit:    every binary in build/tests/ (and build-asan/tests/)
 #   compat:  redis-compat-tests/run.sh KVD_BINARY [--asan]  (real clients, differential)
+#   compat-cluster1: the same against a one-node cluster (cluster-enabled yes, N=W=R=1)
 #   cluster: tests/cluster/run.sh KVD_BINARY [--asan]  (real kvd clusters on 127.0.0.2..;
 #            SKIPs with 0 counted while the binary has no cluster)
 #   long:    tests/long/*.sh, only with --long
@@ -75,6 +76,12 @@ fi
 if [[ $mode == all ]]; then
     [[ -x redis-compat-tests/run.sh ]] && run_suite compat redis-compat-tests/run.sh build/kvd
     [[ -x tests/cluster/run.sh ]] && run_suite cluster tests/cluster/run.sh build/kvd
+    # the same suites against a one-node cluster: every data command through the
+    # coordinator's four steps (server/cmd/coordinate.c); WATCH skipped with its reason
+    cluster1="--cluster-enabled yes --cluster-secret compat --replication-factor 1"
+    cluster1+=" --write-quorum 1 --read-quorum 1"
+    [[ -x redis-compat-tests/run.sh ]] &&
+        run_suite compat-cluster1 env KVD_ARGS="$cluster1" redis-compat-tests/run.sh build/kvd
 fi
 if [[ $mode == all || $mode == asan ]]; then
     [[ -x redis-compat-tests/run.sh && -x build-asan/kvd ]] &&

@@ -161,12 +161,14 @@ enum {
 /* Why a client's output is held (struct client.hold; client_hold in client.c). */
 enum {
     CLIENT_HOLD_PERSIST = 1u << 0,   /* its writes are not yet stored / durable (persist.c) */
+    CLIENT_HOLD_CLUSTER = 1u << 1,   /* its writes await W replicas (cmd/coordinate.c) */
 };
 
 struct client_span;  /* server/client/client.c: a reply that depends on a hold */
 struct cluster_peer; /* cluster/cluster.h: opaque here */
 
 struct multi_cmd;   /* server/cmd/multi.c */
+struct coord_op;    /* server/cmd/coordinate.c: a command in the cluster's four steps */
 struct watched_key; /* server/cmd/multi.c */
 
 struct client {
@@ -226,6 +228,10 @@ struct client {
     int delay_own;              /* DEBUG SET-COMMAND-DELAY ... <id>: its own delay */
     long long delay_ms;         /*   then: this delay, */
     double delay_prob;          /*   with this probability */
+
+    /* cluster (server/cmd/coordinate.c); unused when cluster-enabled is no */
+    struct coord_op *cop;       /* the command in the coordinator's steps, or NULL */
+    int cons_r, cons_w;         /* KVD CONSISTENCY: R and W, 0 = the directives' */
 
     struct client *prev, *next; /* all clients */
 };

@@ -112,6 +112,10 @@ void multi_queue(struct client *c);          /* queue c->argv for EXEC */
 void multi_discard_state(struct client *c);  /* leaves MULTI */
 void unwatch_all(struct client *c);
 int watch_any(void);                         /* anyone watching? */
+/* The i-th command c queued in MULTI (0..c->mcount-1) and its arguments, or NULL
+ * (the cluster's coordinator reads the keys of a transaction at EXEC). */
+const struct kv_command *multi_queued(const struct client *c, int i, int *argc,
+                                      const struct kv_slice **argv);
 void multi_subscribe(void);                  /* WATCH on the store events */
 
 /* ---- cmd_info.c ---- */
@@ -156,6 +160,28 @@ int client_ready_pending(void);
 void client_set_command_delay(struct client *c, long long ms, double prob);
 /* c is being freed: off the ready list, its timer and its copy gone. */
 void client_wait_forget(struct client *c);
+
+/* ---- coordinate.c: the cluster coordinator's four steps (cluster mode only) ---- */
+/* They run when server.cluster (the runtime, server/net/server.c) is not NULL;
+ * the connections' default R and W are server.read_quorum / write_quorum. */
+/* N, the replication factor in force (0 when not in cluster mode). */
+int coordinate_replicas(void);
+/* The R and W in force for c (KVD CONSISTENCY, else the defaults), at most N. */
+void coordinate_levels(const struct client *c, int *r, int *w);
+/* process_command, before MULTI queueing: refuses (replies, returns 1) what cluster
+ * mode cannot answer yet (fanout commands, WATCH); else 0. */
+int coordinate_gate(struct client *c, const struct kv_command *run);
+/* 1 when run goes through the four steps (not node-local, or an EXEC to run). */
+int coordinate_wants(struct client *c, const struct kv_command *run);
+/* process_command, after every check: runs (or continues) run through the four
+ * steps; returns 1 when it took the command (replied, or c waits), 0 when the
+ * command is node-local and runs as usual. */
+int coordinate_command(struct client *c, const struct kv_command *run);
+/* run_waiting, before process_command: when c's writes have all answered,
+ * releases or rewrites its held reply and returns 1 (the command is done). */
+int coordinate_resume(struct client *c);
+/* c is freed or its command ended: outstanding requests cancelled, op freed. */
+void coordinate_forget(struct client *c);
 
 
 /* ---- the CONFIG command's backend ----

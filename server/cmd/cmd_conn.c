@@ -190,6 +190,7 @@ void cmd_reset(struct client *c) {
     c->flags &= ~(CLIENT_REPLY_OFF | CLIENT_REPLY_SKIP | CLIENT_REPLY_SKIP_NEXT |
                   CLIENT_NO_TOUCH | CLIENT_NO_EVICT | CLIENT_DIRTY_CAS | CLIENT_DIRTY_EXEC);
     c->authenticated = !password_required();
+    c->cons_r = c->cons_w = 0; /* KVD CONSISTENCY: the directives' levels again */
     reply_simple(c, "RESET");
 }
 

@@ -767,9 +767,15 @@ void process_command(struct client *c) {
     if (run == NULL || refused_or_reject(c, run)) {
         return;
     }
+    if (server.cluster && coordinate_gate(c, run)) {
+        return; /* cluster mode: not supported yet (coordinate.c) */
+    }
     if ((c->flags & CLIENT_MULTI) && !(run->flags & CMD_MULTI_CTL)) {
         multi_queue(c);
         return;
+    }
+    if (server.cluster && coordinate_command(c, run)) {
+        return; /* the cluster's four steps (coordinate.c) */
     }
     if (client_wait_before_call(c, run)) {
         return; /* suspended: runs later from the ready list (pipeline.c) */

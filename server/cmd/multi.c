@@ -408,3 +408,13 @@ void cmd_unwatch(struct client *c) {
     c->flags &= ~CLIENT_DIRTY_CAS;
     reply_ok(c);
 }
+
+const struct kv_command *multi_queued(const struct client *c, int i, int *argc,
+                                      const struct kv_slice **argv) {
+    if (i < 0 || i >= c->mcount) {
+        return NULL;
+    }
+    *argc = c->mstate[i].argc;
+    *argv = c->mstate[i].argv;
+    return c->mstate[i].cmd;
+}

@@ -214,6 +214,7 @@ void client_wait_forget(struct client *c) {
     c->wait_argv = NULL;
     c->wait_argc = 0;
     c->flags &= ~CLIENT_WAITING;
+    coordinate_forget(c); /* cluster requests cancelled: their callbacks never run */
 }
 
 /* Runs c's waiting command, then the rest of its pipeline. */
@@ -223,13 +224,18 @@ static void run_waiting(struct client *c) {
     c->last_interaction_ms = server.mstime; /* idle time starts when the wait ends */
     c->argc = c->wait_argc;
     c->argv = c->wait_argv;
-    process_command(c);
+    if (!coordinate_resume(c)) { /* a cluster command's writes answered: done */
+        process_command(c);
+    }
     c->flags &= ~CLIENT_WAITED;
     if (c->flags & CLIENT_WAITING) {
         c->argc = 0;           /* it waits again: keeps its copy */
         c->argv = NULL;
         c->cmd = NULL;
         return;
+    }
+    if (c->cop) {
+        coordinate_forget(c); /* it waited for reads, then a check refused it */
     }
     after_command(c);
     kv_free(c->wait_argv);

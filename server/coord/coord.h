@@ -185,4 +185,33 @@ int keys_scan_cursor_or_reply(struct client *c, int i, uint64_t *cursor);
 int keys_scan_opts_or_reply(struct client *c, int first, const struct kv_slice **pat,
                             long *count, const struct kv_slice **type);
 
+/* ---- the cluster's scratch keyspace (scratch.c; server/cmd/coordinate.c drives it) ----
+ * One command at a time runs on a keyspace of its own: enter, load the records
+ * its keys' replicas answered, call() the handler, leave with what it changed.
+ * While it is in force, every coord_* call (and SELECT) reaches the scratch
+ * databases only: never the node's keyspace, engine, WATCH state or counters. */
+struct coord_change {
+    int db;
+    char *key;            /* owned, NUL-terminated */
+    size_t klen;
+    int deleted;          /* 1: a tombstone (no value) */
+    long long expire_at;  /* Unix ms, 0 = none */
+    char *val;            /* the envelope (persist_encode), owned; NULL for a tombstone */
+    size_t vlen;
+};
+/* Puts c (and every database lookup) on the empty scratch keyspace. The first
+ * change a handler makes holds c's reply (CLIENT_HOLD_CLUSTER). */
+void coord_scratch_enter(struct client *c);
+/* 1 between enter and leave. */
+int coord_scratch_active(void);
+/* Loads one record's value (an envelope) for key into scratch database db_id with
+ * version v: 1 loaded, 0 already expired (absent), -1 malformed or no run. */
+int coord_scratch_load(int db_id, const char *key, size_t klen, struct kv_version v,
+                       long long expire_at, const char *val, size_t vlen);
+/* Ends the run: *out gets every key written or deleted, once each, sorted by (db,
+ * key), with its final state (free with coord_changes_free); returns how many.
+ * The scratch keyspace is emptied and c is back on the node's database. */
+size_t coord_scratch_leave(struct client *c, struct coord_change **out);
+void coord_changes_free(struct coord_change *ch, size_t n);
+
 #endif

@@ -134,6 +134,14 @@ void store_unsubscribe(store_sub_fn fn, void *arg);
 extern struct store_sub store_subs[STORE_MAX_SUBS];
 extern int store_nsubs;
 
+/* Until store_subs_restore, only fn hears events, those in mask, and no counter
+ * counts: the coordinator's scratch run (server/coord/scratch.c) records what a
+ * handler changed without WATCH, statistics or persistence hearing of it.
+ * Subscriptions made meanwhile change the set that store_subs_restore brings
+ * back. Not nestable. */
+void store_subs_isolate(unsigned mask, store_sub_fn fn, void *arg);
+void store_subs_restore(void);
+
 /* Adds a counter incremented by one for every event of the types in mask, with no
  * call. Subscribing the same counter again only updates its mask; mask 0 removes
  * it. 0, or -1 when STORE_MAX_SUBS counters are taken. */

@@ -356,6 +356,31 @@ static void test_watch_wants_events_only_while_a_key_is_watched(void) {
     CHECK_EQ_INT(store_wanted(STORE_EV_FLUSH_BEFORE), 0); /* EXEC unwatched */
 }
 
+/* The scratch run's isolation: only the isolating function hears, no counter
+ * counts, and what is subscribed meanwhile is what comes back. */
+static void test_isolate_hears_alone_and_restore_keeps_later_subscriptions(void) {
+    tclient_fresh_cache(&tc);
+    long long dirty = server.dirty;
+    counted = 0;
+    store_subs_isolate(STORE_EV_BIT(STORE_EV_WRITTEN), counter, NULL);
+    CHECK_EQ_INT(store_wanted(STORE_EV_WRITTEN), 1);
+    CHECK_EQ_INT(store_wanted(STORE_EV_DELETED), 0);
+    RUN_EQ("set k 1", "+OK");
+    RUN_EQ("del k", ":1");
+    CHECK_EQ_INT(counted, 1);           /* the write, not the delete */
+    CHECK_EQ_INT(server.dirty, dirty);  /* no counter counted */
+    /* WATCH subscribes while isolated: it does not hear yet, but is kept */
+    RUN_EQ("watch w", "+OK");
+    CHECK_EQ_INT(store_wanted(STORE_EV_FLUSH_BEFORE), 0);
+    store_subs_restore();
+    CHECK_EQ_INT(store_wanted(STORE_EV_FLUSH_BEFORE), 1);
+    CHECK_EQ_INT(store_wanted(STORE_EV_WRITTEN), 1); /* WATCH's, not counter's */
+    RUN_EQ("set k 2", "+OK");
+    CHECK_EQ_INT(counted, 1);
+    CHECK_EQ_INT(server.dirty, dirty + 1);
+    RUN_EQ("unwatch", "+OK");
+}
+
 int main(void) {
     TEST_RUN(test_set_emits_written_with_existed_and_client);
     TEST_RUN(test_del_emits_deleted_before_unlinking);
@@ -368,5 +393,6 @@ int main(void) {
     TEST_RUN(test_wanted_follows_the_masks_and_mask_zero_is_not_called);
     TEST_RUN(test_counters_count_writes_no_function_wants);
     TEST_RUN(test_watch_wants_events_only_while_a_key_is_watched);
+    TEST_RUN(test_isolate_hears_alone_and_restore_keeps_later_subscriptions);
     TEST_MAIN_END();
 }

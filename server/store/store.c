@@ -31,30 +31,47 @@ static struct {
     unsigned mask;
 } counters[STORE_MAX_SUBS];
 static int ncounters;
+static int isolated;             /* store_subs_isolate in force: iso alone hears */
+static struct store_sub iso;
 
-/* Rebuilds the dispatch tables (events.h) from store_subs and the counters. */
+/* Rebuilds the dispatch tables (events.h) from store_subs and the counters, or,
+ * while isolated, from iso alone (no counter). */
 static void subs_rebuild(void) {
+    const struct store_sub *subs = isolated ? &iso : store_subs;
+    int nsubs = isolated ? 1 : store_nsubs;
+    int ncount = isolated ? 0 : ncounters;
     store_ev_mask = 0;
     for (int t = 0; t < STORE_EV_COUNT; t++) {
         int n = 0;
-        for (int i = 0; i < ncounters; i++) {
+        for (int i = 0; i < ncount; i++) {
             if (counters[i].mask & STORE_EV_BIT(t)) {
                 store_count_by_type[t][n++] = counters[i].counter;
             }
         }
         store_count_by_type[t][n] = NULL;
         n = 0;
-        for (int i = 0; i < store_nsubs; i++) {
-            const struct store_sub *s = &store_subs[i];
+        for (int i = 0; i < nsubs; i++) {
+            const struct store_sub *s = &subs[i];
             if (s->mask & STORE_EV_BIT(t)) {
                 store_by_type[t][n++] = (struct store_sub_call){s->fn, s->arg};
             }
         }
         store_by_type[t][n] = (struct store_sub_call){NULL, NULL};
     }
-    for (int i = 0; i < store_nsubs; i++) {
-        store_ev_mask |= store_subs[i].mask & STORE_EV_ALL;
+    for (int i = 0; i < nsubs; i++) {
+        store_ev_mask |= subs[i].mask & STORE_EV_ALL;
     }
+}
+
+void store_subs_isolate(unsigned mask, store_sub_fn fn, void *arg) {
+    iso = (struct store_sub){fn, arg, mask, STORE_SUB_OBSERVER};
+    isolated = 1;
+    subs_rebuild();
+}
+
+void store_subs_restore(void) {
+    isolated = 0;
+    subs_rebuild();
 }
 
 int store_subscribe(int rank, unsigned mask, store_sub_fn fn, void *arg) {
