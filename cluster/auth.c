@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "cluster/sha256.h"
+#include "proto/resp.h"
 
 static const char label_dialer[] = "kvd-peer-v1 dialer";
 static const char label_listener[] = "kvd-peer-v1 listener";
@@ -115,27 +116,13 @@ void auth_hex_encode(const uint8_t *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int auth_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t n)
 {
     if (hex == NULL || hexlen != 2 * n) {
         return AUTH_ERR_INPUT;
     }
     for (size_t i = 0; i < n; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        int hi = resp_hex_digit(hex[2 * i]), lo = resp_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return AUTH_ERR_INPUT;
         }

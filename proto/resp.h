@@ -204,4 +204,19 @@ int resp_str2ll(const char *s, size_t len, long long *out);
 int resp_str2ld(const char *s, size_t len, long double *out); /* rejects nan */
 int resp_str2d(const char *s, size_t len, double *out);       /* rejects nan */
 
+/* The value of hex digit c (0-9, a-f, A-F), or -1: inline arguments' "\xNN"
+ * escapes here, the cluster's hex-encoded proofs (cluster/auth.c). */
+static inline int resp_hex_digit(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 #endif

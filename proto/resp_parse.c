@@ -225,18 +225,6 @@ static inline int ends_word(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static inline int hex_val(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 static void add_inline_arg(struct resp_parser *p, size_t off, size_t len) {
     if (p->argc == p->argv_cap) {
@@ -286,8 +274,8 @@ int resp_split_args(const char *line, size_t n, char *out,
                 }
                 char c = line[i];
                 if (c == '\\' && i + 3 < n && line[i + 1] == 'x' &&
-                    hex_val(line[i + 2]) >= 0 && hex_val(line[i + 3]) >= 0) {
-                    out[o++] = (char)(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
+                    resp_hex_digit(line[i + 2]) >= 0 && resp_hex_digit(line[i + 3]) >= 0) {
+                    out[o++] = (char)(resp_hex_digit(line[i + 2]) * 16 + resp_hex_digit(line[i + 3]));
                     i += 4;
                 } else if (c == '\\' && i + 1 < n) {
                     char e = line[i + 1];

@@ -41,6 +41,7 @@ static inline void tclient_boot(int mode) {
 /* Makes c a fresh, authenticated RESP2 client on database 0 with no socket. */
 static inline void tclient_reset(struct client *c) {
     resp_out_deinit(&c->out);
+    kv_free(c->spans); /* kept between holds (client.c SPANS_KEEP), as client_free frees it */
     memset(c, 0, sizeof(*c));
     c->fd = -1;
     c->resp = 2;

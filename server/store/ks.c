@@ -307,23 +307,27 @@ struct kv_entry *ks_take_rekeyed(struct kv_db *db, struct kv_entry *e, const cha
     return ne;
 }
 
+void ks_announce_gone(struct kv_db *db, int type, struct kv_entry *e, const char *k,
+                      size_t klen) {
+    if (!store_wanted((enum store_event)type)) {
+        store_count((enum store_event)type);
+        return;
+    }
+    struct store_ev ev;
+    store_ev_init(&ev, (enum store_event)type, db->id);
+    ev.key = k;
+    ev.klen = klen;
+    ev.e = e;
+    ev.version = ks_entry_version(e);
+    ev.old_expire = ks_entry_expire(e);
+    ev.existed = 1;
+    store_emit(&ev);
+}
+
 void ks_expire_now(struct kv_db *db, struct kv_entry *e, uint64_t token) {
     size_t klen;
     const char *k = ks_entry_key(e, &klen);
-    /* before the key bytes are freed */
-    if (store_wanted(STORE_EV_EXPIRED)) {
-        struct store_ev ev;
-        store_ev_init(&ev, STORE_EV_EXPIRED, db->id);
-        ev.key = k;
-        ev.klen = klen;
-        ev.e = e;
-        ev.version = ks_entry_version(e);
-        ev.old_expire = ks_entry_expire(e);
-        ev.existed = 1;
-        store_emit(&ev);
-    } else {
-        store_count(STORE_EV_EXPIRED);
-    }
+    ks_announce_gone(db, STORE_EV_EXPIRED, e, k, klen); /* before the key bytes are freed */
     kv_dict_unlink(&db->keys, k, klen, token);
     if (e->flags & KE_EXPIRE) {
         vol_del(db, e);

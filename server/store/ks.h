@@ -359,6 +359,11 @@ void ks_replace(struct kv_db *db, struct kv_entry *old, struct kv_entry *e, uint
 /* Unlinks a key and frees it (lazily in the background when its value is large
  * and lazy is set). Returns 1 when it existed. */
 int ks_delete(struct kv_db *db, const char *key, size_t len, uint64_t token, int lazy);
+/* Announces that e (key k, still in db) is going away as an event of type
+ * (STORE_EV_EXPIRED or STORE_EV_EVICTED): built and emitted only when a function
+ * wants it, else only counted. Call it before the key bytes are freed. */
+void ks_announce_gone(struct kv_db *db, int type, struct kv_entry *e, const char *k,
+                      size_t klen);
 /* Deletes an expired key found by a lookup, announcing it first (STORE_EV_EXPIRED,
  * server/store/events.h: WATCH, expired_keys and persistence subscribe). */
 void ks_expire_now(struct kv_db *db, struct kv_entry *e, uint64_t token);

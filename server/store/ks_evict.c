@@ -276,19 +276,7 @@ static void evict_entry(struct kv_db *db, struct kv_entry *e, uint64_t token) {
         ks_delete(db, k, klen, token, 0);
         return;
     }
-    if (store_wanted(STORE_EV_EVICTED)) {
-        struct store_ev ev;
-        store_ev_init(&ev, STORE_EV_EVICTED, db->id);
-        ev.key = k;
-        ev.klen = klen;
-        ev.e = e;
-        ev.version = ks_entry_version(e);
-        ev.old_expire = ks_entry_expire(e);
-        ev.existed = 1;
-        store_emit(&ev);
-    } else {
-        store_count(STORE_EV_EVICTED);
-    }
+    ks_announce_gone(db, STORE_EV_EVICTED, e, k, klen);
     ks_delete(db, k, klen, token, 0);
 }
 
