@@ -76,6 +76,7 @@ struct coord_op {
     struct op_write *w;
     size_t nw, wpending, wfailed;
     char werr[160];
+    struct fanout *fan;   /* a keyless command across the cluster (fanout.c) */
 };
 
 int coordinate_replicas(void) {
@@ -112,6 +113,7 @@ static void op_free(struct coord_op *op) {
     }
     kv_free(op->keys);
     kv_free(op->w);
+    fanout_free(op->fan);
     kv_free(op);
 }
 
@@ -138,12 +140,10 @@ static int sole_member(void) {
 int coordinate_gate(struct client *c, const struct kv_command *run) {
     const char *what = NULL;
     if (run->flags & CMD_KEYSPACE_FANOUT) {
-        if (sole_member()) {
-            return 0; /* one member: its data is the whole key space, answered as is */
+        if (!(c->flags & CLIENT_MULTI) || sole_member()) {
+            return 0; /* fanout.c (coordinate_command), or the sole member's own data */
         }
         what = run->parent ? run->parent->name : run->name;
-    } else if (run->proc == cmd_watch && !(c->flags & CLIENT_MULTI)) {
-        what = "watch"; /* (inside MULTI: Redis's own error, from the handler) */
     }
     if (what == NULL) {
         return 0;
@@ -157,7 +157,7 @@ int coordinate_gate(struct client *c, const struct kv_command *run) {
     if (c->flags & CLIENT_MULTI) {
         c->flags |= CLIENT_DIRTY_EXEC;
     }
-    reply_errorf(c, "ERR %s is not supported in a kvd cluster yet", up);
+    reply_errorf(c, "ERR %s inside MULTI is not supported in a kvd cluster", up);
     return 1;
 }
 
@@ -200,11 +200,20 @@ static int gather(struct coord_op *op, const struct kv_command *cmd, int argc,
         }
         return db;
     }
-    if (cmd->flags & CMD_NODE_LOCAL) {
+    int *pos = NULL;
+    int n;
+    if (cmd->proc == cmd_watch) {
+        n = argc - 1; /* WATCH key [key ...]: read at R, versions noted */
+        pos = kv_malloc((size_t)(argc > 0 ? argc : 1) * sizeof(int));
+        for (int i = 0; i < n; i++) {
+            pos[i] = i + 1;
+        }
+    } else if (cmd->flags & CMD_NODE_LOCAL) {
         return db;
+    } else {
+        pos = kv_malloc((size_t)(argc > 0 ? argc : 1) * sizeof(int));
+        n = command_keys(cmd, argc, argv, pos, argc);
     }
-    int *pos = kv_malloc((size_t)(argc > 0 ? argc : 1) * sizeof(int));
-    int n = command_keys(cmd, argc, argv, pos, argc);
     if (n > argc) {
         n = argc;
     }
@@ -242,6 +251,42 @@ static int gather(struct coord_op *op, const struct kv_command *cmd, int argc,
     }
     kv_free(pos);
     return db;
+}
+
+/* EXEC: the keys c WATCHes are read again with the transaction's */
+struct watch_gather {
+    struct coord_op *op;
+    size_t *cap;
+};
+
+static void gather_watched(void *arg, int db, const char *key, size_t klen) {
+    struct watch_gather *g = arg;
+    struct coord_op *op = g->op;
+    if (op->nkeys + 1 > *g->cap) {
+        *g->cap = (op->nkeys + 1) * 2;
+        op->keys = kv_realloc(op->keys, *g->cap * sizeof(*op->keys));
+        for (size_t i = 0; i < op->nkeys; i++) {
+            op->keys[i].op = op;
+        }
+    }
+    struct kv_slice k = {key, klen};
+    add_key(op, db, &k);
+}
+
+/* multi_watch_differs' reader: what the prefetch read for (db, key) */
+static int watched_now(void *arg, int db, const char *key, size_t klen, int *found,
+                       struct kv_version *v, int *deleted) {
+    struct coord_op *op = arg;
+    for (size_t i = 0; i < op->nkeys; i++) {
+        struct op_key *x = &op->keys[i];
+        if (x->db == db && x->klen == klen && (klen == 0 || memcmp(x->key, key, klen) == 0)) {
+            *found = x->found;
+            *v = x->rec.v;
+            *deleted = x->rec.deleted;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 static void read_done(void *ctx, int status, const struct msg_record *rec, const char *err) {
@@ -360,7 +405,12 @@ static int run_and_ship(struct client *c, const struct kv_command *run, struct c
 
 int coordinate_wants(struct client *c, const struct kv_command *run) {
     if (run->flags & CMD_KEYSPACE_FANOUT) {
-        return 0; /* passed the gate: the sole member answers from its own data */
+        /* outside MULTI: across the ring (fanout.c), unless this node is the sole
+         * member, which answers from its own data */
+        return !(c->flags & CLIENT_MULTI) && (c->cop != NULL || !sole_member());
+    }
+    if (run->proc == cmd_watch) {
+        return !(c->flags & CLIENT_MULTI); /* (inside MULTI: Redis's own error) */
     }
     if (!(run->flags & CMD_NODE_LOCAL)) {
         return 1;
@@ -398,6 +448,15 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
         }
         op = kv_calloc(1, sizeof(*op));
         op->c = c;
+        if (run->flags & CMD_KEYSPACE_FANOUT) {
+            c->cop = op;
+            if (!fanout_start(c, run, &op->fan)) {
+                coordinate_forget(c); /* replied (bad arguments) */
+                return 1;
+            }
+            client_suspend(c);
+            return 1;
+        }
         size_t cap = 0;
         if (run->flags & CMD_RUNS_QUEUED) {
             int db = c->db_id;
@@ -407,6 +466,8 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
                 const struct kv_command *q = multi_queued(c, i, &qargc, &qargv);
                 db = gather(op, q, qargc, qargv, db, &cap);
             }
+            struct watch_gather wg = {op, &cap};
+            multi_watched_foreach(c, gather_watched, &wg); /* read again: changed? */
         } else {
             gather(op, run, c->argc, c->argv, c->db_id, &cap);
         }
@@ -428,6 +489,14 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
             return 1;
         }
     }
+    if (op->fan) {
+        if (!fanout_done(op->fan)) {
+            return 1; /* not reached: a waiting client does not run */
+        }
+        fanout_reply(c, op->fan);
+        coordinate_forget(c);
+        return 1;
+    }
     if (op->phase != OP_READ_DONE) {
         return 1; /* not reached: a waiting client does not run */
     }
@@ -437,6 +506,18 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
         coordinate_forget(c);
         refuse_whole(c, run, msg);
         return 1;
+    }
+    if (run->proc == cmd_watch) {
+        call(c, run); /* the node's own WATCH (+OK), then the versions read */
+        for (size_t i = 0; i < op->nkeys; i++) {
+            struct op_key *x = &op->keys[i];
+            multi_watch_note(c, x->db, x->key, x->klen, x->found, x->rec.v, x->rec.deleted);
+        }
+        coordinate_forget(c);
+        return 1;
+    }
+    if ((run->flags & CMD_RUNS_QUEUED) && multi_watch_differs(c, watched_now, op)) {
+        c->flags |= CLIENT_DIRTY_CAS; /* a watched key changed through some node */
     }
     if (run_and_ship(c, run, op)) {
         return 1;
