@@ -11,7 +11,7 @@
  *     (newest version per key); tombstones and expired keys are dropped, MATCH and
  *     TYPE applied here; steps continue into the next ranges until COUNT records
  *     were seen or SCAN_STEPS steps ran; the reply's cursor is the next token (0:
- *     the ring's end). Every key present on W replicas for the whole scan is
+ *     the ring's end), so an empty database answers cursor 0 at once. Every key present on W replicas for the whole scan is
  *     returned at least once (W + R > N).
  *   KEYS pattern: every step from 0 to the ring's end, the client waiting (the
  *     loop serves the others between steps).
@@ -35,7 +35,7 @@
 #include "cluster/cluster.h"
 #include "server/cmd/cmd.h"
 
-#define SCAN_STEPS 8         /* ranges one SCAN call visits at most */
+#define SCAN_STEPS 256       /* ranges one SCAN call visits at most (an empty db: all) */
 #define FULL_STEP_COUNT 1000 /* records per step of KEYS / DBSIZE */
 #define RANDOM_STEP_COUNT 16 /* records per step of RANDOMKEY */
 
