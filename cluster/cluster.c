@@ -1307,6 +1307,7 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
     text(out, "read_repairs:%" PRIu64 "\r\n", s->read_repairs);
     text(out, "hints_pending:%zu\r\n", cl->node.hints->count);
     text(out, "hints_pending_bytes:%zu\r\n", cl->node.hints->bytes);
+    text(out, "flushes_pending:%zu\r\n", keyless_pending_flushes(cl->kl));
     text(out, "hints_added:%" PRIu64 "\r\n", s->hints_added);
     text(out, "hints_delivered:%" PRIu64 "\r\n", s->hints_delivered);
     text(out, "hints_dropped:%" PRIu64 "\r\n",

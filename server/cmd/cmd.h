@@ -182,7 +182,8 @@ int coordinate_replicas(void);
 /* The R and W in force for c (KVD CONSISTENCY, else the defaults), at most N. */
 void coordinate_levels(const struct client *c, int *r, int *w);
 /* process_command, before MULTI queueing: refuses (replies, returns 1) what cluster
- * mode cannot answer yet (fanout commands, WATCH); else 0. */
+ * mode cannot answer (a fanout command inside MULTI on a ring of several
+ * members); else 0. */
 int coordinate_gate(struct client *c, const struct kv_command *run);
 /* 1 when run goes through the four steps (not node-local, or an EXEC to run). */
 int coordinate_wants(struct client *c, const struct kv_command *run);

@@ -29,13 +29,17 @@
  *      releases the reply, or rewrites it (client_fail_held) into "-NOQUORUM
  *      wrote to <a> of <b> required replicas; the write is indeterminate". A
  *      command that changed nothing (every read) is not held.
- *   Refused in cluster mode (coordinate_gate, before MULTI queueing): keyless
- *   commands that visit the whole key space (CMD_KEYSPACE_FANOUT) with "-ERR
- *   <NAME> is not supported in a kvd cluster yet" (they need range scans on
- *   every node), except when this node is the ring's only member: it then
- *   holds every key and answers them from its own data, as one node does; and
- *   WATCH always (no cross-node invalidation yet). While !cluster_ready:
- *   "-CLUSTERDOWN <why>".
+ *   Keyless commands (CMD_KEYSPACE_FANOUT: SCAN KEYS DBSIZE RANDOMKEY FLUSHDB
+ *   FLUSHALL) go to fanout.c, which walks the ring range by range (c->cop->fan;
+ *   the client waits until fanout_done); inside MULTI coordinate_gate refuses them
+ *   ("-ERR <NAME> inside MULTI is not supported in a kvd cluster"), except when
+ *   this node is the ring's only member: it then holds every key and answers them
+ *   from its own data, as one node does.
+ *   WATCH (outside MULTI) reads its keys at R like a prefetch, then runs the
+ *   node's own WATCH and notes each key's version (multi_watch_note); EXEC reads
+ *   the watched keys again with the transaction's and sets CLIENT_DIRTY_CAS when
+ *   any differs (multi_watch_differs), so the handler answers nil. While
+ *   !cluster_ready: "-CLUSTERDOWN <why>".
  *   A client freed while waiting: every outstanding request is cluster_cancel'led
  *   and the op freed (coordinate_forget, from client_wait_forget).
  *
@@ -433,6 +437,34 @@ static void refuse_whole(struct client *c, const struct kv_command *run, const c
     reply_error(c, msg);
 }
 
+/* The keys run reads: its own, or for EXEC those of every queued command (in the
+ * database each runs in) and the keys c WATCHes (read again: changed?). */
+static void gather_all(struct client *c, const struct kv_command *run, struct coord_op *op) {
+    size_t cap = 0;
+    if (!(run->flags & CMD_RUNS_QUEUED)) {
+        gather(op, run, c->argc, c->argv, c->db_id, &cap);
+        return;
+    }
+    int db = c->db_id;
+    for (int i = 0; i < c->mcount; i++) {
+        int qargc;
+        const struct kv_slice *qargv;
+        const struct kv_command *q = multi_queued(c, i, &qargc, &qargv);
+        db = gather(op, q, qargc, qargv, db, &cap);
+    }
+    struct watch_gather wg = {op, &cap};
+    multi_watched_foreach(c, gather_watched, &wg);
+}
+
+/* WATCH's keys were read at R: the node's own WATCH (+OK), then their versions. */
+static void watch_noted(struct client *c, const struct kv_command *run, struct coord_op *op) {
+    call(c, run);
+    for (size_t i = 0; i < op->nkeys; i++) {
+        struct op_key *x = &op->keys[i];
+        multi_watch_note(c, x->db, x->key, x->klen, x->found, x->rec.v, x->rec.deleted);
+    }
+}
+
 int coordinate_command(struct client *c, const struct kv_command *run) {
     if (!coordinate_wants(c, run)) {
         return 0;
@@ -457,20 +489,7 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
             client_suspend(c);
             return 1;
         }
-        size_t cap = 0;
-        if (run->flags & CMD_RUNS_QUEUED) {
-            int db = c->db_id;
-            for (int i = 0; i < c->mcount; i++) {
-                int qargc;
-                const struct kv_slice *qargv;
-                const struct kv_command *q = multi_queued(c, i, &qargc, &qargv);
-                db = gather(op, q, qargc, qargv, db, &cap);
-            }
-            struct watch_gather wg = {op, &cap};
-            multi_watched_foreach(c, gather_watched, &wg); /* read again: changed? */
-        } else {
-            gather(op, run, c->argc, c->argv, c->db_id, &cap);
-        }
+        gather_all(c, run, op);
         if (op->nkeys == 0) {
             c->cop = op;
             op->phase = OP_READ_DONE;
@@ -508,11 +527,7 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
         return 1;
     }
     if (run->proc == cmd_watch) {
-        call(c, run); /* the node's own WATCH (+OK), then the versions read */
-        for (size_t i = 0; i < op->nkeys; i++) {
-            struct op_key *x = &op->keys[i];
-            multi_watch_note(c, x->db, x->key, x->klen, x->found, x->rec.v, x->rec.deleted);
-        }
+        watch_noted(c, run, op);
         coordinate_forget(c);
         return 1;
     }

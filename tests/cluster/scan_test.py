@@ -265,6 +265,8 @@ def main():
 
             c1 = n1.client(timeout=60)
             res.eq('with node3 stopped: FLUSHALL through node1', c1.flushall(), True)
+            res.eq('node1 keeps the flush for node3 (INFO flushes_pending)',
+                   c1.info('kvdcluster').get('flushes_pending'), 1)
             after = set()
             for i in range(200):
                 cl.nodes[i % 2].client(timeout=10).set('after:%d' % i, 'a%d' % i)
@@ -299,6 +301,13 @@ def main():
             time.sleep(0.5)
         res.eq('node3 after SIGCONT: DBSIZE at ONE (its flush arrived, hints too)', size3,
                len(after))
+        pend = None
+        for _ in range(100):
+            pend = n1.client(timeout=10).info('kvdcluster').get('flushes_pending')
+            if pend == 0:
+                break
+            time.sleep(0.2)
+        res.eq('node1 delivered the flush to node3 (flushes_pending 0)', pend, 0)
         c3 = n3.client(timeout=60)
         res.eq('node3 after SIGCONT: KEYS * (no flushed key resurrected)', set(c3.keys('*')), after)
         res.eq('node3 after SIGCONT: an earlier key stays gone', c3.get('k:7'), None)
