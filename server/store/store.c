@@ -133,7 +133,13 @@ void store_unsubscribe(store_sub_fn fn, void *arg) {
 
 static const struct ks_backing persist_backing = {persist_evict_prepare};
 
+static uint64_t *floors;      /* per database: store_flush_below's (lazy) */
+static int nfloors;
+
 void store_init(void) {
+    if (floors) { /* a fresh store: no cluster flush yet (persistent mode: its markers) */
+        memset(floors, 0, (size_t)nfloors * sizeof(*floors));
+    }
     if (persist_on()) {
         store_be = (struct store_backend){persist_load,    persist_db_size, persist_expire_due,
                                           persist_scan,    persist_foreach, persist_random};
@@ -232,9 +238,6 @@ static int envelope_ok(const struct store_record *r) {
  * Apply and read
  * ------------------------------------------------------------------------------ */
 /* ---- cluster flushes (store_flush_below) ---- */
-
-static uint64_t *floors;      /* per database, server.databases of them (lazy) */
-static int nfloors;
 
 uint64_t store_floor(int db_id) {
     return db_id >= 0 && db_id < nfloors ? floors[db_id] : 0;

@@ -125,7 +125,8 @@ struct store_backend {
 extern struct store_backend store_be;
 
 /* Chooses the backend for server.mode and subscribes or unsubscribes the
- * persistence write-through (persist.c); sets the keyspace's backing (ks.h). Called
+ * persistence write-through (persist.c); sets the keyspace's backing (ks.h);
+ * forgets the floors of store_flush_below (persistent mode keeps them as markers). Called
  * at start-up (server_subscribe_events) and again by tests that switch modes. */
 void store_init(void);
 
