@@ -14,7 +14,8 @@ flushed keys). FLUSHDB empties only its db. WATCH k on node 1 with SET k on node
 makes EXEC on node 1 return nil, and OK without the change. The peer verbs
 (KVD.PEER SCAN / FLUSH) on an authenticated connection: bad arguments get errors,
 a good request an answer. Ends with "N passed, M failed"; SKIPs while the binary
-has no cluster.
+has no cluster. Then a cache-mode cluster: SCAN, DBSIZE, and FLUSHALL with node 3
+stopped (node 3 ends up holding only the later key).
 """
 import hashlib
 import hmac
@@ -190,6 +191,48 @@ def peer_verbs(cl, res):
                   (tokens, rep[0]))
     s.close()
     res.check('node1 still answers after the peer verbs', nd.client().ping())
+
+
+def cache_mode(binary, res):
+    """A cache-mode cluster (no tombstones, floors in memory): SCAN and DBSIZE
+    complete, FLUSHALL with node 3 stopped, and node 3 holds only the later keys
+    after SIGCONT."""
+    cl = harness.Cluster(binary, n=3, mode='cache')
+    try:
+        cl.start()
+        n1, n2, n3 = cl.nodes
+        c = n1.client(timeout=30)
+        p = c.pipeline(transaction=False)
+        names = set()
+        for i in range(1000):
+            p.set('c:%d' % i, 'v')
+            names.add(b'c:%d' % i)
+        p.execute()
+        got, _ = full_scan(n2.client(timeout=30), count=50)
+        res.eq('cache mode: SCAN through node2', set(got or []), names)
+        res.eq('cache mode: DBSIZE through node3', n3.client(timeout=30).dbsize(), len(names))
+        n3.sigstop()
+        try:
+            res.eq('cache mode, node3 stopped: FLUSHALL', c.flushall(), True)
+            c.set('c:after', 'a')
+            res.eq('cache mode: DBSIZE after FLUSHALL', c.dbsize(), 1)
+        finally:
+            n3.sigcont()
+        cl.wait_all_up(60)
+        size3 = None
+        for _ in range(60):
+            one = harness.consistency_client(n3, 'ONE', timeout=30)
+            size3 = one.dbsize()
+            one.close()
+            if size3 == 1:
+                break
+            time.sleep(0.5)
+        res.eq('cache mode: node3 after SIGCONT holds only the later key (at ONE)', size3, 1)
+        res.eq('cache mode: an earlier key stays gone through node3',
+               n3.client(timeout=30).get('c:5'), None)
+        harness.check_no_crash(cl, res)
+    finally:
+        cl.stop()
 
 
 def main():
@@ -370,6 +413,7 @@ def main():
         harness.check_clean_exit(rcs, res, cl)
     finally:
         cl.stop()
+    cache_mode(binary, res)
     return res.summary()
 
 
