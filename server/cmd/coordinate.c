@@ -38,7 +38,9 @@
  *   WATCH (outside MULTI) reads its keys at R like a prefetch, then runs the
  *   node's own WATCH and notes each key's version (multi_watch_note); EXEC reads
  *   the watched keys again with the transaction's and sets CLIENT_DIRTY_CAS when
- *   any differs (multi_watch_differs), so the handler answers nil. While
+ *   any differs (multi_watch_differs), or when another command through this node
+ *   is shipping a write to one of them (the inflight marks below), so the
+ *   handler answers nil. While
  *   !cluster_ready: "-CLUSTERDOWN <why>".
  *   A client freed while waiting: every outstanding request is cluster_cancel'led
  *   and the op freed (coordinate_forget, from client_wait_forget).
@@ -81,7 +83,69 @@ struct coord_op {
     size_t nw, wpending, wfailed;
     char werr[160];
     struct fanout *fan;   /* a keyless command across the cluster (fanout.c) */
+    struct inflight **inf;/* the keys it is shipping, marked for WATCH (or NULL) */
+    size_t ninf;
 };
+
+/* ---- keys being shipped, for WATCH ----
+ * While some client WATCHes (watch_any), each key a command ships is marked
+ * until the command's op ends (its writes answered, or its client gone). An EXEC
+ * whose watched key is marked aborts: another command's write to it is on its
+ * way, so the transaction's reads may already be stale (the check-then-ship race
+ * of two EXECs through this node, which the versions alone cannot see). */
+struct inflight {
+    int db;
+    char *key;
+    size_t klen;
+    int refs;
+};
+
+static struct inflight **inflight;
+static size_t ninflight, capinflight;
+
+static struct inflight *inflight_find(int db, const char *key, size_t klen) {
+    for (size_t i = 0; i < ninflight; i++) {
+        struct inflight *f = inflight[i];
+        if (f->db == db && f->klen == klen && (klen == 0 || memcmp(f->key, key, klen) == 0)) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+static struct inflight *inflight_mark(int db, const char *key, size_t klen) {
+    struct inflight *f = inflight_find(db, key, klen);
+    if (f == NULL) {
+        if (ninflight == capinflight) {
+            capinflight = capinflight ? capinflight * 2 : 16;
+            inflight = kv_realloc(inflight, capinflight * sizeof(*inflight));
+        }
+        f = kv_calloc(1, sizeof(*f));
+        f->db = db;
+        f->key = kv_malloc(klen ? klen : 1);
+        if (klen) {
+            memcpy(f->key, key, klen);
+        }
+        f->klen = klen;
+        inflight[ninflight++] = f;
+    }
+    f->refs++;
+    return f;
+}
+
+static void inflight_release(struct inflight *f) {
+    if (--f->refs > 0) {
+        return;
+    }
+    for (size_t i = 0; i < ninflight; i++) {
+        if (inflight[i] == f) {
+            inflight[i] = inflight[--ninflight];
+            break;
+        }
+    }
+    kv_free(f->key);
+    kv_free(f);
+}
 
 int coordinate_replicas(void) {
     return server.cluster ? cluster_replicas(server.cluster) : 0;
@@ -118,6 +182,10 @@ static void op_free(struct coord_op *op) {
     kv_free(op->keys);
     kv_free(op->w);
     fanout_free(op->fan);
+    for (size_t i = 0; i < op->ninf; i++) {
+        inflight_release(op->inf[i]);
+    }
+    kv_free(op->inf);
     kv_free(op);
 }
 
@@ -281,6 +349,9 @@ static void gather_watched(void *arg, int db, const char *key, size_t klen) {
 static int watched_now(void *arg, int db, const char *key, size_t klen, int *found,
                        struct kv_version *v, int *deleted) {
     struct coord_op *op = arg;
+    if (inflight_find(db, key, klen)) {
+        return -1; /* another command's write to it is on its way: changed */
+    }
     for (size_t i = 0; i < op->nkeys; i++) {
         struct op_key *x = &op->keys[i];
         if (x->db == db && x->klen == klen && (klen == 0 || memcmp(x->key, key, klen) == 0)) {
@@ -400,6 +471,12 @@ static int run_and_ship(struct client *c, const struct kv_command *run, struct c
                                  .val = ch[i].deleted ? NULL : ch[i].val,
                                  .vlen = ch[i].deleted ? 0 : ch[i].vlen};
         op->w[i].op = op;
+        if (watch_any()) {
+            if (op->inf == NULL) {
+                op->inf = kv_calloc(n, sizeof(*op->inf));
+            }
+            op->inf[op->ninf++] = inflight_mark(ch[i].db, ch[i].key, ch[i].klen);
+        }
         op->w[i].id = cluster_write(server.cluster, (unsigned)ch[i].db, ch[i].key,
                                     ch[i].klen, &rec, w, write_done, &op->w[i]);
     }
