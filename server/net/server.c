@@ -78,6 +78,17 @@ static int cl_store_read(void *ctx, unsigned db, const char *key, size_t klen,
     }
     struct store_record r;
     int rc = store_get_record((int)db, key, klen, &r);
+    if (rc == 0 && store_floor((int)db) != 0) {
+        /* a cluster flush's floor is a tombstone of every key it covers (as the
+         * flush marker is in persistent mode): a replica that missed the flush
+         * loses to it at read repair instead of bringing the key back */
+        out->v = (struct kv_version){store_floor((int)db), 0};
+        out->deleted = 1;
+        out->expire_at = 0;
+        out->val = NULL;
+        out->vlen = 0;
+        return 1;
+    }
     if (rc != 1) {
         return rc;
     }
