@@ -44,11 +44,13 @@
 #include <time.h>
 
 #include "cluster/auth.h"
+#include "cluster/keyless.h"
 #include "cluster/link.h"
 #include "cluster/mem.h"
 #include "cluster/node.h"
 #include "cluster/replica.h"
 #include "cluster/ring.h"
+#include "cluster/scan.h"
 
 #define CL_TICK_MS 100          /* hints and membership timer */
 #define CL_MEMBERS_EVERY 10     /* ask MEMBERS every this many ticks (1 s) */
@@ -146,6 +148,7 @@ struct cluster {
     char why[160];
     uint64_t merge_conflicts;   /* members refused (tag or id clash) */
     void (*log)(int level, const char *msg);
+    struct keyless *kl;         /* SCAN and FLUSH ops (keyless.c) */
 };
 
 struct cluster_peer {
@@ -749,6 +752,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         }
     }
     cnode_hints_send(&cl->node, mono_ms());
+    keyless_tick(cl->kl);
     rearm(cl);
 }
 
@@ -896,6 +900,7 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
     cl->defer_ev = evtimer_new(base, on_defer, cl);
     cl->deadline_ev = evtimer_new(base, on_deadline, cl);
     cl->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, cl);
+    cl->kl = keyless_new(cl);
     char rerr[128];
     if (ring_build(&cl->ring, cl->members, 1, rerr, sizeof rerr) != RING_OK) {
         snprintf(err, errlen, "%s", rerr);
@@ -923,6 +928,8 @@ void cluster_stop(struct cluster *cl) {
         free(cl->peers[i]);
     }
     free(cl->peers);
+    keyless_free(cl->kl); /* after the links: their callbacks ran */
+    cl->kl = NULL;
     struct dq *d = cl->dq_head;
     while (d) {
         struct dq *next = d->next;
@@ -1031,6 +1038,9 @@ uint64_t cluster_write(struct cluster *cl, unsigned db, const char *key, size_t 
 }
 
 void cluster_cancel(struct cluster *cl, uint64_t id) {
+    if (cl->kl && keyless_cancel(cl->kl, id)) {
+        return;
+    }
     void *user = cnode_cancel_user(&cl->node, id);
     free(user);
     struct dq **pp = &cl->dq_head, *prev = NULL;
@@ -1048,6 +1058,50 @@ void cluster_cancel(struct cluster *cl, uint64_t id) {
         prev = d;
         pp = &d->next;
     }
+}
+
+/* ---- for keyless.c (keyless.h) ---- */
+
+struct event_base *cluster_base_of(struct cluster *cl) {
+    return cl->base;
+}
+
+const struct cluster_store *cluster_store_of(const struct cluster *cl) {
+    return &cl->store;
+}
+
+const struct ring *cluster_ring_of(const struct cluster *cl) {
+    return &cl->ring;
+}
+
+uint32_t cluster_self_tag(const struct cluster *cl) {
+    return cl->tag;
+}
+
+int cluster_tag_up(struct cluster *cl, uint32_t tag) {
+    return tag_up(cl, tag);
+}
+
+int cluster_stopping(const struct cluster *cl) {
+    return cl->stopping;
+}
+
+int cluster_timeout_ms(const struct cluster *cl) {
+    return cl->timeout_ms;
+}
+
+int cluster_send_tag(struct cluster *cl, uint32_t tag, int argc, const char *const *argv,
+                     const size_t *argvlen, link_done_fn done, void *ctx) {
+    struct link *l = link_of_tag(cl, tag);
+    return l ? link_send(l, argc, argv, argvlen, done, ctx) : LINK_DOWN;
+}
+
+uint64_t cluster_next_id(struct cluster *cl) {
+    return cl->node.next_id++;
+}
+
+struct keyless *cluster_keyless_of(struct cluster *cl) {
+    return cl->kl;
 }
 
 /* ---- the peer side ---- */
@@ -1172,6 +1226,10 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
         replica_handle(&st, argv, argc, out);
         return 0;
     }
+    if (word_is(&argv[1], "SCAN") || word_is(&argv[1], "FLUSH")) {
+        scan_peer_answer(&cl->store, argv, argc, out);
+        return 0;
+    }
     msg_reply_error(out, "ERR unknown KVD.PEER verb");
     return 0;
 }
@@ -1249,6 +1307,7 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
     text(out, "read_repairs:%" PRIu64 "\r\n", s->read_repairs);
     text(out, "hints_pending:%zu\r\n", cl->node.hints->count);
     text(out, "hints_pending_bytes:%zu\r\n", cl->node.hints->bytes);
+    text(out, "flushes_pending:%zu\r\n", keyless_pending_flushes(cl->kl));
     text(out, "hints_added:%" PRIu64 "\r\n", s->hints_added);
     text(out, "hints_delivered:%" PRIu64 "\r\n", s->hints_delivered);
     text(out, "hints_dropped:%" PRIu64 "\r\n",

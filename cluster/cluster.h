@@ -28,6 +28,22 @@
 struct event_base;
 struct cluster;
 
+/* One key of a range as a replica holds it (SCAN, keyless.c): its record without
+ * the value, and the value's type code (the server's, opaque here; 0 for a
+ * tombstone). */
+struct cluster_key {
+    uint64_t token;        /* ring_key_token(key) */
+    const char *key;
+    size_t klen;
+    struct kv_version v;
+    int deleted;           /* a tombstone */
+    uint64_t expire_at;    /* Unix ms, 0 none */
+    unsigned type;
+};
+
+/* Called by cluster_store.range for each record; nonzero stops the iteration. */
+typedef int cluster_range_fn(void *arg, const struct cluster_key *k);
+
 /* The store as the cluster sees it (the server fills it; tests fake it). */
 struct cluster_store {
     void *ctx;
@@ -42,6 +58,16 @@ struct cluster_store {
     void (*observe)(void *ctx, uint64_t hlc);
     /* The node's one clock, Unix ms (debug-clock-offset-ms included). */
     uint64_t (*now_ms)(void *ctx);
+    /* (Added by cscan; NULL: KVD.PEER SCAN / FLUSH answer an error.) Calls fn for
+     * each record of db (tombstones included) whose token lies in [from, to) (to 0:
+     * the ring's end), in token order, until fn returns nonzero. 0, or -1 on an
+     * error (nothing more is called). */
+    int (*range)(void *ctx, unsigned db, uint64_t from, uint64_t to, cluster_range_fn *fn,
+                 void *arg);
+    /* Deletes the records of db (-1: every db) whose version's hlc is below hlc and
+     * keeps hlc as the db's floor: a record below it arriving later is ignored by
+     * apply (persistent mode: across a restart). 0, or -1. */
+    int (*flush)(void *ctx, int db, uint64_t hlc);
 };
 
 struct cluster_config {
@@ -106,6 +132,28 @@ uint64_t cluster_write(struct cluster *cl, unsigned db, const char *key, size_t 
 /* The caller is gone (client freed): the callback of id will not run. The
  * operation itself goes on (a write may still land; hints are still kept). */
 void cluster_cancel(struct cluster *cl, uint64_t id);
+
+/* ---- keyless commands (keyless.c; added by cscan) ---- */
+
+/* One SCAN step: the keys of db from token cursor to the end of the ring range
+ * that holds it (scan.h, scan_range_end), at most about count records, asked of
+ * the range's live replicas and merged from the first r that answer (newest
+ * version per key; tombstones and expired keys are the caller's to drop). next is
+ * where the next step starts (0: the end of the ring). keys are borrowed for the
+ * call. err (status FAILED): "got 1 of 2 scan answers". Same CALLBACK RULE as
+ * cluster_read; cluster_cancel(id) cancels it. */
+typedef void cluster_scan_done(void *ctx, int status, uint64_t next,
+                               const struct cluster_key *keys, size_t n, const char *err);
+uint64_t cluster_scan(struct cluster *cl, unsigned db, uint64_t cursor, size_t count, int r,
+                      cluster_scan_done *cb, void *ctx);
+/* FLUSHDB (db) / FLUSHALL (db -1) at version hlc on every member, decided when
+ * each member answered or timed out: OK when every ring range has w replicas (at
+ * most N) that flushed; FAILED ("got 1 of 2 flush
+ * acknowledgements") otherwise. A member that did not acknowledge is sent the
+ * flush again (100 ms tick, kept in memory) until it does. */
+typedef void cluster_flush_done(void *ctx, int status, const char *err);
+uint64_t cluster_flush(struct cluster *cl, int db, uint64_t hlc, int w, cluster_flush_done *cb,
+                       void *ctx);
 
 /* ---- the peer side: a client connection that speaks KVD.PEER ---- */
 

@@ -81,7 +81,9 @@ static int fs_apply(void *ctx, unsigned db, const char *key, size_t klen,
         e->klen = klen;
     }
     e->rec = *rec;
-    memcpy(e->val, rec->val, rec->vlen);
+    if (rec->vlen) {
+        memcpy(e->val, rec->val, rec->vlen);
+    }
     e->rec.val = e->val;
     s->applies++;
     return 1;
@@ -96,6 +98,47 @@ static void fs_observe(void *ctx, uint64_t hlc) {
 
 static uint64_t fs_now(void *ctx) {
     return (uint64_t)time(NULL) * 1000u;
+}
+
+static int by_token(const void *a, const void *b) {
+    const struct cluster_key *x = a, *y = b;
+    return x->token < y->token ? -1 : x->token > y->token;
+}
+
+static int fs_range(void *ctx, unsigned db, uint64_t from, uint64_t to, cluster_range_fn *fn,
+                    void *arg) {
+    struct fstore *s = ctx;
+    struct cluster_key k[MAXE];
+    size_t n = 0;
+    for (int i = 0; i < s->n; i++) {
+        struct fentry *e = &s->e[i];
+        uint64_t t = ring_key_token(e->key, e->klen);
+        if (e->db == db && t >= from && (to == 0 || t < to)) {
+            k[n++] = (struct cluster_key){t, e->key, e->klen, e->rec.v, e->rec.deleted,
+                                          e->rec.expire_at, 0};
+        }
+    }
+    qsort(k, n, sizeof *k, by_token);
+    for (size_t i = 0; i < n; i++) {
+        if (fn(arg, &k[i])) {
+            break;
+        }
+    }
+    return 0;
+}
+
+static int fs_flush(void *ctx, int db, uint64_t hlc) {
+    struct fstore *s = ctx;
+    int j = 0;
+    for (int i = 0; i < s->n; i++) {
+        if ((db >= 0 && s->e[i].db != (unsigned)db) || s->e[i].rec.v.hlc >= hlc) {
+            s->e[j] = s->e[i];
+            s->e[j].rec.val = s->e[j].val;
+            j++;
+        }
+    }
+    s->n = j;
+    return 0;
 }
 
 /* ---- a node: runtime + listener ---- */
@@ -266,7 +309,8 @@ static const struct cluster_store *tnode_store(struct tnode *tn) {
     static struct cluster_store st[MAXN + 2];
     static int next;
     struct cluster_store *s = &st[next++ % (MAXN + 2)];
-    *s = (struct cluster_store){&tn->st, fs_read, fs_apply, fs_observe, fs_now};
+    *s = (struct cluster_store){&tn->st, fs_read, fs_apply, fs_observe, fs_now, fs_range,
+                                fs_flush};
     return s;
 }
 
@@ -872,6 +916,119 @@ static void test_node_with_wrong_secret_never_joins(void) {
     event_base_free(base);
 }
 
+/* ---- keyless: cluster_scan, cluster_flush (keyless.c) ---- */
+
+struct scan_res {
+    int calls, status;
+    uint64_t next;
+    char keys[MAXE][16];
+    int deleted[MAXE];
+    size_t n;
+};
+
+static void scan_done(void *ctx, int status, uint64_t next, const struct cluster_key *keys,
+                      size_t n, const char *err) {
+    struct scan_res *r = ctx;
+    r->calls++;
+    r->status = status;
+    r->next = next;
+    for (size_t i = 0; i < n && r->n < MAXE; i++, r->n++) {
+        snprintf(r->keys[r->n], sizeof r->keys[r->n], "%.*s", (int)keys[i].klen, keys[i].key);
+        r->deleted[r->n] = keys[i].deleted;
+    }
+}
+
+static int scan_called(void *arg) {
+    return ((struct scan_res *)arg)->calls > 0;
+}
+
+static void test_three_nodes_scan_the_ring_and_flush_at_a_version(void) {
+    struct event_base *base = event_base_new();
+    struct tnode t[3];
+    char seeds[64];
+    CHECK(start_trio(base, t, seeds, sizeof seeds) == 0);
+    char key[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "s:%d", i);
+        struct res w = {0};
+        struct msg_record rec = mkrec(1000, 2, "v");
+        cluster_write(t[i % 3].cl, 0, key, strlen(key), &rec, 3, write_done, &w);
+        CHECK(run_until(base, res_called, &w, 3000) && w.status == CLUSTER_OK);
+    }
+    struct res w = {0};
+    struct msg_record tomb = {{2000, 2}, 1, 0, NULL, 0};
+    cluster_write(t[0].cl, 0, "s:3", 3, &tomb, 2, write_done, &w); /* newer: a tombstone */
+    CHECK(run_until(base, res_called, &w, 3000) && w.status == CLUSTER_OK);
+    /* every key once, range by range, through node c at R=2 */
+    struct scan_res all = {0};
+    uint64_t cursor = 0;
+    int steps = 0;
+    do {
+        struct scan_res r = {0};
+        cluster_scan(t[2].cl, 0, cursor, 4, 2, scan_done, &r);
+        CHECK_EQ_INT(r.calls, 0); /* never inside the call */
+        CHECK(run_until(base, scan_called, &r, 3000));
+        CHECK_EQ_INT(r.status, CLUSTER_OK);
+        CHECK(r.next == 0 || r.next > cursor);
+        for (size_t i = 0; i < r.n && all.n < MAXE; i++, all.n++) {
+            memcpy(all.keys[all.n], r.keys[i], sizeof r.keys[i]);
+            all.deleted[all.n] = r.deleted[i];
+        }
+        cursor = r.next;
+    } while (cursor != 0 && ++steps < 200);
+    CHECK_EQ_INT(all.n, 20);
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "s:%d", i);
+        int seen = 0, del = 0;
+        for (size_t j = 0; j < all.n; j++) {
+            if (strcmp(all.keys[j], key) == 0) {
+                seen++;
+                del = all.deleted[j];
+            }
+        }
+        CHECK_EQ_INT(seen, 1);
+        CHECK_EQ_INT(del, i == 3); /* the newest copy: the tombstone */
+    }
+    /* a cancelled step never calls back */
+    struct scan_res c = {0};
+    uint64_t id = cluster_scan(t[0].cl, 0, 0, 4, 2, scan_done, &c);
+    cluster_cancel(t[0].cl, id);
+    run_until(base, never, NULL, 200);
+    CHECK_EQ_INT(c.calls, 0);
+    /* bad arguments fail from the loop */
+    struct scan_res bad = {0};
+    cluster_scan(t[0].cl, 0, 0, 4, 9, scan_done, &bad);
+    CHECK_EQ_INT(bad.calls, 0);
+    CHECK(run_until(base, scan_called, &bad, 1000));
+    CHECK_EQ_INT(bad.status, CLUSTER_FAILED);
+    /* FLUSHDB 0 at version 1500: every member drops what is older */
+    struct res f = {0};
+    cluster_flush(t[1].cl, 0, 1500, 2, write_done, &f);
+    CHECK_EQ_INT(f.calls, 0);
+    CHECK(run_until(base, res_called, &f, 3000));
+    CHECK_EQ_INT(f.status, CLUSTER_OK);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(t[i].st.n, 1); /* only the tombstone of version 2000 */
+    }
+    struct msg_buf info = {0};
+    cluster_info(t[1].cl, &info);
+    CHECK(memmem(info.p, info.len, "flushes_pending:0\r\n", 19) != NULL);
+    msg_buf_free(&info);
+    /* a cancelled flush still flushes, and never calls back */
+    struct res fc = {0};
+    id = cluster_flush(t[0].cl, -1, 3000, 2, write_done, &fc);
+    cluster_cancel(t[0].cl, id);
+    run_until(base, never, NULL, 200);
+    CHECK_EQ_INT(fc.calls, 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(t[i].st.n, 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        tnode_stop(&t[i]);
+    }
+    event_base_free(base);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     TEST_RUN(test_one_node_writes_and_reads_through_its_store);
@@ -883,6 +1040,7 @@ int main(void) {
     TEST_RUN(test_bad_configs_refused);
     TEST_RUN(test_peer_verbs_refused_before_authentication);
     TEST_RUN(test_three_nodes_converge_from_one_seed_and_replicate);
+    TEST_RUN(test_three_nodes_scan_the_ring_and_flush_at_a_version);
     TEST_RUN(test_stopped_peer_fails_w3_w2_hints_delivered_on_return);
     TEST_RUN(test_node_with_wrong_secret_never_joins);
     TEST_MAIN_END();

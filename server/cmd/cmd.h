@@ -112,6 +112,19 @@ void multi_queue(struct client *c);          /* queue c->argv for EXEC */
 void multi_discard_state(struct client *c);  /* leaves MULTI */
 void unwatch_all(struct client *c);
 int watch_any(void);                         /* anyone watching? */
+/* Cluster mode (coordinate.c; WATCH through any node): the record WATCH read for a
+ * key c watches (found 0: nothing; the first WATCH of a key stands); the watched
+ * keys that were noted; 1 when any of them now reads differently (existence,
+ * tombstone or version, by get: 0 read, nonzero not read, which counts as
+ * changed). UNWATCH, DISCARD, EXEC and the client's end forget them. */
+void multi_watch_note(struct client *c, int db, const char *key, size_t klen, int found,
+                      struct kv_version v, int deleted);
+void multi_watched_foreach(struct client *c,
+                           void (*fn)(void *arg, int db, const char *key, size_t klen),
+                           void *arg);
+typedef int multi_watch_get_fn(void *arg, int db, const char *key, size_t klen, int *found,
+                               struct kv_version *v, int *deleted);
+int multi_watch_differs(struct client *c, multi_watch_get_fn *get, void *arg);
 /* The i-th command c queued in MULTI (0..c->mcount-1) and its arguments, or NULL
  * (the cluster's coordinator reads the keys of a transaction at EXEC). */
 const struct kv_command *multi_queued(const struct client *c, int i, int *argc,
@@ -169,7 +182,8 @@ int coordinate_replicas(void);
 /* The R and W in force for c (KVD CONSISTENCY, else the defaults), at most N. */
 void coordinate_levels(const struct client *c, int *r, int *w);
 /* process_command, before MULTI queueing: refuses (replies, returns 1) what cluster
- * mode cannot answer yet (fanout commands, WATCH); else 0. */
+ * mode cannot answer (a fanout command inside MULTI on a ring of several
+ * members); else 0. */
 int coordinate_gate(struct client *c, const struct kv_command *run);
 /* 1 when run goes through the four steps (not node-local, or an EXEC to run). */
 int coordinate_wants(struct client *c, const struct kv_command *run);
@@ -182,6 +196,18 @@ int coordinate_command(struct client *c, const struct kv_command *run);
 int coordinate_resume(struct client *c);
 /* c is freed or its command ended: outstanding requests cancelled, op freed. */
 void coordinate_forget(struct client *c);
+
+/* ---- fanout.c: SCAN KEYS DBSIZE RANDOMKEY FLUSHDB FLUSHALL across the cluster ---- */
+struct fanout;
+/* Starts run (a CMD_KEYSPACE_FANOUT command) for c: 1 with *out when it runs (the
+ * caller suspends c; client_resume when fanout_done), 0 when it replied already
+ * (bad arguments). */
+int fanout_start(struct client *c, const struct kv_command *run, struct fanout **out);
+int fanout_done(const struct fanout *f);
+/* The one reply of a done fanout. */
+void fanout_reply(struct client *c, struct fanout *f);
+/* Cancels what is outstanding and frees f (NULL: nothing). */
+void fanout_free(struct fanout *f);
 
 
 /* ---- the CONFIG command's backend ----

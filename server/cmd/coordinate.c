@@ -29,13 +29,19 @@
  *      releases the reply, or rewrites it (client_fail_held) into "-NOQUORUM
  *      wrote to <a> of <b> required replicas; the write is indeterminate". A
  *      command that changed nothing (every read) is not held.
- *   Refused in cluster mode (coordinate_gate, before MULTI queueing): keyless
- *   commands that visit the whole key space (CMD_KEYSPACE_FANOUT) with "-ERR
- *   <NAME> is not supported in a kvd cluster yet" (they need range scans on
- *   every node), except when this node is the ring's only member: it then
- *   holds every key and answers them from its own data, as one node does; and
- *   WATCH always (no cross-node invalidation yet). While !cluster_ready:
- *   "-CLUSTERDOWN <why>".
+ *   Keyless commands (CMD_KEYSPACE_FANOUT: SCAN KEYS DBSIZE RANDOMKEY FLUSHDB
+ *   FLUSHALL) go to fanout.c, which walks the ring range by range (c->cop->fan;
+ *   the client waits until fanout_done); inside MULTI coordinate_gate refuses them
+ *   ("-ERR <NAME> inside MULTI is not supported in a kvd cluster"), except when
+ *   this node is the ring's only member: it then holds every key and answers them
+ *   from its own data, as one node does.
+ *   WATCH (outside MULTI) reads its keys at R like a prefetch, then runs the
+ *   node's own WATCH and notes each key's version (multi_watch_note); EXEC reads
+ *   the watched keys again with the transaction's and sets CLIENT_DIRTY_CAS when
+ *   any differs (multi_watch_differs), or when another command through this node
+ *   is shipping a write to one of them (the inflight marks below), so the
+ *   handler answers nil. While
+ *   !cluster_ready: "-CLUSTERDOWN <why>".
  *   A client freed while waiting: every outstanding request is cluster_cancel'led
  *   and the op freed (coordinate_forget, from client_wait_forget).
  *
@@ -76,7 +82,70 @@ struct coord_op {
     struct op_write *w;
     size_t nw, wpending, wfailed;
     char werr[160];
+    struct fanout *fan;   /* a keyless command across the cluster (fanout.c) */
+    struct inflight **inf;/* the keys it is shipping, marked for WATCH (or NULL) */
+    size_t ninf;
 };
+
+/* ---- keys being shipped, for WATCH ----
+ * While some client WATCHes (watch_any), each key a command ships is marked
+ * until the command's op ends (its writes answered, or its client gone). An EXEC
+ * whose watched key is marked aborts: another command's write to it is on its
+ * way, so the transaction's reads may already be stale (the check-then-ship race
+ * of two EXECs through this node, which the versions alone cannot see). */
+struct inflight {
+    int db;
+    char *key;
+    size_t klen;
+    int refs;
+};
+
+static struct inflight **inflight;
+static size_t ninflight, capinflight;
+
+static struct inflight *inflight_find(int db, const char *key, size_t klen) {
+    for (size_t i = 0; i < ninflight; i++) {
+        struct inflight *f = inflight[i];
+        if (f->db == db && f->klen == klen && (klen == 0 || memcmp(f->key, key, klen) == 0)) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+static struct inflight *inflight_mark(int db, const char *key, size_t klen) {
+    struct inflight *f = inflight_find(db, key, klen);
+    if (f == NULL) {
+        if (ninflight == capinflight) {
+            capinflight = capinflight ? capinflight * 2 : 16;
+            inflight = kv_realloc(inflight, capinflight * sizeof(*inflight));
+        }
+        f = kv_calloc(1, sizeof(*f));
+        f->db = db;
+        f->key = kv_malloc(klen ? klen : 1);
+        if (klen) {
+            memcpy(f->key, key, klen);
+        }
+        f->klen = klen;
+        inflight[ninflight++] = f;
+    }
+    f->refs++;
+    return f;
+}
+
+static void inflight_release(struct inflight *f) {
+    if (--f->refs > 0) {
+        return;
+    }
+    for (size_t i = 0; i < ninflight; i++) {
+        if (inflight[i] == f) {
+            inflight[i] = inflight[--ninflight];
+            break;
+        }
+    }
+    kv_free(f->key);
+    kv_free(f);
+}
 
 int coordinate_replicas(void) {
     return server.cluster ? cluster_replicas(server.cluster) : 0;
@@ -112,6 +181,11 @@ static void op_free(struct coord_op *op) {
     }
     kv_free(op->keys);
     kv_free(op->w);
+    fanout_free(op->fan);
+    for (size_t i = 0; i < op->ninf; i++) {
+        inflight_release(op->inf[i]);
+    }
+    kv_free(op->inf);
     kv_free(op);
 }
 
@@ -138,12 +212,10 @@ static int sole_member(void) {
 int coordinate_gate(struct client *c, const struct kv_command *run) {
     const char *what = NULL;
     if (run->flags & CMD_KEYSPACE_FANOUT) {
-        if (sole_member()) {
-            return 0; /* one member: its data is the whole key space, answered as is */
+        if (!(c->flags & CLIENT_MULTI) || sole_member()) {
+            return 0; /* fanout.c (coordinate_command), or the sole member's own data */
         }
         what = run->parent ? run->parent->name : run->name;
-    } else if (run->proc == cmd_watch && !(c->flags & CLIENT_MULTI)) {
-        what = "watch"; /* (inside MULTI: Redis's own error, from the handler) */
     }
     if (what == NULL) {
         return 0;
@@ -157,7 +229,7 @@ int coordinate_gate(struct client *c, const struct kv_command *run) {
     if (c->flags & CLIENT_MULTI) {
         c->flags |= CLIENT_DIRTY_EXEC;
     }
-    reply_errorf(c, "ERR %s is not supported in a kvd cluster yet", up);
+    reply_errorf(c, "ERR %s inside MULTI is not supported in a kvd cluster", up);
     return 1;
 }
 
@@ -200,11 +272,20 @@ static int gather(struct coord_op *op, const struct kv_command *cmd, int argc,
         }
         return db;
     }
-    if (cmd->flags & CMD_NODE_LOCAL) {
+    int *pos = NULL;
+    int n;
+    if (cmd->proc == cmd_watch) {
+        n = argc - 1; /* WATCH key [key ...]: read at R, versions noted */
+        pos = kv_malloc((size_t)(argc > 0 ? argc : 1) * sizeof(int));
+        for (int i = 0; i < n; i++) {
+            pos[i] = i + 1;
+        }
+    } else if (cmd->flags & CMD_NODE_LOCAL) {
         return db;
+    } else {
+        pos = kv_malloc((size_t)(argc > 0 ? argc : 1) * sizeof(int));
+        n = command_keys(cmd, argc, argv, pos, argc);
     }
-    int *pos = kv_malloc((size_t)(argc > 0 ? argc : 1) * sizeof(int));
-    int n = command_keys(cmd, argc, argv, pos, argc);
     if (n > argc) {
         n = argc;
     }
@@ -242,6 +323,45 @@ static int gather(struct coord_op *op, const struct kv_command *cmd, int argc,
     }
     kv_free(pos);
     return db;
+}
+
+/* EXEC: the keys c WATCHes are read again with the transaction's */
+struct watch_gather {
+    struct coord_op *op;
+    size_t *cap;
+};
+
+static void gather_watched(void *arg, int db, const char *key, size_t klen) {
+    struct watch_gather *g = arg;
+    struct coord_op *op = g->op;
+    if (op->nkeys + 1 > *g->cap) {
+        *g->cap = (op->nkeys + 1) * 2;
+        op->keys = kv_realloc(op->keys, *g->cap * sizeof(*op->keys));
+        for (size_t i = 0; i < op->nkeys; i++) {
+            op->keys[i].op = op;
+        }
+    }
+    struct kv_slice k = {key, klen};
+    add_key(op, db, &k);
+}
+
+/* multi_watch_differs' reader: what the prefetch read for (db, key) */
+static int watched_now(void *arg, int db, const char *key, size_t klen, int *found,
+                       struct kv_version *v, int *deleted) {
+    struct coord_op *op = arg;
+    if (inflight_find(db, key, klen)) {
+        return -1; /* another command's write to it is on its way: changed */
+    }
+    for (size_t i = 0; i < op->nkeys; i++) {
+        struct op_key *x = &op->keys[i];
+        if (x->db == db && x->klen == klen && (klen == 0 || memcmp(x->key, key, klen) == 0)) {
+            *found = x->found;
+            *v = x->rec.v;
+            *deleted = x->rec.deleted;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 static void read_done(void *ctx, int status, const struct msg_record *rec, const char *err) {
@@ -351,6 +471,12 @@ static int run_and_ship(struct client *c, const struct kv_command *run, struct c
                                  .val = ch[i].deleted ? NULL : ch[i].val,
                                  .vlen = ch[i].deleted ? 0 : ch[i].vlen};
         op->w[i].op = op;
+        if (watch_any()) {
+            if (op->inf == NULL) {
+                op->inf = kv_calloc(n, sizeof(*op->inf));
+            }
+            op->inf[op->ninf++] = inflight_mark(ch[i].db, ch[i].key, ch[i].klen);
+        }
         op->w[i].id = cluster_write(server.cluster, (unsigned)ch[i].db, ch[i].key,
                                     ch[i].klen, &rec, w, write_done, &op->w[i]);
     }
@@ -360,7 +486,12 @@ static int run_and_ship(struct client *c, const struct kv_command *run, struct c
 
 int coordinate_wants(struct client *c, const struct kv_command *run) {
     if (run->flags & CMD_KEYSPACE_FANOUT) {
-        return 0; /* passed the gate: the sole member answers from its own data */
+        /* outside MULTI: across the ring (fanout.c), unless this node is the sole
+         * member, which answers from its own data */
+        return !(c->flags & CLIENT_MULTI) && (c->cop != NULL || !sole_member());
+    }
+    if (run->proc == cmd_watch) {
+        return !(c->flags & CLIENT_MULTI); /* (inside MULTI: Redis's own error) */
     }
     if (!(run->flags & CMD_NODE_LOCAL)) {
         return 1;
@@ -383,6 +514,34 @@ static void refuse_whole(struct client *c, const struct kv_command *run, const c
     reply_error(c, msg);
 }
 
+/* The keys run reads: its own, or for EXEC those of every queued command (in the
+ * database each runs in) and the keys c WATCHes (read again: changed?). */
+static void gather_all(struct client *c, const struct kv_command *run, struct coord_op *op) {
+    size_t cap = 0;
+    if (!(run->flags & CMD_RUNS_QUEUED)) {
+        gather(op, run, c->argc, c->argv, c->db_id, &cap);
+        return;
+    }
+    int db = c->db_id;
+    for (int i = 0; i < c->mcount; i++) {
+        int qargc;
+        const struct kv_slice *qargv;
+        const struct kv_command *q = multi_queued(c, i, &qargc, &qargv);
+        db = gather(op, q, qargc, qargv, db, &cap);
+    }
+    struct watch_gather wg = {op, &cap};
+    multi_watched_foreach(c, gather_watched, &wg);
+}
+
+/* WATCH's keys were read at R: the node's own WATCH (+OK), then their versions. */
+static void watch_noted(struct client *c, const struct kv_command *run, struct coord_op *op) {
+    call(c, run);
+    for (size_t i = 0; i < op->nkeys; i++) {
+        struct op_key *x = &op->keys[i];
+        multi_watch_note(c, x->db, x->key, x->klen, x->found, x->rec.v, x->rec.deleted);
+    }
+}
+
 int coordinate_command(struct client *c, const struct kv_command *run) {
     if (!coordinate_wants(c, run)) {
         return 0;
@@ -398,18 +557,16 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
         }
         op = kv_calloc(1, sizeof(*op));
         op->c = c;
-        size_t cap = 0;
-        if (run->flags & CMD_RUNS_QUEUED) {
-            int db = c->db_id;
-            for (int i = 0; i < c->mcount; i++) {
-                int qargc;
-                const struct kv_slice *qargv;
-                const struct kv_command *q = multi_queued(c, i, &qargc, &qargv);
-                db = gather(op, q, qargc, qargv, db, &cap);
+        if (run->flags & CMD_KEYSPACE_FANOUT) {
+            c->cop = op;
+            if (!fanout_start(c, run, &op->fan)) {
+                coordinate_forget(c); /* replied (bad arguments) */
+                return 1;
             }
-        } else {
-            gather(op, run, c->argc, c->argv, c->db_id, &cap);
+            client_suspend(c);
+            return 1;
         }
+        gather_all(c, run, op);
         if (op->nkeys == 0) {
             c->cop = op;
             op->phase = OP_READ_DONE;
@@ -428,6 +585,14 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
             return 1;
         }
     }
+    if (op->fan) {
+        if (!fanout_done(op->fan)) {
+            return 1; /* not reached: a waiting client does not run */
+        }
+        fanout_reply(c, op->fan);
+        coordinate_forget(c);
+        return 1;
+    }
     if (op->phase != OP_READ_DONE) {
         return 1; /* not reached: a waiting client does not run */
     }
@@ -437,6 +602,14 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
         coordinate_forget(c);
         refuse_whole(c, run, msg);
         return 1;
+    }
+    if (run->proc == cmd_watch) {
+        watch_noted(c, run, op);
+        coordinate_forget(c);
+        return 1;
+    }
+    if ((run->flags & CMD_RUNS_QUEUED) && multi_watch_differs(c, watched_now, op)) {
+        c->flags |= CLIENT_DIRTY_CAS; /* a watched key changed through some node */
     }
     if (run_and_ship(c, run, op)) {
         return 1;

@@ -44,7 +44,17 @@ struct fake_req {
     cluster_read_done *rcb;
     cluster_write_done *wcb;
     void *ctx;
+    /* keyless (fanout.c): a SCAN step or a FLUSH */
+    int kind;                  /* 0 read/write, FAKE_SCAN, FAKE_FLUSH */
+    uint64_t cursor;
+    int fdb;
+    uint64_t hlc;
+    cluster_scan_done *scb;
+    cluster_flush_done *fcb;
 };
+
+enum { FAKE_SCAN = 1, FAKE_FLUSH };
+#define FAKE_HALF (1ull << 63) /* a SCAN step covers [0, 2^63) or [2^63, end) */
 
 struct cluster {
     int ready;
@@ -169,6 +179,29 @@ void cluster_cancel(struct cluster *cl, uint64_t id) {
         }
     }
 }
+uint64_t cluster_scan(struct cluster *cl, unsigned db, uint64_t cursor, size_t count, int r,
+                      cluster_scan_done *cb, void *ctx) {
+    struct fake_req *q = fake_new_req(db, "", 0);
+    q->kind = FAKE_SCAN;
+    q->cursor = cursor;
+    q->level = r;
+    q->scb = cb;
+    q->ctx = ctx;
+    (void)cl, (void)count;
+    return q->id;
+}
+uint64_t cluster_flush(struct cluster *cl, int db, uint64_t hlc, int w, cluster_flush_done *cb,
+                       void *ctx) {
+    struct fake_req *q = fake_new_req(0, "", 0);
+    q->kind = FAKE_FLUSH;
+    q->fdb = db;
+    q->hlc = hlc;
+    q->level = w;
+    q->fcb = cb;
+    q->ctx = ctx;
+    (void)cl;
+    return q->id;
+}
 struct cluster_peer *cluster_peer_new(struct cluster *cl) {
     (void)cl;
     return NULL;
@@ -206,6 +239,35 @@ int cluster_is_peer_host(const struct cluster *cl, const char *ip) {
     return 0;
 }
 
+/* A SCAN step: the records of the half of the ring holding the cursor, in token
+ * order, tombstones included (the fanout drops them). */
+static void fake_scan_answer(struct fake_req *q) {
+    if (fake.fail_reads) {
+        q->scb(q->ctx, CLUSTER_FAILED, 0, NULL, 0, "got 1 of 2 scan answers");
+        return;
+    }
+    uint64_t end = q->cursor < FAKE_HALF ? FAKE_HALF : 0;
+    struct cluster_key keys[FAKE_MAX];
+    size_t n = 0;
+    for (int i = 0; i < FAKE_MAX; i++) {
+        struct fake_rec *r = &fake.store[i];
+        uint64_t t = r->used ? ks_token(r->key, r->klen) : 0;
+        if (!r->used || r->db != q->db || t < q->cursor || (end && t >= end)) {
+            continue;
+        }
+        struct cluster_key k = {t, r->key, r->klen, r->rec.v, r->rec.deleted,
+                                r->rec.expire_at,
+                                r->rec.vlen >= 2 ? (unsigned char)r->rec.val[1] : 0};
+        size_t j = n++;
+        while (j > 0 && keys[j - 1].token > t) {
+            keys[j] = keys[j - 1];
+            j--;
+        }
+        keys[j] = k;
+    }
+    q->scb(q->ctx, CLUSTER_OK, end, keys, n, NULL);
+}
+
 /* The loop's turn: answers every request not yet answered (not cancelled), then
  * runs the ready clients, as before-sleep does. Returns how many it answered. */
 static int deliver(void) {
@@ -217,7 +279,21 @@ static int deliver(void) {
         }
         q->done = 1;
         n++;
-        if (q->write) {
+        if (q->kind == FAKE_SCAN) {
+            fake_scan_answer(q);
+        } else if (q->kind == FAKE_FLUSH) {
+            if (fake.fail_writes) {
+                q->fcb(q->ctx, CLUSTER_FAILED, "got 1 of 2 flush acknowledgements");
+                continue;
+            }
+            for (int j = 0; j < FAKE_MAX; j++) {
+                struct fake_rec *r = &fake.store[j];
+                if (r->used && (q->fdb < 0 || (int)r->db == q->fdb) && r->rec.v.hlc < q->hlc) {
+                    r->used = 0;
+                }
+            }
+            q->fcb(q->ctx, CLUSTER_OK, NULL);
+        } else if (q->write) {
             if (fake.fail_writes) {
                 char err[64];
                 snprintf(err, sizeof(err), "got %d of %d write acknowledgements",
@@ -497,19 +573,93 @@ static void test_exec_with_a_failed_write_is_rewritten_whole(void) {
     teardown();
 }
 
-static void test_fanout_commands_and_watch_are_refused(void) {
+static void test_fanout_commands_inside_multi_are_refused(void) {
     setup();
-    CHECK_EQ_STR(run("KEYS *"), "-ERR KEYS is not supported in a kvd cluster yet");
-    CHECK_EQ_STR(run("DBSIZE"), "-ERR DBSIZE is not supported in a kvd cluster yet");
-    CHECK_EQ_STR(run("SCAN 0"), "-ERR SCAN is not supported in a kvd cluster yet");
-    CHECK_EQ_STR(run("FLUSHALL"), "-ERR FLUSHALL is not supported in a kvd cluster yet");
-    CHECK_EQ_STR(run("WATCH k"), "-ERR WATCH is not supported in a kvd cluster yet");
-    CHECK_EQ_INT(fake.nreq, 0);
-    /* inside MULTI: the transaction is aborted */
     run("MULTI");
-    CHECK_EQ_STR(run("FLUSHDB"), "-ERR FLUSHDB is not supported in a kvd cluster yet");
+    CHECK_EQ_STR(run("FLUSHDB"), "-ERR FLUSHDB inside MULTI is not supported in a kvd cluster");
     CHECK_EQ_STR(run("EXEC"), "-EXECABORT Transaction discarded because of previous errors.");
+    CHECK_EQ_INT(fake.nreq, 0);
     CHECK_EQ_STR(run("PING"), "+PONG");      /* node-local: as always */
+    teardown();
+}
+
+static void test_keyless_commands_scan_the_ring_in_steps(void) {
+    setup();
+    fake_put_str(0, "a", "1", 100, 7);
+    fake_put_str(0, "b", "2", 100, 7);
+    fake_put_str(0, "c", "3", 100, 7);
+    fake_put_str(1, "other", "x", 100, 7);
+    struct msg_record tomb = {.v = {200, 7}, .deleted = 1};
+    fake_put(0, "gone", 4, &tomb);
+    struct msg_record old = {.v = {50, 7}, .expire_at = 1000}; /* expired in 1970 */
+    fake_put(0, "expired", 7, &old);
+    CHECK_EQ_STR(run("DBSIZE"), ":3");
+    const char *keys = run("KEYS *");
+    CHECK(strncmp(keys, "*3 ", 3) == 0);
+    CHECK(strstr(keys, "$1 a") && strstr(keys, "$1 b") && strstr(keys, "$1 c"));
+    CHECK(!strstr(keys, "gone") && !strstr(keys, "expired") && !strstr(keys, "other"));
+    CHECK_EQ_STR(run("KEYS b*"), "*1 $1 b");
+    /* SCAN: the first step ends at the half of the ring (COUNT 1: one step) */
+    const char *sc = run("SCAN 0 COUNT 1");
+    CHECK(strncmp(sc, "*2 $19 9223372036854775808 ", 27) == 0);
+    CHECK_EQ_STR(run("SCAN 9223372036854775808 MATCH nomatch*"), "*2 $1 0 *0");
+    CHECK_EQ_STR(run("SCAN 0 COUNT 100 TYPE hash"), "*2 $1 0 *0");
+    CHECK_EQ_STR(run("SCAN x"), "-ERR invalid cursor");
+    CHECK_EQ_STR(run("SCAN 0 COUNT 0"), "-ERR syntax error");
+    const char *rk = run("RANDOMKEY");
+    CHECK(strcmp(rk, "$1 a") == 0 || strcmp(rk, "$1 b") == 0 || strcmp(rk, "$1 c") == 0);
+    CHECK_EQ_STR(run("SELECT 2"), "+OK");
+    CHECK_EQ_STR(run("RANDOMKEY"), "$-1");
+    CHECK_EQ_STR(run("DBSIZE"), ":0");
+    teardown();
+}
+
+static void test_flush_goes_to_the_cluster_at_one_version(void) {
+    setup();
+    fake_put_str(0, "a", "1", 100, 7);
+    fake_put_str(1, "b", "2", 100, 7);
+    CHECK_EQ_STR(run("FLUSHDB"), "+OK");
+    CHECK(fake_find(0, "a", 1) == NULL && fake_find(1, "b", 1) != NULL);
+    CHECK_EQ_STR(run("FLUSHALL ASYNC"), "+OK");
+    CHECK(fake_find(1, "b", 1) == NULL);
+    CHECK_EQ_STR(run("FLUSHALL BOGUS"), "-ERR syntax error");
+    fake.fail_writes = 1;
+    CHECK_EQ_STR(run("FLUSHALL"),
+                 "-NOQUORUM flushed on 1 of 2 required replicas; the flush is indeterminate");
+    fake.fail_writes = 0;
+    fake.fail_reads = 1;
+    CHECK_EQ_STR(run("DBSIZE"), "-NOQUORUM 1 of 2 required replicas answered");
+    teardown();
+}
+
+static void test_watch_aborts_exec_when_a_watched_version_changed(void) {
+    setup();
+    fake_put_str(0, "k", "1", 100, 7);
+    CHECK_EQ_STR(run("WATCH k"), "+OK");
+    fake_put_str(0, "k", "2", 300, 9); /* written through another node */
+    CHECK_EQ_STR(run("MULTI"), "+OK");
+    CHECK_EQ_STR(run("SET k 3"), "+QUEUED");
+    CHECK_EQ_STR(run("EXEC"), "*-1");
+    CHECK_EQ_INT(count_writes(), 0);
+    /* unchanged: EXEC runs */
+    CHECK_EQ_STR(run("WATCH k"), "+OK");
+    CHECK_EQ_STR(run("MULTI"), "+OK");
+    CHECK_EQ_STR(run("SET k 3"), "+QUEUED");
+    CHECK_EQ_STR(run("EXEC"), "*1 +OK");
+    CHECK_EQ_INT(count_writes(), 1);
+    /* a key absent at WATCH and created since */
+    CHECK_EQ_STR(run("WATCH new"), "+OK");
+    fake_put_str(0, "new", "v", 400, 9);
+    CHECK_EQ_STR(run("MULTI"), "+OK");
+    CHECK_EQ_STR(run("GET new"), "+QUEUED");
+    CHECK_EQ_STR(run("EXEC"), "*-1");
+    /* UNWATCH forgets */
+    CHECK_EQ_STR(run("WATCH k"), "+OK");
+    fake_put_str(0, "k", "4", 500, 9);
+    CHECK_EQ_STR(run("UNWATCH"), "+OK");
+    CHECK_EQ_STR(run("MULTI"), "+OK");
+    CHECK_EQ_STR(run("GET k"), "+QUEUED");
+    CHECK_EQ_STR(run("EXEC"), "*1 $1 4");
     teardown();
 }
 
@@ -522,7 +672,6 @@ static void test_the_sole_member_answers_fanout_commands_from_its_data(void) {
     CHECK_EQ_STR(run("DBSIZE"), "+QUEUED");
     CHECK_EQ_STR(run("EXEC"), "*1 :0");
     CHECK_EQ_INT(fake.nreq, 0);
-    CHECK_EQ_STR(run("WATCH k"), "-ERR WATCH is not supported in a kvd cluster yet");
     teardown();
 }
 
@@ -581,7 +730,10 @@ int main(void) {
     TEST_RUN(test_a_client_freed_while_waiting_cancels_its_requests);
     TEST_RUN(test_multi_exec_prefetches_every_queued_key_at_exec);
     TEST_RUN(test_exec_with_a_failed_write_is_rewritten_whole);
-    TEST_RUN(test_fanout_commands_and_watch_are_refused);
+    TEST_RUN(test_fanout_commands_inside_multi_are_refused);
+    TEST_RUN(test_keyless_commands_scan_the_ring_in_steps);
+    TEST_RUN(test_flush_goes_to_the_cluster_at_one_version);
+    TEST_RUN(test_watch_aborts_exec_when_a_watched_version_changed);
     TEST_RUN(test_the_sole_member_answers_fanout_commands_from_its_data);
     TEST_RUN(test_not_ready_answers_clusterdown);
     TEST_RUN(test_consistency_sets_the_levels_used);

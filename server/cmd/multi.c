@@ -45,6 +45,9 @@ struct watched_key {
     struct wkey *wk;
     struct client *c;
     int stale;                /* logically expired when WATCHed */
+    /* cluster mode: the record WATCH read at R (multi_watch_note) */
+    int noted, found, deleted;
+    struct kv_version v;
 };
 
 enum { KEY_ABSENT, KEY_LIVE, KEY_EXPIRED };
@@ -263,7 +266,7 @@ static void watch_key(struct client *c, const struct kv_slice *key) {
             watch_events_follow();
         }
     }
-    struct watched_key *k = kv_malloc(sizeof(*k));
+    struct watched_key *k = kv_calloc(1, sizeof(*k));
     k->wk = w;
     k->c = c;
     k->stale = key_state(c->db_id, key->p, key->len) == KEY_EXPIRED;
@@ -407,6 +410,57 @@ void cmd_unwatch(struct client *c) {
     unwatch_all(c);
     c->flags &= ~CLIENT_DIRTY_CAS;
     reply_ok(c);
+}
+
+/* ---- cluster mode: WATCH by versions (coordinate.c) ---- */
+
+static struct watched_key *watched_of(struct client *c, int db, const char *key, size_t klen) {
+    for (struct watched_key *k = c->watched; k; k = k->next) {
+        if (k->wk->db == db && k->wk->len == klen && memcmp(k->wk->key, key, klen) == 0) {
+            return k;
+        }
+    }
+    return NULL;
+}
+
+void multi_watch_note(struct client *c, int db, const char *key, size_t klen, int found,
+                      struct kv_version v, int deleted) {
+    struct watched_key *k = watched_of(c, db, key, klen);
+    if (k && !k->noted) { /* the first WATCH of a key stands, as in Redis */
+        k->noted = 1;
+        k->found = found;
+        k->deleted = found && deleted;
+        k->v = found ? v : (struct kv_version){0, 0};
+    }
+}
+
+void multi_watched_foreach(struct client *c,
+                           void (*fn)(void *arg, int db, const char *key, size_t klen),
+                           void *arg) {
+    for (struct watched_key *k = c->watched; k; k = k->next) {
+        if (k->noted) {
+            fn(arg, k->wk->db, k->wk->key, k->wk->len);
+        }
+    }
+}
+
+int multi_watch_differs(struct client *c, multi_watch_get_fn *get, void *arg) {
+    for (struct watched_key *k = c->watched; k; k = k->next) {
+        if (!k->noted) {
+            continue;
+        }
+        int found = 0, deleted = 0;
+        struct kv_version v = {0, 0};
+        if (get(arg, k->wk->db, k->wk->key, k->wk->len, &found, &v, &deleted) != 0) {
+            return 1; /* not read again: cannot tell, abort as a change */
+        }
+        deleted = found && deleted;
+        if (found != k->found || deleted != k->deleted ||
+            (found && kv_version_cmp(v, k->v) != 0)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 const struct kv_command *multi_queued(const struct client *c, int i, int *argc,

@@ -78,6 +78,17 @@ static int cl_store_read(void *ctx, unsigned db, const char *key, size_t klen,
     }
     struct store_record r;
     int rc = store_get_record((int)db, key, klen, &r);
+    if (rc == 0 && store_floor((int)db) != 0) {
+        /* a cluster flush's floor is a tombstone of every key it covers (as the
+         * flush marker is in persistent mode): a replica that missed the flush
+         * loses to it at read repair instead of bringing the key back */
+        out->v = (struct kv_version){store_floor((int)db), 0};
+        out->deleted = 1;
+        out->expire_at = 0;
+        out->val = NULL;
+        out->vlen = 0;
+        return 1;
+    }
     if (rc != 1) {
         return rc;
     }
@@ -117,8 +128,47 @@ static void cl_log(int level, const char *msg) {
                "Cluster: %s", msg);
 }
 
-static const struct cluster_store cl_store = {NULL, cl_store_read, cl_store_apply,
-                                              cl_store_observe, cl_store_now};
+/* KVD.PEER SCAN's records: the store's token-range iterator (every database, in
+ * (token, db, key) order) filtered to db. The value's type is the envelope's
+ * second byte (persist_env.c). */
+static int cl_store_range(void *ctx, unsigned db, uint64_t from, uint64_t to,
+                          cluster_range_fn *fn, void *arg) {
+    (void)ctx;
+    if (server.loading || db >= (unsigned)server.databases) {
+        return -1;
+    }
+    struct store_iter *it = store_iter_range(from, to);
+    struct store_item item;
+    int rc;
+    while ((rc = store_iter_next(it, &item)) == 1) {
+        if (item.db != (int)db) {
+            continue;
+        }
+        struct cluster_key k = {item.token, item.key, item.klen, item.rec.version,
+                                item.rec.deleted,
+                                item.rec.expire_at > 0 ? (uint64_t)item.rec.expire_at : 0,
+                                !item.rec.deleted && item.rec.vlen >= 2
+                                    ? (unsigned char)item.rec.value[1]
+                                    : 0};
+        if (fn(arg, &k)) {
+            break;
+        }
+    }
+    store_iter_destroy(&it);
+    return rc < 0 ? -1 : 0;
+}
+
+static int cl_store_flush(void *ctx, int db, uint64_t hlc) {
+    (void)ctx;
+    if (server.loading || db >= server.databases || db < -1) {
+        return -1;
+    }
+    return store_flush_below(db, hlc);
+}
+
+static const struct cluster_store cl_store = {NULL,           cl_store_read, cl_store_apply,
+                                              cl_store_observe, cl_store_now, cl_store_range,
+                                              cl_store_flush};
 
 /* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there. */
 static int cluster_tokens(uint64_t **out, size_t *n, char *err, size_t errlen) {

@@ -84,6 +84,10 @@ void persist_expired(int db_id, const char *key, size_t klen, long long old_expi
                      struct kv_version ver);
 /* FLUSHDB (db_id) / FLUSHALL (-1): a flush marker, no tombstone per key. */
 void persist_flush(int db_id);
+/* A cluster flush at version ts (store_flush_below): the marker of db_id (-1:
+ * all) is raised to ts when below it; what the engine holds at or above ts stays
+ * visible, so the live counts are recounted (one scan of the engine). */
+void persist_flush_at(int db_id, uint64_t ts);
 struct store_ev;
 /* The write-through, subscribed to the store's events (events.h) by store_init in
  * persistent mode: WRITTEN -> persist_hash_fields/persist_put, REPLACING ->

@@ -699,3 +699,43 @@ void persist_flush(int db_id) {
     }
     P.changes++;
 }
+
+void persist_flush_at(int db_id, uint64_t ts) {
+    if (P.db == NULL) {
+        return;
+    }
+    int lo = db_id < 0 ? 0 : db_id, hi = db_id < 0 ? server.databases - 1 : db_id;
+    for (int d = lo; d <= hi; d++) {
+        if (ts <= atomic_load_explicit(&P.flush_ts[d], memory_order_relaxed)) {
+            continue; /* a floor is never lowered */
+        }
+        unsigned char k[META_LEN + 3];
+        size_t n = meta_key(k, 'f');
+        k[n++] = (unsigned char)(d >> 8);
+        k[n++] = (unsigned char)d;
+        batch_put(k, n, &ts, 8, 0, 0);
+        atomic_store(&P.flush_ts[d], ts);
+    }
+    P.changes++;
+    /* what stays at or above ts is still counted: recount (the iterator writes the
+     * pending batch, the marker included, before its snapshot) */
+    for (int d = lo; d <= hi; d++) {
+        P.count[d] = 0;
+        P.vcount[d] = 0;
+    }
+    struct persist_iter *pi = persist_iter_range(0, 0);
+    if (pi == NULL) {
+        return;
+    }
+    struct persist_rec r;
+    while (persist_iter_next(pi, &r) == 1) {
+        if (r.db < lo || r.db > hi || r.deleted) {
+            continue;
+        }
+        P.count[r.db]++;
+        if (r.expire_at) {
+            P.vcount[r.db]++;
+        }
+    }
+    persist_iter_destroy(&pi);
+}

@@ -133,7 +133,13 @@ void store_unsubscribe(store_sub_fn fn, void *arg) {
 
 static const struct ks_backing persist_backing = {persist_evict_prepare};
 
+static uint64_t *floors;      /* per database: store_flush_below's (lazy) */
+static int nfloors;
+
 void store_init(void) {
+    if (floors) { /* a fresh store: no cluster flush yet (persistent mode: its markers) */
+        memset(floors, 0, (size_t)nfloors * sizeof(*floors));
+    }
     if (persist_on()) {
         store_be = (struct store_backend){persist_load,    persist_db_size, persist_expire_due,
                                           persist_scan,    persist_foreach, persist_random};
@@ -231,6 +237,69 @@ static int envelope_ok(const struct store_record *r) {
 /* ------------------------------------------------------------------------------
  * Apply and read
  * ------------------------------------------------------------------------------ */
+/* ---- cluster flushes (store_flush_below) ---- */
+
+uint64_t store_floor(int db_id) {
+    return db_id >= 0 && db_id < nfloors ? floors[db_id] : 0;
+}
+
+struct below_ctx {
+    uint64_t hlc;
+    struct kv_entry **v;
+    size_t n, cap, total;
+};
+
+static void below_collect(struct kv_entry *e, void *arg) {
+    struct below_ctx *b = arg;
+    b->total++;
+    if (ks_entry_version(e).hlc >= b->hlc) {
+        return;
+    }
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->v = kv_realloc(b->v, b->cap * sizeof(*b->v));
+    }
+    b->v[b->n++] = e;
+}
+
+int store_flush_below(int db_id, uint64_t hlc) {
+    if (db_id < -1 || db_id >= server.databases || server.db == NULL) {
+        return -1;
+    }
+    if (nfloors < server.databases) {
+        floors = kv_realloc(floors, (size_t)server.databases * sizeof(*floors));
+        memset(floors + nfloors, 0, (size_t)(server.databases - nfloors) * sizeof(*floors));
+        nfloors = server.databases;
+    }
+    hlc_observe(hlc);
+    int lo = db_id < 0 ? 0 : db_id, hi = db_id < 0 ? server.databases - 1 : db_id;
+    for (int d = lo; d <= hi; d++) {
+        if (hlc > floors[d]) {
+            floors[d] = hlc;
+        }
+        struct kv_db *db = server.db[d];
+        struct below_ctx b = {hlc, NULL, 0, 0, 0};
+        kv_dict_foreach(&db->keys, below_collect, &b);
+        if (b.n > 0 && b.n == b.total) {
+            ks_flush_db(db, 0); /* everything is older: the fast way */
+        } else {
+            for (size_t i = 0; i < b.n; i++) {
+                size_t klen;
+                const char *k = ks_entry_key(b.v[i], &klen);
+                char *key = kv_malloc(klen ? klen : 1);
+                memcpy(key, k, klen);
+                ks_delete(db, key, klen, ks_token(key, klen), 0);
+                kv_free(key);
+            }
+        }
+        kv_free(b.v);
+    }
+    if (persist_on()) {
+        persist_flush_at(db_id, hlc);
+    }
+    return 0;
+}
+
 int store_apply(int db_id, const char *key, size_t klen, const struct store_record *r) {
     if (db_id < 0 || db_id >= server.databases || server.db == NULL ||
         (persist_on() && persist_engine() == NULL)) {
@@ -238,6 +307,9 @@ int store_apply(int db_id, const char *key, size_t klen, const struct store_reco
     }
     if (!r->deleted && !envelope_ok(r)) {
         return STORE_ERROR;
+    }
+    if (r->version.hlc < store_floor(db_id)) {
+        return STORE_IGNORED; /* older than a cluster flush of its database */
     }
     struct kv_db *db = server.db[db_id];
     uint64_t token = ks_token(key, klen);

@@ -125,7 +125,8 @@ struct store_backend {
 extern struct store_backend store_be;
 
 /* Chooses the backend for server.mode and subscribes or unsubscribes the
- * persistence write-through (persist.c); sets the keyspace's backing (ks.h). Called
+ * persistence write-through (persist.c); sets the keyspace's backing (ks.h);
+ * forgets the floors of store_flush_below (persistent mode keeps them as markers). Called
  * at start-up (server_subscribe_events) and again by tests that switch modes. */
 void store_init(void);
 
@@ -229,6 +230,18 @@ static inline int store_delete(struct client *c, struct kv_db *db, const struct 
 /* Empties database db_id (-1: all): STORE_EV_FLUSH_BEFORE, the keyspace emptied,
  * STORE_EV_FLUSHED. Returns the keys removed (persistent mode: the exact counts). */
 size_t store_flush(struct client *c, int db_id, int async);
+/* A cluster-wide FLUSHDB (db_id) / FLUSHALL (-1) at version hlc (cluster.h,
+ * cluster_flush): deletes the records whose version's hlc is below hlc and keeps
+ * hlc as the database's floor, so that store_apply ignores a record below it from
+ * now on (a late hint, a read repair, a straggling write). Persistent mode: the
+ * floor is the database's flush marker (raised, never lowered; kept across a
+ * restart) and the engine's records at or above it stay; cache mode: in memory
+ * only. Records at or above hlc survive, and so does a value written later. No
+ * WATCH or keyspace events (a cluster EXEC compares versions). 0, or -1 (db_id
+ * out of range). */
+int store_flush_below(int db_id, uint64_t hlc);
+/* The floor store_flush_below left on db_id (0: none). */
+uint64_t store_floor(int db_id);
 /* SCAN by token cursor over database db_id (entries possibly expired). */
 uint64_t store_scan(int db_id, uint64_t cursor, long count,
                     void (*fn)(struct kv_entry *e, void *arg), void *arg);

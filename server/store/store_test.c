@@ -494,6 +494,49 @@ static void test_store_iter_range_yields_every_record_of_a_token_range(void) {
     }
 }
 
+/* ---- a cluster flush at a version (store_flush_below) ---- */
+
+static void flush_below(void) {
+    CHECK_EQ_INT(apply("old", val_rec("o", V(1000, 1), 0)), STORE_APPLIED);
+    CHECK_EQ_INT(apply("new", val_rec("n", V(3000, 1), 0)), STORE_APPLIED);
+    CHECK_EQ_INT(store_apply(1, "other", 5, &(struct store_record){V(1000, 1), 1, 0, NULL, 0}),
+                 STORE_APPLIED);
+    CHECK_EQ_INT(store_flush_below(0, V(2000, 0).hlc), 0);
+    RUN_EQ("GET old", "$-1");            /* below the flush: gone */
+    RUN_EQ("GET new", "$1 n");           /* written after it (a straggler ahead): kept */
+    RUN_EQ("DBSIZE", ":1");
+    CHECK(store_floor(0) == V(2000, 0).hlc);
+    CHECK(store_floor(1) == 0);          /* FLUSHDB: its database only */
+    /* a late record older than the flush (a hint, a read repair) is never applied */
+    CHECK_EQ_INT(apply("old", val_rec("late", V(1500, 9), 0)), STORE_IGNORED);
+    CHECK_EQ_INT(apply("fresh", val_rec("late", V(1999, 9), 0)), STORE_IGNORED);
+    RUN_EQ("GET old", "$-1");
+    CHECK_EQ_INT(apply("fresh", val_rec("f", V(2500, 9), 0)), STORE_APPLIED);
+    RUN_EQ("GET fresh", "$1 f");
+    /* a local write after it is newer (the clock observed the flush) */
+    RUN_EQ("SET local v", "+OK");
+    RUN_EQ("DBSIZE", ":3");
+    /* a floor is never lowered; every database (-1) */
+    CHECK_EQ_INT(store_flush_below(-1, V(1000, 0).hlc), 0);
+    CHECK(store_floor(0) == V(2000, 0).hlc);
+    CHECK_EQ_INT(store_flush_below(16 + 1000, 5), -1);
+    if (cur_mode == MODE_PERSISTENT) {
+        restart(); /* the floor is the flush marker: it outlives a restart */
+        CHECK_EQ_INT(apply("old", val_rec("late", V(1500, 9), 0)), STORE_IGNORED);
+        RUN_EQ("GET old", "$-1");
+        RUN_EQ("GET new", "$1 n");
+        RUN_EQ("DBSIZE", ":3");
+    }
+}
+
+static void test_store_flush_below_deletes_older_records_and_keeps_a_floor(void) {
+    for (int i = 0; i < 2; i++) {
+        start(modes[i]);
+        flush_below();
+        stop();
+    }
+}
+
 int main(void) {
     TEST_RUN(test_store_apply_keeps_the_newest_value_by_hlc_then_node);
     TEST_RUN(test_store_apply_tombstones_beat_older_values_and_lose_to_newer);
@@ -503,5 +546,6 @@ int main(void) {
     TEST_RUN(test_store_flush_marker_is_a_tombstone_of_every_key);
     TEST_RUN(test_store_applies_a_whole_big_hash_record);
     TEST_RUN(test_store_iter_range_yields_every_record_of_a_token_range);
+    TEST_RUN(test_store_flush_below_deletes_older_records_and_keeps_a_floor);
     TEST_MAIN_END();
 }
