@@ -65,6 +65,11 @@ struct cluster_config {
      * refused); NULL: standard error. level is enum cluster_log_level. (Added by
      * cnode: a zero-initialised config keeps working.) */
     void (*log)(int level, const char *msg);
+    /* Persistent mode: the directory of the hint log (cluster/hintlog.h; the server
+     * passes "hints", inside dir): hints survive a restart. NULL or "": hints in
+     * memory only (cache mode). (Added by chints: a zero-initialised config keeps
+     * working.) */
+    const char *hint_dir;
 };
 
 enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };

@@ -41,8 +41,19 @@ struct hintlog {
     size_t rewrite_min;
     hintlog_log_fn *log;
     void *logctx;
+    void (*on_dirty)(void *ctx);
+    void *dirty_ctx;
     struct hintlog_stats st;
 };
+
+static void set_dirty(struct hintlog *l) {
+    if (!l->dirty) {
+        l->dirty = 1;
+        if (l->on_dirty) {
+            l->on_dirty(l->dirty_ctx);
+        }
+    }
+}
 
 static void hl_log(struct hintlog *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -253,7 +264,7 @@ static void obs_added(void *ctx, const struct hint *x) {
     record_put(&f->buf, x, l->wall_offset);
     f->live += hintlog_record_size(x);
     l->st.appended++;
-    l->dirty = 1;
+    set_dirty(l);
 }
 
 static void obs_removed(void *ctx, const struct hint *x, size_t pending) {
@@ -285,7 +296,7 @@ static void obs_removed(void *ctx, const struct hint *x, size_t pending) {
     f->dead += size;
     if (f->dead >= l->rewrite_min && f->dead > f->live) {
         f->rewrite = 1;
-        l->dirty = 1;
+        set_dirty(l);
     }
 }
 
@@ -560,6 +571,11 @@ int hintlog_dirty(const struct hintlog *l) {
 
 void hintlog_set_wall_offset(struct hintlog *l, int64_t wall_offset) {
     l->wall_offset = wall_offset;
+}
+
+void hintlog_on_dirty(struct hintlog *l, void (*fn)(void *ctx), void *ctx) {
+    l->on_dirty = fn;
+    l->dirty_ctx = ctx;
 }
 
 void hintlog_set_rewrite_min(struct hintlog *l, size_t bytes) {

@@ -77,6 +77,11 @@ int hintlog_dirty(const struct hintlog *l);
  * runtime before changes to h (the observer converts with it). */
 void hintlog_set_wall_offset(struct hintlog *l, int64_t wall_offset);
 
+/* fn(ctx) runs when the log goes from clean to dirty (records to write, a file to
+ * rewrite): the runtime arms its flush for the end of the loop turn. fn must not
+ * call back into the log or the hints. */
+void hintlog_on_dirty(struct hintlog *l, void (*fn)(void *ctx), void *ctx);
+
 /* A record's size on disk for hint x. */
 size_t hintlog_record_size(const struct hint *x);
 

@@ -207,6 +207,8 @@ static int server_start_cluster(void) {
         .hint_window_ms = (uint64_t)server.hinted_handoff_window,
         .hint_max_bytes = (size_t)server.hinted_handoff_max_bytes,
         .log = cl_log,
+        /* durable hints in persistent mode: dir/hints (the working directory) */
+        .hint_dir = persist_on() ? "hints" : NULL,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);
