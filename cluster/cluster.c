@@ -152,6 +152,9 @@ struct cluster {
     /* durable hints (persistent mode): the hint log and its end-of-turn flush */
     struct hintlog *hintlog;
     struct event *hintlog_ev;
+    /* this node's replica: write acks waiting for the store's durability */
+    struct local_acks *acks_open;     /* collected in this on_defer pass */
+    struct local_acks *acks_waiting;  /* asked store.when_durable, not answered */
 };
 
 struct cluster_peer {
@@ -663,6 +666,97 @@ static void io_completed(void *ctx, const struct op *op, void *user) {
     dq_push(cl, d);
 }
 
+/* ---- this node's replica acknowledges a write once it is durable ----
+ * The writes applied in one on_defer pass form one group that asks the store once
+ * (store.when_durable): the group's acks go to their ops when the store says the
+ * batch is stored (and, under appendfsync always, synced: one fsync for the turn). */
+
+struct local_acks {
+    struct cluster *cl;
+    uint64_t handle;          /* store.when_durable's */
+    uint64_t *ids;            /* op ids to acknowledge */
+    size_t n, cap;
+    struct local_acks *next;  /* in cl->acks_waiting */
+};
+
+static void local_acks_free(struct local_acks *g) {
+    free(g->ids);
+    free(g);
+}
+
+/* acknowledges (ok 1) or fails every op of g */
+static void local_acks_answer(struct cluster *cl, struct local_acks *g, int ok) {
+    uint64_t now = mono_ms();
+    for (size_t i = 0; i < g->n; i++) {
+        cnode_on_write_reply(&cl->node, g->ids[i], cl->tag, ok, now);
+    }
+}
+
+static void local_acks_done(void *arg, int ok) {
+    struct local_acks *g = arg;
+    struct cluster *cl = g->cl;
+    for (struct local_acks **pp = &cl->acks_waiting; *pp; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    }
+    local_acks_answer(cl, g, ok);
+    local_acks_free(g);
+    rearm(cl);
+}
+
+/* the local replica applied op id's write (ok) or failed it */
+static void local_write_ack(struct cluster *cl, uint64_t id, int ok, uint64_t now) {
+    if (!ok || cl->store.when_durable == NULL) {
+        cnode_on_write_reply(&cl->node, id, cl->tag, ok, now);
+        return;
+    }
+    struct local_acks *g = cl->acks_open;
+    if (g == NULL) {
+        g = cl->acks_open = cl_calloc(1, sizeof *g);
+        g->cl = cl;
+    }
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 16;
+        g->ids = cl_realloc(g->ids, g->cap * sizeof *g->ids);
+    }
+    g->ids[g->n++] = id;
+}
+
+/* end of an on_defer pass: the group asks the store when it is durable */
+static void local_acks_seal(struct cluster *cl) {
+    struct local_acks *g = cl->acks_open;
+    if (g == NULL) {
+        return;
+    }
+    cl->acks_open = NULL;
+    g->handle = cl->store.when_durable(cl->store.ctx, local_acks_done, g);
+    if (g->handle == 0) { /* durable already */
+        local_acks_answer(cl, g, 1);
+        local_acks_free(g);
+        return;
+    }
+    g->next = cl->acks_waiting;
+    cl->acks_waiting = g;
+}
+
+/* cluster_stop: the store forgets the groups (their ops are freed with the node) */
+static void local_acks_stop(struct cluster *cl) {
+    if (cl->acks_open) {
+        local_acks_free(cl->acks_open);
+        cl->acks_open = NULL;
+    }
+    while (cl->acks_waiting) {
+        struct local_acks *g = cl->acks_waiting;
+        cl->acks_waiting = g->next;
+        if (cl->store.durable_cancel) {
+            cl->store.durable_cancel(cl->store.ctx, g->handle);
+        }
+        local_acks_free(g);
+    }
+}
+
 static void run_local(struct cluster *cl, struct dq *d, uint64_t now) {
     if (d->verb == MSG_READ) {
         struct msg_item item = {0};
@@ -671,7 +765,7 @@ static void run_local(struct cluster *cl, struct dq *d, uint64_t now) {
         cnode_on_read_reply(&cl->node, d->id, cl->tag, rc < 0 ? NULL : &item, now);
     } else {
         int rc = cl->store.apply(cl->store.ctx, d->db, d->key, d->klen, &d->rec);
-        cnode_on_write_reply(&cl->node, d->id, cl->tag, rc >= 0, now);
+        local_write_ack(cl, d->id, rc >= 0, now);
     }
 }
 
@@ -711,6 +805,7 @@ static void on_defer(evutil_socket_t fd, short what, void *arg) {
         }
         dq_free(d);
     }
+    local_acks_seal(cl);
     if (cl->dq_head) {
         kick_defer(cl);
     }
@@ -1023,6 +1118,7 @@ void cluster_stop(struct cluster *cl) {
         d = next;
     }
     hints_log_stop(cl); /* before the hints are freed */
+    local_acks_stop(cl);
     /* the ops' user pointers (struct creq) are freed with them */
     cnode_free_users(&cl->node, free);
     cnode_free(&cl->node);

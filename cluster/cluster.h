@@ -42,6 +42,14 @@ struct cluster_store {
     void (*observe)(void *ctx, uint64_t hlc);
     /* The node's one clock, Unix ms (debug-clock-offset-ms included). */
     uint64_t (*now_ms)(void *ctx);
+    /* Optional (NULL: what apply returned is stored, as in cache mode). Calls
+     * done(arg, ok) once every apply made so far is durable (persistent mode:
+     * stored, and with appendfsync always synced): ok 1, or 0 when it failed. Never
+     * inside the call. Returns a handle for durable_cancel, or 0 when all is
+     * durable already (done never runs). This node's own replica acknowledges a
+     * write only then, as a peer's KVD.PEER WRITE reply does. (Added by chints.) */
+    uint64_t (*when_durable)(void *ctx, void (*done)(void *arg, int ok), void *arg);
+    void (*durable_cancel)(void *ctx, uint64_t handle);
 };
 
 struct cluster_config {

@@ -117,8 +117,26 @@ static void cl_log(int level, const char *msg) {
                "Cluster: %s", msg);
 }
 
-static const struct cluster_store cl_store = {NULL, cl_store_read, cl_store_apply,
-                                              cl_store_observe, cl_store_now};
+/* persistent mode: this node's replica acknowledges once durable (persist.h) */
+static uint64_t cl_store_when_durable(void *ctx, void (*done)(void *arg, int ok), void *arg) {
+    (void)ctx;
+    return persist_on() ? persist_when_durable(done, arg) : 0;
+}
+
+static void cl_store_durable_cancel(void *ctx, uint64_t handle) {
+    (void)ctx;
+    if (persist_on()) {
+        persist_durable_cancel(handle);
+    }
+}
+
+static const struct cluster_store cl_store = {NULL,
+                                              cl_store_read,
+                                              cl_store_apply,
+                                              cl_store_observe,
+                                              cl_store_now,
+                                              cl_store_when_durable,
+                                              cl_store_durable_cancel};
 
 /* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there. */
 static int cluster_tokens(uint64_t **out, size_t *n, char *err, size_t errlen) {
