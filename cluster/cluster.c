@@ -933,6 +933,7 @@ static void hints_log_stop(struct cluster *cl) {
     }
     if (cl->hintlog) {
         hintlog_flush(cl->hintlog, cl->node.hints, hints_wall_offset(cl));
+        hints_observe(cl->node.hints, NULL); /* the log is going */
         hintlog_close(&cl->hintlog);
     }
 }
