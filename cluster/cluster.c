@@ -18,9 +18,11 @@
  *   deferred event runs, so a callback never runs inside cluster_read/write (the
  *   contract), and cluster_cancel removes a queued result or marks the live op.
  *   One timer is kept armed at cnode_next_deadline.
- * - Hints (hints.h, in node.c) are kept in memory only: a restart loses them
- *   (persistent-mode hint durability is not done). They are sent when the
- *   target's link comes up and from a 100 ms tick.
+ * - Hints (hints.h, in node.c) are kept in memory, and in persistent mode
+ *   mirrored into the hint log (hintlog.h, config hint_dir): appends written at
+ *   the end of the loop turn, fdatasync once a second, loaded at start, so a
+ *   restarted coordinator still delivers them. They are sent when the target's
+ *   link comes up and from a 100 ms tick.
  * - The peer side: struct cluster_peer is one client connection speaking
  *   KVD.PEER: HELLO/AUTH through auth.h's listener, then MEMBERS, READ and WRITE
  *   (replica.h on the store callbacks). Until the secret is proved, every other
@@ -45,6 +47,7 @@
 
 #include "cluster/auth.h"
 #include "cluster/keyless.h"
+#include "cluster/hintlog.h"
 #include "cluster/link.h"
 #include "cluster/mem.h"
 #include "cluster/node.h"
@@ -149,6 +152,12 @@ struct cluster {
     uint64_t merge_conflicts;   /* members refused (tag or id clash) */
     void (*log)(int level, const char *msg);
     struct keyless *kl;         /* SCAN and FLUSH ops (keyless.c) */
+    /* durable hints (persistent mode): the hint log and its end-of-turn flush */
+    struct hintlog *hintlog;
+    struct event *hintlog_ev;
+    /* this node's replica: write acks waiting for the store's durability */
+    struct local_acks *acks_open;     /* collected in this on_defer pass */
+    struct local_acks *acks_waiting;  /* asked store.when_durable, not answered */
 };
 
 struct cluster_peer {
@@ -335,6 +344,7 @@ static void peer_link_state(void *ctx, enum link_state state, const char *why);
 static void ask_members(struct cluster *cl, struct peer_rt *p);
 static void kick_defer(struct cluster *cl);
 static void rearm(struct cluster *cl);
+static void hints_log_tick(struct cluster *cl);
 
 static struct peer_rt *peer_add(struct cluster *cl, const char *addr, int is_seed) {
     struct peer_rt *p = peer_by_addr(cl, addr);
@@ -659,6 +669,97 @@ static void io_completed(void *ctx, const struct op *op, void *user) {
     dq_push(cl, d);
 }
 
+/* ---- this node's replica acknowledges a write once it is durable ----
+ * The writes applied in one on_defer pass form one group that asks the store once
+ * (store.when_durable): the group's acks go to their ops when the store says the
+ * batch is stored (and, under appendfsync always, synced: one fsync for the turn). */
+
+struct local_acks {
+    struct cluster *cl;
+    uint64_t handle;          /* store.when_durable's */
+    uint64_t *ids;            /* op ids to acknowledge */
+    size_t n, cap;
+    struct local_acks *next;  /* in cl->acks_waiting */
+};
+
+static void local_acks_free(struct local_acks *g) {
+    free(g->ids);
+    free(g);
+}
+
+/* acknowledges (ok 1) or fails every op of g */
+static void local_acks_answer(struct cluster *cl, struct local_acks *g, int ok) {
+    uint64_t now = mono_ms();
+    for (size_t i = 0; i < g->n; i++) {
+        cnode_on_write_reply(&cl->node, g->ids[i], cl->tag, ok, now);
+    }
+}
+
+static void local_acks_done(void *arg, int ok) {
+    struct local_acks *g = arg;
+    struct cluster *cl = g->cl;
+    for (struct local_acks **pp = &cl->acks_waiting; *pp; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    }
+    local_acks_answer(cl, g, ok);
+    local_acks_free(g);
+    rearm(cl);
+}
+
+/* the local replica applied op id's write (ok) or failed it */
+static void local_write_ack(struct cluster *cl, uint64_t id, int ok, uint64_t now) {
+    if (!ok || cl->store.when_durable == NULL) {
+        cnode_on_write_reply(&cl->node, id, cl->tag, ok, now);
+        return;
+    }
+    struct local_acks *g = cl->acks_open;
+    if (g == NULL) {
+        g = cl->acks_open = cl_calloc(1, sizeof *g);
+        g->cl = cl;
+    }
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 16;
+        g->ids = cl_realloc(g->ids, g->cap * sizeof *g->ids);
+    }
+    g->ids[g->n++] = id;
+}
+
+/* end of an on_defer pass: the group asks the store when it is durable */
+static void local_acks_seal(struct cluster *cl) {
+    struct local_acks *g = cl->acks_open;
+    if (g == NULL) {
+        return;
+    }
+    cl->acks_open = NULL;
+    g->handle = cl->store.when_durable(cl->store.ctx, local_acks_done, g);
+    if (g->handle == 0) { /* durable already */
+        local_acks_answer(cl, g, 1);
+        local_acks_free(g);
+        return;
+    }
+    g->next = cl->acks_waiting;
+    cl->acks_waiting = g;
+}
+
+/* cluster_stop: the store forgets the groups (their ops are freed with the node) */
+static void local_acks_stop(struct cluster *cl) {
+    if (cl->acks_open) {
+        local_acks_free(cl->acks_open);
+        cl->acks_open = NULL;
+    }
+    while (cl->acks_waiting) {
+        struct local_acks *g = cl->acks_waiting;
+        cl->acks_waiting = g->next;
+        if (cl->store.durable_cancel) {
+            cl->store.durable_cancel(cl->store.ctx, g->handle);
+        }
+        local_acks_free(g);
+    }
+}
+
 static void run_local(struct cluster *cl, struct dq *d, uint64_t now) {
     if (d->verb == MSG_READ) {
         struct msg_item item = {0};
@@ -667,7 +768,7 @@ static void run_local(struct cluster *cl, struct dq *d, uint64_t now) {
         cnode_on_read_reply(&cl->node, d->id, cl->tag, rc < 0 ? NULL : &item, now);
     } else {
         int rc = cl->store.apply(cl->store.ctx, d->db, d->key, d->klen, &d->rec);
-        cnode_on_write_reply(&cl->node, d->id, cl->tag, rc >= 0, now);
+        local_write_ack(cl, d->id, rc >= 0, now);
     }
 }
 
@@ -707,6 +808,7 @@ static void on_defer(evutil_socket_t fd, short what, void *arg) {
         }
         dq_free(d);
     }
+    local_acks_seal(cl);
     if (cl->dq_head) {
         kick_defer(cl);
     }
@@ -751,10 +853,96 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
             ask_members(cl, cl->peers[i]);
         }
     }
+    hints_log_tick(cl);
     cnode_hints_send(&cl->node, mono_ms());
     keyless_tick(cl->kl);
     rearm(cl);
 }
+
+/* ---- durable hints: the hint log (hintlog.h) ---- */
+
+#define CL_HINTLOG_SYNC_TICKS 10 /* fdatasync the hint log every second */
+
+/* wall clock (the store's, with its debug offset) minus the monotonic clock the
+ * hints run on */
+static int64_t hints_wall_offset(const struct cluster *cl) {
+    uint64_t wall = cl->store.now_ms ? cl->store.now_ms(cl->store.ctx) : mono_ms();
+    return (int64_t)wall - (int64_t)mono_ms();
+}
+
+static void hints_log_line(void *ctx, const char *msg) {
+    cl_log(ctx, CLUSTER_LOG_WARNING, "%s", msg);
+}
+
+static void on_hintlog_flush(evutil_socket_t fd, short what, void *arg) {
+    struct cluster *cl = arg;
+    hintlog_flush(cl->hintlog, cl->node.hints, hints_wall_offset(cl));
+}
+
+/* the log has records to write: at the end of this loop turn (one write per file
+ * for all the turn's hints) */
+static void hints_log_dirty(void *ctx) {
+    struct cluster *cl = ctx;
+    if (!cl->stopping && !event_pending(cl->hintlog_ev, EV_TIMEOUT, NULL)) {
+        struct timeval tv = {0, 0};
+        evtimer_add(cl->hintlog_ev, &tv);
+    }
+}
+
+/* Opens the hint log in dir and loads what a previous run left (before any op can
+ * add a hint). 0, or -1 with err. */
+static int hints_log_start(struct cluster *cl, const char *dir, char *err, size_t errlen) {
+    if (dir == NULL || dir[0] == 0) {
+        return 0;
+    }
+    cl->hintlog = hintlog_open(dir, hints_log_line, cl, err, errlen);
+    if (cl->hintlog == NULL) {
+        return -1;
+    }
+    cl->hintlog_ev = evtimer_new(cl->base, on_hintlog_flush, cl);
+    const struct hints_stats before = cl->node.hints->stats;
+    size_t n = hintlog_load(cl->hintlog, cl->node.hints, mono_ms(), hints_wall_offset(cl));
+    hintlog_on_dirty(cl->hintlog, hints_log_dirty, cl);
+    const struct hints_stats *hs = &cl->node.hints->stats;
+    const struct hintlog_stats *ls = hintlog_stats(cl->hintlog);
+    if (n || ls->skipped) {
+        cl_log(cl, CLUSTER_LOG_NOTICE,
+               "hint log %s: %zu hints loaded for %zu targets (%" PRIu64
+               " out of the window, %" PRIu64 " over hinted-handoff-max-bytes, %" PRIu64
+               " damaged records skipped)",
+               dir, n, hints_targets(cl->node.hints, NULL, 0),
+               hs->dropped_window - before.dropped_window,
+               hs->dropped_bytes + hs->dropped_big - before.dropped_bytes - before.dropped_big,
+               ls->skipped);
+    }
+    return 0;
+}
+
+/* the 100 ms tick: the clocks' offset, and a sync every second */
+static void hints_log_tick(struct cluster *cl) {
+    if (cl->hintlog == NULL) {
+        return;
+    }
+    hintlog_set_wall_offset(cl->hintlog, hints_wall_offset(cl));
+    if (cl->ticks % CL_HINTLOG_SYNC_TICKS == 0) {
+        hintlog_sync(cl->hintlog);
+    }
+}
+
+/* writes and syncs what is buffered and closes the log (its files stay) */
+static void hints_log_stop(struct cluster *cl) {
+    if (cl->hintlog_ev) {
+        event_free(cl->hintlog_ev);
+        cl->hintlog_ev = NULL;
+    }
+    if (cl->hintlog) {
+        hintlog_flush(cl->hintlog, cl->node.hints, hints_wall_offset(cl));
+        hints_observe(cl->node.hints, NULL); /* the log is going */
+        hintlog_close(&cl->hintlog);
+    }
+}
+
+static void hints_log_info(const struct cluster *cl, struct msg_buf *out);
 
 /* ---- start, stop ---- */
 
@@ -907,7 +1095,8 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
         cluster_stop(cl);
         return NULL;
     }
-    if (seeds_add(cl, cfg->seeds, err, errlen) != 0) {
+    if (seeds_add(cl, cfg->seeds, err, errlen) != 0 ||
+        hints_log_start(cl, cfg->hint_dir, err, errlen) != 0) {
         cluster_stop(cl);
         return NULL;
     }
@@ -936,6 +1125,8 @@ void cluster_stop(struct cluster *cl) {
         dq_free(d);
         d = next;
     }
+    hints_log_stop(cl); /* before the hints are freed */
+    local_acks_stop(cl);
     /* the ops' user pointers (struct creq) are freed with them */
     cnode_free_users(&cl->node, free);
     cnode_free(&cl->node);
@@ -1312,6 +1503,7 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
     text(out, "hints_delivered:%" PRIu64 "\r\n", s->hints_delivered);
     text(out, "hints_dropped:%" PRIu64 "\r\n",
          hs->dropped_window + hs->dropped_bytes + hs->dropped_big);
+    hints_log_info(cl, out);
     text(out, "membership_conflicts:%" PRIu64 "\r\n", cl->merge_conflicts);
     for (size_t i = 1; i < cl->nmembers; i++) {
         const struct ring_member *m = &cl->members[i];
@@ -1326,5 +1518,19 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
              ",rtt_p99_us=%" PRIu32 "\r\n",
              i - 1, m->id, m->addr, p && p->up ? "up" : "down",
              hints_pending(cl->node.hints, m->tag), p50, p99);
+    }
+}
+
+/* INFO: the hints' drops by cause and the hint log's state */
+static void hints_log_info(const struct cluster *cl, struct msg_buf *out) {
+    const struct hints_stats *hs = &cl->node.hints->stats;
+    text(out, "hints_dropped_window:%" PRIu64 "\r\n", hs->dropped_window);
+    text(out, "hints_refused_full:%" PRIu64 "\r\n", hs->dropped_bytes + hs->dropped_big);
+    text(out, "hints_durable:%d\r\n", cl->hintlog != NULL);
+    if (cl->hintlog) {
+        const struct hintlog_stats *ls = hintlog_stats(cl->hintlog);
+        text(out, "hints_log_loaded:%" PRIu64 "\r\n", ls->loaded);
+        text(out, "hints_log_skipped:%" PRIu64 "\r\n", ls->skipped);
+        text(out, "hints_log_errors:%" PRIu64 "\r\n", ls->errors);
     }
 }

@@ -68,6 +68,14 @@ struct cluster_store {
      * keeps hlc as the db's floor: a record below it arriving later is ignored by
      * apply (persistent mode: across a restart). 0, or -1. */
     int (*flush)(void *ctx, int db, uint64_t hlc);
+    /* Optional (NULL: what apply returned is stored, as in cache mode). Calls
+     * done(arg, ok) once every apply made so far is durable (persistent mode:
+     * stored, and with appendfsync always synced): ok 1, or 0 when it failed. Never
+     * inside the call. Returns a handle for durable_cancel, or 0 when all is
+     * durable already (done never runs). This node's own replica acknowledges a
+     * write only then, as a peer's KVD.PEER WRITE reply does. (Added by chints.) */
+    uint64_t (*when_durable)(void *ctx, void (*done)(void *arg, int ok), void *arg);
+    void (*durable_cancel)(void *ctx, uint64_t handle);
 };
 
 struct cluster_config {
@@ -91,6 +99,11 @@ struct cluster_config {
      * refused); NULL: standard error. level is enum cluster_log_level. (Added by
      * cnode: a zero-initialised config keeps working.) */
     void (*log)(int level, const char *msg);
+    /* Persistent mode: the directory of the hint log (cluster/hintlog.h; the server
+     * passes "hints", inside dir): hints survive a restart. NULL or "": hints in
+     * memory only (cache mode). (Added by chints: a zero-initialised config keeps
+     * working.) */
+    const char *hint_dir;
 };
 
 enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };

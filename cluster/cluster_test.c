@@ -498,6 +498,88 @@ static void test_one_node_writes_and_reads_through_its_store(void) {
     event_base_free(base);
 }
 
+/* a store whose durability the test decides (persistent mode's when_durable) */
+struct dstore {
+    struct fstore fs; /* first: the fake store's callbacks take it */
+    void (*fn)(void *arg, int ok);
+    void *arg;
+    int asks, cancels;
+    uint64_t handle;
+};
+
+static uint64_t ds_when_durable(void *ctx, void (*fn)(void *arg, int ok), void *arg) {
+    struct dstore *d = ctx;
+    d->asks++;
+    d->fn = fn;
+    d->arg = arg;
+    return ++d->handle;
+}
+
+static void ds_cancel(void *ctx, uint64_t handle) {
+    struct dstore *d = ctx;
+    if (handle == d->handle) {
+        d->cancels++;
+        d->fn = NULL;
+    }
+}
+
+static void test_own_replica_acknowledges_only_once_the_store_says_durable(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a;
+    memset(&a, 0, sizeof a);
+    a.base = base;
+    CHECK(tnode_listen(&a, 0) == 0);
+    struct cluster_config c;
+    cfg_for(&a, &c, 0, NULL, 1, 1, 1);
+    struct dstore ds = {0};
+    struct cluster_store st = {.ctx = &ds,
+                               .read = fs_read,
+                               .apply = fs_apply,
+                               .observe = fs_observe,
+                               .now_ms = fs_now,
+                               .when_durable = ds_when_durable,
+                               .durable_cancel = ds_cancel};
+    char err[160];
+    a.cl = cluster_start(base, &c, &st, err, sizeof err);
+    CHECK(a.cl != NULL);
+
+    /* two writes of one turn: applied at once, acknowledged as one group, later */
+    struct res w1 = {0}, w2 = {0};
+    struct msg_record r1 = mkrec(100, 1, "v1"), r2 = mkrec(101, 1, "v2");
+    cluster_write(a.cl, 0, "k1", 2, &r1, 1, write_done, &w1);
+    cluster_write(a.cl, 0, "k2", 2, &r2, 1, write_done, &w2);
+    run_until(base, never, NULL, 100);
+    CHECK_EQ_INT(ds.fs.n, 2);
+    CHECK_EQ_INT(ds.asks, 1);
+    CHECK_EQ_INT(w1.calls + w2.calls, 0); /* not durable yet: no acknowledgement */
+    ds.fn(ds.arg, 1);
+    CHECK(run_until(base, res_called, &w2, 2000));
+    CHECK_EQ_INT(w1.status, CLUSTER_OK);
+    CHECK_EQ_INT(w2.status, CLUSTER_OK);
+
+    /* the store failed to make it durable: the write fails (no false OK) */
+    struct res w3 = {0};
+    struct msg_record r3 = mkrec(102, 1, "v3");
+    cluster_write(a.cl, 0, "k3", 2, &r3, 1, write_done, &w3);
+    run_until(base, never, NULL, 50);
+    CHECK_EQ_INT(ds.asks, 2);
+    CHECK_EQ_INT(w3.calls, 0);
+    ds.fn(ds.arg, 0);
+    CHECK(run_until(base, res_called, &w3, 2000));
+    CHECK_EQ_INT(w3.status, CLUSTER_FAILED);
+
+    /* stopped while the store has not answered: the wait is cancelled */
+    struct res w4 = {0};
+    struct msg_record r4 = mkrec(103, 1, "v4");
+    cluster_write(a.cl, 0, "k4", 2, &r4, 1, write_done, &w4);
+    run_until(base, never, NULL, 50);
+    CHECK_EQ_INT(ds.asks, 3);
+    tnode_stop(&a);
+    CHECK_EQ_INT(ds.cancels, 1);
+    CHECK_EQ_INT(w4.calls, 0);
+    event_base_free(base);
+}
+
 static void test_one_node_cancelled_callback_never_runs(void) {
     struct event_base *base = event_base_new();
     struct tnode a;
@@ -1033,6 +1115,7 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN);
     TEST_RUN(test_one_node_writes_and_reads_through_its_store);
     TEST_RUN(test_one_node_cancelled_callback_never_runs);
+    TEST_RUN(test_own_replica_acknowledges_only_once_the_store_says_durable);
     TEST_RUN(test_one_node_seed_naming_itself_is_ready);
     TEST_RUN(test_callback_cancelling_a_queued_result_stops_it);
     TEST_RUN(test_seed_naming_itself_by_another_name_is_ready);

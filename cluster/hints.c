@@ -84,6 +84,9 @@ static void queue_remove(struct hints *h, struct hints_queue *q, size_t j) {
     struct hint *x = q->q[q->head + j];
     h->count--;
     h->bytes -= x->bytes;
+    if (h->obs.removed) {
+        h->obs.removed(h->obs.ctx, x, q->len - 1);
+    }
     hint_free(x);
     if (j == 0) {
         q->head++;
@@ -94,18 +97,6 @@ static void queue_remove(struct hints *h, struct hints_queue *q, size_t j) {
     if (q->len == 0) {
         q->head = 0;
     }
-}
-
-/* the queue whose oldest hint is the oldest of all, or NULL when empty */
-static struct hints_queue *oldest_queue(struct hints *h) {
-    struct hints_queue *best = NULL;
-    for (size_t i = 0; i < h->nq; i++) {
-        struct hints_queue *q = &h->qs[i];
-        if (q->len && (best == NULL || q->q[q->head]->seq < best->q[best->head]->seq)) {
-            best = q;
-        }
-    }
-    return best;
 }
 
 void hints_expire(struct hints *h, uint64_t now) {
@@ -134,10 +125,9 @@ static int add_at(struct hints *h, uint32_t target, uint64_t created, uint64_t n
         h->stats.dropped_window++; /* already out of the window (decode) */
         return HINTS_DROPPED;
     }
-    while (h->max_bytes - h->bytes < bytes) {
-        struct hints_queue *q = oldest_queue(h);
-        queue_remove(h, q, 0);
-        h->stats.dropped_bytes++;
+    if (h->max_bytes - h->bytes < bytes) {
+        h->stats.dropped_bytes++; /* full: the new hint is refused, the older stay */
+        return HINTS_DROPPED;
     }
     struct hint *x = cl_calloc(1, sizeof *x);
     x->seq = h->next_seq++;
@@ -153,12 +143,28 @@ static int add_at(struct hints *h, uint32_t target, uint64_t created, uint64_t n
     h->count++;
     h->bytes += bytes;
     h->stats.added++;
+    if (h->obs.added) {
+        h->obs.added(h->obs.ctx, x);
+    }
     return HINTS_OK;
 }
 
 int hints_add(struct hints *h, uint32_t target, uint64_t now, unsigned db, const char *key,
               size_t klen, const struct msg_record *rec) {
     return add_at(h, target, now, now, db, key, klen, rec);
+}
+
+int hints_add_created(struct hints *h, uint32_t target, uint64_t created, uint64_t now,
+                      unsigned db, const char *key, size_t klen, const struct msg_record *rec) {
+    return add_at(h, target, created > now ? now : created, now, db, key, klen, rec);
+}
+
+void hints_observe(struct hints *h, const struct hints_observer *obs) {
+    if (obs) {
+        h->obs = *obs;
+    } else {
+        memset(&h->obs, 0, sizeof h->obs);
+    }
 }
 
 size_t hints_pending(const struct hints *h, uint32_t target) {

@@ -5,14 +5,16 @@
  *
  * Bounds: a hint older than the window (hinted-handoff-window, ms) is dropped
  * (hints_expire, and at every add); the total size is bounded by max_bytes
- * (hinted-handoff-max-bytes): the oldest hints of any target are dropped first to
- * make room. Every drop is counted (struct hints_stats). The window should not
+ * (hinted-handoff-max-bytes): a new hint that does not fit is refused (the hints
+ * already kept stay: they are older, and their targets get them in order, as
+ * Cassandra's max_hints_size_per_host). Every drop and refusal is counted (struct
+ * hints_stats). The window should not
  * exceed the tombstone grace period (seam-today.md pitfall 4): a hint older than
  * that could resurrect a value whose tombstone was collected.
  *
- * In memory, with a serialise/deserialise pair for persistent mode (the store
- * keeps the bytes; in the format below, one hint's bytes can also be kept per
- * store key):
+ * In memory, with an observer (hints_observe) through which persistent mode
+ * mirrors every hint kept and removed into its hint log (cluster/hintlog.h), and a
+ * serialise/deserialise pair (the simulator's crashes):
  *   hints := "KVH1" count:u32be hint{count}
  *   hint  := target:u32be created_ms:u64be db:u16be klen:u32be key[klen]
  *            rlen:u32be record[rlen]          record: as in cluster/msg.h
@@ -48,11 +50,20 @@ struct hints_stats {
     uint64_t added;
     uint64_t delivered;      /* acknowledged and removed */
     uint64_t dropped_window; /* older than the window */
-    uint64_t dropped_bytes;  /* pushed out by max_bytes */
+    uint64_t dropped_bytes;  /* refused: max_bytes was reached */
     uint64_t dropped_big;    /* one hint larger than max_bytes: never kept */
 };
 
 struct hints_queue; /* per target (hints.c) */
+
+/* Told of every hint kept and every hint removed (delivered, expired); the hint is
+ * valid only during the call. pending: the target's hints still pending after the
+ * removal. Callbacks must not change the hints. */
+struct hints_observer {
+    void *ctx;
+    void (*added)(void *ctx, const struct hint *x);
+    void (*removed)(void *ctx, const struct hint *x, size_t pending);
+};
 
 struct hints {
     uint64_t window_ms;
@@ -62,6 +73,7 @@ struct hints {
     uint64_t next_seq;
     size_t count, bytes;    /* pending over all targets */
     struct hints_stats stats;
+    struct hints_observer obs; /* zero: none */
 };
 
 /* A new, empty hint store; free with hints_destroy. */
@@ -69,10 +81,17 @@ struct hints *hints_create(uint64_t window_ms, size_t max_bytes);
 void hints_destroy(struct hints **h);
 
 /* Keeps a copy of (db, key, rec) for target, created now. First drops what the
- * window expired, then the oldest hints until it fits. HINTS_OK, or HINTS_DROPPED
- * when the hint alone is larger than max_bytes (counted in dropped_big). */
+ * window expired. HINTS_OK, or HINTS_DROPPED when it does not fit under max_bytes
+ * (counted in dropped_bytes; dropped_big when the hint alone is larger). */
 int hints_add(struct hints *h, uint32_t target, uint64_t now, unsigned db, const char *key,
               size_t klen, const struct msg_record *rec);
+/* The same for a hint created earlier (created <= now; a hint loaded from the hint
+ * log): HINTS_DROPPED also when it is already out of the window (dropped_window). */
+int hints_add_created(struct hints *h, uint32_t target, uint64_t created, uint64_t now,
+                      unsigned db, const char *key, size_t klen, const struct msg_record *rec);
+
+/* Sets (or, with NULL, clears) the observer. */
+void hints_observe(struct hints *h, const struct hints_observer *obs);
 
 /* Drops hints created at or before now - window_ms. */
 void hints_expire(struct hints *h, uint64_t now);

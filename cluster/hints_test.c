@@ -1,5 +1,6 @@
 /* cluster/hints_test.c: hinted handoff storage (cluster/hints.c): order per target,
- * removal on ack, the window and byte bounds (oldest first, counted), and the
+ * removal on ack, the window and byte bounds (new hints refused when full,
+ * counted), the observer, and the
  * serialised form with every truncation refused. */
 #include "cluster/hints.h"
 
@@ -61,21 +62,24 @@ static void test_hints_older_than_the_window_are_dropped_and_counted(void) {
     hints_destroy(&h);
 }
 
-static void test_hints_over_max_bytes_drop_the_oldest_of_any_target(void) {
+static void test_hints_over_max_bytes_refuse_the_new_hint_and_keep_the_old(void) {
     size_t one = HINT_OVERHEAD + 1 + 10; /* key "k", 10-byte value */
     struct hints *h = hints_create(60000, 3 * one);
     struct msg_record r = rec(1, "0123456789");
-    hints_add(h, 7, 1, 0, "k", 1, &r);
-    hints_add(h, 8, 2, 0, "k", 1, &r);
-    hints_add(h, 7, 3, 0, "k", 1, &r);
+    CHECK_EQ_INT(hints_add(h, 7, 1, 0, "k", 1, &r), HINTS_OK);
+    CHECK_EQ_INT(hints_add(h, 8, 2, 0, "k", 1, &r), HINTS_OK);
+    CHECK_EQ_INT(hints_add(h, 7, 3, 0, "k", 1, &r), HINTS_OK);
     CHECK_EQ_INT(h->bytes, 3 * one);
-    hints_add(h, 9, 4, 0, "k", 1, &r);
+    CHECK_EQ_INT(hints_add(h, 9, 4, 0, "k", 1, &r), HINTS_DROPPED);
     CHECK_EQ_INT(h->count, 3);
     CHECK_EQ_INT(h->stats.dropped_bytes, 1);
-    CHECK_EQ_INT(hints_pending(h, 7), 1); /* target 7's first (oldest) went */
-    CHECK_EQ_INT(hints_peek(h, 7, 0)->created_ms, 3);
-    hints_add(h, 9, 5, 0, "k", 1, &r);
-    CHECK_EQ_INT(hints_pending(h, 8), 0); /* then target 8's */
+    CHECK_EQ_INT(hints_pending(h, 9), 0);
+    CHECK_EQ_INT(hints_pending(h, 7), 2); /* the older hints all stay */
+    CHECK_EQ_INT(hints_peek(h, 7, 0)->created_ms, 1);
+    /* room again after a delivery */
+    CHECK_EQ_INT(hints_ack(h, 8, hints_peek(h, 8, 0)->seq), HINTS_OK);
+    CHECK_EQ_INT(hints_add(h, 9, 5, 0, "k", 1, &r), HINTS_OK);
+    CHECK_EQ_INT(hints_pending(h, 9), 1);
     struct msg_record big = rec(1, "this value alone is larger than the whole bound of hints"
                                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
                                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -84,6 +88,50 @@ static void test_hints_over_max_bytes_drop_the_oldest_of_any_target(void) {
     CHECK_EQ_INT(h->stats.dropped_big, 1);
     CHECK_EQ_INT(h->count, 3); /* nothing else pushed out for it */
     hints_destroy(&h);
+}
+
+struct obs_log {
+    int added, removed;
+    size_t last_pending;
+    uint64_t last_seq;
+};
+
+static void obs_added(void *ctx, const struct hint *x) {
+    struct obs_log *o = ctx;
+    o->added++;
+    o->last_seq = x->seq;
+}
+
+static void obs_removed(void *ctx, const struct hint *x, size_t pending) {
+    struct obs_log *o = ctx;
+    o->removed++;
+    o->last_seq = x->seq;
+    o->last_pending = pending;
+}
+
+static void test_hints_observer_sees_every_hint_kept_and_removed(void) {
+    struct hints *h = hints_create(1000, 1 << 20);
+    struct obs_log o = {0};
+    struct hints_observer obs = {&o, obs_added, obs_removed};
+    hints_observe(h, &obs);
+    struct msg_record r = rec(1, "v");
+    hints_add(h, 7, 100, 0, "a", 1, &r);
+    hints_add(h, 7, 900, 0, "b", 1, &r);
+    CHECK_EQ_INT(o.added, 2);
+    CHECK_EQ_INT(hints_ack(h, 7, hints_peek(h, 7, 0)->seq), HINTS_OK);
+    CHECK_EQ_INT(o.removed, 1);
+    CHECK_EQ_INT(o.last_pending, 1);
+    hints_expire(h, 1900); /* "b" (900) is out of the window */
+    CHECK_EQ_INT(o.removed, 2);
+    CHECK_EQ_INT(o.last_pending, 0);
+    /* a hint loaded with its creation time: out of the window, refused */
+    CHECK_EQ_INT(hints_add_created(h, 7, 500, 1900, 0, "c", 1, &r), HINTS_DROPPED);
+    CHECK_EQ_INT(hints_add_created(h, 7, 1500, 1900, 0, "c", 1, &r), HINTS_OK);
+    CHECK_EQ_INT(hints_peek(h, 7, 0)->created_ms, 1500);
+    CHECK_EQ_INT(o.added, 3);
+    hints_observe(h, NULL);
+    hints_destroy(&h); /* destroying is not a removal: no callback */
+    CHECK_EQ_INT(o.removed, 2);
 }
 
 static void test_hints_serialise_and_come_back_in_order(void) {
@@ -198,7 +246,8 @@ static void test_hints_are_delivered_one_at_a_time_in_order_with_retries(void) {
 int main(void) {
     TEST_RUN(test_hints_are_kept_per_target_in_order_and_removed_on_ack);
     TEST_RUN(test_hints_older_than_the_window_are_dropped_and_counted);
-    TEST_RUN(test_hints_over_max_bytes_drop_the_oldest_of_any_target);
+    TEST_RUN(test_hints_over_max_bytes_refuse_the_new_hint_and_keep_the_old);
+    TEST_RUN(test_hints_observer_sees_every_hint_kept_and_removed);
     TEST_RUN(test_hints_serialise_and_come_back_in_order);
     TEST_RUN(test_hints_bad_bytes_are_refused_and_add_nothing);
     TEST_RUN(test_hints_are_delivered_one_at_a_time_in_order_with_retries);

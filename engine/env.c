@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int errno_status(int e)
@@ -424,8 +425,21 @@ int env_append(struct env_file *f, const void *buf, size_t n, struct lsm_err *er
     return env_pwrite(f, buf, n, f->size, err);
 }
 
+static atomic_uint sync_delay_ms; /* env_debug_sync_delay */
+
+void env_debug_sync_delay(uint32_t ms)
+{
+    atomic_store_explicit(&sync_delay_ms, ms, memory_order_relaxed);
+}
+
 static int do_sync(struct env_file *f, bool data_only, struct lsm_err *err)
 {
+    unsigned delay = atomic_load_explicit(&sync_delay_ms, memory_order_relaxed);
+    if (delay && !f->memory) {
+        struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
     bool faults = atomic_load_explicit(&fault_on, memory_order_relaxed);
     if (faults && fault_sync_check()) {
         return lsm_err_set(err, LSM_IOERR, "sync %s: %s (injected)", f->path,

@@ -131,6 +131,10 @@ void env_fault_space_limit(uint64_t bytes);
  * are removed. Open handles must be closed first; fault mode stays on. Returns the
  * number of files changed. */
 int env_fault_drop_unsynced(void);
+/* Every fsync/fdatasync of a file (not of a directory, not of a memory file) sleeps
+ * ms milliseconds first, on the thread that syncs: a slow disk, for tests (DEBUG
+ * SET-FSYNC-DELAY). 0 (the default) turns it off; independent of fault mode. */
+void env_debug_sync_delay(uint32_t ms);
 /* Counters since env_fault_enable, for assertions. */
 struct env_fault_stats {
     uint64_t writes;        /* write calls */

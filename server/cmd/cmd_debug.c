@@ -28,6 +28,10 @@ static const char *const debug_help[] = {
     "    I/O error on write or on fsync) through its fault layer; off clears it.",
     "ENGINE-REOPEN",
     "    Mode persistent: close and reopen the engine (recovers after a fault).",
+    "SET-FSYNC-DELAY <ms>",
+    "    Mode persistent: every engine fsync sleeps <ms> first (a slow disk; with",
+    "    appendfsync always, held replies and replica acknowledgements wait for it).",
+    "    0 turns it off.",
     "SET-COMMAND-DELAY <ms> [<probability> [<client-id>]]",
     "    Make commands wait <ms> milliseconds before they run (each with the given",
     "    probability, 0..1, default 1); other clients are served meanwhile. 0 turns",
@@ -115,6 +119,21 @@ void cmd_debug(struct client *c) {
             reply_errorf(c, "ERR %s", persist_on() ? err : "DEBUG ENGINE-REOPEN needs mode persistent");
             return;
         }
+        reply_ok(c);
+    } else if (arg_is(c, 1, "set-fsync-delay") && c->argc == 3) {
+        long long ms;
+        if (arg_ll_or_reply(c, 2, &ms) != 0) {
+            return;
+        }
+        if (ms < 0 || ms > 60000) {
+            reply_error(c, "ERR the fsync delay must be 0..60000 ms");
+            return;
+        }
+        if (!persist_on()) {
+            reply_error(c, "ERR DEBUG SET-FSYNC-DELAY needs mode persistent");
+            return;
+        }
+        env_debug_sync_delay((uint32_t)ms);
         reply_ok(c);
     } else if (arg_is(c, 1, "set-command-delay") && c->argc >= 3 && c->argc <= 5) {
         debug_set_command_delay(c);

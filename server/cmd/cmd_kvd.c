@@ -34,10 +34,13 @@ void kvd_peer_command(struct client *c) {
     client_call_begin(c); /* the reply is a span persistence may hold or rewrite */
     int close_after = cluster_peer_command(server.cluster, c->peer, c->argv, (size_t)c->argc,
                                            &out);
-    if (is_write && persist_on() && out.len == 4 && memcmp(out.p, ":1\r\n", 4) == 0) {
-        /* applied (msg.h: ":1"): the acknowledgement waits until the write is
-         * stored (durable with appendfsync always), or becomes -MISCONF. Only
-         * then: a hold with nothing in the batch would never be released. */
+    if (is_write && persist_on() && out.len == 4 &&
+        (memcmp(out.p, ":1\r\n", 4) == 0 || memcmp(out.p, ":0\r\n", 4) == 0)) {
+        /* applied (msg.h ":1"), or a newer version held (":0", which may itself be
+         * in this turn's batch or not yet synced): the acknowledgement waits until
+         * what the store holds is stored (durable with appendfsync always), or
+         * becomes -MISCONF. With nothing new in the batch it waits for the last
+         * write's sync (persist_write.c commit_nothing). */
         persist_client_wrote(c);
     }
     reply_raw(c, out.p, out.len);

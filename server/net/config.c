@@ -481,12 +481,14 @@ static struct config configs[] = {
       "to be made) before it counts the replica as failed."),
     L("hinted-handoff-window", CFG_IMMUTABLE, &server.hinted_handoff_window, 0,
       1000LL * 86400 * 365, "10800000", NULL,
-      "Milliseconds a write a replica missed is kept as a hint for it (3 hours). Keep it "
-      "below gc-grace-seconds. Hints are kept in memory: a restart of the coordinator "
-      "loses them (read repair covers what they would have delivered)."),
+      "Milliseconds a write a replica missed is kept as a hint for it (3 hours); older "
+      "hints are dropped. Keep it below gc-grace-seconds. In persistent mode hints are "
+      "also logged in <dir>/hints/ and survive a restart; in cache mode they live in "
+      "memory."),
     M("hinted-handoff-max-bytes", CFG_IMMUTABLE, &server.hinted_handoff_max_bytes, 0,
       LLONG_MAX, "64mb", NULL,
-      "Most bytes of hints kept; beyond it the oldest are dropped first."),
+      "Most bytes of hints kept; beyond it new hints are refused (counted in INFO "
+      "kvdcluster hints_refused_full; the write's reply is unaffected)."),
 };
 #define NCONFIGS (sizeof(configs) / sizeof(configs[0]))
 

@@ -166,9 +166,29 @@ static int cl_store_flush(void *ctx, int db, uint64_t hlc) {
     return store_flush_below(db, hlc);
 }
 
-static const struct cluster_store cl_store = {NULL,           cl_store_read, cl_store_apply,
-                                              cl_store_observe, cl_store_now, cl_store_range,
-                                              cl_store_flush};
+/* persistent mode: this node's replica acknowledges once durable (persist.h) */
+static uint64_t cl_store_when_durable(void *ctx, void (*done)(void *arg, int ok), void *arg) {
+    (void)ctx;
+    return persist_on() ? persist_when_durable(done, arg) : 0;
+}
+
+static void cl_store_durable_cancel(void *ctx, uint64_t handle) {
+    (void)ctx;
+    if (persist_on()) {
+        persist_durable_cancel(handle);
+    }
+}
+
+static const struct cluster_store cl_store = {
+    .read = cl_store_read,
+    .apply = cl_store_apply,
+    .observe = cl_store_observe,
+    .now_ms = cl_store_now,
+    .range = cl_store_range,
+    .flush = cl_store_flush,
+    .when_durable = cl_store_when_durable,
+    .durable_cancel = cl_store_durable_cancel,
+};
 
 /* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there. */
 static int cluster_tokens(uint64_t **out, size_t *n, char *err, size_t errlen) {
@@ -257,6 +277,8 @@ static int server_start_cluster(void) {
         .hint_window_ms = (uint64_t)server.hinted_handoff_window,
         .hint_max_bytes = (size_t)server.hinted_handoff_max_bytes,
         .log = cl_log,
+        /* durable hints in persistent mode: dir/hints (the working directory) */
+        .hint_dir = persist_on() ? "hints" : NULL,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);

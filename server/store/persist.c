@@ -341,6 +341,9 @@ void persist_close(void) {
     kv_free(P.deleted);
     kv_free(P.wrote);
     kv_free(P.held);
+    kv_free(P.waiters);
+    P.waiters = NULL;
+    P.nwaiters = P.capwaiters = 0;
     kv_free(P.temps);
     kv_free(P.dirty);
     kv_free(P.dirty_tmp);
@@ -417,10 +420,11 @@ int persist_reopen(char *err, size_t errlen) {
      * healthy, -MISCONF (maybe stored: ambiguous, never a false +OK) if not */
     if (P.write_failed) {
         fail_pending_clients();
-    } else if (P.nheld) {
+    } else if (P.nheld || P.nwaiters) {
         lsm_sync_wal(P.db, UINT64_MAX);
         release_held();
     }
+    persist_waiters_run();
     bg_join();
     if (P.sync_ev) {
         event_free(P.sync_ev);
@@ -473,10 +477,11 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg) {
         P.sync_start_us = 0;
     }
     release_held();
+    persist_waiters_run();
 }
 
 static void request_sync(void) {
-    if (P.nheld == 0 || P.last_seq <= P.sync_asked) {
+    if ((P.nheld == 0 && !persist_waiters_need_sync()) || P.last_seq <= P.sync_asked) {
         return;
     }
     /* asked at once even with a sync in flight: the engine's sync thread then
@@ -510,6 +515,7 @@ void persist_before_sleep(void) {
         release_held(); /* an earlier sync may already cover them */
     }
     request_sync();
+    persist_waiters_run(); /* stored (and, under always, already synced) */
     if (P.expire_more) {
         expire_cycle(1000);
     }

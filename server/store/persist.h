@@ -101,6 +101,19 @@ void persist_on_event(const struct store_ev *ev, void *arg);
  * fails (hooks.fail). */
 void persist_client_wrote(struct client *c);
 
+/* Durability for a writer that is not a client (the cluster's own replica: a
+ * write it applied is acknowledged to the coordinator once durable, like a peer's
+ * KVD.PEER WRITE reply). Calls fn(arg, ok) once every write made so far is stored
+ * (the pending batch written) and, with appendfsync always, covered by a WAL sync:
+ * ok 1; ok 0 when it failed (the reply a client would get is -MISCONF). Runs from
+ * the loop (before-sleep or the sync event), never inside this call; writers of a
+ * turn share the batch and the fsync (group commit). Returns a handle for
+ * persist_durable_cancel, or 0 when everything is durable already (fn never runs;
+ * also when the engine is not open). */
+uint64_t persist_when_durable(void (*fn)(void *arg, int ok), void *arg);
+/* The caller is gone: fn of handle will not run (a handle already run: no-op). */
+void persist_durable_cancel(uint64_t handle);
+
 /* ---- the clients that wrote ----
  * The store knows a client only as the opaque pointer its events carry (the
  * writer); it never reads the client itself. What persistence keeps per writer is

@@ -55,6 +55,16 @@ struct field_op {
     size_t off, len;               /* the field's bytes in P.fbytes */
 };
 
+/* A caller of persist_when_durable (the cluster's own replica acknowledgements). */
+enum { WAITER_BATCH = 0, WAITER_WRITTEN, WAITER_FAILED };
+struct durable_waiter {
+    uint64_t id;
+    void (*fn)(void *arg, int ok);
+    void *arg;
+    int state;                     /* WAITER_*: in the pending batch, written, failed */
+    uint64_t seq;                  /* WRITTEN: the engine sequence it waits for */
+};
+
 struct persist_state {
     struct lsm_db *db;
     char dir[1024];                /* the engine's directory */
@@ -78,6 +88,9 @@ struct persist_state {
     size_t nwrote, capwrote;
     struct client **held;          /* clients waiting for a WAL sync */
     size_t nheld, capheld;
+    struct durable_waiter *waiters;/* persist_when_durable, in arrival order */
+    size_t nwaiters, capwaiters;
+    uint64_t next_waiter;
     int fault_armed;               /* DEBUG ENGINE-FAULT: no automatic recovery */
     long long last_recover_ms;
     uint64_t last_seq, sync_asked;
@@ -146,6 +159,11 @@ void deleted_add(uint64_t token, int db);
 int deleted_has(uint64_t token, int db);
 void deleted_clear(void);
 void fail_pending_clients(void);
+/* Runs the persist_when_durable callbacks whose writes are now stored (and synced
+ * under always) or failed; from the loop only (before-sleep, the sync event). */
+void persist_waiters_run(void);
+/* 1 when a waiter waits for a WAL sync (request_sync must ask for one). */
+int persist_waiters_need_sync(void);
 /* The client layer's hooks (persist_set_client_hooks). */
 extern struct persist_client_hooks persist_hooks;
 /* What persistence keeps of writer c: the first member of its struct client. */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/env.h"
 #include "server/store/hlc.h"
 #include "server/test_client.h"
 #include "tests/test.h"
@@ -597,6 +598,73 @@ static void test_persist_always_holds_replies_until_the_sync(void) {
     cleanup();
 }
 
+static int durable_calls, durable_ok;
+
+static void on_durable(void *arg, int ok) {
+    (void)arg;
+    durable_calls++;
+    durable_ok = ok;
+}
+
+static void test_persist_when_durable_waits_for_the_batch_and_its_sync(void) {
+    fresh();
+    server.appendfsync = PERSIST_FSYNC_ALWAYS;
+    durable_calls = 0;
+    CHECK_EQ_INT(persist_when_durable(on_durable, NULL), 0); /* nothing to wait for */
+    RUN_EQ("SET a 1", "+OK");
+    uint64_t h = persist_when_durable(on_durable, NULL);
+    CHECK(h != 0);
+    CHECK_EQ_INT(durable_calls, 0); /* never inside the call */
+    env_debug_sync_delay(300);      /* the sync thread's fsync is slow */
+    persist_before_sleep();         /* written, the sync asked */
+    CHECK_EQ_INT(durable_calls, 0);
+    env_debug_sync_delay(0);
+    CHECK_EQ_INT(lsm_sync_wal(persist_engine(), UINT64_MAX), LSM_OK);
+    persist_before_sleep();
+    CHECK_EQ_INT(durable_calls, 1);
+    CHECK_EQ_INT(durable_ok, 1);
+    /* a cancelled wait never runs */
+    RUN_EQ("SET b 2", "+OK");
+    h = persist_when_durable(on_durable, NULL);
+    CHECK(h != 0);
+    persist_durable_cancel(h);
+    persist_before_sleep();
+    CHECK_EQ_INT(lsm_sync_wal(persist_engine(), UINT64_MAX), LSM_OK);
+    persist_before_sleep();
+    CHECK_EQ_INT(durable_calls, 1);
+    /* everysec: at the batch's write, no sync awaited */
+    server.appendfsync = PERSIST_FSYNC_EVERYSEC;
+    RUN_EQ("SET c 3", "+OK");
+    CHECK(persist_when_durable(on_durable, NULL) != 0);
+    persist_before_sleep();
+    CHECK_EQ_INT(durable_calls, 2);
+    CHECK_EQ_INT(persist_when_durable(on_durable, NULL), 0);
+    server.appendfsync = PERSIST_FSYNC_NO;
+    persist_before_sleep();
+    cleanup();
+}
+
+static void test_persist_client_that_wrote_nothing_new_is_released(void) {
+    /* a peer's WRITE answered :0 (a newer version held): held like a write, but
+     * the batch is empty; it must go once what is stored is synced */
+    fresh();
+    server.appendfsync = PERSIST_FSYNC_ALWAYS;
+    RUN_EQ("SET a 1", "+OK");
+    persist_before_sleep();
+    CHECK_EQ_INT(lsm_sync_wal(persist_engine(), UINT64_MAX), LSM_OK);
+    persist_before_sleep();
+    CHECK(!client_output_held(&tc));
+    client_call_begin(&tc);
+    persist_client_wrote(&tc);
+    reply_raw(&tc, ":0\r\n", 4);
+    client_call_end(&tc, 0);
+    CHECK(client_output_held(&tc));
+    persist_before_sleep();
+    CHECK(!client_output_held(&tc));
+    server.appendfsync = PERSIST_FSYNC_NO;
+    cleanup();
+}
+
 /* ---- big hashes: one record per field ---- */
 
 /* Live field records (meta 'h' ...) in the engine. */
@@ -831,6 +899,8 @@ int main(void) {
     TEST_RUN(test_persist_dbsize_exact_after_clean_and_unclean_stops);
     TEST_RUN(test_persist_scan_returns_every_key_once_with_token_cursors);
     TEST_RUN(test_persist_always_holds_replies_until_the_sync);
+    TEST_RUN(test_persist_when_durable_waits_for_the_batch_and_its_sync);
+    TEST_RUN(test_persist_client_that_wrote_nothing_new_is_released);
     TEST_RUN(test_persist_big_hash_writes_only_changed_fields);
     TEST_RUN(test_persist_big_hash_fields_live_under_the_key_token);
     TEST_RUN(test_persist_old_form_big_hash_loads_and_moves_on_write);

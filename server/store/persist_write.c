@@ -108,8 +108,84 @@ void persist_set_client_hooks(const struct persist_client_hooks *h) {
     persist_hooks = *h;
 }
 
+/* ---- durability for writers that are not clients (persist_when_durable) ---- */
+
+uint64_t persist_when_durable(void (*fn)(void *arg, int ok), void *arg) {
+    if (P.db == NULL) {
+        return 0;
+    }
+    int always = server.appendfsync == PERSIST_FSYNC_ALWAYS;
+    int pending = P.ndirty || P.nfops || lsm_batch_count(P.batch);
+    int state = P.write_failed ? WAITER_FAILED : pending ? WAITER_BATCH : WAITER_WRITTEN;
+    if (state == WAITER_WRITTEN && (!always || lsm_durable_seq(P.db) >= P.last_seq)) {
+        return 0; /* stored, and synced when that is asked */
+    }
+    if (P.nwaiters == P.capwaiters) {
+        P.capwaiters = P.capwaiters ? P.capwaiters * 2 : 16;
+        P.waiters = kv_realloc(P.waiters, P.capwaiters * sizeof(*P.waiters));
+    }
+    struct durable_waiter *w = &P.waiters[P.nwaiters++];
+    *w = (struct durable_waiter){++P.next_waiter, fn, arg, state, P.last_seq};
+    return w->id;
+}
+
+void persist_durable_cancel(uint64_t handle) {
+    for (size_t i = 0; i < P.nwaiters; i++) {
+        if (P.waiters[i].id == handle) {
+            memmove(&P.waiters[i], &P.waiters[i + 1],
+                    (P.nwaiters - i - 1) * sizeof(*P.waiters));
+            P.nwaiters--;
+            return;
+        }
+    }
+}
+
+/* the batch holding the waiters' writes was written as seq (or failed: ok 0) */
+static void waiters_written(uint64_t seq, int ok) {
+    for (size_t i = 0; i < P.nwaiters; i++) {
+        struct durable_waiter *w = &P.waiters[i];
+        if (!ok && w->state != WAITER_FAILED) {
+            w->state = WAITER_FAILED; /* written ones too: their sync will not come */
+        } else if (ok && w->state == WAITER_BATCH) {
+            w->state = WAITER_WRITTEN;
+            w->seq = seq;
+        }
+    }
+}
+
+int persist_waiters_need_sync(void) {
+    return P.nwaiters > 0 && server.appendfsync == PERSIST_FSYNC_ALWAYS;
+}
+
+void persist_waiters_run(void) {
+    if (P.nwaiters == 0) {
+        return;
+    }
+    int always = server.appendfsync == PERSIST_FSYNC_ALWAYS;
+    uint64_t durable = P.db ? lsm_durable_seq(P.db) : 0;
+    struct durable_waiter ready[64];
+    size_t nready = 0, keep = 0;
+    /* the ready ones leave the list before any callback runs (a callback may ask
+     * or cancel); more than fit in ready wait for the next run */
+    for (size_t i = 0; i < P.nwaiters; i++) {
+        struct durable_waiter *w = &P.waiters[i];
+        int go = w->state == WAITER_FAILED ||
+                 (w->state == WAITER_WRITTEN && (!always || w->seq <= durable));
+        if (go && nready < sizeof(ready) / sizeof(ready[0])) {
+            ready[nready++] = *w;
+        } else {
+            P.waiters[keep++] = *w;
+        }
+    }
+    P.nwaiters = keep;
+    for (size_t i = 0; i < nready; i++) {
+        ready[i].fn(ready[i].arg, ready[i].state != WAITER_FAILED);
+    }
+}
+
 /* Every client waiting for a write or a sync: their writes fail. */
 void fail_pending_clients(void) {
+    waiters_written(0, 0);
     for (size_t i = 0; i < P.nwrote; i++) {
         fail_client(P.wrote[i]);
     }
@@ -156,10 +232,34 @@ void drop_cache(void) {
  * and the cache, which may hold those values, is dropped in before-sleep. */
 static void encode_dirty(void);
 
+/* Nothing to write this turn: the clients that wrote (a peer's WRITE that found
+ * a newer version held) wait for what is already written, synced under always. */
+static void commit_nothing(void) {
+    int always = server.appendfsync == PERSIST_FSYNC_ALWAYS;
+    int synced = !always || lsm_durable_seq(P.db) >= P.last_seq;
+    for (size_t i = 0; i < P.nwrote; i++) {
+        struct client *c = P.wrote[i];
+        writer_of(c)->flags &= ~PERSIST_WRITER_WROTE;
+        if (!synced) {
+            if (writer_of(c)->durable_wait < P.last_seq) {
+                writer_of(c)->durable_wait = P.last_seq;
+            }
+            held_add(c);
+        } else if (!(writer_of(c)->flags & PERSIST_WRITER_HELD)) {
+            persist_hooks.release(c);
+        }
+    }
+    P.nwrote = 0;
+    waiters_written(P.last_seq, 1);
+}
+
 int commit(void) {
     encode_dirty();
     if (P.db == NULL || lsm_batch_count(P.batch) == 0) {
         deleted_clear();
+        if (P.db) {
+            commit_nothing();
+        }
         return 0;
     }
     uint64_t seq = 0;
@@ -176,6 +276,7 @@ int commit(void) {
         return -1;
     }
     P.last_seq = seq;
+    waiters_written(seq, 1);
     for (size_t i = 0; i < P.nwrote; i++) {
         struct client *c = P.wrote[i];
         writer_of(c)->flags &= ~PERSIST_WRITER_WROTE;
