@@ -93,6 +93,35 @@ def log(*a):
     print(time.strftime('%H:%M:%S'), *a, flush=True)
 
 
+def run_counted(res, name, argv, env=None, timeout=120, cwd=None):
+    """Runs a program that ends with "N passed, M failed" (a client program, a
+    suite); adds its counts to res and shows its FAIL/MISMATCH/SKIP lines. No count
+    line, a timeout, or a non-zero exit with 0 failed counts one failure."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                           cwd=cwd)
+        out = r.stdout + r.stderr
+    except subprocess.TimeoutExpired as e:
+        res.check('%s finished within %d s' % (name, timeout), False, str(e)[-800:])
+        return
+    p = f = None
+    for line in out.splitlines():
+        w = line.split()
+        if len(w) == 4 and w[1] == 'passed,' and w[3] == 'failed' and w[0].isdigit():
+            p, f = int(w[0]), int(w[2])
+    for line in out.splitlines():
+        if line.startswith(('FAIL', 'MISMATCH', 'SKIP', '  ')) or 'Error' in line:
+            print('%s: %s' % (name, line) if not line.startswith(' ') else line)
+    if p is None:
+        res.check('%s printed its counts' % name, False, out[-800:])
+        return
+    print('%s: %d passed, %d failed' % (name, p, f), flush=True)
+    res.passed += p
+    res.failed += f
+    if f == 0 and r.returncode != 0:
+        res.check('%s exit status 0' % name, False, r.returncode)
+
+
 # ---- iptables partitions ---------------------------------------------------------
 
 _partition_lock = threading.Lock()
