@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cluster/auth.h"
+#include "cluster/fake_peer_test.h"
 #include "proto/resp.h"
 #include "tests/test.h"
 
@@ -45,11 +46,9 @@ struct pconn {
     struct peer *peer;
     int fd;
     struct event *rev, *wev, *delay_ev;
-    char *in;
-    size_t inlen, incap;
+    struct fp_in rd; /* input and the request being handled (fake_peer_test.h) */
     char *out;
     size_t outlen, outcap;
-    struct resp_parser parser;
     struct auth_listener auth;
     /* delayed replies, released in order */
     struct delayed {
@@ -98,11 +97,10 @@ static void pconn_close(struct pconn *c)
     event_free(c->wev);
     event_free(c->delay_ev);
     close(c->fd);
-    resp_parser_deinit(&c->parser);
+    fp_in_free(&c->rd);
     for (int i = 0; i < c->dq_n; i++) {
         free(c->dq[(c->dq_head + i) % 64].bytes);
     }
-    free(c->in);
     free(c->out);
 }
 
@@ -178,7 +176,7 @@ static void pconn_peer_verb(struct pconn *c)
     auth_nonce_make(rnd, sizeof(rnd), ++p->nonce_ctr + 1000 * (uint64_t)p->port, nonce);
     struct auth_reply r;
     p->peer_verbs++;
-    auth_listener_step_argv(&c->auth, c->parser.argc - 1, c->parser.argv + 1, nonce, &r);
+    auth_listener_step_argv(&c->auth, c->rd.parser.argc - 1, c->rd.parser.argv + 1, nonce, &r);
     if (r.kind == AUTH_REPLY_PAIR) {
         pconn_write(c, "*2\r\n", 4);
         pconn_bulk(c, r.a, r.alen);
@@ -236,8 +234,8 @@ static void pconn_random_reply(struct pconn *c)
 
 static void pconn_command(struct pconn *c)
 {
-    struct kv_slice *argv = c->parser.argv;
-    int argc = c->parser.argc;
+    struct kv_slice *argv = c->rd.parser.argv;
+    int argc = c->rd.parser.argc;
     if (argc >= 1 && arg_is(&argv[0], "KVD.PEER")) {
         pconn_peer_verb(c);
         return;
@@ -306,46 +304,27 @@ static void pconn_command(struct pconn *c)
     }
 }
 
+/* One request (fp_in_read's callback): handled; a NO_READ peer stops consuming
+ * once authenticated. */
+static int pconn_request(void *arg)
+{
+    struct pconn *c = arg;
+    pconn_command(c);
+    if (c->dead) {
+        return FP_CLOSED;
+    }
+    if (c->mode == PEER_NO_READ && auth_listener_authenticated(&c->auth)) {
+        return FP_STOP; /* stop consuming too */
+    }
+    return FP_GO_ON;
+}
+
 static void pconn_on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct pconn *c = arg;
-    if (c->incap - c->inlen < 65536) {
-        c->incap = c->incap * 2 + 65536;
-        c->in = realloc(c->in, c->incap);
-    }
-    ssize_t n = read(fd, c->in + c->inlen, c->incap - c->inlen);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    if (fp_in_read(&c->rd, fd, pconn_request, c) < 0) {
         pconn_close(c);
-        return;
     }
-    if (n < 0) {
-        return;
-    }
-    c->inlen += (size_t)n;
-    size_t pos = 0;
-    while (!c->dead && pos < c->inlen) {
-        size_t used = 0;
-        int rc = resp_parse(&c->parser, c->in + pos, c->inlen - pos, &used);
-        if (rc == RESP_AGAIN) {
-            break;
-        }
-        if (rc != RESP_OK) {
-            pconn_close(c);
-            return;
-        }
-        if (c->parser.argc > 0) {
-            pconn_command(c);
-        }
-        pos += used;
-        if (c->mode == PEER_NO_READ && auth_listener_authenticated(&c->auth)) {
-            break; /* stop consuming too */
-        }
-    }
-    if (c->dead) {
-        return;
-    }
-    memmove(c->in, c->in + pos, c->inlen - pos);
-    c->inlen -= pos;
 }
 
 static void peer_on_accept(evutil_socket_t lfd, short what, void *arg)
@@ -370,8 +349,7 @@ static void peer_on_accept(evutil_socket_t lfd, short what, void *arg)
     c->peer = p;
     c->fd = fd;
     c->mode = p->mode;
-    struct resp_limits lim = {512ll << 20, 1024 * 1024, 65536};
-    resp_parser_init(&c->parser, &lim);
+    fp_in_init(&c->rd);
     auth_listener_init(&c->auth, p->secret, strlen(p->secret), "fake-peer", 9);
     c->rev = event_new(p->base, fd, EV_READ | EV_PERSIST, pconn_on_readable, c);
     c->wev = event_new(p->base, fd, EV_WRITE, pconn_on_writable, c);
@@ -389,22 +367,10 @@ static int peer_start(struct peer *p, struct event_base *base, int port, const c
     p->base = base;
     p->secret = sec;
     p->mode = mode;
-    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(p->lfd, 64) != 0) {
-        close(p->lfd);
+    p->lfd = fp_listen(port, &p->port);
+    if (p->lfd < 0) {
         return -1;
     }
-    socklen_t sl = sizeof(sa);
-    getsockname(p->lfd, (struct sockaddr *)&sa, &sl);
-    p->port = ntohs(sa.sin_port);
-    fcntl(p->lfd, F_SETFL, O_NONBLOCK);
     if (accept_conns) {
         p->lev = event_new(base, p->lfd, EV_READ | EV_PERSIST, peer_on_accept, p);
         event_add(p->lev, NULL);

@@ -43,7 +43,8 @@ async function fresh() {
     db = target.freshDb();
     return connect();
   }
-  const c = await fresh();
+  const c = await connect();
+  await c.flushAll();
   return c;
 }
 async function close(c) {

@@ -102,29 +102,19 @@ def test_hiredis(cl, res, work):
     harness.run_counted(res, 'hiredis', [exe, 'hi'] + [nd.addr for nd in cl.nodes])
 
 
-def main():
-    binary = sys.argv[1]
-    res = harness.Results('clients')
-    skip = harness.node_cluster_or_skip(binary, 'clients')
-    if skip is not None:
-        return skip
+def run(cl, res):
+    test_redis_cli(cl, res)
+    test_redis_py(cl, res)
     with tempfile.TemporaryDirectory(prefix='kvd-cl-clients.') as work:
-        cl = harness.Cluster(binary, n=3, mode='persistent')
-        try:
-            cl.start()
-            test_redis_cli(cl, res)
-            test_redis_py(cl, res)
-            test_hiredis(cl, res, work)
-            env = dict(os.environ, NODE_PATH=NODE_MODULES)
-            for lib in ('ioredis', 'redis', 'redis4'):
-                harness.run_counted(res, lib, ['node', os.path.join(HERE, 'clients.js'), lib, 'js-' + lib]
-                    + [nd.addr for nd in cl.nodes], env=env)
-            harness.check_no_crash(cl, res)
-        except Exception as e:  # noqa: BLE001 - a harness failure is one failed case
-            res.check('cluster run without exception', False, repr(e))
-        finally:
-            harness.check_clean_exit(cl.stop(), res, cl)
-    return res.summary()
+        test_hiredis(cl, res, work)
+    env = dict(os.environ, NODE_PATH=NODE_MODULES)
+    for lib in ('ioredis', 'redis', 'redis4'):
+        harness.run_counted(res, lib, ['node', os.path.join(HERE, 'clients.js'), lib, 'js-' + lib]
+                            + [nd.addr for nd in cl.nodes], env=env)
+
+
+def main():
+    return harness.scenario(sys.argv[1], 'clients', run, n=3, mode='persistent')
 
 
 if __name__ == '__main__':
