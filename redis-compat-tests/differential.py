@@ -21,7 +21,7 @@ step, the command and both replies. Every compared step is one test case; ends w
 Usage: differential.py --kvd BIN [--redis redis-server] [--seeds N] [--first-seed S]
                        [--steps N] [--maxmemory] [--verbose] [--kvd-addr HOST:PORT]
 --kvd-addr compares a kvd already running there (a node of a cluster:
-tests/cluster/compat_test.py) instead of starting one; it is neither started nor
+tests/cluster/compat3.py) instead of starting one; it is neither started nor
 stopped here. COMPAT_REFUSED (run.sh's probe; a multi-node kvd cluster refuses
 keyless commands and WATCH) names commands the sequence then leaves out, each
 reported once as a SKIP line; where FLUSHALL is refused, a fresh start DELs the

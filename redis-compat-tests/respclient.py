@@ -198,7 +198,7 @@ class Harness:
 
 
 # ---- the target: where the server under test listens, and what it refuses -----------
-# run.sh sets these for every suite (README "Cluster mode", tests/cluster/compat_test.py):
+# run.sh sets these for every suite (README "Cluster mode", tests/cluster/compat3.py):
 #   COMPAT_HOST     the main server's address (default 127.0.0.1; its port is argv[1])
 #   COMPAT_POOL     "host:port,host:port,...": spread connections over these servers,
 #                   a different one per new connection in turn (the nodes of a cluster);

@@ -10,7 +10,7 @@
 # KVD_ARGS="--mode persistent" (say) adds options to every kvd it and the
 # differential/fuzz suites start.
 # COMPAT_SERVER=host:port: the main server is one already running there (a cluster
-# node: tests/cluster/compat_test.py); run.sh neither starts nor stops it, and the
+# node: tests/cluster/compat3.py); run.sh neither starts nor stops it, and the
 # suites reach it at COMPAT_HOST. COMPAT_POOL="host:port,..." (passed on) spreads the
 # client suites' connections over those servers. COMPAT_SUITES="redis-cli hiredis"
 # runs only the suites named. COMPAT_REFUSED: the commands among FLUSHALL FLUSHDB
