@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/fake_peer_test.h"
 #include "cluster/ring.h"
 #include "proto/resp.h"
 #include "proto/version.h"
@@ -149,9 +150,7 @@ struct tconn {
     struct tnode *tn;
     int fd;
     struct event *rev;
-    char *in;
-    size_t inlen, incap;
-    struct resp_parser parser;
+    struct fp_in rd; /* input and the request being handled (fake_peer_test.h) */
     struct cluster_peer *peer;
     int dead;
 };
@@ -176,9 +175,8 @@ static void tconn_close(struct tconn *c) {
     c->dead = 1;
     event_free(c->rev);
     close(c->fd);
-    resp_parser_deinit(&c->parser);
+    fp_in_free(&c->rd);
     cluster_peer_free(c->peer);
-    free(c->in);
 }
 
 static void write_all(int fd, const char *p, size_t n) {
@@ -199,52 +197,33 @@ static void write_all(int fd, const char *p, size_t n) {
     }
 }
 
+/* One request (fp_in_read's callback): KVD.PEER to cluster_peer_command, as the
+ * server does; anything else an error. */
+static int tconn_request(void *arg) {
+    struct tconn *c = arg;
+    struct resp_parser *p = &c->rd.parser;
+    struct msg_buf out = {0};
+    int close_after = 0;
+    if (p->argc >= 1 && p->argv[0].len == 8 && strncasecmp(p->argv[0].p, "KVD.PEER", 8) == 0) {
+        close_after = cluster_peer_command(c->tn->cl, c->peer, p->argv, (size_t)p->argc, &out);
+    } else {
+        msg_reply_error(&out, "ERR unknown command");
+    }
+    write_all(c->fd, out.p, out.len);
+    msg_buf_free(&out);
+    if (close_after) {
+        c->tn->closed_peers++;
+        tconn_close(c);
+        return FP_CLOSED;
+    }
+    return FP_GO_ON;
+}
+
 static void tconn_readable(evutil_socket_t fd, short what, void *arg) {
     struct tconn *c = arg;
-    if (c->incap - c->inlen < 65536) {
-        c->incap = c->incap * 2 + 65536;
-        c->in = realloc(c->in, c->incap);
-    }
-    ssize_t n = read(fd, c->in + c->inlen, c->incap - c->inlen);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    if (fp_in_read(&c->rd, fd, tconn_request, c) < 0) {
         tconn_close(c);
-        return;
     }
-    if (n < 0) {
-        return;
-    }
-    c->inlen += (size_t)n;
-    size_t pos = 0;
-    while (!c->dead && pos < c->inlen) {
-        size_t used = 0;
-        int rc = resp_parse(&c->parser, c->in + pos, c->inlen - pos, &used);
-        if (rc == RESP_AGAIN) {
-            break;
-        }
-        if (rc != RESP_OK) {
-            tconn_close(c);
-            return;
-        }
-        pos += used;
-        struct msg_buf out = {0};
-        int close_after = 0;
-        if (c->parser.argc >= 1 && c->parser.argv[0].len == 8 &&
-            strncasecmp(c->parser.argv[0].p, "KVD.PEER", 8) == 0) {
-            close_after = cluster_peer_command(c->tn->cl, c->peer, c->parser.argv,
-                                               (size_t)c->parser.argc, &out);
-        } else {
-            msg_reply_error(&out, "ERR unknown command");
-        }
-        write_all(c->fd, out.p, out.len);
-        msg_buf_free(&out);
-        if (close_after) {
-            c->tn->closed_peers++;
-            tconn_close(c);
-            return;
-        }
-    }
-    memmove(c->in, c->in + pos, c->inlen - pos);
-    c->inlen -= pos;
 }
 
 static void tnode_accept(evutil_socket_t lfd, short what, void *arg) {
@@ -261,8 +240,7 @@ static void tnode_accept(evutil_socket_t lfd, short what, void *arg) {
     struct tconn *c = calloc(1, sizeof *c);
     c->tn = tn;
     c->fd = fd;
-    struct resp_limits lim = {512ll << 20, 1024 * 1024, 65536};
-    resp_parser_init(&c->parser, &lim);
+    fp_in_init(&c->rd);
     c->peer = cluster_peer_new(tn->cl);
     c->rev = event_new(tn->base, fd, EV_READ | EV_PERSIST, tconn_readable, c);
     event_add(c->rev, NULL);
@@ -271,21 +249,10 @@ static void tnode_accept(evutil_socket_t lfd, short what, void *arg) {
 
 /* listens on 127.0.0.1:port (0: any free port) */
 static int tnode_listen(struct tnode *tn, int port) {
-    tn->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(tn->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(tn->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(tn->lfd, 64) != 0) {
-        close(tn->lfd);
+    tn->lfd = fp_listen(port, &tn->port);
+    if (tn->lfd < 0) {
         return -1;
     }
-    socklen_t sl = sizeof sa;
-    getsockname(tn->lfd, (struct sockaddr *)&sa, &sl);
-    tn->port = ntohs(sa.sin_port);
-    fcntl(tn->lfd, F_SETFL, O_NONBLOCK);
     tn->lev = event_new(tn->base, tn->lfd, EV_READ | EV_PERSIST, tnode_accept, tn);
     event_add(tn->lev, NULL);
     return 0;

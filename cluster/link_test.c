@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cluster/auth.h"
+#include "cluster/fake_peer_test.h"
 #include "proto/resp.h"
 #include "tests/test.h"
 
@@ -45,11 +46,9 @@ struct pconn {
     struct peer *peer;
     int fd;
     struct event *rev, *wev, *delay_ev;
-    char *in;
-    size_t inlen, incap;
+    struct fp_in rd; /* input and the request being handled (fake_peer_test.h) */
     char *out;
     size_t outlen, outcap;
-    struct resp_parser parser;
     struct auth_listener auth;
     /* delayed replies, released in order */
     struct delayed {
@@ -98,11 +97,10 @@ static void pconn_close(struct pconn *c)
     event_free(c->wev);
     event_free(c->delay_ev);
     close(c->fd);
-    resp_parser_deinit(&c->parser);
+    fp_in_free(&c->rd);
     for (int i = 0; i < c->dq_n; i++) {
         free(c->dq[(c->dq_head + i) % 64].bytes);
     }
-    free(c->in);
     free(c->out);
 }
 
@@ -178,7 +176,7 @@ static void pconn_peer_verb(struct pconn *c)
     auth_nonce_make(rnd, sizeof(rnd), ++p->nonce_ctr + 1000 * (uint64_t)p->port, nonce);
     struct auth_reply r;
     p->peer_verbs++;
-    auth_listener_step_argv(&c->auth, c->parser.argc - 1, c->parser.argv + 1, nonce, &r);
+    auth_listener_step_argv(&c->auth, c->rd.parser.argc - 1, c->rd.parser.argv + 1, nonce, &r);
     if (r.kind == AUTH_REPLY_PAIR) {
         pconn_write(c, "*2\r\n", 4);
         pconn_bulk(c, r.a, r.alen);
@@ -236,8 +234,8 @@ static void pconn_random_reply(struct pconn *c)
 
 static void pconn_command(struct pconn *c)
 {
-    struct kv_slice *argv = c->parser.argv;
-    int argc = c->parser.argc;
+    struct kv_slice *argv = c->rd.parser.argv;
+    int argc = c->rd.parser.argc;
     if (argc >= 1 && arg_is(&argv[0], "KVD.PEER")) {
         pconn_peer_verb(c);
         return;
@@ -306,46 +304,27 @@ static void pconn_command(struct pconn *c)
     }
 }
 
+/* One request (fp_in_read's callback): handled; a NO_READ peer stops consuming
+ * once authenticated. */
+static int pconn_request(void *arg)
+{
+    struct pconn *c = arg;
+    pconn_command(c);
+    if (c->dead) {
+        return FP_CLOSED;
+    }
+    if (c->mode == PEER_NO_READ && auth_listener_authenticated(&c->auth)) {
+        return FP_STOP; /* stop consuming too */
+    }
+    return FP_GO_ON;
+}
+
 static void pconn_on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct pconn *c = arg;
-    if (c->incap - c->inlen < 65536) {
-        c->incap = c->incap * 2 + 65536;
-        c->in = realloc(c->in, c->incap);
-    }
-    ssize_t n = read(fd, c->in + c->inlen, c->incap - c->inlen);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    if (fp_in_read(&c->rd, fd, pconn_request, c) < 0) {
         pconn_close(c);
-        return;
     }
-    if (n < 0) {
-        return;
-    }
-    c->inlen += (size_t)n;
-    size_t pos = 0;
-    while (!c->dead && pos < c->inlen) {
-        size_t used = 0;
-        int rc = resp_parse(&c->parser, c->in + pos, c->inlen - pos, &used);
-        if (rc == RESP_AGAIN) {
-            break;
-        }
-        if (rc != RESP_OK) {
-            pconn_close(c);
-            return;
-        }
-        if (c->parser.argc > 0) {
-            pconn_command(c);
-        }
-        pos += used;
-        if (c->mode == PEER_NO_READ && auth_listener_authenticated(&c->auth)) {
-            break; /* stop consuming too */
-        }
-    }
-    if (c->dead) {
-        return;
-    }
-    memmove(c->in, c->in + pos, c->inlen - pos);
-    c->inlen -= pos;
 }
 
 static void peer_on_accept(evutil_socket_t lfd, short what, void *arg)
@@ -370,8 +349,7 @@ static void peer_on_accept(evutil_socket_t lfd, short what, void *arg)
     c->peer = p;
     c->fd = fd;
     c->mode = p->mode;
-    struct resp_limits lim = {512ll << 20, 1024 * 1024, 65536};
-    resp_parser_init(&c->parser, &lim);
+    fp_in_init(&c->rd);
     auth_listener_init(&c->auth, p->secret, strlen(p->secret), "fake-peer", 9);
     c->rev = event_new(p->base, fd, EV_READ | EV_PERSIST, pconn_on_readable, c);
     c->wev = event_new(p->base, fd, EV_WRITE, pconn_on_writable, c);
@@ -389,22 +367,10 @@ static int peer_start(struct peer *p, struct event_base *base, int port, const c
     p->base = base;
     p->secret = sec;
     p->mode = mode;
-    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(p->lfd, 64) != 0) {
-        close(p->lfd);
+    p->lfd = fp_listen(port, &p->port);
+    if (p->lfd < 0) {
         return -1;
     }
-    socklen_t sl = sizeof(sa);
-    getsockname(p->lfd, (struct sockaddr *)&sa, &sl);
-    p->port = ntohs(sa.sin_port);
-    fcntl(p->lfd, F_SETFL, O_NONBLOCK);
     if (accept_conns) {
         p->lev = event_new(base, p->lfd, EV_READ | EV_PERSIST, peer_on_accept, p);
         event_add(p->lev, NULL);
@@ -514,6 +480,29 @@ static int link_not_up(void *arg)
     return st.state != LINK_STATE_UP;
 }
 
+static void base_config(struct link_config *cfg, int port, struct state_log *log);
+
+/* Most tests' start: a fake peer on base (secret sec, mode, accepting connections or
+ * not) and a link config to it logging into log. 0, or -1 when the peer could not
+ * listen. */
+static int peer_and_config(struct event_base *base, struct peer *p, const char *sec, int mode,
+                           int accept_conns, struct link_config *cfg, struct state_log *log)
+{
+    if (peer_start(p, base, 0, sec, mode, accept_conns) != 0) {
+        return -1;
+    }
+    base_config(cfg, p->port, log);
+    return 0;
+}
+
+/* Most tests' end: the link, the peer and the base gone. */
+static void teardown(struct link **l, struct peer *p, struct event_base *base)
+{
+    link_destroy(l);
+    peer_stop(p);
+    event_base_free(base);
+}
+
 static void base_config(struct link_config *cfg, int port, struct state_log *log)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -555,12 +544,11 @@ static int send_delay(struct link *l, int ms, const char *payload, struct rec *r
  * first; replies come back in order; state goes connecting -> up. */
 static void test_link_handshake_then_requests_flow(void)
 {
-    struct event_base *base = event_base_new();
     struct peer p;
-    CHECK(peer_start(&p, base, 0, secret, PEER_ECHO, 1) == 0);
     struct state_log log = {0};
     struct link_config cfg;
-    base_config(&cfg, p.port, &log);
+    struct event_base *base = event_base_new();
+    CHECK(peer_and_config(base, &p, secret, PEER_ECHO, 1, &cfg, &log) == 0);
     struct link *l = link_create(base, &cfg);
     CHECK(l != NULL);
     struct rec early = {0}, ping = {0};
@@ -598,12 +586,11 @@ static void test_link_handshake_then_requests_flow(void)
  * waiting request with LINK_DOWN, and the peer never received it. */
 static void test_link_wrong_secret_closed_and_reported(void)
 {
-    struct event_base *base = event_base_new();
     struct peer p;
-    CHECK(peer_start(&p, base, 0, "another secret", PEER_ECHO, 1) == 0);
     struct state_log log = {0};
     struct link_config cfg;
-    base_config(&cfg, p.port, &log);
+    struct event_base *base = event_base_new();
+    CHECK(peer_and_config(base, &p, "another secret", PEER_ECHO, 1, &cfg, &log) == 0);
     cfg.backoff_min_ms = 500;
     cfg.backoff_max_ms = 1000;
     struct link *l = link_create(base, &cfg);
@@ -624,9 +611,7 @@ static void test_link_wrong_secret_closed_and_reported(void)
     CHECK_EQ_INT(send1(l, "PING", NULL, &r2), LINK_DOWN);
     run_for(base, 20);
     CHECK_EQ_INT(r2.calls, 0);
-    link_destroy(&l);
-    peer_stop(&p);
-    event_base_free(base);
+    teardown(&l, &p, base);
 }
 
 /* The link, not the peer, is the impostor check too: a peer that answers HELLO but
@@ -677,12 +662,11 @@ static void test_link_listener_without_secret_refused_by_dialer(void)
  * step. */
 static void test_link_request_timeout_fires_once_late_reply_ignored(void)
 {
-    struct event_base *base = event_base_new();
     struct peer p;
-    CHECK(peer_start(&p, base, 0, secret, PEER_ECHO, 1) == 0);
     struct state_log log = {0};
     struct link_config cfg;
-    base_config(&cfg, p.port, &log);
+    struct event_base *base = event_base_new();
+    CHECK(peer_and_config(base, &p, secret, PEER_ECHO, 1, &cfg, &log) == 0);
     cfg.request_timeout_ms = 300;
     struct link *l = link_create(base, &cfg);
     CHECK(run_until(base, link_up, l, 2000));
@@ -709,9 +693,7 @@ static void test_link_request_timeout_fires_once_late_reply_ignored(void)
     CHECK(run_until(base, rec_called, &c, 1000));
     CHECK_EQ_INT(c.status, LINK_OK);
     CHECK_EQ_STR(c.str, "after");
-    link_destroy(&l);
-    peer_stop(&p);
-    event_base_free(base);
+    teardown(&l, &p, base);
 }
 
 /* A peer that accepts the connection (backlog) but never answers, like a SIGSTOPped
@@ -719,12 +701,12 @@ static void test_link_request_timeout_fires_once_late_reply_ignored(void)
  * the waiting request fails with LINK_DOWN. */
 static void test_link_unanswered_handshake_hits_connect_timeout(void)
 {
-    struct event_base *base = event_base_new();
     struct peer p;
-    CHECK(peer_start(&p, base, 0, secret, PEER_ECHO, 0) == 0); /* never accepts */
     struct state_log log = {0};
     struct link_config cfg;
-    base_config(&cfg, p.port, &log);
+    /* a peer that never accepts */
+    struct event_base *base = event_base_new();
+    CHECK(peer_and_config(base, &p, secret, PEER_ECHO, 0, &cfg, &log) == 0);
     cfg.connect_timeout_ms = 150;
     cfg.request_timeout_ms = 5000;
     cfg.backoff_min_ms = 2000;
@@ -741,9 +723,7 @@ static void test_link_unanswered_handshake_hits_connect_timeout(void)
     link_get_stats(l, &st);
     CHECK_EQ_INT(st.state, LINK_STATE_DOWN);
     CHECK(strstr(st.last_error, "connect timeout") != NULL);
-    link_destroy(&l);
-    peer_stop(&p);
-    event_base_free(base);
+    teardown(&l, &p, base);
 }
 
 struct many {
@@ -786,12 +766,11 @@ static long rss_kb(void)
  * closed), each exactly once. */
 static void test_link_peer_never_reads_requests_time_out_memory_bounded(void)
 {
-    struct event_base *base = event_base_new();
     struct peer p;
-    CHECK(peer_start(&p, base, 0, secret, PEER_NO_READ, 1) == 0);
     struct state_log log = {0};
     struct link_config cfg;
-    base_config(&cfg, p.port, &log);
+    struct event_base *base = event_base_new();
+    CHECK(peer_and_config(base, &p, secret, PEER_NO_READ, 1, &cfg, &log) == 0);
     cfg.request_timeout_ms = 300;
     cfg.max_inflight = 64;
     cfg.max_inflight_bytes = 256 * 1024;
@@ -837,21 +816,18 @@ static void test_link_peer_never_reads_requests_time_out_memory_bounded(void)
     CHECK(m.timeout > 0);
     run_for(base, 50);
     CHECK_EQ_INT(m.calls, accepted); /* nothing completes twice */
-    link_destroy(&l);
-    peer_stop(&p);
-    event_base_free(base);
+    teardown(&l, &p, base);
 }
 
 /* A peer that answers half a bulk and stalls: the request times out, the stalled
  * connection is closed, the link redials and serves again. */
 static void test_link_half_frame_times_out_then_recovers(void)
 {
-    struct event_base *base = event_base_new();
     struct peer p;
-    CHECK(peer_start(&p, base, 0, secret, PEER_HALF, 1) == 0);
     struct state_log log = {0};
     struct link_config cfg;
-    base_config(&cfg, p.port, &log);
+    struct event_base *base = event_base_new();
+    CHECK(peer_and_config(base, &p, secret, PEER_HALF, 1, &cfg, &log) == 0);
     cfg.request_timeout_ms = 150;
     struct link *l = link_create(base, &cfg);
     CHECK(run_until(base, link_up, l, 2000));
@@ -869,9 +845,7 @@ static void test_link_half_frame_times_out_then_recovers(void)
     struct link_stats st;
     link_get_stats(l, &st);
     CHECK_EQ_INT(st.disconnects, 1);
-    link_destroy(&l);
-    peer_stop(&p);
-    event_base_free(base);
+    teardown(&l, &p, base);
 }
 
 /* One bad-reply scenario: the peer in `mode` answers one request; the link must close
@@ -880,12 +854,11 @@ static void test_link_half_frame_times_out_then_recovers(void)
 static void bad_reply_case(int mode, const char *why_part, long long max_bulk,
                            size_t max_reply_bytes, int want_status)
 {
-    struct event_base *base = event_base_new();
     struct peer p;
-    CHECK(peer_start(&p, base, 0, secret, mode, 1) == 0);
     struct state_log log = {0};
     struct link_config cfg;
-    base_config(&cfg, p.port, &log);
+    struct event_base *base = event_base_new();
+    CHECK(peer_and_config(base, &p, secret, mode, 1, &cfg, &log) == 0);
     cfg.request_timeout_ms = 3000;
     cfg.backoff_min_ms = 5000;
     cfg.backoff_max_ms = 5000;
@@ -910,9 +883,7 @@ static void bad_reply_case(int mode, const char *why_part, long long max_bulk,
     CHECK(strstr(st.last_error, why_part) != NULL);
     CHECK(rss_kb() - rss0 < 64 * 1024);
     CHECK_EQ_INT(r.calls, 1);
-    link_destroy(&l);
-    peer_stop(&p);
-    event_base_free(base);
+    teardown(&l, &p, base);
 }
 
 static void test_link_garbage_reply_closes_link(void)
@@ -978,21 +949,18 @@ static void test_link_peer_restart_reconnects(void)
     CHECK(run_until(base, rec_called, &r3, 1000));
     CHECK_EQ_INT(r3.status, LINK_OK);
     CHECK_EQ_STR(r3.str, "back");
-    link_destroy(&l);
-    peer_stop(&p);
-    event_base_free(base);
+    teardown(&l, &p, base);
 }
 
 /* The link binds its source address: a link from 127.0.0.2 reaches a listener on
  * 127.0.0.1 as 127.0.0.2 (a link without one arrives as 127.0.0.1). */
 static void test_link_binds_source_address(void)
 {
-    struct event_base *base = event_base_new();
     struct peer p;
-    CHECK(peer_start(&p, base, 0, secret, PEER_ECHO, 1) == 0);
     struct state_log log = {0};
     struct link_config cfg;
-    base_config(&cfg, p.port, &log);
+    struct event_base *base = event_base_new();
+    CHECK(peer_and_config(base, &p, secret, PEER_ECHO, 1, &cfg, &log) == 0);
     struct link *plain = link_create(base, &cfg);
     CHECK(run_until(base, link_up, plain, 2000));
     CHECK_EQ_STR(p.last_peer_ip, "127.0.0.1");
@@ -1010,12 +978,11 @@ static void test_link_binds_source_address(void)
 /* Requests issued in one loop turn leave in one write. */
 static void test_link_sends_of_one_turn_leave_in_one_write(void)
 {
-    struct event_base *base = event_base_new();
     struct peer p;
-    CHECK(peer_start(&p, base, 0, secret, PEER_ECHO, 1) == 0);
     struct state_log log = {0};
     struct link_config cfg;
-    base_config(&cfg, p.port, &log);
+    struct event_base *base = event_base_new();
+    CHECK(peer_and_config(base, &p, secret, PEER_ECHO, 1, &cfg, &log) == 0);
     struct link *l = link_create(base, &cfg);
     CHECK(run_until(base, link_up, l, 2000));
     run_for(base, 20);
@@ -1035,21 +1002,18 @@ static void test_link_sends_of_one_turn_leave_in_one_write(void)
     CHECK_EQ_INT(m.ok, 100);
     link_get_stats(l, &after);
     CHECK_EQ_INT(after.write_calls - before.write_calls, 1);
-    link_destroy(&l);
-    peer_stop(&p);
-    event_base_free(base);
+    teardown(&l, &p, base);
 }
 
 /* Queue limits while connecting, verbs a link cannot carry, and destroy with work
  * pending: each accepted request gets exactly one LINK_DOWN. */
 static void test_link_queue_bound_refusals_and_destroy_completes_pending(void)
 {
-    struct event_base *base = event_base_new();
     struct peer p;
-    CHECK(peer_start(&p, base, 0, secret, PEER_SILENT, 1) == 0);
     struct state_log log = {0};
     struct link_config cfg;
-    base_config(&cfg, p.port, &log);
+    struct event_base *base = event_base_new();
+    CHECK(peer_and_config(base, &p, secret, PEER_SILENT, 1, &cfg, &log) == 0);
     cfg.max_queued_bytes = 4096;
     struct link *l = link_create(base, &cfg);
     struct many m = {0};
@@ -1147,12 +1111,11 @@ static int self_destroyed(void *arg)
 
 static void test_link_destroy_inside_callback_is_safe(void)
 {
-    struct event_base *base = event_base_new();
     struct peer p;
-    CHECK(peer_start(&p, base, 0, secret, PEER_ECHO, 1) == 0);
     struct state_log log = {0};
     struct link_config cfg;
-    base_config(&cfg, p.port, &log);
+    struct event_base *base = event_base_new();
+    CHECK(peer_and_config(base, &p, secret, PEER_ECHO, 1, &cfg, &log) == 0);
     struct self_destroy s = {0};
     s.l = link_create(base, &cfg);
     CHECK(run_until(base, link_up, s.l, 2000));

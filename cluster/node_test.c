@@ -83,13 +83,19 @@ static struct msg_record rec_of(uint64_t hlc, const char *val) {
     return r;
 }
 
+/* A write of "k" = "v" (hlc 10) through the node, on the first nrep of replicas
+ * 1, 2, 3 at quorum w, at time 1000; returns the op's id (0 when it failed at once). */
+static uint64_t write_k(struct cnode *n, size_t nrep, size_t w, void *user) {
+    struct msg_record r = rec_of(10, "v");
+    return cnode_write_on(n, three, nrep, 0, "k", 1, &r, w, 1000, user);
+}
+
 static void test_write_decides_at_w_then_finishes_when_all_answered(void) {
     struct cnode n;
     struct fake f;
     setup(&n, &f);
-    struct msg_record r = rec_of(10, "v");
     int user;
-    uint64_t id = cnode_write_on(&n, three, 3, 0, "k", 1, &r, 2, 1000, &user);
+    uint64_t id = write_k(&n, 3, 2, &user);
     CHECK(id > 0);
     CHECK_EQ_INT(f.ns, 3);
     CHECK_EQ_INT(sent_to(&f, 2, MSG_WRITE), 1);
@@ -115,8 +121,7 @@ static void test_late_reply_for_a_finished_op_is_counted_and_ignored(void) {
     struct cnode n;
     struct fake f;
     setup(&n, &f);
-    struct msg_record r = rec_of(10, "v");
-    uint64_t id = cnode_write_on(&n, three, 1, 0, "k", 1, &r, 1, 1000, NULL);
+    uint64_t id = write_k(&n, 1, 1, NULL);
     cnode_on_write_reply(&n, id, 1, 1, 1001);
     CHECK(!cnode_live(&n, id));
     cnode_on_write_reply(&n, id, 1, 1, 1002);
@@ -132,8 +137,7 @@ static void test_down_replica_gets_a_hint_delivered_when_up(void) {
     struct fake f;
     setup(&n, &f);
     f.down[3] = 1;
-    struct msg_record r = rec_of(10, "v");
-    uint64_t id = cnode_write_on(&n, three, 3, 0, "k", 1, &r, 2, 1000, NULL);
+    uint64_t id = write_k(&n, 3, 2, NULL);
     CHECK_EQ_INT(sent_to(&f, 3, MSG_WRITE), 0); /* known down: no request */
     CHECK_EQ_INT(n.st.hints_added, 1);
     CHECK_EQ_INT(hints_pending(n.hints, 3), 1);
@@ -159,8 +163,7 @@ static void test_deadline_fails_write_with_count_and_hints_the_silent(void) {
     struct cnode n;
     struct fake f;
     setup(&n, &f);
-    struct msg_record r = rec_of(10, "v");
-    uint64_t id = cnode_write_on(&n, three, 3, 0, "k", 1, &r, 2, 1000, NULL);
+    uint64_t id = write_k(&n, 3, 2, NULL);
     CHECK_EQ_INT(cnode_next_deadline(&n), 1100);
     cnode_on_write_reply(&n, id, 1, 1, 1010);
     cnode_tick(&n, 1099);
@@ -180,8 +183,7 @@ static void test_too_few_up_fails_at_once_without_sending(void) {
     struct fake f;
     setup(&n, &f);
     f.down[2] = f.down[3] = 1;
-    struct msg_record r = rec_of(10, "v");
-    cnode_write_on(&n, three, 3, 0, "k", 1, &r, 2, 1000, NULL);
+    write_k(&n, 3, 2, NULL);
     CHECK_EQ_INT(f.ns, 0);
     CHECK_EQ_INT(f.completed, 1); /* inside the call: the driver defers it */
     CHECK_EQ_INT(f.last_result, OP_FAILED);
@@ -195,9 +197,8 @@ static void test_cancelled_op_never_reports_but_goes_on(void) {
     struct cnode n;
     struct fake f;
     setup(&n, &f);
-    struct msg_record r = rec_of(10, "v");
     int user;
-    uint64_t id = cnode_write_on(&n, three, 3, 0, "k", 1, &r, 2, 1000, &user);
+    uint64_t id = write_k(&n, 3, 2, &user);
     CHECK(cnode_cancel_user(&n, id) == &user);
     CHECK(cnode_cancel_user(&n, id) == NULL); /* only once */
     cnode_on_write_reply(&n, id, 1, 1, 1001);

@@ -31,11 +31,23 @@ static int hints_for(const struct op_actions *a, uint32_t node) {
     return 0;
 }
 
+/* A write of "k" = "v" (hlc 100, node 1) as op 1 to replicas 11, 22, 33 at quorum
+ * w, at time 1000 with a 50 ms timeout, none known down. */
+static void write_k(struct op *op, size_t w, struct op_actions *a) {
+    struct msg_record r = rec_at(100, 1, 0, "v");
+    op_write_start(op, 1, 0, "k", 1, NODES, 3, w, &r, NULL, 1000, 50, a);
+}
+
+/* A read of "k" as op id from replicas 11, 22, 33 at quorum 2, at time 1000 with a
+ * 50 ms timeout, none known down. */
+static void read_k(struct op *op, uint64_t id, struct op_actions *a) {
+    op_read_start(op, id, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, a);
+}
+
 static void test_op_write_completes_at_w_acks_and_ignores_duplicates(void) {
     struct op op;
     struct op_actions a;
-    struct msg_record r = rec_at(100, 1, 0, "v");
-    op_write_start(&op, 1, 0, "k", 1, NODES, 3, 2, &r, NULL, 1000, 50, &a);
+    write_k(&op, 2, &a);
     CHECK_EQ_INT(a.nsend, 3);
     CHECK(sends_to(&a, 11, MSG_WRITE) && sends_to(&a, 22, MSG_WRITE) &&
           sends_to(&a, 33, MSG_WRITE));
@@ -60,8 +72,7 @@ static void test_op_write_completes_at_w_acks_and_ignores_duplicates(void) {
 static void test_op_write_times_out_with_got_x_of_w_and_hints_the_missing(void) {
     struct op op;
     struct op_actions a;
-    struct msg_record r = rec_at(100, 1, 0, "v");
-    op_write_start(&op, 1, 0, "k", 1, NODES, 3, 2, &r, NULL, 1000, 50, &a);
+    write_k(&op, 2, &a);
     op_on_write_reply(&op, 22, 1, 1010, &a);
     op_tick(&op, 1049, &a); /* before the deadline: nothing */
     CHECK_EQ_INT(a.completed, 0);
@@ -84,8 +95,7 @@ static void test_op_write_times_out_with_got_x_of_w_and_hints_the_missing(void) 
 static void test_op_write_hints_a_replica_that_missed_an_ok_write(void) {
     struct op op;
     struct op_actions a;
-    struct msg_record r = rec_at(100, 1, 0, "v");
-    op_write_start(&op, 1, 0, "k", 1, NODES, 3, 2, &r, NULL, 1000, 50, &a);
+    write_k(&op, 2, &a);
     op_on_write_reply(&op, 11, 1, 1001, &a);
     op_on_write_reply(&op, 22, 1, 1001, &a);
     CHECK_EQ_INT(op.result, OP_OK);
@@ -100,8 +110,7 @@ static void test_op_write_hints_a_replica_that_missed_an_ok_write(void) {
 static void test_op_write_fails_early_when_errors_make_w_unreachable(void) {
     struct op op;
     struct op_actions a;
-    struct msg_record r = rec_at(100, 1, 0, "v");
-    op_write_start(&op, 1, 0, "k", 1, NODES, 3, 3, &r, NULL, 1000, 50, &a);
+    write_k(&op, 3, &a);
     op_on_write_reply(&op, 22, 0, 1001, &a); /* an error reply: hint, W=3 lost */
     CHECK_EQ_INT(a.completed, 1);
     CHECK_EQ_INT(op.result, OP_FAILED);
@@ -176,7 +185,7 @@ static void test_op_read_newest_wins_and_waits_for_the_repair(void) {
 static void test_op_read_equal_answers_complete_without_repair(void) {
     struct op op;
     struct op_actions a;
-    op_read_start(&op, 7, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    read_k(&op, 7, &a);
     struct msg_item x = found(100, 1, 0, "x");
     op_on_read_reply(&op, 33, &x, 1001, &a);
     op_on_read_reply(&op, 11, &x, 1001, &a);
@@ -193,7 +202,7 @@ static void test_op_read_equal_answers_complete_without_repair(void) {
 static void test_op_read_of_nothing_anywhere_is_not_found(void) {
     struct op op;
     struct op_actions a;
-    op_read_start(&op, 7, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    read_k(&op, 7, &a);
     struct msg_item nothing = {0};
     op_on_read_reply(&op, 11, &nothing, 1001, &a);
     op_on_read_reply(&op, 22, &nothing, 1001, &a);
@@ -206,7 +215,7 @@ static void test_op_read_of_nothing_anywhere_is_not_found(void) {
 static void test_op_read_tombstone_beats_value_of_same_version(void) {
     struct op op;
     struct op_actions a;
-    op_read_start(&op, 7, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    read_k(&op, 7, &a);
     struct msg_item val = found(100, 1, 0, "v"), tomb = found(100, 1, 1, NULL);
     op_on_read_reply(&op, 11, &tomb, 1001, &a);
     op_on_read_reply(&op, 22, &val, 1001, &a);
@@ -218,7 +227,7 @@ static void test_op_read_tombstone_beats_value_of_same_version(void) {
 static void test_op_read_fails_when_r_is_not_reached(void) {
     struct op op;
     struct op_actions a;
-    op_read_start(&op, 7, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    read_k(&op, 7, &a);
     struct msg_item x = found(100, 1, 0, "x");
     op_on_read_reply(&op, 11, &x, 1001, &a);
     op_tick(&op, 1050, &a);
@@ -229,7 +238,7 @@ static void test_op_read_fails_when_r_is_not_reached(void) {
     CHECK_EQ_STR(text, "got 1 of 2 read answers");
     op_destroy(&op);
     /* two failed requests out of three: failed at once, no wait */
-    op_read_start(&op, 8, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    read_k(&op, 8, &a);
     op_on_read_reply(&op, 11, NULL, 1001, &a);
     CHECK_EQ_INT(a.completed, 0);
     op_on_read_reply(&op, 22, NULL, 1001, &a);
@@ -242,7 +251,7 @@ static void test_op_read_fails_when_r_is_not_reached(void) {
 static void test_op_read_fails_when_the_repair_times_out(void) {
     struct op op;
     struct op_actions a;
-    op_read_start(&op, 7, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    read_k(&op, 7, &a);
     struct msg_item old = found(100, 1, 0, "o"), newer = found(200, 1, 0, "n");
     op_on_read_reply(&op, 11, &old, 1040, &a);
     op_on_read_reply(&op, 22, &newer, 1045, &a);
@@ -261,7 +270,7 @@ static void test_op_read_fails_when_the_repair_times_out(void) {
 static void test_op_read_late_equal_answer_completes_the_repair_phase(void) {
     struct op op;
     struct op_actions a;
-    op_read_start(&op, 7, 0, "k", 1, NODES, 3, 2, NULL, 1000, 50, &a);
+    read_k(&op, 7, &a);
     struct msg_item old = found(100, 1, 0, "o"), newer = found(200, 1, 0, "n");
     op_on_read_reply(&op, 11, &old, 1001, &a);
     op_on_read_reply(&op, 22, &newer, 1002, &a);

@@ -19,7 +19,13 @@ step, the command and both replies. Every compared step is one test case; ends w
 "N passed, M failed".
 
 Usage: differential.py --kvd BIN [--redis redis-server] [--seeds N] [--first-seed S]
-                       [--steps N] [--maxmemory] [--verbose]
+                       [--steps N] [--maxmemory] [--verbose] [--kvd-addr HOST:PORT]
+--kvd-addr compares a kvd already running there (a node of a cluster:
+tests/cluster/compat3.py) instead of starting one; it is neither started nor
+stopped here. COMPAT_REFUSED (run.sh's probe; a multi-node kvd cluster refuses
+keyless commands and WATCH) names commands the sequence then leaves out, each
+reported once as a SKIP line; where FLUSHALL is refused, a fresh start DELs the
+sequence's key space (its ten keys in databases 0-2) on both servers instead.
 --maxmemory starts both with --maxmemory 1gb --maxmemory-policy allkeys-lru (nothing
 is evicted at that size; it catches regressions of the eviction bookkeeping).
 """
@@ -66,6 +72,12 @@ EXCLUDED = {
     # MULTI: run for real, kvd flushes memtables / compacts where Redis writes an RDB
     # or AOF, so their replies and timing are not Redis's to compare.
 }
+# Commands the server under test refuses (COMPAT_REFUSED: a multi-node kvd cluster's
+# keyless commands and WATCH, README "Cluster mode"): never generated.
+REFUSED = set(os.environ.get('COMPAT_REFUSED', '').upper().split())
+if os.environ.get('COMPAT_CLUSTER') == '1':
+    REFUSED.add('WATCH')  # a one-node cluster refuses WATCH too
+REFUSED_WHY = 'the server under test refuses it (COMPAT_REFUSED; README "Cluster mode")'
 # what the generator may CONFIG SET, and the value both get back after a mismatch
 RESYNC_CONFIG = [('maxmemory-samples', '5'), ('slowlog-max-len', '128'), ('lfu-log-factor', '10')]
 CONFIG_PARAMS = ['maxmemory-policy', 'databases', 'maxmemory-samples', 'timeout',
@@ -326,8 +338,8 @@ class Gen:
         touches itself (EXEC returns nil), sometimes with a queued error."""
         g = self
         cmds = []
-        # (a one-node cluster refuses WATCH: README "Cluster mode")
-        if g.maybe(0.35) and os.environ.get('COMPAT_CLUSTER') != '1':
+        # (a cluster refuses WATCH: README "Cluster mode")
+        if g.maybe(0.35) and 'WATCH' not in REFUSED:
             k = g.key()
             cmds.append((['WATCH', k], 'exact'))
             r = g.r.random()
@@ -356,6 +368,13 @@ class Gen:
         return cmds
 
     def next(self):
+        for _ in range(100):  # bounded: most draws are not refused
+            group = self._next()
+            if not REFUSED or all(str(a[0]).upper() not in REFUSED for a, _ in group):
+                return group
+        return [(['PING'], 'exact')]
+
+    def _next(self):
         r = self.r.random()
         if r < 0.30:
             return [self.strings()]
@@ -419,10 +438,10 @@ def ttl_equal(a, b, tol):
 class Pair:
     """The two servers' connections, kept in the same state (db, RESP version)."""
 
-    def __init__(self, kvd_port, redis_port):
-        self.a = Conn(kvd_port, timeout=30)
+    def __init__(self, kvd_port, redis_port, kvd_host='127.0.0.1'):
+        self.a = Conn(kvd_port, host=kvd_host, timeout=30)
         self.b = Conn(redis_port, timeout=30)
-        self.a2 = Conn(kvd_port, timeout=30)  # the other client, for WATCH conflicts
+        self.a2 = Conn(kvd_port, host=kvd_host, timeout=30)  # the other client, for WATCH conflicts
         self.b2 = Conn(redis_port, timeout=30)
 
     def call(self, args):
@@ -536,16 +555,29 @@ def send_pipelined(conn, cmds, rng, split):
     return [conn.read() for _ in cmds]
 
 
-def run_seed(seed, steps, kvd_port, redis_port, verbose, max_fail=50):
+def empty_keyspace(conn):
+    """FLUSHALL, or where the server under test refuses it, DEL of every key the
+    sequence uses in every database it reaches (SELECT and COPY DB: 0-2); the
+    connection is left in database 0."""
+    if 'FLUSHALL' not in REFUSED:
+        conn.call('FLUSHALL')
+        return
+    for db in ('2', '1', '0'):
+        conn.call('SELECT', db)
+        conn.call('DEL', *KEYS)
+
+
+def run_seed(seed, steps, kvd_port, redis_port, verbose, max_fail=50, kvd_host='127.0.0.1'):
     """Runs one seed's sequence: steps 20-40% go pipelined (up to 40 commands per
     write, split at random byte boundaries on the way to kvd), steps 60-80% in
     RESP3, the rest one command at a time in RESP2."""
     rng = random.Random(seed)
     gen = Gen(rng, int(time.time() * 1000))
     split_rng = random.Random(seed + 7777)
-    p = Pair(kvd_port, redis_port)
+    p = Pair(kvd_port, redis_port, kvd_host)
     passed = failed = 0
-    p.call(['FLUSHALL'])
+    for conn in (p.a, p.b):
+        empty_keyspace(conn)
     p.call(['HELLO', '2'])
     resp3_from, resp3_to = int(steps * 0.6), int(steps * 0.8)
     pipe_from, pipe_to = int(steps * 0.2), int(steps * 0.4)
@@ -609,7 +641,7 @@ def run_seed(seed, steps, kvd_port, redis_port, verbose, max_fail=50):
                 conn.call('DISCARD')
                 conn.call('UNWATCH')
                 conn.call('SELECT', '0')
-                conn.call('FLUSHALL')
+                empty_keyspace(conn)
                 for name, value in RESYNC_CONFIG:
                     conn.call('CONFIG', 'SET', name, value)
             resync = False
@@ -696,7 +728,24 @@ def coverage():
     for _ in range(50000):
         for args, _kind in gen.next():
             seen.add(str(args[0]).lower())
-    return [c for c in table if c not in seen and c not in EXCLUDED]
+    return [c for c in table if c not in seen and c not in EXCLUDED and c.upper() not in REFUSED]
+
+
+class External:
+    """A kvd already running at HOST:PORT (--kvd-addr), in place of a Server: never
+    started or stopped here (its owner checks how it exits)."""
+
+    def __init__(self, addr):
+        self.name = 'kvd'
+        self.host, port = addr.rsplit(':', 1)
+        self.port = int(port)
+        self.proc = None
+
+    def stop(self):
+        return None
+
+    def cleanup(self):
+        pass
 
 
 def main():
@@ -709,6 +758,7 @@ def main():
     ap.add_argument('--maxmemory', action='store_true')
     ap.add_argument('--kvd-arg', action='append', default=[], help='an extra option for kvd')
     ap.add_argument('--verbose', action='store_true')
+    ap.add_argument('--kvd-addr', help='HOST:PORT of a kvd already running (not started here)')
     o = ap.parse_args()
     redis_bin = o.redis if '/' in o.redis else next(
         (os.path.join(d, o.redis) for d in os.environ.get('PATH', '').split(':')
@@ -717,8 +767,10 @@ def main():
     a = b = None
     passed = failed = 0
     try:
-        a = Server(o.kvd, extra + o.kvd_arg, name='kvd')
+        a = External(o.kvd_addr) if o.kvd_addr else Server(o.kvd, extra + o.kvd_arg, name='kvd')
         b = Server(redis_bin, extra, name='redis')
+        for c in sorted(REFUSED):
+            print('SKIP differential: %s is never generated (%s)' % (c, REFUSED_WHY))
         missing = coverage()
         if missing:
             print('FAIL differential: commands of server/cmd/commands.def never generated: %s'
@@ -729,13 +781,13 @@ def main():
         label = ' (maxmemory 1gb allkeys-lru)' if o.maxmemory else ''
         for seed in range(o.first_seed, o.first_seed + o.seeds):
             t0 = time.time()
-            p, f = run_seed(seed, o.steps, a.port, b.port, o.verbose)
+            p, f = run_seed(seed, o.steps, a.port, b.port, o.verbose, kvd_host=getattr(a, 'host', '127.0.0.1'))
             print('seed %d%s: %d passed, %d failed (%.1fs)' % (seed, label, p, f, time.time() - t0),
                   flush=True)
             passed += p
             failed += f
         for s in (a, b):
-            c = Conn(s.port)
+            c = Conn(s.port, host=getattr(s, 'host', '127.0.0.1'))
             ok = c.call('PING') == ('simple', b'PONG')
             c.close()
             passed, failed = (passed + 1, failed) if ok else (passed, failed + 1)
@@ -747,7 +799,7 @@ def main():
             type(e).__name__, e, LAST.get('seed'), LAST.get('step'),
             ' '.join(show_arg(x) for x in LAST.get('args', []))))
         traceback.print_exc(limit=2, file=sys.stdout)
-        if a is not None and a.proc.poll() is not None:
+        if a is not None and a.proc is not None and a.proc.poll() is not None:
             print('FAIL differential: kvd exited with status %s; log tail:\n%s' % (a.proc.returncode,
                                                                                  a._tail()))
     finally:

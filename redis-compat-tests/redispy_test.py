@@ -2,20 +2,22 @@
 """redis-compat-tests/redispy_test.py: the server driven by redis-py (Debian's
 python3-redis; run with /usr/bin/python3).
 
-Usage: redispy_test.py PORT AUTH_PORT AUTH_PASSWORD. Covers the connect handshake
+Usage: redispy_test.py PORT AUTH_PORT AUTH_PASSWORD (the main server at COMPAT_HOST,
+its connections spread over COMPAT_POOL when set: respclient.py). Covers the connect handshake
 (client_name, db, password), every family through redis-py's own methods, pipelines
 (transactional and not), r.transaction() with WATCH, scan_iter/hscan_iter,
 decode_responses, and that errors map to redis-py's exception classes. RESP3 runs
 only when this redis-py supports protocol=3 (5.0 and later); 4.x speaks RESP2.
 Ends with "N passed, M failed".
 """
+import os
 import sys
 import threading
 import time
 
 import redis
 
-from respclient import CLUSTER, CLUSTER_WATCH, Harness
+from respclient import CLUSTER, CLUSTER_WATCH, POOL, Harness, fresh_db, next_addr, refused
 
 PORT = int(sys.argv[1])
 AUTH_PORT = int(sys.argv[2])
@@ -24,8 +26,34 @@ H = Harness('redis-py')
 VERSION = tuple(int(x) for x in redis.__version__.split('.')[:2])
 
 
+DB = [0]  # the database client() selects: fresh() moves it when FLUSHALL is refused
+
+
 def client(**kw):
-    return redis.Redis(host='127.0.0.1', port=kw.pop('port', PORT), socket_timeout=10, **kw)
+    """A client of the main server (the pool's next node), in DB unless db= is given;
+    with port=AUTH_PORT one of run.sh's password server on 127.0.0.1."""
+    port = kw.pop('port', None)
+    if port is None:
+        host, port = next_addr(PORT)
+        kw.setdefault('db', DB[0])
+    else:
+        host = '127.0.0.1'
+    return redis.Redis(host=host, port=port, socket_timeout=10, **kw)
+
+
+def fresh():
+    """A client on an empty key space: FLUSHALL, or where the server refuses it (a
+    multi-node cluster) a database no test used yet."""
+    if refused('FLUSHALL'):
+        DB[0] = fresh_db()
+        return client()
+    r = client()
+    r.flushall()
+    return r
+
+
+def port_of(r):
+    return r.connection_pool.connection_kwargs['port']
 
 
 def raises(what, exc, fn, *args, text=None, **kw):
@@ -52,7 +80,7 @@ def t_handshake():
     lst = r.client_list()
     H.check('client_list parsed', any(c.get('name') == 'pytest-1' for c in lst), lst)
     H.eq('echo', r.echo('hey'), b'hey')
-    r.flushall()
+    fresh()
     s = client(decode_responses=True)
     s.set('d', 'text é')
     H.eq('decode_responses', s.get('d'), 'text é')
@@ -60,8 +88,7 @@ def t_handshake():
 
 
 def t_strings():
-    r = client()
-    r.flushall()
+    r = fresh()
     H.check('set', r.set('a', 'v') is True)
     H.eq('set nx existing', r.set('a', 'w', nx=True), None)
     H.check('set xx', r.set('a', 'w', xx=True) is True)
@@ -113,20 +140,24 @@ def t_strings():
 
 
 def t_keys_expire():
-    r = client()
-    r.flushall()
+    r = fresh()
     r.mset({'u:%d' % i: i for i in range(500)})
     r.hset('hh', mapping={'f%d' % i: i for i in range(700)})
-    H.eq('dbsize', r.dbsize(), 501)
-    H.eq('scan_iter match', sorted(r.scan_iter(match='u:1??', count=50)),
-         sorted(('u:%d' % i).encode() for i in range(100, 200)))
-    H.eq('scan_iter all', len(set(r.scan_iter(count=10))), 501)
-    H.eq('scan_iter _type', list(r.scan_iter(_type='hash')), [b'hh'])
+    why = refused('DBSIZE', 'SCAN', 'KEYS', 'RANDOMKEY', 'FLUSHDB')
+    if why:
+        H.skip('dbsize, scan_iter, keys, randomkey, flushdb', why)
+    else:
+        H.eq('dbsize', r.dbsize(), 501)
+        H.eq('scan_iter match', sorted(r.scan_iter(match='u:1??', count=50)),
+             sorted(('u:%d' % i).encode() for i in range(100, 200)))
+        H.eq('scan_iter all', len(set(r.scan_iter(count=10))), 501)
+        H.eq('scan_iter _type', list(r.scan_iter(_type='hash')), [b'hh'])
     H.eq('hscan_iter', dict(r.hscan_iter('hh', count=20)),
          {('f%d' % i).encode(): str(i).encode() for i in range(700)})
     H.eq('hscan_iter match', sorted(k for k, _ in r.hscan_iter('hh', match='f69?')),
          sorted(('f69%d' % i).encode() for i in range(10)))
-    H.eq('keys', sorted(r.keys('u:4?')), sorted(('u:4%d' % i).encode() for i in range(10)))
+    if not why:
+        H.eq('keys', sorted(r.keys('u:4?')), sorted(('u:4%d' % i).encode() for i in range(10)))
     H.eq('exists', r.exists('u:1', 'u:2', 'none'), 2)
     H.eq('delete', r.delete('u:1', 'none'), 1)
     H.eq('unlink', r.unlink('u:2'), 1)
@@ -137,9 +168,11 @@ def t_keys_expire():
            text='no such key')
     H.check('copy', r.copy('r3', 'r4') is True and r.get('r4') == b'3')
     H.check('copy replace', r.copy('u:5', 'r4', replace=True) is True and r.get('r4') == b'5')
-    H.check('copy to db', r.copy('u:5', 'u:5', destination_db=1) is True)
+    other_db = fresh_db() if refused('FLUSHALL') else 1
+    H.check('copy to db', r.copy('u:5', 'u:5', destination_db=other_db) is True)
     H.eq('touch', r.touch('r3', 'r4', 'none'), 2)
-    H.check('randomkey', r.exists(r.randomkey()) == 1)
+    if not why:
+        H.check('randomkey', r.exists(r.randomkey()) == 1)
     H.check('expire nx', r.expire('r3', 100, nx=True) is True)
     H.check('expire nx again', r.expire('r3', 100, nx=True) is False)
     H.check('expire gt', r.expire('r3', 200, gt=True) is True)
@@ -152,12 +185,12 @@ def t_keys_expire():
     H.check('pexpireat', r.pexpireat('r4', at * 1000 + 5) is True)
     H.eq('pexpiretime', r.execute_command('PEXPIRETIME', 'r4'), at * 1000 + 5)
     H.check('persist', r.persist('r4') is True and r.ttl('r4') == -1)
-    H.check('flushdb', r.flushdb() is True and r.dbsize() == 0)
+    if not why:
+        H.check('flushdb', r.flushdb() is True and r.dbsize() == 0)
 
 
 def t_hashes():
-    r = client()
-    r.flushall()
+    r = fresh()
     H.eq('hset mapping', r.hset('h', mapping={'a': 1, 'b': 2}), 2)
     H.eq('hset field', r.hset('h', 'c', 3), 1)
     H.eq('hsetnx', r.hsetnx('h', 'a', 9), False)
@@ -183,8 +216,7 @@ def t_hashes():
 
 
 def t_pipelines():
-    r = client()
-    r.flushall()
+    r = fresh()
     p = r.pipeline(transaction=False)
     for i in range(1000):
         p.set('p%d' % i, i)
@@ -246,6 +278,12 @@ def t_pipelines():
         pipe.set('ctr', 8)
         raises('WatchError', redis.WatchError, pipe.execute)
     H.eq('WatchError left the other write', r.get('ctr'), b'7')
+    if POOL and os.environ.get('COMPAT_WATCH_OPTIMISTIC') == '1':
+        # the threads' connections are on different nodes of a cluster
+        H.skip('WATCH-based increments from 4 threads through different nodes',
+               'a kvd cluster\'s WATCH is optimistic across nodes: an EXEC through another '
+               'node may commit between the check and the write (README "Cluster mode")')
+        return
     # concurrent increments through WATCH from threads: none lost
     def worker():
         c = client()
@@ -263,10 +301,15 @@ def t_pipelines():
 def t_server():
     r = client()
     info = r.info()
-    H.check('info parsed', 'redis_version' in info and info.get('tcp_port') == PORT, info.get('tcp_port'))
+    H.check('info parsed', 'redis_version' in info and info.get('tcp_port') == port_of(r),
+            info.get('tcp_port'))
     H.check('info section', 'used_memory' in r.info('memory'))
     r.set('a', 1)
-    H.eq('info keyspace', r.info('keyspace').get('db0', {}).get('keys'), r.dbsize())
+    if refused('DBSIZE'):
+        H.skip('info keyspace against dbsize', refused('DBSIZE'))
+    else:
+        db = 'db%d' % DB[0]
+        H.eq('info keyspace', r.info('keyspace').get(db, {}).get('keys'), r.dbsize())
     cfg = r.config_get('maxmemory*')
     H.check('config_get', 'maxmemory' in cfg and 'maxmemory-policy' in cfg, cfg)
     H.check('config_set', r.config_set('slowlog-max-len', 200) is True and
@@ -305,8 +348,8 @@ def t_auth():
 def t_resp3():
     if VERSION < (5, 0):
         return  # redis-py 4.x has no RESP3
+    r = fresh()
     r = client(protocol=3)
-    r.flushall()
     r.hset('h', mapping={'a': '1'})
     H.eq('RESP3 hgetall', r.hgetall('h'), {b'a': b'1'})
     H.eq('RESP3 get missing', r.get('none'), None)

@@ -197,10 +197,51 @@ class Harness:
         return 0 if self.failed == 0 else 1
 
 
-# COMPAT_CLUSTER=1 (run.sh, KVD_ARGS with --cluster-enabled yes): kvd runs as a
-# one-node cluster, which refuses WATCH (README "Cluster mode").
-CLUSTER = os.environ.get('COMPAT_CLUSTER') == '1'
+# ---- the target: where the server under test listens, and what it refuses -----------
+# run.sh sets these for every suite (README "Cluster mode", tests/cluster/compat3.py):
+#   COMPAT_HOST     the main server's address (default 127.0.0.1; its port is argv[1])
+#   COMPAT_POOL     "host:port,host:port,...": spread connections over these servers,
+#                   a different one per new connection in turn (the nodes of a cluster);
+#                   empty: every connection goes to COMPAT_HOST and the given port
+#   COMPAT_REFUSED  the commands the main server refuses ("WATCH FLUSHALL DBSIZE ...",
+#                   probed by run.sh: a kvd cluster refuses what it cannot run yet); the
+#                   suites skip what needs them, with the reason REFUSED_WHY
+#   COMPAT_DB_BASE  first database a suite may take for a fresh key space when FLUSHALL
+#                   is refused (fresh_db); the server runs with enough `databases`
+#   COMPAT_CLUSTER=1: a one-node cluster (KVD_ARGS with --cluster-enabled yes).
+HOST = os.environ.get('COMPAT_HOST') or '127.0.0.1'
+POOL = [(a.rsplit(':', 1)[0], int(a.rsplit(':', 1)[1]))
+        for a in os.environ.get('COMPAT_POOL', '').split(',') if a.strip()]
+REFUSED = set(os.environ.get('COMPAT_REFUSED', '').upper().split())
+REFUSED_WHY = ('a multi-node kvd cluster refuses %s until it runs keyless commands on every '
+               'node (SCAN/KEYS/DBSIZE/FLUSH fan-out) and WATCH across nodes: README "Cluster mode"')
+CLUSTER = os.environ.get('COMPAT_CLUSTER') == '1' or 'WATCH' in REFUSED
 CLUSTER_WATCH = 'cluster mode refuses WATCH until EXEC can learn of writes made through other nodes'
+_pool_next = [0]
+_db_next = [int(os.environ.get('COMPAT_DB_BASE') or 0)]
+
+
+def refused(*cmds):
+    """None when the server runs every one of cmds, else the skip reason."""
+    bad = [c for c in cmds if c.upper() in REFUSED]
+    return REFUSED_WHY % '/'.join(bad) if bad else None
+
+
+def next_addr(port):
+    """(host, port) of the next connection: the pool's next member in turn, or
+    (HOST, port) without a pool."""
+    if not POOL:
+        return HOST, port
+    a = POOL[_pool_next[0] % len(POOL)]
+    _pool_next[0] += 1
+    return a
+
+
+def fresh_db():
+    """The next unused database from COMPAT_DB_BASE: a fresh, empty key space for a
+    suite when FLUSHALL is refused (never flushed; the server is the run's own)."""
+    _db_next[0] += 1
+    return _db_next[0]
 
 
 def die(msg):

@@ -9,6 +9,14 @@
 #
 # KVD_ARGS="--mode persistent" (say) adds options to every kvd it and the
 # differential/fuzz suites start.
+# COMPAT_SERVER=host:port: the main server is one already running there (a cluster
+# node: tests/cluster/compat3.py); run.sh neither starts nor stops it, and the
+# suites reach it at COMPAT_HOST. COMPAT_POOL="host:port,..." (passed on) spreads the
+# client suites' connections over those servers. COMPAT_SUITES="redis-cli hiredis"
+# runs only the suites named. COMPAT_REFUSED: the commands among FLUSHALL FLUSHDB
+# DBSIZE KEYS SCAN RANDOMKEY WATCH the main server refuses, probed here on its
+# (empty) key space; the suites skip what needs them, with the reason
+# (redis-compat-tests/respclient.py). The password server is always run.sh's own.
 # KVD_BINARY may be a redis-server: the suites are checked against Redis itself that
 # way (redis-compat-tests/run.sh /usr/bin/redis-server). --asan runs the same suites
 # with fewer differential steps (the sanitizer build is ~3x slower).
@@ -131,9 +139,15 @@ stop_server() {
     fi
 }
 
+# wanted NAME: true when COMPAT_SUITES is unset or names NAME
+wanted() {
+    [[ -z ${COMPAT_SUITES:-} || " $COMPAT_SUITES " == *" $1 "* ]]
+}
+
 # run_suite NAME TIMEOUT cmd...: runs one suite, shows its failures, adds its count.
 run_suite() {
     local name=$1 limit=$2; shift 2
+    wanted "$name" || return 0
     local log=$work/suite-$name.log start=$SECONDS
     (cd "$here" && timeout -k 5 "$limit" "$@") >"$log" 2>&1
     local rc=$?
@@ -156,6 +170,7 @@ run_suite() {
 revive() {
     local namevar=$1 pidvar=$2 portvar=$3 suite=$4; shift 4
     local name=${!namevar} pid=${!pidvar} rc
+    [[ $pid == external ]] && return 0 # not run.sh's: the caller watches it
     kill -0 "$pid" 2>/dev/null && return 0
     wait "$pid" 2>/dev/null
     rc=$?
@@ -183,8 +198,11 @@ revive() {
 restarts=0
 
 # suite NAME TIMEOUT cmd...: run_suite, then make sure both servers are still up.
+# With COMPAT_DB_BASE (a server that refuses FLUSHALL) each suite gets its own 16
+# databases for its fresh key spaces.
 suite() {
     local name=$1
+    [[ -n ${COMPAT_DB_BASE:-} ]] && export COMPAT_DB_BASE=$((COMPAT_DB_BASE + 16))
     run_suite "$@"
     revive main_name main_pid port "$name"
     revive auth_name auth_pid auth_port "$name" --requirepass "$authpw"
@@ -192,17 +210,36 @@ suite() {
 
 authpw="compat-$RANDOM-pw"
 main_name=main auth_name=auth
-if ! start_server main; then
+host=127.0.0.1
+if [[ -n ${COMPAT_SERVER:-} ]]; then
+    host=${COMPAT_SERVER%:*} port=${COMPAT_SERVER##*:} main_pid=external
+elif ! start_server main; then
     echo "0 passed, 1 failed"
     exit 1
+else
+    port=$SRV_PORT main_pid=$SRV_PID
 fi
-port=$SRV_PORT main_pid=$SRV_PID
+export COMPAT_HOST=$host
 if ! start_server auth --requirepass "$authpw"; then
     echo "0 passed, 1 failed"
     exit 1
 fi
 auth_port=$SRV_PORT auth_pid=$SRV_PID
-echo "run.sh: $target $bin on 127.0.0.1:$port (auth server on $auth_port)"
+echo "run.sh: $target $bin on $host:$port (auth server on $auth_port)${COMPAT_POOL:+, pool $COMPAT_POOL}"
+
+# What the main server refuses (a kvd cluster: keyless commands, WATCH), asked on its
+# empty key space (FLUSHALL/FLUSHDB there change nothing): "ERR X is not supported".
+if [[ -z ${COMPAT_REFUSED+set} ]]; then
+    COMPAT_REFUSED=
+    for probe in FLUSHALL FLUSHDB DBSIZE 'KEYS *' 'SCAN 0' RANDOMKEY 'WATCH probe-key'; do
+        # shellcheck disable=SC2086 # the probe is words
+        if timeout 10 redis-cli -h "$host" -p "$port" $probe 2>&1 | grep -q 'not supported'; then
+            COMPAT_REFUSED+="${probe%% *} "
+        fi
+    done
+fi
+export COMPAT_REFUSED
+[[ -n $COMPAT_REFUSED ]] && echo "run.sh: the server refuses: $COMPAT_REFUSED(their checks are skipped)"
 
 # hiredis test binary: built by `make` into build/compat/; compiled here when absent.
 hiredis_bin=$root/build/compat/hiredis_test
@@ -215,7 +252,7 @@ fi
 if ((asan)); then diff_steps=3000 diff_seeds=3; else diff_steps=5000 diff_seeds=8; fi
 
 suite raw 120 $PY raw_test.py "$port" "$auth_port" "$authpw"
-if [[ $target == kvd && -z ${KVD_ARGS:-} ]]; then
+if [[ $target == kvd && -z ${KVD_ARGS:-} ]] && wanted raw; then
     # kvd has two modes; the main server runs the default one, raw_test runs once
     # more against each other mode (maxmemory means eviction in cache mode and
     # memory for caches in persistent mode)
@@ -241,7 +278,7 @@ run_suite differential 150 $PY differential.py --kvd "$bin" --seeds "$diff_seeds
     --steps "$diff_steps" "${diff_kvd_args[@]}"
 run_suite differential-maxmemory 120 $PY differential.py --kvd "$bin" --seeds 1 \
     --steps "$diff_steps" --first-seed 100 --maxmemory "${diff_kvd_args[@]}"
-if [[ $target == kvd && -z ${KVD_ARGS:-} ]]; then
+if [[ $target == kvd && -z ${KVD_ARGS:-} && -z ${COMPAT_SERVER:-} ]]; then
     # the same sequences in cache mode (the default mode is persistent); with
     # maxmemory too, where it means eviction (set large enough never to evict)
     run_suite differential-cache 150 $PY differential.py --kvd "$bin" --seeds "$diff_seeds" \
@@ -277,13 +314,13 @@ run_suite cluster 180 $PY cluster_test.py --kvd "$bin"
 run_suite persist 480 bash persist_run.sh "$bin" $( ((asan)) && echo --asan )
 
 # The server must still be answering after every suite, then exit cleanly.
-if timeout 3 redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null | grep -q PONG; then
+if timeout 3 redis-cli -h "$host" -p "$port" PING 2>/dev/null | grep -q PONG; then
     total_p=$((total_p + 1))
 else
     echo "FAIL main: not answering PING after the suites"
     total_f=$((total_f + 1))
 fi
-stop_server "$main_name" "$main_pid"
+[[ $main_pid == external ]] || stop_server "$main_name" "$main_pid"
 stop_server "$auth_name" "$auth_pid" --shutdown "$auth_port" "$authpw"
 pids=()
 

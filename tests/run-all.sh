@@ -12,6 +12,9 @@
 #   unit:    every binary in build/tests/ (and build-asan/tests/)
 #   compat:  redis-compat-tests/run.sh KVD_BINARY [--asan]  (real clients, differential)
 #   compat-cluster1: the same against a one-node cluster (cluster-enabled yes, N=W=R=1)
+#   compat-cluster3: tests/cluster/compat3.py: the client suites against node 1 of a
+#            3-node cluster (N=3 W=2 R=2), then over a pool of the three nodes, then
+#            the differential test through node 1; cache mode, then persistent mode
 #   cluster: tests/cluster/run.sh KVD_BINARY [--asan]  (real kvd clusters on 127.0.0.2..;
 #            SKIPs with 0 counted while the binary has no cluster)
 #   long:    tests/long/*.sh, only with --long
@@ -82,6 +85,11 @@ if [[ $mode == all ]]; then
     cluster1+=" --write-quorum 1 --read-quorum 1"
     [[ -x redis-compat-tests/run.sh ]] &&
         run_suite compat-cluster1 env KVD_ARGS="$cluster1" redis-compat-tests/run.sh build/kvd
+    # every client suite through a 3-node cluster; what it refuses is skipped with its
+    # reason (README "Cluster mode")
+    run_suite compat-cluster3 /usr/bin/python3 tests/cluster/compat3.py build/kvd --mode cache
+    run_suite compat-cluster3-persistent /usr/bin/python3 tests/cluster/compat3.py build/kvd \
+        --mode persistent
 fi
 if [[ $mode == all || $mode == asan ]]; then
     [[ -x redis-compat-tests/run.sh && -x build-asan/kvd ]] &&

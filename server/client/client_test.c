@@ -100,6 +100,51 @@ static void test_pipeline_waits_in_order_and_argv_is_copied(void) {
     done(c);
 }
 
+/* A long pipeline behind a waiting command is not moved to the front of the query
+ * buffer after every command (that was quadratic): the consumed bytes stay until
+ * they are as many as the rest, and every command still runs, in order. */
+static void test_long_pipeline_behind_waits_is_not_moved_per_command(void) {
+    struct client *c = fresh(1);
+    enum { N = 400 };
+    char val[101];
+    memset(val, 'v', 100);
+    val[100] = '\0';
+    for (int i = 0; i < N; i++) {
+        char cmd[160];
+        snprintf(cmd, sizeof cmd, "SET lp%d %s%d\r\n", i, val, i);
+        feed(c, cmd);
+    }
+    feed(c, "STRLEN lp399\r\n");
+    size_t total = c->qlen;
+    CHECK(total > 2 * 16 * 1024); /* larger than what moves at once */
+    client_process_input(c);
+    CHECK(c->flags & CLIENT_WAITING);
+    CHECK(c->qpos > 0);           /* the first command's bytes: not moved out */
+    CHECK_EQ_INT(c->qlen, total); /* nor the rest moved over them */
+    int moved_early = 0, moves = 0; /* moves: of a rest above 16 KiB */
+    long long deadline = kv_mstime() + 10000;
+    while ((c->flags & CLIENT_WAITING) && kv_mstime() < deadline) {
+        size_t qlen_before = c->qlen;
+        if (!client_ready_pending()) {
+            event_base_loop(server.base, EVLOOP_ONCE);
+        }
+        client_run_ready();
+        if (c->qlen < qlen_before && c->qlen > 0) { /* moved (nothing is fed here) */
+            size_t consumed = qlen_before - c->qlen, rest = c->qlen;
+            moves += rest > 16 * 1024;
+            moved_early |= rest > 16 * 1024 && consumed < rest;
+        }
+    }
+    CHECK(!(c->flags & CLIENT_WAITING));
+    CHECK(!moved_early);
+    CHECK(moves < 10); /* moves of a large rest: a few, not one per command */
+    const char *out = drain(c);
+    size_t olen = strlen(out);
+    CHECK_EQ_STR(olen > 12 ? out + olen - 12 : out, "+OK +OK :103"); /* STRLEN, last */
+    CHECK_EQ_INT(c->qlen, 0);
+    done(c);
+}
+
 static void test_other_client_runs_while_one_waits(void) {
     struct client *a = fresh(200), *b = fresh(0);
     feed(a, "SET other 1\r\n");
@@ -320,6 +365,7 @@ int main(void) {
     server_subscribe_events();
     server.base = event_base_new();
     TEST_RUN(test_pipeline_waits_in_order_and_argv_is_copied);
+    TEST_RUN(test_long_pipeline_behind_waits_is_not_moved_per_command);
     TEST_RUN(test_other_client_runs_while_one_waits);
     TEST_RUN(test_multi_queues_without_waiting_and_exec_waits);
     TEST_RUN(test_client_reply_skip_applies_to_the_waiting_command);

@@ -51,6 +51,7 @@
 #include "server/cmd/cmd.h"
 
 #define QBUF_FREE_ABOVE (1024 * 1024)  /* emptied buffers above this: at once */
+#define QBUF_MOVE_ALWAYS (16 * 1024)   /* an unparsed rest this small moves at once */
 
 static struct client *ready_head, *ready_tail; /* FIFO, linked by next_ready */
 int client_delay_set;                          /* cmd.h */
@@ -111,7 +112,13 @@ void client_process_input(struct client *c) {
             c->qbuf = NULL;
             c->qcap = 0;
         }
-    } else if (c->qpos > 0) {
+    } else if (c->qpos > 0 &&
+               (c->qlen - c->qpos <= QBUF_MOVE_ALWAYS || c->qpos >= c->qlen - c->qpos)) {
+        /* the unparsed rest to the front: at once when it is small; a large rest
+         * (a client suspended with a long pipeline behind it, e.g. redis-cli
+         * --pipe through the cluster, where every command waits) only once as
+         * many bytes were consumed, so moving costs O(1) per byte, not a move of
+         * the whole rest per command (quadratic: 100k SETs took 25 s) */
         memmove(c->qbuf, c->qbuf + c->qpos, c->qlen - c->qpos);
         c->qlen -= c->qpos;
         c->qpos = 0;

@@ -491,6 +491,24 @@ static void test_persist_active_expiry_tombstone_carries_the_value_version(void)
 
 /* ---- DBSIZE ---- */
 
+/* Closes the store and deletes its clean key counts (the meta key), as a crash
+ * would leave them, then opens it again: the open recounts by a scan. */
+static void reopen_without_counts(void) {
+    persist_before_sleep();
+    persist_close();
+    drop_cache();
+    struct lsm_db *db;
+    struct lsm_options o;
+    lsm_options_init(&o);
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    unsigned char mk[11];
+    memset(mk, 0xff, 10);
+    mk[10] = 'c';
+    CHECK_EQ_INT(lsm_delete(db, mk, 11, NULL, 0, NULL), LSM_OK);
+    lsm_close(&db);
+    open_db();
+}
+
 static void test_persist_dbsize_exact_after_clean_and_unclean_stops(void) {
     fresh();
     char cmd[128];
@@ -515,19 +533,7 @@ static void test_persist_dbsize_exact_after_clean_and_unclean_stops(void) {
     reopen(); /* clean: the counts come from the meta key */
     CHECK_EQ_STR(run("DBSIZE"), cmd);
     /* unclean: drop the clean counts as a crash would leave them */
-    persist_before_sleep();
-    persist_close();
-    drop_cache();
-    struct lsm_db *db;
-    struct lsm_options o;
-    lsm_options_init(&o);
-    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
-    unsigned char mk[11];
-    memset(mk, 0xff, 10);
-    mk[10] = 'c';
-    CHECK_EQ_INT(lsm_delete(db, mk, 11, NULL, 0, NULL), LSM_OK);
-    lsm_close(&db);
-    open_db(); /* recounts by a scan */
+    reopen_without_counts(); /* recounts by a scan */
     CHECK_EQ_STR(run("DBSIZE"), cmd);
     cleanup();
 }
@@ -854,20 +860,8 @@ static void test_persist_old_form_big_hash_loads_and_moves_on_write(void) {
     fresh();
     write_old_form_hash("legacy", 700);
     RUN_EQ("SET n 1", "+OK");
-    persist_before_sleep();
-    persist_close();
-    drop_cache();
     /* the counts did not see the hand-written hash: make the open recount */
-    struct lsm_db *db;
-    struct lsm_options o;
-    lsm_options_init(&o);
-    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
-    unsigned char mk[11];
-    memset(mk, 0xff, 10);
-    mk[10] = 'c';
-    CHECK_EQ_INT(lsm_delete(db, mk, 11, NULL, 0, NULL), LSM_OK);
-    lsm_close(&db);
-    open_db();
+    reopen_without_counts();
     RUN_EQ("DBSIZE", ":2");
     RUN_EQ("HLEN legacy", ":700");
     RUN_EQ("HGET legacy f699", "$6 old699");

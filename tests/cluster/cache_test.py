@@ -42,38 +42,25 @@ def basic(cl, res):
             c.close()
 
 
+def run(cl, res):
+    basic(cl, res)
+    pool = harness.WriterPool(cl, threads=3, level='QUORUM', prefix='cw').start()
+    time.sleep(1.5)
+    cl.nodes[1].sigstop()
+    mid = pool.ack_count()
+    time.sleep(2.5)
+    res.check('QUORUM writes acknowledged while node2 is stopped', pool.ack_count() > mid + 10,
+              pool.error_samples)
+    cl.nodes[1].sigcont()
+    ok, why = cl.wait_all_up(60)
+    res.check('every node sees every member up again', ok, why)
+    time.sleep(1.0)
+    res.check('writers stop', pool.stop())
+    harness.check_acked(cl, pool, res)
+
+
 def main():
-    binary = sys.argv[1]
-    res = harness.Results('cache')
-    skip = harness.node_cluster_or_skip(binary, 'cache')
-    if skip is not None:
-        return skip
-    cl = harness.Cluster(binary, n=3, mode='cache')
-    pool = None
-    try:
-        cl.start()
-        basic(cl, res)
-        pool = harness.WriterPool(cl, threads=3, level='QUORUM', prefix='cw').start()
-        time.sleep(1.5)
-        cl.nodes[1].sigstop()
-        mid = pool.ack_count()
-        time.sleep(2.5)
-        res.check('QUORUM writes acknowledged while node2 is stopped', pool.ack_count() > mid + 10,
-                  pool.error_samples)
-        cl.nodes[1].sigcont()
-        ok, why = cl.wait_all_up(60)
-        res.check('every node sees every member up again', ok, why)
-        time.sleep(1.0)
-        res.check('writers stop', pool.stop())
-        harness.check_acked(cl, pool, res)
-        harness.check_no_crash(cl, res)
-    except Exception as e:  # noqa: BLE001
-        res.check('cluster run without exception', False, repr(e))
-    finally:
-        if pool is not None:
-            pool.stop()
-        harness.check_clean_exit(cl.stop(), res, cl)
-    return res.summary()
+    return harness.scenario(sys.argv[1], 'cache', run, n=3, mode='cache')
 
 
 if __name__ == '__main__':

@@ -99,57 +99,22 @@ def test_hiredis(cl, res, work):
                        capture_output=True, text=True, timeout=120)
     if not res.check('hiredis_cluster.c compiles', r.returncode == 0, r.stderr[-500:]):
         return
-    sub(res, 'hiredis', [exe, 'hi'] + [nd.addr for nd in cl.nodes])
+    harness.run_counted(res, 'hiredis', [exe, 'hi'] + [nd.addr for nd in cl.nodes])
 
 
-def sub(res, name, argv, env=None):
-    """Runs a client program that prints "N passed, M failed"; adds its counts."""
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
-        out = r.stdout + r.stderr
-    except subprocess.TimeoutExpired as e:
-        res.check('%s finished within 120 s' % name, False, str(e))
-        return
-    p = f = None
-    for line in out.splitlines():
-        w = line.split()
-        if len(w) == 4 and w[1] == 'passed,' and w[3] == 'failed':
-            p, f = int(w[0]), int(w[2])
-    for line in out.splitlines():
-        if line.startswith('FAIL') or 'Error' in line:
-            print(line)
-    if p is None:
-        res.check('%s printed its counts' % name, False, out[-800:])
-        return
-    res.passed += p
-    res.failed += f
-    if f == 0 and r.returncode != 0:
-        res.check('%s exit status 0' % name, False, r.returncode)
+def run(cl, res):
+    test_redis_cli(cl, res)
+    test_redis_py(cl, res)
+    with tempfile.TemporaryDirectory(prefix='kvd-cl-clients.') as work:
+        test_hiredis(cl, res, work)
+    env = dict(os.environ, NODE_PATH=NODE_MODULES)
+    for lib in ('ioredis', 'redis', 'redis4'):
+        harness.run_counted(res, lib, ['node', os.path.join(HERE, 'clients.js'), lib, 'js-' + lib]
+                            + [nd.addr for nd in cl.nodes], env=env)
 
 
 def main():
-    binary = sys.argv[1]
-    res = harness.Results('clients')
-    skip = harness.node_cluster_or_skip(binary, 'clients')
-    if skip is not None:
-        return skip
-    with tempfile.TemporaryDirectory(prefix='kvd-cl-clients.') as work:
-        cl = harness.Cluster(binary, n=3, mode='persistent')
-        try:
-            cl.start()
-            test_redis_cli(cl, res)
-            test_redis_py(cl, res)
-            test_hiredis(cl, res, work)
-            env = dict(os.environ, NODE_PATH=NODE_MODULES)
-            for lib in ('ioredis', 'redis', 'redis4'):
-                sub(res, lib, ['node', os.path.join(HERE, 'clients.js'), lib, 'js-' + lib]
-                    + [nd.addr for nd in cl.nodes], env=env)
-            harness.check_no_crash(cl, res)
-        except Exception as e:  # noqa: BLE001 - a harness failure is one failed case
-            res.check('cluster run without exception', False, repr(e))
-        finally:
-            harness.check_clean_exit(cl.stop(), res, cl)
-    return res.summary()
+    return harness.scenario(sys.argv[1], 'clients', run, n=3, mode='persistent')
 
 
 if __name__ == '__main__':

@@ -9,8 +9,6 @@ acknowledged write reads back from every node at QUORUM (and, after hints and re
 repair had time, at ONE: every node's own replicas converged), and no node died on
 its own. Ends with "N passed, M failed"; SKIPs while the binary has no cluster.
 """
-import contextlib
-import io
 import sys
 import time
 
@@ -35,55 +33,25 @@ def load_through(cl, res, pool, fault, recover, label, fault_secs=3.0):
     res.check('%s: writes acknowledged after recovery' % label, pool.ack_count() > after)
 
 
-def converged_at_one(cl, pool, res, label, timeout=30.0):
-    """Every node answers every acknowledged key at ONE with an accepted value (hints
-    delivered or read repaired), within timeout."""
-    deadline = time.time() + timeout
-    while True:
-        sub = harness.Results(res.name + '-probe')
-        # a quiet probe: its FAIL lines would only be noise until the deadline
-        with contextlib.redirect_stdout(io.StringIO()):
-            harness.check_acked(cl, pool, sub, level='ONE', attempts=1)
-        if sub.failed == 0 or time.time() > deadline:
-            break
-        time.sleep(1.0)
-    res.check('%s: every node converged: acknowledged writes read at ONE from each' % label,
-              sub.failed == 0, '%d of %d node checks failed' % (sub.failed, sub.passed + sub.failed))
+def run(cl, res):
+    n2, n3 = cl.nodes[1], cl.nodes[2]
+
+    pool = harness.WriterPool(cl, threads=4, level='QUORUM', prefix='k').start()
+    load_through(cl, res, pool, n2.kill9, lambda: res.check('node2 restarts', n2.restart()),
+                 'SIGKILL node2')
+    res.check('round 1 writers stop', pool.stop())
+    harness.check_acked(cl, pool, res)
+    harness.converged_at_one(cl, pool, res, 'after SIGKILL')
+
+    pool2 = harness.WriterPool(cl, threads=4, level='QUORUM', prefix='s').start()
+    load_through(cl, res, pool2, n3.sigstop, n3.sigcont, 'SIGSTOP node3')
+    res.check('round 2 writers stop', pool2.stop())
+    harness.check_acked(cl, pool2, res)
+    harness.converged_at_one(cl, pool2, res, 'after SIGSTOP')
 
 
 def main():
-    binary = sys.argv[1]
-    res = harness.Results('faults')
-    skip = harness.node_cluster_or_skip(binary, 'faults')
-    if skip is not None:
-        return skip
-    cl = harness.Cluster(binary, n=3, mode='persistent')
-    pool = None
-    try:
-        cl.start()
-        n2, n3 = cl.nodes[1], cl.nodes[2]
-
-        pool = harness.WriterPool(cl, threads=4, level='QUORUM', prefix='k').start()
-        load_through(cl, res, pool, n2.kill9, lambda: res.check('node2 restarts', n2.restart()),
-                     'SIGKILL node2')
-        res.check('round 1 writers stop', pool.stop())
-        harness.check_acked(cl, pool, res)
-        converged_at_one(cl, pool, res, 'after SIGKILL')
-
-        pool2 = harness.WriterPool(cl, threads=4, level='QUORUM', prefix='s').start()
-        pool = pool2
-        load_through(cl, res, pool2, n3.sigstop, n3.sigcont, 'SIGSTOP node3')
-        res.check('round 2 writers stop', pool2.stop())
-        harness.check_acked(cl, pool2, res)
-        converged_at_one(cl, pool2, res, 'after SIGSTOP')
-        harness.check_no_crash(cl, res)
-    except Exception as e:  # noqa: BLE001
-        res.check('cluster run without exception', False, repr(e))
-    finally:
-        if pool is not None:
-            pool.stop()
-        harness.check_clean_exit(cl.stop(), res, cl)
-    return res.summary()
+    return harness.scenario(sys.argv[1], 'faults', run, n=3, mode='persistent')
 
 
 if __name__ == '__main__':

@@ -9,7 +9,7 @@ its own. Ends with "N passed, M failed"; SKIPs while the binary has no cluster.
 import sys
 
 import harness
-from faults_test import converged_at_one, load_through
+from faults_test import load_through
 
 
 def views(cl, res):
@@ -35,32 +35,19 @@ def views(cl, res):
         res.check('KVD KEYNODES %s: the same on every node' % key, all(s == seen[0] for s in seen), seen)
 
 
+def run(cl, res):
+    views(cl, res)
+    n4 = cl.nodes[3]
+    pool = harness.WriterPool(cl, threads=5, level='QUORUM', prefix='f').start()
+    load_through(cl, res, pool, n4.kill9, lambda: res.check('node4 restarts', n4.restart()),
+                 'SIGKILL node4')
+    res.check('writers stop', pool.stop())
+    harness.check_acked(cl, pool, res)
+    harness.converged_at_one(cl, pool, res, 'after SIGKILL')
+
+
 def main():
-    binary = sys.argv[1]
-    res = harness.Results('five')
-    skip = harness.node_cluster_or_skip(binary, 'five')
-    if skip is not None:
-        return skip
-    cl = harness.Cluster(binary, n=5, mode='persistent')
-    pool = None
-    try:
-        cl.start(timeout=90)
-        views(cl, res)
-        n4 = cl.nodes[3]
-        pool = harness.WriterPool(cl, threads=5, level='QUORUM', prefix='f').start()
-        load_through(cl, res, pool, n4.kill9, lambda: res.check('node4 restarts', n4.restart()),
-                     'SIGKILL node4')
-        res.check('writers stop', pool.stop())
-        harness.check_acked(cl, pool, res)
-        converged_at_one(cl, pool, res, 'after SIGKILL')
-        harness.check_no_crash(cl, res)
-    except Exception as e:  # noqa: BLE001
-        res.check('cluster run without exception', False, repr(e))
-    finally:
-        if pool is not None:
-            pool.stop()
-        harness.check_clean_exit(cl.stop(), res, cl)
-    return res.summary()
+    return harness.scenario(sys.argv[1], 'five', run, n=5, mode='persistent', start_timeout=90)
 
 
 if __name__ == '__main__':

@@ -21,6 +21,8 @@ vnodes, cluster-request-timeout; KVD NODES lines
 failures are errors starting "NOQUORUM".
 """
 import atexit
+import contextlib
+import io
 import os
 import re
 import shutil
@@ -91,6 +93,35 @@ class Results:
 
 def log(*a):
     print(time.strftime('%H:%M:%S'), *a, flush=True)
+
+
+def run_counted(res, name, argv, env=None, timeout=120, cwd=None):
+    """Runs a program that ends with "N passed, M failed" (a client program, a
+    suite); adds its counts to res and shows its FAIL/MISMATCH/SKIP lines. No count
+    line, a timeout, or a non-zero exit with 0 failed counts one failure."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                           cwd=cwd)
+        out = r.stdout + r.stderr
+    except subprocess.TimeoutExpired as e:
+        res.check('%s finished within %d s' % (name, timeout), False, str(e)[-800:])
+        return
+    p = f = None
+    for line in out.splitlines():
+        w = line.split()
+        if len(w) == 4 and w[1] == 'passed,' and w[3] == 'failed' and w[0].isdigit():
+            p, f = int(w[0]), int(w[2])
+    for line in out.splitlines():
+        if line.startswith(('FAIL', 'MISMATCH', 'SKIP', '  ')) or 'Error' in line:
+            print('%s: %s' % (name, line) if not line.startswith(' ') else line)
+    if p is None:
+        res.check('%s printed its counts' % name, False, out[-800:])
+        return
+    print('%s: %d passed, %d failed' % (name, p, f), flush=True)
+    res.passed += p
+    res.failed += f
+    if f == 0 and r.returncode != 0:
+        res.check('%s exit status 0' % name, False, r.returncode)
 
 
 # ---- iptables partitions ---------------------------------------------------------
@@ -339,6 +370,7 @@ class Cluster:
             self.nodes.append(Node(self.binary, i, node_ip(i), ports[i], conf['dir'], conf))
         self.stopped = False
         self.sanitizer_reports = {}
+        self.pools = []  # WriterPools started on this cluster: stop() stops them first
         _live_clusters.append(self)
 
     def start(self, timeout=60.0):
@@ -412,6 +444,8 @@ class Cluster:
         """Stops every node by PID (SIGTERM, bounded, SIGKILL) and removes the partition
         rules; returns {index: exit status}."""
         heal()
+        for pool in self.pools:
+            pool.stop()
         rcs = {}
         if self.stopped:
             return rcs
@@ -550,6 +584,8 @@ class WriterPool:
             c.close()
 
     def start(self):
+        """Starts the writers; Cluster.stop() stops them too (stop() twice is fine)."""
+        self.cluster.pools.append(self)
         for t in range(self.threads):
             th = threading.Thread(target=self._run, args=(t,), daemon=True)
             th.start()
@@ -618,6 +654,45 @@ def node_cluster_or_skip(binary, name):
         print('0 passed, 0 failed')
         return 0
     return None
+
+
+def converged_at_one(cl, pool, res, label, timeout=30.0):
+    """Every node answers every key pool acknowledged at ONE with an accepted value
+    (hints delivered or read repaired), within timeout: one case."""
+    deadline = time.time() + timeout
+    while True:
+        sub = Results(res.name + '-probe')
+        # a quiet probe: its FAIL lines would only be noise until the deadline
+        with contextlib.redirect_stdout(io.StringIO()):
+            check_acked(cl, pool, sub, level='ONE', attempts=1)
+        if sub.failed == 0 or time.time() > deadline:
+            break
+        time.sleep(1.0)
+    res.check('%s: every node converged: acknowledged writes read at ONE from each' % label,
+              sub.failed == 0, '%d of %d node checks failed' % (sub.failed, sub.passed + sub.failed))
+
+
+def scenario(binary, name, body, n=3, mode='persistent', start_timeout=60.0, **cluster_kw):
+    """The frame of every *_test.py: SKIP (0 counted) while binary has no cluster;
+    else starts an n-node cluster (Cluster(binary, n, mode, **cluster_kw)), runs
+    body(cl, res), checks no node died on its own, and always stops the cluster (its
+    writer pools first) checking every node exits 0 with no sanitizer report. An
+    exception out of body or the start is one failed case. Returns the exit status
+    after printing the "N passed, M failed" lines."""
+    skip = node_cluster_or_skip(binary, name)
+    if skip is not None:
+        return skip
+    res = Results(name)
+    cl = Cluster(binary, n=n, mode=mode, **cluster_kw)
+    try:
+        cl.start(timeout=start_timeout)
+        body(cl, res)
+        check_no_crash(cl, res)
+    except Exception as e:  # noqa: BLE001 - a harness failure is one failed case
+        res.check('cluster run without exception', False, repr(e))
+    finally:
+        check_clean_exit(cl.stop(), res, cl)
+    return res.summary()
 
 
 def check_no_crash(cluster, res):

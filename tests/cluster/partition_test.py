@@ -15,60 +15,45 @@ import time
 import redis
 
 import harness
-from faults_test import converged_at_one
+
+
+def run(cl, res):
+    n1, n2, n3 = cl.nodes
+    pool = harness.WriterPool(cl, threads=4, level='QUORUM', prefix='p', nodes=[n1, n2]).start()
+    time.sleep(1.0)
+    harness.partition([n3], [n1, n2])
+    try:
+        res.check('node1 sees node3 down while partitioned', cl.wait_state(n1, n3, 'down', 30))
+        mid = pool.ack_count()
+        time.sleep(2.0)
+        res.check('QUORUM writes through nodes 1 and 2 still acknowledged', pool.ack_count() > mid + 10,
+                  pool.error_samples)
+        c = harness.consistency_client(n3, 'QUORUM', timeout=10.0)
+        try:
+            c.set('p:cut-off', 'x')
+            res.check('a QUORUM write through the cut-off node3 fails', False)
+        except redis.ResponseError as e:
+            res.check('a QUORUM write through the cut-off node3 fails with NOQUORUM',
+                      str(e).startswith('NOQUORUM'), str(e))
+        finally:
+            c.close()
+    finally:
+        removed = harness.heal()
+    res.check('the partition rules were removed (%d)' % removed, removed == 4, removed)
+    ok, why = cl.wait_all_up(60)
+    res.check('after healing every node sees every member up', ok, why)
+    time.sleep(1.0)
+    res.check('writers stop', pool.stop())
+    harness.check_acked(cl, pool, res)
+    harness.converged_at_one(cl, pool, res, 'after healing')
 
 
 def main():
-    binary = sys.argv[1]
-    res = harness.Results('partition')
     usable, why = harness.iptables_usable()
     if not usable:
         print('SKIP partition: %s' % why)
-        return res.summary()
-    skip = harness.node_cluster_or_skip(binary, 'partition')
-    if skip is not None:
-        return skip
-    cl = harness.Cluster(binary, n=3, mode='persistent')
-    pool = None
-    try:
-        cl.start()
-        n1, n2, n3 = cl.nodes
-        pool = harness.WriterPool(cl, threads=4, level='QUORUM', prefix='p', nodes=[n1, n2]).start()
-        time.sleep(1.0)
-        harness.partition([n3], [n1, n2])
-        try:
-            res.check('node1 sees node3 down while partitioned', cl.wait_state(n1, n3, 'down', 30))
-            mid = pool.ack_count()
-            time.sleep(2.0)
-            res.check('QUORUM writes through nodes 1 and 2 still acknowledged', pool.ack_count() > mid + 10,
-                      pool.error_samples)
-            c = harness.consistency_client(n3, 'QUORUM', timeout=10.0)
-            try:
-                c.set('p:cut-off', 'x')
-                res.check('a QUORUM write through the cut-off node3 fails', False)
-            except redis.ResponseError as e:
-                res.check('a QUORUM write through the cut-off node3 fails with NOQUORUM',
-                          str(e).startswith('NOQUORUM'), str(e))
-            finally:
-                c.close()
-        finally:
-            removed = harness.heal()
-        res.check('the partition rules were removed (%d)' % removed, removed == 4, removed)
-        ok, why = cl.wait_all_up(60)
-        res.check('after healing every node sees every member up', ok, why)
-        time.sleep(1.0)
-        res.check('writers stop', pool.stop())
-        harness.check_acked(cl, pool, res)
-        converged_at_one(cl, pool, res, 'after healing')
-        harness.check_no_crash(cl, res)
-    except Exception as e:  # noqa: BLE001
-        res.check('cluster run without exception', False, repr(e))
-    finally:
-        harness.heal()
-        if pool is not None:
-            pool.stop()
-        harness.check_clean_exit(cl.stop(), res, cl)
-    return res.summary()
+        return harness.Results('partition').summary()
+    return harness.scenario(sys.argv[1], 'partition', run, n=3, mode='persistent')
 
 
 if __name__ == '__main__':
