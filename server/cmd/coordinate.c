@@ -44,12 +44,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cluster/cluster.h"
 #include "server/cmd/cmd.h"
 
+#define AHEAD_MAX_CMDS 64   /* commands one batch's look-ahead takes at most */
+#define AHEAD_MAX_KEYS 512  /* keys it prefetches at most */
 
-enum { OP_READING, OP_READ_DONE, OP_WRITING, OP_WRITE_DONE };
+enum { OP_READING, OP_READ_DONE, OP_BATCH, OP_WRITING, OP_WRITE_DONE };
+
+/* what the op knows of a key */
+enum {
+    KEY_READING = 0, /* a quorum read is outstanding */
+    KEY_KNOWN,       /* read, or written by a command of the batch: rec is its state */
+    KEY_UNKNOWN,     /* never read (a blind write's key): only a blind write may use it */
+    KEY_FAILED,      /* the read missed its quorum */
+};
 
 struct op_key {
     struct coord_op *op;
@@ -57,25 +68,42 @@ struct op_key {
     char *key;            /* owned */
     size_t klen;
     uint64_t id;          /* outstanding request, 0 when answered */
-    int found;            /* a record came back */
+    int state;            /* KEY_* */
+    int found;            /* a record came back (or was written): rec */
     struct msg_record rec;/* rec.val owned (copied) */
 };
 
-struct op_write {
-    struct coord_op *op;
+/* The writes of one command: a slot each (the write's ctx), never moved. */
+struct op_cmdw;
+struct op_wslot {
+    struct op_cmdw *cw;
     uint64_t id;          /* outstanding request, 0 when answered */
+};
+struct op_cmdw {
+    struct coord_op *op;
+    size_t out0;          /* where its reply starts in the pending output (its span) */
+    int failed;           /* one of its writes missed W */
+    size_t n;
+    struct op_wslot w[];
 };
 
 struct coord_op {
     struct client *c;
     int phase;
+    int batch;            /* 1: a pipeline batch (every command but EXEC) */
+    int ahead;            /* batch: looked-ahead commands not run yet */
+    int rerun;            /* batch: the waiting command runs afresh once it is done */
+    int tail;             /* batch: the client waits with no command (end of input) */
     struct op_key *keys;
-    size_t nkeys, pending;
-    int failed;
+    size_t nkeys, capkeys, pending;
+    int failed;           /* a read failed (EXEC refuses whole) */
     char err[160];
-    struct op_write *w;
-    size_t nw, wpending, wfailed;
+    struct op_cmdw **cw;  /* the commands that wrote, in order */
+    size_t ncw, capcw, wpending, wfailed;
     char werr[160];
+    size_t *cur;          /* the running command's keys (indexes into keys) */
+    size_t ncur, capcur;
+    int cur_blind;        /* the running command is a blind write */
 };
 
 int coordinate_replicas(void) {
@@ -105,13 +133,18 @@ static void op_free(struct coord_op *op) {
         kv_free(op->keys[i].key);
         kv_free((char *)op->keys[i].rec.val);
     }
-    for (size_t i = 0; i < op->nw; i++) {
-        if (op->w[i].id && server.cluster) {
-            cluster_cancel(server.cluster, op->w[i].id);
+    for (size_t i = 0; i < op->ncw; i++) {
+        struct op_cmdw *cw = op->cw[i];
+        for (size_t k = 0; k < cw->n; k++) {
+            if (cw->w[k].id && server.cluster) {
+                cluster_cancel(server.cluster, cw->w[k].id);
+            }
         }
+        kv_free(cw);
     }
     kv_free(op->keys);
-    kv_free(op->w);
+    kv_free(op->cw);
+    kv_free(op->cur);
     kv_free(op);
 }
 
@@ -161,87 +194,192 @@ int coordinate_gate(struct client *c, const struct kv_command *run) {
     return 1;
 }
 
-/* ---- step 1: prefetch ---- */
+/* ---- the keys of one invocation ---- */
 
-static void add_key(struct coord_op *op, int db, const struct kv_slice *k) {
+/* 1 for a blind write: a command whose reply and stored value do not depend on
+ * what its keys held (SET without NX/XX/GET/KEEPTTL, SETEX, PSETEX, MSET). Its
+ * keys need no prefetch; its version is the coordinator's clock (see the README,
+ * "blind writes"). */
+static int blind_write(const struct kv_command *cmd, int argc, const struct kv_slice *argv) {
+    if (cmd->proc == cmd_setex || cmd->proc == cmd_psetex || cmd->proc == cmd_mset) {
+        return 1;
+    }
+    if (cmd->proc != cmd_set) {
+        return 0;
+    }
+    for (int i = 3; i < argc; i++) {
+        const struct kv_slice *a = &argv[i];
+        int ttl = (a->len == 2 && (strncasecmp(a->p, "ex", 2) == 0 ||
+                                   strncasecmp(a->p, "px", 2) == 0)) ||
+                  (a->len == 4 && (strncasecmp(a->p, "exat", 4) == 0 ||
+                                   strncasecmp(a->p, "pxat", 4) == 0));
+        if (!ttl) {
+            return 0; /* NX XX GET KEEPTTL, or an error the handler reports */
+        }
+        i++; /* its argument */
+    }
+    return 1;
+}
+
+/* The index of (db, key) in op->keys, or -1. */
+static long find_key(const struct coord_op *op, int db, const char *k, size_t klen) {
     for (size_t i = 0; i < op->nkeys; i++) {
-        if (op->keys[i].db == db && op->keys[i].klen == k->len &&
-            (k->len == 0 || memcmp(op->keys[i].key, k->p, k->len) == 0)) {
-            return; /* each (db, key) is read once */
+        const struct op_key *x = &op->keys[i];
+        if (x->db == db && x->klen == klen && (klen == 0 || memcmp(x->key, k, klen) == 0)) {
+            return (long)i;
         }
     }
-    struct op_key *x = &op->keys[op->nkeys++];
+    return -1;
+}
+
+/* Adds (db, key) in state; no read is outstanding while keys are added (the
+ * array may move). Returns its index. */
+static size_t add_key(struct coord_op *op, int db, const char *k, size_t klen, int state) {
+    if (op->nkeys == op->capkeys) {
+        op->capkeys = op->capkeys ? op->capkeys * 2 : 8;
+        op->keys = kv_realloc(op->keys, op->capkeys * sizeof(*op->keys));
+    }
+    struct op_key *x = &op->keys[op->nkeys];
     memset(x, 0, sizeof(*x));
     x->op = op;
     x->db = db;
-    x->key = kv_malloc(k->len + 1);
-    if (k->len) {
-        memcpy(x->key, k->p, k->len);
+    x->key = kv_malloc(klen + 1);
+    if (klen) {
+        memcpy(x->key, k, klen);
     }
-    x->key[k->len] = '\0';
-    x->klen = k->len;
+    x->key[klen] = '\0';
+    x->klen = klen;
+    x->state = state;
+    return op->nkeys++;
 }
 
-/* The keys of one invocation, in database db (COPY ... DB n: the destination in
- * n). Returns the database the next queued command runs in (SELECT). */
-static int gather(struct coord_op *op, const struct kv_command *cmd, int argc,
-                  const struct kv_slice *argv, int db, size_t *cap) {
-    if (cmd->proc == cmd_select) {
-        long long id;
-        char buf[32];
-        if (argc == 2 && argv[1].len < sizeof(buf)) {
-            memcpy(buf, argv[1].p, argv[1].len);
-            buf[argv[1].len] = '\0';
-            char *end;
-            id = strtoll(buf, &end, 10);
-            if (*end == '\0' && end != buf && id >= 0 && id < server.databases) {
-                return (int)id;
-            }
-        }
-        return db;
+/* A database number argument (SELECT n, COPY ... DB n): 0 with *id, else -1. */
+static int db_arg(const struct kv_slice *a, int *id) {
+    char buf[32];
+    if (a->len == 0 || a->len >= sizeof(buf)) {
+        return -1;
     }
+    memcpy(buf, a->p, a->len);
+    buf[a->len] = '\0';
+    char *end;
+    long long v = strtoll(buf, &end, 10);
+    if (*end != '\0' || v < 0 || v >= server.databases) {
+        return -1;
+    }
+    *id = (int)v;
+    return 0;
+}
+
+typedef int key_fn(struct coord_op *op, int db, const struct kv_slice *k, void *arg);
+
+/* Calls fn for each key of one invocation in database db (COPY ... DB n: the
+ * destination in n); stops at fn's first nonzero answer and returns it. */
+static int each_key(struct coord_op *op, const struct kv_command *cmd, int argc,
+                    const struct kv_slice *argv, int db, key_fn *fn, void *arg) {
     if (cmd->flags & CMD_NODE_LOCAL) {
-        return db;
+        return 0;
     }
-    int *pos = kv_malloc((size_t)(argc > 0 ? argc : 1) * sizeof(int));
+    int small[16];
+    int *pos = argc <= 16 ? small : kv_malloc((size_t)argc * sizeof(int));
     int n = command_keys(cmd, argc, argv, pos, argc);
-    if (n > argc) {
-        n = argc;
-    }
-    if (n <= 0) {
-        kv_free(pos);
-        return db;
-    }
-    if (op->nkeys + (size_t)n > *cap) {
-        *cap = (op->nkeys + (size_t)n) * 2;
-        op->keys = kv_realloc(op->keys, *cap * sizeof(*op->keys));
-        for (size_t i = 0; i < op->nkeys; i++) {
-            op->keys[i].op = op;
-        }
-    }
+    n = n > argc ? argc : n;
     int dst_db = db;
     if (cmd->proc == cmd_copy) {
         for (int i = 3; i + 1 < argc; i++) {
             if (argv[i].len == 2 && strncasecmp(argv[i].p, "db", 2) == 0) {
-                char buf[32];
-                if (argv[i + 1].len < sizeof(buf)) {
-                    memcpy(buf, argv[i + 1].p, argv[i + 1].len);
-                    buf[argv[i + 1].len] = '\0';
-                    char *end;
-                    long long id = strtoll(buf, &end, 10);
-                    if (*end == '\0' && end != buf && id >= 0 && id < server.databases) {
-                        dst_db = (int)id;
-                    }
-                }
+                db_arg(&argv[i + 1], &dst_db);
             }
         }
     }
-    for (int i = 0; i < n; i++) {
-        int kdb = (cmd->proc == cmd_copy && i == 1) ? dst_db : db;
-        add_key(op, kdb, &argv[pos[i]]);
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        rc = fn(op, (cmd->proc == cmd_copy && i == 1) ? dst_db : db, &argv[pos[i]], arg);
     }
-    kv_free(pos);
+    if (pos != small) {
+        kv_free(pos);
+    }
+    return rc;
+}
+
+/* each_key's fn for a prefetch: *arg is 1 when the command is a blind write. A
+ * key is read once; a key a blind write of the batch writes first is not read at
+ * all (the commands after it see the written value). */
+static int want_key(struct coord_op *op, int db, const struct kv_slice *k, void *arg) {
+    int blind = *(int *)arg;
+    if (find_key(op, db, k->p, k->len) < 0) {
+        add_key(op, db, k->p, k->len, blind ? KEY_UNKNOWN : KEY_READING);
+    }
+    return 0;
+}
+
+/* The keys of one invocation, to prefetch. Returns the database the next queued
+ * command runs in (SELECT). */
+static int gather(struct coord_op *op, const struct kv_command *cmd, int argc,
+                  const struct kv_slice *argv, int db) {
+    if (cmd->proc == cmd_select) {
+        int id;
+        return argc == 2 && db_arg(&argv[1], &id) == 0 ? id : db;
+    }
+    int blind = op->batch && blind_write(cmd, argc, argv);
+    each_key(op, cmd, argc, argv, db, want_key, &blind);
     return db;
+}
+
+/* ---- step 1: prefetch ---- */
+
+/* The row that runs a looked-ahead command when it may join the batch (keyed,
+ * not node-local, arity right), else NULL. */
+static const struct kv_command *batchable(int argc, const struct kv_slice *argv) {
+    if (argc <= 0) {
+        return NULL;
+    }
+    const struct kv_command *q = command_resolve(argc, argv);
+    if (q == NULL || (q->arity > 0 && q->arity != argc) || argc < -q->arity) {
+        return NULL;
+    }
+    if (q->parent && ((q->parent->arity > 0 && q->parent->arity != argc) ||
+                      argc < -q->parent->arity)) {
+        return NULL;
+    }
+    if (q->flags & (CMD_NODE_LOCAL | CMD_KEYSPACE_FANOUT | CMD_RUNS_QUEUED | CMD_MULTI_CTL |
+                    CMD_PROTECTED)) {
+        return NULL;
+    }
+    return q;
+}
+
+/* Pipelining: the complete commands already in c's query buffer after the one
+ * running are parsed (not consumed) and, up to the first that cannot join a
+ * batch, their keys added to the prefetch. Returns how many joined. */
+static int look_ahead(struct client *c, struct coord_op *op) {
+    const char *p;
+    size_t len;
+    client_pending_input(c, &p, &len);
+    if (len == 0) {
+        return 0;
+    }
+    struct resp_parser ps;
+    resp_parser_init(&ps, &c->parser.lim);
+    int joined = 0;
+    size_t off = 0;
+    while (off < len && joined < AHEAD_MAX_CMDS && op->nkeys < AHEAD_MAX_KEYS) {
+        size_t consumed = 0;
+        if (resp_parse(&ps, p + off, len - off, &consumed) != RESP_OK || consumed == 0) {
+            break;
+        }
+        off += consumed;
+        if (ps.argc == 0) {
+            continue; /* an empty command: skipped, as the parse loop does */
+        }
+        const struct kv_command *q = batchable(ps.argc, ps.argv);
+        if (q == NULL) {
+            break;
+        }
+        gather(op, q, ps.argc, ps.argv, c->db_id);
+        joined++;
+    }
+    resp_parser_deinit(&ps);
+    return joined;
 }
 
 static void read_done(void *ctx, int status, const struct msg_record *rec, const char *err) {
@@ -249,26 +387,50 @@ static void read_done(void *ctx, int status, const struct msg_record *rec, const
     struct coord_op *op = x->op;
     x->id = 0;
     if (status != CLUSTER_OK) {
+        x->state = KEY_FAILED;
         if (!op->failed) {
             op->failed = 1;
             snprintf(op->err, sizeof(op->err), "%s", err ? err : "read failed");
         }
-    } else if (rec) {
-        x->found = 1;
-        x->rec = *rec;
-        x->rec.val = NULL;
-        if (rec->vlen > 0 && rec->val) {
-            char *v = kv_malloc(rec->vlen);
-            memcpy(v, rec->val, rec->vlen);
-            x->rec.val = v;
-        } else {
-            x->rec.vlen = 0;
+    } else {
+        x->state = KEY_KNOWN;
+        if (rec) {
+            hlc_observe(rec->v.hlc);
+            x->found = 1;
+            x->rec = *rec;
+            x->rec.val = NULL;
+            if (rec->vlen > 0 && rec->val) {
+                char *v = kv_malloc(rec->vlen);
+                memcpy(v, rec->val, rec->vlen);
+                x->rec.val = v;
+            } else {
+                x->rec.vlen = 0;
+            }
         }
     }
     if (--op->pending == 0) {
         op->phase = OP_READ_DONE;
         client_resume(op->c);
     }
+}
+
+/* Issues the reads of every key in KEY_READING; returns how many. */
+static size_t start_reads(struct client *c, struct coord_op *op) {
+    int r, w;
+    coordinate_levels(c, &r, &w);
+    size_t n = 0;
+    for (size_t i = 0; i < op->nkeys; i++) {
+        n += op->keys[i].state == KEY_READING;
+    }
+    op->pending = n;
+    for (size_t i = 0; i < op->nkeys && n > 0; i++) {
+        struct op_key *x = &op->keys[i];
+        if (x->state == KEY_READING) {
+            x->id = cluster_read(server.cluster, (unsigned)x->db, x->key, x->klen, r,
+                                 read_done, x);
+        }
+    }
+    return n;
 }
 
 /* "got 1 of 2 read answers" -> "1 of 2 required replicas answered". */
@@ -292,57 +454,51 @@ static void quorum_error(char *out, size_t cap, const char *err, int write) {
 /* ---- steps 2-4: run, ship, hold ---- */
 
 static void write_done(void *ctx, int status, const char *err) {
-    struct op_write *x = ctx;
-    struct coord_op *op = x->op;
-    x->id = 0;
+    struct op_wslot *s = ctx;
+    struct op_cmdw *cw = s->cw;
+    struct coord_op *op = cw->op;
+    s->id = 0;
     if (status != CLUSTER_OK) {
+        cw->failed = 1;
         if (op->wfailed++ == 0) {
             snprintf(op->werr, sizeof(op->werr), "%s", err ? err : "write failed");
         }
     }
-    if (--op->wpending == 0) {
+    if (--op->wpending == 0 && op->phase == OP_WRITING) {
         op->phase = OP_WRITE_DONE;
         client_resume(op->c);
     }
 }
 
-/* Runs run on the scratch keyspace with what was read, then ships its changes.
- * Returns 1 when c waits for writes (suspended), 0 when the command is done. */
-static int run_and_ship(struct client *c, const struct kv_command *run, struct coord_op *op) {
-    coord_scratch_enter(c);
-    for (size_t i = 0; i < op->nkeys; i++) {
-        struct op_key *x = &op->keys[i];
-        hlc_observe(x->found ? x->rec.v.hlc : 0);
-        if (x->found && !x->rec.deleted) {
-            long long exp = x->rec.expire_at > (uint64_t)INT64_MAX ? 0
-                                                                  : (long long)x->rec.expire_at;
-            if (coord_scratch_load(x->db, x->key, x->klen, x->rec.v, exp, x->rec.val,
-                                   x->rec.vlen) < 0) {
-                server_log(LL_WARNING, "cluster: a replica's record for a key is malformed; "
-                           "the key is read as absent");
-            }
-        }
+/* Loads key x into the scratch keyspace (a live record only). */
+static void load_key(const struct op_key *x) {
+    if (x->state != KEY_KNOWN || !x->found || x->rec.deleted) {
+        return;
     }
-    call(c, run);
-    struct coord_change *ch;
-    size_t n = coord_scratch_leave(c, &ch);
-    if (n == 0) {
-        if (c->hold & CLIENT_HOLD_CLUSTER) {
-            client_release(c, CLIENT_HOLD_CLUSTER);
-        }
-        return 0;
+    long long exp = x->rec.expire_at > (uint64_t)INT64_MAX ? 0 : (long long)x->rec.expire_at;
+    if (coord_scratch_load(x->db, x->key, x->klen, x->rec.v, exp, x->rec.val, x->rec.vlen) < 0) {
+        server_log(LL_WARNING, "cluster: a replica's record for a key is malformed; "
+                   "the key is read as absent");
     }
-    if (!(c->hold & CLIENT_HOLD_CLUSTER)) {
-        client_hold(c, CLIENT_HOLD_CLUSTER); /* not reached: a change holds at once */
-    }
+}
+
+/* Ships one command's changes with one version (above everything this node has
+ * seen: hlc_now) and makes them what the batch's later commands see. */
+static void ship(struct client *c, struct coord_op *op, struct coord_change *ch, size_t n,
+                 size_t out0) {
     int r, w;
     coordinate_levels(c, &r, &w);
     struct kv_version v = {hlc_now(), server.node_tag};
-    op->w = kv_calloc(n, sizeof(*op->w));
-    op->nw = n;
-    op->wpending = n;
-    op->phase = OP_WRITING;
-    client_suspend(c);
+    struct op_cmdw *cw = kv_calloc(1, sizeof(*cw) + n * sizeof(cw->w[0]));
+    cw->op = op;
+    cw->out0 = out0;
+    cw->n = n;
+    if (op->ncw == op->capcw) {
+        op->capcw = op->capcw ? op->capcw * 2 : 4;
+        op->cw = kv_realloc(op->cw, op->capcw * sizeof(*op->cw));
+    }
+    op->cw[op->ncw++] = cw;
+    op->wpending += n;
     for (size_t i = 0; i < n; i++) {
         struct msg_record rec = {.v = v,
                                  .deleted = ch[i].deleted,
@@ -350,11 +506,137 @@ static int run_and_ship(struct client *c, const struct kv_command *run, struct c
                                                             : (uint64_t)ch[i].expire_at,
                                  .val = ch[i].deleted ? NULL : ch[i].val,
                                  .vlen = ch[i].deleted ? 0 : ch[i].vlen};
-        op->w[i].op = op;
-        op->w[i].id = cluster_write(server.cluster, (unsigned)ch[i].db, ch[i].key,
-                                    ch[i].klen, &rec, w, write_done, &op->w[i]);
+        cw->w[i].cw = cw;
+        cw->w[i].id = cluster_write(server.cluster, (unsigned)ch[i].db, ch[i].key,
+                                    ch[i].klen, &rec, w, write_done, &cw->w[i]);
+        /* the batch's later commands read what this one wrote */
+        long k = find_key(op, ch[i].db, ch[i].key, ch[i].klen);
+        if (k < 0) {
+            k = (long)add_key(op, ch[i].db, ch[i].key, ch[i].klen, KEY_KNOWN);
+        }
+        struct op_key *x = &op->keys[k];
+        kv_free((char *)x->rec.val);
+        x->state = KEY_KNOWN;
+        x->found = 1;
+        x->rec = rec;
+        x->rec.val = rec.vlen ? ch[i].val : NULL;
+        if (rec.vlen) {
+            ch[i].val = NULL; /* now the key's */
+        }
+    }
+}
+
+/* Runs run on the scratch keyspace with the keys listed in op->cur (or, for EXEC,
+ * every key of the op) and ships what it changed. */
+static void run_one(struct client *c, const struct kv_command *run, struct coord_op *op,
+                    int all_keys) {
+    coord_scratch_enter(c);
+    size_t nk = all_keys ? op->nkeys : op->ncur;
+    for (size_t i = 0; i < nk; i++) {
+        load_key(&op->keys[all_keys ? i : op->cur[i]]);
+    }
+    size_t out0 = resp_out_pending(&c->out);
+    call(c, run);
+    struct coord_change *ch;
+    size_t n = coord_scratch_leave(c, &ch);
+    if (n > 0) {
+        ship(c, op, ch, n, out0);
     }
     coord_changes_free(ch, n);
+}
+
+/* The batch's writes have all answered: the replies of the commands whose writes
+ * missed W become NOQUORUM (only theirs: each command's writes are its own, with
+ * their own version; a later command that read an indeterminate write reports
+ * what it itself wrote, which did reach W), the rest are released. */
+static void settle(struct client *c, struct coord_op *op) {
+    if (!(c->hold & CLIENT_HOLD_CLUSTER)) {
+        return;
+    }
+    if (op->wfailed == 0) {
+        client_release(c, CLIENT_HOLD_CLUSTER);
+        return;
+    }
+    char msg[256];
+    quorum_error(msg, sizeof(msg), op->werr, 1);
+    size_t nf = 0;
+    size_t *starts = kv_malloc(op->ncw * sizeof(*starts) + 1);
+    for (size_t i = 0; i < op->ncw; i++) {
+        if (op->cw[i]->failed) {
+            starts[nf++] = op->cw[i]->out0;
+        }
+    }
+    client_fail_held_at(c, CLIENT_HOLD_CLUSTER, msg, starts, nf);
+    kv_free(starts);
+}
+
+/* Ends c's batch. Nothing outstanding: settled now, returns 0. Else c waits for
+ * the writes (suspended with the running command, if any) and 1 is returned;
+ * coordinate_resume settles it. */
+static int batch_end(struct client *c, struct coord_op *op, int rerun, int tail) {
+    if (op->wpending == 0) {
+        settle(c, op);
+        coordinate_forget(c);
+        return 0;
+    }
+    op->phase = OP_WRITING;
+    op->rerun = rerun;
+    op->tail = tail;
+    client_suspend(c);
+    return 1;
+}
+
+/* each_key's fn for the coverage test: records the key's index in op->cur; 1 when
+ * the batch cannot run the command from what it knows. */
+static int cover_key(struct coord_op *op, int db, const struct kv_slice *k, void *arg) {
+    int blind = *(int *)arg;
+    long i = find_key(op, db, k->p, k->len);
+    if (i < 0) {
+        if (!blind) {
+            return 1; /* never read: a fresh prefetch, after the batch's writes */
+        }
+        i = (long)add_key(op, db, k->p, k->len, KEY_UNKNOWN);
+    } else if (op->keys[i].state == KEY_UNKNOWN && !blind) {
+        return 1; /* a blind write that did not write it (an error) came first */
+    }
+    if (op->ncur == op->capcur) {
+        op->capcur = op->capcur ? op->capcur * 2 : 8;
+        op->cur = kv_realloc(op->cur, op->capcur * sizeof(*op->cur));
+    }
+    op->cur[op->ncur++] = (size_t)i;
+    return 0;
+}
+
+/* 1 when run can run in c's batch from what the batch knows: op->cur then lists
+ * its keys. */
+static int batch_covers(struct client *c, const struct kv_command *run, struct coord_op *op) {
+    op->ncur = 0;
+    if (run->flags & (CMD_NODE_LOCAL | CMD_KEYSPACE_FANOUT | CMD_RUNS_QUEUED)) {
+        return 0;
+    }
+    op->cur_blind = blind_write(run, c->argc, c->argv);
+    return each_key(op, run, c->argc, c->argv, c->db_id, cover_key, &op->cur_blind) == 0;
+}
+
+/* Runs one command of c's batch: NOQUORUM when a key it reads was not read (a
+ * blind write needs none), else on the scratch keyspace. The batch ends (c waits for its writes) after the last
+ * command the look-ahead saw. */
+static int batch_run(struct client *c, const struct kv_command *run, struct coord_op *op) {
+    for (size_t i = 0; i < op->ncur && !op->cur_blind; i++) {
+        if (op->keys[op->cur[i]].state == KEY_FAILED) {
+            char msg[256];
+            quorum_error(msg, sizeof(msg), op->err, 0);
+            reply_error(c, msg);
+            goto next;
+        }
+    }
+    run_one(c, run, op, 0);
+next:
+    op->phase = OP_BATCH;
+    if (op->ahead-- > 0) {
+        return 1; /* the next command of the pipeline continues the batch */
+    }
+    batch_end(c, op, 0, 0);
     return 1;
 }
 
@@ -383,11 +665,67 @@ static void refuse_whole(struct client *c, const struct kv_command *run, const c
     reply_error(c, msg);
 }
 
+/* A new op for run: its keys (and, for a pipeline batch, those of the commands
+ * queued behind it) read at R. Returns 1 when c waits for the reads. */
+static int op_begin(struct client *c, const struct kv_command *run) {
+    struct coord_op *op = kv_calloc(1, sizeof(*op));
+    op->c = c;
+    c->cop = op;
+    if (run->flags & CMD_RUNS_QUEUED) {
+        int db = c->db_id;
+        for (int i = 0; i < c->mcount; i++) {
+            int qargc;
+            const struct kv_slice *qargv;
+            const struct kv_command *q = multi_queued(c, i, &qargc, &qargv);
+            db = gather(op, q, qargc, qargv, db);
+        }
+    } else {
+        op->batch = 1;
+        gather(op, run, c->argc, c->argv, c->db_id);
+        op->ahead = look_ahead(c, op);
+    }
+    if (start_reads(c, op) == 0) {
+        op->phase = OP_READ_DONE;
+        return 0;
+    }
+    op->phase = OP_READING;
+    client_suspend(c);
+    return 1;
+}
+
+/* EXEC (the old single-command path): refused whole on a failed read, else run
+ * and its writes waited for with the command. */
+static void exec_run(struct client *c, const struct kv_command *run, struct coord_op *op) {
+    if (op->failed) {
+        char msg[256];
+        quorum_error(msg, sizeof(msg), op->err, 0);
+        coordinate_forget(c);
+        refuse_whole(c, run, msg);
+        return;
+    }
+    run_one(c, run, op, 1);
+    if (op->wpending == 0) {
+        coordinate_forget(c);
+        return;
+    }
+    op->phase = OP_WRITING;
+    client_suspend(c);
+}
+
 int coordinate_command(struct client *c, const struct kv_command *run) {
+    struct coord_op *op = c->cop;
+    if (op != NULL && op->phase == OP_BATCH) {
+        if (batch_covers(c, run, op)) {
+            return batch_run(c, run, op);
+        }
+        if (batch_end(c, op, 1, 0)) {
+            return 1; /* runs afresh when the batch's writes have answered */
+        }
+        op = NULL;
+    }
     if (!coordinate_wants(c, run)) {
         return 0;
     }
-    struct coord_op *op = c->cop;
     if (op == NULL) {
         const char *why = NULL;
         if (!cluster_ready(server.cluster, &why)) {
@@ -396,53 +734,36 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
             refuse_whole(c, run, msg);
             return 1;
         }
-        op = kv_calloc(1, sizeof(*op));
-        op->c = c;
-        size_t cap = 0;
-        if (run->flags & CMD_RUNS_QUEUED) {
-            int db = c->db_id;
-            for (int i = 0; i < c->mcount; i++) {
-                int qargc;
-                const struct kv_slice *qargv;
-                const struct kv_command *q = multi_queued(c, i, &qargc, &qargv);
-                db = gather(op, q, qargc, qargv, db, &cap);
-            }
-        } else {
-            gather(op, run, c->argc, c->argv, c->db_id, &cap);
-        }
-        if (op->nkeys == 0) {
-            c->cop = op;
-            op->phase = OP_READ_DONE;
-        } else {
-            int r, w;
-            coordinate_levels(c, &r, &w);
-            c->cop = op;
-            op->phase = OP_READING;
-            op->pending = op->nkeys;
-            client_suspend(c);
-            for (size_t i = 0; i < op->nkeys; i++) {
-                struct op_key *x = &op->keys[i];
-                x->id = cluster_read(server.cluster, (unsigned)x->db, x->key, x->klen, r,
-                                     read_done, x);
-            }
+        if (op_begin(c, run)) {
             return 1;
         }
+        op = c->cop;
     }
     if (op->phase != OP_READ_DONE) {
         return 1; /* not reached: a waiting client does not run */
     }
-    if (op->failed) {
-        char msg[256];
-        quorum_error(msg, sizeof(msg), op->err, 0);
+    if (!op->batch) {
+        exec_run(c, run, op);
+        return 1;
+    }
+    if (!batch_covers(c, run, op)) {
+        /* not reached: the first command's keys were gathered by the same rules */
         coordinate_forget(c);
-        refuse_whole(c, run, msg);
+        reply_error(c, "ERR the cluster coordinator lost this command's keys");
         return 1;
     }
-    if (run_and_ship(c, run, op)) {
-        return 1;
+    return batch_run(c, run, op);
+}
+
+int coordinate_batch_open(const struct client *c) {
+    return c->cop != NULL && c->cop->phase == OP_BATCH;
+}
+
+void coordinate_input_end(struct client *c) {
+    struct coord_op *op = c->cop;
+    if (op != NULL && op->phase == OP_BATCH && !(c->flags & CLIENT_WAITING)) {
+        batch_end(c, op, 0, 1);
     }
-    coordinate_forget(c);
-    return 1;
 }
 
 int coordinate_resume(struct client *c) {
@@ -450,13 +771,14 @@ int coordinate_resume(struct client *c) {
     if (op == NULL || op->phase != OP_WRITE_DONE) {
         return 0;
     }
-    if (op->wfailed) {
+    int rc = !op->batch ? 1 : op->rerun ? 0 : op->tail ? 2 : 1;
+    if (!op->batch && op->wfailed) {
         char msg[256];
         quorum_error(msg, sizeof(msg), op->werr, 1);
-        client_fail_held(c, CLIENT_HOLD_CLUSTER, msg);
+        client_fail_held(c, CLIENT_HOLD_CLUSTER, msg); /* EXEC: its one reply */
     } else {
-        client_release(c, CLIENT_HOLD_CLUSTER);
+        settle(c, op);
     }
     coordinate_forget(c);
-    return 1;
+    return rc;
 }

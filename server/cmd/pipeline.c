@@ -57,6 +57,8 @@ int client_delay_set;                          /* cmd.h */
 static long long delay_ms;                     /* DEBUG SET-COMMAND-DELAY (server's) */
 static double delay_prob = 1.0;
 static uint64_t delay_rng;                     /* xorshift64* state, 0: unseeded */
+static const struct client *parsing;           /* in process_command from the parse loop */
+static size_t parsing_consumed;                /* its command's length in the buffer */
 
 
 /* After each top-level command: CLIENT REPLY SKIP applies to exactly the next one. */
@@ -89,7 +91,10 @@ void client_process_input(struct client *c) {
         if (c->parser.argc > 0) {
             c->argc = c->parser.argc;
             c->argv = c->parser.argv;
+            parsing = c;
+            parsing_consumed = consumed;
             process_command(c);
+            parsing = NULL;
             if (!(c->flags & CLIENT_WAITING)) {
                 after_command(c); /* a waiting command: when it has run */
             }
@@ -101,6 +106,9 @@ void client_process_input(struct client *c) {
             }
         }
         c->qpos += consumed;
+    }
+    if (c->cop) {
+        coordinate_input_end(c); /* a cluster batch open: its writes are waited for */
     }
     call_batch_end();
     if (c->qpos == c->qlen) {
@@ -122,6 +130,12 @@ void client_process_input(struct client *c) {
         }
         client_queue_write(c);
     }
+}
+
+void client_pending_input(const struct client *c, const char **p, size_t *len) {
+    size_t off = c->qpos + (c == parsing ? parsing_consumed : 0);
+    *p = c->qbuf ? c->qbuf + off : NULL;
+    *len = c->qbuf && off < c->qlen ? c->qlen - off : 0;
 }
 
 /* ------------------------------------------------------------------------------
@@ -224,7 +238,10 @@ static void run_waiting(struct client *c) {
     c->last_interaction_ms = server.mstime; /* idle time starts when the wait ends */
     c->argc = c->wait_argc;
     c->argv = c->wait_argv;
-    if (!coordinate_resume(c)) { /* a cluster command's writes answered: done */
+    /* a cluster batch's writes answered: 1 its last command is done, 2 it waited
+     * with no command (end of input), 0 the command runs (afresh) */
+    int done = coordinate_resume(c);
+    if (done == 0) {
         process_command(c);
     }
     c->flags &= ~CLIENT_WAITED;
@@ -234,10 +251,12 @@ static void run_waiting(struct client *c) {
         c->cmd = NULL;
         return;
     }
-    if (c->cop) {
+    if (c->cop && !coordinate_batch_open(c)) {
         coordinate_forget(c); /* it waited for reads, then a check refused it */
     }
-    after_command(c);
+    if (done != 2) {
+        after_command(c);
+    }
     kv_free(c->wait_argv);
     c->wait_argv = NULL;
     c->wait_argc = 0;
