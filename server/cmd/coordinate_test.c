@@ -202,6 +202,9 @@ size_t cluster_key_nodes(const struct cluster *cl, const char *key, size_t klen,
 void cluster_info(const struct cluster *cl, struct msg_buf *out) {
     (void)cl, (void)out;
 }
+void cluster_flush(struct cluster *cl) {
+    (void)cl;
+}
 int cluster_is_peer_host(const struct cluster *cl, const char *ip) {
     (void)cl, (void)ip;
     return 0;
