@@ -11,24 +11,49 @@
  *   1. prefetch: process_command calls coordinate_command after every check. The
  *      command's keys (command_keys; for EXEC those of every queued command, in
  *      the database each runs in; COPY ... DB n's destination in n) are read with
- *      cluster_read at the connection's R, deduplicated; the client is suspended
- *      (c->cop holds the op) and each answer's record is copied into the op.
- *      When the last answers, client_resume puts the client on the ready list.
+ *      cluster_read at the connection's R, deduplicated. PIPELINE BATCH: for any
+ *      command but EXEC, the complete commands already in the query buffer behind
+ *      it (client_pending_input) are parsed without being consumed and, up to the
+ *      first that cannot join (node-local, keyless, EXEC/MULTI, a bad arity; at
+ *      most AHEAD_MAX_CMDS commands and AHEAD_MAX_KEYS keys), their keys are read
+ *      in the same round. BLIND WRITES (SET without NX/XX/GET/KEEPTTL, SETEX,
+ *      PSETEX, MSET: neither reply nor stored value depends on the old value)
+ *      read nothing, and a key a blind write of the batch writes before anything
+ *      reads it is not read either. The client is suspended (c->cop holds the
+ *      op) and each answer's record is copied into the op; when the last
+ *      answers, client_resume puts the client on the ready list.
  *   2. run: the ready client passes process_command again (the checks see the
- *      server as it is now); coordinate_command finds its reads done: a failed
- *      read answers "-NOQUORUM <a> of <b> required replicas answered". Else the
- *      scratch keyspace is entered, each found live record loaded
- *      (persist_decode), the unchanged handler run with call(), and the changes
- *      collected (coord_scratch_leave).
- *   3. ship: one version for the whole command: hlc_observe of every version
- *      read, then hlc_now, with this node's tag; each change is cluster_write'n
- *      at the connection's W (a value with its expire-at, or a tombstone).
- *   4. hold: the handler's first change held the reply (CLIENT_HOLD_CLUSTER);
- *      the client stays suspended (its pipeline waits, so later commands see the
- *      writes). When every write answered, coordinate_resume (from run_waiting)
- *      releases the reply, or rewrites it (client_fail_held) into "-NOQUORUM
- *      wrote to <a> of <b> required replicas; the write is indeterminate". A
- *      command that changed nothing (every read) is not held.
+ *      server as it is now); coordinate_command runs it: the scratch keyspace is
+ *      entered, the command's own keys loaded from the op (persist_decode), the
+ *      unchanged handler run with call(), the changes collected
+ *      (coord_scratch_leave). A command one of whose keys failed its read
+ *      answers "-NOQUORUM <a> of <b> required replicas answered" (a blind write
+ *      needs no read and runs). The next commands of the pipeline are parsed as
+ *      usual and run the same way, one after the other, as long as the batch
+ *      knows their keys (batch_covers): each sees what the earlier ones wrote
+ *      (the op's record of a key is replaced by what a command wrote), so
+ *      read-your-writes inside a batch is exact.
+ *   3. ship: each command's changes get one version (hlc_now, above every
+ *      version read: read_done observes them; with this node's tag) and are
+ *      cluster_write'n at the connection's W at once, a value with its
+ *      expire-at or a tombstone. Each command has its own version, so the
+ *      versions order the batch's writes as the commands ran; a blind write's
+ *      version is the coordinator's clock (last-write-wins, as in Cassandra: a
+ *      replica holding a higher version from a clock ahead keeps it).
+ *   4. hold: a command's first change holds its reply (CLIENT_HOLD_CLUSTER), a
+ *      span of its own; later replies queue behind it. The batch ends after the
+ *      last command the look-ahead saw, at a command it does not know (which
+ *      waits and then runs afresh: its reads must see the batch's writes), or
+ *      when the parse loop stops (coordinate_input_end); the client then waits
+ *      once for all the batch's writes. When every write answered,
+ *      coordinate_resume (from run_waiting) releases the replies; the replies of
+ *      the commands a write of which missed W are rewritten (client_fail_held_at)
+ *      into "-NOQUORUM wrote to <a> of <b> required replicas; the write is
+ *      indeterminate", only theirs: a later command that read an indeterminate
+ *      value reports what it wrote itself, and that reached W. A batch that
+ *      changed nothing is not held. EXEC is one batch of its own: its queued
+ *      commands run in one call(), one version, a failed read refuses it whole
+ *      and a failed write rewrites its one reply.
  *   Refused in cluster mode (coordinate_gate, before MULTI queueing): keyless
  *   commands that visit the whole key space (CMD_KEYSPACE_FANOUT) with "-ERR
  *   <NAME> is not supported in a kvd cluster yet" (they need range scans on

@@ -39,6 +39,14 @@
  *     idle time counts from its last read or write, as for any client) or its
  *     output limit: closed as usual; client_free removes its timer and its ready
  *     list entry and frees the copy. SHUTDOWN leaves waiting commands unrun.
+ *   - Cluster batches (coordinate.c): a cluster command of a pipeline may finish
+ *     without the client waiting while its writes are out (its batch is open):
+ *     the commands parsed after it join the batch (they see its writes) or end
+ *     it (they wait, then run afresh). When the parse loop stops with a batch
+ *     open, coordinate_input_end suspends the client with no command; when the
+ *     writes answered run_waiting runs no command and no after_command for it.
+ *     client_pending_input shows the coordinator the unparsed bytes behind the
+ *     running command (its look-ahead parses them without consuming them).
  *   - DEBUG (CMD_PROTECTED) never waits for DEBUG SET-COMMAND-DELAY, so a test
  *     can always change the delay; it still keeps its place in the pipeline.
  *
