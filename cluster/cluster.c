@@ -360,6 +360,7 @@ static void rebuild_ring(struct cluster *cl) {
 static void peer_link_state(void *ctx, enum link_state state, const char *why);
 static void ask_members(struct cluster *cl, struct peer_rt *p);
 static void kick_defer(struct cluster *cl);
+static void dq_run(struct cluster *cl);
 static void rearm(struct cluster *cl);
 
 static struct peer_rt *peer_add(struct cluster *cl, const char *addr, int is_seed) {
@@ -609,7 +610,7 @@ static void remote_reply(void *ctx, int status, const redisReply *reply) {
              msg_decode_write_reply(reply, &applied, err, sizeof err) == MSG_OK;
     }
     rreq_answer(cl, rq, ok, &item, mono_ms());
-    rearm(cl);
+    dq_run(cl);
 }
 
 /* The reply to a coalesced message: each request gets its item; an error, a
@@ -637,7 +638,7 @@ static void remote_mreply(void *ctx, int status, const redisReply *reply) {
         rreq_answer(cl, m->rq[i], ok, ok && m->verb == MSG_READ ? &items[i] : &none, now);
     }
     free(m);
-    rearm(cl);
+    dq_run(cl);
 }
 
 static struct link *link_of_tag(struct cluster *cl, uint32_t tag) {
@@ -856,11 +857,13 @@ static void run_done(struct dq *d) {
     }
 }
 
-/* runs the entries queued before this turn, one at a time from the head (so a
- * callback's cluster_cancel still removes a later one); entries queued meanwhile
- * wait for the next turn */
-static void on_defer(evutil_socket_t fd, short what, void *arg) {
-    struct cluster *cl = arg;
+/* runs the entries queued so far, one at a time from the head (so a callback's
+ * cluster_cancel still removes a later one); entries queued meanwhile wait for
+ * the next run. Called from the zero timer, and at the end of a peer's reply
+ * (remote_reply: outside any cluster_read/cluster_write and outside the cnode,
+ * so a done-callback may run there: the reply's results reach their callers in
+ * the same loop turn, not one turn later) */
+static void dq_run(struct cluster *cl) {
     size_t n = cl->dq_len;
     while (n-- > 0 && cl->dq_head) {
         struct dq *d = cl->dq_head;
@@ -885,8 +888,14 @@ static void on_defer(evutil_socket_t fd, short what, void *arg) {
     }
     if (cl->dq_head) {
         kick_defer(cl);
+    } else {
+        evtimer_del(cl->defer_ev);
     }
     rearm(cl);
+}
+
+static void on_defer(evutil_socket_t fd, short what, void *arg) {
+    dq_run(arg);
 }
 
 static void kick_defer(struct cluster *cl) {
