@@ -13,7 +13,8 @@
  *      the database each runs in; COPY ... DB n's destination in n) are read with
  *      cluster_read at the connection's R, deduplicated. PIPELINE BATCH: for any
  *      command but EXEC, the complete commands already in the query buffer behind
- *      it (client_pending_input) are parsed without being consumed and, up to the
+ *      it (client_pending_input; after a multibulk command) are parsed without being
+ *      consumed and, up to the
  *      first that cannot join (node-local, keyless, EXEC/MULTI, a bad arity; at
  *      most AHEAD_MAX_CMDS commands and AHEAD_MAX_KEYS keys), their keys are read
  *      in the same round. BLIND WRITES (SET without NX/XX/GET/KEEPTTL, SETEX,

@@ -573,23 +573,44 @@ static int nreads(void) {
     return fake.nreq - count_writes();
 }
 
-/* Puts the inline commands of lines (separated by '|') in tc's query buffer as
- * one read brings them, and runs the parse loop as the network does. */
+/* lines ('|' between commands, ' ' between arguments) as RESP multibulk
+ * commands (the look-ahead reads those; an inline command gets none). */
+static size_t to_resp(const char *lines, char *out, size_t cap) {
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", lines);
+    size_t n = 0;
+    char *save1 = NULL;
+    for (char *cmd = strtok_r(buf, "|", &save1); cmd; cmd = strtok_r(NULL, "|", &save1)) {
+        char *args[64];
+        int argc = 0;
+        char *save2 = NULL;
+        for (char *a = strtok_r(cmd, " ", &save2); a && argc < 64; a = strtok_r(NULL, " ", &save2)) {
+            args[argc++] = a;
+        }
+        n += (size_t)snprintf(out + n, cap - n, "*%d\r\n", argc);
+        for (int i = 0; i < argc && n < cap; i++) {
+            n += (size_t)snprintf(out + n, cap - n, "$%zu\r\n%s\r\n", strlen(args[i]), args[i]);
+        }
+    }
+    return n < cap ? n : cap;
+}
+
+/* Puts the commands of lines in tc's query buffer as one read brings them, and
+ * runs the parse loop as the network does. */
 static void pipe_in(const char *lines) {
     struct resp_limits lim = {.max_bulk_len = 1 << 20, .max_multibulk_len = 1024,
                               .max_inline_len = 4096};
     if (tc.parser.lim.max_inline_len == 0) {
         resp_parser_init(&tc.parser, &lim);
     }
-    size_t n = strlen(lines);
+    static char enc[16384];
+    size_t n = to_resp(lines, enc, sizeof(enc));
     if (tc.qcap < tc.qlen + n + 1) {
         tc.qcap = tc.qlen + n + 64;
         tc.qbuf = kv_realloc(tc.qbuf, tc.qcap);
     }
-    for (size_t i = 0; i < n; i++) {
-        tc.qbuf[tc.qlen++] = lines[i] == '|' ? '\n' : lines[i];
-    }
-    tc.qbuf[tc.qlen++] = '\n';
+    memcpy(tc.qbuf + tc.qlen, enc, n);
+    tc.qlen += n;
     client_process_input(&tc);
 }
 
@@ -689,8 +710,8 @@ static void test_a_client_freed_mid_batch_cancels_its_writes(void) {
     setup();
     struct client *c = client_create(-1);
     c->authenticated = 1;
-    const char *in = "SET a 1\r\nSET b 2\r\nGET a\r\n";
-    size_t n = strlen(in);
+    static char in[256];
+    size_t n = to_resp("SET a 1|SET b 2|GET a", in, sizeof(in));
     c->qbuf = kv_malloc(n);
     c->qcap = n;
     memcpy(c->qbuf, in, n);

@@ -65,8 +65,6 @@ int client_delay_set;                          /* cmd.h */
 static long long delay_ms;                     /* DEBUG SET-COMMAND-DELAY (server's) */
 static double delay_prob = 1.0;
 static uint64_t delay_rng;                     /* xorshift64* state, 0: unseeded */
-static const struct client *parsing;           /* in process_command from the parse loop */
-static size_t parsing_consumed;                /* its command's length in the buffer */
 
 
 /* After each top-level command: CLIENT REPLY SKIP applies to exactly the next one. */
@@ -99,10 +97,7 @@ void client_process_input(struct client *c) {
         if (c->parser.argc > 0) {
             c->argc = c->parser.argc;
             c->argv = c->parser.argv;
-            parsing = c;
-            parsing_consumed = consumed;
             process_command(c);
-            parsing = NULL;
             if (!(c->flags & CLIENT_WAITING)) {
                 after_command(c); /* a waiting command: when it has run */
             }
@@ -140,10 +135,30 @@ void client_process_input(struct client *c) {
     }
 }
 
+/* Nothing is recorded per command for it (the parse loop stays as fast): a
+ * command running from the parse loop is not consumed yet and its arguments
+ * point into the buffer, so for a multibulk command the rest starts after its
+ * last argument's CRLF; a waiting command (wait_argv) was consumed. An inline
+ * command gets no look-ahead. */
 void client_pending_input(const struct client *c, const char **p, size_t *len) {
-    size_t off = c->qpos + (c == parsing ? parsing_consumed : 0);
-    *p = c->qbuf ? c->qbuf + off : NULL;
-    *len = c->qbuf && off < c->qlen ? c->qlen - off : 0;
+    *p = NULL;
+    *len = 0;
+    if (c->qbuf == NULL || c->qpos >= c->qlen) {
+        return;
+    }
+    size_t off = c->qpos;
+    if (c->argc > 0 && c->argv != c->wait_argv) {
+        const struct kv_slice *last = &c->argv[c->argc - 1];
+        uintptr_t b = (uintptr_t)c->qbuf, a = (uintptr_t)last->p;
+        if (c->qbuf[c->qpos] != '*' || a < b || a - b + last->len + 2 > c->qlen) {
+            return; /* inline, or not in the buffer */
+        }
+        off = (size_t)(a - b) + last->len + 2;
+    }
+    if (off < c->qlen) {
+        *p = c->qbuf + off;
+        *len = c->qlen - off;
+    }
 }
 
 /* ------------------------------------------------------------------------------
