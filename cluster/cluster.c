@@ -734,6 +734,12 @@ void cluster_flush(struct cluster *cl) {
         flush_box(cl, &cl->obox[i]);
     }
     evtimer_del(cl->flush_ev);
+    /* written now, one write per peer, not from the next turn's write event */
+    for (size_t i = 0; i < cl->npeers; i++) {
+        if (cl->peers[i]->link && cl->peers[i]->up) {
+            link_flush(cl->peers[i]->link);
+        }
+    }
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg) {
