@@ -644,20 +644,28 @@ static int batch_covers(struct client *c, const struct kv_command *run, struct c
     return each_key(op, run, c->argc, c->argv, c->db_id, cover_key, &op->cur_blind) == 0;
 }
 
-/* Runs one command of c's batch: NOQUORUM when a key it reads was not read (a
- * blind write needs none), else on the scratch keyspace. The batch ends (c waits for its writes) after the last
- * command the look-ahead saw. */
-static int batch_run(struct client *c, const struct kv_command *run, struct coord_op *op) {
+/* 1 when a key the running command reads missed its read quorum (a blind write
+ * reads none). */
+static int cur_read_failed(const struct coord_op *op) {
     for (size_t i = 0; i < op->ncur && !op->cur_blind; i++) {
         if (op->keys[op->cur[i]].state == KEY_FAILED) {
-            char msg[256];
-            quorum_error(msg, sizeof(msg), op->err, 0);
-            reply_error(c, msg);
-            goto next;
+            return 1;
         }
     }
-    run_one(c, run, op, 0);
-next:
+    return 0;
+}
+
+/* Runs one command of c's batch: NOQUORUM when a key it reads was not read, else
+ * on the scratch keyspace. The batch ends (c waits for its writes) after the
+ * last command the look-ahead saw. Returns 1 (the command is taken). */
+static int batch_run(struct client *c, const struct kv_command *run, struct coord_op *op) {
+    if (cur_read_failed(op)) {
+        char msg[256];
+        quorum_error(msg, sizeof(msg), op->err, 0);
+        reply_error(c, msg);
+    } else {
+        run_one(c, run, op, 0);
+    }
     op->phase = OP_BATCH;
     if (op->ahead-- > 0) {
         return 1; /* the next command of the pipeline continues the batch */

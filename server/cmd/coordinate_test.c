@@ -584,8 +584,10 @@ static size_t to_resp(const char *lines, char *out, size_t cap) {
         char *args[64];
         int argc = 0;
         char *save2 = NULL;
-        for (char *a = strtok_r(cmd, " ", &save2); a && argc < 64; a = strtok_r(NULL, " ", &save2)) {
+        char *a = strtok_r(cmd, " ", &save2);
+        while (a && argc < 64) {
             args[argc++] = a;
+            a = strtok_r(NULL, " ", &save2);
         }
         n += (size_t)snprintf(out + n, cap - n, "*%d\r\n", argc);
         for (int i = 0; i < argc && n < cap; i++) {
