@@ -117,6 +117,32 @@ struct rreq {                   /* one request on a link */
     struct peer_rt *peer;       /* MEMBERS */
 };
 
+/* Requests to one replica queued in one loop turn, sent as one message: the reads
+ * of one db as one READ of many keys, the writes as one MWRITE (msg.h). */
+#define CL_OUTBOX_MAX 256       /* requests in one message at most */
+
+struct obox_item {
+    struct rreq *rq;
+    char *key;                  /* owned */
+    size_t klen;
+    struct msg_record rec;      /* WRITE: rec.val owned */
+};
+
+struct obox {
+    uint32_t tag;
+    int verb;
+    unsigned db;
+    size_t n, cap;
+    struct obox_item *it;
+};
+
+struct mreq {                   /* one coalesced message on a link */
+    struct cluster *cl;
+    int verb;
+    size_t n;
+    struct rreq *rq[];
+};
+
 struct cluster {
     struct event_base *base;
     /* config, strings copied */
@@ -142,6 +168,9 @@ struct cluster {
     struct dq *dq_head, *dq_tail;
     size_t dq_len;
     struct event *defer_ev;
+    struct obox *obox;          /* this turn's requests per (replica, verb, db) */
+    size_t nobox, capobox, queued;
+    struct event *flush_ev;     /* sends them if cluster_send_queued did not */
     struct event *deadline_ev;
     uint64_t armed_at;          /* deadline the timer is armed for (0: none) */
     struct event *tick_ev;
@@ -156,7 +185,7 @@ struct cluster {
     struct hintlog *hintlog;
     struct event *hintlog_ev;
     /* this node's replica: write acks waiting for the store's durability */
-    struct local_acks *acks_open;     /* collected in this on_defer pass */
+    struct local_acks *acks_open;     /* collected in this dq_run pass */
     struct local_acks *acks_waiting;  /* asked store.when_durable, not answered */
 };
 
@@ -343,6 +372,7 @@ static void rebuild_ring(struct cluster *cl) {
 static void peer_link_state(void *ctx, enum link_state state, const char *why);
 static void ask_members(struct cluster *cl, struct peer_rt *p);
 static void kick_defer(struct cluster *cl);
+static void dq_run(struct cluster *cl);
 static void rearm(struct cluster *cl);
 static void hints_log_tick(struct cluster *cl);
 
@@ -558,6 +588,22 @@ static void fail_later(struct cluster *cl, uint64_t id, uint32_t from, int verb,
     dq_push(cl, d);
 }
 
+/* One request's answer: item (a read's, NULL when it failed) or ok (a write's). */
+static void rreq_answer(struct cluster *cl, struct rreq *rq, int ok, const struct msg_item *item,
+                        uint64_t now) {
+    if (rq->verb == MSG_READ) {
+        if (ok && item->found && cl->store.observe) {
+            cl->store.observe(cl->store.ctx, item->rec.v.hlc);
+        }
+        cnode_on_read_reply(&cl->node, rq->id, rq->tag, ok ? item : NULL, now);
+    } else if (rq->is_hint) {
+        cnode_on_hint_reply(&cl->node, rq->tag, rq->id, ok, now);
+    } else {
+        cnode_on_write_reply(&cl->node, rq->id, rq->tag, ok, now);
+    }
+    free(rq);
+}
+
 static void remote_reply(void *ctx, int status, const redisReply *reply) {
     struct rreq *rq = ctx;
     struct cluster *cl = rq->cl;
@@ -565,29 +611,47 @@ static void remote_reply(void *ctx, int status, const redisReply *reply) {
         free(rq);
         return;
     }
-    uint64_t now = mono_ms();
     char err[128];
     int ok = 0;
+    struct msg_item item = {0};
     if (rq->verb == MSG_READ) {
-        struct msg_item item;
         ok = status == LINK_OK && msg_decode_read_reply(reply, 1, &item, err, sizeof err) ==
                                       MSG_OK;
-        if (ok && item.found && cl->store.observe) {
-            cl->store.observe(cl->store.ctx, item.rec.v.hlc);
-        }
-        cnode_on_read_reply(&cl->node, rq->id, rq->tag, ok ? &item : NULL, now);
     } else {
         int applied = 0;
         ok = status == LINK_OK &&
              msg_decode_write_reply(reply, &applied, err, sizeof err) == MSG_OK;
-        if (rq->is_hint) {
-            cnode_on_hint_reply(&cl->node, rq->tag, rq->id, ok, now);
-        } else {
-            cnode_on_write_reply(&cl->node, rq->id, rq->tag, ok, now);
-        }
     }
-    free(rq);
-    rearm(cl);
+    rreq_answer(cl, rq, ok, &item, mono_ms());
+    dq_run(cl);
+}
+
+/* The reply to a coalesced message: each request gets its item; an error, a
+ * malformed reply or a failed link fails them all. */
+static void remote_mreply(void *ctx, int status, const redisReply *reply) {
+    struct mreq *m = ctx;
+    struct cluster *cl = m->cl;
+    if (cl->stopping) {
+        for (size_t i = 0; i < m->n; i++) {
+            free(m->rq[i]);
+        }
+        free(m);
+        return;
+    }
+    char err[128];
+    struct msg_item items[CL_OUTBOX_MAX];
+    int applied[CL_OUTBOX_MAX];
+    int ok = status == LINK_OK && m->n <= CL_OUTBOX_MAX &&
+             (m->verb == MSG_READ
+                  ? msg_decode_read_reply(reply, m->n, items, err, sizeof err)
+                  : msg_decode_mwrite_reply(reply, m->n, applied, err, sizeof err)) == MSG_OK;
+    uint64_t now = mono_ms();
+    static const struct msg_item none = {0};
+    for (size_t i = 0; i < m->n; i++) {
+        rreq_answer(cl, m->rq[i], ok, ok && m->verb == MSG_READ ? &items[i] : &none, now);
+    }
+    free(m);
+    dq_run(cl);
 }
 
 static struct link *link_of_tag(struct cluster *cl, uint32_t tag) {
@@ -599,9 +663,8 @@ static struct link *link_of_tag(struct cluster *cl, uint32_t tag) {
     return p ? p->link : NULL;
 }
 
-static void send_remote(struct cluster *cl, uint32_t tag, int verb, uint64_t id, int is_hint,
-                        unsigned db, const char *key, size_t klen,
-                        const struct msg_record *rec) {
+static void send_one(struct cluster *cl, uint32_t tag, int verb, uint64_t id, int is_hint,
+                     unsigned db, const char *key, size_t klen, const struct msg_record *rec) {
     struct link *l = link_of_tag(cl, tag);
     struct msg_argv a;
     if (verb == MSG_READ) {
@@ -617,6 +680,129 @@ static void send_remote(struct cluster *cl, uint32_t tag, int verb, uint64_t id,
     if (rc != LINK_OK) {
         free(rq);
         fail_later(cl, id, tag, verb, is_hint);
+    }
+}
+
+/* Sends one box as one message (one request: as before, READ or WRITE) and
+ * empties it. */
+static void flush_box(struct cluster *cl, struct obox *b) {
+    size_t n = b->n;
+    b->n = 0;
+    cl->queued -= n;
+    if (n == 0) {
+        return;
+    }
+    if (n == 1) {
+        struct obox_item *x = &b->it[0];
+        struct rreq *rq = x->rq;
+        uint64_t id = rq->id;
+        free(rq);
+        send_one(cl, b->tag, b->verb, id, 0, b->db, x->key, x->klen, &x->rec);
+        free(x->key);
+        free((void *)x->rec.val);
+        return;
+    }
+    struct link *l = link_of_tag(cl, b->tag);
+    struct msg_argv a;
+    if (b->verb == MSG_READ) {
+        struct kv_slice keys[CL_OUTBOX_MAX];
+        for (size_t i = 0; i < n; i++) {
+            keys[i] = (struct kv_slice){b->it[i].key, b->it[i].klen};
+        }
+        msg_encode_read(&a, b->db, keys, n);
+    } else {
+        struct msg_write w[CL_OUTBOX_MAX];
+        for (size_t i = 0; i < n; i++) {
+            w[i] = (struct msg_write){b->it[i].key, b->it[i].klen, &b->it[i].rec};
+        }
+        msg_encode_mwrite(&a, b->db, w, n);
+    }
+    struct mreq *m = cl_calloc(1, sizeof *m + n * sizeof m->rq[0]);
+    m->cl = cl;
+    m->verb = b->verb;
+    m->n = n;
+    for (size_t i = 0; i < n; i++) {
+        m->rq[i] = b->it[i].rq;
+    }
+    int rc = l ? link_send(l, a.argc, a.argv, a.argvlen, remote_mreply, m) : LINK_DOWN;
+    msg_argv_free(&a);
+    for (size_t i = 0; i < n; i++) {
+        if (rc != LINK_OK) {
+            fail_later(cl, m->rq[i]->id, b->tag, b->verb, 0);
+            free(m->rq[i]);
+        }
+        free(b->it[i].key);
+        free((void *)b->it[i].rec.val);
+    }
+    if (rc != LINK_OK) {
+        free(m);
+    }
+}
+
+void cluster_send_queued(struct cluster *cl) {
+    if (cl == NULL || cl->queued == 0) {
+        return;
+    }
+    for (size_t i = 0; i < cl->nobox; i++) {
+        flush_box(cl, &cl->obox[i]);
+    }
+    evtimer_del(cl->flush_ev);
+    /* written now, one write per peer, not from the next turn's write event */
+    for (size_t i = 0; i < cl->npeers; i++) {
+        if (cl->peers[i]->link && cl->peers[i]->up) {
+            link_flush(cl->peers[i]->link);
+        }
+    }
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg) {
+    cluster_send_queued(arg);
+}
+
+/* Queues a request for the replica tag: sent with the others of this turn (by
+ * cluster_send_queued, from the server's before-sleep, or the flush timer). */
+static void send_remote(struct cluster *cl, uint32_t tag, int verb, uint64_t id, int is_hint,
+                        unsigned db, const char *key, size_t klen,
+                        const struct msg_record *rec) {
+    if (is_hint) {
+        send_one(cl, tag, verb, id, is_hint, db, key, klen, rec);
+        return;
+    }
+    struct obox *b = NULL;
+    for (size_t i = 0; i < cl->nobox && b == NULL; i++) {
+        struct obox *x = &cl->obox[i];
+        if (x->tag == tag && x->verb == verb && x->db == db) {
+            b = x;
+        }
+    }
+    if (b == NULL) {
+        if (cl->nobox == cl->capobox) {
+            cl->capobox = cl->capobox ? cl->capobox * 2 : 8;
+            cl->obox = cl_realloc(cl->obox, cl->capobox * sizeof *cl->obox);
+        }
+        b = &cl->obox[cl->nobox++];
+        *b = (struct obox){tag, verb, db, 0, 0, NULL};
+    }
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 16;
+        b->it = cl_realloc(b->it, b->cap * sizeof *b->it);
+    }
+    struct obox_item *x = &b->it[b->n++];
+    x->rq = cl_calloc(1, sizeof *x->rq);
+    *x->rq = (struct rreq){cl, id, tag, verb, 0, 0, NULL};
+    x->key = cl_memdup(key, klen);
+    x->klen = klen;
+    memset(&x->rec, 0, sizeof x->rec);
+    if (verb == MSG_WRITE) {
+        x->rec = *rec;
+        x->rec.val = rec->vlen ? cl_memdup(rec->val, rec->vlen) : NULL;
+    }
+    if (cl->queued++ == 0) {
+        struct timeval tv = {0, 0};
+        evtimer_add(cl->flush_ev, &tv);
+    }
+    if (b->n >= CL_OUTBOX_MAX) {
+        flush_box(cl, b);
     }
 }
 
@@ -670,7 +856,7 @@ static void io_completed(void *ctx, const struct op *op, void *user) {
 }
 
 /* ---- this node's replica acknowledges a write once it is durable ----
- * The writes applied in one on_defer pass form one group that asks the store once
+ * The writes applied in one dq_run pass form one group that asks the store once
  * (store.when_durable): the group's acks go to their ops when the store says the
  * batch is stored (and, under appendfsync always, synced: one fsync for the turn). */
 
@@ -727,7 +913,7 @@ static void local_write_ack(struct cluster *cl, uint64_t id, int ok, uint64_t no
     g->ids[g->n++] = id;
 }
 
-/* end of an on_defer pass: the group asks the store when it is durable */
+/* end of an dq_run pass: the group asks the store when it is durable */
 static void local_acks_seal(struct cluster *cl) {
     struct local_acks *g = cl->acks_open;
     if (g == NULL) {
@@ -781,11 +967,13 @@ static void run_done(struct dq *d) {
     }
 }
 
-/* runs the entries queued before this turn, one at a time from the head (so a
- * callback's cluster_cancel still removes a later one); entries queued meanwhile
- * wait for the next turn */
-static void on_defer(evutil_socket_t fd, short what, void *arg) {
-    struct cluster *cl = arg;
+/* runs the entries queued so far, one at a time from the head (so a callback's
+ * cluster_cancel still removes a later one); entries queued meanwhile wait for
+ * the next run. Called from the zero timer, and at the end of a peer's reply
+ * (remote_reply: outside any cluster_read/cluster_write and outside the cnode,
+ * so a done-callback may run there: the reply's results reach their callers in
+ * the same loop turn, not one turn later) */
+static void dq_run(struct cluster *cl) {
     size_t n = cl->dq_len;
     while (n-- > 0 && cl->dq_head) {
         struct dq *d = cl->dq_head;
@@ -811,8 +999,14 @@ static void on_defer(evutil_socket_t fd, short what, void *arg) {
     local_acks_seal(cl);
     if (cl->dq_head) {
         kick_defer(cl);
+    } else {
+        evtimer_del(cl->defer_ev);
     }
     rearm(cl);
+}
+
+static void on_defer(evutil_socket_t fd, short what, void *arg) {
+    dq_run(arg);
 }
 
 static void kick_defer(struct cluster *cl) {
@@ -1086,6 +1280,7 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
     cnode_init(&cl->node, cl->tag, (uint64_t)cl->timeout_ms, cfg->hint_window_ms,
               cfg->hint_max_bytes, &io);
     cl->defer_ev = evtimer_new(base, on_defer, cl);
+    cl->flush_ev = evtimer_new(base, on_flush, cl);
     cl->deadline_ev = evtimer_new(base, on_deadline, cl);
     cl->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, cl);
     cl->kl = keyless_new(cl);
@@ -1119,6 +1314,19 @@ void cluster_stop(struct cluster *cl) {
     free(cl->peers);
     keyless_free(cl->kl); /* after the links: their callbacks ran */
     cl->kl = NULL;
+    for (size_t i = 0; i < cl->nobox; i++) {
+        struct obox *b = &cl->obox[i];
+        for (size_t k = 0; k < b->n; k++) {
+            free(b->it[k].rq);
+            free(b->it[k].key);
+            free((void *)b->it[k].rec.val);
+        }
+        free(b->it);
+    }
+    free(cl->obox);
+    if (cl->flush_ev) {
+        event_free(cl->flush_ev);
+    }
     struct dq *d = cl->dq_head;
     while (d) {
         struct dq *next = d->next;
@@ -1411,7 +1619,7 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
         members_answer(cl, argv, argc, out);
         return 0;
     }
-    if (word_is(&argv[1], "READ") || word_is(&argv[1], "WRITE")) {
+    if (word_is(&argv[1], "READ") || word_is(&argv[1], "WRITE") || word_is(&argv[1], "MWRITE")) {
         struct replica_store st = {cl->store.ctx, cl->store.read, cl->store.apply,
                                    cl->store.observe};
         replica_handle(&st, argv, argc, out);

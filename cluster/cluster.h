@@ -142,6 +142,10 @@ uint64_t cluster_read(struct cluster *cl, unsigned db, const char *key, size_t k
 uint64_t cluster_write(struct cluster *cl, unsigned db, const char *key, size_t klen,
                        const struct msg_record *rec, int w, cluster_write_done *cb,
                        void *ctx);
+/* Sends the requests to peers queued in this loop turn, one message per replica
+ * (and verb and db). The server calls it in its before-sleep step, after the
+ * commands of the turn; a timer sends them otherwise (tests, other loops). */
+void cluster_send_queued(struct cluster *cl);
 /* The caller is gone (client freed): the callback of id will not run. The
  * operation itself goes on (a write may still land; hints are still kept). */
 void cluster_cancel(struct cluster *cl, uint64_t id);

@@ -560,6 +560,16 @@ static void conn_on_writable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+void link_flush(struct link *l)
+{
+    struct link_conn *c = l->conn;
+    if (l->destroying || l->state != LINK_STATE_UP || l->depth > 0 || c == NULL || c->busy ||
+        c->gone || c->detached || c->ac == NULL || !(c->ac->c.flags & REDIS_CONNECTED)) {
+        return;
+    }
+    conn_on_writable(-1, EV_WRITE, c);
+}
+
 static void pump(struct link *l);
 
 /* hiredis reply callback for every request: pops the in-flight head it belongs to. */

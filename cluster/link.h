@@ -113,6 +113,12 @@ void link_destroy(struct link **lp);
  * While the link is CONNECTING, accepted requests wait for the handshake. */
 int link_send(struct link *l, int argc, const char *const *argv, const size_t *argvlen,
               link_done_fn done, void *ctx);
+/* Writes what link_send handed to the connection now, rather than from the write
+ * event of the next loop turn (a sender that has finished its turn's requests
+ * saves the peer a turn). Does nothing unless the link is up and not inside one of
+ * its own handlers. A failed write closes the connection as a failed write event
+ * would: the requests in flight complete with LINK_DOWN from inside this call. */
+void link_flush(struct link *l);
 
 struct link_stats {
     enum link_state state;

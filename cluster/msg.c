@@ -102,6 +102,28 @@ void msg_encode_write(struct msg_argv *out, unsigned db, const char *key, size_t
     out->argv[4] = (const char *)r, out->argvlen[4] = MSG_REC_HDR + rec->vlen;
 }
 
+void msg_encode_mwrite(struct msg_argv *out, unsigned db, const struct msg_write *w, size_t n) {
+    size_t bytes = 8;
+    for (size_t i = 0; i < n; i++) {
+        bytes += MSG_REC_HDR + w[i].rec->vlen;
+    }
+    argv_alloc(out, (int)(3 + 2 * n), bytes);
+    out->argv[0] = MSG_COMMAND, out->argvlen[0] = sizeof MSG_COMMAND - 1;
+    out->argv[1] = "MWRITE", out->argvlen[1] = 6;
+    out->argv[2] = out->buf, out->argvlen[2] = put_db(out->buf, db);
+    unsigned char *r = (unsigned char *)out->buf + 8;
+    for (size_t i = 0; i < n; i++) {
+        const struct msg_record *rec = w[i].rec;
+        out->argv[3 + 2 * i] = w[i].key, out->argvlen[3 + 2 * i] = w[i].klen;
+        msg_record_header(rec, r);
+        if (rec->vlen) {
+            memcpy(r + MSG_REC_HDR, rec->val, rec->vlen);
+        }
+        out->argv[4 + 2 * i] = (const char *)r, out->argvlen[4 + 2 * i] = MSG_REC_HDR + rec->vlen;
+        r += MSG_REC_HDR + rec->vlen;
+    }
+}
+
 void msg_argv_free(struct msg_argv *a) {
     free(a->argv);
     free(a->argvlen);
@@ -149,6 +171,12 @@ int msg_decode_request(const struct kv_slice *argv, size_t argc, struct msg_requ
         if (argc != 5) {
             return fail(err, errlen, MSG_INVALID, MSG_COMMAND " WRITE: wrong number of arguments");
         }
+    } else if (slice_is(argv[1], "MWRITE")) {
+        out->verb = MSG_MWRITE;
+        if (argc < 5 || (argc - 3) % 2 != 0 || (argc - 3) / 2 > MSG_MAX_KEYS) {
+            return fail(err, errlen, MSG_INVALID, MSG_COMMAND " MWRITE: 1..%d key, record pairs",
+                        MSG_MAX_KEYS);
+        }
     } else {
         return fail(err, errlen, MSG_INVALID, MSG_COMMAND ": unknown verb");
     }
@@ -158,6 +186,17 @@ int msg_decode_request(const struct kv_slice *argv, size_t argc, struct msg_requ
     out->keys = argv + 3;
     if (out->verb == MSG_READ) {
         out->nkeys = argc - 3;
+        return MSG_OK;
+    }
+    if (out->verb == MSG_MWRITE) {
+        out->nkeys = (argc - 3) / 2;
+        for (size_t i = 0; i < out->nkeys; i++) {
+            struct msg_record rec;
+            const struct kv_slice *r = &argv[4 + 2 * i];
+            if (msg_record_parse(r->p, r->len, &rec) != MSG_OK) {
+                return fail(err, errlen, MSG_INVALID, MSG_COMMAND " MWRITE: bad record %zu", i);
+            }
+        }
         return MSG_OK;
     }
     out->nkeys = 1;
@@ -289,5 +328,26 @@ int msg_decode_write_reply(const redisReply *r, int *applied, char *err, size_t 
         return fail(err, errlen, MSG_INVALID, "WRITE reply: not :0 or :1");
     }
     *applied = (int)r->integer;
+    return MSG_OK;
+}
+
+int msg_decode_mwrite_reply(const redisReply *r, size_t n, int *applied, char *err,
+                            size_t errlen) {
+    if (r == NULL) {
+        return fail(err, errlen, MSG_INVALID, "no reply");
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        return remote_error(r, err, errlen);
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+        return fail(err, errlen, MSG_INVALID, "MWRITE reply: not an array of %zu items", n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[i];
+        if (e == NULL || e->type != REDIS_REPLY_INTEGER || (e->integer != 0 && e->integer != 1)) {
+            return fail(err, errlen, MSG_INVALID, "MWRITE reply: item %zu not :0 or :1", i);
+        }
+        applied[i] = (int)e->integer;
+    }
     return MSG_OK;
 }

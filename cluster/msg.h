@@ -9,6 +9,10 @@
  *
  *   KVD.PEER READ  db key [key ...]       -> array of nkeys items: nil | record
  *   KVD.PEER WRITE db key record          -> :1 applied | :0 already newer or equal
+ *   KVD.PEER MWRITE db key record [key record ...]
+ *                                         -> array of npairs items, :1 | :0 each
+ *                                            (a coordinator's writes to one replica
+ *                                            in one loop turn, in one message)
  *   errors                                -> -ERR text (not an acknowledgement)
  *
  *   db     := decimal 0..65535, no sign, no leading zero
@@ -47,7 +51,7 @@ enum msg_status {
     MSG_REMOTE = -2,  /* the peer answered an error (err holds its text) */
 };
 
-enum msg_verb { MSG_READ = 1, MSG_WRITE = 2 };
+enum msg_verb { MSG_READ = 1, MSG_WRITE = 2, MSG_MWRITE = 3 };
 
 /* A stored record as it travels: a value or a tombstone with its version. */
 struct msg_record {
@@ -68,9 +72,18 @@ struct msg_item {
 struct msg_request {
     int verb;                    /* enum msg_verb */
     unsigned db;                 /* 0..MSG_MAX_DB */
-    const struct kv_slice *keys; /* READ: nkeys keys; WRITE: the one key */
+    const struct kv_slice *keys; /* READ: nkeys keys; WRITE: the one key; MWRITE:
+                                    nkeys (key, record) pairs, 2 * nkeys slices,
+                                    each record checked (msg_record_parse) */
     size_t nkeys;
     struct msg_record rec;       /* WRITE */
+};
+
+/* One write of an MWRITE. */
+struct msg_write {
+    const char *key;
+    size_t klen;
+    const struct msg_record *rec;
 };
 
 /* An encoded request: argc arguments for redisAsyncCommandArgv. Owned; free with
@@ -94,6 +107,8 @@ void msg_encode_read(struct msg_argv *out, unsigned db, const struct kv_slice *k
 /* WRITE db key record; the record's value is copied into out->buf. */
 void msg_encode_write(struct msg_argv *out, unsigned db, const char *key, size_t klen,
                       const struct msg_record *rec);
+/* MWRITE db (key, record) for w[0..n): n is 1..MSG_MAX_KEYS; values copied. */
+void msg_encode_mwrite(struct msg_argv *out, unsigned db, const struct msg_write *w, size_t n);
 void msg_argv_free(struct msg_argv *a);
 
 /* Decodes argv[0..argc) (argv[0] is MSG_COMMAND, any case) into *out, borrowing from
@@ -127,5 +142,9 @@ int msg_decode_read_reply(const redisReply *r, size_t nkeys, struct msg_item *it
                           char *err, size_t errlen);
 /* Decodes a WRITE reply: MSG_OK with *applied 0/1, MSG_REMOTE or MSG_INVALID. */
 int msg_decode_write_reply(const redisReply *r, int *applied, char *err, size_t errlen);
+/* Decodes an MWRITE reply for n writes: MSG_OK with applied[0..n) 0/1, MSG_REMOTE
+ * (an error reply) or MSG_INVALID (not an array of n :0 / :1). */
+int msg_decode_mwrite_reply(const redisReply *r, size_t n, int *applied, char *err,
+                            size_t errlen);
 
 #endif

@@ -204,6 +204,60 @@ static void test_msg_write_reply_and_errors_decode(void) {
     CHECK_EQ_INT(msg_decode_write_reply(NULL, &applied, err, sizeof err), MSG_INVALID);
 }
 
+static void test_msg_mwrite_request_and_reply_round_trip(void) {
+    struct msg_record r1 = {{100, 7}, 0, 12345, "value", 5};
+    struct msg_record r2 = {{101, 7}, 1, 0, NULL, 0};
+    struct msg_write w[2] = {{"k1", 2, &r1}, {"key2", 4, &r2}};
+    struct msg_argv a;
+    msg_encode_mwrite(&a, 3, w, 2);
+    struct msg_buf bytes = {0};
+    struct resp_parser p;
+    struct msg_request req;
+    CHECK_EQ_INT(via_parser(&a, &bytes, &p, &req), MSG_OK);
+    CHECK_EQ_INT(req.verb, MSG_MWRITE);
+    CHECK_EQ_INT(req.db, 3);
+    CHECK_EQ_INT(req.nkeys, 2);
+    CHECK_EQ_MEM(req.keys[0].p, req.keys[0].len, "k1", 2);
+    CHECK_EQ_MEM(req.keys[2].p, req.keys[2].len, "key2", 4);
+    struct msg_record got;
+    CHECK_EQ_INT(msg_record_parse(req.keys[1].p, req.keys[1].len, &got), MSG_OK);
+    CHECK_EQ_INT(got.v.hlc, 100);
+    CHECK_EQ_INT(got.expire_at, 12345);
+    CHECK_EQ_MEM(got.val, got.vlen, "value", 5);
+    CHECK_EQ_INT(msg_record_parse(req.keys[3].p, req.keys[3].len, &got), MSG_OK);
+    CHECK_EQ_INT(got.deleted, 1);
+    resp_parser_deinit(&p);
+    msg_buf_free(&bytes);
+    msg_argv_free(&a);
+    /* an odd count, no pair, or a bad record: refused */
+    char err[128];
+    struct kv_slice odd[6] = {{"KVD.PEER", 8}, {"MWRITE", 6}, {"0", 1}, {"k", 1}, {"r", 1},
+                              {"k2", 2}};
+    CHECK_EQ_INT(msg_decode_request(odd, 6, &req, err, sizeof err), MSG_INVALID);
+    CHECK_EQ_INT(msg_decode_request(odd, 3, &req, err, sizeof err), MSG_INVALID);
+    CHECK_EQ_INT(msg_decode_request(odd, 5, &req, err, sizeof err), MSG_INVALID);
+    /* replies: one integer per write, in order */
+    const char *ok = "*2\r\n:1\r\n:0\r\n";
+    redisReply *r = parse_reply(ok, strlen(ok));
+    int applied[2] = {-1, -1};
+    CHECK_EQ_INT(msg_decode_mwrite_reply(r, 2, applied, err, sizeof err), MSG_OK);
+    CHECK_EQ_INT(applied[0], 1);
+    CHECK_EQ_INT(applied[1], 0);
+    CHECK_EQ_INT(msg_decode_mwrite_reply(r, 3, applied, err, sizeof err), MSG_INVALID);
+    freeReplyObject(r);
+    const char *bad[] = {"*2\r\n:1\r\n:2\r\n", "*2\r\n:1\r\n$-1\r\n", ":1\r\n"};
+    for (size_t i = 0; i < 3; i++) {
+        r = parse_reply(bad[i], strlen(bad[i]));
+        CHECK(r != NULL);
+        CHECK_EQ_INT(msg_decode_mwrite_reply(r, 2, applied, err, sizeof err), MSG_INVALID);
+        freeReplyObject(r);
+    }
+    r = parse_reply("-ERR full\r\n", 11);
+    CHECK_EQ_INT(msg_decode_mwrite_reply(r, 2, applied, err, sizeof err), MSG_REMOTE);
+    freeReplyObject(r);
+    CHECK_EQ_INT(msg_decode_mwrite_reply(NULL, 2, applied, err, sizeof err), MSG_INVALID);
+}
+
 /* random argv: random words, often valid prefixes; decoding never crashes, and
  * what decodes re-encodes to the same request */
 static void test_msg_fuzz_random_requests(void) {
@@ -309,6 +363,7 @@ int main(void) {
     TEST_RUN(test_msg_bad_record_bytes_are_refused);
     TEST_RUN(test_msg_read_reply_round_trips_through_hiredis);
     TEST_RUN(test_msg_write_reply_and_errors_decode);
+    TEST_RUN(test_msg_mwrite_request_and_reply_round_trip);
     TEST_RUN(test_msg_fuzz_random_requests);
     TEST_RUN(test_msg_fuzz_truncated_and_mutated_replies);
     TEST_MAIN_END();

@@ -23,6 +23,28 @@ void replica_handle(const struct replica_store *st, const struct kv_slice *argv,
         }
         return;
     }
+    if (req.verb == MSG_MWRITE) {
+        /* every record was checked by the decoder; a store error on any write
+         * replaces the whole reply with one error (none of them acknowledged) */
+        size_t mark = out->len;
+        msg_reply_read_begin(out, req.nkeys);
+        for (size_t i = 0; i < req.nkeys; i++) {
+            const struct kv_slice *k = &req.keys[2 * i], *r = &req.keys[2 * i + 1];
+            struct msg_record rec;
+            msg_record_parse(r->p, r->len, &rec);
+            if (st->observe) {
+                st->observe(st->ctx, rec.v.hlc);
+            }
+            int rc = st->apply(st->ctx, req.db, k->p, k->len, &rec);
+            if (rc < 0) {
+                out->len = mark;
+                msg_reply_error(out, MSG_COMMAND " MWRITE: the store failed");
+                return;
+            }
+            msg_reply_write(out, rc);
+        }
+        return;
+    }
     /* READ: a store error on any key replaces the whole reply with one error */
     size_t mark = out->len;
     msg_reply_read_begin(out, req.nkeys);

@@ -165,9 +165,45 @@ static void test_replica_store_errors_and_bad_requests_get_one_error(void) {
     msg_buf_free(&out);
 }
 
+static void test_replica_mwrite_applies_each_write_and_answers_each(void) {
+    struct tiny t = {0};
+    write_rc(&t, "old", 500, 0, "newer");
+    struct msg_record r1 = {{100, 1}, 0, 0, "a", 1};
+    struct msg_record r2 = {{100, 1}, 0, 0, "stale", 5};
+    struct msg_record r3 = {{300, 1}, 1, 0, NULL, 0};
+    struct msg_write w[3] = {{"k", 1, &r1}, {"old", 3, &r2}, {"gone", 4, &r3}};
+    struct msg_argv a;
+    msg_encode_mwrite(&a, 0, w, 3);
+    CHECK_EQ_INT(a.argc, 9);
+    struct kv_slice argv[9];
+    for (int i = 0; i < 9; i++) {
+        argv[i] = (struct kv_slice){a.argv[i], a.argvlen[i]};
+    }
+    struct replica_store st = {&t, tiny_read, tiny_apply, tiny_observe};
+    struct msg_buf out = {0};
+    replica_handle(&st, argv, 9, &out);
+    msg_argv_free(&a);
+    CHECK_EQ_MEM(out.p, out.len, "*3\r\n:1\r\n:0\r\n:1\r\n", 16);
+    CHECK_EQ_INT(t.n, 3);                     /* k and gone added, old kept */
+    CHECK_EQ_MEM(t.val[0], t.rec[0].vlen, "newer", 5); /* "old": written first */
+    CHECK_EQ_INT(t.observed, 300);
+    msg_buf_free(&out);
+    /* a store error: one error, no half-written array */
+    t.fail = 1;
+    msg_encode_mwrite(&a, 0, w, 3);
+    for (int i = 0; i < 9; i++) {
+        argv[i] = (struct kv_slice){a.argv[i], a.argvlen[i]};
+    }
+    replica_handle(&st, argv, 9, &out);
+    msg_argv_free(&a);
+    CHECK(out.len > 5 && memcmp(out.p, "-ERR ", 5) == 0);
+    msg_buf_free(&out);
+}
+
 int main(void) {
     TEST_RUN(test_replica_write_applies_last_write_wins);
     TEST_RUN(test_replica_read_returns_records_tombstones_and_nothing);
     TEST_RUN(test_replica_store_errors_and_bad_requests_get_one_error);
+    TEST_RUN(test_replica_mwrite_applies_each_write_and_answers_each);
     TEST_MAIN_END();
 }

@@ -282,6 +282,11 @@ void client_release(struct client *c, uint32_t reason) {
     c->nspans = k;
 }
 
+/* Rewrites the spans of reason into msg: all of them (starts NULL), or those
+ * starting at one of starts[0..nstarts) (ascending). */
+static void fail_spans(struct client *c, uint32_t reason, const char *msg, const size_t *starts,
+                       size_t nstarts);
+
 void client_fail_held(struct client *c, uint32_t reason, const char *msg) {
     if (c == client_running) {
         c->fail_now |= reason;
@@ -290,14 +295,41 @@ void client_fail_held(struct client *c, uint32_t reason, const char *msg) {
         }
         return;
     }
+    fail_spans(c, reason, msg, NULL, 0);
+}
+
+void client_fail_held_at(struct client *c, uint32_t reason, const char *msg,
+                         const size_t *starts, size_t nstarts) {
+    fail_spans(c, reason, msg, starts, nstarts);
+}
+
+/* 1 when the span sp is one fail_spans rewrites (*next: the cursor in starts). */
+static int span_fails(const struct client_span *sp, uint32_t reason, const size_t *starts,
+                      size_t nstarts, size_t *next) {
+    if (!(sp->reasons & reason)) {
+        return 0;
+    }
+    if (starts == NULL) {
+        return 1;
+    }
+    while (*next < nstarts && starts[*next] < sp->start) {
+        (*next)++;
+    }
+    return *next < nstarts && starts[*next] == sp->start;
+}
+
+static void fail_spans(struct client *c, uint32_t reason, const char *msg, const size_t *starts,
+                       size_t nstarts) {
     int any = 0;
+    size_t cur = 0;
     for (int i = 0; i < c->nspans && !any; i++) {
-        any = (c->spans[i].reasons & reason) != 0;
+        any = span_fails(&c->spans[i], reason, starts, nstarts, &cur);
     }
     if (!any) {
         client_release(c, reason); /* no reply of it to rewrite */
         return;
     }
+    cur = 0;
     /* take the pending output out, then write it back with the spans of reason
      * replaced (nothing was consumed while held: the offsets are exact) */
     size_t total = resp_out_pending(&c->out);
@@ -329,7 +361,7 @@ void client_fail_held(struct client *c, uint32_t reason, const char *msg) {
         }
         resp_write_raw(&c->out, all + pos, sp.start - pos);
         size_t start = resp_out_pending(&c->out);
-        if (sp.reasons & reason) {
+        if (span_fails(&sp, reason, starts, nstarts, &cur)) {
             server.stat_total_error_replies++;
             errorstat_count(msg, len);
             resp_write_error(&c->out, msg, len);

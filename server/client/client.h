@@ -332,6 +332,13 @@ void client_release(struct client *c, uint32_t reason);
  * of the output is kept as it was, and reason is released. If c is running a
  * command, that is done when the command ends (its reply becomes msg too). */
 void client_fail_held(struct client *c, uint32_t reason, const char *msg);
+/* client_fail_held for some replies only: those recorded for reason whose span
+ * starts at one of starts[0..nstarts) (offsets of the pending output when their
+ * command began, ascending; c is not running a command); the other replies of
+ * reason are kept as they are. reason is released. (The cluster's pipeline
+ * batches: only the commands whose writes missed W.) */
+void client_fail_held_at(struct client *c, uint32_t reason, const char *msg,
+                         const size_t *starts, size_t nstarts);
 /* 1 while c's output must not be written (net_write_now asks). */
 static inline int client_output_held(const struct client *c) {
     return c->hold != 0;

@@ -167,6 +167,9 @@ void client_resume(struct client *c);
 void client_run_ready(void);
 /* 1 if clients are on the ready list (the loop then must not sleep). */
 int client_ready_pending(void);
+/* The bytes of c's query buffer not parsed yet, after the command running (a
+ * cluster batch's look-ahead parses them without consuming them). */
+void client_pending_input(const struct client *c, const char **p, size_t *len);
 /* DEBUG SET-COMMAND-DELAY: commands wait ms before they run, each with
  * probability prob (0..1); ms 0 turns it off. c NULL: every client without its
  * own setting; else c alone (ms -1: follow the server's setting again). */
@@ -192,8 +195,14 @@ int coordinate_wants(struct client *c, const struct kv_command *run);
  * command is node-local and runs as usual. */
 int coordinate_command(struct client *c, const struct kv_command *run);
 /* run_waiting, before process_command: when c's writes have all answered,
- * releases or rewrites its held reply and returns 1 (the command is done). */
+ * releases or rewrites its held replies and returns 1 (the waiting command is
+ * done), 2 (c waited with no command: a batch's end of input) or 0 (the waiting
+ * command runs afresh: it ended a batch); 0 also when c is not waiting on writes. */
 int coordinate_resume(struct client *c);
+/* 1 while c runs a pipeline batch (commands join it as they are parsed). */
+int coordinate_batch_open(const struct client *c);
+/* The parse loop stopped: an open batch ends, c waits for its writes. */
+void coordinate_input_end(struct client *c);
 /* c is freed or its command ended: outstanding requests cancelled, op freed. */
 void coordinate_forget(struct client *c);
 

@@ -29,6 +29,9 @@ void kvd_peer_command(struct client *c) {
     int is_write = c->argc >= 2 && c->argv[1].len == 5 &&
                    strncasecmp(c->argv[1].p, "write", 5) == 0 &&
                    cluster_peer_authenticated(c->peer);
+    int is_mwrite = c->argc >= 2 && c->argv[1].len == 6 &&
+                    strncasecmp(c->argv[1].p, "mwrite", 6) == 0 &&
+                    cluster_peer_authenticated(c->peer);
     struct msg_buf out = {0};
     size_t out0 = resp_out_pending(&c->out);
     client_call_begin(c); /* the reply is a span persistence may hold or rewrite */
@@ -42,6 +45,9 @@ void kvd_peer_command(struct client *c) {
          * becomes -MISCONF. With nothing new in the batch it waits for the last
          * write's sync (persist_write.c commit_nothing). */
         persist_client_wrote(c);
+    } else if (is_mwrite && persist_on() && out.len > 0 && out.p[0] == '*' &&
+               memmem(out.p, out.len, ":1\r\n", 4) != NULL) {
+        persist_client_wrote(c); /* the same for a batch with at least one applied */
     }
     reply_raw(c, out.p, out.len);
     client_call_end(c, out0);

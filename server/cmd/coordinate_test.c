@@ -60,6 +60,7 @@ struct cluster {
     int ready;
     int n;
     int fail_reads, fail_writes;
+    const char *fail_key;      /* writes of this key fail (NULL: none) */
     int sole;                  /* KVD NODES has one line: this node alone */
     struct fake_rec store[FAKE_MAX];
     struct fake_req req[FAKE_MAX];
@@ -234,6 +235,9 @@ size_t cluster_key_nodes(const struct cluster *cl, const char *key, size_t klen,
 void cluster_info(const struct cluster *cl, struct msg_buf *out) {
     (void)cl, (void)out;
 }
+void cluster_send_queued(struct cluster *cl) {
+    (void)cl;
+}
 int cluster_is_peer_host(const struct cluster *cl, const char *ip) {
     (void)cl, (void)ip;
     return 0;
@@ -294,7 +298,9 @@ static int deliver(void) {
             }
             q->fcb(q->ctx, CLUSTER_OK, NULL);
         } else if (q->write) {
-            if (fake.fail_writes) {
+            int fail_this = fake.fail_key && strlen(fake.fail_key) == q->klen &&
+                            memcmp(fake.fail_key, q->key, q->klen) == 0;
+            if (fake.fail_writes || fail_this) {
                 char err[64];
                 snprintf(err, sizeof(err), "got %d of %d write acknowledgements",
                          q->level - 1, q->level);
@@ -402,7 +408,7 @@ static void test_set_ships_one_record_with_a_version_above_what_was_read(void) {
     setup();
     uint64_t ahead = HLC_MAKE((uint64_t)kv_mstime() + 100000, 5); /* a clock far ahead */
     fake_put_str(0, "k", "old", ahead, 3);
-    send_cmd("SET k new");
+    send_cmd("SET k new GET");               /* reads: its reply is the old value */
     CHECK_EQ_STR(output(), "");              /* waits for the read */
     CHECK(tc.flags & CLIENT_WAITING);
     CHECK_EQ_INT(fake.nreq, 1);
@@ -430,7 +436,7 @@ static void test_set_ships_one_record_with_a_version_above_what_was_read(void) {
     CHECK(!(tc.hold & CLIENT_HOLD_CLUSTER));
     CHECK(!(tc.flags & CLIENT_WAITING));
     CHECK(tc.cop == NULL);
-    CHECK_EQ_STR(output(), "+OK");
+    CHECK_EQ_STR(output(), "$3 old");
     /* never into the node's own store */
     CHECK(ks_find(server.db[0], "k", 1, ks_token("k", 1)) == NULL);
     teardown();
@@ -467,7 +473,7 @@ static void test_a_read_changes_nothing_and_is_not_held(void) {
 static void test_a_failed_write_rewrites_the_reply_into_noquorum(void) {
     setup();
     fake.fail_writes = 1;
-    CHECK_EQ_STR(run("SET k v"),
+    CHECK_EQ_STR(run("APPEND k v"),
                  "-NOQUORUM wrote to 1 of 2 required replicas; the write is indeterminate");
     CHECK(tc.hold == 0);
     CHECK(tc.cop == NULL);
@@ -518,7 +524,7 @@ static void test_a_client_freed_while_waiting_cancels_its_requests(void) {
     setup();
     struct client *c = client_create(-1);
     c->authenticated = 1;
-    static struct kv_slice argv[3] = {{"SET", 3}, {"k", 1}, {"v", 1}};
+    static struct kv_slice argv[3] = {{"APPEND", 6}, {"k", 1}, {"v", 1}};
     c->argc = 3;
     c->argv = argv;
     process_command(c);
@@ -689,7 +695,7 @@ static void test_consistency_sets_the_levels_used(void) {
     CHECK_EQ_STR(run("KVD CONSISTENCY"), "+READ 2 WRITE 2");
     CHECK_EQ_STR(run("KVD CONSISTENCY ONE"), "+OK");
     CHECK_EQ_STR(run("KVD CONSISTENCY"), "+READ 1 WRITE 1");
-    run("SET k v");
+    run("APPEND k v");
     CHECK_EQ_INT(fake.req[0].level, 1);
     CHECK_EQ_INT(last_write()->level, 1);
     CHECK_EQ_STR(run("KVD CONSISTENCY READ 3 WRITE quorum"), "+OK");
@@ -708,6 +714,222 @@ static void test_consistency_sets_the_levels_used(void) {
     teardown();
     CHECK_EQ_STR(run("KVD CONSISTENCY ONE"),
                  "-ERR KVD CONSISTENCY needs cluster mode (cluster-enabled yes)");
+}
+
+/* ---- pipeline batches ---- */
+
+static int nreads(void) {
+    return fake.nreq - count_writes();
+}
+
+/* lines ('|' between commands, ' ' between arguments) as RESP multibulk
+ * commands (the look-ahead reads those; an inline command gets none). */
+static size_t to_resp(const char *lines, char *out, size_t cap) {
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", lines);
+    size_t n = 0;
+    char *save1 = NULL;
+    for (char *cmd = strtok_r(buf, "|", &save1); cmd; cmd = strtok_r(NULL, "|", &save1)) {
+        char *args[64];
+        int argc = 0;
+        char *save2 = NULL;
+        char *a = strtok_r(cmd, " ", &save2);
+        while (a && argc < 64) {
+            args[argc++] = a;
+            a = strtok_r(NULL, " ", &save2);
+        }
+        n += (size_t)snprintf(out + n, cap - n, "*%d\r\n", argc);
+        for (int i = 0; i < argc && n < cap; i++) {
+            n += (size_t)snprintf(out + n, cap - n, "$%zu\r\n%s\r\n", strlen(args[i]), args[i]);
+        }
+    }
+    return n < cap ? n : cap;
+}
+
+/* Puts the commands of lines in tc's query buffer as one read brings them, and
+ * runs the parse loop as the network does. */
+static void pipe_in(const char *lines) {
+    struct resp_limits lim = {.max_bulk_len = 1 << 20, .max_multibulk_len = 1024,
+                              .max_inline_len = 4096};
+    if (tc.parser.lim.max_inline_len == 0) {
+        resp_parser_init(&tc.parser, &lim);
+    }
+    static char enc[16384];
+    size_t n = to_resp(lines, enc, sizeof(enc));
+    if (tc.qcap < tc.qlen + n + 1) {
+        tc.qcap = tc.qlen + n + 64;
+        tc.qbuf = kv_realloc(tc.qbuf, tc.qcap);
+    }
+    memcpy(tc.qbuf + tc.qlen, enc, n);
+    tc.qlen += n;
+    client_process_input(&tc);
+}
+
+/* Delivers until nothing is left (bounded); returns how many turns answered. */
+static int settle_all(void) {
+    int turns = 0;
+    while (turns < 20 && deliver() > 0) {
+        turns++;
+    }
+    return turns;
+}
+
+static void pipe_done(void) {
+    resp_parser_deinit(&tc.parser);
+    kv_free(tc.qbuf);
+    tc.qbuf = NULL;
+    tc.qlen = tc.qcap = tc.qpos = 0;
+}
+
+static void test_a_blind_set_ships_without_a_read(void) {
+    setup();
+    uint64_t before = hlc_now();
+    send_cmd("SET k v EX 100");
+    CHECK_EQ_INT(nreads(), 0);               /* nothing it replies or stores depends on k */
+    CHECK_EQ_INT(count_writes(), 1);
+    CHECK(last_write()->rec.v.hlc > before); /* the coordinator's clock */
+    CHECK(last_write()->rec.expire_at > 0);
+    settle_all();
+    CHECK_EQ_STR(output(), "+OK");
+    CHECK_EQ_STR(run("SET k w NX"), "$-1");  /* NX reads: k exists */
+    CHECK_EQ_INT(nreads(), 1);
+    CHECK_EQ_STR(run("SET k w KEEPTTL"), "+OK"); /* keeps what it reads */
+    CHECK_EQ_INT(nreads(), 2);
+    CHECK_EQ_STR(run("TTL k"), ":100");
+    teardown();
+}
+
+static void test_a_pipeline_runs_as_one_batch_with_its_replies_in_order(void) {
+    setup();
+    fake_put_str(0, "n", "10", HLC_MAKE(1000, 0), 2);
+    pipe_in("SET k 1|INCR k|GET k|APPEND k x|DEL k|GET k|INCR n|EXISTS k n|PING|GET n");
+    /* one round of reads for the batch (n only: k is written blind first) */
+    CHECK_EQ_INT(nreads(), 1);
+    CHECK_EQ_INT(count_writes(), 0);
+    CHECK(tc.flags & CLIENT_WAITING);
+    CHECK_EQ_INT(deliver(), 1);              /* the read: every command up to PING runs */
+    CHECK_EQ_INT(count_writes(), 5);         /* SET INCR APPEND DEL INCR, each its own */
+    CHECK(tc.flags & CLIENT_WAITING);        /* PING waits for the batch's writes */
+    uint64_t prev = 0;
+    for (int i = 0; i < fake.nreq; i++) {    /* each command's version above the last */
+        if (fake.req[i].write) {
+            CHECK(fake.req[i].rec.v.hlc > prev);
+            prev = fake.req[i].rec.v.hlc;
+        }
+    }
+    settle_all();
+    CHECK_EQ_STR(output(), "+OK :2 $1 2 :2 :1 $-1 :11 :1 +PONG $2 11");
+    CHECK(tc.cop == NULL);
+    CHECK(tc.hold == 0);
+    CHECK(!(tc.flags & CLIENT_WAITING));
+    /* the replicas hold the final state */
+    CHECK_EQ_STR(run("MGET k n"), "*2 $-1 $2 11");
+    pipe_done();
+    teardown();
+}
+
+static void test_a_batch_write_that_misses_w_rewrites_only_its_commands_replies(void) {
+    setup();
+    fake.fail_key = "b";
+    pipe_in("SET a 1|SET b 2|GET a|INCR b|SET c 3");
+    settle_all();
+    CHECK_EQ_STR(output(), "+OK "
+                           "-NOQUORUM wrote to 1 of 2 required replicas; the write is "
+                           "indeterminate $1 1 "
+                           "-NOQUORUM wrote to 1 of 2 required replicas; the write is "
+                           "indeterminate +OK");
+    CHECK(tc.hold == 0);
+    CHECK(tc.cop == NULL);
+    fake.fail_key = NULL;
+    CHECK_EQ_STR(run("MGET a c"), "*2 $1 1 $1 3");
+    pipe_done();
+    teardown();
+}
+
+static void test_a_failed_read_answers_noquorum_for_the_commands_that_need_it(void) {
+    setup();
+    fake.fail_reads = 1;
+    pipe_in("SET a 1|GET a|GET b|SET b 2|GET b");
+    settle_all();
+    CHECK_EQ_STR(output(), "+OK $1 1 -NOQUORUM 1 of 2 required replicas answered +OK $1 2");
+    CHECK(tc.cop == NULL);
+    pipe_done();
+    teardown();
+}
+
+static void test_a_client_freed_mid_batch_cancels_its_writes(void) {
+    setup();
+    struct client *c = client_create(-1);
+    c->authenticated = 1;
+    static char in[256];
+    size_t n = to_resp("SET a 1|SET b 2|GET a", in, sizeof(in));
+    c->qbuf = kv_malloc(n);
+    c->qcap = n;
+    memcpy(c->qbuf, in, n);
+    c->qlen = n;
+    client_process_input(c);
+    CHECK_EQ_INT(count_writes(), 2);
+    CHECK(c->flags & CLIENT_WAITING);
+    client_free(c);                          /* disconnects with its writes out */
+    for (int i = 0; i < fake.nreq; i++) {
+        CHECK_EQ_INT(fake.req[i].cancelled, 1);
+    }
+    CHECK_EQ_INT(deliver(), 0);              /* no callback runs */
+    teardown();
+}
+
+static void test_watch_and_keyless_commands_end_a_batch_and_run_after_its_writes(void) {
+    setup();
+    pipe_in("SET a 1|GET a|WATCH a|SET b 2|DBSIZE|GET b");
+    /* SET a, GET a: one batch (a written blind); WATCH is not in it */
+    CHECK_EQ_INT(count_writes(), 1);
+    CHECK_EQ_INT(nreads(), 0);
+    CHECK(tc.flags & CLIENT_WAITING);        /* WATCH waits for the batch's write */
+    CHECK_EQ_INT(deliver(), 1);              /* the write: WATCH runs afresh, reads a */
+    CHECK_EQ_INT(nreads(), 1);
+    CHECK_EQ_INT(fake.req[fake.nreq - 1].write, 0);
+    settle_all();
+    CHECK_EQ_STR(output(), "+OK $1 1 +OK +OK :2 $1 2");
+    CHECK(tc.cop == NULL);
+    CHECK(tc.hold == 0);
+    /* WATCH noted the version the batch wrote: unchanged, EXEC runs */
+    CHECK_EQ_STR(run("MULTI"), "+OK");
+    CHECK_EQ_STR(run("GET a"), "+QUEUED");
+    CHECK_EQ_STR(run("EXEC"), "*1 $1 1");
+    pipe_done();
+    teardown();
+}
+
+static void test_a_batch_write_in_flight_aborts_a_watching_exec(void) {
+    setup();
+    fake_put_str(0, "k", "1", 100, 7);
+    CHECK_EQ_STR(run("WATCH k"), "+OK");
+    CHECK_EQ_STR(run("MULTI"), "+OK");
+    CHECK_EQ_STR(run("SET k 3"), "+QUEUED");
+    struct client *c = client_create(-1);    /* another client's batch writes k */
+    c->authenticated = 1;
+    static char in[256];
+    size_t n = to_resp("SET k 5|GET k", in, sizeof(in));
+    c->qbuf = kv_malloc(n);
+    c->qcap = n;
+    memcpy(c->qbuf, in, n);
+    c->qlen = n;
+    client_process_input(c);
+    CHECK_EQ_INT(count_writes(), 1);
+    struct fake_req *w = last_write();
+    w->cancelled = 1;                        /* held: not answered yet */
+    /* the replicas still hold version 100: only the mark tells EXEC */
+    CHECK_EQ_STR(run("EXEC"), "*-1");
+    CHECK_EQ_INT(count_writes(), 1);
+    w->cancelled = 0;
+    CHECK_EQ_INT(deliver(), 1);              /* the batch's write lands: mark gone */
+    CHECK(c->cop == NULL);
+    client_free(c);
+    CHECK_EQ_STR(run("WATCH k"), "+OK");
+    CHECK_EQ_STR(run("MULTI"), "+OK");
+    CHECK_EQ_STR(run("SET k 3"), "+QUEUED");
+    CHECK_EQ_STR(run("EXEC"), "*1 +OK");
+    teardown();
 }
 
 static void test_cluster_off_runs_on_the_node_as_always(void) {
@@ -737,6 +959,13 @@ int main(void) {
     TEST_RUN(test_the_sole_member_answers_fanout_commands_from_its_data);
     TEST_RUN(test_not_ready_answers_clusterdown);
     TEST_RUN(test_consistency_sets_the_levels_used);
+    TEST_RUN(test_a_blind_set_ships_without_a_read);
+    TEST_RUN(test_a_pipeline_runs_as_one_batch_with_its_replies_in_order);
+    TEST_RUN(test_a_batch_write_that_misses_w_rewrites_only_its_commands_replies);
+    TEST_RUN(test_a_failed_read_answers_noquorum_for_the_commands_that_need_it);
+    TEST_RUN(test_a_client_freed_mid_batch_cancels_its_writes);
+    TEST_RUN(test_watch_and_keyless_commands_end_a_batch_and_run_after_its_writes);
+    TEST_RUN(test_a_batch_write_in_flight_aborts_a_watching_exec);
     TEST_RUN(test_cluster_off_runs_on_the_node_as_always);
     TEST_MAIN_END();
 }

@@ -39,6 +39,14 @@
  *     idle time counts from its last read or write, as for any client) or its
  *     output limit: closed as usual; client_free removes its timer and its ready
  *     list entry and frees the copy. SHUTDOWN leaves waiting commands unrun.
+ *   - Cluster batches (coordinate.c): a cluster command of a pipeline may finish
+ *     without the client waiting while its writes are out (its batch is open):
+ *     the commands parsed after it join the batch (they see its writes) or end
+ *     it (they wait, then run afresh). When the parse loop stops with a batch
+ *     open, coordinate_input_end suspends the client with no command; when the
+ *     writes answered run_waiting runs no command and no after_command for it.
+ *     client_pending_input shows the coordinator the unparsed bytes behind the
+ *     running command (its look-ahead parses them without consuming them).
  *   - DEBUG (CMD_PROTECTED) never waits for DEBUG SET-COMMAND-DELAY, so a test
  *     can always change the delay; it still keeps its place in the pipeline.
  *
@@ -103,6 +111,9 @@ void client_process_input(struct client *c) {
         }
         c->qpos += consumed;
     }
+    if (c->cop) {
+        coordinate_input_end(c); /* a cluster batch open: its writes are waited for */
+    }
     call_batch_end();
     if (c->qpos == c->qlen) {
         c->qpos = c->qlen = 0;
@@ -128,6 +139,32 @@ void client_process_input(struct client *c) {
             client_hooks.stop_reading(c);
         }
         client_queue_write(c);
+    }
+}
+
+/* Nothing is recorded per command for it (the parse loop stays as fast): a
+ * command running from the parse loop is not consumed yet and its arguments
+ * point into the buffer, so for a multibulk command the rest starts after its
+ * last argument's CRLF; a waiting command (wait_argv) was consumed. An inline
+ * command gets no look-ahead. */
+void client_pending_input(const struct client *c, const char **p, size_t *len) {
+    *p = NULL;
+    *len = 0;
+    if (c->qbuf == NULL || c->qpos >= c->qlen) {
+        return;
+    }
+    size_t off = c->qpos;
+    if (c->argc > 0 && c->argv != c->wait_argv) {
+        const struct kv_slice *last = &c->argv[c->argc - 1];
+        uintptr_t b = (uintptr_t)c->qbuf, a = (uintptr_t)last->p;
+        if (c->qbuf[c->qpos] != '*' || a < b || a - b + last->len + 2 > c->qlen) {
+            return; /* inline, or not in the buffer */
+        }
+        off = (size_t)(a - b) + last->len + 2;
+    }
+    if (off < c->qlen) {
+        *p = c->qbuf + off;
+        *len = c->qlen - off;
     }
 }
 
@@ -231,7 +268,10 @@ static void run_waiting(struct client *c) {
     c->last_interaction_ms = server.mstime; /* idle time starts when the wait ends */
     c->argc = c->wait_argc;
     c->argv = c->wait_argv;
-    if (!coordinate_resume(c)) { /* a cluster command's writes answered: done */
+    /* a cluster batch's writes answered: 1 its last command is done, 2 it waited
+     * with no command (end of input), 0 the command runs (afresh) */
+    int done = coordinate_resume(c);
+    if (done == 0) {
         process_command(c);
     }
     c->flags &= ~CLIENT_WAITED;
@@ -241,10 +281,12 @@ static void run_waiting(struct client *c) {
         c->cmd = NULL;
         return;
     }
-    if (c->cop) {
+    if (c->cop && !coordinate_batch_open(c)) {
         coordinate_forget(c); /* it waited for reads, then a check refused it */
     }
-    after_command(c);
+    if (done != 2) {
+        after_command(c);
+    }
     kv_free(c->wait_argv);
     c->wait_argv = NULL;
     c->wait_argc = 0;

@@ -63,7 +63,9 @@ static void record(const struct store_ev *ev, void *arg) {
     k[ev->klen] = '\0';
     dirty[ndirty++] = (struct dirty){ev->db, k, ev->klen};
     struct client *c = ev->c ? ev->c : scratch_client;
-    if (c && !(c->hold & CLIENT_HOLD_CLUSTER)) {
+    if (c && !(c->hold_now & CLIENT_HOLD_CLUSTER)) {
+        /* every command that changes a key: its reply is a span of its own even
+         * when an earlier command of the pipeline batch holds c already */
         client_hold(c, CLIENT_HOLD_CLUSTER);
     }
 }

@@ -542,6 +542,9 @@ static void before_sleep(void) {
     kv_time_sync();
     ks_active_expire_cycle(1);
     client_run_ready(); /* commands whose wait ended: before the batch is written */
+    if (server.cluster) {
+        cluster_send_queued(server.cluster); /* this turn's peer requests, one message each */
+    }
     if (persist_on()) {
         persist_before_sleep(); /* before any reply goes out: see persist.h */
     }
