@@ -6,12 +6,16 @@
  * answers are cluster/'s (cluster_scan, cluster_flush).
  *
  * HOW EACH ONE WORKS (README "Cluster": how exact each is)
- *   SCAN cursor: the cursor is a token. A step (cluster_scan) reads the keys of
- *     [cursor, end of the ring range holding it) from R live replicas, merged
- *     (newest version per key); tombstones and expired keys are dropped, MATCH and
- *     TYPE applied here; steps continue into the next ranges until COUNT records
- *     were seen or SCAN_STEPS steps ran; the reply's cursor is the next token (0:
- *     the ring's end), so an empty database answers cursor 0 at once. Every key present on W replicas for the whole scan is
+ *   SCAN cursor: the cursor is a block number, the top 53 bits of a token (ks.h
+ *     KS_SCAN_BLOCK_BITS): it starts at token cursor << 11. A step (cluster_scan)
+ *     reads the keys of [token, end of the ring range holding it) from R live
+ *     replicas, merged (newest version per key); tombstones and expired keys are
+ *     dropped, MATCH and TYPE applied here; steps continue into the next ranges
+ *     until COUNT records were seen or SCAN_STEPS steps ran AND the next token
+ *     starts a block (range ends and page ends rarely do: reading on to the next
+ *     block start skips nothing and always moves the cursor); the reply's cursor
+ *     is that token >> 11 (0: the ring's end), so an empty database answers
+ *     cursor 0 at once. Every key present on W replicas for the whole scan is
  *     returned at least once (W + R > N).
  *   KEYS pattern: every step from 0 to the ring's end, the client waiting (the
  *     loop serves the others between steps).
@@ -172,7 +176,11 @@ static void scan_done(void *ctx, int status, uint64_t next, const struct cluster
     f->cursor = next;
     switch (f->kind) {
     case FAN_SCAN:
-        if (next == 0 || f->seen >= (size_t)f->count || f->steps >= SCAN_STEPS) {
+        /* a reply's cursor is a block number, so a call ends only at a block start
+         * (or the ring's end): a range end (vnode token + 1) or a page's next key
+         * inside a block is read on from, at most 2^11 tokens further */
+        if (next == 0 || (next % ((uint64_t)1 << KS_SCAN_BLOCK_BITS) == 0 &&
+                          (f->seen >= (size_t)f->count || f->steps >= SCAN_STEPS))) {
             finish(f);
             return;
         }
@@ -249,8 +257,13 @@ int fanout_start(struct client *c, const struct kv_command *run, struct fanout *
         uint64_t cursor;
         const struct kv_slice *pat, *type = NULL;
         long count;
-        if (keys_scan_cursor_or_reply(c, 1, &cursor) != 0 ||
-            keys_scan_opts_or_reply(c, 2, &pat, &count, &type) != 0) {
+        int rc = keys_scan_cursor_or_reply(c, 1, &cursor);
+        if (rc < 0 || keys_scan_opts_or_reply(c, 2, &pat, &count, &type) != 0) {
+            fanout_free(f);
+            return 0;
+        }
+        if (rc > 0) {
+            keys_reply_scan_end(c); /* a cursor past every block (>= 2^53) */
             fanout_free(f);
             return 0;
         }
@@ -314,10 +327,8 @@ void fanout_reply(struct client *c, struct fanout *f) {
     }
     switch (f->kind) {
     case FAN_SCAN: {
-        char buf[32];
-        int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)f->cursor);
         reply_array(c, 2);
-        reply_bulk(c, buf, (size_t)n);
+        keys_reply_scan_cursor(c, f->cursor);
         reply_array(c, (long long)f->nkeys);
         for (size_t i = 0; i < f->nkeys; i++) {
             reply_bulk(c, f->keys[i].p, f->keys[i].len);
