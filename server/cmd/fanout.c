@@ -11,11 +11,12 @@
  *     reads the keys of [token, end of the ring range holding it) from R live
  *     replicas, merged (newest version per key); tombstones and expired keys are
  *     dropped, MATCH and TYPE applied here; steps continue into the next ranges
- *     until COUNT records were seen or SCAN_STEPS steps ran AND the next token
- *     starts a block (range ends and page ends rarely do: reading on to the next
- *     block start skips nothing and always moves the cursor); the reply's cursor
- *     is that token >> 11 (0: the ring's end), so an empty database answers
- *     cursor 0 at once. Every key present on W replicas for the whole scan is
+ *     until COUNT records were seen or SCAN_STEPS steps ran. The next token (a
+ *     range end or a page's next key) is rarely a block start: the reply's cursor
+ *     is its block, next >> 11, so the next call starts at or before it (a key
+ *     in that block's head may come twice, none is skipped); while that block is
+ *     the one the call started in, the call reads on, so a cursor always grows.
+ *     0 is the ring's end, so an empty database answers cursor 0 at once. Every key present on W replicas for the whole scan is
  *     returned at least once (W + R > N).
  *   KEYS pattern: every step from 0 to the ring's end, the client waiting (the
  *     loop serves the others between steps).
@@ -61,6 +62,7 @@ struct fanout {
     int r, w;
     /* scan state */
     uint64_t cursor;       /* next step's start */
+    uint64_t scan_from;    /* SCAN: the call's first token (a block start) */
     uint64_t start;        /* RANDOMKEY: the random token */
     int wrapped;           /* RANDOMKEY: went past the ring's end */
     size_t seen;           /* records seen (SCAN's COUNT) */
@@ -176,11 +178,17 @@ static void scan_done(void *ctx, int status, uint64_t next, const struct cluster
     f->cursor = next;
     switch (f->kind) {
     case FAN_SCAN:
-        /* a reply's cursor is a block number, so a call ends only at a block start
-         * (or the ring's end): a range end (vnode token + 1) or a page's next key
-         * inside a block is read on from, at most 2^11 tokens further */
-        if (next == 0 || (next % ((uint64_t)1 << KS_SCAN_BLOCK_BITS) == 0 &&
-                          (f->seen >= (size_t)f->count || f->steps >= SCAN_STEPS))) {
+        if (next == 0) {
+            finish(f);
+            return;
+        }
+        /* the reply's cursor is a block number: next (a range end, vnode token + 1,
+         * or a page's next key) rounded down to its block start, which re-reads at
+         * most that block's head and skips nothing; the call reads on while that
+         * would not move past the block it started at */
+        if ((f->seen >= (size_t)f->count || f->steps >= SCAN_STEPS) &&
+            ks_scan_block(next) > ks_scan_block(f->scan_from)) {
+            f->cursor = ks_scan_block(next) << KS_SCAN_BLOCK_BITS;
             finish(f);
             return;
         }
@@ -268,7 +276,7 @@ int fanout_start(struct client *c, const struct kv_command *run, struct fanout *
             return 0;
         }
         f->kind = FAN_SCAN;
-        f->cursor = cursor;
+        f->cursor = f->scan_from = cursor;
         f->count = count;
         if (pat) {
             f->pat = dup_slice(pat, &f->plen);
