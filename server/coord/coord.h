@@ -51,7 +51,7 @@
  *   - Cluster (to come): a lookup prefetches the key from its replicas (the reply
  *     waits for R of them), a write call ships the new version to the key's
  *     replicas and holds the reply until W acks, as persistent mode holds it for
- *     the engine; SCAN cursors are ring tokens, the same numbers as here.
+ *     the engine; SCAN positions are ring tokens, the same numbers as here.
  *
  * Threading: loop thread only.
  */
@@ -123,8 +123,9 @@ size_t coord_flush(struct client *c, int db_id, int async);
 
 /* ---- iteration ---- */
 
-/* SCAN over the client's database by token cursor (see ks_dict.c): fn gets each
- * entry (possibly expired: the caller filters). Returns the next cursor. */
+/* SCAN over the client's database from token position `cursor` (see ks_dict.c): fn
+ * gets each entry (possibly expired: the caller filters). Returns the next
+ * position, a block start (ks.h KS_SCAN_BLOCK_BITS), 0 at the end. */
 uint64_t coord_scan(struct client *c, uint64_t cursor, long count,
                     void (*fn)(struct kv_entry *e, void *arg), void *arg);
 /* Every entry of the client's database (KEYS); fn must not change anything. */
