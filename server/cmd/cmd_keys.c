@@ -120,7 +120,7 @@ int keys_scan_cursor_or_reply(struct client *c, int i, uint64_t *token) {
     if (*end != '\0' || errno == ERANGE) {
         goto invalid;
     }
-    return ks_scan_cursor_token((uint64_t)v, token) == 0 ? 0 : 1;
+    return obj_scan_position((uint64_t)v, token) == 0 ? 0 : 1;
 invalid:
     reply_error(c, "ERR invalid cursor");
     return -1;
@@ -159,7 +159,7 @@ int keys_scan_opts_or_reply(struct client *c, int first, const struct kv_slice *
 
 void keys_reply_scan_cursor(struct client *c, uint64_t next) {
     char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)ks_scan_block(next));
+    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)obj_scan_cursor(next));
     reply_bulk(c, buf, (size_t)n);
 }
 

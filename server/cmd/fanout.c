@@ -16,8 +16,9 @@
  *     is its block, next >> 11, so the next call starts at or before it (a key
  *     in that block's head may come twice, none is skipped); while that block is
  *     the one the call started in, the call reads on, so a cursor always grows.
- *     0 is the ring's end, so an empty database answers cursor 0 at once. Every key present on W replicas for the whole scan is
- *     returned at least once (W + R > N).
+ *     0 is the ring's end, so an empty database answers cursor 0 at once. Every
+ *     key present on W replicas for the whole scan is returned at least once
+ *     (W + R > N).
  *   KEYS pattern: every step from 0 to the ring's end, the client waiting (the
  *     loop serves the others between steps).
  *   DBSIZE: the same full scan, counting the distinct live keys (exact when nothing

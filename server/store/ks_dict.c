@@ -545,8 +545,8 @@ uint64_t kv_dict_scan(struct kv_dict *d, uint64_t cursor, long count,
         }
         for (size_t k = 0; k < n; k++) {
             /* stop only between two blocks of 2^KS_SCAN_BLOCK_BITS tokens: the next
-             * cursor is then the first token of scan_buf[k]'s block, which is no
-             * larger than scan_buf[k].token and above everything emitted */
+             * position is the start of the block after the last emitted one, above
+             * everything emitted and at most scan_buf[k].token */
             if (emitted >= count && k > 0 &&
                 ks_scan_block(scan_buf[k].token) != ks_scan_block(scan_buf[k - 1].token)) {
                 return (ks_scan_block(scan_buf[k - 1].token) + 1) << KS_SCAN_BLOCK_BITS;
