@@ -276,18 +276,23 @@ def t_keys():
          sorted(('item:%d' % i).encode() for i in range(10)))
     H.eq('KEYS class', sorted(plain(c.call('KEYS', 'item:[1-2]'))), [b'item:1', b'item:2'])
     H.eq('KEYS none', c.call('KEYS', 'zzz*'), A())
-    seen, cursor, calls = [], b'0', 0
+    seen, cursor, calls, cursors = [], b'0', 0, []
     while True:
         r = c.call('SCAN', cursor, 'COUNT', '17')
         H.check('SCAN reply shape', r[0] == 'array' and len(r[1]) == 2 and r[1][0][0] == 'bulk',
                 r) if calls == 0 else None
         cursor, batch = r[1][0][1], plain(r[1][1])
+        cursors.append(int(cursor))
         seen += batch
         calls += 1
         if cursor == b'0' or calls > 10000:
             break
     allk = sorted([n.encode() for n in names] + [b'user:h'])
     H.eq('SCAN full iteration covers every key', sorted(set(seen)), allk)
+    # clients such as node-redis 4 read the cursor as a double: exact below 2^53
+    H.check('SCAN cursors below 2^53 and increasing',
+            max(cursors) < 2 ** 53 and all(a < b for a, b in zip(cursors, cursors[1:-1])),
+            cursors[:4])
     H.check('SCAN took several calls', calls > 1, calls)
     seen, cursor = [], b'0'
     while True:
@@ -455,16 +460,18 @@ def t_hashes():
     H.eq('OBJECT ENCODING hashtable', c.call('OBJECT', 'ENCODING', 'big'), B('hashtable'))
     c.call('HSET', 'small', 'a', '1', 'b', '2')
     H.eq('OBJECT ENCODING listpack', c.call('OBJECT', 'ENCODING', 'small'), B('listpack'))
-    got, cursor, calls = {}, b'0', 0
+    got, cursor, calls, cursors = {}, b'0', 0, []
     while True:
         r = plain(c.call('HSCAN', 'big', cursor, 'COUNT', '20'))
         cursor = r[0]
+        cursors.append(int(cursor))
         for k, v in zip(r[1][0::2], r[1][1::2]):
             got[k] = v
         calls += 1
         if cursor == b'0' or calls > 10000:
             break
     H.eq('HSCAN full iteration', got, fields)
+    H.check('HSCAN cursors below 2^53', max(cursors) < 2 ** 53, cursors[:4])
     got, cursor = {}, b'0'
     while True:
         r = plain(c.call('HSCAN', 'big', cursor, 'MATCH', 'f1?', 'COUNT', '1000'))

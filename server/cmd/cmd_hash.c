@@ -353,7 +353,8 @@ void cmd_hscan(struct client *c) {
     uint64_t cursor;
     const struct kv_slice *pat;
     long count;
-    if (keys_scan_cursor_or_reply(c, 2, &cursor) != 0) {
+    int rc = keys_scan_cursor_or_reply(c, 2, &cursor);
+    if (rc < 0) {
         return;
     }
     int err;
@@ -363,20 +364,20 @@ void cmd_hscan(struct client *c) {
     }
     if (e == NULL) {
         /* as Redis: a missing key answers the empty scan before options are read */
-        reply_array(c, 2);
-        reply_bulk(c, "0", 1);
-        reply_array(c, 0);
+        keys_reply_scan_end(c);
         return;
     }
     if (keys_scan_opts_or_reply(c, 3, &pat, &count, NULL) != 0) {
         return;
     }
+    if (rc > 0) {
+        keys_reply_scan_end(c); /* a cursor past every block (>= 2^53) */
+        return;
+    }
     struct pairs p = {NULL, 0, 0, pat};
     uint64_t next = hash_scan(e, cursor, count, pairs_add, &p);
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)next);
     reply_array(c, 2);
-    reply_bulk(c, buf, (size_t)n);
+    keys_reply_scan_cursor(c, next);
     reply_array(c, (long long)p.n * 2);
     for (size_t i = 0; i < p.n * 2; i++) {
         reply_bulk(c, p.v[i].p, p.v[i].len);

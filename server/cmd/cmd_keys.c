@@ -103,8 +103,9 @@ void cmd_keys(struct client *c) {
 
 /* ---- SCAN (HSCAN shares the cursor and option parsing) ---- */
 
-/* Redis's parseScanCursorOrReply: an unsigned decimal as strtoul reads it. */
-int keys_scan_cursor_or_reply(struct client *c, int i, uint64_t *cursor) {
+/* Redis's parseScanCursorOrReply: an unsigned decimal as strtoul reads it; then
+ * the block number to its position (coord.h). */
+int keys_scan_cursor_or_reply(struct client *c, int i, uint64_t *token) {
     char buf[64];
     const struct kv_slice *a = &c->argv[i];
     /* as strtoul: "" is cursor 0 (Redis accepts it), a leading blank is not */
@@ -119,8 +120,7 @@ int keys_scan_cursor_or_reply(struct client *c, int i, uint64_t *cursor) {
     if (*end != '\0' || errno == ERANGE) {
         goto invalid;
     }
-    *cursor = v;
-    return 0;
+    return obj_scan_position((uint64_t)v, token) == 0 ? 0 : 1;
 invalid:
     reply_error(c, "ERR invalid cursor");
     return -1;
@@ -157,10 +157,16 @@ int keys_scan_opts_or_reply(struct client *c, int first, const struct kv_slice *
     return 0;
 }
 
-static void reply_cursor(struct client *c, uint64_t cursor) {
+void keys_reply_scan_cursor(struct client *c, uint64_t next) {
     char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)cursor);
+    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)obj_scan_cursor(next));
     reply_bulk(c, buf, (size_t)n);
+}
+
+void keys_reply_scan_end(struct client *c) {
+    reply_array(c, 2);
+    reply_bulk(c, "0", 1);
+    reply_array(c, 0);
 }
 
 struct scan_ctx {
@@ -181,8 +187,12 @@ void cmd_scan(struct client *c) {
     uint64_t cursor;
     const struct kv_slice *pat, *type = NULL;
     long count;
-    if (keys_scan_cursor_or_reply(c, 1, &cursor) != 0 ||
-        keys_scan_opts_or_reply(c, 2, &pat, &count, &type) != 0) {
+    int rc = keys_scan_cursor_or_reply(c, 1, &cursor);
+    if (rc < 0 || keys_scan_opts_or_reply(c, 2, &pat, &count, &type) != 0) {
+        return;
+    }
+    if (rc > 0) {
+        keys_reply_scan_end(c);
         return;
     }
     struct scan_ctx s = {NULL, 0, 0};
@@ -207,7 +217,7 @@ void cmd_scan(struct client *c) {
         i++;
     }
     reply_array(c, 2);
-    reply_cursor(c, next);
+    keys_reply_scan_cursor(c, next);
     reply_array(c, (long long)keep);
     for (size_t i = 0; i < keep; i++) {
         size_t klen;

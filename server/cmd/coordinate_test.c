@@ -61,6 +61,7 @@ struct cluster {
     int n;
     int fail_reads, fail_writes;
     const char *fail_key;      /* writes of this key fail (NULL: none) */
+    uint64_t half_skew;        /* the split is FAKE_HALF + this (a range end off a block start) */
     int sole;                  /* KVD NODES has one line: this node alone */
     struct fake_rec store[FAKE_MAX];
     struct fake_req req[FAKE_MAX];
@@ -250,7 +251,8 @@ static void fake_scan_answer(struct fake_req *q) {
         q->scb(q->ctx, CLUSTER_FAILED, 0, NULL, 0, "got 1 of 2 scan answers");
         return;
     }
-    uint64_t end = q->cursor < FAKE_HALF ? FAKE_HALF : 0;
+    uint64_t half = FAKE_HALF + fake.half_skew;
+    uint64_t end = q->cursor < half ? half : 0;
     struct cluster_key keys[FAKE_MAX];
     size_t n = 0;
     for (int i = 0; i < FAKE_MAX; i++) {
@@ -605,10 +607,12 @@ static void test_keyless_commands_scan_the_ring_in_steps(void) {
     CHECK(strstr(keys, "$1 a") && strstr(keys, "$1 b") && strstr(keys, "$1 c"));
     CHECK(!strstr(keys, "gone") && !strstr(keys, "expired") && !strstr(keys, "other"));
     CHECK_EQ_STR(run("KEYS b*"), "*1 $1 b");
-    /* SCAN: the first step ends at the half of the ring (COUNT 1: one step) */
+    /* SCAN: the first step ends at the half of the ring (COUNT 1: one step), token
+     * 2^63, whose block number (the cursor) is 2^52 */
     const char *sc = run("SCAN 0 COUNT 1");
-    CHECK(strncmp(sc, "*2 $19 9223372036854775808 ", 27) == 0);
-    CHECK_EQ_STR(run("SCAN 9223372036854775808 MATCH nomatch*"), "*2 $1 0 *0");
+    CHECK(strncmp(sc, "*2 $16 4503599627370496 ", 24) == 0);
+    CHECK_EQ_STR(run("SCAN 4503599627370496 MATCH nomatch*"), "*2 $1 0 *0");
+    CHECK_EQ_STR(run("SCAN 9223372036854775808"), "*2 $1 0 *0"); /* >= 2^53: the end */
     CHECK_EQ_STR(run("SCAN 0 COUNT 100 TYPE hash"), "*2 $1 0 *0");
     CHECK_EQ_STR(run("SCAN x"), "-ERR invalid cursor");
     CHECK_EQ_STR(run("SCAN 0 COUNT 0"), "-ERR syntax error");
@@ -617,6 +621,31 @@ static void test_keyless_commands_scan_the_ring_in_steps(void) {
     CHECK_EQ_STR(run("SELECT 2"), "+OK");
     CHECK_EQ_STR(run("RANDOMKEY"), "$-1");
     CHECK_EQ_STR(run("DBSIZE"), ":0");
+    teardown();
+}
+
+/* A range end that is not a block start (vnode token + 1): the reply's cursor is
+ * its block (rounded down: nothing skipped), and the next call from it returns
+ * the rest. */
+static void test_scan_cursor_rounds_an_unaligned_range_end_down(void) {
+    setup();
+    fake.half_skew = 5;
+    fake_put_str(0, "a", "1", 100, 7);
+    fake_put_str(0, "b", "2", 100, 7);
+    fake_put_str(0, "c", "3", 100, 7);
+    char first[256];
+    snprintf(first, sizeof(first), "%s", run("SCAN 0 COUNT 1"));
+    /* the step [0, 2^63 + 5) holds a key: the cursor is 2^63's block, 2^52 */
+    CHECK(strncmp(first, "*2 $16 4503599627370496 ", 24) == 0);
+    const char *rest = run("SCAN 4503599627370496 COUNT 100");
+    CHECK(strncmp(rest, "*2 $1 0 ", 8) == 0);
+    int found = 0;
+    for (const char *k = "abc"; *k; k++) {
+        char want[8];
+        snprintf(want, sizeof(want), "$1 %c", *k);
+        found += (strstr(first, want) != NULL) + (strstr(rest, want) != NULL);
+    }
+    CHECK_EQ_INT(found, 3); /* each key in exactly one of the two calls */
     teardown();
 }
 
@@ -954,6 +983,7 @@ int main(void) {
     TEST_RUN(test_exec_with_a_failed_write_is_rewritten_whole);
     TEST_RUN(test_fanout_commands_inside_multi_are_refused);
     TEST_RUN(test_keyless_commands_scan_the_ring_in_steps);
+    TEST_RUN(test_scan_cursor_rounds_an_unaligned_range_end_down);
     TEST_RUN(test_flush_goes_to_the_cluster_at_one_version);
     TEST_RUN(test_watch_aborts_exec_when_a_watched_version_changed);
     TEST_RUN(test_the_sole_member_answers_fanout_commands_from_its_data);

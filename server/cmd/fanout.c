@@ -6,13 +6,19 @@
  * answers are cluster/'s (cluster_scan, cluster_flush).
  *
  * HOW EACH ONE WORKS (README "Cluster": how exact each is)
- *   SCAN cursor: the cursor is a token. A step (cluster_scan) reads the keys of
- *     [cursor, end of the ring range holding it) from R live replicas, merged
- *     (newest version per key); tombstones and expired keys are dropped, MATCH and
- *     TYPE applied here; steps continue into the next ranges until COUNT records
- *     were seen or SCAN_STEPS steps ran; the reply's cursor is the next token (0:
- *     the ring's end), so an empty database answers cursor 0 at once. Every key present on W replicas for the whole scan is
- *     returned at least once (W + R > N).
+ *   SCAN cursor: the cursor is a block number, the top 53 bits of a token (ks.h
+ *     KS_SCAN_BLOCK_BITS): it starts at token cursor << 11. A step (cluster_scan)
+ *     reads the keys of [token, end of the ring range holding it) from R live
+ *     replicas, merged (newest version per key); tombstones and expired keys are
+ *     dropped, MATCH and TYPE applied here; steps continue into the next ranges
+ *     until COUNT records were seen or SCAN_STEPS steps ran. The next token (a
+ *     range end or a page's next key) is rarely a block start: the reply's cursor
+ *     is its block, next >> 11, so the next call starts at or before it (a key
+ *     in that block's head may come twice, none is skipped); while that block is
+ *     the one the call started in, the call reads on, so a cursor always grows.
+ *     0 is the ring's end, so an empty database answers cursor 0 at once. Every
+ *     key present on W replicas for the whole scan is returned at least once
+ *     (W + R > N).
  *   KEYS pattern: every step from 0 to the ring's end, the client waiting (the
  *     loop serves the others between steps).
  *   DBSIZE: the same full scan, counting the distinct live keys (exact when nothing
@@ -57,6 +63,7 @@ struct fanout {
     int r, w;
     /* scan state */
     uint64_t cursor;       /* next step's start */
+    uint64_t scan_from;    /* SCAN: the call's first token (a block start) */
     uint64_t start;        /* RANDOMKEY: the random token */
     int wrapped;           /* RANDOMKEY: went past the ring's end */
     size_t seen;           /* records seen (SCAN's COUNT) */
@@ -172,7 +179,17 @@ static void scan_done(void *ctx, int status, uint64_t next, const struct cluster
     f->cursor = next;
     switch (f->kind) {
     case FAN_SCAN:
-        if (next == 0 || f->seen >= (size_t)f->count || f->steps >= SCAN_STEPS) {
+        if (next == 0) {
+            finish(f);
+            return;
+        }
+        /* the reply's cursor is a block number: next (a range end, vnode token + 1,
+         * or a page's next key) rounded down to its block start, which re-reads at
+         * most that block's head and skips nothing; the call reads on while that
+         * would not move past the block it started at */
+        if ((f->seen >= (size_t)f->count || f->steps >= SCAN_STEPS) &&
+            ks_scan_block(next) > ks_scan_block(f->scan_from)) {
+            f->cursor = ks_scan_block(next) << KS_SCAN_BLOCK_BITS;
             finish(f);
             return;
         }
@@ -249,13 +266,18 @@ int fanout_start(struct client *c, const struct kv_command *run, struct fanout *
         uint64_t cursor;
         const struct kv_slice *pat, *type = NULL;
         long count;
-        if (keys_scan_cursor_or_reply(c, 1, &cursor) != 0 ||
-            keys_scan_opts_or_reply(c, 2, &pat, &count, &type) != 0) {
+        int rc = keys_scan_cursor_or_reply(c, 1, &cursor);
+        if (rc < 0 || keys_scan_opts_or_reply(c, 2, &pat, &count, &type) != 0) {
+            fanout_free(f);
+            return 0;
+        }
+        if (rc > 0) {
+            keys_reply_scan_end(c); /* a cursor past every block (>= 2^53) */
             fanout_free(f);
             return 0;
         }
         f->kind = FAN_SCAN;
-        f->cursor = cursor;
+        f->cursor = f->scan_from = cursor;
         f->count = count;
         if (pat) {
             f->pat = dup_slice(pat, &f->plen);
@@ -314,10 +336,8 @@ void fanout_reply(struct client *c, struct fanout *f) {
     }
     switch (f->kind) {
     case FAN_SCAN: {
-        char buf[32];
-        int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)f->cursor);
         reply_array(c, 2);
-        reply_bulk(c, buf, (size_t)n);
+        keys_reply_scan_cursor(c, f->cursor);
         reply_array(c, (long long)f->nkeys);
         for (size_t i = 0; i < f->nkeys; i++) {
             reply_bulk(c, f->keys[i].p, f->keys[i].len);

@@ -51,7 +51,7 @@
  *   - Cluster (to come): a lookup prefetches the key from its replicas (the reply
  *     waits for R of them), a write call ships the new version to the key's
  *     replicas and holds the reply until W acks, as persistent mode holds it for
- *     the engine; SCAN cursors are ring tokens, the same numbers as here.
+ *     the engine; SCAN positions are ring tokens, the same numbers as here.
  *
  * Threading: loop thread only.
  */
@@ -123,8 +123,9 @@ size_t coord_flush(struct client *c, int db_id, int async);
 
 /* ---- iteration ---- */
 
-/* SCAN over the client's database by token cursor (see ks_dict.c): fn gets each
- * entry (possibly expired: the caller filters). Returns the next cursor. */
+/* SCAN over the client's database from token position `cursor` (see ks_dict.c): fn
+ * gets each entry (possibly expired: the caller filters). Returns the next
+ * position, a block start (ks.h KS_SCAN_BLOCK_BITS), 0 at the end. */
 uint64_t coord_scan(struct client *c, uint64_t cursor, long count,
                     void (*fn)(struct kv_entry *e, void *arg), void *arg);
 /* Every entry of the client's database (KEYS); fn must not change anything. */
@@ -177,8 +178,15 @@ void coord_close_client(struct client *c);
 /* ---- argument helpers shared by the key families (server/cmd/cmd_keys.c) ---- */
 
 /* SCAN/HSCAN cursor: an unsigned 64-bit decimal as Redis's strtoul reading; else
- * replies "ERR invalid cursor" and returns -1. */
-int keys_scan_cursor_or_reply(struct client *c, int i, uint64_t *cursor);
+ * replies "ERR invalid cursor" and returns -1. The cursor is a block number (ks.h
+ * KS_SCAN_BLOCK_BITS): *token gets the scan position it names and 0 is returned;
+ * a cursor >= 2^53 names none: returns 1 and replies nothing (the caller answers
+ * the finished scan, keys_reply_scan_end). */
+int keys_scan_cursor_or_reply(struct client *c, int i, uint64_t *token);
+/* Replies the SCAN/HSCAN cursor for the next scan position (a block start or 0). */
+void keys_reply_scan_cursor(struct client *c, uint64_t next);
+/* Replies a finished, empty scan: cursor "0" and no elements. */
+void keys_reply_scan_end(struct client *c);
 /* [MATCH p] [COUNT n] [TYPE t] from argv[first..]; TYPE only when type != NULL.
  * *pat is NULL for no pattern (or "*"); *count defaults to 10. Replies and returns
  * -1 on error. */

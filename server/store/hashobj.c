@@ -11,7 +11,7 @@
  *   hashtable  a struct kv_dict (ks_dict.c) of field entries: each a kv_entry whose
  *              key is the field and whose value is the string (embstr layout); the
  *              entry's value area holds the dict pointer. HSCAN cursors are field
- *              tokens, with SCAN's guarantees.
+ *              token blocks (token >> 11), with SCAN's guarantees.
  *
  * A listpack that passes a limit is converted once and never back (as Redis).
  */

@@ -113,10 +113,35 @@ struct kv_entry *kv_dict_random(struct kv_dict *d);
 /* Up to count entries from a random stretch of buckets (Redis's dictGetSomeKeys:
  * cheap, not uniform, may return fewer than asked). For eviction sampling. */
 size_t kv_dict_sample(struct kv_dict *d, struct kv_entry **out, size_t count);
+/* SCAN cursors. Internally a scan position is a token; the stores stop a SCAN page
+ * only at the start of a block of 2^KS_SCAN_BLOCK_BITS tokens, so a position is a
+ * multiple of 2^11 and the cursor a client sees is its block number, token >> 11,
+ * below 2^53: exact in a double (node-redis 4 parses cursors with Number()).
+ * Cursor 0 is both the start and the end. */
+#define KS_SCAN_BLOCK_BITS 11
+#define KS_SCAN_CURSOR_LIMIT ((uint64_t)1 << (64 - KS_SCAN_BLOCK_BITS)) /* 2^53 */
+
+/* The block number of a token (the client cursor of a block-start token). */
+static inline uint64_t ks_scan_block(uint64_t token) {
+    return token >> KS_SCAN_BLOCK_BITS;
+}
+
+/* The token a client cursor resumes at; -1 when cursor >= 2^53 names no block
+ * (callers answer it as the end of the iteration). */
+static inline int ks_scan_cursor_token(uint64_t cursor, uint64_t *token) {
+    if (cursor >= KS_SCAN_CURSOR_LIMIT) {
+        return -1;
+    }
+    *token = cursor << KS_SCAN_BLOCK_BITS;
+    return 0;
+}
+
 /* Calls fn for the entries with token >= cursor in token order, at least `count`
- * (a hint, as Redis's) unless the end comes first, and always every entry sharing
- * the last emitted token. Returns the next cursor, 0 when the iteration is over.
- * fn must not modify d. */
+ * (a hint, as Redis's) unless the end comes first, and always every entry in the
+ * block (top 53 bits of the token) of the last emitted one. Returns the next
+ * position, the first token of a later block (a multiple of 2^KS_SCAN_BLOCK_BITS,
+ * above every emitted token and at most the next unemitted one), 0 when the
+ * iteration is over. fn must not modify d. */
 uint64_t kv_dict_scan(struct kv_dict *d, uint64_t cursor, long count,
                       void (*fn)(struct kv_entry *e, void *arg), void *arg);
 /* Moves up to n buckets of an ongoing rehash; returns 1 while more remain. */

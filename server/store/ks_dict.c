@@ -16,24 +16,26 @@
  * 2i+1; shrinking merges them back. Lookups check table 0 for buckets not yet
  * moved (index >= rehashidx) and table 1 otherwise.
  *
- * SCAN: the cursor IS a token: "continue with the first key whose token >= cursor".
- * A call walks the buckets of the smaller table from bucket(cursor); for each such
+ * SCAN: a scan position IS a token: "continue with the first key whose token >=
+ * position" (the client's cursor is position >> 11, ks.h KS_SCAN_BLOCK_BITS).
+ * A call walks the buckets of the smaller table from bucket(position); for each such
  * bucket it gathers the keys of the matching token range from both tables (the
  * range covers several buckets of the larger one), sorts them by token and emits
- * them. It stops after `count` keys, but never between two keys with the same
- * token, and returns (last emitted token + 1), or 0 at the end. Since cursors name
- * positions on the token line rather than slots of a table, a key present for the
- * whole iteration is returned exactly once, across any number of resizes, and
- * cursors stay valid after a restart (the LSM engine orders keys the same way).
+ * them. It stops after `count` keys, but only between two BLOCKS of 2^11 tokens
+ * (never inside one), and returns the first token of the next block, or 0 at the
+ * end. Since positions name places on the token line rather than slots of a
+ * table, a key present for the whole iteration is returned exactly once, across
+ * any number of resizes, and cursors stay valid after a restart (the LSM engine
+ * orders keys the same way, persist_iter.c stops on the same blocks).
  *
- * Worked example, tokens shortened to their first byte, count = 1. Four buckets
- * (bits 2): bucket 0 = [00,40) holds a=12 b=3f; bucket 2 = [80,c0) holds c=9a d=9a
- * e=b0.
- *   SCAN 0   -> a; b has another token, so stop: cursor 12+1 = 13
+ * Worked example, tokens shortened to their first byte and blocks to 0x10 tokens,
+ * count = 1. Four buckets (bits 2): bucket 0 = [00,40) holds a=12 b=3f; bucket
+ * 2 = [80,c0) holds c=9a d=9a e=b0.
+ *   SCAN 0   -> a; b is in another block, so stop: position 20 (after a's block)
  *   (the table grows to 8 buckets of width 20: a in 0, b in 1, c d in 4, e in 5)
- *   SCAN 13  -> bucket 0 has only a (< 13), bucket 1 gives b: cursor 40
- *   SCAN 40  -> buckets 2, 3 empty; bucket 4 gives c and d (same token): cursor a0
- *   SCAN a0  -> e: cursor c0;   SCAN c0 -> buckets 6, 7 empty: cursor 0 (done)
+ *   SCAN 20  -> bucket 0 has only a (< 20), bucket 1 gives b: position 40
+ *   SCAN 40  -> buckets 2, 3 empty; bucket 4 gives c and d (same block): a0
+ *   SCAN a0  -> e: position c0;   SCAN c0 -> buckets 6, 7 empty: 0 (done)
  * Each key came out once although the table doubled mid-iteration.
  *
  * TAGGED LINKS: tokens are not stored, yet a lookup compares them before keys.
@@ -542,8 +544,12 @@ uint64_t kv_dict_scan(struct kv_dict *d, uint64_t cursor, long count,
             qsort(scan_buf, n, sizeof(*scan_buf), scan_item_cmp);
         }
         for (size_t k = 0; k < n; k++) {
-            if (emitted >= count && k > 0 && scan_buf[k].token != scan_buf[k - 1].token) {
-                return scan_buf[k - 1].token + 1;
+            /* stop only between two blocks of 2^KS_SCAN_BLOCK_BITS tokens: the next
+             * position is the start of the block after the last emitted one, above
+             * everything emitted and at most scan_buf[k].token */
+            if (emitted >= count && k > 0 &&
+                ks_scan_block(scan_buf[k].token) != ks_scan_block(scan_buf[k - 1].token)) {
+                return (ks_scan_block(scan_buf[k - 1].token) + 1) << KS_SCAN_BLOCK_BITS;
             }
             fn(scan_buf[k].e, arg);
             emitted++;
@@ -551,6 +557,8 @@ uint64_t kv_dict_scan(struct kv_dict *d, uint64_t cursor, long count,
         b++;
         visits++;
         if (emitted >= count || visits >= max_visits) {
+            /* a bucket's first token: a block start, as buckets span >= 2^11 tokens
+             * (a table has far fewer than 2^53 buckets) */
             return b < nb ? b << (64 - sb) : 0;
         }
     }

@@ -276,6 +276,110 @@ static void test_scan_cursor_resumes_after_last_token(void) {
     free(s.count);
 }
 
+/* A page ends only at a block start (ks.h KS_SCAN_BLOCK_BITS): every position
+ * kv_dict_scan returns is a multiple of 2^11, above every token emitted. */
+static void test_scan_positions_are_block_starts(void) {
+    setup();
+    struct kv_db *db = server.db[0];
+    char key[32];
+    for (int i = 0; i < 10000; i++) {
+        int n = snprintf(key, sizeof(key), "stable:%d", i);
+        ks_insert(db, obj_str_new(key, (size_t)n, "v", 1, 0), ks_token(key, (size_t)n));
+    }
+    struct seen s = {calloc(10000, 1), 10000, 0, 0};
+    uint64_t pos = 0;
+    int calls = 0, unaligned = 0, not_past = 0;
+    do {
+        pos = kv_dict_scan(&db->keys, pos, 3, seen_one, &s);
+        calls++;
+        if (pos % ((uint64_t)1 << KS_SCAN_BLOCK_BITS) != 0) {
+            unaligned++;
+        }
+        if (pos != 0 && pos <= s.last_token) {
+            not_past++;
+        }
+    } while (pos != 0 && calls < 100000);
+    int bad = 0;
+    for (int i = 0; i < 10000; i++) {
+        bad += s.count[i] != 1;
+    }
+    free(s.count);
+    CHECK_EQ_INT(unaligned, 0);
+    CHECK_EQ_INT(not_past, 0);
+    CHECK_EQ_INT(bad, 0);
+    CHECK(calls > 1000 && calls < 100000);
+}
+
+/* The reply of "SCAN|HSCAN ... " as the test client prints it: its cursor and
+ * the number of elements; -1 when it is not a scan reply. */
+static int scan_reply_parse(const char *r, unsigned long long *cursor, int *n) {
+    return sscanf(r, "*2 $%*d %llu *%d", cursor, n) == 2 ? 0 : -1;
+}
+
+/* node-redis 4 reads the cursor with Number(): every SCAN/HSCAN cursor kvd replies
+ * stays below 2^53, strictly grows, and a full loop over 10,000 keys (and 1,000
+ * hashtable fields) returns each exactly once; a cursor >= 2^53 is the end. */
+static void test_cmd_scan_cursors_below_2_53_and_complete(void) {
+    setup();
+    char line[128];
+    for (int i = 0; i < 10000; i++) {
+        snprintf(line, sizeof(line), "SET k%d v", i);
+        run(line);
+    }
+    unsigned long long cursor = 0, prev = 0;
+    long total = 0;
+    int calls = 0, big = 0, backwards = 0, bad = 0;
+    do {
+        snprintf(line, sizeof(line), "SCAN %llu COUNT 10", cursor);
+        int n;
+        if (scan_reply_parse(run(line), &cursor, &n) != 0) {
+            bad++;
+            break;
+        }
+        total += n;
+        big += cursor >= (1ULL << 53);
+        backwards += cursor != 0 && cursor <= prev;
+        prev = cursor;
+        calls++;
+    } while (cursor != 0 && calls < 100000);
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(big, 0);
+    CHECK_EQ_INT(backwards, 0);
+    CHECK_EQ_INT(total, 10000); /* nothing written meanwhile: each key once */
+    CHECK(calls > 500);
+    RUN_EQ("SCAN 9007199254740992", "*2 $1 0 *0");
+    RUN_EQ("SCAN 18446744073709551615 COUNT 5", "*2 $1 0 *0");
+    RUN_EQ("SCAN 9007199254740992 COUNT 0", "-ERR syntax error");
+
+    for (int i = 0; i < 1000; i++) {
+        snprintf(line, sizeof(line), "HSET big f%d v", i);
+        run(line);
+    }
+    RUN_EQ("OBJECT ENCODING big", "$9 hashtable");
+    cursor = prev = 0;
+    total = calls = big = backwards = bad = 0;
+    do {
+        snprintf(line, sizeof(line), "HSCAN big %llu COUNT 10", cursor);
+        int n;
+        if (scan_reply_parse(run(line), &cursor, &n) != 0) {
+            bad++;
+            break;
+        }
+        total += n;
+        big += cursor >= (1ULL << 53);
+        backwards += cursor != 0 && cursor <= prev;
+        prev = cursor;
+        calls++;
+    } while (cursor != 0 && calls < 100000);
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(big, 0);
+    CHECK_EQ_INT(backwards, 0);
+    CHECK_EQ_INT(total, 2000); /* field and value per field */
+    CHECK(calls > 50);
+    RUN_EQ("HSCAN big 9007199254740992", "*2 $1 0 *0");
+    RUN_EQ("DEL big", ":1");
+}
+
 /* Keys whose tokens share their top 32 bits share a bucket and a link tag in every
  * table up to 2^16 buckets (ks_dict.c "TAGGED LINKS"): the lookup must still tell
  * them apart by key, and chains must stay in token order. */
@@ -875,6 +979,8 @@ int main(void) {
     TEST_RUN(test_dict_insert_find_delete_100k);
     TEST_RUN(test_scan_returns_every_stable_key_once_under_churn);
     TEST_RUN(test_scan_cursor_resumes_after_last_token);
+    TEST_RUN(test_scan_positions_are_block_starts);
+    TEST_RUN(test_cmd_scan_cursors_below_2_53_and_complete);
     TEST_RUN(test_dict_sample_finds_entries_mid_rehash);
     TEST_RUN(test_dict_tells_apart_keys_with_equal_tags);
     TEST_RUN(test_lazy_expiry_never_returns_expired_value);

@@ -110,8 +110,19 @@ int hash_del(struct kv_db *db, struct kv_entry **ep, const char *f, size_t flen)
 /* Calls fn for each field in storage order; fn must not change the hash. */
 typedef void hash_fn(const char *f, size_t flen, const char *v, size_t vlen, void *arg);
 void hash_foreach(const struct kv_entry *e, hash_fn *fn, void *arg);
-/* HSCAN: listpack hashes are returned whole (cursor 0 out); hashtables by token
- * cursor as SCAN. Returns the next cursor. */
+/* SCAN/HSCAN cursors as clients see them (ks.h KS_SCAN_BLOCK_BITS): the cursor of
+ * scan position pos (its block, pos >> 11, below 2^53) ... */
+static inline uint64_t obj_scan_cursor(uint64_t pos) {
+    return ks_scan_block(pos);
+}
+
+/* ... and the position a cursor names; -1 for a cursor >= 2^53 (none). */
+static inline int obj_scan_position(uint64_t cursor, uint64_t *pos) {
+    return ks_scan_cursor_token(cursor, pos);
+}
+
+/* HSCAN: listpack hashes are returned whole (position 0 out); hashtables by token
+ * position as SCAN (kv_dict_scan). Returns the next position (a block start). */
 uint64_t hash_scan(const struct kv_entry *e, uint64_t cursor, long count, hash_fn *fn,
                    void *arg);
 /* A random field (the hash must not be empty). */

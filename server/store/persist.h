@@ -156,7 +156,8 @@ size_t persist_db_size(int db_id);     /* exact live keys (see PERSIST.md) */
 void persist_expire_due(void);
 size_t persist_db_expires(int db_id);  /* keys with a TTL */
 /* SCAN over the engine by token cursor: fn gets temporary entries (key and type
- * only), valid until the next persist_* call. Returns the next cursor. */
+ * only), valid until the next persist_* call. Returns the next position, a block
+ * start (ks.h KS_SCAN_BLOCK_BITS), 0 at the end. */
 uint64_t persist_scan(int db_id, uint64_t cursor, long count,
                       void (*fn)(struct kv_entry *e, void *arg), void *arg);
 /* Every live key of db_id (KEYS): temporary entries valid during fn only. */

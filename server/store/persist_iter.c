@@ -59,12 +59,12 @@ int is_meta(struct lsm_iter *it) {
  * cursor" is one engine seek. A page ends after `count` keys of the database (or
  * after visiting SCAN_VISIT_MAX entries of other databases or flushed ones: an
  * empty page, as Redis's SCAN may return), always at a boundary of a block of
- * 2^11 tokens, and the cursor is the first token of the next block. Cursors are
- * thus multiples of 2048, exact as a double (clients such as node-redis 4 parse
- * them with Number()), and a key is never returned twice: the next page starts
+ * 2^11 tokens, and the next position is the first token of the next block (the
+ * client sees its block number, position >> 11, below 2^53: ks.h), and a key is
+ * never returned twice: the next page starts
  * past every block already returned. Example: last key returned 0x...a7ff3,
  * next entry 0x...a8012: the cursor is 0x...a8000. */
-#define SCAN_BLOCK_BITS 11
+#define SCAN_BLOCK_BITS KS_SCAN_BLOCK_BITS /* the blocks of kv_dict_scan (ks.h) */
 #define SCAN_VISIT_MAX 100000
 uint64_t persist_scan(int db_id, uint64_t cursor, long count,
                       void (*fn)(struct kv_entry *e, void *arg), void *arg) {

@@ -242,7 +242,8 @@ size_t store_flush(struct client *c, int db_id, int async);
 int store_flush_below(int db_id, uint64_t hlc);
 /* The floor store_flush_below left on db_id (0: none). */
 uint64_t store_floor(int db_id);
-/* SCAN by token cursor over database db_id (entries possibly expired). */
+/* SCAN from token position `cursor` over database db_id (entries possibly
+ * expired). Returns the next position, a block start (ks.h), 0 at the end. */
 uint64_t store_scan(int db_id, uint64_t cursor, long count,
                     void (*fn)(struct kv_entry *e, void *arg), void *arg);
 /* Every entry of database db_id; fn must not change anything. */

@@ -33,9 +33,10 @@ NKEYS = 10000
 NHASH = 50
 
 
-def full_scan(c, count=None, match=None, type_=None, max_calls=30000):
+def full_scan(c, count=None, match=None, type_=None, max_calls=30000, cursors=None):
     """Every key a full SCAN returns (a list, duplicates kept) and the number of
-    calls; None for the keys when it did not end within max_calls."""
+    calls; None for the keys when it did not end within max_calls. The cursors
+    returned are appended to the list `cursors` when given."""
     cursor = 0
     got = []
     calls = 0
@@ -49,12 +50,27 @@ def full_scan(c, count=None, match=None, type_=None, max_calls=30000):
             args += ['TYPE', type_]
         cursor, keys = c.execute_command(*args)
         cursor = int(cursor)
+        if cursors is not None:
+            cursors.append(cursor)
         got.extend(keys)
         calls += 1
         if cursor == 0:
             return got, calls
         if calls >= max_calls:
             return None, calls
+
+
+def scan_calls(c, cursor, max_calls=30000):
+    """(cursor returned, keys) per call of a SCAN COUNT 10 loop from `cursor` to
+    its end ([] when it does not end within max_calls)."""
+    calls = []
+    for _ in range(max_calls):
+        cursor, keys = c.execute_command('SCAN', cursor, 'COUNT', 10)
+        cursor = int(cursor)
+        calls.append((cursor, keys))
+        if cursor == 0:
+            return calls
+    return []
 
 
 def write_keys(cl):
@@ -289,7 +305,14 @@ def main():
         for nd in cl.nodes:
             c = nd.client(timeout=30)
             for count in (10, 1000):
-                got, calls = full_scan(c, count=count)
+                cursors = []
+                got, calls = full_scan(c, count=count, cursors=cursors)
+                # node-redis 4 reads the cursor with Number(): it must be exact
+                res.check('SCAN COUNT %d through node%d: every cursor below 2^53'
+                          % (count, nd.index + 1), max(cursors) < 2 ** 53, max(cursors))
+                res.check('SCAN COUNT %d through node%d: cursors strictly increase'
+                          % (count, nd.index + 1),
+                          all(a < b for a, b in zip(cursors, cursors[1:-1])), cursors[:5])
                 if got is None:
                     res.check('SCAN COUNT %d through node%d ends' % (count, nd.index + 1), False, calls)
                     continue
@@ -317,6 +340,19 @@ def main():
         res.eq('RANDOMKEY on an empty db is nil', e.randomkey(), None)
         res.eq('DBSIZE on an empty db', e.dbsize(), 0)
         res.eq('SCAN 0 on an empty db ends at once', tuple(e.execute_command('SCAN', 0)), (0, []))
+        res.eq('SCAN 2^53 (past every block) ends at once',
+               tuple(c.execute_command('SCAN', 2 ** 53)), (0, []))
+        # a cursor resumes at its block: SCAN <cursor> continues exactly where the
+        # call that returned it stopped (nothing written meanwhile)
+        calls = scan_calls(c, 0)
+        mid = len(calls) // 2
+        before = sum(len(keys) for _, keys in calls[:mid + 1])
+        full = [k for _, keys in calls for k in keys]
+        rest = scan_calls(c, calls[mid][0])
+        res.check('SCAN from a middle cursor (%s) returns the rest of the full scan'
+                  % (calls[mid][0] if calls else None),
+                  len(calls) > 10 and [k for _, keys in rest for k in keys] == full[before:],
+                  (len(calls), before, len(full)))
         e.close()
         try:
             c.execute_command('SCAN', 'notanumber')
