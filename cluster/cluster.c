@@ -1534,23 +1534,13 @@ static int word_is(const struct kv_slice *a, const char *s) {
     return a->len == strlen(s) && strncasecmp(a->p, s, a->len) == 0;
 }
 
-static void buf_put(struct msg_buf *b, const void *p, size_t n) {
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2 + 64;
-        b->p = cl_realloc(b->p, b->cap);
-    }
-    if (n) {
-        memcpy(b->p + b->len, p, n);
-    }
-    b->len += n;
-}
 
 static void bulk(struct msg_buf *b, const char *p, size_t n) {
     char hdr[32];
     int h = snprintf(hdr, sizeof hdr, "$%zu\r\n", n);
-    buf_put(b, hdr, (size_t)h);
-    buf_put(b, p, n);
-    buf_put(b, "\r\n", 2);
+    msg_buf_put(b, hdr, (size_t)h);
+    msg_buf_put(b, p, n);
+    msg_buf_put(b, "\r\n", 2);
 }
 
 
@@ -1570,7 +1560,7 @@ static void members_answer(struct cluster *cl, const struct kv_slice *argv, size
     }
     char hdr[32];
     int h = snprintf(hdr, sizeof hdr, "*%zu\r\n", cl->nmembers);
-    buf_put(out, hdr, (size_t)h);
+    msg_buf_put(out, hdr, (size_t)h);
     for (size_t i = 0; i < cl->nmembers; i++) {
         size_t len;
         unsigned char *b = member_encode(&cl->members[i], &len);
@@ -1596,15 +1586,15 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
         struct auth_reply r;
         auth_listener_step_argv(&p->auth, (int)argc - 1, argv + 1, nonce, &r);
         if (r.kind == AUTH_REPLY_PAIR) {
-            buf_put(out, "*2\r\n", 4);
+            msg_buf_put(out, "*2\r\n", 4);
             bulk(out, r.a, r.alen);
             bulk(out, r.b, r.blen);
         } else if (r.kind == AUTH_REPLY_BULK) {
             bulk(out, r.a, r.alen);
         } else {
-            buf_put(out, "-", 1);
-            buf_put(out, r.a, r.alen);
-            buf_put(out, "\r\n", 2);
+            msg_buf_put(out, "-", 1);
+            msg_buf_put(out, r.a, r.alen);
+            msg_buf_put(out, "\r\n", 2);
         }
         if (r.close) {
             cl_log(cl, CLUSTER_LOG_WARNING, "peer refused: %s", p->auth.why);
@@ -1612,7 +1602,7 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
         return r.close ? 1 : 0;
     }
     if (!auth_listener_authenticated(&p->auth)) {
-        buf_put(out, "-NOAUTH peer not authenticated\r\n", 32);
+        msg_buf_put(out, "-NOAUTH peer not authenticated\r\n", 32);
         return 1;
     }
     if (word_is(&argv[1], "MEMBERS")) {
@@ -1646,7 +1636,7 @@ static void text(struct msg_buf *b, const char *fmt, ...) {
     if (n < 0) {
         return;
     }
-    buf_put(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    msg_buf_put(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out) {

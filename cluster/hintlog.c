@@ -95,16 +95,6 @@ static void put_be(struct msg_buf *b, uint64_t v, int bytes) {
     }
 }
 
-static void put_bytes(struct msg_buf *b, const void *p, size_t n) {
-    if (b->cap - b->len < n) {
-        b->cap = (b->cap + n) * 2;
-        b->p = cl_realloc(b->p, b->cap);
-    }
-    if (n) {
-        memcpy(b->p + b->len, p, n);
-    }
-    b->len += n;
-}
 
 static uint64_t get_be(const unsigned char *p, int bytes) {
     uint64_t v = 0;
@@ -119,7 +109,7 @@ size_t hintlog_record_size(const struct hint *x) {
 }
 
 static void header_put(struct msg_buf *b, uint32_t target) {
-    put_bytes(b, HL_MAGIC, 4);
+    msg_buf_put(b, HL_MAGIC, 4);
     put_be(b, HL_VERSION, 1);
     put_be(b, target, 4);
 }
@@ -136,10 +126,10 @@ static void record_put(struct msg_buf *b, const struct hint *x, int64_t wall_off
     put_be(b, wall > 0 ? (uint64_t)wall : 0, 8);
     put_be(b, x->db, 2);
     put_be(b, x->klen, 4);
-    put_bytes(b, x->key, x->klen);
+    msg_buf_put(b, x->key, x->klen);
     put_be(b, MSG_REC_HDR + x->rec.vlen, 4);
-    put_bytes(b, hdr, sizeof hdr);
-    put_bytes(b, x->rec.val, x->rec.vlen);
+    msg_buf_put(b, hdr, sizeof hdr);
+    msg_buf_put(b, x->rec.val, x->rec.vlen);
     uint32_t crc = crc32c_mask(crc32c_value(b->p + body_at, b->len - body_at));
     for (int i = 0; i < 4; i++) {
         b->p[crc_at + (size_t)i] = (char)(unsigned char)(crc >> (8 * (3 - i)));

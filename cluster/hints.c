@@ -258,16 +258,6 @@ static void put_be(struct msg_buf *b, uint64_t v, int bytes) {
     b->len += (size_t)bytes;
 }
 
-static void put_bytes(struct msg_buf *b, const void *p, size_t n) {
-    if (b->cap - b->len < n) {
-        b->cap = (b->cap + n) * 2;
-        b->p = cl_realloc(b->p, b->cap);
-    }
-    if (n) {
-        memcpy(b->p + b->len, p, n);
-    }
-    b->len += n;
-}
 
 static int cmp_seq(const void *a, const void *b) {
     const struct hint *x = *(const struct hint *const *)a, *y = *(const struct hint *const *)b;
@@ -283,7 +273,7 @@ void hints_encode(const struct hints *h, struct msg_buf *b) {
         }
     }
     qsort(all, n, sizeof *all, cmp_seq);
-    put_bytes(b, "KVH1", 4);
+    msg_buf_put(b, "KVH1", 4);
     put_be(b, n, 4);
     for (size_t i = 0; i < n; i++) {
         const struct hint *x = all[i];
@@ -293,10 +283,10 @@ void hints_encode(const struct hints *h, struct msg_buf *b) {
         put_be(b, x->created_ms, 8);
         put_be(b, x->db, 2);
         put_be(b, x->klen, 4);
-        put_bytes(b, x->key, x->klen);
+        msg_buf_put(b, x->key, x->klen);
         put_be(b, MSG_REC_HDR + x->rec.vlen, 4);
-        put_bytes(b, hdr, sizeof hdr);
-        put_bytes(b, x->rec.val, x->rec.vlen);
+        msg_buf_put(b, hdr, sizeof hdr);
+        msg_buf_put(b, x->rec.val, x->rec.vlen);
     }
     free(all);
 }

@@ -208,7 +208,7 @@ int msg_decode_request(const struct kv_slice *argv, size_t argc, struct msg_requ
 
 /* ---- replies ---- */
 
-static void buf_put(struct msg_buf *b, const void *p, size_t n) {
+void msg_buf_put(struct msg_buf *b, const void *p, size_t n) {
     if (b->cap - b->len < n) {
         size_t cap = b->cap ? b->cap : 64;
         while (cap - b->len < n) {
@@ -229,7 +229,7 @@ static void buf_printf(struct msg_buf *b, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    buf_put(b, tmp, (size_t)n);
+    msg_buf_put(b, tmp, (size_t)n);
 }
 
 void msg_reply_read_begin(struct msg_buf *b, size_t n) {
@@ -238,15 +238,15 @@ void msg_reply_read_begin(struct msg_buf *b, size_t n) {
 
 void msg_reply_read_item(struct msg_buf *b, const struct msg_item *item) {
     if (!item->found) {
-        buf_put(b, "$-1\r\n", 5);
+        msg_buf_put(b, "$-1\r\n", 5);
         return;
     }
     unsigned char hdr[MSG_REC_HDR];
     msg_record_header(&item->rec, hdr);
     buf_printf(b, "$%zu\r\n", MSG_REC_HDR + item->rec.vlen);
-    buf_put(b, hdr, sizeof hdr);
-    buf_put(b, item->rec.val, item->rec.vlen);
-    buf_put(b, "\r\n", 2);
+    msg_buf_put(b, hdr, sizeof hdr);
+    msg_buf_put(b, item->rec.val, item->rec.vlen);
+    msg_buf_put(b, "\r\n", 2);
 }
 
 void msg_reply_read(struct msg_buf *b, const struct msg_item *items, size_t n) {
@@ -257,24 +257,24 @@ void msg_reply_read(struct msg_buf *b, const struct msg_item *items, size_t n) {
 }
 
 void msg_reply_write(struct msg_buf *b, int applied) {
-    buf_put(b, applied ? ":1\r\n" : ":0\r\n", 4);
+    msg_buf_put(b, applied ? ":1\r\n" : ":0\r\n", 4);
 }
 
 void msg_reply_error(struct msg_buf *b, const char *text) {
-    buf_put(b, "-ERR ", 5);
+    msg_buf_put(b, "-ERR ", 5);
     for (const char *c = text; *c; c++) {
         char ch = (*c == '\r' || *c == '\n') ? ' ' : *c;
-        buf_put(b, &ch, 1);
+        msg_buf_put(b, &ch, 1);
     }
-    buf_put(b, "\r\n", 2);
+    msg_buf_put(b, "\r\n", 2);
 }
 
 void msg_argv_to_resp(const struct msg_argv *a, struct msg_buf *b) {
     buf_printf(b, "*%d\r\n", a->argc);
     for (int i = 0; i < a->argc; i++) {
         buf_printf(b, "$%zu\r\n", a->argvlen[i]);
-        buf_put(b, a->argv[i], a->argvlen[i]);
-        buf_put(b, "\r\n", 2);
+        msg_buf_put(b, a->argv[i], a->argvlen[i]);
+        msg_buf_put(b, "\r\n", 2);
     }
 }
 

@@ -133,6 +133,8 @@ void msg_reply_write(struct msg_buf *b, int applied);
 void msg_reply_error(struct msg_buf *b, const char *text);
 /* The RESP2 bytes of a request (what hiredis would send): tests and the simulator. */
 void msg_argv_to_resp(const struct msg_argv *a, struct msg_buf *b);
+/* Appends n bytes (p may be NULL when n is 0), growing the buffer by doubling. */
+void msg_buf_put(struct msg_buf *b, const void *p, size_t n);
 void msg_buf_free(struct msg_buf *b);
 
 /* Decodes a READ reply for nkeys keys into items[0..nkeys), borrowing values from r.

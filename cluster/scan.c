@@ -251,25 +251,11 @@ void scan_encode_flush(struct msg_argv *out, int db, uint64_t hlc) {
 
 /* ---- the replica side ---- */
 
-static void buf_put(struct msg_buf *b, const void *p, size_t n) {
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap - b->len < n) {
-            cap *= 2;
-        }
-        b->p = cl_realloc(b->p, cap);
-        b->cap = cap;
-    }
-    if (n) {
-        memcpy(b->p + b->len, p, n);
-    }
-    b->len += n;
-}
 
 static void bulk_hdr(struct msg_buf *b, size_t n) {
     char h[32];
     int k = snprintf(h, sizeof h, "$%zu\r\n", n);
-    buf_put(b, h, (size_t)k);
+    msg_buf_put(b, h, (size_t)k);
 }
 
 struct collect {
@@ -353,10 +339,10 @@ static void answer_scan(const struct cluster_store *st, const struct kv_slice *a
     int nl = snprintf(nb, sizeof nb, "%llu", (unsigned long long)pg.next);
     char h[32];
     int k = snprintf(h, sizeof h, "*%zu\r\n", pg.n + 1);
-    buf_put(out, h, (size_t)k);
+    msg_buf_put(out, h, (size_t)k);
     bulk_hdr(out, (size_t)nl);
-    buf_put(out, nb, (size_t)nl);
-    buf_put(out, "\r\n", 2);
+    msg_buf_put(out, nb, (size_t)nl);
+    msg_buf_put(out, "\r\n", 2);
     for (size_t i = 0; i < pg.n; i++) {
         const struct cluster_key *x = &pg.keys[i];
         unsigned char hdr[SCAN_ITEM_HDR];
@@ -365,9 +351,9 @@ static void answer_scan(const struct cluster_store *st, const struct kv_slice *a
         msg_record_header(&rec, hdr + 8);
         hdr[8 + MSG_REC_HDR] = (unsigned char)x->type;
         bulk_hdr(out, SCAN_ITEM_HDR + x->klen);
-        buf_put(out, hdr, sizeof hdr);
-        buf_put(out, x->key, x->klen);
-        buf_put(out, "\r\n", 2);
+        msg_buf_put(out, hdr, sizeof hdr);
+        msg_buf_put(out, x->key, x->klen);
+        msg_buf_put(out, "\r\n", 2);
     }
     scan_page_free(&pg);
 }
@@ -401,7 +387,7 @@ static void answer_flush(const struct cluster_store *st, const struct kv_slice *
         msg_reply_error(out, MSG_COMMAND " FLUSH: the store failed to flush");
         return;
     }
-    buf_put(out, ":1\r\n", 4);
+    msg_buf_put(out, ":1\r\n", 4);
 }
 
 void scan_peer_answer(const struct cluster_store *st, const struct kv_slice *argv, size_t argc,
