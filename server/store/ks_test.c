@@ -316,6 +316,34 @@ static int scan_reply_parse(const char *r, unsigned long long *cursor, int *n) {
     return sscanf(r, "*2 $%*d %llu *%d", cursor, n) == 2 ? 0 : -1;
 }
 
+/* A SCAN-family loop to its end: "<prefix> <cursor> COUNT 10" until the cursor is 0
+ * (at most 100,000 calls). Counts the elements, the calls, the cursors >= 2^53,
+ * those that did not grow, and replies that were not scan replies. */
+struct scan_walk {
+    long total;
+    int calls, big, backwards, bad;
+};
+
+static struct scan_walk scan_walk_all(const char *prefix) {
+    struct scan_walk w = {0};
+    unsigned long long cursor = 0, prev = 0;
+    char line[128];
+    do {
+        snprintf(line, sizeof(line), "%s %llu COUNT 10", prefix, cursor);
+        int n;
+        if (scan_reply_parse(run(line), &cursor, &n) != 0) {
+            w.bad++;
+            break;
+        }
+        w.total += n;
+        w.big += cursor >= (1ULL << 53);
+        w.backwards += cursor != 0 && cursor <= prev;
+        prev = cursor;
+        w.calls++;
+    } while (cursor != 0 && w.calls < 100000);
+    return w;
+}
+
 /* node-redis 4 reads the cursor with Number(): every SCAN/HSCAN cursor kvd replies
  * stays below 2^53, strictly grows, and a full loop over 10,000 keys (and 1,000
  * hashtable fields) returns each exactly once; a cursor >= 2^53 is the end. */
@@ -326,27 +354,12 @@ static void test_cmd_scan_cursors_below_2_53_and_complete(void) {
         snprintf(line, sizeof(line), "SET k%d v", i);
         run(line);
     }
-    unsigned long long cursor = 0, prev = 0;
-    long total = 0;
-    int calls = 0, big = 0, backwards = 0, bad = 0;
-    do {
-        snprintf(line, sizeof(line), "SCAN %llu COUNT 10", cursor);
-        int n;
-        if (scan_reply_parse(run(line), &cursor, &n) != 0) {
-            bad++;
-            break;
-        }
-        total += n;
-        big += cursor >= (1ULL << 53);
-        backwards += cursor != 0 && cursor <= prev;
-        prev = cursor;
-        calls++;
-    } while (cursor != 0 && calls < 100000);
-    CHECK_EQ_INT(bad, 0);
-    CHECK_EQ_INT(big, 0);
-    CHECK_EQ_INT(backwards, 0);
-    CHECK_EQ_INT(total, 10000); /* nothing written meanwhile: each key once */
-    CHECK(calls > 500);
+    struct scan_walk w = scan_walk_all("SCAN");
+    CHECK_EQ_INT(w.bad, 0);
+    CHECK_EQ_INT(w.big, 0);
+    CHECK_EQ_INT(w.backwards, 0);
+    CHECK_EQ_INT(w.total, 10000); /* nothing written meanwhile: each key once */
+    CHECK(w.calls > 500);
     RUN_EQ("SCAN 9007199254740992", "*2 $1 0 *0");
     RUN_EQ("SCAN 18446744073709551615 COUNT 5", "*2 $1 0 *0");
     RUN_EQ("SCAN 9007199254740992 COUNT 0", "-ERR syntax error");
@@ -356,26 +369,12 @@ static void test_cmd_scan_cursors_below_2_53_and_complete(void) {
         run(line);
     }
     RUN_EQ("OBJECT ENCODING big", "$9 hashtable");
-    cursor = prev = 0;
-    total = calls = big = backwards = bad = 0;
-    do {
-        snprintf(line, sizeof(line), "HSCAN big %llu COUNT 10", cursor);
-        int n;
-        if (scan_reply_parse(run(line), &cursor, &n) != 0) {
-            bad++;
-            break;
-        }
-        total += n;
-        big += cursor >= (1ULL << 53);
-        backwards += cursor != 0 && cursor <= prev;
-        prev = cursor;
-        calls++;
-    } while (cursor != 0 && calls < 100000);
-    CHECK_EQ_INT(bad, 0);
-    CHECK_EQ_INT(big, 0);
-    CHECK_EQ_INT(backwards, 0);
-    CHECK_EQ_INT(total, 2000); /* field and value per field */
-    CHECK(calls > 50);
+    w = scan_walk_all("HSCAN big");
+    CHECK_EQ_INT(w.bad, 0);
+    CHECK_EQ_INT(w.big, 0);
+    CHECK_EQ_INT(w.backwards, 0);
+    CHECK_EQ_INT(w.total, 2000); /* field and value per field */
+    CHECK(w.calls > 50);
     RUN_EQ("HSCAN big 9007199254740992", "*2 $1 0 *0");
     RUN_EQ("DEL big", ":1");
 }
