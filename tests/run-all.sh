@@ -15,6 +15,7 @@
 #   compat-cluster3: tests/cluster/compat3.py: the client suites against node 1 of a
 #            3-node cluster (N=3 W=2 R=2), then over a pool of the three nodes, then
 #            the differential test through node 1; cache mode, then persistent mode
+#   compat-cluster3-asan: the same in cache mode on sanitizer builds (asan modes)
 #   cluster: tests/cluster/run.sh KVD_BINARY [--asan]  (real kvd clusters on 127.0.0.2..;
 #            SKIPs with 0 counted while the binary has no cluster)
 #   long:    tests/long/*.sh, only with --long
@@ -96,6 +97,11 @@ if [[ $mode == all || $mode == asan ]]; then
         run_suite compat-asan redis-compat-tests/run.sh build-asan/kvd --asan
     [[ -x tests/cluster/run.sh && -x build-asan/kvd ]] &&
         run_suite cluster-asan tests/cluster/run.sh build-asan/kvd --asan
+    # the client suites through a 3-node cluster of sanitizer builds (cache mode: the
+    # coordinator's paths are the same in both modes; persistent runs unsanitized above)
+    [[ -x build-asan/kvd ]] &&
+        run_suite compat-cluster3-asan /usr/bin/python3 tests/cluster/compat3.py \
+            build-asan/kvd --mode cache --asan
 fi
 if [[ $mode == long ]]; then
     for s in tests/long/*.sh; do
