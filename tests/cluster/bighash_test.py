@@ -211,11 +211,28 @@ def body(label):
     return run
 
 
+def run_mode(binary, res, mode):
+    """One cluster in mode, scenario()'s frame with the shared results."""
+    cl = harness.Cluster(binary, n=3, mode=mode)
+    try:
+        cl.start()
+        body(mode)(cl, res)
+        harness.check_no_crash(cl, res)
+    except Exception as e:  # noqa: BLE001 - a harness failure is one failed case
+        res.check('%s: cluster run without exception' % mode, False, repr(e))
+    finally:
+        harness.check_clean_exit(cl.stop(), res, cl)
+
+
 def main():
     binary = sys.argv[1]
-    rc = harness.scenario(binary, 'bighash-persistent', body('persistent'), mode='persistent')
-    rc2 = harness.scenario(binary, 'bighash-cache', body('cache'), mode='cache')
-    return rc or rc2
+    skip = harness.node_cluster_or_skip(binary, 'bighash')
+    if skip is not None:
+        return skip
+    res = harness.Results('bighash')
+    for mode in ('persistent', 'cache'):
+        run_mode(binary, res, mode)
+    return res.summary()
 
 
 if __name__ == '__main__':
