@@ -179,6 +179,9 @@ struct cluster {
     int stopping;
     char why[160];
     uint64_t merge_conflicts;   /* members refused (tag or id clash) */
+    uint64_t write_bytes;       /* record bytes of WRITEs sent to peers (writes, read
+                                   repairs, hints): what a big hash's field records save */
+    uint64_t write_records;     /* those records */
     void (*log)(int level, const char *msg);
     struct keyless *kl;         /* SCAN and FLUSH ops (keyless.c) */
     /* durable hints (persistent mode): the hint log and its end-of-turn flush */
@@ -764,6 +767,10 @@ static void on_flush(evutil_socket_t fd, short what, void *arg) {
 static void send_remote(struct cluster *cl, uint32_t tag, int verb, uint64_t id, int is_hint,
                         unsigned db, const char *key, size_t klen,
                         const struct msg_record *rec) {
+    if (verb == MSG_WRITE) {
+        cl->write_bytes += MSG_REC_HDR + rec->vlen;
+        cl->write_records++;
+    }
     if (is_hint) {
         send_one(cl, tag, verb, id, is_hint, db, key, klen, rec);
         return;
@@ -808,9 +815,11 @@ static void send_remote(struct cluster *cl, uint32_t tag, int verb, uint64_t id,
 
 static void io_send(void *ctx, uint32_t tag, int verb, const struct op *op) {
     struct cluster *cl = ctx;
-    struct msg_record rec = op_msg_record(op);
+    struct msg_buf diff = {0};
+    struct msg_record rec = op_send_record(op, tag, &diff);
     if (tag != cl->tag) {
         send_remote(cl, tag, verb, op->id, 0, op->db, op->key, op->klen, &rec);
+        msg_buf_free(&diff);
         return;
     }
     /* our own replica: through the store, from the loop */
@@ -825,6 +834,7 @@ static void io_send(void *ctx, uint32_t tag, int verb, const struct op *op) {
         d->rec = rec;
         d->rec.val = rec.vlen ? cl_memdup(rec.val, rec.vlen) : NULL;
     }
+    msg_buf_free(&diff);
     dq_push(cl, d);
 }
 
@@ -1703,6 +1713,8 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
          hs->dropped_window + hs->dropped_bytes + hs->dropped_big);
     hints_log_info(cl, out);
     text(out, "membership_conflicts:%" PRIu64 "\r\n", cl->merge_conflicts);
+    text(out, "write_records_sent:%" PRIu64 "\r\n", cl->write_records);
+    text(out, "write_bytes_sent:%" PRIu64 "\r\n", cl->write_bytes);
     for (size_t i = 1; i < cl->nmembers; i++) {
         const struct ring_member *m = &cl->members[i];
         struct peer_rt *p = peer_by_addr(cl, m->addr);

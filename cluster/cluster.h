@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/fields.h"
 #include "cluster/msg.h"
 #include "proto/resp.h"
 

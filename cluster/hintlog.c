@@ -17,7 +17,8 @@
 #include "engine/crc32c.h"
 
 #define HL_MAGIC "KVHL"
-#define HL_VERSION 1
+#define HL_VERSION 2      /* on disk: 2 = records may be field records (MSG_REC_FIELDS) */
+#define HL_VERSION_MIN 1  /* 1: plain records only; read as before */
 #define HL_BODY_MIN (8 + 2 + 4 + 4 + MSG_REC_HDR) /* empty key, no value */
 #define HL_FILE_MAX ((uint64_t)1 << 36)           /* a bigger file is not ours */
 #define HL_REWRITE_MIN ((size_t)1 << 20)
@@ -433,7 +434,8 @@ static void load_file(struct load_ctx *c, const char *path, uint32_t target) {
         l->st.skipped++;
         return;
     }
-    if (len < HINTLOG_HEADER || memcmp(p, HL_MAGIC, 4) != 0 || p[4] != HL_VERSION ||
+    if (len < HINTLOG_HEADER || memcmp(p, HL_MAGIC, 4) != 0 || p[4] < HL_VERSION_MIN ||
+        p[4] > HL_VERSION ||
         get_be(p + 5, 4) != target) {
         hl_log(l, "hint log %s: bad header: the file is skipped", path);
         l->st.skipped++;

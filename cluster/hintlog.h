@@ -6,7 +6,7 @@
  * pending ones, and read back at start (hintlog_load).
  *
  *   file   := <dir>/<target as 8 lowercase hex digits>.log
- *   log    := "KVHL" version:u8(1) target:u32be  record*
+ *   log    := "KVHL" version:u8(2) target:u32be  record*
  *   record := len:u32be crc:u32be body[len]       crc = crc32c_mask(CRC-32C(body))
  *   body   := created_ms:u64be db:u16be klen:u32be key rlen:u32be rec[rlen]
  *

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/fields.h"
 #include "cluster/mem.h"
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
@@ -35,7 +36,8 @@ static uint64_t get_be(const unsigned char *p, int bytes) {
 void msg_record_header(const struct msg_record *rec, unsigned char out[MSG_REC_HDR]) {
     put_be(out, rec->v.hlc, 8);
     put_be(out + 8, rec->v.node, 4);
-    out[12] = rec->deleted ? MSG_REC_DELETED : 0;
+    out[12] = (unsigned char)((rec->deleted ? MSG_REC_DELETED : 0) |
+                              (rec->fields ? MSG_REC_FIELDS : 0));
     put_be(out + 13, rec->expire_at, 8);
 }
 
@@ -44,19 +46,23 @@ int msg_record_parse(const char *p, size_t len, struct msg_record *out) {
         return MSG_INVALID;
     }
     const unsigned char *u = (const unsigned char *)p;
-    if (u[12] & ~MSG_REC_DELETED) {
+    if (u[12] & ~(MSG_REC_DELETED | MSG_REC_FIELDS)) {
         return MSG_INVALID;
     }
     out->v.hlc = get_be(u, 8);
     out->v.node = (uint32_t)get_be(u + 8, 4);
     out->deleted = (u[12] & MSG_REC_DELETED) != 0;
+    out->fields = (u[12] & MSG_REC_FIELDS) != 0;
     out->expire_at = get_be(u + 13, 8);
     if (out->expire_at >> 63) {
         return MSG_INVALID;
     }
     out->vlen = len - MSG_REC_HDR;
     out->val = out->vlen ? p + MSG_REC_HDR : NULL;
-    if (out->deleted && out->vlen) {
+    if (out->deleted && (out->vlen || out->fields)) {
+        return MSG_INVALID;
+    }
+    if (out->fields && !fields_record_ok(out)) {
         return MSG_INVALID;
     }
     return MSG_OK;

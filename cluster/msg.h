@@ -17,7 +17,9 @@
  *
  *   db     := decimal 0..65535, no sign, no leading zero
  *   record := hlc:u64be node:u32be flags:u8 expire_at:u64be value[rest]
- *             flags: bit 0 = tombstone (deleted), other bits must be 0;
+ *             flags: bit 0 = tombstone (deleted), bit 1 = field records
+ *             (MSG_REC_FIELDS: the value is a big hash's fields, cluster/fields.h;
+ *             never with bit 0), other bits must be 0;
  *             expire_at: Unix ms, 0 = none, < 2^63; value: the store's opaque
  *             envelope (empty for a tombstone)
  *
@@ -44,6 +46,7 @@
 #define MSG_REC_HDR 21    /* bytes of a record before its value */
 #define MSG_MAX_DB 65535
 #define MSG_REC_DELETED 0x01u
+#define MSG_REC_FIELDS 0x02u  /* the value lists a big hash's field records (fields.h) */
 
 enum msg_status {
     MSG_OK = 0,
@@ -60,6 +63,8 @@ struct msg_record {
     uint64_t expire_at;  /* Unix ms, 0 = none */
     const char *val;     /* envelope bytes, borrowed (NULL when vlen is 0) */
     size_t vlen;
+    int fields;          /* 1: val is a big hash's field records (fields.h), not an
+                            envelope (flags bit MSG_REC_FIELDS) */
 };
 
 /* One item of a READ reply. */
@@ -120,7 +125,8 @@ int msg_decode_request(const struct kv_slice *argv, size_t argc, struct msg_requ
 void msg_record_header(const struct msg_record *rec, unsigned char out[MSG_REC_HDR]);
 /* Parses p[0..len) as record bytes, *out borrowing the value from p. MSG_OK or
  * MSG_INVALID (too short, unknown flag bits, expire_at >= 2^63, a tombstone with
- * a value). */
+ * a value, a FIELDS record that is a tombstone or whose value fields_check
+ * refuses). */
 int msg_record_parse(const char *p, size_t len, struct msg_record *out);
 
 /* Replies in RESP2, appended to b. A READ reply is items[0..n), or written one item

@@ -140,7 +140,9 @@ static void test_msg_bad_record_bytes_are_refused(void) {
     for (size_t n = 0; n < MSG_REC_HDR; n++) {
         CHECK_EQ_INT(msg_record_parse((char *)b, n, &out), MSG_INVALID);
     }
-    b[12] = 0x02; /* unknown flag */
+    b[12] = 0x04; /* unknown flag */
+    CHECK_EQ_INT(msg_record_parse((char *)b, sizeof b, &out), MSG_INVALID);
+    b[12] = MSG_REC_FIELDS; /* field records whose value is not a fields list */
     CHECK_EQ_INT(msg_record_parse((char *)b, sizeof b, &out), MSG_INVALID);
     b[12] = MSG_REC_DELETED; /* a tombstone with a value */
     CHECK_EQ_INT(msg_record_parse((char *)b, sizeof b, &out), MSG_INVALID);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/fields.h"
 #include "cluster/mem.h"
 
 /* per replica state */
@@ -32,6 +33,8 @@ static void send_to(struct op_actions *out, uint32_t node, int verb) {
     out->send[out->nsend++] = (struct op_send){node, verb};
 }
 
+static int record_cmp(const struct op_record *a, const struct op_record *b);
+
 static void record_set(struct op_record *dst, const struct msg_record *src) {
     free(dst->val);
     dst->found = 1;
@@ -40,6 +43,43 @@ static void record_set(struct op_record *dst, const struct msg_record *src) {
     dst->expire_at = src->expire_at;
     dst->vlen = src->vlen;
     dst->val = src->vlen ? cl_memdup(src->val, src->vlen) : NULL;
+    dst->fields = src->fields;
+}
+
+static struct msg_record as_msg(const struct op_record *r) {
+    return (struct msg_record){r->v, r->deleted, r->expire_at, r->val, r->vlen, r->fields};
+}
+
+/* Does a replica that answered seen hold the winner w? Field records: when its
+ * answer covers w (fields_covers); anything else: the same record. */
+static int holds(const struct op_record *seen, const struct op_record *w) {
+    if (seen->found && w->found && (seen->fields || w->fields)) {
+        if (!seen->fields || !w->fields) {
+            return 0;
+        }
+        struct msg_record a = as_msg(seen), b = as_msg(w);
+        return fields_covers(&a, &b);
+    }
+    return record_cmp(seen, w) == 0;
+}
+
+/* Folds an answer into the winner: per field when either is field records. */
+static void winner_fold(struct op *op, const struct msg_record *rec) {
+    struct op_record tmp = {0};
+    if (!op->rec.found || !(op->rec.fields || rec->fields)) {
+        tmp.found = 1;
+        tmp.v = rec->v;
+        tmp.deleted = rec->deleted;
+        if (record_cmp(&tmp, &op->rec) > 0) {
+            record_set(&op->rec, rec);
+        }
+        return;
+    }
+    struct msg_buf buf = {0};
+    struct msg_record a = as_msg(&op->rec), m;
+    fields_merge(&a, rec, &buf, &m);
+    record_set(&op->rec, &m);
+    msg_buf_free(&buf);
 }
 
 /* "nothing" sorts below every record */
@@ -190,7 +230,7 @@ static void read_decide(struct op *op, uint64_t now, struct op_actions *out) {
         if (op->st[i] != RS_ANSWERED) {
             continue;
         }
-        if (record_cmp(&op->seen[i], &op->rec) == 0) {
+        if (holds(&op->seen[i], &op->rec)) {
             op->holders++;
         } else {
             op->st[i] = RS_REPAIRING;
@@ -207,9 +247,9 @@ static void read_decide(struct op *op, uint64_t now, struct op_actions *out) {
 /* an answer after the decision: count it, or repair it in the background */
 static void read_late_answer(struct op *op, size_t i, struct op_actions *out) {
     int c = record_cmp(&op->seen[i], &op->rec);
-    if (c == 0) {
+    if (holds(&op->seen[i], &op->rec)) {
         op->holders++;
-    } else if (c < 0) {
+    } else if (c < 0 || op->rec.fields || op->seen[i].fields) {
         op->st[i] = RS_REPAIRING;
         send_to(out, op->nodes[i], MSG_WRITE);
     }
@@ -235,12 +275,15 @@ static void read_reply(struct op *op, uint32_t node, const struct msg_item *item
             s->v = item->rec.v;
             s->deleted = item->rec.deleted;
             s->expire_at = item->rec.expire_at;
+            if (item->rec.fields) {
+                record_set(s, &item->rec); /* kept: holds() and the repair diff */
+            }
         }
         if (op->phase != PH_GATHER) {
             read_late_answer(op, (size_t)i, out);
         } else {
-            if (item->found && record_cmp(s, &op->rec) > 0) {
-                record_set(&op->rec, &item->rec);
+            if (item->found) {
+                winner_fold(op, &item->rec);
             }
             if (op->acks >= op->need) {
                 read_decide(op, now, out);
@@ -322,13 +365,31 @@ void op_error_text(const struct op *op, char *buf, size_t len) {
 }
 
 struct msg_record op_msg_record(const struct op *op) {
-    return (struct msg_record){op->rec.v, op->rec.deleted, op->rec.expire_at, op->rec.val,
-                               op->rec.vlen};
+    return as_msg(&op->rec);
+}
+
+struct msg_record op_send_record(const struct op *op, uint32_t node, struct msg_buf *buf) {
+    struct msg_record w = as_msg(&op->rec);
+    if (op->kind != OP_READ || !op->rec.fields) {
+        return w;
+    }
+    for (size_t i = 0; i < op->n; i++) {
+        if (op->nodes[i] == node && op->seen[i].found && op->seen[i].fields) {
+            struct msg_record a = as_msg(&op->seen[i]), d;
+            fields_diff(&a, &w, buf, &d);
+            return d;
+        }
+    }
+    return w;
 }
 
 void op_destroy(struct op *op) {
     free(op->key);
     free(op->rec.val);
+    for (size_t i = 0; i < op->n; i++) {
+        free(op->seen[i].val);
+        op->seen[i].val = NULL;
+    }
     op->key = NULL;
     op->rec.val = NULL;
 }

@@ -15,7 +15,10 @@
  * A FAILED write that reached some replicas is indeterminate: it may appear later.
  *
  * READ op (quorum read with blocking read repair, Cassandra 4.0): READ goes to all
- * up replicas; at R answers the newest record by kv_record_cmp wins (a tombstone
+ * up replicas; at R answers the newest record by kv_record_cmp wins (a big hash's
+ * field records are merged per field instead, fields_merge: the winner is the
+ * merge, a replica holds it when its answer covers it, and its repair carries only
+ * the fields it lacks) (a tombstone
  * above a value of the same version; "nothing" below everything); each replica
  * that answered something older or nothing is sent the winner (WRITE) and the
  * result is held until R replicas are known to hold the winner (answered it or
@@ -66,6 +69,7 @@ struct op_record {
     uint64_t expire_at;
     char *val;           /* owned, vlen bytes */
     size_t vlen;
+    int fields;          /* a big hash's field records (fields.h) */
 };
 
 struct op {
@@ -77,7 +81,8 @@ struct op {
     size_t n;                          /* replicas */
     uint32_t nodes[OP_MAX_REPLICAS];   /* replica tags, ring order */
     uint8_t st[OP_MAX_REPLICAS];       /* per replica state (op.c) */
-    struct op_record seen[OP_MAX_REPLICAS]; /* read: what each answered (val not kept) */
+    struct op_record seen[OP_MAX_REPLICAS]; /* read: what each answered (val kept only
+                                               for field records: repair diffs them) */
     size_t need;         /* W or R */
     size_t acks;         /* write: acknowledgements; read: answers */
     size_t holders;      /* read: replicas known to hold the winner */
@@ -120,6 +125,10 @@ void op_error_text(const struct op *op, char *buf, size_t len);
 
 /* The op's record as a message record (borrowing op's memory). */
 struct msg_record op_msg_record(const struct op *op);
+/* What to send node for a MSG_WRITE step: op_msg_record, except a READ's repair
+ * of a big hash's field records to a replica that answered field records: only the
+ * fields it lacks (fields_diff), written into buf (the caller's; out borrows it). */
+struct msg_record op_send_record(const struct op *op, uint32_t node, struct msg_buf *buf);
 
 /* Frees what the op owns. */
 void op_destroy(struct op *op);

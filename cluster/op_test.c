@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "cluster/fields.h"
+
 #include "tests/test.h"
 
 static const uint32_t NODES[3] = {11, 22, 33};
@@ -281,7 +283,59 @@ static void test_op_read_late_equal_answer_completes_the_repair_phase(void) {
     op_destroy(&op);
 }
 
+/* A FIELDS record: fields (name, value, hlc) at floor 1, version top. */
+static struct msg_record fields_rec(struct msg_buf *b, uint64_t top, const char *const *f,
+                                    const char *const *v, const uint64_t *hlc, size_t n) {
+    b->len = 0;
+    fields_put_head(b, (struct kv_version){1, 1}, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        struct fields_entry e = {{hlc[i], 1}, 0, f[i], strlen(f[i]), v[i], strlen(v[i])};
+        fields_put(b, &e);
+    }
+    return (struct msg_record){.v = {top, 1}, .val = b->p, .vlen = b->len, .fields = 1};
+}
+
+static void test_op_read_merges_big_hash_fields_and_repairs_only_what_is_missing(void) {
+    struct op op;
+    struct op_actions a;
+    read_k(&op, 7, &a);
+    /* two coordinators wrote a@5 and b@6 to different replicas: whole-record LWW
+     * would return only one of them */
+    const char *fa[] = {"a"}, *fb[] = {"b"}, *v[] = {"1"};
+    const uint64_t h5[] = {5}, h6[] = {6};
+    struct msg_buf b1 = {0}, b2 = {0};
+    struct msg_record r1 = fields_rec(&b1, 5, fa, v, h5, 1), r2 = fields_rec(&b2, 6, fb, v, h6, 1);
+    struct msg_item i1 = {1, r1}, i2 = {1, r2};
+    op_on_read_reply(&op, 11, &i1, 1001, &a);
+    op_on_read_reply(&op, 22, &i2, 1001, &a);
+    CHECK_EQ_INT(a.completed, 0); /* neither holds the merge: both are repaired */
+    CHECK(sends_to(&a, 11, MSG_WRITE) && sends_to(&a, 22, MSG_WRITE));
+    CHECK_EQ_INT(op.rec.fields, 1);
+    struct msg_record w = op_msg_record(&op);
+    CHECK(fields_covers(&w, &r1) && fields_covers(&w, &r2));
+    /* node 11's repair carries only b */
+    struct msg_buf d = {0};
+    struct msg_record rep = op_send_record(&op, 11, &d);
+    struct kv_version floor;
+    uint32_t n;
+    CHECK_EQ_INT(fields_check(rep.val, rep.vlen, rep.v, &floor, &n, NULL, 0), MSG_OK);
+    CHECK_EQ_INT(n, 1);
+    struct fields_iter it;
+    struct fields_entry e;
+    fields_iter_init(&it, rep.val, rep.vlen);
+    CHECK(fields_next(&it, &e) && e.flen == 1 && e.f[0] == 'b');
+    op_on_write_reply(&op, 11, 1, 1002, &a);
+    op_on_write_reply(&op, 22, 1, 1002, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(op.result, OP_OK);
+    msg_buf_free(&d);
+    msg_buf_free(&b1);
+    msg_buf_free(&b2);
+    op_destroy(&op);
+}
+
 int main(void) {
+    TEST_RUN(test_op_read_merges_big_hash_fields_and_repairs_only_what_is_missing);
     TEST_RUN(test_op_write_completes_at_w_acks_and_ignores_duplicates);
     TEST_RUN(test_op_write_times_out_with_got_x_of_w_and_hints_the_missing);
     TEST_RUN(test_op_write_hints_a_replica_that_missed_an_ok_write);

@@ -381,8 +381,10 @@ static void io_send(void *ctx, uint32_t tag, int verb, const struct op *op) {
         struct kv_slice k = {op->key, op->klen};
         msg_encode_read(&a, op->db, &k, 1);
     } else {
-        struct msg_record r = op_msg_record(op);
+        struct msg_buf diff = {0};
+        struct msg_record r = op_send_record(op, tag, &diff);
         msg_encode_write(&a, op->db, op->key, op->klen, &r);
+        msg_buf_free(&diff);
     }
     struct msg_buf b = {0};
     msg_argv_to_resp(&a, &b);

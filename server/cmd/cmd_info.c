@@ -646,6 +646,8 @@ char *info_generate(int nsec, const struct kv_slice *secs, size_t *len) {
         struct msg_buf mb = {0};
         cluster_info(server.cluster, &mb);
         sb_printf(&b, "# Kvdcluster\r\n%.*s", (int)mb.len, mb.p ? mb.p : "");
+        sb_printf(&b, "field_tombstones_dropped:%llu\r\n",
+                  (unsigned long long)store_field_tombstones_dropped());
         msg_buf_free(&mb);
     }
     if ((want & SEC_ENGINE) && persist_on()) {

@@ -614,16 +614,105 @@ static void write_done(void *ctx, int status, const char *err) {
     }
 }
 
+/* Loads a big hash's field records (checked by the cluster when they arrived). */
+static int load_fields(const struct op_key *x, long long exp) {
+    struct kv_version floor;
+    uint32_t n;
+    if (fields_check(x->rec.val, x->rec.vlen, x->rec.v, &floor, &n, NULL, 0) != MSG_OK) {
+        return -1;
+    }
+    struct store_field *f = kv_malloc((n ? n : 1) * sizeof(*f));
+    struct fields_iter it;
+    fields_iter_init(&it, x->rec.val, x->rec.vlen);
+    struct fields_entry e;
+    size_t i = 0;
+    while (i < n && fields_next(&it, &e)) {
+        f[i++] = (struct store_field){e.v, e.deleted, e.f, e.flen, e.val, e.vlen};
+    }
+    int rc = coord_scratch_load_hash(x->db, x->key, x->klen, x->rec.v, exp, f, i);
+    kv_free(f);
+    return rc;
+}
+
 /* Loads key x into the scratch keyspace (a live record only). */
 static void load_key(const struct op_key *x) {
     if (x->state != KEY_KNOWN || !x->found || x->rec.deleted) {
         return;
     }
     long long exp = x->rec.expire_at > (uint64_t)INT64_MAX ? 0 : (long long)x->rec.expire_at;
+    if (x->rec.fields) {
+        if (load_fields(x, exp) < 0) {
+            server_log(LL_WARNING, "cluster: a replica's field records for a key are "
+                       "malformed; the key is read as absent");
+        }
+        return;
+    }
     if (coord_scratch_load(x->db, x->key, x->klen, x->rec.v, exp, x->rec.val, x->rec.vlen) < 0) {
         server_log(LL_WARNING, "cluster: a replica's record for a key is malformed; "
                    "the key is read as absent");
     }
+}
+
+static int coord_field_cmp(const void *a, const void *b) {
+    const struct coord_field *x = a, *y = b;
+    struct fields_entry ex = {.f = x->f, .flen = x->flen}, ey = {.f = y->f, .flen = y->flen};
+    return fields_entry_cmp(&ex, &ey);
+}
+
+/* A big hash's change as field records at version v into buf: the named fields
+ * above the floor the coordinator read (a delta: the hash was read as field
+ * records), or every field above a floor at v (ch->whole: the command did not
+ * name them, or the hash was not read as field records; the write supersedes
+ * whatever older fields a replica holds, as a whole-key write does). */
+static void fields_record(struct coord_change *ch, const struct op_key *x, struct kv_version v,
+                          struct msg_buf *buf, struct msg_record *rec) {
+    struct kv_version floor = v;
+    if (!ch->whole && x && x->found && x->rec.fields) {
+        uint32_t n;
+        fields_check(x->rec.val, x->rec.vlen, x->rec.v, &floor, &n, NULL, 0);
+    }
+    qsort(ch->fv, ch->nfv, sizeof(*ch->fv), coord_field_cmp);
+    buf->len = 0;
+    fields_put_head(buf, floor, 0);
+    uint32_t n = 0;
+    for (size_t i = 0; i < ch->nfv; i++) {
+        const struct coord_field *f = &ch->fv[i];
+        if (i > 0 && coord_field_cmp(&ch->fv[i - 1], f) == 0) {
+            continue; /* named twice: the same final state */
+        }
+        struct fields_entry e = {v, f->deleted, f->f, f->flen, f->val, f->vlen};
+        fields_put(buf, &e);
+        n++;
+    }
+    fields_put_count(buf, 0, n);
+    *rec = (struct msg_record){.v = v, .expire_at = (uint64_t)ch->expire_at, .val = buf->p,
+                               .vlen = buf->len, .fields = 1};
+}
+
+/* What the batch's later commands read for key x after this command's record rec:
+ * rec itself, or for a delta the merge of what was read and rec. val gets the
+ * bytes (owned by x from then on). */
+static void key_after(struct op_key *x, const struct msg_record *rec) {
+    struct msg_buf m = {0};
+    struct msg_record out = *rec;
+    if (rec->fields && x->found && x->rec.fields) {
+        fields_merge(&x->rec, rec, &m, &out);
+    } else {
+        msg_buf_put(&m, rec->val, rec->vlen);
+        out.val = m.p;
+    }
+    kv_free((char *)x->rec.val);
+    x->state = KEY_KNOWN;
+    x->found = 1;
+    x->rec = out;
+    if (out.vlen) {
+        char *p = kv_malloc(out.vlen);
+        memcpy(p, m.p, out.vlen);
+        x->rec.val = p;
+    } else {
+        x->rec.val = NULL;
+    }
+    msg_buf_free(&m);
 }
 
 /* Ships one command's changes with one version (above everything this node has
@@ -643,6 +732,7 @@ static void ship(struct client *c, struct coord_op *op, struct coord_change *ch,
     }
     op->cw[op->ncw++] = cw;
     op->wpending += n;
+    struct msg_buf fbuf = {0};
     for (size_t i = 0; i < n; i++) {
         struct msg_record rec = {.v = v,
                                  .deleted = ch[i].deleted,
@@ -650,6 +740,10 @@ static void ship(struct client *c, struct coord_op *op, struct coord_change *ch,
                                                             : (uint64_t)ch[i].expire_at,
                                  .val = ch[i].deleted ? NULL : ch[i].val,
                                  .vlen = ch[i].deleted ? 0 : ch[i].vlen};
+        long k = find_key(op, ch[i].db, ch[i].key, ch[i].klen);
+        if (ch[i].big) {
+            fields_record(&ch[i], k >= 0 ? &op->keys[k] : NULL, v, &fbuf, &rec);
+        }
         cw->w[i].cw = cw;
         if (watch_any()) {
             op_mark_inflight(op, ch[i].db, ch[i].key, ch[i].klen);
@@ -657,20 +751,12 @@ static void ship(struct client *c, struct coord_op *op, struct coord_change *ch,
         cw->w[i].id = cluster_write(server.cluster, (unsigned)ch[i].db, ch[i].key,
                                     ch[i].klen, &rec, w, write_done, &cw->w[i]);
         /* the batch's later commands read what this one wrote */
-        long k = find_key(op, ch[i].db, ch[i].key, ch[i].klen);
         if (k < 0) {
             k = (long)add_key(op, ch[i].db, ch[i].key, ch[i].klen, KEY_KNOWN);
         }
-        struct op_key *x = &op->keys[k];
-        kv_free((char *)x->rec.val);
-        x->state = KEY_KNOWN;
-        x->found = 1;
-        x->rec = rec;
-        x->rec.val = rec.vlen ? ch[i].val : NULL;
-        if (rec.vlen) {
-            ch[i].val = NULL; /* now the key's */
-        }
+        key_after(&op->keys[k], &rec);
     }
+    msg_buf_free(&fbuf);
 }
 
 /* Runs run on the scratch keyspace with the keys listed in op->cur (or, for EXEC,

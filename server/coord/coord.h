@@ -206,6 +206,21 @@ struct coord_change {
     long long expire_at;  /* Unix ms, 0 = none */
     char *val;            /* the envelope (persist_encode), owned; NULL for a tombstone */
     size_t vlen;
+    /* A big hash (hashtable encoding) also comes out as field records, which the
+     * cluster ships instead of the envelope (cluster/fields.h): */
+    int big;              /* 1: the value is a big hash */
+    int whole;            /* big: fv lists every field (a command that did not name
+                             the fields it changed: RENAME, COPY, EXPIRE, a new hash);
+                             0: only the fields the commands named (HSET, HDEL, ...) */
+    struct coord_field *fv; /* big: owned, nfv of them */
+    size_t nfv;
+};
+struct coord_field {
+    char *f;              /* owned (with val: one allocation) */
+    size_t flen;
+    const char *val;      /* inside f's allocation; NULL for a deleted field */
+    size_t vlen;
+    int deleted;          /* the field is not in the hash */
 };
 /* Puts c (and every database lookup) on the empty scratch keyspace. The first
  * change a handler makes holds c's reply (CLIENT_HOLD_CLUSTER). */
@@ -216,6 +231,10 @@ int coord_scratch_active(void);
  * version v: 1 loaded, 0 already expired (absent), -1 malformed or no run. */
 int coord_scratch_load(int db_id, const char *key, size_t klen, struct kv_version v,
                        long long expire_at, const char *val, size_t vlen);
+/* The same for a big hash given as field records (f[0..n), the live ones are
+ * loaded; none live: absent, 0). */
+int coord_scratch_load_hash(int db_id, const char *key, size_t klen, struct kv_version v,
+                            long long expire_at, const struct store_field *f, size_t n);
 /* Ends the run: *out gets every key written or deleted, once each, sorted by (db,
  * key), with its final state (free with coord_changes_free); returns how many.
  * The scratch keyspace is emptied and c is back on the node's database. */

@@ -33,6 +33,10 @@ struct dirty {
     int db;
     char *key;
     size_t klen;
+    int whole;             /* the change named no fields (or deleted the key) */
+    struct kv_slice *f;    /* the hash fields it named: owned copies */
+    size_t nf;
+    size_t seq;            /* the order changes were made in */
 };
 
 static struct kv_db **scratch;             /* server.databases of them, kept */
@@ -42,6 +46,19 @@ static struct store_backend saved_be;
 static struct client *scratch_client;
 static struct dirty *dirty;
 static size_t ndirty, capdirty;
+static struct dirty *loaded;               /* keys loaded as field records */
+static size_t nloaded, caploaded;
+
+/* Was key loaded from field records (so that naming its changed fields is
+ * enough)? */
+static int loaded_as_fields(int db, const char *key, size_t klen) {
+    for (size_t i = 0; i < nloaded; i++) {
+        if (loaded[i].db == db && loaded[i].klen == klen && memcmp(loaded[i].key, key, klen) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 int coord_scratch_active(void) {
     return saved_db != NULL;
@@ -61,7 +78,18 @@ static void record(const struct store_ev *ev, void *arg) {
         memcpy(k, ev->key, ev->klen);
     }
     k[ev->klen] = '\0';
-    dirty[ndirty++] = (struct dirty){ev->db, k, ev->klen};
+    struct dirty *x = &dirty[ndirty++];
+    *x = (struct dirty){ev->db, k, ev->klen, 1, NULL, 0, ndirty};
+    if (ev->type == STORE_EV_WRITTEN && ev->fields && ev->nfields > 0) {
+        x->whole = 0;
+        x->f = kv_malloc(ev->nfields * sizeof(*x->f));
+        for (size_t i = 0; i < ev->nfields; i++) {
+            const struct kv_slice *f = &ev->fields[i * ev->stride];
+            char *p = kv_malloc(f->len ? f->len : 1);
+            memcpy(p, f->p, f->len);
+            x->f[x->nf++] = (struct kv_slice){p, f->len};
+        }
+    }
     struct client *c = ev->c ? ev->c : scratch_client;
     if (c && !(c->hold_now & CLIENT_HOLD_CLUSTER)) {
         /* every command that changes a key: its reply is a span of its own even
@@ -117,6 +145,43 @@ int coord_scratch_load(int db_id, const char *key, size_t klen, struct kv_versio
     return 1;
 }
 
+int coord_scratch_load_hash(int db_id, const char *key, size_t klen, struct kv_version v,
+                            long long expire_at, const struct store_field *f, size_t n) {
+    if (!coord_scratch_active() || db_id < 0 || db_id >= nscratch) {
+        return -1;
+    }
+    if (expire_at > 0 && expire_at <= server.mstime) {
+        return 0;
+    }
+    struct kv_entry *e = hash_new_table(key, klen, expire_at);
+    for (size_t i = 0; i < n; i++) {
+        if (!f[i].deleted) {
+            hash_set(NULL, &e, f[i].f, f[i].flen, f[i].val, f[i].vlen);
+        }
+    }
+    if (hash_len(e) == 0) {
+        ks_entry_free(e);
+        return 0;
+    }
+    if (nloaded == caploaded) {
+        caploaded = caploaded ? caploaded * 2 : 4;
+        loaded = kv_realloc(loaded, caploaded * sizeof(*loaded));
+    }
+    char *k = kv_malloc(klen ? klen : 1);
+    memcpy(k, key, klen);
+    loaded[nloaded++] = (struct dirty){.db = db_id, .key = k, .klen = klen};
+    ks_entry_set_version(e, v);
+    uint64_t token = ks_token(key, klen);
+    struct kv_db *db = scratch[db_id];
+    struct kv_entry *old = ks_find(db, key, klen, token);
+    if (old) {
+        ks_replace(db, old, e, token);
+    } else {
+        ks_insert(db, e, token);
+    }
+    return 1;
+}
+
 static int dirty_cmp(const void *a, const void *b) {
     const struct dirty *x = a, *y = b;
     if (x->db != y->db) {
@@ -130,6 +195,103 @@ static int dirty_cmp(const void *a, const void *b) {
     return x->klen < y->klen ? -1 : x->klen > y->klen;
 }
 
+/* By key, then in the order the changes were made. */
+static int dirty_order(const void *a, const void *b) {
+    int c = dirty_cmp(a, b);
+    if (c != 0) {
+        return c;
+    }
+    const struct dirty *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void dirty_free(struct dirty *d) {
+    for (size_t i = 0; i < d->nf; i++) {
+        kv_free((char *)d->f[i].p);
+    }
+    kv_free(d->f);
+    d->f = NULL;
+    d->nf = 0;
+}
+
+/* Folds a later change of the same key into the kept one (to: its fields). */
+static void dirty_fold(struct dirty *to, struct dirty *from) {
+    kv_free(from->key);
+    if (to->whole || from->whole) {
+        to->whole = 1;
+        dirty_free(to);
+        dirty_free(from);
+        return;
+    }
+    to->f = kv_realloc(to->f, (to->nf + from->nf) * sizeof(*to->f));
+    memcpy(to->f + to->nf, from->f, from->nf * sizeof(*from->f));
+    to->nf += from->nf;
+    kv_free(from->f);
+    from->f = NULL;
+    from->nf = 0;
+}
+
+static void field_out(struct coord_field *o, const char *f, size_t flen, const char *v,
+                      size_t vlen, int deleted) {
+    char *p = kv_malloc(flen + vlen + 1);
+    memcpy(p, f, flen);
+    if (vlen) {
+        memcpy(p + flen, v, vlen);
+    }
+    *o = (struct coord_field){p, flen, deleted ? NULL : p + flen, vlen, deleted};
+}
+
+struct all_ctx {
+    struct coord_change *x;
+    size_t cap;
+};
+
+static void all_field(const char *f, size_t flen, const char *v, size_t vlen, void *arg) {
+    struct all_ctx *a = arg;
+    field_out(&a->x->fv[a->x->nfv++], f, flen, v, vlen, 0);
+}
+
+/* A big hash's field records: every field (whole), else the fields d named, each
+ * with its value now or as deleted. */
+static void big_fields(struct coord_change *x, struct kv_entry *e, struct dirty *d) {
+    x->big = 1;
+    x->whole = d->whole || !loaded_as_fields(d->db, d->key, d->klen);
+    if (x->whole) {
+        x->fv = kv_malloc((hash_len(e) ? hash_len(e) : 1) * sizeof(*x->fv));
+        struct all_ctx a = {x, hash_len(e)};
+        hash_foreach(e, all_field, &a);
+        return;
+    }
+    x->fv = kv_malloc(d->nf * sizeof(*x->fv));
+    for (size_t i = 0; i < d->nf; i++) {
+        const char *v = NULL;
+        size_t vlen = 0;
+        int present = hash_get(e, d->f[i].p, d->f[i].len, &v, &vlen);
+        field_out(&x->fv[x->nfv++], d->f[i].p, d->f[i].len, v, present ? vlen : 0, !present);
+    }
+}
+
+/* The final state of key d as a change. */
+static void change_of(struct coord_change *x, struct dirty *d) {
+    x->db = d->db;
+    x->key = d->key;
+    x->klen = d->klen;
+    struct kv_entry *e = NULL;
+    if (x->db >= 0 && x->db < nscratch) {
+        e = ks_find(scratch[x->db], x->key, x->klen, ks_token(x->key, x->klen));
+    }
+    if (e && !ks_entry_expired(e)) {
+        persist_encode(e, &x->val, &x->vlen);
+        x->expire_at = ks_entry_expire(e);
+        if (e->type == KS_TYPE_HASH && e->enc == KS_ENC_HASHTABLE) {
+            big_fields(x, e, d);
+        }
+    } else {
+        x->deleted = 1;
+    }
+    dirty_free(d);
+}
+
 size_t coord_scratch_leave(struct client *c, struct coord_change **out) {
     *out = NULL;
     size_t n = 0;
@@ -137,34 +299,24 @@ size_t coord_scratch_leave(struct client *c, struct coord_change **out) {
         return 0;
     }
     if (ndirty > 0) {
-        qsort(dirty, ndirty, sizeof(*dirty), dirty_cmp);
+        qsort(dirty, ndirty, sizeof(*dirty), dirty_order);
         struct coord_change *ch = kv_calloc(ndirty, sizeof(*ch));
-        for (size_t i = 0; i < ndirty; i++) {
-            /* compared with the last one kept: the duplicates before it are freed */
-            struct dirty kept = n ? (struct dirty){ch[n - 1].db, ch[n - 1].key, ch[n - 1].klen}
-                                  : (struct dirty){0, NULL, 0};
-            if (n > 0 && dirty_cmp(&kept, &dirty[i]) == 0) {
-                kv_free(dirty[i].key);
+        size_t kept = 0;
+        for (size_t i = 1; i <= ndirty; i++) {
+            if (i < ndirty && dirty_cmp(&dirty[kept], &dirty[i]) == 0) {
+                dirty_fold(&dirty[kept], &dirty[i]);
                 continue;
             }
-            struct coord_change *x = &ch[n++];
-            x->db = dirty[i].db;
-            x->key = dirty[i].key;
-            x->klen = dirty[i].klen;
-            struct kv_entry *e = NULL;
-            if (x->db >= 0 && x->db < nscratch) {
-                e = ks_find(scratch[x->db], x->key, x->klen, ks_token(x->key, x->klen));
-            }
-            if (e && !ks_entry_expired(e)) {
-                persist_encode(e, &x->val, &x->vlen);
-                x->expire_at = ks_entry_expire(e);
-            } else {
-                x->deleted = 1;
-            }
+            change_of(&ch[n++], &dirty[kept]);
+            kept = i;
         }
         *out = ch;
     }
     ndirty = 0;
+    for (size_t i = 0; i < nloaded; i++) {
+        kv_free(loaded[i].key);
+    }
+    nloaded = 0;
     for (int i = 0; i < nscratch; i++) {
         if (ks_db_size(scratch[i]) > 0 || scratch[i]->vol_len > 0) {
             ks_flush_db(scratch[i], 0);
@@ -183,6 +335,10 @@ void coord_changes_free(struct coord_change *ch, size_t n) {
     for (size_t i = 0; i < n; i++) {
         kv_free(ch[i].key);
         kv_free(ch[i].val);
+        for (size_t j = 0; j < ch[i].nfv; j++) {
+            kv_free(ch[i].fv[j].f);
+        }
+        kv_free(ch[i].fv);
     }
     kv_free(ch);
 }

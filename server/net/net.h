@@ -47,6 +47,14 @@ int config_rewrite(char *err, size_t errlen);
 void config_print_help(FILE *fp);
 
 /* ---- net.c ---- */
+/* hashrec.c: a big hash as the cluster's field records (cluster/fields.h). read: 1
+ * with *out (a FIELDS record, value valid until the next call) when key holds a
+ * big hash, 0 when it holds anything else, -1 error. apply: a FIELDS record,
+ * field by field: STORE_APPLIED 1, STORE_IGNORED 0, STORE_ERROR -1. */
+struct msg_record;
+int hashrec_read(unsigned db, const char *key, size_t klen, struct msg_record *out);
+int hashrec_apply(unsigned db, const char *key, size_t klen, const struct msg_record *rec);
+
 int net_listen(char *err, size_t errlen);   /* opens every bind/port listener */
 void net_close_listeners(void);
 int net_rebind(char *err, size_t errlen);   /* CONFIG SET port/bind */

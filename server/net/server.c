@@ -76,8 +76,12 @@ static int cl_store_read(void *ctx, unsigned db, const char *key, size_t klen,
     if (server.loading || db >= (unsigned)server.databases) {
         return -1; /* not ready to answer for its data: the coordinator counts a failure */
     }
+    int rc = hashrec_read(db, key, klen, out);
+    if (rc != 0) {
+        return rc; /* a big hash: its field records, not the whole envelope */
+    }
     struct store_record r;
-    int rc = store_get_record((int)db, key, klen, &r);
+    rc = store_get_record((int)db, key, klen, &r);
     if (rc == 0 && store_floor((int)db) != 0) {
         /* a cluster flush's floor is a tombstone of every key it covers (as the
          * flush marker is in persistent mode): a replica that missed the flush
@@ -87,6 +91,7 @@ static int cl_store_read(void *ctx, unsigned db, const char *key, size_t klen,
         out->expire_at = 0;
         out->val = NULL;
         out->vlen = 0;
+        out->fields = 0;
         return 1;
     }
     if (rc != 1) {
@@ -97,6 +102,7 @@ static int cl_store_read(void *ctx, unsigned db, const char *key, size_t klen,
     out->expire_at = r.expire_at > 0 ? (uint64_t)r.expire_at : 0;
     out->val = r.deleted ? NULL : r.value;
     out->vlen = r.deleted ? 0 : r.vlen;
+    out->fields = 0;
     return 1;
 }
 
@@ -105,6 +111,9 @@ static int cl_store_apply(void *ctx, unsigned db, const char *key, size_t klen,
     (void)ctx;
     if (server.loading || db >= (unsigned)server.databases || rec->expire_at > LLONG_MAX) {
         return -1;
+    }
+    if (rec->fields) {
+        return hashrec_apply(db, key, klen, rec);
     }
     struct store_record r = {rec->v, rec->deleted, (long long)rec->expire_at,
                              rec->deleted ? NULL : rec->val, rec->deleted ? 0 : rec->vlen};

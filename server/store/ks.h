@@ -88,6 +88,11 @@ struct kv_dict {
                                 * id (persist.c), or with store_old the generation
                                 * of an old file's meta 'h' records */
     uint8_t store_old;         /* see store_gen */
+    struct kv_dict *vers;      /* a big hash in a cluster replica: one versioned entry
+                                * per field written by a field record (value byte 1: a
+                                * tombstone), NULL until the first (hashver.c) */
+    struct kv_version floor;   /* with vers: the key floor; a field without an
+                                * entry in vers carries this version */
 };
 
 uint64_t ks_token(const void *key, size_t len);

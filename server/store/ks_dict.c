@@ -121,6 +121,8 @@ void kv_dict_init(struct kv_dict *d) {
     d->count = 0;
     d->store_gen = 0;
     d->store_old = 0;
+    d->vers = NULL;
+    d->floor = (struct kv_version){0, 0};
 }
 
 size_t kv_dict_slots(const struct kv_dict *d) {
@@ -344,7 +346,17 @@ struct kv_entry **kv_dict_link_of(struct kv_dict *d, const struct kv_entry *e, u
     return find_link(d, NULL, 0, e, token);
 }
 
+/* A field version entry (kv_dict.vers) owns nothing else. */
+static void vers_entry_free(struct kv_entry *e) {
+    kv_free(e);
+}
+
 void kv_dict_clear(struct kv_dict *d, void (*free_entry)(struct kv_entry *e)) {
+    if (d->vers) {
+        kv_dict_clear(d->vers, vers_entry_free);
+        kv_free(d->vers);
+        d->vers = NULL;
+    }
     for (int t = 0; t < 2; t++) {
         if (d->tab[t] == NULL) {
             continue;

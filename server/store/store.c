@@ -330,7 +330,8 @@ int store_apply(int db_id, const char *key, size_t klen, const struct store_reco
         have = rc == 1;
     }
     if (have && kv_record_cmp(r->version, r->deleted, held, held_deleted) <= 0) {
-        return STORE_IGNORED;
+        /* older than a big hash's last write, maybe newer than some of its fields */
+        return e ? store_hash_floor_raise(db, key, klen, token, e, r->version) : STORE_IGNORED;
     }
     /* a value already expired is stored as the tombstone it becomes */
     int tomb = r->deleted || (r->expire_at != 0 && r->expire_at <= server.mstime);

@@ -75,6 +75,44 @@ int store_apply(int db_id, const char *key, size_t klen, const struct store_reco
  * the engine is cached as a coordinator lookup would. */
 int store_get_record(int db_id, const char *key, size_t klen, struct store_record *out);
 
+/* ---- hashver.c: a cluster replica's big hashes, field by field (the record
+ * form and merge rules: cluster/fields.h) ---- */
+struct store_field {
+    struct kv_version v;
+    int deleted;           /* a tombstone (no value) */
+    const char *f;
+    size_t flen;
+    const char *val;
+    size_t vlen;
+};
+/* A big hash's field records as they travel: the key's version and expire-at, the
+ * key floor, and n field records (f, borrowed). */
+struct store_fields {
+    struct kv_version version;
+    long long expire_at;
+    struct kv_version floor;
+    const struct store_field *f;
+    size_t n;
+};
+/* Applies field records to key (cluster/fields.h MEANING): per field, newest wins,
+ * nothing below the floor; over a key that is not a big hash, a new big hash of the
+ * fields above the held version (ignored when that is newer than r->version).
+ * STORE_APPLIED, STORE_IGNORED or STORE_ERROR, as store_apply. */
+int store_apply_fields(int db_id, const char *key, size_t klen, const struct store_fields *r);
+typedef void store_field_fn(void *arg, const struct store_field *f);
+/* When key holds a live big hash: fills *head (n and f unused), calls fn for each
+ * field and field tombstone (any order; borrowed for the call) and returns 1; 0
+ * when it holds anything else; -1 error. */
+int store_read_fields(int db_id, const char *key, size_t klen, struct store_fields *head,
+                      store_field_fn *fn, void *arg);
+/* A whole-key record at version v older than big hash e's own version: raises e's
+ * floor to v (fields older than v go; the key goes with its last field).
+ * STORE_APPLIED, or STORE_IGNORED (not a big hash, or v not above its floor). */
+int store_hash_floor_raise(struct kv_db *db, const char *key, size_t klen, uint64_t token,
+                           struct kv_entry *e, struct kv_version v);
+/* Field tombstones forgotten beyond the per-hash bound. */
+uint64_t store_field_tombstones_dropped(void);
+
 /* One record of a range (store_iter_next). */
 struct store_item {
     int db;
