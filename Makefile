@@ -153,6 +153,6 @@ bench-cluster: $(BUILD)/kvd
 	@bash tests/bench/cluster.sh $(BUILD)/kvd
 
 clean:
-	rm -rf build/obj build/tests build/lib*.a build/kvd build/kvd-*-bench build/compat build-asan build-fuzz
+	rm -rf build/obj build/tests build/lib*.a build/kvd build/kvd-*-bench build/compat build-asan build-clang build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

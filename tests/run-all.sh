@@ -9,6 +9,7 @@
 #   funclen: tests/check-func-length.py (no function in server/**/*.c over 80 lines
 #            without a "long:" reason; allow-list tests/func-length-allow.txt)
 #   seams:   tests/check-seams.sh (coord.c and the keyspace call no WATCH/persistence by name)
+#   clang:   make CC=clang BUILD=build-clang all (the tree is -Werror clean under clang)
 #   unit:    every binary in build/tests/ (and build-asan/tests/)
 #   compat:  redis-compat-tests/run.sh KVD_BINARY [--asan]  (real clients, differential)
 #   compat-cluster1: the same against a one-node cluster (cluster-enabled yes, N=W=R=1)
@@ -72,6 +73,10 @@ if [[ $mode == all || $mode == unit ]]; then
     run_suite seal bash tests/check-seal.sh
     run_suite funclen python3 tests/check-func-length.py
     run_suite seams bash tests/check-seams.sh
+    # the whole tree with clang -Werror too (build-clang/; the binaries are not run)
+    command -v clang >/dev/null &&
+        run_suite clang bash -c 'make --no-print-directory -j2 BUILD=build-clang CC=clang all \
+            && echo "1 passed, 0 failed"'
     unit_suites build unit
 fi
 if [[ $mode == all || $mode == asan ]]; then

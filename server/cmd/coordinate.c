@@ -318,7 +318,7 @@ static int blind_write(const struct kv_command *cmd, int argc, const struct kv_s
     if (cmd->proc != cmd_set) {
         return 0;
     }
-    for (int i = 3; i < argc; i++) {
+    for (int i = 3; i < argc; i += 2) { /* an option and its argument */
         const struct kv_slice *a = &argv[i];
         int ttl = (a->len == 2 && (strncasecmp(a->p, "ex", 2) == 0 ||
                                    strncasecmp(a->p, "px", 2) == 0)) ||
@@ -327,7 +327,6 @@ static int blind_write(const struct kv_command *cmd, int argc, const struct kv_s
         if (!ttl) {
             return 0; /* NX XX GET KEEPTTL, or an error the handler reports */
         }
-        i++; /* its argument */
     }
     return 1;
 }
