@@ -39,7 +39,12 @@ struct cluster_key {
     int deleted;           /* a tombstone */
     uint64_t expire_at;    /* Unix ms, 0 none */
     unsigned type;
+    unsigned db;           /* its database (filled for every db; repair.h reads it
+                              when it iterates CLUSTER_DB_ALL) */
 };
+
+/* cluster_store.range's db that means every database (Merkle repair, repair.h). */
+#define CLUSTER_DB_ALL 0xFFFFFFFFu
 
 /* Called by cluster_store.range for each record; nonzero stops the iteration. */
 typedef int cluster_range_fn(void *arg, const struct cluster_key *k);
@@ -59,8 +64,9 @@ struct cluster_store {
     /* The node's one clock, Unix ms (debug-clock-offset-ms included). */
     uint64_t (*now_ms)(void *ctx);
     /* (Added by cscan; NULL: KVD.PEER SCAN / FLUSH answer an error.) Calls fn for
-     * each record of db (tombstones included) whose token lies in [from, to) (to 0:
-     * the ring's end), in token order, until fn returns nonzero. 0, or -1 on an
+     * each record of db (tombstones included; CLUSTER_DB_ALL: of every db) whose
+     * token lies in [from, to) (to 0: the ring's end), in token order, until fn
+     * returns nonzero. 0, or -1 on an
      * error (nothing more is called). */
     int (*range)(void *ctx, unsigned db, uint64_t from, uint64_t to, cluster_range_fn *fn,
                  void *arg);

@@ -134,14 +134,14 @@ static void cl_log(int level, const char *msg) {
 static int cl_store_range(void *ctx, unsigned db, uint64_t from, uint64_t to,
                           cluster_range_fn *fn, void *arg) {
     (void)ctx;
-    if (server.loading || db >= (unsigned)server.databases) {
+    if (server.loading || (db >= (unsigned)server.databases && db != CLUSTER_DB_ALL)) {
         return -1;
     }
     struct store_iter *it = store_iter_range(from, to);
     struct store_item item;
     int rc;
     while ((rc = store_iter_next(it, &item)) == 1) {
-        if (item.db != (int)db) {
+        if (db != CLUSTER_DB_ALL && item.db != (int)db) {
             continue;
         }
         struct cluster_key k = {item.token, item.key, item.klen, item.rec.version,
@@ -149,7 +149,8 @@ static int cl_store_range(void *ctx, unsigned db, uint64_t from, uint64_t to,
                                 item.rec.expire_at > 0 ? (uint64_t)item.rec.expire_at : 0,
                                 !item.rec.deleted && item.rec.vlen >= 2
                                     ? (unsigned char)item.rec.value[1]
-                                    : 0};
+                                    : 0,
+                                (unsigned)item.db};
         if (fn(arg, &k)) {
             break;
         }
