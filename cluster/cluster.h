@@ -110,6 +110,12 @@ struct cluster_config {
      * memory only (cache mode). (Added by chints: a zero-initialised config keeps
      * working.) */
     const char *hint_dir;
+    /* Anti-entropy repair (repair_rt.c; added by merkle: zero keeps it off). A
+     * background pass over this node's ranges starts every repair_interval_s
+     * seconds (0: none; KVD REPAIR still works); all repair traffic is paced at
+     * repair_bytes_per_sec (0: unlimited). */
+    unsigned repair_interval_s;
+    uint64_t repair_bytes_per_sec;
 };
 
 enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };
@@ -177,6 +183,15 @@ uint64_t cluster_scan(struct cluster *cl, unsigned db, uint64_t cursor, size_t c
 typedef void cluster_flush_done(void *ctx, int status, const char *err);
 uint64_t cluster_flush(struct cluster *cl, int db, uint64_t hlc, int w, cluster_flush_done *cb,
                        void *ctx);
+
+/* ---- anti-entropy repair (repair.h, repair_rt.c; added by merkle) ---- */
+
+/* KVD REPAIR [FULL]: queues a Merkle repair of every ring range this node
+ * replicates, against the range's other replicas (full: also hands each range it
+ * does not replicate to that range's first replica that is up). Returns how many
+ * ranges were queued or handed over (0 when not ready). The work runs in the
+ * background at the repair pace; INFO kvdcluster shows it (repair_*). */
+size_t cluster_repair(struct cluster *cl, int full);
 
 /* ---- the peer side: a client connection that speaks KVD.PEER ---- */
 

@@ -280,6 +280,8 @@ static int server_start_cluster(void) {
         .log = cl_log,
         /* durable hints in persistent mode: dir/hints (the working directory) */
         .hint_dir = persist_on() ? "hints" : NULL,
+        .repair_interval_s = (unsigned)server.repair_interval_seconds,
+        .repair_bytes_per_sec = (uint64_t)server.repair_throughput_mb_per_sec << 20,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);
