@@ -282,6 +282,36 @@ size_t repair_reply_bytes(const redisReply *r) {
     return n;
 }
 
+/* ---- the ring's ranges ---- */
+
+static void span_push(struct repair_span **v, size_t *n, size_t *cap, uint64_t from,
+                      uint64_t to) {
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        *v = cl_realloc(*v, *cap * sizeof **v);
+    }
+    (*v)[(*n)++] = (struct repair_span){from, to};
+}
+
+size_t repair_ring_ranges(const struct ring *g, struct repair_span **out) {
+    struct repair_span *v = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < g->nvnodes; i++) {
+        uint64_t t = g->vnodes[i].token;
+        if (i == 0) {
+            uint64_t last = g->vnodes[g->nvnodes - 1].token;
+            if (last != UINT64_MAX) {
+                span_push(&v, &n, &cap, last + 1, 0);
+            }
+            span_push(&v, &n, &cap, 0, t + 1); /* t + 1 may wrap to 0: the ring's end */
+        } else if (g->vnodes[i - 1].token != t) {
+            span_push(&v, &n, &cap, g->vnodes[i - 1].token + 1, t + 1);
+        }
+    }
+    *out = v;
+    return n;
+}
+
 /* ---- the session ---- */
 
 void repair_session_init(struct repair_session *s, const struct cluster_store *st,
@@ -376,7 +406,7 @@ static int pass_over(struct repair_session *s) {
 }
 
 static int send_root(struct repair_session *s, struct repair_send *out) {
-    if (merkle_build(s->st, s->from, s->to, MERKLE_MAX_DEPTH, &s->local) != 0) {
+    if (merkle_build(s->st, s->from, s->to, 0, &s->local) != 0) {
         for (size_t i = 0; i < s->npeers; i++) {
             s->failed[i] = 1; /* this node cannot read its range: nobody is repaired */
         }
@@ -494,6 +524,12 @@ static void on_root(struct repair_session *s, const redisReply *r) {
     }
     s->peer_nkeys = nkeys;
     s->depth = merkle_depth_for(nkeys > s->local.nkeys ? nkeys : s->local.nkeys);
+    merkle_free(&s->local); /* this node's leaves at that depth: a second scan, only
+                               for a range that differs */
+    if (merkle_build(s->st, s->from, s->to, s->depth, &s->local) != 0) {
+        peer_failed(s);
+        return;
+    }
     s->phase = RP_LEAVES;
 }
 
@@ -522,7 +558,7 @@ static void on_leaves(struct repair_session *s, const redisReply *r) {
         return;
     }
     struct merkle mine;
-    merkle_fold(&s->local, s->depth, &mine);
+    merkle_fold(&s->local, s->depth, &mine); /* (the same depth: a copy) */
     size_t *diff = cl_malloc(n * sizeof *diff);
     size_t nd = merkle_diff(&mine, leaves, diff);
     /* a leaf past the range is empty on both sides: a peer that says otherwise

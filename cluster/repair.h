@@ -6,10 +6,10 @@
  * simulator drives the same session over its network (sim.c).
  *
  * HOW A SESSION WORKS. For each peer in turn (sequentially, one request in
- * flight): build this node's tree of the range (one scan of the range), ask the
+ * flight): build this node's root of the range (one scan of the range), ask the
  * peer for its root (MERKLE depth 0: 16 bytes); equal roots end that peer. Else
- * ask for its leaves at a depth chosen from both key counts (merkle_depth_for),
- * diff them, and for each run of adjacent differing leaves page through the
+ * build this node's leaves and ask for the peer's at a depth chosen from both key
+ * counts (merkle_depth_for), diff them, and for each run of adjacent differing leaves page through the
  * peer's records of the run (RANGE, resumable by token). Each page is compared
  * with this node's records of the same tokens: a newer or missing record of the
  * peer is applied here (last-write-wins: applying an older one is a no-op
@@ -88,6 +88,19 @@ void repair_range_answer(const struct cluster_store *st, const struct kv_slice *
 int repair_range_decode(const redisReply *r, uint64_t from, uint64_t to,
                         struct repair_page *out, char *err, size_t errlen);
 
+/* ---- the ring's ranges ---- */
+
+/* A token range [from, to) (to 0: the ring's end). */
+struct repair_span {
+    uint64_t from, to;
+};
+
+/* The ranges of ring g: vnode T owns (previous token, T], i.e. [prev + 1, T + 1);
+ * the first vnode's range wraps and is split at the ring's end; an empty range
+ * (two vnodes on one token) is left out. *out is a new array (free() it). Returns
+ * how many. The replicas of a range are ring_replicas(g, from). */
+size_t repair_ring_ranges(const struct ring *g, struct repair_span **out);
+
 /* ---- the session ---- */
 
 struct repair_stats {
@@ -123,7 +136,7 @@ struct repair_session {
     int pulled_in_pass;                 /* records pulled in this pass */
     enum repair_phase phase;
     uint64_t next_id, waiting;          /* the request in flight (0: none) */
-    struct merkle local;                /* this node's tree at MERKLE_MAX_DEPTH */
+    struct merkle local;                /* this node's tree: the root, then the leaves */
     unsigned depth;                     /* of the leaves asked */
     uint64_t peer_nkeys;
     size_t *runs;                       /* differing leaf runs: pairs [first, last] */

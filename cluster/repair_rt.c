@@ -106,36 +106,22 @@ static uint64_t ring_fingerprint(const struct ring *g) {
     return h ^ g->nvnodes;
 }
 
-static void range_push(struct rr_range **v, size_t *n, size_t *cap, uint64_t from, uint64_t to) {
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 64;
-        *v = cl_realloc(*v, *cap * sizeof **v);
-    }
-    (*v)[(*n)++] = (struct rr_range){from, to, 0, 0, 0, 0, 0};
-}
-
-/* the ring's ranges: vnode T owns (previous token, T], i.e. [prev + 1, T + 1);
- * the first vnode's range wraps, split at the ring's end */
+/* the ring's ranges (repair_ring_ranges), keeping what is known of those that
+ * did not change */
 static void ranges_rebuild(struct repairer *r) {
     const struct ring *g = cluster_ring_of(r->cl);
     uint64_t fp = ring_fingerprint(g);
     if (fp == r->fingerprint && r->ranges) {
         return;
     }
-    struct rr_range *v = NULL;
-    size_t n = 0, cap = 0;
-    for (size_t i = 0; i < g->nvnodes; i++) {
-        uint64_t t = g->vnodes[i].token;
-        if (i == 0) {
-            uint64_t last = g->vnodes[g->nvnodes - 1].token;
-            if (last != UINT64_MAX) {
-                range_push(&v, &n, &cap, last + 1, 0);
-            }
-            range_push(&v, &n, &cap, 0, t + 1);
-        } else if (g->vnodes[i - 1].token != t) {
-            range_push(&v, &n, &cap, g->vnodes[i - 1].token + 1, t + 1);
-        }
+    struct repair_span *sp;
+    size_t n = repair_ring_ranges(g, &sp);
+    struct rr_range *v = cl_calloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; i < n; i++) {
+        v[i].from = sp[i].from;
+        v[i].to = sp[i].to;
     }
+    free(sp);
     for (size_t i = 0; i < n; i++) { /* keep what is known of unchanged ranges */
         for (size_t j = 0; j < r->nranges; j++) {
             if (r->ranges[j].from == v[i].from && r->ranges[j].to == v[i].to) {
