@@ -45,7 +45,7 @@
 #include "cluster/cluster.h"
 
 #define MERKLE_MAX_DEPTH 16
-#define MERKLE_LEAF_KEYS 8 /* a leaf holds about this many keys at the chosen depth */
+#define MERKLE_LEAF_KEYS 2 /* a leaf holds about this many keys at the chosen depth */
 
 /* A tree of [from, to) at depth: 2^depth leaves. Owned; merkle_free. */
 struct merkle {
