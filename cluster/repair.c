@@ -636,7 +636,9 @@ static int reconcile(struct repair_session *s, uint64_t lo, struct repair_page *
     if (collect_keys(s->st, lo, page->next, 0, 0, 0, &mine) != 0) {
         return -1;
     }
-    qsort(page->recs, page->n, sizeof *page->recs, page_qcmp);
+    if (page->n) {
+        qsort(page->recs, page->n, sizeof *page->recs, page_qcmp);
+    }
     if (mine.n) {
         qsort(mine.keys, mine.n, sizeof *mine.keys, keys_qcmp);
     }
