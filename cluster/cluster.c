@@ -47,6 +47,9 @@
 
 #include "cluster/auth.h"
 #include "cluster/keyless.h"
+#include "cluster/merkle.h"
+#include "cluster/repair.h"
+#include "cluster/repair_rt.h"
 #include "cluster/hintlog.h"
 #include "cluster/link.h"
 #include "cluster/mem.h"
@@ -184,6 +187,7 @@ struct cluster {
     uint64_t write_records;     /* those records */
     void (*log)(int level, const char *msg);
     struct keyless *kl;         /* SCAN and FLUSH ops (keyless.c) */
+    struct repairer *rep;       /* anti-entropy repair (repair_rt.c) */
     /* durable hints (persistent mode): the hint log and its end-of-turn flush */
     struct hintlog *hintlog;
     struct event *hintlog_ev;
@@ -1060,6 +1064,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     hints_log_tick(cl);
     cnode_hints_send(&cl->node, mono_ms());
     keyless_tick(cl->kl);
+    repairer_tick(cl->rep);
     rearm(cl);
 }
 
@@ -1294,6 +1299,7 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
     cl->deadline_ev = evtimer_new(base, on_deadline, cl);
     cl->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, cl);
     cl->kl = keyless_new(cl);
+    cl->rep = repairer_new(cl, cfg->repair_interval_s, cfg->repair_bytes_per_sec);
     char rerr[128];
     if (ring_build(&cl->ring, cl->members, 1, rerr, sizeof rerr) != RING_OK) {
         snprintf(err, errlen, "%s", rerr);
@@ -1324,6 +1330,8 @@ void cluster_stop(struct cluster *cl) {
     free(cl->peers);
     keyless_free(cl->kl); /* after the links: their callbacks ran */
     cl->kl = NULL;
+    repairer_free(cl->rep);
+    cl->rep = NULL;
     for (size_t i = 0; i < cl->nobox; i++) {
         struct obox *b = &cl->obox[i];
         for (size_t k = 0; k < b->n; k++) {
@@ -1509,6 +1517,10 @@ uint64_t cluster_next_id(struct cluster *cl) {
     return cl->node.next_id++;
 }
 
+struct repairer *cluster_repairer_of(struct cluster *cl) {
+    return cl->rep;
+}
+
 struct keyless *cluster_keyless_of(struct cluster *cl) {
     return cl->kl;
 }
@@ -1629,6 +1641,18 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
         scan_peer_answer(&cl->store, argv, argc, out);
         return 0;
     }
+    if (word_is(&argv[1], "MERKLE")) {
+        merkle_peer_answer(&cl->store, argv, argc, out);
+        return 0;
+    }
+    if (word_is(&argv[1], "RANGE")) {
+        repair_range_answer(&cl->store, argv, argc, out);
+        return 0;
+    }
+    if (word_is(&argv[1], "REPAIR")) {
+        repairer_peer_answer(cl->rep, argv, argc, out);
+        return 0;
+    }
     msg_reply_error(out, "ERR unknown KVD.PEER verb");
     return 0;
 }
@@ -1712,6 +1736,7 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
     text(out, "hints_dropped:%" PRIu64 "\r\n",
          hs->dropped_window + hs->dropped_bytes + hs->dropped_big);
     hints_log_info(cl, out);
+    repairer_info(cl->rep, out);
     text(out, "membership_conflicts:%" PRIu64 "\r\n", cl->merge_conflicts);
     text(out, "write_records_sent:%" PRIu64 "\r\n", cl->write_records);
     text(out, "write_bytes_sent:%" PRIu64 "\r\n", cl->write_bytes);

@@ -40,7 +40,12 @@ struct cluster_key {
     int deleted;           /* a tombstone */
     uint64_t expire_at;    /* Unix ms, 0 none */
     unsigned type;
+    unsigned db;           /* its database (filled for every db; repair.h reads it
+                              when it iterates CLUSTER_DB_ALL) */
 };
+
+/* cluster_store.range's db that means every database (Merkle repair, repair.h). */
+#define CLUSTER_DB_ALL 0xFFFFFFFFu
 
 /* Called by cluster_store.range for each record; nonzero stops the iteration. */
 typedef int cluster_range_fn(void *arg, const struct cluster_key *k);
@@ -60,8 +65,9 @@ struct cluster_store {
     /* The node's one clock, Unix ms (debug-clock-offset-ms included). */
     uint64_t (*now_ms)(void *ctx);
     /* (Added by cscan; NULL: KVD.PEER SCAN / FLUSH answer an error.) Calls fn for
-     * each record of db (tombstones included) whose token lies in [from, to) (to 0:
-     * the ring's end), in token order, until fn returns nonzero. 0, or -1 on an
+     * each record of db (tombstones included; CLUSTER_DB_ALL: of every db) whose
+     * token lies in [from, to) (to 0: the ring's end), in token order, until fn
+     * returns nonzero. 0, or -1 on an
      * error (nothing more is called). */
     int (*range)(void *ctx, unsigned db, uint64_t from, uint64_t to, cluster_range_fn *fn,
                  void *arg);
@@ -105,6 +111,12 @@ struct cluster_config {
      * memory only (cache mode). (Added by chints: a zero-initialised config keeps
      * working.) */
     const char *hint_dir;
+    /* Anti-entropy repair (repair_rt.c; added by merkle: zero keeps it off). A
+     * background pass over this node's ranges starts every repair_interval_s
+     * seconds (0: none; KVD REPAIR still works); all repair traffic is paced at
+     * repair_bytes_per_sec (0: unlimited). */
+    unsigned repair_interval_s;
+    uint64_t repair_bytes_per_sec;
 };
 
 enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };
@@ -172,6 +184,15 @@ uint64_t cluster_scan(struct cluster *cl, unsigned db, uint64_t cursor, size_t c
 typedef void cluster_flush_done(void *ctx, int status, const char *err);
 uint64_t cluster_flush(struct cluster *cl, int db, uint64_t hlc, int w, cluster_flush_done *cb,
                        void *ctx);
+
+/* ---- anti-entropy repair (repair.h, repair_rt.c; added by merkle) ---- */
+
+/* KVD REPAIR [FULL]: queues a Merkle repair of every ring range this node
+ * replicates, against the range's other replicas (full: also hands each range it
+ * does not replicate to that range's first replica that is up). Returns how many
+ * ranges were queued or handed over (0 when not ready). The work runs in the
+ * background at the repair pace; INFO kvdcluster shows it (repair_*). */
+size_t cluster_repair(struct cluster *cl, int full);
 
 /* ---- the peer side: a client connection that speaks KVD.PEER ---- */
 

@@ -22,6 +22,7 @@
 #include "cluster/msg.h"
 #include "cluster/node.h"
 #include "cluster/op.h"
+#include "cluster/repair.h"
 #include "cluster/replica.h"
 #include "cluster/ring.h"
 #include "proto/hlc.h"
@@ -83,6 +84,12 @@ struct sim_node {
     struct cnode node;     /* the coordinator (cluster/node.c), while live */
     int live;              /* node initialised: not crashed */
     uint64_t armed_dl;     /* the op deadline an EV_OP_TIMER is queued for */
+    /* Merkle repair (merkle_repair): the store as repair.h sees it, the session
+     * running and the next of the ring's ranges to visit */
+    struct cluster_store cst;
+    struct repair_session rs;
+    int rs_active;
+    size_t rs_next;
 };
 
 /* ---- history ---- */
@@ -134,7 +141,11 @@ struct sim {
     int healing;
     struct resp_parser parser;
     redisReader *reader;
+    struct repair_span *spans; /* the ring's ranges (merkle_repair) */
+    size_t nspans;
 };
+
+#define SIM_VERB_REPAIR 100 /* a repair session's request (sim_msg.verb) */
 
 static uint64_t rnd(struct sim *s) {
     s->rng ^= s->rng << 13;
@@ -343,6 +354,24 @@ static void fake_observe(void *ctx, uint64_t hlc) {
     kv_hlc_observe(&n->hlc, hlc);
 }
 
+static int fake_range(void *ctx, unsigned db, uint64_t from, uint64_t to, cluster_range_fn *fn,
+                      void *arg);
+
+/* one request on the replica side: repair's verbs on the fake store as the
+ * runtime's peer side answers them, the rest through replica.c */
+static void repair_peer_side(struct sim_node *n, const struct kv_slice *argv, size_t argc,
+                             struct msg_buf *out) {
+    struct cluster_store st = {n, fake_read, fake_apply, fake_observe, NULL, fake_range};
+    if (argc >= 2 && argv[1].len == 6 && memcmp(argv[1].p, "MERKLE", 6) == 0) {
+        merkle_peer_answer(&st, argv, argc, out);
+    } else if (argc >= 2 && argv[1].len == 5 && memcmp(argv[1].p, "RANGE", 5) == 0) {
+        repair_range_answer(&st, argv, argc, out);
+    } else {
+        struct replica_store rs = {n, fake_read, fake_apply, fake_observe};
+        replica_handle(&rs, argv, argc, out);
+    }
+}
+
 static void replica_deliver(struct sim *s, struct sim_msg *m) {
     struct sim_node *n = &s->nodes[m->to];
     size_t used = 0;
@@ -352,8 +381,7 @@ static void replica_deliver(struct sim *s, struct sim_msg *m) {
         violation(s, "node %u could not parse a request it was sent", n->tag);
         msg_reply_error(&out, "bad request");
     } else {
-        struct replica_store st = {n, fake_read, fake_apply, fake_observe};
-        replica_handle(&st, s->parser.argv, (size_t)s->parser.argc, &out);
+        repair_peer_side(n, s->parser.argv, (size_t)s->parser.argc, &out);
     }
     net_send(s, m->to, m->from, 1, m->is_hint, m->verb, m->id, m->epoch, &out);
 }
@@ -461,6 +489,8 @@ static void start_write(struct sim *s, int node, int client, int k, size_t wi) {
     node_arm(s, node);
 }
 
+static void repair_reply(struct sim *s, int node, uint64_t id, const redisReply *r);
+
 static void coord_reply(struct sim *s, struct sim_msg *m) {
     struct sim_node *n = &s->nodes[m->to];
     redisReaderFeed(s->reader, m->bytes, m->len);
@@ -474,6 +504,11 @@ static void coord_reply(struct sim *s, struct sim_msg *m) {
     redisReply *r = rp;
     uint32_t from = s->nodes[m->from].tag;
     char err[128];
+    if (m->verb == SIM_VERB_REPAIR) {
+        repair_reply(s, m->to, m->id, r);
+        freeReplyObject(r);
+        return;
+    }
     if (m->is_hint) {
         int applied;
         int ok = msg_decode_write_reply(r, &applied, err, sizeof err) == MSG_OK;
@@ -944,6 +979,126 @@ static void heal(struct sim *s) {
     trace(s, "healing");
 }
 
+/* ---- Merkle repair (merkle_repair): repair.h's sessions over the network ---- */
+
+/* the keys of a node in [from, to) (db CLUSTER_DB_ALL: all), in token order */
+static int fake_range(void *ctx, unsigned db, uint64_t from, uint64_t to, cluster_range_fn *fn,
+                      void *arg) {
+    struct sim_node *n = ctx;
+    struct cluster_key *keys = cl_calloc(n->nstore + 1, sizeof *keys);
+    size_t m = 0;
+    for (size_t i = 0; i < n->nstore; i++) {
+        const struct sim_entry *e = &n->store[i];
+        uint64_t t = ring_key_token(e->key, e->klen);
+        if ((db == CLUSTER_DB_ALL || e->db == db) && t >= from && (to == 0 || t < to)) {
+            keys[m++] = (struct cluster_key){t, e->key, e->klen, e->rec.v, e->rec.deleted,
+                                             e->rec.expire_at, 0, e->db};
+        }
+    }
+    for (size_t i = 1; i < m; i++) { /* insertion sort by token: stores are small */
+        struct cluster_key k = keys[i];
+        size_t j = i;
+        while (j > 0 && keys[j - 1].token > k.token) {
+            keys[j] = keys[j - 1];
+            j--;
+        }
+        keys[j] = k;
+    }
+    for (size_t i = 0; i < m && !fn(arg, &keys[i]); i++) {
+    }
+    free(keys);
+    return 0;
+}
+
+/* starts the node's session for its next range that it replicates; 0 when none */
+static int repair_next_range(struct sim *s, struct sim_node *n) {
+    while (n->rs_next < s->nspans) {
+        const struct repair_span *sp = &s->spans[n->rs_next++];
+        uint32_t idx[RING_MAX_REPLICAS], peers[RING_MAX_REPLICAS];
+        size_t nrep = ring_replicas(&s->ring, sp->from, (size_t)s->o.n, idx), np = 0;
+        int mine = 0;
+        for (size_t i = 0; i < nrep; i++) {
+            uint32_t tag = s->ring.members[idx[i]].tag;
+            if (tag == n->tag) {
+                mine = 1;
+            } else {
+                peers[np++] = tag;
+            }
+        }
+        if (mine) {
+            repair_session_init(&n->rs, &n->cst, sp->from, sp->to, peers, np, 1);
+            n->rs_active = 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* sends the node's next repair request (one in flight), moving on to its next
+ * range when a session ends */
+static void repair_pump(struct sim *s, int node) {
+    struct sim_node *n = &s->nodes[node];
+    for (;;) {
+        if (!n->rs_active && !repair_next_range(s, n)) {
+            return;
+        }
+        struct repair_send out;
+        int rc = repair_session_next(&n->rs, &out);
+        if (rc == 0) {
+            return;
+        }
+        if (rc < 0) {
+            s->res->st.repair_sessions++;
+            s->res->st.repair_partial += !repair_session_complete(&n->rs);
+            s->res->st.repair_records += n->rs.st_.records_pulled + n->rs.st_.records_pushed;
+            repair_session_free(&n->rs);
+            n->rs_active = 0;
+            continue;
+        }
+        struct msg_buf b = {0};
+        msg_argv_to_resp(&out.a, &b);
+        msg_argv_free(&out.a);
+        net_send(s, node, node_of(out.tag), 0, 0, SIM_VERB_REPAIR, out.id, n->epoch, &b);
+        return;
+    }
+}
+
+static void repair_reply(struct sim *s, int node, uint64_t id, const redisReply *r) {
+    struct sim_node *n = &s->nodes[node];
+    if (n->rs_active) {
+        repair_session_on_reply(&n->rs, id, r);
+        repair_pump(s, node);
+    }
+}
+
+static int repairs_done(const struct sim *s) {
+    for (int i = 0; i < s->o.nodes; i++) {
+        if (s->nodes[i].rs_active || s->nodes[i].rs_next < s->nspans) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* every node repairs every range it replicates, all at once */
+static void merkle_pass(struct sim *s) {
+    s->nspans = repair_ring_ranges(&s->ring, &s->spans);
+    for (int i = 0; i < s->o.nodes; i++) {
+        struct sim_node *n = &s->nodes[i];
+        n->cst = (struct cluster_store){n, fake_read, fake_apply, fake_observe, NULL, fake_range};
+        n->rs_next = 0;
+        repair_pump(s, i);
+    }
+    run_until(s, repairs_done, s->now + 600000);
+    if (!repairs_done(s)) {
+        violation(s, "Merkle repair sessions still running 600 s after they started");
+    }
+    if (s->res->st.repair_partial) {
+        violation(s, "%llu Merkle repair sessions ended partial with every node up",
+                  (unsigned long long)s->res->st.repair_partial);
+    }
+}
+
 static void final_checks(struct sim *s, int hints_lossless) {
     for (int k = 0; k < s->o.keys; k++) {
         struct op_record r;
@@ -955,11 +1110,14 @@ static void final_checks(struct sim *s, int hints_lossless) {
         violation(s, "%llu keys differ between replicas after hint delivery",
                   (unsigned long long)s->res->st.divergent_before_repair);
     }
-    /* the repair pass: a read at ALL of every key */
-    for (int k = 0; k < s->o.keys; k++) {
-        start_read(s, (int)(rnd_below(s, (uint64_t)s->o.nodes)), -1, k, (size_t)s->o.n);
+    if (s->o.merkle_repair) {
+        merkle_pass(s);
+    } else { /* the repair pass: a read at ALL of every key */
+        for (int k = 0; k < s->o.keys; k++) {
+            start_read(s, (int)(rnd_below(s, (uint64_t)s->o.nodes)), -1, k, (size_t)s->o.n);
+        }
+        run_until(s, quiescent, s->now + 60000);
     }
-    run_until(s, quiescent, s->now + 60000);
     for (int k = 0; k < s->o.keys; k++) {
         struct op_record r;
         if (!replicas_agree(s, k, &r)) {
@@ -1042,6 +1200,12 @@ static void sim_free(struct sim *s) {
         msg_buf_free(&n->disk);
     }
     ring_destroy(&s->ring);
+    for (int i = 0; i < s->o.nodes; i++) {
+        if (s->nodes[i].rs_active) {
+            repair_session_free(&s->nodes[i].rs);
+        }
+    }
+    free(s->spans);
     free(s->clients);
     free(s->writes);
     free(s->reads);

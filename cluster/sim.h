@@ -23,8 +23,9 @@
  *  2. hint convergence (runs without crashes and without dropped hints): after
  *     healing and hint delivery, every replica of every key holds the same record.
  *  3. repair convergence (every run): after a repair pass (a read at ALL of every
- *     key), every replica of every key holds the same record, and that record is
- *     at least every acknowledged write.
+ *     key, or with merkle_repair the Merkle sessions of cluster/repair.h, every
+ *     node repairing every range it replicates), every replica of every key holds
+ *     the same record, and that record is at least every acknowledged write.
  *  Writes whose replica lost its store in a crash after the write was issued are
  *  exempt from 1 and 3 (a cache node forgets).
  *  4. no crash, no undefined behaviour (the sanitizer build runs it too).
@@ -62,6 +63,9 @@ struct sim_opts {
     uint64_t hint_window_ms;
     size_t hint_max_bytes;
     int verbose;             /* print the event trace to stderr */
+    int merkle_repair;       /* 1: the repair pass is Merkle anti-entropy (repair.h:
+                                every node repairs each range it replicates with its
+                                other replicas) instead of reads at ALL */
 };
 
 struct sim_stats {
@@ -70,6 +74,7 @@ struct sim_stats {
     uint64_t messages, dropped, crashes, restarts, partitions, pauses;
     uint64_t hints_added, hints_delivered, hints_dropped;
     uint64_t divergent_before_repair; /* keys whose replicas differed after hints */
+    uint64_t repair_sessions, repair_partial, repair_records; /* merkle_repair */
     uint64_t end_ms;                  /* virtual time at the end */
 };
 

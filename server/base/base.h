@@ -123,6 +123,8 @@ struct kv_server {
     int cluster_request_timeout;      /* ms */
     long long hinted_handoff_window;  /* ms */
     long long hinted_handoff_max_bytes;
+    int repair_interval_seconds;      /* 0: no background repair */
+    int repair_throughput_mb_per_sec; /* 0: unpaced */
 
     /* runtime */
     struct event_base *base;

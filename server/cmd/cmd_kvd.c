@@ -75,6 +75,21 @@ __attribute__((weak)) void kvd_consistency_command(struct client *c) {
     reply_error(c, "ERR KVD CONSISTENCY is not available in this build");
 }
 
+/* KVD REPAIR [FULL] */
+static void kvd_repair(struct client *c) {
+    int full = c->argc == 3 && arg_is(c, 2, "full");
+    if (c->argc > 3 || (c->argc == 3 && !full)) {
+        reply_error(c, "ERR syntax error: KVD REPAIR [FULL]");
+        return;
+    }
+    const char *why = NULL;
+    if (!cluster_ready(server.cluster, &why)) {
+        reply_errorf(c, "CLUSTERDOWN kvd: %s", why);
+        return;
+    }
+    reply_int(c, (long long)cluster_repair(server.cluster, full));
+}
+
 static const char *const kvd_help[] = {
     "KVD <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "NODES",
@@ -83,6 +98,9 @@ static const char *const kvd_help[] = {
     "    One line per token of the ring: <token> <id>, in token order.",
     "KEYNODES <key>",
     "    The key's replicas in ring order: <id> <ip:port> per line.",
+    "REPAIR [FULL]",
+    "    Queues a Merkle repair of the ranges this node replicates (FULL: every range of",
+    "    the ring); returns how many ranges. Progress in INFO kvdcluster (repair_*).",
     "CONSISTENCY [ONE|QUORUM|ALL|READ <r> WRITE <w>]",
     "    Shows or sets this connection's read and write quorums.",
     "HELP",
@@ -101,6 +119,10 @@ void cmd_kvd(struct client *c) {
     }
     if (server.cluster == NULL) {
         reply_error(c, "ERR cluster support is disabled (cluster-enabled no)");
+        return;
+    }
+    if (arg_is(c, 1, "repair")) {
+        kvd_repair(c);
         return;
     }
     struct msg_buf b = {0};

@@ -236,6 +236,11 @@ size_t cluster_key_nodes(const struct cluster *cl, const char *key, size_t klen,
 void cluster_info(const struct cluster *cl, struct msg_buf *out) {
     (void)cl, (void)out;
 }
+size_t cluster_repair(struct cluster *cl, int full) {
+    (void)cl, (void)full;
+    return 0;
+}
+
 void cluster_send_queued(struct cluster *cl) {
     (void)cl;
 }

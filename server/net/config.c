@@ -489,6 +489,17 @@ static struct config configs[] = {
       LLONG_MAX, "64mb", NULL,
       "Most bytes of hints kept; beyond it new hints are refused (counted in INFO "
       "kvdcluster hints_refused_full; the write's reply is unaffected)."),
+    I("repair-interval-seconds", CFG_IMMUTABLE, &server.repair_interval_seconds, 0, 100000000,
+      "60", NULL,
+      "Anti-entropy: a background Merkle repair of every ring range this node replicates "
+      "starts every this many seconds (from the start of the previous pass), comparing "
+      "trees with the other replicas and moving only the records under differing leaves. "
+      "Ranges in sync cost a scan of the range and 16 bytes per replica. 0: no background "
+      "repair (KVD REPAIR still runs one)."),
+    I("repair-throughput-mb-per-sec", CFG_IMMUTABLE, &server.repair_throughput_mb_per_sec, 0,
+      100000, "16", NULL,
+      "Anti-entropy: the pace of all repair traffic of this node (trees, pages of records, "
+      "records pushed), in MiB per second. 0: unpaced."),
 };
 #define NCONFIGS (sizeof(configs) / sizeof(configs[0]))
 

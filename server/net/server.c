@@ -143,14 +143,14 @@ static void cl_log(int level, const char *msg) {
 static int cl_store_range(void *ctx, unsigned db, uint64_t from, uint64_t to,
                           cluster_range_fn *fn, void *arg) {
     (void)ctx;
-    if (server.loading || db >= (unsigned)server.databases) {
+    if (server.loading || (db >= (unsigned)server.databases && db != CLUSTER_DB_ALL)) {
         return -1;
     }
     struct store_iter *it = store_iter_range(from, to);
     struct store_item item;
     int rc;
     while ((rc = store_iter_next(it, &item)) == 1) {
-        if (item.db != (int)db) {
+        if (db != CLUSTER_DB_ALL && item.db != (int)db) {
             continue;
         }
         struct cluster_key k = {item.token, item.key, item.klen, item.rec.version,
@@ -158,7 +158,8 @@ static int cl_store_range(void *ctx, unsigned db, uint64_t from, uint64_t to,
                                 item.rec.expire_at > 0 ? (uint64_t)item.rec.expire_at : 0,
                                 !item.rec.deleted && item.rec.vlen >= 2
                                     ? (unsigned char)item.rec.value[1]
-                                    : 0};
+                                    : 0,
+                                (unsigned)item.db};
         if (fn(arg, &k)) {
             break;
         }
@@ -288,6 +289,8 @@ static int server_start_cluster(void) {
         .log = cl_log,
         /* durable hints in persistent mode: dir/hints (the working directory) */
         .hint_dir = persist_on() ? "hints" : NULL,
+        .repair_interval_s = (unsigned)server.repair_interval_seconds,
+        .repair_bytes_per_sec = (uint64_t)server.repair_throughput_mb_per_sec << 20,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);

@@ -1,0 +1,119 @@
+"""tests/bench/repair.py KVD_BINARY: time and bytes of a Merkle repair (not in make
+test; prints numbers, asserts nothing about speed).
+
+A 3-node persistent cluster (N=3, W=2, background repair off, repair unpaced,
+hints dropped at once: hinted-handoff-window 1 ms). KEYS keys (env
+REPAIR_BENCH_KEYS, default 1,000,000) of VALUE bytes (REPAIR_BENCH_VALUE, 100) are
+written at QUORUM; node3 is killed; DIVERGENT (REPAIR_BENCH_DIVERGENT, 0.01) of the
+keys are overwritten through node1 with new values, which node3 misses; node3 is
+restarted and KVD REPAIR is run on it. Printed: the time of the repair pass, the
+bytes it moved (node3's repair_bytes_in + repair_bytes_out: trees, pages, pushes),
+the records pulled, and the ratio of bytes moved to the divergent data (keys plus
+new values of the overwritten keys). Then every overwritten key is checked at ONE
+on node3 alone (a sanity check, printed).
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'cluster'))
+import harness  # noqa: E402
+
+KEYS = int(os.environ.get('REPAIR_BENCH_KEYS', '1000000'))
+VALUE = int(os.environ.get('REPAIR_BENCH_VALUE', '100'))
+DIVERGENT = float(os.environ.get('REPAIR_BENCH_DIVERGENT', '0.01'))
+
+
+def value(i, gen):
+    v = ('%s-%d-' % (gen, i)).encode()
+    return (v * (VALUE // len(v) + 1))[:VALUE]
+
+
+def write(node, idx, gen):
+    c = node.client(timeout=30.0)
+    try:
+        for start in range(0, len(idx), 1000):
+            p = c.pipeline(transaction=False)
+            for i in idx[start:start + 1000]:
+                p.set('key:%d' % i, value(i, gen))
+            p.execute()
+    finally:
+        c.close()
+
+
+def info(node):
+    c = node.client(timeout=10.0)
+    try:
+        return c.info('kvdcluster')
+    finally:
+        c.close()
+
+
+def main():
+    binary = sys.argv[1]
+    cl = harness.Cluster(binary, n=3, mode='persistent',
+                         extra={'repair-interval-seconds': 0, 'repair-throughput-mb-per-sec': 0,
+                                'hinted-handoff-window': 1, 'cluster-request-timeout': 5000})
+    try:
+        cl.start()
+        n1, n3 = cl.nodes[0], cl.nodes[2]
+        t0 = time.time()
+        write(n1, list(range(KEYS)), 'a')
+        print('wrote %d keys of %d bytes in %.1fs' % (KEYS, VALUE, time.time() - t0), flush=True)
+        time.sleep(2.0)
+        n3.kill9()
+        step = max(1, int(round(1 / DIVERGENT)))
+        changed = list(range(0, KEYS, step))
+        write(n1, changed, 'b')
+        div_bytes = sum(len('key:%d' % i) + VALUE for i in changed)
+        time.sleep(1.0)
+        n3.restart(timeout=120.0)
+        ok, why = cl.wait_all_up(timeout=120.0)
+        if not ok:
+            print('cluster not up: %s' % why)
+            return 1
+        before = info(n3)
+        c = n3.client(timeout=10.0)
+        ranges = c.execute_command('KVD', 'REPAIR')
+        c.close()
+        t0 = time.time()
+        while True:
+            inf = info(n3)
+            if (inf.get('repair_queued_ranges') == 0 and inf.get('repair_running') == 0 and
+                    inf.get('repair_passes', 0) > before.get('repair_passes', 0)):
+                break
+            if time.time() - t0 > 3600:
+                print('repair did not finish within an hour')
+                return 1
+            time.sleep(0.2)
+        took = time.time() - t0
+        moved = (inf['repair_bytes_in'] + inf['repair_bytes_out'] -
+                 before.get('repair_bytes_in', 0) - before.get('repair_bytes_out', 0))
+        print('repair of %d ranges on node3: %.2fs; %d of %d keys divergent (%d bytes of keys '
+              'and values); moved %d bytes (in %d, out %d); %d records pulled, %d pushed; '
+              'bytes moved / divergent bytes = %.2f; data set %d bytes, moved / data set = %.4f'
+              % (int(ranges), took, len(changed), KEYS, div_bytes, moved,
+                 inf['repair_bytes_in'], inf['repair_bytes_out'], inf['repair_records_pulled'],
+                 inf['repair_records_pushed'], moved / max(1, div_bytes),
+                 KEYS * (VALUE + 10), moved / max(1, KEYS * (VALUE + 10))), flush=True)
+        for o in cl.nodes[:2]:
+            o.sigstop()
+        try:
+            cc = harness.consistency_client(n3, 'ONE', timeout=30.0)
+            good = 0
+            for start in range(0, len(changed), 500):
+                part = changed[start:start + 500]
+                vals = cc.mget(['key:%d' % i for i in part])
+                good += sum(v == value(i, 'b') for i, v in zip(part, vals))
+            cc.close()
+        finally:
+            for o in cl.nodes[:2]:
+                o.sigcont()
+        print('node3 alone holds %d of %d overwritten keys at their new value' % (good, len(changed)))
+        return 0
+    finally:
+        cl.stop()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
