@@ -1,7 +1,8 @@
 /* cluster/repair_test.c: the repair session (repair.h) between fake stores in one
  * process: requests answered by the peers' verbs (merkle_peer_answer,
  * repair_range_answer, replica_handle's MWRITE), replies parsed by hiredis.
- * Divergent replicas become identical; in-sync replicas exchange roots only; a
+ * Divergent replicas become identical (a big hash at one version with other
+ * fields too, by its content digest); in-sync replicas exchange roots only; a
  * peer that fails or lies leaves the session partial, never crashed; the RANGE
  * verb pages by count and bytes and refuses malformed input. */
 #include <stdio.h>
