@@ -42,6 +42,10 @@ struct cluster_key {
     unsigned type;
     unsigned db;           /* its database (filled for every db; repair.h reads it
                               when it iterates CLUSTER_DB_ALL) */
+    uint64_t digest;       /* 0, or the content digest of a record whose version
+                              does not identify its content: a big hash's
+                              fields_digest (fields.h), which Merkle repair
+                              compares (merkle.h, repair.h) */
 };
 
 /* cluster_store.range's db that means every database (Merkle repair, repair.h). */
@@ -68,7 +72,8 @@ struct cluster_store {
      * each record of db (tombstones included; CLUSTER_DB_ALL: of every db) whose
      * token lies in [from, to) (to 0: the ring's end), in token order, until fn
      * returns nonzero. 0, or -1 on an
-     * error (nothing more is called). */
+     * error (nothing more is called). Each key's digest is filled when db is
+     * CLUSTER_DB_ALL (Merkle repair's scans), and may be 0 otherwise. */
     int (*range)(void *ctx, unsigned db, uint64_t from, uint64_t to, cluster_range_fn *fn,
                  void *arg);
     /* Deletes the records of db (-1: every db) whose version's hlc is below hlc and

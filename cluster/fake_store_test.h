@@ -1,6 +1,8 @@
 /* cluster/fake_store_test.h: a small versioned store behind struct cluster_store
  * for the Merkle and repair tests (cluster/merkle_test.c, cluster/repair_test.c):
- * (db, key) -> record with its value, last-write-wins apply by kv_record_cmp, and
+ * (db, key) -> record with its value, last-write-wins apply by kv_record_cmp (a
+ * big hash's FIELDS records merged per field by fields_merge, with their content
+ * digest in the range callback, as the server's), and
  * a range callback in token order (records of one token in insertion order, which
  * the tests vary). Header-only (static functions): include it once, in a test.
  */
@@ -58,7 +60,16 @@ static inline int fs_apply(void *ctx, unsigned db, const char *key, size_t klen,
         return -1;
     }
     struct fs_rec *e = fs_find(s, db, key, klen);
-    if (e && kv_record_cmp(rec->v, rec->deleted, e->rec.v, e->rec.deleted) <= 0) {
+    struct msg_buf merged = {0};
+    struct msg_record m;
+    if (e && (rec->fields || e->rec.fields)) {
+        /* a big hash's field records merge per field (fields.h), as the server's */
+        if (fields_covers(&e->rec, rec)) {
+            return 0;
+        }
+        fields_merge(&e->rec, rec, &merged, &m);
+        rec = &m;
+    } else if (e && kv_record_cmp(rec->v, rec->deleted, e->rec.v, e->rec.deleted) <= 0) {
         return 0;
     }
     if (e == NULL) {
@@ -76,6 +87,7 @@ static inline int fs_apply(void *ctx, unsigned db, const char *key, size_t klen,
     free((void *)e->rec.val);
     e->rec = *rec;
     e->rec.val = rec->vlen ? cl_memdup(rec->val, rec->vlen) : NULL;
+    msg_buf_free(&merged);
     s->applied++;
     return 1;
 }
@@ -116,7 +128,7 @@ static inline int fs_range(void *ctx, unsigned db, uint64_t from, uint64_t to, c
     for (size_t i = 0; i < m; i++) {
         const struct fs_rec *e = &s->r[idx[i]];
         struct cluster_key k = {e->token, e->key, e->klen, e->rec.v, e->rec.deleted,
-                                e->rec.expire_at, 0, e->db};
+                                e->rec.expire_at, 0, e->db, fields_digest(&e->rec)};
         if (fn(arg, &k)) {
             break;
         }

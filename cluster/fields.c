@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
@@ -279,4 +280,40 @@ void fields_diff(const struct msg_record *a, const struct msg_record *b, struct 
     *out = *b;
     out->val = val->p;
     out->vlen = val->len;
+}
+
+/* ---- content digest ---- */
+
+uint64_t fields_digest_entry(const char *f, size_t flen, struct kv_version v, int deleted) {
+    unsigned char h[13];
+    put_be(h, v.hlc, 8);
+    put_be(h + 8, v.node, 4);
+    h[12] = deleted ? 1 : 0;
+    return XXH3_64bits_withSeed(f, flen, XXH3_64bits(h, sizeof(h)));
+}
+
+uint64_t fields_digest_floor(struct kv_version floor) {
+    unsigned char h[13];
+    put_be(h, floor.hlc, 8);
+    put_be(h + 8, floor.node, 4);
+    h[12] = 2; /* never an entry's flag: a floor and a field never share a term */
+    return XXH3_64bits(h, sizeof(h));
+}
+
+uint64_t fields_digest_final(uint64_t sum) {
+    return sum ? sum : 1;
+}
+
+uint64_t fields_digest(const struct msg_record *rec) {
+    if (!fields_record_ok(rec)) {
+        return 0;
+    }
+    uint64_t sum = fields_digest_floor(head_floor(rec));
+    struct fields_iter it;
+    fields_iter_init(&it, rec->val, rec->vlen);
+    struct fields_entry e;
+    while (fields_next(&it, &e)) {
+        sum += fields_digest_entry(e.f, e.flen, e.v, e.deleted);
+    }
+    return fields_digest_final(sum);
 }

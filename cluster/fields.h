@@ -78,6 +78,24 @@ void fields_put_count(struct msg_buf *b, size_t off, uint32_t count);
 /* Field order: <0, 0, >0. */
 int fields_entry_cmp(const struct fields_entry *a, const struct fields_entry *b);
 
+/* ---- content digest (Merkle repair, merkle.h) ----
+ *
+ * Two replicas of a big hash can hold the same key version and different fields
+ * (one missed a field write whose version is below a later one it received), so
+ * the key's version does not identify its content. Its digest does: the sum (mod
+ * 2^64) of one term per field record (field bytes, version, tombstone flag: not
+ * the value, which the field's version identifies) plus a term for the floor.
+ * A sum does not depend on the order the fields are visited in (a store's dict
+ * has none), and one field's change is one term out and one in. Never 0 (0 means
+ * "no digest": cluster_key.digest). Both the server (from its dicts) and
+ * fields_digest (from a record) compute it with these functions, so they agree. */
+uint64_t fields_digest_entry(const char *f, size_t flen, struct kv_version v, int deleted);
+uint64_t fields_digest_floor(struct kv_version floor);
+/* sum of the terms: the digest (0 mapped to 1) */
+uint64_t fields_digest_final(uint64_t sum);
+/* The digest of a FIELDS record (fields_record_ok), or 0 for any other record. */
+uint64_t fields_digest(const struct msg_record *rec);
+
 /* 1 when rec is a FIELDS record whose value fields_check accepts. */
 int fields_record_ok(const struct msg_record *rec);
 

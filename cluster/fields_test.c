@@ -234,7 +234,44 @@ static void test_fields_diff_sends_only_what_is_missing(void) {
     msg_buf_free(&bw.val);
 }
 
+/* the content digest: the fields' names, versions and tombstone flags and the
+ * floor, in any order; not the values (a field's version names its value) */
+static void test_fields_digest_covers_fields_versions_floor(void) {
+    struct built a, b;
+    build(&a, 9, 1, (const char *const[]){"f1=x@5", "f2=y@6", "f3=-@7"}, 3);
+    uint64_t d = fields_digest(&a.rec);
+    CHECK(d != 0);
+    uint64_t sum = fields_digest_floor((struct kv_version){1, 1});
+    sum += fields_digest_entry("f3", 2, (struct kv_version){7, 1}, 1); /* any order */
+    sum += fields_digest_entry("f1", 2, (struct kv_version){5, 1}, 0);
+    sum += fields_digest_entry("f2", 2, (struct kv_version){6, 1}, 0);
+    CHECK(fields_digest_final(sum) == d);
+    const char *const other[][3] = {
+        {"f1=x@5", "f2=y@6", "f3=z@7"},  /* a tombstone now a value */
+        {"f1=x@4", "f2=y@6", "f3=-@7"},  /* one field's version */
+        {"f0=x@5", "f2=y@6", "f3=-@7"},  /* one field's name */
+    };
+    for (size_t i = 0; i < 3; i++) {
+        build(&b, 9, 1, other[i], 3);
+        CHECK(fields_digest(&b.rec) != d);
+        msg_buf_free(&b.val);
+    }
+    build(&b, 9, 1, (const char *const[]){"f1=x@5", "f2=y@6"}, 2); /* a field less */
+    CHECK(fields_digest(&b.rec) != d);
+    msg_buf_free(&b.val);
+    build(&b, 9, 2, (const char *const[]){"f1=x@5", "f2=y@6", "f3=-@7"}, 3); /* floor */
+    CHECK(fields_digest(&b.rec) != d);
+    msg_buf_free(&b.val);
+    build(&b, 9, 1, (const char *const[]){"f1=X@5", "f2=Y@6", "f3=-@7"}, 3); /* values */
+    CHECK(fields_digest(&b.rec) == d);
+    msg_buf_free(&b.val);
+    struct msg_record plain = {.v = {9, 1}, .val = "abc", .vlen = 3};
+    CHECK_EQ_INT(fields_digest(&plain), 0);
+    msg_buf_free(&a.val);
+}
+
 int main(void) {
+    TEST_RUN(test_fields_digest_covers_fields_versions_floor);
     TEST_RUN(test_fields_round_trip_through_a_record);
     TEST_RUN(test_fields_malformed_values_are_refused);
     TEST_RUN(test_fields_fuzz_mutations_never_crash);

@@ -85,14 +85,16 @@ static uint64_t get_be(const unsigned char *p, int bytes) {
 }
 
 uint64_t merkle_record_hash(const struct cluster_key *k) {
-    /* db:u32 hlc:u64 node:u32 deleted:u8 expire_at:u64 (0 for a tombstone: what a
-     * tombstone's expiry was is no part of it) */
-    unsigned char h[25];
+    /* db:u32 hlc:u64 node:u32 deleted:u8 expire_at:u64 digest:u64 (expire_at 0
+     * for a tombstone: what a tombstone's expiry was is no part of it; digest 0
+     * unless the version does not identify the content: a big hash) */
+    unsigned char h[33];
     put_be(h, k->db, 4);
     put_be(h + 4, k->v.hlc, 8);
     put_be(h + 12, k->v.node, 4);
     h[16] = k->deleted ? 1 : 0;
     put_be(h + 17, k->deleted ? 0 : k->expire_at, 8);
+    put_be(h + 25, k->deleted ? 0 : k->digest, 8);
     return XXH3_64bits_withSeed(k->key, k->klen, XXH3_64bits(h, sizeof h));
 }
 

@@ -13,9 +13,13 @@
  * smaller depth (merkle_fold), and depth 0 is the root. With a span that is not
  * a power of two the last leaves are empty.
  *
- * A record contributes h = XXH3(db, key, version, tombstone flag, expire_at):
- * not its value, which its version identifies (two records with the same
- * version are the same write). A leaf keeps the sum (mod 2^64) of its records'
+ * A record contributes h = XXH3(db, key, version, tombstone flag, expire_at,
+ * digest): not its value, which its version identifies (two records with the
+ * same version are the same write). A big hash is the exception: its version is
+ * the newest write applied to the key, and two replicas can reach it with
+ * different fields (one missed an older field write); its digest
+ * (cluster_key.digest, fields.h "content digest") stands for the fields, so such
+ * replicas' leaves differ and repair exchanges the records (repair.h). A leaf keeps the sum (mod 2^64) of its records'
  * h and their count; its hash is XXH3(sum, count), 0 when empty. The sum does
  * not depend on the order of records within a token, which the in-memory store
  * does not fix, and a repeated record does not cancel itself as with XOR.

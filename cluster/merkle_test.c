@@ -146,6 +146,22 @@ static void test_merkle_one_differing_record_one_leaf(void) {
     }
 }
 
+/* a big hash's record: one version, other fields (its content digest) -> another
+ * hash; the digest of a tombstone is no part of it */
+static void test_merkle_record_hash_covers_the_digest(void) {
+    struct cluster_key k = {ring_key_token("h", 1), "h", 1, {6, 1}, 0, 0, 4, 0, 0};
+    uint64_t plain = merkle_record_hash(&k);
+    k.digest = 0x1234;
+    uint64_t d1 = merkle_record_hash(&k);
+    k.digest = 0x1235;
+    uint64_t d2 = merkle_record_hash(&k);
+    CHECK(plain != d1 && d1 != d2 && plain != d2);
+    k.deleted = 1;
+    uint64_t t1 = merkle_record_hash(&k);
+    k.digest = 0;
+    CHECK_EQ_INT(merkle_record_hash(&k), t1);
+}
+
 static void test_merkle_fold_equals_a_shallower_build(void) {
     struct fstore a = {0};
     fill(&a, 300, 0);
@@ -286,6 +302,7 @@ int main(void) {
     TEST_RUN(test_merkle_leaves_tile_the_range);
     TEST_RUN(test_merkle_equal_data_equal_roots_any_order);
     TEST_RUN(test_merkle_one_differing_record_one_leaf);
+    TEST_RUN(test_merkle_record_hash_covers_the_digest);
     TEST_RUN(test_merkle_fold_equals_a_shallower_build);
     TEST_RUN(test_merkle_depth_bounds_keys_per_leaf);
     TEST_RUN(test_merkle_verb_answers_the_tree);

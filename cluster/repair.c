@@ -660,6 +660,11 @@ static int reconcile(struct repair_session *s, uint64_t lo, struct repair_page *
                 pull(s, p);
             } else if (v < 0) {
                 push_add(s, m);
+            } else if (fields_digest(&p->rec) != m->digest) {
+                /* one version, other fields (a big hash, merkle.h): each side
+                 * lacks some; both merge per field (fields.h), then agree */
+                pull(s, p);
+                push_add(s, m);
             }
             i++, j++;
         }

@@ -14,7 +14,11 @@
  * with this node's records of the same tokens: a newer or missing record of the
  * peer is applied here (last-write-wins: applying an older one is a no-op
  * anyway), a newer or missing record of this node is pushed to the peer with
- * MWRITE, read from the store when it is sent. Only the records under differing
+ * MWRITE, read from the store when it is sent. Records of one version whose
+ * content digests differ (big hashes, merkle.h) go both ways: the peer's full
+ * field record is applied here (per field), then this node's merged one is pushed
+ * (a FIELDS record: store->read's form), so both end with the union of the
+ * fields, each at its newest version. Only the records under differing
  * leaves cross the network. A pass that pulled records from some peer is
  * followed by another pass (at most REPAIR_MAX_PASSES), so a record learned
  * from the second peer reaches the first: after a session every replica that

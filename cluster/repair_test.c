@@ -1,7 +1,8 @@
 /* cluster/repair_test.c: the repair session (repair.h) between fake stores in one
  * process: requests answered by the peers' verbs (merkle_peer_answer,
  * repair_range_answer, replica_handle's MWRITE), replies parsed by hiredis.
- * Divergent replicas become identical; in-sync replicas exchange roots only; a
+ * Divergent replicas become identical (a big hash at one version with other
+ * fields too, by its content digest); in-sync replicas exchange roots only; a
  * peer that fails or lies leaves the session partial, never crashed; the RANGE
  * verb pages by count and bytes and refuses malformed input. */
 #include <stdio.h>
@@ -170,6 +171,65 @@ static void test_repair_failing_peer_is_partial(void) {
     fs_free(&self);
 }
 
+/* a big hash "bh" in db 0 as a FIELDS record at version top, floor 1, with the
+ * fields "name@hlc" (hlc 0: a tombstone at version 3), ascending */
+static void put_big_hash(struct fstore *s, uint64_t top, const char *const *spec, size_t n) {
+    struct msg_buf val = {0};
+    fields_put_head(&val, (struct kv_version){1, 1}, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        const char *at = strchr(spec[i], '@');
+        uint64_t hlc = strtoull(at + 1, NULL, 10);
+        struct fields_entry e = {{hlc ? hlc : 3, 1}, hlc == 0, spec[i], (size_t)(at - spec[i]),
+                                 "v", 1};
+        fields_put(&val, &e);
+    }
+    struct msg_record r = {.v = {top, 1}, .val = val.p, .vlen = val.len, .fields = 1};
+    CHECK(fields_record_ok(&r));
+    fs_apply(s, 0, "bh", 2, &r);
+    msg_buf_free(&val);
+}
+
+static uint32_t big_hash_fields(struct fstore *s) {
+    struct fs_rec *e = fs_find(s, 0, "bh", 2);
+    struct kv_version floor;
+    uint32_t n = 0;
+    if (e == NULL || fields_check(e->rec.val, e->rec.vlen, e->rec.v, &floor, &n, NULL, 0) != 0) {
+        return 0;
+    }
+    return n;
+}
+
+/* Two replicas of a big hash at one version (6) with other fields: this node
+ * missed f1@5 (its hint dropped) but has f3@4 the peer missed, and a tombstone
+ * of f4 the peer lacks. Versions alone make the trees equal; the content digest
+ * makes them differ, and the session leaves both with every field. */
+static void test_repair_big_hash_same_version_other_fields(void) {
+    struct fstore self = {0}, peers[1] = {{0}};
+    fill(&self, 0, 1000, 100, 1);
+    fill(&peers[0], 0, 1000, 100, 1);
+    put_big_hash(&self, 6, (const char *const[]){"f2@6", "f3@4", "f4@0"}, 3);
+    put_big_hash(&peers[0], 6, (const char *const[]){"f1@5", "f2@6"}, 2);
+    struct cluster_store a = fs_store(&self), b = fs_store(&peers[0]);
+    struct merkle ma, mb;
+    CHECK_EQ_INT(merkle_build(&a, 0, 0, 0, &ma), 0);
+    CHECK_EQ_INT(merkle_build(&b, 0, 0, 0, &mb), 0);
+    CHECK(merkle_root(&ma) != merkle_root(&mb));
+    merkle_free(&ma);
+    merkle_free(&mb);
+    struct repair_stats st;
+    CHECK(run_session(&self, peers, NULL, 1, &st));
+    CHECK(fs_equal(&self, &peers[0]));
+    CHECK_EQ_INT(big_hash_fields(&self), 4);
+    CHECK_EQ_INT(st.records_pulled, 1);
+    CHECK_EQ_INT(st.records_pushed, 1);
+    /* in sync now: a second session exchanges roots only */
+    CHECK(run_session(&self, peers, NULL, 1, &st));
+    CHECK_EQ_INT(st.requests, 1);
+    CHECK_EQ_INT(st.records_pulled + st.records_pushed, 0);
+    fs_free(&self);
+    fs_free(&peers[0]);
+}
+
 static redisReply *range_reply(struct fstore *s, const char *const *w) {
     struct kv_slice argv[8];
     size_t argc = 0;
@@ -308,6 +368,7 @@ int main(void) {
     TEST_RUN(test_repair_in_sync_exchanges_roots_only);
     TEST_RUN(test_repair_restores_an_empty_replica);
     TEST_RUN(test_repair_failing_peer_is_partial);
+    TEST_RUN(test_repair_big_hash_same_version_other_fields);
     TEST_RUN(test_repair_range_pages_resume_by_token);
     TEST_RUN(test_repair_range_refuses_garbage);
     TEST_RUN(test_repair_range_decode_refuses_garbage);

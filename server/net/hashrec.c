@@ -52,6 +52,22 @@ int hashrec_read(unsigned db, const char *key, size_t klen, struct msg_record *o
     return 1;
 }
 
+static void digest_one(void *arg, const struct store_field *f) {
+    *(uint64_t *)arg += fields_digest_entry(f->f, f->flen, f->v, f->deleted);
+}
+
+int hashrec_digest(unsigned db, const char *key, size_t klen, uint64_t *out) {
+    struct store_fields head;
+    uint64_t sum = 0;
+    int rc = store_read_fields((int)db, key, klen, &head, digest_one, &sum);
+    if (rc == 1) {
+        /* the terms of exactly what hashrec_read sends: fields_digest of that
+         * record is this */
+        *out = fields_digest_final(sum + fields_digest_floor(head.floor));
+    }
+    return rc;
+}
+
 int hashrec_apply(unsigned db, const char *key, size_t klen,
                          const struct msg_record *rec) {
     struct kv_version floor;

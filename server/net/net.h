@@ -54,6 +54,11 @@ void config_print_help(FILE *fp);
 struct msg_record;
 int hashrec_read(unsigned db, const char *key, size_t klen, struct msg_record *out);
 int hashrec_apply(unsigned db, const char *key, size_t klen, const struct msg_record *rec);
+/* The content digest (cluster/fields.h) of key's big hash, equal to fields_digest
+ * of what hashrec_read gives: 1 with *out, 0 when key holds anything else, -1
+ * error. O(fields): one walk of the field dicts (persistent mode: loads the hash,
+ * as a read does). */
+int hashrec_digest(unsigned db, const char *key, size_t klen, uint64_t *out);
 
 int net_listen(char *err, size_t errlen);   /* opens every bind/port listener */
 void net_close_listeners(void);

@@ -137,6 +137,21 @@ static void cl_log(int level, const char *msg) {
                "Cluster: %s", msg);
 }
 
+/* A big hash's content digest (cluster_key.digest; its version does not say
+ * which fields it holds), 0 for anything else. The envelope's second and third
+ * bytes are the type and encoding (persist_env.c). O(fields) for a big hash, as
+ * the iterator's own read of it is. */
+static uint64_t cl_key_digest(const struct store_item *item) {
+    uint64_t d = 0;
+    if (!item->rec.deleted && item->rec.vlen >= 3 &&
+        (unsigned char)item->rec.value[1] == KS_TYPE_HASH &&
+        (unsigned char)item->rec.value[2] == KS_ENC_HASHTABLE &&
+        hashrec_digest((unsigned)item->db, item->key, item->klen, &d) != 1) {
+        d = 0;
+    }
+    return d;
+}
+
 /* KVD.PEER SCAN's records: the store's token-range iterator (every database, in
  * (token, db, key) order) filtered to db. The value's type is the envelope's
  * second byte (persist_env.c). */
@@ -159,7 +174,10 @@ static int cl_store_range(void *ctx, unsigned db, uint64_t from, uint64_t to,
                                 !item.rec.deleted && item.rec.vlen >= 2
                                     ? (unsigned char)item.rec.value[1]
                                     : 0,
-                                (unsigned)item.db};
+                                (unsigned)item.db, 0};
+        if (db == CLUSTER_DB_ALL) {
+            k.digest = cl_key_digest(&item); /* for Merkle repair (merkle.h) only */
+        }
         if (fn(arg, &k)) {
             break;
         }

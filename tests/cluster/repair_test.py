@@ -13,6 +13,16 @@ real processes (cluster/repair.h, KVD REPAIR, repair-interval-seconds).
    repair-interval-seconds 1): node3 killed, keys written at QUORUM (their hints
    expire at once), node3 restarted: with no command, node3 holds every key at ONE
    within a bounded time, and INFO shows records pulled by node3 or pushed to it.
+3. A big hash whose replicas hold one version and other fields (hints dropped,
+   background repair off, hash-max-listpack-entries 64): a hash of BH_FIELDS
+   fields on every node; node3 SIGSTOPped until node1 sees it down, f1 written
+   (node3 misses it, its hint expires at once); node3 continued, then SIGSTOPped
+   again and f2 written at once (node1 still thinks it up: the write is sent and
+   waits in node3's socket, the coordinator gives up before node3 answers, so no
+   read repair reaches it); node3 continued past the request deadline applies f2.
+   Now node3's hash has f2's version, like the others', without f1. KVD REPAIR on
+   node1; then node3 alone at ONE returns f1. Without the content digest
+   (cluster_key.digest) the Merkle trees match and f1 never reaches node3.
 Ends with "N passed, M failed"; SKIPs while the binary has no cluster.
 """
 import os
@@ -208,6 +218,94 @@ def body_background(cl, res):
     res.check('INFO counts the records repair moved (%d)' % moved, moved >= N_BG, moved)
 
 
+BH_FIELDS = 200
+
+
+def hget_alone(cl, node, key, fields):
+    """HGETs of key's fields at ONE from node with every other node SIGSTOPped,
+    continued only past the request deadline: their late answers are then ignored,
+    so this read repairs nothing on node."""
+    others = [o for o in cl.nodes if o is not node]
+    for o in others:
+        o.sigstop()
+    try:
+        c = harness.consistency_client(node, 'ONE', timeout=10.0)
+        try:
+            return [c.hget(key, f) for f in fields]
+        finally:
+            c.close()
+    finally:
+        time.sleep(2.5)
+        for o in others:
+            o.sigcont()
+
+
+def hset_at(node, level, key, field, value):
+    c = harness.consistency_client(node, level, timeout=10.0)
+    try:
+        return c.hset(key, field, value)
+    finally:
+        c.close()
+
+
+def repair_on(cl, node, res, label):
+    """KVD REPAIR on node until a pass ends with every peer (at most 3 tries)."""
+    ok, inf = False, {}
+    for attempt in range(3):
+        cl.wait_all_up(timeout=60.0)
+        b4 = info(node)
+        c = node.client(timeout=10.0)
+        try:
+            c.execute_command('KVD', 'REPAIR')
+        finally:
+            c.close()
+        ok, inf = wait_info(node, lambda i: i.get('repair_queued_ranges') == 0 and
+                            i.get('repair_running') == 0 and
+                            i.get('repair_passes', 0) > b4.get('repair_passes', 0),
+                            timeout=120.0)
+        if inf.get('repair_sessions_partial', 0) == b4.get('repair_sessions_partial', 0):
+            break
+        harness.log('%s: repair pass %d met a peer away: run again' % (label, attempt + 1))
+    res.check('%s: the repair pass ends' % label, ok, inf)
+    return inf
+
+
+def body_bighash(cl, res):
+    n1, n3 = cl.nodes[0], cl.nodes[2]
+    c = harness.consistency_client(n1, 'ALL', timeout=10.0)
+    try:
+        c.hset('bh', mapping={'g%d' % i: 'v%d' % i for i in range(BH_FIELDS)})
+        res.eq('bighash: the hash is big (hashtable)', c.object('encoding', 'bh'),
+               b'hashtable')
+    finally:
+        c.close()
+    n3.sigstop()
+    res.check('bighash: node1 sees node3 down', cl.wait_state(n1, n3, 'down', 30.0))
+    hset_at(n1, 'QUORUM', 'bh', 'f1', 'one')
+    time.sleep(1.5)
+    ok, inf = wait_info(n1, lambda i: i.get('hints_pending', 1) == 0, timeout=10.0)
+    res.check('bighash: node1 keeps no hint of f1 (window 1 ms)', ok, inf.get('hints_pending'))
+    n3.sigcont()
+    ok, why = cl.wait_all_up(timeout=60.0)
+    res.check('bighash: node3 up again', ok, why)
+    n3.sigstop()
+    hset_at(n1, 'QUORUM', 'bh', 'f2', 'two')  # reaches node3's socket, nobody waits
+    time.sleep(2.5)
+    n3.sigcont()
+    ok, why = cl.wait_all_up(timeout=60.0)
+    res.check('bighash: node3 up again after f2', ok, why)
+    time.sleep(0.5)
+    before = hget_alone(cl, n3, 'bh', ['f1', 'f2', 'g7'])
+    res.eq('bighash: before repair node3 alone has f2 (its version) but not f1', before,
+           [None, b'two', b'v7'])
+    inf = repair_on(cl, n1, res, 'bighash')
+    harness.log('bighash: repair moved %s records (pulled) / %s (pushed) from node1'
+                % (inf.get('repair_records_pulled'), inf.get('repair_records_pushed')))
+    after = hget_alone(cl, n3, 'bh', ['f1', 'f2', 'g7'])
+    res.eq('bighash: after KVD REPAIR on node1 node3 alone returns f1 at ONE', after,
+           [b'one', b'two', b'v7'])
+
+
 def run_case(binary, res, label, body, extra):
     harness.log('repair: %s' % label)
     cl = harness.Cluster(binary, n=3, mode='persistent', extra=extra)
@@ -231,6 +329,9 @@ def main():
              {'repair-interval-seconds': 0, 'repair-throughput-mb-per-sec': 0})
     run_case(binary, res, 'background', body_background,
              {'repair-interval-seconds': 1, 'hinted-handoff-window': 1})
+    run_case(binary, res, 'bighash', body_bighash,
+             {'repair-interval-seconds': 0, 'hinted-handoff-window': 1,
+              'hash-max-listpack-entries': 64})
     return res.summary()
 
 
