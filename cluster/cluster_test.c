@@ -658,7 +658,8 @@ static void test_one_node_seed_naming_itself_is_ready(void) {
     CHECK_EQ_MEM(b.p, b.len, want, strlen(want));
     b.len = 0;
     cluster_nodes_text(a.cl, &b);
-    snprintf(want, sizeof want, "node-a 127.0.0.1:%d up 100.00%% myself\n", a.port);
+    snprintf(want, sizeof want,
+             "node-a 127.0.0.1:%d up 100.00%% phi=0.00 gen=1 status=normal myself\n", a.port);
     CHECK_EQ_MEM(b.p, b.len, want, strlen(want));
     b.len = 0;
     cluster_ring_text(a.cl, &b);
@@ -753,7 +754,7 @@ static void test_peer_verbs_refused_before_authentication(void) {
     CHECK_EQ_MEM(out.p, out.len, "-NOAUTH peer not authenticated\r\n", 32);
     CHECK(!cluster_peer_authenticated(p));
     out.len = 0;
-    const char *mem[] = {"KVD.PEER", "MEMBERS", "x"};
+    const char *mem[] = {"KVD.PEER", "GOSSIP", "x"};
     CHECK_EQ_INT(cluster_peer_command(a.cl, p, av, argv_of(av, mem, 3), &out), 1);
     out.len = 0;
     /* a HELLO then a wrong proof: refused and closed */

@@ -123,6 +123,9 @@ struct kv_server {
     int cluster_request_timeout;      /* ms */
     long long hinted_handoff_window;  /* ms */
     long long hinted_handoff_max_bytes;
+    int phi_convict_threshold;  /* a member at this phi is down */
+    long long cluster_max_clock_offset_ms; /* beyond it: no writes coordinated */
+    uint64_t cluster_generation; /* this run's, kept in dir/node-generation */
 
     /* runtime */
     struct event_base *base;

@@ -246,6 +246,11 @@ static int server_start_cluster(void) {
         server_log(LL_WARNING, "Cluster tokens: %s", err);
         return -1;
     }
+    if (node_generation_next(&server.cluster_generation, err, sizeof(err)) != 0) {
+        kv_free(tokens);
+        server_log(LL_WARNING, "Cluster generation: %s", err);
+        return -1;
+    }
     char bind_ip[256], announce[256];
     first_bind_addr(bind_ip, sizeof(bind_ip));
     snprintf(announce, sizeof(announce), "%s",
@@ -279,6 +284,9 @@ static int server_start_cluster(void) {
         .log = cl_log,
         /* durable hints in persistent mode: dir/hints (the working directory) */
         .hint_dir = persist_on() ? "hints" : NULL,
+        .generation = server.cluster_generation,
+        .phi_convict_threshold = server.phi_convict_threshold,
+        .max_clock_offset_ms = server.cluster_max_clock_offset_ms,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);
@@ -286,8 +294,11 @@ static int server_start_cluster(void) {
         server_log(LL_WARNING, "Cluster: %s", err);
         return -1;
     }
-    server_log(LL_NOTICE, "Cluster: node %s at %s:%d, %zu tokens, N=%d W=%d R=%d, seeds '%s'",
-               server.node_id, announce, cc.announce_port, ntokens, cc.replication_factor,
+    server_log(LL_NOTICE,
+               "Cluster: node %s at %s:%d, generation %llu, %zu tokens, N=%d W=%d R=%d, "
+               "seeds '%s'",
+               server.node_id, announce, cc.announce_port,
+               (unsigned long long)server.cluster_generation, ntokens, cc.replication_factor,
                cc.write_quorum, cc.read_quorum, server.cluster_seeds ? server.cluster_seeds : "");
     return 0;
 }
