@@ -1779,7 +1779,7 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
         long g = gossip_find_tag(cl->gossip, m->tag);
         int64_t off = 0;
         uint64_t rtt;
-        skew_peer_offset(&cl->skew, m->tag, &off, &rtt);
+        skew_peer_offset(&cl->skew, m->tag, wall_ms(cl), &off, &rtt);
         text(out,
              "peer%zu:id=%s,addr=%s,state=%s,phi=%.2f,generation=%" PRIu64
              ",heartbeat=%" PRIu64 ",clock_offset_ms=%lld,hints=%zu,rtt_p50_us=%" PRIu32

@@ -413,10 +413,10 @@ static void test_skew_keeps_the_fastest_exchange_and_flags_a_far_node(void) {
     skew_sample(&s, 1, 11000, 13002, 11004);  /* offset 2000, rtt 4 */
     int64_t off;
     uint64_t rtt;
-    CHECK(skew_peer_offset(&s, 1, &off, &rtt));
+    CHECK(skew_peer_offset(&s, 1, 11010, &off, &rtt));
     CHECK_EQ_INT(off, 2000);
     CHECK_EQ_INT(rtt, 4);
-    CHECK(!skew_peer_offset(&s, 9, &off, &rtt));
+    CHECK(!skew_peer_offset(&s, 9, 11010, &off, &rtt));
     skew_sample(&s, 2, 11000, 12990, 11000);  /* -10 + 2000 */
     CHECK_EQ_INT(skew_check(&s, 11010), 1);   /* changed: now out of range */
     CHECK(!s.ok);
@@ -432,7 +432,7 @@ static void test_skew_keeps_the_fastest_exchange_and_flags_a_far_node(void) {
     CHECK(h.ok);
     CHECK(h.offset > -5 && h.offset < 5);
     /* stale peers are left out: back in range with none heard */
-    CHECK_EQ_INT(skew_check(&s, 11010 + SKEW_STALE_MS), 1);
+    CHECK_EQ_INT(skew_check(&s, 11004 + SKEW_RECENT_MS), 1);
     CHECK(s.ok);
     CHECK_EQ_INT(s.peers, 0);
     skew_sample(&s, 1, 5, 5, 4); /* received before sent: ignored */
@@ -449,10 +449,16 @@ static void test_skew_window_is_bounded(void) {
     }
     int64_t off;
     uint64_t rtt;
-    CHECK(skew_peer_offset(&s, 1, &off, &rtt));
+    CHECK(skew_peer_offset(&s, 1, 1010, &off, &rtt));
     CHECK_EQ_INT(rtt, 10);
     CHECK_EQ_INT(off, 695);
     CHECK_EQ_INT(s.p[0].n, SKEW_WINDOW);
+    /* a clock that jumps is seen once the older, faster samples age out */
+    skew_sample(&s, 1, 5000, 5000 + 2700, 5000 + 50);
+    CHECK(skew_peer_offset(&s, 1, 5050, &off, &rtt));
+    CHECK_EQ_INT(off, 695);
+    CHECK(skew_peer_offset(&s, 1, 1010 + SKEW_RECENT_MS, &off, &rtt));
+    CHECK_EQ_INT(off, 2675);
     skew_free(&s);
 }
 

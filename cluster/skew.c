@@ -41,17 +41,20 @@ void skew_sample(struct skew *s, uint32_t tag, uint64_t t_send, uint64_t peer_ms
     }
     /* halves first, so the sum cannot overflow */
     int64_t mid = (int64_t)(t_send / 2 + t_recv / 2 + (t_send % 2 + t_recv % 2) / 2);
-    p->s[p->head] = (struct skew_sample){(int64_t)peer_ms - mid, t_recv - t_send};
+    p->s[p->head] = (struct skew_sample){(int64_t)peer_ms - mid, t_recv - t_send, t_recv};
     p->head = (p->head + 1) % SKEW_WINDOW;
     if (p->n < SKEW_WINDOW) {
         p->n++;
     }
-    p->at = t_recv;
 }
 
-static const struct skew_sample *best(const struct skew_peer *p) {
+/* the recent sample with the smallest round trip, or NULL */
+static const struct skew_sample *best(const struct skew_peer *p, uint64_t now) {
     const struct skew_sample *b = NULL;
     for (size_t i = 0; i < p->n; i++) {
+        if (p->s[i].at + SKEW_RECENT_MS <= now) {
+            continue;
+        }
         if (b == NULL || p->s[i].rtt < b->rtt) {
             b = &p->s[i];
         }
@@ -59,9 +62,10 @@ static const struct skew_sample *best(const struct skew_peer *p) {
     return b;
 }
 
-int skew_peer_offset(const struct skew *s, uint32_t tag, int64_t *offset, uint64_t *rtt) {
+int skew_peer_offset(const struct skew *s, uint32_t tag, uint64_t now, int64_t *offset,
+                     uint64_t *rtt) {
     const struct skew_peer *p = peer_of(s, tag);
-    const struct skew_sample *b = p ? best(p) : NULL;
+    const struct skew_sample *b = p ? best(p, now) : NULL;
     if (b == NULL) {
         return 0;
     }
@@ -84,8 +88,8 @@ int skew_check(struct skew *s, uint64_t now) {
     size_t k = 0;
     v[k++] = 0; /* this node */
     for (size_t i = 0; i < s->n; i++) {
-        const struct skew_sample *b = best(&s->p[i]);
-        if (b && now < s->p[i].at + SKEW_STALE_MS) {
+        const struct skew_sample *b = best(&s->p[i], now);
+        if (b) {
             v[k++] = b->offset;
         }
     }

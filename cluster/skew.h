@@ -9,11 +9,11 @@
  *
  *   offset(peer) = p - (t_send + t_recv) / 2      error at most rtt / 2
  *
- * Per peer the last SKEW_WINDOW samples are kept and the one with the smallest
- * round trip is the estimate (queueing only adds delay, so the fastest exchange is
+ * Per peer the last SKEW_WINDOW samples are kept and, of those younger than
+ * SKEW_RECENT_MS, the one with the smallest round trip is the estimate (queueing only adds delay, so the fastest exchange is
  * the most exact: NTP's clock filter). This node's own offset is then minus the
- * median of {0 (itself), every peer's estimate} over the peers heard within
- * SKEW_STALE_MS. With an even count the median is the middle value farther from
+ * median of {0 (itself), every peer's estimate} over the peers with a recent
+ * sample. With an even count the median is the middle value farther from
  * this node: when the cluster is split evenly no side can tell it is right, and
  * both refuse (safe) rather than both accept.
  *
@@ -32,16 +32,17 @@
 #include <stdint.h>
 
 #define SKEW_WINDOW 8          /* samples kept per peer */
-#define SKEW_STALE_MS 30000    /* a peer not sampled for this long is left out */
+#define SKEW_RECENT_MS 10000   /* older samples are not used (a clock that jumped is
+                                  seen within this long); a peer with none is left out */
 
 struct skew_sample {
     int64_t offset;            /* peer minus this node, ms */
     uint64_t rtt;              /* ms */
+    uint64_t at;               /* t_recv */
 };
 
 struct skew_peer {
     uint32_t tag;
-    uint64_t at;               /* t_recv of the last sample */
     struct skew_sample s[SKEW_WINDOW];
     size_t n, head;
 };
@@ -61,8 +62,10 @@ void skew_free(struct skew *s);
  * t_recv (t_recv < t_send is ignored). */
 void skew_sample(struct skew *s, uint32_t tag, uint64_t t_send, uint64_t peer_ms,
                  uint64_t t_recv);
-/* The estimate of peer tag: 1 with *offset and *rtt, 0 when never sampled. */
-int skew_peer_offset(const struct skew *s, uint32_t tag, int64_t *offset, uint64_t *rtt);
+/* The estimate of peer tag at now: 1 with *offset and *rtt, 0 when it has no
+ * recent sample. */
+int skew_peer_offset(const struct skew *s, uint32_t tag, uint64_t now, int64_t *offset,
+                     uint64_t *rtt);
 /* Recomputes s->offset, s->peers and s->ok at now. Returns 1 when s->ok changed
  * (the caller logs the transition), else 0. With no peer heard, ok. */
 int skew_check(struct skew *s, uint64_t now);
