@@ -89,4 +89,31 @@ void sim_opts_for_seed(struct sim_opts *o, uint64_t seed);
  * otherwise with res->why. Deterministic in *o. */
 int sim_run(const struct sim_opts *o, struct sim_result *res);
 
+/* Membership by gossip (gossip.c) on the virtual clock: nodes that each know one
+ * seed, a round a second at random phases, a seeded network (1..delay_max_ms,
+ * drop). Invariants (sim.c "gossip on the virtual clock"): membership converges
+ * (every node knows every member with its tokens and generation) within 12
+ * rounds; a partitioned node and the others see each other down (phi) within
+ * 15 s and up within 15 s of healing; a restarted node's new generation reaches
+ * everyone within 12 rounds. */
+struct sim_gossip_opts {
+    uint64_t seed;
+    int nodes;               /* 2..SIM_MAX_NODES */
+    unsigned delay_max_ms;
+    double drop;
+    int verbose;
+};
+
+struct sim_gossip_result {
+    int ok;
+    char why[512];
+    int rounds_to_converge;  /* join: rounds until every node knew every member */
+    uint64_t detect_ms;      /* partition: until both sides saw each other down */
+    uint64_t recover_ms;     /* healing: until both sides saw each other up */
+    int restart_rounds;      /* restart: rounds until the new generation was known */
+    uint64_t messages;
+};
+
+int sim_gossip_run(const struct sim_gossip_opts *o, struct sim_gossip_result *res);
+
 #endif
