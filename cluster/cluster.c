@@ -33,8 +33,8 @@
  *   restarted coordinator still delivers them. They are sent when the target's
  *   link comes up and from a 100 ms tick.
  * - The peer side: struct cluster_peer is one client connection speaking
- *   KVD.PEER: HELLO/AUTH through auth.h's listener, then MEMBERS, READ and WRITE
- *   (replica.h on the store callbacks). Until the secret is proved, every other
+ *   KVD.PEER: HELLO/AUTH through auth.h's listener, then GOSSIP, GOSSIP2, READ,
+ *   WRITE, MWRITE (replica.h on the store callbacks), SCAN, FLUSH. Until the secret is proved, every other
  *   verb is refused and the connection closed.
  *
  * Wire form of the gossip messages: gossip.h.

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/auth.h"
 #include "cluster/mem.h"
-#include "cluster/sha256.h"
 
 #define MAGIC "KVG1"
 #define DIGEST_MIN (1 + 1 + 24)           /* shortest digest on the wire */
@@ -282,14 +282,9 @@ static void glog(struct gossip *g, int level, const char *fmt, ...) {
 }
 
 void gossip_fingerprint(const char *secret, size_t len, uint8_t fp[GOSSIP_FP_LEN]) {
-    static const char label[] = "kvd-cluster-secret-fp:";
-    struct sha256_ctx c;
-    uint8_t d[SHA256_DIGEST_LEN];
-    sha256_init(&c);
-    sha256_update(&c, label, sizeof label - 1);
-    sha256_update(&c, secret, len);
-    sha256_final(&c, d);
-    memcpy(fp, d, GOSSIP_FP_LEN);
+    char hex[AUTH_FINGERPRINT_HEX + 1];
+    auth_fingerprint(secret, len, hex);
+    auth_hex_decode(hex, AUTH_FINGERPRINT_HEX, fp, GOSSIP_FP_LEN);
 }
 
 struct gossip *gossip_new(const struct gossip_self *self) {

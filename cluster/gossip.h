@@ -62,7 +62,7 @@
 #include "cluster/phi.h"
 #include "cluster/ring.h"
 
-#define GOSSIP_FP_LEN 8
+#define GOSSIP_FP_LEN 8             /* = AUTH_FINGERPRINT_LEN */
 #define GOSSIP_MAX_MSG (1u << 20)   /* bytes of one message at most */
 #define GOSSIP_REFUSED_MAX 128
 
@@ -119,8 +119,9 @@ struct gossip {
     void *log_ctx;
 };
 
-/* The secret's fingerprint: the first 8 bytes of SHA-256("kvd-cluster-secret-fp:"
- * secret). It tells two secrets apart without revealing either. */
+/* The secret's fingerprint as bytes (auth.h's auth_fingerprint: the first 8 bytes
+ * of HMAC-SHA256(secret, "fp")). It tells two secrets apart without revealing
+ * either. */
 void gossip_fingerprint(const char *secret, size_t len, uint8_t fp[GOSSIP_FP_LEN]);
 
 /* A new machine knowing only this node. Free with gossip_free. */
