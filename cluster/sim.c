@@ -1301,7 +1301,8 @@ static void gsim_phase(struct gsim *x) {
     case GP_JOIN:
         if (gsim_converged(x)) {
             x->res->rounds_to_converge = (int)((s->now - x->start + 999) / 1000);
-            x->phase = GP_SETTLE, x->phase_at = s->now;
+            x->phase = GP_SETTLE;
+            x->phase_at = s->now;
         } else if (in > SIM_GOSSIP_MAX_ROUNDS * 1000u) {
             violation(s, "membership did not converge within %d rounds", SIM_GOSSIP_MAX_ROUNDS);
         }
@@ -1310,7 +1311,8 @@ static void gsim_phase(struct gsim *x) {
         if (in >= 20000) {
             gsim_cut(x, 1);
             trace(s, "partition: node %d cut from the others", x->o.nodes - 1);
-            x->phase = GP_CUT, x->phase_at = s->now;
+            x->phase = GP_CUT;
+            x->phase_at = s->now;
         }
         break;
     case GP_CUT:
@@ -1318,7 +1320,8 @@ static void gsim_phase(struct gsim *x) {
             x->res->detect_ms = in;
             gsim_cut(x, 0);
             trace(s, "healed");
-            x->phase = GP_HEAL, x->phase_at = s->now;
+            x->phase = GP_HEAL;
+            x->phase_at = s->now;
         } else if (in > SIM_GOSSIP_DETECT_MS) {
             violation(s, "a partitioned node was not seen down within %d ms",
                       SIM_GOSSIP_DETECT_MS);
@@ -1331,7 +1334,8 @@ static void gsim_phase(struct gsim *x) {
             x->gen[1]++;
             gsim_node_start(x, 1);
             trace(s, "node 1 restarted, generation %llu", (unsigned long long)x->gen[1]);
-            x->phase = GP_RESTART, x->phase_at = s->now;
+            x->phase = GP_RESTART;
+            x->phase_at = s->now;
         } else if (in > SIM_GOSSIP_DETECT_MS) {
             violation(s, "after healing a node was not seen up within %d ms",
                       SIM_GOSSIP_DETECT_MS);
