@@ -527,6 +527,9 @@ static void clock_check(struct cluster *cl) {
  * with every seed not heard yet, the clock guard. */
 static void gossip_round(struct cluster *cl) {
     cl->gossip_rounds++;
+    if (cl->store.load) {
+        gossip_set_load(cl->gossip, cl->store.load(cl->store.ctx));
+    }
     gossip_tick(cl->gossip);
     uint32_t tags[CL_GOSSIP_FANOUT + 1];
     size_t k = gossip_pick(cl->gossip, mono_ms(), CL_GOSSIP_FANOUT, tags,
@@ -1782,10 +1785,11 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
         skew_peer_offset(&cl->skew, m->tag, wall_ms(cl), &off, &rtt);
         text(out,
              "peer%zu:id=%s,addr=%s,state=%s,phi=%.2f,generation=%" PRIu64
-             ",heartbeat=%" PRIu64 ",clock_offset_ms=%lld,hints=%zu,rtt_p50_us=%" PRIu32
-             ",rtt_p99_us=%" PRIu32 "\r\n",
+             ",heartbeat=%" PRIu64 ",load=%" PRIu64 ",clock_offset_ms=%lld,hints=%zu"
+             ",rtt_p50_us=%" PRIu32 ",rtt_p99_us=%" PRIu32 "\r\n",
              i - 1, m->id, m->addr, state, phi, g >= 0 ? cl->gossip->mb[g].generation : 0,
-             g >= 0 ? cl->gossip->mb[g].heartbeat : 0, (long long)off,
+             g >= 0 ? cl->gossip->mb[g].heartbeat : 0, g >= 0 ? cl->gossip->mb[g].load : 0,
+             (long long)off,
              hints_pending(cl->node.hints, m->tag), p50, p99);
     }
 }

@@ -76,6 +76,9 @@ struct cluster_store {
      * write only then, as a peer's KVD.PEER WRITE reply does. (Added by chints.) */
     uint64_t (*when_durable)(void *ctx, void (*done)(void *arg, int ok), void *arg);
     void (*durable_cancel)(void *ctx, uint64_t handle);
+    /* Optional (NULL: 0): the bytes this node holds, gossiped as its load
+     * (informational: KVD NODES, INFO). (Added by gossip.) */
+    uint64_t (*load)(void *ctx);
 };
 
 struct cluster_config {

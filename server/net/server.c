@@ -121,6 +121,11 @@ static uint64_t cl_store_now(void *ctx) {
     return (uint64_t)kv_mstime();
 }
 
+static uint64_t cl_store_load(void *ctx) {
+    (void)ctx;
+    return (uint64_t)kv_used_memory();
+}
+
 static void cl_log(int level, const char *msg) {
     server_log(level == CLUSTER_LOG_WARNING  ? LL_WARNING
                : level == CLUSTER_LOG_NOTICE ? LL_NOTICE
@@ -188,6 +193,7 @@ static const struct cluster_store cl_store = {
     .flush = cl_store_flush,
     .when_durable = cl_store_when_durable,
     .durable_cancel = cl_store_durable_cancel,
+    .load = cl_store_load,
 };
 
 /* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there. */

@@ -89,6 +89,9 @@ def converge_from_one_seed(cl, res, t0):
         res.check('KVD NODES on %s: phi= and gen= on every line, no fail/down' % nd.addr,
                   all(field(l, 'phi') and field(l, 'gen') and 'fail' not in l and 'down' not in l
                       for l in lines), lines)
+    res.check('the load of node 2 reaches node 1 by gossip (INFO peer load > 0)',
+              wait_until(lambda: int(peer_info(cl.nodes[0], cl.nodes[1]).get('load', 0)) > 0,
+                         10), peer_info(cl.nodes[0], cl.nodes[1]))
     i = info(cl.nodes[0])
     res.check('INFO kvdcluster: clock_ok:1 and a generation', i.get('clock_ok') == 1 and
               int(i.get('generation', 0)) > 0, i)
