@@ -1409,8 +1409,9 @@ int cluster_ready(const struct cluster *cl, const char **why) {
     }
     if (why) {
         struct cluster *m = (struct cluster *)cl; /* the text buffer only */
-        snprintf(m->why, sizeof m->why, "waiting for the seeds: %zu of %zu answered", answered,
-                 cl->nseeds);
+        snprintf(m->why, sizeof m->why, "waiting for the seeds: %zu of %zu answered%s%s",
+                 answered, cl->nseeds, cl->last_refusal[0] ? "; last refusal: " : "",
+                 cl->last_refusal);
         *why = m->why;
     }
     return 0;

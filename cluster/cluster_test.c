@@ -881,6 +881,8 @@ static void test_peer_gossip_answers_acks_and_refuses_garbage_without_harm(void)
     cluster_info(a.cl, &out);
     CHECK(memmem(out.p, out.len, "gossip_last_refusal:probe: gossip refused", 41) != NULL);
     CHECK(memmem(out.p, out.len, "clock_ok:1\r\n", 12) != NULL);
+    const char *why = NULL;
+    CHECK(cluster_ready(a.cl, &why) == 1); /* no seeds: ready; the refusal is in INFO */
     gossip_free(&g);
     msg_buf_free(&syn);
     msg_buf_free(&out);
@@ -1080,6 +1082,31 @@ static void test_node_with_wrong_secret_never_joins(void) {
     event_base_free(base);
 }
 
+static void test_node_with_another_replication_factor_is_refused_and_says_why(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a, d;
+    log_warnings = 0;
+    CHECK(tnode_start(&a, base, 0, NULL, 1, NULL) == 0);
+    char seeds[64];
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d", a.port);
+    CHECK(tnode_start(&d, base, 3, seeds, 2, NULL) == 0); /* N=2 against a's N=1 */
+    run_until(base, never, NULL, 700);
+    const char *why = NULL;
+    CHECK(cluster_ready(d.cl, &why) == 0);
+    CHECK(why && strstr(why, "last refusal") && strstr(why, "replication-factor 2"));
+    CHECK(log_warnings > 0); /* both sides said so */
+    struct msg_buf b = {0};
+    cluster_nodes_text(a.cl, &b);
+    CHECK(memmem(b.p, b.len, "node-d", 6) == NULL);
+    b.len = 0;
+    cluster_info(a.cl, &b);
+    CHECK(memmem(b.p, b.len, "gossip_refused:0\r\n", 18) == NULL);
+    msg_buf_free(&b);
+    tnode_stop(&d);
+    tnode_stop(&a);
+    event_base_free(base);
+}
+
 /* ---- keyless: cluster_scan, cluster_flush (keyless.c) ---- */
 
 struct scan_res {
@@ -1209,5 +1236,6 @@ int main(void) {
     TEST_RUN(test_three_nodes_scan_the_ring_and_flush_at_a_version);
     TEST_RUN(test_stopped_peer_fails_w3_w2_hints_delivered_on_return);
     TEST_RUN(test_node_with_wrong_secret_never_joins);
+    TEST_RUN(test_node_with_another_replication_factor_is_refused_and_says_why);
     TEST_MAIN_END();
 }
