@@ -7,7 +7,7 @@
 void phi_config_default(struct phi_config *c) {
     c->window = PHI_WINDOW_MAX;
     c->initial_ms = 1000;
-    c->min_std_ms = 200;
+    c->min_std_ms = 400;
     c->max_interval_ms = 10000;
 }
 

@@ -20,8 +20,9 @@
  * Details that make it work in practice (as in Cassandra and Akka):
  * - Before any interval is known the detector assumes initial_ms with a standard
  *   deviation of initial_ms / 4, so a member heard once is still judged.
- * - The standard deviation never goes below min_std_ms: perfectly regular
- *   heartbeats would otherwise convict a member a few ms late.
+ * - The standard deviation never goes below min_std_ms (default 400): perfectly
+ *   regular heartbeats would otherwise convict a member a few ms late, and a
+ *   loaded machine's one-off 2 s pause must not convict a healthy member.
  * - An interval longer than max_interval_ms is not a sample (a member that was
  *   down for a minute and came back must not teach the detector that a
  *   minute of silence is normal); the arrival still resets the clock.

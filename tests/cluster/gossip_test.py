@@ -130,6 +130,7 @@ def stopped_node(cl, res):
         return 0.0
     res.check('node 1 convicts node 5 by phi (>= phi-convict-threshold 8) within 20 s',
               wait_until(lambda: phi5() >= 8, 20), phi5())
+    print('gossip: node 1 sees phi >= 8 for node 5 %.1f s after SIGSTOP' % (time.time() - t))
     out, ms = timed_set(n1, key, 'QUORUM')
     print('gossip: QUORUM write with a replica down: %s in %.1f ms (request timeout %d ms, '
           'ratio %.3f)' % (out, ms, TIMEOUT_MS, ms / TIMEOUT_MS))
