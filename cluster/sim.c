@@ -85,6 +85,8 @@ struct sim_node {
     struct cnode node;     /* the coordinator (cluster/node.c), while live */
     int live;              /* node initialised: not crashed */
     uint64_t armed_dl;     /* the op deadline an EV_OP_TIMER is queued for */
+    struct gossip *g;      /* opts.gossip: its membership view (NULL: none) */
+    uint64_t generation;   /* +1 per restart */
 };
 
 /* ---- history ---- */
@@ -363,6 +365,7 @@ static void replica_deliver(struct sim *s, struct sim_msg *m) {
 /* ---- the coordinator side: cluster/node.c, driven as the runtime drives it ---- */
 
 static void client_done(struct sim *s, int client, const struct op *op);
+static void data_gossip_new(struct sim *s, struct sim_node *n);
 
 /* user pointers of ops: the client index + 1 (0: the repair pass) */
 static void *client_user(int client) {
@@ -370,9 +373,14 @@ static void *client_user(int client) {
 }
 
 static int io_is_up(void *ctx, uint32_t tag) {
-    (void)ctx;
-    (void)tag;
-    return 1; /* no failure detector here: a message to a down node is lost */
+    struct sim_node *n = ctx;
+    if (n->g == NULL || tag == n->tag) {
+        return 1; /* without gossip a message to a down node is lost and times out */
+    }
+    long k = gossip_find_tag(n->g, tag);
+    int up = k < 0 || gossip_health(n->g, (size_t)k, n->sim->now, NULL) != GOSSIP_DOWN;
+    n->sim->res->st.seen_down += !up;
+    return up;
 }
 
 static void io_send(void *ctx, uint32_t tag, int verb, const struct op *op) {
@@ -751,6 +759,7 @@ static void node_crash(struct sim *s, int i) {
     }
     /* its ops die with it (no callbacks: their clients time out) */
     node_fold_stats(s, n);
+    gossip_free(&n->g); /* its view of the members too */
     cnode_free(&n->node);
     n->live = 0;
     if (s->o.crash_loses_store) {
@@ -773,6 +782,9 @@ static void node_restart(struct sim *s, int i) {
     }
     n->disk.len = 0;
     s->nodes[i].up = 1;
+    if (s->o.gossip) {
+        data_gossip_new(s, n); /* a new generation, knowing only itself */
+    }
     s->res->st.restarts++;
     at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, i, -1, 0);
     trace(s, "node %u restarts", s->nodes[i].tag);
@@ -825,15 +837,141 @@ static void fault(struct sim *s) {
     at(s, s->now + every / 2 + rnd_below(s, every), EV_FAULT, -1, -1, 0);
 }
 
+/* ---- gossip in the data simulation (opts.gossip) ----
+ * The runtime's gossip machine per node on a fast clock (a round every
+ * DATA_GOSSIP_MS, phi scaled to it), over the same faulty network: cut links,
+ * drops, pauses (its events wait), crashes (the view is lost; the node comes
+ * back with generation + 1 and learns the others from the first SYN). The
+ * coordinators' is_up reads it, so ops skip and hint the replicas it says are
+ * down, and every invariant is checked with that path taken. */
+
+#define DATA_GOSSIP_MS 10
+
+static void data_gossip_new(struct sim *s, struct sim_node *n) {
+    struct ring_member m = {.tag = n->tag, .weight = 1, .ntokens = 1};
+    uint64_t tok = n->tag;
+    m.tokens = &tok;
+    snprintf(m.id, sizeof m.id, "sim-%02d", n->idx);
+    snprintf(m.addr, sizeof m.addr, "10.9.0.%d:7000", n->idx + 1);
+    struct gossip_self gs = {.m = &m, .generation = ++n->generation, .rf = 3, .convict = 8};
+    gossip_fingerprint("sim", 3, gs.fp);
+    gs.phi = (struct phi_config){0, DATA_GOSSIP_MS, DATA_GOSSIP_MS / 2.0, 20.0 * DATA_GOSSIP_MS};
+    gs.seed = rnd(s) | 1;
+    n->g = gossip_new(&gs);
+}
+
+static void data_gossip_send(struct sim *s, int from, int to, int kind, struct msg_buf *b) {
+    s->res->st.messages++;
+    if ((s->cut[from][to] && !s->healing) || chance(s, s->o.drop)) {
+        s->res->st.dropped++;
+        msg_buf_free(b);
+        return;
+    }
+    struct sim_msg *m = cl_calloc(1, sizeof *m);
+    *m = (struct sim_msg){.from = from, .to = to, .verb = kind,
+                          .epoch = s->nodes[from].epoch, .bytes = b->p, .len = b->len};
+    *b = (struct msg_buf){0};
+    uint64_t delay = 1 + rnd_below(s, s->o.delay_max_ms ? s->o.delay_max_ms : 1);
+    ev_push(s, (struct ev){.at = s->now + delay, .kind = EV_GOSSIP_DELIVER, .m = m});
+}
+
+static void data_gossip_round(struct sim *s, int i) {
+    struct sim_node *n = &s->nodes[i];
+    at(s, s->now + DATA_GOSSIP_MS, EV_GOSSIP_TICK, i, -1, 0);
+    if (!n->up || n->g == NULL) {
+        return;
+    }
+    gossip_tick(n->g);
+    uint32_t tags[3];
+    size_t k = gossip_pick(n->g, s->now, 2, tags, 3);
+    if (n->g->n < (size_t)s->o.nodes) { /* after a restart: ask a neighbour */
+        tags[k++] = (uint32_t)((i + 1) % s->o.nodes + 1);
+    }
+    for (size_t j = 0; j < k; j++) {
+        struct msg_buf b = {0};
+        gossip_syn(n->g, s->now, &b);
+        data_gossip_send(s, i, node_of(tags[j]), GOSSIP_SYN, &b);
+    }
+}
+
+static void data_gossip_deliver(struct sim *s, struct sim_msg *m) {
+    struct sim_node *n = &s->nodes[m->to];
+    int dead = !n->up || n->g == NULL || (s->cut[m->from][m->to] && !s->healing) ||
+               m->epoch != s->nodes[m->from].epoch;
+    struct msg_buf out = {0};
+    char err[192];
+    int rc = GOSSIP_OK, need = 0;
+    if (dead) {
+        s->res->st.dropped++;
+    } else if (m->verb == GOSSIP_SYN) {
+        rc = gossip_on_syn(n->g, s->now, s->now, m->bytes, m->len, &out, NULL, err, sizeof err);
+        if (rc == GOSSIP_OK) {
+            data_gossip_send(s, m->to, m->from, GOSSIP_ACK, &out);
+        }
+    } else if (m->verb == GOSSIP_ACK) {
+        rc = gossip_on_ack(n->g, s->now, s->now, m->bytes, m->len, &out, &need, NULL, err,
+                           sizeof err);
+        if (rc == GOSSIP_OK && need) {
+            data_gossip_send(s, m->to, m->from, GOSSIP_ACK2, &out);
+        }
+    } else {
+        rc = gossip_on_ack2(n->g, s->now, m->bytes, m->len, NULL, err, sizeof err);
+    }
+    msg_buf_free(&out);
+    free(m->bytes);
+    free(m);
+    if (rc != GOSSIP_OK) {
+        violation(s, "gossip refused between simulated nodes: %s", err);
+    }
+}
+
+/* every node starts knowing every other (the cluster was formed before the run) */
+static void data_gossip_start(struct sim *s) {
+    for (int i = 0; i < s->o.nodes; i++) {
+        data_gossip_new(s, &s->nodes[i]);
+        at(s, s->now + rnd_below(s, DATA_GOSSIP_MS), EV_GOSSIP_TICK, i, -1, 0);
+    }
+    for (int i = 1; i < s->o.nodes; i++) {
+        struct msg_buf syn = {0}, ack = {0}, ack2 = {0};
+        int need = 0;
+        gossip_syn(s->nodes[i].g, s->now, &syn);
+        gossip_on_syn(s->nodes[0].g, s->now, s->now, syn.p, syn.len, &ack, NULL, NULL, 0);
+        gossip_on_ack(s->nodes[i].g, s->now, s->now, ack.p, ack.len, &ack2, &need, NULL, NULL,
+                      0);
+        if (need) {
+            gossip_on_ack2(s->nodes[0].g, s->now, ack2.p, ack2.len, NULL, NULL, 0);
+        }
+        msg_buf_free(&syn);
+        msg_buf_free(&ack);
+        msg_buf_free(&ack2);
+    }
+}
+
+/* every node sees every node up (gossip and phi) */
+static int members_all_up(const struct sim *s) {
+    for (int i = 0; i < s->o.nodes; i++) {
+        for (int j = 0; j < s->o.nodes; j++) {
+            const struct sim_node *n = &s->nodes[i];
+            long k = n->g ? gossip_find_tag(n->g, s->nodes[j].tag) : -1;
+            if (k < 0 || gossip_health(n->g, (size_t)k, s->now, NULL) == GOSSIP_DOWN) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 /* ---- the loop ---- */
 
 /* the node an event runs on, or -1 */
 static int event_node(const struct ev *e) {
     switch (e->kind) {
     case EV_DELIVER:
+    case EV_GOSSIP_DELIVER:
         return e->m->to;
     case EV_OP_TIMER:
     case EV_HINT_TICK:
+    case EV_GOSSIP_TICK:
         return e->node;
     default:
         return -1;
@@ -875,6 +1013,12 @@ static void process(struct sim *s, struct ev *e) {
         break;
     case EV_HINT_TICK:
         hint_tick(s, e->node);
+        break;
+    case EV_GOSSIP_TICK:
+        data_gossip_round(s, e->node);
+        break;
+    case EV_GOSSIP_DELIVER:
+        data_gossip_deliver(s, e->m);
         break;
     }
 }
@@ -1022,6 +1166,9 @@ static void sim_init(struct sim *s, const struct sim_opts *o, struct sim_result 
     if (o->crashes || o->partitions || o->pauses) {
         at(s, s->now + o->fault_every_ms, EV_FAULT, -1, -1, 0);
     }
+    if (o->gossip) {
+        data_gossip_start(s);
+    }
 }
 
 static void sim_free(struct sim *s) {
@@ -1040,6 +1187,7 @@ static void sim_free(struct sim *s) {
         }
         store_wipe(n);
         msg_buf_free(&n->disk);
+        gossip_free(&n->g);
     }
     ring_destroy(&s->ring);
     free(s->clients);
@@ -1069,6 +1217,7 @@ void sim_opts_for_seed(struct sim_opts *o, uint64_t seed) {
     o->fault_every_ms = 80;
     o->hint_window_ms = 3 * 3600 * 1000ull;
     o->hint_max_bytes = 1 << 20;
+    o->gossip = 1;
     switch (seed % 7) {
     case 1:
         o->crash_loses_store = 1;
@@ -1112,6 +1261,12 @@ int sim_run(const struct sim_opts *o, struct sim_result *res) {
     run_until(&s, quiescent, s.now + 120000);
     if (!quiescent(&s)) {
         violation(&s, "hints or ops still pending 120 s after healing");
+    }
+    if (o->gossip) { /* the repair pass starts once every node sees every node up */
+        run_until(&s, members_all_up, s.now + 120000);
+        if (!members_all_up(&s)) {
+            violation(&s, "gossip: members still seen down 120 s after healing");
+        }
     }
     size_t dropped = 0;
     for (int i = 0; i < o->nodes; i++) {

@@ -8,7 +8,9 @@
  * drops, slows beyond the timeout, partitions; nodes crash and restart (keeping
  * their store and hints, the hints through hints_encode/decode, or losing both
  * like a cache node) or pause (SIGSTOP: everything sent
- * to them waits, then runs in a burst). Clients run SET/GET/DEL through
+ * to them waits, then runs in a burst). With opts.gossip each node also runs the
+ * gossip machine (gossip.h) on a fast clock and its coordinator skips the
+ * replicas phi says are down (is_up). Clients run SET/GET/DEL through
  * random coordinators. Everything is a pure function of the seed: a failing seed
  * replays exactly (cluster/sim_test --seed S).
  *
@@ -61,6 +63,9 @@ struct sim_opts {
                                 (tests that the checker can fail) */
     uint64_t hint_window_ms;
     size_t hint_max_bytes;
+    int gossip;              /* 1: nodes gossip (a round every 10 ms) and the
+                                coordinators skip replicas their phi says are
+                                down (is_up); 0: every replica counts as up */
     int verbose;             /* print the event trace to stderr */
 };
 
@@ -71,6 +76,7 @@ struct sim_stats {
     uint64_t hints_added, hints_delivered, hints_dropped;
     uint64_t divergent_before_repair; /* keys whose replicas differed after hints */
     uint64_t end_ms;                  /* virtual time at the end */
+    uint64_t seen_down;               /* is_up answered 0 (gossip: phi said down) */
 };
 
 struct sim_result {

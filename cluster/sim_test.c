@@ -81,7 +81,8 @@ static void test_sim_seeds_hold_every_invariant(void) {
     double secs = (double)(clock() - start) / CLOCKS_PER_SEC;
     printf("sim: %llu seeds in %.2f s cpu, %d failed; writes ok %llu failed %llu unknown %llu, "
            "reads ok %llu (checked %llu) failed %llu, crashes %llu, partitions %llu, "
-           "pauses %llu, messages %llu dropped %llu, hints %llu delivered %llu\n",
+           "pauses %llu, messages %llu dropped %llu, hints %llu delivered %llu, replicas "
+           "skipped as down by phi %llu\n",
            (unsigned long long)count, secs, failed, (unsigned long long)t.writes_ok,
            (unsigned long long)t.writes_failed, (unsigned long long)t.writes_unknown,
            (unsigned long long)t.reads_ok, (unsigned long long)t.reads_checked,
@@ -89,7 +90,7 @@ static void test_sim_seeds_hold_every_invariant(void) {
            (unsigned long long)t.partitions, (unsigned long long)t.pauses,
            (unsigned long long)t.messages,
            (unsigned long long)t.dropped, (unsigned long long)t.hints_added,
-           (unsigned long long)t.hints_delivered);
+           (unsigned long long)t.hints_delivered, (unsigned long long)t.seen_down);
     CHECK_EQ_INT(failed, 0);
     /* the runs really exercised the faults and the paths that handle them */
     CHECK(t.crashes > 0 && t.restarts > 0 && t.partitions > 0 && t.dropped > 0);
@@ -97,6 +98,7 @@ static void test_sim_seeds_hold_every_invariant(void) {
     CHECK(t.writes_failed > 0 && t.reads_failed > 0 && t.writes_ok > 0);
     CHECK(t.hints_delivered > 0);
     CHECK(t.reads_checked > 0);
+    CHECK(t.seen_down > 0); /* coordinators skipped replicas gossip said were down */
 }
 
 /* R=1 W=1 with invariant 1 asserted anyway: W + R <= N lets a read miss an
