@@ -1,15 +1,24 @@
 /* cluster/cluster.c: the cluster runtime on the server's event loop. See cluster.h.
  *
  * HOW IT WORKS.
- * - Membership (part 1, before gossip): the node knows a list of members (itself
- *   first: id, tag, address, weight, tokens). Every peer address it knows (the
- *   seeds, then the address of every member learned) gets one link (link.h),
- *   bound to bind_ip and authenticated with the secret. Over each link that is up
- *   it asks `KVD.PEER MEMBERS <itself>` when the link comes up and then every
- *   second; the answer lists what the peer knows, which is merged by id, and the
- *   peer merges the caller. A membership change rebuilds the ring. The node is
- *   ready once every seed that is not itself answered MEMBERS once. A member is
- *   down while the link to its address is not up (part 2 brings phi accrual).
+ * - Membership (gossip.h): the node's view of the members lives in a gossip
+ *   machine (this node first). Every peer address it knows (the seeds, then the
+ *   address of every member learned) gets one link (link.h), bound to bind_ip
+ *   and authenticated with the secret. Once a second the node's heartbeat rises
+ *   and it gossips (`KVD.PEER GOSSIP <SYN>` answered by the ACK, then
+ *   `KVD.PEER GOSSIP2 <ACK2>` when the peer asked for states) with two random
+ *   live members, maybe one that is down, and every seed that has not answered
+ *   yet (also at once when a link comes up). When the ring's part of the view
+ *   changes, the member list is rebuilt from it and so is the ring. The node is
+ *   ready once every seed that is not itself answered one SYN.
+ * - Failure detection: a member is down while its link is not up, or while its
+ *   phi (gossip.h, phi.h; heartbeats heard directly or through others) is at
+ *   phi-convict-threshold or above; suspect from half of it. The coordinator
+ *   skips a down member at once (tag_up) and hints its writes.
+ * - Clock (skew.h): each ACK carries the peer's clock; the offset to each peer
+ *   is estimated from the fastest recent exchange, and while this node is more
+ *   than cluster-max-clock-offset-ms from the median it refuses to coordinate
+ *   writes (cluster_write, cluster_writes_allowed), logged once per transition.
  * - Coordinator: the ops run on cluster/node.c. node.c asks to send requests;
  *   requests to this node itself are served through the store callbacks, from a
  *   deferred event (never a link to itself, never inside the node call);
@@ -24,13 +33,11 @@
  *   restarted coordinator still delivers them. They are sent when the target's
  *   link comes up and from a 100 ms tick.
  * - The peer side: struct cluster_peer is one client connection speaking
- *   KVD.PEER: HELLO/AUTH through auth.h's listener, then MEMBERS, READ and WRITE
- *   (replica.h on the store callbacks). Until the secret is proved, every other
+ *   KVD.PEER: HELLO/AUTH through auth.h's listener, then GOSSIP, GOSSIP2, READ,
+ *   WRITE, MWRITE (replica.h on the store callbacks), SCAN, FLUSH. Until the secret is proved, every other
  *   verb is refused and the connection closed.
  *
- * Wire form of a member (MEMBERS argument and each bulk of its reply):
- *   member := idlen:u8 id tag:u32be alen:u8 addr weight:u64be (IEEE-754 bits)
- *             tokens (ring.h: count:u32be token:u64be{count})
+ * Wire form of the gossip messages: gossip.h.
  */
 #include "cluster/cluster.h"
 
@@ -46,6 +53,7 @@
 #include <time.h>
 
 #include "cluster/auth.h"
+#include "cluster/gossip.h"
 #include "cluster/keyless.h"
 #include "cluster/merkle.h"
 #include "cluster/repair.h"
@@ -57,9 +65,12 @@
 #include "cluster/replica.h"
 #include "cluster/ring.h"
 #include "cluster/scan.h"
+#include "cluster/skew.h"
 
 #define CL_TICK_MS 100          /* hints and membership timer */
-#define CL_MEMBERS_EVERY 10     /* ask MEMBERS every this many ticks (1 s) */
+#define CL_GOSSIP_EVERY 10      /* a gossip round every this many ticks (1 s) */
+#define CL_GOSSIP_FANOUT 2      /* live members gossiped with per round */
+#define CL_REFUSAL_LOG_MS 10000 /* a refused exchange is logged at most this often */
 #define CL_HOST_MAX 255
 
 struct peer_rt {                /* one peer address and its link */
@@ -69,8 +80,8 @@ struct peer_rt {                /* one peer address and its link */
     struct link *link;
     int up;                     /* link up (authenticated) */
     int is_seed;
-    int answered;               /* MEMBERS answered at least once */
-    int asking;                 /* MEMBERS in flight */
+    int answered;               /* answered our gossip at least once */
+    int asking;                 /* a gossip SYN in flight */
     int auth_warned;            /* its failed handshake was logged */
     int is_self;                /* this node (its address, or it answered as us): not asked */
     struct cluster *cl;
@@ -91,7 +102,7 @@ struct dq {
     int status;
     int found;
     struct msg_record rec;      /* rec.val owned */
-    char err[160];
+    char err[320];
     /* DQ_LOCAL (a request to this node's own replica) and DQ_FAIL_REPLY */
     int verb;
     uint32_t from;              /* DQ_FAIL_REPLY: the replica that failed */
@@ -116,8 +127,9 @@ struct rreq {                   /* one request on a link */
     uint32_t tag;
     int verb;
     int is_hint;
-    int is_members;
-    struct peer_rt *peer;       /* MEMBERS */
+    int is_gossip;
+    struct peer_rt *peer;       /* gossip */
+    uint64_t t_send;            /* gossip: our clock when the SYN left */
 };
 
 /* Requests to one replica queued in one loop turn, sent as one message: the reads
@@ -180,8 +192,15 @@ struct cluster {
     unsigned ticks;
     uint64_t nonce_ctr;
     int stopping;
-    char why[160];
-    uint64_t merge_conflicts;   /* members refused (tag or id clash) */
+    char why[320];
+    uint64_t merge_conflicts;   /* rings that could not be built */
+    /* membership (gossip.h), failure detection, clock offset (skew.h) */
+    struct gossip *gossip;
+    uint64_t gossip_epoch;      /* the gossip ring_epoch members were built from */
+    struct skew skew;
+    uint64_t gossip_rounds;
+    uint64_t refusal_logged_at; /* mono ms of the last refused exchange logged */
+    char last_refusal[192];     /* the last refused exchange, for INFO */
     uint64_t write_bytes;       /* record bytes of WRITEs sent to peers (writes, read
                                    repairs, hints): what a big hash's field records save */
     uint64_t write_records;     /* those records */
@@ -230,15 +249,6 @@ static void member_free(struct ring_member *m) {
     m->tokens = NULL;
 }
 
-static long member_by_id(const struct cluster *cl, const char *id) {
-    for (size_t i = 0; i < cl->nmembers; i++) {
-        if (strcmp(cl->members[i].id, id) == 0) {
-            return (long)i;
-        }
-    }
-    return -1;
-}
-
 static long member_by_tag(const struct cluster *cl, uint32_t tag) {
     for (size_t i = 0; i < cl->nmembers; i++) {
         if (cl->members[i].tag == tag) {
@@ -255,87 +265,6 @@ static struct peer_rt *peer_by_addr(const struct cluster *cl, const char *addr) 
         }
     }
     return NULL;
-}
-
-static void put32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) {
-        p[i] = (unsigned char)(v >> (24 - 8 * i));
-    }
-}
-
-static void put64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) {
-        p[i] = (unsigned char)(v >> (56 - 8 * i));
-    }
-}
-
-static uint32_t get32(const unsigned char *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get64(const unsigned char *p) {
-    return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
-
-/* member bytes into a new buffer of *len bytes */
-static unsigned char *member_encode(const struct ring_member *m, size_t *len) {
-    size_t il = strlen(m->id), al = strlen(m->addr);
-    size_t tl = ring_tokens_encoded_len(m->ntokens);
-    *len = 1 + il + 4 + 1 + al + 8 + tl;
-    unsigned char *b = cl_malloc(*len), *p = b;
-    *p++ = (unsigned char)il;
-    memcpy(p, m->id, il);
-    p += il;
-    put32(p, m->tag);
-    p += 4;
-    *p++ = (unsigned char)al;
-    memcpy(p, m->addr, al);
-    p += al;
-    uint64_t wb;
-    memcpy(&wb, &m->weight, 8);
-    put64(p, wb);
-    p += 8;
-    ring_tokens_encode(m->tokens, m->ntokens, p);
-    return b;
-}
-
-/* parses member bytes; 0 with *m filled (tokens allocated), or -1 */
-static int member_decode(const char *buf, size_t len, struct ring_member *m) {
-    const unsigned char *p = (const unsigned char *)buf, *end = p + len;
-    memset(m, 0, sizeof *m);
-    if (len < 1) {
-        return -1;
-    }
-    size_t il = *p++;
-    if (il == 0 || il > RING_ID_MAX || (size_t)(end - p) < il + 4 + 1) {
-        return -1;
-    }
-    memcpy(m->id, p, il);
-    p += il;
-    if (memchr(m->id, 0, il)) {
-        return -1;
-    }
-    m->tag = get32(p);
-    p += 4;
-    size_t al = *p++;
-    if (al == 0 || (size_t)(end - p) < al + 8) {
-        return -1;
-    }
-    memcpy(m->addr, p, al);
-    p += al;
-    if (memchr(m->addr, 0, al) || strchr(m->addr, ':') == NULL) {
-        return -1;
-    }
-    uint64_t wb = get64(p);
-    p += 8;
-    memcpy(&m->weight, &wb, 8);
-    if (!(m->weight > 0 && m->weight <= 1000) || m->tag == 0) {
-        return -1;
-    }
-    if (ring_tokens_decode(p, (size_t)(end - p), &m->tokens, &m->ntokens) != RING_OK) {
-        return -1;
-    }
-    return 0;
 }
 
 static int split_addr(const char *addr, char *host, size_t hostlen, int *port) {
@@ -377,7 +306,7 @@ static void rebuild_ring(struct cluster *cl) {
 }
 
 static void peer_link_state(void *ctx, enum link_state state, const char *why);
-static void ask_members(struct cluster *cl, struct peer_rt *p);
+static void gossip_send(struct cluster *cl, struct peer_rt *p);
 static void kick_defer(struct cluster *cl);
 static void dq_run(struct cluster *cl);
 static void rearm(struct cluster *cl);
@@ -421,46 +350,48 @@ static struct peer_rt *peer_add(struct cluster *cl, const char *addr, int is_see
     return p;
 }
 
-/* merges one member learned from a peer; 1 when the membership changed */
-static int member_merge(struct cluster *cl, struct ring_member *m) {
-    if (strcmp(m->id, cl->node_id) == 0) {
-        member_free(m);
-        return 0; /* ourselves: we know best */
+/* Rebuilds the member list (this node first) and the ring from the gossip view
+ * when the part the ring depends on changed; every member's address gets a link. */
+static void sync_members(struct cluster *cl) {
+    const struct gossip *g = cl->gossip;
+    if (g->ring_epoch == cl->gossip_epoch) {
+        return;
     }
-    long i = member_by_id(cl, m->id);
-    long t = member_by_tag(cl, m->tag);
-    if (t >= 0 && t != i) {
-        cl->merge_conflicts++; /* another member has its tag */
-        cl_log(cl, CLUSTER_LOG_WARNING, "member %s refused: its tag %u is %s's", m->id, m->tag,
-               cl->members[t].id);
-        member_free(m);
-        return 0;
+    cl->gossip_epoch = g->ring_epoch;
+    for (size_t i = 1; i < cl->nmembers; i++) {
+        member_free(&cl->members[i]);
     }
-    if (i >= 0) {
-        struct ring_member *o = &cl->members[i];
-        int same = o->tag == m->tag && strcmp(o->addr, m->addr) == 0 &&
-                   o->weight == m->weight && o->ntokens == m->ntokens &&
-                   memcmp(o->tokens, m->tokens, m->ntokens * sizeof *m->tokens) == 0;
-        if (same) {
-            member_free(m);
-            return 0;
+    cl->nmembers = 1;
+    cl->members = cl_realloc(cl->members, g->n * sizeof *cl->members);
+    for (size_t i = 1; i < g->n; i++) {
+        if (!gossip_in_ring(g, i)) {
+            continue;
         }
-        cl_log(cl, CLUSTER_LOG_NOTICE, "member %s changed (%s, %zu tokens)", m->id, m->addr,
-               m->ntokens);
-        member_free(o);
-        *o = *m;
-    } else {
-        if (cl->nmembers >= RING_MAX_MEMBERS) {
-            member_free(m);
-            return 0;
-        }
-        cl->members = cl_realloc(cl->members, (cl->nmembers + 1) * sizeof *cl->members);
-        cl->members[cl->nmembers++] = *m;
-        cl_log(cl, CLUSTER_LOG_NOTICE, "member %s at %s joined (%zu tokens)", m->id, m->addr,
-               m->ntokens);
+        struct ring_member *m = &cl->members[cl->nmembers++];
+        *m = g->mb[i].m;
+        m->tokens = cl_memdup(m->tokens, m->ntokens * sizeof *m->tokens);
+        peer_add(cl, m->addr, 0);
     }
-    peer_add(cl, m->addr, 0);
-    return 1;
+    rebuild_ring(cl);
+}
+
+/* this node's wall clock (the store's, debug-clock-offset-ms included) */
+static uint64_t wall_ms(const struct cluster *cl) {
+    return cl->store.now_ms ? cl->store.now_ms(cl->store.ctx) : (uint64_t)time(NULL) * 1000;
+}
+
+static void gossip_log(void *ctx, int level, const char *msg) {
+    cl_log(ctx, level, "%s", msg);
+}
+
+/* a refused or malformed exchange: logged loudly, at most every few seconds */
+static void refusal_note(struct cluster *cl, const char *who, const char *why) {
+    snprintf(cl->last_refusal, sizeof cl->last_refusal, "%s: %s", who, why);
+    uint64_t now = mono_ms();
+    if (cl->refusal_logged_at == 0 || now - cl->refusal_logged_at >= CL_REFUSAL_LOG_MS) {
+        cl->refusal_logged_at = now;
+        cl_log(cl, CLUSTER_LOG_WARNING, "gossip with %s refused: %s", who, why);
+    }
 }
 
 /* ---- links ---- */
@@ -475,68 +406,154 @@ static int tag_up(void *ctx, uint32_t tag) {
         return 0;
     }
     struct peer_rt *p = peer_by_addr(cl, cl->members[i].addr);
-    return p && p->up;
+    if (p == NULL || !p->up) {
+        return 0;
+    }
+    long g = gossip_find_tag(cl->gossip, tag);
+    return g < 0 || gossip_health(cl->gossip, (size_t)g, mono_ms(), NULL) != GOSSIP_DOWN;
 }
 
-static void members_reply(void *ctx, int status, const redisReply *reply) {
+/* "up", "suspect" or "down" for member tag, and its phi */
+static const char *tag_state(const struct cluster *cl, uint32_t tag, double *phi) {
+    *phi = 0;
+    long g = gossip_find_tag(cl->gossip, tag);
+    int health = g < 0 ? GOSSIP_UP : gossip_health(cl->gossip, (size_t)g, mono_ms(), phi);
+    if (!tag_up((void *)cl, tag)) {
+        return "down";
+    }
+    return gossip_health_name(health);
+}
+
+static void gossip2_reply(void *ctx, int status, const redisReply *reply) {
     struct rreq *rq = ctx;
     struct cluster *cl = rq->cl;
     struct peer_rt *p = rq->peer;
+    free(rq);
+    if (!cl->stopping && status == LINK_OK && reply && reply->type == REDIS_REPLY_ERROR) {
+        refusal_note(cl, p->addr, reply->str);
+    }
+}
+
+/* The peer's ACK to our SYN: learn its states, measure the clock, send the ACK2. */
+static void gossip_ack(struct cluster *cl, struct peer_rt *p, uint64_t t_send,
+                       const redisReply *reply) {
+    uint64_t t_recv = wall_ms(cl);
+    struct msg_buf ack2 = {0};
+    struct gossip_peer from;
+    char err[192];
+    int need = 0;
+    int rc = gossip_on_ack(cl->gossip, mono_ms(), t_recv, reply->str, reply->len, &ack2, &need,
+                           &from, err, sizeof err);
+    if (rc != GOSSIP_OK) {
+        refusal_note(cl, p->addr, err);
+    } else if (strcmp(from.id, cl->node_id) == 0) {
+        /* the seed is this node under another address: never asked again (its link
+         * idles until cluster_stop) */
+        p->answered = 1;
+        p->is_self = 1;
+    } else {
+        p->answered = 1;
+        long i = gossip_find(cl->gossip, from.id);
+        if (i > 0) {
+            skew_sample(&cl->skew, cl->gossip->mb[i].m.tag, t_send, from.wall_ms, t_recv);
+        }
+        if (need) {
+            const char *argv[3] = {MSG_COMMAND, "GOSSIP2", ack2.p};
+            size_t argvlen[3] = {strlen(MSG_COMMAND), 7, ack2.len};
+            struct rreq *rq = cl_calloc(1, sizeof *rq);
+            *rq = (struct rreq){.cl = cl, .is_gossip = 1, .peer = p};
+            if (link_send(p->link, 3, argv, argvlen, gossip2_reply, rq) != LINK_OK) {
+                free(rq);
+            }
+        }
+        sync_members(cl);
+    }
+    msg_buf_free(&ack2);
+}
+
+static void gossip_reply(void *ctx, int status, const redisReply *reply) {
+    struct rreq *rq = ctx;
+    struct cluster *cl = rq->cl;
+    struct peer_rt *p = rq->peer;
+    uint64_t t_send = rq->t_send;
     free(rq);
     if (cl->stopping) {
         return;
     }
     p->asking = 0;
-    if (status != LINK_OK || reply == NULL || reply->type != REDIS_REPLY_ARRAY ||
-        reply->elements < 1) {
+    if (status != LINK_OK || reply == NULL) {
         return;
     }
-    int changed = 0, bad = 0;
-    for (size_t i = 0; i < reply->elements && !bad; i++) {
-        const redisReply *e = reply->element[i];
-        struct ring_member m;
-        if (e->type != REDIS_REPLY_STRING || member_decode(e->str, e->len, &m) != 0) {
-            bad = 1; /* a malformed answer does not count as an answer */
-            break;
-        }
-        if (i == 0 && strcmp(m.id, cl->node_id) == 0) {
-            /* the seed is this node under another address: never asked again
-             * (its link idles until cluster_stop) */
-            member_free(&m);
-            p->answered = 1;
-            p->is_self = 1;
-            return;
-        }
-        changed |= member_merge(cl, &m);
-    }
-    if (!bad) {
-        p->answered = 1;
+    if (reply->type == REDIS_REPLY_STRING) {
+        gossip_ack(cl, p, t_send, reply);
     } else {
-        cl_log(cl, CLUSTER_LOG_WARNING, "%s answered MEMBERS with a malformed member", p->addr);
-    }
-    if (changed) {
-        rebuild_ring(cl);
+        refusal_note(cl, p->addr, reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                   : "a reply that is no ACK");
     }
 }
 
-static void ask_members(struct cluster *cl, struct peer_rt *p) {
+static void gossip_send(struct cluster *cl, struct peer_rt *p) {
     if (p->is_self || p->link == NULL || !p->up || p->asking) {
         return;
     }
-    size_t len;
-    unsigned char *b = member_encode(&cl->members[0], &len);
-    const char *argv[3] = {MSG_COMMAND, "MEMBERS", (const char *)b};
-    size_t argvlen[3] = {strlen(MSG_COMMAND), 7, len};
+    struct msg_buf b = {0};
+    uint64_t t_send = wall_ms(cl);
+    gossip_syn(cl->gossip, t_send, &b);
+    const char *argv[3] = {MSG_COMMAND, "GOSSIP", b.p};
+    size_t argvlen[3] = {strlen(MSG_COMMAND), 6, b.len};
     struct rreq *rq = cl_calloc(1, sizeof *rq);
-    rq->cl = cl;
-    rq->is_members = 1;
-    rq->peer = p;
-    if (link_send(p->link, 3, argv, argvlen, members_reply, rq) == LINK_OK) {
+    *rq = (struct rreq){.cl = cl, .is_gossip = 1, .peer = p, .t_send = t_send};
+    if (link_send(p->link, 3, argv, argvlen, gossip_reply, rq) == LINK_OK) {
         p->asking = 1;
     } else {
         free(rq);
     }
-    free(b);
+    msg_buf_free(&b);
+}
+
+/* the clock guard: logged once per transition */
+static void clock_check(struct cluster *cl) {
+    if (!skew_check(&cl->skew, wall_ms(cl))) {
+        return;
+    }
+    if (!cl->skew.ok) {
+        cl_log(cl, CLUSTER_LOG_WARNING,
+               "CLOCK: this node is %lld ms off the median of its %zu peers "
+               "(cluster-max-clock-offset-ms %lld): it refuses to coordinate writes until "
+               "its clock is back in range",
+               (long long)cl->skew.offset, cl->skew.peers, (long long)cl->skew.max_ms);
+    } else {
+        cl_log(cl, CLUSTER_LOG_NOTICE,
+               "clock: back within cluster-max-clock-offset-ms (%lld ms off %zu peers): "
+               "coordinating writes again",
+               (long long)cl->skew.offset, cl->skew.peers);
+    }
+}
+
+/* One round (every second): the heartbeat rises, gossip with a few members and
+ * with every seed not heard yet, the clock guard. */
+static void gossip_round(struct cluster *cl) {
+    cl->gossip_rounds++;
+    if (cl->store.load) {
+        gossip_set_load(cl->gossip, cl->store.load(cl->store.ctx));
+    }
+    gossip_tick(cl->gossip);
+    uint32_t tags[CL_GOSSIP_FANOUT + 1];
+    size_t k = gossip_pick(cl->gossip, mono_ms(), CL_GOSSIP_FANOUT, tags,
+                           CL_GOSSIP_FANOUT + 1);
+    for (size_t i = 0; i < k; i++) {
+        long m = member_by_tag(cl, tags[i]);
+        struct peer_rt *p = m > 0 ? peer_by_addr(cl, cl->members[m].addr) : NULL;
+        if (p) {
+            gossip_send(cl, p);
+        }
+    }
+    for (size_t i = 0; i < cl->npeers; i++) {
+        if (cl->peers[i]->is_seed && !cl->peers[i]->answered) {
+            gossip_send(cl, cl->peers[i]);
+        }
+    }
+    clock_check(cl);
 }
 
 static void peer_link_state(void *ctx, enum link_state state, const char *why) {
@@ -558,7 +575,7 @@ static void peer_link_state(void *ctx, enum link_state state, const char *why) {
         p->auth_warned = 0;
     }
     if (p->up && !was) {
-        ask_members(cl, p);
+        gossip_send(cl, p);
         cnode_hints_send(&cl->node, mono_ms());
         rearm(cl);
     }
@@ -681,7 +698,7 @@ static void send_one(struct cluster *cl, uint32_t tag, int verb, uint64_t id, in
         msg_encode_write(&a, db, key, klen, rec);
     }
     struct rreq *rq = cl_calloc(1, sizeof *rq);
-    *rq = (struct rreq){cl, id, tag, verb, is_hint, 0, NULL};
+    *rq = (struct rreq){.cl = cl, .id = id, .tag = tag, .verb = verb, .is_hint = is_hint};
     int rc = l ? link_send(l, a.argc, a.argv, a.argvlen, remote_reply, rq) : LINK_DOWN;
     msg_argv_free(&a);
     if (rc != LINK_OK) {
@@ -800,7 +817,7 @@ static void send_remote(struct cluster *cl, uint32_t tag, int verb, uint64_t id,
     }
     struct obox_item *x = &b->it[b->n++];
     x->rq = cl_calloc(1, sizeof *x->rq);
-    *x->rq = (struct rreq){cl, id, tag, verb, 0, 0, NULL};
+    *x->rq = (struct rreq){.cl = cl, .id = id, .tag = tag, .verb = verb};
     x->key = cl_memdup(key, klen);
     x->klen = klen;
     memset(&x->rec, 0, sizeof x->rec);
@@ -1056,10 +1073,8 @@ static void rearm(struct cluster *cl) {
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
     struct cluster *cl = arg;
     cl->ticks++;
-    if (cl->ticks % CL_MEMBERS_EVERY == 0) {
-        for (size_t i = 0; i < cl->npeers; i++) {
-            ask_members(cl, cl->peers[i]);
-        }
+    if (cl->ticks % CL_GOSSIP_EVERY == 0) {
+        gossip_round(cl);
     }
     hints_log_tick(cl);
     cnode_hints_send(&cl->node, mono_ms());
@@ -1152,6 +1167,7 @@ static void hints_log_stop(struct cluster *cl) {
 }
 
 static void hints_log_info(const struct cluster *cl, struct msg_buf *out);
+static void gossip_info(const struct cluster *cl, struct msg_buf *out);
 
 /* ---- start, stop ---- */
 
@@ -1253,6 +1269,26 @@ static int seeds_add(struct cluster *cl, const char *seeds, char *err, size_t er
     return 0;
 }
 
+static void gossip_start(struct cluster *cl, const struct cluster_config *cfg,
+                         const struct ring_member *me) {
+    struct gossip_self gs = {0};
+    gs.m = me;
+    gs.generation = cfg->generation ? cfg->generation : 1;
+    gs.rf = (unsigned)cfg->replication_factor;
+    gossip_fingerprint(cfg->secret, strlen(cfg->secret), gs.fp);
+    gs.convict = cfg->phi_convict_threshold > 0 ? cfg->phi_convict_threshold : 8;
+    phi_config_default(&gs.phi);
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+        seed = mono_ms() ^ cl->tag;
+    }
+    gs.seed = seed | 1;
+    gs.log = gossip_log;
+    gs.log_ctx = cl;
+    cl->gossip = gossip_new(&gs);
+    cl->gossip_epoch = cl->gossip->ring_epoch;
+}
+
 struct cluster *cluster_start(struct event_base *base, const struct cluster_config *cfg,
                               const struct cluster_store *store, char *err, size_t errlen) {
     if (config_check(cfg, err, errlen) != 0) {
@@ -1282,6 +1318,7 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
     cl->timeout_ms = cfg->request_timeout_ms;
     cl->log = cfg->log;
     cl->store = *store;
+    skew_init(&cl->skew, cfg->max_clock_offset_ms > 0 ? cfg->max_clock_offset_ms : 500);
     cl->members = cl_calloc(1, sizeof *cl->members);
     cl->nmembers = 1;
     struct ring_member *me = &cl->members[0];
@@ -1291,6 +1328,7 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
     me->weight = cfg->weight;
     me->tokens = cl_memdup(cfg->tokens, cfg->ntokens * sizeof *cfg->tokens);
     me->ntokens = cfg->ntokens;
+    gossip_start(cl, cfg, me);
     struct cnode_io io = {cl, tag_up, io_send, io_completed, io_send_hint};
     cnode_init(&cl->node, cl->tag, (uint64_t)cl->timeout_ms, cfg->hint_window_ms,
               cfg->hint_max_bytes, &io);
@@ -1356,6 +1394,8 @@ void cluster_stop(struct cluster *cl) {
     /* the ops' user pointers (struct creq) are freed with them */
     cnode_free_users(&cl->node, free);
     cnode_free(&cl->node);
+    gossip_free(&cl->gossip);
+    skew_free(&cl->skew);
     for (size_t i = 0; i < cl->nmembers; i++) {
         member_free(&cl->members[i]);
     }
@@ -1387,8 +1427,9 @@ int cluster_ready(const struct cluster *cl, const char **why) {
     }
     if (why) {
         struct cluster *m = (struct cluster *)cl; /* the text buffer only */
-        snprintf(m->why, sizeof m->why, "waiting for the seeds: %zu of %zu answered", answered,
-                 cl->nseeds);
+        snprintf(m->why, sizeof m->why, "waiting for the seeds: %zu of %zu answered%s%s",
+                 answered, cl->nseeds, cl->last_refusal[0] ? "; last refusal: " : "",
+                 cl->last_refusal);
         *why = m->why;
     }
     return 0;
@@ -1396,6 +1437,22 @@ int cluster_ready(const struct cluster *cl, const char **why) {
 
 int cluster_replicas(const struct cluster *cl) {
     return cl->n;
+}
+
+int cluster_writes_allowed(const struct cluster *cl, const char **why) {
+    if (cl->skew.ok) {
+        return 1;
+    }
+    if (why) {
+        struct cluster *m = (struct cluster *)cl; /* the text buffer only */
+        snprintf(m->why, sizeof m->why,
+                 "this node's clock is %lld ms off its peers' median (more than "
+                 "cluster-max-clock-offset-ms %lld): it coordinates no writes until its clock "
+                 "is back in range; write through another node",
+                 (long long)cl->skew.offset, (long long)cl->skew.max_ms);
+        *why = m->why;
+    }
+    return 0;
 }
 
 /* ---- coordinator ---- */
@@ -1443,6 +1500,9 @@ uint64_t cluster_write(struct cluster *cl, unsigned db, const char *key, size_t 
     }
     if (w < 1 || w > cl->n || db > MSG_MAX_DB) {
         return refuse_later(cl, 0, NULL, cb, ctx, "bad write quorum or db");
+    }
+    if (!cluster_writes_allowed(cl, &why)) {
+        return refuse_later(cl, 0, NULL, cb, ctx, why);
     }
     struct creq *cr = cl_calloc(1, sizeof *cr);
     *cr = (struct creq){0, 0, NULL, cb, ctx};
@@ -1566,29 +1626,31 @@ static void bulk(struct msg_buf *b, const char *p, size_t n) {
 }
 
 
-static void members_answer(struct cluster *cl, const struct kv_slice *argv, size_t argc,
-                           struct msg_buf *out) {
+/* KVD.PEER GOSSIP <SYN> -> $<ACK>; KVD.PEER GOSSIP2 <ACK2> -> +OK; a refused or
+ * malformed message -> -ERR <why> (logged). */
+static void gossip_answer(struct cluster *cl, const struct kv_slice *argv, size_t argc,
+                          int is_syn, struct msg_buf *out) {
     if (argc != 3) {
-        msg_reply_error(out, "ERR bad KVD.PEER MEMBERS");
+        msg_reply_error(out, "bad KVD.PEER GOSSIP");
         return;
     }
-    struct ring_member m;
-    if (member_decode(argv[2].p, argv[2].len, &m) != 0) {
-        msg_reply_error(out, "ERR bad KVD.PEER MEMBERS member");
-        return;
+    struct msg_buf ack = {0};
+    struct gossip_peer from = {{0}};
+    char err[192];
+    int rc = is_syn ? gossip_on_syn(cl->gossip, mono_ms(), wall_ms(cl), argv[2].p, argv[2].len,
+                                    &ack, &from, err, sizeof err)
+                    : gossip_on_ack2(cl->gossip, mono_ms(), argv[2].p, argv[2].len, &from, err,
+                                     sizeof err);
+    if (rc != GOSSIP_OK) {
+        refusal_note(cl, from.id[0] ? from.id : "a peer", err);
+        msg_reply_error(out, err);
+    } else if (is_syn) {
+        bulk(out, ack.p, ack.len);
+    } else {
+        msg_buf_put(out, "+OK\r\n", 5);
     }
-    if (member_merge(cl, &m)) {
-        rebuild_ring(cl);
-    }
-    char hdr[32];
-    int h = snprintf(hdr, sizeof hdr, "*%zu\r\n", cl->nmembers);
-    msg_buf_put(out, hdr, (size_t)h);
-    for (size_t i = 0; i < cl->nmembers; i++) {
-        size_t len;
-        unsigned char *b = member_encode(&cl->members[i], &len);
-        bulk(out, (const char *)b, len);
-        free(b);
-    }
+    msg_buf_free(&ack);
+    sync_members(cl);
 }
 
 int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
@@ -1627,8 +1689,8 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
         msg_buf_put(out, "-NOAUTH peer not authenticated\r\n", 32);
         return 1;
     }
-    if (word_is(&argv[1], "MEMBERS")) {
-        members_answer(cl, argv, argc, out);
+    if (word_is(&argv[1], "GOSSIP") || word_is(&argv[1], "GOSSIP2")) {
+        gossip_answer(cl, argv, argc, argv[1].len == 6, out);
         return 0;
     }
     if (word_is(&argv[1], "READ") || word_is(&argv[1], "WRITE") || word_is(&argv[1], "MWRITE")) {
@@ -1677,10 +1739,14 @@ void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out) {
     for (size_t i = 0; i < cl->ring.nmembers; i++) {
         const struct ring_member *m = &cl->ring.members[i];
         int self = m->tag == cl->tag;
-        int up = tag_up((void *)cl, m->tag);
+        double phi;
+        const char *state = tag_state(cl, m->tag, &phi);
         double share = ring_share(&cl->ring, i, (size_t)cl->n) * 100.0;
-        text(out, "%s %s %s %.2f%%%s\n", m->id, m->addr, up ? "up" : "down", share,
-             self ? " myself" : "");
+        long g = gossip_find_tag(cl->gossip, m->tag);
+        const struct gossip_member *x = g >= 0 ? &cl->gossip->mb[g] : NULL;
+        text(out, "%s %s %s %.2f%% phi=%.2f gen=%" PRIu64 " status=%s%s\n", m->id, m->addr,
+             state, share, phi, x ? x->generation : 0,
+             gossip_status_name(x ? x->status : GOSSIP_NORMAL), self ? " myself" : "");
     }
 }
 
@@ -1740,6 +1806,7 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
     text(out, "membership_conflicts:%" PRIu64 "\r\n", cl->merge_conflicts);
     text(out, "write_records_sent:%" PRIu64 "\r\n", cl->write_records);
     text(out, "write_bytes_sent:%" PRIu64 "\r\n", cl->write_bytes);
+    gossip_info(cl, out);
     for (size_t i = 1; i < cl->nmembers; i++) {
         const struct ring_member *m = &cl->members[i];
         struct peer_rt *p = peer_by_addr(cl, m->addr);
@@ -1748,11 +1815,51 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
             p50 = link_rtt_percentile(p->link, 50);
             p99 = link_rtt_percentile(p->link, 99);
         }
+        double phi;
+        const char *state = tag_state(cl, m->tag, &phi);
+        long g = gossip_find_tag(cl->gossip, m->tag);
+        int64_t off = 0;
+        uint64_t rtt;
+        skew_peer_offset(&cl->skew, m->tag, wall_ms(cl), &off, &rtt);
         text(out,
-             "peer%zu:id=%s,addr=%s,state=%s,hints=%zu,rtt_p50_us=%" PRIu32
-             ",rtt_p99_us=%" PRIu32 "\r\n",
-             i - 1, m->id, m->addr, p && p->up ? "up" : "down",
+             "peer%zu:id=%s,addr=%s,state=%s,phi=%.2f,generation=%" PRIu64
+             ",heartbeat=%" PRIu64 ",load=%" PRIu64 ",clock_offset_ms=%lld,hints=%zu"
+             ",rtt_p50_us=%" PRIu32 ",rtt_p99_us=%" PRIu32 "\r\n",
+             i - 1, m->id, m->addr, state, phi, g >= 0 ? cl->gossip->mb[g].generation : 0,
+             g >= 0 ? cl->gossip->mb[g].heartbeat : 0, g >= 0 ? cl->gossip->mb[g].load : 0,
+             (long long)off,
              hints_pending(cl->node.hints, m->tag), p50, p99);
+    }
+}
+
+/* INFO: gossip, failure detection, the clock guard, refused members */
+static void gossip_info(const struct cluster *cl, struct msg_buf *out) {
+    const struct gossip *g = cl->gossip;
+    size_t suspect = 0, refused = 0;
+    for (size_t i = 1; i < g->n; i++) {
+        refused += g->mb[i].refused[0] != 0;
+        suspect += gossip_in_ring(g, i) &&
+                   gossip_health(g, i, mono_ms(), NULL) == GOSSIP_SUSPECT;
+    }
+    text(out, "generation:%" PRIu64 "\r\n", g->mb[0].generation);
+    text(out, "heartbeat:%" PRIu64 "\r\n", g->mb[0].heartbeat);
+    text(out, "members_suspect:%zu\r\n", suspect);
+    text(out, "members_refused:%zu\r\n", refused);
+    text(out, "phi_convict_threshold:%.2f\r\n", g->convict);
+    text(out, "gossip_rounds:%" PRIu64 "\r\n", cl->gossip_rounds);
+    text(out, "gossip_states_applied:%" PRIu64 "\r\n", g->st.states_applied);
+    text(out, "gossip_invalid:%" PRIu64 "\r\n", g->st.invalid);
+    text(out, "gossip_refused:%" PRIu64 "\r\n", g->st.refused);
+    text(out, "gossip_last_refusal:%s\r\n", cl->last_refusal);
+    text(out, "clock_offset_ms:%lld\r\n", (long long)cl->skew.offset);
+    text(out, "clock_peers:%zu\r\n", cl->skew.peers);
+    text(out, "clock_max_offset_ms:%lld\r\n", (long long)cl->skew.max_ms);
+    text(out, "clock_ok:%d\r\n", cl->skew.ok);
+    for (size_t i = 1, k = 0; i < g->n; i++) {
+        if (g->mb[i].refused[0]) {
+            text(out, "refused%zu:id=%s,addr=%s,why=%s\r\n", k++, g->mb[i].m.id,
+                 g->mb[i].m.addr, g->mb[i].refused);
+        }
     }
 }
 

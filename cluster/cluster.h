@@ -88,6 +88,9 @@ struct cluster_store {
      * write only then, as a peer's KVD.PEER WRITE reply does. (Added by chints.) */
     uint64_t (*when_durable)(void *ctx, void (*done)(void *arg, int ok), void *arg);
     void (*durable_cancel)(void *ctx, uint64_t handle);
+    /* Optional (NULL: 0): the bytes this node holds, gossiped as its load
+     * (informational: KVD NODES, INFO). (Added by gossip.) */
+    uint64_t (*load)(void *ctx);
 };
 
 struct cluster_config {
@@ -122,6 +125,14 @@ struct cluster_config {
      * repair_bytes_per_sec (0: unlimited). */
     unsigned repair_interval_s;
     uint64_t repair_bytes_per_sec;
+    /* (Added by gossip: zero keeps working.) This run's generation: above every
+     * earlier run's of this node (the server keeps it in dir; 0: 1). */
+    uint64_t generation;
+    /* phi-convict-threshold: a member whose phi reaches it is down (0: 8). */
+    double phi_convict_threshold;
+    /* cluster-max-clock-offset-ms: beyond it from the peers' median this node
+     * refuses to coordinate writes (0: 500). */
+    int64_t max_clock_offset_ms;
 };
 
 enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };
@@ -139,6 +150,12 @@ int cluster_ready(const struct cluster *cl, const char **why);
 
 /* The replication factor in force (N): quorums are checked against it. */
 int cluster_replicas(const struct cluster *cl);
+
+/* 1 when this node may coordinate writes; 0 with *why while its clock is more
+ * than cluster-max-clock-offset-ms off its peers' median ("this node's clock is
+ * 2000 ms off its peers' ..."): cluster_write then fails with the same words.
+ * Reads are not affected. (Added by gossip.) */
+int cluster_writes_allowed(const struct cluster *cl, const char **why);
 
 /* ---- coordinator ---- */
 
@@ -219,8 +236,10 @@ int cluster_is_peer_host(const struct cluster *cl, const char *ip);
 
 /* ---- what operators see (KVD NODES, KVD RING, KVD KEYNODES, INFO) ---- */
 
-/* KVD NODES: one line per member, "<id> <ip:port> <state> <share>%[ myself]\n",
- * state one of up, down, joining, leaving; share of the keys it replicates. */
+/* KVD NODES: one line per member of the ring,
+ * "<id> <ip:port> <state> <share>% phi=<phi> gen=<generation> status=<status>[ myself]\n",
+ * state one of up, suspect, down (link down or phi at the threshold); share of
+ * the keys it replicates; status joining, normal, leaving. */
 void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out);
 /* KVD RING: one line per vnode, "<token> <id>\n", in token order. */
 void cluster_ring_text(const struct cluster *cl, struct msg_buf *out);

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "cluster/fake_peer_test.h"
+#include "cluster/auth.h"
+#include "cluster/gossip.h"
 #include "cluster/ring.h"
 #include "proto/resp.h"
 #include "proto/version.h"
@@ -658,7 +660,8 @@ static void test_one_node_seed_naming_itself_is_ready(void) {
     CHECK_EQ_MEM(b.p, b.len, want, strlen(want));
     b.len = 0;
     cluster_nodes_text(a.cl, &b);
-    snprintf(want, sizeof want, "node-a 127.0.0.1:%d up 100.00%% myself\n", a.port);
+    snprintf(want, sizeof want,
+             "node-a 127.0.0.1:%d up 100.00%% phi=0.00 gen=1 status=normal myself\n", a.port);
     CHECK_EQ_MEM(b.p, b.len, want, strlen(want));
     b.len = 0;
     cluster_ring_text(a.cl, &b);
@@ -753,7 +756,7 @@ static void test_peer_verbs_refused_before_authentication(void) {
     CHECK_EQ_MEM(out.p, out.len, "-NOAUTH peer not authenticated\r\n", 32);
     CHECK(!cluster_peer_authenticated(p));
     out.len = 0;
-    const char *mem[] = {"KVD.PEER", "MEMBERS", "x"};
+    const char *mem[] = {"KVD.PEER", "GOSSIP", "x"};
     CHECK_EQ_INT(cluster_peer_command(a.cl, p, av, argv_of(av, mem, 3), &out), 1);
     out.len = 0;
     /* a HELLO then a wrong proof: refused and closed */
@@ -768,6 +771,120 @@ static void test_peer_verbs_refused_before_authentication(void) {
     CHECK_EQ_INT(cluster_peer_command(a.cl, p, av, argv_of(av, auth, 3), &out), 1);
     CHECK(out.len > 0 && out.p[0] == '-');
     CHECK(!cluster_peer_authenticated(p));
+    msg_buf_free(&out);
+    cluster_peer_free(p);
+    tnode_stop(&a);
+    event_base_free(base);
+}
+
+/* the n-th bulk string of a RESP reply in out (a tiny reader for the tests) */
+static int nth_bulk(const struct msg_buf *out, int n, const char **p, size_t *len) {
+    const char *q = out->p, *end = out->p + out->len;
+    for (int k = 0; q < end; k++) {
+        q = memchr(q, '$', (size_t)(end - q));
+        if (q == NULL) {
+            return -1;
+        }
+        char *e;
+        long l = strtol(q + 1, &e, 10);
+        if (l < 0 || e + 2 + l > end) {
+            return -1;
+        }
+        if (k == n) {
+            *p = e + 2;
+            *len = (size_t)l;
+            return 0;
+        }
+        q = e + 2 + l;
+    }
+    return -1;
+}
+
+/* authenticates p on a's runtime as a dialer named "probe" that knows SECRET */
+static int peer_authenticate(struct cluster *cl, struct cluster_peer *p) {
+    struct auth_dialer d;
+    struct auth_msg hello, auth;
+    uint8_t nonce[AUTH_NONCE_LEN] = {1, 2, 3};
+    if (auth_dialer_start(&d, SECRET, strlen(SECRET), "probe", 5, nonce, &hello) != AUTH_OK) {
+        return -1;
+    }
+    struct kv_slice av[4];
+    struct msg_buf out = {0};
+    for (int i = 0; i < hello.argc; i++) {
+        av[i] = (struct kv_slice){hello.argv[i], hello.argvlen[i]};
+    }
+    cluster_peer_command(cl, p, av, (size_t)hello.argc, &out);
+    const char *id, *nh;
+    size_t idl, nhl;
+    int rc = -1;
+    if (nth_bulk(&out, 0, &id, &idl) == 0 && nth_bulk(&out, 1, &nh, &nhl) == 0 &&
+        auth_dialer_on_hello(&d, id, idl, nh, nhl, &auth) == AUTH_OK) {
+        for (int i = 0; i < auth.argc; i++) {
+            av[i] = (struct kv_slice){auth.argv[i], auth.argvlen[i]};
+        }
+        out.len = 0;
+        cluster_peer_command(cl, p, av, (size_t)auth.argc, &out);
+        rc = cluster_peer_authenticated(p) ? 0 : -1;
+    }
+    msg_buf_free(&out);
+    return rc;
+}
+
+static int gossip_verb(struct cluster *cl, struct cluster_peer *p, const char *verb,
+                       const void *b, size_t n, struct msg_buf *out) {
+    struct kv_slice av[3] = {{"KVD.PEER", 8}, {verb, strlen(verb)}, {b, n}};
+    out->len = 0;
+    return cluster_peer_command(cl, p, av, 3, out);
+}
+
+static void test_peer_gossip_answers_acks_and_refuses_garbage_without_harm(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a;
+    CHECK(tnode_start(&a, base, 0, NULL, 3, NULL) == 0);
+    struct cluster_peer *p = cluster_peer_new(a.cl);
+    CHECK(peer_authenticate(a.cl, p) == 0);
+    /* a valid SYN from a member that runs N=3 with the same secret: an ACK */
+    struct ring_member m = {.tag = 77, .weight = 1};
+    uint64_t toks[2] = {5, 9};
+    snprintf(m.id, sizeof m.id, "probe");
+    snprintf(m.addr, sizeof m.addr, "127.0.0.9:1");
+    m.tokens = toks;
+    m.ntokens = 2;
+    struct gossip_self gs = {.m = &m, .generation = 4, .rf = 3, .convict = 8, .seed = 1};
+    gossip_fingerprint(SECRET, strlen(SECRET), gs.fp);
+    phi_config_default(&gs.phi);
+    struct gossip *g = gossip_new(&gs);
+    struct msg_buf syn = {0}, out = {0};
+    gossip_syn(g, 1000, &syn);
+    CHECK_EQ_INT(gossip_verb(a.cl, p, "GOSSIP", syn.p, syn.len, &out), 0);
+    CHECK(out.len > 0 && out.p[0] == '$');
+    /* garbage, a truncated SYN and a wrong kind: -ERR, the connection stays */
+    CHECK_EQ_INT(gossip_verb(a.cl, p, "GOSSIP", "garbage", 7, &out), 0);
+    CHECK(out.len > 5 && memcmp(out.p, "-ERR ", 5) == 0);
+    CHECK_EQ_INT(gossip_verb(a.cl, p, "GOSSIP", syn.p, syn.len - 3, &out), 0);
+    CHECK(memcmp(out.p, "-ERR ", 5) == 0 && memmem(out.p, out.len, "malformed", 9));
+    CHECK_EQ_INT(gossip_verb(a.cl, p, "GOSSIP2", syn.p, syn.len, &out), 0);
+    CHECK(memcmp(out.p, "-ERR ", 5) == 0);
+    struct kv_slice av[2] = {{"KVD.PEER", 8}, {"GOSSIP", 6}};
+    out.len = 0;
+    CHECK_EQ_INT(cluster_peer_command(a.cl, p, av, 2, &out), 0);
+    CHECK(memcmp(out.p, "-ERR ", 5) == 0);
+    /* another replication factor: refused, said so in INFO */
+    gossip_free(&g);
+    gs.rf = 2;
+    g = gossip_new(&gs);
+    syn.len = 0;
+    gossip_syn(g, 1000, &syn);
+    CHECK_EQ_INT(gossip_verb(a.cl, p, "GOSSIP", syn.p, syn.len, &out), 0);
+    CHECK(memmem(out.p, out.len, "replication-factor 2, ours is 3", 31) != NULL);
+    out.len = 0;
+    cluster_info(a.cl, &out);
+    CHECK(memmem(out.p, out.len, "gossip_last_refusal:probe: gossip refused", 41) != NULL);
+    CHECK(memmem(out.p, out.len, "clock_ok:1\r\n", 12) != NULL);
+    const char *why = NULL;
+    CHECK(cluster_ready(a.cl, &why) == 1); /* no seeds: ready; the refusal is in INFO */
+    gossip_free(&g);
+    msg_buf_free(&syn);
     msg_buf_free(&out);
     cluster_peer_free(p);
     tnode_stop(&a);
@@ -965,6 +1082,31 @@ static void test_node_with_wrong_secret_never_joins(void) {
     event_base_free(base);
 }
 
+static void test_node_with_another_replication_factor_is_refused_and_says_why(void) {
+    struct event_base *base = event_base_new();
+    struct tnode a, d;
+    log_warnings = 0;
+    CHECK(tnode_start(&a, base, 0, NULL, 1, NULL) == 0);
+    char seeds[64];
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d", a.port);
+    CHECK(tnode_start(&d, base, 3, seeds, 2, NULL) == 0); /* N=2 against a's N=1 */
+    run_until(base, never, NULL, 700);
+    const char *why = NULL;
+    CHECK(cluster_ready(d.cl, &why) == 0);
+    CHECK(why && strstr(why, "last refusal") && strstr(why, "replication-factor 2"));
+    CHECK(log_warnings > 0); /* both sides said so */
+    struct msg_buf b = {0};
+    cluster_nodes_text(a.cl, &b);
+    CHECK(memmem(b.p, b.len, "node-d", 6) == NULL);
+    b.len = 0;
+    cluster_info(a.cl, &b);
+    CHECK(memmem(b.p, b.len, "gossip_refused:0\r\n", 18) == NULL);
+    msg_buf_free(&b);
+    tnode_stop(&d);
+    tnode_stop(&a);
+    event_base_free(base);
+}
+
 /* ---- keyless: cluster_scan, cluster_flush (keyless.c) ---- */
 
 struct scan_res {
@@ -1089,9 +1231,11 @@ int main(void) {
     TEST_RUN(test_unreachable_seed_not_ready_and_requests_fail_with_why);
     TEST_RUN(test_bad_configs_refused);
     TEST_RUN(test_peer_verbs_refused_before_authentication);
+    TEST_RUN(test_peer_gossip_answers_acks_and_refuses_garbage_without_harm);
     TEST_RUN(test_three_nodes_converge_from_one_seed_and_replicate);
     TEST_RUN(test_three_nodes_scan_the_ring_and_flush_at_a_version);
     TEST_RUN(test_stopped_peer_fails_w3_w2_hints_delivered_on_return);
     TEST_RUN(test_node_with_wrong_secret_never_joins);
+    TEST_RUN(test_node_with_another_replication_factor_is_refused_and_says_why);
     TEST_MAIN_END();
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/gossip.h"
 #include "cluster/hints.h"
 #include "cluster/mem.h"
 #include "cluster/msg.h"
@@ -35,7 +36,8 @@
 
 /* ---- events ---- */
 
-enum { EV_DELIVER, EV_OP_TIMER, EV_CLIENT, EV_CLIENT_TIMEOUT, EV_FAULT, EV_HINT_TICK };
+enum { EV_DELIVER, EV_OP_TIMER, EV_CLIENT, EV_CLIENT_TIMEOUT, EV_FAULT, EV_HINT_TICK,
+       EV_GOSSIP_TICK, EV_GOSSIP_DELIVER, EV_GOSSIP_PHASE };
 
 struct sim_msg {
     int from, to;    /* node indexes */
@@ -90,6 +92,8 @@ struct sim_node {
     struct repair_session rs;
     int rs_active;
     size_t rs_next;
+    struct gossip *g;      /* opts.gossip: its membership view (NULL: none) */
+    uint64_t generation;   /* +1 per restart */
 };
 
 /* ---- history ---- */
@@ -389,6 +393,7 @@ static void replica_deliver(struct sim *s, struct sim_msg *m) {
 /* ---- the coordinator side: cluster/node.c, driven as the runtime drives it ---- */
 
 static void client_done(struct sim *s, int client, const struct op *op);
+static void data_gossip_new(struct sim *s, struct sim_node *n);
 
 /* user pointers of ops: the client index + 1 (0: the repair pass) */
 static void *client_user(int client) {
@@ -396,9 +401,14 @@ static void *client_user(int client) {
 }
 
 static int io_is_up(void *ctx, uint32_t tag) {
-    (void)ctx;
-    (void)tag;
-    return 1; /* no failure detector here: a message to a down node is lost */
+    struct sim_node *n = ctx;
+    if (n->g == NULL || tag == n->tag) {
+        return 1; /* without gossip a message to a down node is lost and times out */
+    }
+    long k = gossip_find_tag(n->g, tag);
+    int up = k < 0 || gossip_health(n->g, (size_t)k, n->sim->now, NULL) != GOSSIP_DOWN;
+    n->sim->res->st.seen_down += !up;
+    return up;
 }
 
 static void io_send(void *ctx, uint32_t tag, int verb, const struct op *op) {
@@ -786,6 +796,7 @@ static void node_crash(struct sim *s, int i) {
     }
     /* its ops die with it (no callbacks: their clients time out) */
     node_fold_stats(s, n);
+    gossip_free(&n->g); /* its view of the members too */
     cnode_free(&n->node);
     n->live = 0;
     if (s->o.crash_loses_store) {
@@ -808,6 +819,9 @@ static void node_restart(struct sim *s, int i) {
     }
     n->disk.len = 0;
     s->nodes[i].up = 1;
+    if (s->o.gossip) {
+        data_gossip_new(s, n); /* a new generation, knowing only itself */
+    }
     s->res->st.restarts++;
     at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, i, -1, 0);
     trace(s, "node %u restarts", s->nodes[i].tag);
@@ -860,15 +874,141 @@ static void fault(struct sim *s) {
     at(s, s->now + every / 2 + rnd_below(s, every), EV_FAULT, -1, -1, 0);
 }
 
+/* ---- gossip in the data simulation (opts.gossip) ----
+ * The runtime's gossip machine per node on a fast clock (a round every
+ * DATA_GOSSIP_MS, phi scaled to it), over the same faulty network: cut links,
+ * drops, pauses (its events wait), crashes (the view is lost; the node comes
+ * back with generation + 1 and learns the others from the first SYN). The
+ * coordinators' is_up reads it, so ops skip and hint the replicas it says are
+ * down, and every invariant is checked with that path taken. */
+
+#define DATA_GOSSIP_MS 10
+
+static void data_gossip_new(struct sim *s, struct sim_node *n) {
+    struct ring_member m = {.tag = n->tag, .weight = 1, .ntokens = 1};
+    uint64_t tok = n->tag;
+    m.tokens = &tok;
+    snprintf(m.id, sizeof m.id, "sim-%02d", n->idx);
+    snprintf(m.addr, sizeof m.addr, "10.9.0.%d:7000", n->idx + 1);
+    struct gossip_self gs = {.m = &m, .generation = ++n->generation, .rf = 3, .convict = 8};
+    gossip_fingerprint("sim", 3, gs.fp);
+    gs.phi = (struct phi_config){0, DATA_GOSSIP_MS, DATA_GOSSIP_MS / 2.0, 20.0 * DATA_GOSSIP_MS};
+    gs.seed = rnd(s) | 1;
+    n->g = gossip_new(&gs);
+}
+
+static void data_gossip_send(struct sim *s, int from, int to, int kind, struct msg_buf *b) {
+    s->res->st.messages++;
+    if ((s->cut[from][to] && !s->healing) || chance(s, s->o.drop)) {
+        s->res->st.dropped++;
+        msg_buf_free(b);
+        return;
+    }
+    struct sim_msg *m = cl_calloc(1, sizeof *m);
+    *m = (struct sim_msg){.from = from, .to = to, .verb = kind,
+                          .epoch = s->nodes[from].epoch, .bytes = b->p, .len = b->len};
+    *b = (struct msg_buf){0};
+    uint64_t delay = 1 + rnd_below(s, s->o.delay_max_ms ? s->o.delay_max_ms : 1);
+    ev_push(s, (struct ev){.at = s->now + delay, .kind = EV_GOSSIP_DELIVER, .m = m});
+}
+
+static void data_gossip_round(struct sim *s, int i) {
+    struct sim_node *n = &s->nodes[i];
+    at(s, s->now + DATA_GOSSIP_MS, EV_GOSSIP_TICK, i, -1, 0);
+    if (!n->up || n->g == NULL) {
+        return;
+    }
+    gossip_tick(n->g);
+    uint32_t tags[3];
+    size_t k = gossip_pick(n->g, s->now, 2, tags, 3);
+    if (n->g->n < (size_t)s->o.nodes) { /* after a restart: ask a neighbour */
+        tags[k++] = (uint32_t)((i + 1) % s->o.nodes + 1);
+    }
+    for (size_t j = 0; j < k; j++) {
+        struct msg_buf b = {0};
+        gossip_syn(n->g, s->now, &b);
+        data_gossip_send(s, i, node_of(tags[j]), GOSSIP_SYN, &b);
+    }
+}
+
+static void data_gossip_deliver(struct sim *s, struct sim_msg *m) {
+    struct sim_node *n = &s->nodes[m->to];
+    int dead = !n->up || n->g == NULL || (s->cut[m->from][m->to] && !s->healing) ||
+               m->epoch != s->nodes[m->from].epoch;
+    struct msg_buf out = {0};
+    char err[192];
+    int rc = GOSSIP_OK, need = 0;
+    if (dead) {
+        s->res->st.dropped++;
+    } else if (m->verb == GOSSIP_SYN) {
+        rc = gossip_on_syn(n->g, s->now, s->now, m->bytes, m->len, &out, NULL, err, sizeof err);
+        if (rc == GOSSIP_OK) {
+            data_gossip_send(s, m->to, m->from, GOSSIP_ACK, &out);
+        }
+    } else if (m->verb == GOSSIP_ACK) {
+        rc = gossip_on_ack(n->g, s->now, s->now, m->bytes, m->len, &out, &need, NULL, err,
+                           sizeof err);
+        if (rc == GOSSIP_OK && need) {
+            data_gossip_send(s, m->to, m->from, GOSSIP_ACK2, &out);
+        }
+    } else {
+        rc = gossip_on_ack2(n->g, s->now, m->bytes, m->len, NULL, err, sizeof err);
+    }
+    msg_buf_free(&out);
+    free(m->bytes);
+    free(m);
+    if (rc != GOSSIP_OK) {
+        violation(s, "gossip refused between simulated nodes: %s", err);
+    }
+}
+
+/* every node starts knowing every other (the cluster was formed before the run) */
+static void data_gossip_start(struct sim *s) {
+    for (int i = 0; i < s->o.nodes; i++) {
+        data_gossip_new(s, &s->nodes[i]);
+        at(s, s->now + rnd_below(s, DATA_GOSSIP_MS), EV_GOSSIP_TICK, i, -1, 0);
+    }
+    for (int i = 1; i < s->o.nodes; i++) {
+        struct msg_buf syn = {0}, ack = {0}, ack2 = {0};
+        int need = 0;
+        gossip_syn(s->nodes[i].g, s->now, &syn);
+        gossip_on_syn(s->nodes[0].g, s->now, s->now, syn.p, syn.len, &ack, NULL, NULL, 0);
+        gossip_on_ack(s->nodes[i].g, s->now, s->now, ack.p, ack.len, &ack2, &need, NULL, NULL,
+                      0);
+        if (need) {
+            gossip_on_ack2(s->nodes[0].g, s->now, ack2.p, ack2.len, NULL, NULL, 0);
+        }
+        msg_buf_free(&syn);
+        msg_buf_free(&ack);
+        msg_buf_free(&ack2);
+    }
+}
+
+/* every node sees every node up (gossip and phi) */
+static int members_all_up(const struct sim *s) {
+    for (int i = 0; i < s->o.nodes; i++) {
+        for (int j = 0; j < s->o.nodes; j++) {
+            const struct sim_node *n = &s->nodes[i];
+            long k = n->g ? gossip_find_tag(n->g, s->nodes[j].tag) : -1;
+            if (k < 0 || gossip_health(n->g, (size_t)k, s->now, NULL) == GOSSIP_DOWN) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 /* ---- the loop ---- */
 
 /* the node an event runs on, or -1 */
 static int event_node(const struct ev *e) {
     switch (e->kind) {
     case EV_DELIVER:
+    case EV_GOSSIP_DELIVER:
         return e->m->to;
     case EV_OP_TIMER:
     case EV_HINT_TICK:
+    case EV_GOSSIP_TICK:
         return e->node;
     default:
         return -1;
@@ -910,6 +1050,12 @@ static void process(struct sim *s, struct ev *e) {
         break;
     case EV_HINT_TICK:
         hint_tick(s, e->node);
+        break;
+    case EV_GOSSIP_TICK:
+        data_gossip_round(s, e->node);
+        break;
+    case EV_GOSSIP_DELIVER:
+        data_gossip_deliver(s, e->m);
         break;
     }
 }
@@ -1180,6 +1326,9 @@ static void sim_init(struct sim *s, const struct sim_opts *o, struct sim_result 
     if (o->crashes || o->partitions || o->pauses) {
         at(s, s->now + o->fault_every_ms, EV_FAULT, -1, -1, 0);
     }
+    if (o->gossip) {
+        data_gossip_start(s);
+    }
 }
 
 static void sim_free(struct sim *s) {
@@ -1198,6 +1347,7 @@ static void sim_free(struct sim *s) {
         }
         store_wipe(n);
         msg_buf_free(&n->disk);
+        gossip_free(&n->g);
     }
     ring_destroy(&s->ring);
     for (int i = 0; i < s->o.nodes; i++) {
@@ -1233,6 +1383,7 @@ void sim_opts_for_seed(struct sim_opts *o, uint64_t seed) {
     o->fault_every_ms = 80;
     o->hint_window_ms = 3 * 3600 * 1000ull;
     o->hint_max_bytes = 1 << 20;
+    o->gossip = 1;
     switch (seed % 7) {
     case 1:
         o->crash_loses_store = 1;
@@ -1277,6 +1428,12 @@ int sim_run(const struct sim_opts *o, struct sim_result *res) {
     if (!quiescent(&s)) {
         violation(&s, "hints or ops still pending 120 s after healing");
     }
+    if (o->gossip) { /* the repair pass starts once every node sees every node up */
+        run_until(&s, members_all_up, s.now + 120000);
+        if (!members_all_up(&s)) {
+            violation(&s, "gossip: members still seen down 120 s after healing");
+        }
+    }
     size_t dropped = 0;
     for (int i = 0; i < o->nodes; i++) {
         const struct hints_stats *h = &s.nodes[i].node.hints->stats;
@@ -1287,5 +1444,301 @@ int sim_run(const struct sim_opts *o, struct sim_result *res) {
     final_checks(&s, o->force_hint_check || (!o->crashes && res->st.hints_dropped == 0));
     res->st.end_ms = s.now - SIM_START_MS;
     sim_free(&s);
+    return res->ok ? 0 : -1;
+}
+
+/* ---- gossip on the virtual clock (sim_gossip_run; sim.h) ----
+ *
+ * HOW IT WORKS. Each node is a gossip machine (gossip.c, the runtime's code) with
+ * a round every 1000 ms at its own random phase: its heartbeat rises, it sends a
+ * SYN to gossip_pick's members (fanout 2) and to its seed until the seed answered.
+ * Messages are the real bytes, delivered after 1..delay_max_ms, or lost (drop, a
+ * partition, a crashed end). The phases of a run, each with its invariant:
+ *   1. join: node i knows only its seed (node i-1); every node must know every
+ *      member with its true tokens and generation within SIM_GOSSIP_MAX_ROUNDS;
+ *   2. partition: the last node is cut from all others; each side must see the
+ *      other down (phi) within SIM_GOSSIP_DETECT_MS, then after healing up again
+ *      within SIM_GOSSIP_DETECT_MS;
+ *   3. restart: node 1 crashes and comes back with generation + 1; every node must
+ *      know the new generation within SIM_GOSSIP_MAX_ROUNDS rounds.
+ */
+
+#define SIM_GOSSIP_MAX_ROUNDS 12
+#define SIM_GOSSIP_DETECT_MS 15000
+#define SIM_GOSSIP_TOKENS 8
+
+enum { GP_JOIN, GP_SETTLE, GP_CUT, GP_HEAL, GP_RESTART, GP_DONE };
+
+struct gsim {
+    struct sim s;                    /* clock, rng, events, trace, violation */
+    struct sim_result sr;
+    struct sim_gossip_opts o;
+    struct gossip *g[SIM_MAX_NODES]; /* NULL while crashed */
+    struct ring_member m[SIM_MAX_NODES];
+    uint64_t tokens[SIM_MAX_NODES][SIM_GOSSIP_TOKENS];
+    uint64_t gen[SIM_MAX_NODES];
+    int answered[SIM_MAX_NODES];     /* its seed answered a SYN */
+    int phase;
+    uint64_t phase_at;               /* when the phase began */
+    uint64_t start;
+    struct sim_gossip_result *res;
+};
+
+static int gsim_partner_cut(const struct gsim *x, int a, int b) {
+    return x->s.cut[a][b] || x->g[a] == NULL || x->g[b] == NULL;
+}
+
+static void gsim_send(struct gsim *x, int from, int to, int kind, struct msg_buf *b) {
+    struct sim *s = &x->s;
+    x->res->messages++;
+    if (gsim_partner_cut(x, from, to) || chance(s, x->o.drop)) {
+        msg_buf_free(b);
+        return;
+    }
+    struct sim_msg *m = cl_calloc(1, sizeof *m);
+    *m = (struct sim_msg){.from = from, .to = to, .verb = kind, .epoch = x->gen[from],
+                          .bytes = b->p, .len = b->len};
+    *b = (struct msg_buf){0};
+    uint64_t delay = 1 + rnd_below(s, x->o.delay_max_ms ? x->o.delay_max_ms : 1);
+    ev_push(s, (struct ev){.at = s->now + delay, .kind = EV_GOSSIP_DELIVER, .m = m});
+}
+
+static void gsim_syn(struct gsim *x, int from, int to) {
+    struct msg_buf b = {0};
+    gossip_syn(x->g[from], x->s.now, &b);
+    gsim_send(x, from, to, GOSSIP_SYN, &b);
+}
+
+static void gsim_round(struct gsim *x, int i) {
+    struct sim *s = &x->s;
+    at(s, s->now + 1000, EV_GOSSIP_TICK, i, -1, 0);
+    if (x->g[i] == NULL) {
+        return;
+    }
+    gossip_tick(x->g[i]);
+    uint32_t tags[3];
+    size_t k = gossip_pick(x->g[i], s->now, 2, tags, 3);
+    for (size_t j = 0; j < k; j++) {
+        gsim_syn(x, i, (int)(tags[j] - 1));
+    }
+    if (i > 0 && !x->answered[i]) {
+        gsim_syn(x, i, i - 1);
+    }
+}
+
+static void gsim_deliver(struct gsim *x, struct sim_msg *m) {
+    struct gossip *g = x->g[m->to];
+    if (g == NULL || x->s.cut[m->from][m->to] || m->epoch != x->gen[m->from]) {
+        return; /* lost with its connection */
+    }
+    struct msg_buf out = {0};
+    char err[192];
+    int rc, need = 0;
+    if (m->verb == GOSSIP_SYN) {
+        rc = gossip_on_syn(g, x->s.now, x->s.now, m->bytes, m->len, &out, NULL, err, sizeof err);
+        if (rc == GOSSIP_OK) {
+            gsim_send(x, m->to, m->from, GOSSIP_ACK, &out);
+        }
+    } else if (m->verb == GOSSIP_ACK) {
+        rc = gossip_on_ack(g, x->s.now, x->s.now, m->bytes, m->len, &out, &need, NULL, err,
+                           sizeof err);
+        if (rc == GOSSIP_OK && m->to > 0 && m->from == m->to - 1) {
+            x->answered[m->to] = 1;
+        }
+        if (rc == GOSSIP_OK && need) {
+            gsim_send(x, m->to, m->from, GOSSIP_ACK2, &out);
+        }
+    } else {
+        rc = gossip_on_ack2(g, x->s.now, m->bytes, m->len, NULL, err, sizeof err);
+    }
+    msg_buf_free(&out);
+    if (rc != GOSSIP_OK) {
+        violation(&x->s, "node %d refused a gossip message of node %d: %s", m->to, m->from, err);
+    }
+}
+
+/* 1 when every live node knows every node with its true tokens and generation */
+static int gsim_converged(const struct gsim *x) {
+    for (int i = 0; i < x->o.nodes; i++) {
+        const struct gossip *g = x->g[i];
+        if (g == NULL) {
+            continue;
+        }
+        for (int j = 0; j < x->o.nodes; j++) {
+            long k = gossip_find(g, x->m[j].id);
+            if (k < 0 || g->mb[k].generation != x->gen[j] || !gossip_in_ring(g, (size_t)k) ||
+                g->mb[k].m.ntokens != SIM_GOSSIP_TOKENS ||
+                memcmp(g->mb[k].m.tokens, x->tokens[j], sizeof x->tokens[j]) != 0) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/* 1 when observer a sees b in health h (by phi) */
+static int gsim_sees(const struct gsim *x, int a, int b, int h) {
+    long k = gossip_find(x->g[a], x->m[b].id);
+    return k >= 0 && gossip_health(x->g[a], (size_t)k, x->s.now, NULL) == h;
+}
+
+/* the partitioned node (the last) and the others see each other in health h */
+static int gsim_split_seen(const struct gsim *x, int h) {
+    int p = x->o.nodes - 1;
+    for (int i = 0; i < p; i++) {
+        if (!gsim_sees(x, i, p, h) || !gsim_sees(x, p, i, h)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void gsim_cut(struct gsim *x, int on) {
+    int p = x->o.nodes - 1;
+    for (int i = 0; i < p; i++) {
+        x->s.cut[i][p] = x->s.cut[p][i] = on;
+    }
+}
+
+static void gsim_node_start(struct gsim *x, int i) {
+    struct gossip_self gs = {0};
+    gs.m = &x->m[i];
+    gs.generation = x->gen[i];
+    gs.rf = 3;
+    gossip_fingerprint("sim", 3, gs.fp);
+    gs.convict = 8;
+    phi_config_default(&gs.phi);
+    gs.seed = rnd(&x->s) | 1;
+    x->g[i] = gossip_new(&gs);
+    x->answered[i] = 0;
+}
+
+/* the phase machine, every 100 ms of virtual time */
+static void gsim_phase(struct gsim *x) {
+    struct sim *s = &x->s;
+    uint64_t in = s->now - x->phase_at;
+    at(s, s->now + 100, EV_GOSSIP_PHASE, -1, -1, 0);
+    switch (x->phase) {
+    case GP_JOIN:
+        if (gsim_converged(x)) {
+            x->res->rounds_to_converge = (int)((s->now - x->start + 999) / 1000);
+            x->phase = GP_SETTLE;
+            x->phase_at = s->now;
+        } else if (in > SIM_GOSSIP_MAX_ROUNDS * 1000u) {
+            violation(s, "membership did not converge within %d rounds", SIM_GOSSIP_MAX_ROUNDS);
+        }
+        break;
+    case GP_SETTLE: /* phi learns the intervals */
+        if (in >= 20000) {
+            gsim_cut(x, 1);
+            trace(s, "partition: node %d cut from the others", x->o.nodes - 1);
+            x->phase = GP_CUT;
+            x->phase_at = s->now;
+        }
+        break;
+    case GP_CUT:
+        if (gsim_split_seen(x, GOSSIP_DOWN)) {
+            x->res->detect_ms = in;
+            gsim_cut(x, 0);
+            trace(s, "healed");
+            x->phase = GP_HEAL;
+            x->phase_at = s->now;
+        } else if (in > SIM_GOSSIP_DETECT_MS) {
+            violation(s, "a partitioned node was not seen down within %d ms",
+                      SIM_GOSSIP_DETECT_MS);
+        }
+        break;
+    case GP_HEAL:
+        if (gsim_split_seen(x, GOSSIP_UP)) {
+            x->res->recover_ms = in;
+            gossip_free(&x->g[1]); /* crash node 1; it restarts at once, a new generation */
+            x->gen[1]++;
+            gsim_node_start(x, 1);
+            trace(s, "node 1 restarted, generation %llu", (unsigned long long)x->gen[1]);
+            x->phase = GP_RESTART;
+            x->phase_at = s->now;
+        } else if (in > SIM_GOSSIP_DETECT_MS) {
+            violation(s, "after healing a node was not seen up within %d ms",
+                      SIM_GOSSIP_DETECT_MS);
+        }
+        break;
+    case GP_RESTART:
+        if (gsim_converged(x)) {
+            x->res->restart_rounds = (int)((in + 999) / 1000);
+            x->phase = GP_DONE;
+        } else if (in > SIM_GOSSIP_MAX_ROUNDS * 1000u) {
+            violation(s, "a restarted node's generation did not spread within %d rounds",
+                      SIM_GOSSIP_MAX_ROUNDS);
+        }
+        break;
+    }
+}
+
+static void gsim_init(struct gsim *x, const struct sim_gossip_opts *o,
+                      struct sim_gossip_result *res) {
+    memset(x, 0, sizeof *x);
+    memset(res, 0, sizeof *res);
+    x->o = *o;
+    x->res = res;
+    x->s.res = &x->sr;
+    x->sr.ok = 1;
+    x->s.o.verbose = o->verbose;
+    x->s.rng = o->seed * 0x9e3779b97f4a7c15ull + 0x2545f4914f6cdd1dull;
+    x->s.now = x->start = x->phase_at = SIM_START_MS;
+    for (int i = 0; i < o->nodes; i++) {
+        struct ring_member *m = &x->m[i];
+        snprintf(m->id, sizeof m->id, "g%02d", i);
+        snprintf(m->addr, sizeof m->addr, "10.0.0.%d:7000", i + 1);
+        m->tag = (uint32_t)(i + 1);
+        m->weight = 1;
+        ring_tokens_generate(rnd(&x->s), x->tokens[i], SIM_GOSSIP_TOKENS);
+        m->tokens = x->tokens[i];
+        m->ntokens = SIM_GOSSIP_TOKENS;
+        x->gen[i] = 1 + rnd_below(&x->s, 1000);
+        gsim_node_start(x, i);
+        at(&x->s, x->s.now + rnd_below(&x->s, 1000), EV_GOSSIP_TICK, i, -1, 0);
+    }
+    at(&x->s, x->s.now + 100, EV_GOSSIP_PHASE, -1, -1, 0);
+}
+
+int sim_gossip_run(const struct sim_gossip_opts *o, struct sim_gossip_result *res) {
+    if (o->nodes < 2 || o->nodes > SIM_MAX_NODES) {
+        memset(res, 0, sizeof *res);
+        snprintf(res->why, sizeof res->why, "nodes must be 2..%d", SIM_MAX_NODES);
+        return -1;
+    }
+    struct gsim *x = cl_malloc(sizeof *x);
+    gsim_init(x, o, res);
+    uint64_t limit = x->start + 120000;
+    while (x->s.nheap && x->phase != GP_DONE && x->sr.ok && x->s.now < limit) {
+        struct ev e = ev_pop(&x->s);
+        x->s.now = e.at;
+        if (e.kind == EV_GOSSIP_TICK) {
+            gsim_round(x, e.node);
+        } else if (e.kind == EV_GOSSIP_DELIVER) {
+            gsim_deliver(x, e.m);
+            free(e.m->bytes);
+            free(e.m);
+        } else {
+            gsim_phase(x);
+        }
+    }
+    if (x->sr.ok && x->phase != GP_DONE) {
+        violation(&x->s, "the run did not finish (phase %d)", x->phase);
+    }
+    res->ok = x->sr.ok;
+    snprintf(res->why, sizeof res->why, "%s", x->sr.why);
+    while (x->s.nheap) {
+        struct ev e = ev_pop(&x->s);
+        if (e.m) {
+            free(e.m->bytes);
+            free(e.m);
+        }
+    }
+    free(x->s.heap);
+    for (int i = 0; i < o->nodes; i++) {
+        gossip_free(&x->g[i]);
+    }
+    free(x);
     return res->ok ? 0 : -1;
 }

@@ -8,7 +8,9 @@
  * drops, slows beyond the timeout, partitions; nodes crash and restart (keeping
  * their store and hints, the hints through hints_encode/decode, or losing both
  * like a cache node) or pause (SIGSTOP: everything sent
- * to them waits, then runs in a burst). Clients run SET/GET/DEL through
+ * to them waits, then runs in a burst). With opts.gossip each node also runs the
+ * gossip machine (gossip.h) on a fast clock and its coordinator skips the
+ * replicas phi says are down (is_up). Clients run SET/GET/DEL through
  * random coordinators. Everything is a pure function of the seed: a failing seed
  * replays exactly (cluster/sim_test --seed S).
  *
@@ -62,6 +64,9 @@ struct sim_opts {
                                 (tests that the checker can fail) */
     uint64_t hint_window_ms;
     size_t hint_max_bytes;
+    int gossip;              /* 1: nodes gossip (a round every 10 ms) and the
+                                coordinators skip replicas their phi says are
+                                down (is_up); 0: every replica counts as up */
     int verbose;             /* print the event trace to stderr */
     int merkle_repair;       /* 1: the repair pass is Merkle anti-entropy (repair.h:
                                 every node repairs each range it replicates with its
@@ -76,6 +81,7 @@ struct sim_stats {
     uint64_t divergent_before_repair; /* keys whose replicas differed after hints */
     uint64_t repair_sessions, repair_partial, repair_records; /* merkle_repair */
     uint64_t end_ms;                  /* virtual time at the end */
+    uint64_t seen_down;               /* is_up answered 0 (gossip: phi said down) */
 };
 
 struct sim_result {
@@ -93,5 +99,32 @@ void sim_opts_for_seed(struct sim_opts *o, uint64_t seed);
 /* Runs one simulation. Returns 0 when every invariant held (res->ok = 1), -1
  * otherwise with res->why. Deterministic in *o. */
 int sim_run(const struct sim_opts *o, struct sim_result *res);
+
+/* Membership by gossip (gossip.c) on the virtual clock: nodes that each know one
+ * seed, a round a second at random phases, a seeded network (1..delay_max_ms,
+ * drop). Invariants (sim.c "gossip on the virtual clock"): membership converges
+ * (every node knows every member with its tokens and generation) within 12
+ * rounds; a partitioned node and the others see each other down (phi) within
+ * 15 s and up within 15 s of healing; a restarted node's new generation reaches
+ * everyone within 12 rounds. */
+struct sim_gossip_opts {
+    uint64_t seed;
+    int nodes;               /* 2..SIM_MAX_NODES */
+    unsigned delay_max_ms;
+    double drop;
+    int verbose;
+};
+
+struct sim_gossip_result {
+    int ok;
+    char why[512];
+    int rounds_to_converge;  /* join: rounds until every node knew every member */
+    uint64_t detect_ms;      /* partition: until both sides saw each other down */
+    uint64_t recover_ms;     /* healing: until both sides saw each other up */
+    int restart_rounds;      /* restart: rounds until the new generation was known */
+    uint64_t messages;
+};
+
+int sim_gossip_run(const struct sim_gossip_opts *o, struct sim_gossip_result *res);
 
 #endif

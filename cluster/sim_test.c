@@ -81,7 +81,8 @@ static void test_sim_seeds_hold_every_invariant(void) {
     double secs = (double)(clock() - start) / CLOCKS_PER_SEC;
     printf("sim: %llu seeds in %.2f s cpu, %d failed; writes ok %llu failed %llu unknown %llu, "
            "reads ok %llu (checked %llu) failed %llu, crashes %llu, partitions %llu, "
-           "pauses %llu, messages %llu dropped %llu, hints %llu delivered %llu\n",
+           "pauses %llu, messages %llu dropped %llu, hints %llu delivered %llu, replicas "
+           "skipped as down by phi %llu\n",
            (unsigned long long)count, secs, failed, (unsigned long long)t.writes_ok,
            (unsigned long long)t.writes_failed, (unsigned long long)t.writes_unknown,
            (unsigned long long)t.reads_ok, (unsigned long long)t.reads_checked,
@@ -89,7 +90,7 @@ static void test_sim_seeds_hold_every_invariant(void) {
            (unsigned long long)t.partitions, (unsigned long long)t.pauses,
            (unsigned long long)t.messages,
            (unsigned long long)t.dropped, (unsigned long long)t.hints_added,
-           (unsigned long long)t.hints_delivered);
+           (unsigned long long)t.hints_delivered, (unsigned long long)t.seen_down);
     CHECK_EQ_INT(failed, 0);
     /* the runs really exercised the faults and the paths that handle them */
     CHECK(t.crashes > 0 && t.restarts > 0 && t.partitions > 0 && t.dropped > 0);
@@ -97,6 +98,7 @@ static void test_sim_seeds_hold_every_invariant(void) {
     CHECK(t.writes_failed > 0 && t.reads_failed > 0 && t.writes_ok > 0);
     CHECK(t.hints_delivered > 0);
     CHECK(t.reads_checked > 0);
+    CHECK(t.seen_down > 0); /* coordinators skipped replicas gossip said were down */
 }
 
 /* R=1 W=1 with invariant 1 asserted anyway: W + R <= N lets a read miss an
@@ -182,6 +184,51 @@ static void test_sim_merkle_repair_replays(void) {
           a.st.end_ms == b.st.end_ms);
 }
 
+/* gossip on the virtual clock: 200 seeds of 5 nodes, rounds and times printed */
+static void test_sim_gossip_converges_detects_and_recovers(void) {
+    int seeds = 200, failed = 0, max_rounds = 0, max_restart = 0;
+    double sum_rounds = 0;
+    uint64_t max_detect = 0, max_recover = 0, sum_detect = 0;
+    for (int seed = 1; seed <= seeds; seed++) {
+        struct sim_gossip_opts o = {(uint64_t)seed, 5, 20, 0.01, 0};
+        struct sim_gossip_result r;
+        if (sim_gossip_run(&o, &r) != 0) {
+            failed++;
+            fprintf(stderr, "sim gossip: seed %d FAILED: %s\n", seed, r.why);
+            continue;
+        }
+        sum_rounds += r.rounds_to_converge;
+        max_rounds = r.rounds_to_converge > max_rounds ? r.rounds_to_converge : max_rounds;
+        max_restart = r.restart_rounds > max_restart ? r.restart_rounds : max_restart;
+        sum_detect += r.detect_ms;
+        max_detect = r.detect_ms > max_detect ? r.detect_ms : max_detect;
+        max_recover = r.recover_ms > max_recover ? r.recover_ms : max_recover;
+    }
+    printf("sim gossip: 5 nodes, one seed each, %d seeds: converged in %.2f rounds on average "
+           "(max %d); partition seen down after %.0f ms on average (max %llu); up again "
+           "within %llu ms of healing; a restart's generation known in <= %d rounds\n",
+           seeds, sum_rounds / seeds, max_rounds, (double)sum_detect / seeds,
+           (unsigned long long)max_detect, (unsigned long long)max_recover, max_restart);
+    CHECK_EQ_INT(failed, 0);
+    /* replayable: the same seed gives the same run */
+    struct sim_gossip_opts o = {77, 7, 30, 0.05, 0};
+    struct sim_gossip_result a, b;
+    CHECK_EQ_INT(sim_gossip_run(&o, &a), 0);
+    CHECK_EQ_INT(sim_gossip_run(&o, &b), 0);
+    CHECK(a.messages == b.messages && a.detect_ms == b.detect_ms &&
+          a.rounds_to_converge == b.rounds_to_converge);
+}
+
+/* the checker can fail: a network that loses everything never converges */
+static void test_sim_gossip_checker_catches_no_convergence(void) {
+    struct sim_gossip_opts o = {5, 5, 20, 1.0, 0};
+    struct sim_gossip_result r;
+    CHECK_EQ_INT(sim_gossip_run(&o, &r), -1);
+    CHECK(strstr(r.why, "did not converge") != NULL);
+    o.nodes = 1;
+    CHECK_EQ_INT(sim_gossip_run(&o, &r), -1);
+}
+
 static void test_sim_refuses_bad_options(void) {
     struct sim_opts o;
     struct sim_result r;
@@ -232,5 +279,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_sim_merkle_repair_converges_without_hints);
     TEST_RUN(test_sim_merkle_repair_replays);
     TEST_RUN(test_sim_refuses_bad_options);
+    TEST_RUN(test_sim_gossip_converges_detects_and_recovers);
+    TEST_RUN(test_sim_gossip_checker_catches_no_convergence);
     TEST_MAIN_END();
 }

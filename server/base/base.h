@@ -125,6 +125,9 @@ struct kv_server {
     long long hinted_handoff_max_bytes;
     int repair_interval_seconds;      /* 0: no background repair */
     int repair_throughput_mb_per_sec; /* 0: unpaced */
+    int phi_convict_threshold;  /* a member at this phi is down */
+    long long cluster_max_clock_offset_ms; /* beyond it: no writes coordinated */
+    uint64_t cluster_generation; /* this run's, kept in dir/node-generation */
 
     /* runtime */
     struct event_base *base;

@@ -93,7 +93,8 @@ static void kvd_repair(struct client *c) {
 static const char *const kvd_help[] = {
     "KVD <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "NODES",
-    "    One line per cluster member: <id> <ip:port> <state> <share>% [myself].",
+    "    One line per cluster member: <id> <ip:port> <state> <share>% phi=<phi> gen=<n>",
+    "    status=<status> [myself]; state up, suspect or down (phi accrual, or link down).",
     "RING",
     "    One line per token of the ring: <token> <id>, in token order.",
     "KEYNODES <key>",

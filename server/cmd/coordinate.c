@@ -70,7 +70,8 @@
  *   ends), so the handler answers nil. WATCH and the keyless commands never join
  *   a batch: they end it (the look-ahead stops at them; an open batch's writes
  *   are waited for before they run afresh). While !cluster_ready:
- *   "-CLUSTERDOWN <why>".
+ *   "-CLUSTERDOWN <why>". A write command while this node's clock is too far
+ *   from its peers' (cluster_writes_allowed): "-CLOCKSKEW <why>"; reads run.
  *   A client freed while waiting: every outstanding request is cluster_cancel'led
  *   and the op freed (coordinate_forget, from client_wait_forget).
  *
@@ -1014,6 +1015,12 @@ int coordinate_command(struct client *c, const struct kv_command *run) {
         if (!cluster_ready(server.cluster, &why)) {
             char msg[256];
             snprintf(msg, sizeof(msg), "CLUSTERDOWN %s", why ? why : "the cluster is not ready");
+            refuse_whole(c, run, msg);
+            return 1;
+        }
+        if ((run->flags & CMD_WRITE) && !cluster_writes_allowed(server.cluster, &why)) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "CLOCKSKEW %s", why);
             refuse_whole(c, run, msg);
             return 1;
         }

@@ -63,6 +63,7 @@ struct cluster {
     const char *fail_key;      /* writes of this key fail (NULL: none) */
     uint64_t half_skew;        /* the split is FAKE_HALF + this (a range end off a block start) */
     int sole;                  /* KVD NODES has one line: this node alone */
+    int clock_bad;             /* cluster_writes_allowed says no */
     struct fake_rec store[FAKE_MAX];
     struct fake_req req[FAKE_MAX];
     int nreq;
@@ -144,6 +145,12 @@ int cluster_ready(const struct cluster *cl, const char **why) {
 }
 int cluster_replicas(const struct cluster *cl) {
     return cl->n;
+}
+int cluster_writes_allowed(const struct cluster *cl, const char **why) {
+    if (cl->clock_bad) {
+        *why = "this node's clock is 2000 ms off its peers' median";
+    }
+    return !cl->clock_bad;
 }
 uint64_t cluster_read(struct cluster *cl, unsigned db, const char *key, size_t klen, int r,
                       cluster_read_done *cb, void *ctx) {
@@ -724,6 +731,18 @@ static void test_not_ready_answers_clusterdown(void) {
     teardown();
 }
 
+static void test_clock_skew_refuses_writes_but_not_reads(void) {
+    setup();
+    fake.clock_bad = 1;
+    CHECK_EQ_STR(run("SET k v"), "-CLOCKSKEW this node's clock is 2000 ms off its peers' median");
+    CHECK_EQ_STR(run("INCR n"), "-CLOCKSKEW this node's clock is 2000 ms off its peers' median");
+    CHECK_EQ_INT(fake.nreq, 0);
+    CHECK_EQ_STR(run("GET k"), "$-1"); /* reads run */
+    fake.clock_bad = 0;
+    CHECK_EQ_STR(run("SET k v"), "+OK");
+    teardown();
+}
+
 static void test_consistency_sets_the_levels_used(void) {
     setup();
     CHECK_EQ_STR(run("KVD CONSISTENCY"), "+READ 2 WRITE 2");
@@ -993,6 +1012,7 @@ int main(void) {
     TEST_RUN(test_watch_aborts_exec_when_a_watched_version_changed);
     TEST_RUN(test_the_sole_member_answers_fanout_commands_from_its_data);
     TEST_RUN(test_not_ready_answers_clusterdown);
+    TEST_RUN(test_clock_skew_refuses_writes_but_not_reads);
     TEST_RUN(test_consistency_sets_the_levels_used);
     TEST_RUN(test_a_blind_set_ships_without_a_read);
     TEST_RUN(test_a_pipeline_runs_as_one_batch_with_its_replies_in_order);

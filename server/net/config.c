@@ -500,6 +500,19 @@ static struct config configs[] = {
       100000, "16", NULL,
       "Anti-entropy: the pace of all repair traffic of this node (trees, pages of records, "
       "records pushed), in MiB per second. 0: unpaced."),
+    I("phi-convict-threshold", CFG_IMMUTABLE, &server.phi_convict_threshold, 1, 100, "8",
+      NULL,
+      "Failure detection (phi accrual over gossiped heartbeats): a member whose phi "
+      "reaches this is down (coordinators skip it at once and hint its writes), from half "
+      "of it suspect. phi 8 means a heartbeat this late would happen once in 10^8 by "
+      "chance; lower detects sooner with more false alarms (Cassandra's default is 8)."),
+    L("cluster-max-clock-offset-ms", CFG_IMMUTABLE, &server.cluster_max_clock_offset_ms, 1,
+      86400000LL, "500", NULL,
+      "A node whose clock is more than this many milliseconds from the median of its "
+      "peers' (measured on gossip round trips) says so in the log and INFO (clock_ok:0) "
+      "and refuses to coordinate writes (-CLOCKSKEW) until it is back in range; reads "
+      "still work. Last-write-wins would otherwise silently drop its writes, or let them "
+      "win every conflict."),
 };
 #define NCONFIGS (sizeof(configs) / sizeof(configs[0]))
 

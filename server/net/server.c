@@ -130,6 +130,11 @@ static uint64_t cl_store_now(void *ctx) {
     return (uint64_t)kv_mstime();
 }
 
+static uint64_t cl_store_load(void *ctx) {
+    (void)ctx;
+    return (uint64_t)kv_used_memory();
+}
+
 static void cl_log(int level, const char *msg) {
     server_log(level == CLUSTER_LOG_WARNING  ? LL_WARNING
                : level == CLUSTER_LOG_NOTICE ? LL_NOTICE
@@ -216,6 +221,7 @@ static const struct cluster_store cl_store = {
     .flush = cl_store_flush,
     .when_durable = cl_store_when_durable,
     .durable_cancel = cl_store_durable_cancel,
+    .load = cl_store_load,
 };
 
 /* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there. */
@@ -274,6 +280,11 @@ static int server_start_cluster(void) {
         server_log(LL_WARNING, "Cluster tokens: %s", err);
         return -1;
     }
+    if (node_generation_next(&server.cluster_generation, err, sizeof(err)) != 0) {
+        kv_free(tokens);
+        server_log(LL_WARNING, "Cluster generation: %s", err);
+        return -1;
+    }
     char bind_ip[256], announce[256];
     first_bind_addr(bind_ip, sizeof(bind_ip));
     snprintf(announce, sizeof(announce), "%s",
@@ -309,6 +320,9 @@ static int server_start_cluster(void) {
         .hint_dir = persist_on() ? "hints" : NULL,
         .repair_interval_s = (unsigned)server.repair_interval_seconds,
         .repair_bytes_per_sec = (uint64_t)server.repair_throughput_mb_per_sec << 20,
+        .generation = server.cluster_generation,
+        .phi_convict_threshold = server.phi_convict_threshold,
+        .max_clock_offset_ms = server.cluster_max_clock_offset_ms,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);
@@ -316,8 +330,11 @@ static int server_start_cluster(void) {
         server_log(LL_WARNING, "Cluster: %s", err);
         return -1;
     }
-    server_log(LL_NOTICE, "Cluster: node %s at %s:%d, %zu tokens, N=%d W=%d R=%d, seeds '%s'",
-               server.node_id, announce, cc.announce_port, ntokens, cc.replication_factor,
+    server_log(LL_NOTICE,
+               "Cluster: node %s at %s:%d, generation %llu, %zu tokens, N=%d W=%d R=%d, "
+               "seeds '%s'",
+               server.node_id, announce, cc.announce_port,
+               (unsigned long long)server.cluster_generation, ntokens, cc.replication_factor,
                cc.write_quorum, cc.read_quorum, server.cluster_seeds ? server.cluster_seeds : "");
     return 0;
 }

@@ -224,3 +224,39 @@ int node_tokens_save(const uint64_t *tokens, size_t n, char *err, size_t errlen)
     kv_free(text);
     return rc;
 }
+
+/* ---- generation ---- */
+
+#define NODE_GEN_FILE "node-generation"
+
+int node_generation_next(uint64_t *gen, char *err, size_t errlen) {
+    uint64_t kept = 0;
+    FILE *f = fopen(NODE_GEN_FILE, "r");
+    if (f == NULL && errno != ENOENT) {
+        snprintf(err, errlen, "cannot read %s: %s", NODE_GEN_FILE, strerror(errno));
+        return -1;
+    }
+    if (f) {
+        char buf[32];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(buf, &end, 10);
+        if (buf[0] < '0' || buf[0] > '9' || errno || (*end && *end != '\n') ||
+            v >= UINT64_MAX / 2) {
+            snprintf(err, errlen, "%s is malformed (want one decimal number)", NODE_GEN_FILE);
+            return -1;
+        }
+        kept = v;
+    }
+    uint64_t now_s = (uint64_t)time(NULL);
+    *gen = kept + 1 > now_s ? kept + 1 : now_s;
+    if (server.mode != MODE_PERSISTENT) {
+        return 0;
+    }
+    char text[32];
+    int len = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)*gen);
+    return write_file_atomic(NODE_GEN_FILE, text, (size_t)len, err, errlen);
+}

@@ -312,5 +312,11 @@ uint32_t node_tag_of(const char *id);
 #define NODE_TOKENS_MAX 4096
 int node_tokens_load(uint64_t **out, size_t *n, char *err, size_t errlen);
 int node_tokens_save(const uint64_t *tokens, size_t n, char *err, size_t errlen);
+/* This run's generation (the cluster's gossip tells a restarted node by it): one
+ * above the generation kept in dir/node-generation, and at least the Unix time in
+ * seconds (so it still rises in cache mode, which writes nothing, or after the file
+ * was lost), as Cassandra's. Persistent mode writes it back before returning. 0,
+ * or -1 with err (unreadable or malformed file, or a failed write). */
+int node_generation_next(uint64_t *gen, char *err, size_t errlen);
 
 #endif
