@@ -312,5 +312,13 @@ uint32_t node_tag_of(const char *id);
 #define NODE_TOKENS_MAX 4096
 int node_tokens_load(uint64_t **out, size_t *n, char *err, size_t errlen);
 int node_tokens_save(const uint64_t *tokens, size_t n, char *err, size_t errlen);
+/* When this node last served (a cluster node in persistent mode), kept in
+ * dir/node-alive (text: Unix ms), so that a node back after longer than
+ * gc-grace-seconds knows it (cluster.h, cluster_config.long_absence).
+ * node_alive_load: 1 with *ms, 0 when there is no file or it is unreadable (*ms 0:
+ * unknown). node_alive_save: writes it (a temporary file, fsynced, renamed) in mode
+ * persistent; 0, or -1 with err. */
+int node_alive_load(uint64_t *ms);
+int node_alive_save(uint64_t ms, char *err, size_t errlen);
 
 #endif
