@@ -22,7 +22,8 @@
  * version). An equal record (the same write arriving twice) is ignored.
  *
  * TOMBSTONES: persistent mode keeps them for gc-grace-seconds (deletes, expiries,
- * applied tombstone records) and a flush marker counts as a tombstone of every key
+ * applied tombstone records; in a cluster also until the cluster's GC horizon
+ * passes them: persist_set_gc_horizon) and a flush marker counts as a tombstone of every key
  * of its database, with version {marker, node 0}. Cache mode keeps none: a key
  * absent from memory holds nothing, so a tombstone only beats the values present
  * when it arrives, and an older value arriving after it is applied (a cache node
