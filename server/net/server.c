@@ -264,23 +264,15 @@ static int cluster_long_absence(void) {
 
 static int alive_held; /* started after a long absence and not yet repaired */
 
-/* The cron's cluster work: the tombstone GC horizon to the engine, and in
- * persistent mode dir/node-alive (every tenth of the grace period, between 1 s
- * and 60 s, from the start: a replica takes peers' writes before it is ready),
- * except while it repairs after a long absence, so that a crash then does not hide
- * the absence. */
-void server_cluster_cron(void) {
+/* dir/node-alive: now, unless the node repairs after a long absence (a crash
+ * then must not hide the absence), at most every tenth of the grace period
+ * (between 1 s and 60 s); force: at once (start-up: a replica takes its peers'
+ * writes before it is ready). */
+static void alive_note(int force) {
     static uint64_t alive_saved;
-    if (server.cluster == NULL || !persist_on()) {
-        return;
-    }
-    persist_set_gc_horizon(cluster_gc_horizon(server.cluster));
-    if (alive_held && cluster_ready(server.cluster, NULL)) {
-        alive_held = 0;
-    }
     uint64_t now = (uint64_t)kv_mstime(), every = (uint64_t)server.gc_grace_seconds * 100;
     every = every < 1000 ? 1000 : every > 60000 ? 60000 : every;
-    if (alive_held || now - alive_saved < every) {
+    if (alive_held || (!force && now - alive_saved < every)) {
         return;
     }
     char err[CONFIG_ERR_LEN];
@@ -288,6 +280,19 @@ void server_cluster_cron(void) {
         server_log(LL_WARNING, "Cluster: %s", err);
     }
     alive_saved = now;
+}
+
+/* The cron's cluster work: the tombstone GC horizon to the engine, and in
+ * persistent mode dir/node-alive (alive_note). */
+void server_cluster_cron(void) {
+    if (server.cluster == NULL || !persist_on()) {
+        return;
+    }
+    persist_set_gc_horizon(cluster_gc_horizon(server.cluster));
+    if (alive_held && cluster_ready(server.cluster, NULL)) {
+        alive_held = 0;
+    }
+    alive_note(0);
 }
 
 /* Starts cluster/ when cluster-enabled: after the listeners (the announced port
@@ -346,6 +351,9 @@ static int server_start_cluster(void) {
     if (server.cluster == NULL) {
         server_log(LL_WARNING, "Cluster: %s", err);
         return -1;
+    }
+    if (persist_on()) {
+        alive_note(1);
     }
     server_log(LL_NOTICE, "Cluster: node %s at %s:%d, %zu tokens, N=%d W=%d R=%d, seeds '%s'",
                server.node_id, announce, cc.announce_port, ntokens, cc.replication_factor,
