@@ -1338,6 +1338,13 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
     cl->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, cl);
     cl->kl = keyless_new(cl);
     cl->rep = repairer_new(cl, cfg->repair_interval_s, cfg->repair_bytes_per_sec);
+    if (cfg->long_absence) {
+        repairer_hold(cl->rep);
+        cl_log(cl, CLUSTER_LOG_WARNING,
+               "down longer than gc-grace-seconds: repairing after a long absence; "
+               "client commands and peers' reads are refused until every range it "
+               "replicates is repaired");
+    }
     char rerr[128];
     if (ring_build(&cl->ring, cl->members, 1, rerr, sizeof rerr) != RING_OK) {
         snprintf(err, errlen, "%s", rerr);
@@ -1418,6 +1425,20 @@ void cluster_stop(struct cluster *cl) {
 }
 
 int cluster_ready(const struct cluster *cl, const char **why) {
+    if (!cluster_ring_known(cl, why)) {
+        return 0;
+    }
+    struct cluster *m = (struct cluster *)cl; /* the text buffer only */
+    if (!repairer_serving(cl->rep, m->why, sizeof m->why)) {
+        if (why) {
+            *why = m->why;
+        }
+        return 0;
+    }
+    return 1;
+}
+
+int cluster_ring_known(const struct cluster *cl, const char **why) {
     size_t answered = 0;
     for (size_t i = 0; i < cl->npeers; i++) {
         answered += cl->peers[i]->is_seed && cl->peers[i]->answered;
@@ -1581,6 +1602,15 @@ struct repairer *cluster_repairer_of(struct cluster *cl) {
     return cl->rep;
 }
 
+void cluster_note(const struct cluster *cl, int level, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cl_log(cl, level, "%s", msg);
+}
+
 struct keyless *cluster_keyless_of(struct cluster *cl) {
     return cl->kl;
 }
@@ -1693,6 +1723,13 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
         gossip_answer(cl, argv, argc, argv[1].len == 6, out);
         return 0;
     }
+    if ((word_is(&argv[1], "READ") || word_is(&argv[1], "SCAN")) &&
+        !repairer_serving(cl->rep, cl->why, sizeof cl->why)) {
+        /* back after a long absence: its data may lack tombstones the others
+         * dropped; counted in a quorum it would bring deleted values back */
+        msg_reply_error(out, cl->why);
+        return 0;
+    }
     if (word_is(&argv[1], "READ") || word_is(&argv[1], "WRITE") || word_is(&argv[1], "MWRITE")) {
         struct replica_store st = {cl->store.ctx, cl->store.read, cl->store.apply,
                                    cl->store.observe};
@@ -1742,6 +1779,9 @@ void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out) {
         double phi;
         const char *state = tag_state(cl, m->tag, &phi);
         double share = ring_share(&cl->ring, i, (size_t)cl->n) * 100.0;
+        if (self && !repairer_serving(cl->rep, NULL, 0)) {
+            state = "repairing";
+        }
         long g = gossip_find_tag(cl->gossip, m->tag);
         const struct gossip_member *x = g >= 0 ? &cl->gossip->mb[g] : NULL;
         text(out, "%s %s %s %.2f%% phi=%.2f gen=%" PRIu64 " status=%s%s\n", m->id, m->addr,

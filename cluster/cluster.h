@@ -133,6 +133,12 @@ struct cluster_config {
     /* cluster-max-clock-offset-ms: beyond it from the peers' median this node
      * refuses to coordinate writes (0: 500). */
     int64_t max_clock_offset_ms;
+    /* The node was down longer than gc-grace-seconds (the server knows from
+     * dir/node-alive): its replicas may have dropped tombstones it never received,
+     * so it repairs every range it replicates at once and is not ready (refuses to
+     * coordinate, answers peers' READ and SCAN with an error, KVD NODES shows it
+     * "repairing") until each had a complete repair. (Added by tombgc.) */
+    int long_absence;
 };
 
 enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };
@@ -145,7 +151,7 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
 void cluster_stop(struct cluster *cl);
 
 /* 1 when the ring is known and commands may run; 0 with *why ("waiting for the
- * seeds: 0 of 2 answered") otherwise. */
+ * seeds: 0 of 2 answered", "repairing after a long absence ...") otherwise. */
 int cluster_ready(const struct cluster *cl, const char **why);
 
 /* The replication factor in force (N): quorums are checked against it. */
@@ -216,6 +222,16 @@ uint64_t cluster_flush(struct cluster *cl, int db, uint64_t hlc, int w, cluster_
  * background at the repair pace; INFO kvdcluster shows it (repair_*). */
 size_t cluster_repair(struct cluster *cl, int full);
 
+/* The tombstone GC horizon (Unix ms) the store's compaction must respect: a
+ * tombstone dated below it has been carried to every replica of its range. It is
+ * the start of the oldest "last complete repair" over the ranges this node
+ * replicates (every replica answered), less cluster-request-timeout and a clock
+ * margin of 500 ms; 0 while some range has had no complete repair since this
+ * process started (what is known is not kept across a restart: the first full
+ * pass after it sets the horizon again). The server hands it to the engine
+ * (lsm_set_gc_horizon) about once a second. (Added by tombgc.) */
+uint64_t cluster_gc_horizon(struct cluster *cl);
+
 /* ---- the peer side: a client connection that speaks KVD.PEER ---- */
 
 struct cluster_peer;
@@ -239,7 +255,8 @@ int cluster_is_peer_host(const struct cluster *cl, const char *ip);
 /* KVD NODES: one line per member of the ring,
  * "<id> <ip:port> <state> <share>% phi=<phi> gen=<generation> status=<status>[ myself]\n",
  * state one of up, suspect, down (link down or phi at the threshold); share of
- * the keys it replicates; status joining, normal, leaving. */
+ * the keys it replicates; status joining, normal, leaving. For this node the
+ * state is "repairing" while it repairs after a long absence. */
 void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out);
 /* KVD RING: one line per vnode, "<token> <id>\n", in token order. */
 void cluster_ring_text(const struct cluster *cl, struct msg_buf *out);

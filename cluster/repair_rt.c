@@ -31,10 +31,15 @@
 #include "cluster/scan.h"
 
 #define RR_QUEUE_MAX 65536 /* ranges waiting (a ring has at most 4M vnodes; plenty) */
+#define REPAIR_CLOCK_MARGIN_MS 500 /* clocks this far apart still date a write before a
+                                    * session that began after it (DESIGN.md's default
+                                    * cluster-max-clock-offset-ms) */
 
 struct rr_range {
     uint64_t from, to;       /* [from, to), to 0 the ring's end */
     uint64_t last_ms;        /* wall clock of the end of its last repair (0: never) */
+    uint64_t complete_start_ms; /* of the start of its last complete repair (0: none
+                                 * since this process started) */
     int last_complete;       /* that repair included every replica */
     uint64_t bytes, records; /* moved by that repair */
     uint64_t repairs;
@@ -57,7 +62,14 @@ struct repairer {
     uint64_t next_pass_ms;     /* monotonic-ish: the tick count's ms */
     uint64_t now_ms;           /* ticks x 100 */
     int active;                /* a session runs */
+    uint64_t session_start_ms; /* the store's clock when it started */
     struct repair_session s;
+    /* back after a long absence (repairer_hold): not serving until every range it
+     * replicates had a complete session that started after absent_since_ms */
+    int absent;
+    uint64_t absent_since_ms, absent_retry_ms; /* store clock; tick clock */
+    size_t absent_done, absent_total;          /* ranges repaired of those, last looked */
+    uint64_t horizon_ms;                       /* what cluster_gc_horizon last said */
     uint64_t next_id;
     int in_flight;             /* a link request not yet called back */
     /* totals */
@@ -217,6 +229,9 @@ static void session_end(struct repairer *r) {
         const struct cluster_store *cs = cluster_store_of(r->cl);
         g->last_ms = cs->now_ms ? cs->now_ms(cs->ctx) : 0;
         g->last_complete = complete;
+        if (complete) {
+            g->complete_start_ms = r->session_start_ms;
+        }
         g->bytes = st->bytes_in + st->bytes_out;
         g->records = st->records_pulled + st->records_pushed;
         g->repairs++;
@@ -250,8 +265,9 @@ static int session_start(struct repairer *r) {
         if (!mine || range_find(r, q.from, q.to) == NULL) {
             continue; /* the ring changed since it was queued */
         }
-        repair_session_init(&r->s, cluster_store_of(r->cl), q.from, q.to, peers, np,
-                            r->next_id);
+        const struct cluster_store *cs = cluster_store_of(r->cl);
+        r->session_start_ms = cs->now_ms ? cs->now_ms(cs->ctx) : 0;
+        repair_session_init(&r->s, cs, q.from, q.to, peers, np, r->next_id);
         r->active = 1;
         return 1;
     }
@@ -313,6 +329,89 @@ static void pump(struct repairer *r) {
     }
 }
 
+/* ---- back after a long absence; the GC horizon ---- */
+
+static uint64_t store_now(const struct repairer *r) {
+    const struct cluster_store *cs = cluster_store_of(r->cl);
+    return cs->now_ms ? cs->now_ms(cs->ctx) : 0;
+}
+
+void repairer_hold(struct repairer *r) {
+    r->absent = 1;
+    r->absent_since_ms = store_now(r);
+}
+
+/* counts the ranges this node replicates and those whose last complete repair
+ * started at or after since; queues the others when queue is set */
+static void count_repaired_since(struct repairer *r, uint64_t since, int queue) {
+    ranges_rebuild(r);
+    r->absent_done = r->absent_total = 0;
+    for (size_t i = 0; i < r->nranges; i++) {
+        const struct rr_range *g = &r->ranges[i];
+        if (!self_replicates(r, g->from)) {
+            continue;
+        }
+        r->absent_total++;
+        if (g->complete_start_ms != 0 && g->complete_start_ms >= since) {
+            r->absent_done++;
+        } else if (queue) {
+            enqueue(r, g->from, g->to);
+        }
+    }
+}
+
+/* Between sessions: serve again once every range is repaired, else queue what is
+ * left (at once the first time, then once a second: a replica that is away makes
+ * sessions partial, retried until it answers). */
+static void absent_step(struct repairer *r) {
+    if (r->active || r->qhead != r->nqueue) {
+        return;
+    }
+    int retry = r->now_ms >= r->absent_retry_ms;
+    count_repaired_since(r, r->absent_since_ms, retry);
+    if (r->absent_total > 0 && r->absent_done == r->absent_total) {
+        r->absent = 0;
+        cluster_note(r->cl, CLUSTER_LOG_WARNING,
+                     "repaired after a long absence: all %zu ranges, serving again",
+                     r->absent_total);
+    } else if (retry) {
+        r->absent_retry_ms = r->now_ms + 1000;
+    }
+}
+
+int repairer_serving(const struct repairer *r, char *why, size_t whylen) {
+    if (r == NULL || !r->absent) {
+        return 1;
+    }
+    if (why == NULL) {
+        return 0;
+    }
+    snprintf(why, whylen,
+             "repairing after a long absence (down longer than gc-grace-seconds): "
+             "%zu of %zu ranges repaired",
+             r->absent_done, r->absent_total);
+    return 0;
+}
+
+uint64_t cluster_gc_horizon(struct cluster *cl) {
+    struct repairer *r = cluster_repairer_of(cl);
+    if (r == NULL || !cluster_ring_known(cl, NULL)) {
+        return 0;
+    }
+    ranges_rebuild(r);
+    uint64_t h = UINT64_MAX;
+    for (size_t i = 0; i < r->nranges; i++) {
+        if (self_replicates(r, r->ranges[i].from) && r->ranges[i].complete_start_ms < h) {
+            h = r->ranges[i].complete_start_ms;
+        }
+    }
+    /* a write dated before the session started may still have been on its way to
+     * the replicas (a request timeout) or dated by a clock behind this one */
+    uint64_t margin = (uint64_t)cluster_timeout_ms(cl) + REPAIR_CLOCK_MARGIN_MS;
+    r->horizon_ms = h == UINT64_MAX || h <= margin ? 0 : h - margin;
+    return r->horizon_ms;
+}
+
 void repairer_tick(struct repairer *r) {
     r->now_ms += 100;
     if (r->rate) {
@@ -321,8 +420,11 @@ void repairer_tick(struct repairer *r) {
             r->budget = (int64_t)r->rate; /* at most one second banked */
         }
     }
-    if (!cluster_ready(r->cl, NULL)) {
-        return;
+    if (!cluster_ring_known(r->cl, NULL)) {
+        return; /* (not cluster_ready: a node back after a long absence repairs) */
+    }
+    if (r->absent) {
+        absent_step(r);
     }
     if (r->interval_s && r->now_ms >= r->next_pass_ms) {
         r->next_pass_ms = r->now_ms + (uint64_t)r->interval_s * 1000;
@@ -424,8 +526,10 @@ void repairer_info(const struct repairer *r, struct msg_buf *out) {
     line(out, "repair_records_pulled:%" PRIu64 "\r\n", r->pulled);
     line(out, "repair_records_pushed:%" PRIu64 "\r\n", r->pushed);
     line(out, "repair_ranges_delegated:%" PRIu64 "\r\n", r->delegated);
-    const struct cluster_store *cs = cluster_store_of(r->cl);
-    uint64_t now = cs->now_ms ? cs->now_ms(cs->ctx) : 0;
+    line(out, "repair_after_long_absence:%d\r\n", r->absent);
+    uint64_t now = store_now(r);
+    line(out, "tombstone_gc_horizon_seconds_ago:%lld\r\n",
+         r->horizon_ms && now >= r->horizon_ms ? (long long)((now - r->horizon_ms) / 1000) : -1);
     for (size_t i = 0; i < r->nranges; i++) {
         const struct rr_range *g = &r->ranges[i];
         long long ago = g->last_ms && now >= g->last_ms ? (long long)((now - g->last_ms) / 1000)

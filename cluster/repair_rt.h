@@ -26,8 +26,21 @@ void repairer_peer_answer(struct repairer *r, const struct kv_slice *argv, size_
                           struct msg_buf *out);
 /* INFO lines. */
 void repairer_info(const struct repairer *r, struct msg_buf *out);
+/* The node is back after a long absence (cluster_config.long_absence): from now
+ * it repairs every range it replicates at once, retrying partial ones, and is not
+ * serving until each had a complete session that started after this call. */
+void repairer_hold(struct repairer *r);
+/* 1 when serving (r NULL too); 0 with why, when not NULL ("repairing after a long absence ...:
+ * 3 of 48 ranges repaired") while held. */
+int repairer_serving(const struct repairer *r, char *why, size_t whylen);
 
 /* ---- cluster.c, for repair_rt.c (beside keyless.h's) ---- */
 struct repairer *cluster_repairer_of(struct cluster *cl);
+/* cluster_ready without the repair after a long absence: the ring is known (why
+ * as cluster_ready's). */
+int cluster_ring_known(const struct cluster *cl, const char **why);
+/* A line in the node's log (cluster_config.log). */
+void cluster_note(const struct cluster *cl, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -11,12 +11,12 @@
 
 /* ---- the drop rules ---------------------------------------------------------------------- */
 
-/* Whether a tombstone with this entry value is past its grace period at now_ms:
- * timestamp 0 always (no age to keep it for); else once
- * max(expire_at, LSM_HLC_MS(write_ts)) + grace_ms <= now_ms (no overflow for any
- * inputs, so gc_grace_ms = UINT64_MAX keeps tombstones forever). */
-static bool tombstone_grace_over(const struct entry_value *ev, uint64_t grace_ms,
-                                 uint64_t now_ms)
+/* Whether a tombstone with this entry value may go at now_ms: timestamp 0 always
+ * (no age to keep it for); else once since = max(expire_at, LSM_HLC_MS(write_ts))
+ * is both grace_ms behind now_ms (no overflow for any inputs, so gc_grace_ms =
+ * UINT64_MAX keeps tombstones forever) and below the horizon (lsm_set_gc_horizon:
+ * the caller vouches that every copy of what is older is gone elsewhere). */
+static bool tombstone_droppable(const struct entry_value *ev, const struct entry_filter *f)
 {
     if (ev->write_ts == 0) {
         return true; /* no age to keep it for (old files, filtered values) */
@@ -25,7 +25,7 @@ static bool tombstone_grace_over(const struct entry_value *ev, uint64_t grace_ms
     if (ev->expire_at > since) {
         since = ev->expire_at;
     }
-    return since <= now_ms && now_ms - since >= grace_ms;
+    return since <= f->now_ms && f->now_ms - since >= f->grace_ms && since < f->horizon_ms;
 }
 
 enum filter_verdict
@@ -81,8 +81,7 @@ entry_filter_apply(struct entry_filter *f, const char **ikey, size_t *ikey_len,
                 tomb = true;
             }
             if (tomb && seq <= f->smallest_snapshot) {
-                bool grace_over = tombstone_grace_over(&ev, f->grace_ms, f->now_ms);
-                if (grace_over && base_level(ctx, uk, ulen)) {
+                if (tombstone_droppable(&ev, f) && base_level(ctx, uk, ulen)) {
                     verdict = FILTER_DROP;
                 }
             }
@@ -540,6 +539,7 @@ int compaction_run(struct lsm_db *db, struct compaction *c, struct lsm_err *err)
     pthread_mutex_unlock(&db->mu);
     f.now_ms = db_now_ms(db);
     f.grace_ms = db->opt.gc_grace_ms;
+    f.horizon_ms = atomic_load_explicit(&db->gc_horizon_ms, memory_order_relaxed);
     f.gc = true;
     f.user_filter = db->opt.compaction_filter;
     f.user_arg = db->opt.compaction_filter_arg;

@@ -23,9 +23,11 @@
  *     readers already see it as deleted with that meta, so this is invisible;
  *   - a tombstone <= S when no older data for the key can exist below the output
  *     (levels deeper than the output, or older runs) and its grace period is over
- *     (tombstone_grace_over): max(expire_at, LSM_HLC_MS(timestamp)) + gc_grace_ms
+ *     (tombstone_droppable): max(expire_at, LSM_HLC_MS(timestamp)) + gc_grace_ms
  *     <= now, for a delete and for an expired value alike (a replica must keep
- *     "gone at T" long enough to refuse an older copy arriving late). A tombstone
+ *     "gone at T" long enough to refuse an older copy arriving late), and that
+ *     same date is below the GC horizon (lsm_set_gc_horizon: a cluster's repair
+ *     has carried the tombstone to every replica; no horizon by default). A tombstone
  *     with timestamp 0 (written without one, by old files' expiry or the
  *     compaction filter) has no age to keep: it goes at once.
  * A flush applies only the first rule.
@@ -71,6 +73,7 @@ struct entry_filter {
     uint64_t smallest_snapshot;
     uint64_t now_ms;
     uint64_t grace_ms;
+    uint64_t horizon_ms; /* lsm_set_gc_horizon at the start of the compaction */
     bool gc;                /* false for flushes: only drop hidden versions */
     struct lsm_buf cur_key; /* user key of the previous entry */
     bool has_cur;

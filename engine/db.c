@@ -68,6 +68,11 @@ uint64_t db_now_ms(const struct lsm_db *db)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+void lsm_set_gc_horizon(struct lsm_db *db, uint64_t horizon_ms)
+{
+    atomic_store_explicit(&db->gc_horizon_ms, horizon_ms, memory_order_relaxed);
+}
+
 static uint64_t mono_us(void)
 {
     struct timespec ts;
@@ -140,6 +145,7 @@ void lsm_options_init(struct lsm_options *o)
     o->stcs_max_threshold = 32;
     o->sync_mode = LSM_SYNC_NONE;
     o->gc_grace_ms = 10ull * 24 * 3600 * 1000;
+    o->gc_horizon_ms = UINT64_MAX;
     o->create_if_missing = 1;
     o->paranoid_checks = 1;
 }
@@ -1669,6 +1675,7 @@ int lsm_open(const char *dir, const struct lsm_options *opt, struct lsm_db **out
     }
     db->dir = lsm_strdup(dir);
     db->sync_efd = -1;
+    atomic_init(&db->gc_horizon_ms, db->opt.gc_horizon_ms);
     pthread_mutex_init(&db->mu, NULL);
     pthread_cond_init(&db->bg_work_cv, NULL);
     pthread_cond_init(&db->bg_done_cv, NULL);

@@ -107,6 +107,7 @@ struct lsm_db {
     atomic_uint_fast64_t durable_seq;
 
     struct db_counters st;
+    atomic_uint_fast64_t gc_horizon_ms; /* lsm_set_gc_horizon; starts at opt's */
 };
 
 /* Flushes db->imm to an L0 table if there is one; called by the background thread

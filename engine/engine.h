@@ -102,6 +102,8 @@ struct lsm_options {
     int stcs_max_threshold;    /* size-tiered: most runs merged at once (32) */
     enum lsm_sync_mode sync_mode;
     uint64_t gc_grace_ms;       /* tombstones younger than this survive compaction */
+    uint64_t gc_horizon_ms;     /* and those dated at or after this (UINT64_MAX, the
+                                  * default: no horizon): see lsm_set_gc_horizon */
     int create_if_missing;      /* 1 (default): create an empty database */
     int error_if_exists;        /* 1: fail if the database exists */
     int paranoid_checks;        /* 1 (default): a corrupt WAL record fails open */
@@ -166,8 +168,8 @@ int lsm_put(struct lsm_db *db, const void *key, size_t klen, const void *val, si
 
 /* Writes a tombstone for key. meta->timestamp (may be NULL: 0) dates it for GC:
  * compaction drops a tombstone only once LSM_HLC_MS(timestamp) + gc_grace_ms is in
- * the past (at once for timestamp 0) and no older data for the key can remain below
- * it. meta->node is kept with it; meta->expire_at is stored too (the GC age is
+ * the past and LSM_HLC_MS(timestamp) is below the GC horizon (at once for timestamp
+ * 0) and no older data for the key can remain below it. meta->node is kept with it; meta->expire_at is stored too (the GC age is
  * then counted from max(expire_at, LSM_HLC_MS(timestamp))). */
 int lsm_delete(struct lsm_db *db, const void *key, size_t klen,
                const struct lsm_meta *meta, int flags, uint64_t *seq_out);
@@ -302,6 +304,14 @@ int lsm_iter_status(const struct lsm_iter *it);
 
 /* Flushes the memtable to an L0 table and waits until it is on disk. */
 int lsm_flush(struct lsm_db *db);
+
+/* Moves the GC horizon (Unix ms, the same scale as LSM_HLC_MS of a timestamp):
+ * from now on compaction drops a tombstone only when its grace period is over AND
+ * max(expire_at, LSM_HLC_MS(timestamp)) < horizon_ms. A caller that knows when
+ * every copy of a deleted entry is gone elsewhere (a cluster's repair) sets it;
+ * UINT64_MAX leaves gc_grace_ms alone in charge, 0 keeps every dated tombstone.
+ * Takes effect at the next compaction step; any thread, lock-free. */
+void lsm_set_gc_horizon(struct lsm_db *db, uint64_t horizon_ms);
 
 /* Compacts every file overlapping [begin, end] (NULL = open end) down to the
  * last level (leveled) or into one run (size-tiered), dropping what compaction may

@@ -585,6 +585,76 @@ static void test_undated_expired_value_dropped_at_once(void)
     remove_dir(dir);
 }
 
+/* The GC horizon (a cluster's last complete repair): a tombstone past its grace
+ * but dated at or after the horizon survives compaction; once the horizon moves
+ * past it, it goes. A horizon alone (grace not over) drops nothing. */
+static void test_tombstone_past_grace_kept_until_below_horizon(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    o.gc_grace_ms = 60000;
+    o.gc_horizon_ms = 0; /* as a cluster node opens: nothing repaired yet */
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_put(db, "k", 1, "old", 3, NULL, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK); /* old bottommost */
+    uint64_t del_ms = fake_now;
+    struct lsm_meta m = {0, del_ms << 16 | 7, 9};
+    CHECK_EQ_INT(lsm_delete(db, "k", 1, &m, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_flush(db), LSM_OK);
+
+    fake_now = del_ms + 60000; /* grace over, horizon 0: kept */
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    struct got g = get(db, "k", 1, NULL);
+    CHECK_EQ_INT(g.rc, LSM_OK);
+    CHECK_EQ_INT(g.deleted, 1);
+
+    lsm_set_gc_horizon(db, del_ms); /* a repair started exactly at the delete: kept */
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    g = get(db, "k", 1, NULL);
+    CHECK_EQ_INT(g.rc, LSM_OK);
+    CHECK_EQ_INT(g.deleted, 1);
+    CHECK_EQ_INT(g.timestamp, m.timestamp);
+    CHECK_EQ_INT(get(db, "k", 0, NULL).rc, LSM_NOTFOUND); /* and "old" never returns */
+
+    lsm_set_gc_horizon(db, del_ms + 1); /* below both: gone, and "old" with it */
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    struct lsm_stats st;
+    lsm_stats(db, &st);
+    CHECK_EQ_INT(st.live_sst_bytes, 0);
+    CHECK_EQ_INT(get(db, "k", 1, NULL).rc, LSM_NOTFOUND);
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
+/* The horizon does not shorten the grace period: a tombstone below the horizon
+ * but within its grace stays. */
+static void test_tombstone_below_horizon_kept_for_grace(void)
+{
+    const char *dir = fresh_dir();
+    struct lsm_options o;
+    small_options(&o);
+    o.gc_grace_ms = 60000;
+    struct lsm_db *db;
+    CHECK_EQ_INT(lsm_open(dir, &o, &db, NULL), LSM_OK);
+    lsm_set_gc_horizon(db, UINT64_MAX - 1);
+    CHECK_EQ_INT(lsm_put(db, "k", 1, "old", 3, NULL, 0, NULL), LSM_OK);
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    struct lsm_meta m = {0, fake_now << 16, 9};
+    CHECK_EQ_INT(lsm_delete(db, "k", 1, &m, 0, NULL), LSM_OK);
+    fake_now += 59999;
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    struct got g = get(db, "k", 1, NULL);
+    CHECK_EQ_INT(g.rc, LSM_OK);
+    CHECK_EQ_INT(g.deleted, 1);
+    fake_now += 1;
+    CHECK_EQ_INT(lsm_compact_range(db, NULL, 0, NULL, 0), LSM_OK);
+    CHECK_EQ_INT(get(db, "k", 1, NULL).rc, LSM_NOTFOUND);
+    lsm_close(&db);
+    remove_dir(dir);
+}
+
 /* ---- a model: random puts, deletes, flushes, compactions and bounded scans ---------- */
 
 #define MODEL_KEYS 40
@@ -738,6 +808,8 @@ int main(void)
     TEST_RUN(test_iter_upper_bound_reads_no_table_past_it);
     TEST_RUN(test_expired_value_kept_as_dated_tombstone_for_grace);
     TEST_RUN(test_undated_expired_value_dropped_at_once);
+    TEST_RUN(test_tombstone_past_grace_kept_until_below_horizon);
+    TEST_RUN(test_tombstone_below_horizon_kept_for_grace);
     TEST_RUN(test_model_tombstones_and_bounds_match_a_map);
     TEST_MAIN_END();
 }

@@ -247,6 +247,10 @@ size_t cluster_repair(struct cluster *cl, int full) {
     (void)cl, (void)full;
     return 0;
 }
+uint64_t cluster_gc_horizon(struct cluster *cl) {
+    (void)cl;
+    return 0;
+}
 
 void cluster_send_queued(struct cluster *cl) {
     (void)cl;

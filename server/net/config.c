@@ -431,7 +431,9 @@ static struct config configs[] = {
       NULL,
       "Mode persistent: how long a tombstone (a delete or an expiry, with its version) "
       "is kept before compaction may drop it (Cassandra's gc_grace_seconds; 10 days). A "
-      "replica or hint older than this could bring a deleted value back."),
+      "replica or hint older than this could bring a deleted value back. In a cluster "
+      "also until a repair that every replica answered started after it was written; a "
+      "node down longer than this repairs all its ranges before it serves again."),
     B("appendfsync-in-loop", 0, &server.appendfsync_in_loop, "no", NULL,
       "With appendfsync always: 'no' (default) asks the engine's sync thread for one "
       "fsync per loop turn and keeps serving other clients meanwhile (group commit); "

@@ -566,6 +566,7 @@ static void server_cron(evutil_socket_t fd, short what, void *arg) {
     if (persist_on()) {
         persist_cron();
     }
+    server_cluster_cron();
     client_cron();
     ks_cron();
     stats_cron();

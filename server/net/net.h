@@ -77,6 +77,8 @@ void client_read(struct client *c);
 /* ---- server.c ---- */
 int server_start(void);   /* after config: loop, keyspace, listeners, pidfile */
 void server_stop(void);   /* after the loop: clients, listeners, pidfile, memory */
+/* The cron's cluster work: the tombstone GC horizon to the engine, dir/node-alive. */
+void server_cluster_cron(void);
 /* Subscribes WATCH (multi.c), the statistics (server.dirty, expired_keys,
  * evicted_keys) and, for server.mode, the store's backend (store_init) to the store's
  * events (events.h), and hands persistence the client layer's hooks

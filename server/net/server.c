@@ -267,6 +267,58 @@ static void first_bind_addr(char *buf, size_t cap) {
     }
 }
 
+/* Whether this node was away longer than gc-grace-seconds (persistent mode: its
+ * dir/node-alive is older than that): its replicas may have dropped tombstones it
+ * never received, so it must be repaired before it serves (cluster.h,
+ * long_absence). No file (a new node, or one from before the file existed): no. */
+static int cluster_long_absence(void) {
+    uint64_t alive;
+    if (!persist_on() || node_alive_load(&alive) != 1) {
+        return 0;
+    }
+    uint64_t now = (uint64_t)kv_mstime(), grace = (uint64_t)server.gc_grace_seconds * 1000;
+    if (now <= alive || now - alive <= grace) {
+        return 0;
+    }
+    server_log(LL_WARNING, "Cluster: this node last served %llu s ago, longer than "
+                           "gc-grace-seconds (%lld): repairing before it serves again",
+               (unsigned long long)((now - alive) / 1000), server.gc_grace_seconds);
+    return 1;
+}
+
+static int alive_held; /* started after a long absence and not yet repaired */
+
+/* dir/node-alive: now, unless the node repairs after a long absence (a crash
+ * then must not hide the absence), at most every tenth of the grace period
+ * (between 1 s and 60 s); force: at once (start-up: a replica takes its peers'
+ * writes before it is ready). */
+static void alive_note(int force) {
+    static uint64_t alive_saved;
+    uint64_t now = (uint64_t)kv_mstime(), every = (uint64_t)server.gc_grace_seconds * 100;
+    every = every < 1000 ? 1000 : every > 60000 ? 60000 : every;
+    if (alive_held || (!force && now - alive_saved < every)) {
+        return;
+    }
+    char err[CONFIG_ERR_LEN];
+    if (node_alive_save(now, err, sizeof(err)) != 0) {
+        server_log(LL_WARNING, "Cluster: %s", err);
+    }
+    alive_saved = now;
+}
+
+/* The cron's cluster work: the tombstone GC horizon to the engine, and in
+ * persistent mode dir/node-alive (alive_note). */
+void server_cluster_cron(void) {
+    if (server.cluster == NULL || !persist_on()) {
+        return;
+    }
+    persist_set_gc_horizon(cluster_gc_horizon(server.cluster));
+    if (alive_held && cluster_ready(server.cluster, NULL)) {
+        alive_held = 0;
+    }
+    alive_note(0);
+}
+
 /* Starts cluster/ when cluster-enabled: after the listeners (the announced port
  * defaults to the bound one). 0, or -1 after logging why. */
 static int server_start_cluster(void) {
@@ -285,6 +337,7 @@ static int server_start_cluster(void) {
         server_log(LL_WARNING, "Cluster generation: %s", err);
         return -1;
     }
+    alive_held = cluster_long_absence();
     char bind_ip[256], announce[256];
     first_bind_addr(bind_ip, sizeof(bind_ip));
     snprintf(announce, sizeof(announce), "%s",
@@ -323,12 +376,16 @@ static int server_start_cluster(void) {
         .generation = server.cluster_generation,
         .phi_convict_threshold = server.phi_convict_threshold,
         .max_clock_offset_ms = server.cluster_max_clock_offset_ms,
+        .long_absence = alive_held,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);
     if (server.cluster == NULL) {
         server_log(LL_WARNING, "Cluster: %s", err);
         return -1;
+    }
+    if (persist_on()) {
+        alive_note(1);
     }
     server_log(LL_NOTICE,
                "Cluster: node %s at %s:%d, generation %llu, %zu tokens, N=%d W=%d R=%d, "

@@ -25,6 +25,7 @@
 
 #define NODE_ID_FILE "node-id"
 #define NODE_ID_HEX 32
+#define NODE_ALIVE_FILE "node-alive"
 
 static int random_bytes(unsigned char *b, size_t n) {
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -259,4 +260,35 @@ int node_generation_next(uint64_t *gen, char *err, size_t errlen) {
     char text[32];
     int len = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)*gen);
     return write_file_atomic(NODE_GEN_FILE, text, (size_t)len, err, errlen);
+}
+
+/* ---- dir/node-alive: when this node last served ---- */
+
+int node_alive_load(uint64_t *ms) {
+    *ms = 0;
+    FILE *f = fopen(NODE_ALIVE_FILE, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    char buf[32];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (buf[0] < '0' || buf[0] > '9' || errno || (*end != '\n' && *end != '\0')) {
+        return 0; /* torn or foreign: unknown, as if absent */
+    }
+    *ms = (uint64_t)v;
+    return 1;
+}
+
+int node_alive_save(uint64_t ms, char *err, size_t errlen) {
+    if (server.mode != MODE_PERSISTENT) {
+        return 0;
+    }
+    char line[32];
+    int len = snprintf(line, sizeof(line), "%llu\n", (unsigned long long)ms);
+    return write_file_atomic(NODE_ALIVE_FILE, line, (size_t)len, err, errlen);
 }

@@ -138,6 +138,9 @@ static void engine_options(struct lsm_options *o) {
     o->sync_mode = LSM_SYNC_NONE;
     o->clock_ms = compaction_clock;
     o->gc_grace_ms = (uint64_t)server.gc_grace_seconds * 1000;
+    /* a cluster node keeps every tombstone until the cluster's repairs say they
+     * reached every replica (persist_set_gc_horizon, from the cron) */
+    o->gc_horizon_ms = server.cluster_enabled ? 0 : UINT64_MAX;
     o->compaction_filter = NULL; /* set after open: see flushed_filter */
 }
 
@@ -384,6 +387,12 @@ void persist_close(void) {
 
 struct lsm_db *persist_engine(void) {
     return P.db;
+}
+
+void persist_set_gc_horizon(uint64_t horizon_ms) {
+    if (P.db != NULL) {
+        lsm_set_gc_horizon(P.db, horizon_ms);
+    }
 }
 
 /* Opens the engine again after persist_reopen closed it; while it cannot (the

@@ -59,6 +59,10 @@ int persist_open_sync(const char *dir, char *err, size_t errlen);
 void persist_close(void);
 /* The engine, or NULL while loading / in cache mode. */
 struct lsm_db *persist_engine(void);
+/* The cluster's tombstone GC horizon (cluster.h cluster_gc_horizon): compaction
+ * drops a tombstone only once it is past gc-grace-seconds and dated below this.
+ * A cluster node opens the engine with 0 (keep all); a single node has none. */
+void persist_set_gc_horizon(uint64_t horizon_ms);
 
 /* ---- write-through (coord.c) ---- */
 

@@ -22,7 +22,8 @@
  * version). An equal record (the same write arriving twice) is ignored.
  *
  * TOMBSTONES: persistent mode keeps them for gc-grace-seconds (deletes, expiries,
- * applied tombstone records) and a flush marker counts as a tombstone of every key
+ * applied tombstone records; in a cluster also until the cluster's GC horizon
+ * passes them: persist_set_gc_horizon) and a flush marker counts as a tombstone of every key
  * of its database, with version {marker, node 0}. Cache mode keeps none: a key
  * absent from memory holds nothing, so a tombstone only beats the values present
  * when it arrives, and an older value arriving after it is applied (a cache node
@@ -318,5 +319,13 @@ int node_tokens_save(const uint64_t *tokens, size_t n, char *err, size_t errlen)
  * was lost), as Cassandra's. Persistent mode writes it back before returning. 0,
  * or -1 with err (unreadable or malformed file, or a failed write). */
 int node_generation_next(uint64_t *gen, char *err, size_t errlen);
+/* When this node last served (a cluster node in persistent mode), kept in
+ * dir/node-alive (text: Unix ms), so that a node back after longer than
+ * gc-grace-seconds knows it (cluster.h, cluster_config.long_absence).
+ * node_alive_load: 1 with *ms, 0 when there is no file or it is unreadable (*ms 0:
+ * unknown). node_alive_save: writes it (a temporary file, fsynced, renamed) in mode
+ * persistent; 0, or -1 with err. */
+int node_alive_load(uint64_t *ms);
+int node_alive_save(uint64_t ms, char *err, size_t errlen);
 
 #endif
