@@ -1588,6 +1588,10 @@ int cluster_timeout_ms(const struct cluster *cl) {
     return cl->timeout_ms;
 }
 
+int64_t cluster_max_clock_offset_ms(const struct cluster *cl) {
+    return cl->skew.max_ms;
+}
+
 int cluster_send_tag(struct cluster *cl, uint32_t tag, int argc, const char *const *argv,
                      const size_t *argvlen, link_done_fn done, void *ctx) {
     struct link *l = link_of_tag(cl, tag);

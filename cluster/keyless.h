@@ -24,6 +24,9 @@ uint32_t cluster_self_tag(const struct cluster *cl);
 int cluster_tag_up(struct cluster *cl, uint32_t tag);
 int cluster_stopping(const struct cluster *cl);
 int cluster_timeout_ms(const struct cluster *cl);
+/* cluster-max-clock-offset-ms: the clock guard refuses writes coordinated by a
+ * node further than this from its peers' median. */
+int64_t cluster_max_clock_offset_ms(const struct cluster *cl);
 /* Sends argv on the link of member tag: LINK_OK (done will run once, later) or a
  * refusal (LINK_DOWN: no link). */
 int cluster_send_tag(struct cluster *cl, uint32_t tag, int argc, const char *const *argv,

@@ -31,9 +31,6 @@
 #include "cluster/scan.h"
 
 #define RR_QUEUE_MAX 65536 /* ranges waiting (a ring has at most 4M vnodes; plenty) */
-#define REPAIR_CLOCK_MARGIN_MS 500 /* clocks this far apart still date a write before a
-                                    * session that began after it (DESIGN.md's default
-                                    * cluster-max-clock-offset-ms) */
 
 struct rr_range {
     uint64_t from, to;       /* [from, to), to 0 the ring's end */
@@ -406,8 +403,10 @@ uint64_t cluster_gc_horizon(struct cluster *cl) {
         }
     }
     /* a write dated before the session started may still have been on its way to
-     * the replicas (a request timeout) or dated by a clock behind this one */
-    uint64_t margin = (uint64_t)cluster_timeout_ms(cl) + REPAIR_CLOCK_MARGIN_MS;
+     * the replicas (a request timeout) or dated by a clock behind this one: by at
+     * most cluster-max-clock-offset-ms, since a node further off coordinates no
+     * writes (the clock guard, skew.h) */
+    uint64_t margin = (uint64_t)cluster_timeout_ms(cl) + (uint64_t)cluster_max_clock_offset_ms(cl);
     r->horizon_ms = h == UINT64_MAX || h <= margin ? 0 : h - margin;
     return r->horizon_ms;
 }
