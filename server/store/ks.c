@@ -470,17 +470,6 @@ size_t ks_flush_db(struct kv_db *db, int async) {
 
 /* ---- LRU / LFU (Redis's 24-bit lru field) ---- */
 
-#define KS_LRU_MAX ((1u << 24) - 1)
-
-int ks_policy_is_lfu(void) {
-    return server.maxmemory_policy == MM_ALLKEYS_LFU ||
-           server.maxmemory_policy == MM_VOLATILE_LFU;
-}
-
-unsigned ks_lru_clock(void) {
-    return (unsigned)((server.mstime / 1000) & KS_LRU_MAX);
-}
-
 static unsigned lfu_minutes(void) {
     return (unsigned)((server.mstime / 60000) & 65535);
 }
@@ -502,21 +491,13 @@ static unsigned lfu_log_incr(unsigned counter) {
     return r < p ? counter + 1 : counter;
 }
 
-void ks_entry_init_lru(struct kv_entry *e) {
-    if (ks_policy_is_lfu()) {
-        e->lru = (lfu_minutes() << 8) | KS_LFU_INIT_VAL;
-    } else {
-        e->lru = ks_lru_clock();
-    }
+void ks_entry_init_lfu(struct kv_entry *e) {
+    e->lru = (lfu_minutes() << 8) | KS_LFU_INIT_VAL;
 }
 
-void ks_entry_touch(struct kv_entry *e) {
-    if (ks_policy_is_lfu()) {
-        unsigned c = lfu_log_incr(ks_entry_lfu(e));
-        e->lru = (lfu_minutes() << 8) | c;
-    } else {
-        e->lru = ks_lru_clock();
-    }
+void ks_entry_touch_lfu(struct kv_entry *e) {
+    unsigned c = lfu_log_incr(ks_entry_lfu(e));
+    e->lru = (lfu_minutes() << 8) | c;
 }
 
 long long ks_entry_idle_ms(const struct kv_entry *e) {

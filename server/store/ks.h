@@ -403,14 +403,39 @@ size_t ks_flush_db(struct kv_db *db, int async);
 void ks_lazyfree_drain(void);
 size_t ks_lazyfree_pending(void);
 
-/* LRU/LFU (24-bit lru field, as Redis's robj). */
+/* LRU/LFU (24-bit lru field, as Redis's robj). Every read and write of a key pays
+ * for one of these, so the LRU side (the default) is inline and the LFU side, with
+ * its decay and logarithmic increment, is a call. */
 #define KS_LFU_INIT_VAL 5
-unsigned ks_lru_clock(void);
-void ks_entry_touch(struct kv_entry *e);       /* an access: LRU clock or LFU incr */
-void ks_entry_init_lru(struct kv_entry *e);    /* a new object */
+#define KS_LRU_MAX ((1u << 24) - 1)
+static inline int ks_policy_is_lfu(void) {
+    return server.maxmemory_policy == MM_ALLKEYS_LFU ||
+           server.maxmemory_policy == MM_VOLATILE_LFU;
+}
+/* Seconds of the one clock (server.mstime), in 24 bits. */
+static inline unsigned ks_lru_clock(void) {
+    return (unsigned)((server.mstime / 1000) & KS_LRU_MAX);
+}
+void ks_entry_touch_lfu(struct kv_entry *e);
+void ks_entry_init_lfu(struct kv_entry *e);
+/* An access: the LRU clock, or the LFU counter's increment. */
+static inline void ks_entry_touch(struct kv_entry *e) {
+    if (ks_policy_is_lfu()) {
+        ks_entry_touch_lfu(e);
+    } else {
+        e->lru = ks_lru_clock();
+    }
+}
+/* A new object: the LRU clock, or the LFU counter's initial value. */
+static inline void ks_entry_init_lru(struct kv_entry *e) {
+    if (ks_policy_is_lfu()) {
+        ks_entry_init_lfu(e);
+    } else {
+        e->lru = ks_lru_clock();
+    }
+}
 long long ks_entry_idle_ms(const struct kv_entry *e);
 unsigned ks_entry_lfu(const struct kv_entry *e); /* decayed counter */
-int ks_policy_is_lfu(void);
 
 /* ------------------------------------------------------------------------------
  * Lifecycle hooks called by the server core (loop thread)
