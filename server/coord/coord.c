@@ -31,7 +31,7 @@ uint64_t coord_cmd_hlc;
 
 /* A new tick above old's version (NULL: nothing held), which the rest of the
  * command may share. */
-static struct kv_version stamp_tick(const struct kv_entry *old) {
+static inline struct kv_version stamp_tick(const struct kv_entry *old) {
     if (old) {
         hlc_observe(ks_entry_version(old).hlc);
     }
@@ -60,7 +60,9 @@ static inline struct kv_entry *lookup(struct kv_db *db, const struct kv_slice *k
     return store_lookup(db, key->p, key->len, *token);
 }
 
-struct kv_entry *coord_lookup(struct client *c, const struct kv_slice *key, unsigned flags) {
+/* coord_lookup's body, inline in the typed lookup every HSET and HGET makes. */
+static inline struct kv_entry *lookup_counted(struct client *c, const struct kv_slice *key,
+                                              unsigned flags) {
     uint64_t token;
     struct kv_entry *e = lookup(c->db, key, &token);
     if (!(flags & COORD_NOSTATS)) {
@@ -74,6 +76,10 @@ struct kv_entry *coord_lookup(struct client *c, const struct kv_slice *key, unsi
         ks_entry_touch(e);
     }
     return e;
+}
+
+struct kv_entry *coord_lookup(struct client *c, const struct kv_slice *key, unsigned flags) {
+    return lookup_counted(c, key, flags);
 }
 
 struct kv_entry *coord_lookup_read(struct client *c, const struct kv_slice *key) {
@@ -296,7 +302,7 @@ void coord_expire_entry(struct client *c, struct kv_entry *e) {
 
 int coord_lookup_type_or_reply(struct client *c, const struct kv_slice *key, int type,
                                unsigned flags, struct kv_entry **ep) {
-    struct kv_entry *e = coord_lookup(c, key, flags);
+    struct kv_entry *e = lookup_counted(c, key, flags);
     if (e && e->type != type) {
         reply_wrongtype(c);
         *ep = NULL;

@@ -27,7 +27,9 @@ static inline uint32_t vidx_get(const struct kv_entry *e) {
     return i;
 }
 
-static struct kv_entry *entry_alloc(int type, int enc, const char *key, size_t klen,
+/* inline: ks_entry_new and ks_field_new (a hash field on every HSET) each get a
+ * copy with their constants folded */
+static inline struct kv_entry *entry_alloc(int type, int enc, const char *key, size_t klen,
                                     size_t vlen, long long expire_at, size_t extra,
                                     int versioned) {
     size_t voff = versioned ? KS_VERSION_SIZE : 0;

@@ -104,6 +104,10 @@ struct kv_entry *kv_dict_unlink(struct kv_dict *d, const char *key, size_t len, 
 /* The address of the link that points to e (e must be in d). Links are tagged
  * (ks_dict.c "TAGGED LINKS"): write one only through kv_dict_link_set. */
 struct kv_entry **kv_dict_link_of(struct kv_dict *d, const struct kv_entry *e, uint64_t token);
+/* kv_dict_find that also gives the link pointing to the entry found (*link: NULL
+ * when absent), for a caller that replaces the entry: one probe, not two. */
+struct kv_entry *kv_dict_find_link(struct kv_dict *d, const char *key, size_t len,
+                                   uint64_t token, struct kv_entry ***link);
 /* Makes the link point to e instead, keeping its tag: e has the same key as the
  * entry it replaces (and takes over its `next`, or is its realloc'ed copy). */
 void kv_dict_link_set(struct kv_entry **link, struct kv_entry *e);
