@@ -112,11 +112,11 @@ struct kv_entry *ks_entry_realloc(struct kv_db *db, struct kv_entry *e, size_t s
 struct kv_entry *ks_entry_reshape(struct kv_db *db, struct kv_entry *e, int enc,
                                   size_t vlen, size_t extra) {
     size_t voff = KS_ENTRY_HDR + ks_val_off(e);
-    size_t old_pfx = 0, old_len = 8, cur = ks_entry_size(e);
+    size_t old_pfx = 0, old_len = 8;
     if (ks_enc_prefixed(e->enc)) {
-        ks_val_bytes(e, &old_len);
-        old_pfx = old_len < 255 ? 1 : 9;
+        old_pfx = ks_read_vlen((const unsigned char *)e + voff, &old_len);
     }
+    size_t cur = voff + old_pfx + old_len; /* ks_entry_size(e), from what is read */
     int prefixed = ks_enc_prefixed(enc);
     size_t new_pfx = prefixed ? (vlen < 255 ? 1 : 9) : 0;
     size_t new_len = prefixed ? vlen : 8;

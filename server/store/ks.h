@@ -229,17 +229,22 @@ static inline size_t ks_val_off(const struct kv_entry *e) {
 static inline unsigned char *ks_val_area(struct kv_entry *e) {
     return e->data + ks_val_off(e);
 }
-/* For length-prefixed values: the payload and its length. */
-static inline unsigned char *ks_val_bytes(const struct kv_entry *e, size_t *len) {
-    unsigned char *v = (unsigned char *)e->data + ks_val_off(e);
+/* Reads the length prefix at v (a length-prefixed value area): the payload's
+ * length in *len; returns the prefix's size (1 or 9). */
+static inline size_t ks_read_vlen(const unsigned char *v, size_t *len) {
     if (v[0] != 255) {
         *len = v[0];
-        return v + 1;
+        return 1;
     }
     uint64_t n;
     memcpy(&n, v + 1, 8);
     *len = (size_t)n;
-    return v + 9;
+    return 9;
+}
+/* For length-prefixed values: the payload and its length. */
+static inline unsigned char *ks_val_bytes(const struct kv_entry *e, size_t *len) {
+    unsigned char *v = (unsigned char *)e->data + ks_val_off(e);
+    return v + ks_read_vlen(v, len);
 }
 static inline long long ks_val_int(const struct kv_entry *e) {
     long long v;
