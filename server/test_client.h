@@ -109,6 +109,7 @@ static inline const char *tclient_run(struct client *c, const char *line, int ho
             return "(unknown command)";
         }
         c->cmd = cmd;
+        coord_command_begin(); /* one command: its writes' versions, as call() */
         cmd->proc(c);
     }
 

@@ -566,6 +566,7 @@ void call(struct client *c, const struct kv_command *cmd) {
     int top = call_depth == 0;
     if (top) {
         client_call_begin(c); /* records the reply's span if it gets held */
+        coord_command_begin();
     }
     call_depth++;
     cmd->proc(c);

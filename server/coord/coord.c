@@ -8,18 +8,47 @@
 #include "server/coord/coord.h"
 #include "server/store/store.h"
 
-/* The version of a write that replaces `old` (NULL: nothing held): a new HLC tick
- * from the one clock, above old's version (hlc_observe: a version restored from
- * disk, or later received from a peer, may be ahead of this node's clock), with
- * this node's tag. Every write call stamps exactly one, so a later write on a key
- * always carries a larger version than an earlier one, even when
- * debug-clock-offset-ms moved the clock back. */
-static inline struct kv_version stamp(const struct kv_entry *old) {
+/* VERSIONS: every write stamps the value it leaves (or the tombstone of a removal)
+ * with a version, an HLC timestamp and this node's tag (DESIGN.md "Values and
+ * versions"). The rule:
+ *   1. A key's versions strictly increase: a write's version is above the version
+ *      of the value it replaces, also one restored from disk or received from a
+ *      peer whose clock is ahead (hlc_observe), and after debug-clock-offset-ms
+ *      moved the clock back. Two writes of one key never share a version.
+ *   2. A write's version is at or above every timestamp the clock handed out or
+ *      observed before it (a flush marker at F removes what is below F, never a
+ *      value written after the flush).
+ *   3. The writes of one command (call(): EXEC's queued commands are one) share
+ *      one version where 1 and 2 allow: its first write takes a new tick; a later
+ *      write reuses it while it is still the clock's last timestamp (nothing
+ *      ticked or was observed since: 2) and the key holds an older version (1:
+ *      MSET k a k b, SET then DEL of a key inside EXEC). Otherwise the write takes
+ *      a new tick, which the command's later writes share in turn.
+ * So the clock is read once per command, not once per key (MSET's ten keys: one
+ * tick). A write outside any command (unit tests calling coord_* directly)
+ * follows the same rule, sharing the last command's version where it may. */
+uint64_t coord_cmd_hlc;
+
+/* A new tick above old's version (NULL: nothing held), which the rest of the
+ * command may share. */
+static inline struct kv_version stamp_tick(const struct kv_entry *old) {
     if (old) {
         hlc_observe(ks_entry_version(old).hlc);
     }
     long long ms = server.mstime;
-    struct kv_version v = {hlc_tick(ms > 0 ? (uint64_t)ms : 0), server.node_tag};
+    uint64_t hlc = hlc_tick(ms > 0 ? (uint64_t)ms : 0);
+    coord_cmd_hlc = hlc;
+    struct kv_version v = {hlc, server.node_tag};
+    return v;
+}
+
+/* The version of a write that replaces `old` (NULL: nothing held): see VERSIONS. */
+static inline struct kv_version stamp(const struct kv_entry *old) {
+    uint64_t hlc = coord_cmd_hlc;
+    if (hlc == 0 || hlc != hlc_last() || (old && ks_entry_version(old).hlc >= hlc)) {
+        return stamp_tick(old);
+    }
+    struct kv_version v = {hlc, server.node_tag};
     return v;
 }
 
@@ -31,7 +60,9 @@ static inline struct kv_entry *lookup(struct kv_db *db, const struct kv_slice *k
     return store_lookup(db, key->p, key->len, *token);
 }
 
-struct kv_entry *coord_lookup(struct client *c, const struct kv_slice *key, unsigned flags) {
+/* coord_lookup's body, inline in the typed lookup every HSET and HGET makes. */
+static inline struct kv_entry *lookup_counted(struct client *c, const struct kv_slice *key,
+                                              unsigned flags) {
     uint64_t token;
     struct kv_entry *e = lookup(c->db, key, &token);
     if (!(flags & COORD_NOSTATS)) {
@@ -45,6 +76,10 @@ struct kv_entry *coord_lookup(struct client *c, const struct kv_slice *key, unsi
         ks_entry_touch(e);
     }
     return e;
+}
+
+struct kv_entry *coord_lookup(struct client *c, const struct kv_slice *key, unsigned flags) {
+    return lookup_counted(c, key, flags);
 }
 
 struct kv_entry *coord_lookup_read(struct client *c, const struct kv_slice *key) {
@@ -267,7 +302,7 @@ void coord_expire_entry(struct client *c, struct kv_entry *e) {
 
 int coord_lookup_type_or_reply(struct client *c, const struct kv_slice *key, int type,
                                unsigned flags, struct kv_entry **ep) {
-    struct kv_entry *e = coord_lookup(c, key, flags);
+    struct kv_entry *e = lookup_counted(c, key, flags);
     if (e && e->type != type) {
         reply_wrongtype(c);
         *ep = NULL;

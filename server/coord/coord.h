@@ -38,8 +38,9 @@
  *     which applies it to the in-memory keyspace (server/store/ks.h) with no extra copy
  *     and, in persistent mode, reads a dict miss through from the engine. Lookups
  *     return the entry itself, not a copy. Every write call stamps the value it
- *     writes (or the tombstone of a removal) with one version (an HLC tick above
- *     the old value's version, and this node's tag) and emits one store event
+ *     writes (or the tombstone of a removal) with one version (an HLC timestamp
+ *     above the old value's version, and this node's tag; the writes of one
+ *     command share it where they can: coord.c "VERSIONS") and emits one store event
  *     (server/store/events.h), to which WATCH, server.dirty and persistence subscribe.
  *   - Persistent mode (--mode persistent): the persistence subscriber queues the
  *     envelope (type, payload) with its expire-at and version under the internal
@@ -65,6 +66,16 @@ enum {
     COORD_KEEPTTL = 1u << 0, /* keep an existing key's TTL (SET KEEPTTL, INCR...) */
     COORD_NOINT = 1u << 3,   /* keep a numeric string a string (INCRBYFLOAT: "embstr") */
 };
+
+/* ---- commands ----
+ * call() calls coord_command_begin before every top-level command (EXEC with its
+ * queued commands is one): the writes of one command share one version where the
+ * versioning rule allows (coord.c "VERSIONS"), so the clock is read once per
+ * command, not once per key. */
+extern uint64_t coord_cmd_hlc; /* coord.c's: the command's version, 0 before its first write */
+static inline void coord_command_begin(void) {
+    coord_cmd_hlc = 0;
+}
 
 /* ---- reads ---- */
 

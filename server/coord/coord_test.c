@@ -1,13 +1,15 @@
 /* server/coord/coord_test.c: unit tests of the coordinator seam's typed lookup
  * (coord_lookup_type_or_reply) and of the in-place changes that keep handlers from
  * naming a database (coord_str_append, coord_str_setrange, coord_hash_set,
- * coord_hash_del, coord_db_overhead), run in-process on a fake client
- * (server/test_client.h).
+ * coord_hash_del, coord_db_overhead), and of the versioning rule (coord.c
+ * "VERSIONS": one version per command where it may, strictly increasing per key),
+ * run in-process on a fake client (server/test_client.h).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "server/base/base.h"
+#include "server/store/hlc.h"
 #include "server/test_client.h"
 #include "tests/test.h"
 
@@ -205,6 +207,93 @@ static void test_db_overhead_counts_each_database(void) {
     CHECK_EQ_INT(keys, 0);
 }
 
+/* ---- versions (coord.c "VERSIONS") ---- */
+
+/* A whole command through process_command and call(), as a client's would run. */
+static const char *run_cmd(const char *line) {
+    return tclient_run(&tc, line, TCLIENT_PROCESS);
+}
+
+static uint64_t hlc_of(const char *key) {
+    struct kv_slice k = sl(key);
+    struct kv_entry *e = coord_lookup(&tc, &k, COORD_NOTOUCH | COORD_NOSTATS);
+    return e ? ks_entry_version(e).hlc : 0;
+}
+
+static void test_one_command_writes_its_keys_with_one_version(void) {
+    setup();
+    CHECK_EQ_STR(run_cmd("MSET a 1 b 2 c 3"), "+OK");
+    uint64_t v = hlc_of("a");
+    CHECK(v != 0);
+    CHECK(hlc_of("b") == v && hlc_of("c") == v);
+    CHECK(v == hlc_last()); /* one tick for the three keys */
+    /* the next command takes a new one, also for other keys */
+    CHECK_EQ_STR(run_cmd("MSET d 4 e 5"), "+OK");
+    CHECK(hlc_of("d") > v && hlc_of("e") == hlc_of("d"));
+}
+
+static void test_a_key_written_twice_in_one_command_gets_a_higher_version(void) {
+    setup();
+    CHECK_EQ_STR(run_cmd("MSET x 1 k a k b y 2"), "+OK");
+    CHECK_EQ_STR(run("GET k"), "$1 b");
+    uint64_t first = hlc_of("x"); /* what k's first write carried */
+    CHECK(hlc_of("k") > first);
+    /* the keys after the second write share its version */
+    CHECK(hlc_of("y") == hlc_of("k"));
+    /* EXEC is one command: the same within a transaction, SET then SET, and an
+     * in-place change (INCR) of a key the transaction already wrote */
+    CHECK_EQ_STR(run_cmd("MULTI"), "+OK");
+    CHECK_EQ_STR(run_cmd("SET t 1"), "+QUEUED");
+    CHECK_EQ_STR(run_cmd("SET n 1"), "+QUEUED");
+    CHECK_EQ_STR(run_cmd("SET n 2"), "+QUEUED");
+    CHECK_EQ_STR(run_cmd("INCR n"), "+QUEUED");
+    CHECK_EQ_STR(run_cmd("EXEC"), "*4 +OK +OK +OK :3");
+    uint64_t t = hlc_of("t");
+    CHECK(t > hlc_of("y"));
+    /* inside EXEC the clock stands still: SET n 2 and INCR n took one tick each */
+    CHECK(hlc_of("n") == t + 2);
+}
+
+static void test_versions_of_a_key_increase_across_commands_and_a_clock_going_back(void) {
+    setup();
+    CHECK_EQ_STR(run_cmd("MSET k 1 j 1"), "+OK");
+    uint64_t prev = hlc_of("k");
+    const char *cmds[] = {"SET k 2", "MSET j 2 k 3", "INCR k", "MSET k 5 k 6", "APPEND k x"};
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        /* every other command runs with the clock an hour back (call() reads it) */
+        server.debug_clock_offset_ms = (i % 2) ? -3600000 : 0;
+        CHECK(run_cmd(cmds[i])[0] != '-');
+        uint64_t v = hlc_of("k");
+        if (v <= prev) {
+            TEST_FAIL_AT("after %s: version %llx <= %llx", cmds[i], (unsigned long long)v,
+                         (unsigned long long)prev);
+        }
+        prev = v;
+    }
+    server.debug_clock_offset_ms = 0;
+}
+
+/* Rule 2: once the clock moved inside a command (a flush marker's tick, a version
+ * observed), the command's later writes are above it, not at its old version. */
+static void test_a_write_after_the_clock_moved_in_a_command_is_above_it(void) {
+    setup();
+    struct kv_slice a = sl("a"), b = sl("b"), k = sl("k");
+    coord_command_begin();
+    coord_set_str(&tc, &a, "1", 1, 0, 0);
+    uint64_t v = hlc_of("a");
+    uint64_t marker = hlc_now(); /* e.g. persistent mode's FLUSHALL marker */
+    coord_set_str(&tc, &b, "2", 1, 0, 0);
+    CHECK(hlc_of("b") > marker && marker > v);
+    /* a key holding a version from ahead (restored, or a peer's) is exceeded */
+    struct kv_entry *e = coord_set_str(&tc, &k, "3", 1, 0, 0);
+    struct kv_version ahead = {HLC_MAKE(HLC_MS(hlc_last()) + 86400000, 0), 9};
+    ks_entry_set_version(e, ahead);
+    coord_set_str(&tc, &k, "4", 1, 0, 0);
+    CHECK(hlc_of("k") > ahead.hlc);
+    coord_set_str(&tc, &a, "5", 1, 0, 0);
+    CHECK(hlc_of("a") == hlc_of("k")); /* shared again once nothing moved */
+}
+
 int main(void) {
     TEST_RUN(test_typed_lookup_absent_key_is_null_with_no_reply);
     TEST_RUN(test_typed_lookup_wrong_type_replies_wrongtype_exactly_once);
@@ -213,6 +302,10 @@ int main(void) {
     TEST_RUN(test_in_place_string_changes_relink_moved_entries);
     TEST_RUN(test_in_place_hash_changes_relink_moved_entries);
     TEST_RUN(test_db_overhead_counts_each_database);
+    TEST_RUN(test_one_command_writes_its_keys_with_one_version);
+    TEST_RUN(test_a_key_written_twice_in_one_command_gets_a_higher_version);
+    TEST_RUN(test_versions_of_a_key_increase_across_commands_and_a_clock_going_back);
+    TEST_RUN(test_a_write_after_the_clock_moved_in_a_command_is_above_it);
     ks_deinit();
     resp_out_deinit(&tc.out);
     TEST_MAIN_END();

@@ -154,15 +154,25 @@ static void hash_convert(struct kv_db *db, struct kv_entry **ep) {
     *ep = e;
 }
 
+/* Sets field f of a hashtable-encoded hash in one probe of its dict. A value of
+ * the length the field holds is written over the old one in place (a counter, a
+ * fixed-size record: no allocation, no relinking); another length gets a new field
+ * entry in the old one's link. */
 static int ht_set(struct kv_dict *d, const char *f, size_t flen, const char *v, size_t vlen) {
     uint64_t token = ks_token(f, flen);
-    struct kv_entry *old = kv_dict_find(d, f, flen, token);
-    struct kv_entry *nf = field_new(f, flen, v, vlen);
+    struct kv_entry **link;
+    struct kv_entry *old = kv_dict_find_link(d, f, flen, token, &link);
     if (old == NULL) {
-        kv_dict_insert(d, nf, token);
+        kv_dict_insert(d, field_new(f, flen, v, vlen), token);
         return 1;
     }
-    struct kv_entry **link = kv_dict_link_of(d, old, token);
+    size_t olen;
+    unsigned char *ov = ks_val_bytes(old, &olen);
+    if (olen == vlen) {
+        memcpy(ov, v, vlen);
+        return 0;
+    }
+    struct kv_entry *nf = field_new(f, flen, v, vlen);
     nf->next = old->next;
     kv_dict_link_set(link, nf);
     kv_free(old);

@@ -8,6 +8,12 @@
  * borrows the next millisecond). hlc_observe() folds in a timestamp seen from
  * elsewhere (a peer, the data on disk at start) so later local ones are newer.
  *
+ * VERSIONS OF WRITES (server/coord/coord.c "VERSIONS" has the whole rule): a key's
+ * versions strictly increase, a write is at or above everything the clock handed
+ * out or observed before it, and the writes of one command share one tick while
+ * hlc_last() is still that tick and the key holds an older version. So a command
+ * that writes ten keys ticks once; a key written twice ticks again.
+ *
  * Threading: one clock per process, loop thread only.
  */
 #ifndef KVD_HLC_H

@@ -27,7 +27,9 @@ static inline uint32_t vidx_get(const struct kv_entry *e) {
     return i;
 }
 
-static struct kv_entry *entry_alloc(int type, int enc, const char *key, size_t klen,
+/* inline: ks_entry_new and ks_field_new (a hash field on every HSET) each get a
+ * copy with their constants folded */
+static inline struct kv_entry *entry_alloc(int type, int enc, const char *key, size_t klen,
                                     size_t vlen, long long expire_at, size_t extra,
                                     int versioned) {
     size_t voff = versioned ? KS_VERSION_SIZE : 0;
@@ -110,11 +112,11 @@ struct kv_entry *ks_entry_realloc(struct kv_db *db, struct kv_entry *e, size_t s
 struct kv_entry *ks_entry_reshape(struct kv_db *db, struct kv_entry *e, int enc,
                                   size_t vlen, size_t extra) {
     size_t voff = KS_ENTRY_HDR + ks_val_off(e);
-    size_t old_pfx = 0, old_len = 8, cur = ks_entry_size(e);
+    size_t old_pfx = 0, old_len = 8;
     if (ks_enc_prefixed(e->enc)) {
-        ks_val_bytes(e, &old_len);
-        old_pfx = old_len < 255 ? 1 : 9;
+        old_pfx = ks_read_vlen((const unsigned char *)e + voff, &old_len);
     }
+    size_t cur = voff + old_pfx + old_len; /* ks_entry_size(e), from what is read */
     int prefixed = ks_enc_prefixed(enc);
     size_t new_pfx = prefixed ? (vlen < 255 ? 1 : 9) : 0;
     size_t new_len = prefixed ? vlen : 8;
@@ -470,17 +472,6 @@ size_t ks_flush_db(struct kv_db *db, int async) {
 
 /* ---- LRU / LFU (Redis's 24-bit lru field) ---- */
 
-#define KS_LRU_MAX ((1u << 24) - 1)
-
-int ks_policy_is_lfu(void) {
-    return server.maxmemory_policy == MM_ALLKEYS_LFU ||
-           server.maxmemory_policy == MM_VOLATILE_LFU;
-}
-
-unsigned ks_lru_clock(void) {
-    return (unsigned)((server.mstime / 1000) & KS_LRU_MAX);
-}
-
 static unsigned lfu_minutes(void) {
     return (unsigned)((server.mstime / 60000) & 65535);
 }
@@ -502,21 +493,13 @@ static unsigned lfu_log_incr(unsigned counter) {
     return r < p ? counter + 1 : counter;
 }
 
-void ks_entry_init_lru(struct kv_entry *e) {
-    if (ks_policy_is_lfu()) {
-        e->lru = (lfu_minutes() << 8) | KS_LFU_INIT_VAL;
-    } else {
-        e->lru = ks_lru_clock();
-    }
+void ks_entry_init_lfu(struct kv_entry *e) {
+    e->lru = (lfu_minutes() << 8) | KS_LFU_INIT_VAL;
 }
 
-void ks_entry_touch(struct kv_entry *e) {
-    if (ks_policy_is_lfu()) {
-        unsigned c = lfu_log_incr(ks_entry_lfu(e));
-        e->lru = (lfu_minutes() << 8) | c;
-    } else {
-        e->lru = ks_lru_clock();
-    }
+void ks_entry_touch_lfu(struct kv_entry *e) {
+    unsigned c = lfu_log_incr(ks_entry_lfu(e));
+    e->lru = (lfu_minutes() << 8) | c;
 }
 
 long long ks_entry_idle_ms(const struct kv_entry *e) {

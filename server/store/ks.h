@@ -109,6 +109,10 @@ struct kv_entry *kv_dict_unlink(struct kv_dict *d, const char *key, size_t len, 
 /* The address of the link that points to e (e must be in d). Links are tagged
  * (ks_dict.c "TAGGED LINKS"): write one only through kv_dict_link_set. */
 struct kv_entry **kv_dict_link_of(struct kv_dict *d, const struct kv_entry *e, uint64_t token);
+/* kv_dict_find that also gives the link pointing to the entry found (*link: NULL
+ * when absent), for a caller that replaces the entry: one probe, not two. */
+struct kv_entry *kv_dict_find_link(struct kv_dict *d, const char *key, size_t len,
+                                   uint64_t token, struct kv_entry ***link);
 /* Makes the link point to e instead, keeping its tag: e has the same key as the
  * entry it replaces (and takes over its `next`, or is its realloc'ed copy). */
 void kv_dict_link_set(struct kv_entry **link, struct kv_entry *e);
@@ -230,17 +234,22 @@ static inline size_t ks_val_off(const struct kv_entry *e) {
 static inline unsigned char *ks_val_area(struct kv_entry *e) {
     return e->data + ks_val_off(e);
 }
-/* For length-prefixed values: the payload and its length. */
-static inline unsigned char *ks_val_bytes(const struct kv_entry *e, size_t *len) {
-    unsigned char *v = (unsigned char *)e->data + ks_val_off(e);
+/* Reads the length prefix at v (a length-prefixed value area): the payload's
+ * length in *len; returns the prefix's size (1 or 9). */
+static inline size_t ks_read_vlen(const unsigned char *v, size_t *len) {
     if (v[0] != 255) {
         *len = v[0];
-        return v + 1;
+        return 1;
     }
     uint64_t n;
     memcpy(&n, v + 1, 8);
     *len = (size_t)n;
-    return v + 9;
+    return 9;
+}
+/* For length-prefixed values: the payload and its length. */
+static inline unsigned char *ks_val_bytes(const struct kv_entry *e, size_t *len) {
+    unsigned char *v = (unsigned char *)e->data + ks_val_off(e);
+    return v + ks_read_vlen(v, len);
 }
 static inline long long ks_val_int(const struct kv_entry *e) {
     long long v;
@@ -408,14 +417,39 @@ size_t ks_flush_db(struct kv_db *db, int async);
 void ks_lazyfree_drain(void);
 size_t ks_lazyfree_pending(void);
 
-/* LRU/LFU (24-bit lru field, as Redis's robj). */
+/* LRU/LFU (24-bit lru field, as Redis's robj). Every read and write of a key pays
+ * for one of these, so the LRU side (the default) is inline and the LFU side, with
+ * its decay and logarithmic increment, is a call. */
 #define KS_LFU_INIT_VAL 5
-unsigned ks_lru_clock(void);
-void ks_entry_touch(struct kv_entry *e);       /* an access: LRU clock or LFU incr */
-void ks_entry_init_lru(struct kv_entry *e);    /* a new object */
+#define KS_LRU_MAX ((1u << 24) - 1)
+static inline int ks_policy_is_lfu(void) {
+    return server.maxmemory_policy == MM_ALLKEYS_LFU ||
+           server.maxmemory_policy == MM_VOLATILE_LFU;
+}
+/* Seconds of the one clock (server.mstime), in 24 bits. */
+static inline unsigned ks_lru_clock(void) {
+    return (unsigned)((server.mstime / 1000) & KS_LRU_MAX);
+}
+void ks_entry_touch_lfu(struct kv_entry *e);
+void ks_entry_init_lfu(struct kv_entry *e);
+/* An access: the LRU clock, or the LFU counter's increment. */
+static inline void ks_entry_touch(struct kv_entry *e) {
+    if (ks_policy_is_lfu()) {
+        ks_entry_touch_lfu(e);
+    } else {
+        e->lru = ks_lru_clock();
+    }
+}
+/* A new object: the LRU clock, or the LFU counter's initial value. */
+static inline void ks_entry_init_lru(struct kv_entry *e) {
+    if (ks_policy_is_lfu()) {
+        ks_entry_init_lfu(e);
+    } else {
+        e->lru = ks_lru_clock();
+    }
+}
 long long ks_entry_idle_ms(const struct kv_entry *e);
 unsigned ks_entry_lfu(const struct kv_entry *e); /* decayed counter */
-int ks_policy_is_lfu(void);
 
 /* ------------------------------------------------------------------------------
  * Lifecycle hooks called by the server core (loop thread)

@@ -342,6 +342,15 @@ struct kv_entry *kv_dict_unlink(struct kv_dict *d, const char *key, size_t len, 
     return e;
 }
 
+struct kv_entry *kv_dict_find_link(struct kv_dict *d, const char *key, size_t len,
+                                   uint64_t token, struct kv_entry ***link) {
+    if (d->rehashidx != -1) {
+        kv_dict_rehash(d, 1);
+    }
+    *link = find_link(d, key, len, NULL, token);
+    return *link ? link_entry(**link) : NULL;
+}
+
 struct kv_entry **kv_dict_link_of(struct kv_dict *d, const struct kv_entry *e, uint64_t token) {
     return find_link(d, NULL, 0, e, token);
 }

@@ -539,6 +539,47 @@ static void test_dict_sample_finds_entries_mid_rehash(void) {
 
 /* ---- hashes ---- */
 
+/* HSET of an existing field of a hashtable hash: a value of the same length is
+ * written over the old one (the same field entry), another length replaces the
+ * entry in its link; every field stays readable, also mid-rehash. */
+static void test_hashtable_field_overwrite_in_place_or_relinked(void) {
+    setup();
+    struct kv_entry *e = hash_new("h", 1, 0);
+    char big[200], f[32];
+    memset(big, 'a', sizeof(big));
+    CHECK_EQ_INT(hash_set(NULL, &e, "f", 1, big, 100), 1);
+    CHECK_EQ_STR(obj_encoding_name(e), "hashtable");
+    struct kv_dict *d = ks_val_dict(e);
+    uint64_t tok = ks_token("f", 1);
+    for (int i = 0; i < 1000; i++) {
+        int fl = snprintf(f, sizeof(f), "g%d", i);
+        CHECK_EQ_INT(hash_set(NULL, &e, f, (size_t)fl, f, (size_t)fl), 1);
+        if (i % 97 == 0) { /* overwrite f now and then, also while the dict rehashes */
+            struct kv_entry *fe = kv_dict_find(d, "f", 1, tok);
+            big[0] = (char)('b' + i % 20);
+            CHECK_EQ_INT(hash_set(NULL, &e, "f", 1, big, 100), 0);
+            CHECK(kv_dict_find(d, "f", 1, tok) == fe); /* in place */
+        }
+    }
+    const char *got;
+    size_t glen;
+    CHECK(hash_get(e, "f", 1, &got, &glen));
+    CHECK_EQ_MEM(got, glen, big, 100);
+    CHECK_EQ_INT(hash_set(NULL, &e, "f", 1, "short", 5), 0);
+    CHECK(hash_get(e, "f", 1, &got, &glen));
+    CHECK_EQ_MEM(got, glen, "short", 5);
+    CHECK_EQ_INT(hash_set(NULL, &e, "f", 1, big, sizeof(big)), 0);
+    CHECK(hash_get(e, "f", 1, &got, &glen));
+    CHECK_EQ_MEM(got, glen, big, sizeof(big));
+    CHECK_EQ_INT(hash_len(e), 1001);
+    for (int i = 0; i < 1000; i++) {
+        int fl = snprintf(f, sizeof(f), "g%d", i);
+        CHECK(hash_get(e, f, (size_t)fl, &got, &glen));
+        CHECK_EQ_MEM(got, glen, f, (size_t)fl);
+    }
+    ks_entry_free(e);
+}
+
 static void test_hash_listpack_converts_to_hashtable(void) {
     setup();
     struct kv_entry *e = hash_new("h", 1, 0);
@@ -985,6 +1026,7 @@ int main(void) {
     TEST_RUN(test_lazy_expiry_never_returns_expired_value);
     TEST_RUN(test_active_expiry_removes_expired_keys);
     TEST_RUN(test_hash_listpack_converts_to_hashtable);
+    TEST_RUN(test_hashtable_field_overwrite_in_place_or_relinked);
     TEST_RUN(test_cmd_strings);
     TEST_RUN(test_cmd_keys);
     TEST_RUN(test_cmd_expire);

@@ -342,6 +342,27 @@ static void test_store_flush_marker_is_a_tombstone_of_every_key(void) {
     stop();
 }
 
+/* One command's writes share a version (coord.c "VERSIONS"), but never one below a
+ * flush marker ticked in between: MULTI SET a; FLUSHALL; SET b EXEC keeps b, also
+ * across a restart, where the marker hides every record below it. */
+static void test_store_a_write_after_a_flush_in_one_transaction_survives(void) {
+    start(MODE_PERSISTENT);
+    const char *lines[] = {"MULTI", "SET a 1", "FLUSHALL", "SET b 2", "EXEC"};
+    const char *want[] = {"+OK", "+QUEUED", "+QUEUED", "+QUEUED", "*3 +OK +OK +OK"};
+    for (int i = 0; i < 5; i++) {
+        server.mstime = kv_mstime();
+        CHECK_EQ_STR(tclient_run(&tc, lines[i], TCLIENT_PROCESS), want[i]);
+    }
+    struct store_record a;
+    const char *ha = held("a", &a);
+    CHECK(ha == NULL || strcmp(ha, "") == 0);
+    HELD_EQ("b", "2");
+    restart();
+    HELD_EQ("b", "2");
+    RUN_EQ("DBSIZE", ":1");
+    stop();
+}
+
 static void test_store_applies_a_whole_big_hash_record(void) {
     for (int i = 0; i < 2; i++) {
         start(modes[i]);
@@ -544,6 +565,7 @@ int main(void) {
     TEST_RUN(test_store_local_writes_after_an_applied_record_are_newer);
     TEST_RUN(test_store_apply_refuses_malformed_records_and_changes_nothing);
     TEST_RUN(test_store_flush_marker_is_a_tombstone_of_every_key);
+    TEST_RUN(test_store_a_write_after_a_flush_in_one_transaction_survives);
     TEST_RUN(test_store_applies_a_whole_big_hash_record);
     TEST_RUN(test_store_iter_range_yields_every_record_of_a_token_range);
     TEST_RUN(test_store_flush_below_deletes_older_records_and_keeps_a_floor);

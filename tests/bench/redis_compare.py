@@ -17,6 +17,8 @@ Both servers run on free loopback ports with their own dirs and are stopped by P
 --base OLD_KVD: compare with an earlier kvd binary instead of redis-server (it gets
 the same --kvd-arg options); the columns are then "new" and "old", and the ratio is
 new/old. This is how a change is checked for speed and memory regressions.
+--tests mset,hset: only those redis-benchmark tests (default all five); with
+--pipelines 16 --sizes 16 --skip-memory --rounds 5, one cell measured again.
 """
 import argparse
 import csv
@@ -126,6 +128,7 @@ def main():
     ap.add_argument('--skip-throughput', action='store_true')
     ap.add_argument('--pipelines', default='1,16,64')
     ap.add_argument('--sizes', default='16,1024')
+    ap.add_argument('--tests', default=','.join(TESTS), help='redis-benchmark tests to run')
     ap.add_argument('--requests', type=int, default=500000, help='per test at P16/P64 (P1: a tenth)')
     ap.add_argument('--timeout', type=int, default=600, help='seconds per redis-benchmark run')
     ap.add_argument('--title', default='')
@@ -141,6 +144,9 @@ def main():
     rounds = 1 if o.quick else o.rounds
     pipelines = [int(x) for x in o.pipelines.split(',')]
     sizes = [int(x) for x in o.sizes.split(',')]
+    tests = [t.strip().lower() for t in o.tests.split(',') if t.strip()]
+    if not tests or any(t not in TESTS for t in tests):
+        ap.error('--tests: a comma-separated subset of ' + ','.join(TESTS))
     lines = []
 
     def emit(s=''):
@@ -165,7 +171,7 @@ def main():
                         for name in order:
                             port = servers[name].port
                             r = {}
-                            for t in TESTS:  # one run per test, so one slow test cannot hide the rest
+                            for t in tests:  # one run per test, so one slow test cannot hide the rest
                                 r.update(bench(port, [t], p, size, max(n // 5, 1000) if t == 'mset' else n,
                                                timeout=o.timeout))
                             for t, v in r.items():
@@ -177,7 +183,7 @@ def main():
             emit('%-6s %3s %5s %12s %12s %7s %9s %9s' % ('test', 'P', 'size', col_a + ' rps',
                                                         col_b + ' rps', 'ratio', col_a + ' p99',
                                                         col_b + ' p99'))
-            for t in [x.upper() for x in TESTS]:
+            for t in [x.upper() for x in tests]:
                 for p in pipelines:
                     for size in sizes:
                         d = results.get((t, p, size), {})
