@@ -16,22 +16,8 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
     return MSG_INVALID;
 }
 
-static void put_be(unsigned char *p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) {
-        p[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
-    }
-}
-
-static uint64_t get_be(const unsigned char *p, int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
 static struct kv_version get_version(const unsigned char *p) {
-    return (struct kv_version){get_be(p, 8), (uint32_t)get_be(p + 8, 4)};
+    return (struct kv_version){msg_get_be(p, 8), (uint32_t)msg_get_be(p + 8, 4)};
 }
 
 int fields_entry_cmp(const struct fields_entry *a, const struct fields_entry *b) {
@@ -55,13 +41,13 @@ static int read_entry(struct fields_iter *it, struct fields_entry *e) {
         return 0;
     }
     e->deleted = (p[12] & MSG_REC_DELETED) != 0;
-    uint64_t flen = get_be(p + 13, 4);
+    uint64_t flen = msg_get_be(p + 13, 4);
     if (flen > room - FIELDS_ENTRY_MIN) {
         return 0;
     }
     e->f = (const char *)p + 17;
     e->flen = (size_t)flen;
-    uint64_t vlen = get_be(p + 17 + flen, 4);
+    uint64_t vlen = msg_get_be(p + 17 + flen, 4);
     if (vlen > room - FIELDS_ENTRY_MIN - flen || (e->deleted && vlen)) {
         return 0;
     }
@@ -78,7 +64,7 @@ int fields_check(const char *p, size_t len, struct kv_version top, struct kv_ver
     }
     const unsigned char *u = (const unsigned char *)p;
     *floor = get_version(u);
-    *count = (uint32_t)get_be(u + 12, 4);
+    *count = (uint32_t)msg_get_be(u + 12, 4);
     if (kv_version_cmp(*floor, top) > 0) {
         return fail(err, errlen, "fields: floor above the record's version");
     }
@@ -114,7 +100,7 @@ void fields_iter_init(struct fields_iter *it, const char *p, size_t len) {
     const unsigned char *u = (const unsigned char *)p;
     it->p = u + FIELDS_HDR;
     it->end = u + len;
-    it->left = (uint32_t)get_be(u + 12, 4);
+    it->left = (uint32_t)msg_get_be(u + 12, 4);
 }
 
 int fields_next(struct fields_iter *it, struct fields_entry *e) {
@@ -131,22 +117,22 @@ static struct kv_version head_floor(const struct msg_record *r) {
 
 void fields_put_head(struct msg_buf *b, struct kv_version floor, uint32_t count) {
     unsigned char h[FIELDS_HDR];
-    put_be(h, floor.hlc, 8);
-    put_be(h + 8, floor.node, 4);
-    put_be(h + 12, count, 4);
+    msg_put_be(h, floor.hlc, 8);
+    msg_put_be(h + 8, floor.node, 4);
+    msg_put_be(h + 12, count, 4);
     msg_buf_put(b, h, sizeof(h));
 }
 
 void fields_put(struct msg_buf *b, const struct fields_entry *e) {
     unsigned char h[17];
-    put_be(h, e->v.hlc, 8);
-    put_be(h + 8, e->v.node, 4);
+    msg_put_be(h, e->v.hlc, 8);
+    msg_put_be(h + 8, e->v.node, 4);
     h[12] = e->deleted ? MSG_REC_DELETED : 0;
-    put_be(h + 13, e->flen, 4);
+    msg_put_be(h + 13, e->flen, 4);
     msg_buf_put(b, h, sizeof(h));
     msg_buf_put(b, e->f, e->flen);
     unsigned char l[4];
-    put_be(l, e->deleted ? 0 : e->vlen, 4);
+    msg_put_be(l, e->deleted ? 0 : e->vlen, 4);
     msg_buf_put(b, l, sizeof(l));
     if (!e->deleted) {
         msg_buf_put(b, e->val, e->vlen);
@@ -154,7 +140,7 @@ void fields_put(struct msg_buf *b, const struct fields_entry *e) {
 }
 
 void fields_put_count(struct msg_buf *b, size_t off, uint32_t count) {
-    put_be((unsigned char *)b->p + off + 12, count, 4);
+    msg_put_be((unsigned char *)b->p + off + 12, count, 4);
 }
 
 /* ---- merge ---- */
@@ -286,16 +272,16 @@ void fields_diff(const struct msg_record *a, const struct msg_record *b, struct 
 
 uint64_t fields_digest_entry(const char *f, size_t flen, struct kv_version v, int deleted) {
     unsigned char h[13];
-    put_be(h, v.hlc, 8);
-    put_be(h + 8, v.node, 4);
+    msg_put_be(h, v.hlc, 8);
+    msg_put_be(h + 8, v.node, 4);
     h[12] = deleted ? 1 : 0;
     return XXH3_64bits_withSeed(f, flen, XXH3_64bits(h, sizeof(h)));
 }
 
 uint64_t fields_digest_floor(struct kv_version floor) {
     unsigned char h[13];
-    put_be(h, floor.hlc, 8);
-    put_be(h + 8, floor.node, 4);
+    msg_put_be(h, floor.hlc, 8);
+    msg_put_be(h + 8, floor.node, 4);
     h[12] = 2; /* never an entry's flag: a floor and a field never share a term */
     return XXH3_64bits(h, sizeof(h));
 }

@@ -97,14 +97,6 @@ static void put_be(struct msg_buf *b, uint64_t v, int bytes) {
 }
 
 
-static uint64_t get_be(const unsigned char *p, int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
 size_t hintlog_record_size(const struct hint *x) {
     return HINTLOG_REC_FIXED + x->klen + MSG_REC_HDR + x->rec.vlen;
 }
@@ -402,14 +394,14 @@ static int load_body(struct load_ctx *c, uint32_t target, const unsigned char *p
     if (n < HL_BODY_MIN) {
         return -1;
     }
-    uint64_t created = get_be(p, 8);
-    uint64_t db = get_be(p + 8, 2);
-    uint64_t klen = get_be(p + 10, 4);
+    uint64_t created = msg_get_be(p, 8);
+    uint64_t db = msg_get_be(p + 8, 2);
+    uint64_t klen = msg_get_be(p + 10, 4);
     if (klen > n - 18) {
         return -1;
     }
     const char *key = (const char *)p + 14;
-    uint64_t rlen = get_be(p + 14 + klen, 4);
+    uint64_t rlen = msg_get_be(p + 14 + klen, 4);
     if (rlen != n - 18 - klen) {
         return -1;
     }
@@ -436,7 +428,7 @@ static void load_file(struct load_ctx *c, const char *path, uint32_t target) {
     }
     if (len < HINTLOG_HEADER || memcmp(p, HL_MAGIC, 4) != 0 || p[4] < HL_VERSION_MIN ||
         p[4] > HL_VERSION ||
-        get_be(p + 5, 4) != target) {
+        msg_get_be(p + 5, 4) != target) {
         hl_log(l, "hint log %s: bad header: the file is skipped", path);
         l->st.skipped++;
         free(p);
@@ -446,7 +438,7 @@ static void load_file(struct load_ctx *c, const char *path, uint32_t target) {
     const char *why = NULL;
     while (off < len) {
         size_t left = len - off;
-        uint64_t blen = left >= 8 ? get_be(p + off, 4) : 0;
+        uint64_t blen = left >= 8 ? msg_get_be(p + off, 4) : 0;
         if (left < 8 || blen > left - 8) {
             hl_log(l, "hint log %s: torn tail at offset %zu (%zu bytes): ignored", path, off,
                    left);
@@ -454,7 +446,7 @@ static void load_file(struct load_ctx *c, const char *path, uint32_t target) {
             break;
         }
         const unsigned char *body = p + off + 8;
-        uint32_t crc = (uint32_t)get_be(p + off + 4, 4);
+        uint32_t crc = (uint32_t)msg_get_be(p + off + 4, 4);
         const char *fault = NULL;
         if (crc32c_mask(crc32c_value(body, (size_t)blen)) != crc) {
             fault = "bad checksum";

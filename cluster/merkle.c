@@ -70,31 +70,17 @@ int merkle_leaf_range(const struct merkle *m, size_t i, uint64_t *lo, uint64_t *
     return 0;
 }
 
-static void put_be(unsigned char *p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) {
-        p[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
-    }
-}
-
-static uint64_t get_be(const unsigned char *p, int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
 uint64_t merkle_record_hash(const struct cluster_key *k) {
     /* db:u32 hlc:u64 node:u32 deleted:u8 expire_at:u64 digest:u64 (expire_at 0
      * for a tombstone: what a tombstone's expiry was is no part of it; digest 0
      * unless the version does not identify the content: a big hash) */
     unsigned char h[33];
-    put_be(h, k->db, 4);
-    put_be(h + 4, k->v.hlc, 8);
-    put_be(h + 12, k->v.node, 4);
+    msg_put_be(h, k->db, 4);
+    msg_put_be(h + 4, k->v.hlc, 8);
+    msg_put_be(h + 12, k->v.node, 4);
     h[16] = k->deleted ? 1 : 0;
-    put_be(h + 17, k->deleted ? 0 : k->expire_at, 8);
-    put_be(h + 25, k->deleted ? 0 : k->digest, 8);
+    msg_put_be(h + 17, k->deleted ? 0 : k->expire_at, 8);
+    msg_put_be(h + 25, k->deleted ? 0 : k->digest, 8);
     return XXH3_64bits_withSeed(k->key, k->klen, XXH3_64bits(h, sizeof h));
 }
 
@@ -145,8 +131,8 @@ uint64_t merkle_leaf_hash(const struct merkle *m, size_t i) {
         return 0;
     }
     unsigned char b[12];
-    put_be(b, m->sum[i], 8);
-    put_be(b + 8, m->count[i], 4);
+    msg_put_be(b, m->sum[i], 8);
+    msg_put_be(b + 8, m->count[i], 4);
     uint64_t h = XXH3_64bits(b, sizeof b);
     return h ? h : 1; /* 0 is kept for an empty leaf */
 }
@@ -223,10 +209,10 @@ void merkle_peer_answer(const struct cluster_store *st, const struct kv_slice *a
     int hl = snprintf(h, sizeof h, "$%zu\r\n", len);
     msg_buf_put(out, h, (size_t)hl);
     unsigned char b[8];
-    put_be(b, m.nkeys, 8);
+    msg_put_be(b, m.nkeys, 8);
     msg_buf_put(out, b, 8);
     for (size_t i = 0; i < n; i++) {
-        put_be(b, merkle_leaf_hash(&m, i), 8);
+        msg_put_be(b, merkle_leaf_hash(&m, i), 8);
         msg_buf_put(out, b, 8);
     }
     msg_buf_put(out, "\r\n", 2);
@@ -249,9 +235,9 @@ int merkle_reply_decode(const redisReply *r, unsigned depth, uint64_t *leaves, u
         return MSG_INVALID;
     }
     const unsigned char *u = (const unsigned char *)r->str;
-    *nkeys = get_be(u, 8);
+    *nkeys = msg_get_be(u, 8);
     for (size_t i = 0; i < n; i++) {
-        leaves[i] = get_be(u + 8 + 8 * i, 8);
+        leaves[i] = msg_get_be(u + 8 + 8 * i, 8);
     }
     return MSG_OK;
 }

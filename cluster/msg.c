@@ -19,26 +19,12 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
     return code;
 }
 
-static void put_be(unsigned char *p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) {
-        p[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
-    }
-}
-
-static uint64_t get_be(const unsigned char *p, int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
 void msg_record_header(const struct msg_record *rec, unsigned char out[MSG_REC_HDR]) {
-    put_be(out, rec->v.hlc, 8);
-    put_be(out + 8, rec->v.node, 4);
+    msg_put_be(out, rec->v.hlc, 8);
+    msg_put_be(out + 8, rec->v.node, 4);
     out[12] = (unsigned char)((rec->deleted ? MSG_REC_DELETED : 0) |
                               (rec->fields ? MSG_REC_FIELDS : 0));
-    put_be(out + 13, rec->expire_at, 8);
+    msg_put_be(out + 13, rec->expire_at, 8);
 }
 
 int msg_record_parse(const char *p, size_t len, struct msg_record *out) {
@@ -49,11 +35,11 @@ int msg_record_parse(const char *p, size_t len, struct msg_record *out) {
     if (u[12] & ~(MSG_REC_DELETED | MSG_REC_FIELDS)) {
         return MSG_INVALID;
     }
-    out->v.hlc = get_be(u, 8);
-    out->v.node = (uint32_t)get_be(u + 8, 4);
+    out->v.hlc = msg_get_be(u, 8);
+    out->v.node = (uint32_t)msg_get_be(u + 8, 4);
     out->deleted = (u[12] & MSG_REC_DELETED) != 0;
     out->fields = (u[12] & MSG_REC_FIELDS) != 0;
-    out->expire_at = get_be(u + 13, 8);
+    out->expire_at = msg_get_be(u + 13, 8);
     if (out->expire_at >> 63) {
         return MSG_INVALID;
     }

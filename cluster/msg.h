@@ -67,6 +67,21 @@ struct msg_record {
                             envelope (flags bit MSG_REC_FIELDS) */
 };
 
+/* Big-endian fields of 1..8 bytes, the byte order of every cluster wire form. */
+static inline void msg_put_be(unsigned char *p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) {
+        p[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    }
+}
+
+static inline uint64_t msg_get_be(const unsigned char *p, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
 /* One item of a READ reply. */
 struct msg_item {
     int found;             /* 0: the replica holds nothing for the key */

@@ -20,20 +20,6 @@ static int below(uint64_t t, uint64_t end) {
     return end == 0 || t < end;
 }
 
-static void put_be(unsigned char *p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) {
-        p[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
-    }
-}
-
-static uint64_t get_be(const unsigned char *p, int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
 /* ---- pages ---- */
 
 void repair_page_free(struct repair_page *p) {
@@ -161,9 +147,9 @@ static void reply_page(const struct repair_page *pg, struct msg_buf *out) {
     for (size_t i = 0; i < pg->n; i++) {
         const struct repair_rec *r = &pg->recs[i];
         unsigned char hdr[REPAIR_ITEM_HDR + MSG_REC_HDR];
-        put_be(hdr, r->token, 8);
-        put_be(hdr + 8, r->db, 2);
-        put_be(hdr + 10, r->klen, 4);
+        msg_put_be(hdr, r->token, 8);
+        msg_put_be(hdr + 8, r->db, 2);
+        msg_put_be(hdr + 10, r->klen, 4);
         msg_record_header(&r->rec, hdr + REPAIR_ITEM_HDR);
         bulk_hdr(out, sizeof hdr + r->klen + r->rec.vlen);
         msg_buf_put(out, hdr, REPAIR_ITEM_HDR);
@@ -217,9 +203,9 @@ static int decode_item(const redisReply *e, uint64_t last, uint64_t next,
         return -1;
     }
     const unsigned char *u = (const unsigned char *)e->str;
-    uint64_t token = get_be(u, 8);
-    uint64_t db = get_be(u + 8, 2);
-    uint64_t klen = get_be(u + 10, 4);
+    uint64_t token = msg_get_be(u, 8);
+    uint64_t db = msg_get_be(u + 8, 2);
+    uint64_t klen = msg_get_be(u + 10, 4);
     if (token < last || !below(token, next) ||
         klen > e->len - REPAIR_ITEM_HDR - MSG_REC_HDR) {
         return -1;

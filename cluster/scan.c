@@ -140,20 +140,6 @@ int scan_parse_u64(const char *p, size_t len, uint64_t *out) {
     return 0;
 }
 
-static uint64_t get_be(const unsigned char *p, int bytes) {
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
-
-static void put_be(unsigned char *p, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) {
-        p[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
-    }
-}
-
 static int fail(char *err, size_t errlen, int code, const char *what) {
     if (err && errlen) {
         snprintf(err, errlen, "%s", what);
@@ -195,7 +181,7 @@ int scan_reply_decode(const redisReply *r, uint64_t from, uint64_t to, struct sc
         }
         const unsigned char *u = (const unsigned char *)e->str;
         struct cluster_key k = {0};
-        k.token = get_be(u, 8);
+        k.token = msg_get_be(u, 8);
         struct msg_record rec;
         if (msg_record_parse(e->str + 8, MSG_REC_HDR, &rec) != MSG_OK || k.token < last ||
             !below(k.token, next)) {
@@ -346,7 +332,7 @@ static void answer_scan(const struct cluster_store *st, const struct kv_slice *a
     for (size_t i = 0; i < pg.n; i++) {
         const struct cluster_key *x = &pg.keys[i];
         unsigned char hdr[SCAN_ITEM_HDR];
-        put_be(hdr, x->token, 8);
+        msg_put_be(hdr, x->token, 8);
         struct msg_record rec = {x->v, x->deleted, x->expire_at, NULL, 0};
         msg_record_header(&rec, hdr + 8);
         hdr[8 + MSG_REC_HDR] = (unsigned char)x->type;
