@@ -84,6 +84,9 @@ struct op {
     struct op_record seen[OP_MAX_REPLICAS]; /* read: what each answered (val kept only
                                                for field records: repair diffs them) */
     size_t need;         /* W or R */
+    size_t npending;     /* write: the last npending nodes are pending (a member
+                            joining or leaving, ring.h ring_write_set): sent the
+                            write, their acknowledgements never count toward W */
     size_t acks;         /* write: acknowledgements; read: answers */
     size_t holders;      /* read: replicas known to hold the winner */
     int phase;           /* read: gather, repair, linger (op.c) */
@@ -101,6 +104,15 @@ void op_write_start(struct op *op, uint64_t id, unsigned db, const char *key, si
                     const uint32_t *nodes, size_t n, size_t need,
                     const struct msg_record *rec, const uint8_t *down, uint64_t now,
                     uint64_t timeout_ms, struct op_actions *out);
+
+/* op_write_start to nodes[0..n) of which the last npending (< n) are pending:
+ * they are sent the write and get a hint when they miss it, but their
+ * acknowledgements do not count toward need, and need is checked against the
+ * others only (unavailable when fewer than need of those are up). */
+void op_write_start_pending(struct op *op, uint64_t id, unsigned db, const char *key,
+                            size_t klen, const uint32_t *nodes, size_t n, size_t npending,
+                            size_t need, const struct msg_record *rec, const uint8_t *down,
+                            uint64_t now, uint64_t timeout_ms, struct op_actions *out);
 
 /* Starts a READ of (db, key) from nodes[0..n) at quorum need. */
 void op_read_start(struct op *op, uint64_t id, unsigned db, const char *key, size_t klen,

@@ -309,3 +309,93 @@ int ring_tokens_decode(const void *buf, size_t len, uint64_t **out, size_t *n) {
     *n = c;
     return RING_OK;
 }
+
+/* ---- joining (ring_tokens_balance) and pending replicas (ring_write_set) ---- */
+
+/* the distinct tokens of r, ascending, into a new array; returns how many */
+static size_t distinct_tokens(const struct ring *r, uint64_t **out) {
+    uint64_t *t = cl_malloc((r->nvnodes ? r->nvnodes : 1) * sizeof *t);
+    size_t k = 0;
+    for (size_t i = 0; i < r->nvnodes; i++) {
+        if (k == 0 || t[k - 1] != r->vnodes[i].token) {
+            t[k++] = r->vnodes[i].token;
+        }
+    }
+    *out = t;
+    return k;
+}
+
+/* Greedy, O(n x tokens): fine for the rings kvd runs (members x vnodes in the
+ * thousands, n = vnodes); a heap would be the next step past that. Widths are
+ * 128-bit because a lone token's range is the whole ring, 2^64. */
+size_t ring_tokens_balance(const struct ring *r, size_t n, uint64_t *out) {
+    typedef unsigned __int128 u128;
+    if (n == 0 || n > RING_MAX_TOKENS) {
+        return 0;
+    }
+    uint64_t *t;
+    size_t nt = distinct_tokens(r, &t);
+    u128 ring = (u128)1 << 64;
+    if (nt == 0) { /* an empty ring: even spacing */
+        free(t);
+        for (size_t j = 0; j < n; j++) {
+            out[j] = (uint64_t)(ring * j / n);
+        }
+        return n;
+    }
+    /* what is left to the old owner of range i: (start[i], start[i] + width[i]] */
+    uint64_t *start = cl_malloc(nt * sizeof *start);
+    u128 *width = cl_malloc(nt * sizeof *width);
+    for (size_t i = 0; i < nt; i++) {
+        start[i] = t[(i + nt - 1) % nt];
+        width[i] = nt == 1 ? ring : (u128)(uint64_t)(t[i] - start[i]);
+    }
+    u128 fair = ring / (nt + n); /* one token's fair width once the member is in */
+    size_t k = 0;
+    while (k < n) {
+        size_t w = 0; /* the widest range still owned by an old token */
+        for (size_t i = 1; i < nt; i++) {
+            w = width[i] > width[w] ? i : w;
+        }
+        u128 take = width[w] / 2 < fair ? width[w] / 2 : fair;
+        if (take == 0) {
+            break; /* no range can take another token */
+        }
+        start[w] += (uint64_t)take; /* the new token ends the piece it takes */
+        width[w] -= take;
+        out[k++] = start[w];
+    }
+    free(t);
+    free(start);
+    free(width);
+    qsort(out, k, sizeof *out, cmp_u64);
+    return k;
+}
+
+static int has_tag(const uint32_t *tags, size_t n, uint32_t tag) {
+    for (size_t i = 0; i < n; i++) {
+        if (tags[i] == tag) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+size_t ring_write_set(const struct ring *cur, const struct ring *fut, uint64_t token,
+                      size_t n, uint32_t *tags, size_t *npending) {
+    uint32_t idx[RING_MAX_REPLICAS];
+    size_t k = ring_replicas(cur, token, n, idx);
+    for (size_t i = 0; i < k; i++) {
+        tags[i] = cur->members[idx[i]].tag;
+    }
+    size_t base = k;
+    size_t f = fut ? ring_replicas(fut, token, n, idx) : 0;
+    for (size_t i = 0; i < f && k < RING_MAX_REPLICAS; i++) {
+        uint32_t tag = fut->members[idx[i]].tag;
+        if (!has_tag(tags, base, tag)) {
+            tags[k++] = tag;
+        }
+    }
+    *npending = k - base;
+    return k;
+}
