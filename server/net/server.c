@@ -224,12 +224,27 @@ static const struct cluster_store cl_store = {
     .load = cl_store_load,
 };
 
-/* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there. */
-static int cluster_tokens(uint64_t **out, size_t *n, char *err, size_t errlen) {
+/* cluster_config.save_tokens: a joining node keeps its tokens once it streamed */
+static int cluster_save_tokens(const uint64_t *tokens, size_t n) {
+    char err[CONFIG_ERR_LEN];
+    if (node_tokens_save(tokens, n, err, sizeof(err)) != 0) {
+        server_log(LL_WARNING, "Cluster tokens not saved (retrying): %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there.
+ * *joining 1 (cluster-join yes, no node-tokens yet): the drawn tokens are a
+ * placeholder, not kept: the join takes balanced ones and keeps them once it has
+ * streamed (a restart before then joins again). */
+static int cluster_tokens(uint64_t **out, size_t *n, int *joining, char *err, size_t errlen) {
+    *joining = 0;
     int rc = node_tokens_load(out, n, err, errlen);
     if (rc != 0) {
         return rc < 0 ? -1 : 0;
     }
+    *joining = server.cluster_join;
     uint64_t seed;
     FILE *f = fopen("/dev/urandom", "rb");
     if (f == NULL || fread(&seed, sizeof(seed), 1, f) != 1) {
@@ -241,7 +256,7 @@ static int cluster_tokens(uint64_t **out, size_t *n, char *err, size_t errlen) {
     *n = ring_token_count((unsigned)server.vnodes, server.node_weight);
     *out = kv_malloc(*n * sizeof(**out));
     ring_tokens_generate(seed, *out, *n);
-    if (node_tokens_save(*out, *n, err, errlen) != 0) {
+    if (!*joining && node_tokens_save(*out, *n, err, errlen) != 0) {
         kv_free(*out);
         *out = NULL;
         return -1;
@@ -276,7 +291,8 @@ static int server_start_cluster(void) {
     char err[CONFIG_ERR_LEN];
     uint64_t *tokens = NULL;
     size_t ntokens = 0;
-    if (cluster_tokens(&tokens, &ntokens, err, sizeof(err)) != 0) {
+    int joining = 0;
+    if (cluster_tokens(&tokens, &ntokens, &joining, err, sizeof(err)) != 0) {
         server_log(LL_WARNING, "Cluster tokens: %s", err);
         return -1;
     }
@@ -323,6 +339,8 @@ static int server_start_cluster(void) {
         .generation = server.cluster_generation,
         .phi_convict_threshold = server.phi_convict_threshold,
         .max_clock_offset_ms = server.cluster_max_clock_offset_ms,
+        .join = joining,
+        .save_tokens = cluster_save_tokens,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);
@@ -332,10 +350,11 @@ static int server_start_cluster(void) {
     }
     server_log(LL_NOTICE,
                "Cluster: node %s at %s:%d, generation %llu, %zu tokens, N=%d W=%d R=%d, "
-               "seeds '%s'",
+               "seeds '%s'%s",
                server.node_id, announce, cc.announce_port,
                (unsigned long long)server.cluster_generation, ntokens, cc.replication_factor,
-               cc.write_quorum, cc.read_quorum, server.cluster_seeds ? server.cluster_seeds : "");
+               cc.write_quorum, cc.read_quorum, server.cluster_seeds ? server.cluster_seeds : "",
+               joining ? ", joining" : "");
     return 0;
 }
 
