@@ -250,7 +250,7 @@ static void take_tokens(struct joiner *j) {
     const struct gossip *g = cluster_gossip_of(j->cl);
     size_t n = g->mb[0].m.ntokens;
     uint64_t *t = cl_malloc(n * sizeof *t);
-    size_t k = ring_tokens_balance(cur, n, t);
+    size_t k = ring_tokens_balance(cur, n, (size_t)cluster_replicas(j->cl), t);
     if (k > 0) {
         cluster_set_self_tokens(j->cl, t, k);
         j->settle_until = j->now_ms + JOIN_SETTLE_MS;

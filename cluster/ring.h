@@ -96,16 +96,16 @@ long ring_find_tag(const struct ring *r, uint32_t tag);
 double ring_share(const struct ring *r, size_t m, size_t nrep);
 
 /* Tokens for a member joining r (DESIGN.md "Cluster", joining): n (1..RING_MAX_TOKENS)
- * distinct tokens, ascending, none equal to a token of r, that take the widest
- * ranges' excess. With T distinct tokens in r, a token's fair width once the
- * member is in is 2^64 / (T + n); each new token in turn goes into the range (or
- * what is left of it) that is widest now and takes min(half of it, the fair
- * width) from its low end. So the member gets about n / (T + n) of the ring
- * (its weight's share: token counts follow node-weight), taken from the members
- * that held the most. An empty r gets n evenly spaced tokens. Writes out[0..k)
- * and returns k (< n only when no range is 2 wide any more). Pure: the same
- * ring gives the same tokens. */
-size_t ring_tokens_balance(const struct ring *r, size_t n, uint64_t *out);
+ * distinct tokens, ascending, none equal to a token of r, chosen for the replica
+ * shares at replication factor nrep. Greedy: each new token is one of the cuts of
+ * the BALANCE_CANDIDATES widest ranges (of r plus the tokens chosen so far): a cut
+ * takes min(half the range, a token's fair width 2^64 / (T + n)) from its low end;
+ * the one kept leaves every member's replica share nearest its fair share (nrep x
+ * its tokens / all tokens, the joiner counted at n: token counts follow
+ * node-weight), by sum of (share - fair)^2 / fair. An empty r gets n evenly
+ * spaced tokens. Writes out[0..k), returns k (< n only when no range is 2 wide).
+ * Pure: the same ring gives the same tokens. */
+size_t ring_tokens_balance(const struct ring *r, size_t n, size_t nrep, uint64_t *out);
 
 /* The replicas a write of token must reach while members join or leave
  * (Cassandra's pending endpoints): first the current ring's replicas (their
