@@ -1482,6 +1482,16 @@ static int seeds_answered(const struct cluster *cl, const char **why) {
     return 0;
 }
 
+int cluster_others_moving(const struct cluster *cl) {
+    for (size_t i = 1; i < cl->nmembers; i++) {
+        int st = member_status(cl, i);
+        if (st == GOSSIP_JOINING || st == GOSSIP_LEAVING) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int cluster_seeds_answered(const struct cluster *cl) {
     return seeds_answered(cl, NULL);
 }

@@ -111,6 +111,7 @@ struct joiner {
     int64_t budget;
     uint64_t now_ms;          /* ticks x 100 */
     uint64_t settle_until;
+    uint64_t view_since;      /* joining: since when the view is steady (0: not) */
     struct join_task *tasks;  /* the plan; a retried task goes again at the end */
     size_t ntasks, next, done;
     int active;               /* a session runs for tasks[cur] */
@@ -294,7 +295,12 @@ void joiner_tick(struct joiner *j) {
     }
     switch (j->state) {
     case JS_JOIN_WAIT:
-        if (cluster_seeds_answered(j->cl) && cluster_ring_of(j->cl)->nvnodes > 0) {
+        if (!cluster_seeds_answered(j->cl) || cluster_ring_of(j->cl)->nvnodes == 0 ||
+            cluster_others_moving(j->cl)) {
+            j->view_since = 0;
+        } else if (j->view_since == 0) {
+            j->view_since = j->now_ms;
+        } else if (j->now_ms - j->view_since >= JOIN_VIEW_MS) {
             take_tokens(j);
         }
         break;

@@ -10,7 +10,9 @@
  * the new owners of a leaving member's ranges get every write made while it
  * hands them over.
  *
- *   joining: wait for the seeds and a non-empty current ring; take balanced
+ *   joining: wait for the seeds, a non-empty current ring and no other member
+ *            joining or leaving, for JOIN_VIEW_MS in a row (the view of the
+ *            ring has settled: one change at a time); take balanced
  *            tokens (ring_tokens_balance) and gossip them with status joining;
  *            wait JOIN_SETTLE_MS so that every coordinator hears of it (writes
  *            sent to the old replicas only are then over); stream: for each
@@ -42,6 +44,7 @@
 #include "cluster/ring.h"
 
 #define JOIN_SETTLE_MS 3000 /* gossip's reach before streaming (Cassandra: ring_delay) */
+#define JOIN_VIEW_MS 2000   /* a steady view of the ring before taking tokens */
 
 /* One range to stream: [from, to) (to 0: the ring's end) and the peers of its
  * session. */
@@ -85,6 +88,8 @@ const struct ring *cluster_future_of(const struct cluster *cl);
 void cluster_set_self_tokens(struct cluster *cl, const uint64_t *tokens, size_t n);
 /* This node's status changed (gossip, the rings). */
 void cluster_set_self_status(struct cluster *cl, int status);
+/* 1 when a member other than this node is joining or leaving. */
+int cluster_others_moving(const struct cluster *cl);
 /* 1 when the seeds all answered (cluster_ready without the join's own checks). */
 int cluster_seeds_answered(const struct cluster *cl);
 
