@@ -240,10 +240,10 @@ uint64_t cnode_read_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsi
     return id;
 }
 
-static uint64_t write_on(struct cnode *n, const uint32_t *tags, size_t ntags,
-                         size_t npending, unsigned db, const char *key, size_t klen,
-                         const struct msg_record *rec, size_t need, uint64_t now,
-                         void *user) {
+uint64_t cnode_write_on_pending(struct cnode *n, const uint32_t *tags, size_t ntags,
+                               size_t npending, unsigned db, const char *key, size_t klen,
+                               const struct msg_record *rec, size_t need, uint64_t now,
+                               void *user) {
     uint8_t down[OP_MAX_REPLICAS];
     ntags = ntags > OP_MAX_REPLICAS ? OP_MAX_REPLICAS : ntags;
     struct cnode_op *o = op_new(n, user, tags, ntags, down);
@@ -267,7 +267,7 @@ uint64_t cnode_read(struct cnode *n, const struct ring *r, size_t nrep, unsigned
 uint64_t cnode_write_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsigned db,
                        const char *key, size_t klen, const struct msg_record *rec,
                        size_t need, uint64_t now, void *user) {
-    return write_on(n, tags, ntags, 0, db, key, klen, rec, need, now, user);
+    return cnode_write_on_pending(n, tags, ntags, 0, db, key, klen, rec, need, now, user);
 }
 
 uint64_t cnode_write_pending(struct cnode *n, const struct ring *cur, const struct ring *fut,
@@ -277,7 +277,7 @@ uint64_t cnode_write_pending(struct cnode *n, const struct ring *cur, const stru
     uint32_t tags[RING_MAX_REPLICAS];
     size_t npending;
     size_t k = ring_write_set(cur, fut, ring_key_token(key, klen), nrep, tags, &npending);
-    return write_on(n, tags, k, npending, db, key, klen, rec, need, now, user);
+    return cnode_write_on_pending(n, tags, k, npending, db, key, klen, rec, need, now, user);
 }
 
 uint64_t cnode_write(struct cnode *n, const struct ring *r, size_t nrep, unsigned db,

@@ -103,6 +103,12 @@ uint64_t cnode_write_pending(struct cnode *n, const struct ring *cur, const stru
                             size_t nrep, unsigned db, const char *key, size_t klen,
                             const struct msg_record *rec, size_t need, uint64_t now,
                             void *user);
+/* cnode_write_on with the last npending of tags pending (op.h: sent the write,
+ * never counted toward need): the simulator's write sets during a join. */
+uint64_t cnode_write_on_pending(struct cnode *n, const uint32_t *tags, size_t ntags,
+                               size_t npending, unsigned db, const char *key, size_t klen,
+                               const struct msg_record *rec, size_t need, uint64_t now,
+                               void *user);
 /* The same with the replica tags given (the simulator's replica sets). */
 uint64_t cnode_read_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsigned db,
                       const char *key, size_t klen, size_t need, uint64_t now, void *user);
