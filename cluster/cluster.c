@@ -1387,7 +1387,8 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
         return NULL;
     }
     /* after the ring: a joining node leaves it at once (its status) */
-    cl->join = joiner_new(cl, cfg->join, cfg->repair_bytes_per_sec, cfg->save_tokens);
+    cl->join = joiner_new(cl, cfg->join, cfg->repair_bytes_per_sec, cfg->save_tokens,
+                          cfg->on_left);
     if (seeds_add(cl, cfg->seeds, err, errlen) != 0 ||
         hints_log_start(cl, cfg->hint_dir, err, errlen) != 0) {
         cluster_stop(cl);

@@ -142,6 +142,10 @@ struct cluster_config {
     /* Keeps this node's tokens (dir/node-tokens): 0, or -1 (the join then retries
      * it every tick and does not become normal until it worked). */
     int (*save_tokens)(const uint64_t *tokens, size_t n);
+    /* Called once this node streamed its ranges out (KVD LEAVE), before it
+     * gossips left: the server marks dir so that a restart does not bring the
+     * stale copy back as a member. NULL: nothing. */
+    void (*on_left)(void);
 };
 
 enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };

@@ -107,6 +107,7 @@ struct joiner {
     struct cluster *cl;
     int state;
     int (*save_tokens)(const uint64_t *, size_t);
+    void (*on_left)(void);
     uint64_t rate;            /* bytes per second, 0 unlimited */
     int64_t budget;
     uint64_t now_ms;          /* ticks x 100 */
@@ -129,12 +130,13 @@ struct js_req {
 };
 
 struct joiner *joiner_new(struct cluster *cl, int join, uint64_t bytes_per_sec,
-                          int (*save_tokens)(const uint64_t *, size_t)) {
+                          int (*save_tokens)(const uint64_t *, size_t), void (*on_left)(void)) {
     struct joiner *j = cl_calloc(1, sizeof *j);
     j->cl = cl;
     j->rate = bytes_per_sec;
     j->budget = bytes_per_sec ? (int64_t)(bytes_per_sec / 10) : 1;
     j->save_tokens = save_tokens;
+    j->on_left = on_left;
     j->next_id = 1;
     if (join) {
         j->state = JS_JOIN_WAIT;
@@ -280,6 +282,9 @@ static void stream_step(struct joiner *j) {
     if (j->state == JS_JOIN_STREAM) {
         join_finish(j);
     } else {
+        if (j->on_left) {
+            j->on_left();
+        }
         j->state = JS_LEFT;
         cluster_set_self_status(j->cl, GOSSIP_LEFT);
     }

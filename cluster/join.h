@@ -67,7 +67,7 @@ struct joiner;
 
 /* join: cluster_config.join; bytes_per_sec: the pace (0: unlimited). */
 struct joiner *joiner_new(struct cluster *cl, int join, uint64_t bytes_per_sec,
-                          int (*save_tokens)(const uint64_t *, size_t));
+                          int (*save_tokens)(const uint64_t *, size_t), void (*on_left)(void));
 void joiner_free(struct joiner *j);
 /* The 100 ms tick. */
 void joiner_tick(struct joiner *j);

@@ -234,6 +234,15 @@ static int cluster_save_tokens(const uint64_t *tokens, size_t n) {
     return 0;
 }
 
+/* cluster_config.on_left: dir/node-left, so that a restart stays out */
+static void cluster_on_left(void) {
+    char err[CONFIG_ERR_LEN];
+    if (node_left_mark(err, sizeof(err)) != 0) {
+        server_log(LL_WARNING, "Cluster: this node left, but %s: do not restart it on this dir",
+                   err);
+    }
+}
+
 /* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there.
  * *joining 1 (cluster-join yes, no node-tokens yet): the drawn tokens are a
  * placeholder, not kept: the join takes balanced ones and keeps them once it has
@@ -289,6 +298,11 @@ static int server_start_cluster(void) {
         return 0;
     }
     char err[CONFIG_ERR_LEN];
+    if (node_has_left()) {
+        server_log(LL_WARNING, "Cluster: this node left the cluster (KVD LEAVE; <dir>/node-left): "
+                               "its data is stale. Empty its dir to join it again.");
+        return -1;
+    }
     uint64_t *tokens = NULL;
     size_t ntokens = 0;
     int joining = 0;
@@ -341,6 +355,7 @@ static int server_start_cluster(void) {
         .max_clock_offset_ms = server.cluster_max_clock_offset_ms,
         .join = joining,
         .save_tokens = cluster_save_tokens,
+        .on_left = cluster_on_left,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);

@@ -8,11 +8,12 @@ node, and each joiner holds locally (INFO keyspace) the share of the keys KVD NO
 gives it (check_shares), every share being 60% (3 of 5) within 10 points. Then
 KVD LEAVE on nodes 1 and 2, one after the other, while writers run through the
 others: each leaves (status left, CLUSTERDOWN to clients, gone from the others'
-NODES), and every acknowledged write and preloaded key reads back from the three
-remaining nodes. Prints the streaming throughput (MB/s, keys/s) and a QUORUM
+NODES; restarted on its dir it refuses to start), and every acknowledged write
+and preloaded key reads back from the three remaining nodes. Prints the streaming throughput (MB/s, keys/s) and a QUORUM
 client's p99 before and during the join (numbers only, no timed assertion).
 Ends with "N passed, M failed"; SKIPs while the binary has no cluster.
 """
+import subprocess
 import sys
 import threading
 import time
@@ -261,6 +262,26 @@ def leave_one(cl, res, nd, others):
     res.check('node%d is gone from the others\' KVD NODES' % (nd.index + 1), gone)
 
 
+def check_left_stays_out(nd, res):
+    """A node that left, stopped and started again on its dir refuses to start
+    (its copy is stale): it exits non-zero and says why."""
+    res.eq('node%d exits 0 on SIGTERM after leaving' % (nd.index + 1), nd.terminate(), 0)
+    with open(nd.log_path, 'ab') as logf:
+        p = subprocess.Popen([nd.binary, nd.conf_path], cwd=nd.dir, stdout=logf,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        rc = p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(timeout=10)
+        rc = None
+    res.check('node%d restarted on its dir after leaving refuses to start (exit %s)'
+              % (nd.index + 1, rc), rc not in (0, None), nd.tail(5))
+    res.check('node%d says it left the cluster' % (nd.index + 1),
+              'left the cluster' in nd.tail(20), nd.tail(5))
+    nd.proc = None  # stopped on purpose: out of check_no_crash and Cluster.stop
+
+
 def run(cl, res):
     first, joiners = cl.nodes[:3], cl.nodes[3:]
     seeds = ','.join(nd.addr for nd in first)
@@ -293,6 +314,7 @@ def run(cl, res):
     leave_one(cl, res, cl.nodes[0], cl.nodes[1:])
     leave_one(cl, res, cl.nodes[1], remaining)
     res.check('writers stop', pool2.stop())
+    check_left_stays_out(cl.nodes[0], res)
     harness.check_acked(cl, pool, res, nodes=remaining)
     harness.check_acked(cl, pool2, res, nodes=remaining)
     check_preload(remaining, res, 'after the leaves')
