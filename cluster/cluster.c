@@ -1483,6 +1483,10 @@ static int seeds_answered(const struct cluster *cl, const char **why) {
     return 0;
 }
 
+int cluster_write_quorum(const struct cluster *cl) {
+    return cl->w;
+}
+
 int cluster_others_moving(const struct cluster *cl) {
     for (size_t i = 1; i < cl->nmembers; i++) {
         int st = member_status(cl, i);

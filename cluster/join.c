@@ -86,6 +86,21 @@ size_t join_plan(const struct ring *cur, const struct ring *fut, uint32_t self, 
     return k;
 }
 
+int join_session_enough(const struct repair_session *s, size_t w, int leaving) {
+    if (repair_session_complete(s)) {
+        return 1;
+    }
+    if (leaving) {
+        return 0;
+    }
+    size_t ok = 0;
+    for (size_t i = 0; i < s->npeers; i++) {
+        ok += !s->failed[i];
+    }
+    size_t need = s->npeers >= w ? s->npeers - w + 1 : 1;
+    return ok >= need;
+}
+
 /* ---- the runtime ---- */
 
 enum js_state {
@@ -174,9 +189,10 @@ static void session_end(struct joiner *j) {
     const struct repair_stats *st = &j->s.st_;
     j->bytes += st->bytes_in + st->bytes_out;
     j->records += st->records_pulled + st->records_pushed;
-    if (repair_session_complete(&j->s)) {
+    if (join_session_enough(&j->s, (size_t)cluster_write_quorum(j->cl),
+                            j->state == JS_LEAVE_STREAM)) {
         j->done++;
-    } else { /* a peer failed: the range goes again after the others */
+    } else { /* too many peers failed: the range goes again after the others */
         j->retries++;
         j->tasks = cl_realloc(j->tasks, (j->ntasks + 1) * sizeof *j->tasks);
         j->tasks[j->ntasks++] = j->tasks[j->cur];

@@ -5,8 +5,8 @@
  * HOW IT WORKS. The ring a coordinator reads from is the current one: members
  * normal or leaving. The future ring is the members normal or joining. While the
  * two differ, a write goes to both replica sets (ring.h ring_write_set: the
- * future-only replicas are pending, their acknowledgements do not count toward
- * W), so a member that is joining gets every write made while it streams, and
+ * future-only replicas are pending and the write needs W + pending
+ * acknowledgements, op.h), so a member that is joining gets every write made while it streams, and
  * the new owners of a leaving member's ranges get every write made while it
  * hands them over.
  *
@@ -41,6 +41,7 @@
 
 #include "cluster/cluster.h"
 #include "cluster/msg.h"
+#include "cluster/repair.h"
 #include "cluster/ring.h"
 
 #define JOIN_SETTLE_MS 3000 /* gossip's reach before streaming (Cassandra: ring_delay) */
@@ -62,6 +63,14 @@ struct join_task {
  * *out is a new array (free() it); returns its length. */
 size_t join_plan(const struct ring *cur, const struct ring *fut, uint32_t self, size_t n,
                  int leaving, struct join_task **out);
+
+/* 1 when a finished stream session s counts: a leaver's (push) only when every
+ * new replica took all of it; a joiner's (pull) once at least c - w + 1 of the
+ * range's c current replicas answered to the end (at least 1): every write
+ * acknowledged by w of them is on one of those. So one replica down does not stop
+ * a join at N=3, W=2. (Writes acknowledged at a lower W than the write-quorum
+ * given may be missed; anti-entropy repair brings them later.) */
+int join_session_enough(const struct repair_session *s, size_t w, int leaving);
 
 struct joiner;
 
@@ -88,6 +97,8 @@ const struct ring *cluster_future_of(const struct cluster *cl);
 void cluster_set_self_tokens(struct cluster *cl, const uint64_t *tokens, size_t n);
 /* This node's status changed (gossip, the rings). */
 void cluster_set_self_status(struct cluster *cl, int status);
+/* write-quorum (the configured default W). */
+int cluster_write_quorum(const struct cluster *cl);
 /* 1 when a member other than this node is joining or leaving. */
 int cluster_others_moving(const struct cluster *cl);
 /* 1 when the seeds all answered (cluster_ready without the join's own checks). */

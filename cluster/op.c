@@ -107,20 +107,6 @@ static size_t count_state(const struct op *op, int state) {
     return c;
 }
 
-/* 1 when replica slot i counts toward the quorum (not a pending member) */
-static int counts(const struct op *op, size_t i) {
-    return i + op->npending < op->n;
-}
-
-/* the slots in state that count toward the quorum */
-static size_t count_quorum_state(const struct op *op, int state) {
-    size_t c = 0;
-    for (size_t i = 0; i < op->n; i++) {
-        c += op->st[i] == state && counts(op, i);
-    }
-    return c;
-}
-
 static void decide(struct op *op, int result, struct op_actions *out) {
     if (op->result == OP_PENDING) {
         op->result = result;
@@ -149,7 +135,7 @@ static int start(struct op *op, int kind, uint64_t id, unsigned db, const char *
     op->deadline = now + timeout_ms;
     size_t up = 0;
     for (size_t i = 0; i < op->n; i++) {
-        up += !(down && down[i]) && counts(op, i);
+        up += !(down && down[i]);
     }
     if (up < need || need == 0) {
         op->unavailable = 1;
@@ -179,7 +165,8 @@ void op_write_start_pending(struct op *op, uint64_t id, unsigned db, const char 
                             size_t klen, const uint32_t *nodes, size_t n, size_t npending,
                             size_t need, const struct msg_record *rec, const uint8_t *down,
                             uint64_t now, uint64_t timeout_ms, struct op_actions *out) {
-    if (start(op, OP_WRITE, id, db, key, klen, nodes, n, npending, need, down, now,
+    /* Cassandra's blockFor: W + pending, every acknowledgement counting */
+    if (start(op, OP_WRITE, id, db, key, klen, nodes, n, npending, need + npending, down, now,
               timeout_ms, out) != 0) {
         record_set(&op->rec, rec);
         return;
@@ -203,7 +190,7 @@ void op_read_start(struct op *op, uint64_t id, unsigned db, const char *key, siz
 static void write_step(struct op *op, struct op_actions *out) {
     if (op->acks >= op->need) {
         decide(op, OP_OK, out);
-    } else if (op->acks + count_quorum_state(op, RS_PENDING) < op->need) {
+    } else if (op->acks + count_state(op, RS_PENDING) < op->need) {
         decide(op, OP_FAILED, out);
     }
     if (count_state(op, RS_PENDING) == 0) {
@@ -218,7 +205,7 @@ static void write_reply(struct op *op, uint32_t node, int ok, struct op_actions 
     }
     if (ok) {
         op->st[i] = RS_ACKED;
-        op->acks += (size_t)counts(op, (size_t)i);
+        op->acks++;
     } else {
         op->st[i] = RS_FAILED;
         out->hint[out->nhint++] = node;

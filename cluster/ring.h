@@ -108,10 +108,10 @@ double ring_share(const struct ring *r, size_t m, size_t nrep);
 size_t ring_tokens_balance(const struct ring *r, size_t n, size_t nrep, uint64_t *out);
 
 /* The replicas a write of token must reach while members join or leave
- * (Cassandra's pending endpoints): first the current ring's replicas (their
- * acknowledgements count toward W), then those of the future ring that are not
- * among them (pending: they get the write so that no write made while they
- * stream is missed, but their acknowledgements do not count). Tags, at most
+ * (Cassandra's pending endpoints): first the current ring's replicas, then those
+ * of the future ring that are not among them (pending: they get the write so
+ * that no write made while they stream is missed; the write then needs W +
+ * pending acknowledgements, op.h op_write_start_pending). Tags, at most
  * RING_MAX_REPLICAS in all (pending ones beyond are dropped: only with n close
  * to RING_MAX_REPLICAS). fut NULL: no change is pending. Returns the count;
  * *npending gets how many of them (at the end) are pending. */

@@ -1311,7 +1311,9 @@ static void join_in(struct sim *s) {
 /* the joiner's session of the task in hand ended: done, or again at the end */
 static void stream_session_end(struct sim *s, struct sim_node *n) {
     s->res->st.stream_records += n->rs.st_.records_pulled + n->rs.st_.records_pushed;
-    if (!repair_session_complete(&n->rs)) {
+    s->res->st.stream_partial_enough +=
+        !repair_session_complete(&n->rs) && join_session_enough(&n->rs, (size_t)s->o.w, 0);
+    if (!join_session_enough(&n->rs, (size_t)s->o.w, 0)) {
         s->res->st.stream_retries++;
         s->jt = cl_realloc(s->jt, (s->njt + 1) * sizeof *s->jt);
         s->jt[s->njt++] = s->jt[s->jcur];
@@ -1382,6 +1384,9 @@ static void join_step(struct sim *s) {
         s->njt = join_plan(&s->ring, &s->future, n->tag, (size_t)s->o.n, 0, &s->jt);
         s->jnext = 0;
         s->join_phase = JP_STREAM;
+        if (s->o.join_cut_peer) {
+            s->cut[joiner(s)][0] = s->cut[0][joiner(s)] = 1;
+        }
         trace(s, "join: node %d streams %zu ranges", joiner(s) + 1, s->njt);
         stream_pump(s);
     }
