@@ -54,6 +54,7 @@
 
 #include "cluster/auth.h"
 #include "cluster/gossip.h"
+#include "cluster/join.h"
 #include "cluster/keyless.h"
 #include "cluster/merkle.h"
 #include "cluster/repair.h"
@@ -173,7 +174,9 @@ struct cluster {
     /* membership: members[0] is this node */
     struct ring_member *members;
     size_t nmembers;
-    struct ring ring;
+    struct ring ring;           /* current: members normal or leaving (reads, writes) */
+    struct ring future;         /* normal or joining: pending writes (join.h) */
+    int has_future;             /* the two differ: a member joins or leaves */
     uint64_t ring_version;      /* +1 per rebuild */
     struct peer_rt **peers;
     size_t npeers;
@@ -207,6 +210,7 @@ struct cluster {
     void (*log)(int level, const char *msg);
     struct keyless *kl;         /* SCAN and FLUSH ops (keyless.c) */
     struct repairer *rep;       /* anti-entropy repair (repair_rt.c) */
+    struct joiner *join;        /* joining and leaving (join.c) */
     /* durable hints (persistent mode): the hint log and its end-of-turn flush */
     struct hintlog *hintlog;
     struct event *hintlog_ev;
@@ -292,16 +296,53 @@ static int split_addr(const char *addr, char *host, size_t hostlen, int *port) {
     return 0;
 }
 
+/* the gossip status of member m of cl->members */
+static int member_status(const struct cluster *cl, size_t m) {
+    long g = m == 0 ? 0 : gossip_find_tag(cl->gossip, cl->members[m].tag);
+    return g >= 0 ? cl->gossip->mb[g].status : GOSSIP_NORMAL;
+}
+
+/* Builds the ring of the members whose status is not `without` (current: not
+ * joining; future: not leaving). *out is left empty when none is (a joining node
+ * that has heard of nobody yet). RING_OK or RING_INVALID with err. */
+static int ring_without(const struct cluster *cl, int without, struct ring *out, char *err,
+                        size_t errlen) {
+    struct ring_member *v = cl_calloc(cl->nmembers, sizeof *v);
+    size_t n = 0;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        int st = member_status(cl, i);
+        if (st != without && st != GOSSIP_LEFT) {
+            v[n++] = cl->members[i]; /* shallow: ring_build copies */
+        }
+    }
+    int rc = RING_OK;
+    memset(out, 0, sizeof *out);
+    if (n > 0) {
+        rc = ring_build(out, v, n, err, errlen);
+    }
+    free(v);
+    return rc;
+}
+
 static void rebuild_ring(struct cluster *cl) {
-    struct ring nr;
+    struct ring cur, fut;
     char err[128];
-    if (ring_build(&nr, cl->members, cl->nmembers, err, sizeof err) != RING_OK) {
+    if (ring_without(cl, GOSSIP_JOINING, &cur, err, sizeof err) != RING_OK ||
+        ring_without(cl, GOSSIP_LEAVING, &fut, err, sizeof err) != RING_OK) {
+        ring_destroy(&cur);
         cl_log(cl, CLUSTER_LOG_WARNING, "ring not rebuilt: %s", err);
         cl->merge_conflicts++;
         return;
     }
     ring_destroy(&cl->ring);
-    cl->ring = nr;
+    ring_destroy(&cl->future);
+    cl->ring = cur;
+    cl->future = fut;
+    cl->has_future = 0;
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        int st = member_status(cl, i);
+        cl->has_future |= st == GOSSIP_JOINING || st == GOSSIP_LEAVING;
+    }
     cl->ring_version++;
 }
 
@@ -1080,6 +1121,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     cnode_hints_send(&cl->node, mono_ms());
     keyless_tick(cl->kl);
     repairer_tick(cl->rep);
+    joiner_tick(cl->join);
     rearm(cl);
 }
 
@@ -1351,6 +1393,9 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
         cluster_stop(cl);
         return NULL;
     }
+    /* after the ring: a joining node leaves it at once (its status) */
+    cl->join = joiner_new(cl, cfg->join, cfg->repair_bytes_per_sec, cfg->save_tokens,
+                          cfg->on_left);
     if (seeds_add(cl, cfg->seeds, err, errlen) != 0 ||
         hints_log_start(cl, cfg->hint_dir, err, errlen) != 0) {
         cluster_stop(cl);
@@ -1377,6 +1422,8 @@ void cluster_stop(struct cluster *cl) {
     cl->kl = NULL;
     repairer_free(cl->rep);
     cl->rep = NULL;
+    joiner_free(cl->join);
+    cl->join = NULL;
     for (size_t i = 0; i < cl->nobox; i++) {
         struct obox *b = &cl->obox[i];
         for (size_t k = 0; k < b->n; k++) {
@@ -1408,6 +1455,7 @@ void cluster_stop(struct cluster *cl) {
     }
     free(cl->members);
     ring_destroy(&cl->ring);
+    ring_destroy(&cl->future);
     if (cl->defer_ev) {
         event_free(cl->defer_ev);
     }
@@ -1422,6 +1470,42 @@ void cluster_stop(struct cluster *cl) {
         free(cl->secret);
     }
     free(cl);
+}
+
+static int seeds_answered(const struct cluster *cl, const char **why) {
+    size_t answered = 0;
+    for (size_t i = 0; i < cl->npeers; i++) {
+        answered += cl->peers[i]->is_seed && cl->peers[i]->answered;
+    }
+    if (answered >= cl->nseeds) {
+        return 1;
+    }
+    if (why) {
+        struct cluster *m = (struct cluster *)cl; /* the text buffer only */
+        snprintf(m->why, sizeof m->why, "waiting for the seeds: %zu of %zu answered%s%s",
+                 answered, cl->nseeds, cl->last_refusal[0] ? "; last refusal: " : "",
+                 cl->last_refusal);
+        *why = m->why;
+    }
+    return 0;
+}
+
+int cluster_write_quorum(const struct cluster *cl) {
+    return cl->w;
+}
+
+int cluster_others_moving(const struct cluster *cl) {
+    for (size_t i = 1; i < cl->nmembers; i++) {
+        int st = member_status(cl, i);
+        if (st == GOSSIP_JOINING || st == GOSSIP_LEAVING) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int cluster_seeds_answered(const struct cluster *cl) {
+    return seeds_answered(cl, NULL);
 }
 
 int cluster_ready(const struct cluster *cl, const char **why) {
@@ -1439,21 +1523,19 @@ int cluster_ready(const struct cluster *cl, const char **why) {
 }
 
 int cluster_ring_known(const struct cluster *cl, const char **why) {
-    size_t answered = 0;
-    for (size_t i = 0; i < cl->npeers; i++) {
-        answered += cl->peers[i]->is_seed && cl->peers[i]->answered;
+    if (!seeds_answered(cl, why)) {
+        return 0;
     }
-    if (answered >= cl->nseeds) {
-        return 1;
+    const char *no = NULL;
+    if (cl->join && joiner_left(cl->join)) {
+        no = "this node left the cluster (KVD LEAVE): stop it";
+    } else if (cl->ring.nvnodes == 0) {
+        no = "joining: no member of the ring is known yet";
     }
-    if (why) {
-        struct cluster *m = (struct cluster *)cl; /* the text buffer only */
-        snprintf(m->why, sizeof m->why, "waiting for the seeds: %zu of %zu answered%s%s",
-                 answered, cl->nseeds, cl->last_refusal[0] ? "; last refusal: " : "",
-                 cl->last_refusal);
-        *why = m->why;
+    if (no && why) {
+        *why = no;
     }
-    return 0;
+    return no == NULL;
 }
 
 int cluster_replicas(const struct cluster *cl) {
@@ -1529,8 +1611,8 @@ uint64_t cluster_write(struct cluster *cl, unsigned db, const char *key, size_t 
     *cr = (struct creq){0, 0, NULL, cb, ctx};
     uint64_t next = cl->node.next_id;
     cr->id = next;
-    cnode_write(&cl->node, &cl->ring, (size_t)cl->n, db, key, klen, rec, (size_t)w, mono_ms(),
-               cr);
+    cnode_write_pending(&cl->node, &cl->ring, cluster_future_of(cl), (size_t)cl->n, db, key,
+                        klen, rec, (size_t)w, mono_ms(), cr);
     rearm(cl);
     return next;
 }
@@ -1600,6 +1682,37 @@ int cluster_send_tag(struct cluster *cl, uint32_t tag, int argc, const char *con
 
 uint64_t cluster_next_id(struct cluster *cl) {
     return cl->node.next_id++;
+}
+
+struct gossip *cluster_gossip_of(struct cluster *cl) {
+    return cl->gossip;
+}
+
+const struct ring *cluster_future_of(const struct cluster *cl) {
+    return cl->has_future && cl->future.nvnodes > 0 ? &cl->future : NULL;
+}
+
+void cluster_set_self_tokens(struct cluster *cl, const uint64_t *tokens, size_t n) {
+    struct ring_member *me = &cl->members[0];
+    uint64_t *t = cl_memdup(tokens, n * sizeof *tokens);
+    free(me->tokens);
+    me->tokens = t;
+    me->ntokens = n;
+    gossip_set_tokens(cl->gossip, tokens, n);
+    sync_members(cl);
+}
+
+void cluster_set_self_status(struct cluster *cl, int status) {
+    gossip_set_status(cl->gossip, status);
+    cl_log(cl, CLUSTER_LOG_NOTICE, "this node's status: %s", gossip_status_name(status));
+    sync_members(cl);
+}
+
+int cluster_leave(struct cluster *cl, const char **why) {
+    if (!cluster_ready(cl, why)) {
+        return -1;
+    }
+    return joiner_leave(cl->join, why);
 }
 
 struct repairer *cluster_repairer_of(struct cluster *cl) {
@@ -1776,21 +1889,34 @@ static void text(struct msg_buf *b, const char *fmt, ...) {
     msg_buf_put(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
+/* member m's share: in the current ring, or (joining) the future one */
+static double member_share(const struct cluster *cl, uint32_t tag) {
+    long i = ring_find_tag(&cl->ring, tag);
+    if (i >= 0) {
+        return ring_share(&cl->ring, (size_t)i, (size_t)cl->n);
+    }
+    i = cl->has_future ? ring_find_tag(&cl->future, tag) : -1;
+    return i >= 0 ? ring_share(&cl->future, (size_t)i, (size_t)cl->n) : 0;
+}
+
 void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out) {
-    for (size_t i = 0; i < cl->ring.nmembers; i++) {
-        const struct ring_member *m = &cl->ring.members[i];
+    for (size_t i = 0; i < cl->nmembers; i++) {
+        const struct ring_member *m = &cl->members[i];
         int self = m->tag == cl->tag;
         double phi;
         const char *state = tag_state(cl, m->tag, &phi);
-        double share = ring_share(&cl->ring, i, (size_t)cl->n) * 100.0;
         if (self && !repairer_serving(cl->rep, NULL, 0)) {
             state = "repairing";
         }
-        long g = gossip_find_tag(cl->gossip, m->tag);
+        long g = self ? 0 : gossip_find_tag(cl->gossip, m->tag);
         const struct gossip_member *x = g >= 0 ? &cl->gossip->mb[g] : NULL;
-        text(out, "%s %s %s %.2f%% phi=%.2f gen=%" PRIu64 " status=%s%s\n", m->id, m->addr,
-             state, share, phi, x ? x->generation : 0,
+        text(out, "%s %s %s %.2f%% phi=%.2f gen=%" PRIu64 " status=%s%s", m->id, m->addr,
+             state, member_share(cl, m->tag) * 100.0, phi, x ? x->generation : 0,
              gossip_status_name(x ? x->status : GOSSIP_NORMAL), self ? " myself" : "");
+        if (self) {
+            joiner_progress(cl->join, out);
+        }
+        text(out, "\n");
     }
 }
 
@@ -1847,6 +1973,7 @@ void cluster_info(const struct cluster *cl, struct msg_buf *out) {
          hs->dropped_window + hs->dropped_bytes + hs->dropped_big);
     hints_log_info(cl, out);
     repairer_info(cl->rep, out);
+    joiner_info(cl->join, out);
     text(out, "membership_conflicts:%" PRIu64 "\r\n", cl->merge_conflicts);
     text(out, "write_records_sent:%" PRIu64 "\r\n", cl->write_records);
     text(out, "write_bytes_sent:%" PRIu64 "\r\n", cl->write_bytes);

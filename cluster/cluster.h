@@ -139,6 +139,19 @@ struct cluster_config {
      * coordinate, answers peers' READ and SCAN with an error, KVD NODES shows it
      * "repairing") until each had a complete repair. (Added by tombgc.) */
     int long_absence;
+    /* (Added by join: zero keeps working.) 1: this node joins a running cluster
+     * (cluster-join, first start): tokens is a placeholder; once the seeds answered
+     * it takes balanced tokens (ring.h ring_tokens_balance), gossips status joining,
+     * streams the ranges it will replicate from their current replicas (join.h),
+     * then calls save_tokens and becomes normal. */
+    int join;
+    /* Keeps this node's tokens (dir/node-tokens): 0, or -1 (the join then retries
+     * it every tick and does not become normal until it worked). */
+    int (*save_tokens)(const uint64_t *tokens, size_t n);
+    /* Called once this node streamed its ranges out (KVD LEAVE), before it
+     * gossips left: the server marks dir so that a restart does not bring the
+     * stale copy back as a member. NULL: nothing. */
+    void (*on_left)(void);
 };
 
 enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };
@@ -231,6 +244,14 @@ size_t cluster_repair(struct cluster *cl, int full);
  * pass after it sets the horizon again). The server hands it to the engine
  * (lsm_set_gc_horizon) about once a second. (Added by tombgc.) */
 uint64_t cluster_gc_horizon(struct cluster *cl);
+/* ---- joining and leaving (join.c; added by join) ---- */
+
+/* KVD LEAVE: this node gossips status leaving, hands each range it replicates to
+ * the members that replicate it once it is gone (repair sessions that push), then
+ * gossips left and serves no more (cluster_ready 0: "this node left the
+ * cluster"). 0, or -1 with *why (not ready, joining, already leaving or left, the
+ * last member). */
+int cluster_leave(struct cluster *cl, const char **why);
 
 /* ---- the peer side: a client connection that speaks KVD.PEER ---- */
 
@@ -253,10 +274,12 @@ int cluster_is_peer_host(const struct cluster *cl, const char *ip);
 /* ---- what operators see (KVD NODES, KVD RING, KVD KEYNODES, INFO) ---- */
 
 /* KVD NODES: one line per member of the ring,
- * "<id> <ip:port> <state> <share>% phi=<phi> gen=<generation> status=<status>[ myself]\n",
- * state one of up, suspect, down (link down or phi at the threshold); share of
- * the keys it replicates; status joining, normal, leaving. For this node the
- * state is "repairing" while it repairs after a long absence. */
+ * "<id> <ip:port> <state> <share>% phi=<phi> gen=<generation> status=<status>[ myself]
+ * [ stream=<percent>%]\n", this node first; state one of up, suspect, down (link
+ * down or phi at the threshold); share of the keys it replicates (a joining
+ * member: once it is in); status joining, normal, leaving (join.h); stream: this
+ * node's progress while it streams its ranges in (joining) or out (leaving). For
+ * this node the state is "repairing" while it repairs after a long absence. */
 void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out);
 /* KVD RING: one line per vnode, "<token> <id>\n", in token order. */
 void cluster_ring_text(const struct cluster *cl, struct msg_buf *out);

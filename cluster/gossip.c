@@ -335,6 +335,16 @@ void gossip_set_status(struct gossip *g, int status) {
     }
 }
 
+void gossip_set_tokens(struct gossip *g, const uint64_t *tokens, size_t n) {
+    struct ring_member *m = &g->mb[0].m;
+    uint64_t *t = cl_memdup(tokens, n * sizeof *tokens);
+    free(m->tokens);
+    m->tokens = t;
+    m->ntokens = n;
+    g->mb[0].version++;
+    g->ring_epoch++;
+}
+
 void gossip_set_load(struct gossip *g, uint64_t load) {
     g->mb[0].load = load;
 }

@@ -133,6 +133,9 @@ void gossip_tick(struct gossip *g);
 /* This node's status or load changed (status bumps the version). */
 void gossip_set_status(struct gossip *g, int status);
 void gossip_set_load(struct gossip *g, uint64_t load);
+/* This node's tokens changed (a joining node took balanced ones, ring.h
+ * ring_tokens_balance): n 1..RING_MAX_TOKENS, sorted, distinct; copied. */
+void gossip_set_tokens(struct gossip *g, const uint64_t *tokens, size_t n);
 
 /* Chooses up to fanout members to gossip with this round, at random among the
  * members other than this node that are in the ring and not down by phi; and, with

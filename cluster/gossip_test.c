@@ -189,6 +189,30 @@ static void test_gossip_status_change_travels_and_moves_the_ring_epoch(void) {
     gossip_free(&b.g);
 }
 
+/* A joining node's new tokens (gossip_set_tokens) reach a peer that knew its
+ * old ones: the state's version rises, so the next exchange carries them. */
+static void test_gossip_new_tokens_travel_and_move_the_ring_epoch(void) {
+    struct tn a, b;
+    tn_init(&a, 0, 1, 3, SECRET);
+    tn_init(&b, 1, 1, 3, SECRET);
+    CHECK_EQ_INT(exchange(a.g, b.g, 1000, NULL), GOSSIP_OK);
+    uint64_t epoch = a.g->ring_epoch, version = b.g->mb[0].version;
+    uint64_t toks[3] = {10, 20, 30};
+    gossip_set_status(b.g, GOSSIP_JOINING);
+    gossip_set_tokens(b.g, toks, 3);
+    CHECK(b.g->mb[0].version >= version + 2);
+    CHECK_EQ_INT(exchange(a.g, b.g, 2000, NULL), GOSSIP_OK);
+    long i = gossip_find(a.g, "node-1");
+    CHECK(i >= 0);
+    CHECK_EQ_INT(a.g->mb[i].m.ntokens, 3);
+    CHECK(memcmp(a.g->mb[i].m.tokens, toks, sizeof toks) == 0);
+    CHECK_EQ_INT(a.g->mb[i].status, GOSSIP_JOINING);
+    CHECK(gossip_in_ring(a.g, (size_t)i)); /* joining members are in the view */
+    CHECK(a.g->ring_epoch > epoch);
+    gossip_free(&a.g);
+    gossip_free(&b.g);
+}
+
 static void test_gossip_refuses_a_peer_with_another_replication_factor_or_secret(void) {
     struct tn a, b, c;
     tn_init(&a, 0, 1, 3, SECRET);
@@ -467,6 +491,7 @@ int main(void) {
     TEST_RUN(test_gossip_heartbeats_feed_phi_and_silence_convicts);
     TEST_RUN(test_gossip_restart_bumps_generation_and_replaces_state);
     TEST_RUN(test_gossip_status_change_travels_and_moves_the_ring_epoch);
+    TEST_RUN(test_gossip_new_tokens_travel_and_move_the_ring_epoch);
     TEST_RUN(test_gossip_refuses_a_peer_with_another_replication_factor_or_secret);
     TEST_RUN(test_gossip_relayed_member_that_disagrees_is_refused_not_in_ring);
     TEST_RUN(test_gossip_settled_rounds_send_no_tokens);

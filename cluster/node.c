@@ -240,16 +240,17 @@ uint64_t cnode_read_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsi
     return id;
 }
 
-uint64_t cnode_write_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsigned db,
-                       const char *key, size_t klen, const struct msg_record *rec,
-                       size_t need, uint64_t now, void *user) {
+uint64_t cnode_write_on_pending(struct cnode *n, const uint32_t *tags, size_t ntags,
+                               size_t npending, unsigned db, const char *key, size_t klen,
+                               const struct msg_record *rec, size_t need, uint64_t now,
+                               void *user) {
     uint8_t down[OP_MAX_REPLICAS];
     ntags = ntags > OP_MAX_REPLICAS ? OP_MAX_REPLICAS : ntags;
     struct cnode_op *o = op_new(n, user, tags, ntags, down);
     struct op_actions a;
     n->st.writes++;
-    op_write_start(&o->op, n->next_id++, db, key, klen, tags, ntags, need, rec, down, now,
-                   n->timeout_ms, &a);
+    op_write_start_pending(&o->op, n->next_id++, db, key, klen, tags, ntags, npending, need,
+                           rec, down, now, n->timeout_ms, &a);
     insert(n, o);
     uint64_t id = o->op.id;
     act(n, o, &a, 0, now);
@@ -261,6 +262,22 @@ uint64_t cnode_read(struct cnode *n, const struct ring *r, size_t nrep, unsigned
     uint32_t tags[RING_MAX_REPLICAS];
     size_t k = replicas_of(r, nrep, key, klen, tags);
     return cnode_read_on(n, tags, k, db, key, klen, need, now, user);
+}
+
+uint64_t cnode_write_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsigned db,
+                       const char *key, size_t klen, const struct msg_record *rec,
+                       size_t need, uint64_t now, void *user) {
+    return cnode_write_on_pending(n, tags, ntags, 0, db, key, klen, rec, need, now, user);
+}
+
+uint64_t cnode_write_pending(struct cnode *n, const struct ring *cur, const struct ring *fut,
+                            size_t nrep, unsigned db, const char *key, size_t klen,
+                            const struct msg_record *rec, size_t need, uint64_t now,
+                            void *user) {
+    uint32_t tags[RING_MAX_REPLICAS];
+    size_t npending;
+    size_t k = ring_write_set(cur, fut, ring_key_token(key, klen), nrep, tags, &npending);
+    return cnode_write_on_pending(n, tags, k, npending, db, key, klen, rec, need, now, user);
 }
 
 uint64_t cnode_write(struct cnode *n, const struct ring *r, size_t nrep, unsigned db,

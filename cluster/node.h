@@ -96,6 +96,21 @@ uint64_t cnode_read(struct cnode *n, const struct ring *r, size_t nrep, unsigned
 uint64_t cnode_write(struct cnode *n, const struct ring *r, size_t nrep, unsigned db,
                     const char *key, size_t klen, const struct msg_record *rec, size_t need,
                     uint64_t now, void *user);
+/* cnode_write while members join or leave: to the key's replicas on ring cur
+ * and, as pending replicas (op.h op_write_start_pending: need + pending
+ * acknowledgements), those of ring fut not among them (ring.h ring_write_set).
+ * fut NULL: cnode_write. */
+uint64_t cnode_write_pending(struct cnode *n, const struct ring *cur, const struct ring *fut,
+                            size_t nrep, unsigned db, const char *key, size_t klen,
+                            const struct msg_record *rec, size_t need, uint64_t now,
+                            void *user);
+/* cnode_write_on with the last npending of tags pending (op.h
+ * op_write_start_pending: need + npending acknowledgements): the simulator's
+ * write sets during a join. */
+uint64_t cnode_write_on_pending(struct cnode *n, const uint32_t *tags, size_t ntags,
+                               size_t npending, unsigned db, const char *key, size_t klen,
+                               const struct msg_record *rec, size_t need, uint64_t now,
+                               void *user);
 /* The same with the replica tags given (the simulator's replica sets). */
 uint64_t cnode_read_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsigned db,
                       const char *key, size_t klen, size_t need, uint64_t now, void *user);

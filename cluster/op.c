@@ -117,7 +117,7 @@ static void decide(struct op *op, int result, struct op_actions *out) {
 /* common start: copies, sends verb to the up replicas; 0, or -1 when fewer than
  * need are up (then the op is FAILED and finished, nothing sent) */
 static int start(struct op *op, int kind, uint64_t id, unsigned db, const char *key,
-                 size_t klen, const uint32_t *nodes, size_t n, size_t need,
+                 size_t klen, const uint32_t *nodes, size_t n, size_t npending, size_t need,
                  const uint8_t *down, uint64_t now, uint64_t timeout_ms,
                  struct op_actions *out) {
     memset(op, 0, sizeof *op);
@@ -130,6 +130,7 @@ static int start(struct op *op, int kind, uint64_t id, unsigned db, const char *
     op->n = n > OP_MAX_REPLICAS ? OP_MAX_REPLICAS : n;
     memcpy(op->nodes, nodes, op->n * sizeof *nodes);
     op->need = need;
+    op->npending = npending < op->n ? npending : 0;
     op->timeout_ms = timeout_ms;
     op->deadline = now + timeout_ms;
     size_t up = 0;
@@ -156,8 +157,17 @@ void op_write_start(struct op *op, uint64_t id, unsigned db, const char *key, si
                     const uint32_t *nodes, size_t n, size_t need,
                     const struct msg_record *rec, const uint8_t *down, uint64_t now,
                     uint64_t timeout_ms, struct op_actions *out) {
-    if (start(op, OP_WRITE, id, db, key, klen, nodes, n, need, down, now, timeout_ms,
-              out) != 0) {
+    op_write_start_pending(op, id, db, key, klen, nodes, n, 0, need, rec, down, now,
+                           timeout_ms, out);
+}
+
+void op_write_start_pending(struct op *op, uint64_t id, unsigned db, const char *key,
+                            size_t klen, const uint32_t *nodes, size_t n, size_t npending,
+                            size_t need, const struct msg_record *rec, const uint8_t *down,
+                            uint64_t now, uint64_t timeout_ms, struct op_actions *out) {
+    /* Cassandra's blockFor: W + pending, every acknowledgement counting */
+    if (start(op, OP_WRITE, id, db, key, klen, nodes, n, npending, need + npending, down, now,
+              timeout_ms, out) != 0) {
         record_set(&op->rec, rec);
         return;
     }
@@ -172,7 +182,7 @@ void op_write_start(struct op *op, uint64_t id, unsigned db, const char *key, si
 void op_read_start(struct op *op, uint64_t id, unsigned db, const char *key, size_t klen,
                    const uint32_t *nodes, size_t n, size_t need, const uint8_t *down,
                    uint64_t now, uint64_t timeout_ms, struct op_actions *out) {
-    start(op, OP_READ, id, db, key, klen, nodes, n, need, down, now, timeout_ms, out);
+    start(op, OP_READ, id, db, key, klen, nodes, n, 0, need, down, now, timeout_ms, out);
 }
 
 /* ---- write ---- */

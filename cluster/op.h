@@ -84,6 +84,9 @@ struct op {
     struct op_record seen[OP_MAX_REPLICAS]; /* read: what each answered (val kept only
                                                for field records: repair diffs them) */
     size_t need;         /* W or R */
+    size_t npending;     /* write: the last npending nodes are pending (a member
+                            joining or leaving, ring.h ring_write_set); need is
+                            then W + npending */
     size_t acks;         /* write: acknowledgements; read: answers */
     size_t holders;      /* read: replicas known to hold the winner */
     int phase;           /* read: gather, repair, linger (op.c) */
@@ -101,6 +104,20 @@ void op_write_start(struct op *op, uint64_t id, unsigned db, const char *key, si
                     const uint32_t *nodes, size_t n, size_t need,
                     const struct msg_record *rec, const uint8_t *down, uint64_t now,
                     uint64_t timeout_ms, struct op_actions *out);
+
+/* op_write_start to nodes[0..n) of which the last npending (< n) are pending
+ * replicas (a member joining, or the new owners of a leaving member's range):
+ * the write needs need + npending acknowledgements, any replica's counting
+ * (Cassandra's blockFor = W + pending). Why not W among the current replicas
+ * only: once the change is done the range's replicas are the current ones minus
+ * npending plus the pending ones, so W + npending acknowledgements leave at
+ * least W of them holding the write, and a quorum read still meets it; W among
+ * the current ones could leave W - npending (the simulator found that stale
+ * read). Unavailable when fewer than need + npending are up. */
+void op_write_start_pending(struct op *op, uint64_t id, unsigned db, const char *key,
+                            size_t klen, const uint32_t *nodes, size_t n, size_t npending,
+                            size_t need, const struct msg_record *rec, const uint8_t *down,
+                            uint64_t now, uint64_t timeout_ms, struct op_actions *out);
 
 /* Starts a READ of (db, key) from nodes[0..n) at quorum need. */
 void op_read_start(struct op *op, uint64_t id, unsigned db, const char *key, size_t klen,

@@ -148,6 +148,56 @@ static void test_op_write_known_down_replicas_are_hinted_not_asked(void) {
     op_destroy(&op);
 }
 
+
+/* A pending replica (a member joining, op.h) raises what a write needs to W +
+ * pending, every acknowledgement counting: with 11, 22, 33 current and 44
+ * pending at W 2, two acks are not enough, three are; two failures make 3
+ * unreachable; two replicas down make it unavailable; a pending replica down
+ * gets a hint and the three others must all acknowledge. */
+static void test_op_write_pending_replica_raises_the_quorum(void) {
+    static const uint32_t four[4] = {11, 22, 33, 44};
+    struct op op;
+    struct op_actions a;
+    struct msg_record r = rec_at(100, 1, 0, "v");
+    op_write_start_pending(&op, 1, 0, "k", 1, four, 4, 1, 2, &r, NULL, 1000, 50, &a);
+    CHECK_EQ_INT(a.nsend, 4);
+    CHECK(sends_to(&a, 44, MSG_WRITE));
+    CHECK_EQ_INT(op.need, 3);
+    op_on_write_reply(&op, 44, 1, 1001, &a); /* the pending replica's ack counts */
+    op_on_write_reply(&op, 11, 1, 1001, &a);
+    CHECK_EQ_INT(a.completed, 0); /* 2 of 3 */
+    op_on_write_reply(&op, 22, 0, 1001, &a); /* 33 can still make 3 */
+    CHECK_EQ_INT(a.completed, 0);
+    op_on_write_reply(&op, 33, 1, 1002, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(op.result, OP_OK);
+    op_destroy(&op);
+    op_write_start_pending(&op, 2, 0, "k", 1, four, 4, 1, 2, &r, NULL, 1000, 50, &a);
+    op_on_write_reply(&op, 44, 1, 1001, &a);
+    op_on_write_reply(&op, 11, 0, 1001, &a);
+    CHECK_EQ_INT(a.completed, 0);
+    op_on_write_reply(&op, 22, 0, 1001, &a); /* 44 + 33 at most: 2 < 3 */
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(op.result, OP_FAILED);
+    op_destroy(&op);
+    uint8_t down[4] = {1, 1, 0, 0};
+    op_write_start_pending(&op, 3, 0, "k", 1, four, 4, 1, 2, &r, down, 1000, 50, &a);
+    CHECK_EQ_INT(op.unavailable, 1);
+    CHECK_EQ_INT(a.nsend, 0);
+    op_destroy(&op);
+    uint8_t joiner_down[4] = {0, 0, 0, 1};
+    op_write_start_pending(&op, 4, 0, "k", 1, four, 4, 1, 2, &r, joiner_down, 1000, 50, &a);
+    CHECK_EQ_INT(op.unavailable, 0);
+    CHECK(hints_for(&a, 44));
+    op_on_write_reply(&op, 11, 1, 1001, &a);
+    op_on_write_reply(&op, 22, 1, 1001, &a);
+    CHECK_EQ_INT(a.completed, 0);
+    op_on_write_reply(&op, 33, 1, 1001, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(op.result, OP_OK);
+    op_destroy(&op);
+}
+
 static struct msg_item found(uint64_t hlc, uint32_t node, int del, const char *val) {
     return (struct msg_item){1, rec_at(hlc, node, del, val)};
 }
@@ -341,6 +391,7 @@ int main(void) {
     TEST_RUN(test_op_write_hints_a_replica_that_missed_an_ok_write);
     TEST_RUN(test_op_write_fails_early_when_errors_make_w_unreachable);
     TEST_RUN(test_op_write_known_down_replicas_are_hinted_not_asked);
+    TEST_RUN(test_op_write_pending_replica_raises_the_quorum);
     TEST_RUN(test_op_read_newest_wins_and_waits_for_the_repair);
     TEST_RUN(test_op_read_equal_answers_complete_without_repair);
     TEST_RUN(test_op_read_of_nothing_anywhere_is_not_found);

@@ -309,3 +309,197 @@ int ring_tokens_decode(const void *buf, size_t len, uint64_t **out, size_t *n) {
     *n = c;
     return RING_OK;
 }
+
+/* ---- joining (ring_tokens_balance) and pending replicas (ring_write_set) ---- */
+
+#define BALANCE_CANDIDATES 32 /* widest ranges tried for each new token */
+
+/* every member's share of the ring as one of the first nrep replicas */
+static void shares_all(const struct ring *g, size_t nrep, double *out) {
+    memset(out, 0, g->nmembers * sizeof *out);
+    uint32_t reps[RING_MAX_REPLICAS];
+    for (size_t i = 0; i < g->nvnodes; i++) {
+        uint64_t prev = g->vnodes[(i + g->nvnodes - 1) % g->nvnodes].token;
+        double w = g->nvnodes == 1 ? 1.0
+                                   : (double)(uint64_t)(g->vnodes[i].token - prev) /
+                                         18446744073709551616.0;
+        size_t k = walk_from(g, i, nrep, reps);
+        for (size_t j = 0; j < k; j++) {
+            out[reps[j]] += w;
+        }
+    }
+}
+
+/* The joining member (tag jtag, jfinal tokens once complete) and the search's
+ * scratch. */
+struct balance {
+    const struct ring *r;
+    size_t nrep;
+    struct ring_member *ms;  /* r's members (shallow) then the joiner */
+    uint64_t *jt;            /* the joiner's tokens, sorted, one spare */
+    size_t jfinal;
+    double total_final;      /* every member's tokens, the joiner's final count included */
+    double *sh;
+};
+
+/* How far ring g's replica shares are from each member's fair one (nrep x its
+ * tokens / all tokens, at most 1): sum of (share - fair)^2 / fair, whose minimum
+ * under a fixed total is shares proportional to the fair ones. */
+static double imbalance(struct balance *b, const struct ring *g, uint32_t jtag) {
+    shares_all(g, b->nrep, b->sh);
+    double cost = 0;
+    for (size_t m = 0; m < g->nmembers; m++) {
+        size_t nt = g->members[m].tag == jtag ? b->jfinal : g->members[m].ntokens;
+        double fair = (double)b->nrep * (double)nt / b->total_final;
+        fair = fair > 1 ? 1 : fair;
+        cost += (b->sh[m] - fair) * (b->sh[m] - fair) / fair;
+    }
+    return cost;
+}
+
+/* the imbalance with the joiner holding jt[0..k) plus token c */
+static double try_token(struct balance *b, size_t k, uint64_t c) {
+    size_t at = k;
+    while (at > 0 && b->jt[at - 1] > c) {
+        at--;
+    }
+    if (at > 0 && b->jt[at - 1] == c) {
+        return -1;
+    }
+    memmove(b->jt + at + 1, b->jt + at, (k - at) * sizeof *b->jt);
+    b->jt[at] = c;
+    struct ring_member *j = &b->ms[b->r->nmembers];
+    j->tokens = b->jt;
+    j->ntokens = k + 1;
+    struct ring g;
+    double cost = -1;
+    if (ring_build(&g, b->ms, b->r->nmembers + 1, NULL, 0) == RING_OK) {
+        cost = imbalance(b, &g, j->tag);
+        ring_destroy(&g);
+    }
+    memmove(b->jt + at, b->jt + at + 1, (k - at) * sizeof *b->jt);
+    return cost;
+}
+
+/* the cut of ring g's vnode i: min(half its range, fair) from its low end; 0 when
+ * the range is too narrow */
+static uint64_t cut_of(const struct ring *g, size_t i, unsigned __int128 fair, int *ok) {
+    uint64_t prev = g->vnodes[(i + g->nvnodes - 1) % g->nvnodes].token;
+    unsigned __int128 w = g->nvnodes == 1 ? (unsigned __int128)1 << 64
+                                          : (unsigned __int128)(uint64_t)(g->vnodes[i].token - prev);
+    unsigned __int128 take = w / 2 < fair ? w / 2 : fair;
+    *ok = take > 0;
+    return prev + (uint64_t)take;
+}
+
+/* the next token: the best of the cuts of the BALANCE_CANDIDATES widest ranges
+ * of r plus the joiner's k tokens; 0 when none fits */
+static int balance_step(struct balance *b, size_t k, unsigned __int128 fair, uint64_t *best) {
+    struct ring g;
+    const struct ring *cur = b->r;
+    if (k > 0) {
+        b->ms[b->r->nmembers].tokens = b->jt;
+        b->ms[b->r->nmembers].ntokens = k;
+        if (ring_build(&g, b->ms, b->r->nmembers + 1, NULL, 0) != RING_OK) {
+            return 0;
+        }
+        cur = &g;
+    }
+    uint8_t *tried = cl_calloc(cur->nvnodes, 1);
+    double best_cost = -1;
+    for (size_t c = 0; c < BALANCE_CANDIDATES && c < cur->nvnodes; c++) {
+        size_t w = cur->nvnodes; /* the widest not tried yet */
+        for (size_t i = 0; i < cur->nvnodes; i++) {
+            uint64_t pi = cur->vnodes[(i + cur->nvnodes - 1) % cur->nvnodes].token;
+            uint64_t pw = w < cur->nvnodes ? cur->vnodes[(w + cur->nvnodes - 1) % cur->nvnodes].token : 0;
+            if (!tried[i] && (w == cur->nvnodes ||
+                              cur->vnodes[i].token - pi > cur->vnodes[w].token - pw)) {
+                w = i;
+            }
+        }
+        tried[w] = 1;
+        int ok;
+        uint64_t t = cut_of(cur, w, fair, &ok);
+        double cost = ok ? try_token(b, k, t) : -1;
+        if (cost >= 0 && (best_cost < 0 || cost < best_cost)) {
+            best_cost = cost;
+            *best = t;
+        }
+    }
+    free(tried);
+    if (cur == &g) {
+        ring_destroy(&g);
+    }
+    return best_cost >= 0;
+}
+
+/* Greedy: each new token is the cut, among those of the widest ranges, that
+ * leaves the replica shares nearest the fair ones. Cost: n x BALANCE_CANDIDATES
+ * ring builds, fine for a join (once per node) on the rings kvd runs. */
+size_t ring_tokens_balance(const struct ring *r, size_t n, size_t nrep, uint64_t *out) {
+    if (n == 0 || n > RING_MAX_TOKENS) {
+        return 0;
+    }
+    unsigned __int128 ring = (unsigned __int128)1 << 64;
+    if (r->nvnodes == 0) { /* an empty ring: even spacing */
+        for (size_t j = 0; j < n; j++) {
+            out[j] = (uint64_t)(ring * j / n);
+        }
+        return n;
+    }
+    struct balance b = {r, nrep ? nrep : 1, NULL, NULL, n, (double)(r->nvnodes + n), NULL};
+    b.ms = cl_calloc(r->nmembers + 1, sizeof *b.ms);
+    memcpy(b.ms, r->members, r->nmembers * sizeof *b.ms);
+    struct ring_member *j = &b.ms[r->nmembers];
+    j->id[0] = '\x01'; /* no real id: those are printable */
+    j->weight = 1;
+    for (j->tag = 1; ring_find_tag(r, j->tag) >= 0; j->tag++) {
+    }
+    b.jt = cl_malloc((n + 1) * sizeof *b.jt);
+    b.sh = cl_malloc((r->nmembers + 1) * sizeof *b.sh);
+    unsigned __int128 fair = ring / (r->nvnodes + n);
+    size_t k = 0;
+    uint64_t t;
+    while (k < n && balance_step(&b, k, fair, &t)) {
+        size_t at = k;
+        while (at > 0 && b.jt[at - 1] > t) {
+            at--;
+        }
+        memmove(b.jt + at + 1, b.jt + at, (k - at) * sizeof *b.jt);
+        b.jt[at] = t;
+        k++;
+    }
+    memcpy(out, b.jt, k * sizeof *out);
+    free(b.jt);
+    free(b.sh);
+    free(b.ms);
+    return k;
+}
+
+static int has_tag(const uint32_t *tags, size_t n, uint32_t tag) {
+    for (size_t i = 0; i < n; i++) {
+        if (tags[i] == tag) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+size_t ring_write_set(const struct ring *cur, const struct ring *fut, uint64_t token,
+                      size_t n, uint32_t *tags, size_t *npending) {
+    uint32_t idx[RING_MAX_REPLICAS];
+    size_t k = ring_replicas(cur, token, n, idx);
+    for (size_t i = 0; i < k; i++) {
+        tags[i] = cur->members[idx[i]].tag;
+    }
+    size_t base = k;
+    size_t f = fut ? ring_replicas(fut, token, n, idx) : 0;
+    for (size_t i = 0; i < f && k < RING_MAX_REPLICAS; i++) {
+        uint32_t tag = fut->members[idx[i]].tag;
+        if (!has_tag(tags, base, tag)) {
+            tags[k++] = tag;
+        }
+    }
+    *npending = k - base;
+    return k;
+}

@@ -95,6 +95,29 @@ long ring_find_tag(const struct ring *r, uint32_t tag);
  * first nrep replicas (nrep 1: its primary share). */
 double ring_share(const struct ring *r, size_t m, size_t nrep);
 
+/* Tokens for a member joining r (DESIGN.md "Cluster", joining): n (1..RING_MAX_TOKENS)
+ * distinct tokens, ascending, none equal to a token of r, chosen for the replica
+ * shares at replication factor nrep. Greedy: each new token is one of the cuts of
+ * the BALANCE_CANDIDATES widest ranges (of r plus the tokens chosen so far): a cut
+ * takes min(half the range, a token's fair width 2^64 / (T + n)) from its low end;
+ * the one kept leaves every member's replica share nearest its fair share (nrep x
+ * its tokens / all tokens, the joiner counted at n: token counts follow
+ * node-weight), by sum of (share - fair)^2 / fair. An empty r gets n evenly
+ * spaced tokens. Writes out[0..k), returns k (< n only when no range is 2 wide).
+ * Pure: the same ring gives the same tokens. */
+size_t ring_tokens_balance(const struct ring *r, size_t n, size_t nrep, uint64_t *out);
+
+/* The replicas a write of token must reach while members join or leave
+ * (Cassandra's pending endpoints): first the current ring's replicas, then those
+ * of the future ring that are not among them (pending: they get the write so
+ * that no write made while they stream is missed; the write then needs W +
+ * pending acknowledgements, op.h op_write_start_pending). Tags, at most
+ * RING_MAX_REPLICAS in all (pending ones beyond are dropped: only with n close
+ * to RING_MAX_REPLICAS). fut NULL: no change is pending. Returns the count;
+ * *npending gets how many of them (at the end) are pending. */
+size_t ring_write_set(const struct ring *cur, const struct ring *fut, uint64_t token,
+                      size_t n, uint32_t *tags, size_t *npending);
+
 /* Token bytes (for `dir` and for messages):
  *   tokens := count:u32be token:u64be{count}     count 1..RING_MAX_TOKENS, ascending
  * ring_tokens_encoded_len(n) bytes are written by ring_tokens_encode. */

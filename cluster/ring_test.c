@@ -269,6 +269,135 @@ static void test_ring_weight_scales_the_share(void) {
     free_members(ms, 5);
 }
 
+/* the largest share among members of r (first nrep replicas) over the mean */
+static double max_over_mean(const struct ring *r, size_t nrep) {
+    double max = 0, sum = 0;
+    for (size_t m = 0; m < r->nmembers; m++) {
+        double s = ring_share(r, m, nrep);
+        sum += s;
+        max = s > max ? s : max;
+    }
+    return max / (sum / (double)r->nmembers);
+}
+
+/* members ms[0..n) plus one joining with tokens from ring_tokens_balance at nrep
+ * (or, for the comparison, drawn at random): the max/mean of the replica shares
+ * at nrep, and the joiner's */
+static void join_balance(size_t n, size_t nrep, int balanced, double *mom, double *joiner) {
+    struct ring_member *ms = make_members(n + 1, 16, 900);
+    struct ring cur, fut;
+    CHECK_EQ_INT(ring_build(&cur, ms, n, NULL, 0), RING_OK);
+    if (balanced) {
+        CHECK_EQ_INT(ring_tokens_balance(&cur, 16, nrep, ms[n].tokens), 16);
+    }
+    for (size_t i = 0; i < 16; i++) { /* ascending, none of the ring's */
+        CHECK(i == 0 || ms[n].tokens[i] > ms[n].tokens[i - 1]);
+        for (size_t v = 0; v < cur.nvnodes; v++) {
+            CHECK(cur.vnodes[v].token != ms[n].tokens[i]);
+        }
+    }
+    CHECK_EQ_INT(ring_build(&fut, ms, n + 1, NULL, 0), RING_OK);
+    *mom = max_over_mean(&fut, nrep);
+    *joiner = ring_share(&fut, (size_t)ring_find_tag(&fut, (uint32_t)(n + 1)), nrep);
+    ring_destroy(&cur);
+    ring_destroy(&fut);
+    free_members(ms, n + 1);
+}
+
+static void test_ring_balanced_tokens_give_the_joiner_its_fair_share(void) {
+    for (size_t nrep = 1; nrep <= 3; nrep += 2) {
+        for (size_t n = 3; n <= 9; n++) {
+            double bal, rnd, jb, jr;
+            join_balance(n, nrep, 1, &bal, &jb);
+            join_balance(n, nrep, 0, &rnd, &jr);
+            double ideal = (double)nrep / (double)(n + 1);
+            ideal = ideal > 1 ? 1 : ideal;
+            printf("ring join %zu -> %zu at N=%zu, 16 vnodes: joiner share %.3f balanced, %.3f "
+                   "random (fair %.3f); max/mean share %.2f balanced, %.2f random\n",
+                   n, n + 1, nrep, jb, jr, ideal, bal, rnd);
+            /* the joiner gets its fair share within 10 %, and the ring ends no
+             * worse balanced than with random tokens */
+            CHECK(fabs(jb / ideal - 1.0) < 0.10);
+            CHECK(bal <= rnd + 0.02);
+        }
+    }
+    /* an empty ring: even spacing; a one-token ring: the other half first */
+    struct ring empty = {0};
+    uint64_t t[4];
+    CHECK_EQ_INT(ring_tokens_balance(&empty, 4, 3, t), 4);
+    CHECK(t[0] == 0 && t[1] == (1ull << 62) && t[2] == (1ull << 63));
+    uint64_t one = 100;
+    struct ring_member m = {"a", 1, "127.0.0.1:1", 1.0, &one, 1};
+    struct ring r;
+    CHECK_EQ_INT(ring_build(&r, &m, 1, NULL, 0), RING_OK);
+    CHECK_EQ_INT(ring_tokens_balance(&r, 1, 1, t), 1);
+    CHECK(t[0] == 100 + (1ull << 63));
+    CHECK_EQ_INT(ring_tokens_balance(&r, 0, 1, t), 0);
+    ring_destroy(&r);
+}
+
+/* A heavier joiner (weight 2: twice the tokens) takes about twice the share. */
+static void test_ring_balanced_tokens_follow_the_weight(void) {
+    struct ring_member *ms = make_members(5, 16, 77);
+    struct ring cur, fut;
+    CHECK_EQ_INT(ring_build(&cur, ms, 4, NULL, 0), RING_OK);
+    free(ms[4].tokens);
+    ms[4].weight = 2.0;
+    ms[4].ntokens = ring_token_count(16, 2.0);
+    ms[4].tokens = malloc(ms[4].ntokens * sizeof(uint64_t));
+    CHECK_EQ_INT(ring_tokens_balance(&cur, ms[4].ntokens, 1, ms[4].tokens), 32);
+    CHECK_EQ_INT(ring_build(&fut, ms, 5, NULL, 0), RING_OK);
+    double h = ring_share(&fut, (size_t)ring_find_tag(&fut, 5), 1);
+    printf("ring join with weight 2.0: share %.3f (ideal %.3f)\n", h, 2.0 / 6.0);
+    CHECK(fabs(h * 6.0 / 2.0 - 1.0) < 0.15);
+    ring_destroy(&cur);
+    ring_destroy(&fut);
+    free_members(ms, 5);
+}
+
+/* The write set while node 4 joins: the current replicas first (they count),
+ * then the future replicas that are new (pending); with no change, none pending;
+ * for a leaving member the roles swap: it stays among the current ones. */
+static void test_ring_write_set_adds_the_pending_replicas(void) {
+    struct ring_member *ms = make_members(4, 16, 5);
+    struct ring cur, fut;
+    CHECK_EQ_INT(ring_build(&cur, ms, 3, NULL, 0), RING_OK);
+    CHECK_EQ_INT(ring_build(&fut, ms, 4, NULL, 0), RING_OK);
+    size_t with_pending = 0;
+    for (size_t i = 0; i < 2000; i++) {
+        uint64_t tok = key_token(i);
+        uint32_t tags[RING_MAX_REPLICAS], idx[RING_MAX_REPLICAS];
+        size_t np;
+        size_t k = ring_write_set(&cur, &fut, tok, 2, tags, &np);
+        size_t c = ring_replicas(&cur, tok, 2, idx);
+        CHECK_EQ_INT(k - np, c);
+        for (size_t j = 0; j < c; j++) {
+            CHECK_EQ_INT(tags[j], cur.members[idx[j]].tag);
+        }
+        size_t f = ring_replicas(&fut, tok, 2, idx);
+        for (size_t j = 0; j < f; j++) { /* every future replica is in the set */
+            int in = 0;
+            for (size_t q = 0; q < k; q++) {
+                in |= tags[q] == fut.members[idx[j]].tag;
+            }
+            CHECK(in);
+        }
+        CHECK(np <= 1);
+        CHECK(np == 0 || tags[k - 1] == 4); /* only the joiner is ever pending */
+        with_pending += np;
+        CHECK_EQ_INT(ring_write_set(&cur, NULL, tok, 2, tags, &np), c);
+        CHECK_EQ_INT(np, 0);
+        k = ring_write_set(&fut, &cur, tok, 2, tags, &np); /* node 4 leaving */
+        CHECK(np == 0 || tags[k - 1] != 4);
+    }
+    printf("ring write set 3 -> 4 at N=2: %zu of 2000 keys have a pending replica\n",
+           with_pending);
+    CHECK(with_pending > 200 && with_pending < 1800); /* about half: 2/4 of the keys */
+    ring_destroy(&cur);
+    ring_destroy(&fut);
+    free_members(ms, 4);
+}
+
 static void test_ring_build_refuses_bad_memberships(void) {
     struct ring_member *ms = make_members(3, 4, 1);
     struct ring r;
@@ -340,6 +469,9 @@ int main(void) {
     TEST_RUN(test_ring_balance_with_16_vnodes);
     TEST_RUN(test_ring_adding_or_removing_a_node_moves_about_1_in_n_keys);
     TEST_RUN(test_ring_weight_scales_the_share);
+    TEST_RUN(test_ring_balanced_tokens_give_the_joiner_its_fair_share);
+    TEST_RUN(test_ring_balanced_tokens_follow_the_weight);
+    TEST_RUN(test_ring_write_set_adds_the_pending_replicas);
     TEST_RUN(test_ring_build_refuses_bad_memberships);
     TEST_RUN(test_ring_token_bytes_round_trip_and_bad_bytes_are_refused);
     TEST_MAIN_END();

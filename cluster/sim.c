@@ -19,6 +19,7 @@
 
 #include "cluster/gossip.h"
 #include "cluster/hints.h"
+#include "cluster/join.h"
 #include "cluster/mem.h"
 #include "cluster/msg.h"
 #include "cluster/node.h"
@@ -37,7 +38,7 @@
 /* ---- events ---- */
 
 enum { EV_DELIVER, EV_OP_TIMER, EV_CLIENT, EV_CLIENT_TIMEOUT, EV_FAULT, EV_HINT_TICK,
-       EV_GOSSIP_TICK, EV_GOSSIP_DELIVER, EV_GOSSIP_PHASE };
+       EV_GOSSIP_TICK, EV_GOSSIP_DELIVER, EV_GOSSIP_PHASE, EV_JOIN, EV_STREAM_TIMEOUT };
 
 struct sim_msg {
     int from, to;    /* node indexes */
@@ -147,7 +148,15 @@ struct sim {
     redisReader *reader;
     struct repair_span *spans; /* the ring's ranges (merkle_repair) */
     size_t nspans;
+    /* join (opts.join): the ring with the joiner, the phase, the stream plan */
+    struct ring future;
+    int join_phase;            /* JP_* */
+    struct join_task *jt;      /* the joiner's plan; retried ranges appended */
+    size_t njt, jnext, jcur;
+    uint64_t jwait;            /* the stream request in flight (0: none) */
 };
+
+enum { JP_NONE, JP_OUT, JP_PENDING, JP_STREAM, JP_IN };
 
 #define SIM_VERB_REPAIR 100 /* a repair session's request (sim_msg.verb) */
 
@@ -483,18 +492,33 @@ static void start_read(struct sim *s, int node, int client, int k, size_t need) 
     node_arm(s, node);
 }
 
+/* a write's replicas: during a join also the joiner when it will replicate the
+ * key, as a pending replica (ring.h ring_write_set) */
+static size_t write_replicas(const struct sim *s, int k, uint32_t *tags, size_t *npending) {
+    *npending = 0;
+    if ((s->join_phase != JP_PENDING && s->join_phase != JP_STREAM) ||
+        s->o.join_skip_pending) {
+        return key_replicas(s, k, tags);
+    }
+    char name[KEY_MAX];
+    size_t len = key_name(k, name);
+    return ring_write_set(&s->ring, &s->future, ring_key_token(name, len), (size_t)s->o.n,
+                          tags, npending);
+}
+
 static void start_write(struct sim *s, int node, int client, int k, size_t wi) {
     struct sim_write *w = &s->writes[wi];
     uint32_t tags[RING_MAX_REPLICAS];
-    size_t nrep = key_replicas(s, k, tags);
+    size_t npending;
+    size_t nrep = write_replicas(s, k, tags, &npending);
     char name[KEY_MAX];
     size_t len = key_name(k, name);
     struct msg_record r = {w->v, w->deleted, 0, w->deleted ? NULL : w->val, w->vlen};
     struct sim_node *n = &s->nodes[node];
     s->clients[client].cur = s->next_id;
     n->node.next_id = s->next_id;
-    cnode_write_on(&n->node, tags, nrep, key_db(s, k), name, len, &r, (size_t)s->o.w, s->now,
-                   client_user(client));
+    cnode_write_on_pending(&n->node, tags, nrep, npending, key_db(s, k), name, len, &r,
+                           (size_t)s->o.w, s->now, client_user(client));
     s->next_id = n->node.next_id;
     node_arm(s, node);
 }
@@ -1009,11 +1033,16 @@ static int event_node(const struct ev *e) {
     case EV_OP_TIMER:
     case EV_HINT_TICK:
     case EV_GOSSIP_TICK:
+    case EV_JOIN:
+    case EV_STREAM_TIMEOUT:
         return e->node;
     default:
         return -1;
     }
 }
+
+static void join_step(struct sim *s);
+static void stream_reply(struct sim *s, uint64_t id, const redisReply *r);
 
 static void process(struct sim *s, struct ev *e) {
     s->now = e->at;
@@ -1056,6 +1085,12 @@ static void process(struct sim *s, struct ev *e) {
         break;
     case EV_GOSSIP_DELIVER:
         data_gossip_deliver(s, e->m);
+        break;
+    case EV_JOIN:
+        join_step(s);
+        break;
+    case EV_STREAM_TIMEOUT:
+        stream_reply(s, e->id, NULL);
         break;
     }
 }
@@ -1209,9 +1244,13 @@ static void repair_pump(struct sim *s, int node) {
     }
 }
 
+static void stream_reply(struct sim *s, uint64_t id, const redisReply *r);
+
 static void repair_reply(struct sim *s, int node, uint64_t id, const redisReply *r) {
     struct sim_node *n = &s->nodes[node];
-    if (n->rs_active) {
+    if (s->join_phase == JP_STREAM && node == s->o.nodes - 1) {
+        stream_reply(s, id, r);
+    } else if (n->rs_active) {
         repair_session_on_reply(&n->rs, id, r);
         repair_pump(s, node);
     }
@@ -1243,6 +1282,118 @@ static void merkle_pass(struct sim *s) {
         violation(s, "%llu Merkle repair sessions ended partial with every node up",
                   (unsigned long long)s->res->st.repair_partial);
     }
+}
+
+/* ---- join (opts.join): the last node joins mid-workload ---- */
+
+#define SIM_STREAM_ID0 (1ull << 40) /* stream request ids: apart from the ops' */
+
+static int joiner(const struct sim *s) {
+    return s->o.nodes - 1;
+}
+
+/* the ring takes the joiner: reads and counted writes go to it from now on */
+static void join_in(struct sim *s) {
+    struct ring g;
+    char err[128];
+    if (ring_build(&g, s->future.members, s->future.nmembers, err, sizeof err) != RING_OK) {
+        violation(s, "join: ring: %s", err);
+        return;
+    }
+    ring_destroy(&s->ring);
+    s->ring = g;
+    s->join_phase = JP_IN;
+    s->res->st.joined = 1;
+    s->res->st.join_done_ms = s->now - SIM_START_MS;
+    trace(s, "join: node %d is in the ring", joiner(s) + 1);
+}
+
+/* the joiner's session of the task in hand ended: done, or again at the end */
+static void stream_session_end(struct sim *s, struct sim_node *n) {
+    s->res->st.stream_records += n->rs.st_.records_pulled + n->rs.st_.records_pushed;
+    s->res->st.stream_partial_enough +=
+        !repair_session_complete(&n->rs) && join_session_enough(&n->rs, (size_t)s->o.w, 0);
+    if (!join_session_enough(&n->rs, (size_t)s->o.w, 0)) {
+        s->res->st.stream_retries++;
+        s->jt = cl_realloc(s->jt, (s->njt + 1) * sizeof *s->jt);
+        s->jt[s->njt++] = s->jt[s->jcur];
+    }
+    repair_session_free(&n->rs);
+    n->rs_active = 0;
+}
+
+/* sends the joiner's next stream request (one in flight, failed after a timeout
+ * like a link's), moving on through the plan; the ring takes it at the end */
+static void stream_pump(struct sim *s) {
+    struct sim_node *n = &s->nodes[joiner(s)];
+    while (s->jwait == 0) {
+        if (!n->rs_active) {
+            if (s->jnext == s->njt) {
+                join_in(s);
+                return;
+            }
+            s->jcur = s->jnext++;
+            const struct join_task *t = &s->jt[s->jcur];
+            repair_session_init(&n->rs, &n->cst, t->from, t->to, t->peers, t->npeers,
+                                SIM_STREAM_ID0 + s->res->st.stream_ranges * 100000);
+            s->res->st.stream_ranges++;
+            n->rs_active = 1;
+        }
+        struct repair_send out;
+        int rc = repair_session_next(&n->rs, &out);
+        if (rc < 0) {
+            stream_session_end(s, n);
+            continue;
+        }
+        if (rc == 0) {
+            return;
+        }
+        struct msg_buf b = {0};
+        msg_argv_to_resp(&out.a, &b);
+        msg_argv_free(&out.a);
+        s->jwait = out.id;
+        net_send(s, joiner(s), node_of(out.tag), 0, 0, SIM_VERB_REPAIR, out.id, n->epoch, &b);
+        at(s, s->now + 4 * (uint64_t)s->o.timeout_ms + 2 * s->o.delay_max_ms,
+           EV_STREAM_TIMEOUT, joiner(s), -1, out.id);
+    }
+}
+
+/* a reply to the stream request in flight, or NULL: it timed out */
+static void stream_reply(struct sim *s, uint64_t id, const redisReply *r) {
+    if (s->join_phase != JP_STREAM || id != s->jwait) {
+        return; /* late: its request was given up */
+    }
+    s->jwait = 0;
+    repair_session_on_reply(&s->nodes[joiner(s)].rs, id, r);
+    stream_pump(s);
+}
+
+/* EV_JOIN: out -> pending writes; after a settle longer than any message can
+ * take (every write started before reached its replicas) -> stream */
+static void join_step(struct sim *s) {
+    if (s->join_phase == JP_OUT) {
+        s->join_phase = JP_PENDING;
+        trace(s, "join: node %d pending", joiner(s) + 1);
+        at(s, s->now + 4 * (uint64_t)s->o.timeout_ms + 2 * s->o.delay_max_ms, EV_JOIN,
+           joiner(s), -1, 0);
+    } else if (s->join_phase == JP_PENDING && s->o.join_skip_stream) {
+        join_in(s);
+    } else if (s->join_phase == JP_PENDING) {
+        struct sim_node *n = &s->nodes[joiner(s)];
+        n->cst = (struct cluster_store){n, fake_read, fake_apply, fake_observe, NULL, fake_range};
+        s->njt = join_plan(&s->ring, &s->future, n->tag, (size_t)s->o.n, 0, &s->jt);
+        s->jnext = 0;
+        s->join_phase = JP_STREAM;
+        if (s->o.join_cut_peer) {
+            s->cut[joiner(s)][0] = s->cut[0][joiner(s)] = 1;
+        }
+        trace(s, "join: node %d streams %zu ranges", joiner(s) + 1, s->njt);
+        stream_pump(s);
+    }
+}
+
+static int join_finished(const struct sim *s) {
+    return s->join_phase == JP_NONE || s->join_phase == JP_IN;
 }
 
 static void final_checks(struct sim *s, int hints_lossless) {
@@ -1316,7 +1467,15 @@ static void sim_init(struct sim *s, const struct sim_opts *o, struct sim_result 
         at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, i, -1, 0);
     }
     char err[128];
-    if (ring_build(&s->ring, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
+    if (o->join) { /* the last node starts out of the ring, with balanced tokens */
+        if (ring_build(&s->ring, ms, (size_t)o->nodes - 1, err, sizeof err) != RING_OK ||
+            ring_tokens_balance(&s->ring, 16, (size_t)o->n, toks[o->nodes - 1]) != 16 ||
+            ring_build(&s->future, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
+            violation(s, "join ring: %s", err);
+        }
+        s->join_phase = JP_OUT;
+        at(s, s->now + (o->join_at_ms ? o->join_at_ms : 100), EV_JOIN, o->nodes - 1, -1, 0);
+    } else if (ring_build(&s->ring, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
         violation(s, "ring: %s", err);
     }
     s->clients = cl_calloc((size_t)o->clients, sizeof *s->clients);
@@ -1350,6 +1509,8 @@ static void sim_free(struct sim *s) {
         gossip_free(&n->g);
     }
     ring_destroy(&s->ring);
+    ring_destroy(&s->future);
+    free(s->jt);
     for (int i = 0; i < s->o.nodes; i++) {
         if (s->nodes[i].rs_active) {
             repair_session_free(&s->nodes[i].rs);
@@ -1423,10 +1584,15 @@ int sim_run(const struct sim_opts *o, struct sim_result *res) {
     if (!clients_finished(&s)) {
         violation(&s, "the workload did not finish in 600 s of virtual time");
     }
+    res->st.join_workload_end_ms = s.now - SIM_START_MS;
     heal(&s);
     run_until(&s, quiescent, s.now + 120000);
     if (!quiescent(&s)) {
         violation(&s, "hints or ops still pending 120 s after healing");
+    }
+    run_until(&s, join_finished, s.now + 600000);
+    if (!join_finished(&s)) {
+        violation(&s, "join: the joiner still streams 600 s after the workload");
     }
     if (o->gossip) { /* the repair pass starts once every node sees every node up */
         run_until(&s, members_all_up, s.now + 120000);

@@ -68,6 +68,20 @@ struct sim_opts {
                                 coordinators skip replicas their phi says are
                                 down (is_up); 0: every replica counts as up */
     int verbose;             /* print the event trace to stderr */
+    int join;                /* 1: the last node joins mid-workload (join.h): it starts
+                                out of the ring with balanced tokens; at join_at_ms
+                                writes start reaching it as a pending replica; after
+                                a settle it streams its ranges (join_plan, repair
+                                sessions, a lost request failing after a timeout,
+                                partial ranges retried); then the ring includes it.
+                                Needs crashes and pauses off. */
+    unsigned join_at_ms;     /* virtual ms into the run (0: 100) */
+    int join_skip_stream;    /* 1: the ring takes the joiner without streaming (tests
+                                that the checker can fail) */
+    int join_skip_pending;   /* 1: writes skip the joiner until it is in (the same) */
+    int join_cut_peer;       /* 1: the joiner cannot reach node 1 from the start of its
+                                stream until the healing (a current replica down for
+                                it: join_session_enough must carry the join) */
     int merkle_repair;       /* 1: the repair pass is Merkle anti-entropy (repair.h:
                                 every node repairs each range it replicates with its
                                 other replicas) instead of reads at ALL */
@@ -80,6 +94,9 @@ struct sim_stats {
     uint64_t hints_added, hints_delivered, hints_dropped;
     uint64_t divergent_before_repair; /* keys whose replicas differed after hints */
     uint64_t repair_sessions, repair_partial, repair_records; /* merkle_repair */
+    uint64_t joined, stream_ranges, stream_retries, stream_records; /* join */
+    uint64_t join_done_ms, join_workload_end_ms; /* when it joined, the workload ended */
+    uint64_t stream_partial_enough; /* sessions that lost a peer yet had enough */
     uint64_t end_ms;                  /* virtual time at the end */
     uint64_t seen_down;               /* is_up answered 0 (gossip: phi said down) */
 };

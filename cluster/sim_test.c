@@ -184,6 +184,131 @@ static void test_sim_merkle_repair_replays(void) {
           a.st.end_ms == b.st.end_ms);
 }
 
+/* the options of a join run: 5 nodes, the fifth joining 1 s in; drops, slow
+ * messages and partitions, fewer than by default (a stream session is one
+ * request at a time: each loss costs it a timeout and a retry), no crashes or
+ * pauses (join.h's settle assumes the coordinators live); W + R > N; keys and
+ * ops enough that the join ends while clients run (about 16 s of them) */
+static void join_opts(struct sim_opts *o, uint64_t seed) {
+    sim_opts_for_seed(o, seed * 7 + 2); /* variant 2: W=2 R=2, no crashes */
+    o->crashes = 0;
+    o->pauses = 0;
+    o->keys = 200;
+    o->ops_per_client = 1200;
+    o->drop = 0.01;
+    o->slow = 0.01;
+    o->fault_every_ms = 300;
+    o->join = 1;
+    o->join_at_ms = 1000;
+}
+
+/* A node joins mid-workload: every read that starts after a write was
+ * acknowledged sees it, before, during and after the join (invariant 1, checked
+ * on the ring of the moment), and after the workload every key's N replicas of
+ * the new ring agree and hold every acknowledged write (invariant 3). */
+static void test_sim_join_mid_workload_keeps_every_acknowledged_write(void) {
+    int nseeds = getenv("SIM_JOIN_SEEDS") ? atoi(getenv("SIM_JOIN_SEEDS")) : 20;
+    uint64_t ranges = 0, retries = 0, records = 0, checked = 0, mid = 0;
+    for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        join_opts(&o, seed);
+        if (sim_run(&o, &r) != 0) {
+            fprintf(stderr, "sim: join seed %llu FAILED: %s\n", (unsigned long long)o.seed,
+                    r.why);
+        }
+        CHECK(r.ok);
+        CHECK_EQ_INT(r.st.joined, 1);
+        ranges += r.st.stream_ranges;
+        retries += r.st.stream_retries;
+        records += r.st.stream_records;
+        checked += r.st.reads_checked;
+        mid += r.st.join_done_ms < r.st.join_workload_end_ms; /* joined while clients ran */
+    }
+    printf("sim: join over %d seeds: %llu stream sessions (%llu retried), %llu records "
+           "streamed, %llu reads checked, joined mid-workload in %llu seeds\n",
+           nseeds, (unsigned long long)ranges, (unsigned long long)retries,
+           (unsigned long long)records, (unsigned long long)checked, (unsigned long long)mid);
+    CHECK(records > 0);
+    CHECK(mid * 2 >= (uint64_t)nseeds); /* most joins finish while clients still run */
+}
+
+/* the ring takes the joiner without streaming: some seed must read a stale value
+ * (the checker can fail) */
+static void test_sim_join_checker_catches_a_join_without_streaming(void) {
+    int caught = 0;
+    for (uint64_t seed = 1; seed <= 100 && !caught; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        join_opts(&o, seed);
+        o.join_skip_stream = 1;
+        if (sim_run(&o, &r) != 0) {
+            caught = 1;
+            printf("sim: a join without streaming caught at seed %llu: %s\n",
+                   (unsigned long long)o.seed, r.why);
+        }
+    }
+    CHECK(caught);
+}
+
+/* writes made while the joiner streams skip it: some seed must read a stale
+ * value once it is in (what the pending replicas are for) */
+static void test_sim_join_checker_catches_a_join_without_pending_writes(void) {
+    int caught = 0;
+    for (uint64_t seed = 1; seed <= 100 && !caught; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        join_opts(&o, seed);
+        o.join_skip_pending = 1;
+        if (sim_run(&o, &r) != 0) {
+            caught = 1;
+            printf("sim: a join without pending writes caught at seed %llu: %s\n",
+                   (unsigned long long)o.seed, r.why);
+        }
+    }
+    CHECK(caught);
+}
+
+/* a current replica the joiner cannot reach for its whole stream (a cut link):
+ * the ranges it holds still count as streamed from the other two (W=2 of 3,
+ * join_session_enough), so the join ends while clients run, and every
+ * acknowledged write is still read back */
+static void test_sim_join_goes_on_with_a_replica_out_of_reach(void) {
+    int nseeds = 10;
+    uint64_t enough = 0, mid = 0;
+    for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        join_opts(&o, seed);
+        o.partitions = 0; /* the one cut stays */
+        o.join_cut_peer = 1;
+        if (sim_run(&o, &r) != 0) {
+            fprintf(stderr, "sim: join (cut peer) seed %llu FAILED: %s\n",
+                    (unsigned long long)o.seed, r.why);
+        }
+        CHECK(r.ok);
+        CHECK_EQ_INT(r.st.joined, 1);
+        enough += r.st.stream_partial_enough;
+        mid += r.st.join_done_ms < r.st.join_workload_end_ms;
+    }
+    printf("sim: join with a replica out of reach, %d seeds: %llu sessions lost it and "
+           "counted, joined mid-workload in %llu seeds\n",
+           nseeds, (unsigned long long)enough, (unsigned long long)mid);
+    CHECK(enough > 0);
+    CHECK(mid * 2 >= (uint64_t)nseeds);
+}
+
+/* a join run replays exactly from its seed */
+static void test_sim_join_replays(void) {
+    struct sim_opts o;
+    struct sim_result a, b;
+    join_opts(&o, 5);
+    CHECK_EQ_INT(sim_run(&o, &a), 0);
+    CHECK_EQ_INT(sim_run(&o, &b), 0);
+    CHECK(a.st.stream_records == b.st.stream_records && a.st.messages == b.st.messages &&
+          a.st.end_ms == b.st.end_ms && a.st.join_done_ms == b.st.join_done_ms);
+}
+
 /* gossip on the virtual clock: 200 seeds of 5 nodes, rounds and times printed */
 static void test_sim_gossip_converges_detects_and_recovers(void) {
     int seeds = 200, failed = 0, max_rounds = 0, max_restart = 0;
@@ -279,6 +404,11 @@ int main(int argc, char **argv) {
     TEST_RUN(test_sim_merkle_repair_converges_without_hints);
     TEST_RUN(test_sim_merkle_repair_replays);
     TEST_RUN(test_sim_refuses_bad_options);
+    TEST_RUN(test_sim_join_mid_workload_keeps_every_acknowledged_write);
+    TEST_RUN(test_sim_join_checker_catches_a_join_without_streaming);
+    TEST_RUN(test_sim_join_checker_catches_a_join_without_pending_writes);
+    TEST_RUN(test_sim_join_goes_on_with_a_replica_out_of_reach);
+    TEST_RUN(test_sim_join_replays);
     TEST_RUN(test_sim_gossip_converges_detects_and_recovers);
     TEST_RUN(test_sim_gossip_checker_catches_no_convergence);
     TEST_MAIN_END();

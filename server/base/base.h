@@ -111,6 +111,7 @@ struct kv_server {
     char *config_file;          /* absolute path, or NULL */
     /* cluster (kv.conf "CLUSTER"; server/net/server.c starts cluster/ with them) */
     int cluster_enabled;        /* cluster-enabled: 0 = one node, no cluster code runs */
+    int cluster_join;           /* cluster-join: a first start joins a running ring */
     char *cluster_seeds;        /* "host:port,host:port" or "" */
     char *cluster_secret;       /* required when enabled */
     int replication_factor;     /* N */

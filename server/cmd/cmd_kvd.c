@@ -90,6 +90,16 @@ static void kvd_repair(struct client *c) {
     reply_int(c, (long long)cluster_repair(server.cluster, full));
 }
 
+/* KVD LEAVE */
+static void kvd_leave(struct client *c) {
+    const char *why = NULL;
+    if (cluster_leave(server.cluster, &why) != 0) {
+        reply_errorf(c, "ERR kvd: cannot leave: %s", why);
+        return;
+    }
+    reply_ok(c);
+}
+
 static const char *const kvd_help[] = {
     "KVD <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "NODES",
@@ -99,6 +109,10 @@ static const char *const kvd_help[] = {
     "    One line per token of the ring: <token> <id>, in token order.",
     "KEYNODES <key>",
     "    The key's replicas in ring order: <id> <ip:port> per line.",
+    "LEAVE",
+    "    Hands this node's ranges to the members that replicate them without it (status",
+    "    leaving, progress in NODES and INFO), then leaves the ring (status left): the",
+    "    node then answers CLUSTERDOWN until it is stopped.",
     "REPAIR [FULL]",
     "    Queues a Merkle repair of the ranges this node replicates (FULL: every range of",
     "    the ring); returns how many ranges. Progress in INFO kvdcluster (repair_*).",
@@ -124,6 +138,10 @@ void cmd_kvd(struct client *c) {
     }
     if (arg_is(c, 1, "repair")) {
         kvd_repair(c);
+        return;
+    }
+    if (arg_is(c, 1, "leave")) {
+        kvd_leave(c);
         return;
     }
     struct msg_buf b = {0};

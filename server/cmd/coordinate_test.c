@@ -251,6 +251,11 @@ uint64_t cluster_gc_horizon(struct cluster *cl) {
     (void)cl;
     return 0;
 }
+int cluster_leave(struct cluster *cl, const char **why) {
+    (void)cl;
+    *why = "not in this test";
+    return -1;
+}
 
 void cluster_send_queued(struct cluster *cl) {
     (void)cl;

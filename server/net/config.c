@@ -455,6 +455,13 @@ static struct config configs[] = {
       "Nodes to contact at start, 'host:port,host:port' (their client ports; may name this "
       "node). Empty: a cluster of its own until others name it as their seed. The node "
       "serves once every seed answered."),
+    B("cluster-join", CFG_IMMUTABLE, &server.cluster_join, "no", NULL,
+      "yes: at its first start (no <dir>/node-tokens yet) this node joins a running "
+      "cluster: once its seeds answered it takes tokens that split the widest ranges, "
+      "gossips status joining (writes reach it, reads do not), streams every range it "
+      "will replicate from the current replicas (paced by repair-throughput-mb-per-sec), "
+      "keeps its tokens and becomes normal. no (or a later start): it is normal at once, "
+      "with tokens drawn at random (how a new cluster's first nodes start)."),
     S("cluster-secret", CFG_IMMUTABLE, &server.cluster_secret, "", apply_cluster,
       "The secret every node of the cluster shares (required with cluster-enabled yes). "
       "Peers prove it by challenge and response; it never crosses the wire."),

@@ -224,12 +224,36 @@ static const struct cluster_store cl_store = {
     .load = cl_store_load,
 };
 
-/* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there. */
-static int cluster_tokens(uint64_t **out, size_t *n, char *err, size_t errlen) {
+/* cluster_config.save_tokens: a joining node keeps its tokens once it streamed */
+static int cluster_save_tokens(const uint64_t *tokens, size_t n) {
+    char err[CONFIG_ERR_LEN];
+    if (node_tokens_save(tokens, n, err, sizeof(err)) != 0) {
+        server_log(LL_WARNING, "Cluster tokens not saved (retrying): %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* cluster_config.on_left: dir/node-left, so that a restart stays out */
+static void cluster_on_left(void) {
+    char err[CONFIG_ERR_LEN];
+    if (node_left_mark(err, sizeof(err)) != 0) {
+        server_log(LL_WARNING, "Cluster: this node left, but %s: do not restart it on this dir",
+                   err);
+    }
+}
+
+/* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there.
+ * *joining 1 (cluster-join yes, no node-tokens yet): the drawn tokens are a
+ * placeholder, not kept: the join takes balanced ones and keeps them once it has
+ * streamed (a restart before then joins again). */
+static int cluster_tokens(uint64_t **out, size_t *n, int *joining, char *err, size_t errlen) {
+    *joining = 0;
     int rc = node_tokens_load(out, n, err, errlen);
     if (rc != 0) {
         return rc < 0 ? -1 : 0;
     }
+    *joining = server.cluster_join;
     uint64_t seed;
     FILE *f = fopen("/dev/urandom", "rb");
     if (f == NULL || fread(&seed, sizeof(seed), 1, f) != 1) {
@@ -241,7 +265,7 @@ static int cluster_tokens(uint64_t **out, size_t *n, char *err, size_t errlen) {
     *n = ring_token_count((unsigned)server.vnodes, server.node_weight);
     *out = kv_malloc(*n * sizeof(**out));
     ring_tokens_generate(seed, *out, *n);
-    if (node_tokens_save(*out, *n, err, errlen) != 0) {
+    if (!*joining && node_tokens_save(*out, *n, err, errlen) != 0) {
         kv_free(*out);
         *out = NULL;
         return -1;
@@ -319,6 +343,23 @@ void server_cluster_cron(void) {
     alive_note(0);
 }
 
+/* The address the cluster binds (the first bind address) and the one it announces
+ * to peers (cluster-announce-ip, else the bound one); each buffer len bytes. 0, or
+ * -1 after logging why. */
+static int cluster_addresses(char *bind_ip, char *announce, size_t len) {
+    first_bind_addr(bind_ip, len);
+    snprintf(announce, len, "%s",
+             server.cluster_announce_ip && server.cluster_announce_ip[0]
+                 ? server.cluster_announce_ip
+                 : bind_ip);
+    if (announce[0] == '\0') {
+        server_log(LL_WARNING, "Cluster: set cluster-announce-ip (or bind a concrete address "
+                               "first): peers need an address to dial");
+        return -1;
+    }
+    return 0;
+}
+
 /* Starts cluster/ when cluster-enabled: after the listeners (the announced port
  * defaults to the bound one). 0, or -1 after logging why. */
 static int server_start_cluster(void) {
@@ -326,9 +367,15 @@ static int server_start_cluster(void) {
         return 0;
     }
     char err[CONFIG_ERR_LEN];
+    if (node_has_left()) {
+        server_log(LL_WARNING, "Cluster: this node left the cluster (KVD LEAVE; <dir>/node-left): "
+                               "its data is stale. Empty its dir to join it again.");
+        return -1;
+    }
     uint64_t *tokens = NULL;
     size_t ntokens = 0;
-    if (cluster_tokens(&tokens, &ntokens, err, sizeof(err)) != 0) {
+    int joining = 0;
+    if (cluster_tokens(&tokens, &ntokens, &joining, err, sizeof(err)) != 0) {
         server_log(LL_WARNING, "Cluster tokens: %s", err);
         return -1;
     }
@@ -339,15 +386,8 @@ static int server_start_cluster(void) {
     }
     alive_held = cluster_long_absence();
     char bind_ip[256], announce[256];
-    first_bind_addr(bind_ip, sizeof(bind_ip));
-    snprintf(announce, sizeof(announce), "%s",
-             server.cluster_announce_ip && server.cluster_announce_ip[0]
-                 ? server.cluster_announce_ip
-                 : bind_ip);
-    if (announce[0] == '\0') {
+    if (cluster_addresses(bind_ip, announce, sizeof(announce)) != 0) {
         kv_free(tokens);
-        server_log(LL_WARNING, "Cluster: set cluster-announce-ip (or bind a concrete address "
-                               "first): peers need an address to dial");
         return -1;
     }
     struct cluster_config cc = {
@@ -377,6 +417,9 @@ static int server_start_cluster(void) {
         .phi_convict_threshold = server.phi_convict_threshold,
         .max_clock_offset_ms = server.cluster_max_clock_offset_ms,
         .long_absence = alive_held,
+        .join = joining,
+        .save_tokens = cluster_save_tokens,
+        .on_left = cluster_on_left,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);
@@ -389,10 +432,11 @@ static int server_start_cluster(void) {
     }
     server_log(LL_NOTICE,
                "Cluster: node %s at %s:%d, generation %llu, %zu tokens, N=%d W=%d R=%d, "
-               "seeds '%s'",
+               "seeds '%s'%s",
                server.node_id, announce, cc.announce_port,
                (unsigned long long)server.cluster_generation, ntokens, cc.replication_factor,
-               cc.write_quorum, cc.read_quorum, server.cluster_seeds ? server.cluster_seeds : "");
+               cc.write_quorum, cc.read_quorum, server.cluster_seeds ? server.cluster_seeds : "",
+               joining ? ", joining" : "");
     return 0;
 }
 

@@ -226,6 +226,22 @@ int node_tokens_save(const uint64_t *tokens, size_t n, char *err, size_t errlen)
     return rc;
 }
 
+/* ---- left (KVD LEAVE) ---- */
+
+#define NODE_LEFT_FILE "node-left"
+
+int node_left_mark(char *err, size_t errlen) {
+    if (server.mode != MODE_PERSISTENT) {
+        return 0;
+    }
+    static const char text[] = "left the cluster (KVD LEAVE)\n";
+    return write_file_atomic(NODE_LEFT_FILE, text, sizeof(text) - 1, err, errlen);
+}
+
+int node_has_left(void) {
+    return access(NODE_LEFT_FILE, F_OK) == 0;
+}
+
 /* ---- generation ---- */
 
 #define NODE_GEN_FILE "node-generation"

@@ -313,6 +313,11 @@ uint32_t node_tag_of(const char *id);
 #define NODE_TOKENS_MAX 4096
 int node_tokens_load(uint64_t **out, size_t *n, char *err, size_t errlen);
 int node_tokens_save(const uint64_t *tokens, size_t n, char *err, size_t errlen);
+/* dir/node-left: node_left_mark writes it once this node left the cluster (KVD
+ * LEAVE; persistent mode only; 0 or -1 with err); node_has_left: 1 when it is
+ * there (the node then refuses to start in the cluster: its copy is stale). */
+int node_left_mark(char *err, size_t errlen);
+int node_has_left(void);
 /* This run's generation (the cluster's gossip tells a restarted node by it): one
  * above the generation kept in dir/node-generation, and at least the Unix time in
  * seconds (so it still rises in cache mode, which writes nothing, or after the file

@@ -1,0 +1,126 @@
+/* cluster/join_test.c: the plan of a join or a leave (cluster/join.c join_plan):
+ * which ranges a node streams and with whom. Checked against the rings
+ * themselves, key by key: a joining node pulls every range it will replicate
+ * from exactly that range's current replicas; a leaving node pushes every range
+ * it replicates to exactly the replicas the range gains without it. */
+#include "cluster/join.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/test.h"
+
+static struct ring_member *members(size_t n) {
+    struct ring_member *ms = calloc(n, sizeof *ms);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ms[i].id, sizeof ms[i].id, "node-%02zu", i);
+        snprintf(ms[i].addr, sizeof ms[i].addr, "127.0.0.%zu:7000", i + 1);
+        ms[i].tag = (uint32_t)(i + 1);
+        ms[i].weight = 1.0;
+        ms[i].ntokens = 16;
+        ms[i].tokens = malloc(16 * sizeof(uint64_t));
+        ring_tokens_generate(4242 + i * 31, ms[i].tokens, 16);
+    }
+    return ms;
+}
+
+static void free_members(struct ring_member *ms, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(ms[i].tokens);
+    }
+    free(ms);
+}
+
+static int has(const uint32_t *v, size_t n, uint32_t x) {
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == x) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static size_t tags(const struct ring *g, uint64_t tok, uint32_t *out) {
+    uint32_t idx[RING_MAX_REPLICAS];
+    size_t k = ring_replicas(g, tok, 3, idx);
+    for (size_t i = 0; i < k; i++) {
+        out[i] = g->members[idx[i]].tag;
+    }
+    return k;
+}
+
+/* the task holding token tok (ranges are [from, to), to 0 the end), or NULL */
+static const struct join_task *task_of(const struct join_task *t, size_t n, uint64_t tok) {
+    for (size_t i = 0; i < n; i++) {
+        if (tok >= t[i].from && (t[i].to == 0 || tok < t[i].to)) {
+            return &t[i];
+        }
+    }
+    return NULL;
+}
+
+/* For 3000 token samples: the plan covers the token exactly when self has
+ * something to move there, with exactly the expected peers. */
+static void check_plan(const struct ring *cur, const struct ring *fut, uint32_t self,
+                       int leaving) {
+    struct join_task *t;
+    size_t n = join_plan(cur, fut, self, 3, leaving, &t);
+    CHECK(n > 0);
+    size_t covered = 0;
+    for (uint64_t s = 1; s <= 3000; s++) {
+        uint64_t tok = s * 6148914691236517ull;
+        uint32_t c[RING_MAX_REPLICAS], f[RING_MAX_REPLICAS], want[RING_MAX_REPLICAS];
+        size_t nc = tags(cur, tok, c), nf = tags(fut, tok, f), nw = 0;
+        if (!leaving && has(f, nf, self)) {
+            for (size_t i = 0; i < nc; i++) {
+                want[nw++] = c[i];
+            }
+        }
+        if (leaving && has(c, nc, self)) {
+            for (size_t i = 0; i < nf; i++) {
+                if (!has(c, nc, f[i])) {
+                    want[nw++] = f[i];
+                }
+            }
+        }
+        const struct join_task *k = task_of(t, n, tok);
+        CHECK_EQ_INT(k ? k->npeers : 0, nw);
+        for (size_t i = 0; k && i < nw; i++) {
+            CHECK(has(k->peers, k->npeers, want[i]));
+            CHECK(k->peers[i] != self);
+        }
+        covered += k != NULL;
+    }
+    printf("join plan (%s): %zu ranges, %zu of 3000 sampled tokens to move\n",
+           leaving ? "leave" : "join", n, covered);
+    free(t);
+}
+
+static void test_join_plan_pulls_what_the_joiner_will_replicate(void) {
+    struct ring_member *ms = members(4);
+    struct ring cur, fut;
+    CHECK_EQ_INT(ring_build(&cur, ms, 3, NULL, 0), RING_OK);
+    CHECK_EQ_INT(ring_build(&fut, ms, 4, NULL, 0), RING_OK);
+    check_plan(&cur, &fut, 4, 0);
+    ring_destroy(&cur);
+    ring_destroy(&fut);
+    free_members(ms, 4);
+}
+
+static void test_join_plan_pushes_to_the_leaver_new_replicas(void) {
+    struct ring_member *ms = members(5);
+    struct ring cur, fut;
+    CHECK_EQ_INT(ring_build(&cur, ms, 5, NULL, 0), RING_OK);
+    CHECK_EQ_INT(ring_build(&fut, ms + 1, 4, NULL, 0), RING_OK); /* node 1 leaves */
+    check_plan(&cur, &fut, 1, 1);
+    ring_destroy(&cur);
+    ring_destroy(&fut);
+    free_members(ms, 5);
+}
+
+int main(void) {
+    TEST_RUN(test_join_plan_pulls_what_the_joiner_will_replicate);
+    TEST_RUN(test_join_plan_pushes_to_the_leaver_new_replicas);
+    TEST_MAIN_END();
+}
