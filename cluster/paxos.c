@@ -3,8 +3,10 @@
  * Leaves messages, persistence, timers and the command itself to the caller. */
 #include "cluster/paxos.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cluster/mem.h"
 #include "proto/hlc.h"
@@ -416,4 +418,306 @@ void paxos_error_text(const struct paxos_proposer *p, char *buf, size_t len) {
 void paxos_destroy(struct paxos_proposer *p) {
     paxos_value_free(&p->base);
     paxos_value_free(&p->value);
+}
+
+/* ---- messages ---- */
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static void ballot_put(unsigned char *p, struct kv_version b) {
+    msg_put_be(p, b.hlc, 8);
+    msg_put_be(p + 8, b.node, 4);
+}
+
+static int ballot_get(const char *p, size_t len, struct kv_version *b) {
+    if (len != PAXOS_BALLOT_LEN) {
+        return -1;
+    }
+    const unsigned char *u = (const unsigned char *)p;
+    b->hlc = msg_get_be(u, 8);
+    b->node = (uint32_t)msg_get_be(u + 8, 4);
+    return 0;
+}
+
+/* argv with room for the db's digits, ballots and a record */
+static void argv_alloc(struct msg_argv *a, int argc, size_t buflen) {
+    a->argc = argc;
+    a->argv = cl_calloc((size_t)argc, sizeof *a->argv);
+    a->argvlen = cl_calloc((size_t)argc, sizeof *a->argvlen);
+    a->buf = cl_malloc(buflen);
+}
+
+static void argv_head(struct msg_argv *a, const char *verb, unsigned db, const char *key,
+                      size_t klen) {
+    a->argv[0] = MSG_COMMAND, a->argvlen[0] = sizeof MSG_COMMAND - 1;
+    a->argv[1] = verb, a->argvlen[1] = strlen(verb);
+    a->argv[2] = a->buf, a->argvlen[2] = (size_t)snprintf(a->buf, 8, "%u", db);
+    a->argv[3] = key, a->argvlen[3] = klen;
+}
+
+void paxos_encode_prepare(struct msg_argv *out, unsigned db, const char *key, size_t klen,
+                          struct kv_version ballot) {
+    argv_alloc(out, 5, 8 + PAXOS_BALLOT_LEN);
+    argv_head(out, "PREPARE", db, key, klen);
+    ballot_put((unsigned char *)out->buf + 8, ballot);
+    out->argv[4] = out->buf + 8, out->argvlen[4] = PAXOS_BALLOT_LEN;
+}
+
+void paxos_encode_accept(struct msg_argv *out, unsigned db, const char *key, size_t klen,
+                         const struct msg_record *rec, struct kv_version origin) {
+    argv_alloc(out, 6, 8 + PAXOS_BALLOT_LEN + MSG_REC_HDR + rec->vlen);
+    argv_head(out, "ACCEPT", db, key, klen);
+    unsigned char *o = (unsigned char *)out->buf + 8, *r = o + PAXOS_BALLOT_LEN;
+    ballot_put(o, origin);
+    msg_record_header(rec, r);
+    if (rec->vlen) {
+        memcpy(r + MSG_REC_HDR, rec->val, rec->vlen);
+    }
+    out->argv[4] = (const char *)r, out->argvlen[4] = MSG_REC_HDR + rec->vlen;
+    out->argv[5] = (const char *)o, out->argvlen[5] = PAXOS_BALLOT_LEN;
+}
+
+static int slice_is(struct kv_slice s, const char *word) {
+    size_t n = strlen(word);
+    return s.len == n && strncasecmp(s.p, word, n) == 0;
+}
+
+/* decimal 0..MSG_MAX_DB, no sign, no leading zero (msg.c's rule) */
+static int parse_db(struct kv_slice s, unsigned *db) {
+    if (s.len == 0 || s.len > 5 || (s.len > 1 && s.p[0] == '0')) {
+        return -1;
+    }
+    unsigned v = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.p[i] < '0' || s.p[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (unsigned)(s.p[i] - '0');
+    }
+    *db = v;
+    return v > MSG_MAX_DB ? -1 : 0;
+}
+
+static int decode_accept(const struct kv_slice *argv, struct paxos_request *out, char *err,
+                         size_t errlen) {
+    if (msg_record_parse(argv[4].p, argv[4].len, &out->rec) != MSG_OK) {
+        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " ACCEPT: bad record");
+    }
+    if (out->rec.fields) {
+        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " ACCEPT: field records not supported");
+    }
+    if (ballot_get(argv[5].p, argv[5].len, &out->origin) != 0) {
+        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " ACCEPT: bad origin");
+    }
+    out->ballot = out->rec.v;
+    if (kv_version_cmp(out->origin, out->ballot) > 0 || paxos_ballot_zero(out->ballot)) {
+        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " ACCEPT: origin above the ballot");
+    }
+    return MSG_OK;
+}
+
+int paxos_decode_request(const struct kv_slice *argv, size_t argc, struct paxos_request *out,
+                         char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (argc < 2 || !slice_is(argv[0], MSG_COMMAND)) {
+        return fail(err, errlen, MSG_INVALID, "not a " MSG_COMMAND " message");
+    }
+    if (slice_is(argv[1], "PREPARE")) {
+        out->verb = PAXOS_REQ_PREPARE;
+    } else if (slice_is(argv[1], "ACCEPT")) {
+        out->verb = PAXOS_REQ_ACCEPT;
+    } else {
+        return fail(err, errlen, MSG_INVALID, MSG_COMMAND ": not PREPARE or ACCEPT");
+    }
+    if (argc != (out->verb == PAXOS_REQ_PREPARE ? 5u : 6u)) {
+        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " %s: wrong number of arguments",
+                    out->verb == PAXOS_REQ_PREPARE ? "PREPARE" : "ACCEPT");
+    }
+    if (parse_db(argv[2], &out->db) != 0) {
+        return fail(err, errlen, MSG_INVALID, MSG_COMMAND ": bad db");
+    }
+    out->key = argv[3];
+    if (out->verb == PAXOS_REQ_ACCEPT) {
+        return decode_accept(argv, out, err, errlen);
+    }
+    if (ballot_get(argv[4].p, argv[4].len, &out->ballot) != 0 || paxos_ballot_zero(out->ballot)) {
+        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " PREPARE: bad ballot");
+    }
+    return MSG_OK;
+}
+
+static void put_bulk(struct msg_buf *b, const void *p, size_t n) {
+    char hdr[32];
+    int h = snprintf(hdr, sizeof hdr, "$%zu\r\n", n);
+    msg_buf_put(b, hdr, (size_t)h);
+    msg_buf_put(b, p, n);
+    msg_buf_put(b, "\r\n", 2);
+}
+
+static void reply_head(struct msg_buf *b, int vote, struct kv_version ballot) {
+    unsigned char bal[PAXOS_BALLOT_LEN];
+    char hdr[16];
+    int h = snprintf(hdr, sizeof hdr, "*4\r\n:%d\r\n", vote);
+    msg_buf_put(b, hdr, (size_t)h);
+    ballot_put(bal, ballot);
+    put_bulk(b, bal, sizeof bal);
+}
+
+void paxos_reply_promise(struct msg_buf *b, struct kv_version ballot,
+                         const struct msg_record *rec, struct kv_version origin) {
+    reply_head(b, PAXOS_PROMISE, ballot);
+    if (rec == NULL) {
+        msg_buf_put(b, "$-1\r\n$-1\r\n", 10);
+        return;
+    }
+    unsigned char hdr[MSG_REC_HDR], org[PAXOS_BALLOT_LEN];
+    msg_record_header(rec, hdr);
+    char len[32];
+    int n = snprintf(len, sizeof len, "$%zu\r\n", MSG_REC_HDR + rec->vlen);
+    msg_buf_put(b, len, (size_t)n);
+    msg_buf_put(b, hdr, sizeof hdr);
+    msg_buf_put(b, rec->val, rec->vlen);
+    msg_buf_put(b, "\r\n", 2);
+    ballot_put(org, origin);
+    put_bulk(b, org, sizeof org);
+}
+
+void paxos_reply_vote(struct msg_buf *b, int vote, struct kv_version ballot) {
+    reply_head(b, vote, ballot);
+    msg_buf_put(b, "$-1\r\n$-1\r\n", 10);
+}
+
+static int is_nil(const redisReply *e) {
+    return e->type == REDIS_REPLY_NIL;
+}
+
+static int is_ballot(const redisReply *e, struct kv_version *b) {
+    return e->type == REDIS_REPLY_STRING && ballot_get(e->str, (size_t)e->len, b) == 0;
+}
+
+/* PROMISE's held record and origin: both nil, or a record below the promised
+ * ballot and its origin at or below the record's version. */
+static int decode_promise(const redisReply *r, struct paxos_reply *out, char *err,
+                          size_t errlen) {
+    const redisReply *item = r->element[2], *org = r->element[3];
+    if (is_nil(item) && is_nil(org)) {
+        return MSG_OK;
+    }
+    if (item->type != REDIS_REPLY_STRING ||
+        msg_record_parse(item->str, (size_t)item->len, &out->rec) != MSG_OK || out->rec.fields ||
+        !is_ballot(org, &out->origin)) {
+        return fail(err, errlen, MSG_INVALID, "PROMISE reply: bad record or origin");
+    }
+    if (kv_version_cmp(out->rec.v, out->ballot) >= 0 ||
+        kv_version_cmp(out->origin, out->rec.v) > 0) {
+        return fail(err, errlen, MSG_INVALID, "PROMISE reply: ballots out of order");
+    }
+    out->found = 1;
+    return MSG_OK;
+}
+
+int paxos_decode_reply(const redisReply *r, struct paxos_reply *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (r == NULL) {
+        return fail(err, errlen, MSG_INVALID, "no reply");
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        int n = r->len > 200 ? 200 : (int)r->len;
+        return fail(err, errlen, MSG_REMOTE, "%.*s", n, r->str ? r->str : "");
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || r->element[0] == NULL ||
+        r->element[1] == NULL || r->element[2] == NULL || r->element[3] == NULL) {
+        return fail(err, errlen, MSG_INVALID, "paxos reply: not an array of 4");
+    }
+    const redisReply *v = r->element[0];
+    if (v->type != REDIS_REPLY_INTEGER || v->integer < PAXOS_PROMISE ||
+        v->integer > PAXOS_REJECT || !is_ballot(r->element[1], &out->ballot)) {
+        return fail(err, errlen, MSG_INVALID, "paxos reply: bad vote or ballot");
+    }
+    out->vote = (int)v->integer;
+    if (out->vote == PAXOS_PROMISE) {
+        return decode_promise(r, out, err, errlen);
+    }
+    if (!is_nil(r->element[2]) || !is_nil(r->element[3])) {
+        return fail(err, errlen, MSG_INVALID, "paxos reply: a vote with a record");
+    }
+    return MSG_OK;
+}
+
+/* ---- the replica side ---- */
+
+static void replica_prepare(const struct paxos_store *st, const struct paxos_gate *g,
+                            const struct paxos_request *q, struct msg_buf *out) {
+    struct paxos_acceptor a;
+    struct msg_record held;
+    struct kv_version hi = {0, 0};
+    memset(&a, 0, sizeof a);
+    int rc = st->load(st->ctx, q->db, q->key.p, q->key.len, &a, &held);
+    if (rc < 0) {
+        msg_reply_error(out, MSG_COMMAND " PREPARE: the store failed");
+        return;
+    }
+    int vote = paxos_acceptor_prepare(&a, g, q->ballot, &hi);
+    if (vote == PAXOS_NOT_VOTING) {
+        msg_reply_error(out, "NOTVOTING this node restarted without its promises and has "
+                             "not rejoined");
+        return;
+    }
+    if (vote == PAXOS_REJECT) {
+        paxos_reply_vote(out, PAXOS_REJECT, hi);
+        return;
+    }
+    /* the reply first (held is borrowed until the next store call), then the
+     * promise; a failed promise replaces the reply with an error */
+    size_t mark = out->len;
+    paxos_reply_promise(out, q->ballot, rc == 1 ? &held : NULL, a.origin);
+    if (st->promise(st->ctx, q->db, q->key.p, q->key.len, &a) != 0) {
+        out->len = mark;
+        msg_reply_error(out, MSG_COMMAND " PREPARE: the store failed");
+    }
+}
+
+static void replica_accept(const struct paxos_store *st, const struct paxos_gate *g,
+                           const struct paxos_request *q, struct msg_buf *out) {
+    struct paxos_acceptor a;
+    struct msg_record held;
+    struct kv_version hi = {0, 0};
+    memset(&a, 0, sizeof a);
+    int rc = st->load(st->ctx, q->db, q->key.p, q->key.len, &a, &held);
+    if (rc < 0) {
+        msg_reply_error(out, MSG_COMMAND " ACCEPT: the store failed");
+        return;
+    }
+    int duplicate = rc == 1 && kv_version_cmp(a.accepted, q->ballot) == 0;
+    int vote = paxos_acceptor_accept(&a, g, q->ballot, q->origin, &hi);
+    if (vote != PAXOS_ACCEPTED) {
+        paxos_reply_vote(out, PAXOS_REJECT, hi);
+        return;
+    }
+    if (!duplicate && st->accept(st->ctx, q->db, q->key.p, q->key.len, &a, &q->rec) != 0) {
+        msg_reply_error(out, MSG_COMMAND " ACCEPT: the store failed");
+        return;
+    }
+    paxos_reply_vote(out, PAXOS_ACCEPTED, q->ballot);
+}
+
+void paxos_replica_handle(const struct paxos_store *st, const struct paxos_gate *g,
+                          const struct kv_slice *argv, size_t argc, struct msg_buf *out) {
+    struct paxos_request q;
+    char err[128];
+    if (paxos_decode_request(argv, argc, &q, err, sizeof err) != MSG_OK) {
+        msg_reply_error(out, err);
+    } else if (q.verb == PAXOS_REQ_PREPARE) {
+        replica_prepare(st, g, &q, out);
+    } else {
+        replica_accept(st, g, &q, out);
+    }
 }

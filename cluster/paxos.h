@@ -14,11 +14,14 @@
  *   struct paxos_actions (messages to send, "run the command now", completed,
  *   finished).
  *
- * Not here: the wire form of PREPARE/ACCEPT and their replies, persisting
- * promises, the command seam (which runs the unchanged handler on the value
- * phase 1 found), read repair and hints in consensus mode: PAXOS.md
- * "Integration" lists them for the session that wires this in. No I/O, no
- * globals: time, the HLC and randomness come in through struct paxos_env.
+ * - the MESSAGES: KVD.PEER PREPARE / ACCEPT and their replies, encoded and
+ *   strictly decoded, and the replica side of both against struct paxos_store.
+ *
+ * Not here: persisting promises (the store's callbacks), the links, the command
+ * seam (which runs the unchanged handler on the value phase 1 found), read
+ * repair and hints in consensus mode: PAXOS.md "Integration" lists them for the
+ * session that wires this in. No I/O, no globals: time, the HLC and randomness
+ * come in through struct paxos_env.
  */
 #ifndef KVD_CLUSTER_PAXOS_H
 #define KVD_CLUSTER_PAXOS_H
@@ -26,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/msg.h"
 #include "cluster/ring.h"
 #include "proto/version.h"
 
@@ -247,5 +251,82 @@ void paxos_tick(struct paxos_proposer *p, uint64_t now, struct paxos_actions *ou
 void paxos_error_text(const struct paxos_proposer *p, char *buf, size_t len);
 
 void paxos_destroy(struct paxos_proposer *p);
+
+/* ---- messages (PAXOS.md "Messages") ----
+ *
+ *   KVD.PEER PREPARE db key ballot          ballot := hlc:u64be node:u32be (12 bytes)
+ *   KVD.PEER ACCEPT  db key record origin   record as msg.h, its version the ballot;
+ *                                           origin a 12-byte ballot
+ *   reply := *4 :vote $ballot item origin
+ *     PROMISE  :1 the ballot promised, item = ($-1 | $record held), origin = ($-1 |
+ *              $origin) (nil exactly when the item is)
+ *     ACCEPTED :2 the ballot accepted, $-1, $-1
+ *     REJECT   :3 the ballot to beat, $-1, $-1
+ *   -ERR text: malformed, the store failed, or NOTVOTING (the gate holds)
+ */
+
+#define PAXOS_BALLOT_LEN 12
+
+enum paxos_msg_verb { PAXOS_REQ_PREPARE = 1, PAXOS_REQ_ACCEPT = 2 };
+
+/* A decoded request; pointers borrow from the argv. */
+struct paxos_request {
+    int verb;                 /* enum paxos_msg_verb */
+    unsigned db;
+    struct kv_slice key;
+    struct kv_version ballot; /* PREPARE: asked; ACCEPT: the record's version */
+    struct msg_record rec;    /* ACCEPT */
+    struct kv_version origin; /* ACCEPT */
+};
+
+/* A decoded reply; rec borrows from the redisReply. */
+struct paxos_reply {
+    int vote;                 /* PAXOS_PROMISE, PAXOS_ACCEPTED or PAXOS_REJECT */
+    struct kv_version ballot; /* answered, or the ballot to beat */
+    int found;                /* PROMISE: a record is held */
+    struct msg_record rec;
+    struct kv_version origin;
+};
+
+void paxos_encode_prepare(struct msg_argv *out, unsigned db, const char *key, size_t klen,
+                          struct kv_version ballot);
+/* The record's value is copied into out->buf. */
+void paxos_encode_accept(struct msg_argv *out, unsigned db, const char *key, size_t klen,
+                         const struct msg_record *rec, struct kv_version origin);
+/* argv[0..argc) is KVD.PEER PREPARE|ACCEPT ...: MSG_OK, or MSG_INVALID with err. */
+int paxos_decode_request(const struct kv_slice *argv, size_t argc, struct paxos_request *out,
+                         char *err, size_t errlen);
+
+/* Replies, appended to b. rec NULL: nothing held. */
+void paxos_reply_promise(struct msg_buf *b, struct kv_version ballot,
+                         const struct msg_record *rec, struct kv_version origin);
+void paxos_reply_vote(struct msg_buf *b, int vote, struct kv_version ballot);
+/* MSG_OK, MSG_REMOTE (an error reply: err has its text) or MSG_INVALID. */
+int paxos_decode_reply(const redisReply *r, struct paxos_reply *out, char *err, size_t errlen);
+
+/* ---- the replica side ---- */
+
+/* The store as a replica's acceptor sees it. Called on the loop thread. */
+struct paxos_store {
+    void *ctx;
+    /* The key's acceptor state (zero when none) and record: 1 a record is held
+     * (*rec borrowed until the next call; a->accepted is its version), 0 none, -1
+     * error. */
+    int (*load)(void *ctx, unsigned db, const char *key, size_t klen, struct paxos_acceptor *a,
+                struct msg_record *rec);
+    /* Keeps a->promised for the key (a key with no record too): 0, -1 error. In
+     * persistent mode the server holds the reply until it is durable, as it holds
+     * a KVD.PEER WRITE's. */
+    int (*promise)(void *ctx, unsigned db, const char *key, size_t klen,
+                   const struct paxos_acceptor *a);
+    /* Stores rec (version a->accepted) with a->origin and a->promised: 0, -1. */
+    int (*accept)(void *ctx, unsigned db, const char *key, size_t klen,
+                  const struct paxos_acceptor *a, const struct msg_record *rec);
+};
+
+/* Handles a PREPARE or ACCEPT (argv as paxos_decode_request) against st behind
+ * gate g (may be NULL) and appends exactly one reply to out. */
+void paxos_replica_handle(const struct paxos_store *st, const struct paxos_gate *g,
+                          const struct kv_slice *argv, size_t argc, struct msg_buf *out);
 
 #endif

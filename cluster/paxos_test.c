@@ -327,6 +327,281 @@ static void test_rounds_run_out_failed_or_indeterminate(void) {
     paxos_destroy(&f.p);
 }
 
+/* ---- messages and the replica side ---- */
+
+static size_t to_slices(const struct msg_argv *a, struct kv_slice *sl) {
+    for (int i = 0; i < a->argc; i++) {
+        sl[i] = (struct kv_slice){a->argv[i], a->argvlen[i]};
+    }
+    return (size_t)a->argc;
+}
+
+static redisReply *parse_reply(const struct msg_buf *b) {
+    redisReader *r = redisReaderCreate();
+    redisReaderFeed(r, b->p, b->len);
+    void *reply = NULL;
+    if (redisReaderGetReply(r, &reply) != REDIS_OK) {
+        reply = NULL;
+    }
+    redisReaderFree(r);
+    return reply;
+}
+
+static void test_requests_encode_and_decode(void) {
+    struct msg_argv a;
+    struct kv_slice sl[8];
+    struct paxos_request q;
+    char err[128];
+    paxos_encode_prepare(&a, 7, "key", 3, B(1234, 5));
+    CHECK_EQ_INT(paxos_decode_request(sl, to_slices(&a, sl), &q, err, sizeof err), MSG_OK);
+    CHECK_EQ_INT(q.verb, PAXOS_REQ_PREPARE);
+    CHECK_EQ_INT(q.db, 7);
+    CHECK_EQ_MEM(q.key.p, q.key.len, "key", 3);
+    CHECK(kv_version_cmp(q.ballot, B(1234, 5)) == 0);
+    msg_argv_free(&a);
+    struct msg_record rec = {B(2000, 6), 0, 99, "val", 3, 0};
+    paxos_encode_accept(&a, 0, "k", 1, &rec, B(1500, 2));
+    CHECK_EQ_INT(paxos_decode_request(sl, to_slices(&a, sl), &q, err, sizeof err), MSG_OK);
+    CHECK_EQ_INT(q.verb, PAXOS_REQ_ACCEPT);
+    CHECK(kv_version_cmp(q.ballot, B(2000, 6)) == 0);
+    CHECK(kv_version_cmp(q.origin, B(1500, 2)) == 0);
+    CHECK_EQ_INT(q.rec.expire_at, 99);
+    CHECK_EQ_MEM(q.rec.val, q.rec.vlen, "val", 3);
+    msg_argv_free(&a);
+}
+
+static void test_malformed_requests_are_refused(void) {
+    unsigned char bal[12], rec[MSG_REC_HDR], org[12];
+    msg_put_be(bal, KV_HLC_MAKE(5, 0), 8), msg_put_be(bal + 8, 1, 4);
+    struct msg_record r = {B(5, 1), 0, 0, NULL, 0, 0};
+    msg_record_header(&r, rec);
+    msg_put_be(org, KV_HLC_MAKE(6, 0), 8), msg_put_be(org + 8, 1, 4); /* above the ballot */
+    const char *b = (const char *)bal, *rc = (const char *)rec, *o = (const char *)org;
+    struct {
+        struct kv_slice argv[7];
+        size_t argc;
+        const char *why;
+    } cases[] = {
+        {{{"KVD.PEER", 8}, {"PROPOSE", 7}}, 2, "PREPARE or ACCEPT"},
+        {{{"KVD.PEER", 8}, {"PREPARE", 7}, {"0", 1}, {"k", 1}}, 4, "wrong number"},
+        {{{"KVD.PEER", 8}, {"prepare", 7}, {"01", 2}, {"k", 1}, {b, 12}}, 5, "bad db"},
+        {{{"KVD.PEER", 8}, {"PREPARE", 7}, {"65536", 5}, {"k", 1}, {b, 12}}, 5, "bad db"},
+        {{{"KVD.PEER", 8}, {"PREPARE", 7}, {"0", 1}, {"k", 1}, {b, 11}}, 5, "bad ballot"},
+        {{{"KVD.PEER", 8}, {"PREPARE", 7}, {"0", 1}, {"k", 1}, {b, 13}}, 5, "bad ballot"},
+        {{{"KVD.PEER", 8}, {"ACCEPT", 6}, {"0", 1}, {"k", 1}, {rc, 20}, {b, 12}}, 6, "bad record"},
+        {{{"KVD.PEER", 8}, {"ACCEPT", 6}, {"0", 1}, {"k", 1}, {rc, 21}, {b, 4}}, 6, "bad origin"},
+        {{{"KVD.PEER", 8}, {"ACCEPT", 6}, {"0", 1}, {"k", 1}, {rc, 21}, {o, 12}}, 6, "above"},
+        {{{"KVD.PEER", 8}, {"ACCEPT", 6}, {"0", 1}, {"k", 1}, {rc, 21}}, 5, "wrong number"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct paxos_request q;
+        char err[128] = "";
+        CHECK_EQ_INT(paxos_decode_request(cases[i].argv, cases[i].argc, &q, err, sizeof err),
+                     MSG_INVALID);
+        if (strstr(err, cases[i].why) == NULL) {
+            TEST_FAIL_AT("case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].why);
+            return;
+        }
+    }
+    /* a good ACCEPT for contrast: origin at the ballot */
+    struct kv_slice ok[6] = {{"KVD.PEER", 8}, {"ACCEPT", 6}, {"0", 1}, {"k", 1}, {rc, 21}, {b, 12}};
+    struct paxos_request q;
+    CHECK_EQ_INT(paxos_decode_request(ok, 6, &q, NULL, 0), MSG_OK);
+}
+
+/* Decodes the RESP bytes s as a paxos reply. */
+static int decode_bytes(const char *s, size_t n, struct paxos_reply *out) {
+    struct msg_buf b = {0};
+    msg_buf_put(&b, s, n);
+    redisReply *r = parse_reply(&b);
+    char err[128];
+    int rc = r ? paxos_decode_reply(r, out, err, sizeof err) : -99;
+    if (r) {
+        freeReplyObject(r);
+    }
+    msg_buf_free(&b);
+    return rc;
+}
+
+static void test_replies_decode_strictly(void) {
+    struct msg_buf b = {0};
+    struct paxos_reply rep;
+    struct msg_record rec = {B(10, 1), 0, 0, "v", 1, 0};
+    paxos_reply_promise(&b, B(20, 2), &rec, B(9, 9));
+    CHECK_EQ_INT(decode_bytes(b.p, b.len, &rep), MSG_OK);
+    CHECK(rep.vote == PAXOS_PROMISE && rep.found);
+    CHECK(kv_version_cmp(rep.rec.v, B(10, 1)) == 0 && kv_version_cmp(rep.origin, B(9, 9)) == 0);
+    b.len = 0;
+    paxos_reply_promise(&b, B(20, 2), NULL, B(0, 0));
+    CHECK_EQ_INT(decode_bytes(b.p, b.len, &rep), MSG_OK);
+    CHECK(rep.vote == PAXOS_PROMISE && !rep.found);
+    b.len = 0;
+    paxos_reply_vote(&b, PAXOS_REJECT, B(30, 3));
+    CHECK_EQ_INT(decode_bytes(b.p, b.len, &rep), MSG_OK);
+    CHECK(rep.vote == PAXOS_REJECT && kv_version_cmp(rep.ballot, B(30, 3)) == 0);
+    /* a promise whose record is not below the ballot it promised */
+    b.len = 0;
+    paxos_reply_promise(&b, B(10, 1), &rec, B(9, 9));
+    CHECK_EQ_INT(decode_bytes(b.p, b.len, &rep), MSG_INVALID);
+    msg_buf_free(&b);
+    const char bal[] = "$12\r\n000000000000\r\n";
+    char buf[256];
+    const char *bad[] = {
+        "*3\r\n:1\r\n%s$-1\r\n",                /* three elements */
+        "*4\r\n:4\r\n%s$-1\r\n$-1\r\n",         /* no such vote */
+        "*4\r\n:2\r\n$3\r\nabc\r\n$-1\r\n$-1\r\n", /* a short ballot */
+        "*4\r\n:2\r\n%s%s$-1\r\n",              /* a vote carrying a ballot as record */
+        "*4\r\n:1\r\n%s$-1\r\n%s",              /* an origin without a record */
+        "*4\r\n+1\r\n%s$-1\r\n$-1\r\n",         /* the vote not an integer */
+        ":1\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int n = snprintf(buf, sizeof buf, bad[i], bal, bal);
+        if (decode_bytes(buf, (size_t)n, &rep) != MSG_INVALID) {
+            TEST_FAIL_AT("bad reply %zu decoded", i);
+            return;
+        }
+    }
+    CHECK_EQ_INT(decode_bytes("-ERR NOTVOTING x\r\n", 18, &rep), MSG_REMOTE);
+}
+
+/* A fake store of one key per replica, for the replica side. */
+struct fake_acc {
+    struct paxos_acceptor a;
+    struct paxos_value rec;
+    int fail;
+    int promises, accepts;
+};
+
+static int fake_load(void *ctx, unsigned db, const char *key, size_t klen,
+                     struct paxos_acceptor *a, struct msg_record *rec) {
+    struct fake_acc *f = ctx;
+    if (f->fail) {
+        return -1;
+    }
+    *a = f->a;
+    if (!f->rec.found) {
+        return 0;
+    }
+    *rec = (struct msg_record){f->rec.ballot, f->rec.deleted, f->rec.expire_at, f->rec.val,
+                               f->rec.vlen, 0};
+    return 1;
+}
+
+static int fake_promise(void *ctx, unsigned db, const char *key, size_t klen,
+                        const struct paxos_acceptor *a) {
+    struct fake_acc *f = ctx;
+    f->a = *a;
+    f->promises++;
+    return 0;
+}
+
+static int fake_accept(void *ctx, unsigned db, const char *key, size_t klen,
+                       const struct paxos_acceptor *a, const struct msg_record *rec) {
+    struct fake_acc *f = ctx;
+    struct paxos_value v = {1, rec->v, a->origin, rec->deleted, rec->expire_at,
+                            (char *)rec->val, rec->vlen};
+    paxos_value_copy(&f->rec, &v);
+    f->a = *a;
+    f->accepts++;
+    return 0;
+}
+
+/* One proposer step's messages, through bytes, to three replicas and back. */
+static void pump(struct fixture *f, struct fake_acc *acc, const struct paxos_gate *gates) {
+    struct paxos_store st[3];
+    for (int pass = 0; pass < 8 && f->a.nsend; pass++) {
+        struct paxos_actions a = f->a;
+        for (size_t i = 0; i < a.nsend; i++) {
+            int r = (int)(a.send[i].node / 11) - 1;
+            st[r] = (struct paxos_store){&acc[r], fake_load, fake_promise, fake_accept};
+            struct msg_argv m;
+            struct kv_slice sl[8];
+            if (a.send[i].verb == PAXOS_MSG_PREPARE) {
+                paxos_encode_prepare(&m, 0, "k", 1, f->p.ballot);
+            } else {
+                struct msg_record rec = {f->p.value.ballot, f->p.value.deleted, 0, f->p.value.val,
+                                         f->p.value.vlen, 0};
+                paxos_encode_accept(&m, 0, "k", 1, &rec, f->p.value.origin);
+            }
+            struct msg_buf out = {0};
+            paxos_replica_handle(&st[r], &gates[r], sl, to_slices(&m, sl), &out);
+            msg_argv_free(&m);
+            redisReply *reply = parse_reply(&out);
+            struct paxos_reply rep;
+            struct paxos_value held = {0};
+            if (paxos_decode_reply(reply, &rep, NULL, 0) != MSG_OK) {
+                paxos_on_failure(&f->p, a.send[i].node, f->p.ballot, 1001, &f->a);
+            } else if (rep.vote == PAXOS_PROMISE) {
+                held = (struct paxos_value){rep.found, rep.rec.v, rep.origin, rep.rec.deleted,
+                                            rep.rec.expire_at, (char *)rep.rec.val, rep.rec.vlen};
+                paxos_on_promise(&f->p, a.send[i].node, rep.ballot, &held, 1001, &f->a);
+            } else if (rep.vote == PAXOS_ACCEPTED) {
+                paxos_on_accepted(&f->p, a.send[i].node, rep.ballot, 1001, &f->a);
+            } else {
+                paxos_on_reject(&f->p, a.send[i].node, f->p.ballot, rep.ballot, 1001, &f->a);
+            }
+            if (reply) {
+                freeReplyObject(reply);
+            }
+            msg_buf_free(&out);
+            if (f->a.need_value) {
+                struct paxos_value x = {1, {0, 0}, {0, 0}, 0, 0, "x", 1};
+                paxos_propose(&f->p, &x, 1001, &f->a);
+            }
+            if (f->a.nsend) {
+                break; /* the next round goes out; the rest of this one is late */
+            }
+        }
+    }
+}
+
+static void test_replica_side_through_bytes(void) {
+    struct fake_acc acc[3];
+    struct paxos_gate gates[3];
+    memset(acc, 0, sizeof acc);
+    for (int i = 0; i < 3; i++) {
+        paxos_gate_init(&gates[i]);
+    }
+    paxos_gate_restart_forgetful(&gates[2], 0, 0); /* node 33 holds: NOTVOTING */
+    gates[2].floor = (struct kv_version){0, 0};
+    struct fixture f;
+    fixture_start(&f, PAXOS_WRITE, 2, 2);
+    pump(&f, acc, gates);
+    CHECK_EQ_INT(f.p.result, PAXOS_OK);
+    CHECK_EQ_INT(acc[2].promises, 0); /* refused phase 1 ... */
+    CHECK_EQ_INT(acc[2].accepts, 1);  /* ... and still accepted */
+    for (int i = 0; i < 3; i++) {
+        CHECK(val_is(&acc[i].rec, "x"));
+        CHECK(kv_version_cmp(acc[i].rec.ballot, f.p.ballot) == 0);
+        CHECK(kv_version_cmp(acc[i].a.origin, f.p.ballot) == 0);
+    }
+    struct kv_version wrote = f.p.ballot;
+    paxos_destroy(&f.p);
+    /* a read: the answers agree (11 and 22): one round trip, nothing written */
+    fixed_wall = 2000; /* a later ballot: the fixture's HLC starts again at 0 */
+    fixture_start(&f, PAXOS_READ, 2, 2);
+    CHECK(kv_version_cmp(f.p.ballot, wrote) > 0);
+    pump(&f, acc, gates);
+    CHECK_EQ_INT(f.p.result, PAXOS_OK);
+    CHECK_EQ_INT(f.p.rtts, 1);
+    CHECK(val_is(&f.p.value, "x"));
+    CHECK_EQ_INT(acc[0].accepts, 1);
+    paxos_destroy(&f.p);
+    /* a store error is an error reply: counted as a failure */
+    acc[0].fail = acc[1].fail = 1;
+    fixture_start(&f, PAXOS_READ, 2, 2);
+    f.cfg.max_attempts = 1;
+    f.p.cfg.max_attempts = 1;
+    pump(&f, acc, gates);
+    CHECK_EQ_INT(f.p.result, PAXOS_FAILED);
+    paxos_destroy(&f.p);
+    for (int i = 0; i < 3; i++) {
+        paxos_value_free(&acc[i].rec);
+    }
+    fixed_wall = 1000;
+}
+
 /* ======================= the model checker ======================= */
 
 #define M_MAX_ACC 5
@@ -1050,6 +1325,10 @@ int main(int argc, char **argv) {
     TEST_RUN(test_retry_finds_its_own_change_and_does_not_reapply);
     TEST_RUN(test_retry_under_a_foreign_value_is_indeterminate);
     TEST_RUN(test_rounds_run_out_failed_or_indeterminate);
+    TEST_RUN(test_requests_encode_and_decode);
+    TEST_RUN(test_malformed_requests_are_refused);
+    TEST_RUN(test_replies_decode_strictly);
+    TEST_RUN(test_replica_side_through_bytes);
     TEST_RUN(test_model_holds_for_every_seed);
     TEST_RUN(test_model_fails_when_a_retry_skips_phase1);
     TEST_RUN(test_model_fails_when_a_retry_reapplies);
