@@ -13,12 +13,24 @@
 
 /* ---- acceptor and gate ---- */
 
-void paxos_gate_init(struct paxos_gate *g) {
+void paxos_gate_init(struct paxos_gate *g, uint64_t max_age_ms) {
     memset(g, 0, sizeof *g);
+    g->max_age_ms = max_age_ms;
+}
+
+static void gate_raise(struct paxos_gate *g, uint64_t ms) {
+    struct kv_version f = {KV_HLC_MAKE(ms, 0), 0};
+    g->floor = paxos_ballot_max(g->floor, f);
+}
+
+void paxos_gate_tick(struct paxos_gate *g, uint64_t wall_ms) {
+    if (g->max_age_ms && wall_ms > g->max_age_ms) {
+        gate_raise(g, wall_ms - g->max_age_ms);
+    }
 }
 
 void paxos_gate_restart_forgetful(struct paxos_gate *g, uint64_t wall_ms, uint64_t margin_ms) {
-    g->floor = (struct kv_version){KV_HLC_MAKE(wall_ms + margin_ms, 0), 0};
+    gate_raise(g, wall_ms + margin_ms);
     g->holding = 1;
 }
 

@@ -74,9 +74,19 @@ enum paxos_vote {
 struct paxos_gate {
     struct kv_version floor; /* refuse every ballot below it */
     int holding;             /* 1: refuse phase 1 until paxos_gate_rejoined */
+    uint64_t max_age_ms;     /* paxos_gate_tick keeps floor >= clock - this; 0 off */
 };
 
-void paxos_gate_init(struct paxos_gate *g);
+/* An open gate. max_age_ms (0: none): a ballot older than that by this node's
+ * clock is refused (paxos_gate_tick), so a proposal's messages cannot be accepted
+ * after its lifetime however long the network held them: what makes "wait until
+ * every proposal that saw my forgotten promises is over" enforceable (PAXOS.md
+ * "Cache mode"). It must exceed a round's timeout + 2 x the clock offset bound +
+ * the tick period, so that no live round is refused. */
+void paxos_gate_init(struct paxos_gate *g, uint64_t max_age_ms);
+/* Raises the floor to (wall_ms - max_age_ms, 0): called from the node's tick and
+ * before a batch of votes. */
+void paxos_gate_tick(struct paxos_gate *g, uint64_t wall_ms);
 /* A node that forgot its promises and values (cache mode) starts: every ballot
  * minted before now must be refused. A ballot's HLC is at most the proposer's
  * wall clock plus what it observed ahead of it (kv_hlc_observe_bounded), and the
@@ -87,7 +97,9 @@ void paxos_gate_init(struct paxos_gate *g);
  * chosen value. */
 void paxos_gate_restart_forgetful(struct paxos_gate *g, uint64_t wall_ms, uint64_t margin_ms);
 /* A complete repair of every range this node replicates has run since the
- * restart (repair_rt.c's hold after a long absence, PAXOS.md "Cache mode"). */
+ * restart (repair_rt.c's hold after a long absence) and max_age_ms + 2 x the
+ * clock offset bound have passed since it, so no ballot its forgotten promises
+ * were about can be accepted anywhere (PAXOS.md "Durability and restarts"). */
 void paxos_gate_rejoined(struct paxos_gate *g);
 
 /* Phase 1: promise b, or refuse it. PAXOS_PROMISE (a->promised raised to b; the

@@ -113,7 +113,7 @@ static void test_acceptor_duplicates_are_idempotent(void) {
 
 static void test_gate_holds_a_forgetful_node(void) {
     struct paxos_gate g;
-    paxos_gate_init(&g);
+    paxos_gate_init(&g, 0);
     struct paxos_acceptor a = {0};
     struct kv_version h;
     CHECK_EQ_INT(paxos_acceptor_prepare(&a, &g, B(1, 1), &h), PAXOS_PROMISE);
@@ -325,6 +325,61 @@ static void test_rounds_run_out_failed_or_indeterminate(void) {
     CHECK_EQ_INT(f.p.result, PAXOS_FAILED); /* no accept ever sent: nothing changed */
     CHECK_EQ_INT(f.p.attempt, 4);
     paxos_destroy(&f.p);
+}
+
+/* The trace the age bound exists for (PAXOS.md "Cache mode"), acceptors i, j, l
+ * driven by hand: P_p prepared p on {i, l}; P_b's b (< p) was accepted by j only;
+ * i restarts, forgetting its promise, rejoins, and its repair copies b from j; a
+ * read then finds b on {i, j} (W agree: one round trip); P_p's accept, held in
+ * the network since before the restart, reaches l. Without the age bound l
+ * accepts p and a second read returns P_p's value, which lacks b: the first read
+ * is undone. With it, l refuses a ballot older than max_age. Returns 1 when the
+ * second read saw what the first one did. */
+static int forgotten_promise_trace(uint64_t max_age_ms) {
+    struct paxos_acceptor i = {0}, j = {0}, l = {0};
+    struct paxos_gate gi, gj, gl;
+    paxos_gate_init(&gi, max_age_ms), paxos_gate_init(&gj, max_age_ms);
+    paxos_gate_init(&gl, max_age_ms);
+    struct kv_version h, b = B(100, 1), p = B(101, 2);
+    paxos_acceptor_prepare(&j, &gj, b, &h);
+    paxos_acceptor_prepare(&l, &gl, b, &h);
+    paxos_acceptor_prepare(&i, &gi, p, &h);
+    paxos_acceptor_prepare(&l, &gl, p, &h);
+    paxos_acceptor_accept(&j, &gj, b, b, &h); /* b on j only: l promised p */
+    memset(&i, 0, sizeof i);                  /* i restarts ... */
+    paxos_gate_restart_forgetful(&gi, 200, 50);
+    i.accepted = i.promised = i.origin = b;   /* ... its repair copies b from j ... */
+    paxos_gate_rejoined(&gi);                 /* ... and it votes again at t=2000 */
+    fixed_wall = 2000;
+    struct fixture f;
+    fixture_start(&f, PAXOS_READ, 2, 2);
+    struct paxos_value vb = val_at(b, b, "b");
+    paxos_on_promise(&f.p, 11, f.p.ballot, paxos_acceptor_prepare(&i, &gi, f.p.ballot, &h) ==
+                     PAXOS_PROMISE ? &vb : &NOTHING, 2001, &f.a);
+    paxos_on_promise(&f.p, 22, f.p.ballot, paxos_acceptor_prepare(&j, &gj, f.p.ballot, &h) ==
+                     PAXOS_PROMISE ? &vb : &NOTHING, 2001, &f.a);
+    int first_saw_b = f.p.result == PAXOS_OK && f.p.rtts == 1 && val_is(&f.p.value, "b");
+    paxos_destroy(&f.p);
+    /* P_p's held accept reaches l (a node's tick first) */
+    paxos_gate_tick(&gl, 2002);
+    struct paxos_value vp = val_at(p, p, "p");
+    int l_took_p = paxos_acceptor_accept(&l, &gl, p, p, &h) == PAXOS_ACCEPTED;
+    fixed_wall = 3000;
+    fixture_start(&f, PAXOS_READ, 2, 2);
+    paxos_gate_tick(&gj, 3000);
+    paxos_acceptor_prepare(&l, &gl, f.p.ballot, &h);
+    paxos_acceptor_prepare(&j, &gj, f.p.ballot, &h);
+    paxos_on_promise(&f.p, 33, f.p.ballot, l_took_p ? &vp : &NOTHING, 3001, &f.a);
+    paxos_on_promise(&f.p, 22, f.p.ballot, &vb, 3001, &f.a);
+    int second_saw_b = val_is(&f.p.value, "b"); /* finished or agreed */
+    paxos_destroy(&f.p);
+    fixed_wall = 1000;
+    return first_saw_b && second_saw_b;
+}
+
+static void test_age_bound_stops_a_proposal_older_than_a_restart(void) {
+    CHECK_EQ_INT(forgotten_promise_trace(0), 0);   /* the hazard is real ... */
+    CHECK_EQ_INT(forgotten_promise_trace(500), 1); /* ... and the bound closes it */
 }
 
 /* ---- messages and the replica side ---- */
@@ -561,7 +616,7 @@ static void test_replica_side_through_bytes(void) {
     struct paxos_gate gates[3];
     memset(acc, 0, sizeof acc);
     for (int i = 0; i < 3; i++) {
-        paxos_gate_init(&gates[i]);
+        paxos_gate_init(&gates[i], 0);
     }
     paxos_gate_restart_forgetful(&gates[2], 0, 0); /* node 33 holds: NOTVOTING */
     gates[2].floor = (struct kv_version){0, 0};
@@ -729,6 +784,8 @@ static void m_send(struct model *m, const struct m_msg *tmpl) {
         uint64_t delay = 1 + m_below(m, 20);
         if (m_below(m, 100) < 3) {
             delay += 60 + m_below(m, 100); /* past the round's timeout */
+        } else if (m_below(m, 1000) < 5) {
+            delay += 500 + m_below(m, 1500); /* held in a buffer: past a proposal's life */
         }
         struct m_msg *g = m_post(m, tmpl->kind, tmpl->from, tmpl->to, tmpl->key, tmpl->op, delay);
         if (g == NULL) {
@@ -795,6 +852,7 @@ static int m_accept(struct model *m, struct m_acc *a, int key, const struct paxo
 static void m_acceptor_step(struct model *m, const struct m_msg *g) {
     struct m_acc *a = &m->acc[g->to];
     struct m_msg r = {0};
+    paxos_gate_tick(&a->gate, M_EPOCH + m->now);
     r.from = g->to;
     r.to = g->from;
     r.key = g->key;
@@ -816,10 +874,13 @@ static void m_acceptor_step(struct model *m, const struct m_msg *g) {
     m_send(m, &r);
 }
 
-/* How long a proposal of the model can live, messages included: rounds of
- * timeout, backoffs, and a message's longest delay. A restarted node rejoins only
- * after it (PAXOS.md "Cache mode"). */
-#define M_LIFETIME 1000
+/* The gates' age bound: above a round's timeout (50) and a usual message's
+ * delay (up to 180) and 2 x the skew bound (60); below the 500+ ms some messages
+ * are held. A restarted node rejoins after it and the clocks' spread: by then no
+ * ballot it may have promised before its restart is accepted anywhere (PAXOS.md
+ * "Cache mode"). */
+#define M_MAX_AGE 300
+#define M_LIFETIME (M_MAX_AGE + 100)
 
 /* A cache node restarts: it forgot every promise and value. One at a time: a
  * value chosen on W replicas is lost when W of them forget it before a repair,
@@ -1199,7 +1260,7 @@ static void m_setup(struct model *m, uint64_t seed, const struct m_opts *o) {
     m->drop_pct = 5;
     m->dup_pct = 3;
     for (int i = 0; i < m->na; i++) {
-        paxos_gate_init(&m->acc[i].gate);
+        paxos_gate_init(&m->acc[i].gate, M_MAX_AGE);
     }
     for (int i = 0; i < m->np; i++) {
         struct m_prop *pr = &m->prop[i];
@@ -1265,10 +1326,14 @@ static int m_seeds(uint64_t first, unsigned n, const struct m_opts *o, const cha
     return failed;
 }
 
-static unsigned model_seeds(void) {
-    const char *e = getenv("PAXOS_SEEDS");
+static unsigned env_seeds(const char *name, unsigned dflt) {
+    const char *e = getenv(name);
     long v = e ? atol(e) : 0;
-    return v > 0 ? (unsigned)v : 2000;
+    return v > 0 ? (unsigned)v : dflt;
+}
+
+static unsigned model_seeds(void) {
+    return env_seeds("PAXOS_SEEDS", 2000);
 }
 
 static void test_model_holds_for_every_seed(void) {
@@ -1325,6 +1390,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_retry_finds_its_own_change_and_does_not_reapply);
     TEST_RUN(test_retry_under_a_foreign_value_is_indeterminate);
     TEST_RUN(test_rounds_run_out_failed_or_indeterminate);
+    TEST_RUN(test_age_bound_stops_a_proposal_older_than_a_restart);
     TEST_RUN(test_requests_encode_and_decode);
     TEST_RUN(test_malformed_requests_are_refused);
     TEST_RUN(test_replies_decode_strictly);
