@@ -741,15 +741,23 @@ static void client_done(struct sim *s, int client, const struct op *op) {
     } else {
         s->res->st.reads_failed++;
     }
-    trace(s, "client %d: %s key:%d %s", client, cl->is_write ? "write" : "read", cl->key,
-          op->result == OP_OK ? "ok" : "failed");
+    trace(s, "client %d: %s key:%d %s, version %llu/%u, replicas %u %u %u %u (%zu pending), "
+             "%zu answered", client, cl->is_write ? "write" : "read", cl->key,
+          op->result == OP_OK ? "ok" : "failed", (unsigned long long)op->rec.v.hlc,
+          op->rec.v.node, op->nodes[0], op->n > 1 ? op->nodes[1] : 0,
+          op->n > 2 ? op->nodes[2] : 0, op->n > 3 ? op->nodes[3] : 0, op->npending, op->acks);
     client_next(s, client);
+}
+
+/* 1 when node i has left the cluster (it coordinates nothing any more) */
+static int node_left(const struct sim *s, int i) {
+    return s->o.leave && s->join_phase == JP_IN && i == s->o.nodes - 1;
 }
 
 static int pick_up_node(struct sim *s) {
     int up[SIM_MAX_NODES], n = 0;
     for (int i = 0; i < s->o.nodes; i++) {
-        if (s->nodes[i].up && s->nodes[i].paused_until <= s->now) {
+        if (s->nodes[i].up && s->nodes[i].paused_until <= s->now && !node_left(s, i)) {
             up[n++] = i;
         }
     }
@@ -1284,36 +1292,55 @@ static void merkle_pass(struct sim *s) {
     }
 }
 
-/* ---- join (opts.join): the last node joins mid-workload ---- */
+/* ---- join (opts.join) and leave (opts.leave): the last node joins or leaves
+ * mid-workload. The same phases both ways: out (the ring before), pending (writes
+ * also reach the future ring's new replicas), stream (the mover's sessions of
+ * join_plan), in (the ring is the future one). ---- */
 
 #define SIM_STREAM_ID0 (1ull << 40) /* stream request ids: apart from the ops' */
 
+/* the node that joins or leaves */
 static int joiner(const struct sim *s) {
     return s->o.nodes - 1;
 }
 
-/* the ring takes the joiner: reads and counted writes go to it from now on */
+static const char *move_name(const struct sim *s) {
+    return s->o.leave ? "leave" : "join";
+}
+
+/* the leaver's status in its own gossip view, which spreads from there */
+static void leaver_gossip_status(struct sim *s, int status) {
+    struct sim_node *n = &s->nodes[joiner(s)];
+    if (s->o.leave && n->g) {
+        gossip_set_status(n->g, status);
+    }
+}
+
+/* the ring becomes the future one: with the joiner, or without the leaver */
 static void join_in(struct sim *s) {
     struct ring g;
     char err[128];
     if (ring_build(&g, s->future.members, s->future.nmembers, err, sizeof err) != RING_OK) {
-        violation(s, "join: ring: %s", err);
+        violation(s, "%s: ring: %s", move_name(s), err);
         return;
     }
     ring_destroy(&s->ring);
     s->ring = g;
     s->join_phase = JP_IN;
-    s->res->st.joined = 1;
+    s->res->st.joined = !s->o.leave;
+    s->res->st.left = s->o.leave;
     s->res->st.join_done_ms = s->now - SIM_START_MS;
-    trace(s, "join: node %d is in the ring", joiner(s) + 1);
+    leaver_gossip_status(s, GOSSIP_LEFT);
+    trace(s, "%s: node %d is %s the ring", move_name(s), joiner(s) + 1,
+          s->o.leave ? "out of" : "in");
 }
 
 /* the joiner's session of the task in hand ended: done, or again at the end */
 static void stream_session_end(struct sim *s, struct sim_node *n) {
     s->res->st.stream_records += n->rs.st_.records_pulled + n->rs.st_.records_pushed;
-    s->res->st.stream_partial_enough +=
-        !repair_session_complete(&n->rs) && join_session_enough(&n->rs, (size_t)s->o.w, 0);
-    if (!join_session_enough(&n->rs, (size_t)s->o.w, 0)) {
+    int enough = join_session_enough(&n->rs, (size_t)s->o.w, s->o.leave);
+    s->res->st.stream_partial_enough += !repair_session_complete(&n->rs) && enough;
+    if (!enough) {
         s->res->st.stream_retries++;
         s->jt = cl_realloc(s->jt, (s->njt + 1) * sizeof *s->jt);
         s->jt[s->njt++] = s->jt[s->jcur];
@@ -1373,7 +1400,8 @@ static void stream_reply(struct sim *s, uint64_t id, const redisReply *r) {
 static void join_step(struct sim *s) {
     if (s->join_phase == JP_OUT) {
         s->join_phase = JP_PENDING;
-        trace(s, "join: node %d pending", joiner(s) + 1);
+        leaver_gossip_status(s, GOSSIP_LEAVING);
+        trace(s, "%s: node %d pending", move_name(s), joiner(s) + 1);
         at(s, s->now + 4 * (uint64_t)s->o.timeout_ms + 2 * s->o.delay_max_ms, EV_JOIN,
            joiner(s), -1, 0);
     } else if (s->join_phase == JP_PENDING && s->o.join_skip_stream) {
@@ -1381,13 +1409,13 @@ static void join_step(struct sim *s) {
     } else if (s->join_phase == JP_PENDING) {
         struct sim_node *n = &s->nodes[joiner(s)];
         n->cst = (struct cluster_store){n, fake_read, fake_apply, fake_observe, NULL, fake_range};
-        s->njt = join_plan(&s->ring, &s->future, n->tag, (size_t)s->o.n, 0, &s->jt);
+        s->njt = join_plan(&s->ring, &s->future, n->tag, (size_t)s->o.n, s->o.leave, &s->jt);
         s->jnext = 0;
         s->join_phase = JP_STREAM;
         if (s->o.join_cut_peer) {
             s->cut[joiner(s)][0] = s->cut[0][joiner(s)] = 1;
         }
-        trace(s, "join: node %d streams %zu ranges", joiner(s) + 1, s->njt);
+        trace(s, "%s: node %d streams %zu ranges", move_name(s), joiner(s) + 1, s->njt);
         stream_pump(s);
     }
 }
@@ -1396,7 +1424,75 @@ static int join_finished(const struct sim *s) {
     return s->join_phase == JP_NONE || s->join_phase == JP_IN;
 }
 
+/* After a join or leave with lossless hints: each of the N replicas of every
+ * key in the final ring holds every acknowledged write (or newer). Streaming,
+ * pending writes and hints together must put it there, before any repair. */
+static void check_moved_ranges_hold_writes(struct sim *s) {
+    char name[KEY_MAX];
+    for (int k = 0; k < s->o.keys; k++) {
+        uint32_t tags[RING_MAX_REPLICAS];
+        size_t n = key_replicas(s, k, tags), len = key_name(k, name);
+        for (size_t i = 0; i < n; i++) {
+            struct sim_entry *e = store_find(&s->nodes[node_of(tags[i])], key_db(s, k), name, len);
+            static const struct op_record none = {0};
+            const struct op_record *r = e ? &e->rec : &none;
+            for (size_t j = 0; j < s->nwrites; j++) {
+                const struct sim_write *w = &s->writes[j];
+                if (w->key == k && w->status == W_OK && !write_exempt(s, w) &&
+                    rec_vs_write(r, w) < 0) {
+                    s->res->st.not_on_n_replicas++;
+                    violation(s, "key:%d: after the %s, replica %u lacks acknowledged write %s "
+                                 "(version %llu/%u)",
+                              k, move_name(s), tags[i], w->deleted ? "DEL" : w->val,
+                              (unsigned long long)w->v.hlc, w->v.node);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/* 1 when every other node's gossip view has the leaver left, out of its ring */
+static int leaver_known_left(const struct sim *s) {
+    uint32_t tag = s->nodes[joiner(s)].tag;
+    for (int i = 0; i < joiner(s); i++) {
+        const struct gossip *g = s->nodes[i].g;
+        long k = g ? gossip_find_tag(g, tag) : -1;
+        if (k < 0 || g->mb[k].status != GOSSIP_LEFT || gossip_in_ring(g, (size_t)k)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* the leaver is out of the ring (it replicates no range) and, by gossip, out of
+ * every member's view of the ring */
+static void check_leaver_out(struct sim *s) {
+    struct repair_span *sp = NULL;
+    size_t nsp = repair_ring_ranges(&s->ring, &sp);
+    for (size_t i = 0; i < nsp; i++) {
+        uint32_t idx[RING_MAX_REPLICAS];
+        size_t nrep = ring_replicas(&s->ring, sp[i].from, (size_t)s->o.n, idx);
+        for (size_t j = 0; j < nrep; j++) {
+            if (s->ring.members[idx[j]].tag == s->nodes[joiner(s)].tag) {
+                violation(s, "leave: the leaver still replicates a range");
+            }
+        }
+    }
+    free(sp);
+    if (s->o.gossip) {
+        run_until(s, leaver_known_left, s->now + 60000);
+        if (!leaver_known_left(s)) {
+            violation(s, "leave: some member's gossip view still has the leaver in the ring "
+                         "60 s after it left");
+        }
+    }
+}
+
 static void final_checks(struct sim *s, int hints_lossless) {
+    if ((s->o.join || s->o.leave) && hints_lossless) {
+        check_moved_ranges_hold_writes(s);
+    }
     for (int k = 0; k < s->o.keys; k++) {
         struct op_record r;
         if (!replicas_agree(s, k, &r)) {
@@ -1477,6 +1573,12 @@ static void sim_init(struct sim *s, const struct sim_opts *o, struct sim_result 
         at(s, s->now + (o->join_at_ms ? o->join_at_ms : 100), EV_JOIN, o->nodes - 1, -1, 0);
     } else if (ring_build(&s->ring, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
         violation(s, "ring: %s", err);
+    } else if (o->leave) { /* the future ring: every member but the last */
+        if (ring_build(&s->future, ms, (size_t)o->nodes - 1, err, sizeof err) != RING_OK) {
+            violation(s, "leave ring: %s", err);
+        }
+        s->join_phase = JP_OUT;
+        at(s, s->now + (o->join_at_ms ? o->join_at_ms : 100), EV_JOIN, o->nodes - 1, -1, 0);
     }
     s->clients = cl_calloc((size_t)o->clients, sizeof *s->clients);
     for (int c = 0; c < o->clients; c++) {
@@ -1574,7 +1676,8 @@ void sim_opts_for_seed(struct sim_opts *o, uint64_t seed) {
 int sim_run(const struct sim_opts *o, struct sim_result *res) {
     struct sim s;
     if (o->nodes < 1 || o->nodes > SIM_MAX_NODES || o->n < 1 || o->w < 1 || o->r < 1 ||
-        o->clients < 1 || o->keys < 1 || o->dbs < 1) {
+        o->clients < 1 || o->keys < 1 || o->dbs < 1 || (o->join && o->leave) ||
+        ((o->join || o->leave) && o->nodes < 2)) {
         memset(res, 0, sizeof *res);
         snprintf(res->why, sizeof res->why, "bad simulator options");
         return -1;
@@ -1592,7 +1695,10 @@ int sim_run(const struct sim_opts *o, struct sim_result *res) {
     }
     run_until(&s, join_finished, s.now + 600000);
     if (!join_finished(&s)) {
-        violation(&s, "join: the joiner still streams 600 s after the workload");
+        violation(&s, "%s: the mover still streams 600 s after the workload", move_name(&s));
+    }
+    if (o->leave && join_finished(&s)) {
+        check_leaver_out(&s);
     }
     if (o->gossip) { /* the repair pass starts once every node sees every node up */
         run_until(&s, members_all_up, s.now + 120000);

@@ -75,10 +75,19 @@ struct sim_opts {
                                 sessions, a lost request failing after a timeout,
                                 partial ranges retried); then the ring includes it.
                                 Needs crashes and pauses off. */
-    unsigned join_at_ms;     /* virtual ms into the run (0: 100) */
-    int join_skip_stream;    /* 1: the ring takes the joiner without streaming (tests
-                                that the checker can fail) */
-    int join_skip_pending;   /* 1: writes skip the joiner until it is in (the same) */
+    int leave;               /* 1: the last node leaves mid-workload (join.h, KVD
+                                LEAVE): at join_at_ms it gossips leaving and writes
+                                start reaching the replicas its ranges gain, as
+                                pending replicas; after a settle it pushes each
+                                range it replicates to them (join_plan leaving,
+                                repair sessions that must complete, retried); then
+                                the ring drops it and it gossips left. Needs crashes
+                                and pauses off; not with join. */
+    unsigned join_at_ms;     /* virtual ms into the run when the join or leave starts
+                                (0: 100) */
+    int join_skip_stream;    /* 1: the ring changes without streaming (join or leave;
+                                tests that the checker can fail) */
+    int join_skip_pending;   /* 1: writes skip the pending replicas (the same) */
     int join_cut_peer;       /* 1: the joiner cannot reach node 1 from the start of its
                                 stream until the healing (a current replica down for
                                 it: join_session_enough must carry the join) */
@@ -97,6 +106,10 @@ struct sim_stats {
     uint64_t joined, stream_ranges, stream_retries, stream_records; /* join */
     uint64_t join_done_ms, join_workload_end_ms; /* when it joined, the workload ended */
     uint64_t stream_partial_enough; /* sessions that lost a peer yet had enough */
+    uint64_t left;                    /* leave: the ring dropped the leaver */
+    uint64_t not_on_n_replicas;       /* join/leave: (key, replica) pairs of the final
+                                         ring missing an acknowledged write after hint
+                                         delivery (lossless hints: a violation) */
     uint64_t end_ms;                  /* virtual time at the end */
     uint64_t seen_down;               /* is_up answered 0 (gossip: phi said down) */
 };

@@ -189,8 +189,8 @@ static void test_sim_merkle_repair_replays(void) {
  * request at a time: each loss costs it a timeout and a retry), no crashes or
  * pauses (join.h's settle assumes the coordinators live); W + R > N; keys and
  * ops enough that the join ends while clients run (about 16 s of them) */
-static void join_opts(struct sim_opts *o, uint64_t seed) {
-    sim_opts_for_seed(o, seed * 7 + 2); /* variant 2: W=2 R=2, no crashes */
+static void join_opts_of_sim_seed(struct sim_opts *o, uint64_t sim_seed) {
+    sim_opts_for_seed(o, sim_seed);
     o->crashes = 0;
     o->pauses = 0;
     o->keys = 200;
@@ -200,6 +200,10 @@ static void join_opts(struct sim_opts *o, uint64_t seed) {
     o->fault_every_ms = 300;
     o->join = 1;
     o->join_at_ms = 1000;
+}
+
+static void join_opts(struct sim_opts *o, uint64_t seed) {
+    join_opts_of_sim_seed(o, seed * 7 + 2); /* variant 2: W=2 R=2, no crashes */
 }
 
 /* A node joins mid-workload: every read that starts after a write was
@@ -214,8 +218,9 @@ static void test_sim_join_mid_workload_keeps_every_acknowledged_write(void) {
         struct sim_result r;
         join_opts(&o, seed);
         if (sim_run(&o, &r) != 0) {
-            fprintf(stderr, "sim: join seed %llu FAILED: %s\n", (unsigned long long)o.seed,
-                    r.why);
+            fprintf(stderr, "sim: join seed %llu FAILED: %s\n  replay: build/tests/sim_test "
+                    "--kind join --seed %llu -v\n",
+                    (unsigned long long)o.seed, r.why, (unsigned long long)o.seed);
         }
         CHECK(r.ok);
         CHECK_EQ_INT(r.st.joined, 1);
@@ -309,6 +314,84 @@ static void test_sim_join_replays(void) {
           a.st.end_ms == b.st.end_ms && a.st.join_done_ms == b.st.join_done_ms);
 }
 
+/* the options of a leave run: the join's (drops, slow messages, partitions, no
+ * crashes or pauses), the fifth node leaving 1 s in */
+static void leave_opts_of_sim_seed(struct sim_opts *o, uint64_t sim_seed) {
+    join_opts_of_sim_seed(o, sim_seed);
+    o->join = 0;
+    o->leave = 1;
+}
+
+static void leave_opts(struct sim_opts *o, uint64_t seed) {
+    leave_opts_of_sim_seed(o, seed * 7 + 2);
+}
+
+/* A node leaves mid-workload: every read that starts after a write was
+ * acknowledged sees it, before, during and after the leave (invariant 1 on the
+ * ring of the moment); after hint delivery each of the N replicas of every key in
+ * the ring without the leaver holds every acknowledged write (before any repair);
+ * the leaver replicates no range and every member's gossip view has it left. */
+static void test_sim_leave_mid_workload_keeps_every_acknowledged_write(void) {
+    int nseeds = getenv("SIM_LEAVE_SEEDS") ? atoi(getenv("SIM_LEAVE_SEEDS")) : 20;
+    uint64_t ranges = 0, retries = 0, records = 0, checked = 0, mid = 0;
+    for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        leave_opts(&o, seed);
+        if (sim_run(&o, &r) != 0) {
+            fprintf(stderr, "sim: leave seed %llu FAILED: %s\n  replay: build/tests/sim_test "
+                    "--kind leave --seed %llu -v\n",
+                    (unsigned long long)o.seed, r.why, (unsigned long long)o.seed);
+        }
+        CHECK(r.ok);
+        CHECK_EQ_INT(r.st.left, 1);
+        ranges += r.st.stream_ranges;
+        retries += r.st.stream_retries;
+        records += r.st.stream_records;
+        checked += r.st.reads_checked;
+        mid += r.st.join_done_ms < r.st.join_workload_end_ms;
+    }
+    printf("sim: leave over %d seeds: %llu push sessions (%llu retried), %llu records "
+           "pushed, %llu reads checked, left mid-workload in %llu seeds\n",
+           nseeds, (unsigned long long)ranges, (unsigned long long)retries,
+           (unsigned long long)records, (unsigned long long)checked, (unsigned long long)mid);
+    CHECK(records > 0);
+    CHECK(mid * 2 >= (uint64_t)nseeds);
+}
+
+/* the checker can fail: the ring drops the leaver without its push (what
+ * streaming is for), or writes made while it leaves skip the replicas that gain
+ * its ranges (what the pending replicas are for) */
+static void test_sim_leave_checker_catches_a_leave_without_streaming_or_pending(void) {
+    for (int what = 0; what < 2; what++) {
+        int caught = 0;
+        for (uint64_t seed = 1; seed <= 100 && !caught; seed++) {
+            struct sim_opts o;
+            struct sim_result r;
+            leave_opts(&o, seed);
+            o.join_skip_stream = what == 0;
+            o.join_skip_pending = what == 1;
+            if (sim_run(&o, &r) != 0) {
+                caught = 1;
+                printf("sim: a leave without %s caught at seed %llu: %s\n",
+                       what == 0 ? "streaming" : "pending writes", (unsigned long long)o.seed,
+                       r.why);
+            }
+        }
+        CHECK(caught);
+    }
+}
+
+/* a leave run replays exactly from its seed */
+static void test_sim_leave_replays(void) {
+    struct sim_opts o;
+    struct sim_result a, b;
+    leave_opts(&o, 4);
+    CHECK_EQ_INT(sim_run(&o, &a), 0);
+    CHECK_EQ_INT(sim_run(&o, &b), 0);
+    CHECK(memcmp(&a.st, &b.st, sizeof a.st) == 0);
+}
+
 /* gossip on the virtual clock: 200 seeds of 5 nodes, rounds and times printed */
 static void test_sim_gossip_converges_detects_and_recovers(void) {
     int seeds = 200, failed = 0, max_rounds = 0, max_restart = 0;
@@ -365,6 +448,7 @@ static void test_sim_refuses_bad_options(void) {
 int main(int argc, char **argv) {
     uint64_t seed = 0, seeds = 0, first = 1;
     int have_seed = 0, verbose = 0;
+    const char *kind = "";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
             seed = strtoull(argv[++i], NULL, 10), have_seed = 1;
@@ -372,17 +456,26 @@ int main(int argc, char **argv) {
             seeds = strtoull(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--first") == 0 && i + 1 < argc) {
             first = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc) {
+            kind = argv[++i];
         } else if (strcmp(argv[i], "-v") == 0) {
             verbose = 1;
         } else {
-            fprintf(stderr, "usage: %s [--seed S [-v]] [--seeds K [--first F]]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--seed S [--kind join|leave] [-v]] [--seeds K [--first F]]\n",
+                    argv[0]);
             return 2;
         }
     }
     if (have_seed) {
         struct sim_opts o;
         struct sim_result r;
-        sim_opts_for_seed(&o, seed);
+        if (strcmp(kind, "join") == 0) {
+            join_opts_of_sim_seed(&o, seed);
+        } else if (strcmp(kind, "leave") == 0) {
+            leave_opts_of_sim_seed(&o, seed);
+        } else {
+            sim_opts_for_seed(&o, seed);
+        }
         o.verbose = verbose;
         int rc = sim_run(&o, &r);
         print_stats(seed, &r);
@@ -409,6 +502,9 @@ int main(int argc, char **argv) {
     TEST_RUN(test_sim_join_checker_catches_a_join_without_pending_writes);
     TEST_RUN(test_sim_join_goes_on_with_a_replica_out_of_reach);
     TEST_RUN(test_sim_join_replays);
+    TEST_RUN(test_sim_leave_mid_workload_keeps_every_acknowledged_write);
+    TEST_RUN(test_sim_leave_checker_catches_a_leave_without_streaming_or_pending);
+    TEST_RUN(test_sim_leave_replays);
     TEST_RUN(test_sim_gossip_converges_detects_and_recovers);
     TEST_RUN(test_sim_gossip_checker_catches_no_convergence);
     TEST_MAIN_END();
