@@ -479,21 +479,28 @@ static void node_arm(struct sim *s, int node) {
     }
 }
 
+static size_t write_replicas(const struct sim *s, int k, uint32_t *tags, size_t *npending);
+
 static void start_read(struct sim *s, int node, int client, int k, size_t need) {
     uint32_t tags[RING_MAX_REPLICAS];
-    size_t nrep = key_replicas(s, k, tags);
+    size_t npending;
+    size_t nrep = write_replicas(s, k, tags, &npending);
+    if (s->o.read_skip_pending) {
+        nrep -= npending, npending = 0;
+    }
     char name[KEY_MAX];
     size_t len = key_name(k, name);
     struct sim_node *n = &s->nodes[node];
     n->node.next_id = s->next_id; /* ids unique over every node and incarnation */
-    cnode_read_on(&n->node, tags, nrep, key_db(s, k), name, len, need, s->now,
-                  client_user(client));
+    cnode_read_on_pending(&n->node, tags, nrep, npending, key_db(s, k), name, len, need, s->now,
+                          client_user(client));
     s->next_id = n->node.next_id;
     node_arm(s, node);
 }
 
-/* a write's replicas: during a join also the joiner when it will replicate the
- * key, as a pending replica (ring.h ring_write_set) */
+/* an op's replicas: during a join or leave also those that will replicate the
+ * key once it is done, as pending replicas (ring.h ring_write_set; a read sends
+ * them its winner) */
 static size_t write_replicas(const struct sim *s, int k, uint32_t *tags, size_t *npending) {
     *npending = 0;
     if ((s->join_phase != JP_PENDING && s->join_phase != JP_STREAM) ||

@@ -88,6 +88,10 @@ struct sim_opts {
     int join_skip_stream;    /* 1: the ring changes without streaming (join or leave;
                                 tests that the checker can fail) */
     int join_skip_pending;   /* 1: writes skip the pending replicas (the same) */
+    int read_skip_pending;   /* 1: reads do not send their winner to the pending
+                                replicas (op.h op_read_start_pending; the code before
+                                the simulator found the non-monotonic read it allows
+                                after a leave: leave seed 1157) */
     int join_cut_peer;       /* 1: the joiner cannot reach node 1 from the start of its
                                 stream until the healing (a current replica down for
                                 it: join_session_enough must carry the join) */
