@@ -38,7 +38,8 @@
 /* ---- events ---- */
 
 enum { EV_DELIVER, EV_OP_TIMER, EV_CLIENT, EV_CLIENT_TIMEOUT, EV_FAULT, EV_HINT_TICK,
-       EV_GOSSIP_TICK, EV_GOSSIP_DELIVER, EV_GOSSIP_PHASE, EV_JOIN, EV_STREAM_TIMEOUT };
+       EV_GOSSIP_TICK, EV_GOSSIP_DELIVER, EV_GOSSIP_PHASE, EV_JOIN, EV_STREAM_TIMEOUT,
+       EV_REPAIR_TICK, EV_REPAIR_TIMEOUT, EV_ABSENCE };
 
 struct sim_msg {
     int from, to;    /* node indexes */
@@ -93,6 +94,18 @@ struct sim_node {
     struct repair_session rs;
     int rs_active;
     size_t rs_next;
+    /* background repair (repair_every_ms), as repair_rt.c keeps it: per range the
+     * start (this node's clock) of its last complete session, 0 none since the
+     * node started (not persisted); the running session's range and start */
+    uint64_t *complete_start;
+    size_t rs_span;
+    uint64_t session_start;
+    int rs_final;          /* the running session belongs to the final pass */
+    uint64_t next_pass;    /* virtual ms of its next pass */
+    uint64_t down_since;   /* virtual ms of its last crash */
+    int held;              /* back after a long absence: refuses READ (repairer_hold) */
+    uint64_t held_since;   /* its clock when it came back */
+    uint64_t held_at;      /* virtual ms when it came back */
     struct gossip *g;      /* opts.gossip: its membership view (NULL: none) */
     uint64_t generation;   /* +1 per restart */
 };
@@ -154,7 +167,13 @@ struct sim {
     struct join_task *jt;      /* the joiner's plan; retried ranges appended */
     size_t njt, jnext, jcur;
     uint64_t jwait;            /* the stream request in flight (0: none) */
+    uint64_t repair_id;        /* the next repair session's first request id */
+    int final_pass;            /* the repair pass at the end runs: no background pass */
+    uint64_t final_partial;    /* sessions of that pass that ended partial */
+    uint64_t absent_until;     /* absent_ms: node 2 stays down until then */
 };
+
+#define SIM_ABSENT 1 /* the node that goes away for long (absent_ms): node 2 */
 
 enum { JP_NONE, JP_OUT, JP_PENDING, JP_STREAM, JP_IN };
 
@@ -393,6 +412,12 @@ static void replica_deliver(struct sim *s, struct sim_msg *m) {
     if (resp_parse(&s->parser, m->bytes, m->len, &used) != RESP_OK || used != m->len) {
         violation(s, "node %u could not parse a request it was sent", n->tag);
         msg_reply_error(&out, "bad request");
+    } else if (n->held && s->parser.argc >= 2 && s->parser.argv[1].len == 4 &&
+               memcmp(s->parser.argv[1].p, "READ", 4) == 0) {
+        /* back after a long absence, not repaired yet: its data may lack what
+         * the others hold, and counted in a quorum it would hand that out */
+        s->res->st.held_refused++;
+        msg_reply_error(&out, "repairing after a long absence");
     } else {
         repair_peer_side(n, s->parser.argv, (size_t)s->parser.argc, &out);
     }
@@ -707,9 +732,10 @@ static void check_read(struct sim *s, int k, uint64_t started, const struct op_r
             continue;
         }
         if (rec_vs_write(r, w) < 0) {
-            violation(s, "key:%d stale read: got %s %llu/%u, but write %s of version %llu/%u "
+            violation(s, "key:%d %s: got %s %llu/%u, but write %s of version %llu/%u "
                          "was acknowledged before the read started",
-                      k, r->found ? (r->deleted ? "tombstone" : "value") : "nothing",
+                      k, w->deleted && r->found && !r->deleted ? "resurrection" : "stale read",
+                      r->found ? (r->deleted ? "tombstone" : "value") : "nothing",
                       (unsigned long long)r->v.hlc, r->v.node, w->deleted ? "DEL" : w->val,
                       (unsigned long long)w->v.hlc, w->v.node);
             return;
@@ -833,6 +859,17 @@ static void node_crash(struct sim *s, int i) {
         store_wipe(n);
         s->res->st.hints_dropped += h->count;
     }
+    /* its repair session dies with it, and what it knew of past sessions (not
+     * persisted: repair_rt.c) */
+    if (n->rs_active) {
+        repair_session_free(&n->rs);
+        n->rs_active = 0;
+    }
+    n->rs_next = s->nspans;
+    if (n->complete_start) {
+        memset(n->complete_start, 0, s->nspans * sizeof *n->complete_start);
+    }
+    n->down_since = s->now;
     /* its ops die with it (no callbacks: their clients time out) */
     node_fold_stats(s, n);
     gossip_free(&n->g); /* its view of the members too */
@@ -858,6 +895,14 @@ static void node_restart(struct sim *s, int i) {
     }
     n->disk.len = 0;
     s->nodes[i].up = 1;
+    n->next_pass = s->now; /* repairs at once, as the runtime queues a pass */
+    if (s->o.gc_grace_ms && !s->o.absent_no_hold && s->now - n->down_since > s->o.gc_grace_ms) {
+        n->held = 1; /* dir/node-alive older than the grace: cluster_config.long_absence */
+        n->held_since = node_wall(s, n);
+        n->held_at = s->now;
+        trace(s, "node %u back after %llu ms away: held until repaired", n->tag,
+              (unsigned long long)(s->now - n->down_since));
+    }
     if (s->o.gossip) {
         data_gossip_new(s, n); /* a new generation, knowing only itself */
     }
@@ -870,14 +915,16 @@ static void fault(struct sim *s) {
     if (s->healing) {
         return;
     }
-    int down[SIM_MAX_NODES], nd = 0;
+    int down[SIM_MAX_NODES], nd = 0, away = 0;
     for (int i = 0; i < s->o.nodes; i++) {
-        if (!s->nodes[i].up) {
+        if (!s->nodes[i].up && i == SIM_ABSENT && s->now < s->absent_until) {
+            away = 1; /* away for long (absent_ms): not restarted by a fault */
+        } else if (!s->nodes[i].up) {
             down[nd++] = i;
         }
     }
     uint64_t what = rnd_below(s, 5);
-    if (what == 0 && s->o.crashes && nd < 2) {
+    if (what == 0 && s->o.crashes && nd + away < 2) {
         int i = pick_up_node(s);
         if (i >= 0) {
             node_crash(s, i);
@@ -1050,6 +1097,8 @@ static int event_node(const struct ev *e) {
     case EV_GOSSIP_TICK:
     case EV_JOIN:
     case EV_STREAM_TIMEOUT:
+    case EV_REPAIR_TICK:
+    case EV_REPAIR_TIMEOUT:
         return e->node;
     default:
         return -1;
@@ -1058,6 +1107,9 @@ static int event_node(const struct ev *e) {
 
 static void join_step(struct sim *s);
 static void stream_reply(struct sim *s, uint64_t id, const redisReply *r);
+static void repair_tick(struct sim *s, int node);
+static void repair_timeout(struct sim *s, int node, uint64_t id);
+static void absence_step(struct sim *s);
 
 static void process(struct sim *s, struct ev *e) {
     s->now = e->at;
@@ -1106,6 +1158,15 @@ static void process(struct sim *s, struct ev *e) {
         break;
     case EV_STREAM_TIMEOUT:
         stream_reply(s, e->id, NULL);
+        break;
+    case EV_REPAIR_TICK:
+        repair_tick(s, e->node);
+        break;
+    case EV_REPAIR_TIMEOUT:
+        repair_timeout(s, e->node, e->id);
+        break;
+    case EV_ABSENCE:
+        absence_step(s);
         break;
     }
 }
@@ -1206,28 +1267,61 @@ static int fake_range(void *ctx, unsigned db, uint64_t from, uint64_t to, cluste
     return 0;
 }
 
+/* 1 when node tag replicates span i; its other replicas into peers */
+static int span_replicas(const struct sim *s, size_t i, uint32_t tag, uint32_t *peers,
+                         size_t *np) {
+    uint32_t idx[RING_MAX_REPLICAS];
+    size_t nrep = ring_replicas(&s->ring, s->spans[i].from, (size_t)s->o.n, idx);
+    int mine = 0;
+    *np = 0;
+    for (size_t j = 0; j < nrep; j++) {
+        uint32_t t = s->ring.members[idx[j]].tag;
+        if (t == tag) {
+            mine = 1;
+        } else {
+            peers[(*np)++] = t;
+        }
+    }
+    return mine;
+}
+
 /* starts the node's session for its next range that it replicates; 0 when none */
 static int repair_next_range(struct sim *s, struct sim_node *n) {
     while (n->rs_next < s->nspans) {
-        const struct repair_span *sp = &s->spans[n->rs_next++];
-        uint32_t idx[RING_MAX_REPLICAS], peers[RING_MAX_REPLICAS];
-        size_t nrep = ring_replicas(&s->ring, sp->from, (size_t)s->o.n, idx), np = 0;
-        int mine = 0;
-        for (size_t i = 0; i < nrep; i++) {
-            uint32_t tag = s->ring.members[idx[i]].tag;
-            if (tag == n->tag) {
-                mine = 1;
-            } else {
-                peers[np++] = tag;
-            }
-        }
-        if (mine) {
-            repair_session_init(&n->rs, &n->cst, sp->from, sp->to, peers, np, 1);
+        size_t i = n->rs_next++;
+        uint32_t peers[RING_MAX_REPLICAS];
+        size_t np;
+        if (span_replicas(s, i, n->tag, peers, &np)) {
+            /* ids apart from every other session's: a late reply matches none */
+            repair_session_init(&n->rs, &n->cst, s->spans[i].from, s->spans[i].to, peers, np,
+                                s->repair_id);
+            s->repair_id += 1000000;
             n->rs_active = 1;
+            n->rs_span = i;
+            n->session_start = node_wall(s, n);
+            n->rs_final = s->final_pass;
             return 1;
         }
     }
     return 0;
+}
+
+/* a session of the node ended: counted; a complete one dates its range */
+static void repair_session_end(struct sim *s, struct sim_node *n) {
+    int complete = repair_session_complete(&n->rs);
+    s->res->st.repair_sessions++;
+    s->res->st.repair_partial += !complete;
+    s->res->st.repair_records += n->rs.st_.records_pulled + n->rs.st_.records_pushed;
+    if (!n->rs_final) {
+        s->res->st.background_sessions++;
+        s->res->st.background_complete += complete;
+    }
+    s->final_partial += n->rs_final && !complete;
+    if (complete && n->complete_start) {
+        n->complete_start[n->rs_span] = n->session_start;
+    }
+    repair_session_free(&n->rs);
+    n->rs_active = 0;
 }
 
 /* sends the node's next repair request (one in flight), moving on to its next
@@ -1244,17 +1338,16 @@ static void repair_pump(struct sim *s, int node) {
             return;
         }
         if (rc < 0) {
-            s->res->st.repair_sessions++;
-            s->res->st.repair_partial += !repair_session_complete(&n->rs);
-            s->res->st.repair_records += n->rs.st_.records_pulled + n->rs.st_.records_pushed;
-            repair_session_free(&n->rs);
-            n->rs_active = 0;
+            repair_session_end(s, n);
             continue;
         }
         struct msg_buf b = {0};
         msg_argv_to_resp(&out.a, &b);
         msg_argv_free(&out.a);
         net_send(s, node, node_of(out.tag), 0, 0, SIM_VERB_REPAIR, out.id, n->epoch, &b);
+        /* a lost request fails after a timeout, as on a link */
+        at(s, s->now + 4 * (uint64_t)s->o.timeout_ms + 2 * s->o.delay_max_ms, EV_REPAIR_TIMEOUT,
+           node, -1, out.id);
         return;
     }
 }
@@ -1280,22 +1373,133 @@ static int repairs_done(const struct sim *s) {
     return 1;
 }
 
-/* every node repairs every range it replicates, all at once */
-static void merkle_pass(struct sim *s) {
+/* the request id in flight timed out: the session drops that peer */
+static void repair_timeout(struct sim *s, int node, uint64_t id) {
+    struct sim_node *n = &s->nodes[node];
+    if (n->up && n->rs_active && n->rs.waiting == id) {
+        repair_session_on_reply(&n->rs, id, NULL);
+        repair_pump(s, node);
+    }
+}
+
+/* the ranges of the ring and each node's store as repair.h sees it */
+static void repair_setup(struct sim *s) {
+    free(s->spans);
     s->nspans = repair_ring_ranges(&s->ring, &s->spans);
     for (int i = 0; i < s->o.nodes; i++) {
         struct sim_node *n = &s->nodes[i];
         n->cst = (struct cluster_store){n, fake_read, fake_apply, fake_observe, NULL, fake_range};
-        n->rs_next = 0;
+        n->rs_next = s->nspans;
+    }
+}
+
+/* every node repairs every range it replicates, all at once; after healing
+ * (nothing lost, every node up) every session must complete */
+static void merkle_pass(struct sim *s) {
+    if (s->spans == NULL || s->o.join || s->o.leave) {
+        repair_setup(s); /* the ring may have changed */
+    }
+    s->final_pass = 1;
+    for (int i = 0; i < s->o.nodes; i++) {
+        s->nodes[i].rs_next = 0;
         repair_pump(s, i);
     }
     run_until(s, repairs_done, s->now + 600000);
     if (!repairs_done(s)) {
         violation(s, "Merkle repair sessions still running 600 s after they started");
     }
-    if (s->res->st.repair_partial) {
+    if (s->final_partial) {
         violation(s, "%llu Merkle repair sessions ended partial with every node up",
-                  (unsigned long long)s->res->st.repair_partial);
+                  (unsigned long long)s->final_partial);
+    }
+}
+
+/* ---- background repair, tombstone GC and long absence (repair_every_ms,
+ * gc_grace_ms, absent_ms): repair_rt.c's rules on the virtual clock ---- */
+
+/* the node's GC horizon (cluster_gc_horizon): the oldest start of the last
+ * complete session of each range it replicates, less the request timeout and the
+ * clock offset; 0 while a range had none */
+static uint64_t node_horizon(const struct sim *s, const struct sim_node *n) {
+    uint64_t h = UINT64_MAX;
+    for (size_t i = 0; i < s->nspans; i++) {
+        uint32_t peers[RING_MAX_REPLICAS];
+        size_t np;
+        if (span_replicas(s, i, n->tag, peers, &np) && n->complete_start[i] < h) {
+            h = n->complete_start[i];
+        }
+    }
+    uint64_t margin = (uint64_t)s->o.timeout_ms + s->o.max_skew_ms;
+    return h == UINT64_MAX || h <= margin ? 0 : h - margin;
+}
+
+/* the engine's compaction: drops the tombstones dated before the grace and the
+ * horizon (gc_no_horizon: the grace alone) */
+static void gc_step(struct sim *s, struct sim_node *n) {
+    uint64_t wall = node_wall(s, n);
+    uint64_t cut = wall > s->o.gc_grace_ms ? wall - s->o.gc_grace_ms : 0;
+    uint64_t h = s->o.gc_no_horizon ? UINT64_MAX : node_horizon(s, n);
+    cut = h < cut ? h : cut;
+    for (size_t i = 0; i < n->nstore;) {
+        struct sim_entry *e = &n->store[i];
+        if (e->rec.deleted && KV_HLC_MS(e->rec.v.hlc) < cut) {
+            free(e->rec.val);
+            *e = n->store[--n->nstore];
+            s->res->st.tombstones_dropped++;
+        } else {
+            i++;
+        }
+    }
+}
+
+/* held after a long absence: serving again once each range it replicates had a
+ * complete session that started after it came back (repair_rt.c absent_step) */
+static void held_step(struct sim *s, struct sim_node *n) {
+    for (size_t i = 0; i < s->nspans; i++) {
+        uint32_t peers[RING_MAX_REPLICAS];
+        size_t np;
+        if (span_replicas(s, i, n->tag, peers, &np) && n->complete_start[i] < n->held_since) {
+            return;
+        }
+    }
+    n->held = 0;
+    s->res->st.held_ms += s->now - n->held_at;
+    trace(s, "node %u repaired after its long absence: serving again", n->tag);
+}
+
+/* every 100 ms on each node: GC, the held check, and a pass when one is due
+ * (held: again every second until every range is repaired) */
+static void repair_tick(struct sim *s, int node) {
+    struct sim_node *n = &s->nodes[node];
+    at(s, s->now + 100, EV_REPAIR_TICK, node, -1, 0);
+    if (!n->up || !n->live) {
+        return;
+    }
+    if (s->o.gc_grace_ms) {
+        gc_step(s, n);
+    }
+    if (n->held && !n->rs_active) {
+        held_step(s, n);
+    }
+    if (!s->final_pass && !n->rs_active && n->rs_next >= s->nspans && s->now >= n->next_pass) {
+        n->next_pass = s->now + (n->held ? 1000 : s->o.repair_every_ms);
+        n->rs_next = 0;
+        repair_pump(s, node);
+    }
+}
+
+/* absent_ms: node 2 goes (keeping its store), and comes back absent_ms later */
+static void absence_step(struct sim *s) {
+    struct sim_node *n = &s->nodes[SIM_ABSENT];
+    if (s->absent_until == 0) {
+        s->absent_until = s->now + s->o.absent_ms;
+        if (n->up) {
+            node_crash(s, SIM_ABSENT);
+        }
+        trace(s, "node %u goes away for %u ms", n->tag, s->o.absent_ms);
+        at(s, s->absent_until, EV_ABSENCE, -1, -1, 0);
+    } else if (!n->up && !s->healing) {
+        node_restart(s, SIM_ABSENT);
     }
 }
 
@@ -1510,7 +1714,9 @@ static void final_checks(struct sim *s, int hints_lossless) {
         violation(s, "%llu keys differ between replicas after hint delivery",
                   (unsigned long long)s->res->st.divergent_before_repair);
     }
-    if (s->o.merkle_repair) {
+    if (s->o.skip_repair_pass) {
+        /* no repair: what follows must find the replicas that differ */
+    } else if (s->o.merkle_repair) {
         merkle_pass(s);
     } else { /* the repair pass: a read at ALL of every key */
         for (int k = 0; k < s->o.keys; k++) {
@@ -1521,15 +1727,17 @@ static void final_checks(struct sim *s, int hints_lossless) {
     for (int k = 0; k < s->o.keys; k++) {
         struct op_record r;
         if (!replicas_agree(s, k, &r)) {
-            violation(s, "key:%d: replicas differ after the repair pass", k);
+            violation(s, "key:%d: replicas differ after %s", k,
+                      s->o.skip_repair_pass ? "healing, with no repair pass" : "the repair pass");
             continue;
         }
         for (size_t i = 0; i < s->nwrites; i++) {
             const struct sim_write *w = &s->writes[i];
             if (w->key == k && w->status == W_OK && !write_exempt(s, w) &&
                 rec_vs_write(&r, w) < 0) {
-                violation(s, "key:%d: acknowledged write %s (version %llu/%u) lost", k,
-                          w->deleted ? "DEL" : w->val, (unsigned long long)w->v.hlc, w->v.node);
+                violation(s, "key:%d: acknowledged write %s (version %llu/%u) lost%s", k,
+                          w->deleted ? "DEL" : w->val, (unsigned long long)w->v.hlc, w->v.node,
+                          w->deleted && r.found && !r.deleted ? " (a resurrection)" : "");
             }
         }
     }
@@ -1587,6 +1795,18 @@ static void sim_init(struct sim *s, const struct sim_opts *o, struct sim_result 
         s->join_phase = JP_OUT;
         at(s, s->now + (o->join_at_ms ? o->join_at_ms : 100), EV_JOIN, o->nodes - 1, -1, 0);
     }
+    s->repair_id = 1;
+    if (o->repair_every_ms) { /* background repair: the ring's ranges, a tick a node */
+        repair_setup(s);
+        for (int i = 0; i < o->nodes; i++) {
+            s->nodes[i].complete_start = cl_calloc(s->nspans + 1, sizeof(uint64_t));
+            s->nodes[i].next_pass = s->now + o->repair_every_ms;
+            at(s, s->now + rnd_below(s, 100), EV_REPAIR_TICK, i, -1, 0);
+        }
+    }
+    if (o->absent_ms) {
+        at(s, s->now + o->absent_at_ms, EV_ABSENCE, -1, -1, 0);
+    }
     s->clients = cl_calloc((size_t)o->clients, sizeof *s->clients);
     for (int c = 0; c < o->clients; c++) {
         client_next(s, c);
@@ -1616,6 +1836,7 @@ static void sim_free(struct sim *s) {
         store_wipe(n);
         msg_buf_free(&n->disk);
         gossip_free(&n->g);
+        free(n->complete_start);
     }
     ring_destroy(&s->ring);
     ring_destroy(&s->future);
@@ -1684,7 +1905,10 @@ int sim_run(const struct sim_opts *o, struct sim_result *res) {
     struct sim s;
     if (o->nodes < 1 || o->nodes > SIM_MAX_NODES || o->n < 1 || o->w < 1 || o->r < 1 ||
         o->clients < 1 || o->keys < 1 || o->dbs < 1 || (o->join && o->leave) ||
-        ((o->join || o->leave) && o->nodes < 2)) {
+        ((o->join || o->leave) && o->nodes < 2) ||
+        (o->repair_every_ms && (o->join || o->leave)) ||
+        (o->gc_grace_ms && !o->repair_every_ms) ||
+        (o->absent_ms && (o->crash_loses_store || o->nodes <= SIM_ABSENT))) {
         memset(res, 0, sizeof *res);
         snprintf(res->why, sizeof res->why, "bad simulator options");
         return -1;

@@ -98,6 +98,29 @@ struct sim_opts {
     int merkle_repair;       /* 1: the repair pass is Merkle anti-entropy (repair.h:
                                 every node repairs each range it replicates with its
                                 other replicas) instead of reads at ALL */
+    unsigned repair_every_ms;/* > 0: background repair while the workload runs, as
+                                repair_rt.c does: every node repairs each range it
+                                replicates, one session at a time, a pass every this
+                                often, over the faulty network (a lost request fails
+                                after a timeout: the session ends partial; a partial
+                                range waits for the next pass). Not with join/leave. */
+    int skip_repair_pass;    /* 1: no repair pass at the end (tests that the checker
+                                can fail: replicas differ) */
+    /* Tombstone GC and long absence (repair_rt.c cluster_gc_horizon, repairer_hold):
+     * with gc_grace_ms each node drops a tombstone dated before both its clock less
+     * the grace and its horizon: the oldest start of its last complete session of
+     * each range it replicates (0 while one has none since it started), less the
+     * request timeout and max_skew_ms. Needs repair_every_ms. */
+    unsigned gc_grace_ms;
+    int gc_no_horizon;       /* 1: drop on the grace alone (Cassandra's rule; tests
+                                that the checker finds a resurrection) */
+    unsigned absent_ms;      /* > 0: node 2 crashes (keeping its store) at
+                                absent_at_ms and stays down this long; back after
+                                more than gc_grace_ms, it is held: it answers READ
+                                with an error until each range it replicates had a
+                                complete session that started after it came back */
+    unsigned absent_at_ms;
+    int absent_no_hold;      /* 1: it serves at once (the gate off) */
 };
 
 struct sim_stats {
@@ -116,6 +139,9 @@ struct sim_stats {
                                          delivery (lossless hints: a violation) */
     uint64_t end_ms;                  /* virtual time at the end */
     uint64_t seen_down;               /* is_up answered 0 (gossip: phi said down) */
+    uint64_t background_sessions, background_complete; /* repair_every_ms */
+    uint64_t tombstones_dropped;      /* gc_grace_ms */
+    uint64_t held_ms, held_refused;   /* absent_ms: how long it was held, READs it refused */
 };
 
 struct sim_result {
