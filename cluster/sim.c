@@ -582,7 +582,7 @@ static void coord_reply(struct sim *s, struct sim_msg *m) {
     } else if (m->verb == MSG_READ) {
         struct msg_item item;
         int rc = msg_decode_read_reply(r, 1, &item, err, sizeof err);
-        if (rc != MSG_OK) {
+        if (rc == MSG_INVALID) { /* an error reply (MSG_REMOTE) is a failed replica */
             violation(s, "node %u: bad READ reply from %u: %s", n->tag, from, err);
         }
         if (rc == MSG_OK && item.found && cnode_live(&n->node, m->id)) {
@@ -672,6 +672,25 @@ static int write_exempt(const struct sim *s, const struct sim_write *w) {
     return wiped_since(s, w->key, w->issued);
 }
 
+/* With tombstone GC (gc_grace_ms) a collected tombstone reads as nothing, so
+ * "absent" (nothing, or a tombstone of any version) is a right answer where the
+ * key was deleted: when some DEL of key k (acknowledged or not: its tombstone may
+ * have been applied, then collected) has a version >= v. A value older than
+ * that DEL is still wrong: a resurrection. */
+static int absent_covers(const struct sim *s, int k, const struct op_record *r,
+                         struct kv_version v) {
+    if (!s->o.gc_grace_ms || (r->found && !r->deleted)) {
+        return 0;
+    }
+    for (size_t i = 0; i < s->nwrites; i++) {
+        const struct sim_write *w = &s->writes[i];
+        if (w->key == k && w->deleted && kv_version_cmp(w->v, v) >= 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* monotonic reads: a read that started after another read of the key completed
  * returns that read's record or a newer one (what blocking read repair buys) */
 static void check_monotonic(struct sim *s, int k, uint64_t started, const struct op_record *r) {
@@ -680,7 +699,8 @@ static void check_monotonic(struct sim *s, int k, uint64_t started, const struct
         if (p->key != k || p->completed >= started || !p->found || wiped_since(s, k, p->started)) {
             continue;
         }
-        if (!r->found || kv_record_cmp(r->v, r->deleted, p->v, p->deleted) < 0) {
+        if ((!r->found || kv_record_cmp(r->v, r->deleted, p->v, p->deleted) < 0) &&
+            !absent_covers(s, k, r, p->v)) {
             violation(s, "key:%d non-monotonic read: got %s %llu/%u after an earlier read "
                          "returned version %llu/%u",
                       k, r->found ? "version" : "nothing", (unsigned long long)r->v.hlc,
@@ -731,7 +751,7 @@ static void check_read(struct sim *s, int k, uint64_t started, const struct op_r
         if (w->key != k || w->status != W_OK || w->acked >= started || write_exempt(s, w)) {
             continue;
         }
-        if (rec_vs_write(r, w) < 0) {
+        if (rec_vs_write(r, w) < 0 && !absent_covers(s, k, r, w->v)) {
             violation(s, "key:%d %s: got %s %llu/%u, but write %s of version %llu/%u "
                          "was acknowledged before the read started",
                       k, w->deleted && r->found && !r->deleted ? "resurrection" : "stale read",
@@ -1212,6 +1232,9 @@ static int replicas_agree(struct sim *s, int k, struct op_record *out) {
         if (first == NULL) {
             first = r;
             continue;
+        }
+        if (s->o.gc_grace_ms && (!first->found || first->deleted) && (!r->found || r->deleted)) {
+            continue; /* both absent: a collected tombstone is nothing */
         }
         if (first->found != r->found ||
             (r->found && (kv_record_cmp(first->v, first->deleted, r->v, r->deleted) != 0 ||
@@ -1700,6 +1723,17 @@ static void check_leaver_out(struct sim *s) {
     }
 }
 
+/* 1 when r is a value older than an acknowledged DEL of key k */
+static int resurrected(const struct sim *s, int k, const struct op_record *r) {
+    for (size_t i = 0; r->found && !r->deleted && i < s->nwrites; i++) {
+        const struct sim_write *w = &s->writes[i];
+        if (w->key == k && w->deleted && w->status == W_OK && rec_vs_write(r, w) < 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void final_checks(struct sim *s, int hints_lossless) {
     if ((s->o.join || s->o.leave) && hints_lossless) {
         check_moved_ranges_hold_writes(s);
@@ -1734,10 +1768,13 @@ static void final_checks(struct sim *s, int hints_lossless) {
         for (size_t i = 0; i < s->nwrites; i++) {
             const struct sim_write *w = &s->writes[i];
             if (w->key == k && w->status == W_OK && !write_exempt(s, w) &&
-                rec_vs_write(&r, w) < 0) {
-                violation(s, "key:%d: acknowledged write %s (version %llu/%u) lost%s", k,
-                          w->deleted ? "DEL" : w->val, (unsigned long long)w->v.hlc, w->v.node,
-                          w->deleted && r.found && !r.deleted ? " (a resurrection)" : "");
+                rec_vs_write(&r, w) < 0 && !absent_covers(s, k, &r, w->v)) {
+                violation(s, "key:%d: acknowledged write %s (version %llu/%u) lost%s: the "
+                             "replicas hold %s %llu/%u",
+                          k, w->deleted ? "DEL" : w->val, (unsigned long long)w->v.hlc, w->v.node,
+                          resurrected(s, k, &r) ? " (a resurrection)" : "",
+                          r.found ? (r.deleted ? "a tombstone" : "a value") : "nothing",
+                          (unsigned long long)r.v.hlc, r.v.node);
             }
         }
     }

@@ -242,6 +242,108 @@ static void test_sim_repair_checker_catches_replicas_that_differ_without_repair(
     CHECK(caught);
 }
 
+/* the options of a long-absence run: W=2 R=2, no hints (every write node 2
+ * misses is left to repair), drops, slow messages, partitions and pauses but no
+ * random crashes; background repair every 300 ms; tombstones collected after a
+ * grace of 1 s; node 2 away from 0.5 s to 3 s (more than the grace) while
+ * clients delete keys */
+static void absence_opts_of_sim_seed(struct sim_opts *o, uint64_t sim_seed) {
+    background_opts_of_sim_seed(o, sim_seed);
+    o->crashes = 0;
+    o->hint_max_bytes = 0;
+    o->hint_window_ms = 3 * 3600 * 1000ull;
+    o->keys = 20;
+    o->ops_per_client = 200;
+    o->gc_grace_ms = 1000;
+    o->absent_at_ms = 500;
+    o->absent_ms = 2500;
+}
+
+static void absence_opts(struct sim_opts *o, uint64_t seed) {
+    absence_opts_of_sim_seed(o, seed * 7 + (seed % 2 ? 0 : 2));
+}
+
+/* A node comes back after longer than the grace. While it was away the others'
+ * sessions of its ranges were partial, so their horizon stopped before the
+ * first delete it missed and they kept those tombstones; back, it is held (READ
+ * refused) until each of its ranges had a complete session, and no read or
+ * repair brings back a deleted value. */
+static void test_sim_long_absence_brings_nothing_back(void) {
+    int nseeds = getenv("SIM_ABSENCE_SEEDS") ? atoi(getenv("SIM_ABSENCE_SEEDS")) : 10;
+    uint64_t dropped = 0, held_ms = 0, refused = 0, checked = 0;
+    for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        absence_opts(&o, seed);
+        if (sim_run(&o, &r) != 0) {
+            fprintf(stderr, "sim: absence seed %llu FAILED: %s\n  replay: "
+                    "build/tests/sim_test --kind absence --seed %llu -v\n",
+                    (unsigned long long)o.seed, r.why, (unsigned long long)o.seed);
+        }
+        CHECK(r.ok);
+        dropped += r.st.tombstones_dropped;
+        held_ms += r.st.held_ms;
+        refused += r.st.held_refused;
+        checked += r.st.reads_checked;
+    }
+    printf("sim: long absence over %d seeds: %llu tombstones collected, held %llu ms in all "
+           "(%llu READs refused), %llu reads checked\n",
+           nseeds, (unsigned long long)dropped, (unsigned long long)held_ms,
+           (unsigned long long)refused, (unsigned long long)checked);
+    CHECK(dropped > 0);  /* the GC ran: the horizon moved */
+    CHECK(held_ms > 0 && refused > 0);
+}
+
+/* The checker finds the resurrection when tombstones are collected on the grace
+ * alone (no horizon, Cassandra's rule), the gate on: a replica that missed a
+ * DEL (partitioned, no hints) hands the older value back once the others dropped
+ * the tombstone, by a read or by repair (the returning node's own repair
+ * included: the gate stops its reads, not its pushes). */
+static void test_sim_long_absence_checker_catches_a_resurrection(void) {
+    int caught = 0;
+    for (uint64_t seed = 1; seed <= 60 && !caught; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        absence_opts(&o, seed);
+        o.gc_no_horizon = 1;
+        if (sim_run(&o, &r) != 0) {
+            caught = strstr(r.why, "resurrection") != NULL;
+            printf("sim: long absence, GC on the grace alone: seed %llu: %s\n",
+                   (unsigned long long)o.seed, r.why);
+        }
+    }
+    CHECK(caught);
+}
+
+/* With the gate off (the node serves READ as soon as it is back) and the horizon
+ * on, nothing comes back either: the others kept every tombstone the node missed
+ * (their sessions with it were partial while it was away), so a quorum read
+ * meets the tombstone, and repair carries it to the node. In this simulator the
+ * horizon is what prevents a resurrection; the gate guards against what it does
+ * not model (a replica dropped from the others' sessions by a ring change). */
+static void test_sim_long_absence_horizon_alone_keeps_deletes(void) {
+    int nseeds = getenv("SIM_ABSENCE_SEEDS") ? atoi(getenv("SIM_ABSENCE_SEEDS")) : 10;
+    uint64_t dropped = 0, refused = 0;
+    for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        absence_opts(&o, seed);
+        o.absent_no_hold = 1;
+        if (sim_run(&o, &r) != 0) {
+            fprintf(stderr, "sim: absence (no hold) seed %llu FAILED: %s\n  replay: "
+                    "build/tests/sim_test --kind absence --absent-no-hold --seed %llu -v\n",
+                    (unsigned long long)o.seed, r.why, (unsigned long long)o.seed);
+        }
+        CHECK(r.ok);
+        dropped += r.st.tombstones_dropped;
+        refused += r.st.held_refused;
+    }
+    printf("sim: long absence, the gate off, %d seeds: %llu tombstones collected, no "
+           "resurrection\n", nseeds, (unsigned long long)dropped);
+    CHECK_EQ_INT(refused, 0); /* the gate was off indeed */
+    CHECK(dropped > 0);
+}
+
 /* a Merkle run replays exactly from its seed */
 static void test_sim_merkle_repair_replays(void) {
     struct sim_opts o;
@@ -533,7 +635,7 @@ static void test_sim_refuses_bad_options(void) {
 
 int main(int argc, char **argv) {
     uint64_t seed = 0, seeds = 0, first = 1;
-    int have_seed = 0, verbose = 0;
+    int have_seed = 0, verbose = 0, no_horizon = 0, no_hold = 0;
     const char *kind = "";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
@@ -544,10 +646,14 @@ int main(int argc, char **argv) {
             first = strtoull(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc) {
             kind = argv[++i];
+        } else if (strcmp(argv[i], "--gc-no-horizon") == 0) {
+            no_horizon = 1;
+        } else if (strcmp(argv[i], "--absent-no-hold") == 0) {
+            no_hold = 1;
         } else if (strcmp(argv[i], "-v") == 0) {
             verbose = 1;
         } else {
-            fprintf(stderr, "usage: %s [--seed S [--kind join|leave|repair] [-v]] [--seeds K [--first F]]\n",
+            fprintf(stderr, "usage: %s [--seed S [--kind join|leave|repair|absence] [--gc-no-horizon] [--absent-no-hold] [-v]] [--seeds K [--first F]]\n",
                     argv[0]);
             return 2;
         }
@@ -561,10 +667,14 @@ int main(int argc, char **argv) {
             leave_opts_of_sim_seed(&o, seed);
         } else if (strcmp(kind, "repair") == 0) {
             background_opts_of_sim_seed(&o, seed);
+        } else if (strcmp(kind, "absence") == 0) {
+            absence_opts_of_sim_seed(&o, seed);
         } else {
             sim_opts_for_seed(&o, seed);
         }
         o.verbose = verbose;
+        o.gc_no_horizon = no_horizon;
+        o.absent_no_hold = no_hold;
         int rc = sim_run(&o, &r);
         print_stats(seed, &r);
         printf("%d passed, %d failed\n", rc == 0, rc != 0);
@@ -586,6 +696,9 @@ int main(int argc, char **argv) {
     TEST_RUN(test_sim_merkle_repair_replays);
     TEST_RUN(test_sim_repair_in_faults_then_converges_after_healing);
     TEST_RUN(test_sim_repair_checker_catches_replicas_that_differ_without_repair);
+    TEST_RUN(test_sim_long_absence_brings_nothing_back);
+    TEST_RUN(test_sim_long_absence_checker_catches_a_resurrection);
+    TEST_RUN(test_sim_long_absence_horizon_alone_keeps_deletes);
     TEST_RUN(test_sim_refuses_bad_options);
     TEST_RUN(test_sim_join_mid_workload_keeps_every_acknowledged_write);
     TEST_RUN(test_sim_join_checker_catches_a_join_without_streaming);
