@@ -5,6 +5,10 @@
  *   sim_test --seed S [-v]        one seed (the variant is seed % 7), with its
  *                                 stats; -v prints the event trace
  *   sim_test --seeds K [--first F]  K seeds from F (tests/long/cluster-sim.sh)
+ *   --kind join|leave|repair|absence  the seeds of a kind of run (a member joins,
+ *                                 leaves; background repair in the faults; a long
+ *                                 absence with tombstone GC); --gc-no-horizon and
+ *                                 --absent-no-hold switch those mechanisms off
  *
  * A failing seed prints "sim: seed S FAILED: why" and the command that replays it.
  * SIM_SEEDS overrides the unit run's seed count (default 500).
@@ -35,17 +39,23 @@ static void print_stats(uint64_t seed, const struct sim_result *r) {
            (unsigned long long)t->end_ms);
 }
 
-/* runs seeds [first, first+count); returns failures; sums stats into total */
-static int run_seeds(uint64_t first, uint64_t count, struct sim_stats *total) {
+typedef void opts_fn(struct sim_opts *o, uint64_t sim_seed);
+
+/* runs seeds [first, first+count) with the options opts makes of each (kind: its
+ * name for the replay line, "" the standard run); returns failures; sums stats
+ * into total */
+static int run_seeds_of(opts_fn *opts, const char *kind, uint64_t first, uint64_t count,
+                        struct sim_stats *total) {
     int failed = 0;
     for (uint64_t seed = first; seed < first + count; seed++) {
         struct sim_opts o;
         struct sim_result r;
-        sim_opts_for_seed(&o, seed);
+        opts(&o, seed);
         if (sim_run(&o, &r) != 0) {
             failed++;
-            fprintf(stderr, "sim: seed %llu FAILED: %s\n  replay: build/tests/sim_test --seed %llu -v\n",
-                    (unsigned long long)seed, r.why, (unsigned long long)seed);
+            fprintf(stderr, "sim: seed %llu FAILED: %s\n  replay: build/tests/sim_test%s%s "
+                    "--seed %llu -v\n", (unsigned long long)seed, r.why, *kind ? " --kind " : "",
+                    kind, (unsigned long long)seed);
         }
         if (total) {
             uint64_t *a = (uint64_t *)total, *b = (uint64_t *)&r.st;
@@ -55,6 +65,10 @@ static int run_seeds(uint64_t first, uint64_t count, struct sim_stats *total) {
         }
     }
     return failed;
+}
+
+static int run_seeds(uint64_t first, uint64_t count, struct sim_stats *total) {
+    return run_seeds_of(sim_opts_for_seed, "", first, count, total);
 }
 
 static void test_sim_a_seed_replays_exactly(void) {
@@ -250,6 +264,7 @@ static void test_sim_repair_checker_catches_replicas_that_differ_without_repair(
 static void absence_opts_of_sim_seed(struct sim_opts *o, uint64_t sim_seed) {
     background_opts_of_sim_seed(o, sim_seed);
     o->crashes = 0;
+    o->crash_loses_store = 0; /* the absent node comes back with its store */
     o->hint_max_bytes = 0;
     o->hint_window_ms = 3 * 3600 * 1000ull;
     o->keys = 20;
@@ -633,6 +648,24 @@ static void test_sim_refuses_bad_options(void) {
     CHECK_EQ_INT(sim_run(&o, &r), -1);
 }
 
+/* the options of --kind, applied to a simulator seed; NULL: no such kind */
+static opts_fn *opts_of_kind(const char *kind) {
+    static const struct {
+        const char *name;
+        opts_fn *fn;
+    } kinds[] = {{"", sim_opts_for_seed},
+                 {"join", join_opts_of_sim_seed},
+                 {"leave", leave_opts_of_sim_seed},
+                 {"repair", background_opts_of_sim_seed},
+                 {"absence", absence_opts_of_sim_seed}};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strcmp(kind, kinds[i].name) == 0) {
+            return kinds[i].fn;
+        }
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     uint64_t seed = 0, seeds = 0, first = 1;
     int have_seed = 0, verbose = 0, no_horizon = 0, no_hold = 0;
@@ -653,25 +686,22 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "-v") == 0) {
             verbose = 1;
         } else {
-            fprintf(stderr, "usage: %s [--seed S [--kind join|leave|repair|absence] [--gc-no-horizon] [--absent-no-hold] [-v]] [--seeds K [--first F]]\n",
+            fprintf(stderr,
+                    "usage: %s [--kind join|leave|repair|absence] [--gc-no-horizon] "
+                    "[--absent-no-hold] (--seed S [-v] | --seeds K [--first F])\n",
                     argv[0]);
             return 2;
         }
     }
+    opts_fn *opts = opts_of_kind(kind);
+    if (opts == NULL) {
+        fprintf(stderr, "unknown kind %s\n", kind);
+        return 2;
+    }
     if (have_seed) {
         struct sim_opts o;
         struct sim_result r;
-        if (strcmp(kind, "join") == 0) {
-            join_opts_of_sim_seed(&o, seed);
-        } else if (strcmp(kind, "leave") == 0) {
-            leave_opts_of_sim_seed(&o, seed);
-        } else if (strcmp(kind, "repair") == 0) {
-            background_opts_of_sim_seed(&o, seed);
-        } else if (strcmp(kind, "absence") == 0) {
-            absence_opts_of_sim_seed(&o, seed);
-        } else {
-            sim_opts_for_seed(&o, seed);
-        }
+        opts(&o, seed);
         o.verbose = verbose;
         o.gc_no_horizon = no_horizon;
         o.absent_no_hold = no_hold;
@@ -682,7 +712,7 @@ int main(int argc, char **argv) {
     }
     if (seeds) {
         clock_t start = clock();
-        int failed = run_seeds(first, seeds, NULL);
+        int failed = run_seeds_of(opts, kind, first, seeds, NULL);
         printf("sim: %llu seeds from %llu in %.1f s cpu\n", (unsigned long long)seeds,
                (unsigned long long)first, (double)(clock() - start) / CLOCKS_PER_SEC);
         printf("%llu passed, %d failed\n", (unsigned long long)(seeds - (uint64_t)failed), failed);
