@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/fields.h"
 #include "cluster/gossip.h"
 #include "cluster/hints.h"
 #include "cluster/join.h"
@@ -122,6 +123,8 @@ struct sim_write {
     size_t vlen;
     uint64_t issued, acked; /* history sequence numbers; acked 0 = not acked */
     int status;
+    int field;              /* hashes: the field HSET or HDEL wrote; -1: the whole key */
+    int field_del;          /* hashes: HDEL */
 };
 
 struct sim_read { /* a completed GET, for monotonic reads */
@@ -326,10 +329,37 @@ static struct sim_entry *store_find(struct sim_node *n, unsigned db, const char 
     return NULL;
 }
 
-/* last-write-wins apply: 1 when applied, 0 when what is held is newer or equal */
+static void entry_set(struct sim_entry *e, const struct msg_record *rec) {
+    char *val = rec->vlen ? cl_memdup(rec->val, rec->vlen) : NULL; /* rec may borrow e's */
+    free(e->rec.val);
+    e->rec = (struct op_record){1, rec->v, rec->deleted, rec->expire_at, val, rec->vlen,
+                                rec->fields};
+}
+
+/* a big hash's field records merge per field (fields.h) into what is held: 1
+ * when that changed it */
+static int store_merge_fields(struct sim_entry *e, const struct msg_record *rec) {
+    struct msg_record cur = {e->rec.v, e->rec.deleted, e->rec.expire_at, e->rec.val,
+                             e->rec.vlen, e->rec.fields};
+    if (fields_covers(&cur, rec)) {
+        return 0;
+    }
+    struct msg_buf b = {0};
+    struct msg_record m;
+    fields_merge(&cur, rec, &b, &m);
+    entry_set(e, &m);
+    msg_buf_free(&b);
+    return 1;
+}
+
+/* last-write-wins apply (field records: merged per field): 1 when applied, 0
+ * when what is held is newer or equal */
 static int store_apply(struct sim_node *n, unsigned db, const char *key, size_t klen,
                        const struct msg_record *rec) {
     struct sim_entry *e = store_find(n, db, key, klen);
+    if (e && (rec->fields || e->rec.fields) && !n->sim->o.hash_lww) {
+        return store_merge_fields(e, rec);
+    }
     if (e && kv_record_cmp(rec->v, rec->deleted, e->rec.v, e->rec.deleted) <= 0) {
         return 0;
     }
@@ -344,9 +374,7 @@ static int store_apply(struct sim_node *n, unsigned db, const char *key, size_t 
         memcpy(e->key, key, klen);
         e->klen = klen;
     }
-    free(e->rec.val);
-    e->rec = (struct op_record){1, rec->v, rec->deleted, rec->expire_at,
-                                rec->vlen ? cl_memdup(rec->val, rec->vlen) : NULL, rec->vlen};
+    entry_set(e, rec);
     return 1;
 }
 
@@ -372,7 +400,7 @@ static int fake_read(void *ctx, unsigned db, const char *key, size_t klen,
         return 0;
     }
     *out = (struct msg_record){e->rec.v, e->rec.deleted, e->rec.expire_at, e->rec.val,
-                               e->rec.vlen};
+                               e->rec.vlen, e->rec.fields};
     return 1;
 }
 
@@ -546,11 +574,21 @@ static void start_write(struct sim *s, int node, int client, int k, size_t wi) {
     char name[KEY_MAX];
     size_t len = key_name(k, name);
     struct msg_record r = {w->v, w->deleted, 0, w->deleted ? NULL : w->val, w->vlen};
+    struct msg_buf delta = {0};
+    if (w->field >= 0) { /* HSET/HDEL: a delta of one field record at its version */
+        char f[8];
+        size_t flen = (size_t)snprintf(f, sizeof f, "f%d", w->field);
+        fields_put_head(&delta, (struct kv_version){0, 0}, 1);
+        struct fields_entry e = {w->v, w->field_del, f, flen, w->val, w->vlen};
+        fields_put(&delta, &e);
+        r = (struct msg_record){w->v, 0, 0, delta.p, delta.len, 1};
+    }
     struct sim_node *n = &s->nodes[node];
     s->clients[client].cur = s->next_id;
     n->node.next_id = s->next_id;
     cnode_write_on_pending(&n->node, tags, nrep, npending, key_db(s, k), name, len, &r,
                            (size_t)s->o.w, s->now, client_user(client));
+    msg_buf_free(&delta);
     s->next_id = n->node.next_id;
     node_arm(s, node);
 }
@@ -650,6 +688,7 @@ static size_t write_new(struct sim *s, int k, struct kv_version v, int deleted) 
     }
     w->issued = ++s->hseq;
     w->status = W_PENDING;
+    w->field = -1;
     return s->nwrites++;
 }
 
@@ -722,8 +761,114 @@ static int rec_vs_write(const struct op_record *r, const struct sim_write *w) {
     return kv_record_cmp(r->v, r->deleted, w->v, w->deleted);
 }
 
+/* ---- big hashes (opts.hashes): each field checked on its own ---- */
+
+/* Field f of a hash as record r holds it: the version that decides it (its
+ * entry's; else the floor's, or a tombstone's: what deleted it; 0 for nothing)
+ * and its value when it has one. ok 0: r is not a record a hash can be. */
+struct field_state {
+    int ok, has;
+    struct kv_version v;
+    const char *val;
+    size_t vlen;
+};
+
+static struct field_state field_of(const struct op_record *r, int f) {
+    struct field_state st = {1, 0, {0, 0}, NULL, 0};
+    if (!r->found || (!r->fields && r->deleted)) {
+        st.v = r->found ? r->v : st.v;
+        return st;
+    }
+    struct kv_version floor;
+    uint32_t count;
+    if (!r->fields || fields_check(r->val, r->vlen, r->v, &floor, &count, NULL, 0) != MSG_OK) {
+        st.ok = 0;
+        return st;
+    }
+    char name[8];
+    size_t nlen = (size_t)snprintf(name, sizeof name, "f%d", f);
+    st.v = floor;
+    struct fields_iter it;
+    struct fields_entry e;
+    fields_iter_init(&it, r->val, r->vlen);
+    while (fields_next(&it, &e)) {
+        if (e.flen == nlen && memcmp(e.f, name, nlen) == 0) {
+            st = (struct field_state){1, !e.deleted, e.v, e.val, e.vlen};
+        }
+    }
+    return st;
+}
+
+/* 1 when write w decides field f: an HSET or HDEL of f, or a DEL of the key */
+static int write_touches(const struct sim_write *w, int f) {
+    return w->field == f || w->field < 0;
+}
+
+/* An absent field is a right answer where a write at or above version v deleted
+ * it (an HDEL of it or a DEL of the key, acknowledged or not): which version
+ * stands for the absence (a floor, a tombstone) is the store's business. */
+static int field_deleted_since(const struct sim *s, int k, int f, struct kv_version v) {
+    for (size_t i = 0; i < s->nwrites; i++) {
+        const struct sim_write *w = &s->writes[i];
+        if (w->key == k && write_touches(w, f) && (w->field < 0 || w->field_del) &&
+            kv_version_cmp(w->v, v) >= 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when field state st keeps write w (of key k, deciding field f) */
+static int field_keeps(const struct sim *s, int k, int f, const struct field_state *st,
+                       const struct sim_write *w) {
+    return kv_version_cmp(st->v, w->v) >= 0 || (!st->has && field_deleted_since(s, k, f, w->v));
+}
+
+/* a field value read back is exactly one HSET made */
+static int field_value_made(const struct sim *s, int k, int f, const struct field_state *st) {
+    for (size_t i = 0; i < s->nwrites; i++) {
+        const struct sim_write *w = &s->writes[i];
+        if (w->key == k && w->field == f && !w->field_del && kv_version_cmp(w->v, st->v) == 0) {
+            return st->vlen == w->vlen && memcmp(st->val, w->val, w->vlen) == 0;
+        }
+    }
+    return 0;
+}
+
+/* invariant 1 for a hash, field by field: every field read back holds a value an
+ * HSET made, and is decided by a version at least that of each write of it (or
+ * DEL of the key) acknowledged before the read started */
+static void check_hash_read(struct sim *s, int k, uint64_t started, const struct op_record *r) {
+    for (int f = 0; f < SIM_HASH_FIELDS; f++) {
+        struct field_state st = field_of(r, f);
+        if (!st.ok || (st.has && !field_value_made(s, k, f, &st))) {
+            violation(s, "key:%d field f%d: read %s no HSET made (version %llu/%u)", k, f,
+                      st.ok ? "a value" : "a record", (unsigned long long)st.v.hlc, st.v.node);
+            return;
+        }
+        for (size_t i = 0; s->o.check_reads && i < s->nwrites; i++) {
+            const struct sim_write *w = &s->writes[i];
+            if (w->key != k || w->status != W_OK || w->acked >= started || !write_touches(w, f) ||
+                write_exempt(s, w) || field_keeps(s, k, f, &st, w)) {
+                continue;
+            }
+            violation(s, "key:%d field f%d stale read: got version %llu/%u, but %s of version "
+                         "%llu/%u was acknowledged before the read started",
+                      k, f, (unsigned long long)st.v.hlc, st.v.node,
+                      w->field < 0 ? "DEL" : w->field_del ? "HDEL" : "HSET",
+                      (unsigned long long)w->v.hlc, w->v.node);
+            return;
+        }
+    }
+}
+
 /* invariant 1 on a read that started at history point `started` */
 static void check_read(struct sim *s, int k, uint64_t started, const struct op_record *r) {
+    if (s->o.hashes) {
+        s->res->st.reads_checked += s->o.check_reads;
+        check_hash_read(s, k, started, r);
+        return;
+    }
     if (r->found) {
         const struct sim_write *src = NULL;
         for (size_t i = 0; i < s->nwrites; i++) {
@@ -837,6 +982,12 @@ static void client_step(struct sim *s, int ci) {
     if (cl->is_write) {
         struct kv_version v = {kv_hlc_tick(&n->hlc, node_wall(s, n)), n->tag};
         cl->write = write_new(s, cl->key, v, dice >= 45);
+        if (s->o.hashes && dice < 45) { /* HSET below 35, HDEL from 35 */
+            struct sim_write *w = &s->writes[cl->write];
+            w->field = (int)rnd_below(s, SIM_HASH_FIELDS);
+            w->field_del = dice >= 35;
+            w->vlen = w->field_del ? 0 : w->vlen;
+        }
         start_write(s, node, ci, cl->key, cl->write);
     } else {
         uint64_t id = s->next_id;
@@ -1236,6 +1387,15 @@ static int replicas_agree(struct sim *s, int k, struct op_record *out) {
         if (s->o.gc_grace_ms && (!first->found || first->deleted) && (!r->found || r->deleted)) {
             continue; /* both absent: a collected tombstone is nothing */
         }
+        if (first->fields || r->fields) { /* big hashes: the same fields, each alike */
+            struct msg_record a = {first->v, first->deleted, first->expire_at, first->val,
+                                   first->vlen, first->fields};
+            struct msg_record b = {r->v, r->deleted, r->expire_at, r->val, r->vlen, r->fields};
+            if (!first->found || !r->found || !fields_covers(&a, &b) || !fields_covers(&b, &a)) {
+                return 0;
+            }
+            continue;
+        }
         if (first->found != r->found ||
             (r->found && (kv_record_cmp(first->v, first->deleted, r->v, r->deleted) != 0 ||
                           first->vlen != r->vlen ||
@@ -1271,8 +1431,10 @@ static int fake_range(void *ctx, unsigned db, uint64_t from, uint64_t to, cluste
         const struct sim_entry *e = &n->store[i];
         uint64_t t = ring_key_token(e->key, e->klen);
         if ((db == CLUSTER_DB_ALL || e->db == db) && t >= from && (to == 0 || t < to)) {
+            struct msg_record r = {e->rec.v, e->rec.deleted, e->rec.expire_at, e->rec.val,
+                                   e->rec.vlen, e->rec.fields};
             keys[m++] = (struct cluster_key){t, e->key, e->klen, e->rec.v, e->rec.deleted,
-                                             e->rec.expire_at, 0, e->db};
+                                             e->rec.expire_at, 0, e->db, fields_digest(&r)};
         }
     }
     for (size_t i = 1; i < m; i++) { /* insertion sort by token: stores are small */
@@ -1723,6 +1885,19 @@ static void check_leaver_out(struct sim *s) {
     }
 }
 
+/* 1 when hash record r keeps write w: each field w decides is decided in r by a
+ * version at least w's */
+static int hash_write_kept(const struct sim *s, const struct op_record *r,
+                           const struct sim_write *w) {
+    for (int f = 0; f < SIM_HASH_FIELDS; f++) {
+        struct field_state st = field_of(r, f);
+        if (write_touches(w, f) && !field_keeps(s, w->key, f, &st, w)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* 1 when r is a value older than an acknowledged DEL of key k */
 static int resurrected(const struct sim *s, int k, const struct op_record *r) {
     for (size_t i = 0; r->found && !r->deleted && i < s->nwrites; i++) {
@@ -1768,7 +1943,8 @@ static void final_checks(struct sim *s, int hints_lossless) {
         for (size_t i = 0; i < s->nwrites; i++) {
             const struct sim_write *w = &s->writes[i];
             if (w->key == k && w->status == W_OK && !write_exempt(s, w) &&
-                rec_vs_write(&r, w) < 0 && !absent_covers(s, k, &r, w->v)) {
+                (s->o.hashes ? !hash_write_kept(s, &r, w)
+                             : rec_vs_write(&r, w) < 0 && !absent_covers(s, k, &r, w->v))) {
                 violation(s, "key:%d: acknowledged write %s (version %llu/%u) lost%s: the "
                              "replicas hold %s %llu/%u",
                           k, w->deleted ? "DEL" : w->val, (unsigned long long)w->v.hlc, w->v.node,
@@ -1945,7 +2121,8 @@ int sim_run(const struct sim_opts *o, struct sim_result *res) {
         ((o->join || o->leave) && o->nodes < 2) ||
         (o->repair_every_ms && (o->join || o->leave)) ||
         (o->gc_grace_ms && !o->repair_every_ms) ||
-        (o->absent_ms && (o->crash_loses_store || o->nodes <= SIM_ABSENT))) {
+        (o->absent_ms && (o->crash_loses_store || o->nodes <= SIM_ABSENT)) ||
+        (o->hashes && (o->join || o->leave || o->gc_grace_ms))) {
         memset(res, 0, sizeof *res);
         snprintf(res->why, sizeof res->why, "bad simulator options");
         return -1;

@@ -121,7 +121,16 @@ struct sim_opts {
                                 complete session that started after it came back */
     unsigned absent_at_ms;
     int absent_no_hold;      /* 1: it serves at once (the gate off) */
+    int hashes;              /* 1: the workload is big hashes (fields.h): HSET and
+                                HDEL of one of SIM_HASH_FIELDS fields ship a delta
+                                of field records, DEL a tombstone; replicas merge per
+                                field (fields_merge); reads are checked per field */
+    int hash_lww;            /* 1: replicas apply field records last-write-wins
+                                whole, not per field (tests that the checker can
+                                fail: a field written concurrently is lost) */
 };
+
+#define SIM_HASH_FIELDS 4
 
 struct sim_stats {
     uint64_t writes_ok, writes_failed, writes_unknown;

@@ -359,6 +359,62 @@ static void test_sim_long_absence_horizon_alone_keeps_deletes(void) {
     CHECK(dropped > 0);
 }
 
+/* the options of a big-hash run: the seed's variant, 3 keys of 4 fields, HSET,
+ * HDEL and DEL; the repair pass by Merkle sessions (their content digests) on
+ * even seeds, by reads at ALL (per-field merge and repair diffs) on odd ones */
+static void hash_opts_of_sim_seed(struct sim_opts *o, uint64_t sim_seed) {
+    sim_opts_for_seed(o, sim_seed);
+    o->hashes = 1;
+    o->keys = o->keys < 3 ? o->keys : 3;
+    o->merkle_repair = sim_seed % 2 == 0;
+}
+
+/* Big hashes under every variant's faults: every field read back holds a value
+ * an HSET made and is at least every acknowledged HSET, HDEL or DEL of it; after
+ * the repair pass every replica holds the same fields and keeps every
+ * acknowledged write */
+static void test_sim_hashes_hold_every_invariant(void) {
+    int nseeds = getenv("SIM_HASH_SEEDS") ? atoi(getenv("SIM_HASH_SEEDS")) : 140;
+    uint64_t checked = 0, writes = 0;
+    int failed = 0;
+    for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        hash_opts_of_sim_seed(&o, seed);
+        if (sim_run(&o, &r) != 0) {
+            failed++;
+            fprintf(stderr, "sim: hash seed %llu FAILED: %s\n  replay: build/tests/sim_test "
+                    "--kind hash --seed %llu -v\n",
+                    (unsigned long long)seed, r.why, (unsigned long long)seed);
+        }
+        checked += r.st.reads_checked;
+        writes += r.st.writes_ok;
+    }
+    printf("sim: big hashes over %d seeds: %llu writes acknowledged, %llu reads checked "
+           "field by field, %d failed\n",
+           nseeds, (unsigned long long)writes, (unsigned long long)checked, failed);
+    CHECK_EQ_INT(failed, 0);
+    CHECK(checked > 0);
+}
+
+/* the checker can fail: replicas that apply field records last-write-wins whole
+ * lose a field written concurrently with another */
+static void test_sim_hash_checker_catches_whole_record_lww(void) {
+    int caught = 0;
+    for (uint64_t seed = 1; seed <= 100 && !caught; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        hash_opts_of_sim_seed(&o, seed);
+        o.hash_lww = 1;
+        if (sim_run(&o, &r) != 0) {
+            caught = 1;
+            printf("sim: hashes applied last-write-wins whole caught at seed %llu: %s\n",
+                   (unsigned long long)seed, r.why);
+        }
+    }
+    CHECK(caught);
+}
+
 /* a Merkle run replays exactly from its seed */
 static void test_sim_merkle_repair_replays(void) {
     struct sim_opts o;
@@ -657,7 +713,8 @@ static opts_fn *opts_of_kind(const char *kind) {
                  {"join", join_opts_of_sim_seed},
                  {"leave", leave_opts_of_sim_seed},
                  {"repair", background_opts_of_sim_seed},
-                 {"absence", absence_opts_of_sim_seed}};
+                 {"absence", absence_opts_of_sim_seed},
+                 {"hash", hash_opts_of_sim_seed}};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (strcmp(kind, kinds[i].name) == 0) {
             return kinds[i].fn;
@@ -687,7 +744,7 @@ int main(int argc, char **argv) {
             verbose = 1;
         } else {
             fprintf(stderr,
-                    "usage: %s [--kind join|leave|repair|absence] [--gc-no-horizon] "
+                    "usage: %s [--kind join|leave|repair|absence|hash] [--gc-no-horizon] "
                     "[--absent-no-hold] (--seed S [-v] | --seeds K [--first F])\n",
                     argv[0]);
             return 2;
@@ -729,6 +786,8 @@ int main(int argc, char **argv) {
     TEST_RUN(test_sim_long_absence_brings_nothing_back);
     TEST_RUN(test_sim_long_absence_checker_catches_a_resurrection);
     TEST_RUN(test_sim_long_absence_horizon_alone_keeps_deletes);
+    TEST_RUN(test_sim_hashes_hold_every_invariant);
+    TEST_RUN(test_sim_hash_checker_catches_whole_record_lww);
     TEST_RUN(test_sim_refuses_bad_options);
     TEST_RUN(test_sim_join_mid_workload_keeps_every_acknowledged_write);
     TEST_RUN(test_sim_join_checker_catches_a_join_without_streaming);
