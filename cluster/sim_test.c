@@ -284,7 +284,7 @@ static void absence_opts(struct sim_opts *o, uint64_t seed) {
  * refused) until each of its ranges had a complete session, and no read or
  * repair brings back a deleted value. */
 static void test_sim_long_absence_brings_nothing_back(void) {
-    int nseeds = getenv("SIM_ABSENCE_SEEDS") ? atoi(getenv("SIM_ABSENCE_SEEDS")) : 10;
+    int nseeds = getenv("SIM_ABSENCE_SEEDS") ? atoi(getenv("SIM_ABSENCE_SEEDS")) : 8;
     uint64_t dropped = 0, held_ms = 0, refused = 0, checked = 0;
     for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
         struct sim_opts o;
@@ -337,7 +337,7 @@ static void test_sim_long_absence_checker_catches_a_resurrection(void) {
  * horizon is what prevents a resurrection; the gate guards against what it does
  * not model (a replica dropped from the others' sessions by a ring change). */
 static void test_sim_long_absence_horizon_alone_keeps_deletes(void) {
-    int nseeds = getenv("SIM_ABSENCE_SEEDS") ? atoi(getenv("SIM_ABSENCE_SEEDS")) : 10;
+    int nseeds = getenv("SIM_ABSENCE_SEEDS") ? atoi(getenv("SIM_ABSENCE_SEEDS")) : 8;
     uint64_t dropped = 0, refused = 0;
     for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
         struct sim_opts o;
@@ -374,7 +374,7 @@ static void hash_opts_of_sim_seed(struct sim_opts *o, uint64_t sim_seed) {
  * the repair pass every replica holds the same fields and keeps every
  * acknowledged write */
 static void test_sim_hashes_hold_every_invariant(void) {
-    int nseeds = getenv("SIM_HASH_SEEDS") ? atoi(getenv("SIM_HASH_SEEDS")) : 140;
+    int nseeds = getenv("SIM_HASH_SEEDS") ? atoi(getenv("SIM_HASH_SEEDS")) : 105;
     uint64_t checked = 0, writes = 0;
     int failed = 0;
     for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
@@ -574,7 +574,7 @@ static void leave_opts(struct sim_opts *o, uint64_t seed) {
  * the ring without the leaver holds every acknowledged write (before any repair);
  * the leaver replicates no range and every member's gossip view has it left. */
 static void test_sim_leave_mid_workload_keeps_every_acknowledged_write(void) {
-    int nseeds = getenv("SIM_LEAVE_SEEDS") ? atoi(getenv("SIM_LEAVE_SEEDS")) : 20;
+    int nseeds = getenv("SIM_LEAVE_SEEDS") ? atoi(getenv("SIM_LEAVE_SEEDS")) : 12;
     uint64_t ranges = 0, retries = 0, records = 0, checked = 0, mid = 0;
     for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
         struct sim_opts o;
@@ -603,7 +603,9 @@ static void test_sim_leave_mid_workload_keeps_every_acknowledged_write(void) {
 
 /* the checker can fail: the ring drops the leaver without its push (what
  * streaming is for), or writes made while it leaves skip the replicas that gain
- * its ranges (what the pending replicas are for) */
+ * its ranges (what the pending replicas are for). A short workload (150 ops a
+ * client, ending soon after the leave) leaves most keys as they were before it,
+ * so the loss shows in the first seeds rather than being overwritten. */
 static void test_sim_leave_checker_catches_a_leave_without_streaming_or_pending(void) {
     for (int what = 0; what < 2; what++) {
         int caught = 0;
@@ -611,6 +613,7 @@ static void test_sim_leave_checker_catches_a_leave_without_streaming_or_pending(
             struct sim_opts o;
             struct sim_result r;
             leave_opts(&o, seed);
+            o.ops_per_client = 150;
             o.join_skip_stream = what == 0;
             o.join_skip_pending = what == 1;
             if (sim_run(&o, &r) != 0) {
