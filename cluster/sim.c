@@ -1956,6 +1956,29 @@ static void final_checks(struct sim *s, int hints_lossless) {
     }
 }
 
+/* the ring (and for a join or leave the future one, with the change queued) */
+static void sim_rings_init(struct sim *s, struct ring_member *ms, uint64_t (*toks)[16]) {
+    const struct sim_opts *o = &s->o;
+    char err[128];
+    if (o->join) { /* the last node starts out of the ring, with balanced tokens */
+        if (ring_build(&s->ring, ms, (size_t)o->nodes - 1, err, sizeof err) != RING_OK ||
+            ring_tokens_balance(&s->ring, 16, (size_t)o->n, toks[o->nodes - 1]) != 16 ||
+            ring_build(&s->future, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
+            violation(s, "join ring: %s", err);
+        }
+        s->join_phase = JP_OUT;
+        at(s, s->now + (o->join_at_ms ? o->join_at_ms : 100), EV_JOIN, o->nodes - 1, -1, 0);
+    } else if (ring_build(&s->ring, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
+        violation(s, "ring: %s", err);
+    } else if (o->leave) { /* the future ring: every member but the last */
+        if (ring_build(&s->future, ms, (size_t)o->nodes - 1, err, sizeof err) != RING_OK) {
+            violation(s, "leave ring: %s", err);
+        }
+        s->join_phase = JP_OUT;
+        at(s, s->now + (o->join_at_ms ? o->join_at_ms : 100), EV_JOIN, o->nodes - 1, -1, 0);
+    }
+}
+
 static void sim_init(struct sim *s, const struct sim_opts *o, struct sim_result *res) {
     memset(s, 0, sizeof *s);
     memset(res, 0, sizeof *res);
@@ -1990,24 +2013,7 @@ static void sim_init(struct sim *s, const struct sim_opts *o, struct sim_result 
         ring_tokens_generate(rnd(s), toks[i], 16);
         at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, i, -1, 0);
     }
-    char err[128];
-    if (o->join) { /* the last node starts out of the ring, with balanced tokens */
-        if (ring_build(&s->ring, ms, (size_t)o->nodes - 1, err, sizeof err) != RING_OK ||
-            ring_tokens_balance(&s->ring, 16, (size_t)o->n, toks[o->nodes - 1]) != 16 ||
-            ring_build(&s->future, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
-            violation(s, "join ring: %s", err);
-        }
-        s->join_phase = JP_OUT;
-        at(s, s->now + (o->join_at_ms ? o->join_at_ms : 100), EV_JOIN, o->nodes - 1, -1, 0);
-    } else if (ring_build(&s->ring, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
-        violation(s, "ring: %s", err);
-    } else if (o->leave) { /* the future ring: every member but the last */
-        if (ring_build(&s->future, ms, (size_t)o->nodes - 1, err, sizeof err) != RING_OK) {
-            violation(s, "leave ring: %s", err);
-        }
-        s->join_phase = JP_OUT;
-        at(s, s->now + (o->join_at_ms ? o->join_at_ms : 100), EV_JOIN, o->nodes - 1, -1, 0);
-    }
+    sim_rings_init(s, ms, toks);
     s->repair_id = 1;
     if (o->repair_every_ms) { /* background repair: the ring's ranges, a tick a node */
         repair_setup(s);

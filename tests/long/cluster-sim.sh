@@ -19,9 +19,9 @@ for bin in "$root/build/tests/sim_test" "$root/build-asan/tests/sim_test"; do
     n=$seeds
     [[ $bin == */build-asan/* ]] && n=$((seeds / 5)) # the sanitizer build is ~5x slower
     # the standard seeds, then each kind of run (sim_test --kind: a join, a leave,
-    # background repair in the faults, a long absence with tombstone GC); a join
-    # or leave seed costs ~15 standard ones
-    for kind in "" join leave repair absence; do
+    # background repair in the faults, a long absence with tombstone GC, big
+    # hashes); a join or leave seed costs ~15 standard ones
+    for kind in "" join leave repair absence hash; do
         k=$n
         [[ $kind == join || $kind == leave ]] && k=$((n / 10))
         out=$(timeout 1800 "$bin" ${kind:+--kind $kind} --seeds "$k" --first "$first" 2>&1)
