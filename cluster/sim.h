@@ -31,6 +31,12 @@
  *  Writes whose replica lost its store in a crash after the write was issued are
  *  exempt from 1 and 3 (a cache node forgets).
  *  4. no crash, no undefined behaviour (the sanitizer build runs it too).
+ * And by kind of run (cluster/README.md "Simulator"): after a join or leave with
+ * lossless hints, each of the N replicas of every key in the new ring holds every
+ * acknowledged write before any repair, and a leaver is out of every member's
+ * gossip view; with tombstone GC a value older than an acknowledged DEL is a
+ * resurrection (an absent key is right where a DEL at or above stood); big hashes
+ * are checked field by field.
  */
 #ifndef KVD_CLUSTER_SIM_H
 #define KVD_CLUSTER_SIM_H
