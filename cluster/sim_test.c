@@ -41,6 +41,9 @@ static void print_stats(uint64_t seed, const struct sim_result *r) {
 
 typedef void opts_fn(struct sim_opts *o, uint64_t sim_seed);
 
+/* --gc-no-horizon, --absent-no-hold: applied to every seed the command line runs */
+static int cli_no_horizon, cli_no_hold;
+
 /* runs seeds [first, first+count) with the options opts makes of each (kind: its
  * name for the replay line, "" the standard run); returns failures; sums stats
  * into total */
@@ -51,6 +54,8 @@ static int run_seeds_of(opts_fn *opts, const char *kind, uint64_t first, uint64_
         struct sim_opts o;
         struct sim_result r;
         opts(&o, seed);
+        o.gc_no_horizon |= cli_no_horizon;
+        o.absent_no_hold |= cli_no_hold;
         if (sim_run(&o, &r) != 0) {
             failed++;
             fprintf(stderr, "sim: seed %llu FAILED: %s\n  replay: build/tests/sim_test%s%s "
@@ -728,7 +733,7 @@ static opts_fn *opts_of_kind(const char *kind) {
 
 int main(int argc, char **argv) {
     uint64_t seed = 0, seeds = 0, first = 1;
-    int have_seed = 0, verbose = 0, no_horizon = 0, no_hold = 0;
+    int have_seed = 0, verbose = 0;
     const char *kind = "";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
@@ -740,9 +745,9 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc) {
             kind = argv[++i];
         } else if (strcmp(argv[i], "--gc-no-horizon") == 0) {
-            no_horizon = 1;
+            cli_no_horizon = 1;
         } else if (strcmp(argv[i], "--absent-no-hold") == 0) {
-            no_hold = 1;
+            cli_no_hold = 1;
         } else if (strcmp(argv[i], "-v") == 0) {
             verbose = 1;
         } else {
@@ -763,8 +768,8 @@ int main(int argc, char **argv) {
         struct sim_result r;
         opts(&o, seed);
         o.verbose = verbose;
-        o.gc_no_horizon = no_horizon;
-        o.absent_no_hold = no_hold;
+        o.gc_no_horizon = cli_no_horizon;
+        o.absent_no_hold = cli_no_hold;
         int rc = sim_run(&o, &r);
         print_stats(seed, &r);
         printf("%d passed, %d failed\n", rc == 0, rc != 0);
