@@ -132,6 +132,8 @@ struct sim_read { /* a completed GET, for monotonic reads */
     uint64_t started, completed; /* history sequence numbers */
     int found, deleted;
     struct kv_version v;
+    struct kv_version fv[SIM_HASH_FIELDS]; /* hashes: each field's deciding version */
+    unsigned char fhas[SIM_HASH_FIELDS];   /* hashes: the field has a value */
 };
 
 struct sim_client {
@@ -835,12 +837,52 @@ static int field_value_made(const struct sim *s, int k, int f, const struct fiel
     return 0;
 }
 
+static struct sim_read *read_record(struct sim *s) {
+    if (s->nreads == s->capreads) {
+        s->capreads = s->capreads ? s->capreads * 2 : 256;
+        s->reads = cl_realloc(s->reads, s->capreads * sizeof *s->reads);
+    }
+    struct sim_read *p = &s->reads[s->nreads++];
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
+/* monotonic reads of a hash, field by field: a read that started after another
+ * of the key completed decides each field by that read's version or a newer one
+ * (or finds it absent where a delete at or above that version stood) */
+static void check_hash_monotonic(struct sim *s, int k, uint64_t started,
+                                 const struct field_state *st) {
+    for (size_t i = 0; i < s->nreads; i++) {
+        const struct sim_read *p = &s->reads[i];
+        if (p->key != k || p->completed >= started || wiped_since(s, k, p->started)) {
+            continue;
+        }
+        for (int f = 0; f < SIM_HASH_FIELDS; f++) {
+            if (kv_version_cmp(st[f].v, p->fv[f]) < 0 &&
+                !(!st[f].has && field_deleted_since(s, k, f, p->fv[f]))) {
+                violation(s, "key:%d field f%d non-monotonic read: got version %llu/%u after "
+                             "an earlier read had %llu/%u",
+                          k, f, (unsigned long long)st[f].v.hlc, st[f].v.node,
+                          (unsigned long long)p->fv[f].hlc, p->fv[f].node);
+                return;
+            }
+        }
+    }
+    struct sim_read *p = read_record(s);
+    p->key = k, p->started = started, p->completed = ++s->hseq;
+    for (int f = 0; f < SIM_HASH_FIELDS; f++) {
+        p->fv[f] = st[f].v, p->fhas[f] = (unsigned char)st[f].has;
+    }
+}
+
 /* invariant 1 for a hash, field by field: every field read back holds a value an
  * HSET made, and is decided by a version at least that of each write of it (or
- * DEL of the key) acknowledged before the read started */
+ * DEL of the key) acknowledged before the read started; reads are monotonic per
+ * field when 2R > N */
 static void check_hash_read(struct sim *s, int k, uint64_t started, const struct op_record *r) {
+    struct field_state sts[SIM_HASH_FIELDS];
     for (int f = 0; f < SIM_HASH_FIELDS; f++) {
-        struct field_state st = field_of(r, f);
+        struct field_state st = sts[f] = field_of(r, f);
         if (!st.ok || (st.has && !field_value_made(s, k, f, &st))) {
             violation(s, "key:%d field f%d: read %s no HSET made (version %llu/%u)", k, f,
                       st.ok ? "a value" : "a record", (unsigned long long)st.v.hlc, st.v.node);
@@ -859,6 +901,9 @@ static void check_hash_read(struct sim *s, int k, uint64_t started, const struct
                       (unsigned long long)w->v.hlc, w->v.node);
             return;
         }
+    }
+    if (s->o.check_reads && 2 * s->o.r > s->o.n) {
+        check_hash_monotonic(s, k, started, sts);
     }
 }
 
