@@ -9,10 +9,12 @@ ways, rules tagged kvd-cluster-test and always removed): nodes 1 and 2 see it
 down and keep acknowledging QUORUM writes; a QUORUM write through node 3 fails
 (it reaches no other replica).
 
-Two rounds: a short partition (about 2 s once node 1 sees node 3 down) and a long
-one (12 s, four hint windows: the hints of the first 9 s are dropped, which is
-checked, so only Merkle anti-entropy can bring node 3 those writes). The writers
-stop just before each heal; from the heal on, nothing reads through the
+Two rounds: a short partition (writers for about 2 s once node 1 sees node 3
+down, healed at once when they stop: hints and repair race) and a long one
+(writers for 12 s, four hint windows, then 6 s without writes before the heal:
+every hint for node 3 is older than the window and dropped, which is checked, so
+only Merkle anti-entropy can bring node 3 those writes; with
+repair-interval-seconds 0 the round fails). From the heal on, nothing reads through the
 coordinator (no read repair) until every node's local copy is the same: each
 node's own Merkle root over the whole ring and its record count, asked as a
 peer (local_digest.py). The seconds from heal to that point are printed with the
@@ -77,9 +79,9 @@ def cut_off_write_fails(n3, res):
         c.close()
 
 
-def one_round(cl, res, label, hold_s, prefix):
+def one_round(cl, res, label, hold_s, quiet_s, prefix):
     """Partitions node3 while writers run for hold_s after node1 sees it down,
-    stops the writers, heals, and measures the time to converge."""
+    stops the writers, heals quiet_s later, and measures the time to converge."""
     n1, n2, n3 = cl.nodes
     start = counters(cl)
     pool = harness.WriterPool(cl, threads=4, level='QUORUM', prefix=prefix, nodes=[n1, n2],
@@ -96,6 +98,7 @@ def one_round(cl, res, label, hold_s, prefix):
                   pool.ack_count() > mid + 10, pool.error_samples)
         cut_off_write_fails(n3, res)
         res.check('%s: writers stop' % label, pool.stop())
+        time.sleep(quiet_s)
         before = counters(cl)
         at_cut = digests(cl)
     finally:
@@ -110,7 +113,7 @@ def one_round(cl, res, label, hold_s, prefix):
     delta = {k: after[k] - before[k] for k in after}
     res.check('%s: every replica holds the same records within %.0f s of the heal'
               % (label, CONVERGE_BOUND_S), took is not None, d)
-    print('partition %s: cut %.1f s, %d acknowledged writes; converged %s after the heal '
+    print('MEASURED partition %s: cut %.1f s, %d acknowledged writes; converged %s after the heal '
           '(%d records on each node); meanwhile hints delivered %d, records repair pulled '
           '%d / pushed %d; hints dropped by the window in the round %d'
           % (label, t_heal - t_cut, pool.ack_count(),
@@ -127,8 +130,9 @@ def one_round(cl, res, label, hold_s, prefix):
 
 
 def run(cl, res):
-    one_round(cl, res, 'short', 2.0, 'p')
-    dropped = one_round(cl, res, 'long', 4 * HINT_WINDOW_MS / 1000.0, 'q')
+    one_round(cl, res, 'short', 2.0, 0.0, 'p')
+    window = HINT_WINDOW_MS / 1000.0
+    dropped = one_round(cl, res, 'long', 4 * window, 2 * window, 'q')
     res.check('long: hints older than the window were dropped (%d), so anti-entropy repair '
               'had to bring node3 those writes' % dropped, dropped > 0)
 
