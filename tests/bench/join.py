@@ -67,9 +67,9 @@ def main():
         recs = int(inf.get('stream_records', '0'))
         share = float([v for v in cl.nodes_view(joiner) if v['addr'] == joiner.addr][0]
                       ['share'].rstrip('%')) / 100.0
-        print('join of node4 (pace %s MB/s): %s ranges (%s retried), %.2f MB and %d records '
+        print('join of node4 (pace %s): %s ranges (%s retried), %.2f MB and %d records '
               'streamed in %.2f s: %.2f MB/s, %.0f keys/s; start to status=normal %.2f s'
-              % (PACE if PACE is not None else '16 (default)',
+              % ('unpaced' if PACE == '0' else '%s MB/s' % (PACE or '16 (default)'),
                  inf.get('stream_ranges'), inf.get('stream_retries'), mb, recs, ms / 1000.0,
                  mb * 1000.0 / ms, recs * 1000.0 / ms, t_normal - t_start), flush=True)
         print('node4 holds %d keys locally; share %.3f of the ring: %.0f keys and %.0f bytes '
