@@ -63,7 +63,7 @@ COMPAT_BINS := $(patsubst redis-compat-tests/%.c,$(BUILD)/compat/%,$(wildcard re
 DEPS_STAMP := build/.deps-ok
 
 .PHONY: all run test test-unit test-asan test-long deps fuzz bench bench-base bench-engine clean
-.PHONY: cluster bench-cluster
+.PHONY: cluster bench-cluster bench-convergence
 all: $(BUILD)/kvd $(TEST_BINS) $(BENCH_BINS) $(COMPAT_BINS)
 
 deps: $(DEPS_STAMP)
@@ -151,6 +151,11 @@ cluster: $(BUILD)/kvd
 # redis-benchmark: kvd cluster (N=3 and N=1), Redis Cluster, one kvd node; build/bench/cluster.txt
 bench-cluster: $(BUILD)/kvd
 	@bash tests/bench/cluster.sh $(BUILD)/kvd
+
+# repair (1M keys, 1% divergent), a wiped replica, gossip views of 5 nodes, a join
+# under a 500k-key preload; build/bench/convergence.txt
+bench-convergence: $(BUILD)/kvd
+	@bash tests/bench/convergence.sh $(BUILD)/kvd
 
 clean:
 	rm -rf build/obj build/tests build/lib*.a build/kvd build/kvd-*-bench build/compat build-asan build-clang build-fuzz

@@ -324,9 +324,12 @@ static void push_clear(struct repair_session *s) {
 /* forgets what was learned of the current peer */
 static void peer_reset(struct repair_session *s) {
     merkle_free(&s->local);
+    free(s->subs);
     free(s->runs);
+    s->subs = NULL;
     s->runs = NULL;
-    s->nruns = s->run = 0;
+    s->nsubs = s->capsubs = s->sub = 0;
+    s->nruns = s->capruns = s->run = 0;
     push_clear(s);
 }
 
@@ -405,14 +408,8 @@ static int send_root(struct repair_session *s, struct repair_send *out) {
 }
 
 static void start_run(struct repair_session *s) {
-    struct merkle shape;
-    merkle_init(&shape, s->from, s->to, s->depth); /* the leaves' bounds only */
-    uint64_t lo, hi, lo2, hi2;
-    merkle_leaf_range(&shape, s->runs[2 * s->run], &lo, &hi);
-    merkle_leaf_range(&shape, s->runs[2 * s->run + 1], &lo2, &hi2);
-    merkle_free(&shape);
-    s->fetch_from = lo;
-    s->fetch_to = hi2;
+    s->fetch_from = s->runs[s->run].from;
+    s->fetch_to = s->runs[s->run].to;
 }
 
 /* the next MWRITE of the push list: up to REPAIR_PUSH_BATCH keys of one db, read
@@ -472,8 +469,12 @@ int repair_session_next(struct repair_session *s, struct repair_send *out) {
                 return send_root(s, out);
             }
             break;
+        case RP_TOP:
+            merkle_encode_request(&out->a, s->from, s->to, REPAIR_TOP_DEPTH);
+            emit(s, out);
+            return 1;
         case RP_LEAVES:
-            merkle_encode_request(&out->a, s->from, s->to, s->depth);
+            merkle_encode_request(&out->a, s->subs[s->sub].from, s->subs[s->sub].to, s->depth);
             emit(s, out);
             return 1;
         case RP_FETCH:
@@ -497,6 +498,17 @@ int repair_session_next(struct repair_session *s, struct repair_send *out) {
 
 /* ---- replies ---- */
 
+/* this node's tree of the current sub-range at the leaves' depth, to compare
+ * with the peer's of the same tokens (the same call: the same shape) */
+static void begin_sub(struct repair_session *s) {
+    merkle_free(&s->local);
+    if (merkle_build(s->st, s->subs[s->sub].from, s->subs[s->sub].to, s->depth, &s->local) != 0) {
+        peer_failed(s);
+        return;
+    }
+    s->phase = RP_LEAVES;
+}
+
 static void on_root(struct repair_session *s, const redisReply *r) {
     uint64_t leaf, nkeys;
     char err[128];
@@ -509,62 +521,91 @@ static void on_root(struct repair_session *s, const redisReply *r) {
         return;
     }
     s->peer_nkeys = nkeys;
-    s->depth = merkle_depth_for(nkeys > s->local.nkeys ? nkeys : s->local.nkeys);
-    merkle_free(&s->local); /* this node's leaves at that depth: a second scan, only
-                               for a range that differs */
-    if (merkle_build(s->st, s->from, s->to, s->depth, &s->local) != 0) {
+    unsigned depth = merkle_depth_for(nkeys > s->local.nkeys ? nkeys : s->local.nkeys);
+    merkle_free(&s->local); /* the next trees take a second scan, only for a range
+                               that differs */
+    if (depth <= REPAIR_TOP_DEPTH) {
+        s->depth = depth;
+        span_push(&s->subs, &s->nsubs, &s->capsubs, s->from, s->to);
+        begin_sub(s);
+        return;
+    }
+    s->depth = depth - REPAIR_TOP_DEPTH;
+    if (merkle_build(s->st, s->from, s->to, REPAIR_TOP_DEPTH, &s->local) != 0) {
         peer_failed(s);
         return;
     }
-    s->phase = RP_LEAVES;
+    s->phase = RP_TOP;
 }
 
-/* the differing leaves as runs of adjacent ones: pairs (first, last) */
-static void make_runs(struct repair_session *s, const size_t *diff, size_t n) {
-    s->runs = cl_malloc((2 * n + 2) * sizeof *s->runs);
-    s->nruns = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s->nruns > 0 && s->runs[2 * s->nruns - 1] + 1 == diff[i]) {
-            s->runs[2 * s->nruns - 1] = diff[i];
-        } else {
-            s->runs[2 * s->nruns] = s->runs[2 * s->nruns + 1] = diff[i];
-            s->nruns++;
+/* the peer's leaves (reply r at depth) against s->local: calls add(s, lo, hi) with
+ * the tokens of each leaf that differs, in order; -1 on a bad reply. A leaf past
+ * the range is empty on both sides: a peer that says otherwise is lying about
+ * tokens nobody holds, and such leaves are dropped. */
+static int differing(struct repair_session *s, const redisReply *r, unsigned depth,
+                     void (*add)(struct repair_session *, uint64_t, uint64_t)) {
+    size_t n = (size_t)1 << depth;
+    uint64_t *leaves = cl_malloc(n * sizeof *leaves), nkeys;
+    char err[128];
+    if (merkle_reply_decode(r, depth, leaves, &nkeys, err, sizeof err) != MSG_OK) {
+        free(leaves);
+        return -1;
+    }
+    size_t *diff = cl_malloc(n * sizeof *diff);
+    size_t nd = merkle_diff(&s->local, leaves, diff);
+    for (size_t i = 0; i < nd; i++) {
+        uint64_t lo, hi;
+        if (merkle_leaf_range(&s->local, diff[i], &lo, &hi) == 0) {
+            add(s, lo, hi);
         }
     }
-    s->run = 0;
+    free(diff);
+    free(leaves);
+    return 0;
+}
+
+static void add_sub(struct repair_session *s, uint64_t lo, uint64_t hi) {
+    span_push(&s->subs, &s->nsubs, &s->capsubs, lo, hi);
+}
+
+/* adjacent differing leaves make one run: one stream of pages */
+static void add_run(struct repair_session *s, uint64_t lo, uint64_t hi) {
+    s->st_.leaves_differing++;
+    if (s->nruns > 0 && s->runs[s->nruns - 1].to == lo) {
+        s->runs[s->nruns - 1].to = hi;
+    } else {
+        span_push(&s->runs, &s->nruns, &s->capruns, lo, hi);
+    }
+}
+
+static void on_top(struct repair_session *s, const redisReply *r) {
+    if (differing(s, r, REPAIR_TOP_DEPTH, add_sub) != 0) {
+        peer_failed(s);
+        return;
+    }
+    if (s->nsubs == 0) {
+        next_peer(s);
+        return;
+    }
+    s->sub = 0;
+    begin_sub(s);
 }
 
 static void on_leaves(struct repair_session *s, const redisReply *r) {
-    size_t n = (size_t)1 << s->depth;
-    uint64_t *leaves = cl_malloc(n * sizeof *leaves), nkeys;
-    char err[128];
-    if (merkle_reply_decode(r, s->depth, leaves, &nkeys, err, sizeof err) != MSG_OK) {
-        free(leaves);
+    if (differing(s, r, s->depth, add_run) != 0) {
         peer_failed(s);
         return;
     }
-    struct merkle mine;
-    merkle_fold(&s->local, s->depth, &mine); /* (the same depth: a copy) */
-    size_t *diff = cl_malloc(n * sizeof *diff);
-    size_t nd = merkle_diff(&mine, leaves, diff);
-    /* a leaf past the range is empty on both sides: a peer that says otherwise
-     * is lying about tokens nobody holds; drop such leaves */
-    size_t k = 0;
-    for (size_t i = 0; i < nd; i++) {
-        uint64_t lo, hi;
-        if (merkle_leaf_range(&mine, diff[i], &lo, &hi) == 0) {
-            diff[k++] = diff[i];
-        }
+    if (++s->sub < s->nsubs) {
+        begin_sub(s);
+        return;
     }
-    s->st_.leaves_differing += k;
-    make_runs(s, diff, k);
-    free(diff);
-    free(leaves);
-    merkle_free(&mine);
+    merkle_free(&s->local);
     if (s->nruns == 0) {
         next_peer(s);
         return;
     }
+    s->run = 0;
     start_run(s);
     s->phase = RP_FETCH;
 }
@@ -707,6 +748,9 @@ void repair_session_on_reply(struct repair_session *s, uint64_t id, const redisR
     switch (s->phase) {
     case RP_ROOT:
         on_root(s, r);
+        break;
+    case RP_TOP:
+        on_top(s, r);
         break;
     case RP_LEAVES:
         on_leaves(s, r);

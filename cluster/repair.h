@@ -8,9 +8,15 @@
  * HOW A SESSION WORKS. For each peer in turn (sequentially, one request in
  * flight): build this node's root of the range (one scan of the range), ask the
  * peer for its root (MERKLE depth 0: 16 bytes); equal roots end that peer. Else
- * build this node's leaves and ask for the peer's at a depth chosen from both key
- * counts (merkle_depth_for), diff them, and for each run of adjacent differing leaves page through the
- * peer's records of the run (RANGE, resumable by token). Each page is compared
+ * the leaves' depth D is chosen from both key counts (merkle_depth_for). Up to
+ * REPAIR_TOP_DEPTH the peer's leaves at D are asked and diffed with this node's.
+ * Deeper, in two levels: the peer's tree at REPAIR_TOP_DEPTH (128 leaves, 1 KiB)
+ * first, then, for each of its leaves that differs, the peer's tree of only that
+ * leaf's tokens at D - REPAIR_TOP_DEPTH, each diffed with this node's tree of the
+ * same tokens: the leaves that cross the network follow the differences, not the
+ * range's size (at D = 13 a single level sends 64 KiB for one differing key, two
+ * levels about 1.5 KiB). For each run of adjacent differing leaves, page through
+ * the peer's records of the run (RANGE, resumable by token). Each page is compared
  * with this node's records of the same tokens: a newer or missing record of the
  * peer is applied here (last-write-wins: applying an older one is a no-op
  * anyway), a newer or missing record of this node is pushed to the peer with
@@ -59,6 +65,7 @@
 #define REPAIR_PUSH_BATCH 256            /* records per MWRITE of a push */
 #define REPAIR_MAX_PASSES 3
 #define REPAIR_ITEM_HDR (8 + 2 + 4)
+#define REPAIR_TOP_DEPTH 7 /* the first level of a deep comparison: 128 leaves */
 
 /* One record of a page, owned (key and value). */
 struct repair_rec {
@@ -116,7 +123,7 @@ struct repair_stats {
     uint64_t requests;
 };
 
-enum repair_phase { RP_ROOT, RP_LEAVES, RP_FETCH, RP_PUSH, RP_NEXT_PEER, RP_DONE };
+enum repair_phase { RP_ROOT, RP_TOP, RP_LEAVES, RP_FETCH, RP_PUSH, RP_NEXT_PEER, RP_DONE };
 
 /* What a session wants sent: argv to peer tag; its reply (or NULL for a failure)
  * goes back through repair_session_on_reply with id. */
@@ -140,11 +147,13 @@ struct repair_session {
     int pulled_in_pass;                 /* records pulled in this pass */
     enum repair_phase phase;
     uint64_t next_id, waiting;          /* the request in flight (0: none) */
-    struct merkle local;                /* this node's tree: the root, then the leaves */
-    unsigned depth;                     /* of the leaves asked */
+    struct merkle local;                /* this node's tree being compared */
+    unsigned depth;                     /* of the leaves asked under each sub-range */
     uint64_t peer_nkeys;
-    size_t *runs;                       /* differing leaf runs: pairs [first, last] */
-    size_t nruns, run;                  /* count, the one being fetched */
+    struct repair_span *subs;           /* the sub-ranges whose leaves are asked */
+    size_t nsubs, capsubs, sub;         /* count, capacity, the one being asked */
+    struct repair_span *runs;           /* token spans of adjacent differing leaves */
+    size_t nruns, capruns, run;         /* count, capacity, the one being fetched */
     uint64_t fetch_from, fetch_to;      /* what is left of the run */
     struct repair_push *push;           /* keys to push to the current peer */
     size_t npush, cappush, pushed;

@@ -129,6 +129,24 @@ static void test_repair_in_sync_exchanges_roots_only(void) {
     fs_free(&peers[1]);
 }
 
+/* one differing key among 20,000: the leaves asked follow the difference (a
+ * 128-leaf tree, then the 64-leaf tree under its one differing leaf), not the
+ * range's size (one level of 8,192 leaves is 64 KiB) */
+static void test_repair_sparse_difference_moves_few_leaves(void) {
+    struct fstore self = {0}, peers[1] = {{0}};
+    fill(&self, 0, 20000, 100, 1);
+    fill(&peers[0], 0, 20000, 100, 1);
+    fill(&peers[0], 777, 778, 200, 2);
+    struct repair_stats st;
+    CHECK(run_session(&self, peers, NULL, 1, &st));
+    CHECK(fs_equal(&self, &peers[0]));
+    CHECK_EQ_INT(st.records_pulled, 1);
+    CHECK_EQ_INT(st.leaves_differing, 1);
+    CHECK(st.bytes_in < 4096);
+    fs_free(&self);
+    fs_free(&peers[0]);
+}
+
 /* a wiped replica gets everything back, pushed */
 static void test_repair_restores_an_empty_replica(void) {
     struct fstore self = {0}, peers[1] = {{0}};
@@ -366,6 +384,7 @@ static void test_repair_range_decode_refuses_garbage(void) {
 int main(void) {
     TEST_RUN(test_repair_divergent_replicas_converge);
     TEST_RUN(test_repair_in_sync_exchanges_roots_only);
+    TEST_RUN(test_repair_sparse_difference_moves_few_leaves);
     TEST_RUN(test_repair_restores_an_empty_replica);
     TEST_RUN(test_repair_failing_peer_is_partial);
     TEST_RUN(test_repair_big_hash_same_version_other_fields);

@@ -7,7 +7,8 @@
 # prints "SKIP cluster: <reason>" and "0 passed, 0 failed". Otherwise prints one line
 # per test file and ends with the total "N passed, M failed". Partition rules left
 # by any run (iptables, comment kvd-cluster-test) are removed at the end.
-# CLUSTER_TESTS="clients faults" runs only those files.
+# CLUSTER_TESTS="clients faults" runs only those files. A test's lines starting
+# "MEASURED " (numbers, never asserted) are shown too.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../counts.sh"
@@ -45,6 +46,7 @@ for t in "${tests[@]}"; do
     count_parse "$(cat "$log")" "$rc" || tail -n 30 "$log" | sed 's/^/    /'
     [[ $rc -eq 124 ]] && echo "FAIL $name: timed out after ${limit}s"
     grep -aE -A3 '^(FAIL|SKIP|Traceback)' "$log" | head -n 60
+    grep -aE '^MEASURED ' "$log" | head -n 20
     printf '%s: %d passed, %d failed (%ds)\n' "$name" "$count_p" "$count_f" $((SECONDS - start))
     total_p=$((total_p + count_p)) total_f=$((total_f + count_f))
 done
