@@ -100,15 +100,18 @@ def _strs(vs):
     return sorted(_str(v) for v in vs)
 
 
-def run_processes(clients, workload, procs, seconds, max_ops):
-    """Runs procs threads doing workload.step until seconds pass or the history holds
-    max_ops operations; returns when all stopped (each bounded by the timeouts)."""
+def run_processes(clients, workload, procs, seconds, max_ops, rate):
+    """Runs procs threads doing workload.step, together at most rate steps a second,
+    until seconds pass or the history holds max_ops operations; returns when all
+    stopped (each bounded by the timeouts)."""
     deadline = time.monotonic() + seconds
+    gap = procs / float(rate)  # seconds between one process's steps
 
     def loop(p):
         conn = clients.connection(p)
         rng = random.Random('%s-w%d' % (clients.seed, p))
         seq = 0
+        due = time.monotonic()
         while (not clients.stop.is_set() and time.monotonic() < deadline
                and len(clients.history.ops) < max_ops):
             if not conn.ensure():
@@ -116,6 +119,8 @@ def run_processes(clients, workload, procs, seconds, max_ops):
                 continue
             seq += 1
             workload.step(clients, conn, p, seq, rng)
+            due = max(due + gap, time.monotonic() - 1.0)  # no burst after a stall
+            clients.stop.wait(max(0.0, due - time.monotonic()))
         conn.drop()
 
     threads = [threading.Thread(target=loop, args=(p,), daemon=True) for p in range(procs)]
