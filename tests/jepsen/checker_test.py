@@ -285,6 +285,39 @@ def test_set_anomalies(t):
       ['set-lost', 'set-phantom', 'set-stale'])
 
 
+# ---- histories ---------------------------------------------------------------------------
+
+@case
+def test_saved_history_replays_to_the_same_verdict(t):
+    import tempfile
+    from history import History
+    h = History({'workload': 'registers'})
+    h.ops = ops_of([('write', 'a', 0, 1, OK, True), ('write', 'b', 2, None, INFO, None),
+                    ('read', None, 3, 4, OK, 'b'), ('read', None, 5, 6, OK, 'a')])
+    t('before saving', linear.check_register(h.ops)['verdict'], 'fail')
+    with tempfile.NamedTemporaryFile(suffix='.json') as f:
+        h.save(f.name, [{'kind': 'nonlinearizable'}])
+        back = History.load(f.name)
+    t('after loading', linear.check_register(back.ops)['verdict'], 'fail')
+    t('meta kept', back.meta, {'workload': 'registers'})
+    t('every field kept', [o.to_json() for o in back.ops], [o.to_json() for o in h.ops])
+
+
+@case
+def test_history_types_and_counts(t):
+    from history import History
+    h = History()
+    w = h.invoke(1, 'write', 'k', 'v', node='n')
+    r = h.invoke(2, 'read', 'k')
+    x = h.invoke(3, 'write', 'k', 'w')
+    h.ok(w, True)
+    h.fail(r, 'NOQUORUM 1 of 2')
+    h.close_open()
+    t('invoke order and times', w.invoke <= r.invoke <= x.invoke <= w.complete, True)
+    t('an open write closes indeterminate', (x.type, x.complete), (INFO, None))
+    t('counts', h.counts(), {OK: 1, FAIL: 1, INFO: 1})
+
+
 def main():
     passed = failed = 0
     for fn in CASES:

@@ -101,7 +101,7 @@ def report(args, res, wl, hist, anomalies):
     for a in anomalies[:20]:
         tag = ('NOTE' if a['kind'] in NOT_ANOMALIES else
                'EXPECTED' if a['kind'] in args.expect else 'ANOMALY')
-        print('%s %s %s: %s (ops %s)' % (tag, a['kind'], a['key'], a['detail'], a['ops'][:6]))
+        print('%s %s %s: %s (ops %s)' % (tag, a['kind'], a['key'], a['detail'], a['ops'][:8]))
     if len(anomalies) > 20:
         print('... %d more anomalies' % (len(anomalies) - 20))
     if anomalies:
@@ -175,9 +175,9 @@ def replay(path, budget, expect):
     for a in anomalies:
         print('%s %s %s: %s' % ('EXPECTED' if a['kind'] in expect else 'ANOMALY', a['kind'],
                                 a['key'], a['detail']))
-        for op in hist.ops:
-            if op.id in a['ops'][:6]:
-                print('    %r' % op)
+        shown = set(a['ops'][:16])
+        for op in sorted((op for op in hist.ops if op.id in shown), key=lambda op: op.invoke):
+            print('    %r %s' % (op, op.node))
     bad = [a for a in anomalies if a['kind'] not in expect | NOT_ANOMALIES]
     return 1 if bad else 0
 

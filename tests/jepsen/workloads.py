@@ -188,11 +188,24 @@ class Registers:
             if r['verdict'] == 'fail':
                 out.append(checks.anomaly('nonlinearizable', key, 'no linearization of %d ops; '
                                           'stuck at %r after %d taken' % (
-                                              r['ops'], r['stuck'], r['depth']), [r['stuck']]))
+                                              r['ops'], r['stuck'], r['depth']),
+                                          [r['stuck']] + _context(ops, r['stuck'])))
             elif r['verdict'] == 'unknown':
                 out.append(checks.anomaly('linearizability-unknown', key, 'gave up after %d '
                                           'steps over %d ops' % (r['steps'], r['ops'])))
         return out
+
+
+def _context(ops, stuck, writes=3):
+    """The operations a reader of a failed register check wants beside the stuck one:
+    the last writes of its key completed before it began, and those overlapping it."""
+    key = [op for op in ops if op.key == stuck.key and op is not stuck]
+    before = [op for op in key if op.f != 'read' and op.type == 'ok' and op.complete < stuck.invoke]
+    before.sort(key=lambda op: op.complete)
+    end = stuck.complete if stuck.complete is not None else float('inf')
+    during = [op for op in key if op.invoke < end and
+              (op.complete is None or op.complete > stuck.invoke)]
+    return before[-writes:] + sorted(during, key=lambda op: op.invoke)[:10]
 
 
 class Counters:
