@@ -23,6 +23,7 @@ import argparse
 import os
 import random
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -147,7 +148,7 @@ def run(args):
     skip = harness.node_cluster_or_skip(args.binary, name)
     if skip is not None:
         return skip
-    args.out = args.out or harness.tempfile.mkdtemp(prefix='kvd-jepsen.')
+    args.out = args.out or tempfile.mkdtemp(prefix='kvd-jepsen.')
     print('jepsen: seed %d, %d nodes (%s), level %s, workloads %s, faults %s' % (
         args.seed, args.nodes, args.mode, args.level, ','.join(args.workloads),
         ','.join(args.kinds) or 'none'), flush=True)

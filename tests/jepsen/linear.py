@@ -16,7 +16,8 @@ can only make the checker more lenient). Walk the list: at a call, try to take
 that operation as the next linearization point: if the model accepts its answer,
 remember (the set of operations taken, the state) in a cache, push where we were,
 lift the call and its return out of the list, and restart from the head. If the
-pair (set, state) was seen before, this branch was already explored: skip. At a
+pair (set, state) was seen before, this branch was already explored: skip. (The
+set is a bitset of the key's operations, so the memo is bounded in bytes too.) At a
 return, the operation it closes was not taken although its time is over: undo the
 last choice (pop, put its events back) and try the next call after it. An empty
 list is a linearization; popping from an empty stack means there is none.
@@ -28,11 +29,13 @@ that return with the read not taken: not linearizable (a read of a future value)
 
 Unique values per key keep the search narrow; each key is checked alone (a
 history of independent registers is linearizable iff each key's is). A budget of
-steps bounds the search: beyond it the answer is 'unknown', never 'ok'.
+steps (and the memo's size) bounds the search: beyond it the answer is 'unknown',
+never 'ok'.
 """
 from history import OK, FAIL
 
 DEFAULT_BUDGET = 1000000  # search steps per key
+CACHE_BYTES = 256 << 20  # about what the memo may hold per key (each entry: a bitset)
 
 
 class _Entry:
@@ -104,6 +107,7 @@ def check_register(ops, budget=DEFAULT_BUDGET, initial=None):
     head = _event_list(ops)
     ids = {id(op): i for i, op in enumerate(ops)}
     cache = set()
+    cache_max = max(10000, CACHE_BYTES // (len(ops) // 8 + 64))
     calls = []  # (call entry, state before it)
     state, taken = initial, 0
     entry = head.next
@@ -111,7 +115,7 @@ def check_register(ops, budget=DEFAULT_BUDGET, initial=None):
     deepest, stuck = -1, None
     while head.next is not None:
         steps += 1
-        if steps > budget:
+        if steps > budget or len(cache) > cache_max:
             return {'verdict': 'unknown', 'ops': len(ops), 'steps': steps}
         if entry.is_call:
             ok, nxt = _step(state, entry.op)

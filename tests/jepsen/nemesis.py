@@ -20,7 +20,6 @@ is logged with its time (history clock) for the history file.
 import atexit
 import subprocess
 import threading
-import time
 
 import harness
 
