@@ -80,6 +80,20 @@ def test_indeterminate_write_may_take_effect_or_not(t):
 
 
 @case
+def test_unread_indeterminate_writes_are_pruned_safely(t):
+    many = [('write', 'x%d' % i, 10 + i, None, INFO, None) for i in range(3000)]
+    r = linear.check_register(ops_of([('write', 'a', 0, 1, OK, True)] + many +
+                                     [('read', None, 5000, 5001, OK, 'a')]), budget=50000)
+    t('3000 unread info writes: ok within a small budget', r['verdict'], 'ok')
+    t('pruning keeps a lost write visible', verdict(
+        [('write', 'a', 0, 1, OK, True), ('write', 'b', 2, None, INFO, None),
+         ('read', None, 5, 6, OK, None)]), 'fail')
+    t('with DEL nothing is pruned: an unread info write can explain a DEL of 1', verdict(
+        [('write', 'a', 0, 1, OK, True), ('del', None, 2, 3, OK, 1),
+         ('write', 'b', 4, None, INFO, None), ('del', None, 10, 11, OK, 1)]), 'ok')
+
+
+@case
 def test_failed_and_indeterminate_reads_are_ignored(t):
     t('fail/info reads dropped', verdict([
         ('write', 'a', 0, 1, OK, True), ('read', None, 2, 3, FAIL, None),

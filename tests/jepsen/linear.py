@@ -96,13 +96,27 @@ def _unlift(e):
             x.next.prev = x
 
 
+def _prune(ops):
+    """Drops the indeterminate writes no read returned, when the key has no DEL.
+    Safe: in a linearization where such a write w takes effect, no read lies between
+    w and the next write (it would have returned w's unique value), so taking w out
+    leaves every answer true; only DEL's answer (did the key exist?) could depend on
+    w. Each open write would otherwise stay concurrent with everything after it, and
+    a few thousand of them (a node that answers every write NOQUORUM) blow up the
+    search."""
+    if any(op.f == 'del' for op in ops):
+        return ops
+    seen = {op.result for op in ops if op.f == 'read'}
+    return [op for op in ops if not (op.f == 'write' and op.type != OK and op.value not in seen)]
+
+
 def check_register(ops, budget=DEFAULT_BUDGET, initial=None):
     """Checks one key's operations (read/write/del ops of history.py). Returns a
     dict: verdict 'ok' | 'fail' | 'unknown', ops (how many were checked), steps, and
     on 'fail' `stuck`: the operation whose return no linearization could pass,
     at the deepest point the search reached, with `depth` operations taken."""
-    ops = [op for op in ops
-           if op.type != FAIL and not (op.f == 'read' and op.type != OK)]
+    ops = _prune([op for op in ops
+                  if op.type != FAIL and not (op.f == 'read' and op.type != OK)])
     ops.sort(key=lambda op: op.invoke)
     head = _event_list(ops)
     ids = {id(op): i for i, op in enumerate(ops)}

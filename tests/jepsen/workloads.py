@@ -27,6 +27,10 @@ import linear
 from history import INFO
 
 READS = ('read', 'get', 'readset', 'final')  # an error leaves these 'fail', not 'info'
+# after an error a process waits this long (s): a node that refuses at once (NOQUORUM
+# while cut off) would otherwise take thousands of requests a second, each of them an
+# indeterminate write the checkers must consider
+ERROR_PAUSE = 0.1
 
 
 class Clients:
@@ -55,13 +59,15 @@ class Clients:
             else:
                 self.history.info(op, e)
             conn.drop()
+            self.stop.wait(ERROR_PAUSE)
             return op
         self.history.ok(op, decode(res))
         return op
 
 
 class Conn:
-    """One process's connection: to a random node, replaced after any error."""
+    """One process's connection: to a random node, replaced by another random node
+    after any error."""
 
     def __init__(self, clients, rng):
         self.clients = clients
@@ -74,7 +80,8 @@ class Conn:
         failed attempt (the caller waits a little and tries again)."""
         if self.client is not None:
             return True
-        self.node = self.rng.choice(self.clients.nodes)
+        others = [n for n in self.clients.nodes if n is not self.node]
+        self.node = self.rng.choice(others or self.clients.nodes)  # another node after an error
         try:
             self.client = harness.consistency_client(self.node, self.clients.level,
                                                      timeout=self.clients.timeout)
