@@ -94,6 +94,22 @@ def test_unread_indeterminate_writes_are_pruned_safely(t):
 
 
 @case
+def test_many_open_dels_and_writes_stay_tractable_and_exact(t):
+    rows = [('write', 'a', 0, 1, OK, True)]
+    for i in range(25):  # 25 open DELs and 25 open unread writes, all concurrent
+        rows.append(('del', None, 2 + i, None, INFO, None))
+        rows.append(('write', 'u%d' % i, 2 + i, None, INFO, None))
+    ok = rows + [('read', None, 500, 501, OK, 'a'), ('del', None, 502, 503, OK, 1),
+                 ('del', None, 504, 505, OK, 1), ('read', None, 506, 507, OK, None),
+                 ('write', 'b', 508, 509, OK, True), ('read', None, 510, 511, OK, 'b')]
+    r = linear.check_register(ops_of(ok), budget=300000)
+    t('two DELs of 1 explained by an open write between them', r['verdict'], 'ok')
+    bad = ok + [('read', None, 512, 513, OK, 'a')]
+    r = linear.check_register(ops_of(bad), budget=300000)
+    t('a read of a after b was read fails, within the budget', r['verdict'], 'fail')
+
+
+@case
 def test_failed_and_indeterminate_reads_are_ignored(t):
     t('fail/info reads dropped', verdict([
         ('write', 'a', 0, 1, OK, True), ('read', None, 2, 3, FAIL, None),

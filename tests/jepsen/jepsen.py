@@ -59,6 +59,8 @@ def parse_args(argv):
     ap.add_argument('--quiet-secs', type=float, default=2.0)
     ap.add_argument('--settle', type=float, default=2.0)
     ap.add_argument('--timeout', type=float, default=1.0, help='client socket timeout (s)')
+    ap.add_argument('--ops-per-key', type=int, default=500,
+                    help='registers: operations per key before moving to new keys')
     ap.add_argument('--del-ratio', type=float, default=0.1,
                     help='registers: the share of writes that are DEL')
     ap.add_argument('--lease-ms', type=int, default=3000)
@@ -167,7 +169,7 @@ def replay(path, budget, expect):
     meta = hist.meta
     args = argparse.Namespace(keys=meta.get('keys', 4), clients=meta.get('clients', 1),
                               lease_ms=meta.get('lease_ms', 3000), hold_ms=150, timeout=1.0,
-                              del_ratio=0.1)
+                              del_ratio=0.1, ops_per_key=500)
     wl = workloads.make(meta['workload'], 'replay', args)
     anomalies = wl.check(hist.ops, budget)
     summarize(meta['workload'], meta.get('nemesis', []), hist, anomalies)

@@ -35,6 +35,7 @@ never 'ok'.
 from history import OK, FAIL
 
 DEFAULT_BUDGET = 1000000  # search steps per key
+UNREAD = ('unread',)  # the state after an indeterminate write whose value no read returned
 CACHE_BYTES = 256 << 20  # about what the memo may hold per key (each entry: a bitset)
 
 
@@ -110,6 +111,36 @@ def _prune(ops):
     return [op for op in ops if not (op.f == 'write' and op.type != OK and op.value not in seen)]
 
 
+def _interchangeable(ops):
+    """Classes of twins: 'w' the indeterminate writes no read returned, 'd' the
+    indeterminate DELs. Within a class every member has the same effect (the state
+    becomes UNREAD, or None) and no answer to check, and none ever returns, so once
+    two are invoked either may stand for the other: a linearization that takes a
+    later twin first can swap it with an earlier untaken one. The search takes each
+    class's members in invoke order only, so k open twins cost k + 1 branches, not
+    2^k (a minute of NOQUORUM under a partition leaves hundreds). Returns (class of
+    each op index or None, {class: [op indexes in invoke order]})."""
+    seen = {op.result for op in ops if op.f == 'read'}
+    klass, members = [], {'w': [], 'd': []}
+    for i, op in enumerate(ops):
+        c = None
+        if op.type != OK and op.f == 'del':
+            c = 'd'
+        elif op.type != OK and op.f == 'write' and op.value not in seen:
+            c = 'w'
+        klass.append(c)
+        if c is not None:
+            members[c].append(i)
+    return klass, members
+
+
+def _first_untaken(indexes, taken):
+    for j in indexes:
+        if not (taken >> j) & 1:
+            return j
+    return None
+
+
 def check_register(ops, budget=DEFAULT_BUDGET, initial=None):
     """Checks one key's operations (read/write/del ops of history.py). Returns a
     dict: verdict 'ok' | 'fail' | 'unknown', ops (how many were checked), steps, and
@@ -120,6 +151,7 @@ def check_register(ops, budget=DEFAULT_BUDGET, initial=None):
     ops.sort(key=lambda op: op.invoke)
     head = _event_list(ops)
     ids = {id(op): i for i, op in enumerate(ops)}
+    klass, members = _interchangeable(ops)
     cache = set()
     cache_max = max(10000, CACHE_BYTES // (len(ops) // 8 + 64))
     calls = []  # (call entry, state before it)
@@ -132,9 +164,16 @@ def check_register(ops, budget=DEFAULT_BUDGET, initial=None):
         if steps > budget or len(cache) > cache_max:
             return {'verdict': 'unknown', 'ops': len(ops), 'steps': steps}
         if entry.is_call:
+            i = ids[id(entry.op)]
+            c = klass[i]
+            if c is not None and _first_untaken(members[c], taken) != i:
+                entry = entry.next  # a twin invoked earlier stands for it
+                continue
             ok, nxt = _step(state, entry.op)
+            if c == 'w':
+                nxt = UNREAD
             if ok:
-                bit = 1 << ids[id(entry.op)]
+                bit = 1 << i
                 memo = (taken | bit, nxt)
                 if memo not in cache:
                     cache.add(memo)

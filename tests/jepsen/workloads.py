@@ -8,13 +8,15 @@ goes to another random node. Keys carry the run's prefix, so a workload starts
 from absent keys. Leaves to nemesis.py the faults and to jepsen.py the schedule.
 
   registers     GET / SET (a value unique per run) / DEL on a few shared keys, any
-                process on any key: concurrent writers through different nodes.
+                process on any key: concurrent writers through different nodes; new
+                keys every ops_per_key operations per key.
   registers-1w  the same, but each key has one writing process (reads from all).
   counters      INCR on a few keys; a final GET.
   locks         SET k token NX PX lease; hold; GET; DEL if the GET saw our token
                 with time to spare (else the lease runs out).
   sets          HSET k element 1 (unique elements) and HKEYS k; a final HKEYS.
 """
+import itertools
 import random
 import threading
 import time
@@ -157,28 +159,41 @@ def final_reads(clients, keys, f, fn, decode, attempts=10):
 
 
 class Registers:
+    """Keys come in generations of `keys` keys: once the workload made ops_per_key
+    steps per key, every process moves to the next generation (Jepsen's independent
+    keys). The checker's cost grows fast with one key's history, above all to prove
+    a long history NOT linearizable; short ones keep every verdict exact."""
     name = 'registers'
 
-    def __init__(self, prefix, keys, procs, one_writer=False, del_ratio=0.1):
-        self.keys = ['%s:r%d' % (prefix, i) for i in range(keys)]
+    def __init__(self, prefix, keys, procs, one_writer=False, del_ratio=0.1, ops_per_key=500):
+        self.prefix = prefix
+        self.nkeys = keys
         self.procs = procs
         self.del_ratio = del_ratio  # of the writes
         self.one_writer = one_writer
+        self.ops_per_key = ops_per_key
+        self._steps = itertools.count()  # thread-safe under the GIL
+        self.generations = 1
         if one_writer:
             self.name = 'registers-1w'
 
+    def _key(self, gen, i):
+        return '%s:r%d.%d' % (self.prefix, gen, i)
+
     def step(self, clients, conn, p, seq, rng):
+        gen = next(self._steps) // (self.ops_per_key * self.nkeys)
+        self.generations = max(self.generations, gen + 1)
         x = rng.random()
         if x < 0.5:
-            key = rng.choice(self.keys)
+            key = self._key(gen, rng.randrange(self.nkeys))
             clients.call(p, conn, 'read', key, None, lambda c: c.get(key), _str)
             return
-        mine = self.keys
+        mine = range(self.nkeys)
         if self.one_writer:
-            mine = [k for i, k in enumerate(self.keys) if i % self.procs == p]
+            mine = [i for i in mine if i % self.procs == p]
             if not mine:  # more processes than keys: this one only reads
                 return
-        key = rng.choice(mine)
+        key = self._key(gen, rng.choice(mine))
         if x >= 0.5 + 0.5 * self.del_ratio:
             val = '%d-%d' % (p, seq)
             clients.call(p, conn, 'write', key, val, lambda c: c.set(key, val))
@@ -186,7 +201,8 @@ class Registers:
             clients.call(p, conn, 'del', key, None, lambda c: c.delete(key))
 
     def final(self, clients):
-        final_reads(clients, self.keys, 'read', lambda c, k: c.get(k), _str)
+        keys = [self._key(g, i) for g in range(self.generations) for i in range(self.nkeys)]
+        final_reads(clients, keys, 'read', lambda c, k: c.get(k), _str)
 
     def check(self, ops, budget):
         out = []
@@ -293,7 +309,7 @@ def make(name, prefix, args):
     """The workload called name (one of NAMES) with the run's parameters."""
     if name in ('registers', 'registers-1w'):
         return Registers(prefix, args.keys, args.clients, one_writer=name == 'registers-1w',
-                         del_ratio=args.del_ratio)
+                         del_ratio=args.del_ratio, ops_per_key=args.ops_per_key)
     if name == 'counters':
         return Counters(prefix, args.keys)
     if name == 'locks':
