@@ -30,7 +30,9 @@ run() { # label, limit, jepsen.py arguments...
     local log=$out/$label.log
     (cd "$here" && timeout -k 10 "$limit" $PY jepsen.py "$bin" --out "$out" "$@") >"$log" 2>&1
     local rc=$?
-    grep -aE '^(jepsen |SKIP|FAIL|ANOMALY|EXPECTED|NOTE|history kept|Traceback)' "$log" | head -n 40
+    # every summary line; of the anomalies only the first few (the history has them all)
+    grep -aE '^(jepsen |SKIP|FAIL|history kept|Traceback)' "$log"
+    grep -aE '^(ANOMALY|EXPECTED|NOTE) ' "$log" | head -n 12
     line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     if [[ -z $line ]]; then
         echo "FAIL $label: no counts (exit $rc); log $log"
