@@ -63,7 +63,7 @@ COMPAT_BINS := $(patsubst redis-compat-tests/%.c,$(BUILD)/compat/%,$(wildcard re
 DEPS_STAMP := build/.deps-ok
 
 .PHONY: all run test test-unit test-asan test-long deps fuzz bench bench-base bench-engine clean
-.PHONY: cluster bench-cluster bench-convergence
+.PHONY: cluster bench-cluster bench-convergence test-cluster
 all: $(BUILD)/kvd $(TEST_BINS) $(BENCH_BINS) $(COMPAT_BINS)
 
 deps: $(DEPS_STAMP)
@@ -143,6 +143,11 @@ bench-base: all
 
 bench-engine: all
 	@bash tests/bench/engine.sh
+
+# the Jepsen-style suite, short run (~1.5 min): workloads under faults, histories checked
+# (tests/jepsen/README.md); `make test` runs it too, `make test-long` a long run of all
+test-cluster: $(BUILD)/kvd
+	@bash tests/jepsen/run.sh $(BUILD)/kvd
 
 # a 3-node cluster on 127.0.0.2-4 (persistent, data in build/cluster/nodeN); Ctrl-C stops it
 cluster: $(BUILD)/kvd

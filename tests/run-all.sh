@@ -19,6 +19,10 @@
 #   compat-cluster3-asan: the same in cache mode on sanitizer builds (asan modes)
 #   cluster: tests/cluster/run.sh KVD_BINARY [--asan]  (real kvd clusters on 127.0.0.2..;
 #            SKIPs with 0 counted while the binary has no cluster)
+#   jepsen-checker: tests/jepsen/checker_test.py (the Jepsen-style checkers on
+#            synthetic histories; no kvd process)
+#   jepsen:  tests/jepsen/run.sh KVD_BINARY (`make test-cluster`: registers under one
+#            fault at a time, the history checked for linearizability; ~1.5 min)
 #   long:    tests/long/*.sh, only with --long
 # Options: --unit-only, --asan-only, --long.
 set -uo pipefail
@@ -73,6 +77,7 @@ if [[ $mode == all || $mode == unit ]]; then
     run_suite seal bash tests/check-seal.sh
     run_suite funclen python3 tests/check-func-length.py
     run_suite seams bash tests/check-seams.sh
+    run_suite jepsen-checker /usr/bin/python3 tests/jepsen/checker_test.py
     # the whole tree with clang -Werror too (build-clang/; the binaries are not run)
     command -v clang >/dev/null &&
         run_suite clang bash -c 'make --no-print-directory -j2 BUILD=build-clang CC=clang all \
@@ -85,6 +90,7 @@ fi
 if [[ $mode == all ]]; then
     [[ -x redis-compat-tests/run.sh ]] && run_suite compat redis-compat-tests/run.sh build/kvd
     [[ -x tests/cluster/run.sh ]] && run_suite cluster tests/cluster/run.sh build/kvd
+    [[ -x tests/jepsen/run.sh ]] && run_suite jepsen tests/jepsen/run.sh build/kvd
     # the same suites against a one-node cluster: every data command through the
     # coordinator's four steps (server/cmd/coordinate.c); WATCH skipped with its reason
     cluster1="--cluster-enabled yes --cluster-secret compat --replication-factor 1"
