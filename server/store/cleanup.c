@@ -202,6 +202,10 @@ static void start_compaction(size_t n, int limit_pos) {
     static const unsigned char meta[META_LEN] = {0xff, 0xff, 0xff, 0xff, 0xff,
                                                  0xff, 0xff, 0xff, 0xff, 0xff};
     size_t k = 0;
+    if (limit_pos && C.pos == C.drop[n].from) {
+        limit_pos = 0; /* nothing of that range swept yet (and [x, x) is empty, not
+                          "to the end") */
+    }
     for (size_t i = 0; i < n + (limit_pos ? 1 : 0); i++) {
         uint64_t to = i == n ? C.pos : C.drop[i].to;
         put_be64(b + 16 * k, C.drop[i].from);
@@ -211,20 +215,24 @@ static void start_compaction(size_t n, int limit_pos) {
                                   to ? 8 : META_LEN};
         k++;
     }
-    lsm_set_drop_ranges(P.db, r, k, C.upto_seq);
+    if (k > 0) {
+        lsm_set_drop_ranges(P.db, r, k, C.upto_seq);
+    }
     kv_free(r);
     kv_free(b);
+    if (k == 0) {
+        return; /* an abort before anything was swept: nothing to compact away */
+    }
     C.engine = P.db;
+    C.state = CLEANUP_COMPACTING;
     atomic_store(&C.thread_done, 0);
     if (pthread_create(&C.thread, NULL, compact_main, NULL) != 0) {
-        server_log(LL_WARNING, "KVD CLEANUP: no thread for the compaction; the records "
-                               "go at the engine's own compactions");
+        /* counted as a failed compaction: the records stay, the next start recounts */
+        C.thread_rc = LSM_IOERR;
         atomic_store(&C.thread_done, 1);
-        C.thread_rc = LSM_OK;
         return;
     }
     C.thread_started = 1;
-    C.state = CLEANUP_COMPACTING;
 }
 
 static void finish_compaction(void) {
