@@ -18,7 +18,9 @@
  * Nothing here is a delete: no tombstone is written, no store event fires (so
  * nothing is replicated, WATCH and keyspace statistics see no deletion), and a
  * dropped key read later through this node's store is simply absent, as on any
- * node that never held it.
+ * node that never held it (persistent mode: once the compaction ended; until then
+ * a read-through may still find its record, which no coordinator asks this node
+ * for: it does not replicate the key).
  */
 #include <pthread.h>
 #include <stdatomic.h>
