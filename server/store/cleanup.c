@@ -52,7 +52,14 @@ static struct {
     uint64_t runs, keys, bytes;
     long long start_ms, end_ms;
     const char *why;
+    long step_limit;             /* tests: keys per step (0: the time budget only) */
+    long step_keys;              /* keys looked at in this step */
 } C;
+
+/* 1 when the step has done its share */
+static int step_spent(long long deadline_us) {
+    return (C.step_limit > 0 && C.step_keys >= C.step_limit) || kv_ustime() > deadline_us;
+}
 
 /* The gaps between the sorted, disjoint kept ranges. */
 static size_t complement(const struct store_span *keep, size_t n, struct store_span *out) {
@@ -101,7 +108,9 @@ static int sweep_dict_once(void) {
     struct kv_db *db = server.db[C.db];
     const struct store_span *s = &C.drop[C.span];
     C.nents = 0;
-    uint64_t next = kv_dict_scan(&db->keys, C.pos, STEP_KEYS, collect, NULL);
+    long count = C.step_limit > 0 ? C.step_limit : STEP_KEYS;
+    uint64_t next = kv_dict_scan(&db->keys, C.pos, count, collect, NULL);
+    C.step_keys += (long)C.nents;
     for (size_t i = 0; i < C.nents; i++) {
         struct kv_entry *e = C.ents[i];
         uint64_t token = ks_entry_token(e);
@@ -168,7 +177,9 @@ static int sweep_engine_span(long long deadline_us) {
         if (!in_span(&C.drop[C.span], token)) {
             break;
         }
-        if (n > 0 && token != last && (n & 63) == 0 && kv_ustime() > deadline_us) {
+        if (n > 0 && token != last &&
+            (C.step_limit > 0 ? C.step_keys >= C.step_limit
+                              : (n & 63) == 0 && step_spent(deadline_us))) {
             C.pos = token;
             span_over = 0;
             break;
@@ -176,6 +187,7 @@ static int sweep_engine_span(long long deadline_us) {
         drop_record(it, ik, ilen, token);
         last = token;
         n++;
+        C.step_keys++;
     }
     if (lsm_iter_status(it) != LSM_OK) {
         store_cleanup_abort("an engine read failed during the sweep");
@@ -283,10 +295,11 @@ void store_cleanup_step(void) {
     }
     long long deadline = kv_ustime() + STEP_US;
     int more = 1;
+    C.step_keys = 0;
     if (persist_on()) {
         commit(); /* every cached entry is on disk: the cache copies are clean */
     }
-    while (more && C.state == CLEANUP_SWEEPING && kv_ustime() < deadline) {
+    while (more && C.state == CLEANUP_SWEEPING && !step_spent(deadline)) {
         more = persist_on() ? sweep_engine_span(deadline) : sweep_dict_once();
     }
     if (persist_on()) {
@@ -378,4 +391,8 @@ int store_cleanup_close(void) {
         C.end_ms = kv_mstime();
     }
     return stale;
+}
+
+void store_cleanup_set_step_limit(long keys) {
+    C.step_limit = keys;
 }

@@ -64,6 +64,10 @@ void store_cleanup_abort(const char *why);
 
 void store_cleanup_stats(struct store_cleanup_stats *out);
 
+/* Tests: a step stops after about this many keys (0, the default: after about a
+ * millisecond), so that a sweep can be cut short on purpose. */
+void store_cleanup_set_step_limit(long keys);
+
 /* Persistent mode, at close: waits for the compaction thread; returns 1 when the
  * counts no longer describe the records on disk (a cleanup did not finish: the
  * next start must recount). */

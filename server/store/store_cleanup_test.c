@@ -225,10 +225,95 @@ static void test_cleanup_refuses_a_second_one_while_running(void) {
     stop();
 }
 
+/* How many keys of the dropped half (tokens >= 2^63) are absent; -1 when a key
+ * of the kept half is. */
+static int absent_of_dropped_half(void) {
+    char k[32], line[64];
+    int absent = 0;
+    for (int i = 0; i < NKEYS; i++) {
+        key_of(k, sizeof k, i);
+        snprintf(line, sizeof line, "EXISTS %s", k);
+        int here = strcmp(run(line), ":1") == 0;
+        if (kept(k) && !here) {
+            return -1;
+        }
+        absent += !kept(k) && !here;
+    }
+    return absent;
+}
+
+/* A cleanup of the upper half of the tokens, cut short after steps steps of about
+ * 100 keys; *swept gets how many keys it dropped. */
+static void start_cut_short(int steps, long *swept) {
+    *swept = 0;
+    struct store_span keep = {0, HALF};
+    char err[128];
+    store_cleanup_set_step_limit(100);
+    CHECK_EQ_INT((int)store_cleanup_start(&keep, 1, err, sizeof err), 1);
+    for (int i = 0; i < steps; i++) {
+        store_cleanup_step();
+    }
+    store_cleanup_set_step_limit(0);
+    struct store_cleanup_stats st;
+    store_cleanup_stats(&st);
+    CHECK_EQ_INT(st.state, CLEANUP_SWEEPING);
+    CHECK(st.keys_dropped >= 100 && st.keys_dropped < 800);
+    char b[32];
+    snprintf(b, sizeof b, ":%d", NKEYS - (int)st.keys_dropped);
+    CHECK_EQ_STR(run("DBSIZE"), b);
+    *swept = (long)st.keys_dropped;
+}
+
+static void test_cleanup_cut_short_by_a_restart_recounts_the_keys(void) {
+    start(MODE_PERSISTENT);
+    fill();
+    long swept;
+    start_cut_short(2, &swept);
+    CHECK(swept > 0);
+    persist_before_sleep();
+    persist_close(); /* mid-sweep: the records of the swept keys are still there */
+    drop_cache();
+    open_db();
+    check_dbsize(NKEYS); /* recounted: the counts describe the disk again */
+    struct store_cleanup_stats st;
+    store_cleanup_stats(&st);
+    CHECK_EQ_INT(st.state, CLEANUP_ABORTED);
+    CHECK(clean_half()); /* a new cleanup finishes the job */
+    int nkept = 0;
+    CHECK_EQ_INT(wrong_keys(&nkept), 0);
+    check_dbsize(nkept);
+    stop();
+}
+
+static void test_cleanup_aborted_mid_sweep_drops_exactly_what_it_swept(void) {
+    start(MODE_PERSISTENT);
+    fill();
+    long swept;
+    start_cut_short(3, &swept);
+    CHECK(swept > 0);
+    store_cleanup_abort("the ranges this node replicates changed");
+    for (int i = 0; i < 20000 && store_cleanup_running(); i++) {
+        store_cleanup_step(); /* the compaction of what was swept */
+        usleep(500);
+    }
+    CHECK(!store_cleanup_running());
+    CHECK_EQ_INT(absent_of_dropped_half(), (int)swept); /* gone from the disk too */
+    check_dbsize(NKEYS - (int)swept);
+    persist_before_sleep();
+    persist_close();
+    drop_cache();
+    open_db();
+    check_dbsize(NKEYS - (int)swept);
+    CHECK_EQ_INT(absent_of_dropped_half(), (int)swept);
+    stop();
+}
+
 int main(void) {
     TEST_RUN(test_cleanup_drops_the_keys_outside_the_kept_ranges_in_cache_mode);
     TEST_RUN(test_cleanup_drops_the_keys_and_records_in_persistent_mode);
     TEST_RUN(test_cleanup_keeping_everything_drops_nothing);
     TEST_RUN(test_cleanup_refuses_a_second_one_while_running);
+    TEST_RUN(test_cleanup_cut_short_by_a_restart_recounts_the_keys);
+    TEST_RUN(test_cleanup_aborted_mid_sweep_drops_exactly_what_it_swept);
     TEST_MAIN_END();
 }
