@@ -253,6 +253,22 @@ uint64_t cluster_gc_horizon(struct cluster *cl);
  * last member). */
 int cluster_leave(struct cluster *cl, const char **why);
 
+/* ---- KVD CLEANUP (cleanup.c; added by cleanup) ---- */
+
+/* A token range [from, to); to 0: the ring's end. */
+struct cluster_span {
+    uint64_t from, to;
+};
+
+/* The token ranges this node must keep: those it replicates in the current ring
+ * (and in the future one were a change pending), sorted, adjacent ones merged;
+ * every other token's records may go. *out is a new array (free() it), *n its
+ * length. 0, or -1 with *why when what to keep is not certain: the node is not
+ * ready, or a member is joining, leaving or otherwise not normal (ranges are
+ * moving). */
+int cluster_kept_ranges(struct cluster *cl, struct cluster_span **out, size_t *n,
+                        const char **why);
+
 /* ---- the peer side: a client connection that speaks KVD.PEER ---- */
 
 struct cluster_peer;

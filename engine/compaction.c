@@ -51,15 +51,16 @@ entry_filter_apply(struct entry_filter *f, const char **ikey, size_t *ikey_len,
         struct entry_value ev;
         if (entry_decode(*val, *val_len, &ev) == LSM_OK) {
             bool tomb = kind == LSM_KIND_DELETE;
-            bool filtered = false;
-            if (kind == LSM_KIND_VALUE && f->user_filter != NULL &&
+            bool filtered = dropset_drops(f->drop, uk, ulen, seq);
+            if (!filtered && kind == LSM_KIND_VALUE && f->user_filter != NULL &&
                 !(ev.expire_at != 0 && ev.expire_at <= f->now_ms)) {
                 struct lsm_meta m = {ev.expire_at, ev.write_ts, ev.node};
                 filtered = f->user_filter(f->user_arg, uk, ulen, &m) != 0;
             }
-            if (kind == LSM_KIND_VALUE &&
+            if ((kind == LSM_KIND_VALUE || filtered) &&
                 (filtered || (ev.expire_at != 0 && ev.expire_at <= f->now_ms))) {
-                /* expired, or dropped by the caller's filter: the same as a tombstone
+                /* expired, or dropped by the caller's filter or the drop set (a
+                 * tombstone too, which loses its date): the same as a tombstone
                  * to every reader. An expired one keeps the value's expire-at,
                  * timestamp and node (include_tombstones readers see the same
                  * before and after), so its grace runs from its expiry; a filtered
@@ -536,7 +537,9 @@ int compaction_run(struct lsm_db *db, struct compaction *c, struct lsm_err *err)
     struct entry_filter f = {0};
     pthread_mutex_lock(&db->mu);
     f.smallest_snapshot = db_smallest_snapshot(db);
+    struct dropset *drop = dropset_ref(db->drop);
     pthread_mutex_unlock(&db->mu);
+    f.drop = drop;
     f.now_ms = db_now_ms(db);
     f.grace_ms = db->opt.gc_grace_ms;
     f.horizon_ms = atomic_load_explicit(&db->gc_horizon_ms, memory_order_relaxed);
@@ -597,6 +600,7 @@ int compaction_run(struct lsm_db *db, struct compaction *c, struct lsm_err *err)
         rc = output_finish(db, &out, err);
     }
     entry_filter_free(&f);
+    dropset_unref(drop);
     lsm_buf_free(&last_key);
     if (rc != LSM_OK) {
         outputs_abandon(&out);

@@ -30,6 +30,10 @@
  *     has carried the tombstone to every replica; no horizon by default). A tombstone
  *     with timestamp 0 (written without one, by old files' expiry or the
  *     compaction filter) has no age to keep: it goes at once.
+ *   - an entry, value or tombstone, of the drop set (lsm_set_drop_ranges: its key in
+ *     one of the set's ranges, its sequence at most the set's upto_seq) becomes a
+ *     tombstone without timestamp, as a filtered value does, so it goes at once
+ *     at the base level and hides the key's older versions below until then.
  * A flush applies only the first rule.
  */
 #ifndef KVD_ENGINE_COMPACTION_H
@@ -39,6 +43,7 @@
 #include <stdint.h>
 
 #include "engine/db.h"
+#include "engine/dropset.h"
 #include "engine/iterator.h"
 
 struct compaction {
@@ -83,6 +88,7 @@ struct entry_filter {
     int (*user_filter)(void *arg, const char *key, size_t klen,
                        const struct lsm_meta *meta);
     void *user_arg; /* options.compaction_filter and its argument */
+    const struct dropset *drop; /* lsm_set_drop_ranges at the start (referenced), or NULL */
 };
 
 enum filter_verdict { FILTER_KEEP, FILTER_DROP, FILTER_REWRITE };

@@ -17,6 +17,7 @@
  * next group, takes B and C, and all three are durable after one fdatasync.
  */
 #include "engine/db.h"
+#include "engine/dropset.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -71,6 +72,32 @@ uint64_t db_now_ms(const struct lsm_db *db)
 void lsm_set_gc_horizon(struct lsm_db *db, uint64_t horizon_ms)
 {
     atomic_store_explicit(&db->gc_horizon_ms, horizon_ms, memory_order_relaxed);
+}
+
+uint64_t lsm_set_drop_ranges(struct lsm_db *db, const struct lsm_range *ranges, size_t n,
+                             uint64_t upto_seq)
+{
+    pthread_mutex_lock(&db->mu);
+    uint64_t gen = ++db->drop_generations;
+    struct dropset *d = dropset_create(ranges, n, upto_seq, gen);
+    struct dropset *old = db->drop;
+    db->drop = d;
+    pthread_mutex_unlock(&db->mu);
+    dropset_unref(old); /* a running compaction holds its own reference */
+    return d ? gen : 0;
+}
+
+uint64_t lsm_drop_generation(struct lsm_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    uint64_t g = dropset_generation(db->drop);
+    pthread_mutex_unlock(&db->mu);
+    return g;
+}
+
+uint64_t lsm_last_sequence(struct lsm_db *db)
+{
+    return atomic_load(&db->last_seq);
 }
 
 static uint64_t mono_us(void)
@@ -1648,6 +1675,7 @@ static void db_free(struct lsm_db *db)
     }
     env_unlock(&db->lock);
     lsm_buf_free(&db->group);
+    dropset_unref(db->drop);
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->bg_work_cv);
     pthread_cond_destroy(&db->bg_done_cv);

@@ -108,6 +108,8 @@ struct lsm_db {
 
     struct db_counters st;
     atomic_uint_fast64_t gc_horizon_ms; /* lsm_set_gc_horizon; starts at opt's */
+    struct dropset *drop;               /* (mu) lsm_set_drop_ranges; NULL none */
+    uint64_t drop_generations;          /* (mu) drop sets installed so far */
 };
 
 /* Flushes db->imm to an L0 table if there is one; called by the background thread

@@ -313,6 +313,35 @@ int lsm_flush(struct lsm_db *db);
  * Takes effect at the next compaction step; any thread, lock-free. */
 void lsm_set_gc_horizon(struct lsm_db *db, uint64_t horizon_ms);
 
+/* A range of user keys [begin, end): begin NULL is the first key, end NULL no
+ * upper bound. Borrowed. */
+struct lsm_range {
+    const void *begin;
+    size_t blen;
+    const void *end;
+    size_t elen;
+};
+
+/* Installs a drop set (replacing any earlier one): from now on every compaction
+ * removes each entry, value or tombstone, whose key lies in one of ranges[0..n)
+ * and whose sequence is <= upto_seq (writes made after that sequence are kept),
+ * as it removes what an overwrite hides: the entry becomes a tombstone without
+ * timestamp (no grace: readers of include_tombstones see it as deleted at
+ * version 0, older than any real write) which goes at once at the base level. No
+ * tombstone is written through the WAL. Reads are NOT filtered: until a
+ * compaction passed, lsm_get and iterators still return the entries (the caller
+ * hides them if it must; lsm_compact_range over the ranges makes it final).
+ * The ranges are copied; n 0 clears the set. Not kept across lsm_close: a caller
+ * that must finish after a restart installs it again. Returns the set's
+ * generation (1, 2, ... per database; 0 when cleared), which
+ * lsm_drop_generation reports. Any thread. */
+uint64_t lsm_set_drop_ranges(struct lsm_db *db, const struct lsm_range *ranges, size_t n,
+                             uint64_t upto_seq);
+/* The generation of the drop set installed (0: none). */
+uint64_t lsm_drop_generation(struct lsm_db *db);
+/* The sequence of the last write applied (what upto_seq usually is). */
+uint64_t lsm_last_sequence(struct lsm_db *db);
+
 /* Compacts every file overlapping [begin, end] (NULL = open end) down to the
  * last level (leveled) or into one run (size-tiered), dropping what compaction may
  * drop. Waits until done. */

@@ -106,6 +106,9 @@ void kvd_peer_forget(struct client *c);
 /* KVD CONSISTENCY (server/cmd/cmd_consistency.c; cmd_kvd.c holds a weak stand-in
  * that answers an error until that file is linked in). */
 void kvd_consistency_command(struct client *c);
+/* The cron's part of KVD CLEANUP: a running cleanup stops when the ranges this
+ * node keeps changed (a member joins or leaves), else does a bounded step. */
+void kvd_cleanup_cron(void);
 
 /* ---- multi.c ---- */
 void multi_queue(struct client *c);          /* queue c->argv for EXEC */

@@ -585,6 +585,20 @@ enum {
                      SEC_KEYSPACE | SEC_KVDCLUSTER)
 #define SEC_ALL (SEC_DEFAULT | SEC_COMMANDSTATS | SEC_LATENCYSTATS | SEC_ENGINE)
 
+/* KVD CLEANUP's progress (server/store/cleanup.h), in the Kvdcluster section. */
+static void info_cleanup(struct sb *b) {
+    static const char *const names[] = {"idle", "sweeping", "compacting", "done", "aborted"};
+    struct store_cleanup_stats st;
+    store_cleanup_stats(&st);
+    sb_printf(b,
+              "cleanup_state:%s\r\ncleanup_runs:%llu\r\ncleanup_ranges:%llu\r\n"
+              "cleanup_ranges_done:%llu\r\ncleanup_keys_dropped:%llu\r\n"
+              "cleanup_bytes_dropped:%llu\r\ncleanup_ms:%lld\r\ncleanup_stopped_why:%s\r\n",
+              names[st.state], (unsigned long long)st.runs, (unsigned long long)st.ranges,
+              (unsigned long long)st.ranges_done, (unsigned long long)st.keys_dropped,
+              (unsigned long long)st.bytes_dropped, st.ms, st.why);
+}
+
 static const struct {
     const char *name;
     int bits;
@@ -648,6 +662,7 @@ char *info_generate(int nsec, const struct kv_slice *secs, size_t *len) {
         sb_printf(&b, "# Kvdcluster\r\n%.*s", (int)mb.len, mb.p ? mb.p : "");
         sb_printf(&b, "field_tombstones_dropped:%llu\r\n",
                   (unsigned long long)store_field_tombstones_dropped());
+        info_cleanup(&b);
         msg_buf_free(&mb);
     }
     if ((want & SEC_ENGINE) && persist_on()) {

@@ -15,6 +15,7 @@
  * kvd_consistency_command); a weak stand-in here answers an error until that file
  * is linked in.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -100,6 +101,63 @@ static void kvd_leave(struct client *c) {
     reply_ok(c);
 }
 
+/* KVD CLEANUP: drops the keys of the ranges this node no longer replicates, in
+ * the background (server/store/cleanup.h); answers how many ranges go. */
+static void kvd_cleanup(struct client *c) {
+    struct cluster_span *keep = NULL;
+    size_t n = 0;
+    const char *why = NULL;
+    if (cluster_kept_ranges(server.cluster, &keep, &n, &why) != 0) {
+        reply_errorf(c, "ERR kvd: cannot clean up: %s", why);
+        return;
+    }
+    struct store_span *ks = kv_malloc((n ? n : 1) * sizeof *ks);
+    for (size_t i = 0; i < n; i++) {
+        ks[i] = (struct store_span){keep[i].from, keep[i].to};
+    }
+    free(keep);
+    char err[128];
+    long r = store_cleanup_start(ks, n, err, sizeof err);
+    kv_free(ks);
+    if (r < 0) {
+        reply_errorf(c, "ERR kvd: cannot clean up: %s", err);
+        return;
+    }
+    reply_int(c, r);
+}
+
+/* 1 when the kept ranges of the running cleanup are still those of the ring */
+static int cleanup_still_valid(const char **why) {
+    struct cluster_span *keep = NULL;
+    size_t n = 0, m = 0;
+    if (cluster_kept_ranges(server.cluster, &keep, &n, why) != 0) {
+        return 0;
+    }
+    const struct store_span *had = store_cleanup_kept(&m);
+    int same = n == m;
+    for (size_t i = 0; same && i < n; i++) {
+        same = keep[i].from == had[i].from && keep[i].to == had[i].to;
+    }
+    free(keep);
+    if (!same) {
+        *why = "the ranges this node replicates changed";
+    }
+    return same;
+}
+
+void kvd_cleanup_cron(void) {
+    if (!store_cleanup_running()) {
+        return;
+    }
+    struct store_cleanup_stats st;
+    store_cleanup_stats(&st);
+    const char *why = NULL;
+    if (st.state == CLEANUP_SWEEPING && !cleanup_still_valid(&why)) {
+        store_cleanup_abort(why);
+    }
+    store_cleanup_step();
+}
+
 static const char *const kvd_help[] = {
     "KVD <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "NODES",
@@ -113,6 +171,9 @@ static const char *const kvd_help[] = {
     "    Hands this node's ranges to the members that replicate them without it (status",
     "    leaving, progress in NODES and INFO), then leaves the ring (status left): the",
     "    node then answers CLUSTERDOWN until it is stopped.",
+    "CLEANUP",
+    "    Drops, in the background, the keys of the ranges this node no longer replicates",
+    "    (after a join); returns how many ranges. Progress in INFO kvdcluster (cleanup_*).",
     "REPAIR [FULL]",
     "    Queues a Merkle repair of the ranges this node replicates (FULL: every range of",
     "    the ring); returns how many ranges. Progress in INFO kvdcluster (repair_*).",
@@ -138,6 +199,10 @@ void cmd_kvd(struct client *c) {
     }
     if (arg_is(c, 1, "repair")) {
         kvd_repair(c);
+        return;
+    }
+    if (arg_is(c, 1, "cleanup")) {
+        kvd_cleanup(c);
         return;
     }
     if (arg_is(c, 1, "leave")) {

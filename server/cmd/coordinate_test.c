@@ -256,6 +256,14 @@ int cluster_leave(struct cluster *cl, const char **why) {
     *why = "not in this test";
     return -1;
 }
+int cluster_kept_ranges(struct cluster *cl, struct cluster_span **out, size_t *n,
+                        const char **why) {
+    (void)cl;
+    *out = NULL;
+    *n = 0;
+    *why = "not in this test";
+    return -1;
+}
 
 void cluster_send_queued(struct cluster *cl) {
     (void)cl;

@@ -333,6 +333,9 @@ static void alive_note(int force) {
 /* The cron's cluster work: the tombstone GC horizon to the engine, and in
  * persistent mode dir/node-alive (alive_note). */
 void server_cluster_cron(void) {
+    if (server.cluster) {
+        kvd_cleanup_cron();
+    }
     if (server.cluster == NULL || !persist_on()) {
         return;
     }

@@ -15,6 +15,7 @@
  * client_fail_held, which it registers as persist_set_client_hooks' hooks:
  * persist.c only says when).
  */
+#include "server/store/cleanup.h"
 #include "server/store/persist_int.h"
 
 struct persist_state persist_g;
@@ -326,9 +327,11 @@ void persist_close(void) {
     bg_join();
     temps_free();
     if (P.db) {
+        /* a cleanup cut short took keys off the counts whose records remain */
+        int stale = store_cleanup_close();
         commit();
         if (!P.write_failed && lsm_bg_error(P.db) == LSM_OK) {
-            write_counts(P.db, 1);
+            write_counts(P.db, !stale);
         }
         if (P.sync_ev) {
             event_free(P.sync_ev);
@@ -435,6 +438,7 @@ int persist_reopen(char *err, size_t errlen) {
     }
     persist_waiters_run();
     bg_join();
+    store_cleanup_close(); /* the counts are recounted at the reopening */
     if (P.sync_ev) {
         event_free(P.sync_ev);
         P.sync_ev = NULL;

@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "proto/version.h"
+#include "server/store/cleanup.h"
 #include "server/store/events.h"
 #include "server/store/hlc.h"
 #include "server/store/ks.h"
