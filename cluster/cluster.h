@@ -152,6 +152,13 @@ struct cluster_config {
      * gossips left: the server marks dir so that a restart does not bring the
      * stale copy back as a member. NULL: nothing. */
     void (*on_left)(void);
+    /* (Added by remove: zero keeps working.) cluster-replace: the id of a dead
+     * member this node replaces at its tokens (join.h); NULL or "": none. At the
+     * first start only, like join. */
+    const char *replace;
+    /* stream-throughput-mb-per-sec: the pace of a join's, leave's, removal's and
+     * replace's streaming, in bytes per second (0: unlimited). */
+    uint64_t stream_bytes_per_sec;
 };
 
 enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };
@@ -252,6 +259,16 @@ uint64_t cluster_gc_horizon(struct cluster *cl);
  * cluster"). 0, or -1 with *why (not ready, joining, already leaving or left, the
  * last member). */
 int cluster_leave(struct cluster *cl, const char **why);
+
+/* KVD REMOVENODE id (len bytes): removes member id, which must be down by phi,
+ * normal, and not this node, with no other member joining or leaving: gossips it
+ * removed, has each member that gains one of its ranges pull it from the
+ * surviving replicas, then gossips it left (join.h). Returns at once (progress in
+ * KVD NODES and INFO). Run again for a member already being removed (its
+ * coordinator died), it takes over. 0, or -1 with *why. */
+int cluster_remove_node(struct cluster *cl, const char *id, size_t len, const char **why);
+/* stream-throughput-mb-per-sec changed: bytes per second, 0 unlimited. */
+void cluster_set_stream_rate(struct cluster *cl, uint64_t bytes_per_sec);
 
 /* ---- the peer side: a client connection that speaks KVD.PEER ---- */
 

@@ -100,6 +100,17 @@ static void kvd_leave(struct client *c) {
     reply_ok(c);
 }
 
+/* KVD REMOVENODE <id> */
+static void kvd_removenode(struct client *c) {
+    const char *why = NULL;
+    if (cluster_remove_node(server.cluster, c->argv[2].p, c->argv[2].len, &why) != 0) {
+        reply_errorf(c, "ERR kvd: cannot remove %.*s: %s",
+                     (int)(c->argv[2].len > 64 ? 64 : c->argv[2].len), c->argv[2].p, why);
+        return;
+    }
+    reply_ok(c);
+}
+
 static const char *const kvd_help[] = {
     "KVD <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "NODES",
@@ -113,6 +124,10 @@ static const char *const kvd_help[] = {
     "    Hands this node's ranges to the members that replicate them without it (status",
     "    leaving, progress in NODES and INFO), then leaves the ring (status left): the",
     "    node then answers CLUSTERDOWN until it is stopped.",
+    "REMOVENODE <id>",
+    "    Removes member <id>, which must be down (phi), from the ring: each range it",
+    "    replicated is pulled by the member that gains it from the surviving replicas,",
+    "    then <id> leaves (status left). Returns at once; progress in NODES and INFO.",
     "REPAIR [FULL]",
     "    Queues a Merkle repair of the ranges this node replicates (FULL: every range of",
     "    the ring); returns how many ranges. Progress in INFO kvdcluster (repair_*).",
@@ -142,6 +157,10 @@ void cmd_kvd(struct client *c) {
     }
     if (arg_is(c, 1, "leave")) {
         kvd_leave(c);
+        return;
+    }
+    if (arg_is(c, 1, "removenode")) {
+        kvd_removenode(c);
         return;
     }
     struct msg_buf b = {0};

@@ -256,6 +256,17 @@ int cluster_leave(struct cluster *cl, const char **why) {
     *why = "not in this test";
     return -1;
 }
+int cluster_remove_node(struct cluster *cl, const char *id, size_t len, const char **why) {
+    (void)cl;
+    (void)id;
+    (void)len;
+    *why = "not in this test";
+    return -1;
+}
+void cluster_set_stream_rate(struct cluster *cl, uint64_t bytes_per_sec) {
+    (void)cl;
+    (void)bytes_per_sec;
+}
 
 void cluster_send_queued(struct cluster *cl) {
     (void)cl;
