@@ -655,8 +655,8 @@ static const char *remove_refusal(struct joiner *j, long i) {
                  x->m.id, gossip_health_name(health), phi);
         return why;
     }
-    if (!resume && x->status != GOSSIP_NORMAL) {
-        return "that node is joining or leaving: let it finish first";
+    if (!resume && x->status == GOSSIP_LEAVING) {
+        return "that node is leaving: let it finish first";
     }
     if (others_moving(g, i)) {
         return "another member is joining, leaving or being removed: one change at a time";
@@ -687,6 +687,13 @@ int joiner_remove(struct joiner *j, const char *id, const char **why) {
     if ((*why = remove_refusal(j, i)) != NULL) {
         return -1;
     }
+    if (g->mb[i].status == GOSSIP_JOINING) {
+        /* a joiner that died: in no current replica set, it holds nothing to
+         * stream; out of the future ring at once */
+        gossip_remove(g, (size_t)i, GOSSIP_LEFT);
+        cluster_gossip_changed(j->cl);
+        return 0;
+    }
     gossip_remove(g, (size_t)i, GOSSIP_LEAVING);
     cluster_gossip_changed(j->cl);
     remover_start(j, id, g->mb[i].m.tag);
@@ -699,6 +706,9 @@ static void replace_refuse(struct joiner *j, const char *fmt, const char *id) {
     snprintf(j->refused, sizeof j->refused, fmt, id);
     cluster_note(j->cl, CLUSTER_LOG_WARNING, "cluster-replace refused: %s", j->refused);
     j->state = JS_REFUSED;
+    /* out of both rings: its placeholder tokens take no writes, and it does not
+     * hold up the others' joins and removals as a member that joins forever */
+    cluster_set_self_status(j->cl, GOSSIP_LEFT);
 }
 
 /* takes the dead member's tokens, gossips it removed, and coordinates */
