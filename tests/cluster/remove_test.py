@@ -216,6 +216,25 @@ def wait_gone(cl, res, nodes, dead, label, timeout=120):
     return seen
 
 
+def check_stream_rate(res, node):
+    """CONFIG SET stream-throughput-mb-per-sec reaches the running cluster."""
+    c = node.client()
+    try:
+        res.check('CONFIG SET stream-throughput-mb-per-sec 3',
+                  c.config_set('stream-throughput-mb-per-sec', 3))
+        got = info_fields(node).get('stream_throughput_bytes_per_sec')
+        res.eq('INFO shows the new stream pace', got, str(3 << 20))
+        try:
+            c.config_set('stream-throughput-mb-per-sec', -1)
+            err = None
+        except redis.ResponseError as e:
+            err = str(e)
+        res.check('a negative stream-throughput-mb-per-sec is refused', err is not None, err)
+        c.config_set('stream-throughput-mb-per-sec', 64)
+    finally:
+        c.close()
+
+
 def remove_when_down(node, dead_id, timeout=30):
     """KVD REMOVENODE dead_id on node, retried while node's phi does not yet call
     the dead member down (its last heartbeats may reach node late, through the
@@ -332,6 +351,7 @@ def remove_scenario(binary, res):
         kill_one(cl, res, dead, live)
         time.sleep(2)  # writes hinted for the dead node
         bad_input(cl, res, n1, live[1], dead_id)
+        check_stream_rate(res, n1)
         e = remove_when_down(n1, dead_id)
         res.check('KVD REMOVENODE node4 on node1 is accepted', e is None, e)
         e = kvd_error(live[1], 'REMOVENODE', node_id(cl, live[2]))
