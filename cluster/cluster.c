@@ -404,7 +404,9 @@ static void drop_removed_hints(struct cluster *cl) {
         }
         size_t n = 0;
         for (const struct hint *x; (x = hints_peek(h, tag, 0)) != NULL; n++) {
-            hints_ack(h, tag, x->seq);
+            if (hints_ack(h, tag, x->seq) != HINTS_OK) {
+                break;
+            }
         }
         cl_log(cl, CLUSTER_LOG_NOTICE, "dropped %zu hints for %s: it was removed", n,
                g->mb[i].m.id);

@@ -587,12 +587,21 @@ static int remover_all_done(const struct remover *r) {
 static void remover_finish(struct joiner *j) {
     struct gossip *g = cluster_gossip_of(j->cl);
     long i = gossip_find(g, j->rm->id);
-    if (j->state == JS_REPLACE_DONE && join_finish(j) != 0) {
-        return; /* the tokens could not be kept: retried next tick */
+    const struct ring_member *me = &g->mb[0].m;
+    int replacing = j->state == JS_REPLACE_DONE;
+    if (replacing && j->save_tokens && j->save_tokens(me->tokens, me->ntokens) != 0) {
+        return; /* retried next tick; logged by the saver */
     }
+    /* the dead member out first, then this node in at its tokens: no ring of
+     * this node's holds both */
     if (i > 0) {
         gossip_remove(g, (size_t)i, GOSSIP_LEFT);
         cluster_gossip_changed(j->cl);
+    }
+    if (replacing) {
+        j->state = JS_NORMAL;
+        j->rm_tag = 0;
+        cluster_set_self_status(j->cl, GOSSIP_NORMAL);
     }
     cluster_note(j->cl, CLUSTER_LOG_NOTICE, "removal of %s done: %zu members pulled its ranges",
                  j->rm->id, j->rm->ngainers);
@@ -819,6 +828,11 @@ void joiner_tick(struct joiner *j) {
     case JS_REPLACE_SETTLE:
         if (j->now_ms >= j->settle_until) {
             stream_start(j, JS_REPLACE_STREAM);
+        }
+        break;
+    case JS_REPLACE_DONE:
+        if (j->rm == NULL) { /* another node ended the removal (KVD REMOVENODE) */
+            join_finish(j);
         }
         break;
     default:
