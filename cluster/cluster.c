@@ -1747,6 +1747,42 @@ int cluster_leave(struct cluster *cl, const char **why) {
     return joiner_leave(cl->join, why);
 }
 
+int cluster_join(struct cluster *cl, const char *addr, size_t len, int holds_keys,
+                 const char **why) {
+    char a[RING_ADDR_MAX + 1], host[CL_HOST_MAX + 1];
+    int port;
+    if (len == 0 || len > RING_ADDR_MAX || memchr(addr, 0, len)) {
+        *why = "the address must be host:port";
+        return -1;
+    }
+    memcpy(a, addr, len);
+    a[len] = 0;
+    if (split_addr(a, host, sizeof host, &port) != 0 || port < 1 || port > 65535) {
+        *why = "the address must be host:port";
+        return -1;
+    }
+    if (cl->nseeds > 0 || cl->gossip->n > 1) {
+        *why = "this node is a member of a cluster already (it has seeds or knows members)";
+        return -1;
+    }
+    if (strcmp(a, cl->self_addr) == 0) {
+        *why = "that is this node's own address";
+        return -1;
+    }
+    if (holds_keys) {
+        *why = "this node holds keys (they would hide behind ranges it does not own): "
+               "start it on an empty dir";
+        return -1;
+    }
+    if (joiner_join(cl->join, why) != 0) {
+        return -1;
+    }
+    cl->nseeds++;
+    peer_add(cl, a, 1);
+    cl_log(cl, CLUSTER_LOG_NOTICE, "KVD JOIN: joining the cluster of %s", a);
+    return 0;
+}
+
 int cluster_remove_node(struct cluster *cl, const char *id, size_t len, const char **why) {
     char buf[RING_ID_MAX + 1];
     if (len == 0 || len > RING_ID_MAX || memchr(id, 0, len)) {

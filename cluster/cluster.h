@@ -260,6 +260,15 @@ uint64_t cluster_gc_horizon(struct cluster *cl);
  * last member). */
 int cluster_leave(struct cluster *cl, const char **why);
 
+/* KVD JOIN host:port (len bytes): this node, started with cluster-enabled and no
+ * seeds and still alone (it knows no other member), joins the cluster of that
+ * node: the address becomes its seed, and the join goes as with cluster-join
+ * (join.h: balanced tokens, status joining, streaming, normal; the server keeps
+ * the tokens at the end). Returns at once. 0, or -1 with *why (not host:port,
+ * this node's address, it has seeds or knows members, holds_keys: the server
+ * found keys in its store, it joins or leaves already). */
+int cluster_join(struct cluster *cl, const char *addr, size_t len, int holds_keys,
+                 const char **why);
 /* KVD REMOVENODE id (len bytes): removes member id, which must be down by phi,
  * normal, and not this node, with no other member joining or leaving: gossips it
  * removed, has each member that gains one of its ranges pull it from the

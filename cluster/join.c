@@ -864,6 +864,17 @@ int joiner_leave(struct joiner *j, const char **why) {
     return 0;
 }
 
+int joiner_join(struct joiner *j, const char **why) {
+    if (j->state != JS_NORMAL) {
+        *why = "this node is joining, leaving or replacing already";
+        return -1;
+    }
+    j->view_since = 0;
+    j->state = JS_JOIN_WAIT;
+    cluster_set_self_status(j->cl, GOSSIP_JOINING);
+    return 0;
+}
+
 int joiner_left(const struct joiner *j) {
     return j->state == JS_LEFT;
 }

@@ -120,6 +120,9 @@ void joiner_set_rate(struct joiner *j, uint64_t bytes_per_sec);
 void joiner_tick(struct joiner *j);
 /* cluster_leave. */
 int joiner_leave(struct joiner *j, const char **why);
+/* cluster_join: this node, alone, joins through the seed just added (as
+ * cluster-join at a first start). 0, or -1 with *why. */
+int joiner_join(struct joiner *j, const char **why);
 /* 1 once this node left (status left gossiped). */
 int joiner_left(const struct joiner *j);
 /* cluster_remove_node: this node removes member id (down by phi, normal, nobody

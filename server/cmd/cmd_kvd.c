@@ -100,6 +100,20 @@ static void kvd_leave(struct client *c) {
     reply_ok(c);
 }
 
+/* KVD JOIN <host:port> */
+static void kvd_join(struct client *c) {
+    int holds_keys = 0;
+    for (int db = 0; db < server.databases && !holds_keys; db++) {
+        holds_keys = store_db_size(db) > 0;
+    }
+    const char *why = NULL;
+    if (cluster_join(server.cluster, c->argv[2].p, c->argv[2].len, holds_keys, &why) != 0) {
+        reply_errorf(c, "ERR kvd: cannot join: %s", why);
+        return;
+    }
+    reply_ok(c);
+}
+
 /* KVD REMOVENODE <id> */
 static void kvd_removenode(struct client *c) {
     const char *why = NULL;
@@ -124,6 +138,10 @@ static const char *const kvd_help[] = {
     "    Hands this node's ranges to the members that replicate them without it (status",
     "    leaving, progress in NODES and INFO), then leaves the ring (status left): the",
     "    node then answers CLUSTERDOWN until it is stopped.",
+    "JOIN <host:port>",
+    "    This node, alone (cluster-enabled, no seeds) and empty, joins the cluster of",
+    "    <host:port> as with cluster-join: balanced tokens, status joining, streaming,",
+    "    then normal. Returns at once; progress in NODES and INFO.",
     "REMOVENODE <id>",
     "    Removes member <id>, which must be down (phi), from the ring: each range it",
     "    replicated is pulled by the member that gains it from the surviving replicas,",
@@ -157,6 +175,10 @@ void cmd_kvd(struct client *c) {
     }
     if (arg_is(c, 1, "leave")) {
         kvd_leave(c);
+        return;
+    }
+    if (arg_is(c, 1, "join")) {
+        kvd_join(c);
         return;
     }
     if (arg_is(c, 1, "removenode")) {

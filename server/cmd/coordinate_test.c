@@ -256,6 +256,15 @@ int cluster_leave(struct cluster *cl, const char **why) {
     *why = "not in this test";
     return -1;
 }
+int cluster_join(struct cluster *cl, const char *addr, size_t len, int holds_keys,
+                 const char **why) {
+    (void)cl;
+    (void)holds_keys;
+    (void)addr;
+    (void)len;
+    *why = "not in this test";
+    return -1;
+}
 int cluster_remove_node(struct cluster *cl, const char *id, size_t len, const char **why) {
     (void)cl;
     (void)id;

@@ -17,6 +17,11 @@ refused"); a fresh node6 with cluster-replace node4 becomes normal, holds exactl
 node4's tokens in KVD RING (node4 gone from it), and the same replica, acknowledged
 write and preload checks pass.
 
+KVD JOIN: a lone node (cluster-enabled, no seeds) refuses KVD JOIN with a bad
+address, its own, or while it holds keys; a member refuses it; emptied, the lone
+node joins the three others through KVD JOIN, becomes normal, and reads the
+preload back at QUORUM.
+
 Prints the streaming numbers (ranges, records, ms). Ends with "N passed, M failed";
 SKIPs while the binary has no cluster.
 """
@@ -456,13 +461,67 @@ def replace_scenario(binary, res):
         harness.check_clean_exit(cl.stop(), res, cl)
 
 
+def join_cmd_scenario(binary, res):
+    """KVD JOIN host:port on a lone node (cluster-enabled, no seeds)."""
+    cl = harness.Cluster(binary, n=4, mode='persistent')
+    try:
+        three, lone = cl.nodes[:3], cl.nodes[3]
+        seeds = ','.join(nd.addr for nd in three)
+        for nd in three:
+            nd.conf['cluster-seeds'] = seeds
+        lone.conf['cluster-seeds'] = '""'
+        for nd in cl.nodes:
+            nd.start()
+        for nd in cl.nodes:
+            res.check('node%d answers' % (nd.index + 1), nd.wait_ping(30))
+        ok, why = cl.wait_all_up(60, members=three)
+        res.check('3 nodes up', ok, why)
+        preload(three[0], res)
+        e = kvd_error(lone, 'JOIN')
+        res.check('KVD JOIN without an address: arity error', e and 'wrong number' in e, e)
+        for bad in ('nonsense', 'x' * 5000, lone.addr):
+            e = kvd_error(lone, 'JOIN', bad)
+            res.check('KVD JOIN %s... is refused' % bad[:12], e and 'cannot join' in e, e)
+        c = harness.consistency_client(lone, 'ONE')
+        try:
+            c.set('lonely', '1')
+        finally:
+            c.close()
+        e = kvd_error(lone, 'JOIN', three[0].addr)
+        res.check('KVD JOIN of a node holding keys is refused', e and 'holds keys' in e, e)
+        c = harness.consistency_client(lone, 'ONE')
+        try:
+            c.delete('lonely')  # (not FLUSHALL: its floor would hide older records)
+        finally:
+            c.close()
+        e = kvd_error(three[1], 'JOIN', three[0].addr)
+        res.check('KVD JOIN on a member is refused', e and 'member of a cluster' in e, e)
+        e = kvd_error(lone, 'JOIN', three[0].addr)
+        res.check('KVD JOIN on the lone empty node is accepted', e is None, e)
+        ok, line = wait_normal(lone, 120)
+        res.check('the joined node becomes normal', ok and 'status=normal' in line, line)
+        ok, why = cl.wait_all_up(30)
+        res.check('4 nodes up and listed everywhere', ok, why)
+        check_preload([lone], res, 'after KVD JOIN')
+        c = lone.client()
+        try:
+            keys = c.info('keyspace').get('db0', {}).get('keys', 0)
+        finally:
+            c.close()
+        res.check('the joined node holds keys it streamed in (%d)' % keys, keys > 0)
+        stream_line('KVD JOIN', lone)
+        harness.check_no_crash(cl, res)
+    finally:
+        harness.check_clean_exit(cl.stop(), res, cl)
+
+
 def main():
     binary = sys.argv[1]
     skip = harness.node_cluster_or_skip(binary, 'remove')
     if skip is not None:
         return skip
     res = harness.Results('remove')
-    for scen in (remove_scenario, replace_scenario):
+    for scen in (remove_scenario, replace_scenario, join_cmd_scenario):
         try:
             scen(binary, res)
         except Exception as e:  # noqa: BLE001 - a harness failure is one failed case
