@@ -142,6 +142,8 @@ int join_session_enough(const struct repair_session *s, size_t w, int leaving) {
 
 /* ---- the runtime ---- */
 
+#define STREAM_RETRY_MS 200 /* a partial session: the next one after this pause */
+
 enum js_state {
     JS_NORMAL = 0,  /* nothing to do */
     JS_JOIN_WAIT,   /* joining: waiting for the seeds and a current ring */
@@ -192,8 +194,10 @@ struct joiner {
     uint64_t now_ms;          /* ticks x 100 */
     uint64_t settle_until;
     uint64_t view_since;      /* joining: since when the view is steady (0: not) */
-    struct join_task *tasks;  /* the plan; a retried task goes again at the end */
+    struct join_task *tasks;  /* the plan */
+    unsigned char *finished;  /* per task: streamed (a partial one goes again) */
     size_t ntasks, next, done;
+    uint64_t pause_until;     /* after a partial session: the next one not before */
     int active;               /* a session runs for tasks[cur] */
     size_t cur;
     struct repair_session s;
@@ -253,6 +257,7 @@ void joiner_free(struct joiner *j) {
     }
     remover_free(&j->rm);
     free(j->tasks);
+    free(j->finished);
     free(j);
 }
 
@@ -269,6 +274,7 @@ static void stream_start(struct joiner *j, int state) {
     uint32_t self = cluster_self_tag(j->cl);
     size_t n = (size_t)cluster_replicas(j->cl);
     free(j->tasks);
+    free(j->finished);
     j->tasks = NULL;
     j->ntasks = 0;
     if (fut && (state == JS_REMOVE_STREAM || state == JS_REPLACE_STREAM)) {
@@ -276,6 +282,7 @@ static void stream_start(struct joiner *j, int state) {
     } else if (fut) {
         j->ntasks = join_plan(cur, fut, self, n, state == JS_LEAVE_STREAM, &j->tasks);
     }
+    j->finished = cl_calloc(j->ntasks ? j->ntasks : 1, 1);
     j->next = j->done = 0;
     j->retries = 0;
     j->started_ms = j->now_ms;
@@ -283,7 +290,9 @@ static void stream_start(struct joiner *j, int state) {
     j->state = state;
 }
 
-/* the session of tasks[cur] is over: done, or queued again when partial. A
+/* the session of tasks[cur] is over: done, or left for another turn when
+ * partial (the pump comes back to it cyclically, after STREAM_RETRY_MS: a peer
+ * that is away costs no spin and the plan does not grow). A
  * joiner's counts once enough current replicas answered; a leaver's, a
  * removal's and a replace's only when complete (the dead member cannot answer:
  * every survivor must, since a write acknowledged by W may be on one of them
@@ -294,11 +303,11 @@ static void session_end(struct joiner *j) {
     j->records += st->records_pulled + st->records_pushed;
     if (join_session_enough(&j->s, (size_t)cluster_write_quorum(j->cl),
                             j->state != JS_JOIN_STREAM)) {
+        j->finished[j->cur] = 1;
         j->done++;
     } else { /* too many peers failed: the range goes again after the others */
         j->retries++;
-        j->tasks = cl_realloc(j->tasks, (j->ntasks + 1) * sizeof *j->tasks);
-        j->tasks[j->ntasks++] = j->tasks[j->cur];
+        j->pause_until = j->now_ms + STREAM_RETRY_MS;
     }
     repair_session_free(&j->s);
     j->active = 0;
@@ -341,10 +350,16 @@ static void on_reply(void *ctx, int status, const redisReply *reply) {
 static int pump(struct joiner *j) {
     while (!j->in_flight && (j->budget > 0 || !j->rate)) {
         if (!j->active) {
-            if (j->next == j->ntasks) {
+            if (j->done == j->ntasks) {
                 return 1;
             }
-            j->cur = j->next++;
+            if (j->now_ms < j->pause_until) {
+                return 0;
+            }
+            while (j->finished[j->next % j->ntasks]) {
+                j->next++;
+            }
+            j->cur = j->next++ % j->ntasks;
             const struct join_task *t = &j->tasks[j->cur];
             repair_session_init(&j->s, cluster_store_of(j->cl), t->from, t->to, t->peers,
                                 t->npeers, j->next_id);
@@ -426,7 +441,7 @@ static void stream_step(struct joiner *j) {
     case JS_REPLACE_STREAM:
         cluster_note(j->cl, CLUSTER_LOG_NOTICE,
                      "removal: pulled the %zu ranges this node gains (%" PRIu64 " records)",
-                     j->ntasks - j->retries, j->records);
+                     j->ntasks, j->records);
         j->state = j->state == JS_REMOVE_STREAM ? JS_REMOVE_DONE : JS_REPLACE_DONE;
         break;
     default:
@@ -490,8 +505,7 @@ unsigned joiner_remove_progress(const struct joiner *j, const char *id) {
         return 100;
     }
     if (j->state == JS_REMOVE_STREAM || j->state == JS_REPLACE_STREAM) {
-        size_t total = j->ntasks - j->retries;
-        unsigned p = total ? (unsigned)(j->done * 100 / total) : 0;
+        unsigned p = j->ntasks ? (unsigned)(j->done * 100 / j->ntasks) : 0;
         return p < 99 ? p : 99;
     }
     return 0;
@@ -892,10 +906,9 @@ static void text(struct msg_buf *b, const char *fmt, ...) {
     }
 }
 
-/* ranges done of the plan's distinct ranges (retries do not count twice) */
+/* ranges done of the plan's */
 static unsigned percent(const struct joiner *j) {
-    size_t total = j->ntasks - j->retries;
-    return total ? (unsigned)(j->done * 100 / total) : 100;
+    return j->ntasks ? (unsigned)(j->done * 100 / j->ntasks) : 100;
 }
 
 static int streaming(const struct joiner *j) {
@@ -928,7 +941,7 @@ void joiner_info(const struct joiner *j, struct msg_buf *out) {
     uint64_t end = j->ended_ms ? j->ended_ms : j->now_ms;
     uint64_t ms = j->started_ms && end > j->started_ms ? end - j->started_ms : 0;
     text(out, "join_state:%s\r\n", js_names[j->state]);
-    text(out, "stream_ranges:%zu\r\n", j->ntasks - j->retries);
+    text(out, "stream_ranges:%zu\r\n", j->ntasks);
     text(out, "stream_ranges_done:%zu\r\n", j->done);
     text(out, "stream_percent:%u\r\n", percent(j));
     text(out, "stream_retries:%" PRIu64 "\r\n", j->retries);
