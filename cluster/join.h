@@ -19,7 +19,8 @@
  *            sent to the old replicas only are then over); stream: for each
  *            range of the future ring this node replicates, a repair session
  *            (repair.h) against the range's current replicas pulls every record
- *            any of them holds; a partial session is queued again (retried);
+ *            any of them holds; a partial session is retried after the
+ *            others, 200 ms later at the earliest;
  *            then save the tokens and gossip normal.
  *   leaving: gossip leaving; wait JOIN_SETTLE_MS; for each range of the current
  *            ring this node replicates, a repair session against the replicas
