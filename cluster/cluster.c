@@ -1621,7 +1621,8 @@ uint64_t cluster_read(struct cluster *cl, unsigned db, const char *key, size_t k
     *cr = (struct creq){0, 1, cb, NULL, ctx};
     uint64_t next = cl->node.next_id;
     cr->id = next;
-    cnode_read(&cl->node, &cl->ring, (size_t)cl->n, db, key, klen, (size_t)r, mono_ms(), cr);
+    cnode_read_pending(&cl->node, &cl->ring, cluster_future_of(cl), (size_t)cl->n, db, key,
+                       klen, (size_t)r, mono_ms(), cr);
     rearm(cl);
     return next;
 }

@@ -227,13 +227,19 @@ static struct cnode_op *op_new(struct cnode *n, void *user, const uint32_t *tags
 
 uint64_t cnode_read_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsigned db,
                       const char *key, size_t klen, size_t need, uint64_t now, void *user) {
+    return cnode_read_on_pending(n, tags, ntags, 0, db, key, klen, need, now, user);
+}
+
+uint64_t cnode_read_on_pending(struct cnode *n, const uint32_t *tags, size_t ntags,
+                              size_t npending, unsigned db, const char *key, size_t klen,
+                              size_t need, uint64_t now, void *user) {
     uint8_t down[OP_MAX_REPLICAS];
     ntags = ntags > OP_MAX_REPLICAS ? OP_MAX_REPLICAS : ntags;
     struct cnode_op *o = op_new(n, user, tags, ntags, down);
     struct op_actions a;
     n->st.reads++;
-    op_read_start(&o->op, n->next_id++, db, key, klen, tags, ntags, need, down, now,
-                  n->timeout_ms, &a);
+    op_read_start_pending(&o->op, n->next_id++, db, key, klen, tags, ntags, npending, need,
+                          down, now, n->timeout_ms, &a);
     insert(n, o);
     uint64_t id = o->op.id;
     act(n, o, &a, 0, now);
@@ -262,6 +268,15 @@ uint64_t cnode_read(struct cnode *n, const struct ring *r, size_t nrep, unsigned
     uint32_t tags[RING_MAX_REPLICAS];
     size_t k = replicas_of(r, nrep, key, klen, tags);
     return cnode_read_on(n, tags, k, db, key, klen, need, now, user);
+}
+
+uint64_t cnode_read_pending(struct cnode *n, const struct ring *cur, const struct ring *fut,
+                           size_t nrep, unsigned db, const char *key, size_t klen, size_t need,
+                           uint64_t now, void *user) {
+    uint32_t tags[RING_MAX_REPLICAS];
+    size_t npending;
+    size_t k = ring_write_set(cur, fut, ring_key_token(key, klen), nrep, tags, &npending);
+    return cnode_read_on_pending(n, tags, k, npending, db, key, klen, need, now, user);
 }
 
 uint64_t cnode_write_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsigned db,

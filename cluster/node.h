@@ -114,6 +114,17 @@ uint64_t cnode_write_on_pending(struct cnode *n, const uint32_t *tags, size_t nt
 /* The same with the replica tags given (the simulator's replica sets). */
 uint64_t cnode_read_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsigned db,
                       const char *key, size_t klen, size_t need, uint64_t now, void *user);
+/* cnode_read while members join or leave: READ to the key's replicas on ring
+ * cur; the winner also goes to the pending replicas of ring fut and the result
+ * waits for need + pending holders (op.h op_read_start_pending). fut NULL:
+ * cnode_read. cnode_read_on_pending: the same with the tags given, the last
+ * npending pending. */
+uint64_t cnode_read_pending(struct cnode *n, const struct ring *cur, const struct ring *fut,
+                           size_t nrep, unsigned db, const char *key, size_t klen, size_t need,
+                           uint64_t now, void *user);
+uint64_t cnode_read_on_pending(struct cnode *n, const uint32_t *tags, size_t ntags,
+                              size_t npending, unsigned db, const char *key, size_t klen,
+                              size_t need, uint64_t now, void *user);
 uint64_t cnode_write_on(struct cnode *n, const uint32_t *tags, size_t ntags, unsigned db,
                        const char *key, size_t klen, const struct msg_record *rec,
                        size_t need, uint64_t now, void *user);

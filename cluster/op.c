@@ -17,6 +17,8 @@ enum {
     RS_ANSWERED,   /* read: answered (seen[i]) */
     RS_REPAIRING,  /* read: repair write sent */
     RS_REPAIRED,   /* read: repair acknowledged */
+    RS_LATER,      /* read: a pending replica (up), not asked; sent the winner at
+                      the decision */
 };
 
 /* read phases */
@@ -133,11 +135,15 @@ static int start(struct op *op, int kind, uint64_t id, unsigned db, const char *
     op->npending = npending < op->n ? npending : 0;
     op->timeout_ms = timeout_ms;
     op->deadline = now + timeout_ms;
-    size_t up = 0;
+    /* a read asks the current replicas only and needs the pending ones up too
+     * (read_decide sends them the winner) */
+    size_t asked = kind == OP_READ ? op->n - op->npending : op->n, up = 0, up_asked = 0;
     for (size_t i = 0; i < op->n; i++) {
         up += !(down && down[i]);
+        up_asked += i < asked && !(down && down[i]);
     }
-    if (up < need || need == 0) {
+    size_t need_all = kind == OP_READ ? need + op->npending : need;
+    if (up_asked < need || up < need_all || need == 0) {
         op->unavailable = 1;
         decide(op, OP_FAILED, out);
         out->finished = 1;
@@ -145,6 +151,10 @@ static int start(struct op *op, int kind, uint64_t id, unsigned db, const char *
     }
     for (size_t i = 0; i < op->n; i++) {
         if (down && down[i]) {
+            continue;
+        }
+        if (i >= asked) {
+            op->st[i] = RS_LATER;
             continue;
         }
         op->st[i] = RS_PENDING;
@@ -185,6 +195,13 @@ void op_read_start(struct op *op, uint64_t id, unsigned db, const char *key, siz
     start(op, OP_READ, id, db, key, klen, nodes, n, 0, need, down, now, timeout_ms, out);
 }
 
+void op_read_start_pending(struct op *op, uint64_t id, unsigned db, const char *key,
+                           size_t klen, const uint32_t *nodes, size_t n, size_t npending,
+                           size_t need, const uint8_t *down, uint64_t now, uint64_t timeout_ms,
+                           struct op_actions *out) {
+    start(op, OP_READ, id, db, key, klen, nodes, n, npending, need, down, now, timeout_ms, out);
+}
+
 /* ---- write ---- */
 
 static void write_step(struct op *op, struct op_actions *out) {
@@ -223,13 +240,19 @@ static void read_finish_check(struct op *op, struct op_actions *out) {
     }
 }
 
+/* holders the result waits for: R, plus the pending replicas (op.h
+ * op_read_start_pending) */
+static size_t holders_needed(const struct op *op) {
+    return op->need + op->npending;
+}
+
 /* the repair phase's test: enough holders, or no way to get them */
 static void repair_step(struct op *op, struct op_actions *out) {
-    if (op->holders >= op->need) {
+    if (op->holders >= holders_needed(op)) {
         decide(op, OP_OK, out);
         op->phase = PH_LINGER;
     } else if (op->holders + count_state(op, RS_REPAIRING) + count_state(op, RS_PENDING) <
-               op->need) {
+               holders_needed(op)) {
         decide(op, OP_FAILED, out);
     }
 }
@@ -237,6 +260,12 @@ static void repair_step(struct op *op, struct op_actions *out) {
 /* R answers are in: the winner is op->rec; repair the answers below it */
 static void read_decide(struct op *op, uint64_t now, struct op_actions *out) {
     for (size_t i = 0; i < op->n; i++) {
+        if (op->st[i] == RS_LATER && !op->rec.found) {
+            op->holders++; /* "nothing" won: nothing older can follow it */
+        } else if (op->st[i] == RS_LATER) {
+            op->st[i] = RS_REPAIRING;
+            send_to(out, op->nodes[i], MSG_WRITE);
+        }
         if (op->st[i] != RS_ANSWERED) {
             continue;
         }
@@ -370,7 +399,7 @@ void op_error_text(const struct op *op, char *buf, size_t len) {
         snprintf(buf, len, "got %zu of %zu read answers", op->acks, op->need);
     } else {
         snprintf(buf, len, "read repair: %zu of %zu replicas hold the newest version",
-                 op->holders, op->need);
+                 op->holders, holders_needed(op));
     }
 }
 

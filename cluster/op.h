@@ -84,9 +84,10 @@ struct op {
     struct op_record seen[OP_MAX_REPLICAS]; /* read: what each answered (val kept only
                                                for field records: repair diffs them) */
     size_t need;         /* W or R */
-    size_t npending;     /* write: the last npending nodes are pending (a member
-                            joining or leaving, ring.h ring_write_set); need is
-                            then W + npending */
+    size_t npending;     /* the last npending nodes are pending (a member joining or
+                            leaving, ring.h ring_write_set); write: need is then W +
+                            npending; read: need stays R, and the result waits for
+                            R + npending holders (op_read_start_pending) */
     size_t acks;         /* write: acknowledgements; read: answers */
     size_t holders;      /* read: replicas known to hold the winner */
     int phase;           /* read: gather, repair, linger (op.c) */
@@ -123,6 +124,21 @@ void op_write_start_pending(struct op *op, uint64_t id, unsigned db, const char 
 void op_read_start(struct op *op, uint64_t id, unsigned db, const char *key, size_t klen,
                    const uint32_t *nodes, size_t n, size_t need, const uint8_t *down,
                    uint64_t now, uint64_t timeout_ms, struct op_actions *out);
+/* op_read_start while members join or leave: nodes[0..n) of which the last
+ * npending (< n) are pending replicas (ring.h ring_write_set). READ goes to the
+ * current ones (need answers decide the winner, as always); the pending ones are
+ * sent the winner (a repair WRITE) at the decision, and the result waits until
+ * need + npending replicas hold it (unavailable when fewer are up). Why: a value
+ * a read returns may sit on R current replicas only (a failed write, or read
+ * repair among the replicas that answered); once the ring changes, the range's
+ * replicas lose npending of them, and a quorum read there could return an older
+ * one (the simulator found that non-monotonic read after a leave). need +
+ * npending holders leave at least need of them in the new replica set, as W +
+ * npending does for writes. A winner of "nothing" needs no repair. */
+void op_read_start_pending(struct op *op, uint64_t id, unsigned db, const char *key,
+                           size_t klen, const uint32_t *nodes, size_t n, size_t npending,
+                           size_t need, const uint8_t *down, uint64_t now, uint64_t timeout_ms,
+                           struct op_actions *out);
 
 /* A READ reply from node: item is the decoded answer, NULL when the request failed
  * (error reply, malformed reply, link lost). Read ops only; others ignore it. */

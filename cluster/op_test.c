@@ -234,6 +234,66 @@ static void test_op_read_newest_wins_and_waits_for_the_repair(void) {
     op_destroy(&op);
 }
 
+/* A read while a member moves (op_read_start_pending): 11, 22, 33 current, 44
+ * pending, R 2. READ goes to the current ones only; at the decision the pending
+ * replica is sent the winner and the result waits for R + 1 holders, so that
+ * after the change at least R of the new replicas hold what was returned. Fewer
+ * than R + 1 up makes the read unavailable; a winner of nothing needs no
+ * repair. */
+static void test_op_read_pending_replica_gets_the_winner_before_the_result(void) {
+    static const uint32_t four[4] = {11, 22, 33, 44};
+    struct op op;
+    struct op_actions a;
+    op_read_start_pending(&op, 1, 0, "k", 1, four, 4, 1, 2, NULL, 1000, 50, &a);
+    CHECK_EQ_INT(a.nsend, 3);
+    CHECK(!sends_to(&a, 44, MSG_READ));
+    struct msg_item x = found(100, 1, 0, "x");
+    op_on_read_reply(&op, 11, &x, 1001, &a);
+    op_on_read_reply(&op, 22, &x, 1001, &a);
+    /* 11 and 22 agree, yet 44 must hold x before the result */
+    CHECK_EQ_INT(a.completed, 0);
+    CHECK_EQ_INT(a.nsend, 1);
+    CHECK(sends_to(&a, 44, MSG_WRITE));
+    op_on_write_reply(&op, 44, 1, 1002, &a);
+    CHECK_EQ_INT(a.completed, 1);
+    CHECK_EQ_INT(op.result, OP_OK);
+    op_destroy(&op);
+    /* the pending replica refuses the repair: 2 of 3 holders, failed */
+    op_read_start_pending(&op, 2, 0, "k", 1, four, 4, 1, 2, NULL, 1000, 50, &a);
+    op_on_read_reply(&op, 11, &x, 1001, &a);
+    op_on_read_reply(&op, 22, &x, 1001, &a);
+    op_on_write_reply(&op, 44, 0, 1002, &a);
+    CHECK_EQ_INT(op.result, OP_PENDING); /* 33 may still answer x */
+    op_on_read_reply(&op, 33, &x, 1003, &a);
+    CHECK_EQ_INT(op.result, OP_OK);
+    op_destroy(&op);
+    /* the pending replica down: every current replica must hold x (then the two
+     * that stay do) */
+    static const uint8_t down[4] = {0, 0, 0, 1}, two_down[4] = {0, 0, 1, 1};
+    op_read_start_pending(&op, 3, 0, "k", 1, four, 4, 1, 2, down, 1000, 50, &a);
+    op_on_read_reply(&op, 11, &x, 1001, &a);
+    op_on_read_reply(&op, 22, &x, 1001, &a);
+    CHECK_EQ_INT(a.nsend, 0);
+    CHECK_EQ_INT(op.result, OP_PENDING);
+    op_on_read_reply(&op, 33, &x, 1001, &a);
+    CHECK_EQ_INT(op.result, OP_OK);
+    op_destroy(&op);
+    /* two of four down: fewer than R + 1 up, unavailable, nothing sent */
+    op_read_start_pending(&op, 3, 0, "k", 1, four, 4, 1, 2, two_down, 1000, 50, &a);
+    CHECK_EQ_INT(a.nsend, 0);
+    CHECK_EQ_INT(op.result, OP_FAILED);
+    op_destroy(&op);
+    /* nothing anywhere: not found at R answers, no repair */
+    struct msg_item nothing = {0};
+    op_read_start_pending(&op, 4, 0, "k", 1, four, 4, 1, 2, NULL, 1000, 50, &a);
+    op_on_read_reply(&op, 11, &nothing, 1001, &a);
+    op_on_read_reply(&op, 33, &nothing, 1001, &a);
+    CHECK_EQ_INT(a.nsend, 0);
+    CHECK_EQ_INT(op.result, OP_OK);
+    CHECK_EQ_INT(op.rec.found, 0);
+    op_destroy(&op);
+}
+
 static void test_op_read_equal_answers_complete_without_repair(void) {
     struct op op;
     struct op_actions a;
@@ -393,6 +453,7 @@ int main(void) {
     TEST_RUN(test_op_write_known_down_replicas_are_hinted_not_asked);
     TEST_RUN(test_op_write_pending_replica_raises_the_quorum);
     TEST_RUN(test_op_read_newest_wins_and_waits_for_the_repair);
+    TEST_RUN(test_op_read_pending_replica_gets_the_winner_before_the_result);
     TEST_RUN(test_op_read_equal_answers_complete_without_repair);
     TEST_RUN(test_op_read_of_nothing_anywhere_is_not_found);
     TEST_RUN(test_op_read_tombstone_beats_value_of_same_version);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/fields.h"
 #include "cluster/gossip.h"
 #include "cluster/hints.h"
 #include "cluster/join.h"
@@ -38,7 +39,8 @@
 /* ---- events ---- */
 
 enum { EV_DELIVER, EV_OP_TIMER, EV_CLIENT, EV_CLIENT_TIMEOUT, EV_FAULT, EV_HINT_TICK,
-       EV_GOSSIP_TICK, EV_GOSSIP_DELIVER, EV_GOSSIP_PHASE, EV_JOIN, EV_STREAM_TIMEOUT };
+       EV_GOSSIP_TICK, EV_GOSSIP_DELIVER, EV_GOSSIP_PHASE, EV_JOIN, EV_STREAM_TIMEOUT,
+       EV_REPAIR_TICK, EV_REPAIR_TIMEOUT, EV_ABSENCE };
 
 struct sim_msg {
     int from, to;    /* node indexes */
@@ -93,6 +95,18 @@ struct sim_node {
     struct repair_session rs;
     int rs_active;
     size_t rs_next;
+    /* background repair (repair_every_ms), as repair_rt.c keeps it: per range the
+     * start (this node's clock) of its last complete session, 0 none since the
+     * node started (not persisted); the running session's range and start */
+    uint64_t *complete_start;
+    size_t rs_span;
+    uint64_t session_start;
+    int rs_final;          /* the running session belongs to the final pass */
+    uint64_t next_pass;    /* virtual ms of its next pass */
+    uint64_t down_since;   /* virtual ms of its last crash */
+    int held;              /* back after a long absence: refuses READ (repairer_hold) */
+    uint64_t held_since;   /* its clock when it came back */
+    uint64_t held_at;      /* virtual ms when it came back */
     struct gossip *g;      /* opts.gossip: its membership view (NULL: none) */
     uint64_t generation;   /* +1 per restart */
 };
@@ -109,6 +123,8 @@ struct sim_write {
     size_t vlen;
     uint64_t issued, acked; /* history sequence numbers; acked 0 = not acked */
     int status;
+    int field;              /* hashes: the field HSET or HDEL wrote; -1: the whole key */
+    int field_del;          /* hashes: HDEL */
 };
 
 struct sim_read { /* a completed GET, for monotonic reads */
@@ -116,6 +132,8 @@ struct sim_read { /* a completed GET, for monotonic reads */
     uint64_t started, completed; /* history sequence numbers */
     int found, deleted;
     struct kv_version v;
+    struct kv_version fv[SIM_HASH_FIELDS]; /* hashes: each field's deciding version */
+    unsigned char fhas[SIM_HASH_FIELDS];   /* hashes: the field has a value */
 };
 
 struct sim_client {
@@ -154,7 +172,13 @@ struct sim {
     struct join_task *jt;      /* the joiner's plan; retried ranges appended */
     size_t njt, jnext, jcur;
     uint64_t jwait;            /* the stream request in flight (0: none) */
+    uint64_t repair_id;        /* the next repair session's first request id */
+    int final_pass;            /* the repair pass at the end runs: no background pass */
+    uint64_t final_partial;    /* sessions of that pass that ended partial */
+    uint64_t absent_until;     /* absent_ms: node 2 stays down until then */
 };
+
+#define SIM_ABSENT 1 /* the node that goes away for long (absent_ms): node 2 */
 
 enum { JP_NONE, JP_OUT, JP_PENDING, JP_STREAM, JP_IN };
 
@@ -307,10 +331,37 @@ static struct sim_entry *store_find(struct sim_node *n, unsigned db, const char 
     return NULL;
 }
 
-/* last-write-wins apply: 1 when applied, 0 when what is held is newer or equal */
+static void entry_set(struct sim_entry *e, const struct msg_record *rec) {
+    char *val = rec->vlen ? cl_memdup(rec->val, rec->vlen) : NULL; /* rec may borrow e's */
+    free(e->rec.val);
+    e->rec = (struct op_record){1, rec->v, rec->deleted, rec->expire_at, val, rec->vlen,
+                                rec->fields};
+}
+
+/* a big hash's field records merge per field (fields.h) into what is held: 1
+ * when that changed it */
+static int store_merge_fields(struct sim_entry *e, const struct msg_record *rec) {
+    struct msg_record cur = {e->rec.v, e->rec.deleted, e->rec.expire_at, e->rec.val,
+                             e->rec.vlen, e->rec.fields};
+    if (fields_covers(&cur, rec)) {
+        return 0;
+    }
+    struct msg_buf b = {0};
+    struct msg_record m;
+    fields_merge(&cur, rec, &b, &m);
+    entry_set(e, &m);
+    msg_buf_free(&b);
+    return 1;
+}
+
+/* last-write-wins apply (field records: merged per field): 1 when applied, 0
+ * when what is held is newer or equal */
 static int store_apply(struct sim_node *n, unsigned db, const char *key, size_t klen,
                        const struct msg_record *rec) {
     struct sim_entry *e = store_find(n, db, key, klen);
+    if (e && (rec->fields || e->rec.fields) && !n->sim->o.hash_lww) {
+        return store_merge_fields(e, rec);
+    }
     if (e && kv_record_cmp(rec->v, rec->deleted, e->rec.v, e->rec.deleted) <= 0) {
         return 0;
     }
@@ -325,9 +376,7 @@ static int store_apply(struct sim_node *n, unsigned db, const char *key, size_t 
         memcpy(e->key, key, klen);
         e->klen = klen;
     }
-    free(e->rec.val);
-    e->rec = (struct op_record){1, rec->v, rec->deleted, rec->expire_at,
-                                rec->vlen ? cl_memdup(rec->val, rec->vlen) : NULL, rec->vlen};
+    entry_set(e, rec);
     return 1;
 }
 
@@ -353,7 +402,7 @@ static int fake_read(void *ctx, unsigned db, const char *key, size_t klen,
         return 0;
     }
     *out = (struct msg_record){e->rec.v, e->rec.deleted, e->rec.expire_at, e->rec.val,
-                               e->rec.vlen};
+                               e->rec.vlen, e->rec.fields};
     return 1;
 }
 
@@ -393,6 +442,12 @@ static void replica_deliver(struct sim *s, struct sim_msg *m) {
     if (resp_parse(&s->parser, m->bytes, m->len, &used) != RESP_OK || used != m->len) {
         violation(s, "node %u could not parse a request it was sent", n->tag);
         msg_reply_error(&out, "bad request");
+    } else if (n->held && s->parser.argc >= 2 && s->parser.argv[1].len == 4 &&
+               memcmp(s->parser.argv[1].p, "READ", 4) == 0) {
+        /* back after a long absence, not repaired yet: its data may lack what
+         * the others hold, and counted in a quorum it would hand that out */
+        s->res->st.held_refused++;
+        msg_reply_error(&out, "repairing after a long absence");
     } else {
         repair_peer_side(n, s->parser.argv, (size_t)s->parser.argc, &out);
     }
@@ -479,21 +534,28 @@ static void node_arm(struct sim *s, int node) {
     }
 }
 
+static size_t write_replicas(const struct sim *s, int k, uint32_t *tags, size_t *npending);
+
 static void start_read(struct sim *s, int node, int client, int k, size_t need) {
     uint32_t tags[RING_MAX_REPLICAS];
-    size_t nrep = key_replicas(s, k, tags);
+    size_t npending;
+    size_t nrep = write_replicas(s, k, tags, &npending);
+    if (s->o.read_skip_pending) {
+        nrep -= npending, npending = 0;
+    }
     char name[KEY_MAX];
     size_t len = key_name(k, name);
     struct sim_node *n = &s->nodes[node];
     n->node.next_id = s->next_id; /* ids unique over every node and incarnation */
-    cnode_read_on(&n->node, tags, nrep, key_db(s, k), name, len, need, s->now,
-                  client_user(client));
+    cnode_read_on_pending(&n->node, tags, nrep, npending, key_db(s, k), name, len, need, s->now,
+                          client_user(client));
     s->next_id = n->node.next_id;
     node_arm(s, node);
 }
 
-/* a write's replicas: during a join also the joiner when it will replicate the
- * key, as a pending replica (ring.h ring_write_set) */
+/* an op's replicas: during a join or leave also those that will replicate the
+ * key once it is done, as pending replicas (ring.h ring_write_set; a read sends
+ * them its winner) */
 static size_t write_replicas(const struct sim *s, int k, uint32_t *tags, size_t *npending) {
     *npending = 0;
     if ((s->join_phase != JP_PENDING && s->join_phase != JP_STREAM) ||
@@ -514,11 +576,21 @@ static void start_write(struct sim *s, int node, int client, int k, size_t wi) {
     char name[KEY_MAX];
     size_t len = key_name(k, name);
     struct msg_record r = {w->v, w->deleted, 0, w->deleted ? NULL : w->val, w->vlen};
+    struct msg_buf delta = {0};
+    if (w->field >= 0) { /* HSET/HDEL: a delta of one field record at its version */
+        char f[8];
+        size_t flen = (size_t)snprintf(f, sizeof f, "f%d", w->field);
+        fields_put_head(&delta, (struct kv_version){0, 0}, 1);
+        struct fields_entry e = {w->v, w->field_del, f, flen, w->val, w->vlen};
+        fields_put(&delta, &e);
+        r = (struct msg_record){w->v, 0, 0, delta.p, delta.len, 1};
+    }
     struct sim_node *n = &s->nodes[node];
     s->clients[client].cur = s->next_id;
     n->node.next_id = s->next_id;
     cnode_write_on_pending(&n->node, tags, nrep, npending, key_db(s, k), name, len, &r,
                            (size_t)s->o.w, s->now, client_user(client));
+    msg_buf_free(&delta);
     s->next_id = n->node.next_id;
     node_arm(s, node);
 }
@@ -550,7 +622,7 @@ static void coord_reply(struct sim *s, struct sim_msg *m) {
     } else if (m->verb == MSG_READ) {
         struct msg_item item;
         int rc = msg_decode_read_reply(r, 1, &item, err, sizeof err);
-        if (rc != MSG_OK) {
+        if (rc == MSG_INVALID) { /* an error reply (MSG_REMOTE) is a failed replica */
             violation(s, "node %u: bad READ reply from %u: %s", n->tag, from, err);
         }
         if (rc == MSG_OK && item.found && cnode_live(&n->node, m->id)) {
@@ -618,6 +690,7 @@ static size_t write_new(struct sim *s, int k, struct kv_version v, int deleted) 
     }
     w->issued = ++s->hseq;
     w->status = W_PENDING;
+    w->field = -1;
     return s->nwrites++;
 }
 
@@ -640,6 +713,25 @@ static int write_exempt(const struct sim *s, const struct sim_write *w) {
     return wiped_since(s, w->key, w->issued);
 }
 
+/* With tombstone GC (gc_grace_ms) a collected tombstone reads as nothing, so
+ * "absent" (nothing, or a tombstone of any version) is a right answer where the
+ * key was deleted: when some DEL of key k (acknowledged or not: its tombstone may
+ * have been applied, then collected) has a version >= v. A value older than
+ * that DEL is still wrong: a resurrection. */
+static int absent_covers(const struct sim *s, int k, const struct op_record *r,
+                         struct kv_version v) {
+    if (!s->o.gc_grace_ms || (r->found && !r->deleted)) {
+        return 0;
+    }
+    for (size_t i = 0; i < s->nwrites; i++) {
+        const struct sim_write *w = &s->writes[i];
+        if (w->key == k && w->deleted && kv_version_cmp(w->v, v) >= 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* monotonic reads: a read that started after another read of the key completed
  * returns that read's record or a newer one (what blocking read repair buys) */
 static void check_monotonic(struct sim *s, int k, uint64_t started, const struct op_record *r) {
@@ -648,7 +740,8 @@ static void check_monotonic(struct sim *s, int k, uint64_t started, const struct
         if (p->key != k || p->completed >= started || !p->found || wiped_since(s, k, p->started)) {
             continue;
         }
-        if (!r->found || kv_record_cmp(r->v, r->deleted, p->v, p->deleted) < 0) {
+        if ((!r->found || kv_record_cmp(r->v, r->deleted, p->v, p->deleted) < 0) &&
+            !absent_covers(s, k, r, p->v)) {
             violation(s, "key:%d non-monotonic read: got %s %llu/%u after an earlier read "
                          "returned version %llu/%u",
                       k, r->found ? "version" : "nothing", (unsigned long long)r->v.hlc,
@@ -670,8 +763,157 @@ static int rec_vs_write(const struct op_record *r, const struct sim_write *w) {
     return kv_record_cmp(r->v, r->deleted, w->v, w->deleted);
 }
 
+/* ---- big hashes (opts.hashes): each field checked on its own ---- */
+
+/* Field f of a hash as record r holds it: the version that decides it (its
+ * entry's; else the floor's, or a tombstone's: what deleted it; 0 for nothing)
+ * and its value when it has one. ok 0: r is not a record a hash can be. */
+struct field_state {
+    int ok, has;
+    struct kv_version v;
+    const char *val;
+    size_t vlen;
+};
+
+static struct field_state field_of(const struct op_record *r, int f) {
+    struct field_state st = {1, 0, {0, 0}, NULL, 0};
+    if (!r->found || (!r->fields && r->deleted)) {
+        st.v = r->found ? r->v : st.v;
+        return st;
+    }
+    struct kv_version floor;
+    uint32_t count;
+    if (!r->fields || fields_check(r->val, r->vlen, r->v, &floor, &count, NULL, 0) != MSG_OK) {
+        st.ok = 0;
+        return st;
+    }
+    char name[8];
+    size_t nlen = (size_t)snprintf(name, sizeof name, "f%d", f);
+    st.v = floor;
+    struct fields_iter it;
+    struct fields_entry e;
+    fields_iter_init(&it, r->val, r->vlen);
+    while (fields_next(&it, &e)) {
+        if (e.flen == nlen && memcmp(e.f, name, nlen) == 0) {
+            st = (struct field_state){1, !e.deleted, e.v, e.val, e.vlen};
+        }
+    }
+    return st;
+}
+
+/* 1 when write w decides field f: an HSET or HDEL of f, or a DEL of the key */
+static int write_touches(const struct sim_write *w, int f) {
+    return w->field == f || w->field < 0;
+}
+
+/* An absent field is a right answer where a write at or above version v deleted
+ * it (an HDEL of it or a DEL of the key, acknowledged or not): which version
+ * stands for the absence (a floor, a tombstone) is the store's business. */
+static int field_deleted_since(const struct sim *s, int k, int f, struct kv_version v) {
+    for (size_t i = 0; i < s->nwrites; i++) {
+        const struct sim_write *w = &s->writes[i];
+        if (w->key == k && write_touches(w, f) && (w->field < 0 || w->field_del) &&
+            kv_version_cmp(w->v, v) >= 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when field state st keeps write w (of key k, deciding field f) */
+static int field_keeps(const struct sim *s, int k, int f, const struct field_state *st,
+                       const struct sim_write *w) {
+    return kv_version_cmp(st->v, w->v) >= 0 || (!st->has && field_deleted_since(s, k, f, w->v));
+}
+
+/* a field value read back is exactly one HSET made */
+static int field_value_made(const struct sim *s, int k, int f, const struct field_state *st) {
+    for (size_t i = 0; i < s->nwrites; i++) {
+        const struct sim_write *w = &s->writes[i];
+        if (w->key == k && w->field == f && !w->field_del && kv_version_cmp(w->v, st->v) == 0) {
+            return st->vlen == w->vlen && memcmp(st->val, w->val, w->vlen) == 0;
+        }
+    }
+    return 0;
+}
+
+static struct sim_read *read_record(struct sim *s) {
+    if (s->nreads == s->capreads) {
+        s->capreads = s->capreads ? s->capreads * 2 : 256;
+        s->reads = cl_realloc(s->reads, s->capreads * sizeof *s->reads);
+    }
+    struct sim_read *p = &s->reads[s->nreads++];
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
+/* monotonic reads of a hash, field by field: a read that started after another
+ * of the key completed decides each field by that read's version or a newer one
+ * (or finds it absent where a delete at or above that version stood) */
+static void check_hash_monotonic(struct sim *s, int k, uint64_t started,
+                                 const struct field_state *st) {
+    for (size_t i = 0; i < s->nreads; i++) {
+        const struct sim_read *p = &s->reads[i];
+        if (p->key != k || p->completed >= started || wiped_since(s, k, p->started)) {
+            continue;
+        }
+        for (int f = 0; f < SIM_HASH_FIELDS; f++) {
+            if (kv_version_cmp(st[f].v, p->fv[f]) < 0 &&
+                !(!st[f].has && field_deleted_since(s, k, f, p->fv[f]))) {
+                violation(s, "key:%d field f%d non-monotonic read: got version %llu/%u after "
+                             "an earlier read had %llu/%u",
+                          k, f, (unsigned long long)st[f].v.hlc, st[f].v.node,
+                          (unsigned long long)p->fv[f].hlc, p->fv[f].node);
+                return;
+            }
+        }
+    }
+    struct sim_read *p = read_record(s);
+    p->key = k, p->started = started, p->completed = ++s->hseq;
+    for (int f = 0; f < SIM_HASH_FIELDS; f++) {
+        p->fv[f] = st[f].v, p->fhas[f] = (unsigned char)st[f].has;
+    }
+}
+
+/* invariant 1 for a hash, field by field: every field read back holds a value an
+ * HSET made, and is decided by a version at least that of each write of it (or
+ * DEL of the key) acknowledged before the read started; reads are monotonic per
+ * field when 2R > N */
+static void check_hash_read(struct sim *s, int k, uint64_t started, const struct op_record *r) {
+    struct field_state sts[SIM_HASH_FIELDS];
+    for (int f = 0; f < SIM_HASH_FIELDS; f++) {
+        struct field_state st = sts[f] = field_of(r, f);
+        if (!st.ok || (st.has && !field_value_made(s, k, f, &st))) {
+            violation(s, "key:%d field f%d: read %s no HSET made (version %llu/%u)", k, f,
+                      st.ok ? "a value" : "a record", (unsigned long long)st.v.hlc, st.v.node);
+            return;
+        }
+        for (size_t i = 0; s->o.check_reads && i < s->nwrites; i++) {
+            const struct sim_write *w = &s->writes[i];
+            if (w->key != k || w->status != W_OK || w->acked >= started || !write_touches(w, f) ||
+                write_exempt(s, w) || field_keeps(s, k, f, &st, w)) {
+                continue;
+            }
+            violation(s, "key:%d field f%d stale read: got version %llu/%u, but %s of version "
+                         "%llu/%u was acknowledged before the read started",
+                      k, f, (unsigned long long)st.v.hlc, st.v.node,
+                      w->field < 0 ? "DEL" : w->field_del ? "HDEL" : "HSET",
+                      (unsigned long long)w->v.hlc, w->v.node);
+            return;
+        }
+    }
+    if (s->o.check_reads && 2 * s->o.r > s->o.n) {
+        check_hash_monotonic(s, k, started, sts);
+    }
+}
+
 /* invariant 1 on a read that started at history point `started` */
 static void check_read(struct sim *s, int k, uint64_t started, const struct op_record *r) {
+    if (s->o.hashes) {
+        s->res->st.reads_checked += s->o.check_reads;
+        check_hash_read(s, k, started, r);
+        return;
+    }
     if (r->found) {
         const struct sim_write *src = NULL;
         for (size_t i = 0; i < s->nwrites; i++) {
@@ -699,10 +941,11 @@ static void check_read(struct sim *s, int k, uint64_t started, const struct op_r
         if (w->key != k || w->status != W_OK || w->acked >= started || write_exempt(s, w)) {
             continue;
         }
-        if (rec_vs_write(r, w) < 0) {
-            violation(s, "key:%d stale read: got %s %llu/%u, but write %s of version %llu/%u "
+        if (rec_vs_write(r, w) < 0 && !absent_covers(s, k, r, w->v)) {
+            violation(s, "key:%d %s: got %s %llu/%u, but write %s of version %llu/%u "
                          "was acknowledged before the read started",
-                      k, r->found ? (r->deleted ? "tombstone" : "value") : "nothing",
+                      k, w->deleted && r->found && !r->deleted ? "resurrection" : "stale read",
+                      r->found ? (r->deleted ? "tombstone" : "value") : "nothing",
                       (unsigned long long)r->v.hlc, r->v.node, w->deleted ? "DEL" : w->val,
                       (unsigned long long)w->v.hlc, w->v.node);
             return;
@@ -741,15 +984,23 @@ static void client_done(struct sim *s, int client, const struct op *op) {
     } else {
         s->res->st.reads_failed++;
     }
-    trace(s, "client %d: %s key:%d %s", client, cl->is_write ? "write" : "read", cl->key,
-          op->result == OP_OK ? "ok" : "failed");
+    trace(s, "client %d: %s key:%d %s, version %llu/%u, replicas %u %u %u %u (%zu pending), "
+             "%zu answered", client, cl->is_write ? "write" : "read", cl->key,
+          op->result == OP_OK ? "ok" : "failed", (unsigned long long)op->rec.v.hlc,
+          op->rec.v.node, op->nodes[0], op->n > 1 ? op->nodes[1] : 0,
+          op->n > 2 ? op->nodes[2] : 0, op->n > 3 ? op->nodes[3] : 0, op->npending, op->acks);
     client_next(s, client);
+}
+
+/* 1 when node i has left the cluster (it coordinates nothing any more) */
+static int node_left(const struct sim *s, int i) {
+    return s->o.leave && s->join_phase == JP_IN && i == s->o.nodes - 1;
 }
 
 static int pick_up_node(struct sim *s) {
     int up[SIM_MAX_NODES], n = 0;
     for (int i = 0; i < s->o.nodes; i++) {
-        if (s->nodes[i].up && s->nodes[i].paused_until <= s->now) {
+        if (s->nodes[i].up && s->nodes[i].paused_until <= s->now && !node_left(s, i)) {
             up[n++] = i;
         }
     }
@@ -776,6 +1027,12 @@ static void client_step(struct sim *s, int ci) {
     if (cl->is_write) {
         struct kv_version v = {kv_hlc_tick(&n->hlc, node_wall(s, n)), n->tag};
         cl->write = write_new(s, cl->key, v, dice >= 45);
+        if (s->o.hashes && dice < 45) { /* HSET below 35, HDEL from 35 */
+            struct sim_write *w = &s->writes[cl->write];
+            w->field = (int)rnd_below(s, SIM_HASH_FIELDS);
+            w->field_del = dice >= 35;
+            w->vlen = w->field_del ? 0 : w->vlen;
+        }
         start_write(s, node, ci, cl->key, cl->write);
     } else {
         uint64_t id = s->next_id;
@@ -818,6 +1075,17 @@ static void node_crash(struct sim *s, int i) {
         store_wipe(n);
         s->res->st.hints_dropped += h->count;
     }
+    /* its repair session dies with it, and what it knew of past sessions (not
+     * persisted: repair_rt.c) */
+    if (n->rs_active) {
+        repair_session_free(&n->rs);
+        n->rs_active = 0;
+    }
+    n->rs_next = s->nspans;
+    if (n->complete_start) {
+        memset(n->complete_start, 0, s->nspans * sizeof *n->complete_start);
+    }
+    n->down_since = s->now;
     /* its ops die with it (no callbacks: their clients time out) */
     node_fold_stats(s, n);
     gossip_free(&n->g); /* its view of the members too */
@@ -843,6 +1111,14 @@ static void node_restart(struct sim *s, int i) {
     }
     n->disk.len = 0;
     s->nodes[i].up = 1;
+    n->next_pass = s->now; /* repairs at once, as the runtime queues a pass */
+    if (s->o.gc_grace_ms && !s->o.absent_no_hold && s->now - n->down_since > s->o.gc_grace_ms) {
+        n->held = 1; /* dir/node-alive older than the grace: cluster_config.long_absence */
+        n->held_since = node_wall(s, n);
+        n->held_at = s->now;
+        trace(s, "node %u back after %llu ms away: held until repaired", n->tag,
+              (unsigned long long)(s->now - n->down_since));
+    }
     if (s->o.gossip) {
         data_gossip_new(s, n); /* a new generation, knowing only itself */
     }
@@ -855,14 +1131,16 @@ static void fault(struct sim *s) {
     if (s->healing) {
         return;
     }
-    int down[SIM_MAX_NODES], nd = 0;
+    int down[SIM_MAX_NODES], nd = 0, away = 0;
     for (int i = 0; i < s->o.nodes; i++) {
-        if (!s->nodes[i].up) {
+        if (!s->nodes[i].up && i == SIM_ABSENT && s->now < s->absent_until) {
+            away = 1; /* away for long (absent_ms): not restarted by a fault */
+        } else if (!s->nodes[i].up) {
             down[nd++] = i;
         }
     }
     uint64_t what = rnd_below(s, 5);
-    if (what == 0 && s->o.crashes && nd < 2) {
+    if (what == 0 && s->o.crashes && nd + away < 2) {
         int i = pick_up_node(s);
         if (i >= 0) {
             node_crash(s, i);
@@ -1035,6 +1313,8 @@ static int event_node(const struct ev *e) {
     case EV_GOSSIP_TICK:
     case EV_JOIN:
     case EV_STREAM_TIMEOUT:
+    case EV_REPAIR_TICK:
+    case EV_REPAIR_TIMEOUT:
         return e->node;
     default:
         return -1;
@@ -1043,6 +1323,9 @@ static int event_node(const struct ev *e) {
 
 static void join_step(struct sim *s);
 static void stream_reply(struct sim *s, uint64_t id, const redisReply *r);
+static void repair_tick(struct sim *s, int node);
+static void repair_timeout(struct sim *s, int node, uint64_t id);
+static void absence_step(struct sim *s);
 
 static void process(struct sim *s, struct ev *e) {
     s->now = e->at;
@@ -1092,6 +1375,15 @@ static void process(struct sim *s, struct ev *e) {
     case EV_STREAM_TIMEOUT:
         stream_reply(s, e->id, NULL);
         break;
+    case EV_REPAIR_TICK:
+        repair_tick(s, e->node);
+        break;
+    case EV_REPAIR_TIMEOUT:
+        repair_timeout(s, e->node, e->id);
+        break;
+    case EV_ABSENCE:
+        absence_step(s);
+        break;
     }
 }
 
@@ -1137,6 +1429,18 @@ static int replicas_agree(struct sim *s, int k, struct op_record *out) {
             first = r;
             continue;
         }
+        if (s->o.gc_grace_ms && (!first->found || first->deleted) && (!r->found || r->deleted)) {
+            continue; /* both absent: a collected tombstone is nothing */
+        }
+        if (first->fields || r->fields) { /* big hashes: the same fields, each alike */
+            struct msg_record a = {first->v, first->deleted, first->expire_at, first->val,
+                                   first->vlen, first->fields};
+            struct msg_record b = {r->v, r->deleted, r->expire_at, r->val, r->vlen, r->fields};
+            if (!first->found || !r->found || !fields_covers(&a, &b) || !fields_covers(&b, &a)) {
+                return 0;
+            }
+            continue;
+        }
         if (first->found != r->found ||
             (r->found && (kv_record_cmp(first->v, first->deleted, r->v, r->deleted) != 0 ||
                           first->vlen != r->vlen ||
@@ -1172,8 +1476,10 @@ static int fake_range(void *ctx, unsigned db, uint64_t from, uint64_t to, cluste
         const struct sim_entry *e = &n->store[i];
         uint64_t t = ring_key_token(e->key, e->klen);
         if ((db == CLUSTER_DB_ALL || e->db == db) && t >= from && (to == 0 || t < to)) {
+            struct msg_record r = {e->rec.v, e->rec.deleted, e->rec.expire_at, e->rec.val,
+                                   e->rec.vlen, e->rec.fields};
             keys[m++] = (struct cluster_key){t, e->key, e->klen, e->rec.v, e->rec.deleted,
-                                             e->rec.expire_at, 0, e->db};
+                                             e->rec.expire_at, 0, e->db, fields_digest(&r)};
         }
     }
     for (size_t i = 1; i < m; i++) { /* insertion sort by token: stores are small */
@@ -1191,28 +1497,61 @@ static int fake_range(void *ctx, unsigned db, uint64_t from, uint64_t to, cluste
     return 0;
 }
 
+/* 1 when node tag replicates span i; its other replicas into peers */
+static int span_replicas(const struct sim *s, size_t i, uint32_t tag, uint32_t *peers,
+                         size_t *np) {
+    uint32_t idx[RING_MAX_REPLICAS];
+    size_t nrep = ring_replicas(&s->ring, s->spans[i].from, (size_t)s->o.n, idx);
+    int mine = 0;
+    *np = 0;
+    for (size_t j = 0; j < nrep; j++) {
+        uint32_t t = s->ring.members[idx[j]].tag;
+        if (t == tag) {
+            mine = 1;
+        } else {
+            peers[(*np)++] = t;
+        }
+    }
+    return mine;
+}
+
 /* starts the node's session for its next range that it replicates; 0 when none */
 static int repair_next_range(struct sim *s, struct sim_node *n) {
     while (n->rs_next < s->nspans) {
-        const struct repair_span *sp = &s->spans[n->rs_next++];
-        uint32_t idx[RING_MAX_REPLICAS], peers[RING_MAX_REPLICAS];
-        size_t nrep = ring_replicas(&s->ring, sp->from, (size_t)s->o.n, idx), np = 0;
-        int mine = 0;
-        for (size_t i = 0; i < nrep; i++) {
-            uint32_t tag = s->ring.members[idx[i]].tag;
-            if (tag == n->tag) {
-                mine = 1;
-            } else {
-                peers[np++] = tag;
-            }
-        }
-        if (mine) {
-            repair_session_init(&n->rs, &n->cst, sp->from, sp->to, peers, np, 1);
+        size_t i = n->rs_next++;
+        uint32_t peers[RING_MAX_REPLICAS];
+        size_t np;
+        if (span_replicas(s, i, n->tag, peers, &np)) {
+            /* ids apart from every other session's: a late reply matches none */
+            repair_session_init(&n->rs, &n->cst, s->spans[i].from, s->spans[i].to, peers, np,
+                                s->repair_id);
+            s->repair_id += 1000000;
             n->rs_active = 1;
+            n->rs_span = i;
+            n->session_start = node_wall(s, n);
+            n->rs_final = s->final_pass;
             return 1;
         }
     }
     return 0;
+}
+
+/* a session of the node ended: counted; a complete one dates its range */
+static void repair_session_end(struct sim *s, struct sim_node *n) {
+    int complete = repair_session_complete(&n->rs);
+    s->res->st.repair_sessions++;
+    s->res->st.repair_partial += !complete;
+    s->res->st.repair_records += n->rs.st_.records_pulled + n->rs.st_.records_pushed;
+    if (!n->rs_final) {
+        s->res->st.background_sessions++;
+        s->res->st.background_complete += complete;
+    }
+    s->final_partial += n->rs_final && !complete;
+    if (complete && n->complete_start) {
+        n->complete_start[n->rs_span] = n->session_start;
+    }
+    repair_session_free(&n->rs);
+    n->rs_active = 0;
 }
 
 /* sends the node's next repair request (one in flight), moving on to its next
@@ -1229,17 +1568,16 @@ static void repair_pump(struct sim *s, int node) {
             return;
         }
         if (rc < 0) {
-            s->res->st.repair_sessions++;
-            s->res->st.repair_partial += !repair_session_complete(&n->rs);
-            s->res->st.repair_records += n->rs.st_.records_pulled + n->rs.st_.records_pushed;
-            repair_session_free(&n->rs);
-            n->rs_active = 0;
+            repair_session_end(s, n);
             continue;
         }
         struct msg_buf b = {0};
         msg_argv_to_resp(&out.a, &b);
         msg_argv_free(&out.a);
         net_send(s, node, node_of(out.tag), 0, 0, SIM_VERB_REPAIR, out.id, n->epoch, &b);
+        /* a lost request fails after a timeout, as on a link */
+        at(s, s->now + 4 * (uint64_t)s->o.timeout_ms + 2 * s->o.delay_max_ms, EV_REPAIR_TIMEOUT,
+           node, -1, out.id);
         return;
     }
 }
@@ -1265,55 +1603,185 @@ static int repairs_done(const struct sim *s) {
     return 1;
 }
 
-/* every node repairs every range it replicates, all at once */
-static void merkle_pass(struct sim *s) {
+/* the request id in flight timed out: the session drops that peer */
+static void repair_timeout(struct sim *s, int node, uint64_t id) {
+    struct sim_node *n = &s->nodes[node];
+    if (n->up && n->rs_active && n->rs.waiting == id) {
+        repair_session_on_reply(&n->rs, id, NULL);
+        repair_pump(s, node);
+    }
+}
+
+/* the ranges of the ring and each node's store as repair.h sees it */
+static void repair_setup(struct sim *s) {
+    free(s->spans);
     s->nspans = repair_ring_ranges(&s->ring, &s->spans);
     for (int i = 0; i < s->o.nodes; i++) {
         struct sim_node *n = &s->nodes[i];
         n->cst = (struct cluster_store){n, fake_read, fake_apply, fake_observe, NULL, fake_range};
-        n->rs_next = 0;
+        n->rs_next = s->nspans;
+    }
+}
+
+/* every node repairs every range it replicates, all at once; after healing
+ * (nothing lost, every node up) every session must complete */
+static void merkle_pass(struct sim *s) {
+    if (s->spans == NULL || s->o.join || s->o.leave) {
+        repair_setup(s); /* the ring may have changed */
+    }
+    s->final_pass = 1;
+    for (int i = 0; i < s->o.nodes; i++) {
+        s->nodes[i].rs_next = 0;
         repair_pump(s, i);
     }
     run_until(s, repairs_done, s->now + 600000);
     if (!repairs_done(s)) {
         violation(s, "Merkle repair sessions still running 600 s after they started");
     }
-    if (s->res->st.repair_partial) {
+    if (s->final_partial) {
         violation(s, "%llu Merkle repair sessions ended partial with every node up",
-                  (unsigned long long)s->res->st.repair_partial);
+                  (unsigned long long)s->final_partial);
     }
 }
 
-/* ---- join (opts.join): the last node joins mid-workload ---- */
+/* ---- background repair, tombstone GC and long absence (repair_every_ms,
+ * gc_grace_ms, absent_ms): repair_rt.c's rules on the virtual clock ---- */
+
+/* the node's GC horizon (cluster_gc_horizon): the oldest start of the last
+ * complete session of each range it replicates, less the request timeout and the
+ * clock offset; 0 while a range had none */
+static uint64_t node_horizon(const struct sim *s, const struct sim_node *n) {
+    uint64_t h = UINT64_MAX;
+    for (size_t i = 0; i < s->nspans; i++) {
+        uint32_t peers[RING_MAX_REPLICAS];
+        size_t np;
+        if (span_replicas(s, i, n->tag, peers, &np) && n->complete_start[i] < h) {
+            h = n->complete_start[i];
+        }
+    }
+    uint64_t margin = (uint64_t)s->o.timeout_ms + s->o.max_skew_ms;
+    return h == UINT64_MAX || h <= margin ? 0 : h - margin;
+}
+
+/* the engine's compaction: drops the tombstones dated before the grace and the
+ * horizon (gc_no_horizon: the grace alone) */
+static void gc_step(struct sim *s, struct sim_node *n) {
+    uint64_t wall = node_wall(s, n);
+    uint64_t cut = wall > s->o.gc_grace_ms ? wall - s->o.gc_grace_ms : 0;
+    uint64_t h = s->o.gc_no_horizon ? UINT64_MAX : node_horizon(s, n);
+    cut = h < cut ? h : cut;
+    for (size_t i = 0; i < n->nstore;) {
+        struct sim_entry *e = &n->store[i];
+        if (e->rec.deleted && KV_HLC_MS(e->rec.v.hlc) < cut) {
+            free(e->rec.val);
+            *e = n->store[--n->nstore];
+            s->res->st.tombstones_dropped++;
+        } else {
+            i++;
+        }
+    }
+}
+
+/* held after a long absence: serving again once each range it replicates had a
+ * complete session that started after it came back (repair_rt.c absent_step) */
+static void held_step(struct sim *s, struct sim_node *n) {
+    for (size_t i = 0; i < s->nspans; i++) {
+        uint32_t peers[RING_MAX_REPLICAS];
+        size_t np;
+        if (span_replicas(s, i, n->tag, peers, &np) && n->complete_start[i] < n->held_since) {
+            return;
+        }
+    }
+    n->held = 0;
+    s->res->st.held_ms += s->now - n->held_at;
+    trace(s, "node %u repaired after its long absence: serving again", n->tag);
+}
+
+/* every 100 ms on each node: GC, the held check, and a pass when one is due
+ * (held: again every second until every range is repaired) */
+static void repair_tick(struct sim *s, int node) {
+    struct sim_node *n = &s->nodes[node];
+    at(s, s->now + 100, EV_REPAIR_TICK, node, -1, 0);
+    if (!n->up || !n->live) {
+        return;
+    }
+    if (s->o.gc_grace_ms) {
+        gc_step(s, n);
+    }
+    if (n->held && !n->rs_active) {
+        held_step(s, n);
+    }
+    if (!s->final_pass && !n->rs_active && n->rs_next >= s->nspans && s->now >= n->next_pass) {
+        n->next_pass = s->now + (n->held ? 1000 : s->o.repair_every_ms);
+        n->rs_next = 0;
+        repair_pump(s, node);
+    }
+}
+
+/* absent_ms: node 2 goes (keeping its store), and comes back absent_ms later */
+static void absence_step(struct sim *s) {
+    struct sim_node *n = &s->nodes[SIM_ABSENT];
+    if (s->absent_until == 0) {
+        s->absent_until = s->now + s->o.absent_ms;
+        if (n->up) {
+            node_crash(s, SIM_ABSENT);
+        }
+        trace(s, "node %u goes away for %u ms", n->tag, s->o.absent_ms);
+        at(s, s->absent_until, EV_ABSENCE, -1, -1, 0);
+    } else if (!n->up && !s->healing) {
+        node_restart(s, SIM_ABSENT);
+    }
+}
+
+/* ---- join (opts.join) and leave (opts.leave): the last node joins or leaves
+ * mid-workload. The same phases both ways: out (the ring before), pending (writes
+ * also reach the future ring's new replicas), stream (the mover's sessions of
+ * join_plan), in (the ring is the future one). ---- */
 
 #define SIM_STREAM_ID0 (1ull << 40) /* stream request ids: apart from the ops' */
 
+/* the node that joins or leaves */
 static int joiner(const struct sim *s) {
     return s->o.nodes - 1;
 }
 
-/* the ring takes the joiner: reads and counted writes go to it from now on */
+static const char *move_name(const struct sim *s) {
+    return s->o.leave ? "leave" : "join";
+}
+
+/* the leaver's status in its own gossip view, which spreads from there */
+static void leaver_gossip_status(struct sim *s, int status) {
+    struct sim_node *n = &s->nodes[joiner(s)];
+    if (s->o.leave && n->g) {
+        gossip_set_status(n->g, status);
+    }
+}
+
+/* the ring becomes the future one: with the joiner, or without the leaver */
 static void join_in(struct sim *s) {
     struct ring g;
     char err[128];
     if (ring_build(&g, s->future.members, s->future.nmembers, err, sizeof err) != RING_OK) {
-        violation(s, "join: ring: %s", err);
+        violation(s, "%s: ring: %s", move_name(s), err);
         return;
     }
     ring_destroy(&s->ring);
     s->ring = g;
     s->join_phase = JP_IN;
-    s->res->st.joined = 1;
+    s->res->st.joined = !s->o.leave;
+    s->res->st.left = s->o.leave;
     s->res->st.join_done_ms = s->now - SIM_START_MS;
-    trace(s, "join: node %d is in the ring", joiner(s) + 1);
+    leaver_gossip_status(s, GOSSIP_LEFT);
+    trace(s, "%s: node %d is %s the ring", move_name(s), joiner(s) + 1,
+          s->o.leave ? "out of" : "in");
 }
 
 /* the joiner's session of the task in hand ended: done, or again at the end */
 static void stream_session_end(struct sim *s, struct sim_node *n) {
     s->res->st.stream_records += n->rs.st_.records_pulled + n->rs.st_.records_pushed;
-    s->res->st.stream_partial_enough +=
-        !repair_session_complete(&n->rs) && join_session_enough(&n->rs, (size_t)s->o.w, 0);
-    if (!join_session_enough(&n->rs, (size_t)s->o.w, 0)) {
+    int enough = join_session_enough(&n->rs, (size_t)s->o.w, s->o.leave);
+    s->res->st.stream_partial_enough += !repair_session_complete(&n->rs) && enough;
+    if (!enough) {
         s->res->st.stream_retries++;
         s->jt = cl_realloc(s->jt, (s->njt + 1) * sizeof *s->jt);
         s->jt[s->njt++] = s->jt[s->jcur];
@@ -1373,7 +1841,8 @@ static void stream_reply(struct sim *s, uint64_t id, const redisReply *r) {
 static void join_step(struct sim *s) {
     if (s->join_phase == JP_OUT) {
         s->join_phase = JP_PENDING;
-        trace(s, "join: node %d pending", joiner(s) + 1);
+        leaver_gossip_status(s, GOSSIP_LEAVING);
+        trace(s, "%s: node %d pending", move_name(s), joiner(s) + 1);
         at(s, s->now + 4 * (uint64_t)s->o.timeout_ms + 2 * s->o.delay_max_ms, EV_JOIN,
            joiner(s), -1, 0);
     } else if (s->join_phase == JP_PENDING && s->o.join_skip_stream) {
@@ -1381,13 +1850,13 @@ static void join_step(struct sim *s) {
     } else if (s->join_phase == JP_PENDING) {
         struct sim_node *n = &s->nodes[joiner(s)];
         n->cst = (struct cluster_store){n, fake_read, fake_apply, fake_observe, NULL, fake_range};
-        s->njt = join_plan(&s->ring, &s->future, n->tag, (size_t)s->o.n, 0, &s->jt);
+        s->njt = join_plan(&s->ring, &s->future, n->tag, (size_t)s->o.n, s->o.leave, &s->jt);
         s->jnext = 0;
         s->join_phase = JP_STREAM;
         if (s->o.join_cut_peer) {
             s->cut[joiner(s)][0] = s->cut[0][joiner(s)] = 1;
         }
-        trace(s, "join: node %d streams %zu ranges", joiner(s) + 1, s->njt);
+        trace(s, "%s: node %d streams %zu ranges", move_name(s), joiner(s) + 1, s->njt);
         stream_pump(s);
     }
 }
@@ -1396,7 +1865,99 @@ static int join_finished(const struct sim *s) {
     return s->join_phase == JP_NONE || s->join_phase == JP_IN;
 }
 
+/* After a join or leave with lossless hints: each of the N replicas of every
+ * key in the final ring holds every acknowledged write (or newer). Streaming,
+ * pending writes and hints together must put it there, before any repair. */
+static void check_moved_ranges_hold_writes(struct sim *s) {
+    char name[KEY_MAX];
+    for (int k = 0; k < s->o.keys; k++) {
+        uint32_t tags[RING_MAX_REPLICAS];
+        size_t n = key_replicas(s, k, tags), len = key_name(k, name);
+        for (size_t i = 0; i < n; i++) {
+            struct sim_entry *e = store_find(&s->nodes[node_of(tags[i])], key_db(s, k), name, len);
+            static const struct op_record none = {0};
+            const struct op_record *r = e ? &e->rec : &none;
+            for (size_t j = 0; j < s->nwrites; j++) {
+                const struct sim_write *w = &s->writes[j];
+                if (w->key == k && w->status == W_OK && !write_exempt(s, w) &&
+                    rec_vs_write(r, w) < 0) {
+                    s->res->st.not_on_n_replicas++;
+                    violation(s, "key:%d: after the %s, replica %u lacks acknowledged write %s "
+                                 "(version %llu/%u)",
+                              k, move_name(s), tags[i], w->deleted ? "DEL" : w->val,
+                              (unsigned long long)w->v.hlc, w->v.node);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/* 1 when every other node's gossip view has the leaver left, out of its ring */
+static int leaver_known_left(const struct sim *s) {
+    uint32_t tag = s->nodes[joiner(s)].tag;
+    for (int i = 0; i < joiner(s); i++) {
+        const struct gossip *g = s->nodes[i].g;
+        long k = g ? gossip_find_tag(g, tag) : -1;
+        if (k < 0 || g->mb[k].status != GOSSIP_LEFT || gossip_in_ring(g, (size_t)k)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* the leaver is out of the ring (it replicates no range) and, by gossip, out of
+ * every member's view of the ring */
+static void check_leaver_out(struct sim *s) {
+    struct repair_span *sp = NULL;
+    size_t nsp = repair_ring_ranges(&s->ring, &sp);
+    for (size_t i = 0; i < nsp; i++) {
+        uint32_t idx[RING_MAX_REPLICAS];
+        size_t nrep = ring_replicas(&s->ring, sp[i].from, (size_t)s->o.n, idx);
+        for (size_t j = 0; j < nrep; j++) {
+            if (s->ring.members[idx[j]].tag == s->nodes[joiner(s)].tag) {
+                violation(s, "leave: the leaver still replicates a range");
+            }
+        }
+    }
+    free(sp);
+    if (s->o.gossip) {
+        run_until(s, leaver_known_left, s->now + 60000);
+        if (!leaver_known_left(s)) {
+            violation(s, "leave: some member's gossip view still has the leaver in the ring "
+                         "60 s after it left");
+        }
+    }
+}
+
+/* 1 when hash record r keeps write w: each field w decides is decided in r by a
+ * version at least w's */
+static int hash_write_kept(const struct sim *s, const struct op_record *r,
+                           const struct sim_write *w) {
+    for (int f = 0; f < SIM_HASH_FIELDS; f++) {
+        struct field_state st = field_of(r, f);
+        if (write_touches(w, f) && !field_keeps(s, w->key, f, &st, w)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* 1 when r is a value older than an acknowledged DEL of key k */
+static int resurrected(const struct sim *s, int k, const struct op_record *r) {
+    for (size_t i = 0; r->found && !r->deleted && i < s->nwrites; i++) {
+        const struct sim_write *w = &s->writes[i];
+        if (w->key == k && w->deleted && w->status == W_OK && rec_vs_write(r, w) < 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void final_checks(struct sim *s, int hints_lossless) {
+    if ((s->o.join || s->o.leave) && hints_lossless) {
+        check_moved_ranges_hold_writes(s);
+    }
     for (int k = 0; k < s->o.keys; k++) {
         struct op_record r;
         if (!replicas_agree(s, k, &r)) {
@@ -1407,7 +1968,9 @@ static void final_checks(struct sim *s, int hints_lossless) {
         violation(s, "%llu keys differ between replicas after hint delivery",
                   (unsigned long long)s->res->st.divergent_before_repair);
     }
-    if (s->o.merkle_repair) {
+    if (s->o.skip_repair_pass) {
+        /* no repair: what follows must find the replicas that differ */
+    } else if (s->o.merkle_repair) {
         merkle_pass(s);
     } else { /* the repair pass: a read at ALL of every key */
         for (int k = 0; k < s->o.keys; k++) {
@@ -1418,17 +1981,46 @@ static void final_checks(struct sim *s, int hints_lossless) {
     for (int k = 0; k < s->o.keys; k++) {
         struct op_record r;
         if (!replicas_agree(s, k, &r)) {
-            violation(s, "key:%d: replicas differ after the repair pass", k);
+            violation(s, "key:%d: replicas differ after %s", k,
+                      s->o.skip_repair_pass ? "healing, with no repair pass" : "the repair pass");
             continue;
         }
         for (size_t i = 0; i < s->nwrites; i++) {
             const struct sim_write *w = &s->writes[i];
             if (w->key == k && w->status == W_OK && !write_exempt(s, w) &&
-                rec_vs_write(&r, w) < 0) {
-                violation(s, "key:%d: acknowledged write %s (version %llu/%u) lost", k,
-                          w->deleted ? "DEL" : w->val, (unsigned long long)w->v.hlc, w->v.node);
+                (s->o.hashes ? !hash_write_kept(s, &r, w)
+                             : rec_vs_write(&r, w) < 0 && !absent_covers(s, k, &r, w->v))) {
+                violation(s, "key:%d: acknowledged write %s (version %llu/%u) lost%s: the "
+                             "replicas hold %s %llu/%u",
+                          k, w->deleted ? "DEL" : w->val, (unsigned long long)w->v.hlc, w->v.node,
+                          resurrected(s, k, &r) ? " (a resurrection)" : "",
+                          r.found ? (r.deleted ? "a tombstone" : "a value") : "nothing",
+                          (unsigned long long)r.v.hlc, r.v.node);
             }
         }
+    }
+}
+
+/* the ring (and for a join or leave the future one, with the change queued) */
+static void sim_rings_init(struct sim *s, struct ring_member *ms, uint64_t (*toks)[16]) {
+    const struct sim_opts *o = &s->o;
+    char err[128];
+    if (o->join) { /* the last node starts out of the ring, with balanced tokens */
+        if (ring_build(&s->ring, ms, (size_t)o->nodes - 1, err, sizeof err) != RING_OK ||
+            ring_tokens_balance(&s->ring, 16, (size_t)o->n, toks[o->nodes - 1]) != 16 ||
+            ring_build(&s->future, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
+            violation(s, "join ring: %s", err);
+        }
+        s->join_phase = JP_OUT;
+        at(s, s->now + (o->join_at_ms ? o->join_at_ms : 100), EV_JOIN, o->nodes - 1, -1, 0);
+    } else if (ring_build(&s->ring, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
+        violation(s, "ring: %s", err);
+    } else if (o->leave) { /* the future ring: every member but the last */
+        if (ring_build(&s->future, ms, (size_t)o->nodes - 1, err, sizeof err) != RING_OK) {
+            violation(s, "leave ring: %s", err);
+        }
+        s->join_phase = JP_OUT;
+        at(s, s->now + (o->join_at_ms ? o->join_at_ms : 100), EV_JOIN, o->nodes - 1, -1, 0);
     }
 }
 
@@ -1466,17 +2058,18 @@ static void sim_init(struct sim *s, const struct sim_opts *o, struct sim_result 
         ring_tokens_generate(rnd(s), toks[i], 16);
         at(s, s->now + HINT_TICK_MS, EV_HINT_TICK, i, -1, 0);
     }
-    char err[128];
-    if (o->join) { /* the last node starts out of the ring, with balanced tokens */
-        if (ring_build(&s->ring, ms, (size_t)o->nodes - 1, err, sizeof err) != RING_OK ||
-            ring_tokens_balance(&s->ring, 16, (size_t)o->n, toks[o->nodes - 1]) != 16 ||
-            ring_build(&s->future, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
-            violation(s, "join ring: %s", err);
+    sim_rings_init(s, ms, toks);
+    s->repair_id = 1;
+    if (o->repair_every_ms) { /* background repair: the ring's ranges, a tick a node */
+        repair_setup(s);
+        for (int i = 0; i < o->nodes; i++) {
+            s->nodes[i].complete_start = cl_calloc(s->nspans + 1, sizeof(uint64_t));
+            s->nodes[i].next_pass = s->now + o->repair_every_ms;
+            at(s, s->now + rnd_below(s, 100), EV_REPAIR_TICK, i, -1, 0);
         }
-        s->join_phase = JP_OUT;
-        at(s, s->now + (o->join_at_ms ? o->join_at_ms : 100), EV_JOIN, o->nodes - 1, -1, 0);
-    } else if (ring_build(&s->ring, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
-        violation(s, "ring: %s", err);
+    }
+    if (o->absent_ms) {
+        at(s, s->now + o->absent_at_ms, EV_ABSENCE, -1, -1, 0);
     }
     s->clients = cl_calloc((size_t)o->clients, sizeof *s->clients);
     for (int c = 0; c < o->clients; c++) {
@@ -1507,6 +2100,7 @@ static void sim_free(struct sim *s) {
         store_wipe(n);
         msg_buf_free(&n->disk);
         gossip_free(&n->g);
+        free(n->complete_start);
     }
     ring_destroy(&s->ring);
     ring_destroy(&s->future);
@@ -1574,7 +2168,12 @@ void sim_opts_for_seed(struct sim_opts *o, uint64_t seed) {
 int sim_run(const struct sim_opts *o, struct sim_result *res) {
     struct sim s;
     if (o->nodes < 1 || o->nodes > SIM_MAX_NODES || o->n < 1 || o->w < 1 || o->r < 1 ||
-        o->clients < 1 || o->keys < 1 || o->dbs < 1) {
+        o->clients < 1 || o->keys < 1 || o->dbs < 1 || (o->join && o->leave) ||
+        ((o->join || o->leave) && o->nodes < 2) ||
+        (o->repair_every_ms && (o->join || o->leave)) ||
+        (o->gc_grace_ms && !o->repair_every_ms) ||
+        (o->absent_ms && (o->crash_loses_store || o->nodes <= SIM_ABSENT)) ||
+        (o->hashes && (o->join || o->leave || o->gc_grace_ms))) {
         memset(res, 0, sizeof *res);
         snprintf(res->why, sizeof res->why, "bad simulator options");
         return -1;
@@ -1592,7 +2191,10 @@ int sim_run(const struct sim_opts *o, struct sim_result *res) {
     }
     run_until(&s, join_finished, s.now + 600000);
     if (!join_finished(&s)) {
-        violation(&s, "join: the joiner still streams 600 s after the workload");
+        violation(&s, "%s: the mover still streams 600 s after the workload", move_name(&s));
+    }
+    if (o->leave && join_finished(&s)) {
+        check_leaver_out(&s);
     }
     if (o->gossip) { /* the repair pass starts once every node sees every node up */
         run_until(&s, members_all_up, s.now + 120000);

@@ -31,6 +31,12 @@
  *  Writes whose replica lost its store in a crash after the write was issued are
  *  exempt from 1 and 3 (a cache node forgets).
  *  4. no crash, no undefined behaviour (the sanitizer build runs it too).
+ * And by kind of run (cluster/README.md "Simulator"): after a join or leave with
+ * lossless hints, each of the N replicas of every key in the new ring holds every
+ * acknowledged write before any repair, and a leaver is out of every member's
+ * gossip view; with tombstone GC a value older than an acknowledged DEL is a
+ * resurrection (an absent key is right where a DEL at or above stood); big hashes
+ * are checked field by field.
  */
 #ifndef KVD_CLUSTER_SIM_H
 #define KVD_CLUSTER_SIM_H
@@ -75,17 +81,62 @@ struct sim_opts {
                                 sessions, a lost request failing after a timeout,
                                 partial ranges retried); then the ring includes it.
                                 Needs crashes and pauses off. */
-    unsigned join_at_ms;     /* virtual ms into the run (0: 100) */
-    int join_skip_stream;    /* 1: the ring takes the joiner without streaming (tests
-                                that the checker can fail) */
-    int join_skip_pending;   /* 1: writes skip the joiner until it is in (the same) */
+    int leave;               /* 1: the last node leaves mid-workload (join.h, KVD
+                                LEAVE): at join_at_ms it gossips leaving and writes
+                                start reaching the replicas its ranges gain, as
+                                pending replicas; after a settle it pushes each
+                                range it replicates to them (join_plan leaving,
+                                repair sessions that must complete, retried); then
+                                the ring drops it and it gossips left. Needs crashes
+                                and pauses off; not with join. */
+    unsigned join_at_ms;     /* virtual ms into the run when the join or leave starts
+                                (0: 100) */
+    int join_skip_stream;    /* 1: the ring changes without streaming (join or leave;
+                                tests that the checker can fail) */
+    int join_skip_pending;   /* 1: writes skip the pending replicas (the same) */
+    int read_skip_pending;   /* 1: reads do not send their winner to the pending
+                                replicas (op.h op_read_start_pending; the code before
+                                the simulator found the non-monotonic read it allows
+                                after a leave: leave seed 1157) */
     int join_cut_peer;       /* 1: the joiner cannot reach node 1 from the start of its
                                 stream until the healing (a current replica down for
                                 it: join_session_enough must carry the join) */
     int merkle_repair;       /* 1: the repair pass is Merkle anti-entropy (repair.h:
                                 every node repairs each range it replicates with its
                                 other replicas) instead of reads at ALL */
+    unsigned repair_every_ms;/* > 0: background repair while the workload runs, as
+                                repair_rt.c does: every node repairs each range it
+                                replicates, one session at a time, a pass every this
+                                often, over the faulty network (a lost request fails
+                                after a timeout: the session ends partial; a partial
+                                range waits for the next pass). Not with join/leave. */
+    int skip_repair_pass;    /* 1: no repair pass at the end (tests that the checker
+                                can fail: replicas differ) */
+    /* Tombstone GC and long absence (repair_rt.c cluster_gc_horizon, repairer_hold):
+     * with gc_grace_ms each node drops a tombstone dated before both its clock less
+     * the grace and its horizon: the oldest start of its last complete session of
+     * each range it replicates (0 while one has none since it started), less the
+     * request timeout and max_skew_ms. Needs repair_every_ms. */
+    unsigned gc_grace_ms;
+    int gc_no_horizon;       /* 1: drop on the grace alone (Cassandra's rule; tests
+                                that the checker finds a resurrection) */
+    unsigned absent_ms;      /* > 0: node 2 crashes (keeping its store) at
+                                absent_at_ms and stays down this long; back after
+                                more than gc_grace_ms, it is held: it answers READ
+                                with an error until each range it replicates had a
+                                complete session that started after it came back */
+    unsigned absent_at_ms;
+    int absent_no_hold;      /* 1: it serves at once (the gate off) */
+    int hashes;              /* 1: the workload is big hashes (fields.h): HSET and
+                                HDEL of one of SIM_HASH_FIELDS fields ship a delta
+                                of field records, DEL a tombstone; replicas merge per
+                                field (fields_merge); reads are checked per field */
+    int hash_lww;            /* 1: replicas apply field records last-write-wins
+                                whole, not per field (tests that the checker can
+                                fail: a field written concurrently is lost) */
 };
+
+#define SIM_HASH_FIELDS 4
 
 struct sim_stats {
     uint64_t writes_ok, writes_failed, writes_unknown;
@@ -97,8 +148,15 @@ struct sim_stats {
     uint64_t joined, stream_ranges, stream_retries, stream_records; /* join */
     uint64_t join_done_ms, join_workload_end_ms; /* when it joined, the workload ended */
     uint64_t stream_partial_enough; /* sessions that lost a peer yet had enough */
+    uint64_t left;                    /* leave: the ring dropped the leaver */
+    uint64_t not_on_n_replicas;       /* join/leave: (key, replica) pairs of the final
+                                         ring missing an acknowledged write after hint
+                                         delivery (lossless hints: a violation) */
     uint64_t end_ms;                  /* virtual time at the end */
     uint64_t seen_down;               /* is_up answered 0 (gossip: phi said down) */
+    uint64_t background_sessions, background_complete; /* repair_every_ms */
+    uint64_t tombstones_dropped;      /* gc_grace_ms */
+    uint64_t held_ms, held_refused;   /* absent_ms: how long it was held, READs it refused */
 };
 
 struct sim_result {
