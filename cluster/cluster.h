@@ -303,8 +303,10 @@ int cluster_is_peer_host(const struct cluster *cl, const char *ip);
  * "<id> <ip:port> <state> <share>% phi=<phi> gen=<generation> status=<status>[ myself]
  * [ stream=<percent>%]\n", this node first; state one of up, suspect, down (link
  * down or phi at the threshold); share of the keys it replicates (a joining
- * member: once it is in); status joining, normal, leaving (join.h); stream: this
- * node's progress while it streams its ranges in (joining) or out (leaving). For
+ * member: once it is in); status joining, normal, leaving, or removing (another
+ * node removes it: KVD REMOVENODE, cluster-replace; join.h), with " removing=<percent>%"
+ * on the node that removes it; stream: this node's progress while it streams its
+ * ranges in (joining, replacing, gaining a removed member's) or out (leaving). For
  * this node the state is "repairing" while it repairs after a long absence. */
 void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out);
 /* KVD RING: one line per vnode, "<token> <id>\n", in token order. */
