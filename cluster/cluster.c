@@ -391,6 +391,28 @@ static struct peer_rt *peer_add(struct cluster *cl, const char *addr, int is_see
     return p;
 }
 
+/* The hints held for members another node removed (KVD REMOVENODE, a replace)
+ * once they left: they will never be delivered. */
+static void drop_removed_hints(struct cluster *cl) {
+    const struct gossip *g = cl->gossip;
+    struct hints *h = cl->node.hints;
+    for (size_t i = 1; i < g->n; i++) {
+        uint32_t tag = g->mb[i].m.tag;
+        if (!gossip_removed(g, i) || g->mb[i].status != GOSSIP_LEFT ||
+            hints_pending(h, tag) == 0) {
+            continue;
+        }
+        size_t n = 0;
+        for (const struct hint *x; (x = hints_peek(h, tag, 0)) != NULL; n++) {
+            if (hints_ack(h, tag, x->seq) != HINTS_OK) {
+                break;
+            }
+        }
+        cl_log(cl, CLUSTER_LOG_NOTICE, "dropped %zu hints for %s: it was removed", n,
+               g->mb[i].m.id);
+    }
+}
+
 /* Rebuilds the member list (this node first) and the ring from the gossip view
  * when the part the ring depends on changed; every member's address gets a link. */
 static void sync_members(struct cluster *cl) {
@@ -413,6 +435,7 @@ static void sync_members(struct cluster *cl) {
         m->tokens = cl_memdup(m->tokens, m->ntokens * sizeof *m->tokens);
         peer_add(cl, m->addr, 0);
     }
+    drop_removed_hints(cl);
     rebuild_ring(cl);
 }
 
@@ -1394,8 +1417,9 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
         return NULL;
     }
     /* after the ring: a joining node leaves it at once (its status) */
-    cl->join = joiner_new(cl, cfg->join, cfg->repair_bytes_per_sec, cfg->save_tokens,
-                          cfg->on_left);
+    struct joiner_config jc = {cfg->join, cfg->replace, cfg->stream_bytes_per_sec,
+                               cfg->save_tokens, cfg->on_left};
+    cl->join = joiner_new(cl, &jc);
     if (seeds_add(cl, cfg->seeds, err, errlen) != 0 ||
         hints_log_start(cl, cfg->hint_dir, err, errlen) != 0) {
         cluster_stop(cl);
@@ -1529,6 +1553,14 @@ int cluster_ring_known(const struct cluster *cl, const char **why) {
     const char *no = NULL;
     if (cl->join && joiner_left(cl->join)) {
         no = "this node left the cluster (KVD LEAVE): stop it";
+    } else if (cl->gossip->self_removed) {
+        no = "this node was removed from the cluster (KVD REMOVENODE or cluster-replace): "
+             "stop it; to join again, wipe its dir and start it with cluster-join";
+    } else if (cl->join && joiner_refused(cl->join)) {
+        struct cluster *m = (struct cluster *)cl; /* the text buffer only */
+        snprintf(m->why, sizeof m->why, "cluster-replace refused: %s",
+                 joiner_refused(cl->join));
+        no = m->why;
     } else if (cl->ring.nvnodes == 0) {
         no = "joining: no member of the ring is known yet";
     }
@@ -1716,6 +1748,68 @@ int cluster_leave(struct cluster *cl, const char **why) {
     return joiner_leave(cl->join, why);
 }
 
+int cluster_join(struct cluster *cl, const char *addr, size_t len, int holds_keys,
+                 const char **why) {
+    char a[RING_ADDR_MAX + 1], host[CL_HOST_MAX + 1];
+    int port;
+    if (len == 0 || len > RING_ADDR_MAX || memchr(addr, 0, len)) {
+        *why = "the address must be host:port";
+        return -1;
+    }
+    memcpy(a, addr, len);
+    a[len] = 0;
+    if (split_addr(a, host, sizeof host, &port) != 0 || port < 1 || port > 65535) {
+        *why = "the address must be host:port";
+        return -1;
+    }
+    if (cl->nseeds > 0 || cl->gossip->n > 1) {
+        *why = "this node is a member of a cluster already (it has seeds or knows members)";
+        return -1;
+    }
+    if (strcmp(a, cl->self_addr) == 0) {
+        *why = "that is this node's own address";
+        return -1;
+    }
+    if (holds_keys) {
+        *why = "this node holds keys (they would hide behind ranges it does not own): "
+               "start it on an empty dir";
+        return -1;
+    }
+    if (joiner_join(cl->join, why) != 0) {
+        return -1;
+    }
+    cl->nseeds++;
+    peer_add(cl, a, 1);
+    cl_log(cl, CLUSTER_LOG_NOTICE, "KVD JOIN: joining the cluster of %s", a);
+    return 0;
+}
+
+int cluster_remove_node(struct cluster *cl, const char *id, size_t len, const char **why) {
+    char buf[RING_ID_MAX + 1];
+    if (len == 0 || len > RING_ID_MAX || memchr(id, 0, len)) {
+        *why = "no member has that id (see KVD NODES)";
+        return -1;
+    }
+    if (!cluster_ready(cl, why)) {
+        return -1;
+    }
+    memcpy(buf, id, len);
+    buf[len] = 0;
+    return joiner_remove(cl->join, buf, why);
+}
+
+void cluster_set_stream_rate(struct cluster *cl, uint64_t bytes_per_sec) {
+    joiner_set_rate(cl->join, bytes_per_sec);
+}
+
+int cluster_member_health(const struct cluster *cl, size_t i, double *phi) {
+    return gossip_health(cl->gossip, i, mono_ms(), phi);
+}
+
+void cluster_gossip_changed(struct cluster *cl) {
+    sync_members(cl);
+}
+
 struct repairer *cluster_repairer_of(struct cluster *cl) {
     return cl->rep;
 }
@@ -1801,6 +1895,23 @@ static void gossip_answer(struct cluster *cl, const struct kv_slice *argv, size_
     sync_members(cl);
 }
 
+/* KVD.PEER REMOVED id -> :0..100, this node's progress pulling what it gains
+ * from member id's removal (join.h) */
+static void removed_answer(struct cluster *cl, const struct kv_slice *argv, size_t argc,
+                           struct msg_buf *out) {
+    char id[RING_ID_MAX + 1];
+    if (argc != 3 || argv[2].len == 0 || argv[2].len > RING_ID_MAX ||
+        memchr(argv[2].p, 0, argv[2].len)) {
+        msg_reply_error(out, "ERR KVD.PEER REMOVED takes one node id");
+        return;
+    }
+    memcpy(id, argv[2].p, argv[2].len);
+    id[argv[2].len] = 0;
+    char line[32];
+    int n = snprintf(line, sizeof line, ":%u\r\n", joiner_remove_progress(cl->join, id));
+    msg_buf_put(out, line, (size_t)n);
+}
+
 int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
                          const struct kv_slice *argv, size_t argc, struct msg_buf *out) {
     if (argc < 2) {
@@ -1870,6 +1981,10 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
         repairer_peer_answer(cl->rep, argv, argc, out);
         return 0;
     }
+    if (word_is(&argv[1], "REMOVED")) {
+        removed_answer(cl, argv, argc, out);
+        return 0;
+    }
     msg_reply_error(out, "ERR unknown KVD.PEER verb");
     return 0;
 }
@@ -1911,11 +2026,16 @@ void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out) {
         }
         long g = self ? 0 : gossip_find_tag(cl->gossip, m->tag);
         const struct gossip_member *x = g >= 0 ? &cl->gossip->mb[g] : NULL;
+        int removed = g > 0 && gossip_removed(cl->gossip, (size_t)g);
         text(out, "%s %s %s %.2f%% phi=%.2f gen=%" PRIu64 " status=%s%s", m->id, m->addr,
-             state, member_share(cl, m->tag) * 100.0, phi, x ? x->generation : 0,
-             gossip_status_name(x ? x->status : GOSSIP_NORMAL), self ? " myself" : "");
+             state, member_share(cl, m->tag) * 100.0, phi,
+             x && !removed ? x->generation : 0,
+             removed ? "removing" : gossip_status_name(x ? x->status : GOSSIP_NORMAL),
+             self ? " myself" : "");
         if (self) {
             joiner_progress(cl->join, out);
+        } else {
+            joiner_member_progress(cl->join, m->tag, out);
         }
         text(out, "\n");
     }

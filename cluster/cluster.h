@@ -152,6 +152,13 @@ struct cluster_config {
      * gossips left: the server marks dir so that a restart does not bring the
      * stale copy back as a member. NULL: nothing. */
     void (*on_left)(void);
+    /* (Added by remove: zero keeps working.) cluster-replace: the id of a dead
+     * member this node replaces at its tokens (join.h); NULL or "": none. At the
+     * first start only, like join. */
+    const char *replace;
+    /* stream-throughput-mb-per-sec: the pace of a join's, leave's, removal's and
+     * replace's streaming, in bytes per second (0: unlimited). */
+    uint64_t stream_bytes_per_sec;
 };
 
 enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };
@@ -268,6 +275,24 @@ struct cluster_span {
  * moving). */
 int cluster_kept_ranges(struct cluster *cl, struct cluster_span **out, size_t *n,
                         const char **why);
+/* KVD JOIN host:port (len bytes): this node, started with cluster-enabled and no
+ * seeds and still alone (it knows no other member), joins the cluster of that
+ * node: the address becomes its seed, and the join goes as with cluster-join
+ * (join.h: balanced tokens, status joining, streaming, normal; the server keeps
+ * the tokens at the end). Returns at once. 0, or -1 with *why (not host:port,
+ * this node's address, it has seeds or knows members, holds_keys: the server
+ * found keys in its store, it joins or leaves already). */
+int cluster_join(struct cluster *cl, const char *addr, size_t len, int holds_keys,
+                 const char **why);
+/* KVD REMOVENODE id (len bytes): removes member id, which must be down by phi,
+ * normal, and not this node, with no other member joining or leaving: gossips it
+ * removed, has each member that gains one of its ranges pull it from the
+ * surviving replicas, then gossips it left (join.h). Returns at once (progress in
+ * KVD NODES and INFO). Run again for a member already being removed (its
+ * coordinator died), it takes over. 0, or -1 with *why. */
+int cluster_remove_node(struct cluster *cl, const char *id, size_t len, const char **why);
+/* stream-throughput-mb-per-sec changed: bytes per second, 0 unlimited. */
+void cluster_set_stream_rate(struct cluster *cl, uint64_t bytes_per_sec);
 
 /* ---- the peer side: a client connection that speaks KVD.PEER ---- */
 
@@ -293,8 +318,10 @@ int cluster_is_peer_host(const struct cluster *cl, const char *ip);
  * "<id> <ip:port> <state> <share>% phi=<phi> gen=<generation> status=<status>[ myself]
  * [ stream=<percent>%]\n", this node first; state one of up, suspect, down (link
  * down or phi at the threshold); share of the keys it replicates (a joining
- * member: once it is in); status joining, normal, leaving (join.h); stream: this
- * node's progress while it streams its ranges in (joining) or out (leaving). For
+ * member: once it is in); status joining, normal, leaving, or removing (another
+ * node removes it: KVD REMOVENODE, cluster-replace; join.h), with " removing=<percent>%"
+ * on the node that removes it; stream: this node's progress while it streams its
+ * ranges in (joining, replacing, gaining a removed member's) or out (leaving). For
  * this node the state is "repairing" while it repairs after a long absence. */
 void cluster_nodes_text(const struct cluster *cl, struct msg_buf *out);
 /* KVD RING: one line per vnode, "<token> <id>\n", in token order. */

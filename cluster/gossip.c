@@ -345,6 +345,23 @@ void gossip_set_tokens(struct gossip *g, const uint64_t *tokens, size_t n) {
     g->ring_epoch++;
 }
 
+void gossip_remove(struct gossip *g, size_t i, int status) {
+    struct gossip_member *x = &g->mb[i];
+    if (i == 0 || (gossip_removed(g, i) && x->status == status)) {
+        return;
+    }
+    x->generation = GOSSIP_GEN_REMOVED;
+    x->version++;
+    x->status = status;
+    g->ring_epoch++;
+    glog(g, 1, "member %s at %s removed (status %s)", x->m.id, x->m.addr,
+         gossip_status_name(status));
+}
+
+int gossip_removed(const struct gossip *g, size_t i) {
+    return i < g->n && g->mb[i].generation == GOSSIP_GEN_REMOVED;
+}
+
 void gossip_set_load(struct gossip *g, uint64_t load) {
     g->mb[0].load = load;
 }
@@ -632,7 +649,14 @@ static void add_member(struct gossip *g, uint64_t now, struct g_state *s) {
 /* Applies one state received at now when it is newer than what we hold. */
 static void apply_state(struct gossip *g, uint64_t now, struct g_state *s) {
     if (strcmp(s->d.id, g->mb[0].m.id) == 0) {
-        return; /* ourselves: we know best */
+        /* ourselves: we know best, unless the others removed us */
+        if (s->d.gen == GOSSIP_GEN_REMOVED && !g->self_removed) {
+            g->self_removed = 1;
+            g->ring_epoch++;
+            glog(g, 2, "this node was removed from the cluster (KVD REMOVENODE or "
+                       "cluster-replace): it serves no more; wipe its dir to join again");
+        }
+        return;
     }
     long i = gossip_find(g, s->d.id);
     if (i < 0) {
@@ -650,7 +674,10 @@ static void apply_state(struct gossip *g, uint64_t now, struct g_state *s) {
     if (newgen || (s->full && s->d.ver > x->version)) {
         take_body(g, (size_t)i, s);
         x = &g->mb[i];
-        if (newgen) {
+        if (newgen && s->d.gen == GOSSIP_GEN_REMOVED) {
+            glog(g, 1, "member %s at %s removed (status %s)", x->m.id, x->m.addr,
+                 gossip_status_name(x->status));
+        } else if (newgen) {
             glog(g, 1, "member %s restarted (generation %llu -> %llu)", x->m.id,
                  (unsigned long long)x->generation, (unsigned long long)s->d.gen);
         }

@@ -65,6 +65,11 @@
 #define GOSSIP_FP_LEN 8             /* = AUTH_FINGERPRINT_LEN */
 #define GOSSIP_MAX_MSG (1u << 20)   /* bytes of one message at most */
 #define GOSSIP_REFUSED_MAX 128
+/* The generation another node gives a dead member it removes (KVD REMOVENODE,
+ * cluster-replace): above any the member can reach by restarting, so its own
+ * gossip never wins again, and a member told its own state at this generation
+ * knows it was removed. */
+#define GOSSIP_GEN_REMOVED UINT64_MAX
 
 /* on the wire: never renumber */
 enum gossip_status { GOSSIP_JOINING = 0, GOSSIP_NORMAL = 1, GOSSIP_LEAVING = 2, GOSSIP_LEFT = 3 };
@@ -114,6 +119,7 @@ struct gossip {
     double convict;
     struct phi_config phic;
     uint64_t ring_epoch;           /* +1 per change the ring depends on */
+    int self_removed;              /* a peer told us we were removed (see below) */
     struct gossip_stats st;
     void (*log)(void *ctx, int level, const char *msg);
     void *log_ctx;
@@ -133,6 +139,14 @@ void gossip_tick(struct gossip *g);
 /* This node's status or load changed (status bumps the version). */
 void gossip_set_status(struct gossip *g, int status);
 void gossip_set_load(struct gossip *g, uint64_t load);
+/* Member i (not this node) is removed on its behalf: generation
+ * GOSSIP_GEN_REMOVED, status GOSSIP_LEAVING while its ranges are streamed to
+ * their new replicas, then GOSSIP_LEFT; the version rises so the change spreads. A
+ * member removed this way that restarts hears its own state at that generation
+ * and sets g->self_removed (it is never a member again under that id). */
+void gossip_remove(struct gossip *g, size_t i, int status);
+/* 1 when member i was removed by another node (generation GOSSIP_GEN_REMOVED). */
+int gossip_removed(const struct gossip *g, size_t i);
 /* This node's tokens changed (a joining node took balanced ones, ring.h
  * ring_tokens_balance): n 1..RING_MAX_TOKENS, sorted, distinct; copied. */
 void gossip_set_tokens(struct gossip *g, const uint64_t *tokens, size_t n);

@@ -189,6 +189,55 @@ static void test_gossip_status_change_travels_and_moves_the_ring_epoch(void) {
     gossip_free(&b.g);
 }
 
+/* KVD REMOVENODE: a removes dead member d on its behalf (generation
+ * GOSSIP_GEN_REMOVED). The removal reaches c; d's own gossip, even from a restart at
+ * a higher generation, never wins back; d, restarted, hears it was removed. */
+static void test_gossip_removal_wins_over_the_dead_member_and_tells_it(void) {
+    struct tn a, c, d, d2;
+    tn_init(&a, 0, 1, 3, SECRET);
+    tn_init(&c, 2, 1, 3, SECRET);
+    tn_init(&d, 3, 7, 3, SECRET);
+    CHECK_EQ_INT(exchange(d.g, a.g, 1000, NULL), GOSSIP_OK);
+    CHECK_EQ_INT(exchange(d.g, c.g, 1000, NULL), GOSSIP_OK);
+    long i = gossip_find(a.g, "node-3");
+    CHECK(i > 0 && gossip_in_ring(a.g, (size_t)i) && !gossip_removed(a.g, (size_t)i));
+    uint64_t epoch = a.g->ring_epoch;
+    gossip_remove(a.g, (size_t)i, GOSSIP_LEAVING);
+    CHECK(gossip_removed(a.g, (size_t)i));
+    CHECK_EQ_INT(a.g->mb[i].status, GOSSIP_LEAVING);
+    CHECK(a.g->ring_epoch > epoch);
+    CHECK_EQ_INT(exchange(a.g, c.g, 2000, NULL), GOSSIP_OK);
+    long k = gossip_find(c.g, "node-3");
+    CHECK(gossip_removed(c.g, (size_t)k) && c.g->mb[k].status == GOSSIP_LEAVING);
+    /* the dead member's own newer heartbeat and a status change do not undo it */
+    for (int r = 0; r < 5; r++) {
+        gossip_tick(d.g);
+    }
+    gossip_set_status(d.g, GOSSIP_NORMAL);
+    d.g->mb[0].version += 10;
+    CHECK_EQ_INT(exchange(d.g, c.g, 3000, NULL), GOSSIP_OK);
+    CHECK(gossip_removed(c.g, (size_t)k) && c.g->mb[k].status == GOSSIP_LEAVING);
+    /* done: left, still at the removed generation */
+    gossip_remove(a.g, (size_t)i, GOSSIP_LEFT);
+    CHECK_EQ_INT(exchange(c.g, a.g, 4000, NULL), GOSSIP_OK);
+    CHECK_EQ_INT(c.g->mb[k].status, GOSSIP_LEFT);
+    CHECK(!gossip_in_ring(c.g, (size_t)k));
+    /* restarted at a higher generation: still out, and told */
+    tn_init(&d2, 3, 8, 3, SECRET);
+    CHECK_EQ_INT(d2.g->self_removed, 0);
+    CHECK_EQ_INT(exchange(d2.g, c.g, 5000, NULL), GOSSIP_OK);
+    CHECK_EQ_INT(d2.g->self_removed, 1);
+    CHECK(gossip_removed(c.g, (size_t)k) && c.g->mb[k].status == GOSSIP_LEFT);
+    CHECK(!gossip_in_ring(c.g, (size_t)k));
+    /* this node itself cannot be removed by its own hand */
+    gossip_remove(a.g, 0, GOSSIP_LEFT);
+    CHECK(!gossip_removed(a.g, 0));
+    gossip_free(&a.g);
+    gossip_free(&c.g);
+    gossip_free(&d.g);
+    gossip_free(&d2.g);
+}
+
 /* A joining node's new tokens (gossip_set_tokens) reach a peer that knew its
  * old ones: the state's version rises, so the next exchange carries them. */
 static void test_gossip_new_tokens_travel_and_move_the_ring_epoch(void) {
@@ -492,6 +541,7 @@ int main(void) {
     TEST_RUN(test_gossip_restart_bumps_generation_and_replaces_state);
     TEST_RUN(test_gossip_status_change_travels_and_moves_the_ring_epoch);
     TEST_RUN(test_gossip_new_tokens_travel_and_move_the_ring_epoch);
+    TEST_RUN(test_gossip_removal_wins_over_the_dead_member_and_tells_it);
     TEST_RUN(test_gossip_refuses_a_peer_with_another_replication_factor_or_secret);
     TEST_RUN(test_gossip_relayed_member_that_disagrees_is_refused_not_in_ring);
     TEST_RUN(test_gossip_settled_rounds_send_no_tokens);

@@ -17,6 +17,7 @@
 #include "cluster/link.h"
 #include "cluster/mem.h"
 #include "cluster/repair.h"
+#include "cluster/repair_rt.h"
 
 /* ---- the plan (pure) ---- */
 
@@ -86,6 +87,44 @@ size_t join_plan(const struct ring *cur, const struct ring *fut, uint32_t self, 
     return k;
 }
 
+/* the task of one range for a removal: self replicates it in fut and not in cur;
+ * the peers are its replicas in cur but the dead member */
+static size_t plan_range_gained(const struct ring *cur, const struct ring *fut, uint32_t self,
+                                uint32_t dead, size_t n, uint64_t from, uint32_t *peers) {
+    uint32_t c[RING_MAX_REPLICAS], f[RING_MAX_REPLICAS];
+    size_t nc = tags_of(cur, from, n, c), nf = tags_of(fut, from, n, f), np = 0;
+    if (!in_tags(f, nf, self) || in_tags(c, nc, self)) {
+        return 0;
+    }
+    for (size_t i = 0; i < nc; i++) {
+        if (c[i] != dead) {
+            peers[np++] = c[i];
+        }
+    }
+    return np;
+}
+
+size_t join_plan_remove(const struct ring *cur, const struct ring *fut, uint32_t self,
+                        uint32_t dead, size_t n, struct join_task **out) {
+    /* cur holds every token of fut but (for a replace) self's, which are the dead
+     * member's: its ranges each lie in one range of fut */
+    struct repair_span *sp;
+    size_t ns = repair_ring_ranges(cur, &sp);
+    struct join_task *t = cl_calloc(ns ? ns : 1, sizeof *t);
+    size_t k = 0;
+    for (size_t i = 0; i < ns; i++) {
+        t[k].npeers = plan_range_gained(cur, fut, self, dead, n, sp[i].from, t[k].peers);
+        if (t[k].npeers) {
+            t[k].from = sp[i].from;
+            t[k].to = sp[i].to;
+            k++;
+        }
+    }
+    free(sp);
+    *out = t;
+    return k;
+}
+
 int join_session_enough(const struct repair_session *s, size_t w, int leaving) {
     if (repair_session_complete(s)) {
         return 1;
@@ -103,6 +142,8 @@ int join_session_enough(const struct repair_session *s, size_t w, int leaving) {
 
 /* ---- the runtime ---- */
 
+#define STREAM_RETRY_MS 200 /* a partial session: the next one after this pause */
+
 enum js_state {
     JS_NORMAL = 0,  /* nothing to do */
     JS_JOIN_WAIT,   /* joining: waiting for the seeds and a current ring */
@@ -112,11 +153,36 @@ enum js_state {
     JS_LEAVE_SETTLE,
     JS_LEAVE_STREAM, /* leaving: pushing the ranges */
     JS_LEFT,
+    JS_REMOVE_SETTLE, /* a member is removed: letting every node hear of it */
+    JS_REMOVE_STREAM, /* pulling the ranges this node gains */
+    JS_REMOVE_DONE,   /* pulled; waiting for the removal to end */
+    JS_REPLACE_WAIT,  /* replacing: waiting to see the dead member down */
+    JS_REPLACE_SETTLE,
+    JS_REPLACE_STREAM, /* replacing: pulling the dead member's ranges */
+    JS_REPLACE_DONE,   /* pulled; the removal ends when every gainer is done */
+    JS_REFUSED,        /* cluster-replace refused: serves nothing */
 };
 
-static const char *const js_names[] = {"normal",    "join-wait",    "join-settle",
-                                       "joining",   "join-save",    "leave-settle",
-                                       "leaving",   "left"};
+static const char *const js_names[] = {
+    "normal",       "join-wait",      "join-settle",    "joining",        "join-save",
+    "leave-settle", "leaving",        "left",           "remove-settle",  "remove-stream",
+    "remove-done",  "replace-wait",   "replace-settle", "replacing",      "replace-done",
+    "replace-refused"};
+
+/* The node that removes a member (KVD REMOVENODE here, or this node replaces
+ * it): once every node heard, it asks each member that gains ranges (the
+ * gainers) how far it got, every second, and gossips the member left once all
+ * are done. */
+struct remover {
+    char id[RING_ID_MAX + 1];
+    uint32_t tag;
+    uint64_t settle_until, next_poll;
+    uint32_t *gainers;
+    unsigned char *pct;       /* per gainer, its last answer: 0..100 */
+    size_t ngainers;
+    int planned;
+    uint64_t round;           /* answers of an older round are ignored */
+};
 
 struct joiner {
     struct cluster *cl;
@@ -128,8 +194,10 @@ struct joiner {
     uint64_t now_ms;          /* ticks x 100 */
     uint64_t settle_until;
     uint64_t view_since;      /* joining: since when the view is steady (0: not) */
-    struct join_task *tasks;  /* the plan; a retried task goes again at the end */
+    struct join_task *tasks;  /* the plan */
+    unsigned char *finished;  /* per task: streamed (a partial one goes again) */
     size_t ntasks, next, done;
+    uint64_t pause_until;     /* after a partial session: the next one not before */
     int active;               /* a session runs for tasks[cur] */
     size_t cur;
     struct repair_session s;
@@ -137,6 +205,15 @@ struct joiner {
     int in_flight;
     /* totals of the stream */
     uint64_t started_ms, ended_ms, bytes, records, retries;
+    /* removals: the member whose ranges this node pulls (0: none) */
+    uint32_t rm_tag;
+    struct remover *rm;       /* this node coordinates a removal (NULL: not) */
+    uint64_t removals;        /* removals this node coordinated to the end */
+    /* cluster-replace: the dead member's id, its heartbeat when first seen */
+    char replace_id[RING_ID_MAX + 1];
+    uint64_t replace_hb;
+    int replace_seen;
+    char refused[192];        /* why the replace was refused ("": it was not) */
 };
 
 struct js_req {
@@ -144,20 +221,31 @@ struct js_req {
     uint64_t id;
 };
 
-struct joiner *joiner_new(struct cluster *cl, int join, uint64_t bytes_per_sec,
-                          int (*save_tokens)(const uint64_t *, size_t), void (*on_left)(void)) {
+struct joiner *joiner_new(struct cluster *cl, const struct joiner_config *cfg) {
     struct joiner *j = cl_calloc(1, sizeof *j);
     j->cl = cl;
-    j->rate = bytes_per_sec;
-    j->budget = bytes_per_sec ? (int64_t)(bytes_per_sec / 10) : 1;
-    j->save_tokens = save_tokens;
-    j->on_left = on_left;
+    j->save_tokens = cfg->save_tokens;
+    j->on_left = cfg->on_left;
     j->next_id = 1;
-    if (join) {
+    joiner_set_rate(j, cfg->bytes_per_sec);
+    if (cfg->replace && cfg->replace[0]) {
+        snprintf(j->replace_id, sizeof j->replace_id, "%s", cfg->replace);
+        j->state = JS_REPLACE_WAIT;
+        cluster_set_self_status(cl, GOSSIP_JOINING);
+    } else if (cfg->join) {
         j->state = JS_JOIN_WAIT;
         cluster_set_self_status(cl, GOSSIP_JOINING);
     }
     return j;
+}
+
+static void remover_free(struct remover **rp) {
+    if (*rp) {
+        free((*rp)->gainers);
+        free((*rp)->pct);
+        free(*rp);
+        *rp = NULL;
+    }
 }
 
 void joiner_free(struct joiner *j) {
@@ -167,38 +255,73 @@ void joiner_free(struct joiner *j) {
     if (j->active) {
         repair_session_free(&j->s);
     }
+    remover_free(&j->rm);
     free(j->tasks);
+    free(j->finished);
     free(j);
 }
 
-static void stream_start(struct joiner *j, int leaving) {
-    const struct ring *fut = cluster_future_of(j->cl);
-    const struct ring *cur = cluster_ring_of(j->cl);
-    free(j->tasks);
-    j->tasks = NULL;
-    j->ntasks = fut ? join_plan(cur, fut, cluster_self_tag(j->cl),
-                                (size_t)cluster_replicas(j->cl), leaving, &j->tasks)
-                    : 0;
-    j->next = j->done = 0;
-    j->started_ms = j->now_ms;
-    j->state = leaving ? JS_LEAVE_STREAM : JS_JOIN_STREAM;
+void joiner_set_rate(struct joiner *j, uint64_t bytes_per_sec) {
+    j->rate = bytes_per_sec;
+    j->budget = bytes_per_sec ? (int64_t)(bytes_per_sec / 10) : 1;
 }
 
-/* the session of tasks[cur] is over: done, or queued again when partial */
+/* the plan for this state: a join's or a leave's, or this node's part of the
+ * removal of rm_tag (a replace's included) */
+static void stream_start(struct joiner *j, int state) {
+    const struct ring *fut = cluster_future_of(j->cl);
+    const struct ring *cur = cluster_ring_of(j->cl);
+    uint32_t self = cluster_self_tag(j->cl);
+    size_t n = (size_t)cluster_replicas(j->cl);
+    free(j->tasks);
+    free(j->finished);
+    j->tasks = NULL;
+    j->ntasks = 0;
+    if (fut && (state == JS_REMOVE_STREAM || state == JS_REPLACE_STREAM)) {
+        j->ntasks = join_plan_remove(cur, fut, self, j->rm_tag, n, &j->tasks);
+    } else if (fut) {
+        j->ntasks = join_plan(cur, fut, self, n, state == JS_LEAVE_STREAM, &j->tasks);
+    }
+    j->finished = cl_calloc(j->ntasks ? j->ntasks : 1, 1);
+    j->next = j->done = 0;
+    j->retries = 0;
+    j->started_ms = j->now_ms;
+    j->ended_ms = 0;
+    j->state = state;
+}
+
+/* the session of tasks[cur] is over: done, or left for another turn when
+ * partial (the pump comes back to it cyclically, after STREAM_RETRY_MS: a peer
+ * that is away costs no spin and the plan does not grow). A
+ * joiner's counts once enough current replicas answered; a leaver's, a
+ * removal's and a replace's only when complete (the dead member cannot answer:
+ * every survivor must, since a write acknowledged by W may be on one of them
+ * only). */
 static void session_end(struct joiner *j) {
     const struct repair_stats *st = &j->s.st_;
     j->bytes += st->bytes_in + st->bytes_out;
     j->records += st->records_pulled + st->records_pushed;
     if (join_session_enough(&j->s, (size_t)cluster_write_quorum(j->cl),
-                            j->state == JS_LEAVE_STREAM)) {
+                            j->state != JS_JOIN_STREAM)) {
+        j->finished[j->cur] = 1;
         j->done++;
     } else { /* too many peers failed: the range goes again after the others */
         j->retries++;
-        j->tasks = cl_realloc(j->tasks, (j->ntasks + 1) * sizeof *j->tasks);
-        j->tasks[j->ntasks++] = j->tasks[j->cur];
+        j->pause_until = j->now_ms + STREAM_RETRY_MS;
     }
     repair_session_free(&j->s);
     j->active = 0;
+}
+
+/* the removal this node pulled for ended (or never began): back to normal; a
+ * reply still in flight is ignored (its id matches no session) */
+static void stream_abort(struct joiner *j) {
+    if (j->active) {
+        repair_session_free(&j->s);
+        j->active = 0;
+    }
+    j->rm_tag = 0;
+    j->state = JS_NORMAL;
 }
 
 static void stream_step(struct joiner *j);
@@ -227,10 +350,16 @@ static void on_reply(void *ctx, int status, const redisReply *reply) {
 static int pump(struct joiner *j) {
     while (!j->in_flight && (j->budget > 0 || !j->rate)) {
         if (!j->active) {
-            if (j->next == j->ntasks) {
+            if (j->done == j->ntasks) {
                 return 1;
             }
-            j->cur = j->next++;
+            if (j->now_ms < j->pause_until) {
+                return 0;
+            }
+            while (j->finished[j->next % j->ntasks]) {
+                j->next++;
+            }
+            j->cur = j->next++ % j->ntasks;
             const struct join_task *t = &j->tasks[j->cur];
             repair_session_init(&j->s, cluster_store_of(j->cl), t->from, t->to, t->peers,
                                 t->npeers, j->next_id);
@@ -278,16 +407,18 @@ static void take_tokens(struct joiner *j) {
     free(t);
 }
 
-/* streamed: keep the tokens, then gossip normal */
-static void join_finish(struct joiner *j) {
+/* streamed: keep the tokens, then gossip normal. 0, or -1 (the tokens could not
+ * be kept: retried next tick). */
+static int join_finish(struct joiner *j) {
     const struct gossip *g = cluster_gossip_of(j->cl);
     const struct ring_member *me = &g->mb[0].m;
     if (j->save_tokens && j->save_tokens(me->tokens, me->ntokens) != 0) {
         j->state = JS_JOIN_SAVE; /* retried next tick; logged by the saver */
-        return;
+        return -1;
     }
     j->state = JS_NORMAL;
     cluster_set_self_status(j->cl, GOSSIP_NORMAL);
+    return 0;
 }
 
 static void stream_step(struct joiner *j) {
@@ -295,15 +426,373 @@ static void stream_step(struct joiner *j) {
         return;
     }
     j->ended_ms = j->now_ms;
-    if (j->state == JS_JOIN_STREAM) {
+    switch (j->state) {
+    case JS_JOIN_STREAM:
         join_finish(j);
-    } else {
+        break;
+    case JS_LEAVE_STREAM:
         if (j->on_left) {
             j->on_left();
         }
         j->state = JS_LEFT;
         cluster_set_self_status(j->cl, GOSSIP_LEFT);
+        break;
+    case JS_REMOVE_STREAM:
+    case JS_REPLACE_STREAM:
+        cluster_note(j->cl, CLUSTER_LOG_NOTICE,
+                     "removal: pulled the %zu ranges this node gains (%" PRIu64 " records)",
+                     j->ntasks, j->records);
+        j->state = j->state == JS_REMOVE_STREAM ? JS_REMOVE_DONE : JS_REPLACE_DONE;
+        break;
+    default:
+        break;
     }
+}
+
+/* ---- removals: every node's part ---- */
+
+/* the member removed now (generation GOSSIP_GEN_REMOVED, status leaving): its
+ * gossip index, or -1 */
+static long removing_member(const struct gossip *g) {
+    for (size_t i = 1; i < g->n; i++) {
+        if (gossip_removed(g, i) && g->mb[i].status == GOSSIP_LEAVING &&
+            g->mb[i].refused[0] == 0) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* 1 while member tag is still being removed */
+static int still_removing(const struct joiner *j, uint32_t tag) {
+    const struct gossip *g = cluster_gossip_of(j->cl);
+    long i = gossip_find_tag(g, tag);
+    return i > 0 && gossip_removed(g, (size_t)i) && g->mb[i].status == GOSSIP_LEAVING;
+}
+
+/* JS_NORMAL: a member is being removed: this node pulls what it gains, after
+ * JOIN_SETTLE_MS (every coordinator then sends it the ranges' writes) */
+static void remove_watch(struct joiner *j) {
+    const struct gossip *g = cluster_gossip_of(j->cl);
+    long i = removing_member(g);
+    if (i > 0) {
+        j->rm_tag = g->mb[i].m.tag;
+        j->settle_until = j->now_ms + JOIN_SETTLE_MS;
+        j->state = JS_REMOVE_SETTLE;
+    }
+}
+
+static void remove_tick(struct joiner *j) {
+    if (!still_removing(j, j->rm_tag)) {
+        stream_abort(j);
+        return;
+    }
+    if (j->state == JS_REMOVE_SETTLE && j->now_ms >= j->settle_until) {
+        stream_start(j, JS_REMOVE_STREAM);
+    }
+    if (j->state == JS_REMOVE_STREAM) {
+        stream_step(j);
+    }
+}
+
+unsigned joiner_remove_progress(const struct joiner *j, const char *id) {
+    const struct gossip *g = cluster_gossip_of(j->cl);
+    long i = gossip_find(g, id);
+    if (i <= 0 || j->rm_tag == 0 || g->mb[i].m.tag != j->rm_tag) {
+        return 0; /* not heard of the removal yet */
+    }
+    if (j->state == JS_REMOVE_DONE || j->state == JS_REPLACE_DONE) {
+        return 100;
+    }
+    if (j->state == JS_REMOVE_STREAM || j->state == JS_REPLACE_STREAM) {
+        unsigned p = j->ntasks ? (unsigned)(j->done * 100 / j->ntasks) : 0;
+        return p < 99 ? p : 99;
+    }
+    return 0;
+}
+
+/* ---- removals: the coordinator ---- */
+
+static void remover_start(struct joiner *j, const char *id, uint32_t tag) {
+    struct remover *r = cl_calloc(1, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->tag = tag;
+    r->settle_until = j->now_ms + JOIN_SETTLE_MS;
+    j->rm = r;
+}
+
+/* the gainers: the members of the future ring whose plan is not empty */
+static void remover_plan(struct joiner *j) {
+    struct remover *r = j->rm;
+    const struct ring *cur = cluster_ring_of(j->cl), *fut = cluster_future_of(j->cl);
+    size_t n = (size_t)cluster_replicas(j->cl);
+    r->planned = 1;
+    if (fut == NULL) {
+        return;
+    }
+    r->gainers = cl_calloc(fut->nmembers ? fut->nmembers : 1, sizeof *r->gainers);
+    r->pct = cl_calloc(fut->nmembers ? fut->nmembers : 1, 1);
+    for (size_t i = 0; i < fut->nmembers; i++) {
+        struct join_task *t;
+        uint32_t tag = fut->members[i].tag;
+        if (join_plan_remove(cur, fut, tag, r->tag, n, &t) > 0) {
+            r->gainers[r->ngainers++] = tag;
+        }
+        free(t);
+    }
+}
+
+struct rm_req {
+    struct joiner *j;
+    uint64_t round;
+    size_t k;
+};
+
+static void on_progress(void *ctx, int status, const redisReply *reply) {
+    struct rm_req *q = ctx;
+    struct joiner *j = q->j;
+    uint64_t round = q->round;
+    size_t k = q->k;
+    free(q);
+    if (cluster_stopping(j->cl) || j->rm == NULL || j->rm->round != round) {
+        return;
+    }
+    if (status == LINK_OK && reply && reply->type == REDIS_REPLY_INTEGER &&
+        reply->integer >= 0 && reply->integer <= 100) {
+        j->rm->pct[k] = (unsigned char)reply->integer;
+    }
+}
+
+/* asks every gainer not done yet how far it got (this node answers itself) */
+static void remover_poll(struct joiner *j) {
+    struct remover *r = j->rm;
+    r->round++;
+    r->next_poll = j->now_ms + 1000;
+    for (size_t k = 0; k < r->ngainers; k++) {
+        if (r->pct[k] == 100) {
+            continue;
+        }
+        if (r->gainers[k] == cluster_self_tag(j->cl)) {
+            r->pct[k] = (unsigned char)joiner_remove_progress(j, r->id);
+            continue;
+        }
+        const char *argv[3] = {MSG_COMMAND, "REMOVED", r->id};
+        size_t argvlen[3] = {strlen(MSG_COMMAND), 7, strlen(r->id)};
+        struct rm_req *q = cl_calloc(1, sizeof *q);
+        *q = (struct rm_req){j, r->round, k};
+        if (cluster_send_tag(j->cl, r->gainers[k], 3, argv, argvlen, on_progress, q) !=
+            LINK_OK) {
+            free(q);
+        }
+    }
+}
+
+static int remover_all_done(const struct remover *r) {
+    for (size_t k = 0; k < r->ngainers; k++) {
+        if (r->pct[k] != 100) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* every gainer has its ranges: the member is gone (and a replacing node, this
+ * one, is normal at its tokens) */
+static void remover_finish(struct joiner *j) {
+    struct gossip *g = cluster_gossip_of(j->cl);
+    long i = gossip_find(g, j->rm->id);
+    const struct ring_member *me = &g->mb[0].m;
+    int replacing = j->state == JS_REPLACE_DONE;
+    if (replacing && j->save_tokens && j->save_tokens(me->tokens, me->ntokens) != 0) {
+        return; /* retried next tick; logged by the saver */
+    }
+    /* the dead member out first, then this node in at its tokens: no ring of
+     * this node's holds both */
+    if (i > 0) {
+        gossip_remove(g, (size_t)i, GOSSIP_LEFT);
+        cluster_gossip_changed(j->cl);
+    }
+    if (replacing) {
+        j->state = JS_NORMAL;
+        j->rm_tag = 0;
+        cluster_set_self_status(j->cl, GOSSIP_NORMAL);
+    }
+    cluster_note(j->cl, CLUSTER_LOG_NOTICE, "removal of %s done: %zu members pulled its ranges",
+                 j->rm->id, j->rm->ngainers);
+    j->removals++;
+    remover_free(&j->rm);
+}
+
+static void remover_tick(struct joiner *j) {
+    struct remover *r = j->rm;
+    const struct gossip *g = cluster_gossip_of(j->cl);
+    long i = gossip_find(g, r->id);
+    if (i <= 0 || !gossip_removed(g, (size_t)i) || g->mb[i].status != GOSSIP_LEAVING) {
+        remover_free(&j->rm); /* another node finished it */
+        return;
+    }
+    if (j->now_ms < r->settle_until) {
+        return;
+    }
+    if (!r->planned) {
+        remover_plan(j);
+    }
+    if (remover_all_done(r)) {
+        remover_finish(j);
+    } else if (j->now_ms >= r->next_poll) {
+        remover_poll(j);
+    }
+}
+
+/* 1 when a member other than this node and member `but` joins or leaves */
+static int others_moving(const struct gossip *g, long but) {
+    for (size_t i = 1; i < g->n; i++) {
+        int st = g->mb[i].status;
+        if ((long)i != but && gossip_in_ring(g, i) &&
+            (st == GOSSIP_JOINING || st == GOSSIP_LEAVING)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* why member i may not be removed now, or NULL */
+static const char *remove_refusal(struct joiner *j, long i) {
+    struct gossip *g = cluster_gossip_of(j->cl);
+    const struct gossip_member *x = &g->mb[i];
+    static char why[256];
+    if (x->refused[0]) {
+        snprintf(why, sizeof why, "%s is not a member (refused: %s)", x->m.id, x->refused);
+        return why;
+    }
+    if (x->status == GOSSIP_LEFT) {
+        return "that node left the ring already";
+    }
+    int resume = gossip_removed(g, (size_t)i) && x->status == GOSSIP_LEAVING;
+    double phi = 0;
+    int health = cluster_member_health(j->cl, (size_t)i, &phi);
+    if (!resume && health != GOSSIP_DOWN) {
+        snprintf(why, sizeof why,
+                 "%s is %s (phi=%.2f): only a member that is down can be removed; stop it "
+                 "first, or run KVD LEAVE on it",
+                 x->m.id, gossip_health_name(health), phi);
+        return why;
+    }
+    if (!resume && x->status == GOSSIP_LEAVING) {
+        return "that node is leaving: let it finish first";
+    }
+    if (others_moving(g, i)) {
+        return "another member is joining, leaving or being removed: one change at a time";
+    }
+    return NULL;
+}
+
+int joiner_remove(struct joiner *j, const char *id, const char **why) {
+    if (j->state != JS_NORMAL && j->state != JS_REMOVE_SETTLE &&
+        j->state != JS_REMOVE_STREAM && j->state != JS_REMOVE_DONE) {
+        *why = "this node is joining, leaving or replacing: let it finish first";
+        return -1;
+    }
+    if (j->rm) {
+        *why = strcmp(j->rm->id, id) == 0 ? NULL : "this node removes another member already";
+        return *why ? -1 : 0;
+    }
+    struct gossip *g = cluster_gossip_of(j->cl);
+    long i = gossip_find(g, id);
+    if (i < 0) {
+        *why = "no member has that id (see KVD NODES)";
+        return -1;
+    }
+    if (i == 0) {
+        *why = "that is this node: run KVD LEAVE to take it out of the ring";
+        return -1;
+    }
+    if ((*why = remove_refusal(j, i)) != NULL) {
+        return -1;
+    }
+    if (g->mb[i].status == GOSSIP_JOINING) {
+        /* a joiner that died: in no current replica set, it holds nothing to
+         * stream; out of the future ring at once */
+        gossip_remove(g, (size_t)i, GOSSIP_LEFT);
+        cluster_gossip_changed(j->cl);
+        return 0;
+    }
+    gossip_remove(g, (size_t)i, GOSSIP_LEAVING);
+    cluster_gossip_changed(j->cl);
+    remover_start(j, id, g->mb[i].m.tag);
+    return 0;
+}
+
+/* ---- cluster-replace ---- */
+
+static void replace_refuse(struct joiner *j, const char *fmt, const char *id) {
+    snprintf(j->refused, sizeof j->refused, fmt, id);
+    cluster_note(j->cl, CLUSTER_LOG_WARNING, "cluster-replace refused: %s", j->refused);
+    j->state = JS_REFUSED;
+    /* out of both rings: its placeholder tokens take no writes, and it does not
+     * hold up the others' joins and removals as a member that joins forever */
+    cluster_set_self_status(j->cl, GOSSIP_LEFT);
+}
+
+/* takes the dead member's tokens, gossips it removed, and coordinates */
+static void replace_take(struct joiner *j, long i) {
+    struct gossip *g = cluster_gossip_of(j->cl);
+    size_t n = g->mb[i].m.ntokens;
+    uint64_t *t = cl_memdup(g->mb[i].m.tokens, n * sizeof *t);
+    uint32_t tag = g->mb[i].m.tag;
+    cluster_set_self_tokens(j->cl, t, n);
+    free(t);
+    gossip_remove(g, (size_t)i, GOSSIP_LEAVING);
+    cluster_gossip_changed(j->cl);
+    cluster_note(j->cl, CLUSTER_LOG_NOTICE, "cluster-replace: took the %zu tokens of %s", n,
+                 j->replace_id);
+    j->rm_tag = tag;
+    j->settle_until = j->now_ms + JOIN_SETTLE_MS;
+    j->state = JS_REPLACE_SETTLE;
+    remover_start(j, j->replace_id, tag);
+}
+
+/* JS_REPLACE_WAIT: the seeds answered, the member to replace is known, normal
+ * and down, nobody else moves, for JOIN_VIEW_MS in a row */
+static void replace_wait(struct joiner *j) {
+    struct gossip *g = cluster_gossip_of(j->cl);
+    long i = gossip_find(g, j->replace_id);
+    if (!cluster_seeds_answered(j->cl) || cluster_ring_of(j->cl)->nvnodes == 0) {
+        j->view_since = 0;
+        return;
+    }
+    if (j->view_since == 0) {
+        j->view_since = j->now_ms;
+    }
+    int steady = j->now_ms - j->view_since >= JOIN_VIEW_MS;
+    if (i < 0) {
+        if (steady) {
+            replace_refuse(j, "no member has the id %s", j->replace_id);
+        }
+        return;
+    }
+    const struct gossip_member *x = &g->mb[i];
+    if (i == 0 || gossip_removed(g, (size_t)i) || x->status != GOSSIP_NORMAL) {
+        replace_refuse(j, "%s is this node, or not a normal member (removed, left, joining "
+                          "or leaving)", j->replace_id);
+        return;
+    }
+    if (!j->replace_seen) {
+        j->replace_seen = 1;
+        j->replace_hb = x->heartbeat;
+    } else if (x->heartbeat >= j->replace_hb + 3) {
+        replace_refuse(j, "%s is alive (its heartbeat rises): only a dead member can be "
+                          "replaced", j->replace_id);
+        return;
+    }
+    if (steady && !others_moving(g, i) &&
+        cluster_member_health(j->cl, (size_t)i, NULL) == GOSSIP_DOWN) {
+        replace_take(j, i);
+    }
+}
+
+const char *joiner_refused(const struct joiner *j) {
+    return j->state == JS_REFUSED ? j->refused : NULL;
 }
 
 void joiner_tick(struct joiner *j) {
@@ -315,6 +804,9 @@ void joiner_tick(struct joiner *j) {
         }
     }
     switch (j->state) {
+    case JS_NORMAL:
+        remove_watch(j);
+        break;
     case JS_JOIN_WAIT:
         if (!cluster_seeds_answered(j->cl) || cluster_ring_of(j->cl)->nvnodes == 0 ||
             cluster_others_moving(j->cl)) {
@@ -328,26 +820,51 @@ void joiner_tick(struct joiner *j) {
     case JS_JOIN_SETTLE:
     case JS_LEAVE_SETTLE:
         if (j->now_ms >= j->settle_until) {
-            stream_start(j, j->state == JS_LEAVE_SETTLE);
+            stream_start(j, j->state == JS_LEAVE_SETTLE ? JS_LEAVE_STREAM : JS_JOIN_STREAM);
         }
         break;
     case JS_JOIN_STREAM:
     case JS_LEAVE_STREAM:
+    case JS_REPLACE_STREAM:
         stream_step(j);
         break;
     case JS_JOIN_SAVE:
         join_finish(j);
         break;
+    case JS_REMOVE_SETTLE:
+    case JS_REMOVE_STREAM:
+    case JS_REMOVE_DONE:
+        remove_tick(j);
+        break;
+    case JS_REPLACE_WAIT:
+        replace_wait(j);
+        break;
+    case JS_REPLACE_SETTLE:
+        if (j->now_ms >= j->settle_until) {
+            stream_start(j, JS_REPLACE_STREAM);
+        }
+        break;
+    case JS_REPLACE_DONE:
+        if (j->rm == NULL) { /* another node ended the removal (KVD REMOVENODE) */
+            join_finish(j);
+        }
+        break;
     default:
         break;
+    }
+    if (j->rm) {
+        remover_tick(j);
     }
 }
 
 int joiner_leave(struct joiner *j, const char **why) {
     if (j->state != JS_NORMAL) {
         *why = j->state == JS_LEFT ? "this node left the cluster already"
-               : j->state >= JS_LEAVE_SETTLE ? "this node is leaving already"
-                                              : "this node is joining: let it finish first";
+               : j->state == JS_LEAVE_SETTLE || j->state == JS_LEAVE_STREAM
+                   ? "this node is leaving already"
+               : j->state >= JS_REMOVE_SETTLE && j->state <= JS_REMOVE_DONE
+                   ? "a member is being removed: let that finish first"
+                   : "this node is joining: let it finish first";
         return -1;
     }
     const struct ring *cur = cluster_ring_of(j->cl);
@@ -358,6 +875,17 @@ int joiner_leave(struct joiner *j, const char **why) {
     cluster_set_self_status(j->cl, GOSSIP_LEAVING);
     j->settle_until = j->now_ms + JOIN_SETTLE_MS;
     j->state = JS_LEAVE_SETTLE;
+    return 0;
+}
+
+int joiner_join(struct joiner *j, const char **why) {
+    if (j->state != JS_NORMAL) {
+        *why = "this node is joining, leaving or replacing already";
+        return -1;
+    }
+    j->view_since = 0;
+    j->state = JS_JOIN_WAIT;
+    cluster_set_self_status(j->cl, GOSSIP_JOINING);
     return 0;
 }
 
@@ -378,15 +906,34 @@ static void text(struct msg_buf *b, const char *fmt, ...) {
     }
 }
 
-/* ranges done of the plan's distinct ranges (retries do not count twice) */
+/* ranges done of the plan's */
 static unsigned percent(const struct joiner *j) {
-    size_t total = j->ntasks - j->retries;
-    return total ? (unsigned)(j->done * 100 / total) : 100;
+    return j->ntasks ? (unsigned)(j->done * 100 / j->ntasks) : 100;
+}
+
+static int streaming(const struct joiner *j) {
+    return j->state == JS_JOIN_STREAM || j->state == JS_LEAVE_STREAM ||
+           j->state == JS_REMOVE_STREAM || j->state == JS_REPLACE_STREAM;
+}
+
+/* the removal's progress: the mean of the gainers' answers */
+static unsigned remover_percent(const struct remover *r) {
+    unsigned sum = 0;
+    for (size_t k = 0; k < r->ngainers; k++) {
+        sum += r->pct[k];
+    }
+    return r->ngainers ? sum / (unsigned)r->ngainers : 0;
 }
 
 void joiner_progress(const struct joiner *j, struct msg_buf *out) {
-    if (j->state == JS_JOIN_STREAM || j->state == JS_LEAVE_STREAM) {
+    if (streaming(j)) {
         text(out, " stream=%u%%", percent(j));
+    }
+}
+
+void joiner_member_progress(const struct joiner *j, uint32_t tag, struct msg_buf *out) {
+    if (j->rm && j->rm->tag == tag) {
+        text(out, " removing=%u%%", remover_percent(j->rm));
     }
 }
 
@@ -394,11 +941,17 @@ void joiner_info(const struct joiner *j, struct msg_buf *out) {
     uint64_t end = j->ended_ms ? j->ended_ms : j->now_ms;
     uint64_t ms = j->started_ms && end > j->started_ms ? end - j->started_ms : 0;
     text(out, "join_state:%s\r\n", js_names[j->state]);
-    text(out, "stream_ranges:%zu\r\n", j->ntasks - j->retries);
+    text(out, "stream_ranges:%zu\r\n", j->ntasks);
     text(out, "stream_ranges_done:%zu\r\n", j->done);
     text(out, "stream_percent:%u\r\n", percent(j));
     text(out, "stream_retries:%" PRIu64 "\r\n", j->retries);
     text(out, "stream_bytes:%" PRIu64 "\r\n", j->bytes);
     text(out, "stream_records:%" PRIu64 "\r\n", j->records);
     text(out, "stream_ms:%" PRIu64 "\r\n", ms);
+    text(out, "stream_throughput_bytes_per_sec:%" PRIu64 "\r\n", j->rate);
+    text(out, "remove_node:%s\r\n", j->rm ? j->rm->id : "");
+    text(out, "remove_gainers:%zu\r\n", j->rm ? j->rm->ngainers : 0);
+    text(out, "remove_percent:%u\r\n", j->rm ? remover_percent(j->rm) : 0);
+    text(out, "removals_done:%" PRIu64 "\r\n", j->removals);
+    text(out, "replace_refused:%s\r\n", j->state == JS_REFUSED ? j->refused : "");
 }

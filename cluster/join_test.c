@@ -1,4 +1,5 @@
-/* cluster/join_test.c: the plan of a join or a leave (cluster/join.c join_plan):
+/* cluster/join_test.c: the plan of a join, a leave (cluster/join.c join_plan), a
+ * removal or a replace (join_plan_remove):
  * which ranges a node streams and with whom. Checked against the rings
  * themselves, key by key: a joining node pulls every range it will replicate
  * from exactly that range's current replicas; a leaving node pushes every range
@@ -119,8 +120,108 @@ static void test_join_plan_pushes_to_the_leaver_new_replicas(void) {
     free_members(ms, 5);
 }
 
+/* The plan of a removal (join_plan_remove): self pulls exactly the ranges it
+ * replicates once dead is gone and did not before, from the range's replicas
+ * but dead. For every member of fut, over 3000 token samples. */
+static void check_remove_plan(const struct ring *cur, const struct ring *fut, uint32_t self,
+                              uint32_t dead, size_t *ranges) {
+    struct join_task *t;
+    size_t n = join_plan_remove(cur, fut, self, dead, 3, &t);
+    for (uint64_t s = 1; s <= 3000; s++) {
+        uint64_t tok = s * 6148914691236517ull;
+        uint32_t c[RING_MAX_REPLICAS], f[RING_MAX_REPLICAS], want[RING_MAX_REPLICAS];
+        size_t nc = tags(cur, tok, c), nf = tags(fut, tok, f), nw = 0;
+        if (has(f, nf, self) && !has(c, nc, self)) {
+            for (size_t i = 0; i < nc; i++) {
+                if (c[i] != dead) {
+                    want[nw++] = c[i];
+                }
+            }
+        }
+        const struct join_task *k = task_of(t, n, tok);
+        CHECK_EQ_INT(k ? k->npeers : 0, nw);
+        for (size_t i = 0; k && i < nw; i++) {
+            CHECK(has(k->peers, k->npeers, want[i]));
+        }
+        CHECK(k == NULL || !has(k->peers, k->npeers, dead));
+    }
+    *ranges += n;
+    free(t);
+}
+
+/* Every range dead replicated gains exactly one new replica, which pulls it from
+ * the two survivors; the members that gain nothing have an empty plan. */
+static void test_remove_plan_new_replicas_pull_from_the_survivors(void) {
+    struct ring_member *ms = members(5);
+    struct ring cur, fut;
+    CHECK_EQ_INT(ring_build(&cur, ms, 5, NULL, 0), RING_OK);
+    CHECK_EQ_INT(ring_build(&fut, ms, 4, NULL, 0), RING_OK); /* node tag 5 removed */
+    size_t ranges = 0;
+    for (uint32_t self = 1; self <= 4; self++) {
+        check_remove_plan(&cur, &fut, self, 5, &ranges);
+    }
+    CHECK(ranges > 0);
+    /* each sampled token dead replicated is in exactly one gainer's plan, with 2 peers */
+    for (uint64_t s = 1; s <= 300; s++) {
+        uint64_t tok = s * 61489146912365171ull;
+        uint32_t c[RING_MAX_REPLICAS];
+        size_t nc = tags(&cur, tok, c), gainers = 0;
+        for (uint32_t self = 1; self <= 4; self++) {
+            struct join_task *t;
+            size_t n = join_plan_remove(&cur, &fut, self, 5, 3, &t);
+            const struct join_task *k = task_of(t, n, tok);
+            if (k) {
+                gainers++;
+                CHECK_EQ_INT(k->npeers, 2);
+            }
+            free(t);
+        }
+        CHECK_EQ_INT(gainers, has(c, nc, 5) ? 1 : 0);
+    }
+    printf("remove plan: %zu ranges gained over 4 survivors\n", ranges);
+    ring_destroy(&cur);
+    ring_destroy(&fut);
+    free_members(ms, 5);
+}
+
+/* A replace: the new member (tag 9) at the dead one's tokens gains exactly the
+ * dead member's ranges, pulled from their other replicas; nobody else gains a thing. */
+static void test_remove_plan_of_a_replace_is_the_dead_member_ranges(void) {
+    struct ring_member *ms = members(4);
+    struct ring_member *fm = calloc(4, sizeof *fm);
+    memcpy(fm, ms, 4 * sizeof *fm);
+    snprintf(fm[3].id, sizeof fm[3].id, "node-new");
+    fm[3].tag = 9;
+    struct ring cur, fut;
+    CHECK_EQ_INT(ring_build(&cur, ms, 4, NULL, 0), RING_OK);
+    CHECK_EQ_INT(ring_build(&fut, fm, 4, NULL, 0), RING_OK);
+    for (uint32_t self = 1; self <= 3; self++) {
+        struct join_task *t;
+        CHECK_EQ_INT(join_plan_remove(&cur, &fut, self, 4, 3, &t), 0);
+        free(t);
+    }
+    size_t ranges = 0;
+    check_remove_plan(&cur, &fut, 9, 4, &ranges);
+    CHECK(ranges > 0);
+    for (uint64_t s = 1; s <= 3000; s++) {
+        uint64_t tok = s * 6148914691236517ull;
+        uint32_t c[RING_MAX_REPLICAS];
+        size_t nc = tags(&cur, tok, c);
+        struct join_task *t;
+        size_t n = join_plan_remove(&cur, &fut, 9, 4, 3, &t);
+        CHECK_EQ_INT(task_of(t, n, tok) != NULL, has(c, nc, 4));
+        free(t);
+    }
+    ring_destroy(&cur);
+    ring_destroy(&fut);
+    free(fm);
+    free_members(ms, 4);
+}
+
 int main(void) {
     TEST_RUN(test_join_plan_pulls_what_the_joiner_will_replicate);
     TEST_RUN(test_join_plan_pushes_to_the_leaver_new_replicas);
+    TEST_RUN(test_remove_plan_new_replicas_pull_from_the_survivors);
+    TEST_RUN(test_remove_plan_of_a_replace_is_the_dead_member_ranges);
     TEST_MAIN_END();
 }

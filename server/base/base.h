@@ -112,6 +112,7 @@ struct kv_server {
     /* cluster (kv.conf "CLUSTER"; server/net/server.c starts cluster/ with them) */
     int cluster_enabled;        /* cluster-enabled: 0 = one node, no cluster code runs */
     int cluster_join;           /* cluster-join: a first start joins a running ring */
+    char *cluster_replace;      /* cluster-replace: a first start replaces this dead id */
     char *cluster_seeds;        /* "host:port,host:port" or "" */
     char *cluster_secret;       /* required when enabled */
     int replication_factor;     /* N */
@@ -126,6 +127,7 @@ struct kv_server {
     long long hinted_handoff_max_bytes;
     int repair_interval_seconds;      /* 0: no background repair */
     int repair_throughput_mb_per_sec; /* 0: unpaced */
+    int stream_throughput_mb_per_sec; /* join/leave/remove/replace; 0: unpaced */
     int phi_convict_threshold;  /* a member at this phi is down */
     long long cluster_max_clock_offset_ms; /* beyond it: no writes coordinated */
     uint64_t cluster_generation; /* this run's, kept in dir/node-generation */

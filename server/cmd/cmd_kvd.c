@@ -158,11 +158,37 @@ void kvd_cleanup_cron(void) {
     store_cleanup_step();
 }
 
+/* KVD JOIN <host:port> */
+static void kvd_join(struct client *c) {
+    int holds_keys = 0;
+    for (int db = 0; db < server.databases && !holds_keys; db++) {
+        holds_keys = store_db_size(db) > 0;
+    }
+    const char *why = NULL;
+    if (cluster_join(server.cluster, c->argv[2].p, c->argv[2].len, holds_keys, &why) != 0) {
+        reply_errorf(c, "ERR kvd: cannot join: %s", why);
+        return;
+    }
+    reply_ok(c);
+}
+
+/* KVD REMOVENODE <id> */
+static void kvd_removenode(struct client *c) {
+    const char *why = NULL;
+    if (cluster_remove_node(server.cluster, c->argv[2].p, c->argv[2].len, &why) != 0) {
+        reply_errorf(c, "ERR kvd: cannot remove %.*s: %s",
+                     (int)(c->argv[2].len > 64 ? 64 : c->argv[2].len), c->argv[2].p, why);
+        return;
+    }
+    reply_ok(c);
+}
+
 static const char *const kvd_help[] = {
     "KVD <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "NODES",
     "    One line per cluster member: <id> <ip:port> <state> <share>% phi=<phi> gen=<n>",
-    "    status=<status> [myself]; state up, suspect or down (phi accrual, or link down).",
+    "    status=<status> [myself]; state up, suspect or down (phi accrual, or link down);",
+    "    status joining, normal, leaving or removing (KVD REMOVENODE, cluster-replace).",
     "RING",
     "    One line per token of the ring: <token> <id>, in token order.",
     "KEYNODES <key>",
@@ -174,6 +200,14 @@ static const char *const kvd_help[] = {
     "CLEANUP",
     "    Drops, in the background, the keys of the ranges this node no longer replicates",
     "    (after a join); returns how many ranges. Progress in INFO kvdcluster (cleanup_*).",
+    "JOIN <host:port>",
+    "    This node, alone (cluster-enabled, no seeds) and empty, joins the cluster of",
+    "    <host:port> as with cluster-join: balanced tokens, status joining, streaming,",
+    "    then normal. Returns at once; progress in NODES and INFO.",
+    "REMOVENODE <id>",
+    "    Removes member <id>, which must be down (phi), from the ring: each range it",
+    "    replicated is pulled by the member that gains it from the surviving replicas,",
+    "    then <id> leaves (status left). Returns at once; progress in NODES and INFO.",
     "REPAIR [FULL]",
     "    Queues a Merkle repair of the ranges this node replicates (FULL: every range of",
     "    the ring); returns how many ranges. Progress in INFO kvdcluster (repair_*).",
@@ -207,6 +241,14 @@ void cmd_kvd(struct client *c) {
     }
     if (arg_is(c, 1, "leave")) {
         kvd_leave(c);
+        return;
+    }
+    if (arg_is(c, 1, "join")) {
+        kvd_join(c);
+        return;
+    }
+    if (arg_is(c, 1, "removenode")) {
+        kvd_removenode(c);
         return;
     }
     struct msg_buf b = {0};

@@ -279,7 +279,7 @@ static void test_fanout_and_node_local_sets(void) {
                  "client|getname client|setinfo client|list client|info client|kill "
                  "client|no-evict client|no-touch client|reply client|help info config|get "
                  "config|set config|resetstat config|rewrite config|help kvd|nodes kvd|ring "
-                     "kvd|keynodes kvd|leave kvd|cleanup kvd|repair kvd|consistency kvd|help command command|count "
+                     "kvd|keynodes kvd|leave kvd|cleanup kvd|join kvd|removenode kvd|repair kvd|consistency kvd|help command command|count "
                  "command|docs command|getkeys command|info command|list command|help time "
                  "shutdown lastsave save bgsave bgrewriteaof slowlog|get slowlog|len "
                  "slowlog|reset slowlog|help debug monitor wait multi exec discard watch "

@@ -264,6 +264,26 @@ int cluster_kept_ranges(struct cluster *cl, struct cluster_span **out, size_t *n
     *why = "not in this test";
     return -1;
 }
+int cluster_join(struct cluster *cl, const char *addr, size_t len, int holds_keys,
+                 const char **why) {
+    (void)cl;
+    (void)holds_keys;
+    (void)addr;
+    (void)len;
+    *why = "not in this test";
+    return -1;
+}
+int cluster_remove_node(struct cluster *cl, const char *id, size_t len, const char **why) {
+    (void)cl;
+    (void)id;
+    (void)len;
+    *why = "not in this test";
+    return -1;
+}
+void cluster_set_stream_rate(struct cluster *cl, uint64_t bytes_per_sec) {
+    (void)cl;
+    (void)bytes_per_sec;
+}
 
 void cluster_send_queued(struct cluster *cl) {
     (void)cl;

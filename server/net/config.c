@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "server/net/net.h"
 
 enum cfg_type { CFG_BOOL, CFG_INT, CFG_LL, CFG_SIZE, CFG_MEMORY, CFG_ENUM, CFG_STRING,
@@ -152,6 +153,17 @@ static int apply_cluster(char *err, size_t errlen) {
         snprintf(err, errlen, "cluster-enabled yes requires cluster-secret (the secret every "
                               "node of the cluster shares)");
         return -1;
+    }
+    return 0;
+}
+
+/* stream-throughput-mb-per-sec: the running cluster takes the new pace at once */
+static int apply_stream_rate(char *err, size_t errlen) {
+    (void)err;
+    (void)errlen;
+    if (server.cluster) {
+        cluster_set_stream_rate(server.cluster,
+                                (uint64_t)server.stream_throughput_mb_per_sec << 20);
     }
     return 0;
 }
@@ -459,9 +471,17 @@ static struct config configs[] = {
       "yes: at its first start (no <dir>/node-tokens yet) this node joins a running "
       "cluster: once its seeds answered it takes tokens that split the widest ranges, "
       "gossips status joining (writes reach it, reads do not), streams every range it "
-      "will replicate from the current replicas (paced by repair-throughput-mb-per-sec), "
+      "will replicate from the current replicas (paced by stream-throughput-mb-per-sec), "
       "keeps its tokens and becomes normal. no (or a later start): it is normal at once, "
       "with tokens drawn at random (how a new cluster's first nodes start)."),
+    S("cluster-replace", CFG_IMMUTABLE, &server.cluster_replace, "", NULL,
+      "The id of a dead member this node replaces. At its first start (no "
+      "<dir>/node-tokens yet) the node waits until its seeds answered and the member is "
+      "down by phi, takes the member's tokens (status joining: writes reach it, reads do "
+      "not), gossips the member removed, streams the ranges at those tokens from the "
+      "surviving replicas (paced by stream-throughput-mb-per-sec), keeps the tokens and "
+      "becomes normal; the dead id leaves the ring. Refused (logged; the node serves "
+      "nothing) if the member is alive, unknown or not normal. Empty: no replace."),
     S("cluster-secret", CFG_IMMUTABLE, &server.cluster_secret, "", apply_cluster,
       "The secret every node of the cluster shares (required with cluster-enabled yes). "
       "Peers prove it by challenge and response; it never crosses the wire."),
@@ -509,6 +529,12 @@ static struct config configs[] = {
       100000, "16", NULL,
       "Anti-entropy: the pace of all repair traffic of this node (trees, pages of records, "
       "records pushed), in MiB per second. 0: unpaced."),
+    I("stream-throughput-mb-per-sec", 0, &server.stream_throughput_mb_per_sec, 0, 100000,
+      "64", apply_stream_rate,
+      "The pace of streaming ranges when nodes come and go (a join, KVD LEAVE, KVD "
+      "REMOVENODE, cluster-replace), in MiB per second, on a budget of its own apart "
+      "from repair-throughput-mb-per-sec. 0: unpaced. CONFIG SET-able: a running stream "
+      "takes the new pace at once."),
     I("phi-convict-threshold", CFG_IMMUTABLE, &server.phi_convict_threshold, 1, 100, "8",
       NULL,
       "Failure detection (phi accrual over gossiped heartbeats): a member whose phi "

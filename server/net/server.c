@@ -243,6 +243,11 @@ static void cluster_on_left(void) {
     }
 }
 
+/* cluster-replace names a member to replace */
+static int replacing(void) {
+    return server.cluster_replace && server.cluster_replace[0];
+}
+
 /* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there.
  * *joining 1 (cluster-join yes, no node-tokens yet): the drawn tokens are a
  * placeholder, not kept: the join takes balanced ones and keeps them once it has
@@ -253,7 +258,7 @@ static int cluster_tokens(uint64_t **out, size_t *n, int *joining, char *err, si
     if (rc != 0) {
         return rc < 0 ? -1 : 0;
     }
-    *joining = server.cluster_join;
+    *joining = server.cluster_join || replacing();
     uint64_t seed;
     FILE *f = fopen("/dev/urandom", "rb");
     if (f == NULL || fread(&seed, sizeof(seed), 1, f) != 1) {
@@ -421,6 +426,9 @@ static int server_start_cluster(void) {
         .max_clock_offset_ms = server.cluster_max_clock_offset_ms,
         .long_absence = alive_held,
         .join = joining,
+        /* a first start only (joining): later starts keep the tokens taken */
+        .replace = joining && replacing() ? server.cluster_replace : NULL,
+        .stream_bytes_per_sec = (uint64_t)server.stream_throughput_mb_per_sec << 20,
         .save_tokens = cluster_save_tokens,
         .on_left = cluster_on_left,
     };
@@ -439,7 +447,7 @@ static int server_start_cluster(void) {
                server.node_id, announce, cc.announce_port,
                (unsigned long long)server.cluster_generation, ntokens, cc.replication_factor,
                cc.write_quorum, cc.read_quorum, server.cluster_seeds ? server.cluster_seeds : "",
-               joining ? ", joining" : "");
+               joining ? (replacing() ? ", replacing" : ", joining") : "");
     return 0;
 }
 
