@@ -248,6 +248,44 @@ static int replacing(void) {
     return server.cluster_replace && server.cluster_replace[0];
 }
 
+/* cluster_config.save_join: dir/node-join, the state of a join in progress */
+static int cluster_save_join(const char *text, size_t len) {
+    char err[CONFIG_ERR_LEN];
+    if (node_join_save(text, len, err, sizeof(err)) != 0) {
+        server_log(LL_WARNING, "Cluster join state not saved (a restart streams more "
+                               "again): %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* dir/node-join of an interrupted join (cluster-join, persistent mode) into
+ * *text (kv_free it; NULL: none). A member (not joining) drops a stale one: its
+ * node-tokens is what counts. 0, or -1 after logging why. */
+static int cluster_join_file(int joining, char **text, size_t *len) {
+    char err[CONFIG_ERR_LEN];
+    *text = NULL;
+    *len = 0;
+    if (!persist_on()) {
+        return 0;
+    }
+    if (!joining || replacing()) {
+        if (!joining && node_join_save(NULL, 0, err, sizeof(err)) != 0) {
+            server_log(LL_WARNING, "Cluster: %s", err);
+        }
+        return 0;
+    }
+    if (node_join_load(text, len, err, sizeof(err)) < 0) {
+        server_log(LL_WARNING, "Cluster: %s", err);
+        return -1;
+    }
+    if (*text) {
+        server_log(LL_NOTICE, "Cluster: resuming the join interrupted by the last stop "
+                              "(<dir>/node-join)");
+    }
+    return 0;
+}
+
 /* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there.
  * *joining 1 (cluster-join yes, no node-tokens yet): the drawn tokens are a
  * placeholder, not kept: the join takes balanced ones and keeps them once it has
@@ -393,8 +431,10 @@ static int server_start_cluster(void) {
         return -1;
     }
     alive_held = cluster_long_absence();
-    char bind_ip[256], announce[256];
-    if (cluster_addresses(bind_ip, announce, sizeof(announce)) != 0) {
+    char bind_ip[256], announce[256], *join_text = NULL;
+    size_t join_len = 0;
+    if (cluster_addresses(bind_ip, announce, sizeof(announce)) != 0 ||
+        cluster_join_file(joining, &join_text, &join_len) != 0) {
         kv_free(tokens);
         return -1;
     }
@@ -431,9 +471,13 @@ static int server_start_cluster(void) {
         .stream_bytes_per_sec = (uint64_t)server.stream_throughput_mb_per_sec << 20,
         .save_tokens = cluster_save_tokens,
         .on_left = cluster_on_left,
+        .join_resume = join_text,
+        .join_resume_len = join_len,
+        .save_join = persist_on() ? cluster_save_join : NULL,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);
+    kv_free(join_text);
     if (server.cluster == NULL) {
         server_log(LL_WARNING, "Cluster: %s", err);
         return -1;
