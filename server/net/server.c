@@ -406,6 +406,28 @@ static int cluster_addresses(char *bind_ip, char *announce, size_t len) {
     return 0;
 }
 
+/* The node's place in the cluster from dir: not left, its tokens (*tokens:
+ * kv_free them), whether it joins, this run's generation. 0, or -1 after
+ * logging why. */
+static int cluster_identity(uint64_t **tokens, size_t *ntokens, int *joining) {
+    char err[CONFIG_ERR_LEN];
+    if (node_has_left()) {
+        server_log(LL_WARNING, "Cluster: this node left the cluster (KVD LEAVE; <dir>/node-left): "
+                               "its data is stale. Empty its dir to join it again.");
+        return -1;
+    }
+    if (cluster_tokens(tokens, ntokens, joining, err, sizeof(err)) != 0) {
+        server_log(LL_WARNING, "Cluster tokens: %s", err);
+        return -1;
+    }
+    if (node_generation_next(&server.cluster_generation, err, sizeof(err)) != 0) {
+        kv_free(*tokens);
+        server_log(LL_WARNING, "Cluster generation: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Starts cluster/ when cluster-enabled: after the listeners (the announced port
  * defaults to the bound one). 0, or -1 after logging why. */
 static int server_start_cluster(void) {
@@ -413,21 +435,10 @@ static int server_start_cluster(void) {
         return 0;
     }
     char err[CONFIG_ERR_LEN];
-    if (node_has_left()) {
-        server_log(LL_WARNING, "Cluster: this node left the cluster (KVD LEAVE; <dir>/node-left): "
-                               "its data is stale. Empty its dir to join it again.");
-        return -1;
-    }
     uint64_t *tokens = NULL;
     size_t ntokens = 0;
     int joining = 0;
-    if (cluster_tokens(&tokens, &ntokens, &joining, err, sizeof(err)) != 0) {
-        server_log(LL_WARNING, "Cluster tokens: %s", err);
-        return -1;
-    }
-    if (node_generation_next(&server.cluster_generation, err, sizeof(err)) != 0) {
-        kv_free(tokens);
-        server_log(LL_WARNING, "Cluster generation: %s", err);
+    if (cluster_identity(&tokens, &ntokens, &joining) != 0) {
         return -1;
     }
     alive_held = cluster_long_absence();
