@@ -144,39 +144,28 @@ int join_session_enough(const struct repair_session *s, size_t w, int leaving) {
 
 /* ---- the resume file (pure) ---- */
 
-static void put_text(struct msg_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void put_text(struct msg_buf *b, const char *fmt, ...) {
-    char line[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0) {
-        msg_buf_put(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-    }
-}
+/* printf to a msg_buf, a line at most 255 bytes (defined with the INFO lines) */
+static void text(struct msg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void join_resume_encode(const char *id, const uint64_t *tokens, size_t n,
                         const struct join_task *tasks, const unsigned char *finished,
                         size_t ntasks, struct msg_buf *out) {
     size_t start = out->len, k = 0;
-    put_text(out, "kvd-node-join %d\nid %s\ntokens %zu\n", JOIN_RESUME_VERSION, id, n);
+    text(out, "kvd-node-join %d\nid %s\ntokens %zu\n", JOIN_RESUME_VERSION, id, n);
     for (size_t i = 0; i < n; i++) {
-        put_text(out, "%" PRIu64 "\n", tokens[i]);
+        text(out, "%" PRIu64 "\n", tokens[i]);
     }
     for (size_t i = 0; i < ntasks; i++) {
         k += finished[i] != 0;
     }
-    put_text(out, "done %zu\n", k);
+    text(out, "done %zu\n", k);
     for (size_t i = 0; i < ntasks; i++) {
         if (finished[i]) {
-            put_text(out, "%" PRIu64 " %" PRIu64 "\n", tasks[i].from, tasks[i].to);
+            text(out, "%" PRIu64 " %" PRIu64 "\n", tasks[i].from, tasks[i].to);
         }
     }
     uint64_t sum = XXH3_64bits(out->p + start, out->len - start);
-    put_text(out, "sum %016" PRIx64 "\n", sum);
+    text(out, "sum %016" PRIx64 "\n", sum);
 }
 
 /* A cursor over the file's lines. */
@@ -1181,8 +1170,6 @@ int joiner_join(struct joiner *j, const char **why) {
 int joiner_left(const struct joiner *j) {
     return j->state == JS_LEFT;
 }
-
-static void text(struct msg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void text(struct msg_buf *b, const char *fmt, ...) {
     char line[256];
