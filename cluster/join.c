@@ -176,6 +176,9 @@ struct rcur {
 /* the next line into line (NUL-terminated, without its '\n'): 0, or -1 when it
  * is missing, unterminated, too long or holds a NUL */
 static int next_line(struct rcur *c, char *line, size_t cap) {
+    if (c->p == NULL || c->p >= c->end) {
+        return -1;
+    }
     const char *nl = memchr(c->p, '\n', (size_t)(c->end - c->p));
     size_t n = nl ? (size_t)(nl - c->p) : 0;
     if (nl == NULL || n >= cap || memchr(c->p, 0, n)) {
