@@ -1417,8 +1417,20 @@ struct cluster *cluster_start(struct event_base *base, const struct cluster_conf
         return NULL;
     }
     /* after the ring: a joining node leaves it at once (its status) */
-    struct joiner_config jc = {cfg->join, cfg->replace, cfg->stream_bytes_per_sec,
-                               cfg->save_tokens, cfg->on_left};
+    struct join_resume resume = {0};
+    if (cfg->join && cfg->join_resume) {
+        char perr[160];
+        if (join_resume_parse(cfg->join_resume, cfg->join_resume_len, cfg->node_id, &resume,
+                              perr, sizeof perr) != 0) {
+            snprintf(err, errlen, "the join file (node-join) is corrupt: %s; remove it to "
+                                  "join from the start", perr);
+            cluster_stop(cl);
+            return NULL;
+        }
+    }
+    struct joiner_config jc = {cfg->join,      cfg->replace,    cfg->stream_bytes_per_sec,
+                               cfg->save_tokens, cfg->on_left, cfg->save_join,
+                               resume.ntokens ? &resume : NULL};
     cl->join = joiner_new(cl, &jc);
     if (seeds_add(cl, cfg->seeds, err, errlen) != 0 ||
         hints_log_start(cl, cfg->hint_dir, err, errlen) != 0) {

@@ -159,6 +159,16 @@ struct cluster_config {
     /* stream-throughput-mb-per-sec: the pace of a join's, leave's, removal's and
      * replace's streaming, in bytes per second (0: unlimited). */
     uint64_t stream_bytes_per_sec;
+    /* (Added by resume: zero keeps working.) Persistent mode, join only: the
+     * bytes of dir/node-join from the run before (join.h: the tokens this node
+     * took and the ranges it streamed; NULL: none). The join resumes at those
+     * tokens; a file that does not parse makes cluster_start fail with err. */
+    const char *join_resume;
+    size_t join_resume_len;
+    /* Keeps the join file: text[0..len) written atomically, or (text NULL)
+     * removed once the node is normal. 0, or -1 (logged by the server; the join
+     * goes on). NULL: nothing kept (cache mode). */
+    int (*save_join)(const char *text, size_t len);
 };
 
 enum cluster_log_level { CLUSTER_LOG_VERBOSE = 0, CLUSTER_LOG_NOTICE, CLUSTER_LOG_WARNING };

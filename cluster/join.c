@@ -6,11 +6,13 @@
  */
 #include "cluster/join.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "cluster/gossip.h"
 #include "cluster/keyless.h"
@@ -140,6 +142,168 @@ int join_session_enough(const struct repair_session *s, size_t w, int leaving) {
     return ok >= need;
 }
 
+/* ---- the resume file (pure) ---- */
+
+/* printf to a msg_buf, a line at most 255 bytes (defined with the INFO lines) */
+static void text(struct msg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void join_resume_encode(const char *id, const uint64_t *tokens, size_t n,
+                        const struct join_task *tasks, const unsigned char *finished,
+                        size_t ntasks, struct msg_buf *out) {
+    size_t start = out->len, k = 0;
+    text(out, "kvd-node-join %d\nid %s\ntokens %zu\n", JOIN_RESUME_VERSION, id, n);
+    for (size_t i = 0; i < n; i++) {
+        text(out, "%" PRIu64 "\n", tokens[i]);
+    }
+    for (size_t i = 0; i < ntasks; i++) {
+        k += finished[i] != 0;
+    }
+    text(out, "done %zu\n", k);
+    for (size_t i = 0; i < ntasks; i++) {
+        if (finished[i]) {
+            text(out, "%" PRIu64 " %" PRIu64 "\n", tasks[i].from, tasks[i].to);
+        }
+    }
+    uint64_t sum = XXH3_64bits(out->p + start, out->len - start);
+    text(out, "sum %016" PRIx64 "\n", sum);
+}
+
+/* A cursor over the file's lines. */
+struct rcur {
+    const char *p, *end;
+};
+
+/* the next line into line (NUL-terminated, without its '\n'): 0, or -1 when it
+ * is missing, unterminated, too long or holds a NUL */
+static int next_line(struct rcur *c, char *line, size_t cap) {
+    if (c->p == NULL || c->p >= c->end) {
+        return -1;
+    }
+    const char *nl = memchr(c->p, '\n', (size_t)(c->end - c->p));
+    size_t n = nl ? (size_t)(nl - c->p) : 0;
+    if (nl == NULL || n >= cap || memchr(c->p, 0, n)) {
+        return -1;
+    }
+    memcpy(line, c->p, n);
+    line[n] = 0;
+    c->p = nl + 1;
+    return 0;
+}
+
+/* a strict decimal u64 at s (no sign, no space), up to *rest: 0, or -1 */
+static int parse_u64(const char *s, char **rest, uint64_t *v) {
+    if (*s < '0' || *s > '9') {
+        return -1;
+    }
+    errno = 0;
+    unsigned long long x = strtoull(s, rest, 10);
+    if (errno) {
+        return -1;
+    }
+    *v = (uint64_t)x;
+    return 0;
+}
+
+/* "<word> <count>" with count <= max: 0, or -1 */
+static int parse_count(struct rcur *c, const char *word, uint64_t max, uint64_t *n) {
+    char line[64], *rest;
+    size_t w = strlen(word);
+    if (next_line(c, line, sizeof line) != 0 || strncmp(line, word, w) != 0 ||
+        line[w] != ' ' || parse_u64(line + w + 1, &rest, n) != 0 || *rest || *n > max) {
+        return -1;
+    }
+    return 0;
+}
+
+static int resume_fail(struct join_resume *r, char *err, size_t errlen, const char *why) {
+    join_resume_free(r);
+    snprintf(err, errlen, "%s", why);
+    return -1;
+}
+
+/* the tokens part: "tokens n" and n ascending tokens */
+static int parse_tokens(struct rcur *c, struct join_resume *r) {
+    uint64_t n;
+    char line[32], *rest;
+    /* each token line takes 2 bytes at least: no allocation past the input */
+    if (parse_count(c, "tokens", RING_MAX_TOKENS, &n) != 0 || n == 0 ||
+        n > (uint64_t)(c->end - c->p) / 2) {
+        return -1;
+    }
+    r->tokens = cl_malloc((size_t)n * sizeof *r->tokens);
+    for (r->ntokens = 0; r->ntokens < n; r->ntokens++) {
+        uint64_t v;
+        if (next_line(c, line, sizeof line) != 0 || parse_u64(line, &rest, &v) != 0 ||
+            *rest || (r->ntokens > 0 && v <= r->tokens[r->ntokens - 1])) {
+            return -1;
+        }
+        r->tokens[r->ntokens] = v;
+    }
+    return 0;
+}
+
+/* the done part: "done k" and k ranges */
+static int parse_done(struct rcur *c, struct join_resume *r) {
+    uint64_t k;
+    char line[64], *rest;
+    /* each range line takes 4 bytes at least ("0 0\n") */
+    if (parse_count(c, "done", JOIN_RESUME_MAX_RANGES, &k) != 0 ||
+        k > (uint64_t)(c->end - c->p) / 4) {
+        return -1;
+    }
+    r->done = cl_malloc((k ? (size_t)k : 1) * sizeof *r->done);
+    for (r->ndone = 0; r->ndone < k; r->ndone++) {
+        struct join_range *d = &r->done[r->ndone];
+        if (next_line(c, line, sizeof line) != 0 || parse_u64(line, &rest, &d->from) != 0 ||
+            *rest != ' ' || parse_u64(rest + 1, &rest, &d->to) != 0 || *rest) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int join_resume_parse(const char *buf, size_t len, const char *id, struct join_resume *r,
+                      char *err, size_t errlen) {
+    struct rcur c = {buf, buf + len};
+    char line[RING_ID_MAX + 32], want[RING_ID_MAX + 32];
+    memset(r, 0, sizeof *r);
+    snprintf(want, sizeof want, "kvd-node-join %d", JOIN_RESUME_VERSION);
+    if (next_line(&c, line, sizeof line) != 0 || strcmp(line, want) != 0) {
+        return resume_fail(r, err, errlen, "not a join file of this version (first line)");
+    }
+    snprintf(want, sizeof want, "id %s", id);
+    if (next_line(&c, line, sizeof line) != 0 || strcmp(line, want) != 0) {
+        return resume_fail(r, err, errlen, "another node's join file (its id line differs)");
+    }
+    if (parse_tokens(&c, r) != 0) {
+        return resume_fail(r, err, errlen, "malformed tokens (want a count, then that "
+                                           "many ascending decimal tokens)");
+    }
+    if (parse_done(&c, r) != 0) {
+        return resume_fail(r, err, errlen, "malformed done ranges (want a count, then that "
+                                           "many \"from to\" lines)");
+    }
+    size_t body = (size_t)(c.p - buf);
+    char *rest;
+    if (next_line(&c, line, sizeof line) != 0 || strncmp(line, "sum ", 4) != 0 ||
+        strlen(line) != 20 || c.p != c.end) {
+        return resume_fail(r, err, errlen, "truncated (no checksum line at the end)");
+    }
+    errno = 0;
+    uint64_t sum = (uint64_t)strtoull(line + 4, &rest, 16);
+    if (strspn(line + 4, "0123456789abcdef") != 16 || errno || *rest ||
+        sum != XXH3_64bits(buf, body)) {
+        return resume_fail(r, err, errlen, "checksum mismatch");
+    }
+    return 0;
+}
+
+void join_resume_free(struct join_resume *r) {
+    free(r->tokens);
+    free(r->done);
+    memset(r, 0, sizeof *r);
+}
+
 /* ---- the runtime ---- */
 
 #define STREAM_RETRY_MS 200 /* a partial session: the next one after this pause */
@@ -214,6 +378,12 @@ struct joiner {
     uint64_t replace_hb;
     int replace_seen;
     char refused[192];        /* why the replace was refused ("": it was not) */
+    /* resuming a join (dir/node-join): the tokens and ranges of the run before;
+     * prior[i]: tasks[i] was done then (re-checked last, see stream_start) */
+    int (*save_join)(const char *, size_t);
+    struct join_resume resume;
+    unsigned char *prior;
+    size_t resumed;           /* INFO stream_ranges_resumed */
 };
 
 struct js_req {
@@ -226,6 +396,12 @@ struct joiner *joiner_new(struct cluster *cl, const struct joiner_config *cfg) {
     j->cl = cl;
     j->save_tokens = cfg->save_tokens;
     j->on_left = cfg->on_left;
+    j->save_join = cfg->save_join;
+    if (cfg->resume && cfg->join && !(cfg->replace && cfg->replace[0])) {
+        j->resume = *cfg->resume; /* taken over */
+    } else if (cfg->resume) {
+        join_resume_free(cfg->resume);
+    }
     j->next_id = 1;
     joiner_set_rate(j, cfg->bytes_per_sec);
     if (cfg->replace && cfg->replace[0]) {
@@ -256,14 +432,76 @@ void joiner_free(struct joiner *j) {
         repair_session_free(&j->s);
     }
     remover_free(&j->rm);
+    join_resume_free(&j->resume);
     free(j->tasks);
     free(j->finished);
+    free(j->prior);
     free(j);
 }
 
 void joiner_set_rate(struct joiner *j, uint64_t bytes_per_sec) {
     j->rate = bytes_per_sec;
     j->budget = bytes_per_sec ? (int64_t)(bytes_per_sec / 10) : 1;
+}
+
+/* 1 when [from, to) was streamed before the restart */
+static int resume_done(const struct join_resume *r, uint64_t from, uint64_t to) {
+    for (size_t i = 0; i < r->ndone; i++) {
+        if (r->done[i].from == from && r->done[i].to == to) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A join resumed at its tokens: the ranges done before the restart go last
+ * (prior), each still run as a session. They were streamed from c - W + 1
+ * current replicas, but writes acknowledged while this node was down may be
+ * missing here; the session compares Merkle trees first, so one in sync moves a
+ * root hash, and one that is not pulls only its differing leaves. Last, so that
+ * the window before this node turns normal is as short as can be. A range of
+ * the plan that is not in the file (the ring changed) streams in full. */
+static void resume_match(struct joiner *j) {
+    size_t k = 0;
+    for (size_t pass = 0; pass < 2; pass++) { /* stable: new ranges, then prior */
+        for (size_t i = k; i < j->ntasks; i++) {
+            int was = resume_done(&j->resume, j->tasks[i].from, j->tasks[i].to);
+            if (was == (int)pass) {
+                struct join_task t = j->tasks[i];
+                memmove(&j->tasks[k + 1], &j->tasks[k], (i - k) * sizeof t);
+                j->tasks[k] = t;
+                j->prior[k++] = (unsigned char)was;
+            }
+        }
+    }
+    j->resumed = 0;
+    for (size_t i = 0; i < j->ntasks; i++) {
+        j->resumed += j->prior[i];
+    }
+    if (j->resumed) {
+        cluster_note(j->cl, CLUSTER_LOG_NOTICE,
+                     "join resumed: %zu of %zu ranges were streamed before the restart "
+                     "(re-checked last by Merkle comparison)", j->resumed, j->ntasks);
+    }
+}
+
+/* dir/node-join: the tokens and the ranges done so far (prior ones count: a
+ * second restart keeps them). A failure is logged by the saver: the join goes
+ * on (a restart then streams more again, nothing worse). */
+static void resume_save(struct joiner *j) {
+    if (j->save_join == NULL) {
+        return;
+    }
+    const struct ring_member *me = &cluster_gossip_of(j->cl)->mb[0].m;
+    unsigned char *done = cl_calloc(j->ntasks ? j->ntasks : 1, 1);
+    for (size_t i = 0; i < j->ntasks; i++) {
+        done[i] = j->finished[i] || (j->prior && j->prior[i]);
+    }
+    struct msg_buf b = {0};
+    join_resume_encode(me->id, me->tokens, me->ntokens, j->tasks, done, j->ntasks, &b);
+    j->save_join(b.p, b.len);
+    msg_buf_free(&b);
+    free(done);
 }
 
 /* the plan for this state: a join's or a leave's, or this node's part of the
@@ -283,6 +521,11 @@ static void stream_start(struct joiner *j, int state) {
         j->ntasks = join_plan(cur, fut, self, n, state == JS_LEAVE_STREAM, &j->tasks);
     }
     j->finished = cl_calloc(j->ntasks ? j->ntasks : 1, 1);
+    free(j->prior);
+    j->prior = cl_calloc(j->ntasks ? j->ntasks : 1, 1);
+    if (state == JS_JOIN_STREAM) {
+        resume_match(j);
+    }
     j->next = j->done = 0;
     j->retries = 0;
     j->started_ms = j->now_ms;
@@ -305,6 +548,9 @@ static void session_end(struct joiner *j) {
                             j->state != JS_JOIN_STREAM)) {
         j->finished[j->cur] = 1;
         j->done++;
+        if (j->state == JS_JOIN_STREAM) {
+            resume_save(j);
+        }
     } else { /* too many peers failed: the range goes again after the others */
         j->retries++;
         j->pause_until = j->now_ms + STREAM_RETRY_MS;
@@ -392,17 +638,49 @@ static int pump(struct joiner *j) {
     return 0;
 }
 
-/* joining, the seeds answered and someone is in the ring: balanced tokens */
+/* 1 when a token of the join file is held by a member of cur (the ring moved
+ * on while this node was down: its old place is gone) */
+static int tokens_taken(const struct ring *cur, const struct join_resume *r) {
+    for (size_t m = 0; m < cur->nmembers; m++) {
+        const struct ring_member *x = &cur->members[m];
+        for (size_t i = 0; i < x->ntokens; i++) {
+            for (size_t k = 0; k < r->ntokens; k++) {
+                if (x->tokens[i] == r->tokens[k]) {
+                    return 1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* joining, the seeds answered and someone is in the ring: balanced tokens, or
+ * those of the join file (a restart mid-join) */
 static void take_tokens(struct joiner *j) {
     const struct ring *cur = cluster_ring_of(j->cl);
     const struct gossip *g = cluster_gossip_of(j->cl);
     size_t n = g->mb[0].m.ntokens;
+    if (j->resume.ntokens && !tokens_taken(cur, &j->resume)) {
+        cluster_set_self_tokens(j->cl, j->resume.tokens, j->resume.ntokens);
+        cluster_note(j->cl, CLUSTER_LOG_NOTICE,
+                     "join resumed at the %zu tokens taken before the restart",
+                     j->resume.ntokens);
+        j->settle_until = j->now_ms + JOIN_SETTLE_MS;
+        j->state = JS_JOIN_SETTLE;
+        return;
+    }
+    if (j->resume.ntokens) {
+        cluster_note(j->cl, CLUSTER_LOG_WARNING, "join file's tokens are another member's "
+                                                 "now: joining from the start");
+        join_resume_free(&j->resume);
+    }
     uint64_t *t = cl_malloc(n * sizeof *t);
     size_t k = ring_tokens_balance(cur, n, (size_t)cluster_replicas(j->cl), t);
     if (k > 0) {
         cluster_set_self_tokens(j->cl, t, k);
         j->settle_until = j->now_ms + JOIN_SETTLE_MS;
         j->state = JS_JOIN_SETTLE;
+        resume_save(j); /* the tokens, no range done yet */
     }
     free(t);
 }
@@ -415,6 +693,9 @@ static int join_finish(struct joiner *j) {
     if (j->save_tokens && j->save_tokens(me->tokens, me->ntokens) != 0) {
         j->state = JS_JOIN_SAVE; /* retried next tick; logged by the saver */
         return -1;
+    }
+    if (j->save_join) {
+        j->save_join(NULL, 0); /* node-tokens is the marker now: the file goes */
     }
     j->state = JS_NORMAL;
     cluster_set_self_status(j->cl, GOSSIP_NORMAL);
@@ -893,8 +1174,6 @@ int joiner_left(const struct joiner *j) {
     return j->state == JS_LEFT;
 }
 
-static void text(struct msg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 static void text(struct msg_buf *b, const char *fmt, ...) {
     char line[256];
     va_list ap;
@@ -943,6 +1222,7 @@ void joiner_info(const struct joiner *j, struct msg_buf *out) {
     text(out, "join_state:%s\r\n", js_names[j->state]);
     text(out, "stream_ranges:%zu\r\n", j->ntasks);
     text(out, "stream_ranges_done:%zu\r\n", j->done);
+    text(out, "stream_ranges_resumed:%zu\r\n", j->resumed);
     text(out, "stream_percent:%u\r\n", percent(j));
     text(out, "stream_retries:%" PRIu64 "\r\n", j->retries);
     text(out, "stream_bytes:%" PRIu64 "\r\n", j->bytes);

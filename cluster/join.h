@@ -103,6 +103,50 @@ size_t join_plan_remove(const struct ring *cur, const struct ring *fut, uint32_t
  * given may be missed; anti-entropy repair brings them later.) */
 int join_session_enough(const struct repair_session *s, size_t w, int leaving);
 
+/* ---- the resume file (dir/node-join; pure; unit-tested) ----
+ *
+ * A joiner in persistent mode keeps, while it streams, the tokens it took and the
+ * ranges it has streamed, so that a restart resumes the join at the SAME tokens
+ * (its data on disk is then the right data) instead of taking new ones. It is
+ * never a membership marker: dir/node-tokens, written at the end, is the only one.
+ * Text, one item a line, every line ending in '\n':
+ *
+ *   kvd-node-join 1
+ *   id <node id>
+ *   tokens <n>          n in 1..RING_MAX_TOKENS, then n lines: ascending decimal
+ *   <token>
+ *   done <k>            k in 0..JOIN_RESUME_MAX_RANGES, then k lines
+ *   <from> <to>         a range streamed to the end (decimal; to 0: the ring's end)
+ *   sum <16 hex>        XXH3-64 of every byte before this line
+ *
+ * A file that does not parse exactly so is corrupt: the node refuses to start
+ * (the operator removes the file, and the node joins from the start). */
+#define JOIN_RESUME_MAX_RANGES (RING_MAX_MEMBERS * 64)
+#define JOIN_RESUME_VERSION 1
+
+struct join_range {
+    uint64_t from, to;
+};
+
+struct join_resume {
+    uint64_t *tokens;
+    size_t ntokens;
+    struct join_range *done;
+    size_t ndone;
+};
+
+/* Appends the file's text for node id to out: tokens[0..n) (ascending), and each
+ * tasks[i] with finished[i] set as done. */
+void join_resume_encode(const char *id, const uint64_t *tokens, size_t n,
+                        const struct join_task *tasks, const unsigned char *finished,
+                        size_t ntasks, struct msg_buf *out);
+/* Parses buf[0..len) for node id into *r (join_resume_free it): 0, or -1 with err
+ * (and *r empty): malformed, truncated, a bad checksum, another node's id. Every
+ * count is checked against the bytes left before anything is allocated. */
+int join_resume_parse(const char *buf, size_t len, const char *id, struct join_resume *r,
+                      char *err, size_t errlen);
+void join_resume_free(struct join_resume *r);
+
 struct joiner;
 
 struct joiner_config {
@@ -111,6 +155,10 @@ struct joiner_config {
     uint64_t bytes_per_sec;   /* the pace of streaming (0: unlimited) */
     int (*save_tokens)(const uint64_t *, size_t);
     void (*on_left)(void);
+    /* cluster_config.save_join (NULL: cache mode, nothing kept) */
+    int (*save_join)(const char *text, size_t len);
+    /* the parsed join file of the run before, or NULL: taken over (emptied) */
+    struct join_resume *resume;
 };
 
 struct joiner *joiner_new(struct cluster *cl, const struct joiner_config *cfg);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "tests/test.h"
 
@@ -218,7 +219,127 @@ static void test_remove_plan_of_a_replace_is_the_dead_member_ranges(void) {
     free_members(ms, 4);
 }
 
+/* ---- the resume file (dir/node-join) ---- */
+
+/* a file of 3 tokens and 4 tasks, 2 of them done */
+static struct msg_buf resume_file(void) {
+    static const uint64_t tokens[3] = {7, 1000, UINT64_MAX};
+    struct join_task tasks[4] = {{.from = 7, .to = 1000},
+                                 {.from = 1000, .to = 5},
+                                 {.from = 40, .to = 0},
+                                 {.from = UINT64_MAX, .to = 7}};
+    static const unsigned char finished[4] = {1, 0, 1, 0};
+    struct msg_buf b = {0};
+    join_resume_encode("node-00", tokens, 3, tasks, finished, 4, &b);
+    return b;
+}
+
+static void test_resume_file_round_trips(void) {
+    struct msg_buf b = resume_file();
+    struct join_resume r;
+    char err[160];
+    CHECK_EQ_INT(join_resume_parse(b.p, b.len, "node-00", &r, err, sizeof err), 0);
+    CHECK_EQ_INT(r.ntokens, 3);
+    CHECK(r.tokens[0] == 7 && r.tokens[1] == 1000 && r.tokens[2] == UINT64_MAX);
+    CHECK_EQ_INT(r.ndone, 2);
+    CHECK(r.done[0].from == 7 && r.done[0].to == 1000);
+    CHECK(r.done[1].from == 40 && r.done[1].to == 0);
+    join_resume_free(&r);
+    /* no range done yet: the tokens alone */
+    struct msg_buf e = {0};
+    join_resume_encode("node-00", (const uint64_t[]){42}, 1, NULL, NULL, 0, &e);
+    CHECK_EQ_INT(join_resume_parse(e.p, e.len, "node-00", &r, err, sizeof err), 0);
+    CHECK(r.ntokens == 1 && r.tokens[0] == 42 && r.ndone == 0);
+    join_resume_free(&r);
+    msg_buf_free(&e);
+    msg_buf_free(&b);
+}
+
+/* parses buf[0..len) expecting a refusal whose text holds want */
+static void check_refused(const char *buf, size_t len, const char *id, const char *want) {
+    struct join_resume r;
+    char err[160] = "";
+    CHECK_EQ_INT(join_resume_parse(buf, len, id, &r, err, sizeof err), -1);
+    CHECK(r.tokens == NULL && r.done == NULL && r.ntokens == 0 && r.ndone == 0);
+    if (strstr(err, want) == NULL) {
+        TEST_FAIL_AT("error '%s' lacks '%s'", err, want);
+    }
+}
+
+static void test_resume_file_truncated_at_every_byte_is_refused(void) {
+    struct msg_buf b = resume_file();
+    for (size_t n = 0; n < b.len; n++) {
+        char *copy = malloc(n ? n : 1); /* exact size: ASan sees any overread */
+        memcpy(copy, b.p, n);
+        check_refused(copy, n, "node-00", "");
+        free(copy);
+    }
+    msg_buf_free(&b);
+}
+
+static void test_resume_file_corrupt_is_refused(void) {
+    struct msg_buf b = resume_file();
+    /* every single flipped byte: a clear refusal, never a crash */
+    for (size_t i = 0; i < b.len; i++) {
+        char *copy = malloc(b.len);
+        memcpy(copy, b.p, b.len);
+        copy[i] ^= 0x01;
+        check_refused(copy, b.len, "node-00", "");
+        free(copy);
+    }
+    check_refused(b.p, b.len, "node-01", "another node's");
+    /* trailing bytes after the checksum line */
+    char *more = malloc(b.len + 1);
+    memcpy(more, b.p, b.len);
+    more[b.len] = '\n';
+    check_refused(more, b.len + 1, "node-00", "truncated");
+    free(more);
+    msg_buf_free(&b);
+}
+
+/* a file whose checksum is right but whose counts are huge or wrong */
+static void check_body_refused(const char *body, const char *want) {
+    struct msg_buf b = {0};
+    char sum[32];
+    msg_buf_put(&b, body, strlen(body));
+    snprintf(sum, sizeof sum, "sum %016llx\n", (unsigned long long)XXH3_64bits(body, strlen(body)));
+    msg_buf_put(&b, sum, strlen(sum));
+    check_refused(b.p, b.len, "n", want);
+    msg_buf_free(&b);
+}
+
+static void test_resume_file_bad_counts_are_refused(void) {
+    /* counts past the bytes left: refused before anything is allocated */
+    check_body_refused("kvd-node-join 1\nid n\ntokens 4000\n1\n", "malformed tokens");
+    check_body_refused("kvd-node-join 1\nid n\ntokens 18446744073709551615\n1\n",
+                       "malformed tokens");
+    check_body_refused("kvd-node-join 1\nid n\ntokens 1\n1\ndone 65000\n1 2\n",
+                       "malformed done");
+    check_body_refused("kvd-node-join 1\nid n\ntokens 0\ndone 0\n", "malformed tokens");
+    /* tokens not ascending, signs, spaces */
+    check_body_refused("kvd-node-join 1\nid n\ntokens 2\n5\n5\ndone 0\n", "malformed tokens");
+    check_body_refused("kvd-node-join 1\nid n\ntokens 1\n-5\ndone 0\n", "malformed tokens");
+    check_body_refused("kvd-node-join 1\nid n\ntokens 1\n5\ndone 1\n1  2\n", "malformed done");
+    check_body_refused("kvd-node-join 2\nid n\ntokens 1\n5\ndone 0\n", "version");
+    /* well-formed: the helper itself does not refuse everything */
+    struct msg_buf b = {0};
+    const char *ok = "kvd-node-join 1\nid n\ntokens 1\n5\ndone 1\n1 2\n";
+    char sum[32], err[160];
+    msg_buf_put(&b, ok, strlen(ok));
+    snprintf(sum, sizeof sum, "sum %016llx\n", (unsigned long long)XXH3_64bits(ok, strlen(ok)));
+    msg_buf_put(&b, sum, strlen(sum));
+    struct join_resume r;
+    CHECK_EQ_INT(join_resume_parse(b.p, b.len, "n", &r, err, sizeof err), 0);
+    CHECK(r.ntokens == 1 && r.ndone == 1 && r.done[0].to == 2);
+    join_resume_free(&r);
+    msg_buf_free(&b);
+}
+
 int main(void) {
+    TEST_RUN(test_resume_file_round_trips);
+    TEST_RUN(test_resume_file_truncated_at_every_byte_is_refused);
+    TEST_RUN(test_resume_file_corrupt_is_refused);
+    TEST_RUN(test_resume_file_bad_counts_are_refused);
     TEST_RUN(test_join_plan_pulls_what_the_joiner_will_replicate);
     TEST_RUN(test_join_plan_pushes_to_the_leaver_new_replicas);
     TEST_RUN(test_remove_plan_new_replicas_pull_from_the_survivors);

@@ -172,6 +172,8 @@ struct sim {
     struct join_task *jt;      /* the joiner's plan; retried ranges appended */
     size_t njt, jnext, jcur;
     uint64_t jwait;            /* the stream request in flight (0: none) */
+    int jnode;                 /* the node that streams: the mover, or (remove) the
+                                  gainer in hand */
     uint64_t repair_id;        /* the next repair session's first request id */
     int final_pass;            /* the repair pass at the end runs: no background pass */
     uint64_t final_partial;    /* sessions of that pass that ended partial */
@@ -997,6 +999,12 @@ static int node_left(const struct sim *s, int i) {
     return s->o.leave && s->join_phase == JP_IN && i == s->o.nodes - 1;
 }
 
+/* 1 when node i is the member being removed (or removed): dead, never back */
+static int node_removed(const struct sim *s, int i) {
+    return s->o.remove && s->join_phase != JP_OUT && s->join_phase != JP_NONE &&
+           i == s->o.nodes - 1;
+}
+
 static int pick_up_node(struct sim *s) {
     int up[SIM_MAX_NODES], n = 0;
     for (int i = 0; i < s->o.nodes; i++) {
@@ -1135,7 +1143,7 @@ static void fault(struct sim *s) {
     for (int i = 0; i < s->o.nodes; i++) {
         if (!s->nodes[i].up && i == SIM_ABSENT && s->now < s->absent_until) {
             away = 1; /* away for long (absent_ms): not restarted by a fault */
-        } else if (!s->nodes[i].up) {
+        } else if (!s->nodes[i].up && !node_removed(s, i)) {
             down[nd++] = i;
         }
     }
@@ -1291,6 +1299,9 @@ static int members_all_up(const struct sim *s) {
     for (int i = 0; i < s->o.nodes; i++) {
         for (int j = 0; j < s->o.nodes; j++) {
             const struct sim_node *n = &s->nodes[i];
+            if (node_removed(s, i) || node_removed(s, j)) {
+                continue;
+            }
             long k = n->g ? gossip_find_tag(n->g, s->nodes[j].tag) : -1;
             if (k < 0 || gossip_health(n->g, (size_t)k, s->now, NULL) == GOSSIP_DOWN) {
                 return 0;
@@ -1397,9 +1408,15 @@ static int clients_finished(const struct sim *s) {
 }
 
 static int quiescent(const struct sim *s) {
+    int dead = s->o.remove ? s->o.nodes - 1 : -1;
     for (int i = 0; i < s->o.nodes; i++) {
         const struct sim_node *n = &s->nodes[i];
-        if (n->live && (n->node.nops || n->node.hints->count)) {
+        /* hints for a removed member wait for the removal's end, which drops them */
+        size_t held = n->live ? n->node.hints->count : 0;
+        if (held && dead >= 0 && node_removed(s, dead)) {
+            held -= hints_pending(n->node.hints, s->nodes[dead].tag);
+        }
+        if (n->live && (n->node.nops || held)) {
             return 0;
         }
     }
@@ -1456,7 +1473,7 @@ static void heal(struct sim *s) {
     s->healing = 1;
     memset(s->cut, 0, sizeof s->cut);
     for (int i = 0; i < s->o.nodes; i++) {
-        if (!s->nodes[i].up) {
+        if (!s->nodes[i].up && !node_removed(s, i)) {
             node_restart(s, i);
         }
         s->nodes[i].paused_until = 0; /* SIGCONT; what waited still arrives late */
@@ -1586,7 +1603,7 @@ static void stream_reply(struct sim *s, uint64_t id, const redisReply *r);
 
 static void repair_reply(struct sim *s, int node, uint64_t id, const redisReply *r) {
     struct sim_node *n = &s->nodes[node];
-    if (s->join_phase == JP_STREAM && node == s->o.nodes - 1) {
+    if (s->join_phase == JP_STREAM && node == s->jnode) {
         stream_reply(s, id, r);
     } else if (n->rs_active) {
         repair_session_on_reply(&n->rs, id, r);
@@ -1596,7 +1613,7 @@ static void repair_reply(struct sim *s, int node, uint64_t id, const redisReply 
 
 static int repairs_done(const struct sim *s) {
     for (int i = 0; i < s->o.nodes; i++) {
-        if (s->nodes[i].rs_active || s->nodes[i].rs_next < s->nspans) {
+        if (!node_removed(s, i) && (s->nodes[i].rs_active || s->nodes[i].rs_next < s->nspans)) {
             return 0;
         }
     }
@@ -1626,11 +1643,14 @@ static void repair_setup(struct sim *s) {
 /* every node repairs every range it replicates, all at once; after healing
  * (nothing lost, every node up) every session must complete */
 static void merkle_pass(struct sim *s) {
-    if (s->spans == NULL || s->o.join || s->o.leave) {
+    if (s->spans == NULL || s->o.join || s->o.leave || s->o.remove) {
         repair_setup(s); /* the ring may have changed */
     }
     s->final_pass = 1;
     for (int i = 0; i < s->o.nodes; i++) {
+        if (node_removed(s, i)) {
+            continue; /* dead: replicates nothing */
+        }
         s->nodes[i].rs_next = 0;
         repair_pump(s, i);
     }
@@ -1746,7 +1766,7 @@ static int joiner(const struct sim *s) {
 }
 
 static const char *move_name(const struct sim *s) {
-    return s->o.leave ? "leave" : "join";
+    return s->o.leave ? "leave" : s->o.remove ? "removal" : "join";
 }
 
 /* the leaver's status in its own gossip view, which spreads from there */
@@ -1754,6 +1774,20 @@ static void leaver_gossip_status(struct sim *s, int status) {
     struct sim_node *n = &s->nodes[joiner(s)];
     if (s->o.leave && n->g) {
         gossip_set_status(n->g, status);
+    }
+}
+
+/* the removal ended: every node drops its hints for the removed member (the
+ * runtime's drop_removed_hints), delivering and acknowledging none of them */
+static void removed_drop_hints(struct sim *s) {
+    uint32_t dead = s->nodes[s->o.nodes - 1].tag;
+    for (int i = 0; i < s->o.nodes - 1; i++) {
+        struct hints *h = s->nodes[i].live ? s->nodes[i].node.hints : NULL;
+        for (const struct hint *x; h && (x = hints_peek(h, dead, 0)) != NULL;) {
+            if (hints_ack(h, dead, x->seq) != HINTS_OK) {
+                break;
+            }
+        }
     }
 }
 
@@ -1768,8 +1802,11 @@ static void join_in(struct sim *s) {
     ring_destroy(&s->ring);
     s->ring = g;
     s->join_phase = JP_IN;
-    s->res->st.joined = !s->o.leave;
-    s->res->st.left = s->o.leave;
+    s->res->st.joined = !s->o.leave && !s->o.remove;
+    s->res->st.left = s->o.leave || s->o.remove;
+    if (s->o.remove) {
+        removed_drop_hints(s);
+    }
     s->res->st.join_done_ms = s->now - SIM_START_MS;
     leaver_gossip_status(s, GOSSIP_LEFT);
     trace(s, "%s: node %d is %s the ring", move_name(s), joiner(s) + 1,
@@ -1779,7 +1816,8 @@ static void join_in(struct sim *s) {
 /* the joiner's session of the task in hand ended: done, or again at the end */
 static void stream_session_end(struct sim *s, struct sim_node *n) {
     s->res->st.stream_records += n->rs.st_.records_pulled + n->rs.st_.records_pushed;
-    int enough = join_session_enough(&n->rs, (size_t)s->o.w, s->o.leave);
+    /* a leave's and a removal's sessions must complete (join.c session_end) */
+    int enough = join_session_enough(&n->rs, (size_t)s->o.w, s->o.leave || s->o.remove);
     s->res->st.stream_partial_enough += !repair_session_complete(&n->rs) && enough;
     if (!enough) {
         s->res->st.stream_retries++;
@@ -1792,10 +1830,15 @@ static void stream_session_end(struct sim *s, struct sim_node *n) {
 
 /* sends the joiner's next stream request (one in flight, failed after a timeout
  * like a link's), moving on through the plan; the ring takes it at the end */
+static int next_gainer(struct sim *s);
+
 static void stream_pump(struct sim *s) {
-    struct sim_node *n = &s->nodes[joiner(s)];
     while (s->jwait == 0) {
+        struct sim_node *n = &s->nodes[s->jnode];
         if (!n->rs_active) {
+            if (s->jnext == s->njt && s->o.remove && next_gainer(s)) {
+                continue; /* the next gainer's plan */
+            }
             if (s->jnext == s->njt) {
                 join_in(s);
                 return;
@@ -1820,9 +1863,9 @@ static void stream_pump(struct sim *s) {
         msg_argv_to_resp(&out.a, &b);
         msg_argv_free(&out.a);
         s->jwait = out.id;
-        net_send(s, joiner(s), node_of(out.tag), 0, 0, SIM_VERB_REPAIR, out.id, n->epoch, &b);
+        net_send(s, s->jnode, node_of(out.tag), 0, 0, SIM_VERB_REPAIR, out.id, n->epoch, &b);
         at(s, s->now + 4 * (uint64_t)s->o.timeout_ms + 2 * s->o.delay_max_ms,
-           EV_STREAM_TIMEOUT, joiner(s), -1, out.id);
+           EV_STREAM_TIMEOUT, s->jnode, -1, out.id);
     }
 }
 
@@ -1832,13 +1875,45 @@ static void stream_reply(struct sim *s, uint64_t id, const redisReply *r) {
         return; /* late: its request was given up */
     }
     s->jwait = 0;
-    repair_session_on_reply(&s->nodes[joiner(s)].rs, id, r);
+    repair_session_on_reply(&s->nodes[s->jnode].rs, id, r);
     stream_pump(s);
 }
 
 /* EV_JOIN: out -> pending writes; after a settle longer than any message can
  * take (every write started before reached its replicas) -> stream */
+/* removal: the plan of the next member after jnode that gains ranges from the
+ * removed one (join_plan_remove: peers the survivors); 0 when none is left */
+static int next_gainer(struct sim *s) {
+    uint32_t dead = s->nodes[s->o.nodes - 1].tag;
+    while (++s->jnode < s->o.nodes - 1) {
+        struct sim_node *n = &s->nodes[s->jnode];
+        free(s->jt);
+        s->njt = join_plan_remove(&s->ring, &s->future, n->tag, dead, (size_t)s->o.n, &s->jt);
+        s->jnext = 0;
+        if (s->njt > 0) {
+            n->cst = (struct cluster_store){n, fake_read, fake_apply, fake_observe, NULL,
+                                            fake_range};
+            trace(s, "removal: node %d pulls %zu ranges", s->jnode + 1, s->njt);
+            return 1;
+        }
+    }
+    s->jnode = s->o.nodes - 1;
+    return 0;
+}
+
 static void join_step(struct sim *s) {
+    if (s->join_phase == JP_OUT && s->o.remove) {
+        /* dead for good, and removed at once; the hints it held die with it */
+        s->res->st.hints_dropped += s->nodes[s->o.nodes - 1].node.hints->count;
+        node_crash(s, s->o.nodes - 1);
+    }
+    if (s->join_phase == JP_PENDING && s->o.remove && !s->o.join_skip_stream) {
+        s->jnode = -1;
+        s->join_phase = JP_STREAM;
+        next_gainer(s); /* none: the pump ends the removal at once */
+        stream_pump(s);
+        return;
+    }
     if (s->join_phase == JP_OUT) {
         s->join_phase = JP_PENDING;
         leaver_gossip_status(s, GOSSIP_LEAVING);
@@ -1955,7 +2030,7 @@ static int resurrected(const struct sim *s, int k, const struct op_record *r) {
 }
 
 static void final_checks(struct sim *s, int hints_lossless) {
-    if ((s->o.join || s->o.leave) && hints_lossless) {
+    if ((s->o.join || s->o.leave || s->o.remove) && hints_lossless) {
         check_moved_ranges_hold_writes(s);
     }
     for (int k = 0; k < s->o.keys; k++) {
@@ -1973,8 +2048,9 @@ static void final_checks(struct sim *s, int hints_lossless) {
     } else if (s->o.merkle_repair) {
         merkle_pass(s);
     } else { /* the repair pass: a read at ALL of every key */
+        int up = s->o.nodes - (s->o.remove ? 1 : 0); /* the removed one is dead */
         for (int k = 0; k < s->o.keys; k++) {
-            start_read(s, (int)(rnd_below(s, (uint64_t)s->o.nodes)), -1, k, (size_t)s->o.n);
+            start_read(s, (int)(rnd_below(s, (uint64_t)up)), -1, k, (size_t)s->o.n);
         }
         run_until(s, quiescent, s->now + 60000);
     }
@@ -2005,6 +2081,7 @@ static void final_checks(struct sim *s, int hints_lossless) {
 static void sim_rings_init(struct sim *s, struct ring_member *ms, uint64_t (*toks)[16]) {
     const struct sim_opts *o = &s->o;
     char err[128];
+    s->jnode = o->nodes - 1;
     if (o->join) { /* the last node starts out of the ring, with balanced tokens */
         if (ring_build(&s->ring, ms, (size_t)o->nodes - 1, err, sizeof err) != RING_OK ||
             ring_tokens_balance(&s->ring, 16, (size_t)o->n, toks[o->nodes - 1]) != 16 ||
@@ -2015,7 +2092,7 @@ static void sim_rings_init(struct sim *s, struct ring_member *ms, uint64_t (*tok
         at(s, s->now + (o->join_at_ms ? o->join_at_ms : 100), EV_JOIN, o->nodes - 1, -1, 0);
     } else if (ring_build(&s->ring, ms, (size_t)o->nodes, err, sizeof err) != RING_OK) {
         violation(s, "ring: %s", err);
-    } else if (o->leave) { /* the future ring: every member but the last */
+    } else if (o->leave || o->remove) { /* the future ring: every member but the last */
         if (ring_build(&s->future, ms, (size_t)o->nodes - 1, err, sizeof err) != RING_OK) {
             violation(s, "leave ring: %s", err);
         }
@@ -2168,12 +2245,13 @@ void sim_opts_for_seed(struct sim_opts *o, uint64_t seed) {
 int sim_run(const struct sim_opts *o, struct sim_result *res) {
     struct sim s;
     if (o->nodes < 1 || o->nodes > SIM_MAX_NODES || o->n < 1 || o->w < 1 || o->r < 1 ||
-        o->clients < 1 || o->keys < 1 || o->dbs < 1 || (o->join && o->leave) ||
+        o->clients < 1 || o->keys < 1 || o->dbs < 1 || (o->join + o->leave + o->remove > 1) ||
         ((o->join || o->leave) && o->nodes < 2) ||
-        (o->repair_every_ms && (o->join || o->leave)) ||
+        (o->remove && (o->nodes <= o->n || o->crashes || o->pauses)) ||
+        (o->repair_every_ms && (o->join || o->leave || o->remove)) ||
         (o->gc_grace_ms && !o->repair_every_ms) ||
         (o->absent_ms && (o->crash_loses_store || o->nodes <= SIM_ABSENT)) ||
-        (o->hashes && (o->join || o->leave || o->gc_grace_ms))) {
+        (o->hashes && (o->join || o->leave || o->remove || o->gc_grace_ms))) {
         memset(res, 0, sizeof *res);
         snprintf(res->why, sizeof res->why, "bad simulator options");
         return -1;
@@ -2204,6 +2282,9 @@ int sim_run(const struct sim_opts *o, struct sim_result *res) {
     }
     size_t dropped = 0;
     for (int i = 0; i < o->nodes; i++) {
+        if (!s.nodes[i].live) {
+            continue; /* removed: its stats were folded when it died */
+        }
         const struct hints_stats *h = &s.nodes[i].node.hints->stats;
         dropped += h->dropped_window + h->dropped_bytes + h->dropped_big;
         node_fold_stats(&s, &s.nodes[i]);

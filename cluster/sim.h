@@ -89,6 +89,16 @@ struct sim_opts {
                                 repair sessions that must complete, retried); then
                                 the ring drops it and it gossips left. Needs crashes
                                 and pauses off; not with join. */
+    int remove;              /* 1: the last node dies at join_at_ms and is removed
+                                (join.h, KVD REMOVENODE): the ring keeps it, the
+                                future ring drops it, so the members that gain its
+                                ranges get their writes as pending replicas; after a
+                                settle each gainer in turn pulls what it gains from
+                                the survivors (join_plan_remove, sessions that must
+                                complete, retried); then the ring drops it and every
+                                node drops its hints for it. It never restarts.
+                                Needs crashes and pauses off; not with join or
+                                leave. */
     unsigned join_at_ms;     /* virtual ms into the run when the join or leave starts
                                 (0: 100) */
     int join_skip_stream;    /* 1: the ring changes without streaming (join or leave;

@@ -5,8 +5,8 @@
  *   sim_test --seed S [-v]        one seed (the variant is seed % 7), with its
  *                                 stats; -v prints the event trace
  *   sim_test --seeds K [--first F]  K seeds from F (tests/long/cluster-sim.sh)
- *   --kind join|leave|repair|absence  the seeds of a kind of run (a member joins,
- *                                 leaves; background repair in the faults; a long
+ *   --kind join|leave|remove|repair|absence  the seeds of a kind of run (a member joins,
+ *                                 leaves, dies and is removed; background repair in the faults; a long
  *                                 absence with tombstone GC); --gc-no-horizon and
  *                                 --absent-no-hold switch those mechanisms off
  *
@@ -649,6 +649,85 @@ static void test_sim_leave_reads_need_their_winner_on_the_pending_replicas(void)
     printf("sim: leave seed 1157 with reads skipping the pending replicas: %s\n", r.why);
 }
 
+/* the options of a removal run: the join's (drops, slow messages, partitions, no
+ * crashes or pauses), the fifth node dying 1 s in and removed at once */
+static void remove_opts_of_sim_seed(struct sim_opts *o, uint64_t sim_seed) {
+    join_opts_of_sim_seed(o, sim_seed);
+    o->join = 0;
+    o->remove = 1;
+}
+
+static void remove_opts(struct sim_opts *o, uint64_t seed) {
+    remove_opts_of_sim_seed(o, seed * 7 + 2);
+}
+
+/* A node dies mid-workload and is removed (KVD REMOVENODE): every read that
+ * starts after a write was acknowledged sees it, before, during and after the
+ * removal (invariant 1 on the ring of the moment); after it, with hints
+ * lossless, each of the N replicas of every key in the ring without the dead
+ * node holds every acknowledged write, before any repair (the gainers pulled
+ * from the survivors); then the replicas agree after the repair pass. */
+static void test_sim_remove_mid_workload_keeps_every_acknowledged_write(void) {
+    int nseeds = getenv("SIM_REMOVE_SEEDS") ? atoi(getenv("SIM_REMOVE_SEEDS")) : 12;
+    uint64_t ranges = 0, retries = 0, records = 0, checked = 0, mid = 0;
+    for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        remove_opts(&o, seed);
+        if (sim_run(&o, &r) != 0) {
+            fprintf(stderr, "sim: remove seed %llu FAILED: %s\n  replay: build/tests/sim_test "
+                    "--kind remove --seed %llu -v\n",
+                    (unsigned long long)o.seed, r.why, (unsigned long long)o.seed);
+        }
+        CHECK(r.ok);
+        CHECK_EQ_INT(r.st.left, 1);
+        ranges += r.st.stream_ranges;
+        retries += r.st.stream_retries;
+        records += r.st.stream_records;
+        checked += r.st.reads_checked;
+        mid += r.st.join_done_ms < r.st.join_workload_end_ms;
+    }
+    printf("sim: removal over %d seeds: %llu pull sessions (%llu retried), %llu records "
+           "pulled, %llu reads checked, removed mid-workload in %llu seeds\n",
+           nseeds, (unsigned long long)ranges, (unsigned long long)retries,
+           (unsigned long long)records, (unsigned long long)checked, (unsigned long long)mid);
+    CHECK(records > 0);
+    CHECK(mid * 2 >= (uint64_t)nseeds);
+}
+
+/* the checker can fail: the ring drops the dead member without the gainers'
+ * pulls, or writes made meanwhile skip the gainers (pending replicas) */
+static void test_sim_remove_checker_catches_a_removal_without_streaming_or_pending(void) {
+    for (int what = 0; what < 2; what++) {
+        int caught = 0;
+        for (uint64_t seed = 1; seed <= 100 && !caught; seed++) {
+            struct sim_opts o;
+            struct sim_result r;
+            remove_opts(&o, seed);
+            o.ops_per_client = 150;
+            o.join_skip_stream = what == 0;
+            o.join_skip_pending = what == 1;
+            if (sim_run(&o, &r) != 0) {
+                caught = 1;
+                printf("sim: a removal without %s caught at seed %llu: %s\n",
+                       what == 0 ? "streaming" : "pending writes", (unsigned long long)o.seed,
+                       r.why);
+            }
+        }
+        CHECK(caught);
+    }
+}
+
+/* a removal run replays exactly from its seed */
+static void test_sim_remove_replays(void) {
+    struct sim_opts o;
+    struct sim_result a, b;
+    remove_opts(&o, 4);
+    CHECK_EQ_INT(sim_run(&o, &a), 0);
+    CHECK_EQ_INT(sim_run(&o, &b), 0);
+    CHECK(memcmp(&a.st, &b.st, sizeof a.st) == 0);
+}
+
 /* a leave run replays exactly from its seed */
 static void test_sim_leave_replays(void) {
     struct sim_opts o;
@@ -720,6 +799,7 @@ static opts_fn *opts_of_kind(const char *kind) {
     } kinds[] = {{"", sim_opts_for_seed},
                  {"join", join_opts_of_sim_seed},
                  {"leave", leave_opts_of_sim_seed},
+                 {"remove", remove_opts_of_sim_seed},
                  {"repair", background_opts_of_sim_seed},
                  {"absence", absence_opts_of_sim_seed},
                  {"hash", hash_opts_of_sim_seed}};
@@ -752,7 +832,7 @@ int main(int argc, char **argv) {
             verbose = 1;
         } else {
             fprintf(stderr,
-                    "usage: %s [--kind join|leave|repair|absence|hash] [--gc-no-horizon] "
+                    "usage: %s [--kind join|leave|remove|repair|absence|hash] [--gc-no-horizon] "
                     "[--absent-no-hold] (--seed S [-v] | --seeds K [--first F])\n",
                     argv[0]);
             return 2;
@@ -805,6 +885,9 @@ int main(int argc, char **argv) {
     TEST_RUN(test_sim_leave_mid_workload_keeps_every_acknowledged_write);
     TEST_RUN(test_sim_leave_checker_catches_a_leave_without_streaming_or_pending);
     TEST_RUN(test_sim_leave_replays);
+    TEST_RUN(test_sim_remove_mid_workload_keeps_every_acknowledged_write);
+    TEST_RUN(test_sim_remove_checker_catches_a_removal_without_streaming_or_pending);
+    TEST_RUN(test_sim_remove_replays);
     TEST_RUN(test_sim_leave_reads_need_their_winner_on_the_pending_replicas);
     TEST_RUN(test_sim_gossip_converges_detects_and_recovers);
     TEST_RUN(test_sim_gossip_checker_catches_no_convergence);

@@ -248,6 +248,44 @@ static int replacing(void) {
     return server.cluster_replace && server.cluster_replace[0];
 }
 
+/* cluster_config.save_join: dir/node-join, the state of a join in progress */
+static int cluster_save_join(const char *text, size_t len) {
+    char err[CONFIG_ERR_LEN];
+    if (node_join_save(text, len, err, sizeof(err)) != 0) {
+        server_log(LL_WARNING, "Cluster join state not saved (a restart streams more "
+                               "again): %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* dir/node-join of an interrupted join (cluster-join, persistent mode) into
+ * *text (kv_free it; NULL: none). A member (not joining) drops a stale one: its
+ * node-tokens is what counts. 0, or -1 after logging why. */
+static int cluster_join_file(int joining, char **text, size_t *len) {
+    char err[CONFIG_ERR_LEN];
+    *text = NULL;
+    *len = 0;
+    if (!persist_on()) {
+        return 0;
+    }
+    if (!joining || replacing()) {
+        if (!joining && node_join_save(NULL, 0, err, sizeof(err)) != 0) {
+            server_log(LL_WARNING, "Cluster: %s", err);
+        }
+        return 0;
+    }
+    if (node_join_load(text, len, err, sizeof(err)) < 0) {
+        server_log(LL_WARNING, "Cluster: %s", err);
+        return -1;
+    }
+    if (*text) {
+        server_log(LL_NOTICE, "Cluster: resuming the join interrupted by the last stop "
+                              "(<dir>/node-join)");
+    }
+    return 0;
+}
+
 /* The node's tokens: dir/node-tokens, or drawn once (random seed) and kept there.
  * *joining 1 (cluster-join yes, no node-tokens yet): the drawn tokens are a
  * placeholder, not kept: the join takes balanced ones and keeps them once it has
@@ -368,6 +406,28 @@ static int cluster_addresses(char *bind_ip, char *announce, size_t len) {
     return 0;
 }
 
+/* The node's place in the cluster from dir: not left, its tokens (*tokens:
+ * kv_free them), whether it joins, this run's generation. 0, or -1 after
+ * logging why. */
+static int cluster_identity(uint64_t **tokens, size_t *ntokens, int *joining) {
+    char err[CONFIG_ERR_LEN];
+    if (node_has_left()) {
+        server_log(LL_WARNING, "Cluster: this node left the cluster (KVD LEAVE; <dir>/node-left): "
+                               "its data is stale. Empty its dir to join it again.");
+        return -1;
+    }
+    if (cluster_tokens(tokens, ntokens, joining, err, sizeof(err)) != 0) {
+        server_log(LL_WARNING, "Cluster tokens: %s", err);
+        return -1;
+    }
+    if (node_generation_next(&server.cluster_generation, err, sizeof(err)) != 0) {
+        kv_free(*tokens);
+        server_log(LL_WARNING, "Cluster generation: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Starts cluster/ when cluster-enabled: after the listeners (the announced port
  * defaults to the bound one). 0, or -1 after logging why. */
 static int server_start_cluster(void) {
@@ -375,26 +435,17 @@ static int server_start_cluster(void) {
         return 0;
     }
     char err[CONFIG_ERR_LEN];
-    if (node_has_left()) {
-        server_log(LL_WARNING, "Cluster: this node left the cluster (KVD LEAVE; <dir>/node-left): "
-                               "its data is stale. Empty its dir to join it again.");
-        return -1;
-    }
     uint64_t *tokens = NULL;
     size_t ntokens = 0;
     int joining = 0;
-    if (cluster_tokens(&tokens, &ntokens, &joining, err, sizeof(err)) != 0) {
-        server_log(LL_WARNING, "Cluster tokens: %s", err);
-        return -1;
-    }
-    if (node_generation_next(&server.cluster_generation, err, sizeof(err)) != 0) {
-        kv_free(tokens);
-        server_log(LL_WARNING, "Cluster generation: %s", err);
+    if (cluster_identity(&tokens, &ntokens, &joining) != 0) {
         return -1;
     }
     alive_held = cluster_long_absence();
-    char bind_ip[256], announce[256];
-    if (cluster_addresses(bind_ip, announce, sizeof(announce)) != 0) {
+    char bind_ip[256], announce[256], *join_text = NULL;
+    size_t join_len = 0;
+    if (cluster_addresses(bind_ip, announce, sizeof(announce)) != 0 ||
+        cluster_join_file(joining, &join_text, &join_len) != 0) {
         kv_free(tokens);
         return -1;
     }
@@ -431,9 +482,13 @@ static int server_start_cluster(void) {
         .stream_bytes_per_sec = (uint64_t)server.stream_throughput_mb_per_sec << 20,
         .save_tokens = cluster_save_tokens,
         .on_left = cluster_on_left,
+        .join_resume = join_text,
+        .join_resume_len = join_len,
+        .save_join = persist_on() ? cluster_save_join : NULL,
     };
     server.cluster = cluster_start(server.base, &cc, &cl_store, err, sizeof(err));
     kv_free(tokens);
+    kv_free(join_text);
     if (server.cluster == NULL) {
         server_log(LL_WARNING, "Cluster: %s", err);
         return -1;

@@ -226,6 +226,53 @@ int node_tokens_save(const uint64_t *tokens, size_t n, char *err, size_t errlen)
     return rc;
 }
 
+/* ---- join (resuming an interrupted join) ---- */
+
+#define NODE_JOIN_FILE "node-join"
+/* its largest well-formed size: RING_MAX_TOKENS tokens and JOIN_RESUME_MAX_RANGES
+ * ranges of two u64 each, with room for the header lines */
+#define NODE_JOIN_FILE_MAX ((size_t)4096 * 21 + (size_t)65536 * 42 + 256)
+
+int node_join_load(char **out, size_t *len, char *err, size_t errlen) {
+    if (server.mode != MODE_PERSISTENT) {
+        return 0;
+    }
+    FILE *f = fopen(NODE_JOIN_FILE, "rb");
+    if (f == NULL) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        snprintf(err, errlen, "cannot read %s: %s", NODE_JOIN_FILE, strerror(errno));
+        return -1;
+    }
+    char *buf = kv_malloc(NODE_JOIN_FILE_MAX + 1);
+    size_t n = fread(buf, 1, NODE_JOIN_FILE_MAX + 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || n > NODE_JOIN_FILE_MAX) {
+        kv_free(buf);
+        snprintf(err, errlen, "%s is %s", NODE_JOIN_FILE, bad ? "unreadable" : "too long");
+        return -1;
+    }
+    *out = buf;
+    *len = n;
+    return 1;
+}
+
+int node_join_save(const char *text, size_t len, char *err, size_t errlen) {
+    if (server.mode != MODE_PERSISTENT) {
+        return 0;
+    }
+    if (text == NULL) {
+        if (unlink(NODE_JOIN_FILE) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "cannot remove %s: %s", NODE_JOIN_FILE, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    return write_file_atomic(NODE_JOIN_FILE, text, len, err, errlen);
+}
+
 /* ---- left (KVD LEAVE) ---- */
 
 #define NODE_LEFT_FILE "node-left"

@@ -314,6 +314,15 @@ uint32_t node_tag_of(const char *id);
 #define NODE_TOKENS_MAX 4096
 int node_tokens_load(uint64_t **out, size_t *n, char *err, size_t errlen);
 int node_tokens_save(const uint64_t *tokens, size_t n, char *err, size_t errlen);
+/* dir/node-join: the state of a join in progress (cluster/join.h describes and
+ * parses the text; this only keeps the bytes), so that a restart resumes it at
+ * the same tokens. Persistent mode only (cache mode: load finds nothing, save
+ * writes nothing). node_join_load: 1 with *out (kv_free it) and *len, 0 when
+ * there is none, -1 with err (unreadable, longer than any valid file).
+ * node_join_save: writes text[0..len) atomically, or removes the file (text
+ * NULL). 0, or -1 with err. */
+int node_join_load(char **out, size_t *len, char *err, size_t errlen);
+int node_join_save(const char *text, size_t len, char *err, size_t errlen);
 /* dir/node-left: node_left_mark writes it once this node left the cluster (KVD
  * LEAVE; persistent mode only; 0 or -1 with err); node_has_left: 1 when it is
  * there (the node then refuses to start in the cluster: its copy is stale). */
