@@ -17,24 +17,13 @@
 #include "cluster/keyless.h"
 #include "cluster/repair.h"
 
-static int replicates(const struct ring *g, uint64_t token, uint32_t self, size_t n) {
-    uint32_t idx[RING_MAX_REPLICAS];
-    size_t k = ring_replicas(g, token, n, idx);
-    for (size_t i = 0; i < k; i++) {
-        if (g->members[idx[i]].tag == self) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* Appends the ranges of g that self replicates to v. */
 static void add_ring(const struct ring *g, uint32_t self, size_t n, struct cluster_span **v,
                      size_t *len, size_t *cap) {
     struct repair_span *sp = NULL;
     size_t k = g->nvnodes ? repair_ring_ranges(g, &sp) : 0;
     for (size_t i = 0; i < k; i++) {
-        if (!replicates(g, sp[i].from, self, n)) {
+        if (!ring_replicates(g, sp[i].from, n, self)) {
             continue;
         }
         if (*len == *cap) {

@@ -23,61 +23,60 @@
 
 /* ---- the plan (pure) ---- */
 
-static size_t tags_of(const struct ring *g, uint64_t token, size_t n, uint32_t *tags) {
-    uint32_t idx[RING_MAX_REPLICAS];
-    size_t k = ring_replicas(g, token, n, idx);
-    for (size_t i = 0; i < k; i++) {
-        tags[i] = g->members[idx[i]].tag;
+/* What a plan is for: a joiner pulls what it will replicate (from the current
+ * replicas), a leaver pushes what it replicates (to the range's new replicas),
+ * a member gaining a dead one's range pulls it (from the survivors). */
+enum plan_kind { PLAN_PULL, PLAN_PUSH, PLAN_GAINED };
+
+struct plan {
+    const struct ring *cur, *fut;
+    uint32_t self, dead; /* dead: PLAN_GAINED's removed member */
+    size_t n;
+    enum plan_kind kind;
+};
+
+/* tags but skip, into out; how many */
+static size_t tags_except(const uint32_t *tags, size_t n, uint32_t skip, uint32_t *out) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (tags[i] != skip) {
+            out[k++] = tags[i];
+        }
     }
     return k;
 }
 
-static int in_tags(const uint32_t *tags, size_t n, uint32_t tag) {
-    for (size_t i = 0; i < n; i++) {
-        if (tags[i] == tag) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* the task of one range: its peers, 0 when self has nothing to do there */
-static size_t plan_range(const struct ring *cur, const struct ring *fut, uint32_t self,
-                         size_t n, int leaving, uint64_t from, uint32_t *peers) {
+static size_t plan_range(const struct plan *p, uint64_t from, uint32_t *peers) {
     uint32_t c[RING_MAX_REPLICAS], f[RING_MAX_REPLICAS];
-    size_t nc = tags_of(cur, from, n, c), nf = tags_of(fut, from, n, f), np = 0;
-    if (!leaving) { /* pull from the current replicas what self will replicate */
-        if (!in_tags(f, nf, self)) {
-            return 0;
-        }
-        for (size_t i = 0; i < nc; i++) {
-            if (c[i] != self) {
-                peers[np++] = c[i];
+    size_t nc = ring_replica_tags(p->cur, from, p->n, c);
+    size_t nf = ring_replica_tags(p->fut, from, p->n, f), np = 0;
+    int in_c = ring_tags_have(c, nc, p->self), in_f = ring_tags_have(f, nf, p->self);
+    switch (p->kind) {
+    case PLAN_PULL:
+        return in_f ? tags_except(c, nc, p->self, peers) : 0;
+    case PLAN_GAINED:
+        return in_f && !in_c ? tags_except(c, nc, p->dead, peers) : 0;
+    case PLAN_PUSH:
+        for (size_t i = 0; in_c && i < nf; i++) {
+            if (!ring_tags_have(c, nc, f[i])) {
+                peers[np++] = f[i];
             }
         }
         return np;
     }
-    if (!in_tags(c, nc, self)) { /* push to the range's new replicas */
-        return 0;
-    }
-    for (size_t i = 0; i < nf; i++) {
-        if (!in_tags(c, nc, f[i])) {
-            peers[np++] = f[i];
-        }
-    }
-    return np;
+    return 0;
 }
 
-size_t join_plan(const struct ring *cur, const struct ring *fut, uint32_t self, size_t n,
-                 int leaving, struct join_task **out) {
-    /* the ring with self is the finer one: its ranges each lie in one range of
-     * the other */
+/* One task per range of over (the finer ring: its ranges each lie in one range
+ * of the other) where self has something to do. */
+static size_t plan_ranges(const struct ring *over, const struct plan *p, struct join_task **out) {
     struct repair_span *sp;
-    size_t ns = repair_ring_ranges(leaving ? cur : fut, &sp);
+    size_t ns = repair_ring_ranges(over, &sp);
     struct join_task *t = cl_calloc(ns ? ns : 1, sizeof *t);
     size_t k = 0;
     for (size_t i = 0; i < ns; i++) {
-        t[k].npeers = plan_range(cur, fut, self, n, leaving, sp[i].from, t[k].peers);
+        t[k].npeers = plan_range(p, sp[i].from, t[k].peers);
         if (t[k].npeers) {
             t[k].from = sp[i].from;
             t[k].to = sp[i].to;
@@ -89,42 +88,19 @@ size_t join_plan(const struct ring *cur, const struct ring *fut, uint32_t self, 
     return k;
 }
 
-/* the task of one range for a removal: self replicates it in fut and not in cur;
- * the peers are its replicas in cur but the dead member */
-static size_t plan_range_gained(const struct ring *cur, const struct ring *fut, uint32_t self,
-                                uint32_t dead, size_t n, uint64_t from, uint32_t *peers) {
-    uint32_t c[RING_MAX_REPLICAS], f[RING_MAX_REPLICAS];
-    size_t nc = tags_of(cur, from, n, c), nf = tags_of(fut, from, n, f), np = 0;
-    if (!in_tags(f, nf, self) || in_tags(c, nc, self)) {
-        return 0;
-    }
-    for (size_t i = 0; i < nc; i++) {
-        if (c[i] != dead) {
-            peers[np++] = c[i];
-        }
-    }
-    return np;
+size_t join_plan(const struct ring *cur, const struct ring *fut, uint32_t self, size_t n,
+                 int leaving, struct join_task **out) {
+    /* the ring with self is the finer one */
+    struct plan p = {cur, fut, self, 0, n, leaving ? PLAN_PUSH : PLAN_PULL};
+    return plan_ranges(leaving ? cur : fut, &p, out);
 }
 
 size_t join_plan_remove(const struct ring *cur, const struct ring *fut, uint32_t self,
                         uint32_t dead, size_t n, struct join_task **out) {
     /* cur holds every token of fut but (for a replace) self's, which are the dead
-     * member's: its ranges each lie in one range of fut */
-    struct repair_span *sp;
-    size_t ns = repair_ring_ranges(cur, &sp);
-    struct join_task *t = cl_calloc(ns ? ns : 1, sizeof *t);
-    size_t k = 0;
-    for (size_t i = 0; i < ns; i++) {
-        t[k].npeers = plan_range_gained(cur, fut, self, dead, n, sp[i].from, t[k].peers);
-        if (t[k].npeers) {
-            t[k].from = sp[i].from;
-            t[k].to = sp[i].to;
-            k++;
-        }
-    }
-    free(sp);
-    *out = t;
-    return k;
+     * member's: cur is the finer one */
+    struct plan p = {cur, fut, self, dead, n, PLAN_GAINED};
+    return plan_ranges(cur, &p, out);
 }
 
 int join_session_enough(const struct repair_session *s, size_t w, int leaving) {

@@ -147,24 +147,12 @@ static void ranges_rebuild(struct repairer *r) {
 
 /* the replicas of the range holding token from (its last token's replicas) */
 static size_t range_replicas(struct repairer *r, uint64_t from, uint32_t *tags) {
-    const struct ring *g = cluster_ring_of(r->cl);
-    uint32_t idx[RING_MAX_REPLICAS];
-    size_t n = ring_replicas(g, from, (size_t)cluster_replicas(r->cl), idx);
-    for (size_t i = 0; i < n; i++) {
-        tags[i] = g->members[idx[i]].tag;
-    }
-    return n;
+    return ring_replica_tags(cluster_ring_of(r->cl), from, (size_t)cluster_replicas(r->cl), tags);
 }
 
 static int self_replicates(struct repairer *r, uint64_t from) {
-    uint32_t tags[RING_MAX_REPLICAS];
-    size_t n = range_replicas(r, from, tags);
-    for (size_t i = 0; i < n; i++) {
-        if (tags[i] == cluster_self_tag(r->cl)) {
-            return 1;
-        }
-    }
-    return 0;
+    return ring_replicates(cluster_ring_of(r->cl), from, (size_t)cluster_replicas(r->cl),
+                           cluster_self_tag(r->cl));
 }
 
 static struct rr_range *range_find(struct repairer *r, uint64_t from, uint64_t to) {

@@ -476,7 +476,16 @@ size_t ring_tokens_balance(const struct ring *r, size_t n, size_t nrep, uint64_t
     return k;
 }
 
-static int has_tag(const uint32_t *tags, size_t n, uint32_t tag) {
+size_t ring_replica_tags(const struct ring *r, uint64_t token, size_t n, uint32_t *tags) {
+    uint32_t idx[RING_MAX_REPLICAS];
+    size_t k = ring_replicas(r, token, n, idx);
+    for (size_t i = 0; i < k; i++) {
+        tags[i] = r->members[idx[i]].tag;
+    }
+    return k;
+}
+
+int ring_tags_have(const uint32_t *tags, size_t n, uint32_t tag) {
     for (size_t i = 0; i < n; i++) {
         if (tags[i] == tag) {
             return 1;
@@ -485,19 +494,20 @@ static int has_tag(const uint32_t *tags, size_t n, uint32_t tag) {
     return 0;
 }
 
+int ring_replicates(const struct ring *r, uint64_t token, size_t n, uint32_t tag) {
+    uint32_t tags[RING_MAX_REPLICAS];
+    return ring_tags_have(tags, ring_replica_tags(r, token, n, tags), tag);
+}
+
 size_t ring_write_set(const struct ring *cur, const struct ring *fut, uint64_t token,
                       size_t n, uint32_t *tags, size_t *npending) {
-    uint32_t idx[RING_MAX_REPLICAS];
-    size_t k = ring_replicas(cur, token, n, idx);
-    for (size_t i = 0; i < k; i++) {
-        tags[i] = cur->members[idx[i]].tag;
-    }
+    size_t k = ring_replica_tags(cur, token, n, tags);
     size_t base = k;
-    size_t f = fut ? ring_replicas(fut, token, n, idx) : 0;
-    for (size_t i = 0; i < f && k < RING_MAX_REPLICAS; i++) {
-        uint32_t tag = fut->members[idx[i]].tag;
-        if (!has_tag(tags, base, tag)) {
-            tags[k++] = tag;
+    uint32_t f[RING_MAX_REPLICAS];
+    size_t nf = fut ? ring_replica_tags(fut, token, n, f) : 0;
+    for (size_t i = 0; i < nf && k < RING_MAX_REPLICAS; i++) {
+        if (!ring_tags_have(tags, base, f[i])) {
+            tags[k++] = f[i];
         }
     }
     *npending = k - base;

@@ -88,6 +88,15 @@ void ring_destroy(struct ring *r);
  * RING_MAX_REPLICAS), first replica first. Returns how many. */
 size_t ring_replicas(const struct ring *r, uint64_t token, size_t n, uint32_t *out);
 
+/* ring_replicas as member tags (room for RING_MAX_REPLICAS). Returns how many. */
+size_t ring_replica_tags(const struct ring *r, uint64_t token, size_t n, uint32_t *tags);
+
+/* 1 when tag is among the n tags. */
+int ring_tags_have(const uint32_t *tags, size_t n, uint32_t tag);
+
+/* 1 when the member with this tag is among the first n replicas of token. */
+int ring_replicates(const struct ring *r, uint64_t token, size_t n, uint32_t tag);
+
 /* The index of the member with this tag, or -1. */
 long ring_find_tag(const struct ring *r, uint32_t tag);
 
