@@ -1866,20 +1866,6 @@ int cluster_is_peer_host(const struct cluster *cl, const char *ip) {
     return 0;
 }
 
-static int word_is(const struct kv_slice *a, const char *s) {
-    return a->len == strlen(s) && strncasecmp(a->p, s, a->len) == 0;
-}
-
-
-static void bulk(struct msg_buf *b, const char *p, size_t n) {
-    char hdr[32];
-    int h = snprintf(hdr, sizeof hdr, "$%zu\r\n", n);
-    msg_buf_put(b, hdr, (size_t)h);
-    msg_buf_put(b, p, n);
-    msg_buf_put(b, "\r\n", 2);
-}
-
-
 /* KVD.PEER GOSSIP <SYN> -> $<ACK>; KVD.PEER GOSSIP2 <ACK2> -> +OK; a refused or
  * malformed message -> -ERR <why> (logged). */
 static void gossip_answer(struct cluster *cl, const struct kv_slice *argv, size_t argc,
@@ -1899,7 +1885,7 @@ static void gossip_answer(struct cluster *cl, const struct kv_slice *argv, size_
         refusal_note(cl, from.id[0] ? from.id : "a peer", err);
         msg_reply_error(out, err);
     } else if (is_syn) {
-        bulk(out, ack.p, ack.len);
+        msg_buf_bulk(out, ack.p, ack.len);
     } else {
         msg_buf_put(out, "+OK\r\n", 5);
     }
@@ -1930,7 +1916,7 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
         msg_reply_error(out, "ERR wrong number of arguments for 'kvd.peer' command");
         return 0;
     }
-    if (word_is(&argv[1], "HELLO") || word_is(&argv[1], "AUTH")) {
+    if (msg_word_is(argv[1], "HELLO") || msg_word_is(argv[1], "AUTH")) {
         uint8_t rnd[32], nonce[AUTH_NONCE_LEN];
         if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
             for (size_t i = 0; i < sizeof rnd; i++) {
@@ -1942,10 +1928,10 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
         auth_listener_step_argv(&p->auth, (int)argc - 1, argv + 1, nonce, &r);
         if (r.kind == AUTH_REPLY_PAIR) {
             msg_buf_put(out, "*2\r\n", 4);
-            bulk(out, r.a, r.alen);
-            bulk(out, r.b, r.blen);
+            msg_buf_bulk(out, r.a, r.alen);
+            msg_buf_bulk(out, r.b, r.blen);
         } else if (r.kind == AUTH_REPLY_BULK) {
-            bulk(out, r.a, r.alen);
+            msg_buf_bulk(out, r.a, r.alen);
         } else {
             msg_buf_put(out, "-", 1);
             msg_buf_put(out, r.a, r.alen);
@@ -1960,40 +1946,40 @@ int cluster_peer_command(struct cluster *cl, struct cluster_peer *p,
         msg_buf_put(out, "-NOAUTH peer not authenticated\r\n", 32);
         return 1;
     }
-    if (word_is(&argv[1], "GOSSIP") || word_is(&argv[1], "GOSSIP2")) {
+    if (msg_word_is(argv[1], "GOSSIP") || msg_word_is(argv[1], "GOSSIP2")) {
         gossip_answer(cl, argv, argc, argv[1].len == 6, out);
         return 0;
     }
-    if ((word_is(&argv[1], "READ") || word_is(&argv[1], "SCAN")) &&
+    if ((msg_word_is(argv[1], "READ") || msg_word_is(argv[1], "SCAN")) &&
         !repairer_serving(cl->rep, cl->why, sizeof cl->why)) {
         /* back after a long absence: its data may lack tombstones the others
          * dropped; counted in a quorum it would bring deleted values back */
         msg_reply_error(out, cl->why);
         return 0;
     }
-    if (word_is(&argv[1], "READ") || word_is(&argv[1], "WRITE") || word_is(&argv[1], "MWRITE")) {
+    if (msg_word_is(argv[1], "READ") || msg_word_is(argv[1], "WRITE") || msg_word_is(argv[1], "MWRITE")) {
         struct replica_store st = {cl->store.ctx, cl->store.read, cl->store.apply,
                                    cl->store.observe};
         replica_handle(&st, argv, argc, out);
         return 0;
     }
-    if (word_is(&argv[1], "SCAN") || word_is(&argv[1], "FLUSH")) {
+    if (msg_word_is(argv[1], "SCAN") || msg_word_is(argv[1], "FLUSH")) {
         scan_peer_answer(&cl->store, argv, argc, out);
         return 0;
     }
-    if (word_is(&argv[1], "MERKLE")) {
+    if (msg_word_is(argv[1], "MERKLE")) {
         merkle_peer_answer(&cl->store, argv, argc, out);
         return 0;
     }
-    if (word_is(&argv[1], "RANGE")) {
+    if (msg_word_is(argv[1], "RANGE")) {
         repair_range_answer(&cl->store, argv, argc, out);
         return 0;
     }
-    if (word_is(&argv[1], "REPAIR")) {
+    if (msg_word_is(argv[1], "REPAIR")) {
         repairer_peer_answer(cl->rep, argv, argc, out);
         return 0;
     }
-    if (word_is(&argv[1], "REMOVED")) {
+    if (msg_word_is(argv[1], "REMOVED")) {
         removed_answer(cl, argv, argc, out);
         return 0;
     }

@@ -6,16 +6,6 @@
 #include <string.h>
 #include <xxhash.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return MSG_INVALID;
-}
-
 static struct kv_version get_version(const unsigned char *p) {
     return (struct kv_version){msg_get_be(p, 8), (uint32_t)msg_get_be(p + 8, 4)};
 }
@@ -60,30 +50,30 @@ static int read_entry(struct fields_iter *it, struct fields_entry *e) {
 int fields_check(const char *p, size_t len, struct kv_version top, struct kv_version *floor,
                  uint32_t *count, char *err, size_t errlen) {
     if (len < FIELDS_HDR) {
-        return fail(err, errlen, "fields: %zu bytes, header needs %d", len, FIELDS_HDR);
+        return msg_fail(err, errlen, MSG_INVALID, "fields: %zu bytes, header needs %d", len, FIELDS_HDR);
     }
     const unsigned char *u = (const unsigned char *)p;
     *floor = get_version(u);
     *count = (uint32_t)msg_get_be(u + 12, 4);
     if (kv_version_cmp(*floor, top) > 0) {
-        return fail(err, errlen, "fields: floor above the record's version");
+        return msg_fail(err, errlen, MSG_INVALID, "fields: floor above the record's version");
     }
     struct fields_iter it = {u + FIELDS_HDR, u + len, 0};
     struct fields_entry prev = {0}, e;
     for (uint32_t i = 0; i < *count; i++) {
         if (!read_entry(&it, &e)) {
-            return fail(err, errlen, "fields: entry %u of %u malformed", i, *count);
+            return msg_fail(err, errlen, MSG_INVALID, "fields: entry %u of %u malformed", i, *count);
         }
         if (kv_version_cmp(e.v, *floor) < 0 || kv_version_cmp(e.v, top) > 0) {
-            return fail(err, errlen, "fields: entry %u version outside floor..record", i);
+            return msg_fail(err, errlen, MSG_INVALID, "fields: entry %u version outside floor..record", i);
         }
         if (i > 0 && fields_entry_cmp(&prev, &e) >= 0) {
-            return fail(err, errlen, "fields: entry %u out of order or repeated", i);
+            return msg_fail(err, errlen, MSG_INVALID, "fields: entry %u out of order or repeated", i);
         }
         prev = e;
     }
     if (it.p != it.end) {
-        return fail(err, errlen, "fields: %zu bytes after %u entries",
+        return msg_fail(err, errlen, MSG_INVALID, "fields: %zu bytes after %u entries",
                     (size_t)(it.end - it.p), *count);
     }
     return MSG_OK;

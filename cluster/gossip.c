@@ -208,36 +208,23 @@ static void rdigests(struct rd *r, struct g_msg *m) {
     }
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return GOSSIP_INVALID;
-}
-
 /* Decodes a whole message of the kind expected. GOSSIP_OK with *m filled (free
  * with msg_free), else GOSSIP_INVALID with nothing allocated. */
 static int msg_decode(const void *buf, size_t len, int kind, struct g_msg *m, char *err,
                       size_t errlen) {
     memset(m, 0, sizeof *m);
     if (len > GOSSIP_MAX_MSG) {
-        return fail(err, errlen, "gossip message of %zu bytes (at most %u)", len,
+        return msg_fail(err, errlen, GOSSIP_INVALID, "gossip message of %zu bytes (at most %u)", len,
                     GOSSIP_MAX_MSG);
     }
     struct rd r = {buf, (const unsigned char *)buf + len, 0};
     if (!need(&r, 4) || memcmp(r.p, MAGIC, 4) != 0) {
-        return fail(err, errlen, "not a gossip message (bad magic)");
+        return msg_fail(err, errlen, GOSSIP_INVALID, "not a gossip message (bad magic)");
     }
     r.p += 4;
     m->kind = (int)rn(&r, 1);
     if (r.bad || m->kind != kind) {
-        return fail(err, errlen, "gossip message of kind %d where %d was expected", m->kind,
+        return msg_fail(err, errlen, GOSSIP_INVALID, "gossip message of kind %d where %d was expected", m->kind,
                     kind);
     }
     rstr(&r, m->from.id, RING_ID_MAX);
@@ -259,7 +246,7 @@ static int msg_decode(const void *buf, size_t len, int kind, struct g_msg *m, ch
     if (r.bad) {
         size_t at = (size_t)(r.p - (const unsigned char *)buf);
         msg_free(m);
-        return fail(err, errlen, "malformed gossip message near byte %zu of %zu", at, len);
+        return msg_fail(err, errlen, GOSSIP_INVALID, "malformed gossip message near byte %zu of %zu", at, len);
     }
     return GOSSIP_OK;
 }

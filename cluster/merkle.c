@@ -205,9 +205,7 @@ void merkle_peer_answer(const struct cluster_store *st, const struct kv_slice *a
         return;
     }
     size_t n = (size_t)1 << m.depth, len = 8 + 8 * n;
-    char h[32];
-    int hl = snprintf(h, sizeof h, "$%zu\r\n", len);
-    msg_buf_put(out, h, (size_t)hl);
+    msg_buf_bulk_header(out, len);
     unsigned char b[8];
     msg_put_be(b, m.nkeys, 8);
     msg_buf_put(out, b, 8);

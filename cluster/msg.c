@@ -9,7 +9,7 @@
 #include "cluster/fields.h"
 #include "cluster/mem.h"
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
+int msg_fail(char *err, size_t errlen, int code, const char *fmt, ...) {
     if (err && errlen) {
         va_list ap;
         va_start(ap, fmt);
@@ -123,13 +123,12 @@ void msg_argv_free(struct msg_argv *a) {
     memset(a, 0, sizeof *a);
 }
 
-static int slice_is(struct kv_slice s, const char *word) {
+int msg_word_is(struct kv_slice s, const char *word) {
     size_t n = strlen(word);
     return s.len == n && strncasecmp(s.p, word, n) == 0;
 }
 
-/* decimal 0..MSG_MAX_DB, no sign, no leading zero */
-static int parse_db(struct kv_slice s, unsigned *db) {
+int msg_parse_db(struct kv_slice s, unsigned *db) {
     if (s.len == 0 || s.len > 5 || (s.len > 1 && s.p[0] == '0')) {
         return -1;
     }
@@ -150,30 +149,30 @@ static int parse_db(struct kv_slice s, unsigned *db) {
 int msg_decode_request(const struct kv_slice *argv, size_t argc, struct msg_request *out,
                        char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
-    if (argc < 2 || !slice_is(argv[0], MSG_COMMAND)) {
-        return fail(err, errlen, MSG_INVALID, "not a " MSG_COMMAND " message");
+    if (argc < 2 || !msg_word_is(argv[0], MSG_COMMAND)) {
+        return msg_fail(err, errlen, MSG_INVALID, "not a " MSG_COMMAND " message");
     }
-    if (slice_is(argv[1], "READ")) {
+    if (msg_word_is(argv[1], "READ")) {
         out->verb = MSG_READ;
         if (argc < 4 || argc - 3 > MSG_MAX_KEYS) {
-            return fail(err, errlen, MSG_INVALID, MSG_COMMAND " READ: 1..%d keys", MSG_MAX_KEYS);
+            return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND " READ: 1..%d keys", MSG_MAX_KEYS);
         }
-    } else if (slice_is(argv[1], "WRITE")) {
+    } else if (msg_word_is(argv[1], "WRITE")) {
         out->verb = MSG_WRITE;
         if (argc != 5) {
-            return fail(err, errlen, MSG_INVALID, MSG_COMMAND " WRITE: wrong number of arguments");
+            return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND " WRITE: wrong number of arguments");
         }
-    } else if (slice_is(argv[1], "MWRITE")) {
+    } else if (msg_word_is(argv[1], "MWRITE")) {
         out->verb = MSG_MWRITE;
         if (argc < 5 || (argc - 3) % 2 != 0 || (argc - 3) / 2 > MSG_MAX_KEYS) {
-            return fail(err, errlen, MSG_INVALID, MSG_COMMAND " MWRITE: 1..%d key, record pairs",
+            return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND " MWRITE: 1..%d key, record pairs",
                         MSG_MAX_KEYS);
         }
     } else {
-        return fail(err, errlen, MSG_INVALID, MSG_COMMAND ": unknown verb");
+        return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND ": unknown verb");
     }
-    if (parse_db(argv[2], &out->db) != 0) {
-        return fail(err, errlen, MSG_INVALID, MSG_COMMAND ": bad db");
+    if (msg_parse_db(argv[2], &out->db) != 0) {
+        return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND ": bad db");
     }
     out->keys = argv + 3;
     if (out->verb == MSG_READ) {
@@ -186,14 +185,14 @@ int msg_decode_request(const struct kv_slice *argv, size_t argc, struct msg_requ
             struct msg_record rec;
             const struct kv_slice *r = &argv[4 + 2 * i];
             if (msg_record_parse(r->p, r->len, &rec) != MSG_OK) {
-                return fail(err, errlen, MSG_INVALID, MSG_COMMAND " MWRITE: bad record %zu", i);
+                return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND " MWRITE: bad record %zu", i);
             }
         }
         return MSG_OK;
     }
     out->nkeys = 1;
     if (msg_record_parse(argv[4].p, argv[4].len, &out->rec) != MSG_OK) {
-        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " WRITE: bad record");
+        return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND " WRITE: bad record");
     }
     return MSG_OK;
 }
@@ -213,6 +212,18 @@ void msg_buf_put(struct msg_buf *b, const void *p, size_t n) {
         memcpy(b->p + b->len, p, n);
     }
     b->len += n;
+}
+
+void msg_buf_bulk_header(struct msg_buf *b, size_t n) {
+    char h[32];
+    int k = snprintf(h, sizeof h, "$%zu\r\n", n);
+    msg_buf_put(b, h, (size_t)k);
+}
+
+void msg_buf_bulk(struct msg_buf *b, const void *p, size_t n) {
+    msg_buf_bulk_header(b, n);
+    msg_buf_put(b, p, n);
+    msg_buf_put(b, "\r\n", 2);
 }
 
 static void buf_printf(struct msg_buf *b, const char *fmt, ...) {
@@ -277,32 +288,32 @@ void msg_buf_free(struct msg_buf *b) {
 
 static int remote_error(const redisReply *r, char *err, size_t errlen) {
     int n = r->len > 200 ? 200 : (int)r->len;
-    return fail(err, errlen, MSG_REMOTE, "%.*s", n, r->str ? r->str : "");
+    return msg_fail(err, errlen, MSG_REMOTE, "%.*s", n, r->str ? r->str : "");
 }
 
 int msg_decode_read_reply(const redisReply *r, size_t nkeys, struct msg_item *items,
                           char *err, size_t errlen) {
     if (r == NULL) {
-        return fail(err, errlen, MSG_INVALID, "no reply");
+        return msg_fail(err, errlen, MSG_INVALID, "no reply");
     }
     if (r->type == REDIS_REPLY_ERROR) {
         return remote_error(r, err, errlen);
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != nkeys) {
-        return fail(err, errlen, MSG_INVALID, "READ reply: not an array of %zu items", nkeys);
+        return msg_fail(err, errlen, MSG_INVALID, "READ reply: not an array of %zu items", nkeys);
     }
     for (size_t i = 0; i < nkeys; i++) {
         const redisReply *e = r->element[i];
         memset(&items[i], 0, sizeof items[i]);
         if (e == NULL) {
-            return fail(err, errlen, MSG_INVALID, "READ reply: missing item %zu", i);
+            return msg_fail(err, errlen, MSG_INVALID, "READ reply: missing item %zu", i);
         }
         if (e->type == REDIS_REPLY_NIL) {
             continue;
         }
         if (e->type != REDIS_REPLY_STRING ||
             msg_record_parse(e->str, (size_t)e->len, &items[i].rec) != MSG_OK) {
-            return fail(err, errlen, MSG_INVALID, "READ reply: bad record at item %zu", i);
+            return msg_fail(err, errlen, MSG_INVALID, "READ reply: bad record at item %zu", i);
         }
         items[i].found = 1;
     }
@@ -311,13 +322,13 @@ int msg_decode_read_reply(const redisReply *r, size_t nkeys, struct msg_item *it
 
 int msg_decode_write_reply(const redisReply *r, int *applied, char *err, size_t errlen) {
     if (r == NULL) {
-        return fail(err, errlen, MSG_INVALID, "no reply");
+        return msg_fail(err, errlen, MSG_INVALID, "no reply");
     }
     if (r->type == REDIS_REPLY_ERROR) {
         return remote_error(r, err, errlen);
     }
     if (r->type != REDIS_REPLY_INTEGER || (r->integer != 0 && r->integer != 1)) {
-        return fail(err, errlen, MSG_INVALID, "WRITE reply: not :0 or :1");
+        return msg_fail(err, errlen, MSG_INVALID, "WRITE reply: not :0 or :1");
     }
     *applied = (int)r->integer;
     return MSG_OK;
@@ -326,18 +337,18 @@ int msg_decode_write_reply(const redisReply *r, int *applied, char *err, size_t 
 int msg_decode_mwrite_reply(const redisReply *r, size_t n, int *applied, char *err,
                             size_t errlen) {
     if (r == NULL) {
-        return fail(err, errlen, MSG_INVALID, "no reply");
+        return msg_fail(err, errlen, MSG_INVALID, "no reply");
     }
     if (r->type == REDIS_REPLY_ERROR) {
         return remote_error(r, err, errlen);
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-        return fail(err, errlen, MSG_INVALID, "MWRITE reply: not an array of %zu items", n);
+        return msg_fail(err, errlen, MSG_INVALID, "MWRITE reply: not an array of %zu items", n);
     }
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = r->element[i];
         if (e == NULL || e->type != REDIS_REPLY_INTEGER || (e->integer != 0 && e->integer != 1)) {
-            return fail(err, errlen, MSG_INVALID, "MWRITE reply: item %zu not :0 or :1", i);
+            return msg_fail(err, errlen, MSG_INVALID, "MWRITE reply: item %zu not :0 or :1", i);
         }
         applied[i] = (int)e->integer;
     }

@@ -131,6 +131,11 @@ void msg_encode_write(struct msg_argv *out, unsigned db, const char *key, size_t
 void msg_encode_mwrite(struct msg_argv *out, unsigned db, const struct msg_write *w, size_t n);
 void msg_argv_free(struct msg_argv *a);
 
+/* 1 when s is word, in any case (a peer verb). */
+int msg_word_is(struct kv_slice s, const char *word);
+/* A db argument: decimal 0..MSG_MAX_DB, no sign, no leading zero. 0, or -1. */
+int msg_parse_db(struct kv_slice s, unsigned *db);
+
 /* Decodes argv[0..argc) (argv[0] is MSG_COMMAND, any case) into *out, borrowing from
  * argv. Returns MSG_OK or MSG_INVALID with err ("KVD.PEER READ: bad db"). */
 int msg_decode_request(const struct kv_slice *argv, size_t argc, struct msg_request *out,
@@ -156,6 +161,14 @@ void msg_reply_error(struct msg_buf *b, const char *text);
 void msg_argv_to_resp(const struct msg_argv *a, struct msg_buf *b);
 /* Appends n bytes (p may be NULL when n is 0), growing the buffer by doubling. */
 void msg_buf_put(struct msg_buf *b, const void *p, size_t n);
+/* Appends a RESP bulk string's header "$<n>\r\n" (its n bytes and CRLF follow). */
+void msg_buf_bulk_header(struct msg_buf *b, size_t n);
+/* Appends p[0..n) as a RESP bulk string. */
+void msg_buf_bulk(struct msg_buf *b, const void *p, size_t n);
+/* Writes the formatted text to err (when err and errlen) and returns code: the
+ * decoders' "fail with why" step. */
+int msg_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void msg_buf_free(struct msg_buf *b);
 
 /* Decodes a READ reply for nkeys keys into items[0..nkeys), borrowing values from r.

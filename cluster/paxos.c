@@ -434,16 +434,6 @@ void paxos_destroy(struct paxos_proposer *p) {
 
 /* ---- messages ---- */
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static void ballot_put(unsigned char *p, struct kv_version b) {
     msg_put_be(p, b.hlc, 8);
     msg_put_be(p + 8, b.node, 4);
@@ -497,41 +487,20 @@ void paxos_encode_accept(struct msg_argv *out, unsigned db, const char *key, siz
     out->argv[5] = (const char *)o, out->argvlen[5] = PAXOS_BALLOT_LEN;
 }
 
-static int slice_is(struct kv_slice s, const char *word) {
-    size_t n = strlen(word);
-    return s.len == n && strncasecmp(s.p, word, n) == 0;
-}
-
-/* decimal 0..MSG_MAX_DB, no sign, no leading zero (msg.c's rule) */
-static int parse_db(struct kv_slice s, unsigned *db) {
-    if (s.len == 0 || s.len > 5 || (s.len > 1 && s.p[0] == '0')) {
-        return -1;
-    }
-    unsigned v = 0;
-    for (size_t i = 0; i < s.len; i++) {
-        if (s.p[i] < '0' || s.p[i] > '9') {
-            return -1;
-        }
-        v = v * 10 + (unsigned)(s.p[i] - '0');
-    }
-    *db = v;
-    return v > MSG_MAX_DB ? -1 : 0;
-}
-
 static int decode_accept(const struct kv_slice *argv, struct paxos_request *out, char *err,
                          size_t errlen) {
     if (msg_record_parse(argv[4].p, argv[4].len, &out->rec) != MSG_OK) {
-        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " ACCEPT: bad record");
+        return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND " ACCEPT: bad record");
     }
     if (out->rec.fields) {
-        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " ACCEPT: field records not supported");
+        return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND " ACCEPT: field records not supported");
     }
     if (ballot_get(argv[5].p, argv[5].len, &out->origin) != 0) {
-        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " ACCEPT: bad origin");
+        return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND " ACCEPT: bad origin");
     }
     out->ballot = out->rec.v;
     if (kv_version_cmp(out->origin, out->ballot) > 0 || paxos_ballot_zero(out->ballot)) {
-        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " ACCEPT: origin above the ballot");
+        return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND " ACCEPT: origin above the ballot");
     }
     return MSG_OK;
 }
@@ -539,39 +508,31 @@ static int decode_accept(const struct kv_slice *argv, struct paxos_request *out,
 int paxos_decode_request(const struct kv_slice *argv, size_t argc, struct paxos_request *out,
                          char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
-    if (argc < 2 || !slice_is(argv[0], MSG_COMMAND)) {
-        return fail(err, errlen, MSG_INVALID, "not a " MSG_COMMAND " message");
+    if (argc < 2 || !msg_word_is(argv[0], MSG_COMMAND)) {
+        return msg_fail(err, errlen, MSG_INVALID, "not a " MSG_COMMAND " message");
     }
-    if (slice_is(argv[1], "PREPARE")) {
+    if (msg_word_is(argv[1], "PREPARE")) {
         out->verb = PAXOS_REQ_PREPARE;
-    } else if (slice_is(argv[1], "ACCEPT")) {
+    } else if (msg_word_is(argv[1], "ACCEPT")) {
         out->verb = PAXOS_REQ_ACCEPT;
     } else {
-        return fail(err, errlen, MSG_INVALID, MSG_COMMAND ": not PREPARE or ACCEPT");
+        return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND ": not PREPARE or ACCEPT");
     }
     if (argc != (out->verb == PAXOS_REQ_PREPARE ? 5u : 6u)) {
-        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " %s: wrong number of arguments",
+        return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND " %s: wrong number of arguments",
                     out->verb == PAXOS_REQ_PREPARE ? "PREPARE" : "ACCEPT");
     }
-    if (parse_db(argv[2], &out->db) != 0) {
-        return fail(err, errlen, MSG_INVALID, MSG_COMMAND ": bad db");
+    if (msg_parse_db(argv[2], &out->db) != 0) {
+        return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND ": bad db");
     }
     out->key = argv[3];
     if (out->verb == PAXOS_REQ_ACCEPT) {
         return decode_accept(argv, out, err, errlen);
     }
     if (ballot_get(argv[4].p, argv[4].len, &out->ballot) != 0 || paxos_ballot_zero(out->ballot)) {
-        return fail(err, errlen, MSG_INVALID, MSG_COMMAND " PREPARE: bad ballot");
+        return msg_fail(err, errlen, MSG_INVALID, MSG_COMMAND " PREPARE: bad ballot");
     }
     return MSG_OK;
-}
-
-static void put_bulk(struct msg_buf *b, const void *p, size_t n) {
-    char hdr[32];
-    int h = snprintf(hdr, sizeof hdr, "$%zu\r\n", n);
-    msg_buf_put(b, hdr, (size_t)h);
-    msg_buf_put(b, p, n);
-    msg_buf_put(b, "\r\n", 2);
 }
 
 static void reply_head(struct msg_buf *b, int vote, struct kv_version ballot) {
@@ -580,7 +541,7 @@ static void reply_head(struct msg_buf *b, int vote, struct kv_version ballot) {
     int h = snprintf(hdr, sizeof hdr, "*4\r\n:%d\r\n", vote);
     msg_buf_put(b, hdr, (size_t)h);
     ballot_put(bal, ballot);
-    put_bulk(b, bal, sizeof bal);
+    msg_buf_bulk(b, bal, sizeof bal);
 }
 
 void paxos_reply_promise(struct msg_buf *b, struct kv_version ballot,
@@ -592,14 +553,12 @@ void paxos_reply_promise(struct msg_buf *b, struct kv_version ballot,
     }
     unsigned char hdr[MSG_REC_HDR], org[PAXOS_BALLOT_LEN];
     msg_record_header(rec, hdr);
-    char len[32];
-    int n = snprintf(len, sizeof len, "$%zu\r\n", MSG_REC_HDR + rec->vlen);
-    msg_buf_put(b, len, (size_t)n);
+    msg_buf_bulk_header(b, MSG_REC_HDR + rec->vlen);
     msg_buf_put(b, hdr, sizeof hdr);
     msg_buf_put(b, rec->val, rec->vlen);
     msg_buf_put(b, "\r\n", 2);
     ballot_put(org, origin);
-    put_bulk(b, org, sizeof org);
+    msg_buf_bulk(b, org, sizeof org);
 }
 
 void paxos_reply_vote(struct msg_buf *b, int vote, struct kv_version ballot) {
@@ -626,11 +585,11 @@ static int decode_promise(const redisReply *r, struct paxos_reply *out, char *er
     if (item->type != REDIS_REPLY_STRING ||
         msg_record_parse(item->str, (size_t)item->len, &out->rec) != MSG_OK || out->rec.fields ||
         !is_ballot(org, &out->origin)) {
-        return fail(err, errlen, MSG_INVALID, "PROMISE reply: bad record or origin");
+        return msg_fail(err, errlen, MSG_INVALID, "PROMISE reply: bad record or origin");
     }
     if (kv_version_cmp(out->rec.v, out->ballot) >= 0 ||
         kv_version_cmp(out->origin, out->rec.v) > 0) {
-        return fail(err, errlen, MSG_INVALID, "PROMISE reply: ballots out of order");
+        return msg_fail(err, errlen, MSG_INVALID, "PROMISE reply: ballots out of order");
     }
     out->found = 1;
     return MSG_OK;
@@ -639,42 +598,56 @@ static int decode_promise(const redisReply *r, struct paxos_reply *out, char *er
 int paxos_decode_reply(const redisReply *r, struct paxos_reply *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (r == NULL) {
-        return fail(err, errlen, MSG_INVALID, "no reply");
+        return msg_fail(err, errlen, MSG_INVALID, "no reply");
     }
     if (r->type == REDIS_REPLY_ERROR) {
         int n = r->len > 200 ? 200 : (int)r->len;
-        return fail(err, errlen, MSG_REMOTE, "%.*s", n, r->str ? r->str : "");
+        return msg_fail(err, errlen, MSG_REMOTE, "%.*s", n, r->str ? r->str : "");
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || r->element[0] == NULL ||
         r->element[1] == NULL || r->element[2] == NULL || r->element[3] == NULL) {
-        return fail(err, errlen, MSG_INVALID, "paxos reply: not an array of 4");
+        return msg_fail(err, errlen, MSG_INVALID, "paxos reply: not an array of 4");
     }
     const redisReply *v = r->element[0];
     if (v->type != REDIS_REPLY_INTEGER || v->integer < PAXOS_PROMISE ||
         v->integer > PAXOS_REJECT || !is_ballot(r->element[1], &out->ballot)) {
-        return fail(err, errlen, MSG_INVALID, "paxos reply: bad vote or ballot");
+        return msg_fail(err, errlen, MSG_INVALID, "paxos reply: bad vote or ballot");
     }
     out->vote = (int)v->integer;
     if (out->vote == PAXOS_PROMISE) {
         return decode_promise(r, out, err, errlen);
     }
     if (!is_nil(r->element[2]) || !is_nil(r->element[3])) {
-        return fail(err, errlen, MSG_INVALID, "paxos reply: a vote with a record");
+        return msg_fail(err, errlen, MSG_INVALID, "paxos reply: a vote with a record");
     }
     return MSG_OK;
 }
 
 /* ---- the replica side ---- */
 
+static const char PREPARE_FAILED[] = MSG_COMMAND " PREPARE: the store failed";
+static const char ACCEPT_FAILED[] = MSG_COMMAND " ACCEPT: the store failed";
+
+/* The key's acceptor state and held record (rc 1: a record; 0: none), or -1
+ * after answering failed. */
+static int replica_load(const struct paxos_store *st, const struct paxos_request *q,
+                        struct paxos_acceptor *a, struct msg_record *held, const char *failed,
+                        struct msg_buf *out) {
+    memset(a, 0, sizeof *a);
+    int rc = st->load(st->ctx, q->db, q->key.p, q->key.len, a, held);
+    if (rc < 0) {
+        msg_reply_error(out, failed);
+    }
+    return rc;
+}
+
 static void replica_prepare(const struct paxos_store *st, const struct paxos_gate *g,
                             const struct paxos_request *q, struct msg_buf *out) {
     struct paxos_acceptor a;
     struct msg_record held;
     struct kv_version hi = {0, 0};
-    memset(&a, 0, sizeof a);
-    int rc = st->load(st->ctx, q->db, q->key.p, q->key.len, &a, &held);
+    int rc = replica_load(st, q, &a, &held, PREPARE_FAILED, out);
     if (rc < 0) {
-        msg_reply_error(out, MSG_COMMAND " PREPARE: the store failed");
         return;
     }
     int vote = paxos_acceptor_prepare(&a, g, q->ballot, &hi);
@@ -693,7 +666,7 @@ static void replica_prepare(const struct paxos_store *st, const struct paxos_gat
     paxos_reply_promise(out, q->ballot, rc == 1 ? &held : NULL, a.origin);
     if (st->promise(st->ctx, q->db, q->key.p, q->key.len, &a) != 0) {
         out->len = mark;
-        msg_reply_error(out, MSG_COMMAND " PREPARE: the store failed");
+        msg_reply_error(out, PREPARE_FAILED);
     }
 }
 
@@ -702,10 +675,8 @@ static void replica_accept(const struct paxos_store *st, const struct paxos_gate
     struct paxos_acceptor a;
     struct msg_record held;
     struct kv_version hi = {0, 0};
-    memset(&a, 0, sizeof a);
-    int rc = st->load(st->ctx, q->db, q->key.p, q->key.len, &a, &held);
+    int rc = replica_load(st, q, &a, &held, ACCEPT_FAILED, out);
     if (rc < 0) {
-        msg_reply_error(out, MSG_COMMAND " ACCEPT: the store failed");
         return;
     }
     int duplicate = rc == 1 && kv_version_cmp(a.accepted, q->ballot) == 0;
@@ -715,7 +686,7 @@ static void replica_accept(const struct paxos_store *st, const struct paxos_gate
         return;
     }
     if (!duplicate && st->accept(st->ctx, q->db, q->key.p, q->key.len, &a, &q->rec) != 0) {
-        msg_reply_error(out, MSG_COMMAND " ACCEPT: the store failed");
+        msg_reply_error(out, ACCEPT_FAILED);
         return;
     }
     paxos_reply_vote(out, PAXOS_ACCEPTED, q->ballot);

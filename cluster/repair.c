@@ -130,18 +130,12 @@ void repair_encode_range(struct msg_argv *out, uint64_t from, uint64_t to, size_
     }
 }
 
-static void bulk_hdr(struct msg_buf *b, size_t n) {
-    char h[32];
-    int k = snprintf(h, sizeof h, "$%zu\r\n", n);
-    msg_buf_put(b, h, (size_t)k);
-}
-
 static void reply_page(const struct repair_page *pg, struct msg_buf *out) {
     char h[32], nb[32];
     int k = snprintf(h, sizeof h, "*%zu\r\n", pg->n + 1);
     msg_buf_put(out, h, (size_t)k);
     int nl = snprintf(nb, sizeof nb, "%llu", (unsigned long long)pg->next);
-    bulk_hdr(out, (size_t)nl);
+    msg_buf_bulk_header(out, (size_t)nl);
     msg_buf_put(out, nb, (size_t)nl);
     msg_buf_put(out, "\r\n", 2);
     for (size_t i = 0; i < pg->n; i++) {
@@ -151,7 +145,7 @@ static void reply_page(const struct repair_page *pg, struct msg_buf *out) {
         msg_put_be(hdr + 8, r->db, 2);
         msg_put_be(hdr + 10, r->klen, 4);
         msg_record_header(&r->rec, hdr + REPAIR_ITEM_HDR);
-        bulk_hdr(out, sizeof hdr + r->klen + r->rec.vlen);
+        msg_buf_bulk_header(out, sizeof hdr + r->klen + r->rec.vlen);
         msg_buf_put(out, hdr, REPAIR_ITEM_HDR);
         msg_buf_put(out, r->key, r->klen);
         msg_buf_put(out, hdr + REPAIR_ITEM_HDR, MSG_REC_HDR);

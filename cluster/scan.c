@@ -238,12 +238,6 @@ void scan_encode_flush(struct msg_argv *out, int db, uint64_t hlc) {
 /* ---- the replica side ---- */
 
 
-static void bulk_hdr(struct msg_buf *b, size_t n) {
-    char h[32];
-    int k = snprintf(h, sizeof h, "$%zu\r\n", n);
-    msg_buf_put(b, h, (size_t)k);
-}
-
 struct collect {
     struct scan_page *page;
     size_t count, bytes;
@@ -287,10 +281,6 @@ int scan_local(const struct cluster_store *st, unsigned db, uint64_t from, uint6
     return 0;
 }
 
-static int word_is(const struct kv_slice *a, const char *s) {
-    return a->len == strlen(s) && strncasecmp(a->p, s, a->len) == 0;
-}
-
 static void answer_scan(const struct cluster_store *st, const struct kv_slice *argv, size_t argc,
                         struct msg_buf *out) {
     uint64_t db, from, to, count;
@@ -326,7 +316,7 @@ static void answer_scan(const struct cluster_store *st, const struct kv_slice *a
     char h[32];
     int k = snprintf(h, sizeof h, "*%zu\r\n", pg.n + 1);
     msg_buf_put(out, h, (size_t)k);
-    bulk_hdr(out, (size_t)nl);
+    msg_buf_bulk_header(out, (size_t)nl);
     msg_buf_put(out, nb, (size_t)nl);
     msg_buf_put(out, "\r\n", 2);
     for (size_t i = 0; i < pg.n; i++) {
@@ -336,7 +326,7 @@ static void answer_scan(const struct cluster_store *st, const struct kv_slice *a
         struct msg_record rec = {x->v, x->deleted, x->expire_at, NULL, 0};
         msg_record_header(&rec, hdr + 8);
         hdr[8 + MSG_REC_HDR] = (unsigned char)x->type;
-        bulk_hdr(out, SCAN_ITEM_HDR + x->klen);
+        msg_buf_bulk_header(out, SCAN_ITEM_HDR + x->klen);
         msg_buf_put(out, hdr, sizeof hdr);
         msg_buf_put(out, x->key, x->klen);
         msg_buf_put(out, "\r\n", 2);
@@ -352,7 +342,7 @@ static void answer_flush(const struct cluster_store *st, const struct kv_slice *
         msg_reply_error(out, MSG_COMMAND " FLUSH: wrong number of arguments");
         return;
     }
-    if (word_is(&argv[2], "ALL")) {
+    if (msg_word_is(argv[2], "ALL")) {
         all = 1;
     } else if (scan_parse_u64(argv[2].p, argv[2].len, &db) != 0 || db > MSG_MAX_DB) {
         msg_reply_error(out, MSG_COMMAND " FLUSH: bad db");
@@ -378,9 +368,9 @@ static void answer_flush(const struct cluster_store *st, const struct kv_slice *
 
 void scan_peer_answer(const struct cluster_store *st, const struct kv_slice *argv, size_t argc,
                       struct msg_buf *out) {
-    if (argc >= 2 && word_is(&argv[1], "SCAN")) {
+    if (argc >= 2 && msg_word_is(argv[1], "SCAN")) {
         answer_scan(st, argv, argc, out);
-    } else if (argc >= 2 && word_is(&argv[1], "FLUSH")) {
+    } else if (argc >= 2 && msg_word_is(argv[1], "FLUSH")) {
         answer_flush(st, argv, argc, out);
     } else {
         msg_reply_error(out, MSG_COMMAND ": unknown verb");
