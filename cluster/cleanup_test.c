@@ -8,39 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/ring_fixture.h"
 #include "tests/test.h"
-
-static struct ring_member *members(size_t n) {
-    struct ring_member *ms = calloc(n, sizeof *ms);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(ms[i].id, sizeof ms[i].id, "node-%02zu", i);
-        snprintf(ms[i].addr, sizeof ms[i].addr, "127.0.0.%zu:7000", i + 1);
-        ms[i].tag = (uint32_t)(i + 1);
-        ms[i].weight = 1.0;
-        ms[i].ntokens = 16;
-        ms[i].tokens = malloc(16 * sizeof(uint64_t));
-        ring_tokens_generate(777 + i * 13, ms[i].tokens, 16);
-    }
-    return ms;
-}
-
-static void free_members(struct ring_member *ms, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        free(ms[i].tokens);
-    }
-    free(ms);
-}
-
-static int in_replicas(const struct ring *g, uint64_t t, uint32_t tag, size_t n) {
-    uint32_t idx[RING_MAX_REPLICAS];
-    size_t k = ring_replicas(g, t, n, idx);
-    for (size_t i = 0; i < k; i++) {
-        if (g->members[idx[i]].tag == tag) {
-            return 1;
-        }
-    }
-    return 0;
-}
 
 static int in_spans(const struct cluster_span *v, size_t k, uint64_t t) {
     for (size_t i = 0; i < k; i++) {
@@ -83,7 +52,8 @@ static int mismatches(const struct ring *cur, const struct ring *fut, uint32_t s
     size_t np = probes(fut ? fut : cur, t, sizeof t / sizeof t[0]);
     int bad = 0;
     for (size_t i = 0; i < np; i++) {
-        int want = in_replicas(cur, t[i], self, nrep) || (fut && in_replicas(fut, t[i], self, nrep));
+        int want = ring_replicates(cur, t[i], nrep, self) ||
+                   (fut && ring_replicates(fut, t[i], nrep, self));
         bad += want != in_spans(v, k, t[i]);
     }
     free(v);
@@ -91,7 +61,7 @@ static int mismatches(const struct ring *cur, const struct ring *fut, uint32_t s
 }
 
 static void test_cleanup_keeps_what_the_node_replicates_after_a_join(void) {
-    struct ring_member *ms = members(4);
+    struct ring_member *ms = ring_fixture_members(4, 16, 777, 13);
     struct ring cur, fut;
     char err[128];
     CHECK_EQ_INT(ring_build(&cur, ms, 3, err, sizeof err), RING_OK);
@@ -108,11 +78,11 @@ static void test_cleanup_keeps_what_the_node_replicates_after_a_join(void) {
     free(v);
     ring_destroy(&cur);
     ring_destroy(&fut);
-    free_members(ms, 4);
+    ring_fixture_free(ms, 4);
 }
 
 static void test_cleanup_keeps_everything_when_every_node_replicates_all(void) {
-    struct ring_member *ms = members(3);
+    struct ring_member *ms = ring_fixture_members(3, 16, 777, 13);
     struct ring g;
     char err[128];
     CHECK_EQ_INT(ring_build(&g, ms, 3, err, sizeof err), RING_OK);
@@ -124,7 +94,7 @@ static void test_cleanup_keeps_everything_when_every_node_replicates_all(void) {
     CHECK_EQ_INT((int)cleanup_kept_spans(&g, NULL, 99, 3, &v), 0); /* not a member */
     free(v);
     ring_destroy(&g);
-    free_members(ms, 3);
+    ring_fixture_free(ms, 3);
 }
 
 int main(void) {

@@ -11,28 +11,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "cluster/ring_fixture.h"
 #include "tests/test.h"
-
-static struct ring_member *members(size_t n) {
-    struct ring_member *ms = calloc(n, sizeof *ms);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(ms[i].id, sizeof ms[i].id, "node-%02zu", i);
-        snprintf(ms[i].addr, sizeof ms[i].addr, "127.0.0.%zu:7000", i + 1);
-        ms[i].tag = (uint32_t)(i + 1);
-        ms[i].weight = 1.0;
-        ms[i].ntokens = 16;
-        ms[i].tokens = malloc(16 * sizeof(uint64_t));
-        ring_tokens_generate(4242 + i * 31, ms[i].tokens, 16);
-    }
-    return ms;
-}
-
-static void free_members(struct ring_member *ms, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        free(ms[i].tokens);
-    }
-    free(ms);
-}
 
 static int has(const uint32_t *v, size_t n, uint32_t x) {
     for (size_t i = 0; i < n; i++) {
@@ -100,25 +80,25 @@ static void check_plan(const struct ring *cur, const struct ring *fut, uint32_t 
 }
 
 static void test_join_plan_pulls_what_the_joiner_will_replicate(void) {
-    struct ring_member *ms = members(4);
+    struct ring_member *ms = ring_fixture_members(4, 16, 4242, 31);
     struct ring cur, fut;
     CHECK_EQ_INT(ring_build(&cur, ms, 3, NULL, 0), RING_OK);
     CHECK_EQ_INT(ring_build(&fut, ms, 4, NULL, 0), RING_OK);
     check_plan(&cur, &fut, 4, 0);
     ring_destroy(&cur);
     ring_destroy(&fut);
-    free_members(ms, 4);
+    ring_fixture_free(ms, 4);
 }
 
 static void test_join_plan_pushes_to_the_leaver_new_replicas(void) {
-    struct ring_member *ms = members(5);
+    struct ring_member *ms = ring_fixture_members(5, 16, 4242, 31);
     struct ring cur, fut;
     CHECK_EQ_INT(ring_build(&cur, ms, 5, NULL, 0), RING_OK);
     CHECK_EQ_INT(ring_build(&fut, ms + 1, 4, NULL, 0), RING_OK); /* node 1 leaves */
     check_plan(&cur, &fut, 1, 1);
     ring_destroy(&cur);
     ring_destroy(&fut);
-    free_members(ms, 5);
+    ring_fixture_free(ms, 5);
 }
 
 /* The plan of a removal (join_plan_remove): self pulls exactly the ranges it
@@ -153,7 +133,7 @@ static void check_remove_plan(const struct ring *cur, const struct ring *fut, ui
 /* Every range dead replicated gains exactly one new replica, which pulls it from
  * the two survivors; the members that gain nothing have an empty plan. */
 static void test_remove_plan_new_replicas_pull_from_the_survivors(void) {
-    struct ring_member *ms = members(5);
+    struct ring_member *ms = ring_fixture_members(5, 16, 4242, 31);
     struct ring cur, fut;
     CHECK_EQ_INT(ring_build(&cur, ms, 5, NULL, 0), RING_OK);
     CHECK_EQ_INT(ring_build(&fut, ms, 4, NULL, 0), RING_OK); /* node tag 5 removed */
@@ -182,13 +162,13 @@ static void test_remove_plan_new_replicas_pull_from_the_survivors(void) {
     printf("remove plan: %zu ranges gained over 4 survivors\n", ranges);
     ring_destroy(&cur);
     ring_destroy(&fut);
-    free_members(ms, 5);
+    ring_fixture_free(ms, 5);
 }
 
 /* A replace: the new member (tag 9) at the dead one's tokens gains exactly the
  * dead member's ranges, pulled from their other replicas; nobody else gains a thing. */
 static void test_remove_plan_of_a_replace_is_the_dead_member_ranges(void) {
-    struct ring_member *ms = members(4);
+    struct ring_member *ms = ring_fixture_members(4, 16, 4242, 31);
     struct ring_member *fm = calloc(4, sizeof *fm);
     memcpy(fm, ms, 4 * sizeof *fm);
     snprintf(fm[3].id, sizeof fm[3].id, "node-new");
@@ -216,7 +196,7 @@ static void test_remove_plan_of_a_replace_is_the_dead_member_ranges(void) {
     ring_destroy(&cur);
     ring_destroy(&fut);
     free(fm);
-    free_members(ms, 4);
+    ring_fixture_free(ms, 4);
 }
 
 /* ---- the resume file (dir/node-join) ---- */

@@ -9,31 +9,10 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "cluster/ring_fixture.h"
 #include "tests/test.h"
 
 #define NKEYS 100000
-
-/* members "node-XX" with tag i+1, tokens from seed base+i */
-static struct ring_member *make_members(size_t n, unsigned vnodes, uint64_t base) {
-    struct ring_member *ms = calloc(n, sizeof *ms);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(ms[i].id, sizeof ms[i].id, "node-%02zu", i);
-        snprintf(ms[i].addr, sizeof ms[i].addr, "127.0.0.%zu:7000", i + 1);
-        ms[i].tag = (uint32_t)(i + 1);
-        ms[i].weight = 1.0;
-        ms[i].ntokens = ring_token_count(vnodes, 1.0);
-        ms[i].tokens = malloc(ms[i].ntokens * sizeof(uint64_t));
-        ring_tokens_generate(base + i * 7919, ms[i].tokens, ms[i].ntokens);
-    }
-    return ms;
-}
-
-static void free_members(struct ring_member *ms, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        free(ms[i].tokens);
-    }
-    free(ms);
-}
 
 static uint64_t key_token(size_t i) {
     char k[32];
@@ -80,7 +59,7 @@ static void test_ring_worked_example_from_the_header(void) {
 }
 
 static void test_ring_replicas_are_n_distinct_nodes_primary_first(void) {
-    struct ring_member *ms = make_members(5, 16, 1);
+    struct ring_member *ms = ring_fixture_members(5, ring_token_count(16, 1.0), 1, 7919);
     struct ring r;
     CHECK_EQ_INT(ring_build(&r, ms, 5, NULL, 0), RING_OK);
     CHECK_EQ_INT(r.nvnodes, 80);
@@ -100,11 +79,11 @@ static void test_ring_replicas_are_n_distinct_nodes_primary_first(void) {
         CHECK_EQ_INT(out[0], expect);
     }
     ring_destroy(&r);
-    free_members(ms, 5);
+    ring_fixture_free(ms, 5);
 }
 
 static void test_ring_n_above_members_gives_every_member(void) {
-    struct ring_member *ms = make_members(2, 16, 5);
+    struct ring_member *ms = ring_fixture_members(2, ring_token_count(16, 1.0), 5, 7919);
     struct ring r;
     CHECK_EQ_INT(ring_build(&r, ms, 2, NULL, 0), RING_OK);
     uint32_t out[RING_MAX_REPLICAS];
@@ -112,11 +91,11 @@ static void test_ring_n_above_members_gives_every_member(void) {
     CHECK(out[0] != out[1]);
     CHECK_EQ_INT(ring_replicas(&r, 12345, 99, out), 2);
     ring_destroy(&r);
-    free_members(ms, 2);
+    ring_fixture_free(ms, 2);
 }
 
 static void test_ring_is_the_same_whatever_the_member_order(void) {
-    struct ring_member *ms = make_members(7, 16, 9);
+    struct ring_member *ms = ring_fixture_members(7, ring_token_count(16, 1.0), 9, 7919);
     struct ring a, b;
     CHECK_EQ_INT(ring_build(&a, ms, 7, NULL, 0), RING_OK);
     /* reverse the list, as another node might have learned it */
@@ -133,7 +112,7 @@ static void test_ring_is_the_same_whatever_the_member_order(void) {
     }
     ring_destroy(&a);
     ring_destroy(&b);
-    free_members(ms, 7);
+    ring_fixture_free(ms, 7);
 }
 
 static void test_ring_equal_tokens_are_ordered_by_tag(void) {
@@ -152,7 +131,7 @@ static void test_ring_balance_with_16_vnodes(void) {
     size_t sizes[] = {3, 5, 10};
     for (size_t s = 0; s < 3; s++) {
         size_t n = sizes[s];
-        struct ring_member *ms = make_members(n, 16, 1000);
+        struct ring_member *ms = ring_fixture_members(n, ring_token_count(16, 1.0), 1000, 7919);
         struct ring r;
         CHECK_EQ_INT(ring_build(&r, ms, n, NULL, 0), RING_OK);
         double mn = 1, mx = 0, sum = 0, mn3 = 1, mx3 = 0, sum3 = 0;
@@ -172,7 +151,7 @@ static void test_ring_balance_with_16_vnodes(void) {
         CHECK(mx / mn < 3.0);
         CHECK(mx3 / mn3 < 2.0);
         ring_destroy(&r);
-        free_members(ms, n);
+        ring_fixture_free(ms, n);
     }
 }
 
@@ -198,7 +177,7 @@ static double moved_fraction(const struct ring *a, const struct ring *b, uint32_
 }
 
 static void test_ring_adding_or_removing_a_node_moves_about_1_in_n_keys(void) {
-    struct ring_member *ms = make_members(6, 16, 77);
+    struct ring_member *ms = ring_fixture_members(6, ring_token_count(16, 1.0), 77, 7919);
     struct ring five, six;
     CHECK_EQ_INT(ring_build(&five, ms, 5, NULL, 0), RING_OK);
     CHECK_EQ_INT(ring_build(&six, ms, 6, NULL, 0), RING_OK);
@@ -235,7 +214,7 @@ static void test_ring_adding_or_removing_a_node_moves_about_1_in_n_keys(void) {
     CHECK((double)changed / NKEYS < 2 * 0.5);
     ring_destroy(&five);
     ring_destroy(&six);
-    free_members(ms, 6);
+    ring_fixture_free(ms, 6);
 }
 
 static void test_ring_weight_scales_the_share(void) {
@@ -245,7 +224,7 @@ static void test_ring_weight_scales_the_share(void) {
     CHECK_EQ_INT(ring_token_count(16, 0.0), 1);
     CHECK_EQ_INT(ring_token_count(16, 1e9), RING_MAX_TOKENS);
     CHECK_EQ_INT(ring_token_count(16, NAN), 1);
-    struct ring_member *ms = make_members(5, 16, 300);
+    struct ring_member *ms = ring_fixture_members(5, ring_token_count(16, 1.0), 300, 7919);
     free(ms[0].tokens);
     ms[0].weight = 3.0;
     ms[0].ntokens = ring_token_count(16, 3.0);
@@ -266,7 +245,7 @@ static void test_ring_weight_scales_the_share(void) {
            others, h / others);
     CHECK(h / others > 2.0 && h / others < 4.5);
     ring_destroy(&r);
-    free_members(ms, 5);
+    ring_fixture_free(ms, 5);
 }
 
 /* the largest share among members of r (first nrep replicas) over the mean */
@@ -284,7 +263,7 @@ static double max_over_mean(const struct ring *r, size_t nrep) {
  * (or, for the comparison, drawn at random): the max/mean of the replica shares
  * at nrep, and the joiner's */
 static void join_balance(size_t n, size_t nrep, int balanced, double *mom, double *joiner) {
-    struct ring_member *ms = make_members(n + 1, 16, 900);
+    struct ring_member *ms = ring_fixture_members(n + 1, ring_token_count(16, 1.0), 900, 7919);
     struct ring cur, fut;
     CHECK_EQ_INT(ring_build(&cur, ms, n, NULL, 0), RING_OK);
     if (balanced) {
@@ -301,7 +280,7 @@ static void join_balance(size_t n, size_t nrep, int balanced, double *mom, doubl
     *joiner = ring_share(&fut, (size_t)ring_find_tag(&fut, (uint32_t)(n + 1)), nrep);
     ring_destroy(&cur);
     ring_destroy(&fut);
-    free_members(ms, n + 1);
+    ring_fixture_free(ms, n + 1);
 }
 
 static void test_ring_balanced_tokens_give_the_joiner_its_fair_share(void) {
@@ -338,7 +317,7 @@ static void test_ring_balanced_tokens_give_the_joiner_its_fair_share(void) {
 
 /* A heavier joiner (weight 2: twice the tokens) takes about twice the share. */
 static void test_ring_balanced_tokens_follow_the_weight(void) {
-    struct ring_member *ms = make_members(5, 16, 77);
+    struct ring_member *ms = ring_fixture_members(5, ring_token_count(16, 1.0), 77, 7919);
     struct ring cur, fut;
     CHECK_EQ_INT(ring_build(&cur, ms, 4, NULL, 0), RING_OK);
     free(ms[4].tokens);
@@ -352,14 +331,14 @@ static void test_ring_balanced_tokens_follow_the_weight(void) {
     CHECK(fabs(h * 6.0 / 2.0 - 1.0) < 0.15);
     ring_destroy(&cur);
     ring_destroy(&fut);
-    free_members(ms, 5);
+    ring_fixture_free(ms, 5);
 }
 
 /* The write set while node 4 joins: the current replicas first (they count),
  * then the future replicas that are new (pending); with no change, none pending;
  * for a leaving member the roles swap: it stays among the current ones. */
 static void test_ring_write_set_adds_the_pending_replicas(void) {
-    struct ring_member *ms = make_members(4, 16, 5);
+    struct ring_member *ms = ring_fixture_members(4, ring_token_count(16, 1.0), 5, 7919);
     struct ring cur, fut;
     CHECK_EQ_INT(ring_build(&cur, ms, 3, NULL, 0), RING_OK);
     CHECK_EQ_INT(ring_build(&fut, ms, 4, NULL, 0), RING_OK);
@@ -395,11 +374,11 @@ static void test_ring_write_set_adds_the_pending_replicas(void) {
     CHECK(with_pending > 200 && with_pending < 1800); /* about half: 2/4 of the keys */
     ring_destroy(&cur);
     ring_destroy(&fut);
-    free_members(ms, 4);
+    ring_fixture_free(ms, 4);
 }
 
 static void test_ring_build_refuses_bad_memberships(void) {
-    struct ring_member *ms = make_members(3, 4, 1);
+    struct ring_member *ms = ring_fixture_members(3, ring_token_count(4, 1.0), 1, 7919);
     struct ring r;
     char err[128];
     CHECK_EQ_INT(ring_build(&r, ms, 0, err, sizeof err), RING_INVALID);
@@ -428,7 +407,7 @@ static void test_ring_build_refuses_bad_memberships(void) {
     CHECK_EQ_INT(ring_build(&r, ms, 3, err, sizeof err), RING_OK);
     ring_destroy(&r);
     ring_destroy(&r); /* safe twice */
-    free_members(ms, 3);
+    ring_fixture_free(ms, 3);
 }
 
 static void test_ring_token_bytes_round_trip_and_bad_bytes_are_refused(void) {

@@ -453,72 +453,113 @@ static void join_opts(struct sim_opts *o, uint64_t seed) {
     join_opts_of_sim_seed(o, seed * 7 + 2); /* variant 2: W=2 R=2, no crashes */
 }
 
-/* A node joins mid-workload: every read that starts after a write was
- * acknowledged sees it, before, during and after the join (invariant 1, checked
- * on the ring of the moment), and after the workload every key's N replicas of
- * the new ring agree and hold every acknowledged write (invariant 3). */
-static void test_sim_join_mid_workload_keeps_every_acknowledged_write(void) {
-    int nseeds = getenv("SIM_JOIN_SEEDS") ? atoi(getenv("SIM_JOIN_SEEDS")) : 20;
+/* What moves in a run: a member joins, leaves, or dies and is removed. */
+enum move { MOVE_JOIN, MOVE_LEAVE, MOVE_REMOVE };
+
+static const struct move_kind {
+    const char *name, *seeds_env, *sessions, *moved, *done;
+    int default_seeds;
+} MOVES[] = {
+    [MOVE_JOIN] = {"join", "SIM_JOIN_SEEDS", "stream", "streamed", "joined", 20},
+    [MOVE_LEAVE] = {"leave", "SIM_LEAVE_SEEDS", "push", "pushed", "left", 12},
+    [MOVE_REMOVE] = {"removal", "SIM_REMOVE_SEEDS", "pull", "pulled", "removed", 12},
+};
+
+/* the options of a move run: the join's (drops, slow messages, partitions, no
+ * crashes or pauses), the move 1 s in (a leave: the fifth node leaves; a removal:
+ * it dies and is removed at once) */
+static void move_opts_of_sim_seed(struct sim_opts *o, enum move m, uint64_t sim_seed) {
+    join_opts_of_sim_seed(o, sim_seed);
+    o->join = m == MOVE_JOIN;
+    o->leave = m == MOVE_LEAVE;
+    o->remove = m == MOVE_REMOVE;
+}
+
+static void move_opts(struct sim_opts *o, enum move m, uint64_t seed) {
+    move_opts_of_sim_seed(o, m, seed * 7 + 2);
+}
+
+/* --kind leave and --kind remove */
+static void leave_opts_of_sim_seed(struct sim_opts *o, uint64_t sim_seed) {
+    move_opts_of_sim_seed(o, MOVE_LEAVE, sim_seed);
+}
+
+static void remove_opts_of_sim_seed(struct sim_opts *o, uint64_t sim_seed) {
+    move_opts_of_sim_seed(o, MOVE_REMOVE, sim_seed);
+}
+
+/* A member moves mid-workload: every read that starts after a write was
+ * acknowledged sees it, before, during and after the move (invariant 1, checked on
+ * the ring of the moment); after it every key's N replicas of the new ring hold
+ * every acknowledged write (a leave and a removal: after hint delivery, before any
+ * repair); most moves end while clients still run. */
+static void move_mid_workload(enum move m) {
+    const struct move_kind *k = &MOVES[m];
+    int nseeds = getenv(k->seeds_env) ? atoi(getenv(k->seeds_env)) : k->default_seeds;
     uint64_t ranges = 0, retries = 0, records = 0, checked = 0, mid = 0;
     for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
         struct sim_opts o;
         struct sim_result r;
-        join_opts(&o, seed);
+        move_opts(&o, m, seed);
         if (sim_run(&o, &r) != 0) {
-            fprintf(stderr, "sim: join seed %llu FAILED: %s\n  replay: build/tests/sim_test "
-                    "--kind join --seed %llu -v\n",
-                    (unsigned long long)o.seed, r.why, (unsigned long long)o.seed);
+            fprintf(stderr, "sim: %s seed %llu FAILED: %s\n  replay: build/tests/sim_test "
+                    "--kind %s --seed %llu -v\n", k->name,
+                    (unsigned long long)o.seed, r.why, m == MOVE_REMOVE ? "remove" : k->name,
+                    (unsigned long long)o.seed);
         }
         CHECK(r.ok);
-        CHECK_EQ_INT(r.st.joined, 1);
+        CHECK_EQ_INT(m == MOVE_JOIN ? r.st.joined : r.st.left, 1);
         ranges += r.st.stream_ranges;
         retries += r.st.stream_retries;
         records += r.st.stream_records;
         checked += r.st.reads_checked;
-        mid += r.st.join_done_ms < r.st.join_workload_end_ms; /* joined while clients ran */
+        mid += r.st.join_done_ms < r.st.join_workload_end_ms; /* done while clients ran */
     }
-    printf("sim: join over %d seeds: %llu stream sessions (%llu retried), %llu records "
-           "streamed, %llu reads checked, joined mid-workload in %llu seeds\n",
-           nseeds, (unsigned long long)ranges, (unsigned long long)retries,
-           (unsigned long long)records, (unsigned long long)checked, (unsigned long long)mid);
+    printf("sim: %s over %d seeds: %llu %s sessions (%llu retried), %llu records %s, "
+           "%llu reads checked, %s mid-workload in %llu seeds\n",
+           k->name, nseeds, (unsigned long long)ranges, k->sessions,
+           (unsigned long long)retries, (unsigned long long)records, k->moved,
+           (unsigned long long)checked, k->done, (unsigned long long)mid);
     CHECK(records > 0);
-    CHECK(mid * 2 >= (uint64_t)nseeds); /* most joins finish while clients still run */
+    CHECK(mid * 2 >= (uint64_t)nseeds);
 }
 
-/* the ring takes the joiner without streaming: some seed must read a stale value
- * (the checker can fail) */
+/* The checker can fail: the ring takes the move without streaming (skip_stream),
+ * or writes made meanwhile skip the replicas that gain ranges (what the pending
+ * replicas are for): some seed must read a stale value or lose a write. A leave's
+ * and a removal's workload is short (150 ops a client, ending soon after the
+ * move), so keys stay as they were before it and the loss is not overwritten. */
+static void move_checker_catches(enum move m, int skip_stream) {
+    int caught = 0;
+    for (uint64_t seed = 1; seed <= 100 && !caught; seed++) {
+        struct sim_opts o;
+        struct sim_result r;
+        move_opts(&o, m, seed);
+        if (m != MOVE_JOIN) {
+            o.ops_per_client = 150;
+        }
+        o.join_skip_stream = skip_stream;
+        o.join_skip_pending = !skip_stream;
+        if (sim_run(&o, &r) != 0) {
+            caught = 1;
+            printf("sim: a %s without %s caught at seed %llu: %s\n", MOVES[m].name,
+                   skip_stream ? "streaming" : "pending writes", (unsigned long long)o.seed,
+                   r.why);
+        }
+    }
+    CHECK(caught);
+}
+
+static void test_sim_join_mid_workload_keeps_every_acknowledged_write(void) {
+    move_mid_workload(MOVE_JOIN);
+}
+
 static void test_sim_join_checker_catches_a_join_without_streaming(void) {
-    int caught = 0;
-    for (uint64_t seed = 1; seed <= 100 && !caught; seed++) {
-        struct sim_opts o;
-        struct sim_result r;
-        join_opts(&o, seed);
-        o.join_skip_stream = 1;
-        if (sim_run(&o, &r) != 0) {
-            caught = 1;
-            printf("sim: a join without streaming caught at seed %llu: %s\n",
-                   (unsigned long long)o.seed, r.why);
-        }
-    }
-    CHECK(caught);
+    move_checker_catches(MOVE_JOIN, 1);
 }
 
-/* writes made while the joiner streams skip it: some seed must read a stale
- * value once it is in (what the pending replicas are for) */
 static void test_sim_join_checker_catches_a_join_without_pending_writes(void) {
-    int caught = 0;
-    for (uint64_t seed = 1; seed <= 100 && !caught; seed++) {
-        struct sim_opts o;
-        struct sim_result r;
-        join_opts(&o, seed);
-        o.join_skip_pending = 1;
-        if (sim_run(&o, &r) != 0) {
-            caught = 1;
-            printf("sim: a join without pending writes caught at seed %llu: %s\n",
-                   (unsigned long long)o.seed, r.why);
-        }
-    }
-    CHECK(caught);
+    move_checker_catches(MOVE_JOIN, 0);
 }
 
 /* a current replica the joiner cannot reach for its whole stream (a cut link):
@@ -561,75 +602,13 @@ static void test_sim_join_replays(void) {
           a.st.end_ms == b.st.end_ms && a.st.join_done_ms == b.st.join_done_ms);
 }
 
-/* the options of a leave run: the join's (drops, slow messages, partitions, no
- * crashes or pauses), the fifth node leaving 1 s in */
-static void leave_opts_of_sim_seed(struct sim_opts *o, uint64_t sim_seed) {
-    join_opts_of_sim_seed(o, sim_seed);
-    o->join = 0;
-    o->leave = 1;
-}
-
-static void leave_opts(struct sim_opts *o, uint64_t seed) {
-    leave_opts_of_sim_seed(o, seed * 7 + 2);
-}
-
-/* A node leaves mid-workload: every read that starts after a write was
- * acknowledged sees it, before, during and after the leave (invariant 1 on the
- * ring of the moment); after hint delivery each of the N replicas of every key in
- * the ring without the leaver holds every acknowledged write (before any repair);
- * the leaver replicates no range and every member's gossip view has it left. */
 static void test_sim_leave_mid_workload_keeps_every_acknowledged_write(void) {
-    int nseeds = getenv("SIM_LEAVE_SEEDS") ? atoi(getenv("SIM_LEAVE_SEEDS")) : 12;
-    uint64_t ranges = 0, retries = 0, records = 0, checked = 0, mid = 0;
-    for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
-        struct sim_opts o;
-        struct sim_result r;
-        leave_opts(&o, seed);
-        if (sim_run(&o, &r) != 0) {
-            fprintf(stderr, "sim: leave seed %llu FAILED: %s\n  replay: build/tests/sim_test "
-                    "--kind leave --seed %llu -v\n",
-                    (unsigned long long)o.seed, r.why, (unsigned long long)o.seed);
-        }
-        CHECK(r.ok);
-        CHECK_EQ_INT(r.st.left, 1);
-        ranges += r.st.stream_ranges;
-        retries += r.st.stream_retries;
-        records += r.st.stream_records;
-        checked += r.st.reads_checked;
-        mid += r.st.join_done_ms < r.st.join_workload_end_ms;
-    }
-    printf("sim: leave over %d seeds: %llu push sessions (%llu retried), %llu records "
-           "pushed, %llu reads checked, left mid-workload in %llu seeds\n",
-           nseeds, (unsigned long long)ranges, (unsigned long long)retries,
-           (unsigned long long)records, (unsigned long long)checked, (unsigned long long)mid);
-    CHECK(records > 0);
-    CHECK(mid * 2 >= (uint64_t)nseeds);
+    move_mid_workload(MOVE_LEAVE);
 }
 
-/* the checker can fail: the ring drops the leaver without its push (what
- * streaming is for), or writes made while it leaves skip the replicas that gain
- * its ranges (what the pending replicas are for). A short workload (150 ops a
- * client, ending soon after the leave) leaves most keys as they were before it,
- * so the loss shows in the first seeds rather than being overwritten. */
 static void test_sim_leave_checker_catches_a_leave_without_streaming_or_pending(void) {
-    for (int what = 0; what < 2; what++) {
-        int caught = 0;
-        for (uint64_t seed = 1; seed <= 100 && !caught; seed++) {
-            struct sim_opts o;
-            struct sim_result r;
-            leave_opts(&o, seed);
-            o.ops_per_client = 150;
-            o.join_skip_stream = what == 0;
-            o.join_skip_pending = what == 1;
-            if (sim_run(&o, &r) != 0) {
-                caught = 1;
-                printf("sim: a leave without %s caught at seed %llu: %s\n",
-                       what == 0 ? "streaming" : "pending writes", (unsigned long long)o.seed,
-                       r.why);
-            }
-        }
-        CHECK(caught);
-    }
+    move_checker_catches(MOVE_LEAVE, 1);
+    move_checker_catches(MOVE_LEAVE, 0);
 }
 
 /* The simulator found it: a read during a leave returned a value that a failed
@@ -641,7 +620,7 @@ static void test_sim_leave_checker_catches_a_leave_without_streaming_or_pending(
 static void test_sim_leave_reads_need_their_winner_on_the_pending_replicas(void) {
     struct sim_opts o;
     struct sim_result r;
-    leave_opts_of_sim_seed(&o, 1157);
+    move_opts_of_sim_seed(&o, MOVE_LEAVE, 1157);
     CHECK_EQ_INT(sim_run(&o, &r), 0);
     o.read_skip_pending = 1;
     CHECK_EQ_INT(sim_run(&o, &r), -1);
@@ -649,93 +628,31 @@ static void test_sim_leave_reads_need_their_winner_on_the_pending_replicas(void)
     printf("sim: leave seed 1157 with reads skipping the pending replicas: %s\n", r.why);
 }
 
-/* the options of a removal run: the join's (drops, slow messages, partitions, no
- * crashes or pauses), the fifth node dying 1 s in and removed at once */
-static void remove_opts_of_sim_seed(struct sim_opts *o, uint64_t sim_seed) {
-    join_opts_of_sim_seed(o, sim_seed);
-    o->join = 0;
-    o->remove = 1;
-}
-
-static void remove_opts(struct sim_opts *o, uint64_t seed) {
-    remove_opts_of_sim_seed(o, seed * 7 + 2);
-}
-
-/* A node dies mid-workload and is removed (KVD REMOVENODE): every read that
- * starts after a write was acknowledged sees it, before, during and after the
- * removal (invariant 1 on the ring of the moment); after it, with hints
- * lossless, each of the N replicas of every key in the ring without the dead
- * node holds every acknowledged write, before any repair (the gainers pulled
- * from the survivors); then the replicas agree after the repair pass. */
 static void test_sim_remove_mid_workload_keeps_every_acknowledged_write(void) {
-    int nseeds = getenv("SIM_REMOVE_SEEDS") ? atoi(getenv("SIM_REMOVE_SEEDS")) : 12;
-    uint64_t ranges = 0, retries = 0, records = 0, checked = 0, mid = 0;
-    for (uint64_t seed = 1; seed <= (uint64_t)nseeds; seed++) {
-        struct sim_opts o;
-        struct sim_result r;
-        remove_opts(&o, seed);
-        if (sim_run(&o, &r) != 0) {
-            fprintf(stderr, "sim: remove seed %llu FAILED: %s\n  replay: build/tests/sim_test "
-                    "--kind remove --seed %llu -v\n",
-                    (unsigned long long)o.seed, r.why, (unsigned long long)o.seed);
-        }
-        CHECK(r.ok);
-        CHECK_EQ_INT(r.st.left, 1);
-        ranges += r.st.stream_ranges;
-        retries += r.st.stream_retries;
-        records += r.st.stream_records;
-        checked += r.st.reads_checked;
-        mid += r.st.join_done_ms < r.st.join_workload_end_ms;
-    }
-    printf("sim: removal over %d seeds: %llu pull sessions (%llu retried), %llu records "
-           "pulled, %llu reads checked, removed mid-workload in %llu seeds\n",
-           nseeds, (unsigned long long)ranges, (unsigned long long)retries,
-           (unsigned long long)records, (unsigned long long)checked, (unsigned long long)mid);
-    CHECK(records > 0);
-    CHECK(mid * 2 >= (uint64_t)nseeds);
+    move_mid_workload(MOVE_REMOVE);
 }
 
-/* the checker can fail: the ring drops the dead member without the gainers'
- * pulls, or writes made meanwhile skip the gainers (pending replicas) */
 static void test_sim_remove_checker_catches_a_removal_without_streaming_or_pending(void) {
-    for (int what = 0; what < 2; what++) {
-        int caught = 0;
-        for (uint64_t seed = 1; seed <= 100 && !caught; seed++) {
-            struct sim_opts o;
-            struct sim_result r;
-            remove_opts(&o, seed);
-            o.ops_per_client = 150;
-            o.join_skip_stream = what == 0;
-            o.join_skip_pending = what == 1;
-            if (sim_run(&o, &r) != 0) {
-                caught = 1;
-                printf("sim: a removal without %s caught at seed %llu: %s\n",
-                       what == 0 ? "streaming" : "pending writes", (unsigned long long)o.seed,
-                       r.why);
-            }
-        }
-        CHECK(caught);
-    }
+    move_checker_catches(MOVE_REMOVE, 1);
+    move_checker_catches(MOVE_REMOVE, 0);
 }
 
-/* a removal run replays exactly from its seed */
+/* a leave or a removal run replays exactly from its seed */
+static void move_replays(enum move m) {
+    struct sim_opts o;
+    struct sim_result a, b;
+    move_opts(&o, m, 4);
+    CHECK_EQ_INT(sim_run(&o, &a), 0);
+    CHECK_EQ_INT(sim_run(&o, &b), 0);
+    CHECK(memcmp(&a.st, &b.st, sizeof a.st) == 0);
+}
+
 static void test_sim_remove_replays(void) {
-    struct sim_opts o;
-    struct sim_result a, b;
-    remove_opts(&o, 4);
-    CHECK_EQ_INT(sim_run(&o, &a), 0);
-    CHECK_EQ_INT(sim_run(&o, &b), 0);
-    CHECK(memcmp(&a.st, &b.st, sizeof a.st) == 0);
+    move_replays(MOVE_REMOVE);
 }
 
-/* a leave run replays exactly from its seed */
 static void test_sim_leave_replays(void) {
-    struct sim_opts o;
-    struct sim_result a, b;
-    leave_opts(&o, 4);
-    CHECK_EQ_INT(sim_run(&o, &a), 0);
-    CHECK_EQ_INT(sim_run(&o, &b), 0);
-    CHECK(memcmp(&a.st, &b.st, sizeof a.st) == 0);
+    move_replays(MOVE_LEAVE);
 }
 
 /* gossip on the virtual clock: 200 seeds of 5 nodes, rounds and times printed */

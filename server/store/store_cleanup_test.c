@@ -13,71 +13,12 @@
 #include "server/store/hlc.h"
 #include "server/store/persist.h"
 #include "server/store/store.h"
+#include "server/test_store.h"
 #include "server/test_client.h"
 #include "tests/test.h"
 
 #define NKEYS 2000
 #define HALF (1ull << 63)
-
-static struct client tc;
-static char dir[256];
-static int cur_mode;
-
-static const char *run(const char *line) {
-    server.mstime = kv_mstime();
-    return tclient_run(&tc, line, TCLIENT_HANDLER);
-}
-
-static void drop_cache(void) {
-    for (int i = 0; i < server.databases; i++) {
-        ks_flush_db(server.db[i], 0);
-    }
-}
-
-static void open_db(void) {
-    char err[256];
-    if (persist_open_sync(dir, err, sizeof(err)) != 0) {
-        fprintf(stderr, "open: %s\n", err);
-        abort();
-    }
-    tclient_reset(&tc);
-}
-
-static void start(int m) {
-    if (server.db == NULL) {
-        server.appendfsync = PERSIST_FSYNC_NO;
-    }
-    tclient_boot(MODE_CACHE);
-    persist_close();
-    drop_cache();
-    cur_mode = m;
-    server.mode = m;
-    server_subscribe_events();
-    server.mstime = kv_mstime();
-    server.node_tag = 0x100;
-    hlc_reset();
-    tclient_reset(&tc);
-    if (m == MODE_PERSISTENT) {
-        snprintf(dir, sizeof(dir), "/tmp/kvd-cleanup-test-XXXXXX");
-        if (mkdtemp(dir) == NULL) {
-            abort();
-        }
-        open_db();
-    }
-}
-
-static void stop(void) {
-    if (cur_mode == MODE_PERSISTENT) {
-        persist_close();
-        drop_cache();
-        lsm_destroy(dir);
-        rmdir(dir);
-    }
-    drop_cache();
-    server.mode = MODE_CACHE;
-    server_subscribe_events();
-    server.node_tag = 0;
-}
 
 static void key_of(char *b, size_t n, int i) {
     snprintf(b, n, "%s:%d", i % 10 == 0 ? "ttl" : i % 10 == 1 ? "hash" : "str", i);
