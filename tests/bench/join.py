@@ -21,7 +21,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'cluster'))
 import harness  # noqa: E402
-import join_test  # noqa: E402  (tests/cluster: Prober, wait_status, info_fields, local_keys)
+import join_test  # noqa: E402  (tests/cluster: Prober, wait_status)
 import repair  # noqa: E402  (tests/bench/repair.py: write, VALUE)
 
 KEYS = int(os.environ.get('JOIN_BENCH_KEYS', '500000'))
@@ -61,7 +61,7 @@ def main():
         if not ok:
             print('node4 did not become normal: %s\n%s' % (line, joiner.tail(10)))
             return 1
-        inf = join_test.info_fields(joiner)
+        inf = harness.info_fields(joiner)
         ms = max(1, int(inf.get('stream_ms', '0')))
         mb = int(inf.get('stream_bytes', '0')) / 1048576.0
         recs = int(inf.get('stream_records', '0'))
@@ -74,7 +74,7 @@ def main():
                  mb * 1000.0 / ms, recs * 1000.0 / ms, t_normal - t_start), flush=True)
         print('node4 holds %d keys locally; share %.3f of the ring: %.0f keys and %.0f bytes '
               'of keys and values expected; bytes streamed / that = %.2f'
-              % (join_test.local_keys(joiner), share, share * KEYS, share * data,
+              % (harness.local_keys(joiner), share, share * KEYS, share * data,
                  mb * 1048576.0 / max(1.0, share * data)), flush=True)
         before, nb = prober.p99_ms(t_start - 5, t_start)
         during, nd = prober.p99_ms(t_start, t_normal)

@@ -57,26 +57,10 @@ def write(node, idx, gen, attempts=5):
     return again
 
 
-def info(node):
-    c = node.client(timeout=10.0)
-    try:
-        return c.info('kvdcluster')
-    finally:
-        c.close()
-
-
-def local_keys(node):
-    c = node.client(timeout=10.0)
-    try:
-        return c.info('keyspace').get('db0', {}).get('keys', 0)
-    finally:
-        c.close()
-
-
 def repair_pass(node, limit=3600.0):
     """KVD REPAIR on node, waits until INFO says that pass ended: (seconds or None,
     ranges queued, INFO before, INFO after)."""
-    before = info(node)
+    before = harness.info(node, timeout=10.0)
     c = node.client(timeout=10.0)
     try:
         ranges = c.execute_command('KVD', 'REPAIR')
@@ -84,12 +68,12 @@ def repair_pass(node, limit=3600.0):
         c.close()
     t0 = time.time()
     while time.time() - t0 < limit:
-        inf = info(node)
+        inf = harness.info(node, timeout=10.0)
         if (inf.get('repair_queued_ranges') == 0 and inf.get('repair_running') == 0 and
                 inf.get('repair_passes', 0) > before.get('repair_passes', 0)):
             return time.time() - t0, int(ranges), before, inf
         time.sleep(0.2)
-    return None, int(ranges), before, info(node)
+    return None, int(ranges), before, harness.info(node, timeout=10.0)
 
 
 def catch_up(cl, wait=60.0):
@@ -98,11 +82,11 @@ def catch_up(cl, wait=60.0):
     here). Past wait, a repair pass on each node that lacks keys brings it level.
     Prints what it took: the divergence measured below is then only the bench's."""
     t0 = time.time()
-    have = [local_keys(nd) for nd in cl.nodes]
+    have = [harness.local_keys(nd, timeout=10.0) for nd in cl.nodes]
     while min(have) < KEYS and time.time() - t0 < wait:
         time.sleep(0.5)
-        have = [local_keys(nd) for nd in cl.nodes]
-    hints = [info(nd) for nd in cl.nodes]
+        have = [harness.local_keys(nd, timeout=10.0) for nd in cl.nodes]
+    hints = [harness.info(nd, timeout=10.0) for nd in cl.nodes]
     print('%.1f s after the last acknowledgement the nodes hold %s keys; hints added %s, '
           'dropped by the 1 ms window %s' % (time.time() - t0, have,
                                              [h.get('hints_added') for h in hints],
@@ -113,7 +97,7 @@ def catch_up(cl, wait=60.0):
             took, _, before, inf = repair_pass(nd)
             pulled = inf['repair_records_pulled'] - before.get('repair_records_pulled', 0)
             print('node%d lacked %d keys: a first repair pass pulled %d records in %.1f s; it '
-                  'now holds %d' % (nd.index + 1, KEYS - n, pulled, took or -1, local_keys(nd)),
+                  'now holds %d' % (nd.index + 1, KEYS - n, pulled, took or -1, harness.local_keys(nd, timeout=10.0)),
                   flush=True)
 
 
@@ -141,7 +125,7 @@ def main():
         if not ok:
             print('cluster not up: %s' % why)
             return 1
-        print('node3 holds %s keys (INFO keyspace) before the repair' % local_keys(n3), flush=True)
+        print('node3 holds %s keys (INFO keyspace) before the repair' % harness.local_keys(n3, timeout=10.0), flush=True)
         took, ranges, before, inf = repair_pass(n3)
         if took is None:
             print('repair did not finish within an hour')

@@ -18,16 +18,9 @@ import threading
 import time
 
 import harness
+from harness import info
 
 FIELDS = 5000
-
-
-def info(node):
-    c = node.client(timeout=5.0)
-    try:
-        return c.info('kvdcluster')
-    finally:
-        c.close()
 
 
 def wait_hints_drained(cl, timeout=30.0):

@@ -28,66 +28,25 @@ import time
 import redis
 
 import harness
+from harness import info_fields, local_keys, statuses
 
 PRELOAD = 6000
 TTL_KEYS = 300
 HASHES = 50
 
 
-def info_fields(node, section='kvdcluster'):
-    c = node.client()
-    try:
-        txt = c.execute_command('INFO', section)
-    finally:
-        c.close()
-    if isinstance(txt, dict):  # redis-py parses INFO: values may be ints
-        return {k: str(v) for k, v in txt.items()}
-    out = {}
-    text = txt.decode() if isinstance(txt, bytes) else str(txt)
-    for line in text.splitlines():
-        if ':' in line and not line.startswith('#'):
-            k, v = line.split(':', 1)
-            out[k] = v.strip()
-    return out
-
-
-def local_keys(node):
-    c = node.client()
-    try:
-        ks = c.info('keyspace')
-    finally:
-        c.close()
-    return ks.get('db0', {}).get('keys', 0)
-
-
 def total_keys():
     return PRELOAD + TTL_KEYS + HASHES
 
 
-def statuses(node):
-    c = node.client(timeout=2.0)
-    try:
-        txt = c.execute_command('KVD', 'NODES')
-    finally:
-        c.close()
-    txt = txt.decode() if isinstance(txt, bytes) else str(txt)
-    out = {}
-    for line in txt.splitlines():
-        w = line.split()
-        st = [x[len('status='):] for x in w if x.startswith('status=')]
-        if len(w) > 1 and st:
-            out[w[1]] = st[0]
-    return out
+def value(k):
+    return 'v%d-' % k + 'x' * 100
 
 
 def preload(node, res):
+    harness.preload_keys(node, PRELOAD, value)
     c = harness.consistency_client(node, 'QUORUM', timeout=10.0)
     try:
-        for i in range(0, PRELOAD, 500):
-            p = c.pipeline(transaction=False)
-            for k in range(i, i + 500):
-                p.set('pre:%d' % k, 'v%d-' % k + 'x' * 100)
-            p.execute()
         p = c.pipeline(transaction=False)
         for k in range(TTL_KEYS):
             p.set('ttl:%d' % k, 't%d' % k, ex=3600)
@@ -102,16 +61,9 @@ def preload(node, res):
 def check_reads(nodes, res, label):
     """Every key reads back at QUORUM through every node, TTLs kept."""
     for nd in nodes:
-        bad = []
+        bad = [('pre', k, v) for k, v in harness.bad_preloaded(nd, PRELOAD, value)]
         c = harness.consistency_client(nd, 'QUORUM', timeout=10.0)
         try:
-            for i in range(0, PRELOAD, 1000):
-                p = c.pipeline(transaction=False)
-                for k in range(i, i + 1000):
-                    p.get('pre:%d' % k)
-                for k, v in zip(range(i, i + 1000), p.execute(raise_on_error=False)):
-                    if v != ('v%d-' % k + 'x' * 100).encode():
-                        bad.append(('pre', k, v if not isinstance(v, bytes) else v[:12]))
             p = c.pipeline(transaction=False)
             for k in range(TTL_KEYS):
                 p.ttl('ttl:%d' % k)

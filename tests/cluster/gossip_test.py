@@ -21,16 +21,9 @@ import sys
 import time
 
 import harness
+from harness import info
 
 TIMEOUT_MS = 2000
-
-
-def info(nd):
-    c = nd.client()
-    try:
-        return c.info('kvdcluster')
-    finally:
-        c.close()
 
 
 def nodes_lines(nd):

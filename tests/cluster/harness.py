@@ -335,6 +335,88 @@ def parse_nodes(text):
     return out
 
 
+def info(node, section='kvdcluster', timeout=5.0):
+    """node's INFO section as redis-py parses it (a dict)."""
+    c = node.client(timeout=timeout)
+    try:
+        return c.info(section)
+    finally:
+        c.close()
+
+
+def info_fields(node, section='kvdcluster', timeout=5.0):
+    """node's INFO section as {name: text}, values unparsed."""
+    c = node.client(timeout=timeout)
+    try:
+        txt = c.execute_command('INFO', section)
+    finally:
+        c.close()
+    if isinstance(txt, dict):
+        return {k: str(v) for k, v in txt.items()}
+    out = {}
+    for line in txt.decode().splitlines():
+        if ':' in line and not line.startswith('#'):
+            k, v = line.split(':', 1)
+            out[k] = v
+    return out
+
+
+def local_keys(node, timeout=5.0):
+    """The keys node holds itself in db 0 (INFO keyspace: its local count)."""
+    return info(node, 'keyspace', timeout).get('db0', {}).get('keys', 0)
+
+
+def kvd_text(node, *args, timeout=2.0):
+    """The text KVD <args> answers on node (NODES, RING, ...)."""
+    c = node.client(timeout=timeout)
+    try:
+        t = c.execute_command('KVD', *args)
+    finally:
+        c.close()
+    return t.decode() if isinstance(t, bytes) else str(t)
+
+
+def kvd_error(node, *args):
+    """The error KVD <args> answers on node, or None when it succeeded."""
+    c = node.client()
+    try:
+        c.execute_command('KVD', *args)
+        return None
+    except redis.ResponseError as e:
+        return str(e)
+    finally:
+        c.close()
+
+
+def statuses(node):
+    """node's KVD NODES as {addr: status}."""
+    out = {}
+    for line in kvd_text(node, 'NODES').splitlines():
+        w = line.split()
+        st = [x[len('status='):] for x in w if x.startswith('status=')]
+        if len(w) > 1 and st:
+            out[w[1]] = st[0]
+    return out
+
+
+def self_line(node):
+    """node's own line of KVD NODES ('' when it has none)."""
+    for line in kvd_text(node, 'NODES').splitlines():
+        if ' myself' in line:
+            return line
+    return ''
+
+
+def ring_tokens(node):
+    """node's KVD RING as {id: sorted tokens}."""
+    out = {}
+    for line in kvd_text(node, 'RING', timeout=5.0).splitlines():
+        w = line.split()
+        if len(w) == 2:
+            out.setdefault(w[1], []).append(int(w[0]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
 class Cluster:
     """n kvd nodes; conf keys override the defaults per cluster (extra) or per node
     (node_extra[i])."""
@@ -604,6 +686,39 @@ class WriterPool:
         return all(not th.is_alive() for th in self._threads)
 
 
+def preload_keys(node, n, value_of, prefix='pre:', batch=500):
+    """Writes prefix<k> = value_of(k) for k in [0, n) through node at QUORUM,
+    pipelined; raises on any error."""
+    c = consistency_client(node, 'QUORUM', timeout=10.0)
+    try:
+        for i in range(0, n, batch):
+            p = c.pipeline(transaction=False)
+            for k in range(i, min(n, i + batch)):
+                p.set('%s%d' % (prefix, k), value_of(k))
+            p.execute()
+    finally:
+        c.close()
+
+
+def bad_preloaded(node, n, value_of, prefix='pre:', batch=1000):
+    """Reads prefix<k> for k in [0, n) through node at QUORUM: the (k, what came
+    back) of every key whose value is not value_of(k)."""
+    bad = []
+    c = consistency_client(node, 'QUORUM', timeout=10.0)
+    try:
+        for i in range(0, n, batch):
+            ks = range(i, min(n, i + batch))
+            p = c.pipeline(transaction=False)
+            for k in ks:
+                p.get('%s%d' % (prefix, k))
+            for k, v in zip(ks, p.execute(raise_on_error=False)):
+                if v != value_of(k).encode():
+                    bad.append((k, v[:12] if isinstance(v, bytes) else v))
+    finally:
+        c.close()
+    return bad
+
+
 def check_acked(cluster, pool, res, level='QUORUM', nodes=None, attempts=5):
     """Reads every key pool acknowledged from every node at level; a read must give
     the last acknowledged value or a later attempted one. One case per node."""
@@ -672,9 +787,11 @@ def converged_at_one(cl, pool, res, label, timeout=30.0):
               sub.failed == 0, '%d of %d node checks failed' % (sub.failed, sub.passed + sub.failed))
 
 
-def scenario(binary, name, body, n=3, mode='persistent', start_timeout=60.0, **cluster_kw):
+def scenario(binary, name, body, n=3, mode='persistent', start_timeout=60.0, start=True,
+             **cluster_kw):
     """The frame of every *_test.py: SKIP (0 counted) while binary has no cluster;
-    else starts an n-node cluster (Cluster(binary, n, mode, **cluster_kw)), runs
+    else starts an n-node cluster (Cluster(binary, n, mode, **cluster_kw); start
+    False: body starts the nodes it wants, e.g. after setting their conf), runs
     body(cl, res), checks no node died on its own, and always stops the cluster (its
     writer pools first) checking every node exits 0 with no sanitizer report. An
     exception out of body or the start is one failed case. Returns the exit status
@@ -685,7 +802,8 @@ def scenario(binary, name, body, n=3, mode='persistent', start_timeout=60.0, **c
     res = Results(name)
     cl = Cluster(binary, n=n, mode=mode, **cluster_kw)
     try:
-        cl.start(timeout=start_timeout)
+        if start:
+            cl.start(timeout=start_timeout)
         body(cl, res)
         check_no_crash(cl, res)
     except Exception as e:  # noqa: BLE001 - a harness failure is one failed case

@@ -23,16 +23,9 @@ import sys
 import time
 
 import harness
+from harness import info
 
 N_KEYS = 200
-
-
-def info(node):
-    c = node.client(timeout=5.0)
-    try:
-        return c.info('kvdcluster')
-    finally:
-        c.close()
 
 
 def wait_info(node, pred, timeout=20.0):

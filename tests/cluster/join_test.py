@@ -21,63 +21,9 @@ import time
 import redis
 
 import harness
+from harness import info_fields, local_keys, self_line, statuses
 
 PRELOAD = 20000
-
-
-def info_fields(node, section='kvdcluster'):
-    c = node.client()
-    try:
-        txt = c.execute_command('INFO', section)
-    finally:
-        c.close()
-    if isinstance(txt, dict):
-        return {k: str(v) for k, v in txt.items()}
-    out = {}
-    for line in txt.decode().splitlines():
-        if ':' in line and not line.startswith('#'):
-            k, v = line.split(':', 1)
-            out[k] = v
-    return out
-
-
-def local_keys(node):
-    c = node.client()
-    try:
-        ks = c.info('keyspace')
-    finally:
-        c.close()
-    return ks.get('db0', {}).get('keys', 0)
-
-
-def self_line(node):
-    c = node.client(timeout=2.0)
-    try:
-        txt = c.execute_command('KVD', 'NODES')
-    finally:
-        c.close()
-    txt = txt.decode() if isinstance(txt, bytes) else str(txt)
-    for line in txt.splitlines():
-        if ' myself' in line:
-            return line
-    return ''
-
-
-def statuses(node):
-    """node's KVD NODES as {addr: status}."""
-    c = node.client(timeout=2.0)
-    try:
-        txt = c.execute_command('KVD', 'NODES')
-    finally:
-        c.close()
-    txt = txt.decode() if isinstance(txt, bytes) else str(txt)
-    out = {}
-    for line in txt.splitlines():
-        w = line.split()
-        st = [x[len('status='):] for x in w if x.startswith('status=')]
-        if len(w) > 1 and st:
-            out[w[1]] = st[0]
-    return out
 
 
 class Prober:
@@ -118,34 +64,18 @@ class Prober:
         return lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000.0, len(lat)
 
 
+def value(k):
+    return 'v%d-' % k + 'x' * 100
+
+
 def preload(node, res):
-    c = harness.consistency_client(node, 'QUORUM', timeout=10.0)
-    try:
-        for i in range(0, PRELOAD, 500):
-            p = c.pipeline(transaction=False)
-            for k in range(i, i + 500):
-                p.set('pre:%d' % k, 'v%d-' % k + 'x' * 100)
-            p.execute()
-    finally:
-        c.close()
+    harness.preload_keys(node, PRELOAD, value)
     res.check('preloaded %d keys at QUORUM' % PRELOAD, True)
 
 
 def check_preload(nodes, res, label):
     for nd in nodes:
-        bad = []
-        c = harness.consistency_client(nd, 'QUORUM', timeout=10.0)
-        try:
-            for i in range(0, PRELOAD, 1000):
-                p = c.pipeline(transaction=False)
-                for k in range(i, i + 1000):
-                    p.get('pre:%d' % k)
-                for k, v in zip(range(i, i + 1000), p.execute(raise_on_error=False)):
-                    want = ('v%d-' % k + 'x' * 100).encode()
-                    if v != want:
-                        bad.append((k, v if not isinstance(v, bytes) else v[:12]))
-        finally:
-            c.close()
+        bad = harness.bad_preloaded(nd, PRELOAD, value)
         res.check('%s: all %d preloaded keys read back from %s at QUORUM'
                   % (label, PRELOAD, nd.addr), not bad, bad[:5])
 
@@ -321,20 +251,7 @@ def run(cl, res):
 
 
 def main():
-    binary = sys.argv[1]
-    skip = harness.node_cluster_or_skip(binary, 'join')
-    if skip is not None:
-        return skip
-    res = harness.Results('join')
-    cl = harness.Cluster(binary, n=5, mode='persistent')
-    try:
-        run(cl, res)
-        harness.check_no_crash(cl, res)
-    except Exception as e:  # noqa: BLE001 - a harness failure is one failed case
-        res.check('cluster run without exception', False, repr(e))
-    finally:
-        harness.check_clean_exit(cl.stop(), res, cl)
-    return res.summary()
+    return harness.scenario(sys.argv[1], 'join', run, n=5, start=False)
 
 
 if __name__ == '__main__':

@@ -31,28 +31,13 @@ import time
 import redis
 
 import harness
+from harness import info_fields, kvd_error, kvd_text, ring_tokens
 
 PRELOAD = 3000
 
 
 def value(k):
     return 'v%d-' % k + 'x' * 60
-
-
-def info_fields(node, section='kvdcluster'):
-    c = node.client()
-    try:
-        txt = c.execute_command('INFO', section)
-    finally:
-        c.close()
-    if isinstance(txt, dict):
-        return {k: str(v) for k, v in txt.items()}
-    out = {}
-    for line in txt.decode().splitlines():
-        if ':' in line and not line.startswith('#'):
-            k, v = line.split(':', 1)
-            out[k] = v
-    return out
 
 
 def node_id(cl, node):
@@ -62,68 +47,14 @@ def node_id(cl, node):
     return None
 
 
-def nodes_text(node):
-    c = node.client(timeout=2.0)
-    try:
-        t = c.execute_command('KVD', 'NODES')
-    finally:
-        c.close()
-    return t.decode() if isinstance(t, bytes) else str(t)
-
-
-def ring_tokens(node):
-    """KVD RING as {id: sorted tokens}."""
-    c = node.client(timeout=5.0)
-    try:
-        t = c.execute_command('KVD', 'RING')
-    finally:
-        c.close()
-    out = {}
-    for line in (t.decode() if isinstance(t, bytes) else str(t)).splitlines():
-        w = line.split()
-        if len(w) == 2:
-            out.setdefault(w[1], []).append(int(w[0]))
-    return {k: sorted(v) for k, v in out.items()}
-
-
-def kvd_error(node, *args):
-    """The error KVD <args> answers on node, or None when it succeeded."""
-    c = node.client()
-    try:
-        c.execute_command('KVD', *args)
-        return None
-    except redis.ResponseError as e:
-        return str(e)
-    finally:
-        c.close()
-
-
 def preload(node, res):
-    c = harness.consistency_client(node, 'QUORUM', timeout=10.0)
-    try:
-        for i in range(0, PRELOAD, 500):
-            p = c.pipeline(transaction=False)
-            for k in range(i, i + 500):
-                p.set('pre:%d' % k, value(k))
-            p.execute()
-    finally:
-        c.close()
+    harness.preload_keys(node, PRELOAD, value)
     res.check('preloaded %d keys at QUORUM' % PRELOAD, True)
 
 
 def check_preload(nodes, res, label):
     for nd in nodes:
-        bad = []
-        c = harness.consistency_client(nd, 'QUORUM', timeout=10.0)
-        try:
-            p = c.pipeline(transaction=False)
-            for k in range(PRELOAD):
-                p.get('pre:%d' % k)
-            for k, v in enumerate(p.execute(raise_on_error=False)):
-                if v != value(k).encode():
-                    bad.append((k, v if not isinstance(v, bytes) else v[:12]))
-        finally:
-            c.close()
+        bad = harness.bad_preloaded(nd, PRELOAD, value)
         res.check('%s: all %d preloaded keys read back from %s at QUORUM'
                   % (label, PRELOAD, nd.addr), not bad, bad[:5])
 
@@ -206,7 +137,7 @@ def wait_gone(cl, res, nodes, dead, label, timeout=120):
         gone = True
         for nd in nodes:
             try:
-                txt = nodes_text(nd)
+                txt = kvd_text(nd, 'NODES')
             except (redis.RedisError, OSError):
                 gone = False
                 continue
@@ -384,7 +315,7 @@ def wait_normal(node, timeout):
     line = ''
     while time.time() < deadline:
         try:
-            for line in nodes_text(node).splitlines():
+            for line in kvd_text(node, 'NODES').splitlines():
                 if ' myself' in line:
                     break
         except (redis.RedisError, OSError):

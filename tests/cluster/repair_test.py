@@ -32,17 +32,10 @@ import sys
 import time
 
 import harness
+from harness import info
 
 N_KEYS = int(os.environ.get('REPAIR_TEST_KEYS', '20000'))
 N_BG = 2000
-
-
-def info(node):
-    c = node.client(timeout=5.0)
-    try:
-        return c.info('kvdcluster')
-    finally:
-        c.close()
 
 
 def wait_info(node, pred, timeout=60.0):

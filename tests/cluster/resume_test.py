@@ -24,39 +24,25 @@ import time
 import redis
 
 import harness
-from join_test import info_fields, self_line, wait_status
+from harness import info_fields, self_line
+from join_test import wait_status
 
 PRELOAD = 40000
 VALUE = 'x' * 200
 
 
+def value(k):
+    return 'v%d-' % k + VALUE
+
+
 def preload(node, res):
-    c = harness.consistency_client(node, 'QUORUM', timeout=10.0)
-    try:
-        for i in range(0, PRELOAD, 500):
-            p = c.pipeline(transaction=False)
-            for k in range(i, i + 500):
-                p.set('pre:%d' % k, 'v%d-' % k + VALUE)
-            p.execute()
-    finally:
-        c.close()
+    harness.preload_keys(node, PRELOAD, value)
     res.check('preloaded %d keys at QUORUM' % PRELOAD, True)
 
 
 def check_preload(nodes, res):
     for nd in nodes:
-        bad = []
-        c = harness.consistency_client(nd, 'QUORUM', timeout=10.0)
-        try:
-            for i in range(0, PRELOAD, 1000):
-                p = c.pipeline(transaction=False)
-                for k in range(i, i + 1000):
-                    p.get('pre:%d' % k)
-                for k, v in zip(range(i, i + 1000), p.execute(raise_on_error=False)):
-                    if v != ('v%d-' % k + VALUE).encode():
-                        bad.append((k, v if not isinstance(v, bytes) else v[:12]))
-        finally:
-            c.close()
+        bad = harness.bad_preloaded(nd, PRELOAD, value)
         res.check('all %d preloaded keys read back from %s at QUORUM' % (PRELOAD, nd.addr),
                   not bad, bad[:5])
 
@@ -67,17 +53,6 @@ def join_file_tokens(path):
         lines = f.read().split('\n')
     n = int(lines[2].split()[1])
     return [int(x) for x in lines[3:3 + n]]
-
-
-def ring_tokens(node, node_id):
-    c = node.client(timeout=5.0)
-    try:
-        txt = c.execute_command('KVD', 'RING')
-    finally:
-        c.close()
-    txt = txt.decode() if isinstance(txt, bytes) else str(txt)
-    return sorted(int(w[0]) for w in (l.split() for l in txt.splitlines())
-                  if len(w) == 2 and w[1] == node_id)
 
 
 def wait_mid_stream(nd, timeout):
@@ -168,10 +143,10 @@ def run(cl, res):
     res.check('INFO stream_ranges_resumed > 0 (%d of %s ranges)'
               % (resumed, inf.get('stream_ranges')), resumed > 0, inf)
     deadline = time.time() + 20  # node1 hears of it by gossip
-    got = ring_tokens(first[0], node_id)
+    got = harness.ring_tokens(first[0]).get(node_id, [])
     while got != tokens and time.time() < deadline:
         time.sleep(0.2)
-        got = ring_tokens(first[0], node_id)
+        got = harness.ring_tokens(first[0]).get(node_id, [])
     res.check('node4 kept its tokens across the restart (KVD RING on node1: %d tokens)'
               % len(got), got == tokens and got, (got[:3], tokens[:3]))
     res.check('node-join is gone once node4 is normal', not os.path.exists(join_path))
@@ -190,20 +165,7 @@ def run(cl, res):
 
 
 def main():
-    binary = sys.argv[1]
-    skip = harness.node_cluster_or_skip(binary, 'resume')
-    if skip is not None:
-        return skip
-    res = harness.Results('resume')
-    cl = harness.Cluster(binary, n=4, mode='persistent')
-    try:
-        run(cl, res)
-        harness.check_no_crash(cl, res)
-    except Exception as e:  # noqa: BLE001 - a harness failure is one failed case
-        res.check('cluster run without exception', False, repr(e))
-    finally:
-        harness.check_clean_exit(cl.stop(), res, cl)
-    return res.summary()
+    return harness.scenario(sys.argv[1], 'resume', run, n=4, start=False)
 
 
 if __name__ == '__main__':

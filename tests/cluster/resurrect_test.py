@@ -32,17 +32,10 @@ import time
 import redis
 
 import harness
+from harness import info
 
 GRACE = 3
 K = 20
-
-
-def info(node, section='kvdcluster'):
-    c = node.client(timeout=5.0)
-    try:
-        return c.info(section)
-    finally:
-        c.close()
 
 
 def compact(node):
